@@ -1,0 +1,202 @@
+# ringraft build.
+#
+# Conventions, so that adding a file never needs an edit here:
+#   <module>/*.c            -> $(BUILD)/lib/lib<module>.a   (modules: see MODULES)
+#   <module>/<name>_main.c  -> $(BINDIR)/<name>             (a program; kept out of the library)
+#   proto/*.proto           -> $(BUILD)/gen/proto/*.pb-c.[ch] -> $(BUILD)/lib/libproto.a
+#   tests/unit/<m>/test_*.c -> $(BUILD)/tests/unit/<m>/test_*   (one Check binary per file)
+#   tests/sim/*.c           -> $(BUILD)/tests/sim/sim           (the deterministic cluster simulator)
+#   tests/integration/test_*.c -> $(BUILD)/tests/integration/test_*  (real kvd processes)
+#   tests/*/ *_helper.c / tests/lib/*.c are linked into every test binary (shared fixtures).
+# Every binary links every library (inside one --start-group), so the link order never matters.
+#
+# `make` builds all; `make test` builds and runs every suite; `make asan` does the same with
+# ASan+UBSan in build/asan; `make sim SEEDS=N` runs a longer simulation sweep.
+
+BUILD ?= build
+ifeq ($(BUILD),build)
+BINDIR ?= bin
+else
+BINDIR ?= $(BUILD)/bin
+endif
+
+CC ?= cc
+OPT ?= -O2
+CFLAGS := -std=gnu11 -Wall -Wextra -Werror $(OPT) -g -D_GNU_SOURCE -MMD -MP \
+          -I. -I$(BUILD)/gen $(EXTRA_CFLAGS)
+LDFLAGS := $(EXTRA_LDFLAGS)
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# ---------------------------------------------------------------------------- dependencies
+# Runs scripts/deps.sh once per make invocation (silent when all is installed); goals that
+# need no library (clean, format) skip it.
+NODEPS_GOALS := clean format help
+ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+DEPS_STATUS := $(shell scripts/deps.sh 1>&2 && echo ok)
+ifneq ($(DEPS_STATUS),ok)
+$(error missing dependencies: see the deps: lines above)
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags libuv lmdb libprotobuf-c check libxxhash)
+PKG_LIBS := $(shell pkg-config --libs libuv lmdb libprotobuf-c libxxhash)
+CHECK_LIBS := $(shell pkg-config --libs check)
+endif
+CFLAGS += $(PKG_CFLAGS)
+LIBS := $(PKG_LIBS) -lpthread -lm
+
+# ---------------------------------------------------------------------------- sources
+MODULES := raft wal kv net node cli jepsen-lite
+
+PROTOS := $(wildcard proto/*.proto)
+PROTO_C := $(PROTOS:%.proto=$(BUILD)/gen/%.pb-c.c)
+PROTO_H := $(PROTOS:%.proto=$(BUILD)/gen/%.pb-c.h)
+PROTO_O := $(PROTO_C:$(BUILD)/gen/%.c=$(BUILD)/obj/%.o)
+
+MAIN_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*_main.c))
+BINS := $(foreach s,$(MAIN_SRCS),$(BINDIR)/$(patsubst %_main.c,%,$(notdir $(s))))
+
+lib_of = $(BUILD)/lib/lib$(1).a
+srcs_of = $(filter-out %_main.c,$(wildcard $(1)/*.c))
+objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(call srcs_of,$(1)))
+LIB_MODULES := $(foreach m,$(MODULES),$(if $(call srcs_of,$(m)),$(m)))
+LIBS_A := $(foreach m,$(LIB_MODULES),$(call lib_of,$(m))) $(BUILD)/lib/libproto.a
+
+TEST_SHARED_SRCS := $(wildcard tests/lib/*.c)
+TEST_SHARED_O := $(TEST_SHARED_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
+SIM_SRCS := $(wildcard tests/sim/*.c)
+SIM_BIN := $(if $(SIM_SRCS),$(BUILD)/tests/sim/sim)
+INTEG_SRCS := $(wildcard tests/integration/test_*.c)
+INTEG_HELPER_SRCS := $(filter-out tests/integration/test_%,$(wildcard tests/integration/*.c))
+INTEG_BINS := $(INTEG_SRCS:%.c=$(BUILD)/%)
+BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
+BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
+
+ALL_OBJS := $(PROTO_O) $(foreach m,$(LIB_MODULES),$(call objs_of,$(m))) \
+            $(MAIN_SRCS:%.c=$(BUILD)/obj/%.o) $(TEST_SHARED_O) \
+            $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(SIM_SRCS:%.c=$(BUILD)/obj/%.o) \
+            $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o) $(INTEG_HELPER_SRCS:%.c=$(BUILD)/obj/%.o) \
+            $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
+
+LINK_LIBS = -Wl,--start-group $(LIBS_A) -Wl,--end-group $(LIBS)
+
+# ---------------------------------------------------------------------------- build rules
+.PHONY: all bins tests test unit sim-sweep integration jepsen-smoke asan sim bench-wal \
+        bench-kv clean format lint help deps
+.DEFAULT_GOAL := all
+
+all: bins tests
+
+bins: $(BINS)
+tests: $(UNIT_BINS) $(SIM_BIN) $(INTEG_BINS) $(BENCH_BINS)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: %.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen $<
+
+# Generated headers must exist before any object is compiled (afterwards -MMD knows exactly
+# which objects include them).
+$(ALL_OBJS): | $(PROTO_H)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/proto/%.pb-c.o: $(BUILD)/gen/proto/%.pb-c.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/lib/libproto.a: $(PROTO_O)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+define module_lib
+$(call lib_of,$(1)): $(call objs_of,$(1))
+	@mkdir -p $$(@D)
+	rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach m,$(LIB_MODULES),$(eval $(call module_lib,$(m))))
+
+define main_bin
+$(BINDIR)/$(patsubst %_main.c,%,$(notdir $(1))): $(BUILD)/obj/$(1:%.c=%.o) $(LIBS_A)
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) $$< -o $$@ $$(LDFLAGS) $$(LINK_LIBS)
+endef
+$(foreach s,$(MAIN_SRCS),$(eval $(call main_bin,$(s))))
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SHARED_O) $(LIBS_A)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< $(TEST_SHARED_O) -o $@ $(LDFLAGS) $(LINK_LIBS) $(CHECK_LIBS)
+
+$(BUILD)/tests/sim/sim: $(SIM_SRCS:%.c=$(BUILD)/obj/%.o) $(LIBS_A)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(LDFLAGS) $(LINK_LIBS)
+
+$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o \
+		$(INTEG_HELPER_SRCS:%.c=$(BUILD)/obj/%.o) $(TEST_SHARED_O) $(LIBS_A)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(LDFLAGS) $(LINK_LIBS) $(CHECK_LIBS)
+
+$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIBS_A)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LINK_LIBS)
+
+-include $(ALL_OBJS:%.o=%.d)
+
+# ---------------------------------------------------------------------------- tests
+# SIM_SEEDS: seeds in the `make test` sweep; SEEDS: seeds for `make sim`.
+SIM_SEEDS ?= 2000
+SEEDS ?= 20000
+TEST_ENV := RINGRAFT_BIN=$(abspath $(BINDIR)) RINGRAFT_BUILD=$(abspath $(BUILD))
+
+test: all
+	@rm -f $(BUILD)/test-results
+	@$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh unit $(UNIT_BINS)
+	@$(if $(SIM_BIN),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh sim $(SIM_BIN) sweep --seeds $(SIM_SEEDS))
+	@$(if $(INTEG_BINS),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh integration $(INTEG_BINS))
+	@$(if $(wildcard jepsen-lite/run),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh jepsen jepsen-lite/run --smoke)
+	@$(TEST_ENV) scripts/run-tests.sh summary
+
+unit: $(UNIT_BINS)
+	@$(TEST_ENV) scripts/run-tests.sh unit $(UNIT_BINS)
+
+integration: all
+	@$(TEST_ENV) scripts/run-tests.sh integration $(INTEG_BINS)
+
+jepsen-smoke: all
+	@$(TEST_ENV) scripts/run-tests.sh jepsen jepsen-lite/run --smoke
+
+sim: $(SIM_BIN)
+	$(SIM_BIN) sweep --seeds $(SEEDS)
+
+asan:
+	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 test
+
+bench-wal: all
+	$(BUILD)/tests/bench/bench_wal $(BENCH_ARGS)
+
+bench-kv: all
+	$(BUILD)/tests/bench/bench_kv $(BENCH_ARGS)
+
+# ---------------------------------------------------------------------------- upkeep
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+format:
+	clang-format -i $(FORMAT_SRCS)
+
+lint: $(PROTO_H)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --inline-suppr --suppress=missingIncludeSystem -I. -I$(BUILD)/gen \
+	  $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+
+clean:
+	rm -rf build bin
+
+help:
+	@sed -n '1,16p' Makefile

@@ -1,0 +1,141 @@
+/* kv.h — the replicated state machine of a node: one LMDB environment, and per Raft group a
+ * data DBI and a meta DBI (applied index/term, configuration, client sessions).
+ *
+ * Committed entries are applied in batches, each batch in one write transaction that also
+ * records the applied index, so an entry at or below the applied index is skipped: replaying
+ * the WAL after a restart is harmless (DESIGN.md section 5). LMDB runs with MDB_NOSYNC: the
+ * WAL is the source of truth, and kv_checkpoint() forces LMDB to disk before the WAL is
+ * compacted past what it applied (see docs/DURABILITY.md).
+ *
+ * Groups are numbered 1..KV_GROUPS_MAX. Threading: one thread (the node's loop) uses a kv.
+ */
+#ifndef RINGRAFT_KV_H
+#define RINGRAFT_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv/kv_limits.h"
+#include "raft/raft.h" /* struct raft_entry, struct raft_conf: plain structs only */
+
+/* Results and errors. Results >= 0 are outcomes of a command; < 0 are failures. */
+enum {
+	KV_OK = 0,
+	KV_NOT_FOUND = 1,      /* get/delete/cas: absent key */
+	KV_CAS_MISMATCH = 2,   /* cas: the current value differs */
+	KV_EINVAL = -1,        /* malformed command, key length 0 or > KV_KEY_MAX */
+	KV_ETOOLARGE = -2,     /* value over the configured maximum */
+	KV_EMAPFULL = -3,      /* the LMDB map is full (grow with map_bytes / restart) */
+	KV_EIO = -4,           /* LMDB failed (details in the log line) */
+	KV_ENOMEM = -5,
+	KV_ESESSION = -6,      /* the session's reply was expired: outcome unknown */
+	KV_ECORRUPT = -7,      /* snapshot checksum mismatch / bad stream */
+	KV_ENOGROUP = -8,      /* group id out of range */
+};
+const char *kv_strerror(int err);
+
+struct kv_options {
+	uint64_t map_bytes;          /* LMDB map size (default KV_MAP_BYTES_DEFAULT) */
+	uint32_t value_max;          /* default KV_VALUE_MAX_DEFAULT */
+	uint32_t groups_max;         /* DBIs to reserve: 2 per group + 1 */
+	uint64_t session_ttl_entries;/* a session idle for this many log entries expires */
+	uint32_t sessions_max;       /* per group; the least recently used expire first */
+};
+void kv_options_default(struct kv_options *o);
+
+struct kv;
+int kv_open(const char *dir, const struct kv_options *o, struct kv **out);
+void kv_close(struct kv *kv);
+
+/* ------------------------------------------------------------------------------ commands */
+enum kv_op { KV_OP_PUT = 1, KV_OP_DELETE = 2, KV_OP_CAS = 3, KV_OP_NOOP = 4 };
+
+/* A write command as it travels in a Raft entry. Pointers are borrowed. */
+struct kv_cmd {
+	uint8_t op;                    /* enum kv_op */
+	uint64_t client_id, seq;       /* 0, 0 = no session (no dedup) */
+	const void *key; size_t key_len;
+	const void *value; size_t value_len;
+	const void *expected; size_t expected_len; /* CAS */
+	bool expect_absent;            /* CAS: put only if absent */
+};
+/* Validates (key/value limits) and encodes into a malloc'd buffer (to hand to raft_propose).
+ * Returns KV_OK, KV_EINVAL, KV_ETOOLARGE or KV_ENOMEM. */
+int kv_cmd_encode(const struct kv *kv, const struct kv_cmd *c, struct raft_buf *out);
+/* Decodes (pointers into data). KV_EINVAL on a malformed buffer. */
+int kv_cmd_decode(const void *data, size_t len, struct kv_cmd *c);
+
+/* The result of one applied command. value is borrowed: valid only inside the callback. */
+struct kv_result {
+	int code;              /* KV_OK, KV_NOT_FOUND, KV_CAS_MISMATCH, KV_ESESSION, KV_EINVAL */
+	bool found;            /* CAS mismatch: whether the key existed */
+	const void *value;     /* CAS mismatch: the current value */
+	size_t value_len;
+	bool duplicate;        /* answered from the session cache, not applied again */
+};
+typedef void (*kv_apply_cb)(const struct raft_entry *e, const struct kv_result *res, void *arg);
+
+/* Applies committed entries of one group (in index order) in one write transaction that also
+ * records the last index/term as applied. Entries <= the applied index are skipped (no
+ * callback). Empty NORMAL entries (no-ops) just advance the applied index. For CONF entries,
+ * `conf` (if non-NULL) is the configuration in effect after the batch and is stored with it.
+ * cb is called once per applied NORMAL entry, inside the transaction. Errors are of the
+ * storage (KV_EIO, KV_EMAPFULL): the batch did not apply and the node must stop the group. */
+int kv_apply(struct kv *kv, uint32_t group, const struct raft_entry *entries, size_t n,
+	     const struct raft_conf *conf, kv_apply_cb cb, void *arg);
+
+struct kv_group_meta {
+	raft_index applied_index;
+	raft_term applied_term;
+	bool has_conf;
+	struct raft_conf conf;
+	uint64_t keys;
+};
+int kv_meta(struct kv *kv, uint32_t group, struct kv_group_meta *out);
+
+/* ------------------------------------------------------------------------------ reads */
+/* Get: KV_OK and a malloc'd copy in *value (caller frees), or KV_NOT_FOUND. */
+int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, void **value,
+	   size_t *value_len);
+/* Scan keys in [start, end) (end NULL/0 = no bound), at most limit (capped at KV_SCAN_MAX).
+ * cb gets borrowed key/value valid during the call; returns non-zero to stop. *next is set to
+ * a malloc'd continuation key (the first key not returned) or NULL when done. */
+typedef int (*kv_scan_cb)(const void *k, size_t kl, const void *v, size_t vl, void *arg);
+int kv_scan(struct kv *kv, uint32_t group, const void *start, size_t start_len, const void *end,
+	    size_t end_len, uint32_t limit, kv_scan_cb cb, void *arg, void **next, size_t *next_len);
+
+/* A digest of every key and value of the group (and nothing else), at its applied index. */
+#define KV_DIGEST_BYTES 16
+int kv_digest(struct kv *kv, uint32_t group, uint8_t out[KV_DIGEST_BYTES],
+	      raft_index *applied_index);
+
+/* ------------------------------------------------------------------------------ durability */
+/* Forces LMDB to disk and reports, per group 1..n, the applied index now durable
+ * (out[g-1]). After this, the WAL may be compacted up to those indexes. */
+int kv_checkpoint(struct kv *kv, raft_index *out, uint32_t n_groups);
+
+/* ------------------------------------------------------------------------------ snapshots */
+/* A snapshot of one group streamed from one read transaction while writes continue. The
+ * stream is self-describing and ends with a checksum. */
+struct kv_snapshot;
+int kv_snapshot_begin(struct kv *kv, uint32_t group, struct kv_snapshot **out);
+raft_index kv_snapshot_index(const struct kv_snapshot *s); /* applied index it captures */
+raft_term kv_snapshot_term(const struct kv_snapshot *s);
+/* Next chunk into buf (at most cap bytes). *done is set on the last chunk. */
+int kv_snapshot_read(struct kv_snapshot *s, void *buf, size_t cap, size_t *len, bool *done);
+void kv_snapshot_end(struct kv_snapshot *s);
+
+/* Receiving side: chunks are staged (in a file under the kv directory), verified and then
+ * installed in one write transaction that replaces the group's data, sessions and meta. */
+struct kv_restore;
+int kv_restore_begin(struct kv *kv, uint32_t group, struct kv_restore **out);
+int kv_restore_write(struct kv_restore *r, const void *data, size_t len);
+/* Verifies the checksum and installs atomically; KV_ECORRUPT leaves the group unchanged. Frees r. */
+int kv_restore_finish(struct kv_restore *r);
+void kv_restore_abort(struct kv_restore *r);
+
+/* ------------------------------------------------------------------------------ stats */
+uint64_t kv_size_bytes(const struct kv *kv);
+
+#endif

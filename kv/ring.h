@@ -1,0 +1,27 @@
+/* ring.h — the consistent-hash ring: which of G groups owns a key, and which nodes host a group.
+ *
+ * G groups x V virtual nodes hashed (xxHash64) onto a 64-bit ring; a key belongs to the first
+ * point at or after its hash. A pure function of (groups, vnodes, epoch): servers and clients
+ * build the same ring. Replica placement is rendezvous hashing of (group, node).
+ */
+#ifndef RINGRAFT_KV_RING_H
+#define RINGRAFT_KV_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct kv_ring;
+/* NULL on allocation failure or groups/vnodes == 0. */
+struct kv_ring *kv_ring_new(uint32_t groups, uint32_t vnodes, uint64_t epoch);
+void kv_ring_free(struct kv_ring *ring);
+/* Group 1..G of a key. O(log(G*V)). */
+uint32_t kv_ring_group_of(const struct kv_ring *ring, const void *key, size_t len);
+uint32_t kv_ring_groups(const struct kv_ring *ring);
+uint64_t kv_ring_epoch(const struct kv_ring *ring);
+
+/* The `replicas` nodes (of nodes[0..n_nodes)) that host `group`, in preference order, written
+ * to out; returns how many (min(replicas, n_nodes)). Deterministic; even over nodes. */
+size_t kv_ring_place(uint32_t group, const uint64_t *nodes, size_t n_nodes, size_t replicas,
+		     uint64_t *out);
+
+#endif

@@ -1,0 +1,297 @@
+/* raft.h — the consensus core of one replica of one Raft group: a pure state machine.
+ *
+ * Events go in through the functions below (tick, step, propose, persisted, ...); everything
+ * the caller must do comes out of raft_ready() as one struct raft_update, in the style of
+ * etcd's RawNode Ready/Advance. No I/O, no clock, no randomness but the seeded generator in
+ * the config: the same inputs give the same outputs, which is what makes tests/sim possible.
+ *
+ * The driver loop (node/ and tests/sim/ both follow it):
+ *
+ *     raft_tick / raft_step / raft_propose / ...       feed events
+ *     if (raft_has_ready(r)) {
+ *         raft_ready(r, &u);
+ *         send u.msgs now                               (they depend on nothing unpersisted)
+ *         persist u.hard_state, u.truncate_from, u.entries, u.snapshot (in one WAL batch)
+ *         apply u.committed in order                    (already durable: safe before persist)
+ *         answer u.reads once applied >= read.index
+ *         raft_advance(r, &u);                          u's pointers are invalid from here on
+ *     }
+ *     ... when the WAL batch holding u is durable:
+ *         send u's msgs_after_persist (the driver copied/serialized them before advance)
+ *         raft_persisted(r, last index, last term)      the leader may now count itself
+ *
+ * Persistence is asynchronous (Raft thesis 10.2.1): several updates may be in flight to the
+ * disk at once, and they complete in order. Messages that reveal state not yet durable (a
+ * vote, an AppendEntries acknowledgement, a candidate's RequestVote for a new term) are put in
+ * msgs_after_persist; the driver must hold them back until that update is durable.
+ *
+ * Memory: entry data handed in by raft_propose is transferred to the core; entries received in
+ * messages are copied once into the core's log. Every pointer in a raft_update is borrowed and
+ * valid until raft_advance(). The core keeps the log since its last compaction in memory.
+ */
+#ifndef RINGRAFT_RAFT_H
+#define RINGRAFT_RAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft/raft_limits.h"
+
+typedef uint64_t raft_id;    /* node id; 0 = none */
+typedef uint64_t raft_index; /* log index; 0 = before the first entry */
+typedef uint64_t raft_term;  /* term; 0 = before the first election */
+
+/* ------------------------------------------------------------------------------ errors */
+enum {
+	RAFT_OK = 0,
+	RAFT_ENOMEM = -1,      /* allocation failed */
+	RAFT_ENOTLEADER = -2,  /* proposal/read/transfer/conf change on a non-leader */
+	RAFT_EINVAL = -3,      /* bad argument (e.g. message for another node) */
+	RAFT_EBUSY = -4,       /* a configuration change or transfer is already in progress */
+	RAFT_ETOOBIG = -5,     /* proposal larger than RAFT_ENTRY_BYTES_MAX */
+	RAFT_ECOMPACTED = -6,  /* index below the compaction point */
+	RAFT_EUNAVAILABLE = -7,/* index beyond the last entry */
+	RAFT_ETRANSFER = -8,   /* proposal refused: leadership transfer in progress */
+	RAFT_ELEARNER = -9,    /* transfer target is a learner / not a voter */
+};
+const char *raft_strerror(int err);
+
+/* ------------------------------------------------------------------------------ entries */
+enum raft_entry_type {
+	RAFT_ENTRY_NORMAL = 0, /* a state machine command (may be empty: the term-start no-op) */
+	RAFT_ENTRY_CONF = 1,   /* a configuration change: data = raft_conf_change encoded by the core */
+};
+
+struct raft_buf {
+	void *base;
+	size_t len;
+};
+
+struct raft_entry {
+	raft_term term;
+	raft_index index;
+	uint8_t type; /* enum raft_entry_type */
+	struct raft_buf data;
+};
+
+/* ------------------------------------------------------------------------------ configuration */
+struct raft_conf {
+	raft_id voters[RAFT_NODES_MAX];
+	uint32_t n_voters;
+	raft_id learners[RAFT_NODES_MAX];
+	uint32_t n_learners;
+};
+
+enum raft_conf_change_type {
+	RAFT_CC_ADD_VOTER = 0,   /* as a learner first is the caller's choice; added directly here */
+	RAFT_CC_ADD_LEARNER = 1,
+	RAFT_CC_PROMOTE = 2,     /* learner -> voter; refused until the learner has caught up */
+	RAFT_CC_REMOVE = 3,      /* voter or learner */
+};
+
+/* ------------------------------------------------------------------------------ messages */
+enum raft_msg_type {
+	RAFT_MSG_APPEND = 1,         /* AppendEntries (also heartbeats: no entries) */
+	RAFT_MSG_APPEND_RESP = 2,
+	RAFT_MSG_VOTE = 3,           /* RequestVote */
+	RAFT_MSG_VOTE_RESP = 4,
+	RAFT_MSG_PREVOTE = 5,        /* PreVote (thesis 9.6): term = the term it would campaign in */
+	RAFT_MSG_PREVOTE_RESP = 6,
+	RAFT_MSG_HEARTBEAT = 7,      /* carries commit and ReadIndex context */
+	RAFT_MSG_HEARTBEAT_RESP = 8,
+	RAFT_MSG_SNAPSHOT = 9,       /* InstallSnapshot chunk */
+	RAFT_MSG_SNAPSHOT_RESP = 10,
+	RAFT_MSG_TIMEOUT_NOW = 11,   /* leadership transfer: campaign now, skipping PreVote */
+};
+
+struct raft_message {
+	uint8_t type;         /* enum raft_msg_type */
+	raft_id from, to;
+	raft_term term;
+	raft_term log_term;   /* APPEND: term at index; VOTE/PREVOTE: last log term */
+	raft_index index;     /* APPEND: prev index; VOTE: last index; *_RESP: match/last index */
+	raft_index commit;
+	const struct raft_entry *entries; /* APPEND: borrowed (valid until advance / step returns) */
+	uint32_t n_entries;
+	bool reject;
+	raft_index hint_index; /* APPEND_RESP reject: follower's conflict index */
+	raft_term hint_term;   /* APPEND_RESP reject: term at hint_index (0 = log too short) */
+	uint64_t context;      /* HEARTBEAT(_RESP): ReadIndex round */
+	/* SNAPSHOT(_RESP) */
+	raft_index snap_index;
+	raft_term snap_term;
+	struct raft_conf snap_conf;
+	uint64_t snap_offset;   /* SNAPSHOT: offset of this chunk; RESP: next offset wanted */
+	struct raft_buf snap_data; /* borrowed */
+	bool snap_done;         /* SNAPSHOT: last chunk */
+};
+
+/* ------------------------------------------------------------------------------ state */
+enum raft_role { RAFT_FOLLOWER = 0, RAFT_PRECANDIDATE, RAFT_CANDIDATE, RAFT_LEADER };
+const char *raft_role_name(enum raft_role role);
+
+struct raft_hard_state {
+	raft_term term;
+	raft_id vote;
+	raft_index commit;
+};
+
+struct raft_soft_state {
+	enum raft_role role;
+	raft_id leader; /* 0 = unknown */
+};
+
+/* A linearizable read that became safe: answer it once applied >= index (thesis 6.4). */
+struct raft_read_state {
+	uint64_t ctx;     /* the caller's id from raft_read_index */
+	raft_index index; /* the read index */
+};
+
+/* The leader needs a chunk of its snapshot to send to `to`: the driver answers with
+ * raft_snapshot_chunk(). */
+struct raft_snapshot_request {
+	raft_id to;
+	raft_index index; /* the snapshot the core is sending (its last compaction index) */
+	raft_term term;
+	uint64_t offset;
+	uint32_t len_max;
+};
+
+/* A follower received a snapshot chunk: the driver writes it into a staging area for
+ * (index, term); offset 0 starts a new staging. On `done`, the whole snapshot is complete:
+ * the driver installs it atomically (replacing the state machine), persists the snapshot
+ * marker with the update, and the core has already reset its log to (index, term, conf). */
+struct raft_snapshot_chunk_in {
+	raft_index index;
+	raft_term term;
+	struct raft_conf conf;
+	uint64_t offset;
+	struct raft_buf data; /* borrowed */
+	bool done;
+};
+
+struct raft_update {
+	/* 1. persist, in one WAL batch, in this order */
+	bool has_hard_state;
+	struct raft_hard_state hard_state;
+	raft_index truncate_from;          /* 0 = none; else drop entries >= truncate_from first */
+	const struct raft_entry *entries;  /* append after the truncation point */
+	size_t n_entries;
+	const struct raft_snapshot_chunk_in *snap_chunk; /* NULL or a chunk to stage / install */
+
+	/* 2. send */
+	const struct raft_message *msgs;   /* now */
+	size_t n_msgs;
+	const struct raft_message *msgs_after_persist; /* once this update is durable */
+	size_t n_msgs_after_persist;
+	const struct raft_snapshot_request *snap_reqs; /* answer with raft_snapshot_chunk() */
+	size_t n_snap_reqs;
+
+	/* 3. apply, in order (committed entries are durable on a majority; conf entries too:
+	 *    the core has already taken the new configuration into account) */
+	const struct raft_entry *committed;
+	size_t n_committed;
+
+	/* 4. reads */
+	const struct raft_read_state *reads;   /* safe once applied >= index */
+	size_t n_reads;
+	const uint64_t *reads_dropped;         /* ctx of reads that will never be confirmed */
+	size_t n_reads_dropped;
+
+	/* 5. soft state (always filled; changed says whether it differs from the last update) */
+	struct raft_soft_state soft;
+	bool soft_changed;
+	struct raft_conf conf; /* the configuration in effect (latest appended conf entry) */
+	bool conf_changed;
+};
+
+/* ------------------------------------------------------------------------------ lifecycle */
+struct raft_config {
+	raft_id id;
+	uint64_t seed;                /* randomness; different per node */
+	uint32_t election_ticks;      /* base election timeout; actual is random in [t, 2t) */
+	uint32_t heartbeat_ticks;     /* leader heartbeat interval (< election_ticks) */
+	bool pre_vote;                /* thesis 9.6 */
+	bool check_quorum;            /* leader steps down without a quorum for an election timeout */
+	uint32_t max_inflight_msgs;   /* per follower in replicate state */
+	uint64_t max_inflight_bytes;  /* per follower */
+	uint64_t max_msg_bytes;       /* entries per AppendEntries, bytes */
+	uint32_t snapshot_chunk_bytes;
+};
+void raft_config_default(struct raft_config *cfg, raft_id id, uint64_t seed);
+
+/* What a node had durable when it stopped (from the WAL and the state machine).
+ * For a brand new group: all zero, conf = the bootstrap configuration. */
+struct raft_restore {
+	struct raft_hard_state hard_state;
+	raft_index snap_index;         /* last compaction / snapshot point (0 = none) */
+	raft_term snap_term;
+	struct raft_conf conf;         /* configuration as of snap_index (or bootstrap) */
+	const struct raft_entry *entries; /* durable entries after snap_index, contiguous; copied */
+	size_t n_entries;
+	raft_index applied;            /* state machine applied index (>= snap_index) */
+};
+
+struct raft;
+/* Creates a replica. Returns NULL on allocation failure. */
+struct raft *raft_new(const struct raft_config *cfg, const struct raft_restore *restore);
+void raft_free(struct raft *r);
+
+/* ------------------------------------------------------------------------------ events */
+void raft_tick(struct raft *r);
+/* A message from a peer. Entries and snapshot data are copied if kept. */
+int raft_step(struct raft *r, const struct raft_message *m);
+/* A client command. On success the core owns data->base (allocated with malloc) and fills
+ * *index/*term with the position the entry will have if it commits. On error the caller
+ * keeps ownership. */
+int raft_propose(struct raft *r, struct raft_buf *data, raft_index *index, raft_term *term);
+/* Entries up to (index, term) are durable (completion of a WAL batch, in order). */
+void raft_persisted(struct raft *r, raft_index index, raft_term term);
+/* A linearizable read: confirmed by one heartbeat round shared by all reads pending at the
+ * time (thesis 6.4). ctx comes back in a raft_read_state or in reads_dropped. */
+int raft_read_index(struct raft *r, uint64_t ctx);
+/* Leadership transfer (thesis 3.10): waits for the target to catch up, then TimeoutNow. */
+int raft_transfer_leader(struct raft *r, raft_id target);
+/* Single-server membership change (thesis 4.1): one at a time, only once an entry of the
+ * current term has committed. */
+int raft_propose_conf_change(struct raft *r, enum raft_conf_change_type type, raft_id node,
+			     raft_index *index);
+/* The peer could not be reached (send failed / queue full): back to probing. */
+void raft_report_unreachable(struct raft *r, raft_id peer);
+/* The state machine's state up to `index` is durable (checkpoint): the core may drop log
+ * entries <= index (keeping a trailing margin for slow followers); followers behind the new
+ * first index get a snapshot. */
+int raft_compact(struct raft *r, raft_index index, raft_index keep_trailing);
+/* Answer to a raft_snapshot_request: a chunk of the state machine snapshot (data borrowed,
+ * copied into the outgoing message). `last` ends the snapshot. A zero-length last chunk is
+ * allowed. If the driver cannot produce the snapshot, call with len 0 and failed=true. */
+void raft_snapshot_chunk(struct raft *r, raft_id to, raft_index index, uint64_t offset,
+			 const void *data, size_t len, bool last, bool failed);
+
+/* ------------------------------------------------------------------------------ output */
+bool raft_has_ready(const struct raft *r);
+/* Fills *u with everything to do since the last advance. */
+void raft_ready(struct raft *r, struct raft_update *u);
+/* The caller has taken u: persisted-or-queued entries, sent-or-copied messages, applied
+ * committed entries. Pointers in u are invalid after this call. */
+void raft_advance(struct raft *r, const struct raft_update *u);
+
+/* ------------------------------------------------------------------------------ queries */
+raft_id raft_id_of(const struct raft *r);
+enum raft_role raft_role_of(const struct raft *r);
+raft_id raft_leader_of(const struct raft *r);
+raft_term raft_term_of(const struct raft *r);
+raft_index raft_commit_of(const struct raft *r);
+raft_index raft_applied_of(const struct raft *r);  /* last index handed out in committed */
+raft_index raft_last_index(const struct raft *r);
+raft_index raft_first_index(const struct raft *r); /* first entry still in memory */
+const struct raft_conf *raft_conf_of(const struct raft *r);
+/* The entry at index, or NULL if compacted / beyond the log. Valid until the next event. */
+const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index);
+
+/* Helpers on configurations. */
+bool raft_conf_is_voter(const struct raft_conf *c, raft_id id);
+bool raft_conf_is_learner(const struct raft_conf *c, raft_id id);
+
+#endif

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Makes sure the Debian packages ringraft builds against are installed.
+# Run by `make` before anything is built: silent when all is present; when something is
+# missing it installs it (as root) or prints the exact apt-get line to run and fails.
+set -u
+
+# pkg-config module -> Debian package
+pc_pkgs="libuv:libuv1-dev lmdb:liblmdb-dev libprotobuf-c:libprotobuf-c-dev check:check libxxhash:libxxhash-dev"
+# command -> Debian package
+cmd_pkgs="pkg-config:pkg-config protoc-c:protobuf-c-compiler mdb_stat:lmdb-utils"
+
+missing=""
+for pair in $cmd_pkgs; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
+done
+if command -v pkg-config >/dev/null 2>&1; then
+  for pair in $pc_pkgs; do
+    pkg-config --exists "${pair%%:*}" 2>/dev/null || missing="$missing ${pair#*:}"
+  done
+else
+  for pair in $pc_pkgs; do missing="$missing ${pair#*:}"; done
+fi
+[ -z "$missing" ] && exit 0
+
+missing=$(echo $missing | tr ' ' '\n' | sort -u | tr '\n' ' ')
+echo "deps: missing Debian packages:$missing" >&2
+if [ "$(id -u)" != 0 ]; then
+  echo "deps: run as root:  apt-get update && apt-get install -y $missing" >&2
+  exit 1
+fi
+echo "deps: installing them (apt-get update, then apt-get install -y $missing)" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2 || { echo "deps: apt-get update failed" >&2; exit 1; }
+# shellcheck disable=SC2086
+apt-get install -y -qq $missing >&2 || { echo "deps: apt-get install failed" >&2; exit 1; }
+echo "deps: installed" >&2

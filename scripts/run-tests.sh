@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs one phase of `make test` and records each program's verdict.
+#   run-tests.sh PHASE BIN...           run each test binary (unit, integration)
+#   run-tests.sh sim|jepsen CMD ARGS... run one command as one test
+#   run-tests.sh summary                print "tests: N passed, N failed"; fail if any failed
+# Each program gets TEST_TIMEOUT seconds (default 600) so a hang fails instead of blocking CI.
+# KEEP_GOING=1 records a failure and carries on (make test reports all failures at the end).
+set -u
+results="${RINGRAFT_BUILD:-build}/test-results"
+mkdir -p "$(dirname "$results")"
+timeout_s="${TEST_TIMEOUT:-600}"
+phase="$1"; shift
+
+record() { # name status seconds
+  echo "$2 $1 $3" >>"$results"
+  printf '[%s] %-4s %s (%ss)\n' "$phase" "$2" "$1" "$3"
+}
+
+run_one() { # name cmd...
+  local name="$1"; shift
+  local t0 t1 rc
+  t0=$(date +%s)
+  echo "== [$phase] $name"
+  timeout --signal=TERM --kill-after=10 "$timeout_s" "$@"
+  rc=$?
+  t1=$(date +%s)
+  if [ $rc -eq 0 ]; then record "$name" PASS $((t1 - t0)); return 0; fi
+  [ $rc -eq 124 ] && echo "[$phase] $name: timed out after ${timeout_s}s"
+  record "$name" FAIL $((t1 - t0))
+  return 1
+}
+
+failed=0
+case "$phase" in
+  summary)
+    [ -f "$results" ] || { echo "tests: no results recorded"; exit 1; }
+    pass=$(grep -c '^PASS' "$results"); fail=$(grep -c '^FAIL' "$results")
+    grep '^FAIL' "$results" | sed 's/^/  /'
+    echo "tests: $pass passed, $fail failed"
+    [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
+    exit $?
+    ;;
+  sim|jepsen)
+    run_one "$phase" "$@" || failed=1
+    ;;
+  *)
+    for bin in "$@"; do
+      run_one "${bin#"${RINGRAFT_BUILD:-build}"/}" "$bin" || failed=1
+    done
+    ;;
+esac
+if [ $failed -ne 0 ] && [ "${KEEP_GOING:-0}" != 1 ]; then exit 1; fi
+exit 0

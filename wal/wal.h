@@ -1,0 +1,159 @@
+/* wal.h — the node's write-ahead log: one per node, shared by every Raft group it hosts.
+ *
+ * Appends from all groups made during one event-loop turn are gathered in a struct wal_batch
+ * and made durable by one write and one fdatasync (group commit across groups, as TiKV's
+ * raft-engine does). wal/ itself does no threading: wal_batch_write() blocks, and node/ runs
+ * it on the libuv thread pool so the loop keeps serving. Only one batch is written at a time,
+ * and batches complete in the order they were written.
+ *
+ * Records: [u32 length][u8 type][u8 pad][u16 pad][u64 group][u32 crc32c][payload]; a record
+ * never spans segments. Recovery truncates a torn tail and refuses (WAL_ECORRUPT) a corrupt
+ * record that is followed by valid ones: acknowledged entries are never silently dropped.
+ */
+#ifndef RINGRAFT_WAL_H
+#define RINGRAFT_WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft/raft.h" /* raft_entry, raft_hard_state, raft_conf: plain structs only */
+#include "wal/wal_limits.h"
+
+enum {
+	WAL_OK = 0,
+	WAL_EIO = -1,       /* a read/write failed (errno in wal_errno()) */
+	WAL_ENOSPC = -2,    /* the disk is full: nothing was corrupted, the batch did not land */
+	WAL_ECORRUPT = -3,  /* a corrupt record followed by valid records (see wal_corruption) */
+	WAL_ENOMEM = -4,
+	WAL_EINVAL = -5,    /* bad argument (record too big, group id out of range, ...) */
+	WAL_ENOTFOUND = -6, /* no such entry (compacted or never written) */
+	WAL_EFSYNC = -7,    /* fsync failed: the node must stop (never retried) */
+	WAL_ELOCKED = -8,   /* another process has the WAL open */
+};
+const char *wal_strerror(int err);
+
+struct wal_options {
+	uint64_t segment_bytes;     /* preallocated segment size (default WAL_SEGMENT_BYTES) */
+	size_t cache_bytes_per_group; /* in-memory tail cache per group (default WAL_CACHE_BYTES) */
+	bool no_sync;               /* tests/benchmarks only: skip fdatasync */
+};
+void wal_options_default(struct wal_options *opts);
+
+/* Where recovery found a corrupt record. */
+struct wal_corruption {
+	char segment[256];
+	uint64_t offset;
+	uint64_t group; /* 0 if the record header itself is unreadable */
+	char reason[128];
+};
+
+/* What recovery rebuilt for one group. */
+struct wal_group_state {
+	uint64_t group;
+	struct raft_hard_state hard_state;
+	bool has_hard_state;
+	raft_index snap_index; /* last snapshot/checkpoint marker (0 = none) */
+	raft_term snap_term;
+	struct raft_conf snap_conf;
+	raft_index first_index; /* first entry still in the log (after snap_index), 0 = none */
+	raft_index last_index;
+	raft_index checkpoint_index; /* highest checkpoint recorded (state durable in LMDB) */
+	bool corrupt;           /* the group's records are damaged: rebuild from peers */
+};
+
+struct wal;
+
+/* Opens (creating if needed) the WAL in dir and recovers it. A torn tail is truncated.
+ * On WAL_ECORRUPT, *corruption (if non-NULL) says where; with `salvage` set, the corrupt
+ * groups are marked corrupt (their records ignored) and the open succeeds, so node/ can
+ * rebuild those groups from peers instead of refusing to start. */
+int wal_open(const char *dir, const struct wal_options *opts, bool salvage, struct wal **out,
+	     struct wal_corruption *corruption);
+/* Closes after writing nothing further. Safe on NULL. */
+void wal_close(struct wal *w);
+
+/* Recovered groups (valid until wal_close). */
+size_t wal_group_count(const struct wal *w);
+const struct wal_group_state *wal_group_at(const struct wal *w, size_t i);
+const struct wal_group_state *wal_group_find(const struct wal *w, uint64_t group);
+
+/* Reads entries [lo, hi) of a group, at most bytes_max in total (at least one entry).
+ * Out array and data are allocated for the caller: release with wal_entries_free. */
+int wal_read_entries(struct wal *w, uint64_t group, raft_index lo, raft_index hi,
+		     size_t bytes_max, struct raft_entry **out, size_t *n_out);
+void wal_entries_free(struct raft_entry *entries, size_t n);
+
+/* ------------------------------------------------------------------------------ batches */
+struct wal_batch;
+struct wal_batch *wal_batch_new(void);
+void wal_batch_free(struct wal_batch *b);
+void wal_batch_reset(struct wal_batch *b); /* reuse: keeps its buffers */
+bool wal_batch_empty(const struct wal_batch *b);
+/* The add functions copy everything they are given into the batch buffer. Within one group,
+ * records apply in the order added: a truncation, then entries, as raft_update lists them. */
+int wal_batch_hard_state(struct wal_batch *b, uint64_t group, const struct raft_hard_state *hs);
+int wal_batch_truncate(struct wal_batch *b, uint64_t group, raft_index from);
+int wal_batch_entries(struct wal_batch *b, uint64_t group, const struct raft_entry *e, size_t n);
+/* The group's state up to index is captured in a snapshot installed into the state machine
+ * (log before it is gone for this group). */
+int wal_batch_snapshot(struct wal_batch *b, uint64_t group, raft_index index, raft_term term,
+		       const struct raft_conf *conf);
+/* The state machine has durably applied the group up to index (LMDB synced): segments whose
+ * entries are all at or below every group's checkpoint may be deleted. */
+int wal_batch_checkpoint(struct wal_batch *b, uint64_t group, raft_index index);
+
+/* Writes the batch as one write and one fdatasync. Blocking: call off the event loop.
+ * Not concurrent with another wal_batch_write or wal_compact on the same wal. On success the
+ * whole batch is durable. WAL_EFSYNC/WAL_EIO: stop the node. WAL_ENOSPC: the batch did not
+ * land and the log is unchanged. */
+int wal_batch_write(struct wal *w, struct wal_batch *b);
+
+/* After a successful write: the highest durable (index, term) per group in that batch. */
+struct wal_durable {
+	uint64_t group;
+	raft_index index;
+	raft_term term;
+};
+size_t wal_batch_durable(const struct wal_batch *b, const struct wal_durable **out);
+
+/* Deletes whole segments no group needs any more (see wal_batch_checkpoint). Blocking. */
+int wal_compact(struct wal *w, size_t *segments_removed);
+
+/* ------------------------------------------------------------------------------ stats */
+struct wal_stats {
+	uint64_t bytes_on_disk;
+	uint64_t segments;
+	uint64_t batches_written;
+	uint64_t records_written;
+	uint64_t fsyncs;
+};
+void wal_stats_get(const struct wal *w, struct wal_stats *st);
+/* errno of the last WAL_EIO/WAL_EFSYNC, for the log line. */
+int wal_errno(const struct wal *w);
+
+/* ------------------------------------------------------------------------------ offline tool
+ * kvctl wal verify|dump: walks every record without opening for writing. The callback gets
+ * each record; returns 0 to continue. Reports corruption and torn tails through the callback
+ * with type = WAL_REC_BAD. */
+enum wal_record_type {
+	WAL_REC_ENTRIES = 1,
+	WAL_REC_HARD_STATE = 2,
+	WAL_REC_TRUNCATE = 3,
+	WAL_REC_SNAPSHOT = 4,
+	WAL_REC_CHECKPOINT = 5,
+	WAL_REC_BAD = 255,
+};
+struct wal_record_info {
+	const char *segment;
+	uint64_t offset;
+	uint8_t type;
+	uint64_t group;
+	uint32_t length;
+	raft_index first_index, last_index; /* ENTRIES/TRUNCATE/SNAPSHOT/CHECKPOINT */
+	const char *problem;                /* WAL_REC_BAD: what is wrong */
+};
+typedef int (*wal_walk_cb)(const struct wal_record_info *rec, void *arg);
+int wal_walk(const char *dir, wal_walk_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,10 @@
+/* wal_limits.h — bounds of the write-ahead log, checked on append and on recovery. */
+#ifndef RINGRAFT_WAL_LIMITS_H
+#define RINGRAFT_WAL_LIMITS_H
+
+#define WAL_SEGMENT_BYTES (64ull << 20)   /* preallocated segment size */
+#define WAL_RECORD_BYTES_MAX (16u << 20)  /* one record; larger lengths are corruption */
+#define WAL_CACHE_BYTES (4u << 20)        /* in-memory tail per group */
+#define WAL_GROUPS_MAX 4096
+
+#endif
