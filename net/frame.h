@@ -41,7 +41,7 @@ void net_decoder_init(struct net_decoder *d, uint32_t max_frame);
 void net_decoder_free(struct net_decoder *d);
 /* Appends received bytes (copied). NET_ENOMEM on allocation failure. */
 int net_decoder_feed(struct net_decoder *d, const void *data, size_t len);
-/* Next whole payload: 1 and *payload/*len (borrowed until the next feed or next call), 0 if no
+/* Next whole payload: 1 with payload and len set (borrowed until the next feed or next call), 0 if no
  * whole frame yet, NET_ETOOBIG if the pending header announces an oversize frame. */
 int net_decoder_next(struct net_decoder *d, const uint8_t **payload, uint32_t *len);
 
