@@ -1,0 +1,244 @@
+/* client.h — the blocking C client library of ringraft: kvctl, the integration tests and the
+ * jepsen-lite workload clients all talk to the cluster through it.
+ *
+ * A client learns the ring (groups, vnodes, epoch, nodes' client addresses) and the group
+ * leaders with STATUS, routes each key to its group's leader (kv/ring.h), follows NOT_LEADER
+ * hints, and retries on other endpoints with bounded backoff until the per-request deadline.
+ * Writes carry (client_id, seq); an indeterminate attempt is retried with the SAME pair, so a
+ * write is applied at most once (Raft thesis 6.3), and the final answer is definite unless the
+ * deadline passed first.
+ *
+ * Threading: a struct cli_client is used by one thread at a time (it owns its sockets and its
+ * caches); give each thread its own. Distinct clients share nothing. Sockets are plain blocking
+ * I/O driven by poll(2); no libuv. SIGPIPE is never raised (MSG_NOSIGNAL).
+ */
+#ifndef RINGRAFT_CLI_CLIENT_H
+#define RINGRAFT_CLI_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cli/cli_limits.h"
+
+/* ------------------------------------------------------------------------------ results
+ * Every call returns an int: >= 0 is an outcome (enum cli_code, the same numbers as kv.proto's
+ * Code), < 0 is a local error (nothing was sent, or the library itself failed).
+ *
+ * Outcomes that can only come from the server (NOT_LEADER, WRONG_SHARD) are handled inside the
+ * library and never returned by the routed calls; cli_call_endpoint() returns them as they are.
+ * When the deadline passes: a read returns CLI_TIMEOUT; a write returns CLI_TIMEOUT if any
+ * attempt may have reached a leader (indeterminate), CLI_UNAVAILABLE if none can have (definite:
+ * e.g. no node reachable at all). */
+enum cli_code {
+	CLI_OK = 0,
+	CLI_NOT_FOUND = 1,    /* definite: get/delete of an absent key */
+	CLI_CAS_MISMATCH = 2, /* definite: compare failed (see the current value) */
+	CLI_NOT_LEADER = 3,   /* definite (cli_call_endpoint only) */
+	CLI_INVALID = 4,      /* definite: malformed request (empty key, unknown group, ...) */
+	CLI_TOO_LARGE = 5,    /* definite: key or value over the limit (checked locally too) */
+	CLI_WRONG_SHARD = 6,  /* definite (cli_call_endpoint only) */
+	CLI_UNAVAILABLE = 7,  /* definite: no node could take it before the deadline */
+	CLI_TIMEOUT = 8,      /* indeterminate: the deadline passed, it may have happened */
+	CLI_LEADER_LOST = 9,  /* indeterminate (cli_call_endpoint only; routed calls retry) */
+	CLI_INTERNAL = 10,    /* indeterminate: the node failed while handling it */
+};
+
+enum {
+	CLI_EINVAL = -1, /* bad argument to the library (NULL key, zero group, ...) */
+	CLI_ENOMEM = -2,
+	CLI_EADDR = -3,  /* an endpoint is not "host:port" (IPv4 or [IPv6]) */
+	CLI_EPROTO = -4, /* cli_call_endpoint: the node sent an undecodable reply */
+	CLI_ECONN = -5,  /* cli_call_endpoint: could not connect, or the connection broke */
+};
+
+/* A static string for an outcome or error code ("ok", "not found", "timed out", ...). */
+const char *cli_strerror(int code);
+/* True when the operation definitely happened (CLI_OK, CLI_NOT_FOUND, CLI_CAS_MISMATCH) or
+ * definitely did not (the other definite codes, and every negative error); false for
+ * CLI_TIMEOUT, CLI_LEADER_LOST and CLI_INTERNAL, and for CLI_ECONN from cli_call_endpoint (the
+ * request may have been sent). jepsen-lite records an indeterminate write as "info". */
+bool cli_result_is_definite(int code);
+
+/* ------------------------------------------------------------------------------ options */
+struct cli_options {
+	uint32_t timeout_ms;  /* deadline of one call, all retries included (default 5000) */
+	bool serializable;    /* reads from the contacted replica's state, possibly stale */
+	bool forward;         /* let nodes forward to the leader instead of redirecting to it */
+	uint32_t max_retries; /* attempts after the first; 0 = retry until the deadline */
+	uint64_t client_id;   /* session id for writes; 0 = a random one (getrandom) */
+};
+/* Fills the defaults above. */
+void cli_options_default(struct cli_options *o);
+
+/* ------------------------------------------------------------------------------ the client */
+struct cli_client;
+
+/* Creates a client for a comma-separated list of "host:port" client endpoints (at most
+ * CLI_ENDPOINTS_MAX). Does not connect: the first call does. opts may be NULL (defaults); it is
+ * copied. Returns 0 with *out set, CLI_EADDR for a bad or empty list (nothing allocated), or
+ * CLI_ENOMEM. */
+int cli_client_new(const char *endpoints, const struct cli_options *opts, struct cli_client **out);
+/* Closes every connection and frees the client. NULL is a no-op. */
+void cli_client_free(struct cli_client *c);
+
+/* Changes the per-call deadline / read consistency for later calls. */
+void cli_set_timeout(struct cli_client *c, uint32_t timeout_ms);
+void cli_set_serializable(struct cli_client *c, bool serializable);
+/* The session id writes carry (fixed for the client's life). */
+uint64_t cli_client_id(const struct cli_client *c);
+
+/* Keys are 1..CLI_KEY_MAX bytes, values 0..CLI_VALUE_MAX bytes; all pointers are borrowed for
+ * the call only. Values returned through void ** are malloc'd and owned by the caller (free()
+ * them, or cli_free()); they are set to NULL / 0 whenever no value is returned. A returned
+ * buffer always has one extra NUL byte after len, so text values can be printed directly. */
+void cli_free(void *p);
+
+/* CLI_OK, or CLI_TOO_LARGE/CLI_INVALID, CLI_UNAVAILABLE, CLI_TIMEOUT, CLI_INTERNAL. */
+int cli_put(struct cli_client *c, const void *key, size_t key_len, const void *value,
+	    size_t value_len);
+/* CLI_OK with *value (may be NULL) set, or CLI_NOT_FOUND, or an error as above. */
+int cli_get(struct cli_client *c, const void *key, size_t key_len, void **value, size_t *value_len);
+/* CLI_OK (it existed and is gone) or CLI_NOT_FOUND (it was absent), or an error. A delete
+ * retried after an indeterminate attempt still reports the first attempt's outcome (the
+ * session replays its reply). */
+int cli_delete(struct cli_client *c, const void *key, size_t key_len);
+
+/* Compare-and-set: writes value if the key currently holds `expected` (expected != NULL; an
+ * empty expected value is a real, empty value) or is absent (expected == NULL). CLI_OK when
+ * written, CLI_CAS_MISMATCH when not: then, if current is not NULL, current->found says
+ * whether the key existed and current->value (malloc'd, caller frees) holds its value. */
+struct cli_current {
+	bool found;
+	void *value;
+	size_t value_len;
+};
+int cli_cas(struct cli_client *c, const void *key, size_t key_len, const void *expected,
+	    size_t expected_len, const void *value, size_t value_len, struct cli_current *current);
+
+/* Scans [start, end) over every group (end == NULL: to the end of the key space) and calls
+ * cb for at most `limit` pairs (0 = CLI_SCAN_LIMIT_DEFAULT, at most CLI_SCAN_LIMIT_MAX) in
+ * ascending byte order of keys. Pointers given to cb are valid only during the callback; cb
+ * returns 0 to continue, anything else to stop (cli_scan then returns CLI_OK). Each group is
+ * read at one point in time, the groups not at one common point (no cross-group snapshot).
+ * Memory: up to `limit` pairs of each group are held while merging. */
+typedef int (*cli_scan_cb)(const void *key, size_t key_len, const void *value, size_t value_len,
+			   void *arg);
+int cli_scan(struct cli_client *c, const void *start, size_t start_len, const void *end,
+	     size_t end_len, uint32_t limit, cli_scan_cb cb, void *arg);
+/* The keys that start with prefix (prefix_len may be 0: every key). */
+int cli_scan_prefix(struct cli_client *c, const void *prefix, size_t prefix_len, uint32_t limit,
+		    cli_scan_cb cb, void *arg);
+
+/* ------------------------------------------------------------------------------ cluster view */
+struct cli_group_status {
+	uint32_t group;
+	uint64_t leader; /* node id, 0 = none known */
+	uint64_t term, commit, applied;
+	char role[16]; /* "leader", "follower", "candidate", ... as the node says */
+	size_t n_voters, n_learners;
+	uint64_t voters[CLI_NODES_MAX], learners[CLI_NODES_MAX];
+};
+struct cli_ring_node {
+	uint64_t id;
+	char peer_addr[CLI_ADDR_MAX], client_addr[CLI_ADDR_MAX];
+};
+/* One node's STATUS answer. Strings are NUL-terminated (truncated if longer). */
+struct cli_node_status {
+	uint64_t id;
+	char peer_addr[CLI_ADDR_MAX], client_addr[CLI_ADDR_MAX];
+	char health[32];
+	uint64_t wal_bytes, lmdb_bytes, uptime_ms;
+	uint64_t ring_epoch;
+	uint32_t ring_groups, ring_vnodes;
+	size_t n_nodes; /* the ring's nodes */
+	struct cli_ring_node nodes[CLI_NODES_MAX];
+	size_t n_groups; /* the groups this node hosts */
+	struct cli_group_status *groups;
+};
+/* STATUS of one endpoint ("host:port"; need not be in the client's list), one attempt, no
+ * retries, within the client's timeout. CLI_OK with *out filled (free with
+ * cli_node_status_free), else CLI_ECONN / CLI_EPROTO / CLI_TIMEOUT / a server code. The
+ * routing caches are refreshed from the answer as a side effect. */
+int cli_status(struct cli_client *c, const char *endpoint, struct cli_node_status *out);
+void cli_node_status_free(struct cli_node_status *st);
+
+/* Asks the cluster (with retries) which group owns key: 1..G, or a negative error / cli_code
+ * when no node answered STATUS. */
+int cli_group_of(struct cli_client *c, const void *key, size_t key_len, uint32_t *group);
+/* The leader of `group` as last learned; refresh = true asks the endpoints again first.
+ * CLI_OK with *node_id (and, if addr != NULL, its client address, CLI_ADDR_MAX bytes), or
+ * CLI_UNAVAILABLE when no leader is known. */
+int cli_leader_of(struct cli_client *c, uint32_t group, bool refresh, uint64_t *node_id,
+		  char *addr);
+/* The state digest of `group` on ONE endpoint (no retries, no redirect): CLI_OK with *digest
+ * (malloc'd, caller frees), its length and the applied index it was taken at. */
+int cli_digest(struct cli_client *c, const char *endpoint, uint32_t group, void **digest,
+	       size_t *digest_len, uint64_t *applied_index);
+/* Moves leadership of `group` to node `target` (sent to the group's leader, retried until the
+ * deadline). CLI_OK once the leader accepted the transfer (it completes asynchronously: poll
+ * cli_leader_of to see it). */
+int cli_transfer_leader(struct cli_client *c, uint32_t group, uint64_t target);
+
+/* ------------------------------------------------------------------------------ raw calls
+ * One request to one specific endpoint, exactly one attempt, no routing, no retry: for tests
+ * that must talk to a given node (stale reads, NOT_LEADER answers, ...). The reply is returned
+ * as the node sent it. */
+enum cli_op {
+	CLI_OP_GET = 1,
+	CLI_OP_PUT = 2,
+	CLI_OP_DELETE = 3,
+	CLI_OP_CAS = 4,
+	CLI_OP_SCAN = 5,
+	CLI_OP_STATUS = 6,
+	CLI_OP_TRANSFER_LEADER = 7,
+	CLI_OP_DIGEST = 8,
+	CLI_OP_PING = 9,
+};
+struct cli_request { /* all pointers borrowed for the call */
+	enum cli_op op;
+	const void *key;
+	size_t key_len;
+	const void *value;
+	size_t value_len;
+	const void *expected; /* CAS; NULL = expect absent */
+	size_t expected_len;
+	const void *end_key; /* SCAN */
+	size_t end_key_len;
+	uint32_t limit;      /* SCAN */
+	uint32_t group;      /* SCAN / DIGEST / TRANSFER_LEADER; 0 = by key */
+	uint64_t target;     /* TRANSFER_LEADER */
+	bool serializable;   /* reads */
+	bool redirect;       /* NOT_LEADER instead of forwarding */
+	bool session;        /* attach (client_id, seq): set seq below */
+	uint64_t seq;        /* with session: the sequence number to send */
+	uint64_t ring_epoch; /* 0 = unchecked */
+	uint32_t timeout_ms; /* server-side timeout; 0 = the server's default */
+};
+struct cli_kv {
+	void *key, *value; /* malloc'd, owned by the reply */
+	size_t key_len, value_len;
+};
+struct cli_reply {   /* everything owned by the reply: cli_reply_free */
+	int code;    /* enum cli_code as the node sent it */
+	char *error; /* detail, may be NULL */
+	bool found;
+	void *value; /* GET value / CAS_MISMATCH current / DIGEST digest; may be NULL */
+	size_t value_len;
+	struct cli_kv *kvs; /* SCAN */
+	size_t n_kvs;
+	void *next_key; /* SCAN continuation; NULL when done */
+	size_t next_key_len;
+	uint64_t leader_hint; /* NOT_LEADER */
+	char *leader_addr;
+	uint64_t applied_index; /* DIGEST */
+};
+/* Sends req to endpoint within the client's timeout and waits for its reply. Returns 0 with
+ * *rep filled (inspect rep->code), or CLI_ECONN (connect failed or the connection broke: the
+ * request may or may not have been sent), CLI_TIMEOUT (no reply in time), CLI_EPROTO,
+ * CLI_EADDR, CLI_ENOMEM; *rep is zeroed on error. */
+int cli_call_endpoint(struct cli_client *c, const char *endpoint, const struct cli_request *req,
+		      struct cli_reply *rep);
+void cli_reply_free(struct cli_reply *rep);
+
+#endif
