@@ -1,0 +1,83 @@
+/* cluster.h — integration-test fixture: three real kvd processes on 127.0.0.11-13.
+ *
+ * Starts kvd from $RINGRAFT_BIN with a temp data dir per node, waits (bounded) for every group
+ * to have a leader, and kills / stops / restarts nodes. Every kvd runs in its own process group
+ * and dies with the test process (PR_SET_PDEATHSIG); all processes and temp dirs are removed at
+ * exit, on SIGINT/SIGTERM/SIGABRT and after a failed test. Nodes are numbered 1..CLUSTER_NODES.
+ * A small blocking raw-frame client (cluster_call) talks kv.proto to one node.
+ */
+#ifndef RINGRAFT_TESTS_CLUSTER_H
+#define RINGRAFT_TESTS_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/kv.pb-c.h"
+
+#define CLUSTER_NODES 3
+
+struct cluster_opts {
+	uint32_t groups;           /* --groups (default 4) */
+	uint32_t election_ms;      /* --election-ms (default 400) */
+	uint32_t heartbeat_ms;     /* --heartbeat-ms (default 50) */
+	uint64_t snapshot_entries; /* --snapshot-entries (0 = kvd default) */
+	const char *extra_args; /* appended to every kvd command line (space-separated), or NULL */
+	bool keep_logs;         /* leave node logs on stderr of the test (default: in data dir) */
+};
+void cluster_opts_default(struct cluster_opts *o);
+
+struct cluster;
+
+/* Starts 3 nodes and waits up to 20 s for every group to have a leader known to every node.
+ * Returns NULL (after cleaning up) on failure, with the reason on stderr. opts may be NULL. */
+struct cluster *cluster_start(const struct cluster_opts *opts);
+/* Kills every node (SIGKILL) and removes the temp dirs. NULL is a no-op. */
+void cluster_destroy(struct cluster *c);
+
+/* Addresses ("127.0.0.1N:port", valid until cluster_destroy) and data dir of node 1..3. */
+const char *cluster_client_addr(const struct cluster *c, int node);
+const char *cluster_peer_addr(const struct cluster *c, int node);
+const char *cluster_data_dir(const struct cluster *c, int node);
+/* "addr1,addr2,addr3": the client endpoints of every node (valid until cluster_destroy). */
+const char *cluster_endpoints(const struct cluster *c);
+uint32_t cluster_groups(const struct cluster *c);
+
+/* Process control. kill = SIGKILL + reap; stop/cont = SIGSTOP/SIGCONT; term = SIGTERM and wait
+ * (bounded, 20 s) for the exit status (returned; -1 if it had to be killed). restart starts a
+ * stopped/killed node again with only --data-dir (plus the timing flags) and waits until its
+ * client port answers. */
+void cluster_kill(struct cluster *c, int node);
+void cluster_stop(struct cluster *c, int node);
+void cluster_cont(struct cluster *c, int node);
+int cluster_term(struct cluster *c, int node);
+int cluster_restart(struct cluster *c, int node);
+bool cluster_running(const struct cluster *c, int node); /* started and not killed/exited */
+
+/* One request to one node, blocking, with a deadline. The request's id is filled in. On 0,
+ * *resp is owned by the caller (ringraft__kv__response__free_unpacked(*resp, NULL)).
+ * Returns -1 on connect/IO/decode error or timeout. */
+int cluster_call(struct cluster *c, int node, Ringraft__Kv__Request *req,
+		 Ringraft__Kv__Response **resp, int timeout_ms);
+
+/* Convenience calls through node `node` (forwarding enabled). Return the response Code, or
+ * -1 on transport error. get: *value malloc'd (NUL-terminated) when OK. */
+int cluster_put(struct cluster *c, int node, const char *key, const char *value, int timeout_ms);
+int cluster_get(struct cluster *c, int node, const char *key, char **value, bool serializable,
+		int timeout_ms);
+
+/* The leader of group g as node `node` sees it (0 = none / unreachable). */
+uint64_t cluster_leader_seen(struct cluster *c, int node, uint32_t g);
+/* Waits until every running, non-stopped node agrees on a leader for every group (the leader
+ * itself among them). Returns 0, or -1 after timeout_ms. */
+int cluster_wait_leaders(struct cluster *c, int timeout_ms);
+/* The agreed leader of group g (waiting up to timeout_ms), 0 if none. */
+uint64_t cluster_leader_of(struct cluster *c, uint32_t g, int timeout_ms);
+/* Waits until every group's DIGEST (and applied index) is identical on every running node.
+ * Returns 0, or -1 after timeout_ms. */
+int cluster_wait_digests_equal(struct cluster *c, int timeout_ms);
+
+/* Milliseconds of a monotonic clock. */
+uint64_t cluster_now_ms(void);
+
+#endif
