@@ -2,11 +2,14 @@
 #ifndef RINGRAFT_NET_LIMITS_H
 #define RINGRAFT_NET_LIMITS_H
 
-#define NET_CLIENT_FRAME_MAX (2u << 20)      /* a client request: 1 MiB value + key + slack */
-#define NET_PEER_FRAME_MAX (64u << 20)       /* a peer frame: batches of entries/snapshot chunks */
-#define NET_CLIENT_OUTBUF_MAX (8u << 20)     /* unread replies before a client is dropped */
+#define NET_CLIENT_FRAME_MAX     (2u << 20)  /* a client request: 1 MiB value + key + slack */
+#define NET_PEER_FRAME_MAX       (64u << 20) /* a peer frame: batches of entries/snapshot chunks */
+#define NET_CLIENT_OUTBUF_MAX    (8u << 20)  /* unread replies before a client is dropped */
 #define NET_PEER_QUEUE_BYTES_MAX (64u << 20) /* queued to one peer before dropping */
-#define NET_CLIENT_INFLIGHT_MAX 4096         /* requests in flight on one client connection */
-#define NET_CLIENTS_MAX 10000                /* client connections per node */
+#define NET_CLIENT_INFLIGHT_MAX  4096        /* requests in flight on one client connection */
+#define NET_CLIENTS_MAX          10000       /* client connections per node */
+#define NET_PEERS_MAX            16          /* other nodes one node links to */
+#define NET_ADDR_STR_MAX         64          /* "host:port" strings, NUL included */
+#define NET_CLIENT_READ_CHUNK    (64u << 10) /* one read from a client socket */
 
 #endif

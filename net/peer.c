@@ -1,0 +1,619 @@
+/* peer.c — peer links over libuv TCP: dial (lower id) / accept (higher id), Hello handshake,
+ * one gathered PeerFrame per peer per loop turn, bounded outbound bytes, redial with backoff.
+ * A PeerFrame is built by hand as concatenated length-delimited fields (the protobuf encoding
+ * of repeated message fields), so each message is packed once, straight into the frame.
+ */
+#include "net/peer.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define READ_BUF_BYTES  (256u << 10)
+#define HELLO_FRAME_MAX 4096u
+#define BACKOFF_MIN_MS  50u
+#define BACKOFF_MAX_MS  1000u
+
+struct conn;
+
+struct peer {
+	uint64_t id;
+	char addr[NET_ADDR_STR_MAX];
+	struct sockaddr_storage sa;
+	struct net_peers *p;
+	struct conn *conn; /* current connection (handshaking or up), NULL if none */
+	bool up;
+	char client_addr[NET_ADDR_STR_MAX];
+	uint8_t *buf; /* this turn's frame: [4-byte header][fields...] */
+	size_t len, cap;
+	size_t queued; /* bytes handed to uv_write and not completed */
+	uv_timer_t retry;
+	uint32_t backoff_ms;
+};
+
+struct conn {
+	uv_tcp_t tcp;
+	uv_connect_t connect_req;
+	struct net_peers *p;
+	struct peer *peer; /* dialled: the peer; accepted: set once its Hello arrives */
+	bool outbound, hello_received, closing;
+	struct net_decoder dec;
+	struct conn *prev, *next; /* every open connection, for shutdown */
+};
+
+struct wreq {
+	uv_write_t req;
+	struct peer *peer;
+	uint8_t *buf;
+	size_t len;
+};
+
+struct net_peers {
+	uv_loop_t *loop;
+	uint64_t self_id, cluster_id;
+	char listen_addr[NET_ADDR_STR_MAX];
+	char client_addr[NET_ADDR_STR_MAX];
+	struct net_peers_cbs cbs;
+	void *arg;
+	uv_tcp_t listener;
+	bool listening, closing;
+	struct peer peers[NET_PEERS_MAX];
+	size_t n_peers;
+	uint8_t *read_buf;
+	struct conn *conns;
+	size_t handles_open; /* handles not yet closed (shutdown accounting) */
+	void (*done)(void *arg);
+	void *done_arg;
+	uint64_t rand_state;
+};
+
+static void logf_(struct net_peers *p, int level, uint64_t peer, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void logf_(struct net_peers *p, int level, uint64_t peer, const char *fmt, ...)
+{
+	if (p->cbs.on_log == NULL)
+		return;
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	p->cbs.on_log(p->arg, level, peer, msg);
+}
+
+static uint32_t rand32(struct net_peers *p)
+{
+	p->rand_state ^= p->rand_state << 13;
+	p->rand_state ^= p->rand_state >> 7;
+	p->rand_state ^= p->rand_state << 17;
+	return (uint32_t)(p->rand_state >> 16);
+}
+
+static struct peer *peer_find(struct net_peers *p, uint64_t id)
+{
+	for (size_t i = 0; i < p->n_peers; i++)
+		if (p->peers[i].id == id)
+			return &p->peers[i];
+	return NULL;
+}
+
+size_t net_pb_field_header(uint8_t out[16], uint32_t field, size_t len)
+{
+	size_t n = 0;
+	uint64_t v = ((uint64_t)field << 3) | 2u;
+	while (v >= 0x80) {
+		out[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (uint8_t)v;
+	v = len;
+	while (v >= 0x80) {
+		out[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (uint8_t)v;
+	return n;
+}
+
+/* ------------------------------------------------------------------------------ connections */
+
+static void handle_closed_cb(uv_handle_t *h)
+{
+	struct net_peers *p = h->data;
+	assert(p->handles_open > 0);
+	p->handles_open--;
+	if (p->closing && p->handles_open == 0) {
+		void (*done)(void *) = p->done;
+		void *arg = p->done_arg;
+		for (size_t i = 0; i < p->n_peers; i++)
+			free(p->peers[i].buf);
+		free(p->read_buf);
+		free(p);
+		if (done)
+			done(arg);
+	}
+}
+
+static void conn_closed_cb(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	struct net_peers *p = c->p;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	net_decoder_free(&c->dec);
+	free(c);
+	uv_handle_t fake;
+	fake.data = p;
+	handle_closed_cb(&fake);
+}
+
+static void schedule_redial(struct peer *pe);
+
+static void conn_close(struct conn *c, const char *why)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	struct net_peers *p = c->p;
+	struct peer *pe = c->peer;
+	if (pe != NULL && pe->conn == c) {
+		pe->conn = NULL;
+		pe->len = 0;
+		if (pe->up) {
+			pe->up = false;
+			logf_(p, 1, pe->id, "peer link down reason=%s", why);
+			if (p->cbs.on_down && !p->closing)
+				p->cbs.on_down(p->arg, pe->id);
+		}
+		if (c->outbound && !p->closing)
+			schedule_redial(pe);
+	}
+	uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+}
+
+static struct conn *conn_new(struct net_peers *p)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return NULL;
+	c->p = p;
+	if (uv_tcp_init(p->loop, &c->tcp) != 0) {
+		free(c);
+		return NULL;
+	}
+	c->tcp.data = c;
+	p->handles_open++;
+	c->next = p->conns;
+	if (p->conns)
+		p->conns->prev = c;
+	p->conns = c;
+	net_decoder_init(&c->dec, HELLO_FRAME_MAX);
+	return c;
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct wreq *w = (struct wreq *)req;
+	struct conn *c = req->handle->data;
+	if (w->peer != NULL) {
+		assert(w->peer->queued >= w->len);
+		w->peer->queued -= w->len;
+	}
+	free(w->buf);
+	free(w);
+	if (status < 0 && status != UV_ECANCELED) {
+		if (c != NULL && !c->closing)
+			conn_close(c, uv_strerror(status));
+	}
+}
+
+/* Writes buf (ownership transferred) on c. */
+static int conn_write(struct conn *c, struct peer *accounted, uint8_t *buf, size_t len)
+{
+	struct wreq *w = malloc(sizeof *w);
+	if (w == NULL) {
+		free(buf);
+		return NET_ENOMEM;
+	}
+	w->peer = accounted;
+	w->buf = buf;
+	w->len = len;
+	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+	int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+	if (rc != 0) {
+		free(buf);
+		free(w);
+		conn_close(c, uv_strerror(rc));
+		return NET_EIO;
+	}
+	if (accounted != NULL)
+		accounted->queued += len;
+	return NET_OK;
+}
+
+static int send_hello(struct conn *c)
+{
+	struct net_peers *p = c->p;
+	Ringraft__Raft__Hello h = RINGRAFT__RAFT__HELLO__INIT;
+	h.cluster_id = p->cluster_id;
+	h.node_id = p->self_id;
+	h.client_addr = p->client_addr;
+	size_t n = ringraft__raft__hello__get_packed_size(&h);
+	uint8_t fh[16];
+	size_t fhn = net_pb_field_header(fh, 1, n);
+	size_t total = NET_FRAME_HEADER + fhn + n;
+	uint8_t *buf = malloc(total);
+	if (buf == NULL)
+		return NET_ENOMEM;
+	net_frame_header(buf, (uint32_t)(total - NET_FRAME_HEADER));
+	memcpy(buf + NET_FRAME_HEADER, fh, fhn);
+	ringraft__raft__hello__pack(&h, buf + NET_FRAME_HEADER + fhn);
+	return conn_write(c, NULL, buf, total);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)suggested;
+	struct conn *c = h->data;
+	buf->base = (char *)c->p->read_buf;
+	buf->len = READ_BUF_BYTES;
+}
+
+/* Checks a Hello; returns the peer it names or NULL (and closes c). */
+static struct peer *accept_hello(struct conn *c, const Ringraft__Raft__Hello *h)
+{
+	struct net_peers *p = c->p;
+	if (h == NULL) {
+		conn_close(c, "first frame is not a hello");
+		return NULL;
+	}
+	if (h->cluster_id != p->cluster_id) {
+		logf_(p, 0, h->node_id,
+		      "peer refused reason=cluster-id-mismatch theirs=%llx ours=%llx",
+		      (unsigned long long)h->cluster_id, (unsigned long long)p->cluster_id);
+		conn_close(c, "cluster id mismatch");
+		return NULL;
+	}
+	struct peer *pe = peer_find(p, h->node_id);
+	if (pe == NULL || (c->outbound && pe != c->peer) ||
+	    (!c->outbound && h->node_id > p->self_id)) {
+		logf_(p, 1, h->node_id, "peer refused reason=unexpected-node-id");
+		conn_close(c, "unexpected node id");
+		return NULL;
+	}
+	if (!c->outbound) {
+		if (pe->conn != NULL && pe->conn != c)
+			conn_close(pe->conn, "replaced by a new connection");
+		c->peer = pe;
+		pe->conn = c;
+		if (send_hello(c) != NET_OK)
+			return NULL;
+	}
+	c->hello_received = true;
+	c->dec.max_frame = NET_PEER_FRAME_MAX;
+	snprintf(pe->client_addr, sizeof pe->client_addr, "%s",
+		 h->client_addr ? h->client_addr : "");
+	pe->up = true;
+	pe->backoff_ms = BACKOFF_MIN_MS;
+	pe->len = 0;
+	logf_(p, 2, pe->id, "peer link up client_addr=%s", pe->client_addr);
+	if (p->cbs.on_up)
+		p->cbs.on_up(p->arg, pe->id, pe->client_addr);
+	return pe;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	(void)buf;
+	struct conn *c = s->data;
+	struct net_peers *p = c->p;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		conn_close(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
+		return;
+	}
+	if (net_decoder_feed(&c->dec, p->read_buf, (size_t)nread) != NET_OK) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	for (;;) {
+		if (c->closing)
+			return;
+		const uint8_t *payload;
+		uint32_t len;
+		int rc = net_decoder_next(&c->dec, &payload, &len);
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			logf_(p, 1, c->peer ? c->peer->id : 0, "peer frame refused reason=%s",
+			      net_strerror(rc));
+			conn_close(c, net_strerror(rc));
+			return;
+		}
+		Ringraft__Raft__PeerFrame *f =
+			ringraft__raft__peer_frame__unpack(NULL, len, payload);
+		if (f == NULL) {
+			logf_(p, 1, c->peer ? c->peer->id : 0,
+			      "peer frame refused reason=undecodable");
+			conn_close(c, "undecodable frame");
+			return;
+		}
+		if (!c->hello_received) {
+			if (accept_hello(c, f->hello) == NULL) {
+				ringraft__raft__peer_frame__free_unpacked(f, NULL);
+				return;
+			}
+		}
+		if (f->n_msgs + f->n_forwarded_requests + f->n_forwarded_responses > 0 &&
+		    p->cbs.on_frame && c->peer != NULL && c->peer->conn == c)
+			p->cbs.on_frame(p->arg, c->peer->id, f);
+		ringraft__raft__peer_frame__free_unpacked(f, NULL);
+	}
+}
+
+static void start_reading(struct conn *c)
+{
+	uv_tcp_nodelay(&c->tcp, 1);
+	int rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+	if (rc != 0)
+		conn_close(c, uv_strerror(rc));
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct conn *c = req->data;
+	if (c->closing)
+		return;
+	if (status < 0) {
+		conn_close(c, uv_strerror(status));
+		return;
+	}
+	if (send_hello(c) != NET_OK)
+		return;
+	start_reading(c);
+}
+
+static void dial(struct peer *pe)
+{
+	struct net_peers *p = pe->p;
+	if (p->closing || pe->conn != NULL)
+		return;
+	struct conn *c = conn_new(p);
+	if (c == NULL) {
+		schedule_redial(pe);
+		return;
+	}
+	c->outbound = true;
+	c->peer = pe;
+	pe->conn = c;
+	c->connect_req.data = c;
+	int rc = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&pe->sa,
+				connect_cb);
+	if (rc != 0)
+		conn_close(c, uv_strerror(rc));
+}
+
+static void retry_cb(uv_timer_t *t)
+{
+	dial(t->data);
+}
+
+static void schedule_redial(struct peer *pe)
+{
+	uint32_t b = pe->backoff_ms ? pe->backoff_ms : BACKOFF_MIN_MS;
+	uint32_t delay = b / 2 + rand32(pe->p) % (b / 2 + 1); /* jitter: [b/2, b] */
+	pe->backoff_ms = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
+	uv_timer_start(&pe->retry, retry_cb, delay, 0);
+}
+
+static void accept_cb(uv_stream_t *server, int status)
+{
+	struct net_peers *p = server->data;
+	if (status < 0 || p->closing)
+		return;
+	struct conn *c = conn_new(p);
+	if (c == NULL)
+		return;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+		conn_close(c, "accept failed");
+		return;
+	}
+	start_reading(c);
+}
+
+/* ------------------------------------------------------------------------------ API */
+
+int net_peers_new(uv_loop_t *loop, uint64_t self_id, uint64_t cluster_id, const char *listen_addr,
+		  const char *self_client_addr, const struct net_peers_cbs *cbs, void *arg,
+		  struct net_peers **out)
+{
+	struct net_peers *p = calloc(1, sizeof *p);
+	if (p == NULL)
+		return NET_ENOMEM;
+	p->read_buf = malloc(READ_BUF_BYTES);
+	if (p->read_buf == NULL) {
+		free(p);
+		return NET_ENOMEM;
+	}
+	p->loop = loop;
+	p->self_id = self_id;
+	p->cluster_id = cluster_id;
+	snprintf(p->listen_addr, sizeof p->listen_addr, "%s", listen_addr);
+	snprintf(p->client_addr, sizeof p->client_addr, "%s", self_client_addr);
+	p->cbs = *cbs;
+	p->arg = arg;
+	p->rand_state = (self_id * 0x9e3779b97f4a7c15ull) ^ (uint64_t)uv_hrtime() ^ 1;
+	*out = p;
+	return NET_OK;
+}
+
+int net_peers_add(struct net_peers *p, uint64_t id, const char *addr)
+{
+	if (p->n_peers >= NET_PEERS_MAX || id == p->self_id || peer_find(p, id) != NULL)
+		return NET_EPROTO;
+	struct peer *pe = &p->peers[p->n_peers];
+	memset(pe, 0, sizeof *pe);
+	if (net_parse_addr(addr, &pe->sa) != NET_OK)
+		return NET_EADDR;
+	pe->id = id;
+	pe->p = p;
+	pe->backoff_ms = BACKOFF_MIN_MS;
+	snprintf(pe->addr, sizeof pe->addr, "%s", addr);
+	p->n_peers++;
+	return NET_OK;
+}
+
+int net_peers_start(struct net_peers *p)
+{
+	struct sockaddr_storage sa;
+	if (net_parse_addr(p->listen_addr, &sa) != NET_OK)
+		return NET_EADDR;
+	uv_tcp_init(p->loop, &p->listener);
+	p->listener.data = p;
+	p->handles_open++;
+	p->listening = true;
+	int rc = uv_tcp_bind(&p->listener, (const struct sockaddr *)&sa, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&p->listener, 128, accept_cb);
+	if (rc != 0) {
+		logf_(p, 0, 0, "peer listen failed addr=%s error=\"%s\"", p->listen_addr,
+		      uv_strerror(rc));
+		return NET_EIO;
+	}
+	for (size_t i = 0; i < p->n_peers; i++) {
+		struct peer *pe = &p->peers[i];
+		uv_timer_init(p->loop, &pe->retry);
+		pe->retry.data = pe;
+		p->handles_open++;
+		if (pe->id > p->self_id)
+			dial(pe);
+	}
+	return NET_OK;
+}
+
+static int reserve(struct peer *pe, size_t more)
+{
+	if (pe->len == 0)
+		pe->len = NET_FRAME_HEADER;
+	if (pe->len + more <= pe->cap)
+		return NET_OK;
+	size_t cap = pe->cap ? pe->cap : 4096;
+	while (cap < pe->len + more)
+		cap *= 2;
+	uint8_t *nb = realloc(pe->buf, cap);
+	if (nb == NULL)
+		return NET_ENOMEM;
+	pe->buf = nb;
+	pe->cap = cap;
+	return NET_OK;
+}
+
+static int check_room(struct net_peers *p, uint64_t to, size_t need, struct peer **out)
+{
+	struct peer *pe = peer_find(p, to);
+	if (pe == NULL)
+		return NET_EPROTO;
+	if (!pe->up || pe->conn == NULL)
+		return NET_ECLOSED;
+	size_t pending = pe->len ? pe->len : NET_FRAME_HEADER;
+	if (pe->queued + pending + need > NET_PEER_QUEUE_BYTES_MAX ||
+	    pending + need > NET_PEER_FRAME_MAX)
+		return NET_EFULL;
+	int rc = reserve(pe, need);
+	if (rc != NET_OK)
+		return rc;
+	*out = pe;
+	return NET_OK;
+}
+
+int net_peers_append(struct net_peers *p, uint64_t to, uint32_t field, const void *data, size_t len)
+{
+	struct peer *pe;
+	int rc = check_room(p, to, len + 16, &pe);
+	if (rc != NET_OK)
+		return rc;
+	pe->len += net_pb_field_header(pe->buf + pe->len, field, len);
+	memcpy(pe->buf + pe->len, data, len);
+	pe->len += len;
+	return NET_OK;
+}
+
+int net_peers_append_msg(struct net_peers *p, uint64_t to, uint32_t field,
+			 const ProtobufCMessage *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	struct peer *pe;
+	int rc = check_room(p, to, len + 16, &pe);
+	if (rc != NET_OK)
+		return rc;
+	pe->len += net_pb_field_header(pe->buf + pe->len, field, len);
+	size_t packed = protobuf_c_message_pack(m, pe->buf + pe->len);
+	assert(packed == len);
+	pe->len += packed;
+	return NET_OK;
+}
+
+void net_peers_flush(struct net_peers *p)
+{
+	for (size_t i = 0; i < p->n_peers; i++) {
+		struct peer *pe = &p->peers[i];
+		if (pe->len <= NET_FRAME_HEADER) {
+			pe->len = 0;
+			continue;
+		}
+		if (!pe->up || pe->conn == NULL) {
+			pe->len = 0;
+			continue;
+		}
+		net_frame_header(pe->buf, (uint32_t)(pe->len - NET_FRAME_HEADER));
+		uint8_t *buf = pe->buf;
+		size_t len = pe->len;
+		pe->buf = NULL;
+		pe->len = pe->cap = 0;
+		conn_write(pe->conn, pe, buf, len);
+	}
+}
+
+bool net_peers_up(const struct net_peers *p, uint64_t id)
+{
+	const struct peer *pe = peer_find((struct net_peers *)p, id);
+	return pe != NULL && pe->up;
+}
+
+const char *net_peers_client_addr(const struct net_peers *p, uint64_t id)
+{
+	const struct peer *pe = peer_find((struct net_peers *)p, id);
+	return pe ? pe->client_addr : "";
+}
+
+void net_peers_close(struct net_peers *p, void (*done)(void *arg), void *arg)
+{
+	p->closing = true;
+	p->done = done;
+	p->done_arg = arg;
+	/* Hold one count so that nothing frees p before every close is issued. */
+	p->handles_open++;
+	for (struct conn *c = p->conns; c != NULL; c = c->next)
+		conn_close(c, "shutdown");
+	for (size_t i = 0; i < p->n_peers; i++) {
+		struct peer *pe = &p->peers[i];
+		if (pe->retry.loop != NULL && !uv_is_closing((uv_handle_t *)&pe->retry)) {
+			pe->retry.data = p;
+			uv_close((uv_handle_t *)&pe->retry, handle_closed_cb);
+		}
+	}
+	if (p->listening) {
+		p->listener.data = p;
+		uv_close((uv_handle_t *)&p->listener, handle_closed_cb);
+	}
+	uv_handle_t fake;
+	fake.data = p;
+	handle_closed_cb(&fake);
+}

@@ -1,0 +1,66 @@
+/* peer.h — the peer transport: one TCP connection per pair of nodes carrying every group.
+ *
+ * The node with the lower id dials, the higher one accepts; either side sends a Hello first
+ * (cluster id, node id, client address) and the link is up once both Hellos match. Everything
+ * appended for a peer during one loop turn is gathered into ONE PeerFrame and written with one
+ * uv_write at net_peers_flush() (node/ calls it once per turn): heartbeats of all groups to a
+ * peer share a frame. The outbound bytes per peer are bounded (NET_PEER_QUEUE_BYTES_MAX):
+ * appends beyond it fail with NET_EFULL and the caller reports the peer unreachable. A broken
+ * link is redialled with exponential backoff and jitter.
+ */
+#ifndef RINGRAFT_NET_PEER_H
+#define RINGRAFT_NET_PEER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "net/frame.h"
+#include "proto/raft.pb-c.h"
+
+#define NET_PEER_FIELD_MSG      2 /* PeerFrame.msgs */
+#define NET_PEER_FIELD_FWD_REQ  3 /* PeerFrame.forwarded_requests */
+#define NET_PEER_FIELD_FWD_RESP 4 /* PeerFrame.forwarded_responses */
+
+struct net_peers_cbs {
+	/* A whole PeerFrame from peer `from` (hello already checked). Borrowed for the call. */
+	void (*on_frame)(void *arg, uint64_t from, const Ringraft__Raft__PeerFrame *f);
+	/* The link to `id` came up; client_addr is borrowed for the call. */
+	void (*on_up)(void *arg, uint64_t id, const char *client_addr);
+	void (*on_down)(void *arg, uint64_t id);
+	/* An event worth a log line (level 0 = error .. 3 = debug); msg borrowed. */
+	void (*on_log)(void *arg, int level, uint64_t peer, const char *msg);
+};
+
+struct net_peers;
+
+/* Creates the transport on `loop` (borrowed; must outlive it). Strings are copied. */
+int net_peers_new(uv_loop_t *loop, uint64_t self_id, uint64_t cluster_id, const char *listen_addr,
+		  const char *self_client_addr, const struct net_peers_cbs *cbs, void *arg,
+		  struct net_peers **out);
+/* Declares a peer (before net_peers_start). NET_EADDR on a bad address. */
+int net_peers_add(struct net_peers *p, uint64_t id, const char *addr);
+/* Binds the listener and starts dialling. NET_EIO (with uv's message logged) on bind failure. */
+int net_peers_start(struct net_peers *p);
+/* Appends one length-delimited field (field number + bytes, copied) to this turn's frame for
+ * `to`. NET_ECLOSED when the link is down, NET_EFULL when the bound would be exceeded,
+ * NET_EINVAL-like NET_EPROTO for an unknown peer. */
+int net_peers_append(struct net_peers *p, uint64_t to, uint32_t field, const void *data,
+		     size_t len);
+/* Same, packing a protobuf message straight into the frame buffer. */
+int net_peers_append_msg(struct net_peers *p, uint64_t to, uint32_t field,
+			 const ProtobufCMessage *m);
+/* Writes every peer's gathered frame (one uv_write per peer). */
+void net_peers_flush(struct net_peers *p);
+bool net_peers_up(const struct net_peers *p, uint64_t id);
+/* The client address the peer announced ("" until its first Hello). Borrowed. */
+const char *net_peers_client_addr(const struct net_peers *p, uint64_t id);
+/* Closes every handle; `done` (may be NULL) is called once all are closed. The structure is
+ * freed then. */
+void net_peers_close(struct net_peers *p, void (*done)(void *arg), void *arg);
+
+/* Encodes a protobuf field key + length prefix (for callers building frames by hand). */
+size_t net_pb_field_header(uint8_t out[16], uint32_t field, size_t len);
+
+#endif

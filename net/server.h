@@ -1,0 +1,60 @@
+/* server.h — the client listener: framed requests in, framed replies out, many in flight.
+ *
+ * Each connection decodes [u32 length][payload] frames (NET_CLIENT_FRAME_MAX; an oversize or
+ * undecodable frame closes that connection only). Replies appended during a loop turn go out
+ * with one uv_write per connection at net_server_flush(). A connection that does not read its
+ * replies is closed once NET_CLIENT_OUTBUF_MAX bytes wait; at NET_CLIENT_INFLIGHT_MAX requests
+ * in flight the server stops reading it until replies drain. At NET_CLIENTS_MAX connections new
+ * ones are closed at once.
+ *
+ * Lifetime: a request handler that answers later takes a reference (net_conn_ref) and drops
+ * it after answering (net_conn_unref). Replies to a closed connection are discarded; the
+ * connection's memory is freed when it is closed and unreferenced.
+ */
+#ifndef RINGRAFT_NET_SERVER_H
+#define RINGRAFT_NET_SERVER_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "net/frame.h"
+
+struct net_conn;
+struct net_server;
+
+struct net_server_cbs {
+	/* One whole request frame; payload borrowed for the call. The handler counts it as in
+	 * flight (net_conn_request_done when answered). Returning < 0 closes the connection. */
+	int (*on_request)(void *arg, struct net_conn *c, const uint8_t *payload, size_t len);
+	void (*on_log)(void *arg, int level, const char *msg);
+};
+
+int net_server_new(uv_loop_t *loop, const char *listen_addr, const struct net_server_cbs *cbs,
+		   void *arg, struct net_server **out);
+/* Binds and listens. NET_EADDR / NET_EIO. */
+int net_server_start(struct net_server *s);
+/* Stops accepting (existing connections stay). */
+void net_server_stop_accepting(struct net_server *s);
+/* Writes every connection's gathered replies (one uv_write each). */
+void net_server_flush(struct net_server *s);
+size_t net_server_connections(const struct net_server *s);
+/* Closes the listener and every connection. net_server_free once the loop has run the close
+ * callbacks (pending replies are dropped). */
+void net_server_close(struct net_server *s);
+void net_server_free(struct net_server *s);
+
+void net_conn_ref(struct net_conn *c);
+void net_conn_unref(struct net_conn *c);
+bool net_conn_closed(const struct net_conn *c);
+/* Queues a framed reply (packed from m). Dropped if closed; closes the connection when its
+ * unsent bytes would pass NET_CLIENT_OUTBUF_MAX. */
+void net_conn_send(struct net_conn *c, const ProtobufCMessage *m);
+/* One request answered: may resume reading. */
+void net_conn_request_done(struct net_conn *c);
+/* Closes the connection (replies already queued are discarded). */
+void net_conn_close(struct net_conn *c, const char *why);
+
+#endif
