@@ -14,8 +14,9 @@
 #define CLI_VALUE_MAX          KV_VALUE_MAX_DEFAULT /* bytes; the server may be configured lower */
 #define CLI_TIMEOUT_MS_DEFAULT 5000                 /* per request, all retries included */
 #define CLI_TIMEOUT_MS_MAX     (3600u * 1000u)      /* one hour */
-#define CLI_BACKOFF_MS_MIN     5                    /* first pause between retries */
-#define CLI_BACKOFF_MS_MAX     200                  /* pauses double up to this, with jitter */
+#define CLI_ATTEMPT_MS_MIN     1000 /* one attempt waits at least this (or what is left) */
+#define CLI_BACKOFF_MS_MIN     5    /* first pause between retries */
+#define CLI_BACKOFF_MS_MAX     200  /* pauses double up to this, with jitter */
 #define CLI_SCAN_LIMIT_DEFAULT KV_SCAN_DEFAULT
 #define CLI_SCAN_LIMIT_MAX     1000000 /* merged over all groups */
 #define CLI_GROUPS_MAX         KV_GROUPS_MAX

@@ -27,9 +27,9 @@
  *
  * Outcomes that can only come from the server (NOT_LEADER, WRONG_SHARD) are handled inside the
  * library and never returned by the routed calls; cli_call_endpoint() returns them as they are.
- * When the deadline passes: a read returns CLI_TIMEOUT; a write returns CLI_TIMEOUT if any
- * attempt may have reached a leader (indeterminate), CLI_UNAVAILABLE if none can have (definite:
- * e.g. no node reachable at all). */
+ * When the deadline passes (or max_retries is used up) without a final answer, a call returns
+ * CLI_TIMEOUT if some attempt reached a node and got no final answer (indeterminate: a write
+ * may have been applied), else CLI_UNAVAILABLE (definite: e.g. no node reachable at all). */
 enum cli_code {
 	CLI_OK = 0,
 	CLI_NOT_FOUND = 1,    /* definite: get/delete of an absent key */

@@ -1,0 +1,112 @@
+/* cluster.c — the cluster-facing calls of the client: STATUS of one node, which group owns a
+ * key, who leads a group, a group's digest on one node, and leadership transfer. They feed the
+ * same routing cache the data calls use.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/client_int.h"
+
+int cli_status(struct cli_client *c, const char *endpoint, struct cli_node_status *out)
+{
+	memset(out, 0, sizeof *out);
+	if (endpoint == NULL)
+		return CLI_EINVAL;
+	Ringraft__Kv__Request req = RINGRAFT__KV__REQUEST__INIT;
+	req.op = RINGRAFT__KV__OP__STATUS;
+	Ringraft__Kv__Response *resp;
+	bool sent;
+	int rc = cli_attempt(c, endpoint, &req, cli_now_ms() + c->o.timeout_ms, &resp, &sent);
+	if (rc)
+		return rc;
+	rc = (int)resp->code;
+	if (rc == CLI_OK) {
+		cli_learn_status(c, resp);
+		rc = cli_codec_status(resp, out);
+		if (rc)
+			cli_node_status_free(out);
+	}
+	ringraft__kv__response__free_unpacked(resp, NULL);
+	return rc;
+}
+
+int cli_group_of(struct cli_client *c, const void *key, size_t key_len, uint32_t *group)
+{
+	*group = 0;
+	if (key == NULL && key_len)
+		return CLI_EINVAL;
+	if (c->route.ring == NULL) {
+		int rc = cli_refresh(c, cli_now_ms() + c->o.timeout_ms);
+		if (rc)
+			return rc;
+	}
+	*group = cli_route_group_of(&c->route, key, key_len);
+	return CLI_OK;
+}
+
+int cli_leader_of(struct cli_client *c, uint32_t group, bool refresh, uint64_t *node_id, char *addr)
+{
+	*node_id = 0;
+	if (group == 0 || group > CLI_GROUPS_MAX)
+		return CLI_EINVAL;
+	if (refresh || c->route.ring == NULL) {
+		int rc = cli_refresh(c, cli_now_ms() + c->o.timeout_ms);
+		if (rc)
+			return rc;
+	}
+	const char *a = cli_route_leader_addr(&c->route, group);
+	if (a == NULL || c->route.leader[group] == 0)
+		return CLI_UNAVAILABLE;
+	*node_id = c->route.leader[group];
+	if (addr)
+		snprintf(addr, CLI_ADDR_MAX, "%s", a);
+	return CLI_OK;
+}
+
+int cli_digest(struct cli_client *c, const char *endpoint, uint32_t group, void **digest,
+	       size_t *digest_len, uint64_t *applied_index)
+{
+	*digest = NULL;
+	*digest_len = 0;
+	*applied_index = 0;
+	if (endpoint == NULL || group == 0)
+		return CLI_EINVAL;
+	Ringraft__Kv__Request req = RINGRAFT__KV__REQUEST__INIT;
+	req.op = RINGRAFT__KV__OP__DIGEST;
+	req.group = group;
+	req.redirect = true;
+	Ringraft__Kv__Response *resp;
+	bool sent;
+	int rc = cli_attempt(c, endpoint, &req, cli_now_ms() + c->o.timeout_ms, &resp, &sent);
+	if (rc)
+		return rc;
+	rc = (int)resp->code;
+	if (rc == CLI_OK) {
+		*digest = cli_dup(resp->value.data, resp->value.len);
+		if (*digest == NULL) {
+			rc = CLI_ENOMEM;
+		} else {
+			*digest_len = resp->value.len;
+			*applied_index = resp->applied_index;
+		}
+	}
+	ringraft__kv__response__free_unpacked(resp, NULL);
+	return rc;
+}
+
+int cli_transfer_leader(struct cli_client *c, uint32_t group, uint64_t target)
+{
+	if (group == 0 || group > CLI_GROUPS_MAX || target == 0)
+		return CLI_EINVAL;
+	struct cli_call call = {.write = false};
+	ringraft__kv__request__init(&call.req);
+	call.req.op = RINGRAFT__KV__OP__TRANSFER_LEADER;
+	call.req.group = group;
+	call.req.target = target;
+	Ringraft__Kv__Response *resp;
+	int rc = cli_call_routed(c, &call, &resp);
+	if (resp)
+		ringraft__kv__response__free_unpacked(resp, NULL);
+	return rc;
+}

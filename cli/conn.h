@@ -1,0 +1,37 @@
+/* conn.h — one blocking-with-deadline connection to one node's client port: frames out, frames
+ * in (net/frame.h). The socket is non-blocking and every wait is a poll(2) bounded by an
+ * absolute deadline, so no call can hang past it. Internal to cli/ (client.c, kvctl bench).
+ */
+#ifndef RINGRAFT_CLI_CONN_H
+#define RINGRAFT_CLI_CONN_H
+
+#include <stdint.h>
+
+#include "cli/cli_limits.h"
+#include "net/frame.h"
+
+struct cli_conn {
+	int fd;
+	char addr[CLI_ADDR_MAX];
+	struct net_decoder dec;
+};
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+int64_t cli_now_ms(void);
+
+/* Connects to "host:port" before deadline_ms (cli_now_ms() time). 0 with *out (free with
+ * cli_conn_close), CLI_EADDR, CLI_ECONN (refused / unreachable), CLI_TIMEOUT or CLI_ENOMEM. */
+int cli_conn_open(const char *addr, int64_t deadline_ms, struct cli_conn **out);
+/* Closes the socket and frees the connection. NULL is a no-op. */
+void cli_conn_close(struct cli_conn *conn);
+/* Writes one whole frame (header + payload) before the deadline: 0, CLI_ECONN (broken; part
+ * of the frame may have been sent) or CLI_TIMEOUT (the connection is then unusable). */
+int cli_conn_send(struct cli_conn *conn, const void *payload, uint32_t len, int64_t deadline_ms);
+/* The next whole frame: 0 with payload/len (borrowed until the next call on conn), CLI_TIMEOUT
+ * when none arrived before the deadline, CLI_ECONN when the peer closed or the socket failed,
+ * CLI_EPROTO for an oversize frame, CLI_ENOMEM. deadline_ms = 0 means "only what is already
+ * readable": then CLI_TIMEOUT just says no whole frame is there yet. */
+int cli_conn_recv(struct cli_conn *conn, int64_t deadline_ms, const uint8_t **payload,
+		  uint32_t *len);
+
+#endif
