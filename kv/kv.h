@@ -22,30 +22,37 @@
 /* Results and errors. Results >= 0 are outcomes of a command; < 0 are failures. */
 enum {
 	KV_OK = 0,
-	KV_NOT_FOUND = 1,      /* get/delete/cas: absent key */
-	KV_CAS_MISMATCH = 2,   /* cas: the current value differs */
-	KV_EINVAL = -1,        /* malformed command, key length 0 or > KV_KEY_MAX */
-	KV_ETOOLARGE = -2,     /* value over the configured maximum */
-	KV_EMAPFULL = -3,      /* the LMDB map is full (grow with map_bytes / restart) */
-	KV_EIO = -4,           /* LMDB failed (details in the log line) */
+	KV_NOT_FOUND = 1,    /* get/delete: absent key */
+	KV_CAS_MISMATCH = 2, /* cas: the current value differs, or the key is absent (found =
+			      * false), or present when absence was expected (found = true) */
+	KV_EINVAL = -1,      /* malformed command, key length 0 or > KV_KEY_MAX */
+	KV_ETOOLARGE = -2,   /* value over the configured maximum */
+	KV_EMAPFULL = -3,    /* the LMDB map is full (grow with map_bytes / restart) */
+	KV_EIO = -4,         /* LMDB failed (details in the log line) */
 	KV_ENOMEM = -5,
-	KV_ESESSION = -6,      /* the session's reply was expired: outcome unknown */
-	KV_ECORRUPT = -7,      /* snapshot checksum mismatch / bad stream */
-	KV_ENOGROUP = -8,      /* group id out of range */
+	KV_ESESSION = -6, /* the session's reply was expired: outcome unknown */
+	KV_ECORRUPT = -7, /* snapshot checksum mismatch / bad stream */
+	KV_ENOGROUP = -8, /* group id out of range */
 };
 const char *kv_strerror(int err);
 
 struct kv_options {
-	uint64_t map_bytes;          /* LMDB map size (default KV_MAP_BYTES_DEFAULT) */
-	uint32_t value_max;          /* default KV_VALUE_MAX_DEFAULT */
-	uint32_t groups_max;         /* DBIs to reserve: 2 per group + 1 */
-	uint64_t session_ttl_entries;/* a session idle for this many log entries expires */
-	uint32_t sessions_max;       /* per group; the least recently used expire first */
+	uint64_t map_bytes;           /* LMDB map size (default KV_MAP_BYTES_DEFAULT) */
+	uint64_t map_bytes_max;       /* on MDB_MAP_FULL the map doubles up to this (default
+				       * KV_MAP_BYTES_MAX_DEFAULT); <= map_bytes: never grows */
+	uint32_t value_max;           /* default KV_VALUE_MAX_DEFAULT */
+	uint32_t groups_max;          /* DBIs to reserve: 2 per group + 1 */
+	uint64_t session_ttl_entries; /* a session idle for this many log entries expires */
+	uint32_t sessions_max;        /* per group; the least recently used expire first */
 };
 void kv_options_default(struct kv_options *o);
 
+/* Opens (creating) the environment in the existing directory `dir` (borrowed; copied).
+ * o may be NULL for the defaults. Options that shape replicated state (session_ttl_entries,
+ * sessions_max) must be equal on every replica, or their states diverge. */
 struct kv;
 int kv_open(const char *dir, const struct kv_options *o, struct kv **out);
+/* Syncs and closes. No snapshot or restore may be open. */
 void kv_close(struct kv *kv);
 
 /* ------------------------------------------------------------------------------ commands */
@@ -53,26 +60,40 @@ enum kv_op { KV_OP_PUT = 1, KV_OP_DELETE = 2, KV_OP_CAS = 3, KV_OP_NOOP = 4 };
 
 /* A write command as it travels in a Raft entry. Pointers are borrowed. */
 struct kv_cmd {
-	uint8_t op;                    /* enum kv_op */
-	uint64_t client_id, seq;       /* 0, 0 = no session (no dedup) */
-	const void *key; size_t key_len;
-	const void *value; size_t value_len;
-	const void *expected; size_t expected_len; /* CAS */
-	bool expect_absent;            /* CAS: put only if absent */
+	uint8_t op;              /* enum kv_op */
+	uint64_t client_id, seq; /* 0, 0 = no session (no dedup) */
+	const void *key;
+	size_t key_len;
+	const void *value;
+	size_t value_len;
+	const void *expected;
+	size_t expected_len; /* CAS */
+	bool expect_absent;  /* CAS: put only if absent */
 };
 /* Validates (key/value limits) and encodes into a malloc'd buffer (to hand to raft_propose).
  * Returns KV_OK, KV_EINVAL, KV_ETOOLARGE or KV_ENOMEM. */
 int kv_cmd_encode(const struct kv *kv, const struct kv_cmd *c, struct raft_buf *out);
-/* Decodes (pointers into data). KV_EINVAL on a malformed buffer. */
+/* Decodes (pointers into data, valid as long as data). KV_EINVAL on a malformed buffer: the
+ * bytes come from the disk or the network. The value limit checked here is the absolute one
+ * (KV_VALUE_MAX_HARD), never the configured value_max: applying must not depend on a
+ * replica's configuration. */
 int kv_cmd_decode(const void *data, size_t len, struct kv_cmd *c);
 
-/* The result of one applied command. value is borrowed: valid only inside the callback. */
+/* The result of one applied command. value is borrowed: valid only inside the callback.
+ * Exactly-once (Raft thesis 6.3): a command with client_id != 0 is looked up in the client's
+ * session. A seq already applied answers its first result again (duplicate = true) without
+ * applying; a seq older than the KV_SESSION_WINDOW most recent ones the session remembers
+ * answers KV_ESESSION (not applied now; it may have been applied before: indeterminate). An
+ * unknown client id opens a session. Sessions expire deterministically by log index: idle for
+ * session_ttl_entries entries, or the least recently used when more than sessions_max. A
+ * session that expired is forgotten: a retry that arrives after its expiry is applied as new,
+ * so a client must give up retrying (indeterminate) well within the TTL. */
 struct kv_result {
-	int code;              /* KV_OK, KV_NOT_FOUND, KV_CAS_MISMATCH, KV_ESESSION, KV_EINVAL */
-	bool found;            /* CAS mismatch: whether the key existed */
-	const void *value;     /* CAS mismatch: the current value */
+	int code;          /* KV_OK, KV_NOT_FOUND, KV_CAS_MISMATCH, KV_ESESSION, KV_EINVAL */
+	bool found;        /* CAS mismatch: whether the key existed */
+	const void *value; /* CAS mismatch: the current value */
 	size_t value_len;
-	bool duplicate;        /* answered from the session cache, not applied again */
+	bool duplicate; /* answered from the session cache, not applied again */
 };
 typedef void (*kv_apply_cb)(const struct raft_entry *e, const struct kv_result *res, void *arg);
 
@@ -80,8 +101,13 @@ typedef void (*kv_apply_cb)(const struct raft_entry *e, const struct kv_result *
  * records the last index/term as applied. Entries <= the applied index are skipped (no
  * callback). Empty NORMAL entries (no-ops) just advance the applied index. For CONF entries,
  * `conf` (if non-NULL) is the configuration in effect after the batch and is stored with it.
- * cb is called once per applied NORMAL entry, inside the transaction. Errors are of the
- * storage (KV_EIO, KV_EMAPFULL): the batch did not apply and the node must stop the group. */
+ * A NORMAL entry that does not decode is applied as a no-op whose result is KV_EINVAL.
+ * cb (may be NULL) is called once per applied NORMAL entry, in order, AFTER the transaction
+ * committed (so no reply ever leaves for a batch that then failed to commit); entries and the
+ * result's value are valid during the call. Returns KV_EINVAL (nothing applied) when the first
+ * entry not yet applied is not applied index + 1 (a gap). Other errors are of the storage
+ * (KV_EIO, KV_EMAPFULL, KV_ENOMEM): the batch did not apply, no callback ran, and the node
+ * must stop the group. */
 int kv_apply(struct kv *kv, uint32_t group, const struct raft_entry *entries, size_t n,
 	     const struct raft_conf *conf, kv_apply_cb cb, void *arg);
 
@@ -95,43 +121,55 @@ struct kv_group_meta {
 int kv_meta(struct kv *kv, uint32_t group, struct kv_group_meta *out);
 
 /* ------------------------------------------------------------------------------ reads */
-/* Get: KV_OK and a malloc'd copy in *value (caller frees), or KV_NOT_FOUND. */
+/* Get: KV_OK and a malloc'd copy in *value (caller frees; malloc(1) for an empty value), or
+ * KV_NOT_FOUND. KV_EINVAL for a bad key length. */
 int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, void **value,
 	   size_t *value_len);
-/* Scan keys in [start, end) (end NULL/0 = no bound), at most limit (capped at KV_SCAN_MAX).
+/* Scan keys in [start, end) (start NULL/0 = from the first key, end NULL/0 = no bound), at
+ * most limit (0 = KV_SCAN_DEFAULT, capped at KV_SCAN_MAX), from one read transaction.
  * cb gets borrowed key/value valid during the call; returns non-zero to stop. *next is set to
- * a malloc'd continuation key (the first key not returned) or NULL when done. */
+ * a malloc'd continuation key (the first key in range not returned; pass it as the next
+ * start) or NULL when the range is exhausted. */
 typedef int (*kv_scan_cb)(const void *k, size_t kl, const void *v, size_t vl, void *arg);
 int kv_scan(struct kv *kv, uint32_t group, const void *start, size_t start_len, const void *end,
-	    size_t end_len, uint32_t limit, kv_scan_cb cb, void *arg, void **next, size_t *next_len);
+	    size_t end_len, uint32_t limit, kv_scan_cb cb, void *arg, void **next,
+	    size_t *next_len);
 
-/* A digest of every key and value of the group (and nothing else), at its applied index. */
+/* A digest of every key and value of the group (and nothing else), at its applied index:
+ * XXH3-128 over (u32 LE key length, key, u32 LE value length, value) in key order, written
+ * big-endian (XXH128 canonical form). Equal contents give equal digests whatever the history. */
 #define KV_DIGEST_BYTES 16
 int kv_digest(struct kv *kv, uint32_t group, uint8_t out[KV_DIGEST_BYTES],
 	      raft_index *applied_index);
 
 /* ------------------------------------------------------------------------------ durability */
 /* Forces LMDB to disk and reports, per group 1..n, the applied index now durable
- * (out[g-1]). After this, the WAL may be compacted up to those indexes. */
+ * (out[g-1]; 0 for a group never applied). After this, the WAL may be compacted up to those
+ * indexes. n_groups <= KV_GROUPS_MAX. */
 int kv_checkpoint(struct kv *kv, raft_index *out, uint32_t n_groups);
 
 /* ------------------------------------------------------------------------------ snapshots */
 /* A snapshot of one group streamed from one read transaction while writes continue. The
- * stream is self-describing and ends with a checksum. */
+ * stream is self-describing and ends with a checksum (XXH3-64 of everything before it).
+ * While a snapshot is open the map cannot grow (LMDB cannot remap under a reader): a write
+ * that fills the map then fails with KV_EMAPFULL. End snapshots promptly. */
 struct kv_snapshot;
 int kv_snapshot_begin(struct kv *kv, uint32_t group, struct kv_snapshot **out);
 raft_index kv_snapshot_index(const struct kv_snapshot *s); /* applied index it captures */
 raft_term kv_snapshot_term(const struct kv_snapshot *s);
-/* Next chunk into buf (at most cap bytes). *done is set on the last chunk. */
+/* Next chunk into buf (at most cap bytes, cap > 0); every chunk but the last is exactly cap
+ * bytes. *done is set on the last chunk; reading after it gives len 0. */
 int kv_snapshot_read(struct kv_snapshot *s, void *buf, size_t cap, size_t *len, bool *done);
 void kv_snapshot_end(struct kv_snapshot *s);
 
 /* Receiving side: chunks are staged (in a file under the kv directory), verified and then
- * installed in one write transaction that replaces the group's data, sessions and meta. */
+ * installed in one write transaction that replaces the group's data, sessions and meta.
+ * Chunks may be cut anywhere. One restore per group at a time. */
 struct kv_restore;
 int kv_restore_begin(struct kv *kv, uint32_t group, struct kv_restore **out);
 int kv_restore_write(struct kv_restore *r, const void *data, size_t len);
-/* Verifies the checksum and installs atomically; KV_ECORRUPT leaves the group unchanged. Frees r. */
+/* Verifies the checksum and the structure and installs atomically; KV_ECORRUPT (or a storage
+ * error) leaves the group unchanged. Frees r in every case. */
 int kv_restore_finish(struct kv_restore *r);
 void kv_restore_abort(struct kv_restore *r);
 

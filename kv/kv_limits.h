@@ -2,13 +2,17 @@
 #ifndef RINGRAFT_KV_LIMITS_H
 #define RINGRAFT_KV_LIMITS_H
 
-#define KV_KEY_MAX 511                       /* LMDB's default maximum key size */
-#define KV_VALUE_MAX_DEFAULT (1u << 20)      /* 1 MiB */
-#define KV_MAP_BYTES_DEFAULT (1ull << 30)    /* 1 GiB of address space; grows on MDB_MAP_FULL */
-#define KV_GROUPS_MAX 256
-#define KV_SCAN_MAX 10000
-#define KV_SCAN_DEFAULT 1000
-#define KV_SESSION_TTL_ENTRIES 100000ull
-#define KV_SESSIONS_MAX 10000
+#define KV_KEY_MAX                511          /* LMDB's default maximum key size */
+#define KV_VALUE_MAX_DEFAULT      (1u << 20)   /* 1 MiB */
+#define KV_MAP_BYTES_DEFAULT      (1ull << 30) /* 1 GiB of address space; grows on MDB_MAP_FULL */
+#define KV_MAP_BYTES_MAX_DEFAULT  (1ull << 40) /* growth stops at 1 TiB of address space */
+#define KV_VALUE_MAX_HARD         (4u << 20)   /* absolute, checked on decode (= a Raft entry) */
+#define KV_GROUPS_MAX             256
+#define KV_SCAN_MAX               10000
+#define KV_SCAN_DEFAULT           1000
+#define KV_SESSION_TTL_ENTRIES    100000ull
+#define KV_SESSIONS_MAX           10000
+#define KV_SESSION_WINDOW         64 /* results remembered per client (in flight) */
+#define KV_SNAPSHOT_CHUNK_DEFAULT (256u << 10)
 
 #endif

@@ -1,0 +1,203 @@
+/* apply.c — applying a batch of committed entries of one group in one write transaction
+ * (DESIGN.md section 5): skip what is already applied, run each command through its client
+ * session (exactly-once, Raft thesis 6.3), record the applied index/term and configuration in
+ * the same transaction, and only then hand out the results.
+ *
+ * Results wait in a buffer until the commit: a batch that fails (or is retried after the map
+ * grew) never answered anyone. Apply is deterministic: it reads nothing but the entries and
+ * the replicated state (no clock, no per-node configuration).
+ */
+#include <assert.h>
+#include <stdlib.h>
+
+#include "kv/kv_int.h"
+
+#define GC_BUDGET 16 /* expired sessions removed per batch; O(budget log n) per batch */
+
+struct batch {
+	struct kv *kv;
+	struct kv_group *g;
+	const struct raft_entry *entries;
+	size_t n;
+	const struct raft_conf *conf;
+	size_t n_pend, arena_len;
+	int err; /* a kv error found inside the transaction, which is then aborted (a gap) */
+};
+
+static int pend_add(struct batch *b, size_t entry, const struct kv_result *res)
+{
+	struct kv *kv = b->kv;
+	if (b->n_pend == kv->pend_cap) {
+		size_t cap = kv->pend_cap ? kv->pend_cap * 2 : 64;
+		struct kv_pending *p = realloc(kv->pend, cap * sizeof *p);
+		if (p == NULL)
+			return ENOMEM;
+		kv->pend = p;
+		kv->pend_cap = cap;
+	}
+	if (res->value_len > kv->arena_cap - b->arena_len) {
+		size_t cap = kv->arena_cap ? kv->arena_cap : 4096;
+		while (cap - b->arena_len < res->value_len)
+			cap *= 2;
+		uint8_t *a = realloc(kv->arena, cap);
+		if (a == NULL)
+			return ENOMEM;
+		kv->arena = a;
+		kv->arena_cap = cap;
+	}
+	struct kv_pending *p = &kv->pend[b->n_pend++];
+	p->entry = entry;
+	p->res = *res;
+	p->res.value = NULL;
+	p->off = b->arena_len;
+	if (res->value_len)
+		memcpy(kv->arena + b->arena_len, res->value, res->value_len);
+	b->arena_len += res->value_len;
+	return 0;
+}
+
+/* Runs one decoded command against the data DBI. res->value may point into the map: it must
+ * be copied before the next write. */
+static int exec(MDB_txn *txn, MDB_dbi dbi, const struct kv_cmd *c, struct kv_result *res)
+{
+	MDB_val k = {c->key_len, (void *)c->key}, v = {c->value_len, (void *)c->value}, cur;
+	int rc;
+	memset(res, 0, sizeof *res);
+	switch (c->op) {
+	case KV_OP_NOOP:
+		return 0;
+	case KV_OP_PUT:
+		return mdb_put(txn, dbi, &k, &v, 0);
+	case KV_OP_DELETE:
+		rc = mdb_del(txn, dbi, &k, NULL);
+		if (rc == MDB_NOTFOUND) {
+			res->code = KV_NOT_FOUND;
+			return 0;
+		}
+		return rc;
+	case KV_OP_CAS:
+		rc = mdb_get(txn, dbi, &k, &cur);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+		res->found = rc == 0;
+		bool match =
+			c->expect_absent
+				? !res->found
+				: res->found && cur.mv_size == c->expected_len &&
+					  (c->expected_len == 0 ||
+					   memcmp(cur.mv_data, c->expected, c->expected_len) == 0);
+		if (!match) {
+			res->code = KV_CAS_MISMATCH;
+			if (res->found) {
+				res->value = cur.mv_data;
+				res->value_len = cur.mv_size;
+			}
+			return 0;
+		}
+		res->found = false;
+		return mdb_put(txn, dbi, &k, &v, 0);
+	default:
+		assert(!"decoded an unknown op");
+		return EINVAL;
+	}
+}
+
+static int apply_entry(struct batch *b, MDB_txn *txn, size_t i)
+{
+	const struct raft_entry *e = &b->entries[i];
+	struct kv_result res;
+	memset(&res, 0, sizeof res);
+	if (e->type != RAFT_ENTRY_NORMAL)
+		return 0; /* CONF: the configuration is stored once for the batch */
+	if (e->data.len == 0)
+		return pend_add(b, i, &res); /* the term-start no-op */
+	struct kv_cmd c;
+	if (kv_cmd_decode(e->data.base, e->data.len, &c) != KV_OK) {
+		res.code = KV_EINVAL;
+		return pend_add(b, i, &res);
+	}
+	int rc;
+	if (c.client_id == 0) {
+		if ((rc = exec(txn, b->g->data, &c, &res)) != 0)
+			return rc;
+		return pend_add(b, i, &res);
+	}
+	enum kv_session_verdict verdict;
+	rc = kv_session_check(b->kv, txn, b->g, c.client_id, c.seq, e->index, &verdict, &res);
+	if (rc != 0)
+		return rc;
+	if (verdict == KV_SESSION_DUP)
+		return pend_add(b, i, &res);
+	if (verdict == KV_SESSION_STALE) {
+		memset(&res, 0, sizeof res);
+		res.code = KV_ESESSION;
+		return pend_add(b, i, &res);
+	}
+	if ((rc = exec(txn, b->g->data, &c, &res)) != 0)
+		return rc;
+	/* Copy first: recording writes, and writes may move the page res.value points into. */
+	size_t off = b->arena_len;
+	if ((rc = pend_add(b, i, &res)) != 0)
+		return rc;
+	res.value = b->kv->arena + off;
+	return kv_session_record(b->kv, txn, b->g, c.client_id, c.seq, e->index, &res);
+}
+
+static int apply_fn(MDB_txn *txn, void *arg)
+{
+	struct batch *b = arg;
+	b->n_pend = 0;
+	b->arena_len = 0;
+	b->err = KV_OK;
+	raft_index applied;
+	raft_term applied_term;
+	int rc = kv_applied_get(txn, b->g, &applied, &applied_term);
+	if (rc != 0)
+		return rc;
+	size_t first = 0;
+	while (first < b->n && b->entries[first].index <= applied)
+		first++;
+	if (first == b->n)
+		return 0; /* all replayed already: an empty commit writes nothing */
+	if (b->entries[first].index != applied + 1) {
+		b->err = KV_EINVAL;
+		return KV_TXN_ABORT;
+	}
+	for (size_t i = first; i < b->n; i++) {
+		assert(i == first || b->entries[i].index == b->entries[i - 1].index + 1);
+		assert(i == first || b->entries[i].term >= b->entries[i - 1].term);
+		if ((rc = apply_entry(b, txn, i)) != 0)
+			return rc;
+	}
+	const struct raft_entry *last = &b->entries[b->n - 1];
+	if ((rc = kv_applied_put(txn, b->g, last->index, last->term)) != 0)
+		return rc;
+	if (b->conf) {
+		uint8_t buf[KV_CONF_BYTES_MAX], tag = KV_META_CONF;
+		MDB_val k = {1, &tag}, v = {kv_conf_encode(b->conf, buf), buf};
+		if ((rc = mdb_put(txn, b->g->meta, &k, &v, 0)) != 0)
+			return rc;
+	}
+	return kv_session_gc(b->kv, txn, b->g, last->index, GC_BUDGET);
+}
+
+int kv_apply(struct kv *kv, uint32_t group, const struct raft_entry *entries, size_t n,
+	     const struct raft_conf *conf, kv_apply_cb cb, void *arg)
+{
+	if (n == 0)
+		return KV_OK;
+	struct batch b = {.kv = kv, .entries = entries, .n = n, .conf = conf};
+	int err = kv_group_get(kv, group, &b.g);
+	if (err != KV_OK)
+		return err;
+	if ((err = kv_write(kv, group, "apply", apply_fn, &b)) != KV_OK)
+		return err;
+	if (b.err != KV_OK)
+		return b.err;
+	for (size_t i = 0; cb && i < b.n_pend; i++) {
+		struct kv_pending *p = &kv->pend[i];
+		p->res.value = p->res.value_len ? kv->arena + p->off : NULL;
+		cb(&entries[p->entry], &p->res, arg);
+	}
+	return KV_OK;
+}

@@ -1,0 +1,367 @@
+/* kv.c — the LMDB environment of a node and the DBI pair of each group: open/close, error
+ * strings, the write-transaction wrapper that grows the map on MDB_MAP_FULL, the applied
+ * index and configuration records, checkpoint (forced sync) and size.
+ *
+ * The environment runs with MDB_NOSYNC (the WAL is the source of truth, docs/DURABILITY.md)
+ * and MDB_NOTLS (a snapshot's read transaction stays open while the same thread writes).
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kv/kv_int.h"
+
+const char *kv_strerror(int err)
+{
+	switch (err) {
+	case KV_OK:
+		return "ok";
+	case KV_NOT_FOUND:
+		return "not found";
+	case KV_CAS_MISMATCH:
+		return "compare-and-set mismatch";
+	case KV_EINVAL:
+		return "invalid command or key";
+	case KV_ETOOLARGE:
+		return "value too large";
+	case KV_EMAPFULL:
+		return "LMDB map full (raise map_bytes / map_bytes_max)";
+	case KV_EIO:
+		return "LMDB failure";
+	case KV_ENOMEM:
+		return "out of memory";
+	case KV_ESESSION:
+		return "client session expired: outcome unknown";
+	case KV_ECORRUPT:
+		return "corrupt snapshot stream";
+	case KV_ENOGROUP:
+		return "group out of range";
+	default:
+		return "unknown kv error";
+	}
+}
+
+void kv_options_default(struct kv_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->map_bytes = KV_MAP_BYTES_DEFAULT;
+	o->map_bytes_max = KV_MAP_BYTES_MAX_DEFAULT;
+	o->value_max = KV_VALUE_MAX_DEFAULT;
+	o->groups_max = KV_GROUPS_MAX;
+	o->session_ttl_entries = KV_SESSION_TTL_ENTRIES;
+	o->sessions_max = KV_SESSIONS_MAX;
+}
+
+void kv_log_mdb(uint32_t group, const char *what, int mdb_rc)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	fprintf(stderr, "error %lld.%03ld kv group=%u what=%s err=\"%s\"\n", (long long)ts.tv_sec,
+		ts.tv_nsec / 1000000, group, what, mdb_strerror(mdb_rc));
+}
+
+static int kv_err_of(int mdb_rc)
+{
+	switch (mdb_rc) {
+	case 0:
+		return KV_OK;
+	case MDB_MAP_FULL:
+		return KV_EMAPFULL;
+	case ENOMEM:
+		return KV_ENOMEM;
+	default:
+		return KV_EIO;
+	}
+}
+
+static uint64_t round_up(uint64_t v, uint64_t unit)
+{
+	return (v + unit - 1) / unit * unit;
+}
+
+int kv_open(const char *dir, const struct kv_options *o, struct kv **out)
+{
+	struct kv_options def;
+	if (o == NULL) {
+		kv_options_default(&def);
+		o = &def;
+	}
+	if (dir == NULL || o->groups_max == 0 || o->groups_max > KV_GROUPS_MAX ||
+	    o->value_max == 0 || o->value_max > KV_VALUE_MAX_HARD || o->sessions_max == 0 ||
+	    o->session_ttl_entries == 0)
+		return KV_EINVAL;
+	struct kv *kv = calloc(1, sizeof *kv);
+	if (kv == NULL)
+		return KV_ENOMEM;
+	kv->opt = *o;
+	kv->dir = strdup(dir);
+	long ps = sysconf(_SC_PAGESIZE);
+	kv->page_bytes = ps > 0 ? (size_t)ps : 4096;
+	kv->map_bytes =
+		round_up(o->map_bytes ? o->map_bytes : KV_MAP_BYTES_DEFAULT, kv->page_bytes);
+	int rc = kv->dir ? mdb_env_create(&kv->env) : ENOMEM;
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(kv->env, 2 * o->groups_max + 1);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(kv->env, kv->map_bytes);
+	if (rc == 0)
+		rc = mdb_env_open(kv->env, dir, MDB_NOSYNC | MDB_NOTLS, 0644);
+	if (rc != 0) {
+		kv_log_mdb(0, "env_open", rc);
+		if (kv->env)
+			mdb_env_close(kv->env);
+		free(kv->dir);
+		free(kv);
+		return kv_err_of(rc);
+	}
+	/* An existing environment may have grown beyond map_bytes in an earlier life. */
+	MDB_envinfo info;
+	mdb_env_info(kv->env, &info);
+	kv->map_bytes = info.me_mapsize;
+	*out = kv;
+	return KV_OK;
+}
+
+void kv_close(struct kv *kv)
+{
+	if (kv == NULL)
+		return;
+	assert(kv->readers == 0);
+	int rc = mdb_env_sync(kv->env, 1);
+	if (rc != 0)
+		kv_log_mdb(0, "env_sync", rc);
+	mdb_env_close(kv->env);
+	free(kv->pend);
+	free(kv->arena);
+	free(kv->dir);
+	free(kv);
+}
+
+int kv_group_get(struct kv *kv, uint32_t group, struct kv_group **out)
+{
+	if (group == 0 || group > kv->opt.groups_max)
+		return KV_ENOGROUP;
+	struct kv_group *g = &kv->groups[group];
+	if (!g->open) {
+		/* Handles opened in a write transaction become visible to every later transaction
+		 * once it commits; a group's DBIs are opened once per environment. */
+		char name[32];
+		MDB_txn *txn;
+		int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
+		if (rc == 0) {
+			snprintf(name, sizeof name, "g%u.data", group);
+			rc = mdb_dbi_open(txn, name, MDB_CREATE, &g->data);
+		}
+		if (rc == 0) {
+			snprintf(name, sizeof name, "g%u.meta", group);
+			rc = mdb_dbi_open(txn, name, MDB_CREATE, &g->meta);
+		}
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else if (txn)
+			mdb_txn_abort(txn);
+		if (rc == MDB_MAP_FULL && kv->readers == 0 &&
+		    kv->map_bytes < kv->opt.map_bytes_max) {
+			/* Rare: the very first write of a group into a full map. */
+			if (mdb_env_set_mapsize(kv->env, kv->map_bytes * 2) == 0) {
+				kv->map_bytes *= 2;
+				return kv_group_get(kv, group, out);
+			}
+		}
+		if (rc != 0) {
+			kv_log_mdb(group, "dbi_open", rc);
+			return kv_err_of(rc);
+		}
+		g->open = true;
+	}
+	*out = g;
+	return KV_OK;
+}
+
+/* Doubles the map (within map_bytes_max). False when it may not or could not grow. */
+static bool grow(struct kv *kv, uint32_t group)
+{
+	if (kv->readers > 0 || kv->map_bytes >= kv->opt.map_bytes_max)
+		return false;
+	uint64_t next = kv->map_bytes * 2;
+	if (next > kv->opt.map_bytes_max)
+		next = round_up(kv->opt.map_bytes_max, kv->page_bytes);
+	int rc = mdb_env_set_mapsize(kv->env, next);
+	if (rc != 0) {
+		kv_log_mdb(group, "set_mapsize", rc);
+		return false;
+	}
+	MDB_envinfo info;
+	mdb_env_info(kv->env, &info);
+	kv->map_bytes = info.me_mapsize;
+	return true;
+}
+
+int kv_write(struct kv *kv, uint32_t group, const char *what, kv_write_fn fn, void *arg)
+{
+	for (int attempt = 0;; attempt++) {
+		MDB_txn *txn;
+		int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
+		if (rc == 0) {
+			rc = fn(txn, arg);
+			if (rc == 0)
+				rc = mdb_txn_commit(txn);
+			else
+				mdb_txn_abort(txn);
+			if (rc == KV_TXN_ABORT)
+				return KV_OK;
+		}
+		if (rc == 0)
+			return KV_OK;
+		if (rc == MDB_MAP_FULL && attempt == 0 && grow(kv, group))
+			continue;
+		kv_log_mdb(group, what, rc);
+		return kv_err_of(rc);
+	}
+}
+
+int kv_read_begin(struct kv *kv, MDB_txn **out)
+{
+	int rc = mdb_txn_begin(kv->env, NULL, MDB_RDONLY, out);
+	if (rc != 0) {
+		kv_log_mdb(0, "read_begin", rc);
+		return kv_err_of(rc);
+	}
+	return KV_OK;
+}
+
+int kv_applied_get(MDB_txn *txn, const struct kv_group *g, raft_index *index, raft_term *term)
+{
+	uint8_t tag = KV_META_APPLIED;
+	MDB_val k = {1, &tag}, v;
+	int rc = mdb_get(txn, g->meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		*index = 0;
+		*term = 0;
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	if (v.mv_size != 16)
+		return MDB_CORRUPTED;
+	*index = kv_get_be64(v.mv_data);
+	*term = kv_get_be64((const uint8_t *)v.mv_data + 8);
+	return 0;
+}
+
+int kv_applied_put(MDB_txn *txn, const struct kv_group *g, raft_index index, raft_term term)
+{
+	uint8_t tag = KV_META_APPLIED, buf[16];
+	kv_put_be64(buf, index);
+	kv_put_be64(buf + 8, term);
+	MDB_val k = {1, &tag}, v = {sizeof buf, buf};
+	return mdb_put(txn, g->meta, &k, &v, 0);
+}
+
+size_t kv_conf_encode(const struct raft_conf *c, uint8_t *out)
+{
+	assert(c->n_voters <= RAFT_NODES_MAX && c->n_learners <= RAFT_NODES_MAX);
+	uint8_t *p = out;
+	kv_put_le32(p, c->n_voters);
+	kv_put_le32(p + 4, c->n_learners);
+	p += 8;
+	for (uint32_t i = 0; i < c->n_voters; i++, p += 8)
+		kv_put_le64(p, c->voters[i]);
+	for (uint32_t i = 0; i < c->n_learners; i++, p += 8)
+		kv_put_le64(p, c->learners[i]);
+	return (size_t)(p - out);
+}
+
+int kv_conf_decode(const void *data, size_t len, struct raft_conf *c)
+{
+	const uint8_t *p = data;
+	if (len < 8)
+		return KV_EINVAL;
+	uint32_t nv = kv_get_le32(p), nl = kv_get_le32(p + 4);
+	if (nv > RAFT_NODES_MAX || nl > RAFT_NODES_MAX || len != 8 + 8 * (size_t)(nv + nl))
+		return KV_EINVAL;
+	memset(c, 0, sizeof *c);
+	c->n_voters = nv;
+	c->n_learners = nl;
+	p += 8;
+	for (uint32_t i = 0; i < nv; i++, p += 8)
+		c->voters[i] = kv_get_le64(p);
+	for (uint32_t i = 0; i < nl; i++, p += 8)
+		c->learners[i] = kv_get_le64(p);
+	return KV_OK;
+}
+
+int kv_meta(struct kv *kv, uint32_t group, struct kv_group_meta *out)
+{
+	struct kv_group *g;
+	int err = kv_group_get(kv, group, &g);
+	if (err != KV_OK)
+		return err;
+	MDB_txn *txn;
+	if ((err = kv_read_begin(kv, &txn)) != KV_OK)
+		return err;
+	memset(out, 0, sizeof *out);
+	int rc = kv_applied_get(txn, g, &out->applied_index, &out->applied_term);
+	uint8_t tag = KV_META_CONF;
+	MDB_val k = {1, &tag}, v;
+	if (rc == 0) {
+		rc = mdb_get(txn, g->meta, &k, &v);
+		if (rc == 0) {
+			if (kv_conf_decode(v.mv_data, v.mv_size, &out->conf) != KV_OK)
+				rc = MDB_CORRUPTED;
+			out->has_conf = rc == 0;
+		} else if (rc == MDB_NOTFOUND) {
+			rc = 0;
+		}
+	}
+	MDB_stat st;
+	if (rc == 0 && (rc = mdb_stat(txn, g->data, &st)) == 0)
+		out->keys = st.ms_entries;
+	mdb_txn_abort(txn);
+	if (rc != 0) {
+		kv_log_mdb(group, "meta", rc);
+		return kv_err_of(rc);
+	}
+	return KV_OK;
+}
+
+int kv_checkpoint(struct kv *kv, raft_index *out, uint32_t n_groups)
+{
+	assert(n_groups <= KV_GROUPS_MAX);
+	if (n_groups > kv->opt.groups_max)
+		return KV_ENOGROUP;
+	struct kv_group *grp;
+	int err;
+	for (uint32_t g = 1; g <= n_groups; g++)
+		if ((err = kv_group_get(kv, g, &grp)) != KV_OK)
+			return err;
+	/* Read the applied indexes first: everything committed before the sync is covered by it,
+	 * and this thread commits nothing in between. */
+	MDB_txn *txn;
+	if ((err = kv_read_begin(kv, &txn)) != KV_OK)
+		return err;
+	int rc = 0;
+	for (uint32_t g = 1; g <= n_groups && rc == 0; g++) {
+		raft_term term;
+		rc = kv_applied_get(txn, &kv->groups[g], &out[g - 1], &term);
+	}
+	mdb_txn_abort(txn);
+	if (rc == 0)
+		rc = mdb_env_sync(kv->env, 1);
+	if (rc != 0) {
+		kv_log_mdb(0, "checkpoint", rc);
+		return kv_err_of(rc);
+	}
+	return KV_OK;
+}
+
+uint64_t kv_size_bytes(const struct kv *kv)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	if (mdb_env_info(kv->env, &info) != 0 || mdb_env_stat(kv->env, &st) != 0)
+		return 0;
+	return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}

@@ -1,0 +1,129 @@
+/* kv_int.h — what the files of kv/ share and nobody else sees: the environment handle, the
+ * per-group DBI pair, the layout of the meta DBI, little-endian helpers, and the write
+ * transaction wrapper that grows the map once on MDB_MAP_FULL.
+ */
+#ifndef RINGRAFT_KV_INT_H
+#define RINGRAFT_KV_INT_H
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kv/kv.h"
+
+/* Meta DBI keys: a one-byte tag, then big-endian numbers so that LMDB's byte order is numeric
+ * order. Everything here is part of the replicated state (it travels in snapshots). */
+#define KV_META_APPLIED 'A' /* -> u64 applied index, u64 applied term */
+#define KV_META_CONF    'C' /* -> encoded raft_conf (kv_conf_encode) */
+#define KV_META_COUNT   'N' /* -> u64 number of live session records */
+#define KV_META_SESSION 'S' /* + u64 client -> struct kv_session_rec (encoded) */
+#define KV_META_RESULT  'R' /* + u64 client + u64 seq -> cached result */
+#define KV_META_LRU     'L' /* + u64 last index + u64 client -> empty (expiry order) */
+
+struct kv_group {
+	bool open;
+	MDB_dbi data, meta;
+};
+
+/* One result of an apply batch, kept until the transaction committed (apply.c). */
+struct kv_pending {
+	size_t entry;         /* position in the batch */
+	struct kv_result res; /* res.value is unset here: the bytes are at arena + off */
+	size_t off;
+};
+
+struct kv {
+	MDB_env *env;
+	struct kv_options opt;
+	char *dir;
+	size_t page_bytes;
+	uint64_t map_bytes; /* the current map size */
+	uint32_t readers;   /* snapshot read transactions open: the map cannot move under them */
+	struct kv_group groups[KV_GROUPS_MAX + 1]; /* [0] unused */
+	/* apply.c's reusable result buffers (owned, freed by kv_close) */
+	struct kv_pending *pend;
+	size_t pend_cap;
+	uint8_t *arena;
+	size_t arena_cap;
+};
+
+/* ---------------------------------------------------------------- byte order */
+static inline void kv_put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+static inline uint64_t kv_get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+static inline void kv_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t kv_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void kv_put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint64_t kv_get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* ---------------------------------------------------------------- kv.c */
+/* Logs one line `error <time> kv group=<g> what=<what> err=<mdb_strerror>` to stderr. */
+void kv_log_mdb(uint32_t group, const char *what, int mdb_rc);
+/* Opens (creating) the DBIs of a group; KV_ENOGROUP when out of range. */
+int kv_group_get(struct kv *kv, uint32_t group, struct kv_group **out);
+/* Runs fn in one write transaction and commits it. fn returns 0 or an LMDB/errno code; on
+ * MDB_MAP_FULL (from fn or the commit) the transaction is aborted, the map grown (when no
+ * snapshot reader is open and map_bytes_max allows) and fn run once more from scratch.
+ * Returns KV_OK, KV_EMAPFULL, KV_ENOMEM or KV_EIO; fn's own kv code travels in its arg. */
+typedef int (*kv_write_fn)(MDB_txn *txn, void *arg);
+#define KV_TXN_ABORT (-1) /* fn's way to say "abort, nothing to log": kv_write returns KV_OK */
+int kv_write(struct kv *kv, uint32_t group, const char *what, kv_write_fn fn, void *arg);
+/* A read-only transaction (MDB_NOTLS: several may be open in one thread). */
+int kv_read_begin(struct kv *kv, MDB_txn **out);
+/* Applied index and term of a group inside txn (0, 0 when never applied). */
+int kv_applied_get(MDB_txn *txn, const struct kv_group *g, raft_index *index, raft_term *term);
+int kv_applied_put(MDB_txn *txn, const struct kv_group *g, raft_index index, raft_term term);
+
+/* raft_conf <-> bytes, for the meta DBI and snapshots. */
+#define KV_CONF_BYTES_MAX (8 + 16 * RAFT_NODES_MAX)
+size_t kv_conf_encode(const struct raft_conf *c, uint8_t *out);
+int kv_conf_decode(const void *data, size_t len, struct raft_conf *c);
+
+/* ---------------------------------------------------------------- session.c */
+/* The outcome of a session lookup for (client, seq) at log index `index`. */
+enum kv_session_verdict {
+	KV_SESSION_NEW = 0, /* apply the command, then kv_session_record() its result */
+	KV_SESSION_DUP,     /* cached: *res holds the first result (value valid until txn ends) */
+	KV_SESSION_STALE,   /* seq older than the remembered window: KV_ESESSION */
+};
+int kv_session_check(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uint64_t client,
+		     uint64_t seq, raft_index index, enum kv_session_verdict *verdict,
+		     struct kv_result *res);
+int kv_session_record(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uint64_t client,
+		      uint64_t seq, raft_index index, const struct kv_result *res);
+/* Deletes sessions idle since before `index` - ttl (garbage only: expired sessions are
+ * already treated as absent by kv_session_check). At most `budget` sessions per call. */
+int kv_session_gc(struct kv *kv, MDB_txn *txn, const struct kv_group *g, raft_index index,
+		  uint32_t budget);
+
+#endif

@@ -1,0 +1,112 @@
+/* read.c — get and range scan of a group, each on its own short read transaction (MVCC: they
+ * never block the apply path and see one consistent applied state).
+ */
+#include <stdlib.h>
+
+#include "kv/kv_int.h"
+
+int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, void **value,
+	   size_t *value_len)
+{
+	if (key == NULL || key_len == 0 || key_len > KV_KEY_MAX)
+		return KV_EINVAL;
+	struct kv_group *g;
+	int err = kv_group_get(kv, group, &g);
+	if (err != KV_OK)
+		return err;
+	MDB_txn *txn;
+	if ((err = kv_read_begin(kv, &txn)) != KV_OK)
+		return err;
+	MDB_val k = {key_len, (void *)key}, v;
+	int rc = mdb_get(txn, g->data, &k, &v);
+	if (rc == 0) {
+		void *copy = malloc(v.mv_size ? v.mv_size : 1);
+		if (copy == NULL) {
+			err = KV_ENOMEM;
+		} else {
+			memcpy(copy, v.mv_data, v.mv_size);
+			*value = copy;
+			*value_len = v.mv_size;
+		}
+	} else if (rc == MDB_NOTFOUND) {
+		err = KV_NOT_FOUND;
+	} else {
+		kv_log_mdb(group, "get", rc);
+		err = KV_EIO;
+	}
+	mdb_txn_abort(txn);
+	return err;
+}
+
+static bool before_end(const MDB_val *k, const void *end, size_t end_len)
+{
+	if (end == NULL || end_len == 0)
+		return true;
+	size_t n = k->mv_size < end_len ? k->mv_size : end_len;
+	int c = memcmp(k->mv_data, end, n);
+	return c < 0 || (c == 0 && k->mv_size < end_len);
+}
+
+int kv_scan(struct kv *kv, uint32_t group, const void *start, size_t start_len, const void *end,
+	    size_t end_len, uint32_t limit, kv_scan_cb cb, void *arg, void **next, size_t *next_len)
+{
+	*next = NULL;
+	*next_len = 0;
+	if (start_len > KV_KEY_MAX || end_len > KV_KEY_MAX || (start_len && start == NULL) ||
+	    cb == NULL)
+		return KV_EINVAL;
+	if (limit == 0)
+		limit = KV_SCAN_DEFAULT;
+	if (limit > KV_SCAN_MAX)
+		limit = KV_SCAN_MAX;
+	struct kv_group *g;
+	int err = kv_group_get(kv, group, &g);
+	if (err != KV_OK)
+		return err;
+	MDB_txn *txn;
+	if ((err = kv_read_begin(kv, &txn)) != KV_OK)
+		return err;
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, g->data, &cur);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		kv_log_mdb(group, "scan", rc);
+		return KV_EIO;
+	}
+	MDB_val k = {start_len, (void *)start}, v;
+	rc = mdb_cursor_get(cur, &k, &v, start_len ? MDB_SET_RANGE : MDB_FIRST);
+	uint32_t n = 0;
+	while (rc == 0 && before_end(&k, end, end_len)) {
+		if (n == limit) {
+			/* k is the first key in range not returned: the continuation. */
+			void *copy = malloc(k.mv_size);
+			if (copy == NULL) {
+				err = KV_ENOMEM;
+				break;
+			}
+			memcpy(copy, k.mv_data, k.mv_size);
+			*next = copy;
+			*next_len = k.mv_size;
+			break;
+		}
+		n++;
+		int stop = cb(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		if (stop) {
+			/* Stopped by the caller: continue from the next key, if any in range. */
+			limit = n;
+		}
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		kv_log_mdb(group, "scan", rc);
+		err = KV_EIO;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (err != KV_OK) {
+		free(*next);
+		*next = NULL;
+		*next_len = 0;
+	}
+	return err;
+}
