@@ -1,0 +1,632 @@
+/* cluster.c — the simulated cluster: nodes, their driver loop, crashes and restarts.
+ *
+ * Each node is driven exactly as raft.h's driver loop says: messages go to the network at once,
+ * the update's persistence becomes one disk batch, msgs_after_persist wait in that batch until
+ * it is durable, then raft_persisted(); committed entries are applied to the node's state
+ * machine, reads answered once applied, snapshots served and installed, the log compacted at a
+ * threshold. Every event is one step, and the invariants are checked after each one.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/sim/sim.h"
+
+static void node_start(struct cluster *c, struct node *n);
+
+void cluster_init(struct cluster *c, uint64_t seed, int n_voters, const struct raft_config *cfg)
+{
+	memset(c, 0, sizeof(*c));
+	c->seed = seed;
+	rng_seed(&c->rng, seed);
+	c->cfg = *cfg;
+	net_init(&c->net);
+	inv_init(&c->inv);
+	c->next_uid = 1;
+	c->next_read = 1;
+	c->disk_lat_min = 1;
+	c->disk_lat_max = 1;
+	struct raft_conf conf;
+	memset(&conf, 0, sizeof(conf));
+	for (int i = 1; i <= n_voters; i++)
+		conf.voters[conf.n_voters++] = (raft_id)i;
+	for (int i = 1; i <= n_voters; i++) {
+		struct node *n = &c->nodes[i];
+		n->exists = true;
+		n->id = (raft_id)i;
+		disk_init(&n->disk);
+		n->snap.conf = conf; /* the bootstrap configuration */
+	}
+	c->max_id = n_voters;
+}
+
+/* Starts every node created by cluster_init (separate so callers can set latencies first). */
+void cluster_start(struct cluster *c)
+{
+	for (int i = 1; i <= c->max_id; i++)
+		if (c->nodes[i].exists && !c->nodes[i].alive)
+			node_start(c, &c->nodes[i]);
+}
+
+void cluster_destroy(struct cluster *c)
+{
+	for (int i = 1; i <= SIM_NODES_MAX; i++) {
+		struct node *n = &c->nodes[i];
+		if (n->r)
+			raft_free(n->r);
+		disk_destroy(&n->disk);
+		free(n->snap.data);
+		free(n->stage);
+	}
+	net_destroy(&c->net);
+	inv_destroy(&c->inv);
+}
+
+void cluster_add_node(struct cluster *c, raft_id id)
+{
+	if (id < 1 || id > SIM_NODES_MAX || c->nodes[id].exists)
+		return;
+	struct node *n = &c->nodes[id];
+	memset(n, 0, sizeof(*n));
+	n->exists = true;
+	n->id = id;
+	disk_init(&n->disk);
+	if ((int)id > c->max_id)
+		c->max_id = (int)id;
+	node_start(c, n); /* empty: no configuration, it learns one from the leader */
+}
+
+static void node_start(struct cluster *c, struct node *n)
+{
+	n->disk.lat_min = c->disk_lat_min;
+	n->disk.lat_max = c->disk_lat_max;
+	struct raft_restore rs;
+	memset(&rs, 0, sizeof(rs));
+	rs.hard_state = n->disk.hs;
+	rs.snap_index = n->snap.index;
+	rs.snap_term = n->snap.term;
+	rs.conf = n->snap.conf;
+	size_t k = 0;
+	while (k < n->disk.n_log && n->disk.log[k].index <= n->snap.index)
+		k++;
+	rs.entries = n->disk.log + k;
+	rs.n_entries = n->disk.n_log - k;
+	rs.applied = n->sm.applied;
+	if (rs.n_entries && rs.entries[0].index != n->snap.index + 1)
+		sim_fail(c, "sim: node %llu durable log starts at %llu after snapshot %llu",
+			 (unsigned long long)n->id, (unsigned long long)rs.entries[0].index,
+			 (unsigned long long)n->snap.index);
+	struct raft_config cfg = c->cfg;
+	cfg.id = n->id;
+	cfg.seed = rng_next(&c->rng);
+	n->r = raft_new(&cfg, &rs);
+	if (!n->r) {
+		fprintf(stderr, "sim: raft_new failed\n");
+		abort();
+	}
+	n->alive = true;
+	n->incarnation++;
+	n->next_tick = c->now + rng_range(&c->rng, 1, SIM_TICK);
+	n->n_props = 0;
+	n->n_reads = 0;
+	n->last_role = raft_role_of(n->r);
+	n->last_term = raft_term_of(n->r);
+	n->last_after_restart = raft_last_index(n->r);
+	n->leader_checked_term = 0;
+	inv_on_restart(c, n, &rs);
+	cluster_drive(c, n);
+}
+
+void cluster_crash(struct cluster *c, raft_id id)
+{
+	struct node *n = &c->nodes[id];
+	if (!n->exists || !n->alive)
+		return;
+	trace_ev(c, TR_CRASH, id, raft_last_index(n->r), disk_last_index(&n->disk),
+		 n->disk.n_pending);
+	n->last_before_crash = raft_last_index(n->r);
+	raft_free(n->r);
+	n->r = NULL;
+	n->alive = false;
+	disk_crash(&n->disk);
+	n->n_props = 0;
+	n->n_reads = 0;
+	free(n->stage);
+	n->stage = NULL;
+	n->stage_len = 0;
+}
+
+void cluster_restart(struct cluster *c, raft_id id)
+{
+	struct node *n = &c->nodes[id];
+	if (!n->exists || n->alive)
+		return;
+	node_start(c, n);
+	trace_ev(c, TR_RESTART, id, raft_last_index(n->r), raft_commit_of(n->r),
+		 raft_term_of(n->r));
+}
+
+/* ------------------------------------------------------------------------------ applying */
+
+static void ack_proposals(struct cluster *c, struct node *n, const struct raft_entry *e)
+{
+	for (int i = 0; i < n->n_props;) {
+		struct proposal *p = &n->props[i];
+		if (p->index > e->index) {
+			i++;
+			continue;
+		}
+		if (p->index == e->index && p->term == e->term) {
+			if (e->index > c->inv.max_acked)
+				c->inv.max_acked = e->index;
+			c->inv.acked++;
+			if (p->liveness)
+				c->liveness_ok = true;
+		}
+		n->props[i] = n->props[--n->n_props];
+	}
+}
+
+static void apply_entry(struct cluster *c, struct node *n, const struct raft_entry *e)
+{
+	inv_on_apply(c, n, e);
+	if (e->type == RAFT_ENTRY_NORMAL)
+		sm_apply(&n->sm, e->index, e->data.base, e->data.len);
+	else
+		n->sm.applied = e->index;
+	trace_ev(c, TR_APPLY, n->id, e->index, e->term, e->type);
+	ack_proposals(c, n, e);
+}
+
+static void answer_reads(struct cluster *c, struct node *n)
+{
+	for (int i = 0; i < n->n_reads;) {
+		struct read_req *rr = &n->reads[i];
+		if (rr->index == 0 || rr->index > n->sm.applied) {
+			i++;
+			continue;
+		}
+		inv_on_read(c, n, rr);
+		c->inv.reads_done++;
+		trace_ev(c, TR_READ_DONE, n->id, rr->ctx, rr->index, n->sm.applied);
+		n->reads[i] = n->reads[--n->n_reads];
+	}
+}
+
+/* ------------------------------------------------------------------------------ snapshots */
+
+static void snap_set(struct snapshot *s, raft_index index, raft_term term,
+		     const struct raft_conf *conf, char *data, size_t len)
+{
+	free(s->data);
+	s->index = index;
+	s->term = term;
+	s->conf = *conf;
+	s->data = data;
+	s->len = len;
+}
+
+/* A follower stages an incoming chunk; on the last one it installs the snapshot (durable at
+ * once, like replacing the LMDB DBIs in one transaction). Returns true when installed. */
+static bool stage_chunk(struct cluster *c, struct node *n, const struct raft_snapshot_chunk_in *ch)
+{
+	if (ch->offset == 0) {
+		free(n->stage);
+		n->stage = NULL;
+		n->stage_len = 0;
+		n->stage_index = ch->index;
+	}
+	if (ch->index != n->stage_index || ch->offset != n->stage_len) {
+		sim_fail(c,
+			 "node %llu: snapshot chunk (index %llu, offset %llu) does not follow "
+			 "staged (index %llu, %zu bytes)",
+			 (unsigned long long)n->id, (unsigned long long)ch->index,
+			 (unsigned long long)ch->offset, (unsigned long long)n->stage_index,
+			 n->stage_len);
+		return false;
+	}
+	if (n->stage_len + ch->data.len > SIM_SNAP_BYTES_MAX) {
+		sim_fail(c, "node %llu: snapshot larger than any we serve",
+			 (unsigned long long)n->id);
+		return false;
+	}
+	n->stage = realloc(n->stage, n->stage_len + ch->data.len + 1);
+	if (!n->stage)
+		abort();
+	if (ch->data.len)
+		memcpy(n->stage + n->stage_len, ch->data.base, ch->data.len);
+	n->stage_len += ch->data.len;
+	if (!ch->done)
+		return false;
+	struct sm tmp;
+	if (sm_deserialize(&tmp, n->stage, n->stage_len) != 0 || tmp.applied != ch->index) {
+		sim_fail(c, "node %llu: installed snapshot %llu is not a state machine image at it",
+			 (unsigned long long)n->id, (unsigned long long)ch->index);
+		return false;
+	}
+	if (ch->index < n->sm.applied) {
+		sim_fail(c, "node %llu: snapshot %llu would move applied back from %llu",
+			 (unsigned long long)n->id, (unsigned long long)ch->index,
+			 (unsigned long long)n->sm.applied);
+		return false;
+	}
+	n->sm = tmp;
+	snap_set(&n->snap, ch->index, ch->term, &ch->conf, n->stage, n->stage_len);
+	n->stage = NULL;
+	n->stage_len = 0;
+	n->installs++;
+	trace_ev(c, TR_INSTALL, n->id, ch->index, ch->term, 0);
+	/* proposals at or below the snapshot can no longer be matched to their entry */
+	for (int i = 0; i < n->n_props;) {
+		if (n->props[i].index <= ch->index)
+			n->props[i] = n->props[--n->n_props];
+		else
+			i++;
+	}
+	return true;
+}
+
+static void serve_snapshot(struct cluster *c, struct node *n, const struct raft_snapshot_request *q)
+{
+	if (!n->snap.data || n->snap.index != q->index || n->snap.term != q->term) {
+		trace_ev(c, TR_NOTE, n->id, q->to, q->index, 1);
+		raft_snapshot_chunk(n->r, q->to, q->index, q->offset, NULL, 0, true, true);
+		return;
+	}
+	uint64_t off = q->offset > n->snap.len ? n->snap.len : q->offset;
+	size_t len = n->snap.len - off;
+	if (q->len_max && len > q->len_max)
+		len = q->len_max;
+	bool last = off + len == n->snap.len;
+	raft_snapshot_chunk(n->r, q->to, q->index, off, n->snap.data + off, len, last, false);
+}
+
+/* Compacts at the applied index: the durable state machine image is the snapshot. Only when
+ * the conf at that index is known (no conf entry after it) and the durable log already holds
+ * that entry (so the snapshot marker never jumps over a pending truncation). */
+static int do_compact(struct cluster *c, struct node *n, raft_index trailing)
+{
+	raft_index at = n->sm.applied;
+	const struct raft_entry *e = raft_entry_at(n->r, at);
+	if (at == 0 || at <= n->snap.index || !e)
+		return -1;
+	raft_term term = e->term;
+	for (raft_index i = at + 1; i <= raft_last_index(n->r); i++) {
+		const struct raft_entry *x = raft_entry_at(n->r, i);
+		if (x && x->type == RAFT_ENTRY_CONF)
+			return -1;
+	}
+	const struct disk *d = &n->disk;
+	if (d->n_log == 0 || d->log[0].index > at || disk_last_index(d) < at ||
+	    d->log[at - d->log[0].index].term != term)
+		return -1;
+	struct raft_conf conf = *raft_conf_of(n->r);
+	int rc = raft_compact(n->r, at, trailing);
+	if (rc != 0)
+		return rc;
+	char *buf = malloc(SIM_SNAP_BYTES_MAX);
+	if (!buf)
+		abort();
+	size_t len = sm_serialize(&n->sm, buf, SIM_SNAP_BYTES_MAX);
+	snap_set(&n->snap, at, term, &conf, buf, len);
+	disk_compact(&n->disk, at);
+	n->compactions++;
+	trace_ev(c, TR_COMPACT, n->id, at, term, trailing);
+	return 0;
+}
+
+int cluster_compact(struct cluster *c, raft_id id, raft_index index, raft_index trailing)
+{
+	struct node *n = &c->nodes[id];
+	if (!n->alive)
+		return -1;
+	if (index != n->sm.applied)
+		return -2;
+	int rc = do_compact(c, n, trailing);
+	cluster_drive(c, n);
+	inv_check(c);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------------ the driver */
+
+void cluster_drive(struct cluster *c, struct node *n)
+{
+	struct raft_update u;
+	for (int guard = 0; n->alive && raft_has_ready(n->r); guard++) {
+		if (guard > 10000) {
+			sim_fail(c, "node %llu: raft_has_ready never settles",
+				 (unsigned long long)n->id);
+			return;
+		}
+		raft_ready(n->r, &u);
+
+		/* 1. persistence: one disk batch */
+		struct disk_batch *b = calloc(1, sizeof(*b));
+		if (!b)
+			abort();
+		b->has_hs = u.has_hard_state;
+		b->hs = u.hard_state;
+		b->truncate_from = u.truncate_from;
+		if (u.n_entries) {
+			inv_on_append(c, n, u.entries, u.n_entries);
+			b->entries = entries_copy(u.entries, u.n_entries);
+			b->n_entries = u.n_entries;
+			b->last_index = u.entries[u.n_entries - 1].index;
+			b->last_term = u.entries[u.n_entries - 1].term;
+		}
+		bool installed = false;
+		raft_index snap_index = 0;
+		if (u.snap_chunk) {
+			installed = stage_chunk(c, n, u.snap_chunk);
+			snap_index = u.snap_chunk->index;
+			if (installed && !b->last_index) {
+				b->last_index = u.snap_chunk->index;
+				b->last_term = u.snap_chunk->term;
+			}
+		}
+
+		/* 2. messages: now, and after this batch is durable */
+		for (size_t i = 0; i < u.n_msgs; i++)
+			net_send(&c->net, &c->rng, c->now, &u.msgs[i]);
+		if (u.n_msgs_after_persist) {
+			b->msgs = calloc(u.n_msgs_after_persist, sizeof(*b->msgs));
+			if (!b->msgs)
+				abort();
+			for (size_t i = 0; i < u.n_msgs_after_persist; i++)
+				b->msgs[i] = msg_copy(&u.msgs_after_persist[i]);
+			b->n_msgs = u.n_msgs_after_persist;
+		}
+		struct raft_snapshot_request reqs[16];
+		size_t n_reqs = u.n_snap_reqs < 16 ? u.n_snap_reqs : 16;
+		if (n_reqs)
+			memcpy(reqs, u.snap_reqs, n_reqs * sizeof(*reqs));
+
+		/* 3. apply */
+		for (size_t i = 0; i < u.n_committed && !c->failed; i++)
+			apply_entry(c, n, &u.committed[i]);
+
+		/* 4. reads */
+		for (size_t i = 0; i < u.n_reads; i++)
+			for (int j = 0; j < n->n_reads; j++)
+				if (n->reads[j].ctx == u.reads[i].ctx && n->reads[j].index == 0)
+					n->reads[j].index = u.reads[i].index ? u.reads[i].index : 1;
+		for (size_t i = 0; i < u.n_reads_dropped; i++)
+			for (int j = 0; j < n->n_reads; j++)
+				if (n->reads[j].ctx == u.reads_dropped[i]) {
+					c->inv.reads_dropped++;
+					n->reads[j] = n->reads[--n->n_reads];
+					break;
+				}
+
+		if (b->has_hs || b->truncate_from || b->n_entries || b->n_msgs || u.snap_chunk) {
+			disk_submit(&n->disk, &c->rng, c->now, b);
+			if (installed)
+				disk_install(&n->disk, snap_index, b);
+		} else {
+			disk_batch_free(b);
+		}
+		raft_advance(n->r, &u);
+
+		for (size_t i = 0; i < n_reqs; i++)
+			serve_snapshot(c, n, &reqs[i]);
+		answer_reads(c, n);
+		if (c->compact_threshold && n->sm.applied >= raft_first_index(n->r) &&
+		    n->sm.applied - raft_first_index(n->r) >= (raft_index)c->compact_threshold)
+			do_compact(c, n, (raft_index)c->compact_trailing);
+	}
+}
+
+/* ------------------------------------------------------------------------------ events */
+
+void cluster_tick(struct cluster *c, raft_id id)
+{
+	struct node *n = &c->nodes[id];
+	if (!n->alive)
+		return;
+	c->steps++;
+	n->next_tick += SIM_TICK;
+	raft_tick(n->r);
+	if (c->trace)
+		trace_ev(c, TR_TICK, id, raft_term_of(n->r), raft_role_of(n->r), 0);
+	cluster_drive(c, n);
+	inv_check(c);
+}
+
+bool cluster_deliver_one(struct cluster *c)
+{
+	struct sim_msg *sm = net_pop(&c->net);
+	if (!sm)
+		return false;
+	cluster_deliver_msg(c, sm);
+	return true;
+}
+
+void cluster_deliver_msg(struct cluster *c, struct sim_msg *sm)
+{
+	c->steps++;
+	const struct raft_message *m = &sm->m;
+	raft_id to = m->to, from = m->from;
+	if (to < 1 || to > SIM_NODES_MAX || from < 1 || from > SIM_NODES_MAX ||
+	    !c->nodes[to].alive || c->net.cut[from][to]) {
+		trace_ev(c, TR_DROP, to, from << 8 | m->type, m->term, m->index);
+	} else {
+		struct node *n = &c->nodes[to];
+		trace_ev(c, TR_RECV, to, from << 8 | m->type, m->term,
+			 m->index << 16 | (m->n_entries & 0xffff));
+		raft_step(n->r, m);
+		cluster_drive(c, n);
+	}
+	msg_free(sm);
+	inv_check(c);
+}
+
+void cluster_persist_one(struct cluster *c, raft_id id)
+{
+	struct node *n = &c->nodes[id];
+	if (!n->alive || !n->disk.head)
+		return;
+	c->steps++;
+	struct raft_hard_state old = n->disk.hs;
+	struct disk_batch *b = disk_complete(&n->disk);
+	if (b->has_hs) {
+		if (b->hs.term < old.term ||
+		    (b->hs.term == old.term && old.vote && b->hs.vote != old.vote))
+			sim_fail(c, "node %llu: durable term/vote went from %llu/%llu to %llu/%llu",
+				 (unsigned long long)id, (unsigned long long)old.term,
+				 (unsigned long long)old.vote, (unsigned long long)b->hs.term,
+				 (unsigned long long)b->hs.vote);
+		if (b->hs.commit < old.commit)
+			sim_fail(c, "node %llu: durable commit went back from %llu to %llu",
+				 (unsigned long long)id, (unsigned long long)old.commit,
+				 (unsigned long long)b->hs.commit);
+	}
+	trace_ev(c, TR_PERSIST, id, b->last_index, b->last_term, b->n_msgs);
+	for (size_t i = 0; i < b->n_msgs; i++)
+		net_send(&c->net, &c->rng, c->now, &b->msgs[i]->m);
+	if (b->last_index)
+		raft_persisted(n->r, b->last_index, b->last_term);
+	disk_batch_free(b);
+	cluster_drive(c, n);
+	inv_check(c);
+}
+
+void cluster_run_until(struct cluster *c, uint64_t until)
+{
+	while (!c->failed) {
+		uint64_t t = net_next_time(&c->net);
+		for (int i = 1; i <= c->max_id; i++) {
+			struct node *n = &c->nodes[i];
+			if (!n->alive)
+				continue;
+			uint64_t d = disk_next_time(&n->disk);
+			if (d < t)
+				t = d;
+			if (n->next_tick < t)
+				t = n->next_tick;
+		}
+		if (t > until)
+			break;
+		if (t > c->now)
+			c->now = t;
+		bool done = false;
+		for (int i = 1; i <= c->max_id && !done; i++)
+			if (c->nodes[i].alive && disk_next_time(&c->nodes[i].disk) <= t) {
+				cluster_persist_one(c, (raft_id)i);
+				done = true;
+			}
+		if (done)
+			continue;
+		if (net_next_time(&c->net) <= t) {
+			cluster_deliver_one(c);
+			continue;
+		}
+		for (int i = 1; i <= c->max_id && !done; i++)
+			if (c->nodes[i].alive && c->nodes[i].next_tick <= t) {
+				cluster_tick(c, (raft_id)i);
+				done = true;
+			}
+	}
+	if (!c->failed && until > c->now)
+		c->now = until;
+}
+
+/* ------------------------------------------------------------------------------ clients */
+
+int cluster_propose(struct cluster *c, raft_id id, const char *op, bool liveness, raft_index *idx)
+{
+	struct node *n = &c->nodes[id];
+	if (!n->alive)
+		return RAFT_ENOTLEADER;
+	if (n->n_props == SIM_PENDING_MAX)
+		return RAFT_EBUSY;
+	uint64_t uid = c->next_uid++;
+	struct raft_buf buf;
+	buf.base = sm_command(uid, op, &buf.len);
+	raft_index index = 0;
+	raft_term term = 0;
+	int rc = raft_propose(n->r, &buf, &index, &term);
+	trace_ev(c, TR_PROPOSE, id, uid, index, (uint64_t)(int64_t)rc);
+	if (rc != 0) {
+		free(buf.base);
+		return rc;
+	}
+	n->props[n->n_props++] = (struct proposal){uid, index, term, liveness};
+	if (idx)
+		*idx = index;
+	c->steps++;
+	cluster_drive(c, n);
+	inv_check(c);
+	return 0;
+}
+
+int cluster_read(struct cluster *c, raft_id id, const char *key)
+{
+	struct node *n = &c->nodes[id];
+	if (!n->alive)
+		return RAFT_ENOTLEADER;
+	if (n->n_reads == SIM_PENDING_MAX)
+		return RAFT_EBUSY;
+	uint64_t ctx = c->next_read++;
+	int rc = raft_read_index(n->r, ctx);
+	trace_ev(c, TR_READ, id, ctx, c->inv.max_acked, (uint64_t)(int64_t)rc);
+	if (rc != 0)
+		return rc;
+	struct read_req *rr = &n->reads[n->n_reads++];
+	memset(rr, 0, sizeof(*rr));
+	rr->ctx = ctx;
+	rr->floor = c->inv.max_acked;
+	rr->begun = c->now;
+	snprintf(rr->key, sizeof(rr->key), "%s", key);
+	c->steps++;
+	cluster_drive(c, n);
+	inv_check(c);
+	return 0;
+}
+
+int cluster_conf_change(struct cluster *c, raft_id via, enum raft_conf_change_type t, raft_id id)
+{
+	struct node *n = &c->nodes[via];
+	if (!n->alive || id < 1 || id > SIM_NODES_MAX)
+		return RAFT_ENOTLEADER;
+	raft_index index = 0;
+	int rc = raft_propose_conf_change(n->r, t, id, &index);
+	trace_ev(c, TR_CONF, via, (uint64_t)t << 8 | id, index, (uint64_t)(int64_t)rc);
+	if (rc != 0)
+		return rc;
+	c->steps++;
+	if ((t == RAFT_CC_ADD_VOTER || t == RAFT_CC_ADD_LEARNER) && !c->nodes[id].exists)
+		cluster_add_node(c, id);
+	cluster_drive(c, n);
+	inv_check(c);
+	return 0;
+}
+
+int cluster_transfer(struct cluster *c, raft_id via, raft_id target)
+{
+	struct node *n = &c->nodes[via];
+	if (!n->alive)
+		return RAFT_ENOTLEADER;
+	int rc = raft_transfer_leader(n->r, target);
+	trace_ev(c, TR_TRANSFER, via, target, 0, (uint64_t)(int64_t)rc);
+	if (rc != 0)
+		return rc;
+	c->steps++;
+	cluster_drive(c, n);
+	inv_check(c);
+	return 0;
+}
+
+raft_id cluster_leader(const struct cluster *c)
+{
+	raft_id best = 0;
+	raft_term best_term = 0;
+	for (int i = 1; i <= c->max_id; i++) {
+		const struct node *n = &c->nodes[i];
+		if (n->alive && raft_role_of(n->r) == RAFT_LEADER &&
+		    raft_term_of(n->r) >= best_term) {
+			best = (raft_id)i;
+			best_term = raft_term_of(n->r);
+		}
+	}
+	return best;
+}

@@ -1,0 +1,301 @@
+/* invariants.c — the safety properties checked after every simulated step.
+ *
+ * Raft's guarantees (paper fig. 3, thesis 3.6): election safety (one leader per term), log
+ * matching, leader completeness, state machine safety; plus the driver-visible ones: commit and
+ * applied never go back (also across restarts), each entry applied exactly once per node, and
+ * a ReadIndex read sees every write acknowledged before it began (thesis 6.4). The first
+ * violation is recorded with the step and time; the run stops there.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/sim/sim.h"
+
+#define NOTERM UINT64_MAX
+
+void inv_init(struct invariants *v)
+{
+	memset(v, 0, sizeof(*v));
+}
+
+void inv_destroy(struct invariants *v)
+{
+	free(v->committed);
+	free(v->leader_of_term);
+	free(v->lm);
+	free(v->uid_index);
+	memset(v, 0, sizeof(*v));
+}
+
+void sim_fail(struct cluster *c, const char *fmt, ...)
+{
+	if (c->failed)
+		return;
+	c->failed = true;
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(c->failure, sizeof(c->failure), "%s (step %" PRIu64 ", time %" PRIu64 ")", msg,
+		 c->steps, c->now);
+	trace_note(c, "FAILED: %s", c->failure);
+}
+
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+	if (need < *cap)
+		return p;
+	size_t nc = *cap ? *cap : 256;
+	while (nc <= need)
+		nc *= 2;
+	p = realloc(p, nc * elem);
+	if (!p)
+		abort();
+	memset((char *)p + *cap * elem, 0, (nc - *cap) * elem);
+	*cap = nc;
+	return p;
+}
+
+static uint64_t entry_hash(const struct raft_entry *e)
+{
+	uint64_t h = hash64(&e->type, 1, 0);
+	return hash64(e->data.base, e->data.len, h);
+}
+
+/* Records that (index, term, hash) is committed; any disagreement is a safety violation. */
+static void ledger_commit(struct cluster *c, struct node *n, const struct raft_entry *e,
+			  const char *how)
+{
+	struct invariants *v = &c->inv;
+	v->committed = grow(v->committed, &v->cap_committed, e->index, sizeof(*v->committed));
+	struct ledger_entry *l = &v->committed[e->index];
+	uint64_t h = entry_hash(e);
+	if (l->term == 0) {
+		l->term = e->term;
+		l->hash = h;
+		if (e->index > v->max_committed)
+			v->max_committed = e->index;
+		return;
+	}
+	if (l->term != e->term || l->hash != h)
+		sim_fail(c,
+			 "state machine safety: node %" PRIu64 " %s index %" PRIu64 " term %" PRIu64
+			 " but term %" PRIu64 " (or other data) was committed there",
+			 n->id, how, e->index, e->term, l->term);
+}
+
+/* Log matching: one (index, term) names one entry with one predecessor term, everywhere. */
+static struct lm_slot *lm_find(struct invariants *v, raft_index index, raft_term term)
+{
+	if (v->n_lm * 2 >= v->cap_lm) {
+		size_t oc = v->cap_lm;
+		struct lm_slot *old = v->lm;
+		v->cap_lm = oc ? 2 * oc : 1024;
+		v->lm = calloc(v->cap_lm, sizeof(*v->lm));
+		if (!v->lm)
+			abort();
+		for (size_t i = 0; i < oc; i++)
+			if (old[i].index) {
+				size_t k = (size_t)(hash64(&old[i].index, 8, old[i].term + 1) &
+						    (v->cap_lm - 1));
+				while (v->lm[k].index)
+					k = (k + 1) & (v->cap_lm - 1);
+				v->lm[k] = old[i];
+			}
+		free(old);
+	}
+	size_t k = (size_t)(hash64(&index, 8, term + 1) & (v->cap_lm - 1));
+	while (v->lm[k].index && (v->lm[k].index != index || v->lm[k].term != term))
+		k = (k + 1) & (v->cap_lm - 1);
+	return &v->lm[k];
+}
+
+void inv_on_append(struct cluster *c, struct node *n, const struct raft_entry *e, size_t cnt)
+{
+	struct invariants *v = &c->inv;
+	for (size_t i = 0; i < cnt && !c->failed; i++) {
+		raft_term prev = NOTERM;
+		if (i > 0) {
+			prev = e[i - 1].term;
+			if (e[i].index != e[i - 1].index + 1)
+				sim_fail(c,
+					 "node %" PRIu64 " appends index %" PRIu64
+					 " after %" PRIu64,
+					 n->id, e[i].index, e[i - 1].index);
+		} else if (e[i].index == 1) {
+			prev = 0;
+		} else {
+			const struct raft_entry *p = raft_entry_at(n->r, e[i].index - 1);
+			if (p)
+				prev = p->term;
+		}
+		if (prev != NOTERM && prev > e[i].term)
+			sim_fail(c,
+				 "log matching: node %" PRIu64 " entry %" PRIu64 " term %" PRIu64
+				 " follows an entry of term %" PRIu64,
+				 n->id, e[i].index, e[i].term, prev);
+		struct lm_slot *s = lm_find(v, e[i].index, e[i].term);
+		uint64_t h = entry_hash(&e[i]);
+		if (!s->index) {
+			s->index = e[i].index;
+			s->term = e[i].term;
+			s->hash = h;
+			s->prev_term = prev;
+			v->n_lm++;
+			continue;
+		}
+		if (s->hash != h)
+			sim_fail(c,
+				 "log matching: node %" PRIu64 " has other data at index %" PRIu64
+				 " term %" PRIu64 " than another log had",
+				 n->id, e[i].index, e[i].term);
+		if (prev != NOTERM && s->prev_term != NOTERM && s->prev_term != prev)
+			sim_fail(c,
+				 "log matching: node %" PRIu64 " entry (%" PRIu64 ", term %" PRIu64
+				 ") follows term %" PRIu64 ", elsewhere term %" PRIu64,
+				 n->id, e[i].index, e[i].term, prev, s->prev_term);
+		if (s->prev_term == NOTERM)
+			s->prev_term = prev;
+	}
+}
+
+void inv_on_apply(struct cluster *c, struct node *n, const struct raft_entry *e)
+{
+	struct invariants *v = &c->inv;
+	if (e->index != n->sm.applied + 1) {
+		sim_fail(c,
+			 "exactly-once apply: node %" PRIu64 " applies index %" PRIu64
+			 " after applying %" PRIu64,
+			 n->id, e->index, n->sm.applied);
+		return;
+	}
+	if (e->index > n->seen_commit && e->index > raft_commit_of(n->r))
+		sim_fail(c, "node %" PRIu64 " applies index %" PRIu64 " beyond its commit %" PRIu64,
+			 n->id, e->index, raft_commit_of(n->r));
+	ledger_commit(c, n, e, "applies");
+	uint64_t uid = 0;
+	if (e->type == RAFT_ENTRY_NORMAL && e->data.len > 1 && ((char *)e->data.base)[0] == '#') {
+		char tmp[24];
+		size_t l = e->data.len < sizeof(tmp) - 1 ? e->data.len : sizeof(tmp) - 1;
+		memcpy(tmp, e->data.base, l);
+		tmp[l] = '\0';
+		uid = strtoull(tmp + 1, NULL, 10);
+	}
+	if (uid) {
+		v->uid_index = grow(v->uid_index, &v->cap_uid, uid, sizeof(*v->uid_index));
+		if (v->uid_index[uid] == 0)
+			v->uid_index[uid] = e->index;
+		else if (v->uid_index[uid] != e->index)
+			sim_fail(c,
+				 "exactly-once apply: command #%" PRIu64
+				 " applied at index %" PRIu64 " and at %" PRIu64,
+				 uid, v->uid_index[uid], e->index);
+	}
+}
+
+void inv_on_read(struct cluster *c, struct node *n, const struct read_req *rr)
+{
+	if (n->sm.applied < rr->floor)
+		sim_fail(c,
+			 "linearizable read: node %" PRIu64 " answered read %" PRIu64
+			 " (read index %" PRIu64 ") at applied %" PRIu64
+			 " but a write at index %" PRIu64 " was acknowledged before it began",
+			 n->id, rr->ctx, rr->index, n->sm.applied, rr->floor);
+}
+
+void inv_on_restart(struct cluster *c, struct node *n, const struct raft_restore *rs)
+{
+	raft_index commit = raft_commit_of(n->r);
+	if (commit < rs->hard_state.commit)
+		sim_fail(c,
+			 "commit went back across restart: node %" PRIu64 " durable %" PRIu64
+			 ", restarted with %" PRIu64,
+			 n->id, rs->hard_state.commit, commit);
+	if (raft_applied_of(n->r) < rs->applied)
+		sim_fail(c,
+			 "applied went back across restart: node %" PRIu64
+			 " state machine at %" PRIu64 ", core restarted at %" PRIu64,
+			 n->id, rs->applied, raft_applied_of(n->r));
+	if (raft_term_of(n->r) < rs->hard_state.term)
+		sim_fail(c, "term went back across restart: node %" PRIu64, n->id);
+	n->seen_commit = commit;
+}
+
+/* Leader completeness (paper 5.4): every entry committed so far is in the new leader's log. */
+static void check_leader_complete(struct cluster *c, struct node *n, raft_term term)
+{
+	struct invariants *v = &c->inv;
+	raft_index first = raft_first_index(n->r);
+	for (raft_index i = first ? first : 1; i <= v->max_committed && !c->failed; i++) {
+		const struct ledger_entry *l = &v->committed[i];
+		if (l->term == 0)
+			continue;
+		const struct raft_entry *e = raft_entry_at(n->r, i);
+		if (!e) {
+			sim_fail(c,
+				 "leader completeness: node %" PRIu64 " leads term %" PRIu64
+				 " without committed entry %" PRIu64 " (its last index %" PRIu64
+				 ")",
+				 n->id, term, i, raft_last_index(n->r));
+			return;
+		}
+		if (e->term != l->term || entry_hash(e) != l->hash)
+			sim_fail(c,
+				 "leader completeness: node %" PRIu64 " leads term %" PRIu64
+				 " with entry %" PRIu64 " of term %" PRIu64
+				 ", committed was term %" PRIu64,
+				 n->id, term, i, e->term, l->term);
+	}
+}
+
+void inv_check(struct cluster *c)
+{
+	struct invariants *v = &c->inv;
+	for (int i = 1; i <= c->max_id && !c->failed; i++) {
+		struct node *n = &c->nodes[i];
+		if (!n->alive)
+			continue;
+		enum raft_role role = raft_role_of(n->r);
+		raft_term term = raft_term_of(n->r);
+		if (role != n->last_role || term != n->last_term) {
+			if (term < n->last_term)
+				sim_fail(c, "node %d: term went back from %" PRIu64 " to %" PRIu64,
+					 i, n->last_term, term);
+			trace_ev(c, TR_ROLE, n->id, role, term, raft_leader_of(n->r));
+			n->last_role = role;
+			n->last_term = term;
+		}
+		if (role == RAFT_LEADER) {
+			v->leader_of_term = grow(v->leader_of_term, &v->cap_terms, term,
+						 sizeof(*v->leader_of_term));
+			if (v->leader_of_term[term] == 0)
+				v->leader_of_term[term] = n->id;
+			else if (v->leader_of_term[term] != n->id)
+				sim_fail(c,
+					 "election safety: nodes %" PRIu64 " and %" PRIu64
+					 " both lead term %" PRIu64,
+					 v->leader_of_term[term], n->id, term);
+			if (n->leader_checked_term != term) {
+				n->leader_checked_term = term;
+				check_leader_complete(c, n, term);
+			}
+		}
+		raft_index commit = raft_commit_of(n->r);
+		if (commit < n->seen_commit) {
+			sim_fail(c, "node %d: commit went back from %" PRIu64 " to %" PRIu64, i,
+				 n->seen_commit, commit);
+			return;
+		}
+		for (raft_index k = n->seen_commit + 1; k <= commit && !c->failed; k++) {
+			const struct raft_entry *e = raft_entry_at(n->r, k);
+			if (e)
+				ledger_commit(c, n, e, "commits");
+		}
+		if (commit > n->seen_commit)
+			trace_ev(c, TR_COMMIT, n->id, commit, term, 0);
+		n->seen_commit = commit;
+	}
+}

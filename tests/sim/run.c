@@ -1,0 +1,350 @@
+/* run.c — one random run from a seed: cluster size and fault mix come from the seed.
+ *
+ * A run has a fault phase (clients propose and read while the mix injects its faults), then
+ * heals everything (partitions, loss, crashed nodes) and checks liveness: a leader must appear
+ * and a proposal made after healing must commit within a bounded simulated time.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "tests/sim/sim.h"
+
+#define ELECTION_TICKS 10
+#define FAULT_TICKS    160            /* fault phase */
+#define LIVENESS_TICKS 300            /* bound on "elect and commit" after healing (30 timeouts) */
+#define SLOT           (SIM_TICK / 2) /* clients and the nemesis act every half tick */
+
+enum {
+	F_NET = 1,      /* delay spread, loss, duplication */
+	F_PART = 2,     /* symmetric and one-way partitions */
+	F_CRASH = 4,    /* crash / restart, slow disks */
+	F_MEMBER = 8,   /* add / remove / promote, leadership transfer */
+	F_COMPACT = 16, /* aggressive compaction, tiny snapshot chunks */
+};
+
+struct mix {
+	const char *name;
+	int faults;
+};
+
+static const struct mix mixes[] = {
+	{"calm", F_COMPACT},
+	{"lossy", F_NET},
+	{"partition", F_PART | F_NET},
+	{"crash", F_CRASH | F_COMPACT},
+	{"membership", F_MEMBER | F_COMPACT},
+	{"partition+crash", F_PART | F_CRASH},
+	{"chaos", F_NET | F_PART | F_CRASH | F_MEMBER | F_COMPACT},
+};
+#define N_MIXES (int)(sizeof(mixes) / sizeof(mixes[0]))
+
+struct params {
+	int nodes;
+	const struct mix *mix;
+};
+
+static void seed_params(uint64_t seed, struct rng *g, struct params *p)
+{
+	rng_seed(g, seed * 0x2545f4914f6cdd1dull + 17);
+	uint64_t s = rng_range(g, 0, 99);
+	p->nodes = s < 10 ? 1 : s < 50 ? 3 : s < 85 ? 5 : 7;
+	p->mix = &mixes[rng_range(g, 0, N_MIXES - 1)];
+}
+
+static void base_config(struct raft_config *cfg, struct rng *g, bool vary)
+{
+	raft_config_default(cfg, 0, 0);
+	cfg->election_ticks = ELECTION_TICKS;
+	cfg->heartbeat_ticks = 1;
+	cfg->pre_vote = true;
+	cfg->check_quorum = true;
+	if (vary) {
+		static const uint32_t chunks[] = {16, 64, 4096};
+		static const uint32_t inflight[] = {1, 4, 64};
+		static const uint64_t msg_bytes[] = {64, 1024, 1 << 20};
+		cfg->snapshot_chunk_bytes = chunks[rng_range(g, 0, 2)];
+		cfg->max_inflight_msgs = inflight[rng_range(g, 0, 2)];
+		cfg->max_msg_bytes = msg_bytes[rng_range(g, 0, 2)];
+	}
+}
+
+static raft_id random_alive(struct cluster *c, struct rng *g)
+{
+	raft_id ids[SIM_NODES_MAX];
+	int k = 0;
+	for (int i = 1; i <= c->max_id; i++)
+		if (c->nodes[i].alive)
+			ids[k++] = (raft_id)i;
+	return k ? ids[rng_range(g, 0, (uint64_t)k - 1)] : 0;
+}
+
+static void client_step(struct cluster *c, struct rng *g)
+{
+	raft_id l = cluster_leader(c);
+	if (rng_permille(g, 400)) {
+		raft_id to = l && !rng_permille(g, 100) ? l : random_alive(c, g);
+		char op[64];
+		snprintf(op, sizeof(op), "put k%d=v%" PRIu64, (int)rng_range(g, 0, 7), c->next_uid);
+		if (to)
+			cluster_propose(c, to, op, false, NULL);
+	}
+	if (l && rng_permille(g, 200)) {
+		char key[8];
+		snprintf(key, sizeof(key), "k%d", (int)rng_range(g, 0, 7));
+		cluster_read(c, l, key);
+	}
+}
+
+static void nemesis_partition(struct cluster *c, struct rng *g)
+{
+	int a[SIM_NODES_MAX], b[SIM_NODES_MAX], na = 0, nb = 0;
+	switch (rng_range(g, 0, 4)) {
+	case 0: /* heal */
+		net_heal(&c->net);
+		trace_ev(c, TR_FAULT, 0, 1, 0, 0);
+		break;
+	case 1: { /* one-way cut */
+		int x = (int)rng_range(g, 1, (uint64_t)c->max_id);
+		int y = (int)rng_range(g, 1, (uint64_t)c->max_id);
+		if (x != y)
+			c->net.cut[x][y] = true;
+		trace_ev(c, TR_FAULT, 0, 2, (uint64_t)x, (uint64_t)y);
+		break;
+	}
+	case 2: { /* isolate the leader */
+		raft_id l = cluster_leader(c);
+		if (!l)
+			break;
+		net_heal(&c->net);
+		a[na++] = (int)l;
+		for (int i = 1; i <= c->max_id; i++)
+			if ((raft_id)i != l)
+				b[nb++] = i;
+		net_partition(&c->net, a, na, b, nb);
+		trace_ev(c, TR_FAULT, 0, 3, l, 0);
+		break;
+	}
+	default: /* random split */
+		net_heal(&c->net);
+		for (int i = 1; i <= c->max_id; i++) {
+			if (rng_permille(g, 500))
+				a[na++] = i;
+			else
+				b[nb++] = i;
+		}
+		net_partition(&c->net, a, na, b, nb);
+		trace_ev(c, TR_FAULT, 0, 4, (uint64_t)na, (uint64_t)nb);
+		break;
+	}
+}
+
+static void nemesis_crash(struct cluster *c, struct rng *g)
+{
+	if (rng_permille(g, 500)) {
+		raft_id l = cluster_leader(c);
+		raft_id v = l && rng_permille(g, 400) ? l : random_alive(c, g);
+		if (v)
+			cluster_crash(c, v);
+	} else {
+		for (int i = 1; i <= c->max_id; i++)
+			if (c->nodes[i].exists && !c->nodes[i].alive && rng_permille(g, 600)) {
+				cluster_restart(c, (raft_id)i);
+				break;
+			}
+	}
+}
+
+static void nemesis_member(struct cluster *c, struct rng *g)
+{
+	raft_id l = cluster_leader(c);
+	if (!l)
+		return;
+	const struct raft_conf *conf = raft_conf_of(c->nodes[l].r);
+	switch (rng_range(g, 0, 5)) {
+	case 0: /* add a learner: a brand new node */
+	case 1:
+		if (c->max_id < SIM_NODES_MAX - 2)
+			cluster_conf_change(c, l, RAFT_CC_ADD_LEARNER, (raft_id)c->max_id + 1);
+		break;
+	case 2: /* promote a learner */
+		if (conf->n_learners && conf->n_voters < 7)
+			cluster_conf_change(c, l, RAFT_CC_PROMOTE,
+					    conf->learners[rng_range(g, 0, conf->n_learners - 1)]);
+		break;
+	case 3: { /* remove someone (rarely the leader itself) */
+		if (conf->n_voters + conf->n_learners <= 1)
+			break;
+		uint32_t k = (uint32_t)rng_range(g, 0, conf->n_voters + conf->n_learners - 1);
+		raft_id v =
+			k < conf->n_voters ? conf->voters[k] : conf->learners[k - conf->n_voters];
+		if (v == l && !rng_permille(g, 200))
+			break;
+		if (k < conf->n_voters && conf->n_voters <= 2)
+			break;
+		cluster_conf_change(c, l, RAFT_CC_REMOVE, v);
+		break;
+	}
+	default: /* leadership transfer */
+		if (conf->n_voters > 1)
+			cluster_transfer(c, l, conf->voters[rng_range(g, 0, conf->n_voters - 1)]);
+		break;
+	}
+}
+
+static void nemesis_net(struct cluster *c, struct rng *g)
+{
+	c->net.loss_pm = (uint32_t)rng_range(g, 0, 250);
+	c->net.dup_pm = (uint32_t)rng_range(g, 0, 100);
+	c->net.delay_max = rng_range(g, 1, 3 * SIM_TICK);
+	trace_ev(c, TR_FAULT, 0, 5, c->net.loss_pm, c->net.dup_pm);
+}
+
+void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *res)
+{
+	struct rng g;
+	struct params p;
+	seed_params(seed, &g, &p);
+	memset(res, 0, sizeof(*res));
+	res->nodes = p.nodes;
+	res->mix = p.mix->name;
+	int f = p.mix->faults;
+
+	struct raft_config cfg;
+	base_config(&cfg, &g, true);
+	static struct cluster cl;
+	struct cluster *c = &cl;
+	cluster_init(c, seed, p.nodes, &cfg);
+	c->trace = o->trace;
+	c->net.delay_min = 1;
+	c->net.delay_max = f & F_NET ? rng_range(&g, 10, 2 * SIM_TICK) : rng_range(&g, 5, 40);
+	c->disk_lat_min = 1;
+	c->disk_lat_max = f & F_CRASH ? rng_range(&g, 20, 3 * SIM_TICK) : rng_range(&g, 2, 40);
+	if (f & F_COMPACT) {
+		c->compact_threshold = (int)rng_range(&g, 4, 30);
+		c->compact_trailing = (int)rng_range(&g, 0, 3);
+	} else {
+		c->compact_threshold = rng_permille(&g, 500) ? 60 : 0;
+	}
+	trace_note(c,
+		   "seed %" PRIu64 ": %d nodes, mix %s, net delay <= %" PRIu64
+		   ", disk latency <= %" PRIu64 ", compact every %d",
+		   seed, p.nodes, p.mix->name, c->net.delay_max, c->disk_lat_max,
+		   c->compact_threshold);
+	cluster_start(c);
+
+	uint32_t nemesis_pm = (uint32_t)rng_range(&g, 30, 120);
+	uint64_t end = (uint64_t)FAULT_TICKS * SIM_TICK;
+	while (!c->failed && c->now < end) {
+		cluster_run_until(c, c->now + SLOT);
+		if (c->failed)
+			break;
+		client_step(c, &g);
+		if (!rng_permille(&g, nemesis_pm))
+			continue;
+		int choice[5], k = 0;
+		if (f & F_NET)
+			choice[k++] = F_NET;
+		if (f & F_PART)
+			choice[k++] = F_PART;
+		if (f & F_CRASH)
+			choice[k++] = F_CRASH;
+		if (f & F_MEMBER)
+			choice[k++] = F_MEMBER;
+		if (!k)
+			continue;
+		switch (choice[rng_range(&g, 0, (uint64_t)k - 1)]) {
+		case F_NET:
+			nemesis_net(c, &g);
+			break;
+		case F_PART:
+			nemesis_partition(c, &g);
+			break;
+		case F_CRASH:
+			nemesis_crash(c, &g);
+			break;
+		case F_MEMBER:
+			nemesis_member(c, &g);
+			break;
+		}
+	}
+
+	/* heal: every fault ends, then a leader must appear and a new proposal commit */
+	if (!c->failed) {
+		net_heal(&c->net);
+		c->net.loss_pm = 0;
+		c->net.dup_pm = 0;
+		if (c->net.delay_max > SIM_TICK / 2)
+			c->net.delay_max = SIM_TICK / 2;
+		for (int i = 1; i <= c->max_id; i++)
+			if (c->nodes[i].exists && !c->nodes[i].alive)
+				cluster_restart(c, (raft_id)i);
+		trace_note(c, "healed: liveness check begins");
+		uint64_t healed = c->now, deadline = healed + (uint64_t)LIVENESS_TICKS * SIM_TICK;
+		raft_id proposed_on = 0;
+		raft_term proposed_term = 0;
+		while (!c->failed && !c->liveness_ok && c->now < deadline) {
+			cluster_run_until(c, c->now + SLOT);
+			raft_id l = cluster_leader(c);
+			if (!l || c->failed)
+				continue;
+			raft_term t = raft_term_of(c->nodes[l].r);
+			if (proposed_on == l && proposed_term == t)
+				continue; /* wait for that one */
+			if (cluster_propose(c, l, "put live=1", true, NULL) == 0) {
+				proposed_on = l;
+				proposed_term = t;
+			}
+		}
+		if (!c->failed && !c->liveness_ok)
+			sim_fail(c,
+				 "liveness: %s within %d ticks after healing (leader now: %" PRIu64
+				 ")",
+				 cluster_leader(c) ? "no proposal made after healing committed"
+						   : "no leader elected",
+				 LIVENESS_TICKS, cluster_leader(c));
+	}
+	res->ok = !c->failed;
+	snprintf(res->failure, sizeof(res->failure), "%s", c->failure);
+	res->trace_hash = c->trace_hash;
+	res->steps = c->steps;
+	res->end_time = c->now;
+	cluster_destroy(c);
+}
+
+void sim_params_of(uint64_t seed, int *nodes, const char **mix)
+{
+	struct rng g;
+	struct params p;
+	seed_params(seed, &g, &p);
+	*nodes = p.nodes;
+	*mix = p.mix->name;
+}
+
+bool sim_elect_once(uint64_t seed, uint64_t *ticks_taken)
+{
+	struct rng g;
+	rng_seed(&g, seed ^ 0xe1ec7);
+	struct raft_config cfg;
+	base_config(&cfg, &g, false);
+	static struct cluster cl;
+	struct cluster *c = &cl;
+	cluster_init(c, seed, 3, &cfg);
+	c->net.delay_min = 1;
+	c->net.delay_max = 20;
+	c->disk_lat_min = 1;
+	c->disk_lat_max = 20;
+	cluster_start(c);
+	uint64_t limit = 2ull * ELECTION_TICKS * SIM_TICK;
+	bool ok = false;
+	while (!c->failed && c->now < limit) {
+		cluster_run_until(c, c->now + SIM_TICK / 10);
+		if (cluster_leader(c)) {
+			ok = true;
+			break;
+		}
+	}
+	*ticks_taken = c->now / SIM_TICK;
+	ok = ok && !c->failed;
+	cluster_destroy(c);
+	return ok;
+}
