@@ -45,22 +45,24 @@ typedef uint64_t raft_term;  /* term; 0 = before the first election */
 /* ------------------------------------------------------------------------------ errors */
 enum {
 	RAFT_OK = 0,
-	RAFT_ENOMEM = -1,      /* allocation failed */
-	RAFT_ENOTLEADER = -2,  /* proposal/read/transfer/conf change on a non-leader */
-	RAFT_EINVAL = -3,      /* bad argument (e.g. message for another node) */
-	RAFT_EBUSY = -4,       /* a configuration change or transfer is already in progress */
-	RAFT_ETOOBIG = -5,     /* proposal larger than RAFT_ENTRY_BYTES_MAX */
-	RAFT_ECOMPACTED = -6,  /* index below the compaction point */
-	RAFT_EUNAVAILABLE = -7,/* index beyond the last entry */
-	RAFT_ETRANSFER = -8,   /* proposal refused: leadership transfer in progress */
-	RAFT_ELEARNER = -9,    /* transfer target is a learner / not a voter */
+	RAFT_ENOMEM = -1,       /* allocation failed */
+	RAFT_ENOTLEADER = -2,   /* proposal/read/transfer/conf change on a non-leader */
+	RAFT_EINVAL = -3,       /* bad argument (e.g. message for another node) */
+	RAFT_EBUSY = -4,        /* a configuration change or transfer is already in progress */
+	RAFT_ETOOBIG = -5,      /* proposal larger than RAFT_ENTRY_BYTES_MAX */
+	RAFT_ECOMPACTED = -6,   /* index below the compaction point */
+	RAFT_EUNAVAILABLE = -7, /* index beyond the last entry */
+	RAFT_ETRANSFER = -8,    /* proposal refused: leadership transfer in progress */
+	RAFT_ELEARNER = -9,     /* transfer target is a learner / not a voter */
+	RAFT_ECATCHUP = -10,    /* promotion refused: the learner is too far behind (retry later) */
 };
 const char *raft_strerror(int err);
 
 /* ------------------------------------------------------------------------------ entries */
 enum raft_entry_type {
 	RAFT_ENTRY_NORMAL = 0, /* a state machine command (may be empty: the term-start no-op) */
-	RAFT_ENTRY_CONF = 1,   /* a configuration change: data = raft_conf_change encoded by the core */
+	RAFT_ENTRY_CONF =
+		1, /* a configuration change: data = raft_conf_change encoded by the core */
 };
 
 struct raft_buf {
@@ -84,48 +86,53 @@ struct raft_conf {
 };
 
 enum raft_conf_change_type {
-	RAFT_CC_ADD_VOTER = 0,   /* as a learner first is the caller's choice; added directly here */
+	RAFT_CC_ADD_VOTER = 0, /* as a learner first is the caller's choice; added directly here */
 	RAFT_CC_ADD_LEARNER = 1,
-	RAFT_CC_PROMOTE = 2,     /* learner -> voter; refused until the learner has caught up */
-	RAFT_CC_REMOVE = 3,      /* voter or learner */
+	RAFT_CC_PROMOTE = 2, /* learner -> voter; refused until the learner has caught up */
+	RAFT_CC_REMOVE = 3,  /* voter or learner */
 };
 
 /* ------------------------------------------------------------------------------ messages */
 enum raft_msg_type {
-	RAFT_MSG_APPEND = 1,         /* AppendEntries (also heartbeats: no entries) */
+	RAFT_MSG_APPEND = 1, /* AppendEntries (also heartbeats: no entries) */
 	RAFT_MSG_APPEND_RESP = 2,
-	RAFT_MSG_VOTE = 3,           /* RequestVote */
+	RAFT_MSG_VOTE = 3, /* RequestVote */
 	RAFT_MSG_VOTE_RESP = 4,
-	RAFT_MSG_PREVOTE = 5,        /* PreVote (thesis 9.6): term = the term it would campaign in */
+	RAFT_MSG_PREVOTE = 5, /* PreVote (thesis 9.6): term = the term it would campaign in */
 	RAFT_MSG_PREVOTE_RESP = 6,
-	RAFT_MSG_HEARTBEAT = 7,      /* carries commit and ReadIndex context */
+	RAFT_MSG_HEARTBEAT = 7, /* carries commit and ReadIndex context */
 	RAFT_MSG_HEARTBEAT_RESP = 8,
-	RAFT_MSG_SNAPSHOT = 9,       /* InstallSnapshot chunk */
+	RAFT_MSG_SNAPSHOT = 9, /* InstallSnapshot chunk */
 	RAFT_MSG_SNAPSHOT_RESP = 10,
-	RAFT_MSG_TIMEOUT_NOW = 11,   /* leadership transfer: campaign now, skipping PreVote */
+	RAFT_MSG_TIMEOUT_NOW = 11, /* leadership transfer: campaign now, skipping PreVote */
 };
 
 struct raft_message {
-	uint8_t type;         /* enum raft_msg_type */
+	uint8_t type; /* enum raft_msg_type */
 	raft_id from, to;
 	raft_term term;
-	raft_term log_term;   /* APPEND: term at index; VOTE/PREVOTE: last log term */
-	raft_index index;     /* APPEND: prev index; VOTE: last index; *_RESP: match/last index */
+	raft_term log_term; /* APPEND: term at index; VOTE/PREVOTE: last log term */
+	raft_index index;   /* APPEND: prev index; VOTE: last index; *_RESP: match/last index */
 	raft_index commit;
-	const struct raft_entry *entries; /* APPEND: borrowed (valid until advance / step returns) */
+	const struct raft_entry
+		*entries; /* APPEND: borrowed (valid until advance / step returns) */
 	uint32_t n_entries;
 	bool reject;
 	raft_index hint_index; /* APPEND_RESP reject: follower's conflict index */
 	raft_term hint_term;   /* APPEND_RESP reject: term at hint_index (0 = log too short) */
-	uint64_t context;      /* HEARTBEAT(_RESP): ReadIndex round */
+	uint64_t context;      /* HEARTBEAT(_RESP): ReadIndex round; VOTE: RAFT_CTX_TRANSFER */
 	/* SNAPSHOT(_RESP) */
 	raft_index snap_index;
 	raft_term snap_term;
 	struct raft_conf snap_conf;
-	uint64_t snap_offset;   /* SNAPSHOT: offset of this chunk; RESP: next offset wanted */
+	uint64_t snap_offset;      /* SNAPSHOT: offset of this chunk; RESP: next offset wanted */
 	struct raft_buf snap_data; /* borrowed */
-	bool snap_done;         /* SNAPSHOT: last chunk */
+	bool snap_done;            /* SNAPSHOT: last chunk */
 };
+
+/* VOTE.context of a campaign started by TIMEOUT_NOW (leadership transfer): voters grant it
+ * even while they hear from a leader (no leader stickiness). */
+#define RAFT_CTX_TRANSFER 1
 
 /* ------------------------------------------------------------------------------ state */
 enum raft_role { RAFT_FOLLOWER = 0, RAFT_PRECANDIDATE, RAFT_CANDIDATE, RAFT_LEADER };
@@ -175,13 +182,13 @@ struct raft_update {
 	/* 1. persist, in one WAL batch, in this order */
 	bool has_hard_state;
 	struct raft_hard_state hard_state;
-	raft_index truncate_from;          /* 0 = none; else drop entries >= truncate_from first */
-	const struct raft_entry *entries;  /* append after the truncation point */
+	raft_index truncate_from;         /* 0 = none; else drop entries >= truncate_from first */
+	const struct raft_entry *entries; /* append after the truncation point */
 	size_t n_entries;
 	const struct raft_snapshot_chunk_in *snap_chunk; /* NULL or a chunk to stage / install */
 
 	/* 2. send */
-	const struct raft_message *msgs;   /* now */
+	const struct raft_message *msgs; /* now */
 	size_t n_msgs;
 	const struct raft_message *msgs_after_persist; /* once this update is durable */
 	size_t n_msgs_after_persist;
@@ -194,9 +201,9 @@ struct raft_update {
 	size_t n_committed;
 
 	/* 4. reads */
-	const struct raft_read_state *reads;   /* safe once applied >= index */
+	const struct raft_read_state *reads; /* safe once applied >= index */
 	size_t n_reads;
-	const uint64_t *reads_dropped;         /* ctx of reads that will never be confirmed */
+	const uint64_t *reads_dropped; /* ctx of reads that will never be confirmed */
 	size_t n_reads_dropped;
 
 	/* 5. soft state (always filled; changed says whether it differs from the last update) */
@@ -209,14 +216,14 @@ struct raft_update {
 /* ------------------------------------------------------------------------------ lifecycle */
 struct raft_config {
 	raft_id id;
-	uint64_t seed;                /* randomness; different per node */
-	uint32_t election_ticks;      /* base election timeout; actual is random in [t, 2t) */
-	uint32_t heartbeat_ticks;     /* leader heartbeat interval (< election_ticks) */
-	bool pre_vote;                /* thesis 9.6 */
-	bool check_quorum;            /* leader steps down without a quorum for an election timeout */
-	uint32_t max_inflight_msgs;   /* per follower in replicate state */
-	uint64_t max_inflight_bytes;  /* per follower */
-	uint64_t max_msg_bytes;       /* entries per AppendEntries, bytes */
+	uint64_t seed;              /* randomness; different per node */
+	uint32_t election_ticks;    /* base election timeout; actual is random in [t, 2t) */
+	uint32_t heartbeat_ticks;   /* leader heartbeat interval (< election_ticks) */
+	bool pre_vote;              /* thesis 9.6 */
+	bool check_quorum;          /* leader steps down without a quorum for an election timeout */
+	uint32_t max_inflight_msgs; /* per follower in replicate state */
+	uint64_t max_inflight_bytes; /* per follower */
+	uint64_t max_msg_bytes;      /* entries per AppendEntries, bytes */
 	uint32_t snapshot_chunk_bytes;
 };
 void raft_config_default(struct raft_config *cfg, raft_id id, uint64_t seed);
@@ -225,12 +232,12 @@ void raft_config_default(struct raft_config *cfg, raft_id id, uint64_t seed);
  * For a brand new group: all zero, conf = the bootstrap configuration. */
 struct raft_restore {
 	struct raft_hard_state hard_state;
-	raft_index snap_index;         /* last compaction / snapshot point (0 = none) */
+	raft_index snap_index; /* last compaction / snapshot point (0 = none) */
 	raft_term snap_term;
-	struct raft_conf conf;         /* configuration as of snap_index (or bootstrap) */
+	struct raft_conf conf;            /* configuration as of snap_index (or bootstrap) */
 	const struct raft_entry *entries; /* durable entries after snap_index, contiguous; copied */
 	size_t n_entries;
-	raft_index applied;            /* state machine applied index (>= snap_index) */
+	raft_index applied; /* state machine applied index (>= snap_index) */
 };
 
 struct raft;
@@ -243,7 +250,7 @@ void raft_tick(struct raft *r);
 /* A message from a peer. Entries and snapshot data are copied if kept. */
 int raft_step(struct raft *r, const struct raft_message *m);
 /* A client command. On success the core owns data->base (allocated with malloc) and fills
- * *index/*term with the position the entry will have if it commits. On error the caller
+ * *index and *term with the position the entry will have if it commits. On error the caller
  * keeps ownership. */
 int raft_propose(struct raft *r, struct raft_buf *data, raft_index *index, raft_term *term);
 /* Entries up to (index, term) are durable (completion of a WAL batch, in order). */
@@ -283,12 +290,17 @@ enum raft_role raft_role_of(const struct raft *r);
 raft_id raft_leader_of(const struct raft *r);
 raft_term raft_term_of(const struct raft *r);
 raft_index raft_commit_of(const struct raft *r);
-raft_index raft_applied_of(const struct raft *r);  /* last index handed out in committed */
+raft_index raft_applied_of(const struct raft *r); /* last index handed out in committed */
 raft_index raft_last_index(const struct raft *r);
 raft_index raft_first_index(const struct raft *r); /* first entry still in memory */
 const struct raft_conf *raft_conf_of(const struct raft *r);
 /* The entry at index, or NULL if compacted / beyond the log. Valid until the next event. */
 const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index);
+
+/* Our own log is durable up to this index (last raft_persisted that matched the log). */
+raft_index raft_persisted_of(const struct raft *r);
+/* The last compaction point (what a snapshot sent to a lagging follower covers). */
+raft_index raft_snapshot_index_of(const struct raft *r);
 
 /* Helpers on configurations. */
 bool raft_conf_is_voter(const struct raft_conf *c, raft_id id);
