@@ -1,0 +1,93 @@
+/* kvctl.h — the pieces of the kvctl program shared between its files: parsed arguments
+ * (kvctl_args.c), the subcommands (kvctl_data.c, kvctl_cluster.c, kvctl_bench.c), output
+ * helpers (kvctl_out.c) and the exit codes that `kvctl --help` documents.
+ */
+#ifndef RINGRAFT_CLI_KVCTL_H
+#define RINGRAFT_CLI_KVCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cli/client.h"
+
+enum {
+	KVCTL_EXIT_OK = 0,
+	KVCTL_EXIT_NOT_FOUND = 1,   /* get/del of an absent key, cas whose compare failed */
+	KVCTL_EXIT_USAGE = 2,       /* bad arguments (also a key/value the server refuses) */
+	KVCTL_EXIT_UNAVAILABLE = 3, /* no node could serve it in time / outcome unknown */
+};
+
+#define KVCTL_DEFAULT_ENDPOINTS "127.0.0.11:9001,127.0.0.12:9001,127.0.0.13:9001"
+#define KVCTL_ENDPOINTS_ENV     "RINGRAFT_ENDPOINTS"
+#define KVCTL_POS_MAX           8
+
+enum kvctl_output { KVCTL_OUT_TABLE, KVCTL_OUT_JSON };
+
+/* Flags a subcommand may accept (bit set in kvctl_args.seen when given). */
+enum {
+	KVCTL_F_LIMIT = 1u << 0,
+	KVCTL_F_KEYS_ONLY = 1u << 1,
+	KVCTL_F_ABSENT = 1u << 2,
+	KVCTL_F_CLIENTS = 1u << 3,
+	KVCTL_F_REQUESTS = 1u << 4,
+	KVCTL_F_VALUE_SIZE = 1u << 5,
+	KVCTL_F_PIPELINE = 1u << 6,
+	KVCTL_F_KEYS = 1u << 7,
+	KVCTL_F_OP = 1u << 8,
+};
+
+struct kvctl_args {
+	const char *endpoints; /* borrowed from argv / the environment / a literal */
+	uint32_t timeout_ms;
+	bool serializable;
+	enum kvctl_output output;
+	bool help, version;
+	uint32_t seen; /* KVCTL_F_* given */
+	uint32_t limit;
+	bool keys_only, absent;
+	uint32_t clients, requests, value_size, pipeline, keys;
+	const char *op; /* bench: put, get or mixed */
+	int npos;       /* positional arguments; pos[0] is the command */
+	char *pos[KVCTL_POS_MAX];
+	int rest_index; /* for "wal": argv index of the command, the rest is passed through */
+	char err[256];  /* why parsing failed */
+};
+
+/* Parses argv (argv[0] is the program). env_endpoints is $RINGRAFT_ENDPOINTS or NULL. Returns 0
+ * or KVCTL_EXIT_USAGE with a->err set. Flags may come before or after the command; "--" ends
+ * the flags (so keys may start with '-'); a lone "-" is a positional (stdin). */
+int kvctl_parse(int argc, char **argv, const char *env_endpoints, struct kvctl_args *a);
+/* "5s", "500ms", "2m", "1.5s", or a plain number of seconds -> milliseconds; -1 if bad. */
+int64_t kvctl_parse_duration_ms(const char *s);
+/* Maps a client result code to the process exit code. */
+int kvctl_exit_of(int code);
+
+/* The subcommands: each returns the exit code and prints its own messages. */
+int kvctl_cmd_get(struct cli_client *c, const struct kvctl_args *a);
+int kvctl_cmd_put(struct cli_client *c, const struct kvctl_args *a);
+int kvctl_cmd_del(struct cli_client *c, const struct kvctl_args *a);
+int kvctl_cmd_cas(struct cli_client *c, const struct kvctl_args *a);
+int kvctl_cmd_scan(struct cli_client *c, const struct kvctl_args *a);
+int kvctl_cmd_status(struct cli_client *c, const struct kvctl_args *a);
+int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a);
+int kvctl_cmd_transfer(struct cli_client *c, const struct kvctl_args *a);
+int kvctl_cmd_bench(const struct kvctl_args *a);
+
+/* Output helpers. */
+/* Writes data as a JSON string literal (quotes included); false (nothing written) when it is
+ * not valid UTF-8. */
+bool kvctl_json_str(FILE *f, const void *data, size_t len);
+/* Writes "name": "text" when data is valid UTF-8, else "name": null, "name_base64": "...". */
+void kvctl_json_bytes(FILE *f, const char *name, const void *data, size_t len);
+/* Prints "kvctl: <what>: <reason>" to stderr for a failed call, with a hint for the
+ * unavailable cases, and returns the exit code. */
+int kvctl_fail(const struct kvctl_args *a, const char *what, int code);
+/* Reads a value: the argument itself, or stdin for "-" (binary-safe, at most CLI_VALUE_MAX
+ * bytes). 0 with *out (malloc'd, caller frees) or KVCTL_EXIT_USAGE after printing why. */
+int kvctl_read_value(const char *arg, void **out, size_t *len);
+/* "1.5 KiB"-style size into buf. */
+const char *kvctl_human_bytes(uint64_t n, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,383 @@
+/* kvctl_cluster.c — kvctl's cluster commands: status (every node: addresses, health, groups it
+ * leads, per-group term/commit/applied, WAL and LMDB size; unreachable nodes shown as such),
+ * groups (who leads which group, its replicas) and transfer-leader. The node list is the
+ * --endpoints plus every node the ring names, so a node missing from --endpoints still shows.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/conn.h"
+#include "cli/kvctl.h"
+
+struct node_view {
+	char endpoint[CLI_ADDR_MAX];
+	int rc; /* CLI_OK or why it is unreachable */
+	struct cli_node_status st;
+};
+
+struct view {
+	size_t n;
+	struct node_view nodes[CLI_ENDPOINTS_MAX + CLI_NODES_MAX];
+	uint32_t groups;
+	uint64_t epoch;
+	uint32_t vnodes;
+};
+
+static bool have(const struct view *v, const char *addr)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (strcmp(v->nodes[i].endpoint, addr) == 0)
+			return true;
+	return false;
+}
+
+static void add(struct view *v, const char *addr)
+{
+	if (addr[0] == '\0' || have(v, addr) || v->n == sizeof v->nodes / sizeof v->nodes[0])
+		return;
+	snprintf(v->nodes[v->n].endpoint, CLI_ADDR_MAX, "%s", addr);
+	v->nodes[v->n].rc = CLI_UNAVAILABLE;
+	v->n++;
+}
+
+/* Asks every endpoint, then every node the answers name. */
+static struct view *gather(struct cli_client *c, const struct kvctl_args *a)
+{
+	struct view *v = calloc(1, sizeof *v);
+	if (v == NULL)
+		return NULL;
+	const char *p = a->endpoints;
+	while (*p) {
+		char addr[CLI_ADDR_MAX];
+		size_t len = strcspn(p, ",");
+		snprintf(addr, sizeof addr, "%.*s", (int)(len < CLI_ADDR_MAX ? len : 0), p);
+		add(v, addr);
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	/* A paused node would hold each status call for the whole timeout: cap it. */
+	cli_set_timeout(c, a->timeout_ms < 2000 ? a->timeout_ms : 2000);
+	for (size_t i = 0; i < v->n; i++) {
+		struct node_view *nv = &v->nodes[i];
+		nv->rc = cli_status(c, nv->endpoint, &nv->st);
+		if (nv->rc != CLI_OK)
+			continue;
+		if (nv->st.ring_groups && !v->groups) {
+			v->groups = nv->st.ring_groups;
+			v->epoch = nv->st.ring_epoch;
+			v->vnodes = nv->st.ring_vnodes;
+		}
+		for (size_t k = 0; k < nv->st.n_nodes; k++)
+			add(v, nv->st.nodes[k].client_addr);
+	}
+	cli_set_timeout(c, a->timeout_ms);
+	return v;
+}
+
+static void free_view(struct view *v)
+{
+	for (size_t i = 0; v && i < v->n; i++)
+		cli_node_status_free(&v->nodes[i].st);
+	free(v);
+}
+
+static size_t reachable(const struct view *v)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < v->n; i++)
+		n += v->nodes[i].rc == CLI_OK;
+	return n;
+}
+
+static bool is_leader(const struct cli_node_status *st, const struct cli_group_status *g)
+{
+	return strcmp(g->role, "leader") == 0 || (g->leader != 0 && g->leader == st->id);
+}
+
+static void leads_list(const struct cli_node_status *st, char *buf, size_t cap)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < st->n_groups && n + 12 < cap; i++)
+		if (is_leader(st, &st->groups[i]))
+			n += (size_t)snprintf(buf + n, cap - n, "%s%u", n ? "," : "",
+					      st->groups[i].group);
+	if (n == 0)
+		snprintf(buf, cap, "-");
+}
+
+static const char *uptime(uint64_t ms, char *buf, size_t cap)
+{
+	uint64_t s = ms / 1000;
+	if (s < 60)
+		snprintf(buf, cap, "%llus", (unsigned long long)s);
+	else if (s < 3600)
+		snprintf(buf, cap, "%llum%02llus", (unsigned long long)(s / 60),
+			 (unsigned long long)(s % 60));
+	else
+		snprintf(buf, cap, "%lluh%02llum", (unsigned long long)(s / 3600),
+			 (unsigned long long)(s / 60 % 60));
+	return buf;
+}
+
+static void json_u64_list(const uint64_t *v, size_t n)
+{
+	printf("[");
+	for (size_t i = 0; i < n; i++)
+		printf("%s%llu", i ? ", " : "", (unsigned long long)v[i]);
+	printf("]");
+}
+
+static void status_json(const struct view *v)
+{
+	printf("{\"ring\": {\"epoch\": %llu, \"groups\": %u, \"vnodes\": %u},\n \"nodes\": [",
+	       (unsigned long long)v->epoch, v->groups, v->vnodes);
+	for (size_t i = 0; i < v->n; i++) {
+		const struct node_view *nv = &v->nodes[i];
+		const struct cli_node_status *st = &nv->st;
+		printf("%s\n  {\"endpoint\": \"%s\", \"reachable\": %s", i ? "," : "", nv->endpoint,
+		       nv->rc == CLI_OK ? "true" : "false");
+		if (nv->rc != CLI_OK) {
+			printf(", \"error\": \"%s\"}", cli_strerror(nv->rc));
+			continue;
+		}
+		printf(", \"id\": %llu, \"client_addr\": ", (unsigned long long)st->id);
+		kvctl_json_str(stdout, st->client_addr, strlen(st->client_addr));
+		printf(", \"peer_addr\": ");
+		kvctl_json_str(stdout, st->peer_addr, strlen(st->peer_addr));
+		printf(", \"health\": ");
+		kvctl_json_str(stdout, st->health, strlen(st->health));
+		printf(", \"wal_bytes\": %llu, \"lmdb_bytes\": %llu, \"uptime_ms\": %llu",
+		       (unsigned long long)st->wal_bytes, (unsigned long long)st->lmdb_bytes,
+		       (unsigned long long)st->uptime_ms);
+		printf(", \"leader_of\": [");
+		size_t k = 0;
+		for (size_t g = 0; g < st->n_groups; g++)
+			if (is_leader(st, &st->groups[g]))
+				printf("%s%u", k++ ? ", " : "", st->groups[g].group);
+		printf("], \"groups\": [");
+		for (size_t g = 0; g < st->n_groups; g++) {
+			const struct cli_group_status *gs = &st->groups[g];
+			printf("%s\n    {\"group\": %u, \"role\": ", g ? "," : "", gs->group);
+			kvctl_json_str(stdout, gs->role, strlen(gs->role));
+			printf(", \"leader\": %llu, \"term\": %llu, \"commit\": %llu, "
+			       "\"applied\": %llu, \"voters\": ",
+			       (unsigned long long)gs->leader, (unsigned long long)gs->term,
+			       (unsigned long long)gs->commit, (unsigned long long)gs->applied);
+			json_u64_list(gs->voters, gs->n_voters);
+			printf(", \"learners\": ");
+			json_u64_list(gs->learners, gs->n_learners);
+			printf("}");
+		}
+		printf("]}");
+	}
+	printf("\n ]}\n");
+}
+
+static void status_table(const struct view *v)
+{
+	printf("%-5s %-22s %-22s %-12s %-14s %-10s %-10s %s\n", "NODE", "CLIENT", "PEER", "HEALTH",
+	       "LEADER-OF", "WAL", "LMDB", "UPTIME");
+	for (size_t i = 0; i < v->n; i++) {
+		const struct node_view *nv = &v->nodes[i];
+		const struct cli_node_status *st = &nv->st;
+		if (nv->rc != CLI_OK) {
+			printf("%-5s %-22s %-22s unreachable (%s)\n", "?", nv->endpoint, "-",
+			       cli_strerror(nv->rc));
+			continue;
+		}
+		char leads[256], wal[32], lmdb[32], up[32], id[24];
+		leads_list(st, leads, sizeof leads);
+		snprintf(id, sizeof id, "%llu", (unsigned long long)st->id);
+		printf("%-5s %-22s %-22s %-12s %-14s %-10s %-10s %s\n", id, st->client_addr,
+		       st->peer_addr, st->health[0] ? st->health : "?", leads,
+		       kvctl_human_bytes(st->wal_bytes, wal, sizeof wal),
+		       kvctl_human_bytes(st->lmdb_bytes, lmdb, sizeof lmdb),
+		       uptime(st->uptime_ms, up, sizeof up));
+	}
+	printf("\n%-5s %-6s %-10s %-8s %-10s %-10s %s\n", "NODE", "GROUP", "ROLE", "TERM", "COMMIT",
+	       "APPLIED", "LEADER");
+	for (size_t i = 0; i < v->n; i++) {
+		const struct node_view *nv = &v->nodes[i];
+		if (nv->rc != CLI_OK)
+			continue;
+		for (size_t g = 0; g < nv->st.n_groups; g++) {
+			const struct cli_group_status *gs = &nv->st.groups[g];
+			printf("%-5llu %-6u %-10s %-8llu %-10llu %-10llu %llu\n",
+			       (unsigned long long)nv->st.id, gs->group,
+			       gs->role[0] ? gs->role : "?", (unsigned long long)gs->term,
+			       (unsigned long long)gs->commit, (unsigned long long)gs->applied,
+			       (unsigned long long)gs->leader);
+		}
+	}
+}
+
+int kvctl_cmd_status(struct cli_client *c, const struct kvctl_args *a)
+{
+	struct view *v = gather(c, a);
+	if (v == NULL) {
+		fprintf(stderr, "kvctl: status: out of memory\n");
+		return KVCTL_EXIT_UNAVAILABLE;
+	}
+	if (a->output == KVCTL_OUT_JSON)
+		status_json(v);
+	else
+		status_table(v);
+	int ex = KVCTL_EXIT_OK;
+	if (reachable(v) == 0) {
+		fprintf(stderr,
+			"kvctl: status: no node answered (endpoints %s; is the cluster "
+			"running? try scripts/cluster status)\n",
+			a->endpoints);
+		ex = KVCTL_EXIT_UNAVAILABLE;
+	}
+	free_view(v);
+	return ex;
+}
+
+/* The leader of group g across the views: a node that says it leads, highest term first;
+ * failing that, the leader most nodes name. */
+static uint64_t group_leader(const struct view *v, uint32_t g, uint64_t *term,
+			     const struct cli_group_status **info)
+{
+	uint64_t best = 0, best_term = 0;
+	*info = NULL;
+	for (size_t i = 0; i < v->n; i++) {
+		const struct node_view *nv = &v->nodes[i];
+		for (size_t k = 0; nv->rc == CLI_OK && k < nv->st.n_groups; k++) {
+			const struct cli_group_status *gs = &nv->st.groups[k];
+			if (gs->group != g)
+				continue;
+			if (*info == NULL || gs->term > (*info)->term)
+				*info = gs;
+			if (is_leader(&nv->st, gs) && gs->term >= best_term) {
+				best = nv->st.id;
+				best_term = gs->term;
+			}
+		}
+	}
+	if (best == 0 && *info != NULL) {
+		best = (*info)->leader;
+		best_term = (*info)->term;
+	}
+	*term = best_term;
+	return best;
+}
+
+static const char *addr_of(const struct view *v, uint64_t id)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (v->nodes[i].rc == CLI_OK && v->nodes[i].st.id == id)
+			return v->nodes[i].st.client_addr;
+	for (size_t i = 0; i < v->n; i++)
+		for (size_t k = 0; v->nodes[i].rc == CLI_OK && k < v->nodes[i].st.n_nodes; k++)
+			if (v->nodes[i].st.nodes[k].id == id)
+				return v->nodes[i].st.nodes[k].client_addr;
+	return "-";
+}
+
+static void ids(char *buf, size_t cap, const uint64_t *v, size_t n)
+{
+	size_t len = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && len + 24 < cap; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "%s%llu", i ? "," : "",
+					(unsigned long long)v[i]);
+	if (n == 0)
+		snprintf(buf, cap, "-");
+}
+
+int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
+{
+	struct view *v = gather(c, a);
+	if (v == NULL)
+		return KVCTL_EXIT_UNAVAILABLE;
+	if (reachable(v) == 0) {
+		free_view(v);
+		fprintf(stderr, "kvctl: groups: no node answered (endpoints %s)\n", a->endpoints);
+		return KVCTL_EXIT_UNAVAILABLE;
+	}
+	if (a->output == KVCTL_OUT_JSON)
+		printf("{\"groups\": [");
+	else
+		printf("%-6s %-7s %-22s %-8s %-12s %s\n", "GROUP", "LEADER", "LEADER-ADDR", "TERM",
+		       "VOTERS", "LEARNERS");
+	for (uint32_t g = 1; g <= v->groups; g++) {
+		uint64_t term;
+		const struct cli_group_status *info;
+		uint64_t leader = group_leader(v, g, &term, &info);
+		char voters[256], learners[256];
+		ids(voters, sizeof voters, info ? info->voters : NULL, info ? info->n_voters : 0);
+		ids(learners, sizeof learners, info ? info->learners : NULL,
+		    info ? info->n_learners : 0);
+		if (a->output == KVCTL_OUT_JSON) {
+			printf("%s\n  {\"group\": %u, \"leader\": %llu, \"leader_addr\": \"%s\", "
+			       "\"term\": %llu, \"voters\": ",
+			       g > 1 ? "," : "", g, (unsigned long long)leader,
+			       leader ? addr_of(v, leader) : "", (unsigned long long)term);
+			json_u64_list(info ? info->voters : NULL, info ? info->n_voters : 0);
+			printf(", \"learners\": ");
+			json_u64_list(info ? info->learners : NULL, info ? info->n_learners : 0);
+			printf("}");
+		} else {
+			char lid[24];
+			snprintf(lid, sizeof lid, "%llu", (unsigned long long)leader);
+			printf("%-6u %-7s %-22s %-8llu %-12s %s\n", g, leader ? lid : "none",
+			       leader ? addr_of(v, leader) : "-", (unsigned long long)term, voters,
+			       learners);
+		}
+	}
+	if (a->output == KVCTL_OUT_JSON)
+		printf("\n]}\n");
+	free_view(v);
+	return KVCTL_EXIT_OK;
+}
+
+int kvctl_cmd_transfer(struct cli_client *c, const struct kvctl_args *a)
+{
+	char *end;
+	unsigned long g = strtoul(a->pos[1], &end, 10);
+	if (*end || a->pos[1][0] == '-' || g == 0 || g > CLI_GROUPS_MAX) {
+		fprintf(stderr,
+			"kvctl: transfer-leader: GROUP wants a group number 1..%u, not '%s'\n",
+			CLI_GROUPS_MAX, a->pos[1]);
+		return KVCTL_EXIT_USAGE;
+	}
+	unsigned long long node = strtoull(a->pos[2], &end, 10);
+	if (*end || a->pos[2][0] == '-' || node == 0) {
+		fprintf(stderr,
+			"kvctl: transfer-leader: NODE wants a node id (1, 2, ...), not '%s'\n",
+			a->pos[2]);
+		return KVCTL_EXIT_USAGE;
+	}
+	int rc = cli_transfer_leader(c, (uint32_t)g, node);
+	if (rc != CLI_OK)
+		return kvctl_fail(a, "transfer-leader", rc);
+	/* The transfer completes asynchronously: wait (bounded) until the group says so. */
+	int64_t deadline = cli_now_ms() + a->timeout_ms;
+	for (;;) {
+		uint64_t leader = 0;
+		int lr = cli_leader_of(c, (uint32_t)g, true, &leader, NULL);
+		if (lr == CLI_OK && leader == node) {
+			if (a->output == KVCTL_OUT_JSON)
+				printf("{\"group\": %lu, \"leader\": %llu, \"ok\": true}\n", g,
+				       node);
+			else
+				printf("group %lu: node %llu is now the leader\n", g, node);
+			return KVCTL_EXIT_OK;
+		}
+		if (cli_now_ms() >= deadline) {
+			fprintf(stderr,
+				"kvctl: transfer-leader: the leader of group %lu accepted the "
+				"transfer, "
+				"but node %llu did not become leader within %u ms (leader now: "
+				"%llu)\n",
+				g, node, a->timeout_ms, (unsigned long long)leader);
+			return KVCTL_EXIT_UNAVAILABLE;
+		}
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
