@@ -1,0 +1,279 @@
+/* test_kv.c — the environment: limits on keys and values (errors, never crashes), a full map
+ * (a clear KV_EMAPFULL that applied nothing; growth within map_bytes_max; no growth under an
+ * open snapshot), checkpoint's durable indexes, and recovery after a process crash followed
+ * by WAL-style replay.
+ */
+#include <sys/wait.h>
+
+#include "kv_fixture.h"
+
+START_TEST(test_key_and_value_limits)
+{
+	struct fx f;
+	struct kv_options o;
+	kv_options_default(&o);
+	o.value_max = 1000;
+	fx_open_opts(&f, &o);
+	char key[KV_KEY_MAX + 2], *val = malloc(1002);
+	memset(key, 'k', sizeof key);
+	memset(val, 'v', 1002);
+	struct raft_buf b;
+	struct kv_cmd c = {.op = KV_OP_PUT, .key = key, .key_len = 0, .value = val, .value_len = 1};
+	ck_assert_int_eq(kv_cmd_encode(f.kv, &c, &b), KV_EINVAL);
+	c.key_len = KV_KEY_MAX + 1;
+	ck_assert_int_eq(kv_cmd_encode(f.kv, &c, &b), KV_EINVAL);
+	c.key_len = KV_KEY_MAX;
+	c.value_len = 1001;
+	ck_assert_int_eq(kv_cmd_encode(f.kv, &c, &b), KV_ETOOLARGE);
+	c.value_len = 1000;
+	struct fx_res r;
+	ck_assert_int_eq(fx_apply_cmd(&f, 1, &c, &r), KV_OK);
+	ck_assert_int_eq(r.res.code, KV_OK);
+	void *v;
+	size_t n;
+	ck_assert_int_eq(kv_get(f.kv, 1, key, KV_KEY_MAX, &v, &n), KV_OK);
+	ck_assert_uint_eq(n, 1000);
+	free(v);
+	ck_assert_int_eq(kv_get(f.kv, 1, key, KV_KEY_MAX + 1, &v, &n), KV_EINVAL);
+	ck_assert_int_eq(kv_get(f.kv, 1, key, 0, &v, &n), KV_EINVAL);
+	/* CAS expected value over the limit */
+	struct kv_cmd cas = {.op = KV_OP_CAS,
+			     .key = "k",
+			     .key_len = 1,
+			     .expected = val,
+			     .expected_len = 1001,
+			     .value = "x",
+			     .value_len = 1};
+	ck_assert_int_eq(kv_cmd_encode(f.kv, &cas, &b), KV_ETOOLARGE);
+	free(val);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_default_value_max_one_mib)
+{
+	struct fx f;
+	fx_open(&f);
+	size_t big = KV_VALUE_MAX_DEFAULT;
+	char *val = malloc(big + 1);
+	memset(val, 'x', big + 1);
+	struct kv_cmd c = {
+		.op = KV_OP_PUT, .key = "big", .key_len = 3, .value = val, .value_len = big};
+	struct fx_res r;
+	ck_assert_int_eq(fx_apply_cmd(&f, 1, &c, &r), KV_OK);
+	void *v;
+	size_t n;
+	ck_assert_int_eq(kv_get(f.kv, 1, "big", 3, &v, &n), KV_OK);
+	ck_assert_uint_eq(n, big);
+	free(v);
+	struct raft_buf b;
+	c.value_len = big + 1;
+	ck_assert_int_eq(kv_cmd_encode(f.kv, &c, &b), KV_ETOOLARGE);
+	free(val);
+	fx_close(&f);
+}
+END_TEST
+
+static void count_cb(const struct raft_entry *e, const struct kv_result *res, void *arg)
+{
+	(void)e;
+	(void)res;
+	(*(int *)arg)++;
+}
+
+/* Applies 4 KiB puts one entry at a time until one fails; returns the failure. */
+static int fill_until_error(struct fx *f, int max_puts, int *applied)
+{
+	char *val = malloc(4096), k[32];
+	memset(val, 'm', 4096);
+	int err = KV_OK;
+	for (*applied = 0; *applied < max_puts; (*applied)++) {
+		snprintf(k, sizeof k, "fill%06d", *applied);
+		struct kv_cmd c = {.op = KV_OP_PUT,
+				   .key = k,
+				   .key_len = strlen(k),
+				   .value = val,
+				   .value_len = 4096};
+		struct raft_buf b;
+		ck_assert_int_eq(kv_cmd_encode(f->kv, &c, &b), KV_OK);
+		struct raft_entry e = {.index = f->next[1], .term = 1, .data = b};
+		int calls = 0;
+		err = kv_apply(f->kv, 1, &e, 1, NULL, count_cb, &calls);
+		free(b.base);
+		if (err != KV_OK) {
+			ck_assert_int_eq(calls, 0); /* nobody was answered */
+			break;
+		}
+		ck_assert_int_eq(calls, 1);
+		f->next[1]++;
+	}
+	free(val);
+	return err;
+}
+
+START_TEST(test_full_map_reported)
+{
+	struct fx f;
+	struct kv_options o;
+	kv_options_default(&o);
+	o.map_bytes = 256 << 10;
+	o.map_bytes_max = o.map_bytes; /* may not grow */
+	fx_open_opts(&f, &o);
+	int applied;
+	ck_assert_int_eq(fill_until_error(&f, 1000, &applied), KV_EMAPFULL);
+	ck_assert_int_gt(applied, 5);
+	/* The failed batch left no trace; what was applied before is intact. */
+	ck_assert_uint_eq(fx_applied(&f, 1), (raft_index)applied);
+	struct kv_group_meta m;
+	ck_assert_int_eq(kv_meta(f.kv, 1, &m), KV_OK);
+	ck_assert_uint_eq(m.keys, (uint64_t)applied);
+	ck_assert_str_eq(kv_strerror(KV_EMAPFULL),
+			 "LMDB map full (raise map_bytes / map_bytes_max)");
+	/* Restarting with a bigger map lets the same entry apply (the node's way out). */
+	kv_close(f.kv);
+	o.map_bytes = o.map_bytes_max = 4 << 20;
+	ck_assert_int_eq(kv_open(f.dir, &o, &f.kv), KV_OK);
+	int more;
+	ck_assert_int_eq(fill_until_error(&f, 20, &more), KV_OK);
+	ck_assert_uint_eq(fx_applied(&f, 1), (raft_index)applied + 20);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_map_grows)
+{
+	struct fx f;
+	struct kv_options o;
+	kv_options_default(&o);
+	o.map_bytes = 256 << 10;
+	o.map_bytes_max = 64 << 20;
+	fx_open_opts(&f, &o);
+	int applied;
+	ck_assert_int_eq(fill_until_error(&f, 500, &applied), KV_OK); /* ~2 MB of values */
+	ck_assert_uint_gt(kv_size_bytes(f.kv), 2u << 20);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_no_growth_under_snapshot)
+{
+	struct fx f;
+	struct kv_options o;
+	kv_options_default(&o);
+	o.map_bytes = 256 << 10;
+	o.map_bytes_max = 64 << 20;
+	fx_open_opts(&f, &o);
+	ck_assert_int_eq(fx_put(&f, 1, "a", "b"), KV_OK);
+	struct kv_snapshot *s;
+	ck_assert_int_eq(kv_snapshot_begin(f.kv, 1, &s), KV_OK);
+	int applied;
+	ck_assert_int_eq(fill_until_error(&f, 1000, &applied), KV_EMAPFULL);
+	kv_snapshot_end(s);
+	int more;
+	ck_assert_int_eq(fill_until_error(&f, 100, &more), KV_OK);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_checkpoint_indexes)
+{
+	struct fx f;
+	fx_open(&f);
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(fx_put(&f, 1, "a", "b"), KV_OK);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(fx_put(&f, 3, "a", "b"), KV_OK);
+	raft_index out[4] = {9, 9, 9, 9};
+	ck_assert_int_eq(kv_checkpoint(f.kv, out, 4), KV_OK);
+	ck_assert_uint_eq(out[0], 5);
+	ck_assert_uint_eq(out[1], 0);
+	ck_assert_uint_eq(out[2], 3);
+	ck_assert_uint_eq(out[3], 0);
+	fx_close(&f);
+}
+END_TEST
+
+/* A process crash (no kv_close) loses nothing LMDB committed: the OS holds the pages. The
+ * WAL replay that follows re-applies only what is past the applied index. */
+START_TEST(test_crash_then_replay)
+{
+	struct fx f;
+	fx_open(&f);
+	kv_close(f.kv); /* the child opens its own environment */
+	enum { N = 30 };
+	struct raft_entry e[N];
+	char k[N][16];
+	for (int i = 0; i < N; i++) {
+		snprintf(k[i], sizeof k[i], "c%02d", i);
+		struct kv_cmd c = fx_put_cmd(k[i], k[i]);
+		c.client_id = 5;
+		c.seq = (uint64_t)i + 1;
+		e[i] = (struct raft_entry){.index = (raft_index)i + 1, .term = 1};
+		ck_assert_int_eq(kv_cmd_encode(NULL, &c, &e[i].data), KV_OK);
+	}
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct kv *kv;
+		raft_index idx;
+		if (kv_open(f.dir, NULL, &kv) != KV_OK ||
+		    kv_apply(kv, 1, e, 10, NULL, NULL, NULL) || kv_checkpoint(kv, &idx, 1) ||
+		    idx != 10 || kv_apply(kv, 1, e + 10, 10, NULL, NULL, NULL))
+			_exit(1);
+		_exit(0); /* no kv_close, no sync: a crash */
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_int_eq(kv_open(f.dir, NULL, &f.kv), KV_OK);
+	ck_assert_uint_eq(fx_applied(&f, 1), 20);
+	int calls = 0;
+	ck_assert_int_eq(kv_apply(f.kv, 1, e, N, NULL, count_cb, &calls), KV_OK);
+	ck_assert_int_eq(calls, N - 20);
+	for (int i = 0; i < N; i++) {
+		fx_expect(&f, 1, k[i], k[i]);
+		free(e[i].data.base);
+	}
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_bad_options_and_strerror)
+{
+	struct kv_options o;
+	kv_options_default(&o);
+	o.groups_max = KV_GROUPS_MAX + 1;
+	struct kv *kv;
+	ck_assert_int_eq(kv_open("/nonexistent-dir-for-kv-test", NULL, &kv), KV_EIO);
+	ck_assert_int_eq(kv_open(".", &o, &kv), KV_EINVAL);
+	for (int e = KV_ENOGROUP; e <= KV_CAS_MISMATCH; e++)
+		ck_assert_str_ne(kv_strerror(e), "unknown kv error");
+	ck_assert_str_eq(kv_strerror(12345), "unknown kv error");
+}
+END_TEST
+
+Suite *kv_suite(void)
+{
+	Suite *s = suite_create("kv");
+	TCase *tc = tcase_create("kv");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_key_and_value_limits);
+	tcase_add_test(tc, test_default_value_max_one_mib);
+	tcase_add_test(tc, test_full_map_reported);
+	tcase_add_test(tc, test_map_grows);
+	tcase_add_test(tc, test_no_growth_under_snapshot);
+	tcase_add_test(tc, test_checkpoint_indexes);
+	tcase_add_test(tc, test_crash_then_replay);
+	tcase_add_test(tc, test_bad_options_and_strerror);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(kv_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
