@@ -16,15 +16,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "raft/raft.h" /* raft_entry, raft_hard_state, raft_conf: plain structs only */
 #include "wal/wal_limits.h"
 
 enum {
 	WAL_OK = 0,
-	WAL_EIO = -1,       /* a read/write failed (errno in wal_errno()) */
-	WAL_ENOSPC = -2,    /* the disk is full: nothing was corrupted, the batch did not land */
-	WAL_ECORRUPT = -3,  /* a corrupt record followed by valid records (see wal_corruption) */
+	WAL_EIO = -1,      /* a read/write failed (errno in wal_errno()) */
+	WAL_ENOSPC = -2,   /* the disk is full: nothing was corrupted, the batch did not land */
+	WAL_ECORRUPT = -3, /* a corrupt record followed by valid records (see wal_corruption) */
 	WAL_ENOMEM = -4,
 	WAL_EINVAL = -5,    /* bad argument (record too big, group id out of range, ...) */
 	WAL_ENOTFOUND = -6, /* no such entry (compacted or never written) */
@@ -33,10 +34,21 @@ enum {
 };
 const char *wal_strerror(int err);
 
+/* The system calls the WAL writes through. Tests and fault injection only: NULL in
+ * wal_options means the real pwrite/fdatasync/fallocate. Each returns what the system call
+ * returns (-1 with errno set on failure). `arg` is passed back unchanged (borrowed). */
+struct wal_io {
+	ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off, void *arg);
+	int (*fdatasync)(int fd, void *arg);
+	int (*fallocate)(int fd, off_t len, void *arg); /* reserve [0, len) */
+	void *arg;
+};
+
 struct wal_options {
-	uint64_t segment_bytes;     /* preallocated segment size (default WAL_SEGMENT_BYTES) */
+	uint64_t segment_bytes;       /* preallocated segment size (default WAL_SEGMENT_BYTES) */
 	size_t cache_bytes_per_group; /* in-memory tail cache per group (default WAL_CACHE_BYTES) */
-	bool no_sync;               /* tests/benchmarks only: skip fdatasync */
+	bool no_sync;                 /* tests/benchmarks only: skip fdatasync */
+	const struct wal_io *io;      /* NULL = real system calls; borrowed until wal_close */
 };
 void wal_options_default(struct wal_options *opts);
 
@@ -44,7 +56,8 @@ void wal_options_default(struct wal_options *opts);
 struct wal_corruption {
 	char segment[256];
 	uint64_t offset;
-	uint64_t group; /* 0 if the record header itself is unreadable */
+	uint64_t group;   /* 0 if the record header itself is unreadable */
+	bool group_known; /* added: tells group 0 from "unknown" */
 	char reason[128];
 };
 
@@ -59,7 +72,7 @@ struct wal_group_state {
 	raft_index first_index; /* first entry still in the log (after snap_index), 0 = none */
 	raft_index last_index;
 	raft_index checkpoint_index; /* highest checkpoint recorded (state durable in LMDB) */
-	bool corrupt;           /* the group's records are damaged: rebuild from peers */
+	bool corrupt;                /* the group's records are damaged: rebuild from peers */
 };
 
 struct wal;
@@ -80,8 +93,8 @@ const struct wal_group_state *wal_group_find(const struct wal *w, uint64_t group
 
 /* Reads entries [lo, hi) of a group, at most bytes_max in total (at least one entry).
  * Out array and data are allocated for the caller: release with wal_entries_free. */
-int wal_read_entries(struct wal *w, uint64_t group, raft_index lo, raft_index hi,
-		     size_t bytes_max, struct raft_entry **out, size_t *n_out);
+int wal_read_entries(struct wal *w, uint64_t group, raft_index lo, raft_index hi, size_t bytes_max,
+		     struct raft_entry **out, size_t *n_out);
 void wal_entries_free(struct raft_entry *entries, size_t n);
 
 /* ------------------------------------------------------------------------------ batches */
@@ -142,6 +155,8 @@ enum wal_record_type {
 	WAL_REC_TRUNCATE = 3,
 	WAL_REC_SNAPSHOT = 4,
 	WAL_REC_CHECKPOINT = 5,
+	WAL_REC_BATCH =
+		6, /* opens every batch: seq, byte length, record count (first_index = seq) */
 	WAL_REC_BAD = 255,
 };
 struct wal_record_info {
@@ -152,8 +167,18 @@ struct wal_record_info {
 	uint32_t length;
 	raft_index first_index, last_index; /* ENTRIES/TRUNCATE/SNAPSHOT/CHECKPOINT */
 	const char *problem;                /* WAL_REC_BAD: what is wrong */
+	bool torn_tail; /* added. WAL_REC_BAD only: an unfinished last write that wal_open would
+			 * cut off (not corruption); false = corruption wal_open refuses */
+	const struct raft_hard_state *hard_state; /* added. HARD_STATE only */
 };
+/* rec and its strings are valid during the callback only. Returns 0 after the last record,
+ * the callback's non-zero value if it stopped the walk, or WAL_EIO/WAL_ENOMEM. */
 typedef int (*wal_walk_cb)(const struct wal_record_info *rec, void *arg);
 int wal_walk(const char *dir, wal_walk_cb cb, void *arg);
+
+/* The walctl program (bin/walctl) as a function, for kvctl: argv[0] is the program name,
+ * argv[1] "verify" or "dump", argv[2] the directory. Prints to stdout/stderr. Returns 0 (no
+ * corruption), 1 (corruption found) or 2 (usage or I/O error). */
+int wal_tool_main(int argc, char **argv);
 
 #endif

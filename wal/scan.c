@@ -1,0 +1,124 @@
+/* scan.c — finds and validates batches in a segment image.
+ *
+ * A batch is valid only if its BATCH record and every record it announces are valid and they
+ * tile its extent exactly. wal_scan_find() is how recovery tells a torn tail (nothing valid
+ * after the damage) from mid-log corruption (a later valid batch exists): it is a search over
+ * 8-aligned offsets, cheap because unused segment space is zero and rejected at once.
+ */
+#include "wal/scan.h"
+
+#include "wal/format.h"
+#include "wal/wal.h"
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off,
+				     struct wal_scan_batch *b, struct wal_scan_bad *bad)
+{
+	memset(bad, 0, sizeof *bad);
+	bad->off = off;
+	if (off >= size)
+		return WAL_SCAN_END;
+	if (size - off < WAL_REC_HEADER_BYTES && all_zero(seg + off, size - off))
+		return WAL_SCAN_END;
+	struct wal_rec_header h;
+	const char *problem = NULL;
+	enum wal_rec_check rc = wal_rec_check(seg + off, size - off, &h, &problem);
+	if (rc == WAL_RC_ZERO)
+		return WAL_SCAN_END;
+	if (rc == WAL_RC_OK && h.type != WAL_REC_BATCH) {
+		problem = "record outside a batch";
+		rc = WAL_RC_BAD_RECORD;
+	}
+	if (rc != WAL_RC_OK) {
+		bad->problem = problem;
+		bad->group_known = rc == WAL_RC_BAD_RECORD;
+		bad->group = bad->group_known ? h.group : 0;
+		return WAL_SCAN_BAD;
+	}
+	const uint8_t *pl = seg + off + WAL_REC_HEADER_BYTES;
+	b->off = off;
+	b->seq = wal_get64(pl);
+	b->bytes = wal_get32(pl + 8);
+	b->n = wal_get32(pl + 12);
+	if (b->bytes < WAL_BATCH_HEADER_RECORD_BYTES || b->bytes % WAL_REC_ALIGN ||
+	    b->bytes > size - off) {
+		bad->problem = b->bytes > size - off ? "incomplete batch" : "bad batch length";
+		return WAL_SCAN_BAD;
+	}
+	bad->batch_known = true;
+	bad->batch_start = off;
+	bad->batch_end = off + b->bytes;
+	size_t end = off + b->bytes, p = off + WAL_BATCH_HEADER_RECORD_BYTES;
+	for (uint32_t i = 0; i < b->n; i++) {
+		bad->off = p;
+		rc = p < end ? wal_rec_check(seg + p, end - p, &h, &problem) : WAL_RC_BAD_HEADER;
+		if (p >= end)
+			problem = "batch shorter than its record count";
+		if (rc == WAL_RC_ZERO) {
+			rc = WAL_RC_BAD_HEADER;
+			problem = "zeroes inside a batch";
+		}
+		if (rc == WAL_RC_OK && h.type == WAL_REC_BATCH) {
+			rc = WAL_RC_BAD_RECORD;
+			problem = "nested batch record";
+		}
+		if (rc != WAL_RC_OK) {
+			bad->problem = problem;
+			bad->group_known = rc == WAL_RC_BAD_RECORD;
+			bad->group = bad->group_known ? h.group : 0;
+			return WAL_SCAN_BAD;
+		}
+		p += wal_rec_size(h.length);
+	}
+	if (p != end) {
+		bad->off = p;
+		bad->problem = "batch longer than its records";
+		return WAL_SCAN_BAD;
+	}
+	return WAL_SCAN_OK;
+}
+
+size_t wal_scan_find(const uint8_t *seg, size_t size, size_t from, uint64_t min_seq)
+{
+	from = wal_align8(from);
+	for (size_t off = from; off + WAL_BATCH_HEADER_RECORD_BYTES <= size; off += 8) {
+		/* cheap filters first: the type byte, then the header check */
+		if (seg[off + 4] != WAL_REC_BATCH || wal_get32(seg + off) != WAL_BATCH_BYTES)
+			continue;
+		struct wal_scan_batch b;
+		struct wal_scan_bad bad;
+		if (wal_scan_batch(seg, size, off, &b, &bad) == WAL_SCAN_OK && b.seq >= min_seq)
+			return off;
+	}
+	return SIZE_MAX;
+}
+
+bool wal_scan_has_batch(const uint8_t *seg, size_t size)
+{
+	return wal_scan_find(seg, size, WAL_SEG_HEADER_BYTES, 0) != SIZE_MAX;
+}
+
+bool wal_scan_next_record(const uint8_t *seg, const struct wal_scan_batch *b, size_t *cursor,
+			  struct wal_rec_view *r)
+{
+	if (*cursor == 0)
+		*cursor = b->off + WAL_BATCH_HEADER_RECORD_BYTES;
+	if (*cursor >= b->off + b->bytes)
+		return false;
+	const uint8_t *p = seg + *cursor;
+	r->off = *cursor;
+	r->length = wal_get32(p);
+	r->type = p[4];
+	r->group = wal_get64(p + 8);
+	r->payload = p + WAL_REC_HEADER_BYTES;
+	r->size = wal_rec_size(r->length);
+	*cursor += r->size;
+	return true;
+}

@@ -1,0 +1,59 @@
+/* scan.h — validation of whole batches inside a mapped segment (internal to wal/).
+ *
+ * A batch (a BATCH record followed by the records of one wal_batch_write) is the unit of
+ * atomicity: recovery accepts it whole or not at all. Recovery and the offline tool both use
+ * these functions, so they classify damage identically.
+ */
+#ifndef RINGRAFT_WAL_SCAN_H
+#define RINGRAFT_WAL_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct wal_scan_batch {
+	size_t off;   /* of the BATCH record */
+	size_t bytes; /* whole batch, BATCH record included */
+	uint64_t seq;
+	uint32_t n; /* records after the BATCH record */
+};
+
+struct wal_scan_bad {
+	size_t off;       /* first byte that is wrong (a record boundary) */
+	bool group_known; /* the damaged record's header is trustworthy */
+	uint64_t group;
+	const char *problem;
+	bool batch_known; /* the BATCH record is valid: batch_end is where the batch ends */
+	size_t batch_start, batch_end;
+};
+
+enum wal_scan_outcome {
+	WAL_SCAN_OK,  /* *b is a whole valid batch */
+	WAL_SCAN_END, /* zeroes (or the segment's end): no more data here */
+	WAL_SCAN_BAD, /* *bad says what and where */
+};
+
+enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off,
+				     struct wal_scan_batch *b, struct wal_scan_bad *bad);
+
+/* First 8-aligned offset >= from holding a whole valid batch with seq >= min_seq, or
+ * SIZE_MAX. Linear in the bytes searched; skips zero words quickly. */
+size_t wal_scan_find(const uint8_t *seg, size_t size, size_t from, uint64_t min_seq);
+
+/* True if any valid batch exists at or after data start of the segment (any seq). */
+bool wal_scan_has_batch(const uint8_t *seg, size_t size);
+
+/* Iterates the records of a batch validated by wal_scan_batch. */
+struct wal_rec_view {
+	size_t off; /* of the record within the segment */
+	uint8_t type;
+	uint64_t group;
+	const uint8_t *payload;
+	uint32_t length;
+	size_t size; /* record bytes on disk, padding included */
+};
+/* *cursor starts at 0; returns false after the last record. */
+bool wal_scan_next_record(const uint8_t *seg, const struct wal_scan_batch *b, size_t *cursor,
+			  struct wal_rec_view *r);
+
+#endif

@@ -1,0 +1,99 @@
+/* wal_internal.h — the in-memory state of an open WAL, shared by the wal/ sources only.
+ *
+ * Segments are kept in order (the last one is the one being appended to). Each group keeps a
+ * slot per live entry (where it is on disk, its term, and its data while it is in the tail
+ * cache), so reads by index are one array lookup. The mutex protects all of it so reads from
+ * the event loop may run while wal_batch_write runs on a worker thread.
+ */
+#ifndef RINGRAFT_WAL_INTERNAL_H
+#define RINGRAFT_WAL_INTERNAL_H
+
+#include <pthread.h>
+
+#include "wal/format.h"
+#include "wal/scan.h"
+#include "wal/wal.h"
+
+struct wal_segment {
+	uint64_t seq;
+	int fd;        /* owned */
+	uint64_t size; /* file size (preallocated) */
+	uint64_t end;  /* bytes in use: next batch goes here */
+	char name[WAL_SEG_NAME_LEN + 1];
+};
+
+/* Where one live entry is. The record is re-read and CRC-checked on a disk read. */
+struct wal_slot {
+	raft_term term;
+	uint64_t seg; /* segment seq */
+	uint32_t rec_off, rec_size;
+	uint32_t data_off; /* of the entry's data, within the segment */
+	uint32_t len;
+	uint8_t type;
+	void *data; /* owned copy while the entry is in the tail cache, else NULL */
+};
+
+/* The highest entry index a group wrote into one segment (compaction's test). */
+struct wal_segmax {
+	uint64_t seg;
+	raft_index max;
+};
+
+struct wal_group {
+	struct wal_group_state st;
+	struct wal_slot *slots; /* slots[head..n) are entries st.first_index..st.last_index */
+	size_t head, n, cap;
+	size_t cache_from; /* slots[cache_from..n) hold data */
+	size_t cache_bytes;
+	struct wal_segmax *segmax; /* ascending seg, [segmax_head, n_segmax) */
+	size_t segmax_head, n_segmax, cap_segmax;
+};
+
+struct wal {
+	char *dir;
+	int dir_fd, lock_fd;
+	struct wal_options opts;
+	struct wal_io io;
+	pthread_mutex_t mu;
+
+	struct wal_segment *segs; /* ascending seq; segs[n_segs - 1] is active */
+	size_t n_segs, cap_segs;
+	uint64_t next_batch_seq;
+
+	struct wal_group **groups; /* ascending group id */
+	size_t n_groups, cap_groups;
+
+	bool salvage_unknown; /* replay: damage of unknown groups was skipped (all corrupt) */
+	uint64_t corrupt_seg; /* highest segment holding a salvaged corrupt spot, 0 = none */
+
+	int failed; /* WAL_EFSYNC / WAL_EIO once writes are refused, else 0 */
+	int last_errno;
+	struct wal_stats stats;
+};
+
+/* index.c: applying records to the in-memory state (the same code at recovery and after a
+ * write, so both end up in the same state). */
+/* 0, WAL_ENOTFOUND (absent and !create), WAL_EINVAL (WAL_GROUPS_MAX reached), WAL_ENOMEM. */
+int wal_group_get(struct wal *w, uint64_t group, bool create, struct wal_group **out);
+/* Applies one valid record found at r->off of segment seg. r->payload is only read. */
+int wal_apply_record(struct wal *w, uint64_t seg, const struct wal_rec_view *r);
+void wal_group_free(struct wal_group *g);
+/* Marks a group corrupt: its state is forgotten until a SNAPSHOT record heals it. */
+void wal_group_mark_corrupt(struct wal_group *g);
+void wal_group_drop_segments_below(struct wal_group *g, uint64_t seg);
+/* The (index, term) of the group's last entry (or its snapshot point when empty). */
+void wal_group_last(const struct wal_group *g, raft_index *index, raft_term *term);
+
+/* segment.c */
+int wal_seg_create(struct wal *w, uint64_t seq, uint64_t size, struct wal_segment *out);
+int wal_seg_list(const char *dir, uint64_t **seqs, size_t *n);
+int wal_fsync_dir(struct wal *w);
+int wal_write_all(struct wal *w, int fd, const void *buf, size_t n, uint64_t off);
+int wal_cut_back(struct wal *w, struct wal_segment *s, uint64_t off);
+struct wal_segment *wal_seg_find(struct wal *w, uint64_t seq);
+int wal_segs_push(struct wal *w, const struct wal_segment *s);
+
+/* recover.c */
+int wal_recover(struct wal *w, bool salvage, struct wal_corruption *corruption);
+
+#endif
