@@ -85,7 +85,7 @@ START_TEST(test_in_flight_out_of_order)
 	fx_open(&f);
 	/* seqs 1..5 committed as 3, 1, 5, 2, 4; then all retried. */
 	int order[5] = {3, 1, 5, 2, 4};
-	char k[8];
+	char k[16];
 	for (int i = 0; i < 5; i++) {
 		snprintf(k, sizeof k, "k%d", order[i]);
 		struct kv_cmd c = sput(1, (uint64_t)order[i], k, "v");
@@ -193,7 +193,7 @@ static void apply_log(struct fx *f, size_t batch, struct fx_res *last)
 	enum { N = 60 };
 	struct raft_entry e[N];
 	for (int i = 0; i < N; i++) {
-		char k[8];
+		char k[16];
 		snprintf(k, sizeof k, "k%d", i % 7);
 		/* 4 clients, ttl 12: some sessions expire between their uses. */
 		uint64_t client = 1 + (uint64_t)(i * 7 % 4), seq = 1 + (uint64_t)i / 20;
