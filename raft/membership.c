@@ -31,7 +31,10 @@ int raft_propose_conf_change(struct raft *r, enum raft_conf_change_type type, ra
 		return rv;
 	if (type == RAFT_CC_PROMOTE) {
 		const struct raft_progress *p = raft_progress_of(r, node);
-		if (p == NULL || p->match + RAFT_PROMOTE_LAG_MAX < raft_log_last(&r->log))
+		/* caught up: it holds the configuration in effect (so it knows its peers) and is
+		 * within a small margin of our last entry */
+		if (p == NULL || p->match < r->conf_index ||
+		    p->match + RAFT_PROMOTE_LAG_MAX < raft_log_last(&r->log))
 			return RAFT_ECATCHUP;
 	}
 	struct raft_buf data;

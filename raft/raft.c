@@ -126,10 +126,16 @@ struct raft *raft_new(const struct raft_config *cfg, const struct raft_restore *
 	}
 	r->term = rs->hard_state.term;
 	r->vote = rs->hard_state.vote;
+	/* The state machine may be ahead of the durable log (it applied entries committed by a
+	 * majority before our own copy was durable, then we crashed): commit stays within the
+	 * log, and entries up to `applied` are simply not handed out again when they come back
+	 * from the leader. */
 	r->commit = rs->hard_state.commit;
 	if (r->commit < rs->applied)
 		r->commit = rs->applied;
-	assert(r->commit <= raft_log_last(&r->log));
+	if (r->commit > raft_log_last(&r->log))
+		r->commit = raft_log_last(&r->log);
+	assert(rs->hard_state.commit <= raft_log_last(&r->log));
 	r->applied = rs->applied;
 	r->persisted = raft_log_last(&r->log);
 	r->snap_index = rs->snap_index;
@@ -293,6 +299,11 @@ int raft_propose(struct raft *r, struct raft_buf *data, raft_index *index, raft_
 		return RAFT_ENOTLEADER;
 	if (r->transfer_target != 0)
 		return RAFT_ETRANSFER;
+	/* A leader that won alone (single voter) takes proposals only once its term-start entry
+	 * is durable: until then a crash could make it lead the same term again with other
+	 * entries at the same indexes. */
+	if (r->lead_unsynced)
+		return RAFT_EBUSY;
 	if (data->len > RAFT_ENTRY_BYTES_MAX)
 		return RAFT_ETOOBIG;
 	raft_index idx;
@@ -337,6 +348,8 @@ int raft_compact(struct raft *r, raft_index index, raft_index keep_trailing)
 		return RAFT_EUNAVAILABLE;
 	if (index <= r->snap_index)
 		return 0;
+	if (index > r->commit)
+		return RAFT_EUNAVAILABLE; /* applied ahead of our log after a restart */
 	assert(index > r->log.offset && index <= raft_log_last(&r->log));
 	raft_index cidx;
 	conf_at(r, index, &r->snap_conf, &cidx);

@@ -43,7 +43,7 @@ int raft_step(struct raft *r, const struct raft_message *m)
 		return RAFT_EINVAL;
 	bool is_vote = m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE;
 	/* Removed or unknown servers cannot disrupt us by campaigning (thesis 4.2.3). */
-	if (is_vote && !raft_conf_is_voter(&r->conf, m->from))
+	if (is_vote && r->conf.n_voters > 0 && !raft_conf_is_voter(&r->conf, m->from))
 		return 0;
 
 	if (m->term > r->term) {
