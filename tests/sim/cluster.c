@@ -124,6 +124,7 @@ void cluster_crash(struct cluster *c, raft_id id)
 	trace_ev(c, TR_CRASH, id, raft_last_index(n->r), disk_last_index(&n->disk),
 		 n->disk.n_pending);
 	n->last_before_crash = raft_last_index(n->r);
+	c->inv.crashes++;
 	raft_free(n->r);
 	n->r = NULL;
 	n->alive = false;
@@ -254,6 +255,7 @@ static bool stage_chunk(struct cluster *c, struct node *n, const struct raft_sna
 	n->stage = NULL;
 	n->stage_len = 0;
 	n->installs++;
+	c->inv.installs++;
 	trace_ev(c, TR_INSTALL, n->id, ch->index, ch->term, 0);
 	/* proposals at or below the snapshot can no longer be matched to their entry */
 	for (int i = 0; i < n->n_props;) {
@@ -310,6 +312,7 @@ static int do_compact(struct cluster *c, struct node *n, raft_index trailing)
 	snap_set(&n->snap, at, term, &conf, buf, len);
 	disk_compact(&n->disk, at);
 	n->compactions++;
+	c->inv.compactions++;
 	trace_ev(c, TR_COMPACT, n->id, at, term, trailing);
 	return 0;
 }
@@ -468,6 +471,7 @@ void cluster_persist_one(struct cluster *c, raft_id id)
 	c->steps++;
 	struct raft_hard_state old = n->disk.hs;
 	struct disk_batch *b = disk_complete(&n->disk);
+	inv_on_durable(c, n, b->n_entries);
 	if (b->has_hs) {
 		if (b->hs.term < old.term ||
 		    (b->hs.term == old.term && old.vote && b->hs.vote != old.vote))
@@ -593,6 +597,7 @@ int cluster_conf_change(struct cluster *c, raft_id via, enum raft_conf_change_ty
 	trace_ev(c, TR_CONF, via, (uint64_t)t << 8 | id, index, (uint64_t)(int64_t)rc);
 	if (rc != 0)
 		return rc;
+	c->inv.conf_changes++;
 	c->steps++;
 	if ((t == RAFT_CC_ADD_VOTER || t == RAFT_CC_ADD_LEARNER) && !c->nodes[id].exists)
 		cluster_add_node(c, id);
@@ -610,6 +615,7 @@ int cluster_transfer(struct cluster *c, raft_id via, raft_id target)
 	trace_ev(c, TR_TRANSFER, via, target, 0, (uint64_t)(int64_t)rc);
 	if (rc != 0)
 		return rc;
+	c->inv.transfers++;
 	c->steps++;
 	cluster_drive(c, n);
 	inv_check(c);

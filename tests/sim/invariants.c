@@ -113,7 +113,11 @@ static struct lm_slot *lm_find(struct invariants *v, raft_index index, raft_term
 	return &v->lm[k];
 }
 
-void inv_on_append(struct cluster *c, struct node *n, const struct raft_entry *e, size_t cnt)
+/* Checks entries against every (index, term) seen before. A leader's own new entries are
+ * registered once durable, not at append: a single-node leader may lose an unpersisted term
+ * in a crash and legitimately recreate that (index, term) with other data, as nobody saw it. */
+static void log_matching(struct cluster *c, struct node *n, const struct raft_entry *e, size_t cnt,
+			 raft_term prev_of_first, bool own_only_if_durable)
 {
 	struct invariants *v = &c->inv;
 	for (size_t i = 0; i < cnt && !c->failed; i++) {
@@ -128,10 +132,11 @@ void inv_on_append(struct cluster *c, struct node *n, const struct raft_entry *e
 		} else if (e[i].index == 1) {
 			prev = 0;
 		} else {
-			const struct raft_entry *p = raft_entry_at(n->r, e[i].index - 1);
-			if (p)
-				prev = p->term;
+			prev = prev_of_first;
 		}
+		if (own_only_if_durable && e[i].term < v->cap_terms &&
+		    v->leader_of_term[e[i].term] == n->id)
+			continue;
 		if (prev != NOTERM && prev > e[i].term)
 			sim_fail(c,
 				 "log matching: node %" PRIu64 " entry %" PRIu64 " term %" PRIu64
@@ -160,6 +165,26 @@ void inv_on_append(struct cluster *c, struct node *n, const struct raft_entry *e
 		if (s->prev_term == NOTERM)
 			s->prev_term = prev;
 	}
+}
+
+void inv_on_append(struct cluster *c, struct node *n, const struct raft_entry *e, size_t cnt)
+{
+	raft_term prev = NOTERM;
+	if (cnt && e[0].index > 1) {
+		const struct raft_entry *p = raft_entry_at(n->r, e[0].index - 1);
+		if (p)
+			prev = p->term;
+	}
+	log_matching(c, n, e, cnt, prev, true);
+}
+
+void inv_on_durable(struct cluster *c, struct node *n, size_t cnt)
+{
+	const struct disk *d = &n->disk;
+	if (cnt == 0 || cnt > d->n_log)
+		return;
+	size_t k = d->n_log - cnt;
+	log_matching(c, n, d->log + k, cnt, k ? d->log[k - 1].term : NOTERM, false);
 }
 
 void inv_on_apply(struct cluster *c, struct node *n, const struct raft_entry *e)

@@ -100,6 +100,7 @@ static void print_result(uint64_t seed, const struct run_result *r)
 	       " ticks, trace hash %016" PRIx64 ")\n",
 	       seed, r->nodes, r->mix, r->ok ? "ok" : "FAILED", r->steps, r->end_time / SIM_TICK,
 	       r->trace_hash);
+	printf("  %s\n", r->stats);
 	if (!r->ok)
 		printf("  %s\n", r->failure);
 }

@@ -308,6 +308,14 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 	res->trace_hash = c->trace_hash;
 	res->steps = c->steps;
 	res->end_time = c->now;
+	const struct invariants *v = &c->inv;
+	snprintf(res->stats, sizeof(res->stats),
+		 "writes acked %" PRIu64 ", reads %" PRIu64 " (+%" PRIu64 " dropped), msgs %" PRIu64
+		 " (lost %" PRIu64 ", dup %" PRIu64 "), crashes %" PRIu64 ", conf changes %" PRIu64
+		 ", transfers %" PRIu64 ", compactions %" PRIu64 ", snapshots installed %" PRIu64,
+		 v->acked, v->reads_done, v->reads_dropped, c->net.sent, c->net.lost,
+		 c->net.duplicated, v->crashes, v->conf_changes, v->transfers, v->compactions,
+		 v->installs);
 	cluster_destroy(c);
 }
 

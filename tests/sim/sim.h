@@ -234,6 +234,7 @@ struct invariants {
 	size_t cap_uid;
 	raft_index max_acked; /* highest index of a write acknowledged to its client */
 	uint64_t acked, reads_done, reads_dropped;
+	uint64_t crashes, conf_changes, transfers, compactions, installs;
 };
 
 struct cluster {
@@ -290,6 +291,8 @@ void inv_init(struct invariants *v);
 void inv_destroy(struct invariants *v);
 /* A node appends entries (from its update, before advance): log matching. */
 void inv_on_append(struct cluster *c, struct node *n, const struct raft_entry *e, size_t cnt);
+/* The last cnt entries of a node's durable log just became durable: log matching. */
+void inv_on_durable(struct cluster *c, struct node *n, size_t cnt);
 /* A node applies one entry: order, exactly once, state machine safety. */
 void inv_on_apply(struct cluster *c, struct node *n, const struct raft_entry *e);
 /* A read is answered: it must see every write acknowledged before it began. */
@@ -317,6 +320,7 @@ struct run_result {
 	uint64_t trace_hash, steps, end_time;
 	int nodes;
 	const char *mix;
+	char stats[300];
 };
 /* One random run from a seed: size and fault mix derived from it, then healing and a liveness
  * check. */
