@@ -1,0 +1,531 @@
+/* config.c — flag / config-file / cluster.conf parsing and validation for kvd.
+ * Three sources of the same keys, in increasing precedence: DIR/cluster.conf (persisted at the
+ * first start), --config FILE, command-line flags. Identity keys may not differ from the
+ * persisted ones; every refusal names the flag to fix. cluster.conf is written as temp file +
+ * fsync + rename + fsync of the directory, so a crash leaves the old or the new file.
+ */
+#include "node/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "kv/kv_limits.h"
+#include "net/frame.h"
+#include "node/log.h"
+#include "raft/raft_limits.h"
+#include "wal/wal_limits.h"
+
+#define CLUSTER_CONF "cluster.conf"
+
+enum key_kind { K_IDENTITY, K_TUNABLE, K_LOCAL };
+
+static const struct key_def {
+	const char *name;
+	enum key_kind kind;
+	const char *help;
+} keys[] = {
+	{"id", K_IDENTITY, "this node's id, a member of --cluster (first start)"},
+	{"data-dir", K_LOCAL, "directory for the WAL, LMDB and cluster.conf (always required)"},
+	{"peer-addr", K_IDENTITY, "host:port for peers (default: this node's entry in --cluster)"},
+	{"client-addr", K_IDENTITY, "host:port the client service listens on (first start)"},
+	{"cluster", K_IDENTITY, "every member as id=host:port[,id=host:port...] (first start)"},
+	{"groups", K_IDENTITY, "number of Raft groups, 1..256 (default 8; fixed at bootstrap)"},
+	{"config", K_LOCAL, "read `key = value` lines with these same keys from FILE"},
+	{"log-level", K_TUNABLE, "error|warn|info|debug (default warn: quiet)"},
+	{"tick-ms", K_TUNABLE, "Raft logical tick in ms (default 10)"},
+	{"election-ms", K_TUNABLE,
+	 "base election timeout in ms; actual is random in [t, 2t) "
+	 "(default 1000)"},
+	{"heartbeat-ms", K_TUNABLE, "leader heartbeat interval in ms (default 100)"},
+	{"snapshot-entries", K_TUNABLE,
+	 "compact a group's log after this many applied entries "
+	 "(default 10000, min 16)"},
+	{"value-max", K_TUNABLE, "largest value in bytes (default 1048576)"},
+	{"request-timeout-ms", K_TUNABLE, "default client request deadline (default 5000)"},
+	{"balance-leaders", K_TUNABLE,
+	 "on|off: move group leaders to their preferred nodes "
+	 "(default on)"},
+	{"wal-no-sync", K_TUNABLE, "on|off: skip fdatasync (benchmarks only; default off)"},
+};
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+struct source {
+	char *val[N_KEYS];
+	const char *name; /* for messages */
+};
+
+static void source_free(struct source *s)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		free(s->val[i]);
+}
+
+static int key_index(const char *name)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+void node_config_usage(FILE *out)
+{
+	fprintf(out, "usage: kvd --id N --data-dir DIR --client-addr HOST:PORT --cluster "
+		     "1=HOST:PORT,2=HOST:PORT,... [options]\n"
+		     "       kvd --data-dir DIR [options]       (restart: settings come from "
+		     "DIR/cluster.conf)\n\n"
+		     "kvd hosts every Raft group of a ringraft cluster on this node.\n\n"
+		     "flags (also accepted as --flag=value, and as `flag = value` lines in "
+		     "--config FILE):\n");
+	for (size_t i = 0; i < N_KEYS; i++)
+		fprintf(out, "  --%-20s %s\n", keys[i].name, keys[i].help);
+	fprintf(out, "  --%-20s %s\n", "help", "print this text");
+	fprintf(out, "\nIdentity flags (id, peer-addr, client-addr, cluster, groups) are persisted "
+		     "in DIR/cluster.conf at\nthe first start; giving them again with other values "
+		     "is refused. See docs/OPERATIONS.md.\n");
+}
+
+static int set_val(struct source *s, const char *key, const char *val, char *err, size_t n)
+{
+	int k = key_index(key);
+	if (k < 0)
+		return fail(err, n, "%s: unknown setting '%s' (see kvd --help)", s->name, key);
+	if (s->val[k] != NULL && strcmp(s->val[k], val) != 0)
+		return fail(err, n, "%s: '%s' given twice with different values", s->name, key);
+	free(s->val[k]);
+	s->val[k] = strdup(val);
+	return 0;
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t l = strlen(s);
+	while (l > 0 &&
+	       (s[l - 1] == ' ' || s[l - 1] == '\t' || s[l - 1] == '\n' || s[l - 1] == '\r'))
+		s[--l] = '\0';
+	return s;
+}
+
+/* 1 = read, 0 = no such file, -1 = error. */
+static int read_file(const char *path, struct source *s, char *err, size_t n)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		return fail(err, n, "cannot read %s: %s", path, strerror(errno));
+	}
+	char line[NODE_CONFIG_LINE_MAX];
+	int lineno = 0;
+	while (fgets(line, sizeof line, f) != NULL) {
+		lineno++;
+		char *l = trim(line);
+		if (*l == '\0' || *l == '#')
+			continue;
+		char *eq = strchr(l, '=');
+		if (eq == NULL) {
+			fclose(f);
+			return fail(err, n, "%s:%d: expected `key = value`", path, lineno);
+		}
+		*eq = '\0';
+		char *k = trim(l), *v = trim(eq + 1);
+		if (strncmp(k, "--", 2) == 0)
+			k += 2;
+		if (set_val(s, k, v, err, n) < 0) {
+			fclose(f);
+			return -1;
+		}
+	}
+	fclose(f);
+	return 1;
+}
+
+static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	if (s == NULL || *s == '\0' || *s == '-')
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	if (strcmp(s, "on") == 0 || strcmp(s, "true") == 0 || strcmp(s, "1") == 0 ||
+	    strcmp(s, "yes") == 0)
+		*out = true;
+	else if (strcmp(s, "off") == 0 || strcmp(s, "false") == 0 || strcmp(s, "0") == 0 ||
+		 strcmp(s, "no") == 0)
+		*out = false;
+	else
+		return -1;
+	return 0;
+}
+
+static int check_addr(const char *flag, const char *a, char *err, size_t n)
+{
+	struct sockaddr_storage ss;
+	if (strlen(a) >= NODE_ADDR_MAX || net_parse_addr(a, &ss) != NET_OK)
+		return fail(err, n,
+			    "--%s '%s' is not a valid address: use HOST:PORT with an IPv4 "
+			    "address (or [IPv6]) and a port 1..65535",
+			    flag, a);
+	return 0;
+}
+
+static int cmp_member(const void *a, const void *b)
+{
+	const struct node_member *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int parse_cluster(const char *s, struct node_config *cfg, char *err, size_t n)
+{
+	char *copy = strdup(s);
+	char *save = NULL;
+	cfg->n_members = 0;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		tok = trim(tok);
+		char *eq = strchr(tok, '=');
+		uint64_t id;
+		if (eq == NULL) {
+			free(copy);
+			return fail(err, n, "--cluster entry '%s' must be id=host:port", tok);
+		}
+		*eq = '\0';
+		if (parse_u64(tok, 1, UINT32_MAX, &id) < 0) {
+			free(copy);
+			return fail(err, n, "--cluster: node id '%s' must be a number >= 1", tok);
+		}
+		if (cfg->n_members >= NODE_NODES_MAX) {
+			free(copy);
+			return fail(err, n, "--cluster: at most %d nodes", NODE_NODES_MAX);
+		}
+		if (check_addr("cluster", eq + 1, err, n) < 0) {
+			free(copy);
+			return -1;
+		}
+		for (size_t i = 0; i < cfg->n_members; i++) {
+			if (cfg->members[i].id == id ||
+			    strcmp(cfg->members[i].peer_addr, eq + 1) == 0) {
+				free(copy);
+				return fail(err, n,
+					    "--cluster: node %llu or address %s appears twice",
+					    (unsigned long long)id, eq + 1);
+			}
+		}
+		cfg->members[cfg->n_members].id = id;
+		snprintf(cfg->members[cfg->n_members].peer_addr, NODE_ADDR_MAX, "%s", eq + 1);
+		cfg->n_members++;
+	}
+	free(copy);
+	if (cfg->n_members == 0)
+		return fail(err, n, "--cluster is empty: list every member as id=host:port,...");
+	qsort(cfg->members, cfg->n_members, sizeof cfg->members[0], cmp_member);
+	return 0;
+}
+
+int node_config_member_index(const struct node_config *cfg, uint64_t id)
+{
+	for (size_t i = 0; i < cfg->n_members; i++)
+		if (cfg->members[i].id == id)
+			return (int)i;
+	return -1;
+}
+
+static void canonical_cluster(const struct node_config *cfg, char *out, size_t n)
+{
+	size_t off = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < cfg->n_members && off < n; i++)
+		off += (size_t)snprintf(out + off, n - off, "%s%llu=%s", i ? "," : "",
+					(unsigned long long)cfg->members[i].id,
+					cfg->members[i].peer_addr);
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+static int write_persisted(const struct node_config *cfg, const char *cluster_str, char *err,
+			   size_t n)
+{
+	char path[NODE_PATH_MAX + 32], tmp[NODE_PATH_MAX + 32];
+	snprintf(path, sizeof path, "%s/%s", cfg->data_dir, CLUSTER_CONF);
+	snprintf(tmp, sizeof tmp, "%s/%s.tmp", cfg->data_dir, CLUSTER_CONF);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL)
+		return fail(err, n, "cannot write %s: %s", tmp, strerror(errno));
+	fprintf(f,
+		"# ringraft node identity, written at bootstrap. Do not edit: a restart needs "
+		"only\n"
+		"# --data-dir; flags that differ from these values are refused.\n"
+		"id = %llu\npeer-addr = %s\nclient-addr = %s\ncluster = %s\ngroups = %u\n"
+		"snapshot-entries = %llu\nvalue-max = %u\n",
+		(unsigned long long)cfg->id, cfg->peer_addr, cfg->client_addr, cluster_str,
+		cfg->groups, (unsigned long long)cfg->snapshot_entries, cfg->value_max);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		fclose(f);
+		return fail(err, n, "cannot write %s: %s", tmp, strerror(errno));
+	}
+	fclose(f);
+	if (rename(tmp, path) != 0 || fsync_dir(cfg->data_dir) != 0)
+		return fail(err, n, "cannot install %s: %s", path, strerror(errno));
+	return 0;
+}
+
+int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, size_t n)
+{
+	struct source flags = {.name = "command line"}, file = {.name = "--config file"},
+		      persisted = {.name = CLUSTER_CONF};
+	int rc = -1;
+	memset(cfg, 0, sizeof *cfg);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			node_config_usage(stdout);
+			rc = 1;
+			goto out;
+		}
+		if (strncmp(a, "--", 2) != 0) {
+			fail(err, n,
+			     "unexpected argument '%s' (flags start with --; see kvd --help)", a);
+			goto out;
+		}
+		char key[64];
+		const char *val;
+		const char *eq = strchr(a, '=');
+		if (eq != NULL) {
+			snprintf(key, sizeof key, "%.*s", (int)(eq - a - 2), a + 2);
+			val = eq + 1;
+		} else {
+			snprintf(key, sizeof key, "%s", a + 2);
+			if (i + 1 >= argc) {
+				fail(err, n, "--%s needs a value (see kvd --help)", key);
+				goto out;
+			}
+			val = argv[++i];
+		}
+		if (set_val(&flags, key, val, err, n) < 0)
+			goto out;
+	}
+	int k_cfg = key_index("config"), k_dir = key_index("data-dir");
+	if (flags.val[k_cfg] != NULL) {
+		int r = read_file(flags.val[k_cfg], &file, err, n);
+		if (r < 0)
+			goto out;
+		if (r == 0) {
+			fail(err, n, "--config %s: no such file", flags.val[k_cfg]);
+			goto out;
+		}
+	}
+	const char *dir = flags.val[k_dir] ? flags.val[k_dir] : file.val[k_dir];
+	if (dir == NULL || *dir == '\0') {
+		fail(err, n, "--data-dir is required (see kvd --help)");
+		goto out;
+	}
+	if (strlen(dir) >= NODE_PATH_MAX - 64) {
+		fail(err, n, "--data-dir is too long");
+		goto out;
+	}
+	snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", dir);
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		fail(err, n, "--data-dir %s: cannot create: %s", dir, strerror(errno));
+		goto out;
+	}
+	char ppath[NODE_PATH_MAX + 32];
+	snprintf(ppath, sizeof ppath, "%s/%s", dir, CLUSTER_CONF);
+	int have_persisted = read_file(ppath, &persisted, err, n);
+	if (have_persisted < 0)
+		goto out;
+
+	/* Resolve: flags > file > persisted; identity keys must not conflict with persisted. */
+	const char *v[N_KEYS];
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const char *given = flags.val[i] ? flags.val[i] : file.val[i];
+		if (have_persisted && keys[i].kind == K_IDENTITY && given != NULL &&
+		    persisted.val[i] != NULL && strcmp(given, persisted.val[i]) != 0) {
+			/* --cluster may be spelled differently (order, spaces): compare parsed */
+			bool same = false;
+			if (strcmp(keys[i].name, "cluster") == 0) {
+				struct node_config a, b;
+				char ca[2048], cb[2048], e2[64];
+				if (parse_cluster(given, &a, e2, sizeof e2) == 0 &&
+				    parse_cluster(persisted.val[i], &b, e2, sizeof e2) == 0) {
+					canonical_cluster(&a, ca, sizeof ca);
+					canonical_cluster(&b, cb, sizeof cb);
+					same = strcmp(ca, cb) == 0;
+				}
+			}
+			if (!same) {
+				fail(err, n,
+				     "--%s %s conflicts with the value %s persisted in %s at "
+				     "bootstrap: drop the flag (a restart needs only --data-dir), "
+				     "or "
+				     "use a fresh data dir for a new cluster",
+				     keys[i].name, given, persisted.val[i], ppath);
+				goto out;
+			}
+		}
+		v[i] = given ? given : persisted.val[i];
+	}
+#define V(name) v[key_index(name)]
+	uint64_t x;
+	if (V("id") == NULL) {
+		fail(err, n, "--id is required on the first start (this node's id in --cluster)");
+		goto out;
+	}
+	if (parse_u64(V("id"), 1, UINT32_MAX, &cfg->id) < 0) {
+		fail(err, n, "--id '%s' must be a number >= 1", V("id"));
+		goto out;
+	}
+	if (V("cluster") == NULL) {
+		fail(err, n,
+		     "--cluster is required on the first start, e.g. "
+		     "--cluster 1=127.0.0.11:7001,2=127.0.0.12:7001,3=127.0.0.13:7001");
+		goto out;
+	}
+	if (parse_cluster(V("cluster"), cfg, err, n) < 0)
+		goto out;
+	int me = node_config_member_index(cfg, cfg->id);
+	if (me < 0) {
+		fail(err, n, "--id %llu is not a member of --cluster %s: add it or fix the id",
+		     (unsigned long long)cfg->id, V("cluster"));
+		goto out;
+	}
+	if (V("peer-addr") != NULL) {
+		if (check_addr("peer-addr", V("peer-addr"), err, n) < 0)
+			goto out;
+		if (strcmp(V("peer-addr"), cfg->members[me].peer_addr) != 0) {
+			fail(err, n,
+			     "--peer-addr %s differs from node %llu's address %s in --cluster",
+			     V("peer-addr"), (unsigned long long)cfg->id,
+			     cfg->members[me].peer_addr);
+			goto out;
+		}
+	}
+	snprintf(cfg->peer_addr, sizeof cfg->peer_addr, "%s", cfg->members[me].peer_addr);
+	if (V("client-addr") == NULL) {
+		fail(err, n,
+		     "--client-addr is required on the first start (HOST:PORT for clients)");
+		goto out;
+	}
+	if (check_addr("client-addr", V("client-addr"), err, n) < 0)
+		goto out;
+	snprintf(cfg->client_addr, sizeof cfg->client_addr, "%s", V("client-addr"));
+	if (strcmp(cfg->client_addr, cfg->peer_addr) == 0) {
+		fail(err, n, "--client-addr and --peer-addr must differ");
+		goto out;
+	}
+	cfg->groups = NODE_GROUPS_DEFAULT;
+	if (V("groups") != NULL) {
+		uint64_t maxg = KV_GROUPS_MAX < WAL_GROUPS_MAX ? KV_GROUPS_MAX : WAL_GROUPS_MAX;
+		if (parse_u64(V("groups"), 1, maxg, &x) < 0) {
+			fail(err, n, "--groups '%s' must be 1..%llu", V("groups"),
+			     (unsigned long long)maxg);
+			goto out;
+		}
+		cfg->groups = (uint32_t)x;
+	}
+	struct {
+		const char *name;
+		uint64_t lo, hi, def;
+		uint64_t *out64;
+		uint32_t *out32;
+	} nums[] = {
+		{"tick-ms", 1, 1000, NODE_TICK_MS_DEFAULT, NULL, &cfg->tick_ms},
+		{"election-ms", 10, 600000, NODE_ELECTION_MS_DEFAULT, NULL, &cfg->election_ms},
+		{"heartbeat-ms", 1, 60000, NODE_HEARTBEAT_MS_DEFAULT, NULL, &cfg->heartbeat_ms},
+		{"snapshot-entries", NODE_SNAPSHOT_ENTRIES_MIN, UINT32_MAX,
+		 NODE_SNAPSHOT_ENTRIES_DEFAULT, &cfg->snapshot_entries, NULL},
+		{"value-max", 1, 64u << 20, KV_VALUE_MAX_DEFAULT, NULL, &cfg->value_max},
+		{"request-timeout-ms", 1, NODE_REQUEST_TIMEOUT_MS_MAX,
+		 NODE_REQUEST_TIMEOUT_MS_DEFAULT, NULL, &cfg->request_timeout_ms},
+	};
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+		x = nums[i].def;
+		if (V(nums[i].name) != NULL &&
+		    parse_u64(V(nums[i].name), nums[i].lo, nums[i].hi, &x) < 0) {
+			fail(err, n, "--%s '%s' must be a number in %llu..%llu", nums[i].name,
+			     V(nums[i].name), (unsigned long long)nums[i].lo,
+			     (unsigned long long)nums[i].hi);
+			goto out;
+		}
+		if (nums[i].out64)
+			*nums[i].out64 = x;
+		else
+			*nums[i].out32 = (uint32_t)x;
+	}
+	if (cfg->heartbeat_ms < cfg->tick_ms || cfg->election_ms < 2 * cfg->heartbeat_ms) {
+		fail(err, n,
+		     "timing: need --tick-ms (%u) <= --heartbeat-ms (%u) and 2 x --heartbeat-ms <= "
+		     "--election-ms (%u)",
+		     cfg->tick_ms, cfg->heartbeat_ms, cfg->election_ms);
+		goto out;
+	}
+	if (cfg->value_max + (size_t)KV_KEY_MAX + 1024 > RAFT_ENTRY_BYTES_MAX ||
+	    cfg->value_max + (size_t)KV_KEY_MAX + 1024 > NET_CLIENT_FRAME_MAX) {
+		fail(err, n, "--value-max %u is too large: a request must fit a %u-byte frame",
+		     cfg->value_max, NET_CLIENT_FRAME_MAX);
+		goto out;
+	}
+	cfg->log_level = NODE_LOG_WARN;
+	if (V("log-level") != NULL && (cfg->log_level = node_log_level_parse(V("log-level"))) < 0) {
+		fail(err, n, "--log-level '%s' must be error, warn, info or debug", V("log-level"));
+		goto out;
+	}
+	cfg->balance_leaders = true;
+	if (V("balance-leaders") != NULL &&
+	    parse_bool(V("balance-leaders"), &cfg->balance_leaders) < 0) {
+		fail(err, n, "--balance-leaders must be on or off");
+		goto out;
+	}
+	if (V("wal-no-sync") != NULL && parse_bool(V("wal-no-sync"), &cfg->wal_no_sync) < 0) {
+		fail(err, n, "--wal-no-sync must be on or off");
+		goto out;
+	}
+	char canon[2048];
+	canonical_cluster(cfg, canon, sizeof canon);
+	char idbuf[2100];
+	int l = snprintf(idbuf, sizeof idbuf, "%s/groups=%u", canon, cfg->groups);
+	cfg->cluster_id = XXH64(idbuf, (size_t)l, 0x72696e67);
+	if (!have_persisted && write_persisted(cfg, canon, err, n) < 0)
+		goto out;
+#undef V
+	rc = 0;
+out:
+	source_free(&flags);
+	source_free(&file);
+	source_free(&persisted);
+	return rc;
+}

@@ -1,0 +1,49 @@
+/* config.h — kvd's settings: command-line flags, an optional --config file with the same keys
+ * (`key = value` lines), and DIR/cluster.conf, which the first start writes atomically so that
+ * a restart needs only --data-dir. Identity settings (id, addresses, cluster, groups) given
+ * again must match the persisted ones; tunables (timings, log level, ...) may change.
+ */
+#ifndef RINGRAFT_NODE_CONFIG_H
+#define RINGRAFT_NODE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "node/node_limits.h"
+
+struct node_member {
+	uint64_t id;
+	char peer_addr[NODE_ADDR_MAX];
+};
+
+struct node_config {
+	uint64_t id;
+	char data_dir[NODE_PATH_MAX];
+	char peer_addr[NODE_ADDR_MAX];
+	char client_addr[NODE_ADDR_MAX];
+	struct node_member members[NODE_NODES_MAX]; /* sorted by id */
+	size_t n_members;
+	uint32_t groups;
+	uint64_t cluster_id; /* hash of the membership and groups: peers must agree */
+	/* tunables */
+	uint32_t tick_ms, election_ms, heartbeat_ms;
+	uint64_t snapshot_entries;
+	uint32_t value_max;
+	uint32_t request_timeout_ms;
+	int log_level;
+	bool balance_leaders;
+	bool wal_no_sync; /* benchmarks only: skip fdatasync (loses durability) */
+};
+
+/* Parses argv, the --config file and DIR/cluster.conf into *cfg; on a first start writes
+ * DIR/cluster.conf. On error returns -1 with a message saying what to fix in err. Returns 1
+ * when --help was printed (exit 0). */
+int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, size_t err_len);
+void node_config_usage(FILE *out);
+
+/* The index (0-based) of node id in members, or -1. */
+int node_config_member_index(const struct node_config *cfg, uint64_t id);
+
+#endif

@@ -1,0 +1,288 @@
+/* driver.c — the Ready loop of every group (raft/raft.h's driver-loop comment, DESIGN.md 3).
+ *
+ * Once per loop turn (uv_prepare and uv_check call node_process): every group with a Ready
+ * adds its hard state / truncation / entries / snapshot marker to the turn's single WAL batch,
+ * sends its messages now, holds its msgs_after_persist in that batch, applies its committed
+ * entries in one kv_apply, and hands read states to the service. At most one batch is written
+ * at a time, on the libuv thread pool; when it is durable the groups get raft_persisted and
+ * the held messages go out. Then every peer gets one frame and every client one write.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/node_int.h"
+
+static int member_index(struct node *n, uint64_t id)
+{
+	return node_config_member_index(&n->cfg, id);
+}
+
+static void mark_unreachable(struct node *n, struct node_group *g, uint64_t to)
+{
+	int mi = member_index(n, to);
+	if (mi >= 0)
+		g->unreachable[mi] = true;
+}
+
+void node_send_msg(struct node *n, struct node_group *g, const struct raft_message *m)
+{
+	Ringraft__Raft__Message pb;
+	Ringraft__Raft__Configuration conf;
+	if (node_msg_to_pb(g->id, m, &n->scratch, &pb, &conf) < 0) {
+		mark_unreachable(n, g, m->to);
+		return;
+	}
+	int rc = net_peers_append_msg(n->peers, m->to, NET_PEER_FIELD_MSG, &pb.base);
+	if (rc != NET_OK) {
+		if (rc == NET_EFULL)
+			node_log(NODE_LOG_WARN, g->id, "peer queue full, message dropped to=%llu",
+				 (unsigned long long)m->to);
+		mark_unreachable(n, g, m->to);
+	}
+}
+
+static void hold_msg(struct node *n, struct node_group *g, const struct raft_message *m)
+{
+	struct node_batch *b = n->cur;
+	Ringraft__Raft__Message pb;
+	Ringraft__Raft__Configuration conf;
+	if (node_msg_to_pb(g->id, m, &n->scratch, &pb, &conf) < 0)
+		node_fatal(n, g->id, "out of memory holding a message");
+	size_t len = ringraft__raft__message__get_packed_size(&pb);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		node_fatal(n, g->id, "out of memory holding a message");
+	ringraft__raft__message__pack(&pb, buf);
+	if (b->n_held == b->cap_held) {
+		size_t cap = b->cap_held ? b->cap_held * 2 : 64;
+		struct node_held *h = realloc(b->held, cap * sizeof *h);
+		if (h == NULL)
+			node_fatal(n, g->id, "out of memory holding a message");
+		b->held = h;
+		b->cap_held = cap;
+	}
+	b->held[b->n_held++] = (struct node_held){m->to, g->id, buf, len};
+}
+
+static void release_held(struct node *n, struct node_batch *b)
+{
+	for (size_t i = 0; i < b->n_held; i++) {
+		struct node_held *h = &b->held[i];
+		int rc = net_peers_append(n->peers, h->to, NET_PEER_FIELD_MSG, h->buf, h->len);
+		if (rc != NET_OK) {
+			struct node_group *g = node_group(n, h->group);
+			if (g != NULL)
+				mark_unreachable(n, g, h->to);
+		}
+		free(h->buf);
+	}
+	b->n_held = 0;
+}
+
+struct apply_ctx {
+	struct node *n;
+	struct node_group *g;
+};
+
+static void apply_entry_cb(const struct raft_entry *e, const struct kv_result *res, void *arg)
+{
+	struct apply_ctx *ctx = arg;
+	node_service_applied(ctx->n, ctx->g, e, res);
+}
+
+static void apply_committed(struct node *n, struct node_group *g, const struct raft_entry *es,
+			    size_t count)
+{
+	if (count == 0)
+		return;
+	bool has_conf = false;
+	for (size_t i = 0; i < count; i++)
+		if (es[i].type == RAFT_ENTRY_CONF)
+			has_conf = true;
+	struct apply_ctx ctx = {n, g};
+	int rc = kv_apply(n->kv, g->id, es, count, has_conf ? raft_conf_of(g->raft) : NULL,
+			  apply_entry_cb, &ctx);
+	if (rc != KV_OK)
+		node_fatal(n, g->id, "apply failed first=%llu last=%llu error=\"%s\"",
+			   (unsigned long long)es[0].index, (unsigned long long)es[count - 1].index,
+			   kv_strerror(rc));
+	node_service_apply_done(n, g, es[count - 1].index);
+}
+
+static void soft_state(struct node *n, struct node_group *g, const struct raft_update *u)
+{
+	if (!u->soft_changed)
+		return;
+	enum raft_role was = g->role;
+	g->role = u->soft.role;
+	if (g->leader != u->soft.leader || was != g->role)
+		node_log(NODE_LOG_INFO, g->id, "role changed role=%s leader=%llu term=%llu",
+			 raft_role_name(u->soft.role), (unsigned long long)u->soft.leader,
+			 (unsigned long long)raft_term_of(g->raft));
+	g->leader = u->soft.leader;
+	if (g->role == RAFT_LEADER && was != RAFT_LEADER)
+		g->leader_since_ms = node_now_ms();
+	if (was == RAFT_LEADER && g->role != RAFT_LEADER)
+		node_service_lost_leadership(n, g);
+}
+
+static void handle_ready(struct node *n, struct node_group *g)
+{
+	struct raft_update u;
+	raft_ready(g->raft, &u);
+	struct wal_batch *b = n->cur->b;
+	int rc = 0;
+	if (u.has_hard_state)
+		rc = wal_batch_hard_state(b, g->id, &u.hard_state);
+	if (rc == 0 && u.truncate_from != 0)
+		rc = wal_batch_truncate(b, g->id, u.truncate_from);
+	if (rc == 0 && u.n_entries > 0)
+		rc = wal_batch_entries(b, g->id, u.entries, u.n_entries);
+	if (rc != 0)
+		node_fatal(n, g->id, "cannot add to the WAL batch error=\"%s\"", wal_strerror(rc));
+	if (u.snap_chunk != NULL)
+		node_snap_receive(n, g, u.snap_chunk);
+
+	for (size_t i = 0; i < u.n_msgs; i++)
+		node_send_msg(n, g, &u.msgs[i]);
+	for (size_t i = 0; i < u.n_msgs_after_persist; i++)
+		hold_msg(n, g, &u.msgs_after_persist[i]);
+
+	struct raft_snapshot_request reqs[NODE_NODES_MAX];
+	size_t n_reqs = 0;
+	for (size_t i = 0; i < u.n_snap_reqs && n_reqs < NODE_NODES_MAX; i++)
+		reqs[n_reqs++] = u.snap_reqs[i];
+
+	apply_committed(n, g, u.committed, u.n_committed);
+	soft_state(n, g, &u);
+	node_service_read_states(n, g, u.reads, u.n_reads, u.reads_dropped, u.n_reads_dropped);
+	raft_advance(g->raft, &u);
+
+	/* Events for the core only after advance. */
+	for (size_t i = 0; i < n_reqs; i++)
+		node_snap_serve(n, g, &reqs[i]);
+	for (size_t i = 0; i < n->cfg.n_members; i++) {
+		if (g->unreachable[i]) {
+			g->unreachable[i] = false;
+			raft_report_unreachable(g->raft, n->cfg.members[i].id);
+		}
+	}
+	node_service_reads_ready(n, g);
+}
+
+static void write_work_cb(uv_work_t *w)
+{
+	struct node_batch *b = w->data;
+	b->rc = wal_batch_write(b->n->wal, b->b);
+	if (b->rc == WAL_OK && b->checkpoint)
+		b->rc = wal_compact(b->n->wal, &b->removed);
+}
+
+static void start_write(struct node *n);
+
+static void write_done_cb(uv_work_t *w, int status)
+{
+	struct node_batch *b = w->data;
+	struct node *n = b->n;
+	assert(n->inflight == b);
+	if (status != 0)
+		node_fatal(n, 0, "WAL write could not run error=\"%s\"", uv_strerror(status));
+	if (b->rc != WAL_OK) {
+		/* Never retry a failed fsync: what is on disk is unknown (DESIGN.md 4). */
+		node_fatal(n, 0, "WAL write failed, stopping error=\"%s\" errno=\"%s\"",
+			   wal_strerror(b->rc), strerror(wal_errno(n->wal)));
+	}
+	if (b->checkpoint && b->removed > 0)
+		node_log(NODE_LOG_INFO, 0, "wal compacted segments_removed=%zu", b->removed);
+	const struct wal_durable *d;
+	size_t nd = wal_batch_durable(b->b, &d);
+	for (size_t i = 0; i < nd; i++) {
+		struct node_group *g = node_group(n, d[i].group);
+		if (g != NULL && g->raft != NULL)
+			raft_persisted(g->raft, d[i].index, d[i].term);
+	}
+	release_held(n, b);
+	wal_batch_reset(b->b);
+	b->checkpoint = false;
+	b->removed = 0;
+	n->inflight = NULL;
+	node_process(n);
+}
+
+static void start_write(struct node *n)
+{
+	if (n->inflight != NULL)
+		return;
+	struct node_batch *b = n->cur;
+	if (wal_batch_empty(b->b)) {
+		/* Nothing new to make durable: what the held messages depend on already is. */
+		release_held(n, b);
+		return;
+	}
+	n->inflight = b;
+	n->cur = (b == &n->batches[0]) ? &n->batches[1] : &n->batches[0];
+	assert(n->cur->n_held == 0 && wal_batch_empty(n->cur->b));
+	b->work.data = b;
+	int rc = uv_queue_work(&n->loop, &b->work, write_work_cb, write_done_cb);
+	if (rc != 0)
+		node_fatal(n, 0, "cannot queue the WAL write error=\"%s\"", uv_strerror(rc));
+}
+
+bool node_write_idle(struct node *n)
+{
+	return n->inflight == NULL && wal_batch_empty(n->cur->b) && n->cur->n_held == 0;
+}
+
+void node_process(struct node *n)
+{
+	if (n->processing)
+		return; /* re-entered from a callback: the outer call finishes the turn */
+	n->processing = true;
+	for (int round = 0; round < 8; round++) {
+		bool any = false;
+		for (uint32_t i = 0; i < n->cfg.groups; i++) {
+			struct node_group *g = &n->groups[i];
+			if (g->raft != NULL && raft_has_ready(g->raft)) {
+				handle_ready(n, g);
+				any = true;
+			}
+		}
+		if (!any)
+			break;
+	}
+	start_write(n);
+	net_peers_flush(n->peers);
+	net_server_flush(n->server);
+	n->processing = false;
+}
+
+void node_on_peer_frame(void *arg, uint64_t from, const Ringraft__Raft__PeerFrame *f)
+{
+	struct node *n = arg;
+	for (size_t i = 0; i < f->n_msgs; i++) {
+		const Ringraft__Raft__Message *pb = f->msgs[i];
+		struct node_group *g = node_group(n, pb->group);
+		if (g == NULL || g->raft == NULL || pb->from != from || pb->to != n->cfg.id) {
+			node_log(NODE_LOG_DEBUG, 0, "peer message ignored from=%llu group=%llu",
+				 (unsigned long long)from, (unsigned long long)pb->group);
+			continue;
+		}
+		struct raft_message m;
+		if (node_msg_from_pb(pb, &n->scratch, &m) < 0) {
+			node_log(NODE_LOG_WARN, g->id, "malformed peer message from=%llu",
+				 (unsigned long long)from);
+			continue;
+		}
+		int rc = raft_step(g->raft, &m);
+		if (rc != 0)
+			node_log(NODE_LOG_DEBUG, g->id,
+				 "step refused from=%llu type=%u error=\"%s\"",
+				 (unsigned long long)from, m.type, raft_strerror(rc));
+	}
+	for (size_t i = 0; i < f->n_forwarded_requests; i++)
+		node_service_forwarded(n, from, &f->forwarded_requests[i]);
+	for (size_t i = 0; i < f->n_forwarded_responses; i++)
+		node_service_forward_reply(n, &f->forwarded_responses[i]);
+}

@@ -1,0 +1,180 @@
+/* node_int.h — the node's internal state shared by its files: node.c (lifecycle, loop, ticks),
+ * driver.c (Ready handling, WAL batches, apply), service.c (client requests, forwarding),
+ * restore.c (rebuilding groups at start), snapshot.c (InstallSnapshot, compaction) and
+ * balance.c (spreading group leaders). Single-threaded: everything runs on the loop thread but
+ * the WAL write of driver.c, which touches only its own batch.
+ */
+#ifndef RINGRAFT_NODE_INT_H
+#define RINGRAFT_NODE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "kv/kv.h"
+#include "kv/ring.h"
+#include "net/peer.h"
+#include "net/server.h"
+#include "node/config.h"
+#include "node/log.h"
+#include "node/msg.h"
+#include "node/node.h"
+#include "proto/kv.pb-c.h"
+#include "raft/raft.h"
+#include "wal/wal.h"
+
+enum req_origin { ORIGIN_CLIENT, ORIGIN_PEER };
+enum req_state {
+	REQ_NEW,        /* being routed */
+	REQ_PROPOSED,   /* write handed to raft: only the apply or a timeout answers it */
+	REQ_READ_INDEX, /* ReadIndex asked, waiting for the read state */
+	REQ_READ_APPLY, /* read index known, waiting for applied >= index */
+	REQ_FORWARDED,  /* sent to the group leader over the peer link */
+};
+
+struct node_list;
+
+/* A client request in flight (from a client connection or forwarded by a peer). */
+struct node_req {
+	uint64_t iid; /* node-unique id: ReadIndex ctx and forwarding id */
+	enum req_origin origin;
+	struct net_conn *conn;     /* ORIGIN_CLIENT: referenced until answered */
+	uint64_t peer;             /* ORIGIN_PEER: the node that forwarded it */
+	Ringraft__Kv__Request *rq; /* owned */
+	uint32_t group;
+	enum req_state state;
+	bool write;
+	uint64_t deadline_ms;
+	raft_index index;               /* PROPOSED: entry index; READ_APPLY: read index */
+	raft_term term;                 /* PROPOSED: entry term */
+	uint64_t fwd_to;                /* FORWARDED: leader it went to */
+	struct node_req *aprev, *anext; /* every request */
+	struct node_req *hnext;         /* id hash chain */
+	struct node_req *gprev, *gnext; /* the group list it waits in */
+	struct node_list *glist;
+};
+
+struct node_list {
+	struct node_req *head, *tail;
+};
+
+/* An outgoing snapshot stream to one follower. */
+struct node_snap_out {
+	uint64_t to; /* 0 = unused */
+	struct kv_snapshot *s;
+	uint64_t offset;
+	raft_index index;
+};
+
+struct node_group {
+	uint32_t id;
+	bool hosted;
+	struct raft *raft;
+	struct node_list props;       /* REQ_PROPOSED, ascending index */
+	struct node_list reads_idx;   /* REQ_READ_INDEX */
+	struct node_list reads_apply; /* REQ_READ_APPLY */
+	struct node_snap_out snaps[NODE_NODES_MAX];
+	struct kv_restore *restore; /* incoming snapshot being staged */
+	raft_index restore_index;
+	raft_index compacted;    /* last raft_compact index */
+	raft_index checkpointed; /* last checkpoint recorded in the WAL */
+	enum raft_role role;
+	raft_id leader;
+	uint64_t leader_since_ms; /* when this node became its leader */
+	uint64_t last_transfer_ms;
+	bool unreachable[NODE_NODES_MAX]; /* by member index: report after advance */
+};
+
+/* A message held until the WAL batch it depends on is durable (packed Message bytes). */
+struct node_held {
+	uint64_t to;
+	uint32_t group;
+	uint8_t *buf;
+	size_t len;
+};
+
+struct node_batch {
+	struct node *n;
+	struct wal_batch *b;
+	struct node_held *held;
+	size_t n_held, cap_held;
+	bool checkpoint; /* compact the WAL after writing */
+	int rc;
+	size_t removed;
+	uv_work_t work;
+};
+
+struct node {
+	struct node_config cfg;
+	uv_loop_t loop;
+	struct wal *wal;
+	struct kv *kv;
+	struct kv_ring *ring;
+	struct net_peers *peers;
+	struct net_server *server;
+	struct node_group *groups; /* [cfg.groups]; group g at groups[g - 1] */
+	uv_timer_t tick;
+	uv_prepare_t prepare;
+	uv_check_t check;
+	uv_signal_t sigterm, sigint;
+	struct node_batch batches[2];
+	struct node_batch *cur, *inflight;
+	struct node_msg_scratch scratch;
+	struct node_req *reqs_head, *reqs_tail;
+	struct node_req *buckets[NODE_REQ_BUCKETS];
+	uint64_t next_iid;
+	uint64_t start_ms;
+	uint64_t ticks;
+	uint64_t peer_up_since[NODE_NODES_MAX]; /* by member index; 0 = down */
+	bool stopping, stopped;
+	uint8_t *snap_buf;
+	bool processing;
+};
+
+static inline struct node_group *node_group(struct node *n, uint64_t g)
+{
+	return (g >= 1 && g <= n->cfg.groups) ? &n->groups[g - 1] : NULL;
+}
+
+extern struct node *node_the_node;
+uint64_t node_now_ms(void);
+/* Logs and exits the process with status 1 (a failed fsync, a failed apply, ...). */
+void node_fatal(struct node *n, uint32_t group, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4), noreturn));
+
+/* driver.c */
+void node_process(struct node *n);
+/* No WAL write in flight and nothing waiting to be written. */
+bool node_write_idle(struct node *n);
+void node_send_msg(struct node *n, struct node_group *g, const struct raft_message *m);
+void node_on_peer_frame(void *arg, uint64_t from, const Ringraft__Raft__PeerFrame *f);
+
+/* service.c */
+int node_on_client_request(void *arg, struct net_conn *c, const uint8_t *p, size_t len);
+void node_service_forwarded(struct node *n, uint64_t from, const ProtobufCBinaryData *rq);
+void node_service_forward_reply(struct node *n, const ProtobufCBinaryData *resp);
+void node_service_applied(struct node *n, struct node_group *g, const struct raft_entry *e,
+			  const struct kv_result *res);
+void node_service_apply_done(struct node *n, struct node_group *g, raft_index last);
+void node_service_read_states(struct node *n, struct node_group *g,
+			      const struct raft_read_state *rs, size_t nrs, const uint64_t *dropped,
+			      size_t ndropped);
+void node_service_reads_ready(struct node *n, struct node_group *g);
+void node_service_lost_leadership(struct node *n, struct node_group *g);
+void node_service_peer_down(struct node *n, uint64_t peer);
+void node_service_timeouts(struct node *n);
+void node_service_fail_all(struct node *n);
+
+/* restore.c */
+int node_restore_groups(struct node *n);
+
+/* snapshot.c */
+void node_snap_serve(struct node *n, struct node_group *g, const struct raft_snapshot_request *r);
+void node_snap_receive(struct node *n, struct node_group *g,
+		       const struct raft_snapshot_chunk_in *c);
+void node_maybe_compact(struct node *n);
+
+/* balance.c */
+void node_balance_leaders(struct node *n);
+
+#endif

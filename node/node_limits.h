@@ -1,0 +1,28 @@
+/* node_limits.h — bounds and defaults of kvd, checked where flags, config and requests enter. */
+#ifndef RINGRAFT_NODE_LIMITS_H
+#define RINGRAFT_NODE_LIMITS_H
+
+#define NODE_NODES_MAX                  16 /* nodes in a cluster (= RAFT_NODES_MAX) */
+#define NODE_GROUPS_DEFAULT             8
+#define NODE_VNODES                     128 /* ring points per group */
+#define NODE_RING_EPOCH                 1
+#define NODE_REPLICAS                   3 /* replicas per group when the cluster has more nodes */
+#define NODE_TICK_MS_DEFAULT            10
+#define NODE_ELECTION_MS_DEFAULT        1000
+#define NODE_HEARTBEAT_MS_DEFAULT       100
+#define NODE_SNAPSHOT_ENTRIES_DEFAULT   10000
+#define NODE_SNAPSHOT_ENTRIES_MIN       16
+#define NODE_REQUEST_TIMEOUT_MS_DEFAULT 5000
+#define NODE_REQUEST_TIMEOUT_MS_MAX     60000
+#define NODE_TRANSFER_INTERVAL_MS       5000 /* per group, between leadership transfers */
+#define NODE_LEADER_SETTLE_MS           2000 /* lead this long before handing leadership away */
+#define NODE_PEER_SETTLE_MS             1000 /* a peer up this long may take leadership */
+#define NODE_MAINT_MS                   250  /* compaction / balancing check interval */
+#define NODE_REQ_BUCKETS                4096 /* request id hash buckets (power of two) */
+#define NODE_CONFIG_LINE_MAX            4096
+#define NODE_PATH_MAX                   4096
+#define NODE_ADDR_MAX                   64
+#define NODE_SNAP_CHUNK_MAX             (1u << 20)  /* snapshot bytes per InstallSnapshot chunk */
+#define NODE_READ_BATCH_BYTES           (64u << 20) /* WAL entries read at once on restart */
+
+#endif

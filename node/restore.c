@@ -1,0 +1,171 @@
+/* restore.c — rebuilding every group at start from what is durable (raft/raft.h struct
+ * raft_restore): the state machine's applied index/term/configuration (kv_meta) is the
+ * compaction point, the WAL gives the hard state and the entries after it. A fresh group gets
+ * the bootstrap configuration: every node hosting it is a voter.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/node_int.h"
+
+/* The nodes hosting group g (every node with <= NODE_REPLICAS nodes; else rendezvous). */
+static size_t hosts_of(struct node *n, uint32_t g, uint64_t *out)
+{
+	uint64_t ids[NODE_NODES_MAX];
+	for (size_t i = 0; i < n->cfg.n_members; i++)
+		ids[i] = n->cfg.members[i].id;
+	if (n->cfg.n_members <= NODE_REPLICAS) {
+		memcpy(out, ids, n->cfg.n_members * sizeof *ids);
+		return n->cfg.n_members;
+	}
+	return kv_ring_place(g, ids, n->cfg.n_members, NODE_REPLICAS, out);
+}
+
+struct chunk {
+	struct raft_entry *e;
+	size_t n;
+};
+
+static int read_log(struct node *n, uint32_t g, raft_index lo, raft_index hi,
+		    struct raft_entry **out, size_t *n_out, struct chunk **chunks, size_t *n_chunks)
+{
+	size_t cap = 0, count = 0, nc = 0, capc = 0;
+	struct raft_entry *all = NULL;
+	struct chunk *cs = NULL;
+	while (lo < hi) {
+		struct raft_entry *es;
+		size_t k;
+		int rc = wal_read_entries(n->wal, g, lo, hi, NODE_READ_BATCH_BYTES, &es, &k);
+		if (rc != WAL_OK || k == 0) {
+			node_log(NODE_LOG_ERROR, g,
+				 "cannot read the log lo=%llu hi=%llu error=\"%s\"",
+				 (unsigned long long)lo, (unsigned long long)hi, wal_strerror(rc));
+			free(all);
+			for (size_t i = 0; i < nc; i++)
+				wal_entries_free(cs[i].e, cs[i].n);
+			free(cs);
+			return -1;
+		}
+		if (count + k > cap) {
+			cap = (count + k) * 2;
+			all = realloc(all, cap * sizeof *all);
+		}
+		if (nc == capc) {
+			capc = capc ? capc * 2 : 8;
+			cs = realloc(cs, capc * sizeof *cs);
+		}
+		if (all == NULL || cs == NULL)
+			node_fatal(n, g, "out of memory reading the log");
+		memcpy(all + count, es, k * sizeof *es);
+		cs[nc++] = (struct chunk){es, k};
+		count += k;
+		lo = es[k - 1].index + 1;
+	}
+	*out = all;
+	*n_out = count;
+	*chunks = cs;
+	*n_chunks = nc;
+	return 0;
+}
+
+int node_restore_groups(struct node *n)
+{
+	uint64_t seed0 = uv_hrtime() ^ (n->cfg.id * 0x9e3779b97f4a7c15ull);
+	for (uint32_t gi = 1; gi <= n->cfg.groups; gi++) {
+		struct node_group *g = &n->groups[gi - 1];
+		memset(g, 0, sizeof *g);
+		g->id = gi;
+		uint64_t hosts[NODE_NODES_MAX];
+		size_t nh = hosts_of(n, gi, hosts);
+		for (size_t i = 0; i < nh; i++)
+			if (hosts[i] == n->cfg.id)
+				g->hosted = true;
+		if (!g->hosted)
+			continue;
+		struct kv_group_meta km;
+		int rc = kv_meta(n->kv, gi, &km);
+		if (rc != KV_OK) {
+			node_log(NODE_LOG_ERROR, gi, "cannot read group meta error=\"%s\"",
+				 kv_strerror(rc));
+			return -1;
+		}
+		const struct wal_group_state *ws = wal_group_find(n->wal, gi);
+		if (ws != NULL && ws->corrupt) {
+			node_log(NODE_LOG_ERROR, gi,
+				 "WAL records of the group are corrupt: move the data dir away and "
+				 "restart the node empty to rebuild it from its peers");
+			return -1;
+		}
+		struct raft_restore rs;
+		memset(&rs, 0, sizeof rs);
+		for (size_t i = 0; i < nh; i++)
+			rs.conf.voters[i] = hosts[i];
+		rs.conf.n_voters = (uint32_t)nh;
+		if (km.has_conf)
+			rs.conf = km.conf;
+		else if (ws != NULL && ws->snap_index > 0)
+			rs.conf = ws->snap_conf;
+		rs.snap_index = km.applied_index;
+		rs.snap_term = km.applied_term;
+		rs.applied = km.applied_index;
+		if (ws != NULL && ws->snap_index > rs.snap_index) {
+			node_log(NODE_LOG_ERROR, gi,
+				 "WAL snapshot marker is ahead of the state machine wal_snap=%llu "
+				 "applied=%llu",
+				 (unsigned long long)ws->snap_index,
+				 (unsigned long long)km.applied_index);
+			return -1;
+		}
+		if (ws != NULL && ws->has_hard_state)
+			rs.hard_state = ws->hard_state;
+		struct raft_entry *es = NULL;
+		size_t ne = 0, nc = 0;
+		struct chunk *cs = NULL;
+		if (ws != NULL && ws->last_index > rs.snap_index) {
+			raft_index lo = rs.snap_index + 1;
+			if (ws->first_index > lo) {
+				node_log(NODE_LOG_ERROR, gi,
+					 "the WAL lacks entries the state machine has not applied "
+					 "applied=%llu wal_first=%llu",
+					 (unsigned long long)km.applied_index,
+					 (unsigned long long)ws->first_index);
+				return -1;
+			}
+			if (read_log(n, gi, lo, ws->last_index + 1, &es, &ne, &cs, &nc) < 0)
+				return -1;
+		}
+		rs.entries = es;
+		rs.n_entries = ne;
+		if (rs.hard_state.commit < rs.applied)
+			rs.hard_state.commit = rs.applied;
+		if (rs.hard_state.term < rs.snap_term)
+			rs.hard_state.term = rs.snap_term;
+		struct raft_config rc_;
+		raft_config_default(&rc_, n->cfg.id, seed0 + gi * 0x2545f4914f6cdd1dull);
+		rc_.election_ticks = n->cfg.election_ms / n->cfg.tick_ms;
+		rc_.heartbeat_ticks = n->cfg.heartbeat_ms / n->cfg.tick_ms;
+		if (rc_.heartbeat_ticks == 0)
+			rc_.heartbeat_ticks = 1;
+		if (rc_.election_ticks <= rc_.heartbeat_ticks)
+			rc_.election_ticks = rc_.heartbeat_ticks * 2;
+		rc_.pre_vote = true;
+		rc_.check_quorum = true;
+		g->raft = raft_new(&rc_, &rs);
+		free(es);
+		for (size_t i = 0; i < nc; i++)
+			wal_entries_free(cs[i].e, cs[i].n);
+		free(cs);
+		if (g->raft == NULL)
+			node_fatal(n, gi, "out of memory creating the group");
+		g->compacted = rs.snap_index;
+		g->checkpointed = rs.applied;
+		g->role = raft_role_of(g->raft);
+		g->leader = raft_leader_of(g->raft);
+		node_log(NODE_LOG_INFO, gi,
+			 "group restored applied=%llu term=%llu vote=%llu commit=%llu entries=%zu",
+			 (unsigned long long)rs.applied, (unsigned long long)rs.hard_state.term,
+			 (unsigned long long)rs.hard_state.vote,
+			 (unsigned long long)rs.hard_state.commit, ne);
+	}
+	return 0;
+}

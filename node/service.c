@@ -1,0 +1,733 @@
+/* service.c — the client service: decode a Request, route it to its group, and answer it
+ * exactly once (DESIGN.md 7, 8). Writes are proposed on the group leader and answered when
+ * their entry applies; linearizable reads go through ReadIndex and are served once
+ * applied >= read index; requests for a group led elsewhere are forwarded over the peer link
+ * (or answered NOT_LEADER when the client asked for redirects). Errors say whether the
+ * operation surely did not happen (never proposed) or may have (TIMEOUT, LEADER_LOST).
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/node_int.h"
+
+/* ------------------------------------------------------------------------------ requests */
+
+static void list_push(struct node_list *l, struct node_req *r)
+{
+	assert(r->glist == NULL);
+	r->glist = l;
+	r->gnext = NULL;
+	r->gprev = l->tail;
+	if (l->tail)
+		l->tail->gnext = r;
+	else
+		l->head = r;
+	l->tail = r;
+}
+
+static void list_remove(struct node_req *r)
+{
+	struct node_list *l = r->glist;
+	if (l == NULL)
+		return;
+	if (r->gprev)
+		r->gprev->gnext = r->gnext;
+	else
+		l->head = r->gnext;
+	if (r->gnext)
+		r->gnext->gprev = r->gprev;
+	else
+		l->tail = r->gprev;
+	r->glist = NULL;
+	r->gprev = r->gnext = NULL;
+}
+
+static struct node_req *req_new(struct node *n, enum req_origin origin, struct net_conn *c,
+				uint64_t peer, Ringraft__Kv__Request *rq)
+{
+	struct node_req *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return NULL;
+	r->iid = ++n->next_iid;
+	r->origin = origin;
+	r->conn = c;
+	if (c != NULL)
+		net_conn_ref(c);
+	r->peer = peer;
+	r->rq = rq;
+	r->anext = NULL;
+	r->aprev = n->reqs_tail;
+	if (n->reqs_tail)
+		n->reqs_tail->anext = r;
+	else
+		n->reqs_head = r;
+	n->reqs_tail = r;
+	size_t b = r->iid & (NODE_REQ_BUCKETS - 1);
+	r->hnext = n->buckets[b];
+	n->buckets[b] = r;
+	uint32_t t = rq->timeout_ms ? rq->timeout_ms : n->cfg.request_timeout_ms;
+	if (t > NODE_REQUEST_TIMEOUT_MS_MAX)
+		t = NODE_REQUEST_TIMEOUT_MS_MAX;
+	r->deadline_ms = node_now_ms() + t;
+	return r;
+}
+
+static struct node_req *req_find(struct node *n, uint64_t iid)
+{
+	for (struct node_req *r = n->buckets[iid & (NODE_REQ_BUCKETS - 1)]; r; r = r->hnext)
+		if (r->iid == iid)
+			return r;
+	return NULL;
+}
+
+static void req_free(struct node *n, struct node_req *r)
+{
+	list_remove(r);
+	if (r->aprev)
+		r->aprev->anext = r->anext;
+	else
+		n->reqs_head = r->anext;
+	if (r->anext)
+		r->anext->aprev = r->aprev;
+	else
+		n->reqs_tail = r->aprev;
+	struct node_req **pp = &n->buckets[r->iid & (NODE_REQ_BUCKETS - 1)];
+	while (*pp != r)
+		pp = &(*pp)->hnext;
+	*pp = r->hnext;
+	if (r->conn != NULL) {
+		net_conn_request_done(r->conn);
+		net_conn_unref(r->conn);
+	}
+	ringraft__kv__request__free_unpacked(r->rq, NULL);
+	free(r);
+}
+
+/* Sends resp (borrowed) to the request's origin and frees the request. */
+static void req_finish(struct node *n, struct node_req *r, Ringraft__Kv__Response *resp)
+{
+	resp->id = r->rq->id;
+	if (r->origin == ORIGIN_CLIENT) {
+		net_conn_send(r->conn, &resp->base);
+	} else {
+		int rc = net_peers_append_msg(n->peers, r->peer, NET_PEER_FIELD_FWD_RESP,
+					      &resp->base);
+		if (rc != NET_OK)
+			node_log(NODE_LOG_DEBUG, r->group, "forwarded reply dropped to=%llu",
+				 (unsigned long long)r->peer);
+	}
+	req_free(n, r);
+}
+
+static void req_error(struct node *n, struct node_req *r, Ringraft__Kv__Code code, const char *msg)
+{
+	Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+	resp.code = code;
+	resp.error = (char *)msg;
+	req_finish(n, r, &resp);
+}
+
+static const char *client_addr_of(struct node *n, uint64_t id)
+{
+	if (id == n->cfg.id)
+		return n->cfg.client_addr;
+	return net_peers_client_addr(n->peers, id);
+}
+
+static void req_not_leader(struct node *n, struct node_req *r, struct node_group *g)
+{
+	Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+	uint64_t leader = g && g->raft ? raft_leader_of(g->raft) : 0;
+	if (leader == n->cfg.id)
+		leader = 0;
+	resp.code = RINGRAFT__KV__CODE__NOT_LEADER;
+	resp.error = leader ? "not the leader of this group" : "no leader known for this group";
+	resp.leader_hint = leader;
+	resp.leader_addr = leader ? (char *)client_addr_of(n, leader) : "";
+	req_finish(n, r, &resp);
+}
+
+/* ------------------------------------------------------------------------------ status */
+
+static void fill_ring(struct node *n, Ringraft__Kv__RingConfig *ring, Ringraft__Kv__NodeInfo *infos,
+		      Ringraft__Kv__NodeInfo **ptrs)
+{
+	ringraft__kv__ring_config__init(ring);
+	ring->epoch = kv_ring_epoch(n->ring);
+	ring->groups = n->cfg.groups;
+	ring->vnodes = NODE_VNODES;
+	for (size_t i = 0; i < n->cfg.n_members; i++) {
+		ringraft__kv__node_info__init(&infos[i]);
+		infos[i].id = n->cfg.members[i].id;
+		infos[i].peer_addr = n->cfg.members[i].peer_addr;
+		infos[i].client_addr = (char *)client_addr_of(n, infos[i].id);
+		ptrs[i] = &infos[i];
+	}
+	ring->nodes = ptrs;
+	ring->n_nodes = n->cfg.n_members;
+}
+
+static void reply_status(struct node *n, struct node_req *r)
+{
+	Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+	Ringraft__Kv__NodeStatus st = RINGRAFT__KV__NODE_STATUS__INIT;
+	Ringraft__Kv__RingConfig ring;
+	Ringraft__Kv__NodeInfo infos[NODE_NODES_MAX], *iptrs[NODE_NODES_MAX];
+	uint32_t G = n->cfg.groups;
+	Ringraft__Kv__GroupStatus *gs = calloc(G, sizeof *gs);
+	Ringraft__Kv__GroupStatus **gp = calloc(G, sizeof *gp);
+	if (gs == NULL || gp == NULL) {
+		free(gs);
+		free(gp);
+		req_error(n, r, RINGRAFT__KV__CODE__INTERNAL, "out of memory");
+		return;
+	}
+	bool all_led = true;
+	size_t ng = 0;
+	for (uint32_t i = 0; i < G; i++) {
+		struct node_group *g = &n->groups[i];
+		if (g->raft == NULL)
+			continue;
+		Ringraft__Kv__GroupStatus *s = &gs[ng];
+		ringraft__kv__group_status__init(s);
+		s->group = g->id;
+		s->leader = raft_leader_of(g->raft);
+		s->term = raft_term_of(g->raft);
+		s->commit = raft_commit_of(g->raft);
+		s->applied = raft_applied_of(g->raft);
+		const struct raft_conf *c = raft_conf_of(g->raft);
+		s->voters = (uint64_t *)c->voters;
+		s->n_voters = c->n_voters;
+		s->learners = (uint64_t *)c->learners;
+		s->n_learners = c->n_learners;
+		s->role = (char *)raft_role_name(raft_role_of(g->raft));
+		if (s->leader == 0)
+			all_led = false;
+		gp[ng++] = s;
+	}
+	st.id = n->cfg.id;
+	st.peer_addr = n->cfg.peer_addr;
+	st.client_addr = n->cfg.client_addr;
+	st.groups = gp;
+	st.n_groups = ng;
+	struct wal_stats ws;
+	wal_stats_get(n->wal, &ws);
+	st.wal_bytes = ws.bytes_on_disk;
+	st.lmdb_bytes = kv_size_bytes(n->kv);
+	st.health = n->stopping ? "stopping" : all_led ? "ok" : "degraded";
+	st.uptime_ms = node_now_ms() - n->start_ms;
+	fill_ring(n, &ring, infos, iptrs);
+	resp.code = RINGRAFT__KV__CODE__OK;
+	resp.status = &st;
+	resp.ring = &ring;
+	req_finish(n, r, &resp);
+	free(gs);
+	free(gp);
+}
+
+/* ------------------------------------------------------------------------------ reads */
+
+struct scan_acc {
+	Ringraft__Kv__KeyValue *kvs;
+	Ringraft__Kv__KeyValue **ptrs;
+	size_t n, cap;
+	bool oom;
+};
+
+static int scan_cb(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+	struct scan_acc *a = arg;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		Ringraft__Kv__KeyValue *kvs = realloc(a->kvs, cap * sizeof *kvs);
+		if (kvs == NULL) {
+			a->oom = true;
+			return 1;
+		}
+		a->kvs = kvs;
+		a->cap = cap;
+	}
+	Ringraft__Kv__KeyValue *e = &a->kvs[a->n];
+	ringraft__kv__key_value__init(e);
+	e->key.data = malloc(kl ? kl : 1);
+	e->value.data = malloc(vl ? vl : 1);
+	if (e->key.data == NULL || e->value.data == NULL) {
+		free(e->key.data);
+		free(e->value.data);
+		a->oom = true;
+		return 1;
+	}
+	memcpy(e->key.data, k, kl);
+	memcpy(e->value.data, v, vl);
+	e->key.len = kl;
+	e->value.len = vl;
+	a->n++;
+	return 0;
+}
+
+static void serve_read(struct node *n, struct node_req *r)
+{
+	Ringraft__Kv__Request *rq = r->rq;
+	Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+	if (rq->op == RINGRAFT__KV__OP__GET) {
+		void *v = NULL;
+		size_t vl = 0;
+		int rc = kv_get(n->kv, r->group, rq->key.data, rq->key.len, &v, &vl);
+		if (rc == KV_OK) {
+			resp.code = RINGRAFT__KV__CODE__OK;
+			resp.found = true;
+			resp.value.data = v;
+			resp.value.len = vl;
+		} else if (rc == KV_NOT_FOUND) {
+			resp.code = RINGRAFT__KV__CODE__NOT_FOUND;
+		} else {
+			resp.code = rc == KV_EINVAL ? RINGRAFT__KV__CODE__INVALID
+						    : RINGRAFT__KV__CODE__INTERNAL;
+			resp.error = (char *)kv_strerror(rc);
+		}
+		req_finish(n, r, &resp);
+		free(v);
+		return;
+	}
+	assert(rq->op == RINGRAFT__KV__OP__SCAN);
+	struct scan_acc a = {0};
+	void *next = NULL;
+	size_t next_len = 0;
+	uint32_t limit = rq->limit ? rq->limit : KV_SCAN_DEFAULT;
+	if (limit > KV_SCAN_MAX)
+		limit = KV_SCAN_MAX;
+	int rc = kv_scan(n->kv, r->group, rq->key.data, rq->key.len,
+			 rq->end_key.len ? rq->end_key.data : NULL, rq->end_key.len, limit, scan_cb,
+			 &a, &next, &next_len);
+	if (a.oom) {
+		resp.code = RINGRAFT__KV__CODE__INTERNAL;
+		resp.error = "out of memory";
+	} else if (rc < 0) {
+		resp.code = rc == KV_EINVAL ? RINGRAFT__KV__CODE__INVALID
+					    : RINGRAFT__KV__CODE__INTERNAL;
+		resp.error = (char *)kv_strerror(rc);
+	} else {
+		resp.code = RINGRAFT__KV__CODE__OK;
+		a.ptrs = malloc((a.n ? a.n : 1) * sizeof *a.ptrs);
+		if (a.ptrs == NULL) {
+			resp.code = RINGRAFT__KV__CODE__INTERNAL;
+			resp.error = "out of memory";
+		} else {
+			for (size_t i = 0; i < a.n; i++)
+				a.ptrs[i] = &a.kvs[i];
+			resp.kvs = a.ptrs;
+			resp.n_kvs = a.n;
+			resp.next_key.data = next;
+			resp.next_key.len = next ? next_len : 0;
+		}
+	}
+	req_finish(n, r, &resp);
+	for (size_t i = 0; i < a.n; i++) {
+		free(a.kvs[i].key.data);
+		free(a.kvs[i].value.data);
+	}
+	free(a.kvs);
+	free(a.ptrs);
+	free(next);
+}
+
+void node_service_read_states(struct node *n, struct node_group *g,
+			      const struct raft_read_state *rs, size_t nrs, const uint64_t *dropped,
+			      size_t ndropped)
+{
+	for (size_t i = 0; i < nrs; i++) {
+		struct node_req *r = req_find(n, rs[i].ctx);
+		if (r == NULL || r->state != REQ_READ_INDEX)
+			continue;
+		list_remove(r);
+		r->state = REQ_READ_APPLY;
+		r->index = rs[i].index;
+		list_push(&g->reads_apply, r);
+	}
+	for (size_t i = 0; i < ndropped; i++) {
+		struct node_req *r = req_find(n, dropped[i]);
+		if (r != NULL && r->state == REQ_READ_INDEX)
+			req_not_leader(n, r, g);
+	}
+}
+
+void node_service_reads_ready(struct node *n, struct node_group *g)
+{
+	if (g->reads_apply.head == NULL)
+		return;
+	raft_index applied = raft_applied_of(g->raft);
+	struct node_req *r = g->reads_apply.head;
+	while (r != NULL) {
+		struct node_req *next = r->gnext;
+		if (r->index <= applied)
+			serve_read(n, r);
+		r = next;
+	}
+}
+
+/* ------------------------------------------------------------------------------ writes */
+
+static void finish_write(struct node *n, struct node_req *r, const struct kv_result *res)
+{
+	Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+	switch (res->code) {
+	case KV_OK:
+		resp.code = RINGRAFT__KV__CODE__OK;
+		break;
+	case KV_NOT_FOUND:
+		resp.code = RINGRAFT__KV__CODE__NOT_FOUND;
+		break;
+	case KV_CAS_MISMATCH:
+		resp.code = RINGRAFT__KV__CODE__CAS_MISMATCH;
+		resp.found = res->found;
+		resp.value.data = (uint8_t *)res->value;
+		resp.value.len = res->value_len;
+		break;
+	case KV_EINVAL:
+		resp.code = RINGRAFT__KV__CODE__INVALID;
+		resp.error = "invalid command";
+		break;
+	case KV_ESESSION:
+		resp.code = RINGRAFT__KV__CODE__INTERNAL;
+		resp.error = "session reply expired: outcome unknown";
+		break;
+	default:
+		resp.code = RINGRAFT__KV__CODE__INTERNAL;
+		resp.error = (char *)kv_strerror(res->code);
+		break;
+	}
+	req_finish(n, r, &resp);
+}
+
+void node_service_applied(struct node *n, struct node_group *g, const struct raft_entry *e,
+			  const struct kv_result *res)
+{
+	struct node_req *r;
+	while ((r = g->props.head) != NULL && r->index < e->index)
+		req_error(n, r, RINGRAFT__KV__CODE__LEADER_LOST,
+			  "entry replaced by another leader: outcome unknown");
+	r = g->props.head;
+	if (r == NULL || r->index != e->index)
+		return;
+	if (r->term == e->term)
+		finish_write(n, r, res);
+	else
+		req_error(n, r, RINGRAFT__KV__CODE__LEADER_LOST,
+			  "entry replaced by another leader: outcome unknown");
+}
+
+void node_service_apply_done(struct node *n, struct node_group *g, raft_index last)
+{
+	struct node_req *r;
+	while ((r = g->props.head) != NULL && r->index <= last)
+		req_error(n, r, RINGRAFT__KV__CODE__LEADER_LOST,
+			  "entry replaced by another leader: outcome unknown");
+}
+
+void node_service_lost_leadership(struct node *n, struct node_group *g)
+{
+	while (g->props.head != NULL)
+		req_error(n, g->props.head, RINGRAFT__KV__CODE__LEADER_LOST,
+			  "leadership lost after proposing: outcome unknown");
+	while (g->reads_idx.head != NULL)
+		req_not_leader(n, g->reads_idx.head, g);
+}
+
+static void propose(struct node *n, struct node_req *r, struct node_group *g)
+{
+	Ringraft__Kv__Request *rq = r->rq;
+	struct kv_cmd c = {0};
+	c.op = rq->op == RINGRAFT__KV__OP__PUT      ? KV_OP_PUT
+	       : rq->op == RINGRAFT__KV__OP__DELETE ? KV_OP_DELETE
+						    : KV_OP_CAS;
+	c.client_id = rq->client_id;
+	c.seq = rq->seq;
+	c.key = rq->key.data;
+	c.key_len = rq->key.len;
+	c.value = rq->value.data;
+	c.value_len = rq->value.len;
+	if (c.op == KV_OP_CAS) {
+		c.expect_absent = rq->expect_absent;
+		if (!rq->expect_absent) {
+			c.expected = rq->expected.data ? rq->expected.data : (const void *)"";
+			c.expected_len = rq->expected.len;
+		}
+	}
+	struct raft_buf buf = {0};
+	int rc = kv_cmd_encode(n->kv, &c, &buf);
+	if (rc != KV_OK) {
+		req_error(n, r,
+			  rc == KV_ETOOLARGE ? RINGRAFT__KV__CODE__TOO_LARGE
+			  : rc == KV_EINVAL  ? RINGRAFT__KV__CODE__INVALID
+					     : RINGRAFT__KV__CODE__UNAVAILABLE,
+			  kv_strerror(rc));
+		return;
+	}
+	raft_index index;
+	raft_term term;
+	rc = raft_propose(g->raft, &buf, &index, &term);
+	if (rc != RAFT_OK) {
+		free(buf.base);
+		if (rc == RAFT_ENOTLEADER)
+			req_not_leader(n, r, g);
+		else if (rc == RAFT_ETOOBIG)
+			req_error(n, r, RINGRAFT__KV__CODE__TOO_LARGE, raft_strerror(rc));
+		else
+			req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE, raft_strerror(rc));
+		return;
+	}
+	r->state = REQ_PROPOSED;
+	r->index = index;
+	r->term = term;
+	assert(g->props.tail == NULL || g->props.tail->index < index);
+	list_push(&g->props, r);
+}
+
+/* ------------------------------------------------------------------------------ routing */
+
+static void forward(struct node *n, struct node_req *r, uint64_t leader)
+{
+	Ringraft__Kv__Request *rq = r->rq;
+	uint64_t id = rq->id;
+	bool redirect = rq->redirect;
+	uint32_t timeout = rq->timeout_ms;
+	uint64_t now = node_now_ms();
+	rq->id = r->iid;
+	rq->redirect = true; /* the leader answers NOT_LEADER rather than forwarding again */
+	rq->timeout_ms = r->deadline_ms > now ? (uint32_t)(r->deadline_ms - now) : 1;
+	int rc = net_peers_append_msg(n->peers, leader, NET_PEER_FIELD_FWD_REQ, &rq->base);
+	rq->id = id;
+	rq->redirect = redirect;
+	rq->timeout_ms = timeout;
+	if (rc != NET_OK) {
+		req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE,
+			  "cannot reach the group leader: not sent");
+		return;
+	}
+	r->state = REQ_FORWARDED;
+	r->fwd_to = leader;
+}
+
+static bool key_ok(struct node *n, struct node_req *r)
+{
+	if (r->rq->key.len == 0) {
+		req_error(n, r, RINGRAFT__KV__CODE__INVALID, "empty key");
+		return false;
+	}
+	if (r->rq->key.len > KV_KEY_MAX) {
+		req_error(n, r, RINGRAFT__KV__CODE__TOO_LARGE, "key longer than 511 bytes");
+		return false;
+	}
+	return true;
+}
+
+static struct node_group *explicit_group(struct node *n, struct node_req *r)
+{
+	struct node_group *g = node_group(n, r->rq->group);
+	if (g == NULL || g->raft == NULL) {
+		req_error(n, r, RINGRAFT__KV__CODE__INVALID, "request.group must be 1..groups");
+		return NULL;
+	}
+	r->group = g->id;
+	return g;
+}
+
+static void handle(struct node *n, struct node_req *r)
+{
+	Ringraft__Kv__Request *rq = r->rq;
+	if (n->stopping) {
+		req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE, "node shutting down");
+		return;
+	}
+	if (rq->ring_epoch != 0 && rq->ring_epoch != kv_ring_epoch(n->ring)) {
+		Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+		Ringraft__Kv__RingConfig ring;
+		Ringraft__Kv__NodeInfo infos[NODE_NODES_MAX], *iptrs[NODE_NODES_MAX];
+		fill_ring(n, &ring, infos, iptrs);
+		resp.code = RINGRAFT__KV__CODE__WRONG_SHARD;
+		resp.error = "stale ring epoch";
+		resp.ring = &ring;
+		req_finish(n, r, &resp);
+		return;
+	}
+	struct node_group *g = NULL;
+	switch (rq->op) {
+	case RINGRAFT__KV__OP__PING:
+		req_error(n, r, RINGRAFT__KV__CODE__OK, "");
+		return;
+	case RINGRAFT__KV__OP__STATUS:
+		reply_status(n, r);
+		return;
+	case RINGRAFT__KV__OP__DIGEST: {
+		if ((g = explicit_group(n, r)) == NULL)
+			return;
+		uint8_t d[KV_DIGEST_BYTES];
+		raft_index at = 0;
+		int rc = kv_digest(n->kv, g->id, d, &at);
+		if (rc != KV_OK) {
+			req_error(n, r, RINGRAFT__KV__CODE__INTERNAL, kv_strerror(rc));
+			return;
+		}
+		Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+		resp.code = RINGRAFT__KV__CODE__OK;
+		resp.value.data = d;
+		resp.value.len = sizeof d;
+		resp.applied_index = at;
+		req_finish(n, r, &resp);
+		return;
+	}
+	case RINGRAFT__KV__OP__TRANSFER_LEADER:
+		if ((g = explicit_group(n, r)) == NULL)
+			return;
+		break;
+	case RINGRAFT__KV__OP__SCAN:
+		if ((g = explicit_group(n, r)) == NULL)
+			return;
+		break;
+	case RINGRAFT__KV__OP__GET:
+	case RINGRAFT__KV__OP__PUT:
+	case RINGRAFT__KV__OP__DELETE:
+	case RINGRAFT__KV__OP__CAS:
+		if (!key_ok(n, r))
+			return;
+		if (rq->op != RINGRAFT__KV__OP__GET && rq->value.len > n->cfg.value_max) {
+			req_error(n, r, RINGRAFT__KV__CODE__TOO_LARGE, "value over --value-max");
+			return;
+		}
+		r->group = kv_ring_group_of(n->ring, rq->key.data, rq->key.len);
+		g = node_group(n, r->group);
+		break;
+	default:
+		req_error(n, r, RINGRAFT__KV__CODE__INVALID, "unknown op");
+		return;
+	}
+	if (g == NULL || g->raft == NULL) {
+		req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE, "group not hosted on this node");
+		return;
+	}
+	r->write = rq->op == RINGRAFT__KV__OP__PUT || rq->op == RINGRAFT__KV__OP__DELETE ||
+		   rq->op == RINGRAFT__KV__OP__CAS;
+	if ((rq->op == RINGRAFT__KV__OP__GET || rq->op == RINGRAFT__KV__OP__SCAN) &&
+	    rq->consistency == RINGRAFT__KV__CONSISTENCY__SERIALIZABLE) {
+		serve_read(n, r);
+		return;
+	}
+	uint64_t leader = raft_leader_of(g->raft);
+	if (leader != n->cfg.id || raft_role_of(g->raft) != RAFT_LEADER) {
+		if (rq->redirect || leader == 0 || leader == n->cfg.id ||
+		    !net_peers_up(n->peers, leader))
+			req_not_leader(n, r, g);
+		else
+			forward(n, r, leader);
+		return;
+	}
+	if (rq->op == RINGRAFT__KV__OP__TRANSFER_LEADER) {
+		int rc = raft_transfer_leader(g->raft, rq->target);
+		if (rc == RAFT_OK)
+			req_error(n, r, RINGRAFT__KV__CODE__OK, "");
+		else
+			req_error(n, r, RINGRAFT__KV__CODE__INVALID, raft_strerror(rc));
+		return;
+	}
+	if (r->write) {
+		propose(n, r, g);
+		return;
+	}
+	int rc = raft_read_index(g->raft, r->iid);
+	if (rc != RAFT_OK) {
+		req_not_leader(n, r, g);
+		return;
+	}
+	r->state = REQ_READ_INDEX;
+	list_push(&g->reads_idx, r);
+}
+
+int node_on_client_request(void *arg, struct net_conn *c, const uint8_t *p, size_t len)
+{
+	struct node *n = arg;
+	Ringraft__Kv__Request *rq = ringraft__kv__request__unpack(NULL, len, p);
+	if (rq == NULL) {
+		node_log(NODE_LOG_INFO, 0, "undecodable client request bytes=%zu", len);
+		return -1;
+	}
+	struct node_req *r = req_new(n, ORIGIN_CLIENT, c, 0, rq);
+	if (r == NULL) {
+		ringraft__kv__request__free_unpacked(rq, NULL);
+		return -1;
+	}
+	handle(n, r);
+	return 0;
+}
+
+void node_service_forwarded(struct node *n, uint64_t from, const ProtobufCBinaryData *b)
+{
+	Ringraft__Kv__Request *rq = ringraft__kv__request__unpack(NULL, b->len, b->data);
+	if (rq == NULL) {
+		node_log(NODE_LOG_WARN, 0, "undecodable forwarded request from=%llu",
+			 (unsigned long long)from);
+		return;
+	}
+	rq->redirect = true;
+	struct node_req *r = req_new(n, ORIGIN_PEER, NULL, from, rq);
+	if (r == NULL) {
+		ringraft__kv__request__free_unpacked(rq, NULL);
+		return;
+	}
+	handle(n, r);
+}
+
+void node_service_forward_reply(struct node *n, const ProtobufCBinaryData *b)
+{
+	Ringraft__Kv__Response *resp = ringraft__kv__response__unpack(NULL, b->len, b->data);
+	if (resp == NULL)
+		return;
+	struct node_req *r = req_find(n, resp->id);
+	if (r != NULL && r->state == REQ_FORWARDED)
+		req_finish(n, r, resp);
+	ringraft__kv__response__free_unpacked(resp, NULL);
+}
+
+/* ------------------------------------------------------------------------------ failures */
+
+static void fail_req(struct node *n, struct node_req *r, const char *why)
+{
+	bool maybe = r->state == REQ_PROPOSED || (r->state == REQ_FORWARDED && r->write);
+	if (maybe)
+		req_error(n, r, RINGRAFT__KV__CODE__TIMEOUT, why);
+	else if (r->state == REQ_NEW || r->state == REQ_FORWARDED)
+		req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE, why);
+	else
+		req_error(n, r, RINGRAFT__KV__CODE__TIMEOUT, why);
+}
+
+void node_service_peer_down(struct node *n, uint64_t peer)
+{
+	struct node_req *r = n->reqs_head;
+	while (r != NULL) {
+		struct node_req *next = r->anext;
+		if (r->state == REQ_FORWARDED && r->fwd_to == peer)
+			fail_req(n, r, "link to the group leader lost: outcome unknown");
+		else if (r->origin == ORIGIN_PEER && r->peer == peer && r->state != REQ_PROPOSED)
+			req_free(n, r); /* nobody left to answer */
+		r = next;
+	}
+}
+
+void node_service_timeouts(struct node *n)
+{
+	uint64_t now = node_now_ms();
+	struct node_req *r = n->reqs_head;
+	while (r != NULL) {
+		struct node_req *next = r->anext;
+		if (now >= r->deadline_ms)
+			fail_req(n, r, "deadline passed: outcome unknown");
+		r = next;
+	}
+}
+
+void node_service_fail_all(struct node *n)
+{
+	while (n->reqs_head != NULL)
+		fail_req(n, n->reqs_head, "node shutting down");
+}

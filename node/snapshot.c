@@ -1,0 +1,175 @@
+/* snapshot.c — InstallSnapshot on both sides and log compaction (Raft thesis 5.1-5.4).
+ * Sending: each raft_snapshot_request is answered from a kv_snapshot stream, one open stream
+ * per (group, follower), begun at offset 0. Receiving: chunks go to a kv_restore; the last
+ * one installs the group atomically and records a snapshot marker in the turn's WAL batch.
+ * Compaction: once a group applied --snapshot-entries since its last compaction, LMDB is
+ * checkpointed (synced), checkpoints are recorded in the WAL, the core drops its log (keeping
+ * a trailing margin) and the WAL deletes segments after that batch is durable.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/node_int.h"
+
+static struct node_snap_out *slot_for(struct node_group *g, uint64_t to)
+{
+	struct node_snap_out *free_slot = NULL;
+	for (size_t i = 0; i < NODE_NODES_MAX; i++) {
+		if (g->snaps[i].to == to)
+			return &g->snaps[i];
+		if (g->snaps[i].to == 0 && free_slot == NULL)
+			free_slot = &g->snaps[i];
+	}
+	if (free_slot != NULL) {
+		memset(free_slot, 0, sizeof *free_slot);
+		free_slot->to = to;
+	}
+	return free_slot;
+}
+
+static void slot_close(struct node_snap_out *s)
+{
+	if (s->s != NULL)
+		kv_snapshot_end(s->s);
+	memset(s, 0, sizeof *s);
+}
+
+void node_snap_serve(struct node *n, struct node_group *g, const struct raft_snapshot_request *r)
+{
+	struct node_snap_out *s = slot_for(g, r->to);
+	if (s == NULL) {
+		raft_snapshot_chunk(g->raft, r->to, r->index, r->offset, NULL, 0, true, true);
+		return;
+	}
+	if (r->offset == 0) {
+		if (s->s != NULL)
+			kv_snapshot_end(s->s);
+		s->s = NULL;
+		int rc = kv_snapshot_begin(n->kv, g->id, &s->s);
+		if (rc != KV_OK) {
+			node_log(NODE_LOG_WARN, g->id, "snapshot begin failed to=%llu error=\"%s\"",
+				 (unsigned long long)r->to, kv_strerror(rc));
+			slot_close(s);
+			raft_snapshot_chunk(g->raft, r->to, r->index, r->offset, NULL, 0, true,
+					    true);
+			return;
+		}
+		s->offset = 0;
+		s->index = r->index;
+		node_log(NODE_LOG_INFO, g->id, "sending snapshot to=%llu index=%llu data_at=%llu",
+			 (unsigned long long)r->to, (unsigned long long)r->index,
+			 (unsigned long long)kv_snapshot_index(s->s));
+	}
+	if (s->s == NULL || s->offset != r->offset || s->index != r->index) {
+		slot_close(s);
+		raft_snapshot_chunk(g->raft, r->to, r->index, r->offset, NULL, 0, true, true);
+		return;
+	}
+	size_t cap = r->len_max ? r->len_max : NODE_SNAP_CHUNK_MAX;
+	if (cap > NODE_SNAP_CHUNK_MAX)
+		cap = NODE_SNAP_CHUNK_MAX;
+	size_t len = 0;
+	bool done = false;
+	int rc = kv_snapshot_read(s->s, n->snap_buf, cap, &len, &done);
+	if (rc != KV_OK) {
+		node_log(NODE_LOG_WARN, g->id, "snapshot read failed to=%llu error=\"%s\"",
+			 (unsigned long long)r->to, kv_strerror(rc));
+		slot_close(s);
+		raft_snapshot_chunk(g->raft, r->to, r->index, r->offset, NULL, 0, true, true);
+		return;
+	}
+	s->offset += len;
+	if (done)
+		slot_close(s);
+	raft_snapshot_chunk(g->raft, r->to, r->index, r->offset, n->snap_buf, len, done, false);
+}
+
+void node_snap_receive(struct node *n, struct node_group *g, const struct raft_snapshot_chunk_in *c)
+{
+	if (c->offset == 0) {
+		if (g->restore != NULL)
+			kv_restore_abort(g->restore);
+		g->restore = NULL;
+		int rc = kv_restore_begin(n->kv, g->id, &g->restore);
+		if (rc != KV_OK)
+			node_fatal(n, g->id, "cannot stage a snapshot error=\"%s\"",
+				   kv_strerror(rc));
+		g->restore_index = c->index;
+		node_log(NODE_LOG_INFO, g->id, "receiving snapshot index=%llu term=%llu",
+			 (unsigned long long)c->index, (unsigned long long)c->term);
+	}
+	if (g->restore == NULL || g->restore_index != c->index)
+		node_fatal(n, g->id, "snapshot chunk without its beginning index=%llu offset=%llu",
+			   (unsigned long long)c->index, (unsigned long long)c->offset);
+	int rc = KV_OK;
+	if (c->data.len > 0)
+		rc = kv_restore_write(g->restore, c->data.base, c->data.len);
+	if (rc != KV_OK)
+		node_fatal(n, g->id, "cannot stage a snapshot error=\"%s\"", kv_strerror(rc));
+	if (!c->done)
+		return;
+	rc = kv_restore_finish(g->restore);
+	g->restore = NULL;
+	if (rc != KV_OK)
+		node_fatal(n, g->id, "snapshot install failed index=%llu error=\"%s\"",
+			   (unsigned long long)c->index, kv_strerror(rc));
+	rc = wal_batch_snapshot(n->cur->b, g->id, c->index, c->term, &c->conf);
+	if (rc != WAL_OK)
+		node_fatal(n, g->id, "cannot add a snapshot marker error=\"%s\"", wal_strerror(rc));
+	g->compacted = c->index;
+	node_log(NODE_LOG_INFO, g->id, "snapshot installed index=%llu",
+		 (unsigned long long)c->index);
+}
+
+void node_maybe_compact(struct node *n)
+{
+	uint32_t G = n->cfg.groups;
+	bool need = false;
+	for (uint32_t i = 0; i < G; i++) {
+		struct node_group *g = &n->groups[i];
+		if (g->raft != NULL &&
+		    raft_applied_of(g->raft) >= g->compacted + n->cfg.snapshot_entries)
+			need = true;
+	}
+	if (!need)
+		return;
+	raft_index *durable = calloc(G, sizeof *durable);
+	if (durable == NULL)
+		return;
+	int rc = kv_checkpoint(n->kv, durable, G);
+	if (rc != KV_OK) {
+		node_log(NODE_LOG_WARN, 0, "checkpoint failed error=\"%s\"", kv_strerror(rc));
+		free(durable);
+		return;
+	}
+	for (uint32_t i = 0; i < G; i++) {
+		struct node_group *g = &n->groups[i];
+		if (g->raft == NULL)
+			continue;
+		raft_index idx = durable[i];
+		if (idx > g->checkpointed) {
+			rc = wal_batch_checkpoint(n->cur->b, g->id, idx);
+			if (rc != WAL_OK)
+				node_fatal(n, g->id, "cannot add a checkpoint error=\"%s\"",
+					   wal_strerror(rc));
+			g->checkpointed = idx;
+			n->cur->checkpoint = true;
+		}
+		raft_index applied = raft_applied_of(g->raft);
+		if (idx > applied)
+			idx = applied;
+		if (applied < g->compacted + n->cfg.snapshot_entries || idx <= g->compacted)
+			continue;
+		raft_index keep = n->cfg.snapshot_entries / 4;
+		rc = raft_compact(g->raft, idx, keep);
+		if (rc != RAFT_OK) {
+			node_log(NODE_LOG_WARN, g->id, "compaction refused index=%llu error=\"%s\"",
+				 (unsigned long long)idx, raft_strerror(rc));
+			continue;
+		}
+		node_log(NODE_LOG_INFO, g->id, "log compacted index=%llu keep=%llu",
+			 (unsigned long long)idx, (unsigned long long)keep);
+		g->compacted = idx;
+	}
+	free(durable);
+}
