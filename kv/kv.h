@@ -44,6 +44,9 @@ struct kv_options {
 	uint32_t groups_max;          /* DBIs to reserve: 2 per group + 1 */
 	uint64_t session_ttl_entries; /* a session idle for this many log entries expires */
 	uint32_t sessions_max;        /* per group; the least recently used expire first */
+	bool writemap;                /* MDB_WRITEMAP (default true): faster commits; the data
+				       * file is sparse at map size, and a full disk then faults
+				       * (SIGBUS) instead of failing a write: keep free space */
 };
 void kv_options_default(struct kv_options *o);
 

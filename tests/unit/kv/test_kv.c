@@ -116,6 +116,7 @@ START_TEST(test_full_map_reported)
 	struct fx f;
 	struct kv_options o;
 	kv_options_default(&o);
+	o.writemap = _i; /* both commit paths */
 	o.map_bytes = 256 << 10;
 	o.map_bytes_max = o.map_bytes; /* may not grow */
 	fx_open_opts(&f, &o);
@@ -145,6 +146,7 @@ START_TEST(test_map_grows)
 	struct fx f;
 	struct kv_options o;
 	kv_options_default(&o);
+	o.writemap = _i; /* both commit paths */
 	o.map_bytes = 256 << 10;
 	o.map_bytes_max = 64 << 20;
 	fx_open_opts(&f, &o);
@@ -160,6 +162,7 @@ START_TEST(test_no_growth_under_snapshot)
 	struct fx f;
 	struct kv_options o;
 	kv_options_default(&o);
+	o.writemap = _i; /* both commit paths */
 	o.map_bytes = 256 << 10;
 	o.map_bytes_max = 64 << 20;
 	fx_open_opts(&f, &o);
@@ -198,7 +201,10 @@ END_TEST
 START_TEST(test_crash_then_replay)
 {
 	struct fx f;
-	fx_open(&f);
+	struct kv_options o;
+	kv_options_default(&o);
+	o.writemap = _i; /* both commit paths */
+	fx_open_opts(&f, &o);
 	kv_close(f.kv); /* the child opens its own environment */
 	enum { N = 30 };
 	struct raft_entry e[N];
@@ -225,7 +231,7 @@ START_TEST(test_crash_then_replay)
 	int status;
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	ck_assert_int_eq(kv_open(f.dir, NULL, &f.kv), KV_OK);
+	ck_assert_int_eq(kv_open(f.dir, &o, &f.kv), KV_OK);
 	ck_assert_uint_eq(fx_applied(&f, 1), 20);
 	int calls = 0;
 	ck_assert_int_eq(kv_apply(f.kv, 1, e, N, NULL, count_cb, &calls), KV_OK);
@@ -259,11 +265,11 @@ Suite *kv_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_key_and_value_limits);
 	tcase_add_test(tc, test_default_value_max_one_mib);
-	tcase_add_test(tc, test_full_map_reported);
-	tcase_add_test(tc, test_map_grows);
-	tcase_add_test(tc, test_no_growth_under_snapshot);
+	tcase_add_loop_test(tc, test_full_map_reported, 0, 2);
+	tcase_add_loop_test(tc, test_map_grows, 0, 2);
+	tcase_add_loop_test(tc, test_no_growth_under_snapshot, 0, 2);
 	tcase_add_test(tc, test_checkpoint_indexes);
-	tcase_add_test(tc, test_crash_then_replay);
+	tcase_add_loop_test(tc, test_crash_then_replay, 0, 2);
 	tcase_add_test(tc, test_bad_options_and_strerror);
 	suite_add_tcase(s, tc);
 	return s;
