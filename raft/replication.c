@@ -76,9 +76,9 @@ bool raft_send_append(struct raft *r, struct raft_progress *p, bool allow_empty)
 
 /* Sends what each peer is missing; in replicate state, as many messages as the window allows
  * (pipelining). Peers already up to date get an empty append only to learn a new commit. */
-static void send_to_peer(struct raft *r, struct raft_progress *p)
+static void send_to_peer(struct raft *r, struct raft_progress *p, bool force)
 {
-	bool empty_ok = p->commit_sent < r->commit;
+	bool empty_ok = force || p->commit_sent < r->commit;
 	while (raft_send_append(r, p, empty_ok)) {
 		empty_ok = false;
 		if (p->state != RAFT_PR_REPLICATE || p->next > raft_log_last(&r->log))
@@ -89,7 +89,7 @@ static void send_to_peer(struct raft *r, struct raft_progress *p)
 void raft_bcast_append(struct raft *r)
 {
 	for (uint32_t i = 0; i < r->n_prs; i++)
-		send_to_peer(r, &r->prs[i]);
+		send_to_peer(r, &r->prs[i], false);
 }
 
 void raft_bcast_heartbeat(struct raft *r)
@@ -275,7 +275,7 @@ void raft_recv_append_resp(struct raft *r, const struct raft_message *m)
 		raft_transfer_check(r, p);
 	}
 	if (r->role == RAFT_LEADER && p->state != RAFT_PR_SNAPSHOT)
-		send_to_peer(r, p);
+		send_to_peer(r, p, false);
 }
 
 void raft_recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
@@ -294,6 +294,10 @@ void raft_recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
 	p->probe_sent = false;
 	if (p->state == RAFT_PR_REPLICATE && p->count >= p->cap)
 		raft_progress_free_first(p);
-	if (p->match < raft_log_last(&r->log) || p->commit_sent < r->commit)
-		send_to_peer(r, p);
+	/* Behind: send what it misses, or an empty append at next-1 whose rejection reveals
+	 * entries it lost (e.g. a crash before they were durable). */
+	if (p->match < raft_log_last(&r->log))
+		send_to_peer(r, p, true);
+	else if (p->commit_sent < r->commit)
+		send_to_peer(r, p, false);
 }
