@@ -38,7 +38,7 @@ enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off
 	}
 	if (rc != WAL_RC_OK) {
 		bad->problem = problem;
-		bad->group_known = rc == WAL_RC_BAD_RECORD;
+		bad->group_known = rc == WAL_RC_BAD_RECORD && h.type != WAL_REC_BATCH;
 		bad->group = bad->group_known ? h.group : 0;
 		return WAL_SCAN_BAD;
 	}

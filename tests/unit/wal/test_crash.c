@@ -1,0 +1,258 @@
+/* test_crash.c — a child process appends (and now and then compacts) in a loop and is
+ * SIGKILLed at random points, at least 200 times, on the same WAL directory.
+ *
+ * The child tells the parent through a pipe after every durable batch. After each kill the
+ * parent reopens the WAL and requires it to hold exactly the state after k batches, where k
+ * is the number reported durable or one more (the batch written but not yet reported):
+ * a prefix of what was written, containing everything acknowledged. The batches are a pure
+ * function of the round's seed and the state, so the parent can replay the child's model.
+ * WAL_CRASH_ROUNDS overrides the number of rounds (e.g. smaller under valgrind).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "tests/unit/wal/wal_test_util.h"
+
+enum { G = 4, IDX_MAX = 1 << 15, BATCHES_MAX = 100000 };
+
+struct model {
+	raft_index last[G + 1];
+	raft_term term[G + 1]; /* current term of each group */
+	raft_index checkpoint[G + 1];
+	raft_term at[G + 1][IDX_MAX]; /* term of each entry */
+};
+
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* The next batch: fills b (if non-NULL) and advances m. Returns true if it checkpoints. */
+static bool gen_batch(uint64_t *rng, struct model *m, struct wal_batch *b)
+{
+	bool any = false, checkpoint = rng_next(rng) % 8 == 0;
+	for (uint64_t g = 1; g <= G; g++) {
+		if (rng_next(rng) % 2 && !(g == G && !any))
+			continue;
+		any = true;
+		raft_index from = m->last[g] + 1;
+		if (m->last[g] > 3 && rng_next(rng) % 6 == 0) {
+			from = m->last[g] - rng_next(rng) % 3;
+			m->term[g]++;
+			if (b)
+				ck_assert_int_eq(wal_batch_truncate(b, g, from), WAL_OK);
+		}
+		raft_index to = from + 1 + rng_next(rng) % 4;
+		ck_assert_uint_lt(to, IDX_MAX);
+		if (b)
+			add_entries(b, g, from, to, m->term[g]);
+		for (raft_index i = from; i < to; i++)
+			m->at[g][i] = m->term[g];
+		m->last[g] = to - 1;
+		if (b) {
+			struct raft_hard_state hs = {
+				.term = m->term[g], .vote = g, .commit = from - 1};
+			ck_assert_int_eq(wal_batch_hard_state(b, g, &hs), WAL_OK);
+		}
+		if (checkpoint && m->last[g] > m->checkpoint[g] + 3) {
+			m->checkpoint[g] = m->last[g] - 3;
+			if (b)
+				ck_assert_int_eq(wal_batch_checkpoint(b, g, m->checkpoint[g]), 0);
+		}
+	}
+	return checkpoint;
+}
+
+static struct wal_options crash_opts(void)
+{
+	struct wal_options o;
+	wal_options_default(&o);
+	o.segment_bytes = 32 << 10;
+	o.cache_bytes_per_group = 512;
+	return o;
+}
+
+static void child(const char *dir, const struct model *start, uint64_t seed, int fd)
+{
+	struct model *m = malloc(sizeof *m);
+	memcpy(m, start, sizeof *m);
+	struct wal_options o = crash_opts();
+	struct wal *w;
+	if (wal_open(dir, &o, false, &w, NULL) != WAL_OK)
+		_exit(3);
+	struct wal_batch *b = wal_batch_new();
+	uint64_t rng = seed;
+	for (uint64_t k = 1; k <= BATCHES_MAX; k++) {
+		wal_batch_reset(b);
+		bool cp = gen_batch(&rng, m, b);
+		if (wal_batch_write(w, b) != WAL_OK)
+			_exit(4);
+		if (write(fd, &k, sizeof k) != sizeof k)
+			_exit(5);
+		size_t removed;
+		if (cp && wal_compact(w, &removed) != WAL_OK)
+			_exit(6);
+	}
+	_exit(0);
+}
+
+/* Does the reopened WAL hold exactly state m? */
+static bool matches(struct wal *w, const struct model *m, char *why, size_t cap)
+{
+	for (uint64_t g = 1; g <= G; g++) {
+		const struct wal_group_state *st = wal_group_find(w, g);
+		raft_index last = st ? st->last_index : 0;
+		if (last != m->last[g]) {
+			snprintf(why, cap, "group %llu: last %llu, model %llu",
+				 (unsigned long long)g, (unsigned long long)last,
+				 (unsigned long long)m->last[g]);
+			return false;
+		}
+		if (!last)
+			continue;
+		if (st->first_index < 1 || st->first_index > m->checkpoint[g] + 1) {
+			snprintf(why, cap, "group %llu: first %llu beyond checkpoint %llu",
+				 (unsigned long long)g, (unsigned long long)st->first_index,
+				 (unsigned long long)m->checkpoint[g]);
+			return false;
+		}
+		if (st->hard_state.term != m->term[g] || st->checkpoint_index != m->checkpoint[g]) {
+			snprintf(why, cap, "group %llu: hard state/checkpoint differ",
+				 (unsigned long long)g);
+			return false;
+		}
+		struct raft_entry *e;
+		size_t n;
+		ck_assert_int_eq(
+			wal_read_entries(w, g, st->first_index, last + 1, SIZE_MAX, &e, &n),
+			WAL_OK);
+		ck_assert_uint_eq(n, last + 1 - st->first_index);
+		for (size_t i = 0; i < n; i++) {
+			if (e[i].term != m->at[g][e[i].index]) {
+				snprintf(why, cap, "group %llu index %llu: term %llu, model %llu",
+					 (unsigned long long)g, (unsigned long long)e[i].index,
+					 (unsigned long long)e[i].term,
+					 (unsigned long long)m->at[g][e[i].index]);
+				wal_entries_free(e, n);
+				return false;
+			}
+			check_entry(g, &e[i], e[i].term); /* contents intact */
+		}
+		wal_entries_free(e, n);
+	}
+	return true;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+START_TEST(test_sigkill_keeps_a_durable_prefix)
+{
+	int rounds = 200;
+	const char *env = getenv("WAL_CRASH_ROUNDS");
+	if (env && atoi(env) > 0)
+		rounds = atoi(env);
+	char *dir = tmp_dir();
+	struct model *m = calloc(1, sizeof *m), *next = malloc(sizeof *m);
+	for (uint64_t g = 1; g <= G; g++)
+		m->term[g] = 1;
+	uint64_t rng_kill = 12345;
+	int mid_write_kills = 0;
+	for (int round = 0; round < rounds; round++) {
+		uint64_t seed = 0x5eed0000u + (uint64_t)round * 7919u;
+		int p[2];
+		ck_assert_int_eq(pipe(p), 0);
+		pid_t pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			close(p[0]);
+			child(dir, m, seed, p[1]);
+		}
+		close(p[1]);
+		/* wait for a random number of durable reports, then a random delay, then kill */
+		uint64_t target = rng_next(&rng_kill) % 12, got = 0, k;
+		bool eof = false;
+		while (got < target && !eof) {
+			struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+			int pr = poll(&pfd, 1, 20000);
+			if (pr <= 0) {
+				kill(pid, SIGKILL);
+				waitpid(pid, NULL, 0);
+				ck_abort_msg("round %d: no report from the child in 20 s", round);
+			}
+			ssize_t r = read(p[0], &k, sizeof k);
+			if (r == sizeof k)
+				got = k;
+			else
+				eof = true;
+		}
+		uint64_t spin = now_ns() + rng_next(&rng_kill) % 3000000;
+		while (now_ns() < spin)
+			;
+		kill(pid, SIGKILL);
+		int status;
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(WIFSIGNALED(status), "round %d: child exited with %d", round,
+			      WEXITSTATUS(status));
+		ssize_t r;
+		while ((r = read(p[0], &k, sizeof k)) == sizeof k)
+			got = k;
+		close(p[0]);
+
+		/* the reopened WAL is the state after `got` or `got + 1` batches */
+		struct wal_options o = crash_opts();
+		struct wal *w = open_ok(dir, &o);
+		memcpy(next, m, sizeof *m);
+		uint64_t rng = seed;
+		for (uint64_t i = 0; i < got; i++)
+			gen_batch(&rng, next, NULL);
+		char why[256], why2[256];
+		if (!matches(w, next, why, sizeof why)) {
+			gen_batch(&rng, next, NULL);
+			ck_assert_msg(matches(w, next, why2, sizeof why2),
+				      "round %d, %llu reported: neither prefix matches (%s; %s)",
+				      round, (unsigned long long)got, why, why2);
+			mid_write_kills++;
+		}
+		memcpy(m, next, sizeof *m);
+		wal_close(w);
+	}
+	/* not asserted (timing), but shown: how often the kill fell between write and report */
+	printf("wal crash: %d rounds, %d with one unreported batch present\n", rounds,
+	       mid_write_kills);
+	/* the child compacted along the way: old entries are gone, the newest are all there */
+	struct wal_options o = crash_opts();
+	struct wal *w = open_ok(dir, &o);
+	if (rounds >= 100)
+		ck_assert_uint_gt(wal_group_find(w, 1)->first_index, 1);
+	wal_close(w);
+	free(m);
+	free(next);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("wal_crash");
+	TCase *tc = tcase_create("crash");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_sigkill_keeps_a_durable_prefix);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,470 @@
+/* test_recovery.c — damage on copies of real WAL files, and injected I/O failures.
+ *
+ * Torn tails (zeroes or garbage after any cut point of the last batch) are cut off at open
+ * and the log keeps working; a bit flipped anywhere before the last batch is reported as
+ * WAL_ECORRUPT with its segment, offset and group, never accepted silently; salvage marks the
+ * damaged groups for rebuilding. ENOSPC leaves the log unchanged; a failed fdatasync makes
+ * the WAL refuse every later write.
+ */
+#include <errno.h>
+
+#include "tests/unit/wal/wal_test_util.h"
+
+struct batch_pos {
+	char segment[64];
+	uint64_t off, end;
+};
+
+struct positions {
+	struct batch_pos b[256];
+	size_t n;
+	size_t bad, torn;
+	struct wal_record_info last_bad;
+};
+
+static int collect(const struct wal_record_info *r, void *arg)
+{
+	struct positions *p = arg;
+	if (r->type == WAL_REC_BAD) {
+		p->bad += !r->torn_tail;
+		p->torn += r->torn_tail;
+		return 0;
+	}
+	if (r->type == WAL_REC_BATCH) {
+		ck_assert_uint_lt(p->n, 256);
+		snprintf(p->b[p->n].segment, sizeof p->b[p->n].segment, "%s", r->segment);
+		p->b[p->n].off = r->offset;
+		p->n++;
+	}
+	/* every record extends its batch's end */
+	p->b[p->n - 1].end = r->offset + ((20u + r->length + 7u) & ~7u);
+	return 0;
+}
+
+static struct positions walk_positions(const char *dir)
+{
+	struct positions p;
+	memset(&p, 0, sizeof p);
+	ck_assert_int_eq(wal_walk(dir, collect, &p), 0);
+	return p;
+}
+
+static struct wal_options opts(void)
+{
+	struct wal_options o;
+	wal_options_default(&o);
+	o.segment_bytes = 8 << 10;
+	o.no_sync = true; /* the damage is made by hand here */
+	return o;
+}
+
+/* One group per batch (group = 1 + i % 3), entries 1.. per group, 4 per batch. */
+static void build(const char *dir, int batches)
+{
+	struct wal_options o = opts();
+	struct wal *w = open_ok(dir, &o);
+	struct wal_batch *b = wal_batch_new();
+	raft_index next[4] = {1, 1, 1, 1};
+	for (int i = 0; i < batches; i++) {
+		uint64_t g = 1 + (uint64_t)i % 3;
+		wal_batch_reset(b);
+		add_entries(b, g, next[g], next[g] + 4, 1);
+		next[g] += 4;
+		write_ok(w, b);
+	}
+	wal_batch_free(b);
+	wal_close(w);
+}
+
+static void patch(const char *dir, const char *segment, uint64_t off, const void *bytes, size_t n)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/%s", dir, segment);
+	int fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, bytes, n, (off_t)off), (ssize_t)n);
+	close(fd);
+}
+
+static uint8_t peek(const char *dir, const char *segment, uint64_t off)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/%s", dir, segment);
+	int fd = open(path, O_RDONLY);
+	uint8_t v = 0;
+	ck_assert_int_eq(pread(fd, &v, 1, (off_t)off), 1);
+	close(fd);
+	return v;
+}
+
+static raft_index last_of(struct wal *w, uint64_t g)
+{
+	const struct wal_group_state *st = wal_group_find(w, g);
+	return st ? st->last_index : 0;
+}
+
+START_TEST(test_torn_tail_is_cut)
+{
+	char *dir = tmp_dir(), *copy;
+	build(dir, 10);
+	struct positions p = walk_positions(dir);
+	ck_assert_uint_eq(p.n, 10);
+	ck_assert_uint_eq(p.bad + p.torn, 0);
+	struct batch_pos last = p.b[p.n - 1];
+	uint64_t g_last = 1 + 9 % 3;
+	ck_assert_int_gt(asprintf(&copy, "%s.copy", dir), 0);
+	srand(3);
+	for (uint64_t cut = last.off; cut < last.end; cut += 3) {
+		for (int garbage = 0; garbage < 2; garbage++) {
+			copy_dir(dir, copy);
+			uint8_t junk[4096];
+			for (size_t i = 0; i < sizeof junk; i++)
+				junk[i] = garbage ? (uint8_t)rand() : 0;
+			if (garbage && cut == last.off)
+				junk[4] = 0x77; /* not a BATCH record by chance */
+			patch(copy, last.segment, cut, junk, last.end - cut);
+			struct positions before = walk_positions(copy);
+			ck_assert_uint_eq(before.bad, 0);
+			/* all zeroes from the batch's start: it simply never landed */
+			ck_assert_uint_eq(before.torn, cut == last.off && !garbage ? 0 : 1);
+			struct wal_options o = opts();
+			struct wal *w = open_ok(copy, &o);
+			ck_assert_uint_eq(last_of(w, g_last),
+					  12); /* the last batch (13..16) is gone */
+			ck_assert_uint_eq(last_of(w, 2), 12);
+			/* the log goes on from there */
+			struct wal_batch *b = wal_batch_new();
+			add_entries(b, g_last, 13, 15, 2);
+			write_ok(w, b);
+			wal_batch_free(b);
+			wal_close(w);
+			struct positions after = walk_positions(copy);
+			ck_assert_uint_eq(after.bad + after.torn, 0);
+			w = open_ok(copy, &o);
+			ck_assert_uint_eq(last_of(w, g_last), 14);
+			struct raft_entry *e;
+			size_t n;
+			ck_assert_int_eq(wal_read_entries(w, g_last, 13, 15, SIZE_MAX, &e, &n), 0);
+			ck_assert_uint_eq(n, 2);
+			check_entry(g_last, &e[0], 2);
+			check_entry(g_last, &e[1], 2);
+			wal_entries_free(e, n);
+			wal_close(w);
+			tmp_rmdir(copy);
+		}
+	}
+	free(copy);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+/* A bit flipped in any batch but the last is corruption, reported with where it is. */
+START_TEST(test_bit_flips_are_reported)
+{
+	char *dir = tmp_dir(), *copy;
+	build(dir, 40);
+	struct positions p = walk_positions(dir);
+	ck_assert_uint_eq(p.n, 40);
+	ck_assert_str_ne(p.b[0].segment, p.b[p.n - 1].segment); /* several segments */
+	ck_assert_int_gt(asprintf(&copy, "%s.copy", dir), 0);
+	size_t tried = 0;
+	for (size_t bi = 0; bi + 1 < p.n; bi += 3) {
+		const struct batch_pos *bp = &p.b[bi];
+		uint64_t g = 1 + bi % 3;
+		for (uint64_t off = bp->off; off < bp->end; off += 5 + bi % 7) {
+			copy_dir(dir, copy);
+			uint8_t v = peek(copy, bp->segment, off) ^ (uint8_t)(1u << (off % 8));
+			patch(copy, bp->segment, off, &v, 1);
+			struct wal_options o = opts();
+			struct wal *w = NULL;
+			struct wal_corruption c;
+			int rc = wal_open(copy, &o, false, &w, &c);
+			ck_assert_msg(rc == WAL_ECORRUPT, "flip at %s+%llu accepted (%s)",
+				      bp->segment, (unsigned long long)off, wal_strerror(rc));
+			ck_assert_ptr_null(w);
+			ck_assert_str_eq(c.segment, bp->segment);
+			ck_assert_uint_ge(c.offset, bp->off);
+			ck_assert_uint_le(c.offset, off);
+			if (c.group_known)
+				ck_assert_msg(c.group == g, "flip at %llu: %s at %llu group %llu",
+					      (unsigned long long)off, c.reason,
+					      (unsigned long long)c.offset,
+					      (unsigned long long)c.group);
+			ck_assert(strlen(c.reason) > 0);
+			struct positions wp = walk_positions(copy);
+			ck_assert_uint_ge(wp.bad, 1);
+
+			/* salvage: the damaged group is marked, the others are intact */
+			ck_assert_int_eq(wal_open(copy, &o, true, &w, &c), WAL_OK);
+			ck_assert(wal_group_find(w, g)->corrupt);
+			for (uint64_t h = 1; h <= 3; h++) {
+				if (h == g)
+					continue;
+				const struct wal_group_state *st = wal_group_find(w, h);
+				if (!st->corrupt) /* only when the damage said whose it was */
+					ck_assert_uint_gt(st->last_index, 0);
+				if (c.group_known)
+					ck_assert(!st->corrupt);
+			}
+			wal_close(w);
+			tmp_rmdir(copy);
+			tried++;
+		}
+	}
+	ck_assert_uint_gt(tried, 100);
+	/* the segment header too */
+	copy_dir(dir, copy);
+	uint8_t v = peek(copy, p.b[0].segment, 3) ^ 1;
+	patch(copy, p.b[0].segment, 3, &v, 1);
+	struct wal_options o = opts();
+	struct wal *w = NULL;
+	struct wal_corruption c;
+	ck_assert_int_eq(wal_open(copy, &o, false, &w, &c), WAL_ECORRUPT);
+	ck_assert_str_eq(c.segment, p.b[0].segment);
+	ck_assert_uint_eq(c.offset, 0);
+	tmp_rmdir(copy);
+	free(copy);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+/* A zeroed block in the middle of the log (lost write) is corruption, not an end. */
+START_TEST(test_zeroed_hole_is_corruption)
+{
+	char *dir = tmp_dir();
+	build(dir, 6);
+	struct positions p = walk_positions(dir);
+	uint8_t z[4096] = {0};
+	patch(dir, p.b[2].segment, p.b[2].off, z, p.b[2].end - p.b[2].off);
+	struct wal_options o = opts();
+	struct wal *w = NULL;
+	struct wal_corruption c;
+	ck_assert_int_eq(wal_open(dir, &o, false, &w, &c), WAL_ECORRUPT);
+	ck_assert_uint_eq(c.offset, p.b[2].off);
+	ck_assert(!c.group_known);
+	/* salvage without knowing whose data was lost: every group must be rebuilt */
+	ck_assert_int_eq(wal_open(dir, &o, true, &w, &c), WAL_OK);
+	for (uint64_t g = 1; g <= 3; g++)
+		ck_assert(wal_group_find(w, g)->corrupt);
+	/* rebuilding group 1 from a peer: a snapshot marker makes it whole again */
+	struct wal_batch *b = wal_batch_new();
+	ck_assert_int_eq(wal_batch_snapshot(b, 1, 0, 0, NULL), WAL_OK);
+	add_entries(b, 1, 1, 4, 5);
+	write_ok(w, b);
+	wal_close(w);
+	ck_assert_int_eq(wal_open(dir, &o, false, &w, &c), WAL_ECORRUPT); /* still there */
+	ck_assert_int_eq(wal_open(dir, &o, true, &w, &c), WAL_OK);
+	ck_assert(!wal_group_find(w, 1)->corrupt);
+	ck_assert_uint_eq(last_of(w, 1), 3);
+	ck_assert(wal_group_find(w, 2)->corrupt);
+	wal_batch_free(b);
+	wal_close(w);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- injected I/O failures */
+struct faults {
+	int pwrite_enospc_after; /* >0: the write after this many bytes fails with ENOSPC */
+	bool fallocate_enospc;
+	bool fdatasync_fail;
+	int pwrites, fdatasyncs;
+};
+
+static ssize_t f_pwrite(int fd, const void *buf, size_t n, off_t off, void *arg)
+{
+	struct faults *f = arg;
+	f->pwrites++;
+	if (f->pwrite_enospc_after > 0) {
+		size_t part =
+			(size_t)f->pwrite_enospc_after < n ? (size_t)f->pwrite_enospc_after : n;
+		f->pwrite_enospc_after = -1;
+		return pwrite(fd, buf, part, off); /* a short write; the next call fails */
+	}
+	if (f->pwrite_enospc_after < 0) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return pwrite(fd, buf, n, off);
+}
+
+static int f_fdatasync(int fd, void *arg)
+{
+	struct faults *f = arg;
+	f->fdatasyncs++;
+	if (f->fdatasync_fail) {
+		errno = EIO;
+		return -1;
+	}
+	return fdatasync(fd);
+}
+
+static int f_fallocate(int fd, off_t len, void *arg)
+{
+	struct faults *f = arg;
+	if (f->fallocate_enospc) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return fallocate(fd, 0, 0, len);
+}
+
+START_TEST(test_enospc_changes_nothing)
+{
+	char *dir = tmp_dir();
+	struct faults f = {0};
+	struct wal_io io = {
+		.pwrite = f_pwrite, .fdatasync = f_fdatasync, .fallocate = f_fallocate, .arg = &f};
+	struct wal_options o = opts();
+	o.no_sync = false;
+	o.io = &io;
+	struct wal *w = open_ok(dir, &o);
+	struct wal_batch *b = wal_batch_new();
+	add_entries(b, 1, 1, 5, 1);
+	write_ok(w, b);
+
+	wal_batch_reset(b);
+	add_entries(b, 1, 5, 9, 1);
+	f.pwrite_enospc_after = 50; /* half a batch lands, then the disk is full */
+	ck_assert_int_eq(wal_batch_write(w, b), WAL_ENOSPC);
+	const struct wal_durable *d;
+	ck_assert_uint_eq(wal_batch_durable(b, &d), 0);
+	ck_assert_uint_eq(last_of(w, 1), 4);
+	struct positions p = walk_positions(dir); /* the partial batch was cut back */
+	ck_assert_uint_eq(p.bad + p.torn, 0);
+	ck_assert_uint_eq(p.n, 1);
+
+	/* a new segment that cannot be preallocated: ENOSPC, no file left behind */
+	f.pwrite_enospc_after = 0;
+	f.fallocate_enospc = true;
+	wal_batch_reset(b);
+	uint8_t big[8000] = {0}; /* does not fit the active segment */
+	struct raft_entry e = {.index = 5, .term = 1, .data = {.base = big, .len = sizeof big}};
+	ck_assert_int_eq(wal_batch_entries(b, 1, &e, 1), WAL_OK);
+	struct wal_stats st;
+	wal_stats_get(w, &st);
+	ck_assert_int_eq(wal_batch_write(w, b), WAL_ENOSPC);
+	struct wal_stats st2;
+	wal_stats_get(w, &st2);
+	ck_assert_uint_eq(st2.segments, st.segments);
+	char path[600];
+	seg_path(dir, st.segments, path, sizeof path);
+	ck_assert_str_eq(path, "");
+
+	/* space comes back: writing goes on */
+	f.fallocate_enospc = false;
+	ck_assert_int_eq(wal_batch_write(w, b), WAL_OK);
+	wal_batch_reset(b);
+	add_entries(b, 1, 6, 9, 1);
+	write_ok(w, b);
+	wal_close(w);
+	o.io = NULL;
+	w = open_ok(dir, &o);
+	ck_assert_uint_eq(last_of(w, 1), 8);
+	struct raft_entry *out;
+	size_t n;
+	ck_assert_int_eq(wal_read_entries(w, 1, 1, 9, SIZE_MAX, &out, &n), WAL_OK);
+	ck_assert_uint_eq(n, 8);
+	ck_assert_uint_eq(out[4].data.len, sizeof big);
+	check_entry(1, &out[7], 1);
+	wal_entries_free(out, n);
+	wal_close(w);
+	wal_batch_free(b);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_fsync_failure_is_final)
+{
+	char *dir = tmp_dir();
+	struct faults f = {0};
+	struct wal_io io = {
+		.pwrite = f_pwrite, .fdatasync = f_fdatasync, .fallocate = f_fallocate, .arg = &f};
+	struct wal_options o = opts();
+	o.no_sync = false;
+	o.io = &io;
+	struct wal *w = open_ok(dir, &o);
+	struct wal_batch *b = wal_batch_new();
+	add_entries(b, 1, 1, 3, 1);
+	write_ok(w, b);
+	ck_assert_int_eq(f.fdatasyncs, 1);
+	f.fdatasync_fail = true;
+	wal_batch_reset(b);
+	add_entries(b, 1, 3, 5, 1);
+	ck_assert_int_eq(wal_batch_write(w, b), WAL_EFSYNC);
+	ck_assert_int_eq(wal_errno(w), EIO);
+	ck_assert_uint_eq(last_of(w, 1), 2); /* not reported durable */
+	/* never retried, even once the disk would work again */
+	f.fdatasync_fail = false;
+	int pw = f.pwrites, fs = f.fdatasyncs;
+	ck_assert_int_eq(wal_batch_write(w, b), WAL_EFSYNC);
+	ck_assert_int_eq(f.pwrites, pw);
+	ck_assert_int_eq(f.fdatasyncs, fs);
+	size_t removed;
+	ck_assert_int_eq(wal_compact(w, &removed), WAL_EFSYNC);
+	wal_close(w);
+	wal_batch_free(b);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- the offline tool */
+static int tool(const char *cmd, const char *dir)
+{
+	char *argv[] = {"walctl", (char *)cmd, (char *)dir, NULL};
+	fflush(stdout);
+	int saved = dup(1), null = open("/dev/null", O_WRONLY);
+	dup2(null, 1);
+	int rc = wal_tool_main(dir ? 3 : 2, argv);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	close(null);
+	return rc;
+}
+
+START_TEST(test_tool_exit_codes)
+{
+	char *dir = tmp_dir();
+	build(dir, 9);
+	ck_assert_int_eq(tool("verify", dir), 0);
+	ck_assert_int_eq(tool("dump", dir), 0);
+	ck_assert_int_eq(tool("frobnicate", dir), 2);
+	ck_assert_int_eq(tool("verify", NULL), 2);
+	struct positions p = walk_positions(dir);
+	/* torn tail: not corruption */
+	uint8_t junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+	patch(dir, p.b[8].segment, p.b[8].off + 24, junk, sizeof junk);
+	ck_assert_int_eq(tool("verify", dir), 0);
+	/* mid-log damage: corruption */
+	patch(dir, p.b[3].segment, p.b[3].off + 60, junk, sizeof junk);
+	ck_assert_int_eq(tool("verify", dir), 1);
+	ck_assert_int_eq(tool("dump", dir), 1);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("wal_recovery");
+	TCase *tc = tcase_create("recovery");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_torn_tail_is_cut);
+	tcase_add_test(tc, test_bit_flips_are_reported);
+	tcase_add_test(tc, test_zeroed_hole_is_corruption);
+	tcase_add_test(tc, test_enospc_changes_nothing);
+	tcase_add_test(tc, test_fsync_failure_is_final);
+	tcase_add_test(tc, test_tool_exit_codes);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
