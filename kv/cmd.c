@@ -3,7 +3,7 @@
  * Layout (little-endian, 31-byte header, then the three byte strings back to back):
  *   u8 version (1) | u8 op | u8 flags (bit 0: expect_absent) | u64 client_id | u64 seq |
  *   u16 key_len | u32 value_len | u32 expected_len | u16 reserved (0) | key | value | expected
- * A session (client_id != 0) numbers its commands from seq 1; client_id 0 carries seq 0.
+ * A session (client_id != 0) numbers its commands from seq 1; without one both are 0.
  * Decoding checks every length against the buffer and the absolute limits, and the fields
  * against the op: an entry comes from the disk or the network and is never trusted.
  */
@@ -51,6 +51,10 @@ static int check(const struct kv_cmd *c, size_t value_max)
 int kv_cmd_encode(const struct kv *kv, const struct kv_cmd *c, struct raft_buf *out)
 {
 	size_t value_max = kv ? kv->opt.value_max : KV_VALUE_MAX_DEFAULT;
+	struct kv_cmd norm = *c;
+	if (norm.client_id == 0 || norm.seq == 0)
+		norm.client_id = norm.seq = 0; /* no session: the format carries 0, 0 */
+	c = &norm;
 	int err = check(c, value_max);
 	if (err != KV_OK)
 		return err;

@@ -81,18 +81,32 @@ START_TEST(test_refusals)
 		 .expected_len = 1,
 		 .expect_absent = true},
 		{.op = KV_OP_NOOP, .key = "k", .key_len = 1},
-		{.op = KV_OP_PUT, .key = "k", .key_len = 1, .client_id = 1, .seq = 0},
-		{.op = KV_OP_PUT, .key = "k", .key_len = 1, .client_id = 0, .seq = 1},
 		{.op = KV_OP_PUT, .key = NULL, .key_len = 1},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		ck_assert_int_eq(kv_cmd_encode(NULL, &bad[i], &b), KV_EINVAL);
+	/* Half a session (an id without a seq, or the reverse) is encoded as no session. */
+	struct kv_cmd half = {.op = KV_OP_PUT, .key = "k", .key_len = 1, .client_id = 5};
+	struct kv_cmd d;
+	ck_assert_int_eq(kv_cmd_encode(NULL, &half, &b), KV_OK);
+	ck_assert_int_eq(kv_cmd_decode(b.base, b.len, &d), KV_OK);
+	ck_assert_uint_eq(d.client_id, 0);
+	ck_assert_uint_eq(d.seq, 0);
+	/* ... and the format itself refuses it. */
+	((uint8_t *)b.base)[3] = 1;
+	ck_assert_int_eq(kv_cmd_decode(b.base, b.len, &d), KV_EINVAL);
+	free(b.base);
+	half.client_id = 0;
+	half.seq = 5;
+	ck_assert_int_eq(kv_cmd_encode(NULL, &half, &b), KV_OK);
+	ck_assert_int_eq(kv_cmd_decode(b.base, b.len, &d), KV_OK);
+	ck_assert_uint_eq(d.seq, 0);
+	free(b.base);
 	/* Hand-damaged encodings: version, flags, reserved bytes, a key length over the limit. */
 	struct kv_cmd put = {
 		.op = KV_OP_PUT, .key = "key", .key_len = 3, .value = "v", .value_len = 1};
 	ck_assert_int_eq(kv_cmd_encode(NULL, &put, &b), KV_OK);
 	uint8_t *p = b.base;
-	struct kv_cmd d;
 	const size_t pos[] = {0, 1, 2, 29, 30};
 	for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++) {
 		p[pos[i]] ^= 0x40;
