@@ -28,6 +28,35 @@
  * Memory: entry data handed in by raft_propose is transferred to the core; entries received in
  * messages are copied once into the core's log. Every pointer in a raft_update is borrowed and
  * valid until raft_advance(). The core keeps the log since its last compaction in memory.
+ *
+ * Exact rules the driver relies on (raft/ implementation, see raft/raft.c):
+ *  - No event (tick, step, propose, persisted, ...) may be fed between raft_ready and
+ *    raft_advance (asserted).
+ *  - msgs_after_persist holds every APPEND_RESP, VOTE_RESP, SNAPSHOT_RESP and VOTE, and every
+ *    message created while the term or vote differed from the hard state last handed out;
+ *    everything else (the leader's APPEND/HEARTBEAT/SNAPSHOT/TIMEOUT_NOW, PREVOTE and its
+ *    answers, HEARTBEAT_RESP) is in msgs. A leader's APPENDs may carry entries it has not
+ *    persisted yet (thesis 10.2.1): that is allowed, it only counts itself once durable.
+ *  - raft_persisted: call it, in order, with the last entry (index, term) of each durable
+ *    update that had entries, or with (snap index, snap term) of an installed snapshot.
+ *    Updates without entries need no call. Stale calls (term mismatch after a truncation)
+ *    are ignored.
+ *  - u.committed may contain entries not yet durable locally (they are durable on a
+ *    majority); after a restart, raft_restore.applied may exceed the durable log: entries up
+ *    to applied are then not handed out again.
+ *  - Snapshots, leader side: u.snap_reqs asks for (to, index, offset, len_max); answer each
+ *    with raft_snapshot_chunk() after raft_advance (same index and offset). One chunk is in
+ *    flight per peer; the next request comes when the peer answers; with no answer for an
+ *    election timeout the same chunk is asked again. If the driver can no longer produce the
+ *    snapshot at `index`, answer failed=true: the core retries later from a fresh request.
+ *  - Snapshots, follower side: u.snap_chunk carries at most one chunk per update (others are
+ *    dropped, the leader resends). When snap_chunk->done, the update has no entries and no
+ *    truncate_from: the driver replaces the group's whole log by the snapshot marker
+ *    (index, term, conf) and installs the staged state machine; commit = applied = index.
+ *  - A leader that won alone (single voter) refuses proposals with RAFT_EBUSY until its
+ *    term-start entry is durable (one WAL write), so a crash can never reuse its term.
+ *  - raft_compact(index, keep): index must be <= applied and <= commit (else
+ *    RAFT_EUNAVAILABLE); the conf entry data encoding is internal (raft/conf.h).
  */
 #ifndef RINGRAFT_RAFT_H
 #define RINGRAFT_RAFT_H
@@ -256,12 +285,22 @@ int raft_propose(struct raft *r, struct raft_buf *data, raft_index *index, raft_
 /* Entries up to (index, term) are durable (completion of a WAL batch, in order). */
 void raft_persisted(struct raft *r, raft_index index, raft_term term);
 /* A linearizable read: confirmed by one heartbeat round shared by all reads pending at the
- * time (thesis 6.4). ctx comes back in a raft_read_state or in reads_dropped. */
+ * time (thesis 6.4). ctx comes back in a raft_read_state or in reads_dropped (leadership
+ * lost). RAFT_ENOTLEADER on a non-leader. A new leader holds reads until an entry of its term
+ * has committed; a single voter confirms at once. */
 int raft_read_index(struct raft *r, uint64_t ctx);
-/* Leadership transfer (thesis 3.10): waits for the target to catch up, then TimeoutNow. */
+/* Leadership transfer (thesis 3.10): waits for the target to catch up, then TimeoutNow.
+ * RAFT_ELEARNER if the target is not a voter, RAFT_EBUSY if a transfer is under way,
+ * RAFT_EINVAL for self. Proposals get RAFT_ETRANSFER until it ends; it is aborted after an
+ * election timeout. */
 int raft_transfer_leader(struct raft *r, raft_id target);
 /* Single-server membership change (thesis 4.1): one at a time, only once an entry of the
- * current term has committed. */
+ * current term has committed. Errors: RAFT_ENOTLEADER; RAFT_ETRANSFER while transferring;
+ * RAFT_EBUSY while the previous change is uncommitted or nothing of this term committed yet
+ * (retry); RAFT_EINVAL for a change that makes no sense (adding a member, removing a stranger
+ * or the last voter, promoting a non-learner, more than RAFT_NODES_MAX); RAFT_ECATCHUP when a
+ * learner to promote does not yet hold the current configuration or lags more than
+ * RAFT_PROMOTE_LAG_MAX entries (retry later). The new configuration is in effect at once. */
 int raft_propose_conf_change(struct raft *r, enum raft_conf_change_type type, raft_id node,
 			     raft_index *index);
 /* The peer could not be reached (send failed / queue full): back to probing. */
