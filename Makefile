@@ -11,7 +11,8 @@
 # Every binary links every library (inside one --start-group), so the link order never matters.
 #
 # `make` builds all; `make test` builds and runs every suite; `make asan` does the same with
-# ASan+UBSan in build/asan; `make sim SEEDS=N` runs a longer simulation sweep.
+# ASan+UBSan in build/asan; `make sim SEEDS=N` runs a longer simulation sweep;
+# `make cluster` builds and starts (or resumes) a local three-node cluster (scripts/cluster).
 
 BUILD ?= build
 ifeq ($(BUILD),build)
@@ -84,7 +85,7 @@ ALL_OBJS := $(PROTO_O) $(foreach m,$(LIB_MODULES),$(call objs_of,$(m))) \
 LINK_LIBS = -Wl,--start-group $(LIBS_A) -Wl,--end-group $(LIBS)
 
 # ---------------------------------------------------------------------------- build rules
-.PHONY: all bins tests test unit sim-sweep integration jepsen-smoke asan sim bench-wal \
+.PHONY: all bins tests test unit sim-sweep integration jepsen-smoke asan sim bench-wal cluster \
         bench-kv clean format lint help deps
 .DEFAULT_GOAL := all
 
@@ -191,6 +192,10 @@ integration: all
 jepsen-smoke: all
 	@$(TEST_ENV) scripts/run-tests.sh jepsen jepsen-lite/run --smoke
 
+# `make cluster`: build, then start (or resume) the local three-node cluster (docs/CLI.md).
+cluster: bins
+	RINGRAFT_BIN=$(abspath $(BINDIR)) scripts/cluster up
+
 sim: $(SIM_BIN)
 	$(SIM_BIN) sweep --seeds $(SEEDS)
 
@@ -218,4 +223,4 @@ clean:
 	rm -rf build bin
 
 help:
-	@sed -n '1,16p' Makefile
+	@sed -n '1,17p' Makefile
