@@ -178,7 +178,7 @@ TEST_ENV := RINGRAFT_BIN=$(abspath $(BINDIR)) RINGRAFT_BUILD=$(abspath $(BUILD))
 test: all
 	@rm -f $(BUILD)/test-results
 	@$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh unit $(UNIT_BINS)
-	@$(if $(SIM_BIN),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh sim $(SIM_BIN) sweep --seeds $(SIM_SEEDS))
+	@$(if $(SIM_BIN),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh sim $(SIM_BIN) sweep --seeds $(SIM_SEEDS) --jobs 2 --scenarios tests/sim/scenarios)
 	@$(if $(INTEG_BINS),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh integration $(INTEG_BINS))
 	@$(if $(wildcard jepsen-lite/run),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh jepsen jepsen-lite/run --smoke)
 	@$(TEST_ENV) scripts/run-tests.sh summary
@@ -197,7 +197,7 @@ cluster: bins
 	RINGRAFT_BIN=$(abspath $(BINDIR)) scripts/cluster up
 
 sim: $(SIM_BIN)
-	$(SIM_BIN) sweep --seeds $(SEEDS)
+	$(SIM_BIN) sweep --seeds $(SEEDS) --jobs 2 --scenarios tests/sim/scenarios
 
 asan:
 	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 test
