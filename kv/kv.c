@@ -40,6 +40,8 @@ const char *kv_strerror(int err)
 		return "corrupt snapshot stream";
 	case KV_ENOGROUP:
 		return "group out of range";
+	case KV_EUNSAFE:
+		return "machine crashed with unsynced LMDB commits: rebuild this replica";
 	default:
 		return "unknown kv error";
 	}
@@ -104,14 +106,26 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv **out)
 	kv->page_bytes = ps > 0 ? (size_t)ps : 4096;
 	kv->map_bytes =
 		round_up(o->map_bytes ? o->map_bytes : KV_MAP_BYTES_DEFAULT, kv->page_bytes);
-	int rc = kv->dir ? mdb_env_create(&kv->env) : ENOMEM;
+	if (kv->dir == NULL) {
+		free(kv);
+		return KV_ENOMEM;
+	}
+	/* With synced commits LMDB is consistent after any crash: nothing to guard. */
+	int err = o->sync_commits ? kv_guard_close(dir) : kv_guard_open(dir, true);
+	if (err != KV_OK) {
+		free(kv->dir);
+		free(kv);
+		return err;
+	}
+	unsigned flags =
+		MDB_NOTLS | (o->sync_commits ? 0 : MDB_NOSYNC) | (o->writemap ? MDB_WRITEMAP : 0);
+	int rc = mdb_env_create(&kv->env);
 	if (rc == 0)
 		rc = mdb_env_set_maxdbs(kv->env, 2 * o->groups_max + 1);
 	if (rc == 0)
 		rc = mdb_env_set_mapsize(kv->env, kv->map_bytes);
 	if (rc == 0)
-		rc = mdb_env_open(kv->env, dir,
-				  MDB_NOSYNC | MDB_NOTLS | (o->writemap ? MDB_WRITEMAP : 0), 0644);
+		rc = mdb_env_open(kv->env, dir, flags, 0644);
 	if (rc != 0) {
 		kv_log_mdb(0, "env_open", rc);
 		if (kv->env)
@@ -136,6 +150,8 @@ void kv_close(struct kv *kv)
 	int rc = mdb_env_sync(kv->env, 1);
 	if (rc != 0)
 		kv_log_mdb(0, "env_sync", rc);
+	else
+		kv_guard_close(kv->dir);
 	mdb_env_close(kv->env);
 	free(kv->pend);
 	free(kv->arena);

@@ -33,6 +33,8 @@ enum {
 	KV_ESESSION = -6, /* the session's reply was expired: outcome unknown */
 	KV_ECORRUPT = -7, /* snapshot checksum mismatch / bad stream */
 	KV_ENOGROUP = -8, /* group id out of range */
+	KV_EUNSAFE = -9,  /* kv_open: the machine went down while commits were unsynced: the
+			   * LMDB file cannot be trusted; rebuild the replica (DURABILITY.md) */
 };
 const char *kv_strerror(int err);
 
@@ -47,12 +49,17 @@ struct kv_options {
 	bool writemap;                /* MDB_WRITEMAP (default true): faster commits; the data
 				       * file is sparse at map size, and a full disk then faults
 				       * (SIGBUS) instead of failing a write: keep free space */
+	bool sync_commits;            /* default false: MDB_NOSYNC, the WAL is the source of
+				       * truth. true: LMDB syncs every commit (no KV_EUNSAFE ever,
+				       * an fsync per apply batch) */
 };
 void kv_options_default(struct kv_options *o);
 
 /* Opens (creating) the environment in the existing directory `dir` (borrowed; copied).
- * o may be NULL for the defaults. Options that shape replicated state (session_ttl_entries,
- * sessions_max) must be equal on every replica, or their states diverge. */
+ * o may be NULL for the defaults. KV_EUNSAFE when the previous run ended in a machine crash
+ * (not a process crash) while commits were unsynced (kv.state in dir records it). Options that
+ * shape replicated state (session_ttl_entries, sessions_max) must be equal on every replica, or
+ * their states diverge. */
 struct kv;
 int kv_open(const char *dir, const struct kv_options *o, struct kv **out);
 /* Syncs and closes. No snapshot or restore may be open. */

@@ -109,6 +109,13 @@ int kv_applied_put(MDB_txn *txn, const struct kv_group *g, raft_index index, raf
 size_t kv_conf_encode(const struct raft_conf *c, uint8_t *out);
 int kv_conf_decode(const void *data, size_t len, struct raft_conf *c);
 
+/* ---------------------------------------------------------------- guard.c */
+/* Records "open" in dir/kv.state (fsync'd); with check, first refuses (KV_EUNSAFE) when the
+ * previous open ended in a machine crash. */
+int kv_guard_open(const char *dir, bool check);
+/* Records "clean": call only after a successful forced sync. */
+int kv_guard_close(const char *dir);
+
 /* ---------------------------------------------------------------- session.c */
 /* The outcome of a session lookup for (client, seq) at log index `index`. */
 enum kv_session_verdict {

@@ -244,6 +244,45 @@ START_TEST(test_crash_then_replay)
 }
 END_TEST
 
+static void write_state(const char *dir, const char *text)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/kv.state", dir);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A process crash is harmless (tested above); a machine crash with unsynced commits is
+ * refused, unless commits were synced. Another boot id stands in for a reboot. */
+START_TEST(test_machine_crash_refused)
+{
+	struct fx f;
+	fx_open(&f);
+	ck_assert_int_eq(fx_put(&f, 1, "k", "v"), KV_OK);
+	kv_close(f.kv);
+	write_state(f.dir, "open 00000000-0000-0000-0000-000000000000\n");
+	struct kv_options o;
+	kv_options_default(&o);
+	ck_assert_int_eq(kv_open(f.dir, &o, &f.kv), KV_EUNSAFE);
+	ck_assert_int_eq(kv_open(f.dir, &o, &f.kv), KV_EUNSAFE); /* and stays refused */
+	o.sync_commits = true;
+	ck_assert_int_eq(kv_open(f.dir, &o, &f.kv), KV_OK); /* an explicit choice */
+	fx_expect(&f, 1, "k", "v");
+	ck_assert_int_eq(fx_put(&f, 1, "k", "w"), KV_OK);
+	kv_close(f.kv);
+	/* A clean close records it: the next open is fine whatever the boot. */
+	o.sync_commits = false;
+	ck_assert_int_eq(kv_open(f.dir, &o, &f.kv), KV_OK);
+	kv_close(f.kv);
+	write_state(f.dir, "clean\n");
+	ck_assert_int_eq(kv_open(f.dir, &o, &f.kv), KV_OK);
+	fx_expect(&f, 1, "k", "w");
+	fx_close(&f);
+}
+END_TEST
+
 START_TEST(test_bad_options_and_strerror)
 {
 	struct kv_options o;
@@ -252,7 +291,7 @@ START_TEST(test_bad_options_and_strerror)
 	struct kv *kv;
 	ck_assert_int_eq(kv_open("/nonexistent-dir-for-kv-test", NULL, &kv), KV_EIO);
 	ck_assert_int_eq(kv_open(".", &o, &kv), KV_EINVAL);
-	for (int e = KV_ENOGROUP; e <= KV_CAS_MISMATCH; e++)
+	for (int e = KV_EUNSAFE; e <= KV_CAS_MISMATCH; e++)
 		ck_assert_str_ne(kv_strerror(e), "unknown kv error");
 	ck_assert_str_eq(kv_strerror(12345), "unknown kv error");
 }
@@ -270,6 +309,7 @@ Suite *kv_suite(void)
 	tcase_add_loop_test(tc, test_no_growth_under_snapshot, 0, 2);
 	tcase_add_test(tc, test_checkpoint_indexes);
 	tcase_add_loop_test(tc, test_crash_then_replay, 0, 2);
+	tcase_add_test(tc, test_machine_crash_refused);
 	tcase_add_test(tc, test_bad_options_and_strerror);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1,0 +1,78 @@
+/* guard.c — notices that the machine went down (OS crash, power loss) while the environment
+ * was open with commits not yet forced to disk. With MDB_NOSYNC, LMDB survives a process crash
+ * whole (its pages are in the kernel's cache), but after a machine crash the file may hold a
+ * newer meta page whose data pages never reached the disk: it cannot be trusted
+ * (docs/DURABILITY.md). The file kv.state says "open <boot id>" while the environment is open
+ * and "clean" after kv_close synced it; finding "open" with another boot id means exactly that
+ * case, and kv_open refuses with KV_EUNSAFE.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "kv/kv_int.h"
+
+#define STATE_FILE   "kv.state"
+#define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
+
+static void boot_id(char out[64])
+{
+	out[0] = 0;
+	FILE *f = fopen(BOOT_ID_PATH, "r");
+	if (f == NULL)
+		return;
+	if (fgets(out, 64, f) == NULL)
+		out[0] = 0;
+	out[strcspn(out, "\n")] = 0;
+	fclose(f);
+}
+
+static int write_state(const char *dir, const char *text)
+{
+	char path[4096], tmp[4096];
+	snprintf(path, sizeof path, "%s/%s", dir, STATE_FILE);
+	snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, STATE_FILE);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return KV_EIO;
+	size_t n = strlen(text);
+	bool ok = write(fd, text, n) == (ssize_t)n && fsync(fd) == 0;
+	ok = close(fd) == 0 && ok;
+	ok = ok && rename(tmp, path) == 0;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (dfd >= 0) {
+		ok = fsync(dfd) == 0 && ok;
+		close(dfd);
+	}
+	return ok ? KV_OK : KV_EIO;
+}
+
+int kv_guard_open(const char *dir, bool check)
+{
+	char path[4096], prev[128] = {0}, now[64];
+	snprintf(path, sizeof path, "%s/%s", dir, STATE_FILE);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		if (fgets(prev, sizeof prev, f) == NULL)
+			prev[0] = 0;
+		fclose(f);
+	}
+	prev[strcspn(prev, "\n")] = 0;
+	boot_id(now);
+	if (check && strncmp(prev, "open ", 5) == 0 && now[0] && strcmp(prev + 5, now) != 0) {
+		fprintf(stderr,
+			"error kv group=0 what=open err=\"the machine went down while the LMDB "
+			"environment had unsynced commits: its state cannot be trusted\" "
+			"fix=\"rebuild this replica from a peer (see docs/DURABILITY.md)\"\n");
+		return KV_EUNSAFE;
+	}
+	char text[80];
+	snprintf(text, sizeof text, "open %s\n", now);
+	return write_state(dir, text);
+}
+
+int kv_guard_close(const char *dir)
+{
+	return write_state(dir, "clean\n");
+}
