@@ -28,7 +28,8 @@ struct worker {
 	uint32_t *lat_us; /* one per completed request */
 	size_t n_lat;
 	uint64_t errors;
-	int fatal; /* 0, or the cli code that stopped the worker */
+	uint64_t by_code[16]; /* failed replies by kv.proto Code */
+	int fatal;            /* 0, or the cli code that stopped the worker */
 	uint64_t rng;
 	pthread_t th;
 };
@@ -115,6 +116,7 @@ static int drain(struct worker *w, struct cli_conn *conn, struct slot *slots, ui
 				w->lat_us[w->n_lat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 			} else {
 				w->errors++;
+				w->by_code[r->code & 15]++;
 			}
 			done++;
 		}
@@ -235,11 +237,13 @@ int kvctl_cmd_bench(const struct kvctl_args *a)
 		pthread_join(ws[i].th, NULL);
 	double elapsed = (double)(now_us() - t0) / 1e6;
 	size_t total = 0;
-	uint64_t errors = 0;
+	uint64_t errors = 0, by_code[16] = {0};
 	int fatal = 0;
 	for (uint32_t i = 0; i < C; i++) {
 		total += ws[i].n_lat;
 		errors += ws[i].errors;
+		for (int k = 0; k < 16; k++)
+			by_code[k] += ws[i].by_code[k];
 		if (ws[i].fatal && !fatal)
 			fatal = ws[i].fatal;
 	}
@@ -278,7 +282,12 @@ int kvctl_cmd_bench(const struct kvctl_args *a)
 	if (fatal)
 		return kvctl_fail(a, "bench", fatal);
 	if (errors) {
-		fprintf(stderr, "kvctl: bench: %llu requests failed\n", (unsigned long long)errors);
+		fprintf(stderr, "kvctl: bench: %llu requests failed:", (unsigned long long)errors);
+		for (int k = 0; k < 16; k++)
+			if (by_code[k])
+				fprintf(stderr, " %llu %s;", (unsigned long long)by_code[k],
+					cli_strerror(k));
+		fprintf(stderr, "\n");
 		return KVCTL_EXIT_UNAVAILABLE;
 	}
 	return KVCTL_EXIT_OK;
