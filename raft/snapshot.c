@@ -159,6 +159,17 @@ void raft_recv_snapshot(struct raft *r, const struct raft_message *m)
 		r->stage_next = 0;
 		r->snap_installed = true;
 		raft_rebuild_conf(r);
+		/* acknowledgements queued in this update for entries the snapshot replaces would
+		 * claim entries that will never be written: drop them */
+		size_t k = 0;
+		for (size_t i = 0; i < r->msgs_after.n; i++) {
+			const struct raft_message *q = &r->msgs_after.v[i];
+			if (q->type == RAFT_MSG_APPEND_RESP && !q->reject &&
+			    q->index > m->snap_index)
+				continue;
+			r->msgs_after.v[k++] = *q;
+		}
+		r->msgs_after.n = k;
 		resp.snap_done = true;
 		resp.index = m->snap_index;
 	}

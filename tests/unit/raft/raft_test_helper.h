@@ -412,6 +412,24 @@ static inline void tc_free(struct tc *c)
 	}
 }
 
+/* Restarts a node from its durable state (after changing nodes[id].cfg, for instance). */
+static inline void tc_restart(struct tc *c, raft_id id)
+{
+	if (!c->nodes[id].down)
+		tc_crash(c, id);
+	tc_start(c, id);
+}
+
+/* Counts queued (not yet delivered) messages of a type from one node to another. */
+static inline size_t tc_queued(struct tc *c, uint8_t type, raft_id from, raft_id to)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->qn; i++)
+		if (c->q[i].m.type == type && c->q[i].m.from == from && c->q[i].m.to == to)
+			n++;
+	return n;
+}
+
 /* Counts leaders; returns the id of the (last) one found. */
 static inline raft_id tc_leader(struct tc *c, int *count)
 {
