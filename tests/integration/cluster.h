@@ -80,4 +80,13 @@ int cluster_wait_digests_equal(struct cluster *c, int timeout_ms);
 /* Milliseconds of a monotonic clock. */
 uint64_t cluster_now_ms(void);
 
+/* A key ("prefix-N") that the ring (groups, 128 vnodes, epoch 1) maps to group g. */
+void cluster_key_in_group(const struct cluster *c, uint32_t g, const char *prefix, char *out,
+			  size_t out_len);
+/* The node's log file (kvd runs with --log-level info), and how many lines contain needle. */
+const char *cluster_log_path(const struct cluster *c, int node);
+int cluster_log_grep(const struct cluster *c, int node, const char *needle);
+/* Prints the last `lines` lines of every node's log to stderr (for failing tests). */
+void cluster_dump_logs(const struct cluster *c, int lines);
+
 #endif

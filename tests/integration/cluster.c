@@ -1,0 +1,826 @@
+/* cluster.c — the three-node kvd fixture of the integration tests (see cluster.h).
+ * Each kvd runs in its own process group with PR_SET_PDEATHSIG, so it dies with the test
+ * process even when the test is killed; every live cluster is registered so that atexit and
+ * the fatal-signal handlers can kill its nodes and remove its temp dir. The client side is a
+ * plain blocking socket with poll() deadlines speaking kv.proto frames.
+ */
+#include "tests/integration/cluster.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kv/ring.h"
+#include "net/frame.h"
+
+#define MAX_LIVE 8
+#define ADDR_LEN 64
+
+struct cnode {
+	pid_t pid; /* 0 = not running */
+	bool stopped;
+	char client_addr[ADDR_LEN], peer_addr[ADDR_LEN];
+	char dir[512], log[512];
+	int fd; /* client connection, -1 = none */
+	struct net_decoder dec;
+};
+
+struct cluster {
+	struct cluster_opts o;
+	char root[400];
+	char cluster_arg[256];
+	char endpoints[3 * ADDR_LEN];
+	struct cnode nodes[CLUSTER_NODES];
+	uint64_t next_id;
+	uint64_t client_id, seq;
+	pid_t owner;
+};
+
+static struct cluster *live[MAX_LIVE];
+static bool handlers_installed;
+
+uint64_t cluster_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void kill_node_hard(struct cnode *n)
+{
+	if (n->pid > 0) {
+		kill(-n->pid, SIGKILL);
+		kill(n->pid, SIGKILL);
+		kill(n->pid, SIGCONT);
+		waitpid(n->pid, NULL, 0);
+		n->pid = 0;
+	}
+	n->stopped = false;
+	if (n->fd >= 0) {
+		close(n->fd);
+		n->fd = -1;
+	}
+	net_decoder_free(&n->dec);
+}
+
+/* Async-signal-safe enough for our use: kill + waitpid + nftw on exit paths. */
+static void destroy_one(struct cluster *c)
+{
+	if (c == NULL || c->owner != getpid())
+		return;
+	for (int i = 0; i < CLUSTER_NODES; i++)
+		kill_node_hard(&c->nodes[i]);
+	if (getenv("CLUSTER_KEEP_DIRS") == NULL && c->root[0] != '\0')
+		nftw(c->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	c->root[0] = '\0';
+}
+
+static void cleanup_all(void)
+{
+	for (int i = 0; i < MAX_LIVE; i++) {
+		if (live[i] != NULL && live[i]->owner == getpid()) {
+			destroy_one(live[i]);
+			live[i] = NULL;
+		}
+	}
+}
+
+static void fatal_signal(int sig)
+{
+	cleanup_all();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void install_handlers(void)
+{
+	if (handlers_installed)
+		return;
+	handlers_installed = true;
+	atexit(cleanup_all);
+	signal(SIGINT, fatal_signal);
+	signal(SIGTERM, fatal_signal);
+	signal(SIGABRT, fatal_signal);
+	signal(SIGSEGV, fatal_signal);
+	signal(SIGHUP, fatal_signal);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+void cluster_opts_default(struct cluster_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->groups = 4;
+	o->election_ms = 400;
+	o->heartbeat_ms = 50;
+}
+
+static bool port_free(const char *ip, int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return false;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	inet_pton(AF_INET, ip, &a.sin_addr);
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+	close(fd);
+	return ok;
+}
+
+static const char *bin_dir(void)
+{
+	const char *b = getenv("RINGRAFT_BIN");
+	return b && *b ? b : "bin";
+}
+
+static void add_arg(char **argv, int *argc, const char *s)
+{
+	argv[(*argc)++] = strdup(s);
+}
+
+static int spawn(struct cluster *c, int i, bool first)
+{
+	struct cnode *n = &c->nodes[i - 1];
+	char *argv[64];
+	int argc = 0;
+	char kvd[600], buf[64];
+	snprintf(kvd, sizeof kvd, "%s/kvd", bin_dir());
+	add_arg(argv, &argc, kvd);
+	add_arg(argv, &argc, "--data-dir");
+	add_arg(argv, &argc, n->dir);
+	if (first) {
+		snprintf(buf, sizeof buf, "%d", i);
+		add_arg(argv, &argc, "--id");
+		add_arg(argv, &argc, buf);
+		add_arg(argv, &argc, "--client-addr");
+		add_arg(argv, &argc, n->client_addr);
+		add_arg(argv, &argc, "--cluster");
+		add_arg(argv, &argc, c->cluster_arg);
+		snprintf(buf, sizeof buf, "%u", c->o.groups);
+		add_arg(argv, &argc, "--groups");
+		add_arg(argv, &argc, buf);
+		if (c->o.snapshot_entries) {
+			snprintf(buf, sizeof buf, "%llu",
+				 (unsigned long long)c->o.snapshot_entries);
+			add_arg(argv, &argc, "--snapshot-entries");
+			add_arg(argv, &argc, buf);
+		}
+	}
+	snprintf(buf, sizeof buf, "%u", c->o.election_ms);
+	add_arg(argv, &argc, "--election-ms");
+	add_arg(argv, &argc, buf);
+	snprintf(buf, sizeof buf, "%u", c->o.heartbeat_ms);
+	add_arg(argv, &argc, "--heartbeat-ms");
+	add_arg(argv, &argc, buf);
+	add_arg(argv, &argc, "--log-level");
+	add_arg(argv, &argc, "info");
+	if (c->o.extra_args != NULL) {
+		char *copy = strdup(c->o.extra_args), *save = NULL;
+		for (char *t = strtok_r(copy, " ", &save); t && argc < 60;
+		     t = strtok_r(NULL, " ", &save))
+			add_arg(argv, &argc, t);
+		free(copy);
+	}
+	argv[argc] = NULL;
+	pid_t parent = getpid();
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		return -1;
+	}
+	if (pid == 0) {
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		if (!c->o.keep_logs) {
+			int fd = open(n->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+			if (fd >= 0) {
+				dup2(fd, 1);
+				dup2(fd, 2);
+				close(fd);
+			}
+		}
+		signal(SIGPIPE, SIG_DFL);
+		execv(argv[0], argv);
+		fprintf(stderr, "cluster: exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	for (int k = 0; k < argc; k++)
+		free(argv[k]);
+	n->pid = pid;
+	n->stopped = false;
+	return 0;
+}
+
+static void dump_log(const struct cnode *n, int lines)
+{
+	char cmd[700];
+	snprintf(cmd, sizeof cmd, "tail -n %d '%s' 1>&2", lines, n->log);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(no log)\n");
+}
+
+struct cluster *cluster_start(const struct cluster_opts *opts)
+{
+	install_handlers();
+	struct cluster *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return NULL;
+	if (opts)
+		c->o = *opts;
+	else
+		cluster_opts_default(&c->o);
+	if (c->o.groups == 0)
+		c->o.groups = 4;
+	if (c->o.election_ms == 0)
+		c->o.election_ms = 400;
+	if (c->o.heartbeat_ms == 0)
+		c->o.heartbeat_ms = 50;
+	c->owner = getpid();
+	for (int i = 0; i < CLUSTER_NODES; i++) {
+		c->nodes[i].fd = -1;
+		net_decoder_init(&c->nodes[i].dec, NET_CLIENT_FRAME_MAX * 2);
+	}
+	int slot = -1;
+	for (int i = 0; i < MAX_LIVE; i++)
+		if (live[i] == NULL) {
+			slot = i;
+			break;
+		}
+	if (slot < 0) {
+		fprintf(stderr, "cluster: too many live clusters\n");
+		free(c);
+		return NULL;
+	}
+	live[slot] = c;
+	const char *tmp = getenv("TMPDIR");
+	snprintf(c->root, sizeof c->root, "%s/ringraft-it-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (mkdtemp(c->root) == NULL) {
+		perror("mkdtemp");
+		c->root[0] = '\0';
+		goto fail;
+	}
+	srand((unsigned)(getpid() ^ cluster_now_ms()));
+	c->client_id = ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ 1;
+	int base = 0;
+	for (int attempt = 0; attempt < 100 && base == 0; attempt++) {
+		int b = 20000 + (rand() % 20000) * 2;
+		bool ok = true;
+		for (int i = 1; i <= CLUSTER_NODES && ok; i++) {
+			char ip[32];
+			snprintf(ip, sizeof ip, "127.0.0.1%d", i);
+			ok = port_free(ip, b) && port_free(ip, b + 1);
+		}
+		if (ok)
+			base = b;
+	}
+	if (base == 0) {
+		fprintf(stderr, "cluster: no free ports\n");
+		goto fail;
+	}
+	size_t off = 0, eoff = 0;
+	for (int i = 1; i <= CLUSTER_NODES; i++) {
+		struct cnode *n = &c->nodes[i - 1];
+		snprintf(n->client_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base);
+		snprintf(n->peer_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base + 1);
+		snprintf(n->dir, sizeof n->dir, "%s/n%d", c->root, i);
+		snprintf(n->log, sizeof n->log, "%s/n%d.log", c->root, i);
+		off += (size_t)snprintf(c->cluster_arg + off, sizeof c->cluster_arg - off,
+					"%s%d=%s", i > 1 ? "," : "", i, n->peer_addr);
+		eoff += (size_t)snprintf(c->endpoints + eoff, sizeof c->endpoints - eoff, "%s%s",
+					 i > 1 ? "," : "", n->client_addr);
+	}
+	for (int i = 1; i <= CLUSTER_NODES; i++)
+		if (spawn(c, i, true) < 0)
+			goto fail;
+	if (cluster_wait_leaders(c, 20000) < 0) {
+		fprintf(stderr, "cluster: no leader for every group within 20 s\n");
+		for (int i = 0; i < CLUSTER_NODES; i++)
+			dump_log(&c->nodes[i], 20);
+		goto fail;
+	}
+	return c;
+fail:
+	cluster_destroy(c);
+	return NULL;
+}
+
+void cluster_destroy(struct cluster *c)
+{
+	if (c == NULL)
+		return;
+	destroy_one(c);
+	for (int i = 0; i < MAX_LIVE; i++)
+		if (live[i] == c)
+			live[i] = NULL;
+	free(c);
+}
+
+const char *cluster_client_addr(const struct cluster *c, int node)
+{
+	return c->nodes[node - 1].client_addr;
+}
+
+const char *cluster_peer_addr(const struct cluster *c, int node)
+{
+	return c->nodes[node - 1].peer_addr;
+}
+
+const char *cluster_data_dir(const struct cluster *c, int node)
+{
+	return c->nodes[node - 1].dir;
+}
+
+const char *cluster_log_path(const struct cluster *c, int node)
+{
+	return c->nodes[node - 1].log;
+}
+
+const char *cluster_endpoints(const struct cluster *c)
+{
+	return c->endpoints;
+}
+
+uint32_t cluster_groups(const struct cluster *c)
+{
+	return c->o.groups;
+}
+
+bool cluster_running(const struct cluster *c, int node)
+{
+	return c->nodes[node - 1].pid > 0;
+}
+
+void cluster_kill(struct cluster *c, int node)
+{
+	kill_node_hard(&c->nodes[node - 1]);
+}
+
+void cluster_stop(struct cluster *c, int node)
+{
+	struct cnode *n = &c->nodes[node - 1];
+	if (n->pid > 0) {
+		kill(n->pid, SIGSTOP);
+		n->stopped = true;
+	}
+}
+
+void cluster_cont(struct cluster *c, int node)
+{
+	struct cnode *n = &c->nodes[node - 1];
+	if (n->pid > 0) {
+		kill(n->pid, SIGCONT);
+		n->stopped = false;
+	}
+}
+
+int cluster_term(struct cluster *c, int node)
+{
+	struct cnode *n = &c->nodes[node - 1];
+	if (n->pid <= 0)
+		return -1;
+	if (n->stopped)
+		cluster_cont(c, node);
+	kill(n->pid, SIGTERM);
+	uint64_t deadline = cluster_now_ms() + 20000;
+	int status = 0;
+	for (;;) {
+		pid_t r = waitpid(n->pid, &status, WNOHANG);
+		if (r == n->pid)
+			break;
+		if (cluster_now_ms() > deadline) {
+			kill_node_hard(n);
+			return -1;
+		}
+		sleep_ms(10);
+	}
+	n->pid = 0;
+	if (n->fd >= 0) {
+		close(n->fd);
+		n->fd = -1;
+	}
+	net_decoder_free(&n->dec);
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+static int connect_node(struct cnode *n, int timeout_ms)
+{
+	struct sockaddr_storage ss;
+	if (net_parse_addr(n->client_addr, &ss) != NET_OK)
+		return -1;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (connect(fd, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)) != 0) {
+		if (errno != EINPROGRESS) {
+			close(fd);
+			return -1;
+		}
+		struct pollfd p = {fd, POLLOUT, 0};
+		int err = 0;
+		socklen_t el = sizeof err;
+		if (poll(&p, 1, timeout_ms) != 1 ||
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0) {
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+int cluster_restart(struct cluster *c, int node)
+{
+	struct cnode *n = &c->nodes[node - 1];
+	if (n->pid > 0)
+		return -1;
+	net_decoder_init(&n->dec, NET_CLIENT_FRAME_MAX * 2);
+	if (spawn(c, node, false) < 0)
+		return -1;
+	uint64_t deadline = cluster_now_ms() + 20000;
+	while (cluster_now_ms() < deadline) {
+		int fd = connect_node(n, 200);
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+		if (waitpid(n->pid, NULL, WNOHANG) == n->pid) {
+			n->pid = 0;
+			fprintf(stderr, "cluster: node %d exited on restart\n", node);
+			dump_log(n, 20);
+			return -1;
+		}
+		sleep_ms(20);
+	}
+	return -1;
+}
+
+static void drop_conn(struct cnode *n)
+{
+	if (n->fd >= 0)
+		close(n->fd);
+	n->fd = -1;
+	net_decoder_free(&n->dec);
+	net_decoder_init(&n->dec, NET_CLIENT_FRAME_MAX * 2);
+}
+
+int cluster_call(struct cluster *c, int node, Ringraft__Kv__Request *req,
+		 Ringraft__Kv__Response **resp, int timeout_ms)
+{
+	struct cnode *n = &c->nodes[node - 1];
+	*resp = NULL;
+	if (n->pid <= 0)
+		return -1;
+	uint64_t deadline = cluster_now_ms() + (uint64_t)timeout_ms;
+	if (n->fd < 0) {
+		n->fd = connect_node(n, timeout_ms);
+		if (n->fd < 0)
+			return -1;
+	}
+	req->id = ++c->next_id;
+	size_t len = ringraft__kv__request__get_packed_size(req);
+	uint8_t *buf = malloc(len + NET_FRAME_HEADER);
+	if (buf == NULL)
+		return -1;
+	net_frame_header(buf, (uint32_t)len);
+	ringraft__kv__request__pack(req, buf + NET_FRAME_HEADER);
+	size_t sent = 0, total = len + NET_FRAME_HEADER;
+	while (sent < total) {
+		ssize_t w = send(n->fd, buf + sent, total - sent, MSG_NOSIGNAL);
+		if (w > 0) {
+			sent += (size_t)w;
+			continue;
+		}
+		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+			int left = (int)(deadline - cluster_now_ms());
+			struct pollfd p = {n->fd, POLLOUT, 0};
+			if (left <= 0 || poll(&p, 1, left) <= 0) {
+				free(buf);
+				drop_conn(n);
+				return -1;
+			}
+			continue;
+		}
+		free(buf);
+		drop_conn(n);
+		return -1;
+	}
+	free(buf);
+	uint8_t rbuf[65536];
+	for (;;) {
+		const uint8_t *payload;
+		uint32_t plen;
+		int r = net_decoder_next(&n->dec, &payload, &plen);
+		if (r < 0) {
+			drop_conn(n);
+			return -1;
+		}
+		if (r == 1) {
+			Ringraft__Kv__Response *rs =
+				ringraft__kv__response__unpack(NULL, plen, payload);
+			if (rs == NULL) {
+				drop_conn(n);
+				return -1;
+			}
+			if (rs->id == req->id) {
+				*resp = rs;
+				return 0;
+			}
+			ringraft__kv__response__free_unpacked(rs, NULL);
+			continue;
+		}
+		int64_t left = (int64_t)deadline - (int64_t)cluster_now_ms();
+		if (left <= 0) {
+			drop_conn(n);
+			return -1;
+		}
+		struct pollfd p = {n->fd, POLLIN, 0};
+		int pr = poll(&p, 1, (int)left);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0) {
+			drop_conn(n);
+			return -1;
+		}
+		ssize_t got = recv(n->fd, rbuf, sizeof rbuf, 0);
+		if (got <= 0) {
+			if (got < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			drop_conn(n);
+			return -1;
+		}
+		if (net_decoder_feed(&n->dec, rbuf, (size_t)got) != NET_OK) {
+			drop_conn(n);
+			return -1;
+		}
+	}
+}
+
+int cluster_put(struct cluster *c, int node, const char *key, const char *value, int timeout_ms)
+{
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__PUT;
+	rq.client_id = c->client_id;
+	rq.seq = ++c->seq;
+	rq.key.data = (uint8_t *)key;
+	rq.key.len = strlen(key);
+	rq.value.data = (uint8_t *)value;
+	rq.value.len = strlen(value);
+	rq.timeout_ms = (uint32_t)timeout_ms;
+	Ringraft__Kv__Response *rs;
+	if (cluster_call(c, node, &rq, &rs, timeout_ms + 500) < 0)
+		return -1;
+	int code = rs->code;
+	ringraft__kv__response__free_unpacked(rs, NULL);
+	return code;
+}
+
+int cluster_get(struct cluster *c, int node, const char *key, char **value, bool serializable,
+		int timeout_ms)
+{
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__GET;
+	rq.key.data = (uint8_t *)key;
+	rq.key.len = strlen(key);
+	rq.timeout_ms = (uint32_t)timeout_ms;
+	rq.consistency = serializable ? RINGRAFT__KV__CONSISTENCY__SERIALIZABLE
+				      : RINGRAFT__KV__CONSISTENCY__LINEARIZABLE;
+	if (value)
+		*value = NULL;
+	Ringraft__Kv__Response *rs;
+	if (cluster_call(c, node, &rq, &rs, timeout_ms + 500) < 0)
+		return -1;
+	int code = rs->code;
+	if (code == RINGRAFT__KV__CODE__OK && value != NULL) {
+		*value = malloc(rs->value.len + 1);
+		if (rs->value.len)
+			memcpy(*value, rs->value.data, rs->value.len);
+		(*value)[rs->value.len] = '\0';
+	}
+	ringraft__kv__response__free_unpacked(rs, NULL);
+	return code;
+}
+
+static Ringraft__Kv__Response *status_of(struct cluster *c, int node, int timeout_ms)
+{
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__STATUS;
+	Ringraft__Kv__Response *rs;
+	if (cluster_call(c, node, &rq, &rs, timeout_ms) < 0)
+		return NULL;
+	if (rs->status == NULL) {
+		ringraft__kv__response__free_unpacked(rs, NULL);
+		return NULL;
+	}
+	return rs;
+}
+
+uint64_t cluster_leader_seen(struct cluster *c, int node, uint32_t g)
+{
+	Ringraft__Kv__Response *rs = status_of(c, node, 1000);
+	if (rs == NULL)
+		return 0;
+	uint64_t leader = 0;
+	for (size_t i = 0; i < rs->status->n_groups; i++)
+		if (rs->status->groups[i]->group == g)
+			leader = rs->status->groups[i]->leader;
+	ringraft__kv__response__free_unpacked(rs, NULL);
+	return leader;
+}
+
+static bool usable(const struct cluster *c, int i)
+{
+	return c->nodes[i - 1].pid > 0 && !c->nodes[i - 1].stopped;
+}
+
+/* Fills leaders[g-1] with the agreed leader (0 = no agreement). Returns true if every group
+ * has one. */
+static bool agreed_leaders(struct cluster *c, uint64_t *leaders)
+{
+	uint32_t G = c->o.groups;
+	bool all = true;
+	uint64_t seen[CLUSTER_NODES][256];
+	char roles_leader[CLUSTER_NODES][256];
+	memset(seen, 0, sizeof seen);
+	memset(roles_leader, 0, sizeof roles_leader);
+	for (int i = 1; i <= CLUSTER_NODES; i++) {
+		if (!usable(c, i))
+			continue;
+		Ringraft__Kv__Response *rs = status_of(c, i, 1000);
+		if (rs == NULL)
+			return false;
+		for (size_t k = 0; k < rs->status->n_groups; k++) {
+			Ringraft__Kv__GroupStatus *gs = rs->status->groups[k];
+			if (gs->group >= 1 && gs->group <= G && gs->group <= 256) {
+				seen[i - 1][gs->group - 1] = gs->leader;
+				roles_leader[i - 1][gs->group - 1] =
+					gs->role && strcmp(gs->role, "leader") == 0;
+			}
+		}
+		ringraft__kv__response__free_unpacked(rs, NULL);
+	}
+	for (uint32_t g = 0; g < G && g < 256; g++) {
+		uint64_t l = 0;
+		bool ok = true;
+		for (int i = 1; i <= CLUSTER_NODES; i++) {
+			if (!usable(c, i))
+				continue;
+			if (seen[i - 1][g] == 0 || (l != 0 && seen[i - 1][g] != l))
+				ok = false;
+			l = seen[i - 1][g];
+		}
+		if (ok &&
+		    (l < 1 || l > CLUSTER_NODES || !usable(c, (int)l) || !roles_leader[l - 1][g]))
+			ok = false;
+		leaders[g] = ok ? l : 0;
+		if (!ok)
+			all = false;
+	}
+	return all;
+}
+
+int cluster_wait_leaders(struct cluster *c, int timeout_ms)
+{
+	uint64_t deadline = cluster_now_ms() + (uint64_t)timeout_ms;
+	uint64_t leaders[256];
+	while (cluster_now_ms() < deadline) {
+		if (agreed_leaders(c, leaders))
+			return 0;
+		sleep_ms(50);
+	}
+	return -1;
+}
+
+uint64_t cluster_leader_of(struct cluster *c, uint32_t g, int timeout_ms)
+{
+	uint64_t deadline = cluster_now_ms() + (uint64_t)timeout_ms;
+	uint64_t leaders[256];
+	do {
+		agreed_leaders(c, leaders);
+		if (g >= 1 && g <= c->o.groups && leaders[g - 1] != 0)
+			return leaders[g - 1];
+		sleep_ms(50);
+	} while (cluster_now_ms() < deadline);
+	return 0;
+}
+
+static int digest_of(struct cluster *c, int node, uint32_t g, uint8_t out[16], uint64_t *applied)
+{
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__DIGEST;
+	rq.group = g;
+	Ringraft__Kv__Response *rs;
+	if (cluster_call(c, node, &rq, &rs, 1000) < 0)
+		return -1;
+	int rc = -1;
+	if (rs->code == RINGRAFT__KV__CODE__OK && rs->value.len == 16) {
+		memcpy(out, rs->value.data, 16);
+		*applied = rs->applied_index;
+		rc = 0;
+	}
+	ringraft__kv__response__free_unpacked(rs, NULL);
+	return rc;
+}
+
+int cluster_wait_digests_equal(struct cluster *c, int timeout_ms)
+{
+	uint64_t deadline = cluster_now_ms() + (uint64_t)timeout_ms;
+	while (cluster_now_ms() < deadline) {
+		bool same = true;
+		for (uint32_t g = 1; g <= c->o.groups && same; g++) {
+			uint8_t first[16], d[16];
+			uint64_t first_applied = 0, applied;
+			bool have = false;
+			for (int i = 1; i <= CLUSTER_NODES && same; i++) {
+				if (!usable(c, i))
+					continue;
+				if (digest_of(c, i, g, d, &applied) < 0) {
+					same = false;
+					break;
+				}
+				if (!have) {
+					memcpy(first, d, 16);
+					first_applied = applied;
+					have = true;
+				} else if (memcmp(first, d, 16) != 0 || applied != first_applied) {
+					same = false;
+				}
+			}
+		}
+		if (same)
+			return 0;
+		sleep_ms(100);
+	}
+	return -1;
+}
+
+void cluster_key_in_group(const struct cluster *c, uint32_t g, const char *prefix, char *out,
+			  size_t out_len)
+{
+	struct kv_ring *ring = kv_ring_new(c->o.groups, 128, 1);
+	for (unsigned i = 0;; i++) {
+		snprintf(out, out_len, "%s-%u", prefix, i);
+		if (kv_ring_group_of(ring, out, strlen(out)) == g)
+			break;
+	}
+	kv_ring_free(ring);
+}
+
+int cluster_log_grep(const struct cluster *c, int node, const char *needle)
+{
+	FILE *f = fopen(c->nodes[node - 1].log, "r");
+	if (f == NULL)
+		return 0;
+	char line[2048];
+	int count = 0;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (strstr(line, needle) != NULL)
+			count++;
+	fclose(f);
+	return count;
+}
+
+void cluster_dump_logs(const struct cluster *c, int lines)
+{
+	for (int i = 0; i < CLUSTER_NODES; i++) {
+		fprintf(stderr, "---- node %d log (%s)\n", i + 1, c->nodes[i].log);
+		dump_log(&c->nodes[i], lines);
+	}
+}
