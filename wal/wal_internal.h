@@ -16,9 +16,10 @@
 
 struct wal_segment {
 	uint64_t seq;
-	int fd;        /* owned */
-	uint64_t size; /* file size (preallocated) */
-	uint64_t end;  /* bytes in use: next batch goes here */
+	int fd;          /* owned */
+	uint64_t size;   /* file size (preallocated) */
+	uint64_t end;    /* bytes in use: next batch goes here */
+	uint64_t zeroed; /* [end, zeroed) has been written with zeroes (see batch.c) */
 	char name[WAL_SEG_NAME_LEN + 1];
 };
 
