@@ -329,6 +329,10 @@ static int cmd(struct script *s, char **tok, int nt)
 				s->cfg.check_quorum = v != 0;
 			else if (!strcmp(tok[i], "chunk"))
 				s->cfg.snapshot_chunk_bytes = (uint32_t)v;
+			else if (!strcmp(tok[i], "msg-bytes"))
+				s->cfg.max_msg_bytes = v;
+			else if (!strcmp(tok[i], "inflight"))
+				s->cfg.max_inflight_msgs = (uint32_t)v;
 			else if (!strcmp(tok[i], "compact"))
 				s->compact_threshold = (int)v;
 			else
