@@ -4,7 +4,8 @@
  * a fresh environment in $TMPDIR, without and with client sessions. Commands are encoded
  * before the clock starts; decoding them is part of apply and is timed.
  *
- *   bench_kv [--puts N] [--value BYTES] [--batch B]...    (defaults: 200000, 256, 1 64 1024)
+ *   bench_kv [--puts N] [--value BYTES] [--batch B]... [--no-writemap]
+ *   (defaults: 200000 puts, 256 bytes, batches 1 64 1024, MDB_WRITEMAP on as in kv_open)
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -46,6 +47,8 @@ static void rm_dir(const char *dir)
 	rmdir(dir);
 }
 
+static bool writemap = true;
+
 static int run(size_t puts, size_t value_bytes, size_t batch, bool sessions)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -57,6 +60,7 @@ static int run(size_t puts, size_t value_bytes, size_t batch, bool sessions)
 	}
 	struct kv_options o;
 	kv_options_default(&o);
+	o.writemap = writemap;
 	struct kv *kv;
 	int err = kv_open(dir, &o, &kv);
 	if (err != KV_OK) {
@@ -96,10 +100,10 @@ static int run(size_t puts, size_t value_bytes, size_t batch, bool sessions)
 	raft_index durable;
 	kv_checkpoint(kv, &durable, 1);
 	double t2 = now_s();
-	printf("batch=%-5zu sessions=%-3s puts=%zu value=%zu  apply %.3f s  %9.0f puts/s  "
-	       "(checkpoint sync %.3f s)\n",
-	       batch, sessions ? "yes" : "no", puts, value_bytes, t1 - t0, puts / (t1 - t0),
-	       t2 - t1);
+	printf("batch=%-5zu sessions=%-3s writemap=%-3s puts=%zu value=%zu  apply %.3f s  %9.0f "
+	       "puts/s  (checkpoint sync %.3f s)\n",
+	       batch, sessions ? "yes" : "no", writemap ? "yes" : "no", puts, value_bytes, t1 - t0,
+	       puts / (t1 - t0), t2 - t1);
 	fflush(stdout);
 	for (size_t i = 0; i < puts; i++)
 		free(e[i].data.base);
@@ -120,8 +124,12 @@ int main(int argc, char **argv)
 			value_bytes = strtoull(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc && nb < 16)
 			batches[nb++] = strtoull(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--no-writemap") == 0)
+			writemap = false;
 		else {
-			fprintf(stderr, "usage: %s [--puts N] [--value BYTES] [--batch B]...\n",
+			fprintf(stderr,
+				"usage: %s [--puts N] [--value BYTES] [--batch B]... "
+				"[--no-writemap]\n",
 				argv[0]);
 			return 2;
 		}
