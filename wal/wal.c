@@ -155,23 +155,34 @@ void wal_close(struct wal *w)
 	free(w);
 }
 
+/* The accessors take the mutex: the group table may grow while a write applies. */
 size_t wal_group_count(const struct wal *w)
 {
-	return w->n_groups;
+	struct wal *mw = (struct wal *)w;
+	pthread_mutex_lock(&mw->mu);
+	size_t n = w->n_groups;
+	pthread_mutex_unlock(&mw->mu);
+	return n;
 }
 
 const struct wal_group_state *wal_group_at(const struct wal *w, size_t i)
 {
+	struct wal *mw = (struct wal *)w;
+	pthread_mutex_lock(&mw->mu);
 	assert(i < w->n_groups);
-	return &w->groups[i]->st;
+	const struct wal_group_state *st = &w->groups[i]->st;
+	pthread_mutex_unlock(&mw->mu);
+	return st;
 }
 
 const struct wal_group_state *wal_group_find(const struct wal *w, uint64_t group)
 {
+	struct wal *mw = (struct wal *)w;
 	struct wal_group *g;
-	if (wal_group_get((struct wal *)w, group, false, &g) != WAL_OK)
-		return NULL;
-	return &g->st;
+	pthread_mutex_lock(&mw->mu);
+	int rc = wal_group_get(mw, group, false, &g);
+	pthread_mutex_unlock(&mw->mu);
+	return rc == WAL_OK ? &g->st : NULL;
 }
 
 void wal_entries_free(struct raft_entry *entries, size_t n)

@@ -6,9 +6,19 @@
  * it on the libuv thread pool so the loop keeps serving. Only one batch is written at a time,
  * and batches complete in the order they were written.
  *
- * Records: [u32 length][u8 type][u8 pad][u16 pad][u64 group][u32 crc32c][payload]; a record
- * never spans segments. Recovery truncates a torn tail and refuses (WAL_ECORRUPT) a corrupt
- * record that is followed by valid ones: acknowledged entries are never silently dropped.
+ * Records: [u32 length][u8 type][u8 flags][u16 header check][u64 group][u32 crc32c][payload],
+ * 8-byte aligned; each batch starts with a BATCH record (sequence number, length, count) and
+ * is accepted whole or not at all; neither a record nor a batch spans segments. Recovery
+ * truncates a torn tail and refuses (WAL_ECORRUPT) a corrupt record that is followed by valid
+ * ones: acknowledged entries are never silently dropped. docs/WAL.md has the format, the
+ * recovery and compaction rules and the durability argument.
+ *
+ * Threads: wal_batch_write and wal_compact must not run concurrently with each other (one
+ * writer). wal_read_entries, wal_group_find/at and wal_stats_get may be called from another
+ * thread (the event loop) while a write runs: the in-memory state is updated under a mutex
+ * after the fdatasync. A wal_group_state pointer stays valid until wal_close, but its fields
+ * change when a write or compaction applies; read them on the thread that writes, or while
+ * no write is running.
  */
 #ifndef RINGRAFT_WAL_H
 #define RINGRAFT_WAL_H
@@ -57,7 +67,7 @@ struct wal_corruption {
 	char segment[256];
 	uint64_t offset;
 	uint64_t group;   /* 0 if the record header itself is unreadable */
-	bool group_known; /* added: tells group 0 from "unknown" */
+	bool group_known; /* added: group is meaningful (0 is a valid group id) */
 	char reason[128];
 };
 
@@ -66,13 +76,16 @@ struct wal_group_state {
 	uint64_t group;
 	struct raft_hard_state hard_state;
 	bool has_hard_state;
-	raft_index snap_index; /* last snapshot/checkpoint marker (0 = none) */
+	raft_index snap_index; /* last snapshot marker (0 = none; checkpoints: checkpoint_index) */
 	raft_term snap_term;
 	struct raft_conf snap_conf;
-	raft_index first_index; /* first entry still in the log (after snap_index), 0 = none */
+	/* entries still in the log, 0/0 = none. After compaction first_index may be above
+	 * snap_index + 1: the entries between are <= checkpoint_index (in LMDB). */
+	raft_index first_index;
 	raft_index last_index;
 	raft_index checkpoint_index; /* highest checkpoint recorded (state durable in LMDB) */
-	bool corrupt;                /* the group's records are damaged: rebuild from peers */
+	bool corrupt; /* damaged (salvage): other fields are zero; rebuild from peers, and start
+		       * with wal_batch_snapshot (index 0 if empty) — it heals the group */
 };
 
 struct wal;
@@ -91,8 +104,11 @@ size_t wal_group_count(const struct wal *w);
 const struct wal_group_state *wal_group_at(const struct wal *w, size_t i);
 const struct wal_group_state *wal_group_find(const struct wal *w, uint64_t group);
 
-/* Reads entries [lo, hi) of a group, at most bytes_max in total (at least one entry).
- * Out array and data are allocated for the caller: release with wal_entries_free. */
+/* Reads entries [lo, hi) of a group, at most bytes_max in total (at least one entry); hi is
+ * clamped to last_index + 1. Only durable entries are visible. WAL_ENOTFOUND if lo is outside
+ * [first_index, last_index] or the group is unknown/corrupt; WAL_ECORRUPT if the record read
+ * back from disk fails its CRC. Out array and data are allocated for the caller (transferred):
+ * release with wal_entries_free. */
 int wal_read_entries(struct wal *w, uint64_t group, raft_index lo, raft_index hi, size_t bytes_max,
 		     struct raft_entry **out, size_t *n_out);
 void wal_entries_free(struct raft_entry *entries, size_t n);
@@ -103,13 +119,18 @@ struct wal_batch *wal_batch_new(void);
 void wal_batch_free(struct wal_batch *b);
 void wal_batch_reset(struct wal_batch *b); /* reuse: keeps its buffers */
 bool wal_batch_empty(const struct wal_batch *b);
-/* The add functions copy everything they are given into the batch buffer. Within one group,
- * records apply in the order added: a truncation, then entries, as raft_update lists them. */
+/* The add functions copy everything they are given into the batch buffer (nothing borrowed).
+ * Within one group, records apply in the order added: a truncation, then entries, as
+ * raft_update lists them. Entries must be contiguous, index >= 1 (WAL_EINVAL otherwise); an
+ * ENTRIES record at index i also replaces any entries >= i already in the log. Any uint64
+ * group id is accepted; at most WAL_GROUPS_MAX distinct groups per WAL. A batch holds at most
+ * WAL_BATCH_BYTES_MAX bytes (WAL_EINVAL beyond). */
 int wal_batch_hard_state(struct wal_batch *b, uint64_t group, const struct raft_hard_state *hs);
 int wal_batch_truncate(struct wal_batch *b, uint64_t group, raft_index from);
 int wal_batch_entries(struct wal_batch *b, uint64_t group, const struct raft_entry *e, size_t n);
 /* The group's state up to index is captured in a snapshot installed into the state machine
- * (log before it is gone for this group). */
+ * (log before it is gone for this group; if the log's entry at index has another term, the
+ * whole log goes). conf may be NULL (empty configuration). Also heals a corrupt group. */
 int wal_batch_snapshot(struct wal_batch *b, uint64_t group, raft_index index, raft_term term,
 		       const struct raft_conf *conf);
 /* The state machine has durably applied the group up to index (LMDB synced): segments whose
@@ -122,7 +143,9 @@ int wal_batch_checkpoint(struct wal_batch *b, uint64_t group, raft_index index);
  * land and the log is unchanged. */
 int wal_batch_write(struct wal *w, struct wal_batch *b);
 
-/* After a successful write: the highest durable (index, term) per group in that batch. */
+/* After a successful write: for each group in that batch (ascending group id), the (index,
+ * term) of its last entry now durable — its snapshot point if the log is empty — to feed
+ * raft_persisted. Valid until the batch is reset, written again or freed. */
 struct wal_durable {
 	uint64_t group;
 	raft_index index;
@@ -130,7 +153,9 @@ struct wal_durable {
 };
 size_t wal_batch_durable(const struct wal_batch *b, const struct wal_durable **out);
 
-/* Deletes whole segments no group needs any more (see wal_batch_checkpoint). Blocking. */
+/* Deletes whole segments no group needs any more (see wal_batch_checkpoint), oldest first.
+ * Blocking (it writes one batch restating every group's hard state, snapshot marker,
+ * checkpoint, and last entry if it would go, then unlinks and fsyncs the directory). */
 int wal_compact(struct wal *w, size_t *segments_removed);
 
 /* ------------------------------------------------------------------------------ stats */
@@ -155,8 +180,7 @@ enum wal_record_type {
 	WAL_REC_TRUNCATE = 3,
 	WAL_REC_SNAPSHOT = 4,
 	WAL_REC_CHECKPOINT = 5,
-	WAL_REC_BATCH =
-		6, /* opens every batch: seq, byte length, record count (first_index = seq) */
+	WAL_REC_BATCH = 6, /* added: opens every batch; walk: first_index = batch seq */
 	WAL_REC_BAD = 255,
 };
 struct wal_record_info {
@@ -165,7 +189,7 @@ struct wal_record_info {
 	uint8_t type;
 	uint64_t group;
 	uint32_t length;
-	raft_index first_index, last_index; /* ENTRIES/TRUNCATE/SNAPSHOT/CHECKPOINT */
+	raft_index first_index, last_index; /* ENTRIES/TRUNCATE/SNAPSHOT/CHECKPOINT/BATCH */
 	const char *problem;                /* WAL_REC_BAD: what is wrong */
 	bool torn_tail; /* added. WAL_REC_BAD only: an unfinished last write that wal_open would
 			 * cut off (not corruption); false = corruption wal_open refuses */
