@@ -1,0 +1,42 @@
+/* bind_peer.c — LD_PRELOAD shim: kvd's outgoing peer connections leave from the node's own
+ * loopback address, so iptables can tell the nodes apart by source address.
+ *
+ * Without it every connection to 127.0.0.x leaves from 127.0.0.1 and a partition could not
+ * name its sides. Built by jepsen-lite/run into the run's temp dir (kept out of the module's
+ * library on purpose: it defines connect()). JL_BIND_IP is the address to bind, JL_PEER_PORT
+ * the destination port whose connections are bound (others are left alone).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
+
+int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	static connect_fn real;
+	if (!real)
+		real = (connect_fn)dlsym(RTLD_NEXT, "connect");
+	const char *ip = getenv("JL_BIND_IP"), *port = getenv("JL_PEER_PORT");
+	if (ip && port && addr && addr->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *to = (const struct sockaddr_in *)addr;
+		if (ntohs(to->sin_port) == (unsigned)atoi(port)) {
+			struct sockaddr_in from;
+			memset(&from, 0, sizeof from);
+			from.sin_family = AF_INET;
+			from.sin_port = 0;
+			if (inet_pton(AF_INET, ip, &from.sin_addr) == 1) {
+				int saved = errno;
+				/* fails harmlessly (EINVAL) if the socket is already bound */
+				(void)bind(fd, (const struct sockaddr *)&from, sizeof from);
+				errno = saved;
+			}
+		}
+	}
+	return real(fd, addr, len);
+}
