@@ -1,0 +1,211 @@
+/* test_config.c — kvd's settings: a first start persists cluster.conf and a restart needs only
+ * --data-dir; wrong, missing or conflicting flags are refused with a message naming the flag;
+ * a --config file gives the same keys. */
+#include <check.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "node/config.h"
+
+/* ------------------------------------------------------------------------------ fixture */
+static char dir[256];
+static char err[1024];
+static struct node_config cfg;
+
+static int rm_cb(const char *p, const struct stat *s, int f, struct FTW *w)
+{
+	(void)s;
+	(void)f;
+	(void)w;
+	return remove(p);
+}
+
+static void setup(void)
+{
+	snprintf(dir, sizeof dir, "/tmp/ringraft-config-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+	nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+#define CLUSTER "1=127.0.0.11:7001,2=127.0.0.12:7001,3=127.0.0.13:7001"
+
+static int load(int argc, char **argv)
+{
+	err[0] = '\0';
+	return node_config_load(argc, argv, &cfg, err, sizeof err);
+}
+
+static int bootstrap(void)
+{
+	char *argv[] = {"kvd",
+			"--id",
+			"2",
+			"--data-dir",
+			dir,
+			"--client-addr",
+			"127.0.0.12:9001",
+			"--cluster",
+			CLUSTER,
+			"--groups=6",
+			NULL};
+	return load(10, argv);
+}
+
+/* ------------------------------------------------------------------------------ tests */
+START_TEST(test_bootstrap_then_restart_with_data_dir_only)
+{
+	ck_assert_int_eq(bootstrap(), 0);
+	ck_assert_uint_eq(cfg.id, 2);
+	ck_assert_uint_eq(cfg.groups, 6);
+	ck_assert_uint_eq(cfg.n_members, 3);
+	ck_assert_str_eq(cfg.peer_addr, "127.0.0.12:7001");
+	uint64_t cid = cfg.cluster_id;
+	char path[300];
+	snprintf(path, sizeof path, "%s/cluster.conf", dir);
+	ck_assert_int_eq(access(path, R_OK), 0);
+	char *argv[] = {"kvd", "--data-dir", dir, "--election-ms", "300", NULL};
+	ck_assert_int_eq(load(5, argv), 0);
+	ck_assert_uint_eq(cfg.id, 2);
+	ck_assert_uint_eq(cfg.groups, 6);
+	ck_assert_str_eq(cfg.client_addr, "127.0.0.12:9001");
+	ck_assert_uint_eq(cfg.election_ms, 300);
+	ck_assert_uint_eq(cfg.cluster_id, cid);
+}
+END_TEST
+
+START_TEST(test_conflicting_groups_refused)
+{
+	ck_assert_int_eq(bootstrap(), 0);
+	char *argv[] = {"kvd", "--data-dir", dir, "--groups", "8", NULL};
+	ck_assert_int_eq(load(5, argv), -1);
+	ck_assert_ptr_nonnull(strstr(err, "--groups"));
+	ck_assert_ptr_nonnull(strstr(err, "conflicts"));
+}
+END_TEST
+
+START_TEST(test_same_cluster_spelled_differently_accepted)
+{
+	ck_assert_int_eq(bootstrap(), 0);
+	char *argv[] = {"kvd",
+			"--data-dir",
+			dir,
+			"--cluster",
+			"3=127.0.0.13:7001, 1=127.0.0.11:7001,2=127.0.0.12:7001",
+			NULL};
+	ck_assert_int_eq(load(5, argv), 0);
+}
+END_TEST
+
+START_TEST(test_id_not_in_cluster_refused)
+{
+	char *argv[] = {
+		"kvd",       "--id",  "4", "--data-dir", dir, "--client-addr", "127.0.0.14:9001",
+		"--cluster", CLUSTER, NULL};
+	ck_assert_int_eq(load(9, argv), -1);
+	ck_assert_ptr_nonnull(strstr(err, "--id 4"));
+}
+END_TEST
+
+START_TEST(test_bad_address_refused)
+{
+	char *argv[] = {
+		"kvd",       "--id",  "1", "--data-dir", dir, "--client-addr", "localhost:99999",
+		"--cluster", CLUSTER, NULL};
+	ck_assert_int_eq(load(9, argv), -1);
+	ck_assert_ptr_nonnull(strstr(err, "--client-addr"));
+	char *argv2[] = {"kvd",
+			 "--id",
+			 "1",
+			 "--data-dir",
+			 dir,
+			 "--client-addr",
+			 "127.0.0.11:9001",
+			 "--cluster",
+			 "1=127.0.0.11:7001,2=nohost",
+			 NULL};
+	ck_assert_int_eq(load(9, argv2), -1);
+	ck_assert_ptr_nonnull(strstr(err, "--cluster"));
+}
+END_TEST
+
+START_TEST(test_missing_flags_refused)
+{
+	char *argv[] = {"kvd", "--id", "1", "--cluster", CLUSTER, NULL};
+	ck_assert_int_eq(load(5, argv), -1);
+	ck_assert_ptr_nonnull(strstr(err, "--data-dir"));
+	char *argv2[] = {"kvd", "--id", "1", "--data-dir", dir, "--cluster", CLUSTER, NULL};
+	ck_assert_int_eq(load(7, argv2), -1);
+	ck_assert_ptr_nonnull(strstr(err, "--client-addr"));
+	char *argv3[] = {"kvd", "--data-dir", dir, "--bogus", "1", NULL};
+	ck_assert_int_eq(load(5, argv3), -1);
+	ck_assert_ptr_nonnull(strstr(err, "bogus"));
+}
+END_TEST
+
+START_TEST(test_bad_timing_refused)
+{
+	char *argv[] = {"kvd",
+			"--id",
+			"1",
+			"--data-dir",
+			dir,
+			"--client-addr",
+			"127.0.0.11:9001",
+			"--cluster",
+			CLUSTER,
+			"--election-ms",
+			"100",
+			"--heartbeat-ms",
+			"80",
+			NULL};
+	ck_assert_int_eq(load(13, argv), -1);
+	ck_assert_ptr_nonnull(strstr(err, "--election-ms"));
+}
+END_TEST
+
+START_TEST(test_config_file)
+{
+	char path[300];
+	snprintf(path, sizeof path, "%s/kvd.conf", dir);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f,
+		"# a comment\nid = 3\nclient-addr = 127.0.0.13:9001\ncluster = %s\n"
+		"groups = 5\nlog-level = info\n",
+		CLUSTER);
+	fclose(f);
+	char *argv[] = {"kvd", "--config", path, "--data-dir", dir, NULL};
+	ck_assert_int_eq(load(5, argv), 0);
+	ck_assert_uint_eq(cfg.id, 3);
+	ck_assert_uint_eq(cfg.groups, 5);
+	ck_assert_int_eq(cfg.log_level, 2);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("node_config");
+	TCase *tc = tcase_create("config");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_bootstrap_then_restart_with_data_dir_only);
+	tcase_add_test(tc, test_conflicting_groups_refused);
+	tcase_add_test(tc, test_same_cluster_spelled_differently_accepted);
+	tcase_add_test(tc, test_id_not_in_cluster_refused);
+	tcase_add_test(tc, test_bad_address_refused);
+	tcase_add_test(tc, test_missing_flags_refused);
+	tcase_add_test(tc, test_bad_timing_refused);
+	tcase_add_test(tc, test_config_file);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
