@@ -20,6 +20,7 @@ enum {
 	F_CRASH = 4,    /* crash / restart, slow disks */
 	F_MEMBER = 8,   /* add / remove / promote, leadership transfer */
 	F_COMPACT = 16, /* aggressive compaction, tiny snapshot chunks */
+	F_CHURN = 32,   /* leaders crash often; one entry per message (figure 8 histories) */
 };
 
 struct mix {
@@ -35,6 +36,7 @@ static const struct mix mixes[] = {
 	{"membership", F_MEMBER | F_COMPACT},
 	{"partition+crash", F_PART | F_CRASH},
 	{"chaos", F_NET | F_PART | F_CRASH | F_MEMBER | F_COMPACT},
+	{"leader-churn", F_CRASH | F_PART | F_CHURN},
 };
 #define N_MIXES (int)(sizeof(mixes) / sizeof(mixes[0]))
 
@@ -138,11 +140,11 @@ static void nemesis_partition(struct cluster *c, struct rng *g)
 	}
 }
 
-static void nemesis_crash(struct cluster *c, struct rng *g)
+static void nemesis_crash(struct cluster *c, struct rng *g, bool churn)
 {
 	if (rng_permille(g, 500)) {
 		raft_id l = cluster_leader(c);
-		raft_id v = l && rng_permille(g, 400) ? l : random_alive(c, g);
+		raft_id v = l && rng_permille(g, churn ? 850 : 400) ? l : random_alive(c, g);
 		if (v)
 			cluster_crash(c, v);
 	} else {
@@ -213,6 +215,10 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 	base_config(&cfg, &g, true);
 	static struct cluster cl;
 	struct cluster *c = &cl;
+	if (f & F_CHURN) {
+		cfg.max_msg_bytes = 1;
+		cfg.max_inflight_msgs = (uint32_t)rng_range(&g, 1, 4);
+	}
 	cluster_init(c, seed, p.nodes, &cfg);
 	c->trace = o->trace;
 	c->net.delay_min = 1;
@@ -232,7 +238,8 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 		   c->compact_threshold);
 	cluster_start(c);
 
-	uint32_t nemesis_pm = (uint32_t)rng_range(&g, 30, 120);
+	uint32_t nemesis_pm =
+		(uint32_t)(f & F_CHURN ? rng_range(&g, 100, 250) : rng_range(&g, 30, 120));
 	uint64_t end = (uint64_t)FAULT_TICKS * SIM_TICK;
 	while (!c->failed && c->now < end) {
 		cluster_run_until(c, c->now + SLOT);
@@ -260,7 +267,7 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 			nemesis_partition(c, &g);
 			break;
 		case F_CRASH:
-			nemesis_crash(c, &g);
+			nemesis_crash(c, &g, f & F_CHURN);
 			break;
 		case F_MEMBER:
 			nemesis_member(c, &g);
