@@ -261,17 +261,20 @@ int kvctl_cmd_bench(const struct kvctl_args *a)
 	qsort(all, total, sizeof *all, cmp_u32);
 	double tput = elapsed > 0 ? (double)total / elapsed : 0;
 	if (a->output == KVCTL_OUT_JSON) {
-		printf("{\"op\": \"%s\", \"requests\": %u, \"clients\": %u, \"pipeline\": %u, "
+		printf("{\"op\": \"%s\", \"reads\": \"%s\", \"requests\": %u, \"clients\": %u, "
+		       "\"pipeline\": %u, "
 		       "\"value_size\": %u, \"keys\": %u, \"ok\": %zu, \"errors\": %llu, "
 		       "\"elapsed_s\": %.3f, \"throughput\": %.0f, \"p50_ms\": %.3f, "
 		       "\"p99_ms\": %.3f, \"p999_ms\": %.3f, \"max_ms\": %.3f, \"complete\": %s}\n",
-		       a->op, a->requests, C, a->pipeline, a->value_size, a->keys, total,
-		       (unsigned long long)errors, elapsed, tput, pct_ms(all, total, 0.5),
-		       pct_ms(all, total, 0.99), pct_ms(all, total, 0.999), pct_ms(all, total, 1),
-		       fatal ? "false" : "true");
+		       a->op, a->serializable ? "serializable" : "linearizable", a->requests, C,
+		       a->pipeline, a->value_size, a->keys, total, (unsigned long long)errors,
+		       elapsed, tput, pct_ms(all, total, 0.5), pct_ms(all, total, 0.99),
+		       pct_ms(all, total, 0.999), pct_ms(all, total, 1), fatal ? "false" : "true");
 	} else {
-		printf("bench %s: %u requests, %u clients, pipeline %u, value %u B, %u keys\n",
-		       a->op, a->requests, C, a->pipeline, a->value_size, a->keys);
+		printf("bench %s (%s reads): %u requests, %u clients, pipeline %u, value %u B, "
+		       "%u keys\n",
+		       a->op, a->serializable ? "serializable" : "linearizable", a->requests, C,
+		       a->pipeline, a->value_size, a->keys);
 		printf("ok %zu  errors %llu  elapsed %.3f s  throughput %.0f req/s\n", total,
 		       (unsigned long long)errors, elapsed, tput);
 		printf("latency p50 %.3f ms  p99 %.3f ms  p999 %.3f ms  max %.3f ms\n",
