@@ -93,7 +93,7 @@ struct shared {
 	uint64_t durable_gen; /* highest generation durable */
 	uint64_t next_index[APPENDERS + 1];
 	uint64_t groups;
-	bool stop;
+	bool stop, writer_waiting;
 	int error;
 	uint64_t appends;
 	double write_s; /* time spent inside wal_batch_write (writer thread only) */
@@ -115,7 +115,8 @@ static void *appender(void *arg)
 			break;
 		}
 		uint64_t mine = s->pending_gen;
-		pthread_cond_signal(&s->work);
+		if (s->writer_waiting)
+			pthread_cond_signal(&s->work);
 		while (s->durable_gen < mine && !s->error)
 			pthread_cond_wait(&s->done, &s->mu);
 		s->appends++;
@@ -130,8 +131,11 @@ static void *writer(void *arg)
 	struct wal_batch *writing = wal_batch_new();
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		while (wal_batch_empty(s->pending) && !s->stop)
+		while (wal_batch_empty(s->pending) && !s->stop) {
+			s->writer_waiting = true;
 			pthread_cond_wait(&s->work, &s->mu);
+			s->writer_waiting = false;
+		}
 		if (wal_batch_empty(s->pending) && s->stop)
 			break;
 		struct wal_batch *b = s->pending; /* swap: appends go on into the other one */
@@ -149,10 +153,14 @@ static void *writer(void *arg)
 			s->error = 1;
 		}
 		s->durable_gen = gen;
-		pthread_cond_broadcast(&s->done);
 		if (s->error)
 			break;
+		/* wake the appenders without holding the lock they all need first */
+		pthread_mutex_unlock(&s->mu);
+		pthread_cond_broadcast(&s->done);
+		pthread_mutex_lock(&s->mu);
 	}
+	pthread_cond_broadcast(&s->done);
 	pthread_mutex_unlock(&s->mu);
 	wal_batch_free(writing);
 	return NULL;
