@@ -109,7 +109,7 @@ static int page_cb(const void *k, size_t kl, const void *v, size_t vl, void *arg
 
 static void check_against(struct fx *f, const struct model *m)
 {
-	char k[8];
+	char k[16];
 	for (int i = 0; i < KEYS; i++) {
 		snprintf(k, sizeof k, "key%02d", i);
 		fx_expect(f, 1, k, m->present[i] ? m->value[i] : NULL);
@@ -177,7 +177,7 @@ START_TEST(test_random_runs_match_model)
 				}
 			}
 			int key = (int)((r >> 8) % KEYS);
-			char k[8], v[24], x[24];
+			char k[16], v[24], x[24];
 			snprintf(k, sizeof k, "key%02d", key);
 			snprintf(v, sizeof v, "v%llu", (unsigned long long)(rnd(&s) % 1000));
 			struct kv_cmd c = {
