@@ -385,6 +385,41 @@ bool cluster_running(const struct cluster *c, int node)
 	return c->nodes[node - 1].pid > 0;
 }
 
+bool cluster_died(struct cluster *c, int node)
+{
+	struct cnode *n = &c->nodes[node - 1];
+	if (n->pid <= 0)
+		return false;
+	int status;
+	if (waitpid(n->pid, &status, WNOHANG) != n->pid)
+		return false;
+	fprintf(stderr, "cluster: node %d died on its own (status %d)\n", node, status);
+	dump_log(n, 40);
+	n->pid = 0;
+	return true;
+}
+
+int cluster_shutdown(struct cluster *c)
+{
+	int bad = 0;
+	if (c == NULL)
+		return 0;
+	for (int i = 1; i <= CLUSTER_NODES; i++)
+		if (cluster_died(c, i))
+			bad++;
+	for (int i = 1; i <= CLUSTER_NODES; i++) {
+		if (c->nodes[i - 1].pid <= 0)
+			continue;
+		int st = cluster_term(c, i);
+		if (st != 0) {
+			fprintf(stderr, "cluster: node %d exited with %d after SIGTERM\n", i, st);
+			dump_log(&c->nodes[i - 1], 40);
+			bad++;
+		}
+	}
+	return bad;
+}
+
 void cluster_kill(struct cluster *c, int node)
 {
 	kill_node_hard(&c->nodes[node - 1]);

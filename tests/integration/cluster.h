@@ -34,6 +34,10 @@ struct cluster;
 struct cluster *cluster_start(const struct cluster_opts *opts);
 /* Kills every node (SIGKILL) and removes the temp dirs. NULL is a no-op. */
 void cluster_destroy(struct cluster *c);
+/* Checks that every started node is still alive, then stops each with SIGTERM and checks it
+ * exits 0 (under ASan this catches memory errors and leaks). Prints the log of every node that
+ * died or exited non-zero; returns how many did. Call before cluster_destroy. */
+int cluster_shutdown(struct cluster *c);
 
 /* Addresses ("127.0.0.1N:port", valid until cluster_destroy) and data dir of node 1..3. */
 const char *cluster_client_addr(const struct cluster *c, int node);
@@ -52,7 +56,9 @@ void cluster_stop(struct cluster *c, int node);
 void cluster_cont(struct cluster *c, int node);
 int cluster_term(struct cluster *c, int node);
 int cluster_restart(struct cluster *c, int node);
-bool cluster_running(const struct cluster *c, int node); /* started and not killed/exited */
+bool cluster_running(const struct cluster *c, int node); /* started and not killed */
+/* True if the node's process exited on its own (crash, fatal error); reaps it. */
+bool cluster_died(struct cluster *c, int node);
 
 /* One request to one node, blocking, with a deadline. The request's id is filled in. On 0,
  * *resp is owned by the caller (ringraft__kv__response__free_unpacked(*resp, NULL)).
