@@ -17,7 +17,7 @@ static void set_log(struct tc *c, raft_id id, const raft_term *terms, size_t n, 
 	tc_crash(c, id);
 	tc_disk_truncate(nd, 1);
 	for (size_t i = 0; i < n; i++) {
-		char s[16];
+		char s[48];
 		snprintf(s, sizeof(s), "%zu/%llu", i + 1, (unsigned long long)terms[i]);
 		struct raft_entry e = {
 			.term = terms[i], .index = i + 1, .data = {s, strlen(s) + 1}};
