@@ -14,18 +14,12 @@
 
 #include "wal/wal_internal.h"
 
-static bool any_corrupt(const struct wal *w)
-{
-	for (size_t i = 0; i < w->n_groups; i++)
-		if (w->groups[i]->st.corrupt)
-			return true;
-	return false;
-}
-
 static bool deletable(const struct wal *w, uint64_t seq)
 {
-	if (w->corrupt_seg && seq <= w->corrupt_seg && any_corrupt(w))
-		return false; /* the damage must stay visible until every group is rebuilt */
+	/* After a salvage the damaged segment stays, and so (oldest first) does everything after
+	 * it: without the damage, a later open would replay what salvage ignored. */
+	if (w->corrupt_seg && seq <= w->corrupt_seg)
+		return false;
 	for (size_t i = 0; i < w->n_groups; i++) {
 		const struct wal_group *g = w->groups[i];
 		raft_index covered = g->st.checkpoint_index > g->st.snap_index
