@@ -335,13 +335,17 @@ int cli_call_routed(struct cli_client *c, struct cli_call *call, Ringraft__Kv__R
 					cli_route_forget_leader(&c->route, group, leader_id);
 				}
 				break;
-			case RINGRAFT__KV__CODE__WRONG_SHARD:
+			case RINGRAFT__KV__CODE__WRONG_SHARD: {
+				/* Retry at once only if the ring really changed (no busy loop
+				 * against a node that keeps answering WRONG_SHARD). */
+				uint64_t before = c->route.ring ? c->route.epoch : 0;
 				if (resp->ring)
 					cli_learn_status(c, resp);
 				else
 					cli_route_drop_ring(&c->route);
-				quick = true;
+				quick = c->route.ring && c->route.epoch != before;
 				break;
+			}
 			case RINGRAFT__KV__CODE__UNAVAILABLE:
 				cli_route_forget_leader(&c->route, group, leader_id);
 				break;
