@@ -85,17 +85,21 @@ int wal_compact(struct wal *w, size_t *segments_removed)
 	wal_batch_free(b);
 	if (rc)
 		return rc;
-	/* the batch may have rolled to a new segment: segs[0..k) are still the ones to go */
+	/* the batch may have rolled to a new segment: segs[0..k) are still the ones to go. One
+	 * at a time, oldest first, each removal made durable before the next: whatever a crash
+	 * leaves is a contiguous run of segments (recovery treats a gap in batch numbers inside
+	 * the log as corruption). */
 	for (size_t i = 0; i < k; i++) {
 		if (unlinkat(w->dir_fd, w->segs[i].name, 0) != 0) {
 			w->last_errno = errno;
+			w->failed = WAL_EIO;
 			return WAL_EIO;
 		}
-	}
-	rc = wal_fsync_dir(w);
-	if (rc) {
-		w->failed = rc;
-		return rc;
+		rc = wal_fsync_dir(w);
+		if (rc) {
+			w->failed = rc;
+			return rc;
+		}
 	}
 	pthread_mutex_lock(&w->mu);
 	for (size_t i = 0; i < k; i++)
