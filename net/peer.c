@@ -394,6 +394,21 @@ static void dial(struct peer *pe)
 	c->peer = pe;
 	pe->conn = c;
 	c->connect_req.data = c;
+	/* Leave from our own peer address (port 0), not the default source: on loopback every
+	 * node would otherwise appear as 127.0.0.1, and partitions (iptables by source address)
+	 * could not tell the nodes apart. */
+	struct sockaddr_storage local;
+	if (net_parse_addr(p->listen_addr, &local) == NET_OK &&
+	    local.ss_family == pe->sa.ss_family) {
+		if (local.ss_family == AF_INET)
+			((struct sockaddr_in *)&local)->sin_port = 0;
+		else
+			((struct sockaddr_in6 *)&local)->sin6_port = 0;
+		int brc = uv_tcp_bind(&c->tcp, (const struct sockaddr *)&local, 0);
+		if (brc != 0)
+			logf_(p, 3, pe->id, "peer source bind failed error=\"%s\"",
+			      uv_strerror(brc));
+	}
 	int rc = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&pe->sa,
 				connect_cb);
 	if (rc != 0)
