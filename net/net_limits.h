@@ -10,6 +10,9 @@
 #define NET_CLIENTS_MAX          10000       /* client connections per node */
 #define NET_PEERS_MAX            16          /* other nodes one node links to */
 #define NET_ADDR_STR_MAX         64          /* "host:port" strings, NUL included */
+#define NET_PEER_KEEPALIVE_MS    250         /* an empty frame when a link was idle this long */
+#define NET_PEER_DEAD_MS         3000        /* nothing heard for this long: close and redial */
+#define NET_PEER_HANDSHAKE_MS    2000        /* connect + Hello must finish within this */
 #define NET_CLIENT_READ_CHUNK    (64u << 10) /* one read from a client socket */
 
 #endif

@@ -31,6 +31,7 @@ struct peer {
 	size_t queued; /* bytes handed to uv_write and not completed */
 	uv_timer_t retry;
 	uint32_t backoff_ms;
+	uint64_t last_tx_ms; /* last frame handed to the connection */
 };
 
 struct conn {
@@ -40,6 +41,7 @@ struct conn {
 	struct peer *peer; /* dialled: the peer; accepted: set once its Hello arrives */
 	bool outbound, hello_received, closing;
 	struct net_decoder dec;
+	uint64_t opened_ms, last_rx_ms;
 	struct conn *prev, *next; /* every open connection, for shutdown */
 };
 
@@ -58,7 +60,8 @@ struct net_peers {
 	struct net_peers_cbs cbs;
 	void *arg;
 	uv_tcp_t listener;
-	bool listening, closing;
+	uv_timer_t keepalive;
+	bool listening, closing, keepalive_on;
 	struct peer peers[NET_PEERS_MAX];
 	size_t n_peers;
 	uint8_t *read_buf;
@@ -189,6 +192,7 @@ static struct conn *conn_new(struct net_peers *p)
 	}
 	c->tcp.data = c;
 	p->handles_open++;
+	c->opened_ms = c->last_rx_ms = uv_now(p->loop);
 	c->next = p->conns;
 	if (p->conns)
 		p->conns->prev = c;
@@ -319,6 +323,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		conn_close(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
 		return;
 	}
+	c->last_rx_ms = uv_now(p->loop);
 	if (net_decoder_feed(&c->dec, p->read_buf, (size_t)nread) != NET_OK) {
 		conn_close(c, "out of memory");
 		return;
@@ -443,6 +448,38 @@ static void accept_cb(uv_stream_t *server, int status)
 	start_reading(c);
 }
 
+/* Liveness of every link, independent of what Raft sends: an idle link gets an empty frame
+ * (a zero-length PeerFrame) every NET_PEER_KEEPALIVE_MS; a link silent for NET_PEER_DEAD_MS,
+ * or a connection not through its handshake in NET_PEER_HANDSHAKE_MS, is closed and redialled.
+ * Without this a partition that drops packets would leave TCP waiting in retransmission
+ * backoff long after the network healed. */
+static void keepalive_cb(uv_timer_t *t)
+{
+	struct net_peers *p = t->data;
+	uint64_t now = uv_now(p->loop);
+	struct conn *c = p->conns;
+	while (c != NULL) {
+		struct conn *next = c->next;
+		if (!c->closing) {
+			if (!c->hello_received && now - c->opened_ms > NET_PEER_HANDSHAKE_MS)
+				conn_close(c, "handshake timed out");
+			else if (c->hello_received && now - c->last_rx_ms > NET_PEER_DEAD_MS)
+				conn_close(c, "peer silent");
+		}
+		c = next;
+	}
+	for (size_t i = 0; i < p->n_peers; i++) {
+		struct peer *pe = &p->peers[i];
+		if (!pe->up || pe->conn == NULL || now - pe->last_tx_ms < NET_PEER_KEEPALIVE_MS)
+			continue;
+		uint8_t *b = calloc(1, NET_FRAME_HEADER);
+		if (b != NULL) {
+			pe->last_tx_ms = now;
+			conn_write(pe->conn, pe, b, NET_FRAME_HEADER);
+		}
+	}
+}
+
 /* ------------------------------------------------------------------------------ API */
 
 int net_peers_new(uv_loop_t *loop, uint64_t self_id, uint64_t cluster_id, const char *listen_addr,
@@ -502,6 +539,12 @@ int net_peers_start(struct net_peers *p)
 		      uv_strerror(rc));
 		return NET_EIO;
 	}
+	uv_timer_init(p->loop, &p->keepalive);
+	p->keepalive.data = p;
+	p->handles_open++;
+	p->keepalive_on = true;
+	uv_timer_start(&p->keepalive, keepalive_cb, NET_PEER_KEEPALIVE_MS / 2,
+		       NET_PEER_KEEPALIVE_MS / 2);
 	for (size_t i = 0; i < p->n_peers; i++) {
 		struct peer *pe = &p->peers[i];
 		uv_timer_init(p->loop, &pe->retry);
@@ -590,6 +633,7 @@ void net_peers_flush(struct net_peers *p)
 		net_frame_header(pe->buf, (uint32_t)(pe->len - NET_FRAME_HEADER));
 		uint8_t *buf = pe->buf;
 		size_t len = pe->len;
+		pe->last_tx_ms = uv_now(p->loop);
 		pe->buf = NULL;
 		pe->len = pe->cap = 0;
 		conn_write(pe->conn, pe, buf, len);
@@ -627,6 +671,10 @@ void net_peers_close(struct net_peers *p, void (*done)(void *arg), void *arg)
 	if (p->listening) {
 		p->listener.data = p;
 		uv_close((uv_handle_t *)&p->listener, handle_closed_cb);
+	}
+	if (p->keepalive_on) {
+		p->keepalive_on = false;
+		uv_close((uv_handle_t *)&p->keepalive, handle_closed_cb);
 	}
 	uv_handle_t fake;
 	fake.data = p;
