@@ -3,6 +3,7 @@
  * groups (who leads which group, its replicas) and transfer-leader. The node list is the
  * --endpoints plus every node the ring names, so a node missing from --endpoints still shows.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,9 +42,51 @@ static void add(struct view *v, const char *addr)
 	v->n++;
 }
 
-/* Asks every endpoint, then every node the answers name. */
+struct ask {
+	struct node_view *nv;
+	const struct kvctl_args *a;
+	uint32_t timeout_ms;
+	pthread_t th;
+	bool started;
+};
+
+/* One STATUS call, on its own client (a client belongs to one thread). */
+static void *ask_main(void *arg)
+{
+	struct ask *k = arg;
+	struct cli_options o;
+	cli_options_default(&o);
+	o.timeout_ms = k->timeout_ms;
+	struct cli_client *c;
+	k->nv->rc = cli_client_new(k->nv->endpoint, &o, &c);
+	if (k->nv->rc == CLI_OK) {
+		k->nv->rc = cli_status(c, k->nv->endpoint, &k->nv->st);
+		cli_client_free(c);
+	}
+	return NULL;
+}
+
+/* Asks nodes [from, v->n) in parallel, each within timeout_ms (a paused node holds its call
+ * for all of it, so asking one after another could exceed --timeout). */
+static void ask_all(struct view *v, size_t from, uint32_t timeout_ms, const struct kvctl_args *a)
+{
+	struct ask asks[sizeof v->nodes / sizeof v->nodes[0]];
+	for (size_t i = from; i < v->n; i++) {
+		asks[i] = (struct ask){.nv = &v->nodes[i], .a = a, .timeout_ms = timeout_ms};
+		asks[i].started = pthread_create(&asks[i].th, NULL, ask_main, &asks[i]) == 0;
+		if (!asks[i].started)
+			ask_main(&asks[i]);
+	}
+	for (size_t i = from; i < v->n; i++)
+		if (asks[i].started)
+			pthread_join(asks[i].th, NULL);
+}
+
+/* Asks every endpoint, then every node the answers name that was not among them; the whole
+ * gathering stays within --timeout. */
 static struct view *gather(struct cli_client *c, const struct kvctl_args *a)
 {
+	(void)c;
 	struct view *v = calloc(1, sizeof *v);
 	if (v == NULL)
 		return NULL;
@@ -57,22 +100,30 @@ static struct view *gather(struct cli_client *c, const struct kvctl_args *a)
 		if (*p == ',')
 			p++;
 	}
-	/* A paused node would hold each status call for the whole timeout: cap it. */
-	cli_set_timeout(c, a->timeout_ms < 2000 ? a->timeout_ms : 2000);
-	for (size_t i = 0; i < v->n; i++) {
-		struct node_view *nv = &v->nodes[i];
-		nv->rc = cli_status(c, nv->endpoint, &nv->st);
-		if (nv->rc != CLI_OK)
-			continue;
-		if (nv->st.ring_groups && !v->groups) {
-			v->groups = nv->st.ring_groups;
-			v->epoch = nv->st.ring_epoch;
-			v->vnodes = nv->st.ring_vnodes;
+	int64_t deadline = cli_now_ms() + a->timeout_ms;
+	size_t asked = 0;
+	for (int round = 0; round < 2 && asked < v->n; round++) {
+		int64_t left = deadline - cli_now_ms();
+		if (left <= 0)
+			break;
+		/* The first round leaves time for a second when some node is new to us. */
+		uint32_t t = (uint32_t)(round == 0 && left > 1000 ? left * 2 / 3 : left);
+		size_t from = asked;
+		ask_all(v, from, t, a);
+		asked = v->n;
+		for (size_t i = from; i < asked; i++) {
+			struct node_view *nv = &v->nodes[i];
+			if (nv->rc != CLI_OK)
+				continue;
+			if (nv->st.ring_groups && !v->groups) {
+				v->groups = nv->st.ring_groups;
+				v->epoch = nv->st.ring_epoch;
+				v->vnodes = nv->st.ring_vnodes;
+			}
+			for (size_t k = 0; k < nv->st.n_nodes; k++)
+				add(v, nv->st.nodes[k].client_addr);
 		}
-		for (size_t k = 0; k < nv->st.n_nodes; k++)
-			add(v, nv->st.nodes[k].client_addr);
 	}
-	cli_set_timeout(c, a->timeout_ms);
 	return v;
 }
 
@@ -89,6 +140,19 @@ static size_t reachable(const struct view *v)
 	for (size_t i = 0; i < v->n; i++)
 		n += v->nodes[i].rc == CLI_OK;
 	return n;
+}
+
+/* Why a node did not answer STATUS, in words for an operator. */
+static const char *why(int rc)
+{
+	switch (rc) {
+	case CLI_TIMEOUT:
+		return "no answer in time";
+	case CLI_ECONN:
+		return "connection failed";
+	default:
+		return cli_strerror(rc);
+	}
 }
 
 static bool is_leader(const struct cli_node_status *st, const struct cli_group_status *g)
@@ -140,7 +204,7 @@ static void status_json(const struct view *v)
 		printf("%s\n  {\"endpoint\": \"%s\", \"reachable\": %s", i ? "," : "", nv->endpoint,
 		       nv->rc == CLI_OK ? "true" : "false");
 		if (nv->rc != CLI_OK) {
-			printf(", \"error\": \"%s\"}", cli_strerror(nv->rc));
+			printf(", \"error\": \"%s\"}", why(nv->rc));
 			continue;
 		}
 		printf(", \"id\": %llu, \"client_addr\": ", (unsigned long long)st->id);
@@ -185,7 +249,7 @@ static void status_table(const struct view *v)
 		const struct cli_node_status *st = &nv->st;
 		if (nv->rc != CLI_OK) {
 			printf("%-5s %-22s %-22s unreachable (%s)\n", "?", nv->endpoint, "-",
-			       cli_strerror(nv->rc));
+			       why(nv->rc));
 			continue;
 		}
 		char leads[256], wal[32], lmdb[32], up[32], id[24];

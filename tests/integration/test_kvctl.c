@@ -447,7 +447,15 @@ START_TEST(test_unreachable_is_exit_3_within_timeout)
 	cluster_stop(g_cluster, 3);
 	kvctl(&r, NULL, 0, "--endpoints", cluster_client_addr(g_cluster, 3), "--timeout", "1s",
 	      "get", "k", NULL);
+	struct run st;
+	kvctl(&st, NULL, 0, EP, "--timeout", "1s", "status", NULL);
 	cluster_cont(g_cluster, 3);
+	ck_assert_int_eq(st.exit_code, 0);
+	ck_assert_msg(st.ms < 1000 + 1500, "status, paused node: took %llu ms",
+		      (unsigned long long)st.ms);
+	ck_assert_int_eq(count(st.out, "unreachable (no answer in time)"), 1);
+	ck_assert_ptr_nonnull(strstr(st.out, cluster_client_addr(g_cluster, 1)));
+	run_free(&st);
 	ck_assert_int_eq(r.exit_code, 3);
 	ck_assert_msg(r.ms < 1000 + 1500, "paused node: took %llu ms", (unsigned long long)r.ms);
 	ck_assert_ptr_nonnull(strstr(r.err, "kvctl: get k: "));
