@@ -123,24 +123,29 @@ static int apply_entry(struct batch *b, MDB_txn *txn, size_t i)
 		return pend_add(b, i, &res);
 	}
 	enum kv_session_verdict verdict;
-	rc = kv_session_check(b->kv, txn, b->g, c.client_id, c.seq, e->index, &verdict, &res);
+	struct kv_session sess;
+	rc = kv_session_check(b->kv, txn, b->g, c.client_id, c.seq, e->index, &verdict, &res,
+			      &sess);
 	if (rc != 0)
 		return rc;
-	if (verdict == KV_SESSION_DUP)
-		return pend_add(b, i, &res);
 	if (verdict == KV_SESSION_STALE) {
 		memset(&res, 0, sizeof res);
 		res.code = KV_ESESSION;
-		return pend_add(b, i, &res);
+	} else if (verdict == KV_SESSION_NEW) {
+		if ((rc = exec(txn, b->g->data, &c, &res)) != 0)
+			return rc;
 	}
-	if ((rc = exec(txn, b->g->data, &c, &res)) != 0)
-		return rc;
-	/* Copy first: recording writes, and writes may move the page res.value points into. */
+	/* Copy first: the writes below may move the page res.value points into. */
 	size_t off = b->arena_len;
 	if ((rc = pend_add(b, i, &res)) != 0)
 		return rc;
-	res.value = b->kv->arena + off;
-	return kv_session_record(b->kv, txn, b->g, c.client_id, c.seq, e->index, &res);
+	if (verdict == KV_SESSION_NEW) {
+		res.value = b->kv->arena + off;
+		rc = kv_session_record(b->kv, txn, b->g, c.client_id, c.seq, e->index, &res, &sess);
+		if (rc != 0)
+			return rc;
+	}
+	return kv_session_save(txn, b->g, c.client_id, &sess);
 }
 
 static int apply_fn(MDB_txn *txn, void *arg)

@@ -117,17 +117,32 @@ int kv_guard_open(const char *dir, bool check);
 int kv_guard_close(const char *dir);
 
 /* ---------------------------------------------------------------- session.c */
+/* One client's session record: the log index of its last command, the highest seq it has
+ * forgotten, and how many results it caches. */
+struct kv_session {
+	raft_index last;
+	uint64_t floor;
+	uint32_t count;
+};
+
 /* The outcome of a session lookup for (client, seq) at log index `index`. */
 enum kv_session_verdict {
 	KV_SESSION_NEW = 0, /* apply the command, then kv_session_record() its result */
 	KV_SESSION_DUP,     /* cached: *res holds the first result (value valid until txn ends) */
 	KV_SESSION_STALE,   /* seq older than the remembered window: KV_ESESSION */
 };
+/* A command's session steps, in this order: check (moves the session to `index`, creating
+ * it if needed, and gives the verdict; *sess is the record to carry on), then for a NEW
+ * command apply it and record its result, then in every case save *sess. Nothing may write
+ * between check and using a DUP result (its value points into the map). */
 int kv_session_check(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uint64_t client,
 		     uint64_t seq, raft_index index, enum kv_session_verdict *verdict,
-		     struct kv_result *res);
+		     struct kv_result *res, struct kv_session *sess);
 int kv_session_record(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uint64_t client,
-		      uint64_t seq, raft_index index, const struct kv_result *res);
+		      uint64_t seq, raft_index index, const struct kv_result *res,
+		      struct kv_session *sess);
+int kv_session_save(MDB_txn *txn, const struct kv_group *g, uint64_t client,
+		    const struct kv_session *sess);
 /* Deletes sessions idle since before `index` - ttl (garbage only: expired sessions are
  * already treated as absent by kv_session_check). At most `budget` sessions per call. */
 int kv_session_gc(struct kv *kv, MDB_txn *txn, const struct kv_group *g, raft_index index,

@@ -15,12 +15,6 @@
 
 #define REC_BYTES 20
 
-struct rec {
-	raft_index last;
-	uint64_t floor;
-	uint32_t count;
-};
-
 static void key_s(uint8_t k[9], uint64_t client)
 {
 	k[0] = KV_META_SESSION;
@@ -41,7 +35,7 @@ static void key_l(uint8_t k[17], raft_index last, uint64_t client)
 	kv_put_be64(k + 9, client);
 }
 
-static int rec_get(MDB_txn *txn, MDB_dbi dbi, uint64_t client, struct rec *r, bool *found)
+static int rec_get(MDB_txn *txn, MDB_dbi dbi, uint64_t client, struct kv_session *r, bool *found)
 {
 	uint8_t kb[9];
 	key_s(kb, client);
@@ -61,7 +55,7 @@ static int rec_get(MDB_txn *txn, MDB_dbi dbi, uint64_t client, struct rec *r, bo
 	return 0;
 }
 
-static int rec_put(MDB_txn *txn, MDB_dbi dbi, uint64_t client, const struct rec *r)
+static int rec_put(MDB_txn *txn, MDB_dbi dbi, uint64_t client, const struct kv_session *r)
 {
 	uint8_t kb[9], vb[REC_BYTES];
 	key_s(kb, client);
@@ -108,7 +102,7 @@ static int count_add(MDB_txn *txn, MDB_dbi dbi, int64_t delta, uint64_t *now)
 }
 
 /* Removes a session and every result it caches. */
-static int drop(MDB_txn *txn, MDB_dbi dbi, uint64_t client, const struct rec *r)
+static int drop(MDB_txn *txn, MDB_dbi dbi, uint64_t client, const struct kv_session *r)
 {
 	uint8_t kb[17], prefix[9];
 	key_r(kb, client, 0);
@@ -165,7 +159,7 @@ static bool expired(const struct kv *kv, raft_index last, raft_index index)
 
 static int drop_client(MDB_txn *txn, MDB_dbi dbi, uint64_t client)
 {
-	struct rec r;
+	struct kv_session r;
 	bool found;
 	int rc = rec_get(txn, dbi, client, &r, &found);
 	if (rc != 0)
@@ -199,7 +193,8 @@ int kv_session_gc(struct kv *kv, MDB_txn *txn, const struct kv_group *g, raft_in
 	return gc(kv, txn, g->meta, index, budget);
 }
 
-static int touch(MDB_txn *txn, MDB_dbi dbi, uint64_t client, struct rec *r, raft_index index)
+/* Moves the session to `index` in the expiry order; its record is written by save. */
+static int touch(MDB_txn *txn, MDB_dbi dbi, uint64_t client, struct kv_session *r, raft_index index)
 {
 	int rc = 0;
 	if (r->last != index) {
@@ -209,11 +204,11 @@ static int touch(MDB_txn *txn, MDB_dbi dbi, uint64_t client, struct rec *r, raft
 			return rc;
 		r->last = index;
 	}
-	return rec_put(txn, dbi, client, r);
+	return 0;
 }
 
 static int create(struct kv *kv, MDB_txn *txn, MDB_dbi dbi, uint64_t client, raft_index index,
-		  struct rec *r)
+		  struct kv_session *r)
 {
 	uint64_t n;
 	int rc = count_add(txn, dbi, 0, &n);
@@ -240,18 +235,16 @@ static int create(struct kv *kv, MDB_txn *txn, MDB_dbi dbi, uint64_t client, raf
 	r->count = 0;
 	if ((rc = lru_put(txn, dbi, index, client, false)) != 0)
 		return rc;
-	if ((rc = rec_put(txn, dbi, client, r)) != 0)
-		return rc;
-	return count_add(txn, dbi, 1, NULL);
+	return count_add(txn, dbi, 1, NULL); /* the record itself: kv_session_save */
 }
 
 int kv_session_check(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uint64_t client,
 		     uint64_t seq, raft_index index, enum kv_session_verdict *verdict,
-		     struct kv_result *res)
+		     struct kv_result *res, struct kv_session *sess)
 {
 	assert(client != 0 && seq != 0);
 	MDB_dbi dbi = g->meta;
-	struct rec r;
+	struct kv_session r;
 	bool found;
 	int rc = rec_get(txn, dbi, client, &r, &found);
 	if (rc != 0)
@@ -263,10 +256,13 @@ int kv_session_check(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uint
 	}
 	if (!found) {
 		*verdict = KV_SESSION_NEW;
-		return create(kv, txn, dbi, client, index, &r);
+		rc = create(kv, txn, dbi, client, index, &r);
+		*sess = r;
+		return rc;
 	}
 	if ((rc = touch(txn, dbi, client, &r, index)) != 0)
 		return rc;
+	*sess = r;
 	if (seq <= r.floor) {
 		*verdict = KV_SESSION_STALE;
 		return 0;
@@ -295,16 +291,14 @@ int kv_session_check(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uint
 }
 
 int kv_session_record(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uint64_t client,
-		      uint64_t seq, raft_index index, const struct kv_result *res)
+		      uint64_t seq, raft_index index, const struct kv_result *res,
+		      struct kv_session *sess)
 {
 	(void)kv;
 	MDB_dbi dbi = g->meta;
-	struct rec r;
-	bool found;
-	int rc = rec_get(txn, dbi, client, &r, &found);
-	if (rc != 0)
-		return rc;
-	assert(found && r.last == index && seq > r.floor);
+	struct kv_session r = *sess;
+	int rc;
+	assert(r.last == index && seq > r.floor);
 	uint8_t kb[17];
 	key_r(kb, client, seq);
 	MDB_val k = {sizeof kb, kb}, v = {2 + res->value_len, NULL};
@@ -338,5 +332,12 @@ int kv_session_record(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uin
 		if (rc != 0)
 			return rc;
 	}
-	return rec_put(txn, dbi, client, &r);
+	*sess = r;
+	return 0;
+}
+
+int kv_session_save(MDB_txn *txn, const struct kv_group *g, uint64_t client,
+		    const struct kv_session *sess)
+{
+	return rec_put(txn, g->meta, client, sess);
 }
