@@ -69,6 +69,8 @@ struct node_snap_out {
 struct node_group {
 	uint32_t id;
 	bool hosted;
+	uint64_t hosts[NODE_NODES_MAX]; /* the nodes that host the group, preference order */
+	size_t n_hosts;
 	struct raft *raft;
 	struct node_list props;       /* REQ_PROPOSED, ascending index */
 	struct node_list reads_idx;   /* REQ_READ_INDEX */

@@ -75,8 +75,8 @@ int node_restore_groups(struct node *n)
 		struct node_group *g = &n->groups[gi - 1];
 		memset(g, 0, sizeof *g);
 		g->id = gi;
-		uint64_t hosts[NODE_NODES_MAX];
-		size_t nh = hosts_of(n, gi, hosts);
+		uint64_t *hosts = g->hosts;
+		size_t nh = g->n_hosts = hosts_of(n, gi, hosts);
 		for (size_t i = 0; i < nh; i++)
 			if (hosts[i] == n->cfg.id)
 				g->hosted = true;

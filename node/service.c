@@ -525,7 +525,7 @@ static bool key_ok(struct node *n, struct node_req *r)
 static struct node_group *explicit_group(struct node *n, struct node_req *r)
 {
 	struct node_group *g = node_group(n, r->rq->group);
-	if (g == NULL || g->raft == NULL) {
+	if (g == NULL) {
 		req_error(n, r, RINGRAFT__KV__CODE__INVALID, "request.group must be 1..groups");
 		return NULL;
 	}
@@ -562,6 +562,8 @@ static void handle(struct node *n, struct node_req *r)
 	case RINGRAFT__KV__OP__DIGEST: {
 		if ((g = explicit_group(n, r)) == NULL)
 			return;
+		if (g->raft == NULL)
+			break; /* not hosted here: answered below */
 		uint8_t d[KV_DIGEST_BYTES];
 		raft_index at = 0;
 		int rc = kv_digest(n->kv, g->id, d, &at);
@@ -600,6 +602,23 @@ static void handle(struct node *n, struct node_req *r)
 		break;
 	default:
 		req_error(n, r, RINGRAFT__KV__CODE__INVALID, "unknown op");
+		return;
+	}
+	if (g != NULL && g->raft == NULL && g->n_hosts > 0) {
+		/* More nodes than replicas: this node does not host the group; point at one that
+		 * does (it forwards to the leader if it is not the leader itself). */
+		Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+		uint64_t host = g->hosts[0];
+		for (size_t i = 0; i < g->n_hosts; i++)
+			if (net_peers_up(n->peers, g->hosts[i])) {
+				host = g->hosts[i];
+				break;
+			}
+		resp.code = RINGRAFT__KV__CODE__NOT_LEADER;
+		resp.error = "group not hosted on this node";
+		resp.leader_hint = host;
+		resp.leader_addr = (char *)client_addr_of(n, host);
+		req_finish(n, r, &resp);
 		return;
 	}
 	if (g == NULL || g->raft == NULL) {
