@@ -71,7 +71,8 @@ enum kv_op { KV_OP_PUT = 1, KV_OP_DELETE = 2, KV_OP_CAS = 3, KV_OP_NOOP = 4 };
 /* A write command as it travels in a Raft entry. Pointers are borrowed. */
 struct kv_cmd {
 	uint8_t op;              /* enum kv_op */
-	uint64_t client_id, seq; /* 0, 0 = no session (no dedup) */
+	uint64_t client_id, seq; /* session; client_id 0 or seq 0: none (no dedup). A client's
+				  * seqs need not be dense or in order within a group */
 	const void *key;
 	size_t key_len;
 	const void *value;
@@ -94,7 +95,8 @@ int kv_cmd_decode(const void *data, size_t len, struct kv_cmd *c);
  * session. A seq already applied answers its first result again (duplicate = true) without
  * applying; a seq older than the KV_SESSION_WINDOW most recent ones the session remembers
  * answers KV_ESESSION (not applied now; it may have been applied before: indeterminate). An
- * unknown client id opens a session. Sessions expire deterministically by log index: idle for
+ * unknown client id opens a session. Sessions are per group: the same client id in two groups
+ * is two independent sessions. Sessions expire deterministically by log index: idle for
  * session_ttl_entries entries, or the least recently used when more than sessions_max. A
  * session that expired is forgotten: a retry that arrives after its expiry is applied as new,
  * so a client must give up retrying (indeterminate) well within the TTL. */
@@ -112,7 +114,8 @@ typedef void (*kv_apply_cb)(const struct raft_entry *e, const struct kv_result *
  * callback). Empty NORMAL entries (no-ops) just advance the applied index. For CONF entries,
  * `conf` (if non-NULL) is the configuration in effect after the batch and is stored with it.
  * A NORMAL entry that does not decode is applied as a no-op whose result is KV_EINVAL.
- * cb (may be NULL) is called once per applied NORMAL entry, in order, AFTER the transaction
+ * cb (may be NULL) is called once per applied NORMAL entry (empty ones too, with KV_OK), in
+ * order, AFTER the transaction
  * committed (so no reply ever leaves for a batch that then failed to commit); entries and the
  * result's value are valid during the call. Returns KV_EINVAL (nothing applied) when the first
  * entry not yet applied is not applied index + 1 (a gap). Other errors are of the storage
