@@ -480,7 +480,11 @@ static void propose(struct node *n, struct node_req *r, struct node_group *g)
 	r->state = REQ_PROPOSED;
 	r->index = index;
 	r->term = term;
-	assert(g->props.tail == NULL || g->props.tail->index < index);
+	/* Older proposals at or past this index were overwritten by a leader change that this
+	 * node went through between two updates: their outcome is unknown. */
+	while (g->props.tail != NULL && g->props.tail->index >= index)
+		req_error(n, g->props.tail, RINGRAFT__KV__CODE__LEADER_LOST,
+			  "entry replaced after a leader change: outcome unknown");
 	list_push(&g->props, r);
 }
 
