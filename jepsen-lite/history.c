@@ -666,10 +666,30 @@ void jl_history_free(struct jl_history *h)
 	for (size_t i = 0; i < h->nkeys; i++)
 		free(h->keys[i]);
 	free(h->keys);
+	free(h->key_start);
+	free(h->key_events);
 	free(h->ops);
 	free(h->ev);
 	free(h->text);
 	memset(h, 0, sizeof *h);
+}
+
+/* Counting sort of the client events by key, so a checker visits only its key's events. */
+static int build_key_index(struct jl_history *h)
+{
+	h->key_start = calloc(h->nkeys + 2, sizeof *h->key_start);
+	h->key_events = malloc((h->nev + 1) * sizeof *h->key_events);
+	if (!h->key_start || !h->key_events)
+		return JL_ENOMEM;
+	for (size_t i = 0; i < h->nev; i++)
+		if (h->ev[i].key != JL_NONE)
+			h->key_start[h->ev[i].key + 2]++;
+	for (size_t k = 2; k < h->nkeys + 2; k++)
+		h->key_start[k] += h->key_start[k - 1];
+	for (size_t i = 0; i < h->nev; i++)
+		if (h->ev[i].key != JL_NONE)
+			h->key_events[h->key_start[h->ev[i].key + 1]++] = (uint32_t)i;
+	return 0;
 }
 
 /* Takes ownership of text (len bytes, NUL-terminated). */
@@ -709,6 +729,10 @@ static int parse_owned(struct jl_history *h, char *text, size_t len, char *err, 
 	}
 	free(ps.procs.s);
 	free(ps.keys.b);
+	if (!rc && build_key_index(h)) {
+		snprintf(err, errlen, "out of memory");
+		rc = JL_ENOMEM;
+	}
 	if (rc)
 		jl_history_free(h);
 	return rc;

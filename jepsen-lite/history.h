@@ -66,6 +66,10 @@ struct jl_history {
 	size_t nops;
 	char **keys; /* interned key strings (owned) */
 	size_t nkeys;
+	/* per-key index: the client events of key k, in history order, are
+	 * key_events[key_start[k]] .. key_events[key_start[k + 1] - 1] (owned) */
+	uint32_t *key_start;
+	uint32_t *key_events;
 	size_t nnemesis;
 };
 

@@ -212,8 +212,8 @@ out:
 
 struct keyctx {
 	const struct jl_history *h;
-	uint32_t *kops; /* history op index of each local op */
-	size_t nk;
+	uint32_t *kops; /* history op index of each local op (ascending) */
+	size_t nk, nk_seen;
 	uint32_t *kev; /* the key's events: local op << 1 | is_completion, history order */
 	size_t nkev;
 	uint32_t *inv_pos, *done_pos; /* per local op: position in kev (done: JL_NONE if none) */
@@ -246,12 +246,22 @@ static bool is_register(enum jl_fn fn)
 	return fn == JL_READ || fn == JL_WRITE || fn == JL_CAS;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
 static int keyctx_init(struct keyctx *k, const struct jl_history *h, uint32_t key)
 {
 	memset(k, 0, sizeof *k);
 	k->h = h;
-	for (size_t i = 0; i < h->nops; i++)
-		k->nk += h->ops[i].key == key && is_register(h->ops[i].fn) && !h->ops[i].set_read;
+	const uint32_t *evs = h->key_events + h->key_start[key];
+	size_t nev = h->key_start[key + 1] - h->key_start[key];
+	for (size_t i = 0; i < nev; i++) {
+		const struct jl_op *op = &h->ops[h->ev[evs[i]].op];
+		k->nk += h->ev[evs[i]].type == JL_INVOKE && is_register(op->fn) && !op->set_read;
+	}
 	size_t nk = k->nk;
 	k->kops = malloc((nk + 1) * sizeof *k->kops);
 	k->kev = malloc((2 * nk + 1) * sizeof *k->kev);
@@ -263,35 +273,34 @@ static int keyctx_init(struct keyctx *k, const struct jl_history *h, uint32_t ke
 	k->lop_of = malloc((nk + 1) * sizeof *k->lop_of);
 	k->seq = malloc((2 * nk + 1) * sizeof *k->seq);
 	k->observed = malloc((2 * nk + 1) * sizeof *k->observed);
-	uint32_t *local_of = malloc((h->nops + 1) * sizeof *local_of);
 	if (!k->kops || !k->kev || !k->inv_pos || !k->done_pos || !k->removed || !k->ops ||
-	    !k->local || !k->lop_of || !k->seq || !k->observed || !local_of) {
-		free(local_of);
+	    !k->local || !k->lop_of || !k->seq || !k->observed) {
 		keyctx_free(k);
 		return JL_ENOMEM;
 	}
-	size_t n = 0;
-	for (size_t i = 0; i < h->nops; i++) {
-		local_of[i] = JL_NONE;
-		if (h->ops[i].key == key && is_register(h->ops[i].fn) && !h->ops[i].set_read) {
-			local_of[i] = (uint32_t)n;
-			k->done_pos[n] = JL_NONE;
-			k->kops[n++] = (uint32_t)i;
-		}
-	}
-	for (size_t i = 0; i < h->nev; i++) {
-		const struct jl_event *ev = &h->ev[i];
-		if (ev->op == JL_NONE || local_of[ev->op] == JL_NONE)
+	/* Operations are numbered in invocation order, so kops comes out sorted and a
+	 * completion finds its local index by binary search. */
+	for (size_t i = 0; i < nev; i++) {
+		const struct jl_event *ev = &h->ev[evs[i]];
+		const struct jl_op *op = &h->ops[ev->op];
+		if (!is_register(op->fn) || op->set_read)
 			continue;
-		uint32_t l = local_of[ev->op];
-		bool done = ev->type != JL_INVOKE;
-		if (done)
-			k->done_pos[l] = (uint32_t)k->nkev;
-		else
+		uint32_t l;
+		if (ev->type == JL_INVOKE) {
+			l = (uint32_t)k->nk_seen++;
+			k->kops[l] = ev->op;
 			k->inv_pos[l] = (uint32_t)k->nkev;
-		k->kev[k->nkev++] = l << 1 | done;
+			k->done_pos[l] = JL_NONE;
+		} else {
+			const uint32_t *f =
+				bsearch(&ev->op, k->kops, k->nk_seen, sizeof *k->kops, cmp_u32);
+			if (!f)
+				continue; /* cannot happen: completions follow invocations */
+			l = (uint32_t)(f - k->kops);
+			k->done_pos[l] = (uint32_t)k->nkev;
+		}
+		k->kev[k->nkev++] = l << 1 | (ev->type != JL_INVOKE);
 	}
-	free(local_of);
 	return 0;
 }
 

@@ -33,9 +33,11 @@ static int cmp_i64(const void *a, const void *b)
 
 int jl_key_is_set(const struct jl_history *h, uint32_t key)
 {
-	for (size_t i = 0; i < h->nops; i++)
-		if (h->ops[i].key == key && (h->ops[i].fn == JL_ADD || h->ops[i].set_read))
+	for (uint32_t i = h->key_start[key]; i < h->key_start[key + 1]; i++) {
+		const struct jl_op *op = &h->ops[h->ev[h->key_events[i]].op];
+		if (op->fn == JL_ADD || op->set_read)
 			return 1;
+	}
 	return 0;
 }
 
