@@ -8,18 +8,18 @@
 #include "kv/kv_limits.h"
 #include "net/net_limits.h"
 
-#define CLI_ENDPOINTS_MAX      64                   /* endpoints in one --endpoints list */
-#define CLI_ADDR_MAX           128                  /* "host:port" including the NUL */
-#define CLI_KEY_MAX            KV_KEY_MAX           /* bytes */
+#define CLI_ENDPOINTS_MAX      64u                    /* endpoints in one --endpoints list */
+#define CLI_ADDR_MAX           128                    /* "host:port" including the NUL */
+#define CLI_KEY_MAX            ((unsigned)KV_KEY_MAX) /* bytes */
 #define CLI_VALUE_MAX          KV_VALUE_MAX_DEFAULT /* bytes; the server may be configured lower */
 #define CLI_TIMEOUT_MS_DEFAULT 5000                 /* per request, all retries included */
 #define CLI_TIMEOUT_MS_MAX     (3600u * 1000u)      /* one hour */
 #define CLI_ATTEMPT_MS_MIN     1000 /* one attempt waits at least this (or what is left) */
 #define CLI_BACKOFF_MS_MIN     5    /* first pause between retries */
 #define CLI_BACKOFF_MS_MAX     200  /* pauses double up to this, with jitter */
-#define CLI_SCAN_LIMIT_DEFAULT KV_SCAN_DEFAULT
+#define CLI_SCAN_LIMIT_DEFAULT ((unsigned)KV_SCAN_DEFAULT)
 #define CLI_SCAN_LIMIT_MAX     1000000 /* merged over all groups */
-#define CLI_GROUPS_MAX         KV_GROUPS_MAX
+#define CLI_GROUPS_MAX         ((unsigned)KV_GROUPS_MAX)
 #define CLI_NODES_MAX          64   /* nodes in a ring config / status table */
 #define CLI_PIPELINE_MAX       1024 /* requests in flight per bench connection */
 #define CLI_BENCH_CLIENTS_MAX  256  /* bench threads */
