@@ -7,13 +7,7 @@
 #include <unistd.h>
 
 #include "cli/kvctl.h"
-
-/* The WAL tool lives in wal/ (wal_tool.c, the WAL engineer's); kvctl links it only when that
- * file exists in this tree, and otherwise says clearly that it is not built. */
-#if __has_include("wal/wal_tool.c")
-#define KVCTL_HAVE_WAL_TOOL 1
-int wal_tool_main(int argc, char **argv);
-#endif
+#include "wal/wal.h" /* wal_tool_main: the WAL tool (bin/walctl) as a function */
 
 static void usage(FILE *f)
 {
@@ -40,7 +34,8 @@ static void usage(FILE *f)
 		"  groups                     which node leads each group, and its replicas\n"
 		"  transfer-leader GROUP NODE move leadership of GROUP to node NODE (waits for "
 		"it)\n"
-		"  wal verify|dump DIR        check or print a node's write-ahead log (offline)\n"
+		"  wal verify|dump DIR        check or print a node's write-ahead log (DIR: e.g. "
+		"data/node1/wal)\n"
 		"  bench [--op put|get|mixed] [--clients C] [--requests N] [--value-size B]\n"
 		"        [--pipeline P] [--keys K]\n"
 		"                             load test: throughput and p50/p99/p999 latency\n"
@@ -135,13 +130,7 @@ static int run_wal(int argc, char **argv, const struct kvctl_args *a)
 		fprintf(stderr, "kvctl: usage: kvctl wal verify|dump DIR\n");
 		return KVCTL_EXIT_USAGE;
 	}
-#ifdef KVCTL_HAVE_WAL_TOOL
 	return wal_tool_main(sub_argc, sub_argv);
-#else
-	fprintf(stderr, "kvctl: wal: not built (the WAL tool, wal/wal_tool.c, is not in this "
-			"tree yet)\n");
-	return KVCTL_EXIT_USAGE;
-#endif
 }
 
 int main(int argc, char **argv)
