@@ -37,6 +37,7 @@ struct cnode {
 	char client_addr[ADDR_LEN], peer_addr[ADDR_LEN];
 	char dir[512], log[512];
 	int fd; /* client connection, -1 = none */
+	int exit_status;
 	struct net_decoder dec;
 };
 
@@ -235,6 +236,15 @@ static int spawn(struct cluster *c, int i, bool first)
 			}
 		}
 		signal(SIGPIPE, SIG_DFL);
+		char nodevar[32];
+		snprintf(nodevar, sizeof nodevar, "%d", i);
+		setenv("CLUSTER_NODE", nodevar, 1);
+		if (c->o.env != NULL) {
+			char *copy = strdup(c->o.env), *save = NULL;
+			for (char *t = strtok_r(copy, " ", &save); t;
+			     t = strtok_r(NULL, " ", &save))
+				putenv(strdup(t));
+		}
 		execv(argv[0], argv);
 		fprintf(stderr, "cluster: exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -393,10 +403,18 @@ bool cluster_died(struct cluster *c, int node)
 	int status;
 	if (waitpid(n->pid, &status, WNOHANG) != n->pid)
 		return false;
-	fprintf(stderr, "cluster: node %d died on its own (status %d)\n", node, status);
+	n->exit_status = WIFEXITED(status) ? WEXITSTATUS(status)
+					   : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	fprintf(stderr, "cluster: node %d died on its own (exit status %d)\n", node,
+		n->exit_status);
 	dump_log(n, 40);
 	n->pid = 0;
 	return true;
+}
+
+int cluster_exit_status(const struct cluster *c, int node)
+{
+	return c->nodes[node - 1].exit_status;
 }
 
 int cluster_shutdown(struct cluster *c)

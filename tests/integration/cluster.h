@@ -24,6 +24,8 @@ struct cluster_opts {
 	uint64_t snapshot_entries; /* --snapshot-entries (0 = kvd default) */
 	const char *extra_args; /* appended to every kvd command line (space-separated), or NULL */
 	bool keep_logs;         /* leave node logs on stderr of the test (default: in data dir) */
+	const char *env;        /* extra environment for every kvd, "K=V K2=V2", or NULL; each kvd
+				 * also gets CLUSTER_NODE=<its number> */
 };
 void cluster_opts_default(struct cluster_opts *o);
 
@@ -59,6 +61,8 @@ int cluster_restart(struct cluster *c, int node);
 bool cluster_running(const struct cluster *c, int node); /* started and not killed */
 /* True if the node's process exited on its own (crash, fatal error); reaps it. */
 bool cluster_died(struct cluster *c, int node);
+/* After cluster_died: the exit status (128 + signal if killed by a signal). */
+int cluster_exit_status(const struct cluster *c, int node);
 
 /* One request to one node, blocking, with a deadline. The request's id is filled in. On 0,
  * *resp is owned by the caller (ringraft__kv__response__free_unpacked(*resp, NULL)).
