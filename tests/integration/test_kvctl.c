@@ -135,6 +135,10 @@ static void kvctl(struct run *r, const void *in, size_t in_len, ...)
 	waitpid(pid, &st, 0);
 	r->ms = cluster_now_ms() - t0;
 	r->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	/* Under SAN=1 a sanitizer report must fail the test even where a non-zero exit is the
+	 * expected outcome. */
+	ck_assert_msg(!strstr(r->err, "Sanitizer") && !strstr(r->err, "runtime error:"),
+		      "kvctl %s: sanitizer report:\n%s", argv[1], r->err);
 }
 
 #define EP "--endpoints", cluster_endpoints(g_cluster)
