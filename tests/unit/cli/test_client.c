@@ -116,14 +116,7 @@ static void *fake_main(void *arg)
 			continue;
 		if (p[0].revents)
 			break;
-		if ((p[1].revents & POLLIN) && n < FAKE_CONNS) {
-			int c = accept(f->lfd, NULL, NULL);
-			if (c >= 0) {
-				fds[n] = c;
-				net_decoder_init(&dec[n], 1u << 20);
-				n++;
-			}
-		}
+		bool dropped[FAKE_CONNS] = {0};
 		for (int i = 0; i < n; i++) {
 			if (!(p[2 + i].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
@@ -176,13 +169,25 @@ static void *fake_main(void *arg)
 				}
 				ringraft__kv__request__free_unpacked(q, NULL);
 			}
-			if (drop) {
+			dropped[i] = drop;
+		}
+		int kept = 0;
+		for (int i = 0; i < n; i++) {
+			if (dropped[i]) {
 				close(fds[i]);
 				net_decoder_free(&dec[i]);
-				fds[i] = fds[n - 1];
-				dec[i] = dec[n - 1];
-				n--;
-				i--;
+				continue;
+			}
+			fds[kept] = fds[i];
+			dec[kept++] = dec[i];
+		}
+		n = kept;
+		if ((p[1].revents & POLLIN) && n < FAKE_CONNS) {
+			int c = accept(f->lfd, NULL, NULL);
+			if (c >= 0) {
+				fds[n] = c;
+				net_decoder_init(&dec[n], 1u << 20);
+				n++;
 			}
 		}
 	}
