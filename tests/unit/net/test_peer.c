@@ -1,0 +1,181 @@
+/* test_peer.c — peer links on a real loop: two nodes connect (lower id dials), learn each
+ * other's client address from the Hello, get everything appended in one turn as ONE frame,
+ * refuse appends past the queue bound, and reconnect after the other side restarts. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net/peer.h"
+
+/* ------------------------------------------------------------------------------ fixture */
+struct side {
+	struct net_peers *p;
+	int ups, downs, frames;
+	size_t msgs;
+	uint64_t last_group;
+};
+
+static uv_loop_t loop;
+static struct side a, b;
+static char addr_a[64], addr_b[64];
+
+static void on_frame(void *arg, uint64_t from, const Ringraft__Raft__PeerFrame *f)
+{
+	struct side *s = arg;
+	(void)from;
+	s->frames++;
+	s->msgs += f->n_msgs;
+	if (f->n_msgs)
+		s->last_group = f->msgs[f->n_msgs - 1]->group;
+}
+
+static void on_up(void *arg, uint64_t id, const char *client_addr)
+{
+	(void)id;
+	(void)client_addr;
+	((struct side *)arg)->ups++;
+}
+
+static void on_down(void *arg, uint64_t id)
+{
+	(void)id;
+	((struct side *)arg)->downs++;
+}
+
+static const struct net_peers_cbs cbs = {on_frame, on_up, on_down, NULL};
+
+static void make_side(struct side *s, uint64_t id, const char *self, uint64_t other_id,
+		      const char *other, const char *client)
+{
+	memset(s, 0, sizeof *s);
+	ck_assert_int_eq(net_peers_new(&loop, id, 42, self, client, &cbs, s, &s->p), NET_OK);
+	ck_assert_int_eq(net_peers_add(s->p, other_id, other), NET_OK);
+	ck_assert_int_eq(net_peers_start(s->p), NET_OK);
+}
+
+static bool run_until(bool (*cond)(void), int ms)
+{
+	uint64_t end = uv_now(&loop) + (uint64_t)ms;
+	while (!cond()) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		usleep(1000);
+		uv_update_time(&loop);
+		if (uv_now(&loop) > end)
+			return false;
+	}
+	return true;
+}
+
+static bool both_up(void)
+{
+	return net_peers_up(a.p, 2) && net_peers_up(b.p, 1);
+}
+
+static void setup(void)
+{
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	int base = 30000 + (int)(getpid() % 15000) * 2;
+	snprintf(addr_a, sizeof addr_a, "127.0.0.1:%d", base);
+	snprintf(addr_b, sizeof addr_b, "127.0.0.1:%d", base + 1);
+	make_side(&a, 1, addr_a, 2, addr_b, "127.0.0.1:9991");
+	make_side(&b, 2, addr_b, 1, addr_a, "127.0.0.1:9992");
+	ck_assert(run_until(both_up, 3000));
+}
+
+static void teardown(void)
+{
+	if (a.p)
+		net_peers_close(a.p, NULL, NULL);
+	if (b.p)
+		net_peers_close(b.p, NULL, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+
+/* ------------------------------------------------------------------------------ tests */
+static bool b_got_three(void)
+{
+	return b.msgs >= 3;
+}
+
+START_TEST(test_hello_and_one_frame_per_turn)
+{
+	ck_assert_str_eq(net_peers_client_addr(a.p, 2), "127.0.0.1:9992");
+	ck_assert_str_eq(net_peers_client_addr(b.p, 1), "127.0.0.1:9991");
+	ck_assert_int_eq(a.ups, 1);
+	ck_assert_int_eq(b.ups, 1);
+	int frames_before = b.frames;
+	for (uint64_t g = 1; g <= 3; g++) {
+		Ringraft__Raft__Message m = RINGRAFT__RAFT__MESSAGE__INIT;
+		m.group = g;
+		m.from = 1;
+		m.to = 2;
+		m.type = 7;
+		ck_assert_int_eq(net_peers_append_msg(a.p, 2, NET_PEER_FIELD_MSG, &m.base), NET_OK);
+	}
+	net_peers_flush(a.p);
+	ck_assert(run_until(b_got_three, 2000));
+	ck_assert_int_eq(b.frames - frames_before, 1); /* three groups, one frame */
+	ck_assert_uint_eq(b.msgs, 3);
+	ck_assert_uint_eq(b.last_group, 3);
+}
+END_TEST
+
+START_TEST(test_queue_bound_and_unknown_peer)
+{
+	static uint8_t big[1 << 20];
+	int rc = NET_OK;
+	size_t appended = 0;
+	while (rc == NET_OK && appended < 2 * (size_t)NET_PEER_QUEUE_BYTES_MAX) {
+		rc = net_peers_append(a.p, 2, NET_PEER_FIELD_MSG, big, sizeof big);
+		if (rc == NET_OK)
+			appended += sizeof big;
+	}
+	ck_assert_int_eq(rc, NET_EFULL);
+	ck_assert_uint_le(appended, NET_PEER_QUEUE_BYTES_MAX);
+	ck_assert_int_eq(net_peers_append(a.p, 9, NET_PEER_FIELD_MSG, big, 1), NET_EPROTO);
+}
+END_TEST
+
+static bool a_down(void)
+{
+	return a.downs >= 1;
+}
+
+static bool a_up_again(void)
+{
+	return a.ups >= 2 && net_peers_up(a.p, 2);
+}
+
+START_TEST(test_reconnect_after_restart)
+{
+	net_peers_close(b.p, NULL, NULL);
+	b.p = NULL;
+	ck_assert(run_until(a_down, 3000));
+	ck_assert(!net_peers_up(a.p, 2));
+	Ringraft__Raft__Message m = RINGRAFT__RAFT__MESSAGE__INIT;
+	ck_assert_int_eq(net_peers_append_msg(a.p, 2, NET_PEER_FIELD_MSG, &m.base), NET_ECLOSED);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	make_side(&b, 2, addr_b, 1, addr_a, "127.0.0.1:9993");
+	ck_assert(run_until(a_up_again, 5000));
+	ck_assert_str_eq(net_peers_client_addr(a.p, 2), "127.0.0.1:9993");
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("net_peer");
+	TCase *tc = tcase_create("peer");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_hello_and_one_frame_per_turn);
+	tcase_add_test(tc, test_queue_bound_and_unknown_peer);
+	tcase_add_test(tc, test_reconnect_after_restart);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
