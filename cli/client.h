@@ -41,7 +41,7 @@ enum cli_code {
 	CLI_UNAVAILABLE = 7,  /* definite: no node could take it before the deadline */
 	CLI_TIMEOUT = 8,      /* indeterminate: the deadline passed, it may have happened */
 	CLI_LEADER_LOST = 9,  /* indeterminate (cli_call_endpoint only; routed calls retry) */
-	CLI_INTERNAL = 10,    /* indeterminate: the node failed while handling it */
+	CLI_INTERNAL = 10,    /* indeterminate (cli_call_endpoint only; routed calls retry) */
 };
 
 enum {
@@ -94,10 +94,11 @@ uint64_t cli_client_id(const struct cli_client *c);
  * buffer always has one extra NUL byte after len, so text values can be printed directly. */
 void cli_free(void *p);
 
-/* CLI_OK, or CLI_TOO_LARGE/CLI_INVALID, CLI_UNAVAILABLE, CLI_TIMEOUT, CLI_INTERNAL. */
+/* CLI_OK, or CLI_TOO_LARGE / CLI_INVALID, CLI_UNAVAILABLE, CLI_TIMEOUT, or a negative error. */
 int cli_put(struct cli_client *c, const void *key, size_t key_len, const void *value,
 	    size_t value_len);
-/* CLI_OK with *value (may be NULL) set, or CLI_NOT_FOUND, or an error as above. */
+/* CLI_OK with *value set (never NULL: an empty value is a buffer holding just the NUL), or
+ * CLI_NOT_FOUND, or an error as above. */
 int cli_get(struct cli_client *c, const void *key, size_t key_len, void **value, size_t *value_len);
 /* CLI_OK (it existed and is gone) or CLI_NOT_FOUND (it was absent), or an error. A delete
  * retried after an indeterminate attempt still reports the first attempt's outcome (the
@@ -119,8 +120,9 @@ int cli_cas(struct cli_client *c, const void *key, size_t key_len, const void *e
 /* Scans [start, end) over every group (end == NULL: to the end of the key space) and calls
  * cb for at most `limit` pairs (0 = CLI_SCAN_LIMIT_DEFAULT, at most CLI_SCAN_LIMIT_MAX) in
  * ascending byte order of keys. Pointers given to cb are valid only during the callback; cb
- * returns 0 to continue, anything else to stop (cli_scan then returns CLI_OK). Each group is
- * read at one point in time, the groups not at one common point (no cross-group snapshot).
+ * returns 0 to continue, anything else to stop (cli_scan then returns CLI_OK). Each page (up
+ * to KV_SCAN_MAX pairs of one group) is read at one point in time; pages and groups are not
+ * read at one common point (no cross-group snapshot).
  * Memory: up to `limit` pairs of each group are held while merging. */
 typedef int (*cli_scan_cb)(const void *key, size_t key_len, const void *value, size_t value_len,
 			   void *arg);
