@@ -185,6 +185,18 @@ const struct wal_group_state *wal_group_find(const struct wal *w, uint64_t group
 	return rc == WAL_OK ? &g->st : NULL;
 }
 
+int wal_group_state_copy(const struct wal *w, uint64_t group, struct wal_group_state *out)
+{
+	struct wal *mw = (struct wal *)w;
+	struct wal_group *g;
+	pthread_mutex_lock(&mw->mu);
+	int rc = wal_group_get(mw, group, false, &g);
+	if (rc == WAL_OK)
+		*out = g->st;
+	pthread_mutex_unlock(&mw->mu);
+	return rc;
+}
+
 void wal_entries_free(struct raft_entry *entries, size_t n)
 {
 	if (!entries)

@@ -103,6 +103,9 @@ void wal_close(struct wal *w);
 size_t wal_group_count(const struct wal *w);
 const struct wal_group_state *wal_group_at(const struct wal *w, size_t i);
 const struct wal_group_state *wal_group_find(const struct wal *w, uint64_t group);
+/* Added: a consistent copy of one group's state, safe from any thread while a write runs.
+ * WAL_ENOTFOUND if the WAL has never seen the group. */
+int wal_group_state_copy(const struct wal *w, uint64_t group, struct wal_group_state *out);
 
 /* Reads entries [lo, hi) of a group, at most bytes_max in total (at least one entry); hi is
  * clamped to last_index + 1. Only durable entries are visible. WAL_ENOTFOUND if lo is outside

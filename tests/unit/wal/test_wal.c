@@ -2,6 +2,8 @@
  * close and reopen; many groups interleaved in batches; truncate then append; (group, index)
  * lookups from the cache and from disk after reopen; durable reports; compaction; the lock.
  */
+#include <pthread.h>
+
 #include "tests/unit/wal/wal_test_util.h"
 
 static struct wal_options small_opts(void)
@@ -380,6 +382,63 @@ START_TEST(test_lock_and_bad_arguments)
 }
 END_TEST
 
+/* node/ reads from the event loop while a worker thread writes: reads see whole batches. */
+struct writer_arg {
+	struct wal *w;
+	raft_index upto;
+};
+
+static void *write_loop(void *arg)
+{
+	struct writer_arg *a = arg;
+	struct wal_batch *b = wal_batch_new();
+	for (raft_index i = 1; i <= a->upto; i += 5) {
+		wal_batch_reset(b);
+		add_entries(b, 1 + i % 7, i, i + 5, 1);
+		add_entries(b, 100, i, i + 5, 2);
+		ck_assert_int_eq(wal_batch_write(a->w, b), WAL_OK);
+	}
+	wal_batch_free(b);
+	return NULL;
+}
+
+START_TEST(test_reads_while_writing)
+{
+	char *dir = tmp_dir();
+	struct wal_options o = small_opts();
+	o.no_sync = true;
+	o.cache_bytes_per_group = 1000; /* reads hit both the cache and the disk */
+	struct wal *w = open_ok(dir, &o);
+	struct writer_arg a = {.w = w, .upto = 2000};
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, write_loop, &a), 0);
+	raft_index seen = 0;
+	while (seen < a.upto) {
+		struct wal_group_state g;
+		raft_index last = wal_group_state_copy(w, 100, &g) == WAL_OK ? g.last_index : 0;
+		ck_assert_uint_ge(last, seen);  /* never goes back */
+		ck_assert_uint_eq(last % 5, 0); /* whole batches only */
+		if (last) {
+			raft_index lo = 1 + (last * 7919) % last;
+			struct raft_entry *e;
+			size_t n;
+			ck_assert_int_eq(wal_read_entries(w, 100, lo, last + 1, SIZE_MAX, &e, &n),
+					 0);
+			ck_assert_uint_ge(n, 1);
+			for (size_t i = 0; i < n; i++)
+				check_entry(100, &e[i], 2);
+			wal_entries_free(e, n);
+		}
+		seen = last;
+		wal_group_count(w);
+	}
+	pthread_join(t, NULL);
+	wal_close(w);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("wal");
@@ -392,6 +451,7 @@ int main(void)
 	tcase_add_test(tc, test_compaction);
 	tcase_add_test(tc, test_snapshot_resets_log);
 	tcase_add_test(tc, test_lock_and_bad_arguments);
+	tcase_add_test(tc, test_reads_while_writing);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
