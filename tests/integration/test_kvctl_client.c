@@ -146,6 +146,12 @@ START_TEST(test_follower_redirect_and_digests)
 	ck_assert_int_eq(rep.code, CLI_NOT_LEADER);
 	ck_assert_uint_eq(rep.leader_hint, leader);
 	cli_reply_free(&rep);
+	/* Without redirect the follower forwards to the leader and relays its answer. */
+	req.redirect = false;
+	ck_assert_int_eq(cli_call_endpoint(c, cluster_client_addr(g_cluster, follower), &req, &rep),
+			 0);
+	ck_assert_int_eq(rep.code, CLI_NOT_FOUND);
+	cli_reply_free(&rep);
 	ck_assert_int_eq(cluster_wait_digests_equal(g_cluster, 20000), 0);
 	void *d1 = NULL, *d;
 	size_t n1 = 0, n;
