@@ -24,6 +24,16 @@ static void setup(void)
 	ck_assert_msg(c != NULL, "cluster did not start");
 }
 
+static void setup_unbalanced(void)
+{
+	struct cluster_opts o;
+	cluster_opts_default(&o);
+	o.groups = GROUPS;
+	o.extra_args = "--balance-leaders off";
+	c = cluster_start(&o);
+	ck_assert_msg(c != NULL, "cluster did not start");
+}
+
 static void teardown(void)
 {
 	int bad = cluster_shutdown(c);
@@ -201,6 +211,46 @@ START_TEST(test_leaders_spread)
 }
 END_TEST
 
+START_TEST(test_transfer_leader_and_forwarding_follow)
+{
+	const uint32_t g = 1;
+	uint64_t leader = cluster_leader_of(c, g, 5000);
+	ck_assert_uint_ne(leader, 0);
+	uint64_t target = leader % 3 + 1;
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__TRANSFER_LEADER;
+	rq.group = g;
+	rq.target = target;
+	Ringraft__Kv__Response *rs;
+	/* sent to a node that is not the leader: it is forwarded */
+	int via = (int)(target % 3) + 1;
+	if ((uint64_t)via == leader)
+		via = (int)target;
+	ck_assert_int_eq(cluster_call(c, via, &rq, &rs, 3000), 0);
+	ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__OK);
+	ringraft__kv__response__free_unpacked(rs, NULL);
+	uint64_t deadline = cluster_now_ms() + 5000;
+	while (cluster_leader_of(c, g, 1000) != target && cluster_now_ms() < deadline)
+		;
+	ck_assert_uint_eq(cluster_leader_of(c, g, 1000), target);
+	/* writes through every node follow the new leader */
+	char key[64];
+	cluster_key_in_group(c, g, "moved", key, sizeof key);
+	for (int node = 1; node <= 3; node++) {
+		int code = -1;
+		uint64_t end = cluster_now_ms() + 3000;
+		while (code != RINGRAFT__KV__CODE__OK && cluster_now_ms() < end)
+			code = cluster_put(c, node, key, "after-transfer", 1000);
+		ck_assert_int_eq(code, RINGRAFT__KV__CODE__OK);
+	}
+	/* a transfer to a node outside the group is refused, definitely */
+	rq.target = 99;
+	ck_assert_int_eq(cluster_call(c, (int)target, &rq, &rs, 3000), 0);
+	ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__INVALID);
+	ringraft__kv__response__free_unpacked(rs, NULL);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cluster_basic");
@@ -213,6 +263,11 @@ int main(void)
 	tcase_add_test(tc, test_cas_delete_scan);
 	tcase_add_test(tc, test_leaders_spread);
 	suite_add_tcase(s, tc);
+	TCase *tc2 = tcase_create("no balancing");
+	tcase_add_checked_fixture(tc2, setup_unbalanced, teardown);
+	tcase_set_timeout(tc2, 120);
+	tcase_add_test(tc2, test_transfer_leader_and_forwarding_follow);
+	suite_add_tcase(s, tc2);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
