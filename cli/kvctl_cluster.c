@@ -342,6 +342,15 @@ static const char *addr_of(const struct view *v, uint64_t id)
 	return "-";
 }
 
+/* Whether node id answered STATUS in this view. */
+static bool answered(const struct view *v, uint64_t id)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (v->nodes[i].rc == CLI_OK && v->nodes[i].st.id == id)
+			return true;
+	return false;
+}
+
 static void ids(char *buf, size_t cap, const uint64_t *v, size_t n)
 {
 	size_t len = 0;
@@ -366,7 +375,7 @@ int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
 	if (a->output == KVCTL_OUT_JSON)
 		printf("{\"groups\": [");
 	else
-		printf("%-6s %-7s %-22s %-8s %-12s %s\n", "GROUP", "LEADER", "LEADER-ADDR", "TERM",
+		printf("%-6s %-7s %-34s %-8s %-12s %s\n", "GROUP", "LEADER", "LEADER-ADDR", "TERM",
 		       "VOTERS", "LEARNERS");
 	for (uint32_t g = 1; g <= v->groups; g++) {
 		uint64_t term;
@@ -378,19 +387,24 @@ int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
 		    info ? info->n_learners : 0);
 		if (a->output == KVCTL_OUT_JSON) {
 			printf("%s\n  {\"group\": %u, \"leader\": %llu, \"leader_addr\": \"%s\", "
-			       "\"term\": %llu, \"voters\": ",
+			       "\"leader_reachable\": %s, \"term\": %llu, \"voters\": ",
 			       g > 1 ? "," : "", g, (unsigned long long)leader,
-			       leader ? addr_of(v, leader) : "", (unsigned long long)term);
+			       leader ? addr_of(v, leader) : "",
+			       leader && answered(v, leader) ? "true" : "false",
+			       (unsigned long long)term);
 			json_u64_list(info ? info->voters : NULL, info ? info->n_voters : 0);
 			printf(", \"learners\": ");
 			json_u64_list(info ? info->learners : NULL, info ? info->n_learners : 0);
 			printf("}");
 		} else {
-			char lid[24];
+			/* Right after a crash the others still name the dead leader until
+			 * they elect a new one: say so rather than show it as healthy. */
+			char lid[24], addr[CLI_ADDR_MAX + 16];
 			snprintf(lid, sizeof lid, "%llu", (unsigned long long)leader);
-			printf("%-6u %-7s %-22s %-8llu %-12s %s\n", g, leader ? lid : "none",
-			       leader ? addr_of(v, leader) : "-", (unsigned long long)term, voters,
-			       learners);
+			snprintf(addr, sizeof addr, "%s%s", leader ? addr_of(v, leader) : "-",
+				 leader && !answered(v, leader) ? " (unreachable)" : "");
+			printf("%-6u %-7s %-34s %-8llu %-12s %s\n", g, leader ? lid : "none", addr,
+			       (unsigned long long)term, voters, learners);
 		}
 	}
 	if (a->output == KVCTL_OUT_JSON)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/integration/cluster.h"
@@ -472,6 +473,18 @@ START_TEST(test_survives_kill_9_of_a_node)
 	struct run r;
 	ck_assert_int_eq(cluster_wait_leaders(g_cluster, 20000), 0);
 	cluster_kill(g_cluster, 1);
+	/* `groups` shows the failover: no group is left with an unreachable leader or none. */
+	uint64_t until = cluster_now_ms() + 15000;
+	for (;;) {
+		kvctl(&r, NULL, 0, EP, "groups", NULL);
+		ck_assert_int_eq(r.exit_code, 0);
+		bool settled = !strstr(r.out, "(unreachable)") && !strstr(r.out, " none ");
+		run_free(&r);
+		if (settled)
+			break;
+		ck_assert_msg(cluster_now_ms() < until, "groups still led by the killed node");
+		nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
+	}
 	for (int i = 0; i < 16; i++) {
 		char key[32], val[32];
 		snprintf(key, sizeof key, "k9/%d", i);
