@@ -54,6 +54,11 @@ struct cluster {
 
 static struct cluster *live[MAX_LIVE];
 static bool handlers_installed;
+/* Every cluster's temp dir lives under one base dir made by the test's main process before
+ * Check forks the test children, so that the main process removes everything at exit even
+ * when a child was killed (a test timeout) before it could clean up. */
+static char base_dir[300];
+static pid_t base_owner;
 
 uint64_t cluster_now_ms(void)
 {
@@ -107,6 +112,12 @@ static void destroy_one(struct cluster *c)
 	c->root[0] = '\0';
 }
 
+static void base_cleanup(void)
+{
+	if (base_owner == getpid() && base_dir[0] != '\0' && getenv("CLUSTER_KEEP_DIRS") == NULL)
+		nftw(base_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void cleanup_all(void)
 {
 	for (int i = 0; i < MAX_LIVE; i++) {
@@ -120,6 +131,7 @@ static void cleanup_all(void)
 static void fatal_signal(int sig)
 {
 	cleanup_all();
+	base_cleanup();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -136,6 +148,19 @@ static void install_handlers(void)
 	signal(SIGSEGV, fatal_signal);
 	signal(SIGHUP, fatal_signal);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+__attribute__((constructor)) static void base_init(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(base_dir, sizeof base_dir, "%s/ringraft-it-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (mkdtemp(base_dir) == NULL) {
+		base_dir[0] = '\0';
+		return;
+	}
+	base_owner = getpid();
+	atexit(base_cleanup);
+	install_handlers();
 }
 
 void cluster_opts_default(struct cluster_opts *o)
@@ -298,7 +323,11 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 	}
 	live[slot] = c;
 	const char *tmp = getenv("TMPDIR");
-	snprintf(c->root, sizeof c->root, "%s/ringraft-it-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (base_dir[0] != '\0')
+		snprintf(c->root, sizeof c->root, "%s/cluster-XXXXXX", base_dir);
+	else
+		snprintf(c->root, sizeof c->root, "%s/ringraft-it-XXXXXX",
+			 tmp && *tmp ? tmp : "/tmp");
 	if (mkdtemp(c->root) == NULL) {
 		perror("mkdtemp");
 		c->root[0] = '\0';
