@@ -102,7 +102,7 @@ static int tally(struct raft *r, raft_id from, bool granted)
 
 void raft_campaign(struct raft *r, bool pre_vote, bool transfer)
 {
-	if (!raft_is_voter(r))
+	if (!raft_may_campaign(r))
 		return;
 	raft_term vote_term;
 	if (pre_vote) {
@@ -154,7 +154,7 @@ void raft_tick_election(struct raft *r)
 	if (r->election_elapsed < UINT32_MAX)
 		r->election_elapsed++;
 	if (r->election_elapsed >= r->randomized_timeout) {
-		if (raft_is_voter(r))
+		if (raft_may_campaign(r))
 			raft_campaign(r, r->cfg.pre_vote, false);
 		else
 			raft_reset_election_timer(r);

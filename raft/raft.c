@@ -211,6 +211,15 @@ bool raft_is_voter(const struct raft *r)
 	return raft_conf_is_voter(&r->conf, r->id);
 }
 
+bool raft_may_campaign(const struct raft *r)
+{
+	/* A server whose own removal is appended but not committed is still a voter of the
+	 * committed configuration; it may hold the only up-to-date log, so it must be able to
+	 * campaign or the cluster can deadlock (its votes are counted in the new one). */
+	return raft_is_voter(r) ||
+	       (r->conf_index > r->commit && raft_conf_is_voter(&r->conf_prev, r->id));
+}
+
 void raft_sync_progress(struct raft *r)
 {
 	/* drop peers that left */
@@ -236,10 +245,19 @@ void raft_sync_progress(struct raft *r)
 	}
 }
 
+static void conf_at(const struct raft *r, raft_index at, struct raft_conf *out, raft_index *idx);
+
 static void conf_set(struct raft *r, const struct raft_conf *c, raft_index index)
 {
 	r->conf = *c;
 	r->conf_index = index;
+	/* the configuration before this one (O(entries back to the previous conf entry), once
+	 * per configuration change) */
+	raft_index pidx;
+	if (index > r->log.offset)
+		conf_at(r, index - 1, &r->conf_prev, &pidx);
+	else
+		r->conf_prev = *c;
 	raft_sync_progress(r);
 	if (r->transfer_target != 0 && !raft_conf_is_voter(&r->conf, r->transfer_target))
 		raft_transfer_abort(r);

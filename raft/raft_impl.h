@@ -54,6 +54,7 @@ struct raft {
 	/* configuration: `conf` is the latest appended (in effect, thesis 4.1) at conf_index */
 	struct raft_conf conf;
 	raft_index conf_index;
+	struct raft_conf conf_prev; /* the configuration before conf_index */
 	/* snapshot point: the last compaction index and its term and configuration */
 	raft_index snap_index;
 	raft_term snap_term;
@@ -113,7 +114,8 @@ int raft_vec_grow(void **v, size_t *cap, size_t elem, size_t need);
 void raft_send(struct raft *r, struct raft_message *m); /* queues m (from/term filled) */
 struct raft_progress *raft_progress_of(struct raft *r, raft_id id);
 uint32_t raft_quorum(const struct raft *r);
-bool raft_is_voter(const struct raft *r); /* this node may campaign and vote counts */
+bool raft_is_voter(const struct raft *r); /* a voter of the configuration in effect */
+bool raft_may_campaign(const struct raft *r);
 /* Rebuilds prs[] from conf (keeps existing peers, adds new ones at last+1). */
 void raft_sync_progress(struct raft *r);
 /* Recomputes conf from the last conf entry at or below last (or snap_conf). */
