@@ -691,6 +691,42 @@ START_TEST(test_local_checks_send_nothing)
 }
 END_TEST
 
+START_TEST(test_status_and_forward_option)
+{
+	struct fake *f = fake_new(7, put_timeout_then_ok);
+	f->groups = 3;
+	f->leader[2] = 0; /* group 2: no leader known */
+	struct cli_options o;
+	cli_options_default(&o);
+	o.forward = true;
+	o.timeout_ms = 3000;
+	struct cli_client *c;
+	ck_assert_int_eq(cli_client_new(f->addr, &o, &c), 0);
+	struct cli_node_status st;
+	ck_assert_int_eq(cli_status(c, f->addr, &st), CLI_OK);
+	ck_assert_uint_eq(st.id, 7);
+	ck_assert_str_eq(st.client_addr, f->addr);
+	ck_assert_uint_eq(st.ring_groups, 3);
+	ck_assert_uint_eq(st.ring_epoch, 1);
+	ck_assert_uint_eq(st.n_nodes, 1);
+	ck_assert_str_eq(st.nodes[0].client_addr, f->addr);
+	ck_assert_uint_eq(st.n_groups, 3);
+	ck_assert_str_eq(st.groups[0].role, "leader");
+	ck_assert_uint_eq(st.groups[1].leader, 0);
+	cli_node_status_free(&st);
+	uint64_t id;
+	ck_assert_int_eq(cli_leader_of(c, 1, false, &id, NULL), CLI_OK);
+	ck_assert_uint_eq(id, 7);
+	ck_assert_int_eq(cli_leader_of(c, 2, false, &id, NULL), CLI_UNAVAILABLE);
+	ck_assert_int_eq(cli_put(c, "k", 1, "v", 1), CLI_OK);
+	struct rec r[8];
+	ck_assert_int_ge(recs_of(f, RINGRAFT__KV__OP__PUT, r, 8), 1);
+	ck_assert(!r[0].redirect); /* forward: the node may forward instead of redirecting */
+	cli_client_free(c);
+	fake_free(f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("cli_client");
@@ -708,6 +744,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_scan_merges_groups_in_key_order);
 	tcase_add_test(t, test_call_endpoint_is_one_raw_attempt);
 	tcase_add_test(t, test_local_checks_send_nothing);
+	tcase_add_test(t, test_status_and_forward_option);
 	suite_add_tcase(s, t);
 	return s;
 }
