@@ -53,6 +53,8 @@
  *    dropped, the leader resends). When snap_chunk->done, the update has no entries and no
  *    truncate_from: the driver replaces the group's whole log by the snapshot marker
  *    (index, term, conf) and installs the staged state machine; commit = applied = index.
+ *    Exception: with snap_chunk->skip_install the state machine is already past index (see
+ *    raft_restore.applied): reset the log and record the marker, but keep the state.
  *  - A leader that won alone (single voter) refuses proposals with RAFT_EBUSY until its
  *    term-start entry is durable (one WAL write), so a crash can never reuse its term.
  *  - raft_compact(index, keep): index must be <= applied and <= commit (else
@@ -205,6 +207,10 @@ struct raft_snapshot_chunk_in {
 	uint64_t offset;
 	struct raft_buf data; /* borrowed */
 	bool done;
+	/* With done: the state machine is already past index (it applied entries that its log
+	 * lost in a crash): record the snapshot marker and reset the log, but do NOT install the
+	 * staged data, which is older than the state machine. */
+	bool skip_install;
 };
 
 struct raft_update {

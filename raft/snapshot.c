@@ -155,7 +155,10 @@ void raft_recv_snapshot(struct raft *r, const struct raft_message *m)
 		r->snap_term = m->snap_term;
 		r->snap_conf = m->snap_conf;
 		r->commit = m->snap_index;
-		r->applied = m->snap_index;
+		if (r->applied >= m->snap_index)
+			r->snap_chunk.skip_install = true; /* state machine already past it */
+		else
+			r->applied = m->snap_index;
 		r->stage_next = 0;
 		r->snap_installed = true;
 		raft_rebuild_conf(r);

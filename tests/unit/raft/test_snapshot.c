@@ -133,6 +133,38 @@ START_TEST(test_restart_from_snapshot)
 }
 END_TEST
 
+/* A follower whose state machine is ahead of its log (it applied entries, then lost them
+ * from its log in a crash) gets a snapshot older than its state: the log is reset, the state
+ * machine is not moved back, and nothing is applied twice. */
+START_TEST(test_snapshot_behind_state_machine)
+{
+	struct tc c;
+	tc_init(&c, 3, 46);
+	tc_elect(&c, 1);
+	c.nodes[3].manual = true;
+	for (int i = 0; i < 10; i++)
+		tc_propose(&c, 1, "x");
+	tc_stabilize(&c);
+	ck_assert_uint_eq(c.nodes[3].applied, 11);
+	ck_assert_uint_eq(c.nodes[3].applied_normal, 10);
+	tc_crash(&c, 3);
+	tc_disk_truncate(&c.nodes[3], 2);
+	c.nodes[3].hs.commit = 1;
+	c.nodes[3].manual = false;
+	for (int i = 0; i < 5; i++)
+		tc_propose(&c, 1, "y");
+	tc_stabilize(&c);
+	ck_assert_int_eq(raft_compact(tc_r(&c, 1), 8, 0), 0);
+	tc_start(&c, 3);
+	tc_tick_all(&c, 3);
+	ck_assert_uint_eq(c.nodes[3].snap_index, 8);
+	ck_assert_uint_eq(c.nodes[3].applied, 16);
+	ck_assert_uint_eq(c.nodes[3].applied_normal, 15);
+	ck_assert_uint_eq(raft_commit_of(tc_r(&c, 3)), 16);
+	tc_free(&c);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("raft_snapshot");
@@ -142,6 +174,7 @@ int main(void)
 	tcase_add_test(tc, test_failed_chunk_retried);
 	tcase_add_test(tc, test_lost_chunk_retried);
 	tcase_add_test(tc, test_restart_from_snapshot);
+	tcase_add_test(tc, test_snapshot_behind_state_machine);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
