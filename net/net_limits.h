@@ -2,17 +2,21 @@
 #ifndef RINGRAFT_NET_LIMITS_H
 #define RINGRAFT_NET_LIMITS_H
 
-#define NET_CLIENT_FRAME_MAX     (2u << 20)  /* a client request: 1 MiB value + key + slack */
-#define NET_PEER_FRAME_MAX       (64u << 20) /* a peer frame: batches of entries/snapshot chunks */
-#define NET_CLIENT_OUTBUF_MAX    (8u << 20)  /* unread replies before a client is dropped */
-#define NET_PEER_QUEUE_BYTES_MAX (64u << 20) /* queued to one peer before dropping */
-#define NET_CLIENT_INFLIGHT_MAX  4096        /* requests in flight on one client connection */
-#define NET_CLIENTS_MAX          10000       /* client connections per node */
-#define NET_PEERS_MAX            16          /* other nodes one node links to */
-#define NET_ADDR_STR_MAX         64          /* "host:port" strings, NUL included */
-#define NET_PEER_KEEPALIVE_MS    250         /* an empty frame when a link was idle this long */
-#define NET_PEER_DEAD_MS         3000        /* nothing heard for this long: close and redial */
-#define NET_PEER_HANDSHAKE_MS    2000        /* connect + Hello must finish within this */
+#define NET_CLIENT_FRAME_MAX     (2u << 20)   /* a client request: 1 MiB value + key + slack */
+#define NET_PEER_FRAME_MAX       (64u << 20)  /* a peer frame: batches of entries/snapshot chunks */
+#define NET_CLIENT_OUTBUF_MAX    (8u << 20)   /* unread replies before a client is dropped */
+#define NET_PEER_QUEUE_BYTES_MAX (64u << 20)  /* queued to one peer before dropping */
+#define NET_CLIENT_INFLIGHT_MAX  4096         /* requests in flight on one client connection */
+#define NET_CLIENTS_MAX          10000        /* client connections per node */
+#define NET_PEERS_MAX            16           /* other nodes one node links to */
+#define NET_ADDR_STR_MAX         64           /* "host:port" strings, NUL included */
+#define NET_PEER_KEEPALIVE_MS    250          /* an empty frame when a link was idle this long */
+#define NET_PEER_DEAD_MS         3000         /* nothing heard for this long: close and redial */
+#define NET_PEER_HANDSHAKE_MS    2000         /* connect + Hello must finish within this */
+#define NET_PEER_READ_BYTES      (256u << 10) /* one read from a peer socket */
+#define NET_PEER_HELLO_FRAME_MAX 4096u        /* frame limit before the Hello is accepted */
+#define NET_PEER_BACKOFF_MIN_MS  50u          /* redial backoff: doubles up to the max, jittered */
+#define NET_PEER_BACKOFF_MAX_MS  1000u
 #define NET_CLIENT_READ_CHUNK    (64u << 10) /* one read from a client socket */
 
 #endif

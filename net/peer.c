@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define READ_BUF_BYTES  (256u << 10)
-#define HELLO_FRAME_MAX 4096u
-#define BACKOFF_MIN_MS  50u
-#define BACKOFF_MAX_MS  1000u
+#define NET_PEER_READ_BYTES      (256u << 10)
+#define NET_PEER_HELLO_FRAME_MAX 4096u
+#define NET_PEER_BACKOFF_MIN_MS  50u
+#define NET_PEER_BACKOFF_MAX_MS  1000u
 
 struct conn;
 
@@ -197,7 +197,7 @@ static struct conn *conn_new(struct net_peers *p)
 	if (p->conns)
 		p->conns->prev = c;
 	p->conns = c;
-	net_decoder_init(&c->dec, HELLO_FRAME_MAX);
+	net_decoder_init(&c->dec, NET_PEER_HELLO_FRAME_MAX);
 	return c;
 }
 
@@ -266,7 +266,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	(void)suggested;
 	struct conn *c = h->data;
 	buf->base = (char *)c->p->read_buf;
-	buf->len = READ_BUF_BYTES;
+	buf->len = NET_PEER_READ_BYTES;
 }
 
 /* Checks a Hello; returns the peer it names or NULL (and closes c). */
@@ -304,7 +304,7 @@ static struct peer *accept_hello(struct conn *c, const Ringraft__Raft__Hello *h)
 	snprintf(pe->client_addr, sizeof pe->client_addr, "%s",
 		 h->client_addr ? h->client_addr : "");
 	pe->up = true;
-	pe->backoff_ms = BACKOFF_MIN_MS;
+	pe->backoff_ms = NET_PEER_BACKOFF_MIN_MS;
 	pe->len = 0;
 	logf_(p, 2, pe->id, "peer link up client_addr=%s", pe->client_addr);
 	if (p->cbs.on_up)
@@ -427,9 +427,9 @@ static void retry_cb(uv_timer_t *t)
 
 static void schedule_redial(struct peer *pe)
 {
-	uint32_t b = pe->backoff_ms ? pe->backoff_ms : BACKOFF_MIN_MS;
+	uint32_t b = pe->backoff_ms ? pe->backoff_ms : NET_PEER_BACKOFF_MIN_MS;
 	uint32_t delay = b / 2 + rand32(pe->p) % (b / 2 + 1); /* jitter: [b/2, b] */
-	pe->backoff_ms = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
+	pe->backoff_ms = b * 2 > NET_PEER_BACKOFF_MAX_MS ? NET_PEER_BACKOFF_MAX_MS : b * 2;
 	uv_timer_start(&pe->retry, retry_cb, delay, 0);
 }
 
@@ -489,7 +489,7 @@ int net_peers_new(uv_loop_t *loop, uint64_t self_id, uint64_t cluster_id, const 
 	struct net_peers *p = calloc(1, sizeof *p);
 	if (p == NULL)
 		return NET_ENOMEM;
-	p->read_buf = malloc(READ_BUF_BYTES);
+	p->read_buf = malloc(NET_PEER_READ_BYTES);
 	if (p->read_buf == NULL) {
 		free(p);
 		return NET_ENOMEM;
@@ -516,7 +516,7 @@ int net_peers_add(struct net_peers *p, uint64_t id, const char *addr)
 		return NET_EADDR;
 	pe->id = id;
 	pe->p = p;
-	pe->backoff_ms = BACKOFF_MIN_MS;
+	pe->backoff_ms = NET_PEER_BACKOFF_MIN_MS;
 	snprintf(pe->addr, sizeof pe->addr, "%s", addr);
 	p->n_peers++;
 	return NET_OK;

@@ -337,7 +337,7 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 	c->client_id = ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ 1;
 	int base = 0;
 	for (int attempt = 0; attempt < 100 && base == 0; attempt++) {
-		int b = 20000 + (rand() % 20000) * 2;
+		int b = 20000 + (rand() % 6000) * 2; /* below the ephemeral range (32768+) */
 		bool ok = true;
 		for (int i = 1; i <= CLUSTER_NODES && ok; i++) {
 			char ip[32];

@@ -45,13 +45,19 @@ static void on_down(void *arg, uint64_t id)
 
 static const struct net_peers_cbs cbs = {on_frame, on_up, on_down, NULL};
 
-static void make_side(struct side *s, uint64_t id, const char *self, uint64_t other_id,
-		      const char *other, const char *client)
+static int make_side(struct side *s, uint64_t id, const char *self, uint64_t other_id,
+		     const char *other, const char *client)
 {
 	memset(s, 0, sizeof *s);
 	ck_assert_int_eq(net_peers_new(&loop, id, 42, self, client, &cbs, s, &s->p), NET_OK);
 	ck_assert_int_eq(net_peers_add(s->p, other_id, other), NET_OK);
-	ck_assert_int_eq(net_peers_start(s->p), NET_OK);
+	int rc = net_peers_start(s->p);
+	if (rc != NET_OK) {
+		net_peers_close(s->p, NULL, NULL);
+		s->p = NULL;
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	return rc;
 }
 
 static bool run_until(bool (*cond)(void), int ms)
@@ -75,11 +81,21 @@ static bool both_up(void)
 static void setup(void)
 {
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	int base = 30000 + (int)(getpid() % 15000) * 2;
-	snprintf(addr_a, sizeof addr_a, "127.0.0.1:%d", base);
-	snprintf(addr_b, sizeof addr_b, "127.0.0.1:%d", base + 1);
-	make_side(&a, 1, addr_a, 2, addr_b, "127.0.0.1:9991");
-	make_side(&b, 2, addr_b, 1, addr_a, "127.0.0.1:9992");
+	/* ports below the ephemeral range; retry elsewhere if one is taken */
+	for (int attempt = 0; attempt < 50; attempt++) {
+		int base = 20000 + (int)((getpid() * 7 + attempt * 131) % 6000) * 2;
+		snprintf(addr_a, sizeof addr_a, "127.0.0.1:%d", base);
+		snprintf(addr_b, sizeof addr_b, "127.0.0.1:%d", base + 1);
+		if (make_side(&a, 1, addr_a, 2, addr_b, "127.0.0.1:9991") != NET_OK)
+			continue;
+		if (make_side(&b, 2, addr_b, 1, addr_a, "127.0.0.1:9992") == NET_OK)
+			break;
+		net_peers_close(a.p, NULL, NULL);
+		a.p = NULL;
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	ck_assert_ptr_nonnull(a.p);
+	ck_assert_ptr_nonnull(b.p);
 	ck_assert(run_until(both_up, 3000));
 }
 
@@ -157,7 +173,7 @@ START_TEST(test_reconnect_after_restart)
 	Ringraft__Raft__Message m = RINGRAFT__RAFT__MESSAGE__INIT;
 	ck_assert_int_eq(net_peers_append_msg(a.p, 2, NET_PEER_FIELD_MSG, &m.base), NET_ECLOSED);
 	uv_run(&loop, UV_RUN_NOWAIT);
-	make_side(&b, 2, addr_b, 1, addr_a, "127.0.0.1:9993");
+	ck_assert_int_eq(make_side(&b, 2, addr_b, 1, addr_a, "127.0.0.1:9993"), NET_OK);
 	ck_assert(run_until(a_up_again, 5000));
 	ck_assert_str_eq(net_peers_client_addr(a.p, 2), "127.0.0.1:9993");
 }
