@@ -16,6 +16,7 @@ struct net_conn {
 	struct net_server *s;
 	int refs; /* 1 for the open handle + 1 per pending request + 1 while dirty */
 	bool closing, reading, dirty;
+	bool resume; /* reading was paused at the in-flight limit and may start again */
 	struct net_decoder dec;
 	uint8_t *out; /* replies gathered this turn (framed) */
 	size_t out_len, out_cap;
@@ -166,14 +167,25 @@ static void start_reading(struct net_conn *c)
 	c->reading = true;
 }
 
+static void mark_dirty(struct net_conn *c)
+{
+	if (!c->dirty) {
+		c->dirty = true;
+		net_conn_ref(c);
+		c->dirty_next = c->s->dirty;
+		c->s->dirty = c;
+	}
+}
+
 void net_conn_request_done(struct net_conn *c)
 {
 	assert(c->inflight > 0);
 	c->inflight--;
+	/* Never handle new requests from inside an answer (the answer may come from the middle
+	 * of a Raft update): resuming waits for the next net_server_flush. */
 	if (!c->closing && !c->reading && c->inflight <= NET_CLIENT_INFLIGHT_MAX / 2) {
-		process_frames(c);
-		if (!c->closing && c->inflight < NET_CLIENT_INFLIGHT_MAX)
-			start_reading(c);
+		c->resume = true;
+		mark_dirty(c);
 	}
 }
 
@@ -204,12 +216,7 @@ void net_conn_send(struct net_conn *c, const ProtobufCMessage *m)
 	net_frame_header(c->out + c->out_len, (uint32_t)n);
 	protobuf_c_message_pack(m, c->out + c->out_len + NET_FRAME_HEADER);
 	c->out_len = need;
-	if (!c->dirty) {
-		c->dirty = true;
-		net_conn_ref(c);
-		c->dirty_next = c->s->dirty;
-		c->s->dirty = c;
-	}
+	mark_dirty(c);
 }
 
 static void write_cb(uv_write_t *req, int status)
@@ -233,6 +240,12 @@ void net_server_flush(struct net_server *s)
 		struct net_conn *next = c->dirty_next;
 		c->dirty = false;
 		c->dirty_next = NULL;
+		if (c->resume && !c->closing) {
+			c->resume = false;
+			process_frames(c); /* frames already buffered, then the socket again */
+			if (!c->closing && c->inflight < NET_CLIENT_INFLIGHT_MAX)
+				start_reading(c);
+		}
 		if (!c->closing && c->out_len > 0) {
 			struct wreq *w = malloc(sizeof *w);
 			if (w == NULL) {

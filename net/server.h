@@ -52,7 +52,9 @@ bool net_conn_closed(const struct net_conn *c);
 /* Queues a framed reply (packed from m). Dropped if closed; closes the connection when its
  * unsent bytes would pass NET_CLIENT_OUTBUF_MAX. */
 void net_conn_send(struct net_conn *c, const ProtobufCMessage *m);
-/* One request answered: may resume reading. */
+/* One request answered. A connection paused at the in-flight limit resumes at the next
+ * net_server_flush (never from inside this call, so on_request never runs re-entrantly from
+ * an answer). */
 void net_conn_request_done(struct net_conn *c);
 /* Closes the connection (replies already queued are discarded). */
 void net_conn_close(struct net_conn *c, const char *why);

@@ -108,11 +108,20 @@ void node_snap_receive(struct node *n, struct node_group *g, const struct raft_s
 		node_fatal(n, g->id, "cannot stage a snapshot error=\"%s\"", kv_strerror(rc));
 	if (!c->done)
 		return;
-	rc = kv_restore_finish(g->restore);
-	g->restore = NULL;
-	if (rc != KV_OK)
-		node_fatal(n, g->id, "snapshot install failed index=%llu error=\"%s\"",
-			   (unsigned long long)c->index, kv_strerror(rc));
+	if (c->skip_install) {
+		/* The state machine is already past the snapshot (it applied entries its log lost
+		 * in a crash): keep it, only the log is reset to the marker. */
+		kv_restore_abort(g->restore);
+		g->restore = NULL;
+		node_log(NODE_LOG_INFO, g->id, "snapshot marker recorded, state kept index=%llu",
+			 (unsigned long long)c->index);
+	} else {
+		rc = kv_restore_finish(g->restore);
+		g->restore = NULL;
+		if (rc != KV_OK)
+			node_fatal(n, g->id, "snapshot install failed index=%llu error=\"%s\"",
+				   (unsigned long long)c->index, kv_strerror(rc));
+	}
 	rc = wal_batch_snapshot(n->cur->b, g->id, c->index, c->term, &c->conf);
 	if (rc != WAL_OK)
 		node_fatal(n, g->id, "cannot add a snapshot marker error=\"%s\"", wal_strerror(rc));
