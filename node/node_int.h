@@ -64,6 +64,7 @@ struct node_snap_out {
 	struct kv_snapshot *s;
 	uint64_t offset;
 	raft_index index;
+	uint64_t used_ms; /* last chunk served: idle streams are closed (they pin LMDB pages) */
 };
 
 struct node_group {

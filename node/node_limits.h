@@ -22,7 +22,8 @@
 #define NODE_CONFIG_LINE_MAX            4096
 #define NODE_PATH_MAX                   4096
 #define NODE_ADDR_MAX                   64
-#define NODE_SNAP_CHUNK_MAX             (1u << 20)  /* snapshot bytes per InstallSnapshot chunk */
+#define NODE_SNAP_CHUNK_MAX             (1u << 20) /* snapshot bytes per InstallSnapshot chunk */
+#define NODE_SNAP_IDLE_MS               30000 /* close a snapshot stream nobody asked for this long */
 #define NODE_READ_BATCH_BYTES           (64u << 20) /* WAL entries read at once on restart */
 
 #endif

@@ -79,6 +79,7 @@ void node_snap_serve(struct node *n, struct node_group *g, const struct raft_sna
 		return;
 	}
 	s->offset += len;
+	s->used_ms = node_now_ms();
 	if (done)
 		slot_close(s);
 	raft_snapshot_chunk(g->raft, r->to, r->index, r->offset, n->snap_buf, len, done, false);
@@ -133,6 +134,17 @@ void node_snap_receive(struct node *n, struct node_group *g, const struct raft_s
 void node_maybe_compact(struct node *n)
 {
 	uint32_t G = n->cfg.groups;
+	uint64_t now = node_now_ms();
+	for (uint32_t i = 0; i < G; i++)
+		for (size_t k = 0; k < NODE_NODES_MAX; k++) {
+			struct node_snap_out *s = &n->groups[i].snaps[k];
+			if (s->s != NULL && now > s->used_ms + NODE_SNAP_IDLE_MS) {
+				node_log(NODE_LOG_INFO, n->groups[i].id,
+					 "idle snapshot stream closed to=%llu",
+					 (unsigned long long)s->to);
+				slot_close(s);
+			}
+		}
 	bool need = false;
 	for (uint32_t i = 0; i < G; i++) {
 		struct node_group *g = &n->groups[i];
