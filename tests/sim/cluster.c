@@ -452,10 +452,16 @@ void cluster_deliver_msg(struct cluster *c, struct sim_msg *sm)
 	if (to < 1 || to > SIM_NODES_MAX || from < 1 || from > SIM_NODES_MAX ||
 	    !c->nodes[to].alive || c->net.cut[from][to]) {
 		trace_ev(c, TR_DROP, to, from << 8 | m->type, m->term, m->index);
+		/* sometimes the sender's transport notices (connection refused / reset) */
+		if (from >= 1 && from <= SIM_NODES_MAX && c->nodes[from].alive && !c->manual &&
+		    rng_permille(&c->rng, 100)) {
+			raft_report_unreachable(c->nodes[from].r, to);
+			cluster_drive(c, &c->nodes[from]);
+		}
 	} else {
 		struct node *n = &c->nodes[to];
 		trace_ev(c, TR_RECV, to, from << 8 | m->type, m->term,
-			 m->index << 16 | (m->n_entries & 0xffff));
+			 m->index << 16 | (uint64_t)m->reject << 15 | (m->n_entries & 0x7fff));
 		raft_step(n->r, m);
 		cluster_drive(c, n);
 	}
@@ -485,8 +491,17 @@ void cluster_persist_one(struct cluster *c, raft_id id)
 				 (unsigned long long)b->hs.commit);
 	}
 	trace_ev(c, TR_PERSIST, id, b->last_index, b->last_term, b->n_msgs);
-	for (size_t i = 0; i < b->n_msgs; i++)
-		net_send(&c->net, &c->rng, c->now, &b->msgs[i]->m);
+	for (size_t i = 0; i < b->n_msgs; i++) {
+		const struct raft_message *m = &b->msgs[i]->m;
+		if (m->type == RAFT_MSG_APPEND_RESP && !m->reject) {
+			if (m->term != n->acked_term)
+				n->acked_index = 0;
+			if (m->index > n->acked_index)
+				n->acked_index = m->index;
+			n->acked_term = m->term;
+		}
+		net_send(&c->net, &c->rng, c->now, m);
+	}
 	if (b->last_index)
 		raft_persisted(n->r, b->last_index, b->last_term);
 	disk_batch_free(b);

@@ -118,7 +118,8 @@ void disk_compact(struct disk *d, raft_index index)
 	size_t k = 0;
 	while (k < d->n_log && d->log[k].index <= index)
 		free(d->log[k++].data.base);
-	memmove(d->log, d->log + k, (d->n_log - k) * sizeof(*d->log));
+	if (k && d->n_log > k)
+		memmove(d->log, d->log + k, (d->n_log - k) * sizeof(*d->log));
 	d->n_log -= k;
 }
 
@@ -134,7 +135,8 @@ void disk_install(struct disk *d, raft_index index, const struct disk_batch *cur
 		size_t drop = b->n_entries - keep;
 		for (size_t i = 0; i < drop; i++)
 			free(b->entries[i].data.base);
-		memmove(b->entries, b->entries + drop, keep * sizeof(*b->entries));
+		if (keep)
+			memmove(b->entries, b->entries + drop, keep * sizeof(*b->entries));
 		b->n_entries = keep;
 		b->truncate_from = 0;
 	}

@@ -308,6 +308,14 @@ void inv_check(struct cluster *c)
 				check_leader_complete(c, n, term);
 			}
 		}
+		/* Durability of acknowledgements: in the term it acknowledged index i, a follower
+		 * keeps entry i (only a new leader may truncate it; a crash cannot, as acks leave
+		 * only once durable). */
+		if (term == n->acked_term && raft_last_index(n->r) < n->acked_index)
+			sim_fail(c,
+				 "durability: node %d acknowledged index %" PRIu64
+				 " in term %" PRIu64 " but its log now ends at %" PRIu64,
+				 i, n->acked_index, term, raft_last_index(n->r));
 		raft_index commit = raft_commit_of(n->r);
 		if (commit < n->seen_commit) {
 			sim_fail(c, "node %d: commit went back from %" PRIu64 " to %" PRIu64, i,

@@ -186,6 +186,8 @@ struct node {
 	enum raft_role last_role;
 	raft_term last_term;
 	uint64_t compactions, installs;
+	raft_index acked_index; /* highest index this node acknowledged (APPEND_RESP) ... */
+	raft_term acked_term;   /* ... in this term: it must keep that entry while in it */
 };
 
 enum trace_kind {

@@ -41,9 +41,11 @@ void trace_ev(struct cluster *c, enum trace_kind k, raft_id node, uint64_t a, ui
 	case TR_RECV:
 	case TR_DROP:
 		fprintf(f,
-			"%s %s from=%" PRIu64 " term=%" PRIu64 " index=%" PRIu64 " n=%" PRIu64 "\n",
+			"%s %s from=%" PRIu64 " term=%" PRIu64 " index=%" PRIu64 " n=%" PRIu64
+			"%s\n",
 			k == TR_RECV ? "recv" : "DROP", msg_type_name((uint8_t)(a & 0xff)), a >> 8,
-			b, k == TR_RECV ? d >> 16 : d, k == TR_RECV ? d & 0xffff : 0);
+			b, k == TR_RECV ? d >> 16 : d, k == TR_RECV ? d & 0x7fff : 0,
+			k == TR_RECV && (d & 0x8000) ? " REJECT" : "");
 		break;
 	case TR_SEND:
 		fprintf(f, "send %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", a, b, d);
