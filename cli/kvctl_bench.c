@@ -17,6 +17,7 @@
 
 struct slot {
 	bool busy;
+	uint64_t id; /* of the request in flight */
 	int64_t sent_us;
 	bool is_get;
 };
@@ -84,6 +85,7 @@ static int issue(struct worker *w, struct cli_client *c, struct slot *slots, uin
 		return CLI_ENOMEM;
 	ringraft__kv__request__pack(&req, buf);
 	slots[si].busy = true;
+	slots[si].id = req.id;
 	slots[si].is_get = is_get;
 	slots[si].sent_us = now_us();
 	rc = cli_conn_send(conn, buf, (uint32_t)len, deadline);
@@ -107,7 +109,7 @@ static int drain(struct worker *w, struct cli_conn *conn, struct slot *slots, ui
 		if (r == NULL)
 			return CLI_EPROTO;
 		uint32_t si = (uint32_t)(r->id & ((1u << SLOT_BITS) - 1));
-		if (si < pipeline && slots[si].busy) {
+		if (si < pipeline && slots[si].busy && slots[si].id == r->id) {
 			slots[si].busy = false;
 			bool ok = r->code == RINGRAFT__KV__CODE__OK ||
 				  (slots[si].is_get && r->code == RINGRAFT__KV__CODE__NOT_FOUND);
