@@ -244,19 +244,30 @@ static bool stage_chunk(struct cluster *c, struct node *n, const struct raft_sna
 			 (unsigned long long)n->id, (unsigned long long)ch->index);
 		return false;
 	}
-	if (ch->index < n->sm.applied) {
+	if (ch->skip_install) {
+		/* log-only: the state machine is already past the snapshot (raft.h) */
+		if (ch->index > n->sm.applied) {
+			sim_fail(c,
+				 "node %llu: snapshot %llu marked skip_install, state machine at "
+				 "%llu",
+				 (unsigned long long)n->id, (unsigned long long)ch->index,
+				 (unsigned long long)n->sm.applied);
+			return false;
+		}
+	} else if (ch->index < n->sm.applied) {
 		sim_fail(c, "node %llu: snapshot %llu would move applied back from %llu",
 			 (unsigned long long)n->id, (unsigned long long)ch->index,
 			 (unsigned long long)n->sm.applied);
 		return false;
+	} else {
+		n->sm = tmp;
 	}
-	n->sm = tmp;
 	snap_set(&n->snap, ch->index, ch->term, &ch->conf, n->stage, n->stage_len);
 	n->stage = NULL;
 	n->stage_len = 0;
 	n->installs++;
 	c->inv.installs++;
-	trace_ev(c, TR_INSTALL, n->id, ch->index, ch->term, 0);
+	trace_ev(c, TR_INSTALL, n->id, ch->index, ch->term, ch->skip_install);
 	/* proposals at or below the snapshot can no longer be matched to their entry */
 	for (int i = 0; i < n->n_props;) {
 		if (n->props[i].index <= ch->index)

@@ -95,7 +95,8 @@ void trace_ev(struct cluster *c, enum trace_kind k, raft_id node, uint64_t a, ui
 			d);
 		break;
 	case TR_INSTALL:
-		fprintf(f, "snapshot installed index=%" PRIu64 " term=%" PRIu64 "\n", a, b);
+		fprintf(f, "snapshot installed index=%" PRIu64 " term=%" PRIu64 "%s\n", a, b,
+			d ? " (log only: state machine already past it)" : "");
 		break;
 	case TR_TRANSFER:
 		fprintf(f, "transfer to=%" PRIu64 " rc=%d\n", a, (int)d);
