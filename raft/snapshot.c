@@ -111,6 +111,18 @@ void raft_recv_snapshot(struct raft *r, const struct raft_message *m)
 		raft_send(r, &resp);
 		return;
 	}
+	if (m->snap_index <= raft_log_last(&r->log) && m->snap_index >= r->log.offset &&
+	    raft_log_term_at(&r->log, m->snap_index) == m->snap_term) {
+		/* Our log holds the snapshot's last entry (log matching: and everything before
+		 * it): the entries are committed, and the ones after it may have been
+		 * acknowledged already, so never reset the log here (etcd does the same). */
+		r->commit = m->snap_index;
+		r->stage_next = 0;
+		resp.snap_done = true;
+		resp.index = m->snap_index;
+		raft_send(r, &resp);
+		return;
+	}
 	if (r->has_snap_chunk)
 		return; /* one chunk per update; the leader resends after a timeout */
 	if (m->snap_offset == 0) {

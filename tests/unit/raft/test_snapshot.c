@@ -165,6 +165,45 @@ START_TEST(test_snapshot_behind_state_machine)
 }
 END_TEST
 
+/* A snapshot whose last entry our log already holds does not reset the log: entries after it
+ * may have been acknowledged (losing them broke leader completeness in sim seed 22602). */
+START_TEST(test_snapshot_matching_log_keeps_suffix)
+{
+	struct raft_config cfg;
+	raft_config_default(&cfg, 2, 1);
+	struct raft_entry ents[5];
+	for (int i = 0; i < 5; i++)
+		ents[i] = (struct raft_entry){.term = 1, .index = (raft_index)i + 1};
+	struct raft_restore rs = {.hard_state = {.term = 1, .commit = 2},
+				  .conf = {.voters = {1, 2, 3}, .n_voters = 3},
+				  .entries = ents,
+				  .n_entries = 5};
+	struct raft *r = raft_new(&cfg, &rs);
+	char data[4] = "abc";
+	struct raft_message m = {.type = RAFT_MSG_SNAPSHOT,
+				 .from = 1,
+				 .to = 2,
+				 .term = 1,
+				 .snap_index = 4,
+				 .snap_term = 1,
+				 .snap_conf = rs.conf,
+				 .snap_data = {data, 4},
+				 .snap_done = true};
+	ck_assert_int_eq(raft_step(r, &m), 0);
+	struct raft_update u;
+	raft_ready(r, &u);
+	ck_assert_ptr_null(u.snap_chunk);
+	ck_assert_uint_eq(u.hard_state.commit, 4);
+	ck_assert_uint_eq(raft_last_index(r), 5);
+	ck_assert_uint_eq(u.n_msgs_after_persist, 1);
+	ck_assert_int_eq(u.msgs_after_persist[0].type, RAFT_MSG_SNAPSHOT_RESP);
+	ck_assert(u.msgs_after_persist[0].snap_done);
+	ck_assert_uint_eq(u.msgs_after_persist[0].index, 4);
+	raft_advance(r, &u);
+	raft_free(r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("raft_snapshot");
@@ -175,6 +214,7 @@ int main(void)
 	tcase_add_test(tc, test_lost_chunk_retried);
 	tcase_add_test(tc, test_restart_from_snapshot);
 	tcase_add_test(tc, test_snapshot_behind_state_machine);
+	tcase_add_test(tc, test_snapshot_matching_log_keeps_suffix);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
