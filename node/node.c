@@ -22,6 +22,13 @@ uint64_t node_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+const char *node_client_addr_of(struct node *n, uint64_t id)
+{
+	if (id == n->cfg.id)
+		return n->cfg.client_addr;
+	return node_addrbook_get(&n->addrs, &n->cfg, id);
+}
+
 void node_fatal(struct node *n, uint32_t group, const char *fmt, ...)
 {
 	(void)n;
@@ -53,6 +60,9 @@ static void peer_up_cb(void *arg, uint64_t id, const char *client_addr)
 	int mi = node_config_member_index(&n->cfg, id);
 	if (mi >= 0)
 		n->peer_up_since[mi] = node_now_ms();
+	if (node_addrbook_set(&n->addrs, &n->cfg, id, client_addr) &&
+	    node_addrbook_save(&n->addrs, &n->cfg) != 0)
+		node_log(NODE_LOG_WARN, 0, "cannot save peers.conf error=\"%s\"", strerror(errno));
 	node_log(NODE_LOG_INFO, 0, "peer connected peer=%llu client_addr=%s",
 		 (unsigned long long)id, client_addr);
 }
@@ -211,6 +221,7 @@ int node_open(const struct node_config *cfg, struct node **out)
 			 kv_strerror(rc));
 		return -1;
 	}
+	node_addrbook_load(&n->addrs, cfg);
 	n->ring = kv_ring_new(cfg->groups, NODE_VNODES, NODE_RING_EPOCH);
 	n->groups = calloc(cfg->groups, sizeof *n->groups);
 	n->snap_buf = malloc(NODE_SNAP_CHUNK_MAX);

@@ -15,6 +15,7 @@
 #include "kv/ring.h"
 #include "net/peer.h"
 #include "net/server.h"
+#include "node/addrbook.h"
 #include "node/config.h"
 #include "node/log.h"
 #include "node/msg.h"
@@ -129,6 +130,7 @@ struct node {
 	uint64_t start_ms;
 	uint64_t ticks;
 	uint64_t peer_up_since[NODE_NODES_MAX]; /* by member index; 0 = down */
+	struct node_addrbook addrs;             /* other nodes' client addresses */
 	bool stopping, stopped;
 	uint8_t *snap_buf;
 	bool processing;
@@ -141,6 +143,8 @@ static inline struct node_group *node_group(struct node *n, uint64_t g)
 
 extern struct node *node_the_node;
 uint64_t node_now_ms(void);
+/* A node's client address: ours, else the last one it announced ("" if never). */
+const char *node_client_addr_of(struct node *n, uint64_t id);
 /* Logs and exits the process with status 1 (a failed fsync, a failed apply, ...). */
 void node_fatal(struct node *n, uint32_t group, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4), noreturn));

@@ -130,9 +130,7 @@ static void req_error(struct node *n, struct node_req *r, Ringraft__Kv__Code cod
 
 static const char *client_addr_of(struct node *n, uint64_t id)
 {
-	if (id == n->cfg.id)
-		return n->cfg.client_addr;
-	return net_peers_client_addr(n->peers, id);
+	return node_client_addr_of(n, id);
 }
 
 static void req_not_leader(struct node *n, struct node_req *r, struct node_group *g)

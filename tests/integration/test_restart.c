@@ -82,7 +82,20 @@ START_TEST(test_sigterm_all_and_restart_loses_nothing)
 	write_acked("term", 200);
 	for (int i = 1; i <= 3; i++)
 		ck_assert_int_eq(cluster_term(c, i), 0);
-	for (int i = 1; i <= 3; i++)
+	ck_assert_int_eq(cluster_restart(c, 1), 0);
+	/* alone, node 1 still names every node's client address (persisted from the Hellos) */
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__STATUS;
+	Ringraft__Kv__Response *rs;
+	ck_assert_int_eq(cluster_call(c, 1, &rq, &rs, 3000), 0);
+	ck_assert_ptr_nonnull(rs->ring);
+	ck_assert_uint_eq(rs->ring->n_nodes, 3);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_str_eq(rs->ring->nodes[i]->client_addr,
+				 cluster_client_addr(c, (int)rs->ring->nodes[i]->id));
+	ck_assert_str_eq(rs->status->health, "degraded");
+	ringraft__kv__response__free_unpacked(rs, NULL);
+	for (int i = 2; i <= 3; i++)
 		ck_assert_int_eq(cluster_restart(c, i), 0);
 	ck_assert_int_eq(cluster_wait_leaders(c, 20000), 0);
 	read_back("term", 200);
