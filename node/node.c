@@ -224,11 +224,10 @@ int node_open(const struct node_config *cfg, struct node **out)
 	node_addrbook_load(&n->addrs, cfg);
 	n->ring = kv_ring_new(cfg->groups, NODE_VNODES, NODE_RING_EPOCH);
 	n->groups = calloc(cfg->groups, sizeof *n->groups);
-	n->snap_buf = malloc(NODE_SNAP_CHUNK_MAX);
 	n->batches[0].b = wal_batch_new();
 	n->batches[1].b = wal_batch_new();
-	if (n->ring == NULL || n->groups == NULL || n->snap_buf == NULL ||
-	    n->batches[0].b == NULL || n->batches[1].b == NULL)
+	if (n->ring == NULL || n->groups == NULL || n->batches[0].b == NULL ||
+	    n->batches[1].b == NULL)
 		return -1;
 	n->batches[0].n = n->batches[1].n = n;
 	n->cur = &n->batches[0];
@@ -307,9 +306,11 @@ void node_close(struct node *n)
 		return;
 	for (uint32_t i = 0; i < n->cfg.groups; i++) {
 		struct node_group *g = &n->groups[i];
-		for (size_t k = 0; k < NODE_NODES_MAX; k++)
+		for (size_t k = 0; k < NODE_NODES_MAX; k++) {
 			if (g->snaps[k].s != NULL)
 				kv_snapshot_end(g->snaps[k].s);
+			free(g->snaps[k].last);
+		}
 		if (g->restore != NULL)
 			kv_restore_abort(g->restore);
 		raft_free(g->raft);
@@ -324,7 +325,6 @@ void node_close(struct node *n)
 		wal_batch_free(n->batches[i].b);
 	}
 	node_msg_scratch_free(&n->scratch);
-	free(n->snap_buf);
 	free(n->groups);
 	free(n);
 	node_the_node = NULL;

@@ -66,6 +66,10 @@ struct node_snap_out {
 	uint64_t offset;
 	raft_index index;
 	uint64_t used_ms; /* last chunk served: idle streams are closed (they pin LMDB pages) */
+	uint8_t *last;    /* the last chunk sent, for a resend when its answer was lost */
+	size_t last_len;
+	uint64_t last_off;
+	bool last_done, has_last;
 };
 
 struct node_group {
@@ -132,7 +136,6 @@ struct node {
 	uint64_t peer_up_since[NODE_NODES_MAX]; /* by member index; 0 = down */
 	struct node_addrbook addrs;             /* other nodes' client addresses */
 	bool stopping, stopped;
-	uint8_t *snap_buf;
 	bool processing;
 };
 

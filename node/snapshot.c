@@ -31,6 +31,7 @@ static void slot_close(struct node_snap_out *s)
 {
 	if (s->s != NULL)
 		kv_snapshot_end(s->s);
+	free(s->last);
 	memset(s, 0, sizeof *s);
 }
 
@@ -45,6 +46,7 @@ void node_snap_serve(struct node *n, struct node_group *g, const struct raft_sna
 		if (s->s != NULL)
 			kv_snapshot_end(s->s);
 		s->s = NULL;
+		s->has_last = false;
 		int rc = kv_snapshot_begin(n->kv, g->id, &s->s);
 		if (rc != KV_OK) {
 			node_log(NODE_LOG_WARN, g->id, "snapshot begin failed to=%llu error=\"%s\"",
@@ -56,11 +58,23 @@ void node_snap_serve(struct node *n, struct node_group *g, const struct raft_sna
 		}
 		s->offset = 0;
 		s->index = r->index;
+		s->used_ms = node_now_ms();
 		node_log(NODE_LOG_INFO, g->id, "sending snapshot to=%llu index=%llu data_at=%llu",
 			 (unsigned long long)r->to, (unsigned long long)r->index,
 			 (unsigned long long)kv_snapshot_index(s->s));
+	} else if (s->has_last && s->index == r->index && s->last_off == r->offset) {
+		/* the follower did not answer the last chunk: send it again */
+		s->used_ms = node_now_ms();
+		raft_snapshot_chunk(g->raft, r->to, r->index, r->offset, s->last, s->last_len,
+				    s->last_done, false);
+		return;
 	}
 	if (s->s == NULL || s->offset != r->offset || s->index != r->index) {
+		slot_close(s);
+		raft_snapshot_chunk(g->raft, r->to, r->index, r->offset, NULL, 0, true, true);
+		return;
+	}
+	if (s->last == NULL && (s->last = malloc(NODE_SNAP_CHUNK_MAX)) == NULL) {
 		slot_close(s);
 		raft_snapshot_chunk(g->raft, r->to, r->index, r->offset, NULL, 0, true, true);
 		return;
@@ -70,7 +84,7 @@ void node_snap_serve(struct node *n, struct node_group *g, const struct raft_sna
 		cap = NODE_SNAP_CHUNK_MAX;
 	size_t len = 0;
 	bool done = false;
-	int rc = kv_snapshot_read(s->s, n->snap_buf, cap, &len, &done);
+	int rc = kv_snapshot_read(s->s, s->last, cap, &len, &done);
 	if (rc != KV_OK) {
 		node_log(NODE_LOG_WARN, g->id, "snapshot read failed to=%llu error=\"%s\"",
 			 (unsigned long long)r->to, kv_strerror(rc));
@@ -78,11 +92,18 @@ void node_snap_serve(struct node *n, struct node_group *g, const struct raft_sna
 		raft_snapshot_chunk(g->raft, r->to, r->index, r->offset, NULL, 0, true, true);
 		return;
 	}
+	s->has_last = true;
+	s->last_off = r->offset;
+	s->last_len = len;
+	s->last_done = done;
 	s->offset += len;
 	s->used_ms = node_now_ms();
-	if (done)
-		slot_close(s);
-	raft_snapshot_chunk(g->raft, r->to, r->index, r->offset, n->snap_buf, len, done, false);
+	if (done) {
+		/* the read transaction ends now; the last chunk stays for a resend */
+		kv_snapshot_end(s->s);
+		s->s = NULL;
+	}
+	raft_snapshot_chunk(g->raft, r->to, r->index, r->offset, s->last, len, done, false);
 }
 
 void node_snap_receive(struct node *n, struct node_group *g, const struct raft_snapshot_chunk_in *c)
@@ -138,7 +159,7 @@ void node_maybe_compact(struct node *n)
 	for (uint32_t i = 0; i < G; i++)
 		for (size_t k = 0; k < NODE_NODES_MAX; k++) {
 			struct node_snap_out *s = &n->groups[i].snaps[k];
-			if (s->s != NULL && now > s->used_ms + NODE_SNAP_IDLE_MS) {
+			if (s->to != 0 && now > s->used_ms + NODE_SNAP_IDLE_MS) {
 				node_log(NODE_LOG_INFO, n->groups[i].id,
 					 "idle snapshot stream closed to=%llu",
 					 (unsigned long long)s->to);
