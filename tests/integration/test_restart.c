@@ -158,6 +158,44 @@ START_TEST(test_restarted_node_catches_up_by_snapshot)
 }
 END_TEST
 
+START_TEST(test_snapshot_of_several_chunks)
+{
+	struct cluster_opts o;
+	cluster_opts_default(&o);
+	o.groups = 2;
+	o.snapshot_entries = 32;
+	c = cluster_start(&o);
+	ck_assert_ptr_nonnull(c);
+	cluster_kill(c, 2);
+	/* ~3 MiB per group: the snapshot needs several 1 MiB chunks */
+	static char val[24 * 1024 + 1];
+	char key[64];
+	for (int i = 0; i < 260; i++) {
+		snprintf(key, sizeof key, "big%04d", i);
+		memset(val, 'a' + i % 26, sizeof val - 1);
+		snprintf(val, 16, "%08d", i);
+		val[8] = '-';
+		ck_assert(put_any(key, val, 2));
+	}
+	uint64_t deadline = cluster_now_ms() + 10000;
+	while (cluster_log_grep(c, 1, "log compacted") == 0 && cluster_now_ms() < deadline) {
+		struct timespec ts = {0, 100 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	ck_assert_int_eq(cluster_restart(c, 2), 0);
+	ck_assert_int_eq(cluster_wait_digests_equal(c, 30000), 0);
+	ck_assert_int_gt(cluster_log_grep(c, 2, "snapshot installed"), 0);
+	for (int i = 0; i < 260; i += 37) {
+		snprintf(key, sizeof key, "big%04d", i);
+		char *got = NULL;
+		ck_assert_int_eq(cluster_get(c, 2, key, &got, true, 3000), OK);
+		ck_assert_uint_eq(strlen(got), sizeof val - 1);
+		ck_assert_int_eq(atoi(got), i);
+		free(got);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("restart");
@@ -167,6 +205,7 @@ int main(void)
 	tcase_add_test(tc, test_sigterm_all_and_restart_loses_nothing);
 	tcase_add_test(tc, test_kill9_all_and_restart_loses_nothing);
 	tcase_add_test(tc, test_restarted_node_catches_up_by_snapshot);
+	tcase_add_test(tc, test_snapshot_of_several_chunks);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
