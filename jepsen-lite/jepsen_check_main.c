@@ -146,19 +146,16 @@ int main(int argc, char **argv)
 			struct jl_set_result r;
 			nset++;
 			v = jl_set_check_key(&h, k, &r, stdout);
-			if (verbose || v != JL_VALID)
-				printf("set %s: %s: %zu adds (%zu ok, %zu fail, %zu info), %zu "
-				       "reads; "
-				       "final read holds %zu (%zu of them indeterminate adds); "
-				       "lost %zu, "
-				       "never added %zu, failed-but-present %zu\n",
-				       h.keys[k],
-				       v == JL_VALID     ? "ok"
-				       : v == JL_INVALID ? "NOT OK"
-							 : "unknown (no successful read)",
-				       r.attempted, r.acknowledged, r.failed, r.indeterminate,
-				       r.reads, r.final_size, r.indeterminate_present, r.lost,
-				       r.unexpected, r.resurrected);
+			printf("set %s: %s: %zu adds (%zu ok, %zu fail, %zu info), %zu reads; "
+			       "final read holds %zu (%zu of them indeterminate adds); lost %zu, "
+			       "never added %zu, failed-but-present %zu\n",
+			       h.keys[k],
+			       v == JL_VALID     ? "ok"
+			       : v == JL_INVALID ? "NOT OK"
+						 : "unknown (no successful read)",
+			       r.attempted, r.acknowledged, r.failed, r.indeterminate, r.reads,
+			       r.final_size, r.indeterminate_present, r.lost, r.unexpected,
+			       r.resurrected);
 		} else {
 			nreg++;
 			if (v == JL_INVALID) {
