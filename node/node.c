@@ -89,7 +89,7 @@ static void peer_log_cb(void *arg, int level, uint64_t peer, const char *msg)
 static void peer_frame_cb(void *arg, uint64_t from, const Ringraft__Raft__PeerFrame *f)
 {
 	struct node *n = arg;
-	if (n->stopping)
+	if (n->draining)
 		return;
 	node_on_peer_frame(n, from, f);
 }
@@ -103,6 +103,8 @@ static void server_log_cb(void *arg, int level, const char *msg)
 static void tick_cb(uv_timer_t *t)
 {
 	struct node *n = t->data;
+	if (n->draining)
+		return; /* only turns until the last batch is durable */
 	n->ticks++;
 	for (uint32_t i = 0; i < n->cfg.groups; i++)
 		if (n->groups[i].raft != NULL)
@@ -112,16 +114,30 @@ static void tick_cb(uv_timer_t *t)
 		every = 1;
 	if (n->ticks % 5 == 0)
 		node_service_timeouts(n);
-	if (n->ticks % every == 0) {
+	if (n->ticks % every == 0 && !n->stopping) {
 		node_maybe_compact(n);
 		node_balance_leaders(n);
 	}
 }
 
+static bool leads_any(struct node *n)
+{
+	for (uint32_t i = 0; i < n->cfg.groups; i++)
+		if (n->groups[i].raft != NULL && raft_role_of(n->groups[i].raft) == RAFT_LEADER)
+			return true;
+	return false;
+}
+
 static void turn_cb(struct node *n)
 {
 	node_process(n);
-	if (n->stopping && !n->stopped && node_write_idle(n)) {
+	if (n->stopping && !n->draining &&
+	    (!leads_any(n) || node_now_ms() >= n->handoff_deadline_ms)) {
+		/* Handoff over: ignore peers from now on, so the pending batch is the last one. */
+		n->draining = true;
+		node_log(NODE_LOG_INFO, 0, "handoff done, draining still_leading=%d", leads_any(n));
+	}
+	if (n->draining && !n->stopped && node_write_idle(n)) {
 		n->stopped = true;
 		node_log(NODE_LOG_INFO, 0, "stopped: pending writes are durable");
 		uv_stop(&n->loop);
@@ -151,10 +167,29 @@ static void signal_cb(uv_signal_t *s, int signum)
 	node_log(NODE_LOG_WARN, 0, "stopping signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
 	n->stopping = true;
 	net_server_stop_accepting(n->server);
-	uv_timer_stop(&n->tick);
 	node_service_fail_all(n);
-	/* Keep turning until the pending WAL batch is written (turn_cb stops the loop). */
-	uv_timer_start(&n->tick, stop_poll_cb, 5, 5);
+	/* Hand every group this node leads to a connected voter, so clients wait for a transfer
+	 * instead of an election timeout; then drain (turn_cb) and stop once the pending WAL
+	 * batch is durable. */
+	uint64_t budget =
+		n->cfg.election_ms < NODE_HANDOFF_MS_MAX ? n->cfg.election_ms : NODE_HANDOFF_MS_MAX;
+	n->handoff_deadline_ms = node_now_ms() + budget;
+	for (uint32_t i = 0; i < n->cfg.groups; i++) {
+		struct node_group *g = &n->groups[i];
+		if (g->raft == NULL || raft_role_of(g->raft) != RAFT_LEADER)
+			continue;
+		const struct raft_conf *c = raft_conf_of(g->raft);
+		for (uint32_t k = 0; k < c->n_voters; k++) {
+			uint64_t to = c->voters[k];
+			if (to != n->cfg.id && net_peers_up(n->peers, to)) {
+				int rc = raft_transfer_leader(g->raft, to);
+				node_log(NODE_LOG_INFO, g->id, "handoff to=%llu result=\"%s\"",
+					 (unsigned long long)to, raft_strerror(rc));
+				break;
+			}
+		}
+	}
+	uv_timer_start(&n->stop_poll, stop_poll_cb, 5, 5);
 }
 
 /* ------------------------------------------------------------------------------ lifecycle */
@@ -256,6 +291,8 @@ int node_open(const struct node_config *cfg, struct node **out)
 	uv_timer_init(&n->loop, &n->tick);
 	n->tick.data = n;
 	uv_timer_start(&n->tick, tick_cb, cfg->tick_ms, cfg->tick_ms);
+	uv_timer_init(&n->loop, &n->stop_poll);
+	n->stop_poll.data = n;
 	uv_prepare_init(&n->loop, &n->prepare);
 	n->prepare.data = n;
 	uv_prepare_start(&n->prepare, prepare_cb);

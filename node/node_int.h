@@ -135,7 +135,11 @@ struct node {
 	uint64_t ticks;
 	uint64_t peer_up_since[NODE_NODES_MAX]; /* by member index; 0 = down */
 	struct node_addrbook addrs;             /* other nodes' client addresses */
-	bool stopping, stopped;
+	bool stopping; /* SIGTERM/SIGINT: no new requests, leaderships handed off */
+	bool draining; /* handoff over: peers ignored, waiting for the last WAL batch */
+	bool stopped;
+	uint64_t handoff_deadline_ms;
+	uv_timer_t stop_poll;
 	bool processing;
 };
 

@@ -17,6 +17,7 @@
 #define NODE_TRANSFER_INTERVAL_MS       5000 /* per group, between leadership transfers */
 #define NODE_LEADER_SETTLE_MS           2000 /* lead this long before handing leadership away */
 #define NODE_PEER_SETTLE_MS             1000 /* a peer up this long may take leadership */
+#define NODE_HANDOFF_MS_MAX             2000 /* SIGTERM: at most this long handing leaderships off */
 #define NODE_MAINT_MS                   250  /* compaction / balancing check interval */
 #define NODE_REQ_BUCKETS                4096 /* request id hash buckets (power of two) */
 #define NODE_CONFIG_LINE_MAX            4096

@@ -25,6 +25,17 @@ static void setup(void)
 	ck_assert_msg(c != NULL, "cluster did not start");
 }
 
+static void setup_slow_elections(void)
+{
+	struct cluster_opts o;
+	cluster_opts_default(&o);
+	o.groups = GROUPS;
+	o.election_ms = 2000;
+	o.heartbeat_ms = 100;
+	c = cluster_start(&o);
+	ck_assert_msg(c != NULL, "cluster did not start");
+}
+
 static void teardown(void)
 {
 	int bad = cluster_shutdown(c);
@@ -168,6 +179,29 @@ START_TEST(test_isolated_node_never_reads_stale)
 }
 END_TEST
 
+START_TEST(test_sigterm_hands_leadership_off)
+{
+	/* elections take >= 2 s here; a clean stop hands its groups over much faster */
+	const uint32_t g = 1;
+	uint64_t leader = cluster_leader_of(c, g, 10000);
+	ck_assert_uint_ne(leader, 0);
+	char key[64];
+	cluster_key_in_group(c, g, "handoff", key, sizeof key);
+	ck_assert(put_somewhere(key, "before", 0, cluster_now_ms() + 5000));
+	uint64_t t0 = cluster_now_ms();
+	ck_assert_int_eq(cluster_term(c, (int)leader), 0);
+	ck_assert(put_somewhere(key, "after", (int)leader, t0 + 5000));
+	uint64_t took = cluster_now_ms() - t0;
+	fprintf(stderr, "handoff: group %u writable %llu ms after SIGTERM of its leader\n", g,
+		(unsigned long long)took);
+	ck_assert_msg(took < 1500, "writes resumed only after %llu ms (no handoff?)",
+		      (unsigned long long)took);
+	ck_assert_int_gt(cluster_log_grep(c, (int)leader, "handoff to="), 0);
+	ck_assert_int_eq(cluster_restart(c, (int)leader), 0);
+	ck_assert_int_eq(cluster_wait_digests_equal(c, 20000), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("failover");
@@ -178,6 +212,11 @@ int main(void)
 	tcase_add_test(tc, test_stopped_follower_catches_up);
 	tcase_add_test(tc, test_isolated_node_never_reads_stale);
 	suite_add_tcase(s, tc);
+	TCase *tc2 = tcase_create("slow elections");
+	tcase_add_checked_fixture(tc2, setup_slow_elections, teardown);
+	tcase_set_timeout(tc2, 120);
+	tcase_add_test(tc2, test_sigterm_hands_leadership_off);
+	suite_add_tcase(s, tc2);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
