@@ -5,6 +5,8 @@
  * set histories are judged by the set rules; malformed lines are refused with their number.
  */
 #include <check.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -262,6 +264,151 @@ START_TEST(test_time_limit_gives_unknown)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ Against a brute force */
+
+/* Tiny random single-key histories with values from a small set (so many are not
+ * linearizable), checked by exhaustive search over every order that respects real time and
+ * every choice of which info operations took effect; the checker must agree on each. */
+
+struct bop {
+	int fn;        /* 0 read, 1 write, 2 cas */
+	int64_t a, b;  /* read: value read; write: a; cas: a -> b */
+	int status;    /* 0 ok, 1 fail, 2 info */
+	int call, ret; /* event positions */
+};
+
+static bool brute(const struct bop *ops, int n, unsigned done, int64_t state)
+{
+	bool all = true;
+	for (int i = 0; i < n; i++)
+		if (ops[i].status == 0 && !(done & (1u << i)))
+			all = false;
+	if (all)
+		return true;
+	for (int i = 0; i < n; i++) {
+		if ((done & (1u << i)) || ops[i].status == 1 ||
+		    (ops[i].status == 2 && ops[i].fn == 0))
+			continue;
+		bool blocked =
+			false; /* an ok op that returned before i was called must come first */
+		for (int j = 0; j < n; j++)
+			if (j != i && !(done & (1u << j)) && ops[j].status == 0 &&
+			    ops[j].ret < ops[i].call)
+				blocked = true;
+		if (blocked)
+			continue;
+		const struct bop *o = &ops[i];
+		int64_t ns = state;
+		if (o->fn == 0 && state != o->a)
+			continue;
+		if (o->fn == 1)
+			ns = o->a;
+		if (o->fn == 2) {
+			if (state != o->a)
+				continue;
+			ns = o->b;
+		}
+		if (brute(ops, n, done | (1u << i), ns))
+			return true;
+	}
+	return false;
+}
+
+static uint64_t rng = 12345;
+static unsigned rnd(unsigned n)
+{
+	rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (unsigned)((rng >> 33) % n);
+}
+
+static void put_val(char *out, int64_t v)
+{
+	if (v == JL_NIL)
+		strcpy(out, "null");
+	else
+		sprintf(out, "%lld", (long long)v);
+}
+
+START_TEST(test_agrees_with_brute_force)
+{
+	int nvalid = 0, ninvalid = 0;
+	for (int iter = 0; iter < 4000; iter++) {
+		int n = 2 + (int)rnd(6);
+		struct bop ops[8];
+		int slot_op[16], slot_ret[16];
+		/* a random interleaving of 2n events: each op's call before its return */
+		int pending[8], np = 0, next = 0, pos = 0;
+		while (pos < 2 * n) {
+			bool call = next < n && (np == 0 || rnd(2));
+			if (call) {
+				slot_op[pos] = next;
+				slot_ret[pos] = 0;
+				ops[next].call = pos;
+				pending[np++] = next++;
+			} else {
+				int k = (int)rnd((unsigned)np), o = pending[k];
+				pending[k] = pending[--np];
+				slot_op[pos] = o;
+				slot_ret[pos] = 1;
+				ops[o].ret = pos;
+			}
+			pos++;
+		}
+		for (int i = 0; i < n; i++) {
+			struct bop *o = &ops[i];
+			o->fn = (int)rnd(3);
+			int64_t vals[4] = {JL_NIL, 1, 2, 3};
+			o->a = o->fn == 1 ? 1 + rnd(3) : vals[rnd(4)];
+			o->b = 1 + rnd(3);
+			unsigned st = rnd(10);
+			o->status = st < 7 ? 0 : st < 8 ? 1 : 2;
+		}
+		char text[4096], a[32], b[32];
+		size_t len = 0;
+		static const char *const fns[] = {"read", "write", "cas"};
+		static const char *const types[] = {"ok", "fail", "info"};
+		for (int p = 0; p < 2 * n; p++) {
+			const struct bop *o = &ops[slot_op[p]];
+			const char *type = slot_ret[p] ? types[o->status] : "invoke";
+			put_val(a, o->a);
+			put_val(b, o->b);
+			char value[80];
+			if (o->fn == 0)
+				strcpy(value, slot_ret[p] && o->status == 0 ? a : "null");
+			else if (o->fn == 1)
+				strcpy(value, a);
+			else
+				sprintf(value, "[%s, %s]", a, b);
+			len += (size_t)sprintf(text + len,
+					       "{\"time\": %d, \"process\": %d, \"type\": \"%s\", "
+					       "\"f\": \"%s\", \"key\": \"x\", \"value\": %s}\n",
+					       p, slot_op[p], type, fns[o->fn], value);
+		}
+		bool want = brute(ops, n, 0, JL_NIL);
+		struct jl_history h = parse_ok(text);
+		enum jl_verdict v = jl_lin_check_key(&h, 0, 0, NULL);
+		ck_assert_msg(
+			v == (want ? JL_VALID : JL_INVALID),
+			"iteration %d: checker verdict %d, brute force says linearizable=%d:\n%s",
+			iter, v, want, text);
+		if (!want) {
+			struct jl_lin_witness w;
+			ck_assert_int_eq(jl_lin_explain_key(&h, 0, 0, &w), 0);
+			ck_assert(w.searched_all);
+			ck_assert_uint_ge(w.nops, 1);
+			for (size_t i = 1; i < w.nevents; i++)
+				ck_assert_uint_lt(w.events[i - 1], w.events[i]);
+			jl_lin_witness_free(&w);
+		}
+		jl_history_free(&h);
+		want ? nvalid++ : ninvalid++;
+	}
+	/* both kinds must have been exercised for the comparison to mean anything */
+	ck_assert_int_gt(nvalid, 500);
+	ck_assert_int_gt(ninvalid, 500);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ Sets */
 
 static enum jl_verdict check_set(const char *text, struct jl_set_result *r)
@@ -440,6 +587,9 @@ static Suite *checker_suite(void)
 	tcase_add_test(bad, test_witness_is_small);
 	tcase_add_test(bad, test_time_limit_gives_unknown);
 	suite_add_tcase(s, bad);
+	TCase *brute_tc = tcase_create("brute force");
+	tcase_add_test(brute_tc, test_agrees_with_brute_force);
+	suite_add_tcase(s, brute_tc);
 	TCase *set = tcase_create("set");
 	tcase_add_test(set, test_set_valid_with_info_adds);
 	tcase_add_test(set, test_set_lost_add);
