@@ -4,8 +4,9 @@
  * wait until it is durable; one writer thread does group commit as node/ will: everything
  * appended while a write is in flight goes into the next batch (one pwrite + one fdatasync).
  * The entries of one group get consecutive indexes, as Raft's would.
- * The reference, measured in the same run on the same disk, is one 256-byte record per
- * pwrite+fdatasync into a preallocated file. Usage: bench_wal [--seconds S] [--dir DIR]
+ * The reference, measured in the same run on the same disk (alternating slices), is one
+ * 256-byte record per pwrite+fdatasync into a file written in full beforehand.
+ * Usage: bench_wal [--seconds S] [--dir DIR]   (S: seconds of each, per configuration)
  */
 #include <dirent.h>
 #include <errno.h>
@@ -284,7 +285,7 @@ static void gc_close(struct shared *s)
 
 int main(int argc, char **argv)
 {
-	double seconds = 5; /* per configuration, half reference, half group commit */
+	double seconds = 5; /* per configuration: of the reference, and of group commit */
 	const char *dir_arg = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
@@ -305,8 +306,9 @@ int main(int argc, char **argv)
 		perror("bench_wal: mkdtemp");
 		return 2;
 	}
-	printf("bench_wal: dir %s, %d appenders, %d-byte entries, %.1f s per run\n", dir, APPENDERS,
-	       ENTRY_BYTES, seconds);
+	printf("bench_wal: dir %s, %d appenders, %d-byte entries, per configuration %d slices of "
+	       "%.2f s of each\n",
+	       dir, APPENDERS, ENTRY_BYTES, SLICES, seconds / SLICES);
 	/* The machine is shared and its disk's speed drifts by several times within seconds, so
 	 * the reference and group commit run in alternating short slices (SLICES of each per
 	 * configuration) and each ratio compares totals measured over the same stretch of time. */
