@@ -338,9 +338,14 @@ int raft_propose(struct raft *r, struct raft_buf *data, raft_index *index, raft_
 void raft_persisted(struct raft *r, raft_index index, raft_term term)
 {
 	assert(!r->in_ready);
-	if (index > raft_log_last(&r->log) || index < r->log.offset ||
-	    raft_log_term_at(&r->log, index) != term)
-		return; /* stale: those entries were replaced since */
+	if (index > raft_log_last(&r->log))
+		return;
+	/* Compacted entries are committed and can no longer be replaced; others must still be
+	 * the ones that were written (a truncation may have replaced them since). */
+	if (index > r->log.offset && raft_log_term_at(&r->log, index) != term)
+		return;
+	if (index == r->log.offset && r->log.offset_term != term)
+		return;
 	if (index <= r->persisted)
 		return;
 	r->persisted = index;
