@@ -1,9 +1,8 @@
 /* gen_history_main.c — writes a synthetic register history, deterministic from a seed.
  *
- * Simulates concurrent processes against a linearizable register per key: each operation takes
- * effect at one instant between its invocation and completion, some time out (info) and take
- * effect later or never, some fail definitely. The result is linearizable by construction
- * unless --corrupt asks for stale reads, so it measures the checker and tests it at scale.
+ * Processes run against a linearizable register per key (each operation takes effect once,
+ * between invocation and completion; some time out as info and take effect later or never), so
+ * the output is linearizable unless --corrupt asks for stale reads: a checker test at scale.
  */
 #include <getopt.h>
 #include <stdbool.h>

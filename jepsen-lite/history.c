@@ -1,9 +1,8 @@
 /* history.c — strict parser for the JSON Lines history of DESIGN.md section 10.
  *
- * Not a general JSON parser: a line is one flat object whose members are exactly time, process,
- * type, f, key and value, and whose values are integers, strings, null or one level of array.
- * Anything else is refused with the line number, because a checker that guesses at a damaged
- * history could call a broken run valid. Invocations are then paired with completions per process.
+ * Not general JSON: one flat object per line with exactly the format's fields; anything else is
+ * refused with its line number, since a checker guessing at a damaged history could call a
+ * broken run valid. Invocations are then paired with completions per process.
  */
 #include "jepsen-lite/history.h"
 

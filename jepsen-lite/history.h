@@ -1,9 +1,7 @@
 /* history.h — a recorded jepsen-lite history (DESIGN.md section 10), parsed and paired.
  *
- * The JSON Lines file is parsed strictly (exactly the fields of the format; anything else is an
- * error naming the line) and each client invocation is paired with its completion into an
- * operation. The checkers (linearizable.h, setcheck.h) work on operations, never on raw text.
- * The folder is jepsen-lite, so the prefix is jl_.
+ * Each client invocation is paired with its completion into an operation; the checkers
+ * (linearizable.h, setcheck.h) work on operations. The folder is jepsen-lite: prefix jl_.
  */
 #ifndef RINGRAFT_JEPSEN_HISTORY_H
 #define RINGRAFT_JEPSEN_HISTORY_H
@@ -12,13 +10,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "jepsen-lite/jl_limits.h"
+
 /* Register values are int64; these two never occur in a history (the parser refuses them). */
 #define JL_NIL  INT64_MIN       /* null: the key is missing */
 #define JL_ANY  (INT64_MIN + 1) /* model only: a register whose value is not known yet */
 #define JL_NONE UINT32_MAX      /* no event / no key */
-
-#define JL_LINE_MAX (1u << 20) /* one history line, bytes (a set read may list many elements) */
-#define JL_KEY_MAX  511        /* bytes of a key, as in the store */
 
 enum {
 	JL_OK = 0,

@@ -1,11 +1,8 @@
 /* jepsen_client_main.c — the workload: C threads drive the cluster through cli/client.h for T
  * seconds and record every operation in the DESIGN.md section 10 history format.
  *
- * Each thread has its own client (one client per thread). An invocation is recorded before the
- * request is sent and its completion after the answer: ok, fail (definitely did not happen) or
- * info (unknown: then the thread goes on as a new process). The runner sends control lines on
- * stdin: "nemesis F VALUE..." is recorded as a nemesis event at that instant, "final" stops the
- * workload and performs the final reads; at end of input the workload runs out its time.
+ * One client per thread; ok / fail (definitely not done) / info (unknown: the thread goes on as
+ * a new process). Control lines on stdin from the runner: see control_loop().
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,10 +18,9 @@
 #include <unistd.h>
 
 #include "cli/client.h"
+#include "jepsen-lite/jl_limits.h"
 
-#define CLIENTS_MAX    256
-#define KEYS_MAX       64
-#define FINAL_ATTEMPTS 20 /* final reads retried this often before the run is called unknown */
+#define FINAL_ATTEMPTS 20 /* a final read is retried this often; never ok = not recovered */
 
 enum workload { REGISTER, SET };
 
@@ -176,7 +172,7 @@ struct key_slot {
 };
 
 static pthread_mutex_t keys_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct key_slot slots[KEYS_MAX];
+static struct key_slot slots[JL_KEYS_MAX];
 static int next_key_id;
 static atomic_int_fast64_t next_value = 1;
 
@@ -539,8 +535,8 @@ static void parse_args(int argc, char **argv)
 			goto bad;
 		}
 	}
-	if (optind == argc && cfg.endpoints && cfg.clients >= 1 && cfg.clients <= CLIENTS_MAX &&
-	    cfg.seconds > 0 && cfg.keys >= 1 && cfg.keys <= KEYS_MAX && cfg.ops_per_key >= 1 &&
+	if (optind == argc && cfg.endpoints && cfg.clients >= 1 && cfg.clients <= JL_CLIENTS_MAX &&
+	    cfg.seconds > 0 && cfg.keys >= 1 && cfg.keys <= JL_KEYS_MAX && cfg.ops_per_key >= 1 &&
 	    cfg.timeout_ms >= 1 && cfg.final_timeout_ms >= 1)
 		return;
 bad:
@@ -548,8 +544,9 @@ bad:
 	exit(2);
 }
 
-/* Reads control lines until "final" or end of input, or until the deadline when input has
- * ended. Returns when the workload should stop. */
+/* Control lines from the runner on stdin: "nemesis F VALUE..." records a nemesis event at this
+ * instant; "final" stops the workload now (the final reads follow). At end of input the
+ * workload runs until its deadline. Returns when the workload should stop. */
 static void control_loop(int64_t end_ns)
 {
 	char line[512];
@@ -609,7 +606,7 @@ int main(int argc, char **argv)
 		slots[i] = (struct key_slot){.id = next_key_id++};
 	t0_ns = mono_ns();
 	int64_t end_ns = t0_ns + (int64_t)(cfg.seconds * 1e9);
-	struct worker ws[CLIENTS_MAX];
+	struct worker ws[JL_CLIENTS_MAX];
 	for (int i = 0; i < cfg.clients; i++) {
 		ws[i] = (struct worker){
 			.index = i, .c = new_client(cfg.timeout_ms), .end_ns = end_ns};

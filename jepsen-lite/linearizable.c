@@ -1,12 +1,8 @@
 /* linearizable.c — Wing-Gong-Lowe linearizability search for one key's register history.
  *
- * The history becomes a doubly linked list of call and return entries in real-time order (info
- * operations return "at infinity": after everything else). The search lifts a call out of the
- * list when the register model accepts it, and backtracks when it meets the return of an
- * operation it has not linearized yet. A configuration (linearized set, value) is visited once:
- * the set is kept as a 128-bit Zobrist hash (xor of per-operation random keys), 24 bytes per
- * cached configuration instead of a bitset per entry; two different sets collide with
- * probability about n^2 / 2^128, which we accept. Shrinking a violation is below.
+ * Entries are a doubly linked list of calls and returns in real-time order; a call is lifted
+ * when the register model accepts it, a return not yet linearized makes the search backtrack.
+ * Shrinking a violation to a small window is at the end of the file.
  */
 #include "jepsen-lite/linearizable.h"
 
@@ -14,6 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* Info operations return "at infinity" (after every other entry). A configuration (linearized
+ * set, value) is visited once; the set is kept as a 128-bit Zobrist hash (xor of per-operation
+ * random keys), 24 bytes per cached configuration instead of a bitset; two different sets
+ * collide with probability about n^2 / 2^128, which we accept. */
 
 int64_t jl_now_ns(void)
 {

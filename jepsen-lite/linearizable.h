@@ -1,9 +1,7 @@
 /* linearizable.h — per-key linearizability of a register history (read / write / cas).
  *
- * Wing & Gong's search with Lowe's memoization: operations are linearized one at a time in an
- * order consistent with real time, backtracking when the register model refuses one, and never
- * revisiting a (set of linearized operations, register value) configuration. Keys are
- * independent registers, so each key is checked alone (linearizability is compositional).
+ * Wing & Gong's search with Lowe's memoization; keys are independent registers, so each is
+ * checked alone (linearizability is compositional).
  */
 #ifndef RINGRAFT_JEPSEN_LINEARIZABLE_H
 #define RINGRAFT_JEPSEN_LINEARIZABLE_H
@@ -14,10 +12,6 @@
 #include "jepsen-lite/history.h"
 
 enum jl_verdict { JL_VALID = 0, JL_INVALID = 1, JL_UNKNOWN = 2 };
-
-/* Configurations remembered by one search before it gives up as JL_UNKNOWN: 24 bytes each in a
- * table at most half full, so about 200 MB at the bound. */
-#define JL_LIN_CACHE_MAX (1u << 22)
 
 /* Why a key is not linearizable: the smallest window of its operations found that is not
  * linearizable on its own. When the window starts after the key's first operation, the value

@@ -1,10 +1,7 @@
-/* setcheck.h — the set workload's check: no acknowledged add is lost, nothing appears from nowhere.
+/* setcheck.h — the set workload's check: no acknowledged add lost, nothing from nowhere.
  *
- * Adds (f "add") put unique integers into the set named by the key; a read returns the whole
- * set. Every ok read must hold each add acknowledged before the read was invoked (the final
- * read is the one that matters after faults; earlier reads are held to the same rule, which a
- * linearizable store keeps), and nothing that was never attempted or definitely failed.
- * Indeterminate adds may or may not be present.
+ * Every ok read must hold each add acknowledged before the read was invoked, and nothing never
+ * attempted or definitely failed; indeterminate adds may or may not be present.
  */
 #ifndef RINGRAFT_JEPSEN_SETCHECK_H
 #define RINGRAFT_JEPSEN_SETCHECK_H

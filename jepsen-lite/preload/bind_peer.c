@@ -1,10 +1,7 @@
 /* bind_peer.c — LD_PRELOAD shim: kvd's outgoing peer connections leave from the node's own
- * loopback address, so iptables can tell the nodes apart by source address.
- *
- * Without it every connection to 127.0.0.x leaves from 127.0.0.1 and a partition could not
- * name its sides. Built by jepsen-lite/run into the run's temp dir (kept out of the module's
- * library on purpose: it defines connect()). JL_BIND_IP is the address to bind, JL_PEER_PORT
- * the destination port whose connections are bound (others are left alone).
+ * loopback address, so iptables can tell the nodes apart (else all come from 127.0.0.1).
+ * Built by jepsen-lite/run into its temp dir; kept out of the module library since it defines
+ * connect(). JL_BIND_IP: address to bind; JL_PEER_PORT: destination port whose sockets we bind.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
