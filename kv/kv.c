@@ -134,6 +134,12 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv **out)
 		free(kv);
 		return kv_err_of(rc);
 	}
+	/* A restore staging file left by a crash is garbage: the restore never installed. */
+	for (uint32_t g = 1; g <= o->groups_max; g++) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/restore-g%u.part", dir, g);
+		unlink(path);
+	}
 	/* An existing environment may have grown beyond map_bytes in an earlier life. */
 	MDB_envinfo info;
 	mdb_env_info(kv->env, &info);

@@ -181,6 +181,16 @@ START_TEST(test_bad_streams_change_nothing)
 	ck_assert_int_eq(kv_restore_begin(b.kv, 2, &r), KV_OK);
 	ck_assert_int_eq(kv_restore_write(r, st.data, st.len / 3), KV_OK);
 	kv_restore_abort(r);
+	/* A staging file left by a crash is removed at the next open. */
+	char path[512];
+	snprintf(path, sizeof path, "%s/restore-g2.part", b.dir);
+	FILE *stale = fopen(path, "w");
+	ck_assert_ptr_nonnull(stale);
+	fputs("half a snapshot", stale);
+	fclose(stale);
+	kv_close(b.kv);
+	ck_assert_int_eq(kv_open(b.dir, NULL, &b.kv), KV_OK);
+	ck_assert_int_ne(access(path, F_OK), 0);
 	ck_assert_int_eq(kv_digest(b.kv, 2, after, NULL), KV_OK);
 	ck_assert(memcmp(before, after, sizeof before) == 0);
 	ck_assert_uint_eq(fx_applied(&b, 2), applied);
