@@ -48,6 +48,8 @@ void net_decoder_free(struct net_decoder *d)
 
 int net_decoder_feed(struct net_decoder *d, const void *data, size_t len)
 {
+	if (len == 0)
+		return NET_OK; /* nothing to add (and memcpy into a NULL buffer is undefined) */
 	if (d->consumed > 0 && (d->consumed == d->len || d->consumed > d->cap / 2)) {
 		memmove(d->buf, d->buf + d->consumed, d->len - d->consumed);
 		d->len -= d->consumed;
