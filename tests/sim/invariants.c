@@ -322,6 +322,17 @@ void inv_check(struct cluster *c)
 				 n->seen_commit, commit);
 			return;
 		}
+		/* Raft section 5.4.2 / thesis 3.6.2: a leader advances its commit index only to an
+		 * entry of its own term (earlier ones commit indirectly, below it). */
+		if (role == RAFT_LEADER && commit > n->seen_commit) {
+			const struct raft_entry *e = raft_entry_at(n->r, commit);
+			if (e && e->term != term)
+				sim_fail(c,
+					 "commit rule: leader %d of term %" PRIu64
+					 " advanced commit to %" PRIu64
+					 ", an entry of term %" PRIu64,
+					 i, term, commit, e->term);
+		}
 		for (raft_index k = n->seen_commit + 1; k <= commit && !c->failed; k++) {
 			const struct raft_entry *e = raft_entry_at(n->r, k);
 			if (e)

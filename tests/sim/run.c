@@ -80,20 +80,39 @@ static raft_id random_alive(struct cluster *c, struct rng *g)
 	return k ? ids[rng_range(g, 0, (uint64_t)k - 1)] : 0;
 }
 
+/* Any node that believes it leads (a deposed one too: clients do not know better). */
+static raft_id any_leader(struct cluster *c, struct rng *g)
+{
+	raft_id ids[SIM_NODES_MAX];
+	int k = 0;
+	for (int i = 1; i <= c->max_id; i++)
+		if (c->nodes[i].alive && raft_role_of(c->nodes[i].r) == RAFT_LEADER)
+			ids[k++] = (raft_id)i;
+	return k ? ids[rng_range(g, 0, (uint64_t)k - 1)] : 0;
+}
+
+/* Clients: writes mostly to the current leader, sometimes to any node or to a deposed leader;
+ * ReadIndex reads to any node that believes it leads, so stale leaders get reads too. */
 static void client_step(struct cluster *c, struct rng *g)
 {
 	raft_id l = cluster_leader(c);
 	if (rng_permille(g, 400)) {
-		raft_id to = l && !rng_permille(g, 100) ? l : random_alive(c, g);
+		raft_id to = l;
+		if (!to || rng_permille(g, 100))
+			to = random_alive(c, g);
+		else if (rng_permille(g, 200))
+			to = any_leader(c, g);
 		char op[64];
 		snprintf(op, sizeof(op), "put k%d=v%" PRIu64, (int)rng_range(g, 0, 7), c->next_uid);
 		if (to)
 			cluster_propose(c, to, op, false, NULL);
 	}
-	if (l && rng_permille(g, 200)) {
+	if (rng_permille(g, 250)) {
+		raft_id to = rng_permille(g, 500) ? any_leader(c, g) : l;
 		char key[8];
 		snprintf(key, sizeof(key), "k%d", (int)rng_range(g, 0, 7));
-		cluster_read(c, l, key);
+		if (to)
+			cluster_read(c, to, key);
 	}
 }
 
