@@ -440,8 +440,7 @@ void cluster_tick(struct cluster *c, raft_id id)
 	c->steps++;
 	n->next_tick += SIM_TICK;
 	raft_tick(n->r);
-	if (c->trace)
-		trace_ev(c, TR_TICK, id, raft_term_of(n->r), raft_role_of(n->r), 0);
+	trace_ev(c, TR_TICK, id, raft_term_of(n->r), raft_role_of(n->r), 0);
 	cluster_drive(c, n);
 	inv_check(c);
 }
