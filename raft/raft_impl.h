@@ -3,6 +3,12 @@
  * Not part of the contract: only the files of raft/ include it (and white-box unit tests). Each
  * concept lives in its own file: election.c, replication.c, readindex.c, transfer.c, snapshot.c,
  * membership.c, step.c (message dispatch and term rules), raft.c (lifecycle and update).
+ *
+ * The three safety rules most worth breaking on purpose (to see tests/sim catch it) each live
+ * in one function:
+ *   raft_log_up_to_date()     election.c     vote only for an up-to-date log (thesis 3.6.1)
+ *   raft_maybe_commit()       replication.c  commit by counting only current-term entries (3.6.2)
+ *   raft_leader_self_match()  replication.c  the leader counts itself once durable (10.2.1)
  */
 #ifndef RINGRAFT_RAFT_IMPL_H
 #define RINGRAFT_RAFT_IMPL_H

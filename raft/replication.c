@@ -292,7 +292,8 @@ void raft_recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
 	/* The peer is alive: unblock a probe, and make room in a full window (its messages
 	 * may have been lost; a gap makes it reject and we fall back to probing). */
 	p->probe_sent = false;
-	if (p->state == RAFT_PR_REPLICATE && p->count >= p->cap)
+	if (p->state == RAFT_PR_REPLICATE &&
+	    raft_progress_paused(p, r->cfg.max_inflight_msgs, r->cfg.max_inflight_bytes))
 		raft_progress_free_first(p);
 	/* Behind: send what it misses, or an empty append at next-1 whose rejection reveals
 	 * entries it lost (e.g. a crash before they were durable). */
