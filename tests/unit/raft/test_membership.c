@@ -151,6 +151,43 @@ START_TEST(test_removed_node_cannot_disrupt)
 }
 END_TEST
 
+/* A leader whose own removal is appended but not committed, once it lost leadership, still
+ * campaigns (it is a voter of the committed configuration and may hold the only up-to-date
+ * log), and the cluster converges. */
+START_TEST(test_uncommitted_self_removal_may_campaign)
+{
+	struct tc c;
+	tc_init(&c, 3, 56);
+	tc_elect(&c, 1);
+	tc_isolate(&c, 1, true);
+	ck_assert_int_eq(raft_propose_conf_change(tc_r(&c, 1), RAFT_CC_REMOVE, 1, NULL), 0);
+	ck_assert(!raft_conf_is_voter(raft_conf_of(tc_r(&c, 1)), 1));
+	for (int t = 0; t < 25; t++) {
+		tc_tick(&c, 1);
+		tc_stabilize(&c);
+	}
+	ck_assert_int_eq(raft_role_of(tc_r(&c, 1)), RAFT_FOLLOWER); /* CheckQuorum */
+	for (int t = 0; t < 25 && raft_role_of(tc_r(&c, 1)) == RAFT_FOLLOWER; t++)
+		tc_tick(&c, 1);
+	ck_assert_int_eq(raft_role_of(tc_r(&c, 1)), RAFT_PRECANDIDATE);
+	tc_isolate(&c, 1, false);
+	tc_tick_all(&c, 60);
+	int n;
+	raft_id l = tc_leader(&c, &n);
+	ck_assert_int_eq(n, 1);
+	/* the removal committed (node 1 led long enough to commit it, then stepped down) and
+	 * the two remaining voters carry on */
+	ck_assert(l == 2 || l == 3);
+	for (raft_id i = 2; i <= 3; i++) {
+		ck_assert_uint_eq(raft_conf_of(tc_r(&c, i))->n_voters, 2);
+		ck_assert(!raft_conf_is_member(raft_conf_of(tc_r(&c, i)), 1));
+	}
+	ck_assert_uint_ge(raft_commit_of(tc_r(&c, 1)), 2);
+	ck_assert_int_eq(raft_role_of(tc_r(&c, 1)), RAFT_FOLLOWER);
+	tc_free(&c);
+}
+END_TEST
+
 START_TEST(test_conf_encoding)
 {
 	struct raft_conf c = {.voters = {1, 2, 3}, .n_voters = 3};
@@ -182,6 +219,7 @@ int main(void)
 	tcase_add_test(tc, test_waits_for_term_commit_and_previous_change);
 	tcase_add_test(tc, test_remove_leader_steps_down);
 	tcase_add_test(tc, test_removed_node_cannot_disrupt);
+	tcase_add_test(tc, test_uncommitted_self_removal_may_campaign);
 	tcase_add_test(tc, test_conf_encoding);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
