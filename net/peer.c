@@ -170,7 +170,7 @@ static void conn_close(struct conn *c, const char *why)
 		pe->len = 0;
 		if (pe->up) {
 			pe->up = false;
-			logf_(p, 1, pe->id, "peer link down reason=%s", why);
+			logf_(p, p->closing ? 2 : 1, pe->id, "peer link down reason=%s", why);
 			if (p->cbs.on_down && !p->closing)
 				p->cbs.on_down(p->arg, pe->id);
 		}
