@@ -12,9 +12,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net/frame.h"
+#include "node/config.h"
 #include "proto/raft.pb-c.h"
 #include "tests/integration/cluster.h"
 
@@ -391,6 +393,89 @@ START_TEST(test_peer_port_bogus_input)
 }
 END_TEST
 
+static bool read_frame_any(int fd, int timeout_ms)
+{
+	uint8_t buf[4096];
+	struct pollfd p = {fd, POLLIN, 0};
+	return poll(&p, 1, timeout_ms) == 1 && recv(fd, buf, sizeof buf, 0) > 0;
+}
+
+START_TEST(test_peer_port_unknown_and_malformed_messages)
+{
+	/* the real cluster id, from node 2's persisted settings */
+	static struct node_config cfg;
+	char err[512], dir[600];
+	snprintf(dir, sizeof dir, "%s", cluster_data_dir(c, 2));
+	char *argv[] = {"kvd", "--data-dir", dir, NULL};
+	ck_assert_msg(node_config_load(3, argv, &cfg, err, sizeof err) == 0, "%s", err);
+
+	/* pose as node 1 (lower ids dial higher ones): node 2 accepts and answers its Hello */
+	int fd = dial(cluster_peer_addr(c, 2));
+	Ringraft__Raft__Hello hello = RINGRAFT__RAFT__HELLO__INIT;
+	hello.cluster_id = cfg.cluster_id;
+	hello.node_id = 1;
+	hello.client_addr = (char *)cluster_client_addr(c, 1);
+	Ringraft__Raft__PeerFrame hf = RINGRAFT__RAFT__PEER_FRAME__INIT;
+	hf.hello = &hello;
+	send_peer_frame(fd, &hf);
+	ck_assert_msg(read_frame_any(fd, 3000), "node 2 did not answer a valid Hello");
+
+	Ringraft__Raft__Message m[6];
+	Ringraft__Raft__Message *mp[6];
+	for (int i = 0; i < 6; i++) {
+		ringraft__raft__message__init(&m[i]);
+		m[i].from = 1;
+		m[i].to = 2;
+		m[i].group = 1;
+		mp[i] = &m[i];
+	}
+	m[0].type = 99; /* unknown message type */
+	m[1].type = 1;
+	m[1].group = 0; /* no such group */
+	m[2].type = 1;
+	m[2].group = 100000;
+	m[3].type = 1;
+	m[3].from = 3; /* spoofed sender */
+	static Ringraft__Raft__Entry e;
+	static Ringraft__Raft__Entry *ep[2000];
+	ringraft__raft__entry__init(&e);
+	for (int i = 0; i < 2000; i++)
+		ep[i] = &e;
+	m[4].type = 1; /* more entries than one AppendEntries may carry */
+	m[4].entries = ep;
+	m[4].n_entries = 2000;
+	m[5].type = 0; /* type zero */
+	uint8_t junk[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	ProtobufCBinaryData fwd[2] = {{sizeof junk, junk}, {sizeof junk, junk}};
+	Ringraft__Raft__PeerFrame f = RINGRAFT__RAFT__PEER_FRAME__INIT;
+	f.msgs = mp;
+	f.n_msgs = 6;
+	f.forwarded_requests = fwd;
+	f.n_forwarded_requests = 2;
+	f.forwarded_responses = fwd;
+	f.n_forwarded_responses = 2;
+	send_peer_frame(fd, &f);
+	/* a forwarded request with an unknown op is answered over the link, never fatal */
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.id = 5;
+	rq.op = 77;
+	size_t n = ringraft__kv__request__get_packed_size(&rq);
+	uint8_t rb[64];
+	ringraft__kv__request__pack(&rq, rb);
+	ProtobufCBinaryData one = {n, rb};
+	Ringraft__Raft__PeerFrame f2 = RINGRAFT__RAFT__PEER_FRAME__INIT;
+	f2.forwarded_requests = &one;
+	f2.n_forwarded_requests = 1;
+	send_peer_frame(fd, &f2);
+	struct timespec ts = {0, 300 * 1000000L};
+	nanosleep(&ts, NULL);
+	close(fd);
+	ck_assert_msg(!cluster_died(c, 2), "node 2 died on bad peer messages");
+	ck_assert_int_eq(cluster_wait_leaders(c, 15000), 0);
+	assert_serving();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("bad_input");
@@ -402,6 +487,7 @@ int main(void)
 	tcase_add_test(tc, test_client_that_never_reads_is_dropped);
 	tcase_add_test(tc, test_thousands_of_idle_connections);
 	tcase_add_test(tc, test_peer_port_bogus_input);
+	tcase_add_test(tc, test_peer_port_unknown_and_malformed_messages);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
