@@ -225,6 +225,18 @@ static bool grow(struct kv *kv, uint32_t group)
 	return true;
 }
 
+/* Grows the map ahead of need when more than half of it is used and it can move now: while a
+ * snapshot stream is open it cannot, and the half left is what writes may use meanwhile. */
+static void headroom(struct kv *kv, uint32_t group)
+{
+	MDB_envinfo info;
+	if (kv->readers > 0 || kv->map_bytes >= kv->opt.map_bytes_max ||
+	    mdb_env_info(kv->env, &info) != 0)
+		return;
+	if ((uint64_t)(info.me_last_pgno + 1) * kv->page_bytes > kv->map_bytes / 2)
+		grow(kv, group);
+}
+
 int kv_write(struct kv *kv, uint32_t group, const char *what, kv_write_fn fn, void *arg)
 {
 	for (int attempt = 0;; attempt++) {
@@ -239,8 +251,10 @@ int kv_write(struct kv *kv, uint32_t group, const char *what, kv_write_fn fn, vo
 			if (rc == KV_TXN_ABORT)
 				return KV_OK;
 		}
-		if (rc == 0)
+		if (rc == 0) {
+			headroom(kv, group);
 			return KV_OK;
+		}
 		if (rc == MDB_MAP_FULL && attempt == 0 && grow(kv, group))
 			continue;
 		kv_log_mdb(group, what, rc);

@@ -164,8 +164,9 @@ int kv_checkpoint(struct kv *kv, raft_index *out, uint32_t n_groups);
 /* ------------------------------------------------------------------------------ snapshots */
 /* A snapshot of one group streamed from one read transaction while writes continue. The
  * stream is self-describing and ends with a checksum (XXH3-64 of everything before it).
- * While a snapshot is open the map cannot grow (LMDB cannot remap under a reader): a write
- * that fills the map then fails with KV_EMAPFULL. End snapshots promptly. */
+ * While a snapshot is open the map cannot grow (LMDB cannot remap under a reader); the map is
+ * kept at most half full when no snapshot is open, and a write that fills the other half
+ * during a snapshot fails with KV_EMAPFULL. End snapshots promptly. */
 struct kv_snapshot;
 int kv_snapshot_begin(struct kv *kv, uint32_t group, struct kv_snapshot **out);
 raft_index kv_snapshot_index(const struct kv_snapshot *s); /* applied index it captures */
