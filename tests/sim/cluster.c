@@ -1,10 +1,8 @@
-/* cluster.c — the simulated cluster: nodes, their driver loop, crashes and restarts.
+/* cluster.c — the simulated cluster: nodes, the driver loop of each, crashes and restarts.
  *
- * Each node is driven exactly as raft.h's driver loop says: messages go to the network at once,
- * the update's persistence becomes one disk batch, msgs_after_persist wait in that batch until
- * it is durable, then raft_persisted(); committed entries are applied to the node's state
- * machine, reads answered once applied, snapshots served and installed, the log compacted at a
- * threshold. Every event is one step, and the invariants are checked after each one.
+ * Each node is driven exactly as raft.h's driver loop says (send, batch to disk, hold
+ * msgs_after_persist, apply, answer reads, advance, serve snapshots, compact). Every event is
+ * one step, and the invariants are checked after each one.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,10 +1,8 @@
 /* invariants.c — the safety properties checked after every simulated step.
  *
- * Raft's guarantees (paper fig. 3, thesis 3.6): election safety (one leader per term), log
- * matching, leader completeness, state machine safety; plus the driver-visible ones: commit and
- * applied never go back (also across restarts), each entry applied exactly once per node, and
- * a ReadIndex read sees every write acknowledged before it began (thesis 6.4). The first
- * violation is recorded with the step and time; the run stops there.
+ * Raft's guarantees (paper fig. 3, thesis 3.6) plus what a driver sees: monotonic commit and
+ * applied (also across restarts), exactly-once apply, durable acks, linearizable ReadIndex
+ * reads (thesis 6.4). The first violation is recorded with step and time; the run stops.
  */
 #include <inttypes.h>
 #include <stdarg.h>

@@ -1,13 +1,6 @@
-/* main.c — the `sim` command: run / replay one seed, sweep many, election statistics,
- * scenario scripts.
- *
- *   sim run --seed S [--trace]          one seed (size and fault mix come from it)
- *   sim replay --seed S [--trace]       the seed twice: both trace hashes must be equal
- *   sim sweep --seeds N [--from S] [--jobs J] [--scenarios DIR] [--elect N]
- *   sim elect-stats --seeds N [--from S]
- *   sim scenario FILE...
- * A sweep forks one process per seed (J at a time), so a crash or a hang in the core is
- * reported with its seed like any invariant violation.
+/* main.c — the `sim` command: run or replay one seed, sweep many, election statistics, and
+ * scenario scripts (usage below). A sweep forks one process per seed, J at a time, so a crash
+ * or hang of the core is reported with its seed like any invariant violation.
  */
 #include <dirent.h>
 #include <errno.h>

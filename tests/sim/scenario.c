@@ -1,10 +1,8 @@
-/* scenario.c — interpreter for scenario scripts (tests/sim/scenarios/NAME.txt).
+/* scenario.c — interpreter for the scenario scripts in tests/sim/scenarios/.
  *
- * Small readable scripts in the spirit of etcd's interaction tests: the script drives a
- * cluster by hand (nothing ticks, no message moves and no disk write completes unless a line
- * says so) and states what must hold with `expect` lines. The invariants of invariants.c are
- * checked after every step as in random runs. Any failure names file:line. The language is
- * described in tests/sim/README.md.
+ * Small readable scripts in the spirit of etcd's interaction tests: nothing ticks, moves or
+ * completes unless a line says so; `expect` lines state what must hold, the invariants run
+ * after every step, and any failure names file:line. Language: tests/sim/README.md.
  */
 #include <inttypes.h>
 #include <stdarg.h>

@@ -1,9 +1,7 @@
 /* sim.h — the deterministic whole-cluster simulator of the Raft core (tests/sim/).
  *
- * One seed drives everything: a PRNG of our own, one virtual clock, a simulated network and a
- * simulated disk per node. Each file here is one concept (rng, network, disk, state machine,
- * cluster driver, invariants, trace, random runs, scenario scripts, CLI); this header is the
- * glue between them. Nothing here is thread-safe; parallel sweeps fork processes.
+ * One seed drives everything: our own PRNG, one virtual clock, a simulated network and disk
+ * per node. One concept per file; this header is the glue. Parallel sweeps fork processes.
  */
 #ifndef RINGRAFT_SIM_H
 #define RINGRAFT_SIM_H
