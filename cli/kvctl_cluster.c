@@ -186,6 +186,13 @@ static const char *uptime(uint64_t ms, char *buf, size_t cap)
 	return buf;
 }
 
+/* A string from a node as JSON: escaped, or null if it is not text. */
+static void json_text(const char *str)
+{
+	if (!kvctl_json_str(stdout, str, strlen(str)))
+		fputs("null", stdout);
+}
+
 static void json_u64_list(const uint64_t *v, size_t n)
 {
 	printf("[");
@@ -201,18 +208,21 @@ static void status_json(const struct view *v)
 	for (size_t i = 0; i < v->n; i++) {
 		const struct node_view *nv = &v->nodes[i];
 		const struct cli_node_status *st = &nv->st;
-		printf("%s\n  {\"endpoint\": \"%s\", \"reachable\": %s", i ? "," : "", nv->endpoint,
-		       nv->rc == CLI_OK ? "true" : "false");
+		printf("%s\n  {\"endpoint\": ", i ? "," : "");
+		json_text(nv->endpoint);
+		printf(", \"reachable\": %s", nv->rc == CLI_OK ? "true" : "false");
 		if (nv->rc != CLI_OK) {
-			printf(", \"error\": \"%s\"}", why(nv->rc));
+			printf(", \"error\": ");
+			json_text(why(nv->rc));
+			printf("}");
 			continue;
 		}
 		printf(", \"id\": %llu, \"client_addr\": ", (unsigned long long)st->id);
-		kvctl_json_str(stdout, st->client_addr, strlen(st->client_addr));
+		json_text(st->client_addr);
 		printf(", \"peer_addr\": ");
-		kvctl_json_str(stdout, st->peer_addr, strlen(st->peer_addr));
+		json_text(st->peer_addr);
 		printf(", \"health\": ");
-		kvctl_json_str(stdout, st->health, strlen(st->health));
+		json_text(st->health);
 		printf(", \"wal_bytes\": %llu, \"lmdb_bytes\": %llu, \"uptime_ms\": %llu",
 		       (unsigned long long)st->wal_bytes, (unsigned long long)st->lmdb_bytes,
 		       (unsigned long long)st->uptime_ms);
@@ -225,7 +235,7 @@ static void status_json(const struct view *v)
 		for (size_t g = 0; g < st->n_groups; g++) {
 			const struct cli_group_status *gs = &st->groups[g];
 			printf("%s\n    {\"group\": %u, \"role\": ", g ? "," : "", gs->group);
-			kvctl_json_str(stdout, gs->role, strlen(gs->role));
+			json_text(gs->role);
 			printf(", \"leader\": %llu, \"term\": %llu, \"commit\": %llu, "
 			       "\"applied\": %llu, \"voters\": ",
 			       (unsigned long long)gs->leader, (unsigned long long)gs->term,
@@ -386,10 +396,10 @@ int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
 		ids(learners, sizeof learners, info ? info->learners : NULL,
 		    info ? info->n_learners : 0);
 		if (a->output == KVCTL_OUT_JSON) {
-			printf("%s\n  {\"group\": %u, \"leader\": %llu, \"leader_addr\": \"%s\", "
-			       "\"leader_reachable\": %s, \"term\": %llu, \"voters\": ",
-			       g > 1 ? "," : "", g, (unsigned long long)leader,
-			       leader ? addr_of(v, leader) : "",
+			printf("%s\n  {\"group\": %u, \"leader\": %llu, \"leader_addr\": ",
+			       g > 1 ? "," : "", g, (unsigned long long)leader);
+			json_text(leader ? addr_of(v, leader) : "");
+			printf(", \"leader_reachable\": %s, \"term\": %llu, \"voters\": ",
 			       leader && answered(v, leader) ? "true" : "false",
 			       (unsigned long long)term);
 			json_u64_list(info ? info->voters : NULL, info ? info->n_voters : 0);
