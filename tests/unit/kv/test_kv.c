@@ -178,6 +178,58 @@ START_TEST(test_no_growth_under_snapshot)
 }
 END_TEST
 
+/* One batch bigger than the whole map: MDB_MAP_FULL, the map doubles, the batch runs again,
+ * and every entry is answered exactly once, in order. */
+struct seen_order {
+	raft_index last;
+	int calls;
+};
+
+static void order_cb(const struct raft_entry *e, const struct kv_result *res, void *arg)
+{
+	struct seen_order *o = arg;
+	ck_assert_int_eq(res->code, KV_OK);
+	ck_assert_uint_eq(e->index, o->last + 1);
+	o->last = e->index;
+	o->calls++;
+}
+
+START_TEST(test_retry_after_growth_answers_once)
+{
+	struct fx f;
+	struct kv_options o;
+	kv_options_default(&o);
+	o.writemap = _i;
+	o.map_bytes = 256 << 10;
+	o.map_bytes_max = 64 << 20;
+	fx_open_opts(&f, &o);
+	enum { N = 40 }; /* 40 values of 4 KiB: 2 pages each, about 330 KB */
+	struct raft_entry e[N];
+	char *val = calloc(1, 4096), k[N][16];
+	for (int i = 0; i < N; i++) {
+		snprintf(k[i], sizeof k[i], "big%02d", i);
+		struct kv_cmd c = {.op = KV_OP_PUT,
+				   .key = k[i],
+				   .key_len = strlen(k[i]),
+				   .value = val,
+				   .value_len = 4096};
+		e[i] = (struct raft_entry){.index = (raft_index)i + 1, .term = 1};
+		ck_assert_int_eq(kv_cmd_encode(f.kv, &c, &e[i].data), KV_OK);
+	}
+	uint64_t before = kv_size_bytes(f.kv);
+	struct seen_order seen = {0};
+	ck_assert_int_eq(kv_apply(f.kv, 1, e, N, NULL, order_cb, &seen), KV_OK);
+	ck_assert_int_eq(seen.calls, N);
+	ck_assert_uint_gt(kv_size_bytes(f.kv), 256 << 10);
+	ck_assert_uint_lt(before, 256 << 10);
+	ck_assert_uint_eq(fx_applied(&f, 1), N);
+	for (int i = 0; i < N; i++)
+		free(e[i].data.base);
+	free(val);
+	fx_close(&f);
+}
+END_TEST
+
 /* The map grows ahead of need, so a snapshot stream leaves room for the writes meanwhile. */
 START_TEST(test_headroom_for_snapshots)
 {
@@ -330,6 +382,7 @@ Suite *kv_suite(void)
 	tcase_add_loop_test(tc, test_full_map_reported, 0, 2);
 	tcase_add_loop_test(tc, test_map_grows, 0, 2);
 	tcase_add_loop_test(tc, test_no_growth_under_snapshot, 0, 2);
+	tcase_add_loop_test(tc, test_retry_after_growth_answers_once, 0, 2);
 	tcase_add_loop_test(tc, test_headroom_for_snapshots, 0, 2);
 	tcase_add_test(tc, test_checkpoint_indexes);
 	tcase_add_loop_test(tc, test_crash_then_replay, 0, 2);
