@@ -81,8 +81,9 @@ struct kv_cmd {
 	size_t expected_len; /* CAS */
 	bool expect_absent;  /* CAS: put only if absent */
 };
-/* Validates (key/value limits) and encodes into a malloc'd buffer (to hand to raft_propose).
- * Returns KV_OK, KV_EINVAL, KV_ETOOLARGE or KV_ENOMEM. */
+/* Validates (key/value limits: kv's value_max, or KV_VALUE_MAX_DEFAULT when kv is NULL) and
+ * encodes into a malloc'd buffer in out->base (ownership to the caller, e.g. to hand to
+ * raft_propose). Returns KV_OK, KV_EINVAL, KV_ETOOLARGE or KV_ENOMEM (out untouched). */
 int kv_cmd_encode(const struct kv *kv, const struct kv_cmd *c, struct raft_buf *out);
 /* Decodes (pointers into data, valid as long as data). KV_EINVAL on a malformed buffer: the
  * bytes come from the disk or the network. The value limit checked here is the absolute one
