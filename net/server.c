@@ -360,6 +360,16 @@ void net_server_close(struct net_server *s)
 	net_server_stop_accepting(s);
 	while (s->conns != NULL)
 		net_conn_close(s->conns, "shutdown");
+	/* drop the references the pending-flush list holds: nothing will be written now */
+	struct net_conn *c = s->dirty;
+	s->dirty = NULL;
+	while (c != NULL) {
+		struct net_conn *next = c->dirty_next;
+		c->dirty = false;
+		c->dirty_next = NULL;
+		net_conn_unref(c);
+		c = next;
+	}
 }
 
 void net_server_free(struct net_server *s)
