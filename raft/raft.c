@@ -126,16 +126,15 @@ struct raft *raft_new(const struct raft_config *cfg, const struct raft_restore *
 	}
 	r->term = rs->hard_state.term;
 	r->vote = rs->hard_state.vote;
-	/* The state machine may be ahead of the durable log (it applied entries committed by a
-	 * majority before our own copy was durable, then we crashed): commit stays within the
-	 * log, and entries up to `applied` are simply not handed out again when they come back
-	 * from the leader. */
+	/* The state machine may be ahead of the durable commit index (it applied entries
+	 * committed by a majority before our own copy was durable, then we crashed). Commit is
+	 * NOT raised to `applied`: the durable log may hold other, stale entries at those indexes
+	 * (a truncation that did not reach the disk), which the leader will overwrite. Entries up
+	 * to `applied` are simply not handed out again when they commit. */
 	r->commit = rs->hard_state.commit;
-	if (r->commit < rs->applied)
-		r->commit = rs->applied;
-	if (r->commit > raft_log_last(&r->log))
-		r->commit = raft_log_last(&r->log);
-	assert(rs->hard_state.commit <= raft_log_last(&r->log));
+	if (r->commit < rs->snap_index)
+		r->commit = rs->snap_index;
+	assert(r->commit <= raft_log_last(&r->log));
 	r->applied = rs->applied;
 	r->persisted = raft_log_last(&r->log);
 	r->snap_index = rs->snap_index;

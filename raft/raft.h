@@ -42,8 +42,9 @@
  *    Updates without entries need no call. Stale calls (term mismatch after a truncation)
  *    are ignored.
  *  - u.committed may contain entries not yet durable locally (they are durable on a
- *    majority); after a restart, raft_restore.applied may exceed the durable log: entries up
- *    to applied are then not handed out again.
+ *    majority); after a restart, raft_restore.applied may exceed hard_state.commit and even
+ *    the durable log: commit restarts from hard_state.commit (the log may hold stale entries
+ *    beyond it), and entries up to applied are not handed out again when they commit.
  *  - Snapshots, leader side: u.snap_reqs asks for (to, index, offset, len_max); answer each
  *    with raft_snapshot_chunk() after raft_advance (same index and offset). One chunk is in
  *    flight per peer; the next request comes when the peer answers; with no answer for an

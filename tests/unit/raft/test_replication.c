@@ -232,6 +232,47 @@ START_TEST(test_lost_follower_tail_is_repaired)
 }
 END_TEST
 
+/* After a crash the state machine (applied 3) may be ahead of a durable log that still holds
+ * stale entries (a truncation was lost): commit must not be raised over them (sim seed
+ * 55529), and the leader's entries replace them without being applied twice. */
+START_TEST(test_restart_applied_ahead_of_stale_log)
+{
+	struct raft_config cfg;
+	raft_config_default(&cfg, 2, 1);
+	struct raft_entry ents[3] = {
+		{.term = 1, .index = 1}, {.term = 2, .index = 2}, {.term = 2, .index = 3}};
+	struct raft_restore rs = {.hard_state = {.term = 2, .commit = 1},
+				  .conf = {.voters = {1, 2, 3}, .n_voters = 3},
+				  .entries = ents,
+				  .n_entries = 3,
+				  .applied = 3};
+	struct raft *r = raft_new(&cfg, &rs);
+	ck_assert_uint_eq(raft_commit_of(r), 1);
+	ck_assert_uint_eq(raft_applied_of(r), 3);
+	ck_assert(!raft_has_ready(r));
+	struct raft_entry fresh[2] = {{.term = 3, .index = 2}, {.term = 3, .index = 3}};
+	struct raft_message m = {.type = RAFT_MSG_APPEND,
+				 .from = 1,
+				 .to = 2,
+				 .term = 3,
+				 .index = 1,
+				 .log_term = 1,
+				 .commit = 3,
+				 .entries = fresh,
+				 .n_entries = 2};
+	ck_assert_int_eq(raft_step(r, &m), 0);
+	struct raft_update u;
+	raft_ready(r, &u);
+	ck_assert_uint_eq(u.truncate_from, 2);
+	ck_assert_uint_eq(u.n_entries, 2);
+	ck_assert_uint_eq(u.entries[0].term, 3);
+	ck_assert_uint_eq(u.hard_state.commit, 3);
+	ck_assert_uint_eq(u.n_committed, 0); /* already applied before the crash */
+	raft_advance(r, &u);
+	raft_free(r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("raft_replication");
@@ -243,6 +284,7 @@ int main(void)
 	tcase_add_test(tc, test_leader_counts_itself_only_when_durable);
 	tcase_add_test(tc, test_follower_ack_waits_for_persist);
 	tcase_add_test(tc, test_lost_follower_tail_is_repaired);
+	tcase_add_test(tc, test_restart_applied_ahead_of_stale_log);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
