@@ -13,16 +13,26 @@
 const char *net_strerror(int err)
 {
 	switch (err) {
-	case NET_OK: return "ok";
-	case NET_ETOOBIG: return "frame too large";
-	case NET_ENOMEM: return "out of memory";
-	case NET_EPROTO: return "protocol error";
-	case NET_ECLOSED: return "connection closed";
-	case NET_ETIMEDOUT: return "timed out";
-	case NET_EIO: return "i/o error";
-	case NET_EADDR: return "bad address";
-	case NET_EFULL: return "queue full";
-	default: return "unknown error";
+	case NET_OK:
+		return "ok";
+	case NET_ETOOBIG:
+		return "frame too large";
+	case NET_ENOMEM:
+		return "out of memory";
+	case NET_EPROTO:
+		return "protocol error";
+	case NET_ECLOSED:
+		return "connection closed";
+	case NET_ETIMEDOUT:
+		return "timed out";
+	case NET_EIO:
+		return "i/o error";
+	case NET_EADDR:
+		return "bad address";
+	case NET_EFULL:
+		return "queue full";
+	default:
+		return "unknown error";
 	}
 }
 

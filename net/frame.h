@@ -17,14 +17,14 @@
 
 enum {
 	NET_OK = 0,
-	NET_ETOOBIG = -1,   /* frame length over the limit */
+	NET_ETOOBIG = -1, /* frame length over the limit */
 	NET_ENOMEM = -2,
-	NET_EPROTO = -3,    /* undecodable payload / unexpected message */
-	NET_ECLOSED = -4,   /* peer closed the connection */
+	NET_EPROTO = -3,  /* undecodable payload / unexpected message */
+	NET_ECLOSED = -4, /* peer closed the connection */
 	NET_ETIMEDOUT = -5,
-	NET_EIO = -6,       /* socket error (errno in the log line) */
-	NET_EADDR = -7,     /* bad address string */
-	NET_EFULL = -8,     /* outbound queue full */
+	NET_EIO = -6,   /* socket error (errno in the log line) */
+	NET_EADDR = -7, /* bad address string */
+	NET_EFULL = -8, /* outbound queue full */
 };
 const char *net_strerror(int err);
 
@@ -34,15 +34,15 @@ void net_frame_header(uint8_t out[NET_FRAME_HEADER], uint32_t len);
 struct net_decoder {
 	uint8_t *buf;
 	size_t len, cap;
-	size_t consumed;     /* bytes of buf already handed out */
-	uint32_t max_frame;  /* payload limit */
+	size_t consumed;    /* bytes of buf already handed out */
+	uint32_t max_frame; /* payload limit */
 };
 void net_decoder_init(struct net_decoder *d, uint32_t max_frame);
 void net_decoder_free(struct net_decoder *d);
 /* Appends received bytes (copied). NET_ENOMEM on allocation failure. */
 int net_decoder_feed(struct net_decoder *d, const void *data, size_t len);
-/* Next whole payload: 1 with payload and len set (borrowed until the next feed or next call), 0 if no
- * whole frame yet, NET_ETOOBIG if the pending header announces an oversize frame. */
+/* Next whole payload: 1 with payload and len set (borrowed until the next feed or next call), 0 if
+ * no whole frame yet, NET_ETOOBIG if the pending header announces an oversize frame. */
 int net_decoder_next(struct net_decoder *d, const uint8_t **payload, uint32_t *len);
 
 /* Parses "host:port" (IPv4 dotted quad or [v6]) into a sockaddr_storage. */

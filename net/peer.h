@@ -1,12 +1,7 @@
 /* peer.h — the peer transport: one TCP connection per pair of nodes carrying every group.
- *
- * The node with the lower id dials, the higher one accepts; either side sends a Hello first
- * (cluster id, node id, client address) and the link is up once both Hellos match. Everything
- * appended for a peer during one loop turn is gathered into ONE PeerFrame and written with one
- * uv_write at net_peers_flush() (node/ calls it once per turn): heartbeats of all groups to a
- * peer share a frame. The outbound bytes per peer are bounded (NET_PEER_QUEUE_BYTES_MAX):
- * appends beyond it fail with NET_EFULL and the caller reports the peer unreachable. A broken
- * link is redialled with exponential backoff and jitter.
+ * The lower id dials, Hello first; everything appended for a peer in one loop turn leaves as ONE
+ * PeerFrame at net_peers_flush(); outbound bytes per peer are bounded (NET_PEER_QUEUE_BYTES_MAX:
+ * then NET_EFULL, the caller reports the peer unreachable); broken links redial with backoff.
  */
 #ifndef RINGRAFT_NET_PEER_H
 #define RINGRAFT_NET_PEER_H

@@ -1,15 +1,7 @@
 /* server.h — the client listener: framed requests in, framed replies out, many in flight.
- *
- * Each connection decodes [u32 length][payload] frames (NET_CLIENT_FRAME_MAX; an oversize or
- * undecodable frame closes that connection only). Replies appended during a loop turn go out
- * with one uv_write per connection at net_server_flush(). A connection that does not read its
- * replies is closed once NET_CLIENT_OUTBUF_MAX bytes wait; at NET_CLIENT_INFLIGHT_MAX requests
- * in flight the server stops reading it until replies drain. At NET_CLIENTS_MAX connections new
- * ones are closed at once.
- *
- * Lifetime: a request handler that answers later takes a reference (net_conn_ref) and drops
- * it after answering (net_conn_unref). Replies to a closed connection are discarded; the
- * connection's memory is freed when it is closed and unreferenced.
+ * One uv_write per connection per flush; bounded by NET_CLIENT_FRAME_MAX (bad frames close that
+ * connection), NET_CLIENT_OUTBUF_MAX (a client that does not read is dropped),
+ * NET_CLIENT_INFLIGHT_MAX (reading pauses) and NET_CLIENTS_MAX connections.
  */
 #ifndef RINGRAFT_NET_SERVER_H
 #define RINGRAFT_NET_SERVER_H
@@ -46,6 +38,9 @@ size_t net_server_connections(const struct net_server *s);
 void net_server_close(struct net_server *s);
 void net_server_free(struct net_server *s);
 
+/* Lifetime: a handler that answers later takes a reference (net_conn_ref) and drops it after
+ * answering (net_conn_unref). Replies to a closed connection are discarded; its memory is freed
+ * once it is closed and unreferenced. */
 void net_conn_ref(struct net_conn *c);
 void net_conn_unref(struct net_conn *c);
 bool net_conn_closed(const struct net_conn *c);

@@ -1,8 +1,6 @@
-/* balance.c — spreading group leaders over the nodes (DESIGN.md 6): the preferred leader of
- * group g is the ((g-1) mod N)-th node hosting it. A leader of a group whose preferred node
- * has been connected for a while hands leadership over (raft_transfer_leader waits for the
- * target to catch up), at most one transfer per check and one per group per interval, so a
- * flapping node cannot make leadership bounce.
+/* balance.c — spreading group leaders (DESIGN.md 6): the preferred leader of group g is the
+ * ((g-1) mod N)-th voter; a leader hands a group to its preferred node once that node has been
+ * connected a while, at most one transfer per check and one per group per interval.
  */
 #include "node/node_int.h"
 

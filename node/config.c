@@ -1,8 +1,6 @@
-/* config.c — flag / config-file / cluster.conf parsing and validation for kvd.
- * Three sources of the same keys, in increasing precedence: DIR/cluster.conf (persisted at the
- * first start), --config FILE, command-line flags. Identity keys may not differ from the
- * persisted ones; every refusal names the flag to fix. cluster.conf is written as temp file +
- * fsync + rename + fsync of the directory, so a crash leaves the old or the new file.
+/* config.c — flags, --config file and DIR/cluster.conf (increasing precedence: cluster.conf,
+ * file, flags). Identity keys may not differ from the persisted ones; every refusal names the flag
+ * to fix. cluster.conf is written as temp file + fsync + rename + fsync of the directory.
  */
 #include "node/config.h"
 

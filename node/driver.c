@@ -1,11 +1,7 @@
-/* driver.c — the Ready loop of every group (raft/raft.h's driver-loop comment, DESIGN.md 3).
- *
- * Once per loop turn (uv_prepare and uv_check call node_process): every group with a Ready
- * adds its hard state / truncation / entries / snapshot marker to the turn's single WAL batch,
- * sends its messages now, holds its msgs_after_persist in that batch, applies its committed
- * entries in one kv_apply, and hands read states to the service. At most one batch is written
- * at a time, on the libuv thread pool; when it is durable the groups get raft_persisted and
- * the held messages go out. Then every peer gets one frame and every client one write.
+/* driver.c — the Ready loop of every group (raft/raft.h's driver loop, DESIGN.md 3): per turn,
+ * every Ready goes into the turn's one WAL batch, messages out now, msgs_after_persist held with
+ * that batch, committed entries applied in one kv_apply; one batch written at a time on the
+ * thread pool, then raft_persisted and the held messages; then one frame per peer/client.
  */
 #include <assert.h>
 #include <errno.h>

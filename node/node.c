@@ -1,8 +1,6 @@
-/* node.c — kvd's lifecycle: open the data dir (WAL, LMDB), rebuild the groups, bind the peer
- * and client ports, then run one libuv loop: a tick timer drives every group's logical clock,
- * uv_prepare / uv_check run the Ready processing once per turn (driver.c), and SIGTERM/SIGINT
- * stop the node cleanly: no new requests, in-flight ones failed (definitely only if never
- * proposed), the pending WAL batch written, exit 0.
+/* node.c — kvd's lifecycle: open WAL + LMDB, rebuild the groups, bind both ports, run one libuv
+ * loop (tick timer; uv_prepare/uv_check run the driver once per turn); SIGTERM/SIGINT: refuse new
+ * requests, hand leaderships off, write the pending WAL batch, exit 0.
  */
 #include <errno.h>
 #include <signal.h>

@@ -1,8 +1,6 @@
-/* node_int.h — the node's internal state shared by its files: node.c (lifecycle, loop, ticks),
- * driver.c (Ready handling, WAL batches, apply), service.c (client requests, forwarding),
- * restore.c (rebuilding groups at start), snapshot.c (InstallSnapshot, compaction) and
- * balance.c (spreading group leaders). Single-threaded: everything runs on the loop thread but
- * the WAL write of driver.c, which touches only its own batch.
+/* node_int.h — the node's internal state shared by node.c (lifecycle), driver.c (Ready, WAL),
+ * service.c (requests), restore.c, snapshot.c, balance.c and addrbook.c. Single-threaded: all
+ * on the loop thread except the WAL write of driver.c, which touches only its own batch.
  */
 #ifndef RINGRAFT_NODE_INT_H
 #define RINGRAFT_NODE_INT_H

@@ -1,9 +1,7 @@
-/* service.c — the client service: decode a Request, route it to its group, and answer it
- * exactly once (DESIGN.md 7, 8). Writes are proposed on the group leader and answered when
- * their entry applies; linearizable reads go through ReadIndex and are served once
- * applied >= read index; requests for a group led elsewhere are forwarded over the peer link
- * (or answered NOT_LEADER when the client asked for redirects). Errors say whether the
- * operation surely did not happen (never proposed) or may have (TIMEOUT, LEADER_LOST).
+/* service.c — the client service (DESIGN.md 7, 8): route each request to its group; propose
+ * writes on the leader and answer them when applied; ReadIndex reads once applied >= index;
+ * forward to the leader or answer NOT_LEADER; every request answered exactly once, errors saying
+ * whether it surely did not happen (never proposed) or may have (TIMEOUT, LEADER_LOST).
  */
 #include <assert.h>
 #include <stdlib.h>

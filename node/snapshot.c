@@ -1,10 +1,7 @@
-/* snapshot.c — InstallSnapshot on both sides and log compaction (Raft thesis 5.1-5.4).
- * Sending: each raft_snapshot_request is answered from a kv_snapshot stream, one open stream
- * per (group, follower), begun at offset 0. Receiving: chunks go to a kv_restore; the last
- * one installs the group atomically and records a snapshot marker in the turn's WAL batch.
- * Compaction: once a group applied --snapshot-entries since its last compaction, LMDB is
- * checkpointed (synced), checkpoints are recorded in the WAL, the core drops its log (keeping
- * a trailing margin) and the WAL deletes segments after that batch is durable.
+/* snapshot.c — InstallSnapshot on both sides and log compaction (Raft thesis 5.1-5.4): chunks
+ * served from one kv_snapshot stream per (group, follower), received into a kv_restore and
+ * installed atomically with a WAL marker; after --snapshot-entries applied: checkpoint LMDB,
+ * record it in the WAL, compact the core's log (keeping a margin), delete WAL segments.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,8 +1,6 @@
-/* cluster.c — the three-node kvd fixture of the integration tests (see cluster.h).
- * Each kvd runs in its own process group with PR_SET_PDEATHSIG, so it dies with the test
- * process even when the test is killed; every live cluster is registered so that atexit and
- * the fatal-signal handlers can kill its nodes and remove its temp dir. The client side is a
- * plain blocking socket with poll() deadlines speaking kv.proto frames.
+/* cluster.c — the three-node kvd fixture of the integration tests (see cluster.h): each kvd
+ * in its own process group with PR_SET_PDEATHSIG; live clusters registered for atexit and
+ * fatal-signal cleanup; a blocking socket with poll() deadlines speaks kv.proto frames.
  */
 #include "tests/integration/cluster.h"
 

@@ -1,10 +1,7 @@
 /* cluster.h — integration-test fixture: three real kvd processes on 127.0.0.11-13.
- *
- * Starts kvd from $RINGRAFT_BIN with a temp data dir per node, waits (bounded) for every group
- * to have a leader, and kills / stops / restarts nodes. Every kvd runs in its own process group
- * and dies with the test process (PR_SET_PDEATHSIG); all processes and temp dirs are removed at
- * exit, on SIGINT/SIGTERM/SIGABRT and after a failed test. Nodes are numbered 1..CLUSTER_NODES.
- * A small blocking raw-frame client (cluster_call) talks kv.proto to one node.
+ * Starts kvd from $RINGRAFT_BIN in temp dirs, waits (bounded) for leaders, kills / stops /
+ * restarts nodes, and talks kv.proto to one node (cluster_call); every process and temp dir is
+ * removed at exit, on fatal signals and after failed or timed-out tests. Nodes are 1..3.
  */
 #ifndef RINGRAFT_TESTS_CLUSTER_H
 #define RINGRAFT_TESTS_CLUSTER_H
