@@ -388,8 +388,13 @@ void cluster_drive(struct cluster *c, struct node *n)
 				b->msgs[i] = msg_copy(&u.msgs_after_persist[i]);
 			b->n_msgs = u.n_msgs_after_persist;
 		}
-		struct raft_snapshot_request reqs[16];
-		size_t n_reqs = u.n_snap_reqs < 16 ? u.n_snap_reqs : 16;
+		struct raft_snapshot_request reqs[RAFT_NODES_MAX]; /* one in flight per peer */
+		size_t n_reqs = u.n_snap_reqs;
+		if (n_reqs > RAFT_NODES_MAX) {
+			sim_fail(c, "node %llu: %zu snapshot requests in one update",
+				 (unsigned long long)n->id, n_reqs);
+			n_reqs = RAFT_NODES_MAX;
+		}
 		if (n_reqs)
 			memcpy(reqs, u.snap_reqs, n_reqs * sizeof(*reqs));
 
