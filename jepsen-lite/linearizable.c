@@ -219,6 +219,7 @@ struct keyctx {
 	size_t nkev;
 	uint32_t *inv_pos, *done_pos; /* per local op: position in kev (done: JL_NONE if none) */
 	bool *removed;                /* per local op: left out by the shrink */
+	bool *weakened;               /* per local op: taken as info by the shrink */
 	/* scratch for one window */
 	struct lop *ops;
 	uint32_t *local; /* lop index -> local op */
@@ -235,6 +236,7 @@ static void keyctx_free(struct keyctx *k)
 	free(k->inv_pos);
 	free(k->done_pos);
 	free(k->removed);
+	free(k->weakened);
 	free(k->ops);
 	free(k->local);
 	free(k->lop_of);
@@ -269,13 +271,14 @@ static int keyctx_init(struct keyctx *k, const struct jl_history *h, uint32_t ke
 	k->inv_pos = malloc((nk + 1) * sizeof *k->inv_pos);
 	k->done_pos = malloc((nk + 1) * sizeof *k->done_pos);
 	k->removed = calloc(nk + 1, sizeof *k->removed);
+	k->weakened = calloc(nk + 1, sizeof *k->weakened);
 	k->ops = malloc((nk + 1) * sizeof *k->ops);
 	k->local = malloc((nk + 1) * sizeof *k->local);
 	k->lop_of = malloc((nk + 1) * sizeof *k->lop_of);
 	k->seq = malloc((2 * nk + 1) * sizeof *k->seq);
 	k->observed = malloc((2 * nk + 1) * sizeof *k->observed);
-	if (!k->kops || !k->kev || !k->inv_pos || !k->done_pos || !k->removed || !k->ops ||
-	    !k->local || !k->lop_of || !k->seq || !k->observed) {
+	if (!k->kops || !k->kev || !k->inv_pos || !k->done_pos || !k->removed || !k->weakened ||
+	    !k->ops || !k->local || !k->lop_of || !k->seq || !k->observed) {
 		keyctx_free(k);
 		return JL_ENOMEM;
 	}
@@ -318,7 +321,6 @@ static int cmp_i64(const void *a, const void *b)
 static void build(struct keyctx *k, size_t s, size_t e)
 {
 	const struct jl_history *h = k->h;
-	size_t nobs = 0;
 	k->nops = 0;
 	/* which local ops are in, and how */
 	for (size_t l = 0; l < k->nk; l++) {
@@ -326,7 +328,7 @@ static void build(struct keyctx *k, size_t s, size_t e)
 		const struct jl_op *op = &h->ops[k->kops[l]];
 		if (k->removed[l] || op->status == JL_DONE_FAIL || k->inv_pos[l] >= e)
 			continue;
-		bool ok = op->status == JL_DONE_OK && k->done_pos[l] < e;
+		bool ok = op->status == JL_DONE_OK && k->done_pos[l] < e && !k->weakened[l];
 		if (k->inv_pos[l] < s) {
 			if (k->done_pos[l] != JL_NONE && k->done_pos[l] < s)
 				continue;
@@ -338,33 +340,37 @@ static void build(struct keyctx *k, size_t s, size_t e)
 		*o = (struct lop){.fn = op->fn, .info = !ok};
 		o->a = op->fn == JL_READ ? op->result : op->arg[0];
 		o->b = op->arg[1];
-		if (op->fn == JL_READ)
-			k->observed[nobs++] = o->a;
-		if (op->fn == JL_CAS)
-			k->observed[nobs++] = o->a;
 		k->local[k->nops] = (uint32_t)l;
 		k->lop_of[l] = (uint32_t)k->nops++;
 	}
-	qsort(k->observed, nobs, sizeof *k->observed, cmp_i64);
-	for (size_t i = 0; i < k->nops; i++) {
-		struct lop *o = &k->ops[i];
-		if (!o->info || o->fn == JL_READ)
-			continue;
-		int64_t v = o->fn == JL_WRITE ? o->a : o->b;
-		if (!bsearch(&v, k->observed, nobs, sizeof v, cmp_i64))
-			k->lop_of[k->local[i]] = JL_NONE;
+	/* Drop unobserved info writes until none is left: dropping an info CAS removes its
+	 * expected value from the observed ones, which may leave another write unobserved.
+	 * Each round is sound on its own, so the bound on rounds only costs precision. */
+	for (int round = 0; round < 16; round++) {
+		size_t nobs = 0;
+		for (size_t i = 0; i < k->nops; i++)
+			if (k->ops[i].fn == JL_READ || k->ops[i].fn == JL_CAS)
+				k->observed[nobs++] = k->ops[i].a;
+		qsort(k->observed, nobs, sizeof *k->observed, cmp_i64);
+		size_t w = 0;
+		for (size_t i = 0; i < k->nops; i++) {
+			struct lop *o = &k->ops[i];
+			int64_t v = o->fn == JL_WRITE ? o->a : o->b;
+			uint32_t l = k->local[i];
+			if (o->info && o->fn != JL_READ &&
+			    !bsearch(&v, k->observed, nobs, sizeof v, cmp_i64)) {
+				k->lop_of[l] = JL_NONE;
+				continue;
+			}
+			k->ops[w] = *o;
+			k->local[w] = l;
+			k->lop_of[l] = (uint32_t)w++;
+		}
+		bool changed = w != k->nops;
+		k->nops = w;
+		if (!changed)
+			break;
 	}
-	/* compact, then lay out the entries */
-	size_t w = 0;
-	for (size_t i = 0; i < k->nops; i++) {
-		uint32_t l = k->local[i];
-		if (k->lop_of[l] == JL_NONE)
-			continue;
-		k->ops[w] = k->ops[i];
-		k->local[w] = l;
-		k->lop_of[l] = (uint32_t)w++;
-	}
-	k->nops = w;
 	k->nseq = 0;
 	for (size_t p = 0; p < e; p++) {
 		uint32_t l = k->kev[p] >> 1, lo = k->lop_of[l];
@@ -457,6 +463,19 @@ int jl_lin_explain_key(const struct jl_history *h, uint32_t key, int64_t deadlin
 			k.removed[l] = true;
 			if (!invalid(&k, s, e, deadline_ns))
 				k.removed[l] = false;
+		}
+		/* A write or CAS taken as info is weaker than one acknowledged, and one taken as
+		 * info that nobody observes is left out by build(): so each write not needed for
+		 * the failure disappears, and what remains still proves it. */
+		for (size_t p = s; p < e && tries < 2000; p++) {
+			uint32_t l = k.kev[p] >> 1;
+			const struct jl_op *op = &h->ops[k.kops[l]];
+			if ((k.kev[p] & 1) || op->fn == JL_READ || op->status != JL_DONE_OK)
+				continue;
+			tries++;
+			k.weakened[l] = true;
+			if (!invalid(&k, s, e, deadline_ns))
+				k.weakened[l] = false;
 		}
 		all = !deadline_ns || jl_now_ns() <= deadline_ns;
 		build(&k, s, e);
