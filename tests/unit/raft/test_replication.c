@@ -273,6 +273,37 @@ START_TEST(test_restart_applied_ahead_of_stale_log)
 }
 END_TEST
 
+/* Heartbeats carry commit, but never beyond what the follower is known to hold. */
+START_TEST(test_heartbeat_commit_capped_by_match)
+{
+	struct tc c;
+	tc_init(&c, 3, 18);
+	tc_elect(&c, 1);
+	tc_isolate(&c, 3, true);
+	for (int i = 0; i < 5; i++)
+		tc_propose(&c, 1, "x");
+	tc_stabilize(&c);
+	struct raft *r = tc_r(&c, 1);
+	raft_index match3 = raft_progress_of(r, 3)->match;
+	ck_assert_uint_lt(match3, raft_commit_of(r));
+	tc_tick(&c, 1);
+	tc_ready(&c, 1);
+	size_t seen = 0;
+	for (size_t i = 0; i < c.qn; i++) {
+		const struct raft_message *m = &c.q[i].m;
+		if (m->type != RAFT_MSG_HEARTBEAT)
+			continue;
+		seen++;
+		if (m->to == 3)
+			ck_assert_uint_eq(m->commit, match3);
+		else
+			ck_assert_uint_eq(m->commit, raft_commit_of(r));
+	}
+	ck_assert_uint_eq(seen, 2);
+	tc_free(&c);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("raft_replication");
@@ -285,6 +316,7 @@ int main(void)
 	tcase_add_test(tc, test_follower_ack_waits_for_persist);
 	tcase_add_test(tc, test_lost_follower_tail_is_repaired);
 	tcase_add_test(tc, test_restart_applied_ahead_of_stale_log);
+	tcase_add_test(tc, test_heartbeat_commit_capped_by_match);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
