@@ -13,6 +13,9 @@ static bool valid(const struct raft *r, const struct raft_message *m)
 		return false;
 	if (m->type < RAFT_MSG_APPEND || m->type > RAFT_MSG_TIMEOUT_NOW)
 		return false;
+	if (m->snap_data.len > RAFT_SNAPSHOT_CHUNK_BYTES_MAX ||
+	    (m->snap_data.len > 0 && m->snap_data.base == NULL))
+		return false;
 	if (m->n_entries > 0) {
 		if (m->type != RAFT_MSG_APPEND || m->n_entries > RAFT_MSG_ENTRIES_MAX ||
 		    m->entries == NULL)
