@@ -102,6 +102,7 @@ static void node_start(struct cluster *c, struct node *n)
 		abort();
 	}
 	n->alive = true;
+	n->paused_until = 0;
 	n->incarnation++;
 	n->next_tick = c->now + rng_range(&c->rng, 1, SIM_TICK);
 	n->n_props = 0;
@@ -132,6 +133,20 @@ void cluster_crash(struct cluster *c, raft_id id)
 	free(n->stage);
 	n->stage = NULL;
 	n->stage_len = 0;
+}
+
+void cluster_pause(struct cluster *c, raft_id id, uint64_t until)
+{
+	struct node *n = &c->nodes[id];
+	if (!n->alive)
+		return;
+	n->paused_until = until;
+	trace_ev(c, TR_PAUSE, id, until, 0, 0);
+}
+
+static bool paused(const struct cluster *c, const struct node *n)
+{
+	return n->paused_until > c->now;
 }
 
 void cluster_restart(struct cluster *c, raft_id id)
@@ -442,6 +457,8 @@ void cluster_tick(struct cluster *c, raft_id id)
 		return;
 	c->steps++;
 	n->next_tick += SIM_TICK;
+	if (n->next_tick <= c->now) /* resumed after a pause: missed ticks do not burst */
+		n->next_tick = c->now + SIM_TICK;
 	raft_tick(n->r);
 	trace_ev(c, TR_TICK, id, raft_term_of(n->r), raft_role_of(n->r), 0);
 	cluster_drive(c, n);
@@ -462,6 +479,11 @@ void cluster_deliver_msg(struct cluster *c, struct sim_msg *sm)
 	c->steps++;
 	const struct raft_message *m = &sm->m;
 	raft_id to = m->to, from = m->from;
+	if (to >= 1 && to <= SIM_NODES_MAX && c->nodes[to].alive && paused(c, &c->nodes[to]) &&
+	    !c->net.cut[from][to]) {
+		net_requeue(&c->net, c->nodes[to].paused_until, sm); /* waits in its socket */
+		return;
+	}
 	if (to < 1 || to > SIM_NODES_MAX || from < 1 || from > SIM_NODES_MAX ||
 	    !c->nodes[to].alive || c->net.cut[from][to]) {
 		trace_ev(c, TR_DROP, to, from << 8 | m->type, m->term, m->index);
@@ -522,6 +544,12 @@ void cluster_persist_one(struct cluster *c, raft_id id)
 	inv_check(c);
 }
 
+/* When node n can next complete a disk write / tick (a pause delays both). */
+static uint64_t gated(const struct node *n, uint64_t t)
+{
+	return t < n->paused_until ? n->paused_until : t;
+}
+
 void cluster_run_until(struct cluster *c, uint64_t until)
 {
 	while (!c->failed) {
@@ -530,33 +558,37 @@ void cluster_run_until(struct cluster *c, uint64_t until)
 			struct node *n = &c->nodes[i];
 			if (!n->alive)
 				continue;
-			uint64_t d = disk_next_time(&n->disk);
+			uint64_t d = gated(n, disk_next_time(&n->disk));
 			if (d < t)
 				t = d;
-			if (n->next_tick < t)
-				t = n->next_tick;
+			if (gated(n, n->next_tick) < t)
+				t = gated(n, n->next_tick);
 		}
 		if (t > until)
 			break;
 		if (t > c->now)
 			c->now = t;
 		bool done = false;
-		for (int i = 1; i <= c->max_id && !done; i++)
-			if (c->nodes[i].alive && disk_next_time(&c->nodes[i].disk) <= t) {
+		for (int i = 1; i <= c->max_id && !done; i++) {
+			struct node *n = &c->nodes[i];
+			if (n->alive && gated(n, disk_next_time(&n->disk)) <= t) {
 				cluster_persist_one(c, (raft_id)i);
 				done = true;
 			}
+		}
 		if (done)
 			continue;
 		if (net_next_time(&c->net) <= t) {
 			cluster_deliver_one(c);
 			continue;
 		}
-		for (int i = 1; i <= c->max_id && !done; i++)
-			if (c->nodes[i].alive && c->nodes[i].next_tick <= t) {
+		for (int i = 1; i <= c->max_id && !done; i++) {
+			struct node *n = &c->nodes[i];
+			if (n->alive && gated(n, n->next_tick) <= t) {
 				cluster_tick(c, (raft_id)i);
 				done = true;
 			}
+		}
 	}
 	if (!c->failed && until > c->now)
 		c->now = until;
@@ -567,7 +599,7 @@ void cluster_run_until(struct cluster *c, uint64_t until)
 int cluster_propose(struct cluster *c, raft_id id, const char *op, bool liveness, raft_index *idx)
 {
 	struct node *n = &c->nodes[id];
-	if (!n->alive)
+	if (!n->alive || paused(c, n))
 		return RAFT_ENOTLEADER;
 	if (n->n_props == SIM_PENDING_MAX)
 		return RAFT_EBUSY;
@@ -594,7 +626,7 @@ int cluster_propose(struct cluster *c, raft_id id, const char *op, bool liveness
 int cluster_read(struct cluster *c, raft_id id, const char *key)
 {
 	struct node *n = &c->nodes[id];
-	if (!n->alive)
+	if (!n->alive || paused(c, n))
 		return RAFT_ENOTLEADER;
 	if (n->n_reads == SIM_PENDING_MAX)
 		return RAFT_EBUSY;
@@ -618,7 +650,7 @@ int cluster_read(struct cluster *c, raft_id id, const char *key)
 int cluster_conf_change(struct cluster *c, raft_id via, enum raft_conf_change_type t, raft_id id)
 {
 	struct node *n = &c->nodes[via];
-	if (!n->alive || id < 1 || id > SIM_NODES_MAX)
+	if (!n->alive || paused(c, n) || id < 1 || id > SIM_NODES_MAX)
 		return RAFT_ENOTLEADER;
 	raft_index index = 0;
 	int rc = raft_propose_conf_change(n->r, t, id, &index);
@@ -637,7 +669,7 @@ int cluster_conf_change(struct cluster *c, raft_id via, enum raft_conf_change_ty
 int cluster_transfer(struct cluster *c, raft_id via, raft_id target)
 {
 	struct node *n = &c->nodes[via];
-	if (!n->alive)
+	if (!n->alive || paused(c, n))
 		return RAFT_ENOTLEADER;
 	int rc = raft_transfer_leader(n->r, target);
 	trace_ev(c, TR_TRANSFER, via, target, 0, (uint64_t)(int64_t)rc);
@@ -648,6 +680,37 @@ int cluster_transfer(struct cluster *c, raft_id via, raft_id target)
 	cluster_drive(c, n);
 	inv_check(c);
 	return 0;
+}
+
+void cluster_dump(const struct cluster *c, FILE *f)
+{
+	for (int i = 1; i <= c->max_id; i++) {
+		const struct node *n = &c->nodes[i];
+		if (!n->exists)
+			continue;
+		if (!n->alive) {
+			fprintf(f, "  n%d crashed\n", i);
+			continue;
+		}
+		const struct raft_conf *cf = raft_conf_of(n->r);
+		fprintf(f,
+			"  n%d %-12s term=%llu leader=%llu first=%llu last=%llu commit=%llu "
+			"applied=%llu pending-writes=%zu voters=",
+			i, raft_role_name(raft_role_of(n->r)),
+			(unsigned long long)raft_term_of(n->r),
+			(unsigned long long)raft_leader_of(n->r),
+			(unsigned long long)raft_first_index(n->r),
+			(unsigned long long)raft_last_index(n->r),
+			(unsigned long long)raft_commit_of(n->r), (unsigned long long)n->sm.applied,
+			n->disk.n_pending);
+		for (uint32_t k = 0; k < cf->n_voters; k++)
+			fprintf(f, "%s%llu", k ? "," : "", (unsigned long long)cf->voters[k]);
+		fprintf(f, " learners=");
+		for (uint32_t k = 0; k < cf->n_learners; k++)
+			fprintf(f, "%s%llu", k ? "," : "", (unsigned long long)cf->learners[k]);
+		fprintf(f, "\n");
+	}
+	fprintf(f, "  in flight: %zu messages\n", c->net.n);
 }
 
 raft_id cluster_leader(const struct cluster *c)

@@ -71,6 +71,9 @@ static void ledger_commit(struct cluster *c, struct node *n, const struct raft_e
 	v->committed = grow(v->committed, &v->cap_committed, e->index, sizeof(*v->committed));
 	struct ledger_entry *l = &v->committed[e->index];
 	uint64_t h = entry_hash(e);
+	raft_term seen_in = raft_term_of(n->r);
+	if (l->term == 0 || seen_in < l->commit_term)
+		l->commit_term = seen_in;
 	if (l->term == 0) {
 		l->term = e->term;
 		l->hash = h;
@@ -247,14 +250,16 @@ void inv_on_restart(struct cluster *c, struct node *n, const struct raft_restore
 	n->seen_commit = commit;
 }
 
-/* Leader completeness (paper 5.4): every entry committed so far is in the new leader's log. */
+/* Leader completeness (paper 5.4.3): an entry committed in term T is in the log of every leader
+ * of a term > T. (A leader of an older term may appear late, e.g. a candidate paused before it
+ * counted its votes: it need not hold what later terms committed.) */
 static void check_leader_complete(struct cluster *c, struct node *n, raft_term term)
 {
 	struct invariants *v = &c->inv;
 	raft_index first = raft_first_index(n->r);
 	for (raft_index i = first ? first : 1; i <= v->max_committed && !c->failed; i++) {
 		const struct ledger_entry *l = &v->committed[i];
-		if (l->term == 0)
+		if (l->term == 0 || l->commit_term >= term)
 			continue;
 		const struct raft_entry *e = raft_entry_at(n->r, i);
 		if (!e) {

@@ -73,6 +73,11 @@ struct sim_msg *net_pop(struct network *n)
 	return m;
 }
 
+void net_requeue(struct network *n, uint64_t time, struct sim_msg *m)
+{
+	push(n, time, m);
+}
+
 uint64_t net_next_time(const struct network *n)
 {
 	return n->n ? n->heap[0].time : UINT64_MAX;

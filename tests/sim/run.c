@@ -161,6 +161,13 @@ static void nemesis_partition(struct cluster *c, struct rng *g)
 
 static void nemesis_crash(struct cluster *c, struct rng *g, bool churn)
 {
+	if (rng_permille(g, 200)) { /* pause a process (the leader half the time) */
+		raft_id l = cluster_leader(c);
+		raft_id v = l && rng_permille(g, 500) ? l : random_alive(c, g);
+		if (v)
+			cluster_pause(c, v, c->now + rng_range(g, SIM_TICK, 30 * SIM_TICK));
+		return;
+	}
 	if (rng_permille(g, 500)) {
 		raft_id l = cluster_leader(c);
 		raft_id v = l && rng_permille(g, churn ? 850 : 400) ? l : random_alive(c, g);
@@ -301,9 +308,11 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 		c->net.dup_pm = 0;
 		if (c->net.delay_max > SIM_TICK / 2)
 			c->net.delay_max = SIM_TICK / 2;
-		for (int i = 1; i <= c->max_id; i++)
+		for (int i = 1; i <= c->max_id; i++) {
 			if (c->nodes[i].exists && !c->nodes[i].alive)
 				cluster_restart(c, (raft_id)i);
+			cluster_pause(c, (raft_id)i, 0);
+		}
 		trace_note(c, "healed: liveness check begins");
 		uint64_t healed = c->now, deadline = healed + (uint64_t)LIVENESS_TICKS * SIM_TICK;
 		raft_id proposed_on = 0;
@@ -329,6 +338,8 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 						   : "no leader elected",
 				 LIVENESS_TICKS, cluster_leader(c));
 	}
+	if (c->failed && c->trace)
+		cluster_dump(c, c->trace_out ? c->trace_out : stdout);
 	res->ok = !c->failed;
 	snprintf(res->failure, sizeof(res->failure), "%s", c->failure);
 	res->trace_hash = c->trace_hash;

@@ -504,22 +504,7 @@ static int cmd(struct script *s, char **tok, int nt)
 		return 0;
 	}
 	if (!strcmp(op, "print")) {
-		for (int i = 1; i <= c->max_id; i++) {
-			struct node *n = &c->nodes[i];
-			if (!n->exists)
-				continue;
-			if (!n->alive) {
-				printf("  n%d crashed\n", i);
-				continue;
-			}
-			printf("  n%d %-12s term=%" PRIu64 " leader=%" PRIu64 " first=%" PRIu64
-			       " last=%" PRIu64 " commit=%" PRIu64 " applied=%" PRIu64
-			       " pending-writes=%zu\n",
-			       i, raft_role_name(raft_role_of(n->r)), raft_term_of(n->r),
-			       raft_leader_of(n->r), raft_first_index(n->r), raft_last_index(n->r),
-			       raft_commit_of(n->r), n->sm.applied, n->disk.n_pending);
-		}
-		printf("  in flight: %zu messages\n", c->net.n);
+		cluster_dump(c, stdout);
 		return 0;
 	}
 	if (!strcmp(op, "expect"))

@@ -66,6 +66,7 @@ void net_destroy(struct network *n);
 void net_send(struct network *n, struct rng *g, uint64_t now, const struct raft_message *m);
 uint64_t net_next_time(const struct network *n); /* UINT64_MAX when empty */
 struct sim_msg *net_pop(struct network *n);      /* the earliest message; caller frees */
+void net_requeue(struct network *n, uint64_t time, struct sim_msg *m); /* takes m */
 void net_heal(struct network *n);
 /* Cuts every link between the two sides (ids in a and b), both ways. */
 void net_partition(struct network *n, const int *a, int na, const int *b, int nb);
@@ -171,6 +172,7 @@ struct node {
 	size_t stage_len;
 	raft_index stage_index;
 	uint64_t next_tick;
+	uint64_t paused_until; /* a paused process (SIGSTOP): no ticks, no I/O until then */
 	uint32_t incarnation;
 	struct proposal props[SIM_PENDING_MAX];
 	int n_props;
@@ -207,12 +209,14 @@ enum trace_kind {
 	TR_INSTALL,
 	TR_TRANSFER,
 	TR_COMMIT,
+	TR_PAUSE,
 	TR_NOTE,
 };
 
 struct ledger_entry {
 	raft_term term;
 	uint64_t hash;
+	raft_term commit_term; /* >= the term in which it committed (lowest observer's term) */
 };
 
 struct lm_slot { /* log matching: one (index, term) ever seen anywhere */
@@ -270,6 +274,9 @@ void cluster_destroy(struct cluster *c);
 void cluster_add_node(struct cluster *c, raft_id id);
 void cluster_crash(struct cluster *c, raft_id id);
 void cluster_restart(struct cluster *c, raft_id id);
+/* Stops a node's process for a while (no ticks, disk completions or deliveries), keeping its
+ * state; what arrives meanwhile waits. until 0 resumes it at once. */
+void cluster_pause(struct cluster *c, raft_id id, uint64_t until);
 /* One event each; each handles the resulting updates and checks the invariants. */
 void cluster_tick(struct cluster *c, raft_id id);
 bool cluster_deliver_one(struct cluster *c); /* false when the network is empty */
@@ -283,6 +290,8 @@ int cluster_conf_change(struct cluster *c, raft_id via, enum raft_conf_change_ty
 int cluster_transfer(struct cluster *c, raft_id via, raft_id target);
 int cluster_compact(struct cluster *c, raft_id id, raft_index index, raft_index trailing);
 raft_id cluster_leader(const struct cluster *c); /* the leader of the highest term, or 0 */
+/* One line per node: role, term, indexes, configuration (for traces and scenario `print`). */
+void cluster_dump(const struct cluster *c, FILE *f);
 /* Processes every pending update of node id (after an event fed from outside). */
 void cluster_drive(struct cluster *c, struct node *n);
 

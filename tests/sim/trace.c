@@ -104,6 +104,9 @@ void trace_ev(struct cluster *c, enum trace_kind k, raft_id node, uint64_t a, ui
 	case TR_COMMIT:
 		fprintf(f, "commit=%" PRIu64 " term=%" PRIu64 "\n", a, b);
 		break;
+	case TR_PAUSE:
+		fprintf(f, "PAUSE until t=%" PRIu64 "\n", a);
+		break;
 	case TR_NOTE:
 		fprintf(f, "note %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", a, b, d);
 		break;
