@@ -4,8 +4,10 @@
 #ifndef RINGRAFT_JEPSEN_LIMITS_H
 #define RINGRAFT_JEPSEN_LIMITS_H
 
-#define JL_LINE_MAX (1u << 20) /* one history line, bytes (a set read may list many elements) */
-#define JL_KEY_MAX  511        /* bytes of a key or string value, as in the store */
+/* one history line, bytes: a final set read lists every element added (about 8 bytes each), so
+ * this admits reads of several million elements */
+#define JL_LINE_MAX (64u << 20)
+#define JL_KEY_MAX  511 /* bytes of a key or string value, as in the store */
 /* configurations one search remembers before answering unknown: 24 bytes each in a table at
  * most half full, so about 200 MB at the bound */
 #define JL_LIN_CACHE_MAX (1u << 22)
