@@ -45,9 +45,10 @@ int raft_step(struct raft *r, const struct raft_message *m)
 	if (!valid(r, m))
 		return RAFT_EINVAL;
 	bool is_vote = m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE;
-	/* Removed or unknown servers cannot disrupt us by campaigning (thesis 4.2.3). */
-	if (is_vote && r->conf.n_voters > 0 && !raft_conf_is_voter(&r->conf, m->from))
-		return 0;
+	/* Campaigns from any server are answered, even from one outside our configuration: ours
+	 * may be stale (an uncommitted change), and dropping them can deadlock elections (sim
+	 * FINDINGS F5). Removed servers are kept from disrupting the cluster by PreVote and the
+	 * lease check below (thesis 4.2.3), as etcd does. */
 
 	if (m->term > r->term) {
 		bool transfer = m->type == RAFT_MSG_VOTE && m->context == RAFT_CTX_TRANSFER;
