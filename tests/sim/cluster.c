@@ -120,14 +120,15 @@ void cluster_crash(struct cluster *c, raft_id id)
 	struct node *n = &c->nodes[id];
 	if (!n->exists || !n->alive)
 		return;
-	trace_ev(c, TR_CRASH, id, raft_last_index(n->r), disk_last_index(&n->disk),
-		 n->disk.n_pending);
+	size_t pending = n->disk.n_pending;
 	n->last_before_crash = raft_last_index(n->r);
 	c->inv.crashes++;
 	raft_free(n->r);
 	n->r = NULL;
 	n->alive = false;
-	disk_crash(&n->disk);
+	size_t written = disk_crash(&n->disk, &c->rng, c->crash_written_pm);
+	trace_ev(c, TR_CRASH, id, n->last_before_crash, disk_last_index(&n->disk),
+		 pending << 16 | written);
 	n->n_props = 0;
 	n->n_reads = 0;
 	free(n->stage);

@@ -27,20 +27,9 @@ void disk_batch_free(struct disk_batch *b)
 	free(b);
 }
 
-void disk_crash(struct disk *d)
-{
-	while (d->head) {
-		struct disk_batch *b = d->head;
-		d->head = b->next;
-		disk_batch_free(b);
-	}
-	d->tail = NULL;
-	d->n_pending = 0;
-}
-
 void disk_destroy(struct disk *d)
 {
-	disk_crash(d);
+	disk_crash(d, NULL, 0);
 	entries_free(d->log, d->n_log);
 	memset(d, 0, sizeof(*d));
 }
@@ -95,6 +84,18 @@ static void log_append(struct disk *d, struct raft_entry *e)
 	e->data.base = NULL; /* moved */
 }
 
+/* Writes a batch's hard state, truncation and its first n entries (all of them, or a torn
+ * write's prefix: the WAL writes the records in this order and recovery keeps whole ones). */
+static void write_batch(struct disk *d, struct disk_batch *b, size_t n)
+{
+	if (b->has_hs)
+		d->hs = b->hs;
+	if (b->truncate_from)
+		log_truncate(d, b->truncate_from);
+	for (size_t i = 0; i < n; i++)
+		log_append(d, &b->entries[i]);
+}
+
 struct disk_batch *disk_complete(struct disk *d)
 {
 	struct disk_batch *b = d->head;
@@ -104,13 +105,33 @@ struct disk_batch *disk_complete(struct disk *d)
 	if (!d->head)
 		d->tail = NULL;
 	d->n_pending--;
-	if (b->has_hs)
-		d->hs = b->hs;
-	if (b->truncate_from)
-		log_truncate(d, b->truncate_from);
-	for (size_t i = 0; i < b->n_entries; i++)
-		log_append(d, &b->entries[i]);
+	write_batch(d, b, b->n_entries);
 	return b;
+}
+
+size_t disk_crash(struct disk *d, struct rng *g, uint32_t written_pm)
+{
+	size_t written = 0;
+	bool stop = false;
+	while (d->head) {
+		struct disk_batch *b = d->head;
+		d->head = b->next;
+		if (!stop && g && rng_permille(g, written_pm)) {
+			if (rng_permille(g, 500)) {
+				write_batch(d, b, b->n_entries);
+			} else {
+				write_batch(d, b, (size_t)rng_range(g, 0, b->n_entries));
+				stop = true;
+			}
+			written++;
+		} else {
+			stop = true;
+		}
+		disk_batch_free(b);
+	}
+	d->tail = NULL;
+	d->n_pending = 0;
+	return written;
 }
 
 void disk_compact(struct disk *d, raft_index index)

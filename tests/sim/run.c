@@ -251,6 +251,8 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 	c->net.delay_max = f & F_NET ? rng_range(&g, 10, 2 * SIM_TICK) : rng_range(&g, 5, 40);
 	c->disk_lat_min = 1;
 	c->disk_lat_max = f & F_CRASH ? rng_range(&g, 20, 3 * SIM_TICK) : rng_range(&g, 2, 40);
+	if (f & F_CRASH)
+		c->crash_written_pm = (uint32_t)rng_range(&g, 0, 600);
 	if (f & F_COMPACT) {
 		c->compact_threshold = (int)rng_range(&g, 4, 30);
 		c->compact_trailing = (int)rng_range(&g, 0, 3);

@@ -105,8 +105,11 @@ uint64_t disk_next_time(const struct disk *d);
 /* Makes the head batch durable and returns it (caller sends its msgs and frees it). */
 struct disk_batch *disk_complete(struct disk *d);
 void disk_batch_free(struct disk_batch *b);
-/* A crash: every batch not yet durable is lost. */
-void disk_crash(struct disk *d);
+/* A crash: every batch not yet reported durable is lost, except that the disk may already have
+ * written some of them, in order (each with probability written_pm/1000; the last one written
+ * may be torn: its hard state and a prefix of its entries). Their messages are never sent.
+ * Returns how many batches were (partly) written. */
+size_t disk_crash(struct disk *d, struct rng *g, uint32_t written_pm);
 /* The state machine snapshot at (index) is durable: entries <= index are no longer needed. */
 void disk_compact(struct disk *d, raft_index index);
 /* A snapshot at index was installed (durable at once): the durable log, every append of an
@@ -251,6 +254,7 @@ struct cluster {
 	int max_id;                          /* highest id ever created */
 	bool manual;                         /* scenario: no automatic ticks or disk completions */
 	uint64_t disk_lat_min, disk_lat_max; /* for nodes started from now on */
+	uint32_t crash_written_pm;           /* see disk_crash() */
 	uint64_t next_uid, next_read;
 	struct invariants inv;
 	/* trace */

@@ -75,8 +75,8 @@ void trace_ev(struct cluster *c, enum trace_kind k, raft_id node, uint64_t a, ui
 	case TR_CRASH:
 		fprintf(f,
 			"CRASH last=%" PRIu64 " durable-last=%" PRIu64 " pending-batches=%" PRIu64
-			"\n",
-			a, b, d);
+			" (written anyway: %" PRIu64 ")\n",
+			a, b, d >> 16, d & 0xffff);
 		break;
 	case TR_RESTART:
 		fprintf(f, "RESTART last=%" PRIu64 " commit=%" PRIu64 " term=%" PRIu64 "\n", a, b,
