@@ -10,7 +10,7 @@
 #include "tests/sim/sim.h"
 
 #define ELECTION_TICKS 10
-#define FAULT_TICKS    800            /* fault phase */
+#define FAULT_TICKS    1000           /* fault phase */
 #define LIVENESS_TICKS 300            /* bound on "elect and commit" after healing (30 timeouts) */
 #define SLOT           (SIM_TICK / 2) /* clients and the nemesis act every half tick */
 
