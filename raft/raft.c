@@ -134,7 +134,11 @@ struct raft *raft_new(const struct raft_config *cfg, const struct raft_restore *
 	r->commit = rs->hard_state.commit;
 	if (r->commit < rs->snap_index)
 		r->commit = rs->snap_index;
-	assert(r->commit <= raft_log_last(&r->log));
+	/* A torn last WAL batch may keep its hard state record but lose some of its entries
+	 * (raft.h orders hard state first): those entries are committed on a majority and come
+	 * back from the leader, so commit restarts at our last entry. */
+	if (r->commit > raft_log_last(&r->log))
+		r->commit = raft_log_last(&r->log);
 	r->applied = rs->applied;
 	r->persisted = raft_log_last(&r->log);
 	r->snap_index = rs->snap_index;

@@ -37,6 +37,10 @@
  *    everything else (the leader's APPEND/HEARTBEAT/SNAPSHOT/TIMEOUT_NOW, PREVOTE and its
  *    answers, HEARTBEAT_RESP) is in msgs. A leader's APPENDs may carry entries it has not
  *    persisted yet (thesis 10.2.1): that is allowed, it only counts itself once durable.
+ *  - Torn batches: if a crash can keep a batch's hard state record but lose some of its
+ *    entries, the restored hard_state.commit may exceed the restored log; the core then
+ *    restarts with commit = its last entry (safe: commit is volatile in Raft), so commit
+ *    appears to go back. Writing the hard state record after the entries avoids that.
  *  - raft_persisted: call it, in order, with the last entry (index, term) of each durable
  *    update that had entries, or with (snap index, snap term) of an installed snapshot.
  *    Updates without entries need no call. Stale calls (term mismatch after a truncation)
