@@ -389,9 +389,17 @@ int raft_compact(struct raft *r, raft_index index, raft_index keep_trailing)
 
 /* ------------------------------------------------------------------------------ output */
 
+/* The hard state to persist. Its commit never covers entries handed out in the same update:
+ * batches complete in order, so if a crash tears this batch after its hard state record,
+ * every entry the recorded commit covers is in an earlier, complete batch (commit itself is
+ * volatile in Raft; persisting it one batch late costs nothing). */
 static struct raft_hard_state hard_state(const struct raft *r)
 {
-	return (struct raft_hard_state){r->term, r->vote, r->commit};
+	raft_index durable_before = r->unstable - 1;
+	raft_index c = r->commit < durable_before ? r->commit : durable_before;
+	if (c < r->hs_out.commit)
+		c = r->hs_out.commit; /* never record less than already recorded */
+	return (struct raft_hard_state){r->term, r->vote, c};
 }
 
 static bool hs_equal(struct raft_hard_state a, struct raft_hard_state b)

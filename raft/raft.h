@@ -37,10 +37,11 @@
  *    everything else (the leader's APPEND/HEARTBEAT/SNAPSHOT/TIMEOUT_NOW, PREVOTE and its
  *    answers, HEARTBEAT_RESP) is in msgs. A leader's APPENDs may carry entries it has not
  *    persisted yet (thesis 10.2.1): that is allowed, it only counts itself once durable.
- *  - Torn batches: if a crash can keep a batch's hard state record but lose some of its
- *    entries, the restored hard_state.commit may exceed the restored log; the core then
- *    restarts with commit = its last entry (safe: commit is volatile in Raft), so commit
- *    appears to go back. Writing the hard state record after the entries avoids that.
+ *  - Torn batches: u.hard_state.commit never covers entries handed out in the same update
+ *    (it is recorded one update late), so a crash that keeps a batch's hard state record
+ *    but tears off its entries cannot leave a recorded commit beyond the recovered log. If a
+ *    restore still has one, the core restarts with commit = its last entry (commit is
+ *    volatile in Raft). u.hard_state.commit never decreases.
  *  - raft_persisted: call it, in order, with the last entry (index, term) of each durable
  *    update that had entries, or with (snap index, snap term) of an installed snapshot.
  *    Updates without entries need no call. Stale calls (term mismatch after a truncation)
