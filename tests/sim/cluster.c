@@ -105,6 +105,11 @@ static void node_start(struct cluster *c, struct node *n)
 	n->paused_until = 0;
 	n->incarnation++;
 	n->next_tick = c->now + rng_range(&c->rng, 1, SIM_TICK);
+	n->tick_period = SIM_TICK;
+	if (c->clock_drift_pm) { /* this node's clock runs a little fast or slow */
+		uint64_t d = SIM_TICK * c->clock_drift_pm / 1000;
+		n->tick_period = SIM_TICK - d + rng_range(&c->rng, 0, 2 * d);
+	}
 	n->n_props = 0;
 	n->n_reads = 0;
 	n->last_role = raft_role_of(n->r);
@@ -457,9 +462,9 @@ void cluster_tick(struct cluster *c, raft_id id)
 	if (!n->alive)
 		return;
 	c->steps++;
-	n->next_tick += SIM_TICK;
+	n->next_tick += n->tick_period;
 	if (n->next_tick <= c->now) /* resumed after a pause: missed ticks do not burst */
-		n->next_tick = c->now + SIM_TICK;
+		n->next_tick = c->now + n->tick_period;
 	raft_tick(n->r);
 	trace_ev(c, TR_TICK, id, raft_term_of(n->r), raft_role_of(n->r), 0);
 	cluster_drive(c, n);

@@ -176,6 +176,7 @@ struct node {
 	raft_index stage_index;
 	uint64_t next_tick;
 	uint64_t paused_until; /* a paused process (SIGSTOP): no ticks, no I/O until then */
+	uint64_t tick_period;  /* SIM_TICK, or off by the clock drift */
 	uint32_t incarnation;
 	struct proposal props[SIM_PENDING_MAX];
 	int n_props;
@@ -255,6 +256,7 @@ struct cluster {
 	bool manual;                         /* scenario: no automatic ticks or disk completions */
 	uint64_t disk_lat_min, disk_lat_max; /* for nodes started from now on */
 	uint32_t crash_written_pm;           /* see disk_crash() */
+	uint32_t clock_drift_pm;             /* each node's tick period is off by up to this */
 	uint64_t next_uid, next_read;
 	struct invariants inv;
 	/* trace */
