@@ -148,6 +148,11 @@ void disk_install(struct disk *d, raft_index index, const struct disk_batch *cur
 {
 	log_truncate(d, 0);
 	for (struct disk_batch *b = d->head; b; b = b->next) {
+		/* written in order before the marker: their hard states are durable too (a
+		 * snapshot of term T never sits on a disk whose term is still below T) */
+		if (b->has_hs)
+			d->hs = b->hs;
+		b->has_hs = false;
 		size_t keep = 0;
 		if (b == current)
 			while (keep < b->n_entries &&

@@ -112,8 +112,10 @@ void disk_batch_free(struct disk_batch *b);
 size_t disk_crash(struct disk *d, struct rng *g, uint32_t written_pm);
 /* The state machine snapshot at (index) is durable: entries <= index are no longer needed. */
 void disk_compact(struct disk *d, raft_index index);
-/* A snapshot at index was installed (durable at once): the durable log, every append of an
- * earlier pending batch and the entries <= index of `current` are superseded. */
+/* A snapshot at index was installed (durable at once, as if every pending batch had been
+ * written before it): the hard states of the pending batches become durable; the durable log,
+ * every append of an earlier pending batch and the entries <= index of `current` are
+ * superseded. */
 void disk_install(struct disk *d, raft_index index, const struct disk_batch *current);
 raft_index disk_last_index(const struct disk *d);
 
