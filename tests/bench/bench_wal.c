@@ -1,13 +1,18 @@
 /* bench_wal.c — `make bench-wal`: group commit against a plain write+fdatasync loop.
  *
- * 64 appender threads each append one 256-byte entry to their group (thread % groups) and
- * wait until it is durable; one writer thread does group commit as node/ will: everything
- * appended while a write is in flight goes into the next batch (one pwrite + one fdatasync).
- * The entries of one group get consecutive indexes, as Raft's would.
+ * 64 concurrent appenders, each with one 256-byte entry outstanding, spread over 1, 8 or 64
+ * groups; what counts is entries wal_batch_write reported durable. Two ways to drive them:
+ *   loop (the primary figure): as node/ drives the WAL. One loop thread gathers the entries
+ *     into a batch and hands it to one worker thread (one write in flight; entries submitted
+ *     meanwhile wait in the next batch); the completion re-arms the appenders it made durable.
+ *   threads: 64 OS threads each block until their entry is durable; one writer thread.
  * The reference, measured in the same run on the same disk (alternating slices), is one
- * 256-byte record per pwrite+fdatasync into a file written in full beforehand.
- * Usage: bench_wal [--seconds S] [--dir DIR]   (S: seconds of each, per configuration)
+ * 256-byte record per pwrite+fdatasync into a file written in full beforehand. Also printed:
+ * how long the thread doing the fdatasyncs waited for a CPU per fsync (a loaded machine).
+ * Usage: bench_wal [--seconds S] [--dir DIR] [--mode loop|threads|both]
+ *   (S: seconds of each, per configuration; default 5; default mode both)
  */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +37,20 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Seconds the calling thread has spent runnable but waiting for a CPU (Linux schedstat);
+ * 0 where the kernel does not say. On a loaded machine this is what a wake-up costs. */
+static double cpu_wait_s(void)
+{
+	FILE *f = fopen("/proc/thread-self/schedstat", "r");
+	unsigned long long run_ns = 0, wait_ns = 0;
+	if (f) {
+		if (fscanf(f, "%llu %llu", &run_ns, &wait_ns) != 2)
+			wait_ns = 0;
+		fclose(f);
+	}
+	return (double)wait_ns / 1e9;
 }
 
 /* Removes a flat directory (the WAL's segments and LOCK). */
@@ -77,8 +96,10 @@ static void plain_open(struct plain *p, const char *dir)
 }
 
 /* One 256-byte record (plus a 32-byte header, as the WAL's) per pwrite + fdatasync. */
-static void plain_slice(struct plain *p, double seconds, uint64_t *ops, double *elapsed)
+static void plain_slice(struct plain *p, double seconds, uint64_t *ops, double *elapsed,
+			double *cpu_wait)
 {
+	double w0 = cpu_wait_s();
 	uint8_t rec[ENTRY_BYTES + 32];
 	memset(rec, 0xab, sizeof rec);
 	uint64_t n = 0;
@@ -95,6 +116,7 @@ static void plain_slice(struct plain *p, double seconds, uint64_t *ops, double *
 	} while (t - t0 < seconds);
 	*ops += n;
 	*elapsed += t - t0;
+	*cpu_wait += cpu_wait_s() - w0;
 }
 
 static void plain_close(struct plain *p)
@@ -103,12 +125,231 @@ static void plain_close(struct plain *p)
 	unlink(p->path);
 }
 
-/* ---------------------------------------------------------------- group commit
- * Each appender owns a slot: it fills in its entry, marks the slot ready and sleeps on its
- * own semaphore. The writer gathers every ready slot into one batch (assigning each group's
- * next index), writes it, and wakes exactly the appenders whose entries it made durable —
- * a group-commit queue (as in RocksDB's write thread), with no lock the 64 appenders fight
- * over. The appenders' wake-ups run while the next batch is written. */
+/* ---------------------------------------------------------------- mode "loop" (primary)
+ * The shape of node/driver.c: this thread plays the libuv loop. It owns the 64 logical
+ * appenders and two batches; start_write hands the current batch to the worker (as
+ * uv_queue_work hands write_work_cb to the thread pool: one batch in flight at a time) and
+ * new entries go into the other one. The completion runs back on the loop thread: it reads
+ * wal_batch_durable, checks that every entry of the batch is covered, re-arms those appenders,
+ * each of which at once submits its next entry (to the next group, round-robin), and the
+ * next batch goes out. The handoff is a mutex and two condition variables, standing in for
+ * the thread pool's queue and uv_async. */
+struct appender {
+	uint64_t group;   /* of its outstanding entry */
+	raft_index index; /* of its outstanding entry; 0 = none */
+	uint64_t appends; /* its entries reported durable */
+	uint8_t data[ENTRY_BYTES];
+};
+
+struct loop_batch {
+	struct wal_batch *b;
+	int members[APPENDERS]; /* appenders with their entry in this batch */
+	int n;
+};
+
+struct loop {
+	struct wal *w;
+	uint64_t groups, next_group; /* round-robin over groups 1..groups */
+	uint64_t next_index[APPENDERS + 1];
+	struct appender app[APPENDERS];
+	struct loop_batch batches[2];
+	struct loop_batch *cur, *inflight; /* inflight: with the worker, NULL = none */
+	pthread_t worker;
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv, done_cv;
+	struct loop_batch *todo; /* under mu: handed to the worker, not yet taken */
+	bool done, quit;         /* under mu */
+	int rc;                  /* under mu: of the write just done */
+	double write_s;          /* under mu: time spent inside wal_batch_write */
+	double worker_wait_s;    /* the worker's and the loop thread's cpu_wait_s, per slice */
+	double loop_wait_s;
+	char dir[4096];
+};
+
+/* The thread pool's one busy worker: runs wal_batch_write, reports back. */
+static void *loop_worker(void *arg)
+{
+	struct loop *l = arg;
+	double w0 = cpu_wait_s();
+	pthread_mutex_lock(&l->mu);
+	for (;;) {
+		while (l->todo == NULL && !l->quit)
+			pthread_cond_wait(&l->work_cv, &l->mu);
+		if (l->todo == NULL)
+			break;
+		struct loop_batch *b = l->todo;
+		l->todo = NULL;
+		pthread_mutex_unlock(&l->mu);
+		double t = now_s();
+		int rc = wal_batch_write(l->w, b->b);
+		double dt = now_s() - t;
+		pthread_mutex_lock(&l->mu);
+		l->write_s += dt;
+		l->rc = rc;
+		l->done = true;
+		pthread_cond_signal(&l->done_cv);
+	}
+	l->worker_wait_s += cpu_wait_s() - w0;
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+/* Appender i hands its next entry to the loop: it goes into the batch being filled. */
+static void loop_submit(struct loop *l, int i)
+{
+	struct appender *a = &l->app[i];
+	assert(a->index == 0);
+	a->group = 1 + l->next_group++ % l->groups;
+	a->index = l->next_index[a->group]++;
+	struct raft_entry e = {
+		.index = a->index, .term = 1, .data = {.base = a->data, .len = sizeof a->data}};
+	if (wal_batch_entries(l->cur->b, a->group, &e, 1) != WAL_OK) {
+		fprintf(stderr, "bench_wal: cannot add to the batch\n");
+		exit(2);
+	}
+	assert(l->cur->n < APPENDERS);
+	l->cur->members[l->cur->n++] = i;
+}
+
+static void loop_start_write(struct loop *l)
+{
+	if (l->inflight != NULL || l->cur->n == 0)
+		return;
+	l->inflight = l->cur;
+	l->cur = (l->cur == &l->batches[0]) ? &l->batches[1] : &l->batches[0];
+	assert(l->cur->n == 0 && wal_batch_empty(l->cur->b));
+	pthread_mutex_lock(&l->mu);
+	l->todo = l->inflight;
+	pthread_cond_signal(&l->work_cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* The write completion, on the loop thread. Only what wal_batch_durable reports counts: an
+ * entry of the batch it does not cover stops the benchmark. With `rearm`, each appender made
+ * durable submits its next entry. */
+static void loop_write_done(struct loop *l, bool rearm)
+{
+	struct loop_batch *b = l->inflight;
+	const struct wal_durable *d;
+	size_t nd = wal_batch_durable(b->b, &d);
+	raft_index durable[APPENDERS + 1];
+	memset(durable, 0, sizeof durable);
+	for (size_t k = 0; k < nd; k++) {
+		assert(d[k].group >= 1 && d[k].group <= l->groups);
+		durable[d[k].group] = d[k].index;
+	}
+	for (int k = 0; k < b->n; k++) {
+		struct appender *a = &l->app[b->members[k]];
+		if (a->index == 0 || a->index > durable[a->group]) {
+			fprintf(stderr,
+				"bench_wal: entry %" PRIu64 " of group %" PRIu64
+				" not reported durable\n",
+				a->index, a->group);
+			exit(2);
+		}
+		a->index = 0;
+		a->appends++;
+	}
+	wal_batch_reset(b->b);
+	int n = b->n;
+	b->n = 0;
+	l->inflight = NULL;
+	for (int k = 0; rearm && k < n; k++)
+		loop_submit(l, b->members[k]);
+}
+
+static struct loop *loop_open(const char *dir, uint64_t groups)
+{
+	struct loop *l = calloc(1, sizeof *l);
+	if (!l) {
+		fprintf(stderr, "bench_wal: out of memory\n");
+		exit(2);
+	}
+	snprintf(l->dir, sizeof l->dir, "%s/wal-loop-%" PRIu64, dir, groups);
+	l->groups = groups;
+	struct wal_options o;
+	wal_options_default(&o);
+	int rc = wal_open(l->dir, &o, false, &l->w, NULL);
+	if (rc) {
+		fprintf(stderr, "bench_wal: open: %s\n", wal_strerror(rc));
+		exit(2);
+	}
+	for (uint64_t g = 0; g <= APPENDERS; g++)
+		l->next_index[g] = 1;
+	for (int i = 0; i < APPENDERS; i++)
+		memset(l->app[i].data, i, ENTRY_BYTES);
+	for (int k = 0; k < 2; k++)
+		l->batches[k].b = wal_batch_new();
+	l->cur = &l->batches[0];
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->work_cv, NULL);
+	pthread_cond_init(&l->done_cv, NULL);
+	return l;
+}
+
+/* Starts the worker and every appender submits an entry; the loop turns until `seconds` have
+ * passed, then lets the last batch complete without re-arming. Adds what was done. */
+static void loop_slice(struct loop *l, double seconds, uint64_t *appends, uint64_t *fsyncs,
+		       double *elapsed)
+{
+	struct wal_stats st0, st1;
+	wal_stats_get(l->w, &st0);
+	uint64_t a0 = 0, a1 = 0;
+	for (int i = 0; i < APPENDERS; i++)
+		a0 += l->app[i].appends;
+	double w0 = cpu_wait_s(), t0 = now_s(), end = t0 + seconds;
+	l->quit = false;
+	pthread_create(&l->worker, NULL, loop_worker, l);
+	for (int i = 0; i < APPENDERS; i++)
+		loop_submit(l, i);
+	loop_start_write(l);
+	while (l->inflight != NULL) {
+		pthread_mutex_lock(&l->mu);
+		while (!l->done)
+			pthread_cond_wait(&l->done_cv, &l->mu);
+		l->done = false;
+		int rc = l->rc;
+		pthread_mutex_unlock(&l->mu);
+		if (rc != WAL_OK) {
+			fprintf(stderr, "bench_wal: write: %s\n", wal_strerror(rc));
+			exit(2);
+		}
+		loop_write_done(l, now_s() < end);
+		loop_start_write(l);
+	}
+	*elapsed += now_s() - t0;
+	l->loop_wait_s += cpu_wait_s() - w0;
+	pthread_mutex_lock(&l->mu);
+	l->quit = true;
+	pthread_cond_signal(&l->work_cv);
+	pthread_mutex_unlock(&l->mu);
+	pthread_join(l->worker, NULL);
+	wal_stats_get(l->w, &st1);
+	for (int i = 0; i < APPENDERS; i++)
+		a1 += l->app[i].appends;
+	*appends += a1 - a0;
+	*fsyncs += st1.fsyncs - st0.fsyncs;
+}
+
+static void loop_close(struct loop *l)
+{
+	for (int k = 0; k < 2; k++)
+		wal_batch_free(l->batches[k].b);
+	wal_close(l->w);
+	rm_dir(l->dir);
+	pthread_cond_destroy(&l->work_cv);
+	pthread_cond_destroy(&l->done_cv);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
+
+/* ---------------------------------------------------------------- mode "threads" (secondary)
+ * 64 appender threads, each bound to group (thread % groups). Each appender owns a slot: it
+ * fills in its entry, marks the slot ready and sleeps on its own semaphore. The writer gathers
+ * every ready slot into one batch (assigning each group's next index), writes it, and wakes exactly
+ * the appenders whose entries it made durable — a group-commit queue (as in RocksDB's write
+ * thread), with no lock the 64 appenders fight over. The appenders' wake-ups run while the next
+ * batch is written. */
 struct slot {
 	_Atomic int state; /* IDLE, READY (entry handed over), FLIGHT (in the batch) */
 	sem_t durable;
@@ -126,7 +367,8 @@ struct shared {
 	uint64_t next_index[APPENDERS + 1];
 	uint64_t groups;
 	int error;
-	double write_s; /* time spent inside wal_batch_write (writer thread only) */
+	double write_s;       /* time spent inside wal_batch_write (writer thread only) */
+	double writer_wait_s; /* the writer's cpu_wait_s (writer thread only) */
 	char dir[4096];
 };
 
@@ -135,7 +377,7 @@ struct appender_arg {
 	int i;
 };
 
-static void *appender(void *arg)
+static void *thr_appender(void *arg)
 {
 	struct shared *s = ((struct appender_arg *)arg)->s;
 	struct slot *me = &s->slots[((struct appender_arg *)arg)->i];
@@ -152,7 +394,7 @@ static void *appender(void *arg)
 }
 
 /* Adds every ready slot to b; returns how many. */
-static int gather(struct shared *s, struct wal_batch *b, int *inflight)
+static int thr_gather(struct shared *s, struct wal_batch *b, int *inflight)
 {
 	int n = 0;
 	for (int i = 0; i < APPENDERS; i++) {
@@ -172,19 +414,21 @@ static int gather(struct shared *s, struct wal_batch *b, int *inflight)
 	return n;
 }
 
-static void *writer(void *arg)
+static void *thr_writer(void *arg)
 {
 	struct shared *s = arg;
 	struct wal_batch *b = wal_batch_new();
 	int inflight[APPENDERS];
+	double w0 = cpu_wait_s();
 	while (!s->error) {
 		wal_batch_reset(b);
-		int n = gather(s, b, inflight);
+		int n = thr_gather(s, b, inflight);
 		if (n == 0) {
 			if (atomic_load(&s->live) == 0)
 				break;
 			atomic_store(&s->writer_idle, 1);
-			n = gather(s, b, inflight); /* a slot made ready before the flag was seen */
+			n = thr_gather(s, b,
+				       inflight); /* a slot made ready before the flag was seen */
 			if (n == 0) {
 				struct timespec ts;
 				clock_gettime(CLOCK_REALTIME, &ts);
@@ -213,13 +457,14 @@ static void *writer(void *arg)
 		}
 	}
 	wal_batch_free(b);
+	s->writer_wait_s += cpu_wait_s() - w0;
 	return NULL;
 }
 
-static struct shared *gc_open(const char *dir, uint64_t groups)
+static struct shared *thr_open(const char *dir, uint64_t groups)
 {
 	struct shared *s = calloc(1, sizeof *s);
-	snprintf(s->dir, sizeof s->dir, "%s/wal-%" PRIu64, dir, groups);
+	snprintf(s->dir, sizeof s->dir, "%s/wal-threads-%" PRIu64, dir, groups);
 	s->groups = groups;
 	struct wal_options o;
 	wal_options_default(&o);
@@ -240,8 +485,8 @@ static struct shared *gc_open(const char *dir, uint64_t groups)
 }
 
 /* Runs the appenders and the writer for `seconds`; adds what they did. */
-static void gc_slice(struct shared *s, double seconds, uint64_t *appends, uint64_t *fsyncs,
-		     double *elapsed)
+static void thr_slice(struct shared *s, double seconds, uint64_t *appends, uint64_t *fsyncs,
+		      double *elapsed)
 {
 	pthread_t wt, at[APPENDERS];
 	struct appender_arg args[APPENDERS];
@@ -255,9 +500,9 @@ static void gc_slice(struct shared *s, double seconds, uint64_t *appends, uint64
 	double t0 = now_s();
 	for (int i = 0; i < APPENDERS; i++) {
 		args[i] = (struct appender_arg){.s = s, .i = i};
-		pthread_create(&at[i], NULL, appender, &args[i]);
+		pthread_create(&at[i], NULL, thr_appender, &args[i]);
 	}
-	pthread_create(&wt, NULL, writer, s);
+	pthread_create(&wt, NULL, thr_writer, s);
 	struct timespec ts = {.tv_sec = (time_t)seconds,
 			      .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9)};
 	nanosleep(&ts, NULL);
@@ -273,7 +518,7 @@ static void gc_slice(struct shared *s, double seconds, uint64_t *appends, uint64
 	*fsyncs += st1.fsyncs - st0.fsyncs;
 }
 
-static void gc_close(struct shared *s)
+static void thr_close(struct shared *s)
 {
 	wal_close(s->w);
 	rm_dir(s->dir);
@@ -283,20 +528,56 @@ static void gc_close(struct shared *s)
 	free(s);
 }
 
+/* ---------------------------------------------------------------- main */
+struct result {
+	uint64_t groups;
+	double plain, appends, fsyncs; /* per second */
+	double write_s;                /* fraction of the time inside wal_batch_write */
+	/* waiting for a CPU (cpu_wait_s), ms per fsync: the reference loop, the thread calling
+	 * wal_batch_write, and the loop thread (-1: mode threads has none) */
+	double plain_wait_ms, writer_wait_ms, loop_wait_ms;
+};
+
+static void print_table(const char *title, const struct result *r, size_t n)
+{
+	printf("%s\n", title);
+	for (size_t i = 0; i < n; i++) {
+		double a = r[i].appends, f = r[i].fsyncs;
+		printf("%2" PRIu64 " groups: plain write+fdatasync %7.0f/s | group commit %8.0f "
+		       "appends/s %6.0f fsyncs/s %5.1f entries/fsync | %6.1fx appends %5.2fx "
+		       "fsyncs | writer busy %3.0f%%, %.2f ms/batch\n",
+		       r[i].groups, r[i].plain, a, f, f > 0 ? a / f : 0, a / r[i].plain,
+		       f / r[i].plain, 100 * r[i].write_s, f > 0 ? 1000 * r[i].write_s / f : 0);
+		printf("          waiting for a CPU, ms per fsync: reference %.2f, writer %.2f",
+		       r[i].plain_wait_ms, r[i].writer_wait_ms);
+		if (r[i].loop_wait_ms >= 0)
+			printf(", loop %.2f", r[i].loop_wait_ms);
+		printf("\n");
+	}
+}
+
 int main(int argc, char **argv)
 {
-	double seconds = 5; /* per configuration: of the reference, and of group commit */
-	const char *dir_arg = NULL;
+	double seconds = 5; /* per configuration: of the reference, and of each mode */
+	const char *dir_arg = NULL, *mode = "both";
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			seconds = atof(argv[++i]);
 		else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
 			dir_arg = argv[++i];
-		else {
-			fprintf(stderr, "usage: %s [--seconds S] [--dir DIR]\n", argv[0]);
+		else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc)
+			mode = argv[++i];
+		else
+			mode = NULL;
+		if (mode == NULL || seconds <= 0 ||
+		    (strcmp(mode, "loop") && strcmp(mode, "threads") && strcmp(mode, "both"))) {
+			fprintf(stderr,
+				"usage: %s [--seconds S] [--dir DIR] [--mode loop|threads|both]\n",
+				argv[0]);
 			return 2;
 		}
 	}
+	bool run_loop = strcmp(mode, "threads") != 0, run_threads = strcmp(mode, "loop") != 0;
 	/* default: next to the binary, i.e. on the build directory's disk */
 	char tmpl[4096], self[4096];
 	snprintf(self, sizeof self, "%s", argv[0]);
@@ -307,33 +588,66 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	printf("bench_wal: dir %s, %d appenders, %d-byte entries, per configuration %d slices of "
-	       "%.2f s of each\n",
-	       dir, APPENDERS, ENTRY_BYTES, SLICES, seconds / SLICES);
+	       "%.2f s of each (reference%s%s)\n",
+	       dir, APPENDERS, ENTRY_BYTES, SLICES, seconds / SLICES, run_loop ? ", loop" : "",
+	       run_threads ? ", threads" : "");
+	fflush(stdout);
 	/* The machine is shared and its disk's speed drifts by several times within seconds, so
-	 * the reference and group commit run in alternating short slices (SLICES of each per
-	 * configuration) and each ratio compares totals measured over the same stretch of time. */
+	 * the reference and the modes run in alternating short slices (reference, loop, threads;
+	 * SLICES of each per configuration) and each ratio compares totals measured over the
+	 * same stretch of time. Both modes are compared with the same reference slices. */
 	struct plain p;
 	plain_open(&p, dir);
 	const uint64_t groups[] = {1, 8, 64};
+	struct result rl[3], rt[3];
 	for (size_t i = 0; i < 3; i++) {
-		struct shared *s = gc_open(dir, groups[i]);
-		uint64_t plain_ops = 0, appends = 0, fsyncs = 0;
-		double plain_t = 0, gc_t = 0, slice = seconds / SLICES;
+		struct loop *l = run_loop ? loop_open(dir, groups[i]) : NULL;
+		struct shared *s = run_threads ? thr_open(dir, groups[i]) : NULL;
+		uint64_t plain_ops = 0, l_appends = 0, l_fsyncs = 0, t_appends = 0, t_fsyncs = 0;
+		double plain_t = 0, plain_wait = 0, l_t = 0, t_t = 0, slice = seconds / SLICES;
 		for (int k = 0; k < SLICES; k++) {
-			plain_slice(&p, slice, &plain_ops, &plain_t);
-			gc_slice(s, slice, &appends, &fsyncs, &gc_t);
+			plain_slice(&p, slice, &plain_ops, &plain_t, &plain_wait);
+			if (l)
+				loop_slice(l, slice, &l_appends, &l_fsyncs, &l_t);
+			if (s)
+				thr_slice(s, slice, &t_appends, &t_fsyncs, &t_t);
 		}
-		double plain = (double)plain_ops / plain_t, a = (double)appends / gc_t,
-		       f = (double)fsyncs / gc_t;
-		printf("%2" PRIu64 " groups: plain write+fdatasync %7.0f/s | group commit %8.0f "
-		       "appends/s %6.0f fsyncs/s %5.1f entries/fsync | %6.1fx appends %5.2fx "
-		       "fsyncs | writer busy %3.0f%%, %.2f ms/batch\n",
-		       groups[i], plain, a, f, f > 0 ? a / f : 0, a / plain, f / plain,
-		       100 * s->write_s / gc_t, fsyncs ? 1000 * s->write_s / (double)fsyncs : 0);
-		fflush(stdout);
-		gc_close(s);
+		double plain = (double)plain_ops / plain_t;
+		double plain_wait_ms = 1000 * plain_wait / (double)plain_ops;
+		if (l) {
+			double nf = l_fsyncs ? (double)l_fsyncs : 1;
+			rl[i] = (struct result){groups[i],
+						plain,
+						(double)l_appends / l_t,
+						(double)l_fsyncs / l_t,
+						l->write_s / l_t,
+						plain_wait_ms,
+						1000 * l->worker_wait_s / nf,
+						1000 * l->loop_wait_s / nf};
+			loop_close(l);
+		}
+		if (s) {
+			double nf = t_fsyncs ? (double)t_fsyncs : 1;
+			rt[i] = (struct result){groups[i],
+						plain,
+						(double)t_appends / t_t,
+						(double)t_fsyncs / t_t,
+						s->write_s / t_t,
+						plain_wait_ms,
+						1000 * s->writer_wait_s / nf,
+						-1};
+			thr_close(s);
+		}
 	}
 	plain_close(&p);
 	rm_dir(dir);
+	if (run_loop)
+		print_table("mode loop (primary; as node/ drives the WAL): one loop thread batches "
+			    "the 64 appenders' entries, one worker thread runs wal_batch_write",
+			    rl, 3);
+	if (run_threads)
+		print_table("mode threads (secondary): 64 appender threads each block until "
+			    "durable, one writer thread",
+			    rt, 3);
 	return 0;
 }
