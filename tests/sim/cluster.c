@@ -179,8 +179,10 @@ static void ack_proposals(struct cluster *c, struct node *n, const struct raft_e
 			if (e->index > c->inv.max_acked)
 				c->inv.max_acked = e->index;
 			c->inv.acked++;
-			if (p->liveness)
+			if (p->liveness && !c->liveness_ok) {
 				c->liveness_ok = true;
+				c->liveness_index = e->index;
+			}
 		}
 		n->props[i] = n->props[--n->n_props];
 	}

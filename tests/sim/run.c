@@ -13,6 +13,7 @@
 #define FAULT_TICKS    1000           /* fault phase */
 #define LIVENESS_TICKS 300            /* bound on "elect and commit" after healing (30 timeouts) */
 #define SLOT           (SIM_TICK / 2) /* clients and the nemesis act every half tick */
+#define CATCHUP_TICKS  100 /* then every member of the configuration must have applied it */
 
 enum {
 	F_NET = 1,      /* delay spread, loss, duplication */
@@ -114,6 +115,24 @@ static void client_step(struct cluster *c, struct rng *g)
 		if (to)
 			cluster_read(c, to, key);
 	}
+}
+
+/* A member of the leader's configuration (alive, as all are after healing) that has not yet
+ * applied the liveness proposal; also "not converged" while there is no leader. */
+static raft_id lagging_member(struct cluster *c, bool *no_leader)
+{
+	raft_id l = cluster_leader(c);
+	*no_leader = l == 0;
+	if (!l)
+		return 0;
+	const struct raft_conf *cf = raft_conf_of(c->nodes[l].r);
+	for (uint32_t k = 0; k < cf->n_voters + cf->n_learners; k++) {
+		raft_id id = k < cf->n_voters ? cf->voters[k] : cf->learners[k - cf->n_voters];
+		if (id >= 1 && id <= SIM_NODES_MAX && c->nodes[id].alive &&
+		    c->nodes[id].sm.applied < c->liveness_index)
+			return id;
+	}
+	return 0;
 }
 
 static void nemesis_partition(struct cluster *c, struct rng *g)
@@ -341,6 +360,22 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 				 cluster_leader(c) ? "no proposal made after healing committed"
 						   : "no leader elected",
 				 LIVENESS_TICKS, cluster_leader(c));
+		/* ... and every member catches up with it (replication, snapshots, learners) */
+		uint64_t until = c->now + (uint64_t)CATCHUP_TICKS * SIM_TICK;
+		raft_id lag = 0;
+		bool no_leader = false;
+		while (!c->failed && c->liveness_ok) {
+			lag = lagging_member(c, &no_leader);
+			if ((!lag && !no_leader) || c->now >= until)
+				break;
+			cluster_run_until(c, c->now + SLOT);
+		}
+		if (!c->failed && c->liveness_ok && (lag || no_leader))
+			sim_fail(c,
+				 "liveness: %s%" PRIu64 " has not applied index %" PRIu64
+				 " (committed after healing) %d ticks later",
+				 no_leader ? "no leader; node " : "node ", lag, c->liveness_index,
+				 CATCHUP_TICKS);
 	}
 	if (c->failed && c->trace)
 		cluster_dump(c, c->trace_out ? c->trace_out : stdout);
@@ -353,10 +388,11 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 	snprintf(res->stats, sizeof(res->stats),
 		 "writes acked %" PRIu64 ", reads %" PRIu64 " (+%" PRIu64 " dropped), msgs %" PRIu64
 		 " (lost %" PRIu64 ", dup %" PRIu64 "), crashes %" PRIu64 ", conf changes %" PRIu64
-		 ", transfers %" PRIu64 ", compactions %" PRIu64 ", snapshots installed %" PRIu64,
+		 ", transfers %" PRIu64 ", compactions %" PRIu64 ", snapshots installed %" PRIu64
+		 ", after healing committed and applied everywhere: index %" PRIu64,
 		 v->acked, v->reads_done, v->reads_dropped, c->net.sent, c->net.lost,
 		 c->net.duplicated, v->crashes, v->conf_changes, v->transfers, v->compactions,
-		 v->installs);
+		 v->installs, c->liveness_index);
 	cluster_destroy(c);
 }
 

@@ -272,6 +272,7 @@ struct cluster {
 	int compact_trailing;
 	/* liveness */
 	bool liveness_ok;
+	raft_index liveness_index; /* where the first post-healing proposal committed */
 };
 
 void cluster_init(struct cluster *c, uint64_t seed, int n_voters, const struct raft_config *cfg);
@@ -337,7 +338,7 @@ struct run_result {
 	uint64_t trace_hash, steps, end_time;
 	int nodes;
 	const char *mix;
-	char stats[300];
+	char stats[400];
 };
 /* One random run from a seed: size and fault mix derived from it, then healing and a liveness
  * check. */
