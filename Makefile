@@ -196,6 +196,15 @@ jepsen-smoke: all
 cluster: bins
 	RINGRAFT_BIN=$(abspath $(BINDIR)) scripts/cluster up
 
+# Unit suites and a short simulation sweep under valgrind's memcheck: any error or definite
+# leak fails (CK_FORK=no so that Check runs the tests in the process valgrind watches).
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+valgrind: tests
+	@rm -f $(BUILD)/test-results
+	@$(TEST_ENV) CK_FORK=no KEEP_GOING=1 RUN_WRAPPER="$(VALGRIND)" scripts/run-tests.sh valgrind $(UNIT_BINS)
+	@$(if $(SIM_BIN),$(TEST_ENV) KEEP_GOING=1 RUN_WRAPPER="$(VALGRIND) --trace-children=yes" scripts/run-tests.sh sim $(SIM_BIN) sweep --seeds 100 --jobs 2 --scenarios tests/sim/scenarios)
+	@$(TEST_ENV) scripts/run-tests.sh summary
+
 sim: $(SIM_BIN)
 	$(SIM_BIN) sweep --seeds $(SEEDS) --jobs 2 --scenarios tests/sim/scenarios
 

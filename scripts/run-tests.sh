@@ -5,6 +5,7 @@
 #   run-tests.sh summary                print "tests: N passed, N failed"; fail if any failed
 # Each program gets TEST_TIMEOUT seconds (default 600) so a hang fails instead of blocking CI.
 # KEEP_GOING=1 records a failure and carries on (make test reports all failures at the end).
+# RUN_WRAPPER, if set, is put in front of every command (e.g. valgrind and its flags).
 set -u
 results="${RINGRAFT_BUILD:-build}/test-results"
 mkdir -p "$(dirname "$results")"
@@ -21,7 +22,8 @@ run_one() { # name cmd...
   local t0 t1 rc
   t0=$(date +%s)
   echo "== [$phase] $name"
-  timeout --signal=TERM --kill-after=10 "$timeout_s" "$@"
+  # shellcheck disable=SC2086 # RUN_WRAPPER is a command with its flags
+  timeout --signal=TERM --kill-after=10 "$timeout_s" ${RUN_WRAPPER:-} "$@"
   rc=$?
   t1=$(date +%s)
   if [ $rc -eq 0 ]; then record "$name" PASS $((t1 - t0)); return 0; fi

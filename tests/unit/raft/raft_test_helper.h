@@ -141,6 +141,9 @@ static inline void tc_start(struct tc *c, raft_id id)
 
 /* n voters (ids 1..n_voters) and learners (ids n_voters+1..n); learners start knowing the
  * same configuration. */
+/* A struct tc is several MB (a message queue with copied entries): tests keep it in static
+ * storage, never on the stack, where it would exceed valgrind's stack-frame limit and eat most
+ * of a thread's stack. tc_init* reset all of it. */
 static inline void tc_init_full(struct tc *c, size_t n_voters, size_t n_learners, uint64_t seed)
 {
 	memset(c, 0, sizeof(*c));

@@ -43,7 +43,7 @@ END_TEST
 
 START_TEST(test_elect_leader)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 1);
 	tc_elect(&c, 1);
 	int n;
@@ -67,7 +67,7 @@ END_TEST
 
 START_TEST(test_single_node)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 1, 2);
 	tc_elect(&c, 1);
 	ck_assert_uint_eq(raft_commit_of(tc_r(&c, 1)), 1);
@@ -204,7 +204,7 @@ END_TEST
 
 START_TEST(test_partitioned_node_does_not_raise_term)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 3);
 	tc_elect(&c, 1);
 	raft_term term = raft_term_of(tc_r(&c, 1));
@@ -223,7 +223,7 @@ END_TEST
 
 START_TEST(test_leader_stickiness)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 4);
 	tc_elect(&c, 1);
 	/* node 2 gets a vote request from 3 in a higher term while it hears from leader 1 */
@@ -243,7 +243,7 @@ END_TEST
 
 START_TEST(test_check_quorum_steps_down)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 5);
 	tc_elect(&c, 1);
 	tc_isolate(&c, 1, true);
@@ -259,7 +259,7 @@ END_TEST
 
 START_TEST(test_higher_term_steps_down_and_reelects)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 6);
 	tc_elect(&c, 1);
 	tc_isolate(&c, 1, true);
@@ -280,7 +280,7 @@ END_TEST
 
 START_TEST(test_learner_never_campaigns)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init_full(&c, 1, 1, 8);
 	for (int t = 0; t < 100; t++) {
 		tc_tick(&c, 2);

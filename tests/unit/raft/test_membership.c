@@ -21,7 +21,7 @@ static void add_blank(struct tc *c, raft_id id)
 
 START_TEST(test_add_learner_then_promote)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 51);
 	tc_elect(&c, 1);
 	add_blank(&c, 4);
@@ -60,7 +60,7 @@ END_TEST
 
 START_TEST(test_promote_refused_while_behind)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init_full(&c, 3, 1, 52);
 	tc_elect(&c, 1);
 	tc_isolate(&c, 4, true);
@@ -78,7 +78,7 @@ END_TEST
 
 START_TEST(test_waits_for_term_commit_and_previous_change)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init_full(&c, 3, 1, 53);
 	struct raft *r = tc_r(&c, 1);
 	while (raft_role_of(r) == RAFT_FOLLOWER)
@@ -105,7 +105,7 @@ END_TEST
 
 START_TEST(test_remove_leader_steps_down)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 54);
 	tc_elect(&c, 1);
 	raft_index idx;
@@ -129,7 +129,7 @@ END_TEST
 
 START_TEST(test_removed_node_cannot_disrupt)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 55);
 	tc_elect(&c, 1);
 	/* node 3 is cut off and never learns of its removal */
@@ -156,7 +156,7 @@ END_TEST
  * log), and the cluster converges. */
 START_TEST(test_uncommitted_self_removal_may_campaign)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 56);
 	tc_elect(&c, 1);
 	tc_isolate(&c, 1, true);

@@ -20,7 +20,7 @@ static bool has_read(struct tc_node *nd, uint64_t ctx, raft_index *index)
 
 START_TEST(test_batched_round)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 21);
 	tc_elect(&c, 1);
 	tc_propose(&c, 1, "x");
@@ -44,7 +44,7 @@ END_TEST
 
 START_TEST(test_needs_majority)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 5, 22);
 	tc_elect(&c, 1);
 	/* only node 2 answers: 2 of 5 is no majority */
@@ -62,7 +62,7 @@ END_TEST
 
 START_TEST(test_new_leader_waits_for_term_commit)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 23);
 	struct raft *r = tc_r(&c, 1);
 	while (raft_role_of(r) == RAFT_FOLLOWER)
@@ -87,7 +87,7 @@ END_TEST
 
 START_TEST(test_dropped_on_leadership_loss)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 24);
 	tc_elect(&c, 1);
 	tc_isolate(&c, 1, true);
@@ -107,7 +107,7 @@ END_TEST
 
 START_TEST(test_single_voter_immediate)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 1, 25);
 	tc_elect(&c, 1);
 	ck_assert_int_eq(raft_read_index(tc_r(&c, 1), 5), 0);
@@ -119,7 +119,7 @@ END_TEST
 
 START_TEST(test_follower_refuses)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 26);
 	tc_elect(&c, 1);
 	ck_assert_int_eq(raft_read_index(tc_r(&c, 2), 1), RAFT_ENOTLEADER);

@@ -30,7 +30,7 @@ static void set_log(struct tc *c, raft_id id, const raft_term *terms, size_t n, 
 
 START_TEST(test_conflict_backoff_is_fast)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 11);
 	raft_term lead[60], div[50];
 	for (int i = 0; i < 60; i++)
@@ -58,7 +58,7 @@ END_TEST
 
 START_TEST(test_flow_control_limits)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 12);
 	for (raft_id i = 1; i <= 3; i++) {
 		c.nodes[i].cfg.max_inflight_msgs = 3;
@@ -104,7 +104,7 @@ END_TEST
 
 START_TEST(test_many_entries_per_message)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 13);
 	tc_elect(&c, 1);
 	for (int i = 0; i < 50; i++)
@@ -123,7 +123,7 @@ END_TEST
  * counting; it commits only with an entry of the current term. */
 START_TEST(test_commit_only_current_term)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 14);
 	raft_term t12[2] = {1, 2};
 	set_log(&c, 1, t12, 2, 3, 1);
@@ -153,7 +153,7 @@ END_TEST
 
 START_TEST(test_leader_counts_itself_only_when_durable)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 15);
 	tc_elect(&c, 1);
 	c.nodes[1].manual = true;
@@ -179,7 +179,7 @@ END_TEST
 
 START_TEST(test_follower_ack_waits_for_persist)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 16);
 	tc_elect(&c, 1);
 	c.nodes[2].manual = true;
@@ -202,7 +202,7 @@ END_TEST
 
 START_TEST(test_lost_follower_tail_is_repaired)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 17);
 	tc_elect(&c, 1);
 	c.nodes[3].manual = true;
@@ -286,7 +286,7 @@ END_TEST
 /* Heartbeats carry commit, but never beyond what the follower is known to hold. */
 START_TEST(test_heartbeat_commit_capped_by_match)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 18);
 	tc_elect(&c, 1);
 	tc_isolate(&c, 3, true);

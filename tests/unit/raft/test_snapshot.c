@@ -9,7 +9,7 @@
 
 START_TEST(test_compact_bounds)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 41);
 	tc_elect(&c, 1);
 	for (int i = 0; i < 10; i++)
@@ -44,7 +44,7 @@ static void lagging_follower_setup(struct tc *c, uint64_t seed)
 
 START_TEST(test_install_in_chunks)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	lagging_follower_setup(&c, 42);
 	uint64_t snaps = c.sent_by_type[RAFT_MSG_SNAPSHOT];
 	tc_tick_all(&c, 3);
@@ -68,7 +68,7 @@ END_TEST
 
 START_TEST(test_failed_chunk_retried)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	lagging_follower_setup(&c, 43);
 	c.nodes[1].snap_fail = true;
 	tc_tick_all(&c, 3);
@@ -84,7 +84,7 @@ END_TEST
 
 START_TEST(test_lost_chunk_retried)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	lagging_follower_setup(&c, 44);
 	/* run until the first chunk is on the wire, and lose it */
 	tc_tick(&c, 1);
@@ -118,7 +118,7 @@ END_TEST
 
 START_TEST(test_restart_from_snapshot)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	lagging_follower_setup(&c, 45);
 	tc_tick_all(&c, 3);
 	tc_restart(&c, 3);
@@ -138,7 +138,7 @@ END_TEST
  * machine is not moved back, and nothing is applied twice. */
 START_TEST(test_snapshot_behind_state_machine)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 46);
 	tc_elect(&c, 1);
 	c.nodes[3].manual = true;

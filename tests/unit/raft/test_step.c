@@ -79,7 +79,7 @@ END_TEST
 
 START_TEST(test_routing)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 61);
 	struct raft *r = tc_r(&c, 1);
 	while (raft_role_of(r) == RAFT_FOLLOWER)

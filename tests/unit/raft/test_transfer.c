@@ -8,7 +8,7 @@
 
 START_TEST(test_refusals)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init_full(&c, 3, 1, 31);
 	tc_elect(&c, 1);
 	ck_assert_int_eq(raft_transfer_leader(tc_r(&c, 1), 4), RAFT_ELEARNER);
@@ -21,7 +21,7 @@ END_TEST
 
 START_TEST(test_transfer_up_to_date)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 32);
 	tc_elect(&c, 1);
 	ck_assert_int_eq(raft_transfer_leader(tc_r(&c, 1), 2), 0);
@@ -38,7 +38,7 @@ END_TEST
 
 START_TEST(test_transfer_to_lagging)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 33);
 	tc_elect(&c, 1);
 	tc_isolate(&c, 3, true);
@@ -64,7 +64,7 @@ END_TEST
 
 START_TEST(test_transfer_aborts)
 {
-	struct tc c;
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
 	tc_init(&c, 3, 34);
 	tc_elect(&c, 1);
 	tc_isolate(&c, 3, true);
