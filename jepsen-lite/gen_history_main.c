@@ -100,6 +100,18 @@ static void apply_change(struct reg *r, int64_t v, int writer, int64_t inv_time)
 	r->last_writer = writer;
 }
 
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: gen_history [--ops N] [--keys K] [--processes P] [--window W] [--uniform]\n"
+		"                   [--info-rate R] [--fail-rate R] [--corrupt N] [--seed S]\n"
+		"Writes a linearizable register history (JSON Lines, DESIGN section 10 format) to\n"
+		"stdout, deterministic from the seed. Keys are used W at a time in sequence (all\n"
+		"processes on few keys, the hard case) unless --uniform; --corrupt N makes about "
+		"N\n"
+		"reads definitely stale (not linearizable).\n");
+}
+
 int main(int argc, char **argv)
 {
 	long ops = 100000, keys = 100, procs = 10, window = 3, corrupt = 0;
@@ -115,6 +127,7 @@ int main(int argc, char **argv)
 						 {"seed", required_argument, NULL, 's'},
 						 {"corrupt", required_argument, NULL, 'c'},
 						 {"uniform", no_argument, NULL, 'u'},
+						 {"help", no_argument, NULL, 'h'},
 						 {NULL, 0, NULL, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -146,16 +159,11 @@ int main(int argc, char **argv)
 		case 'u':
 			uniform = true;
 			break;
+		case 'h':
+			usage(stdout);
+			return 0;
 		default:
-			fprintf(stderr, "usage: gen_history [--ops N] [--keys K] [--processes P] "
-					"[--window W] "
-					"[--uniform] [--info-rate R] [--fail-rate R] [--corrupt N] "
-					"[--seed S]\n"
-					"  keys are used W at a time in sequence (all processes on "
-					"few keys, "
-					"the hard case) unless --uniform;\n"
-					"  --corrupt N makes about N reads definitely stale (not "
-					"linearizable)\n");
+			usage(stderr);
 			return 2;
 		}
 	}
