@@ -1,5 +1,5 @@
 /* rand.c — xoshiro256** seeded by splitmix64 (both public-domain algorithms by Vigna and
- * Blackman). Deterministic and allocation-free; the core never touches rand() or a clock.
+ * Blackman). Deterministic and allocation-free; the core uses no libc generator and no clock.
  */
 #include "raft/rand.h"
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "raft/raft.h"
+#include "raft/rand.h"
 
 #define SIM_NODES_MAX      12   /* node ids 1..SIM_NODES_MAX */
 #define SIM_TICK           100  /* virtual time units per raft tick */
@@ -24,7 +25,7 @@
 /* ------------------------------------------------------------------------------ rng.c */
 /* xoshiro256** seeded through splitmix64: fast, good enough, and ours (same on every libc). */
 struct rng {
-	uint64_t s[4];
+	struct raft_rand r; /* the core's xoshiro256**: one implementation, tested once */
 };
 void rng_seed(struct rng *g, uint64_t seed);
 uint64_t rng_next(struct rng *g);
