@@ -4,6 +4,7 @@
  * of repeated message fields), so each message is packed once, straight into the frame.
  */
 #include "net/peer.h"
+#include "net/listen.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -524,19 +525,15 @@ int net_peers_add(struct net_peers *p, uint64_t id, const char *addr)
 
 int net_peers_start(struct net_peers *p)
 {
-	struct sockaddr_storage sa;
-	if (net_parse_addr(p->listen_addr, &sa) != NET_OK)
+	int uv_err = 0;
+	int rc = net_tcp_listen(p->loop, &p->listener, p, p->listen_addr, 128, accept_cb, &uv_err);
+	if (rc == NET_EADDR)
 		return NET_EADDR;
-	uv_tcp_init(p->loop, &p->listener);
-	p->listener.data = p;
 	p->handles_open++;
 	p->listening = true;
-	int rc = uv_tcp_bind(&p->listener, (const struct sockaddr *)&sa, 0);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&p->listener, 128, accept_cb);
-	if (rc != 0) {
+	if (rc != NET_OK) {
 		logf_(p, 0, 0, "peer listen failed addr=%s error=\"%s\"", p->listen_addr,
-		      uv_strerror(rc));
+		      uv_strerror(uv_err));
 		return NET_EIO;
 	}
 	uv_timer_init(p->loop, &p->keepalive);

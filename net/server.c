@@ -4,6 +4,7 @@
  * simply dropped.
  */
 #include "net/server.h"
+#include "net/listen.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -326,17 +327,14 @@ int net_server_new(uv_loop_t *loop, const char *listen_addr, const struct net_se
 
 int net_server_start(struct net_server *s)
 {
-	struct sockaddr_storage sa;
-	if (net_parse_addr(s->addr, &sa) != NET_OK)
+	int uv_err = 0;
+	int rc = net_tcp_listen(s->loop, &s->listener, s, s->addr, 1024, accept_cb, &uv_err);
+	if (rc == NET_EADDR)
 		return NET_EADDR;
-	uv_tcp_init(s->loop, &s->listener);
-	s->listener.data = s;
 	s->listening = true;
-	int rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&sa, 0);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&s->listener, 1024, accept_cb);
-	if (rc != 0) {
-		logf_(s, 0, "client listen failed addr=%s error=\"%s\"", s->addr, uv_strerror(rc));
+	if (rc != NET_OK) {
+		logf_(s, 0, "client listen failed addr=%s error=\"%s\"", s->addr,
+		      uv_strerror(uv_err));
 		return NET_EIO;
 	}
 	return NET_OK;
