@@ -5,6 +5,7 @@
 #include "tests/integration/cluster.h"
 
 #include <arpa/inet.h>
+#include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -903,4 +904,12 @@ void cluster_dump_logs(const struct cluster *c, int lines)
 		fprintf(stderr, "---- node %d log (%s)\n", i + 1, c->nodes[i].log);
 		dump_log(&c->nodes[i], lines);
 	}
+}
+
+void cluster_teardown(struct cluster **cp)
+{
+	int bad = cluster_shutdown(*cp);
+	cluster_destroy(*cp);
+	*cp = NULL;
+	ck_assert_msg(bad == 0, "%d node(s) crashed or did not stop cleanly", bad);
 }

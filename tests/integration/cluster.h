@@ -37,6 +37,9 @@ void cluster_destroy(struct cluster *c);
  * exits 0 (under ASan this catches memory errors and leaks). Prints the log of every node that
  * died or exited non-zero; returns how many did. Call before cluster_destroy. */
 int cluster_shutdown(struct cluster *c);
+/* A test fixture's teardown: cluster_shutdown, cluster_destroy, *cp = NULL, then a Check
+ * failure naming how many nodes crashed or did not stop cleanly. */
+void cluster_teardown(struct cluster **cp);
 
 /* Addresses ("127.0.0.1N:port", valid until cluster_destroy) and data dir of node 1..3. */
 const char *cluster_client_addr(const struct cluster *c, int node);

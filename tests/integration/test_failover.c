@@ -38,10 +38,7 @@ static void setup_slow_elections(void)
 
 static void teardown(void)
 {
-	int bad = cluster_shutdown(c);
-	cluster_destroy(c);
-	c = NULL;
-	ck_assert_msg(bad == 0, "%d node(s) crashed or did not stop cleanly", bad);
+	cluster_teardown(&c);
 }
 
 /* ------------------------------------------------------------------------------ helpers */

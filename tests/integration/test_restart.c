@@ -17,10 +17,7 @@ static struct cluster *c;
 
 static void teardown(void)
 {
-	int bad = cluster_shutdown(c);
-	cluster_destroy(c);
-	c = NULL;
-	ck_assert_msg(bad == 0, "%d node(s) crashed or did not stop cleanly", bad);
+	cluster_teardown(&c);
 }
 
 static bool put_any(const char *key, const char *val, int avoid)
