@@ -178,6 +178,40 @@ static void write_work_cb(uv_work_t *w)
 
 static void start_write(struct node *n);
 
+/* The next WAL segment is made (written with zeroes and synced, 64 MiB) on the thread pool
+ * ahead of need, so the batch that fills a segment does not make it inline (docs/WAL.md). */
+static void prep_work_cb(uv_work_t *w)
+{
+	struct node *n = w->data;
+	n->prep_rc = wal_prepare(n->wal);
+}
+
+static void prep_done_cb(uv_work_t *w, int status)
+{
+	struct node *n = w->data;
+	n->preparing = false;
+	if (status == 0 && n->prep_rc == WAL_OK) {
+		n->prep_retry_ms = 0;
+		return;
+	}
+	if (n->prep_retry_ms == 0) /* logged once per run of failures */
+		node_log(NODE_LOG_WARN, 0,
+			 "could not make the next WAL segment ahead (the batch that fills the "
+			 "active one will make it) error=\"%s\"",
+			 status ? uv_strerror(status) : wal_strerror(n->prep_rc));
+	n->prep_retry_ms = node_now_ms() + NODE_MAINT_MS;
+}
+
+void node_maybe_prepare_wal(struct node *n)
+{
+	if (n->preparing || n->stopping || node_now_ms() < n->prep_retry_ms ||
+	    !wal_prepare_wanted(n->wal))
+		return;
+	n->prep_work.data = n;
+	if (uv_queue_work(&n->loop, &n->prep_work, prep_work_cb, prep_done_cb) == 0)
+		n->preparing = true;
+}
+
 static void write_done_cb(uv_work_t *w, int status)
 {
 	struct node_batch *b = w->data;
@@ -204,6 +238,7 @@ static void write_done_cb(uv_work_t *w, int status)
 	b->checkpoint = false;
 	b->removed = 0;
 	n->inflight = NULL;
+	node_maybe_prepare_wal(n);
 	node_process(n);
 }
 
@@ -228,7 +263,8 @@ static void start_write(struct node *n)
 
 bool node_write_idle(struct node *n)
 {
-	return n->inflight == NULL && wal_batch_empty(n->cur->b) && n->cur->n_held == 0;
+	return n->inflight == NULL && wal_batch_empty(n->cur->b) && n->cur->n_held == 0 &&
+	       !n->preparing; /* wal_close must not run beside wal_prepare */
 }
 
 void node_process(struct node *n)

@@ -308,6 +308,7 @@ int node_open(const struct node_config *cfg, struct node **out)
 		 "heartbeat_ms=%u",
 		 cfg->peer_addr, cfg->client_addr, cfg->groups, cfg->n_members, cfg->election_ms,
 		 cfg->heartbeat_ms);
+	node_maybe_prepare_wal(n);
 	*out = n;
 	return 0;
 }

@@ -125,6 +125,10 @@ struct node {
 	uv_signal_t sigterm, sigint;
 	struct node_batch batches[2];
 	struct node_batch *cur, *inflight;
+	uv_work_t prep_work;    /* wal_prepare on the thread pool (driver.c) */
+	bool preparing;         /* prep_work queued and not done */
+	int prep_rc;            /* of the last wal_prepare */
+	uint64_t prep_retry_ms; /* after a failed wal_prepare: not again before this */
 	struct node_msg_scratch scratch;
 	struct node_req *reqs_head, *reqs_tail;
 	struct node_req *buckets[NODE_REQ_BUCKETS];
@@ -158,6 +162,8 @@ void node_fatal(struct node *n, uint32_t group, const char *fmt, ...)
 void node_process(struct node *n);
 /* No WAL write in flight and nothing waiting to be written. */
 bool node_write_idle(struct node *n);
+/* Queues wal_prepare on the thread pool if the WAL wants its next segment made. */
+void node_maybe_prepare_wal(struct node *n);
 void node_send_msg(struct node *n, struct node_group *g, const struct raft_message *m);
 void node_on_peer_frame(void *arg, uint64_t from, const Ringraft__Raft__PeerFrame *f);
 

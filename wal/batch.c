@@ -235,14 +235,13 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Starts a new active segment big enough for `bytes`. */
+/* Starts a new active segment big enough for `bytes`: the spare, if wal_prepare made one. */
 static int roll(struct wal *w, size_t bytes)
 {
-	uint64_t size = w->opts.segment_bytes;
-	if (size < WAL_SEG_HEADER_BYTES + bytes)
-		size = wal_align8(WAL_SEG_HEADER_BYTES + bytes);
+	uint64_t size = WAL_SEG_HEADER_BYTES + bytes;
+	size = size > w->opts.segment_bytes ? wal_align8(size) : w->opts.segment_bytes;
 	struct wal_segment s;
-	int rc = wal_seg_create(w, w->segs[w->n_segs - 1].seq + 1, size, &s);
+	int rc = wal_seg_next(w, w->segs[w->n_segs - 1].seq + 1, size, &s);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&w->mu);
@@ -251,29 +250,6 @@ static int roll(struct wal *w, size_t bytes)
 	if (rc)
 		close(s.fd);
 	return rc;
-}
-
-/* fallocate leaves "unwritten" extents: the first write into each one makes fdatasync commit
- * file system metadata too, which costs several times a plain data flush. So the blocks
- * after the log's end are written with zeroes ahead of need, WAL_ZERO_AHEAD_BYTES at a time,
- * in the same fdatasync as a batch: one metadata commit per MiB of log instead of one per
- * batch. Zeroes are what recovery reads as "no more data", so this is safe at any point. */
-static int zero_ahead(struct wal *w, struct wal_segment *seg, uint64_t from)
-{
-	static const uint8_t zeroes[64 << 10];
-	if (seg->zeroed >= from + WAL_ZERO_AHEAD_BYTES / 2 || from >= seg->size)
-		return WAL_OK;
-	uint64_t start = from > seg->zeroed ? from : seg->zeroed;
-	uint64_t to =
-		from + WAL_ZERO_AHEAD_BYTES < seg->size ? from + WAL_ZERO_AHEAD_BYTES : seg->size;
-	for (uint64_t p = start; p < to; p += sizeof zeroes) {
-		size_t n = to - p < sizeof zeroes ? (size_t)(to - p) : sizeof zeroes;
-		int rc = wal_write_all(w, seg->fd, zeroes, n, p);
-		if (rc)
-			return rc;
-	}
-	seg->zeroed = to;
-	return WAL_OK;
 }
 
 static int fail(struct wal *w, int rc)
@@ -345,12 +321,9 @@ int wal_batch_write(struct wal *w, struct wal_batch *b)
 	}
 	uint64_t off = seg->end;
 	int rc = wal_write_all(w, seg->fd, b->buf, b->len, off);
-	if (!rc)
-		rc = zero_ahead(w, seg, off + b->len);
 	if (rc) {
-		seg->zeroed = off;
 		int saved = w->last_errno;
-		int cut = wal_cut_back(w, seg, off);
+		int cut = wal_cut_back(w, seg, off, b->len);
 		w->last_errno = saved;
 		if (cut)
 			return fail(w, cut);

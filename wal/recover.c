@@ -130,7 +130,7 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 			break; /* clean end of this segment's data */
 		if (o == WAL_SCAN_BAD && next == SIZE_MAX && is_last) {
 			/* torn tail: a batch that was being written when the process stopped */
-			int rc = wal_cut_back(w, s, off);
+			int rc = wal_cut_back(w, s, off, s->size - off);
 			if (rc)
 				return rc;
 			break;

@@ -1,9 +1,11 @@
 /* segment.c — segment files: naming, creation with preallocation, writes, cutting back.
  *
  * Segments are named by a 16-hex-digit sequence number (0000000000000001.wal, ...), so a
- * directory listing sorted by name is the log order. A new segment is preallocated (fallocate,
- * or ftruncate where the file system cannot), gets its header, and is made durable with the
- * directory before any batch is written into it.
+ * directory listing sorted by name is the log order. A new segment is made under a temporary
+ * name: preallocated (fallocate, or ftruncate where the file system cannot), written in full
+ * with zeroes and synced; then it gets its header and its name, and the directory is synced,
+ * before any batch is written into it. wal_prepare makes the next one ahead of need (the
+ * "spare"), on a thread of the caller's, so a batch that fills a segment does not wait for it.
  */
 #include <assert.h>
 #include <dirent.h>
@@ -51,12 +53,22 @@ int wal_write_all(struct wal *w, int fd, const void *buf, size_t n, uint64_t off
 	return WAL_OK;
 }
 
-/* Makes [off, size) of the segment zero again after a write that did not complete: shrink
- * (which frees the blocks) and grow back (which reads as zeroes), then fsync the size change.
- * A later recovery therefore never sees the half-written batch. */
-int wal_cut_back(struct wal *w, struct wal_segment *s, uint64_t off)
+/* Makes [off, off + len) of the segment zero again after a write that did not complete, so a
+ * later recovery never sees the half-written batch. Zeroes are written over it (the blocks stay
+ * allocated and written, see make_file); where even that fails, the segment is shrunk to off
+ * and grown back, which frees the blocks and reads as zeroes. Then the change is synced. */
+int wal_cut_back(struct wal *w, struct wal_segment *s, uint64_t off, uint64_t len)
 {
-	if (ftruncate(s->fd, (off_t)off) != 0 || ftruncate(s->fd, (off_t)s->size) != 0) {
+	static const uint8_t zeroes[64 << 10];
+	if (off + len > s->size)
+		len = s->size - off;
+	bool zeroed = true;
+	for (uint64_t p = off; p < off + len && zeroed; p += sizeof zeroes) {
+		size_t n = off + len - p < sizeof zeroes ? (size_t)(off + len - p) : sizeof zeroes;
+		zeroed = wal_write_all(w, s->fd, zeroes, n, p) == WAL_OK;
+	}
+	if (!zeroed &&
+	    (ftruncate(s->fd, (off_t)off) != 0 || ftruncate(s->fd, (off_t)s->size) != 0)) {
 		w->last_errno = errno;
 		return WAL_EIO;
 	}
@@ -67,36 +79,78 @@ int wal_cut_back(struct wal *w, struct wal_segment *s, uint64_t off)
 	return WAL_OK;
 }
 
-int wal_seg_create(struct wal *w, uint64_t seq, uint64_t size, struct wal_segment *out)
+/* Creates DIR/name (replacing a leftover), reserves `size` bytes and writes every one of them
+ * with zeroes, then syncs it. fallocate alone leaves "unwritten" extents: the first write into
+ * each makes the next fdatasync commit file-system metadata too, several times the cost of a
+ * data flush. A segment written in full beforehand costs every batch only its own data, and
+ * its blocks are allocated, so writing into it cannot run out of space. Uses only its
+ * arguments and the io hooks (wal_prepare runs it beside a write): errno goes to *err. */
+static int make_file(struct wal *w, const char *name, uint64_t size, int *fd_out, int *err)
+{
+	static const uint8_t zeroes[256 << 10];
+	int fd = openat(w->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		*err = errno;
+		return WAL_EIO;
+	}
+	int rc = WAL_OK;
+	if (w->io.fallocate(fd, (off_t)size, w->io.arg) != 0) {
+		if (errno == ENOSPC || errno == EDQUOT || ftruncate(fd, (off_t)size) != 0) {
+			*err = errno;
+			rc = errno == ENOSPC || errno == EDQUOT ? WAL_ENOSPC : WAL_EIO;
+		}
+	}
+	for (uint64_t p = 0; rc == WAL_OK && p < size;) {
+		size_t n = size - p < sizeof zeroes ? (size_t)(size - p) : sizeof zeroes;
+		ssize_t k = w->io.pwrite(fd, zeroes, n, (off_t)p, w->io.arg);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			*err = k < 0 ? errno : EIO;
+			rc = *err == ENOSPC || *err == EDQUOT ? WAL_ENOSPC : WAL_EIO;
+		} else {
+			p += (uint64_t)k;
+		}
+	}
+	if (rc == WAL_OK && !w->opts.no_sync && w->io.fdatasync(fd, w->io.arg) != 0) {
+		*err = errno;
+		rc = WAL_EFSYNC;
+	}
+	if (rc) {
+		close(fd);
+		unlinkat(w->dir_fd, name, 0);
+		return rc;
+	}
+	*fd_out = fd;
+	return WAL_OK;
+}
+
+/* Gives a made file (DIR/tmp, see make_file) its header and its segment name: header, sync,
+ * rename, sync of the directory. A file with a segment name therefore always has a valid
+ * header and zeroes after it. On failure the file is gone and fd closed. */
+static int install(struct wal *w, int fd, const char *tmp, uint64_t seq, uint64_t size,
+		   struct wal_segment *out)
 {
 	memset(out, 0, sizeof *out);
 	out->seq = seq;
 	out->size = size;
 	out->end = WAL_SEG_HEADER_BYTES;
 	snprintf(out->name, sizeof out->name, WAL_SEG_NAME_FMT, seq);
-	int fd = openat(w->dir_fd, out->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return io_err(w, errno);
-	int rc = WAL_OK;
-	if (w->io.fallocate(fd, (off_t)size, w->io.arg) != 0) {
-		if (errno == ENOSPC || errno == EDQUOT) {
-			rc = io_err(w, errno);
-			goto fail;
-		}
-		if (ftruncate(fd, (off_t)size) != 0) { /* the file system cannot preallocate */
-			rc = io_err(w, errno);
-			goto fail;
-		}
-	}
 	uint8_t hdr[WAL_SEG_HEADER_BYTES];
 	wal_seg_header_encode(hdr, seq);
-	rc = wal_write_all(w, fd, hdr, sizeof hdr, 0);
-	if (rc)
-		goto fail;
-	if (!w->opts.no_sync && fsync(fd) != 0) {
+	int rc = wal_write_all(w, fd, hdr, sizeof hdr, 0);
+	if (rc == WAL_OK && !w->opts.no_sync && w->io.fdatasync(fd, w->io.arg) != 0) {
 		w->last_errno = errno;
+		rc = WAL_EFSYNC;
+	}
+	if (rc == WAL_OK && renameat(w->dir_fd, tmp, w->dir_fd, out->name) != 0) {
+		w->last_errno = errno;
+		rc = WAL_EIO;
+	}
+	if (rc) {
 		close(fd);
-		return WAL_EFSYNC;
+		unlinkat(w->dir_fd, tmp, 0);
+		return rc;
 	}
 	rc = wal_fsync_dir(w);
 	if (rc) {
@@ -105,11 +159,89 @@ int wal_seg_create(struct wal *w, uint64_t seq, uint64_t size, struct wal_segmen
 	}
 	out->fd = fd;
 	return WAL_OK;
-fail:
-	close(fd);
-	unlinkat(w->dir_fd, out->name, 0);
-	int drc = wal_fsync_dir(w);
-	return drc ? drc : rc;
+}
+
+int wal_seg_create(struct wal *w, uint64_t seq, uint64_t size, struct wal_segment *out)
+{
+	int fd, err = 0;
+	int rc = make_file(w, WAL_CREATE_TMP, size, &fd, &err);
+	if (rc) {
+		w->last_errno = err;
+		return rc;
+	}
+	return install(w, fd, WAL_CREATE_TMP, seq, size, out);
+}
+
+int wal_seg_next(struct wal *w, uint64_t seq, uint64_t min_size, struct wal_segment *out)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->spare_state == WAL_SPARE_MAKING) /* at most one segment's writes away */
+		pthread_cond_wait(&w->spare_cv, &w->mu);
+	int fd = -1;
+	uint64_t size = 0;
+	if (w->spare_state == WAL_SPARE_READY && w->spare_size >= min_size) {
+		fd = w->spare_fd;
+		size = w->spare_size;
+		w->spare_fd = -1;
+		w->spare_state = WAL_SPARE_TAKEN;
+	} else {
+		w->stats.segments_made_on_write++;
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (fd < 0) /* none ready (or too small for this batch): made here, on the batch path */
+		return wal_seg_create(w, seq, min_size, out);
+	int rc = install(w, fd, WAL_SPARE_TMP, seq, size, out);
+	pthread_mutex_lock(&w->mu);
+	w->spare_state = WAL_SPARE_NONE;
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+int wal_prepare(struct wal *w)
+{
+	pthread_mutex_lock(&w->mu);
+	if (w->spare_state != WAL_SPARE_NONE || w->failed) {
+		int rc = w->failed;
+		pthread_mutex_unlock(&w->mu);
+		return rc;
+	}
+	w->spare_state = WAL_SPARE_MAKING;
+	uint64_t size = w->opts.segment_bytes;
+	pthread_mutex_unlock(&w->mu);
+
+	int fd = -1, err = 0; /* err: not w->last_errno, which the writer may be setting */
+	int rc = make_file(w, WAL_SPARE_TMP, size, &fd, &err);
+
+	pthread_mutex_lock(&w->mu);
+	if (rc == WAL_OK) {
+		w->spare_fd = fd;
+		w->spare_size = size;
+		w->spare_state = WAL_SPARE_READY;
+	} else {
+		w->spare_state = WAL_SPARE_NONE; /* the batch path makes its own; try again later */
+	}
+	pthread_cond_broadcast(&w->spare_cv);
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+bool wal_prepare_wanted(struct wal *w)
+{
+	pthread_mutex_lock(&w->mu);
+	bool wanted = w->spare_state == WAL_SPARE_NONE && !w->failed;
+	pthread_mutex_unlock(&w->mu);
+	return wanted;
+}
+
+void wal_spare_discard(struct wal *w)
+{
+	if (w->spare_state == WAL_SPARE_READY) {
+		close(w->spare_fd);
+		w->spare_fd = -1;
+		w->spare_state = WAL_SPARE_NONE;
+	}
+	unlinkat(w->dir_fd, WAL_SPARE_TMP, 0);
+	unlinkat(w->dir_fd, WAL_CREATE_TMP, 0);
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -78,6 +78,7 @@ static int lock_dir(struct wal *w)
 		w->last_errno = errno;
 		return errno == EWOULDBLOCK ? WAL_ELOCKED : WAL_EIO;
 	}
+	w->locked = true;
 	return WAL_OK;
 }
 
@@ -108,6 +109,8 @@ int wal_open(const char *dir, const struct wal_options *opts, bool salvage, stru
 		w->io.fallocate = real_fallocate;
 	}
 	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->spare_cv, NULL);
+	w->spare_fd = -1;
 	int rc = WAL_ENOMEM;
 	w->dir = strdup(dir);
 	if (!w->dir)
@@ -126,6 +129,7 @@ int wal_open(const char *dir, const struct wal_options *opts, bool salvage, stru
 	rc = lock_dir(w);
 	if (rc)
 		goto fail;
+	wal_spare_discard(w); /* a temporary file left by an earlier process */
 	rc = wal_recover(w, salvage, corruption);
 	if (rc)
 		goto fail;
@@ -140,6 +144,8 @@ void wal_close(struct wal *w)
 {
 	if (!w)
 		return;
+	if (w->locked) /* the temporary files are ours to remove only under the lock */
+		wal_spare_discard(w);
 	for (size_t i = 0; i < w->n_segs; i++)
 		close(w->segs[i].fd);
 	free(w->segs);
@@ -150,6 +156,7 @@ void wal_close(struct wal *w)
 		close(w->lock_fd); /* releases the flock */
 	if (w->dir_fd >= 0)
 		close(w->dir_fd);
+	pthread_cond_destroy(&w->spare_cv);
 	pthread_mutex_destroy(&w->mu);
 	free(w->dir);
 	free(w);

@@ -14,11 +14,11 @@
  * recovery and compaction rules and the durability argument.
  *
  * Threads: wal_batch_write and wal_compact must not run concurrently with each other (one
- * writer). wal_read_entries, wal_group_find/at and wal_stats_get may be called from another
- * thread (the event loop) while a write runs: the in-memory state is updated under a mutex
- * after the fdatasync. A wal_group_state pointer stays valid until wal_close, but its fields
- * change when a write or compaction applies; read them on the thread that writes, or while
- * no write is running.
+ * writer); wal_prepare may run beside either. wal_read_entries, wal_group_find/at and wal_stats_get
+ * may be called from another thread (the event loop) while a write runs: the in-memory state is
+ * updated under a mutex after the fdatasync. A wal_group_state pointer stays valid until wal_close,
+ * but its fields change when a write or compaction applies; read them on the thread that writes, or
+ * while no write is running.
  */
 #ifndef RINGRAFT_WAL_H
 #define RINGRAFT_WAL_H
@@ -161,6 +161,19 @@ size_t wal_batch_durable(const struct wal_batch *b, const struct wal_durable **o
  * checkpoint, and last entry if it would go, then unlinks and fsyncs the directory). */
 int wal_compact(struct wal *w, size_t *segments_removed);
 
+/* Makes the next segment ahead of need, so that the batch which fills the active segment does
+ * not also have to make one (write 64 MiB of zeroes and sync them, see docs/WAL.md): creates
+ * the "spare", unless one is ready or being made. Blocking; run it on a worker thread. It may
+ * run while wal_batch_write, wal_compact or reads run (a write that needs the spare while it
+ * is being made waits for it), but not beside another wal_prepare, and it must have returned
+ * before wal_close. Without it the WAL works the same, and a roll makes its segment itself.
+ * WAL_OK when a spare is ready (or the WAL has failed: then the failure code); WAL_ENOSPC,
+ * WAL_EIO, WAL_EFSYNC: no spare was made and nothing else changed, try again later. */
+int wal_prepare(struct wal *w);
+/* True when no spare is ready or being made (and the WAL has not failed): time to run
+ * wal_prepare. Any thread. */
+bool wal_prepare_wanted(struct wal *w);
+
 /* ------------------------------------------------------------------------------ stats */
 struct wal_stats {
 	uint64_t bytes_on_disk;
@@ -168,6 +181,7 @@ struct wal_stats {
 	uint64_t batches_written;
 	uint64_t records_written;
 	uint64_t fsyncs;
+	uint64_t segments_made_on_write; /* added: rolls that found no spare (wal_prepare) ready */
 };
 void wal_stats_get(const struct wal *w, struct wal_stats *st);
 /* errno of the last WAL_EIO/WAL_EFSYNC, for the log line. */

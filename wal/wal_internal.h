@@ -16,10 +16,9 @@
 
 struct wal_segment {
 	uint64_t seq;
-	int fd;          /* owned */
-	uint64_t size;   /* file size (preallocated) */
-	uint64_t end;    /* bytes in use: next batch goes here */
-	uint64_t zeroed; /* [end, zeroed) has been written with zeroes (see batch.c) */
+	int fd;        /* owned */
+	uint64_t size; /* file size (preallocated) */
+	uint64_t end;  /* bytes in use: next batch goes here */
 	char name[WAL_SEG_NAME_LEN + 1];
 };
 
@@ -50,9 +49,18 @@ struct wal_group {
 	size_t segmax_head, n_segmax, cap_segmax;
 };
 
+/* NONE -> MAKING (wal_prepare) -> READY -> TAKEN (a roll installs it under its segment name:
+ * until that is done no new spare may reuse the temporary name) -> NONE. */
+enum wal_spare_state { WAL_SPARE_NONE, WAL_SPARE_MAKING, WAL_SPARE_READY, WAL_SPARE_TAKEN };
+
+/* Temporary names in the WAL directory: never part of the log, removed at open. */
+#define WAL_SPARE_TMP  "spare.tmp"  /* the next segment, made ahead by wal_prepare */
+#define WAL_CREATE_TMP "create.tmp" /* a segment made on the batch path or at open */
+
 struct wal {
 	char *dir;
 	int dir_fd, lock_fd;
+	bool locked; /* lock_fd holds the flock */
 	struct wal_options opts;
 	struct wal_io io;
 	pthread_mutex_t mu;
@@ -66,6 +74,12 @@ struct wal {
 
 	bool salvage_unknown; /* replay: damage of unknown groups was skipped (all corrupt) */
 	uint64_t corrupt_seg; /* highest segment holding a salvaged corrupt spot, 0 = none */
+
+	/* The spare segment (segment.c), under mu: made by wal_prepare, taken by a roll. */
+	pthread_cond_t spare_cv; /* spare_state left WAL_SPARE_MAKING */
+	enum wal_spare_state spare_state;
+	int spare_fd; /* WAL_SPARE_READY: the made file, DIR/WAL_SPARE_TMP */
+	uint64_t spare_size;
 
 	int failed; /* WAL_EFSYNC / WAL_EIO once writes are refused, else 0 */
 	int last_errno;
@@ -90,7 +104,12 @@ int wal_seg_create(struct wal *w, uint64_t seq, uint64_t size, struct wal_segmen
 int wal_seg_list(const char *dir, uint64_t **seqs, size_t *n);
 int wal_fsync_dir(struct wal *w);
 int wal_write_all(struct wal *w, int fd, const void *buf, size_t n, uint64_t off);
-int wal_cut_back(struct wal *w, struct wal_segment *s, uint64_t off);
+int wal_cut_back(struct wal *w, struct wal_segment *s, uint64_t off, uint64_t len);
+/* The next active segment, seq, at least min_size bytes: the spare if one is ready and big
+ * enough (waiting for one being made), else one made now. */
+int wal_seg_next(struct wal *w, uint64_t seq, uint64_t min_size, struct wal_segment *out);
+/* Closes and removes the spare and any temporary file (at open and close: no one else runs). */
+void wal_spare_discard(struct wal *w);
 struct wal_segment *wal_seg_find(struct wal *w, uint64_t seq);
 int wal_segs_push(struct wal *w, const struct wal_segment *s);
 

@@ -125,6 +125,70 @@ static void plain_close(struct plain *p)
 	unlink(p->path);
 }
 
+/* ---------------------------------------------------------------- the segment preparer
+ * node/ runs wal_prepare on the thread pool whenever wal_prepare_wanted says so after a
+ * write, so a batch that fills a segment finds the next one made (zero-filled and synced).
+ * Both modes do the same with this thread; its writes share the disk with the batches'. */
+struct preparer {
+	struct wal *w;
+	pthread_t t;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool go, quit; /* under mu */
+};
+
+static void *prep_main(void *arg)
+{
+	struct preparer *p = arg;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->go && !p->quit)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (p->quit)
+			break;
+		p->go = false;
+		pthread_mutex_unlock(&p->mu);
+		int rc = wal_prepare(p->w);
+		if (rc != WAL_OK)
+			fprintf(stderr, "bench_wal: wal_prepare: %s\n", wal_strerror(rc));
+		pthread_mutex_lock(&p->mu);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* After a write: starts making the next segment if none is ready or being made. */
+static void prep_kick(struct preparer *p)
+{
+	if (!wal_prepare_wanted(p->w))
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->go = true;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void prep_start(struct preparer *p, struct wal *w)
+{
+	p->w = w;
+	p->go = p->quit = false;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	pthread_create(&p->t, NULL, prep_main, p);
+	prep_kick(p);
+}
+
+static void prep_stop(struct preparer *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->quit = true;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->t, NULL);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+}
+
 /* ---------------------------------------------------------------- mode "loop" (primary)
  * The shape of node/driver.c: this thread plays the libuv loop. It owns the 64 logical
  * appenders and two batches; start_write hands the current batch to the worker (as
@@ -155,6 +219,7 @@ struct loop {
 	struct loop_batch batches[2];
 	struct loop_batch *cur, *inflight; /* inflight: with the worker, NULL = none */
 	pthread_t worker;
+	struct preparer prep;
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv, done_cv;
 	struct loop_batch *todo; /* under mu: handed to the worker, not yet taken */
@@ -254,6 +319,7 @@ static void loop_write_done(struct loop *l, bool rearm)
 	int n = b->n;
 	b->n = 0;
 	l->inflight = NULL;
+	prep_kick(&l->prep);
 	for (int k = 0; rearm && k < n; k++)
 		loop_submit(l, b->members[k]);
 }
@@ -284,6 +350,7 @@ static struct loop *loop_open(const char *dir, uint64_t groups)
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->work_cv, NULL);
 	pthread_cond_init(&l->done_cv, NULL);
+	prep_start(&l->prep, l->w);
 	return l;
 }
 
@@ -335,6 +402,7 @@ static void loop_close(struct loop *l)
 {
 	for (int k = 0; k < 2; k++)
 		wal_batch_free(l->batches[k].b);
+	prep_stop(&l->prep);
 	wal_close(l->w);
 	rm_dir(l->dir);
 	pthread_cond_destroy(&l->work_cv);
@@ -361,6 +429,7 @@ enum { IDLE, READY, FLIGHT };
 
 struct shared {
 	struct wal *w;
+	struct preparer prep;
 	struct slot slots[APPENDERS];
 	sem_t work;
 	_Atomic int writer_idle, live, stop;
@@ -455,6 +524,7 @@ static void *thr_writer(void *arg)
 			atomic_store(&s->slots[inflight[k]].state, IDLE);
 			sem_post(&s->slots[inflight[k]].durable);
 		}
+		prep_kick(&s->prep);
 	}
 	wal_batch_free(b);
 	s->writer_wait_s += cpu_wait_s() - w0;
@@ -481,6 +551,7 @@ static struct shared *thr_open(const char *dir, uint64_t groups)
 		s->slots[i].group = 1 + (uint64_t)i % groups;
 		memset(s->slots[i].data, i, ENTRY_BYTES);
 	}
+	prep_start(&s->prep, s->w);
 	return s;
 }
 
@@ -520,6 +591,7 @@ static void thr_slice(struct shared *s, double seconds, uint64_t *appends, uint6
 
 static void thr_close(struct shared *s)
 {
+	prep_stop(&s->prep);
 	wal_close(s->w);
 	rm_dir(s->dir);
 	sem_destroy(&s->work);
