@@ -6,7 +6,6 @@
 #define WAL_RECORD_BYTES_MAX (16u << 20)   /* one record; larger lengths are corruption */
 #define WAL_CACHE_BYTES      (4u << 20)    /* in-memory tail per group */
 #define WAL_GROUPS_MAX       4096
-#define WAL_ZERO_AHEAD_BYTES (1u << 20)   /* zeroes written ahead of the log's end */
 #define WAL_BATCH_BYTES_MAX  (256u << 20) /* one wal_batch_write (one write syscall) */
 
 #endif

@@ -6,10 +6,13 @@
  * is the number reported durable or one more (the batch written but not yet reported):
  * a prefix of what was written, containing everything acknowledged. The batches are a pure
  * function of the round's seed and the state, so the parent can replay the child's model.
+ * A second thread in the child makes the next segment ahead (wal_prepare) whenever the WAL
+ * wants one, as node/ does, so kills also land while a spare is being made or installed.
  * WAL_CRASH_ROUNDS overrides the number of rounds (e.g. smaller under valgrind).
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -124,6 +127,40 @@ static struct wal_options crash_opts(void)
 	return o;
 }
 
+/* The child's preparer: runs wal_prepare when the writer says the WAL wants a spare. */
+struct preparer {
+	struct wal *w;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool go;
+};
+
+static void *preparer_main(void *arg)
+{
+	struct preparer *p = arg;
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (!p->go)
+			pthread_cond_wait(&p->cv, &p->mu);
+		p->go = false;
+		pthread_mutex_unlock(&p->mu);
+		int rc = wal_prepare(p->w);
+		if (rc != WAL_OK && rc != WAL_ENOSPC)
+			_exit(7);
+	}
+	return NULL;
+}
+
+static void kick(struct preparer *p)
+{
+	if (!wal_prepare_wanted(p->w))
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->go = true;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
 static void child(const char *dir, const struct model *start, uint64_t seed, int fd)
 {
 	struct model *m = malloc(sizeof *m);
@@ -133,6 +170,13 @@ static void child(const char *dir, const struct model *start, uint64_t seed, int
 	if (wal_open(dir, &o, false, &w, NULL) != WAL_OK)
 		_exit(3);
 	struct wal_batch *b = wal_batch_new();
+	static struct preparer p = {.mu = PTHREAD_MUTEX_INITIALIZER,
+				    .cv = PTHREAD_COND_INITIALIZER};
+	p.w = w;
+	pthread_t pt;
+	if (pthread_create(&pt, NULL, preparer_main, &p) != 0)
+		_exit(7);
+	kick(&p);
 	uint64_t rng = seed;
 	for (uint64_t k = 1; k <= BATCHES_MAX; k++) {
 		wal_batch_reset(b);
@@ -149,6 +193,7 @@ static void child(const char *dir, const struct model *start, uint64_t seed, int
 		size_t removed;
 		if (cp && wal_compact(w, &removed) != WAL_OK)
 			_exit(6);
+		kick(&p);
 	}
 	_exit(0);
 }
@@ -235,7 +280,7 @@ START_TEST(test_sigkill_keeps_a_durable_prefix)
 	for (uint64_t g = 1; g <= G; g++)
 		m->term[g] = 1;
 	uint64_t rng_kill = 12345;
-	int mid_write_kills = 0, torn_tails = 0;
+	int mid_write_kills = 0, torn_tails = 0, spares_left = 0;
 	for (int round = 0; round < rounds; round++) {
 		uint64_t seed = 0x5eed0000u + (uint64_t)round * 7919u;
 		int p[2];
@@ -284,10 +329,16 @@ START_TEST(test_sigkill_keeps_a_durable_prefix)
 
 		/* shown, not asserted: how often the kill left a half-written batch behind */
 		torn_tails += count_torn(dir) > 0;
+		/* and how often it left a temporary file (a spare being made, or made and not
+		 * yet taken), which the reopen below must ignore and remove */
+		char tmp[600];
+		snprintf(tmp, sizeof tmp, "%s/spare.tmp", dir);
+		spares_left += access(tmp, F_OK) == 0;
 
 		/* the reopened WAL is the state after `got` or `got + 1` batches */
 		struct wal_options o = crash_opts();
 		struct wal *w = open_ok(dir, &o);
+		ck_assert_int_ne(access(tmp, F_OK), 0);
 		memcpy(next, m, sizeof *m);
 		uint64_t rng = seed;
 		for (uint64_t i = 0; i < got; i++)
@@ -305,8 +356,8 @@ START_TEST(test_sigkill_keeps_a_durable_prefix)
 	}
 	/* not asserted (timing), but shown: how often the kill fell between write and report */
 	printf("wal crash: %d rounds, %d with one unreported batch present, %d with a torn tail "
-	       "cut at reopen\n",
-	       rounds, mid_write_kills, torn_tails);
+	       "cut at reopen, %d with a spare segment file left\n",
+	       rounds, mid_write_kills, torn_tails, spares_left);
 	/* the child compacted along the way: old entries are gone, the newest are all there */
 	struct wal_options o = crash_opts();
 	struct wal *w = open_ok(dir, &o);
