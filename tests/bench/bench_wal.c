@@ -608,7 +608,18 @@ struct result {
 	/* waiting for a CPU (cpu_wait_s), ms per fsync: the reference loop, the thread calling
 	 * wal_batch_write, and the loop thread (-1: mode threads has none) */
 	double plain_wait_ms, writer_wait_ms, loop_wait_ms;
+	/* segments the WAL started, and how many of them a batch had to make itself because
+	 * no spare (wal_prepare) was ready: each of those stalled the writer */
+	uint64_t segments, made_on_write;
 };
+
+static void segment_counts(struct wal *w, struct result *r)
+{
+	struct wal_stats st;
+	wal_stats_get(w, &st);
+	r->segments = st.segments;
+	r->made_on_write = st.segments_made_on_write;
+}
 
 static void print_table(const char *title, const struct result *r, size_t n)
 {
@@ -624,7 +635,8 @@ static void print_table(const char *title, const struct result *r, size_t n)
 		       r[i].plain_wait_ms, r[i].writer_wait_ms);
 		if (r[i].loop_wait_ms >= 0)
 			printf(", loop %.2f", r[i].loop_wait_ms);
-		printf("\n");
+		printf("; segments %" PRIu64 ", made on the batch path %" PRIu64 "\n",
+		       r[i].segments, r[i].made_on_write);
 	}
 }
 
@@ -695,7 +707,10 @@ int main(int argc, char **argv)
 						l->write_s / l_t,
 						plain_wait_ms,
 						1000 * l->worker_wait_s / nf,
-						1000 * l->loop_wait_s / nf};
+						1000 * l->loop_wait_s / nf,
+						0,
+						0};
+			segment_counts(l->w, &rl[i]);
 			loop_close(l);
 		}
 		if (s) {
@@ -707,7 +722,10 @@ int main(int argc, char **argv)
 						s->write_s / t_t,
 						plain_wait_ms,
 						1000 * s->writer_wait_s / nf,
-						-1};
+						-1,
+						0,
+						0};
+			segment_counts(s->w, &rt[i]);
 			thr_close(s);
 		}
 	}
