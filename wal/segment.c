@@ -18,9 +18,8 @@
 
 #include "wal/wal_internal.h"
 
-static int io_err(struct wal *w, int e)
+static int io_code(int e)
 {
-	w->last_errno = e;
 	return e == ENOSPC || e == EDQUOT ? WAL_ENOSPC : WAL_EIO;
 }
 
@@ -35,22 +34,42 @@ int wal_fsync_dir(struct wal *w)
 	return WAL_OK;
 }
 
-int wal_write_all(struct wal *w, int fd, const void *buf, size_t n, uint64_t off)
+/* The whole of buf at off, through the io hooks; a failure's errno goes to *err (not to
+ * w->last_errno: wal_prepare writes beside the writer). */
+static int write_all(struct wal *w, int fd, const void *buf, size_t n, uint64_t off, int *err)
 {
 	const uint8_t *p = buf;
 	while (n > 0) {
 		ssize_t k = w->io.pwrite(fd, p, n, (off_t)off, w->io.arg);
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k < 0)
-			return io_err(w, errno);
-		if (k == 0)
-			return io_err(w, EIO);
+		if (k <= 0) {
+			*err = k < 0 ? errno : EIO;
+			return io_code(*err);
+		}
 		p += k;
 		n -= (size_t)k;
 		off += (uint64_t)k;
 	}
 	return WAL_OK;
+}
+
+/* Zeroes over [from, to) of fd. */
+static int write_zeroes(struct wal *w, int fd, uint64_t from, uint64_t to, int *err)
+{
+	static const uint8_t zeroes[256 << 10];
+	for (uint64_t p = from; p < to; p += sizeof zeroes) {
+		size_t n = to - p < sizeof zeroes ? (size_t)(to - p) : sizeof zeroes;
+		int rc = write_all(w, fd, zeroes, n, p, err);
+		if (rc)
+			return rc;
+	}
+	return WAL_OK;
+}
+
+int wal_write_all(struct wal *w, int fd, const void *buf, size_t n, uint64_t off)
+{
+	return write_all(w, fd, buf, n, off, &w->last_errno);
 }
 
 /* Makes [off, off + len) of the segment zero again after a write that did not complete, so a
@@ -59,14 +78,9 @@ int wal_write_all(struct wal *w, int fd, const void *buf, size_t n, uint64_t off
  * and grown back, which frees the blocks and reads as zeroes. Then the change is synced. */
 int wal_cut_back(struct wal *w, struct wal_segment *s, uint64_t off, uint64_t len)
 {
-	static const uint8_t zeroes[64 << 10];
 	if (off + len > s->size)
 		len = s->size - off;
-	bool zeroed = true;
-	for (uint64_t p = off; p < off + len && zeroed; p += sizeof zeroes) {
-		size_t n = off + len - p < sizeof zeroes ? (size_t)(off + len - p) : sizeof zeroes;
-		zeroed = wal_write_all(w, s->fd, zeroes, n, p) == WAL_OK;
-	}
+	bool zeroed = write_zeroes(w, s->fd, off, off + len, &w->last_errno) == WAL_OK;
 	if (!zeroed &&
 	    (ftruncate(s->fd, (off_t)off) != 0 || ftruncate(s->fd, (off_t)s->size) != 0)) {
 		w->last_errno = errno;
@@ -87,7 +101,6 @@ int wal_cut_back(struct wal *w, struct wal_segment *s, uint64_t off, uint64_t le
  * arguments and the io hooks (wal_prepare runs it beside a write): errno goes to *err. */
 static int make_file(struct wal *w, const char *name, uint64_t size, int *fd_out, int *err)
 {
-	static const uint8_t zeroes[256 << 10];
 	int fd = openat(w->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		*err = errno;
@@ -97,21 +110,11 @@ static int make_file(struct wal *w, const char *name, uint64_t size, int *fd_out
 	if (w->io.fallocate(fd, (off_t)size, w->io.arg) != 0) {
 		if (errno == ENOSPC || errno == EDQUOT || ftruncate(fd, (off_t)size) != 0) {
 			*err = errno;
-			rc = errno == ENOSPC || errno == EDQUOT ? WAL_ENOSPC : WAL_EIO;
+			rc = io_code(errno);
 		}
 	}
-	for (uint64_t p = 0; rc == WAL_OK && p < size;) {
-		size_t n = size - p < sizeof zeroes ? (size_t)(size - p) : sizeof zeroes;
-		ssize_t k = w->io.pwrite(fd, zeroes, n, (off_t)p, w->io.arg);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			*err = k < 0 ? errno : EIO;
-			rc = *err == ENOSPC || *err == EDQUOT ? WAL_ENOSPC : WAL_EIO;
-		} else {
-			p += (uint64_t)k;
-		}
-	}
+	if (rc == WAL_OK)
+		rc = write_zeroes(w, fd, 0, size, err);
 	if (rc == WAL_OK && !w->opts.no_sync && w->io.fdatasync(fd, w->io.arg) != 0) {
 		*err = errno;
 		rc = WAL_EFSYNC;
