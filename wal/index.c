@@ -26,6 +26,8 @@ static size_t group_pos(const struct wal *w, uint64_t id, bool *found)
 	return lo;
 }
 
+static void evict(struct wal *w, struct wal_group *g);
+
 int wal_group_get(struct wal *w, uint64_t id, bool create, struct wal_group **out)
 {
 	bool found;
@@ -54,6 +56,9 @@ int wal_group_get(struct wal *w, uint64_t id, bool create, struct wal_group **ou
 	memmove(w->groups + pos + 1, w->groups + pos, (w->n_groups - pos) * sizeof *w->groups);
 	w->groups[pos] = g;
 	w->n_groups++;
+	if (w->opts.cache_bytes_total) /* every group's share just got smaller */
+		for (size_t i = 0; i < w->n_groups; i++)
+			evict(w, w->groups[i]);
 	*out = g;
 	return WAL_OK;
 }
@@ -169,9 +174,20 @@ static int note_segmax(struct wal_group *g, uint64_t seg, raft_index last)
 	return WAL_OK;
 }
 
+/* What one group's tail cache may hold: its own limit, or its share of the WAL's. */
+static size_t cache_budget(const struct wal *w)
+{
+	size_t budget = w->opts.cache_bytes_per_group;
+	if (w->opts.cache_bytes_total && w->n_groups &&
+	    w->opts.cache_bytes_total / w->n_groups < budget)
+		budget = w->opts.cache_bytes_total / w->n_groups;
+	return budget;
+}
+
 static void evict(struct wal *w, struct wal_group *g)
 {
-	while (g->cache_bytes > w->opts.cache_bytes_per_group && g->cache_from < g->n) {
+	size_t budget = cache_budget(w);
+	while (g->cache_bytes > budget && g->cache_from < g->n) {
 		struct wal_slot *s = &g->slots[g->cache_from++];
 		if (s->data) {
 			g->cache_bytes -= s->len;
@@ -197,7 +213,7 @@ static int apply_entries(struct wal *w, struct wal_group *g, uint64_t seg,
 		g->st.first_index = first;
 		g->cache_from = g->n;
 	}
-	size_t off = WAL_ENTRIES_HEADER_BYTES;
+	size_t off = WAL_ENTRIES_HEADER_BYTES, budget = cache_budget(w);
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = r->payload + off;
 		struct wal_slot *s = &g->slots[g->n];
@@ -210,7 +226,7 @@ static int apply_entries(struct wal *w, struct wal_group *g, uint64_t seg,
 		s->data_off =
 			(uint32_t)(r->off + WAL_REC_HEADER_BYTES + off + WAL_ENTRY_HEADER_BYTES);
 		s->data = NULL;
-		if (s->len <= w->opts.cache_bytes_per_group) {
+		if (s->len <= budget) {
 			s->data = malloc(s->len ? s->len : 1);
 			if (!s->data)
 				return WAL_ENOMEM;

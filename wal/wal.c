@@ -47,6 +47,7 @@ void wal_options_default(struct wal_options *opts)
 	memset(opts, 0, sizeof *opts);
 	opts->segment_bytes = WAL_SEGMENT_BYTES;
 	opts->cache_bytes_per_group = WAL_CACHE_BYTES;
+	opts->cache_bytes_total = WAL_CACHE_TOTAL_BYTES;
 }
 
 static ssize_t real_pwrite(int fd, const void *buf, size_t n, off_t off, void *arg)
@@ -319,6 +320,9 @@ void wal_stats_get(const struct wal *w, struct wal_stats *st)
 	st->bytes_on_disk = 0;
 	for (size_t i = 0; i < w->n_segs; i++)
 		st->bytes_on_disk += w->segs[i].size;
+	st->cache_bytes = 0;
+	for (size_t i = 0; i < w->n_groups; i++)
+		st->cache_bytes += w->groups[i]->cache_bytes;
 	pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
 }
 

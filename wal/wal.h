@@ -57,8 +57,12 @@ struct wal_io {
 struct wal_options {
 	uint64_t segment_bytes;       /* preallocated segment size (default WAL_SEGMENT_BYTES) */
 	size_t cache_bytes_per_group; /* in-memory tail cache per group (default WAL_CACHE_BYTES) */
-	bool no_sync;                 /* tests/benchmarks only: skip fdatasync */
-	const struct wal_io *io;      /* NULL = real system calls; borrowed until wal_close */
+	/* added: all groups' tail caches together (default WAL_CACHE_TOTAL_BYTES; 0 = no such
+	 * limit). Each group gets min(cache_bytes_per_group, cache_bytes_total / groups), so the
+	 * memory stays bounded however many groups the node hosts. */
+	size_t cache_bytes_total;
+	bool no_sync;            /* tests/benchmarks only: skip fdatasync */
+	const struct wal_io *io; /* NULL = real system calls; borrowed until wal_close */
 };
 void wal_options_default(struct wal_options *opts);
 
@@ -182,6 +186,7 @@ struct wal_stats {
 	uint64_t records_written;
 	uint64_t fsyncs;
 	uint64_t segments_made_on_write; /* added: rolls that found no spare (wal_prepare) ready */
+	uint64_t cache_bytes;            /* added: entry data held in the tail caches */
 };
 void wal_stats_get(const struct wal *w, struct wal_stats *st);
 /* errno of the last WAL_EIO/WAL_EFSYNC, for the log line. */

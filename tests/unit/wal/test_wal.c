@@ -439,6 +439,48 @@ START_TEST(test_reads_while_writing)
 }
 END_TEST
 
+/* The tail caches of all groups together stay within cache_bytes_total: each group gets its
+ * share, which shrinks as groups appear; reads beyond the caches come from disk. */
+START_TEST(test_cache_budget_for_the_whole_wal)
+{
+	char *dir = tmp_dir();
+	struct wal_options o = small_opts();
+	o.segment_bytes = 1 << 20;
+	o.cache_bytes_per_group = 4000;
+	o.cache_bytes_total = 8000;
+	struct wal *w = open_ok(dir, &o);
+	struct wal_batch *b = wal_batch_new();
+	struct wal_stats st;
+	for (uint64_t g = 1; g <= 8; g++) {
+		for (raft_index i = 1; i < 400; i += 50) {
+			wal_batch_reset(b);
+			add_entries(b, g, i, i + 50, 1);
+			write_ok(w, b);
+		}
+		wal_stats_get(w, &st);
+		/* one group: its own limit; more: their shares of the total */
+		size_t limit = g == 1 ? 4000 : 8000;
+		ck_assert_uint_le(st.cache_bytes, limit);
+		ck_assert_uint_gt(st.cache_bytes, limit / 2); /* and the cache is used */
+	}
+	for (uint64_t g = 1; g <= 8; g++)
+		check_range(w, g, 1, 400, 1);
+	wal_close(w);
+
+	o.cache_bytes_total = 0; /* no limit for the whole: every group keeps its own */
+	w = open_ok(dir, &o);
+	wal_stats_get(w, &st);
+	ck_assert_uint_gt(st.cache_bytes, 8 * 3000);
+	ck_assert_uint_le(st.cache_bytes, 8 * 4000);
+	for (uint64_t g = 1; g <= 8; g++)
+		check_range(w, g, 1, 400, 1);
+	wal_close(w);
+	wal_batch_free(b);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("wal");
@@ -452,6 +494,7 @@ int main(void)
 	tcase_add_test(tc, test_snapshot_resets_log);
 	tcase_add_test(tc, test_lock_and_bad_arguments);
 	tcase_add_test(tc, test_reads_while_writing);
+	tcase_add_test(tc, test_cache_budget_for_the_whole_wal);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
