@@ -3,8 +3,14 @@
  *
  * The buffer starts with room for the BATCH record, filled in at write time with the batch's
  * sequence number, length and record count; recovery accepts a batch whole or not at all.
- * After the fdatasync the records are applied to the in-memory state with the same code
- * recovery uses, and the durable (index, term) of every group in the batch is reported.
+ * Where the segment was opened with O_DIRECT, the batch is padded with zeroes to the sector
+ * size and written straight to the device: the page cache's copy and writeback are skipped,
+ * and since every batch starts on a fresh sector, no write ever touches a sector holding an
+ * earlier (acknowledged) batch. After the fdatasync the records are applied to the in-memory
+ * index with the same code recovery uses, and the durable (index, term) of every group in the
+ * batch is reported. wal_batch_write_notify reports first, from what the batch itself says,
+ * and indexes while the caller is woken; the batch's buffer itself goes to the tail cache
+ * (cache.c) and the batch gets an older one in exchange.
  */
 #include <assert.h>
 #include <errno.h>
@@ -13,23 +19,35 @@
 
 #include "wal/wal_internal.h"
 
+/* What a run of consecutive records of one group does to the end of its log. */
+enum { LOG_SAME, LOG_ENTRIES, LOG_OTHER };
+struct run {
+	uint64_t group;
+	uint32_t order;  /* position among the batch's runs */
+	uint8_t log;     /* LOG_SAME: hard state/checkpoint only; LOG_OTHER: truncate/snapshot */
+	raft_index last; /* LOG_ENTRIES: the log ends here after the run, at term `term` */
+	raft_term term;
+};
+
 struct wal_batch {
-	uint8_t *buf; /* buf[0..40) is the BATCH record, then the records */
+	uint8_t *buf; /* WAL_BUF_ALIGN-aligned; buf[0..40) is the BATCH record, then the records */
 	size_t len, cap;
 	uint32_t n_records;
-	uint64_t *groups; /* groups touched, in order of addition (may repeat) */
-	size_t n_groups, cap_groups;
+	struct run *runs; /* in order of addition; one group may have several */
+	size_t n_runs, cap_runs;
 	struct wal_durable *durable;
 	size_t n_durable, cap_durable;
 };
+
+#define BATCH_FIRST_CAP 4096u
 
 struct wal_batch *wal_batch_new(void)
 {
 	struct wal_batch *b = calloc(1, sizeof *b);
 	if (!b)
 		return NULL;
-	b->cap = 4096;
-	b->buf = malloc(b->cap);
+	b->cap = BATCH_FIRST_CAP;
+	b->buf = wal_buf_alloc(b->cap);
 	if (!b->buf) {
 		free(b);
 		return NULL;
@@ -43,7 +61,7 @@ void wal_batch_free(struct wal_batch *b)
 	if (!b)
 		return;
 	free(b->buf);
-	free(b->groups);
+	free(b->runs);
 	free(b->durable);
 	free(b);
 }
@@ -52,7 +70,7 @@ void wal_batch_reset(struct wal_batch *b)
 {
 	b->len = WAL_BATCH_HEADER_RECORD_BYTES;
 	b->n_records = 0;
-	b->n_groups = 0;
+	b->n_runs = 0;
 	b->n_durable = 0;
 }
 
@@ -61,19 +79,45 @@ bool wal_batch_empty(const struct wal_batch *b)
 	return b->n_records == 0;
 }
 
-static int note_group(struct wal_batch *b, uint64_t group)
+static int note_run(struct wal_batch *b, uint64_t group, uint8_t log, raft_index last,
+		    raft_term term)
 {
-	if (b->n_groups && b->groups[b->n_groups - 1] == group)
-		return WAL_OK;
-	if (b->n_groups == b->cap_groups) {
-		size_t cap = b->cap_groups ? 2 * b->cap_groups : 16;
-		uint64_t *ng = realloc(b->groups, cap * sizeof *ng);
-		if (!ng)
-			return WAL_ENOMEM;
-		b->groups = ng;
-		b->cap_groups = cap;
+	struct run *r = b->n_runs ? &b->runs[b->n_runs - 1] : NULL;
+	if (!r || r->group != group) {
+		if (b->n_runs == b->cap_runs) {
+			size_t cap = b->cap_runs ? 2 * b->cap_runs : 16;
+			struct run *nr = realloc(b->runs, cap * sizeof *nr);
+			if (!nr)
+				return WAL_ENOMEM;
+			b->runs = nr;
+			b->cap_runs = cap;
+		}
+		r = &b->runs[b->n_runs];
+		*r = (struct run){.group = group, .order = (uint32_t)b->n_runs, .log = LOG_SAME};
+		b->n_runs++;
 	}
-	b->groups[b->n_groups++] = group;
+	if (log !=
+	    LOG_SAME) { /* ENTRIES at i end the log at their last entry, whatever was before */
+		r->log = log;
+		r->last = last;
+		r->term = term;
+	}
+	return WAL_OK;
+}
+
+/* Grows the buffer to at least need bytes (kept aligned for direct writes). */
+static int grow(struct wal_batch *b, size_t need)
+{
+	size_t cap = b->cap;
+	while (cap < need)
+		cap *= 2;
+	uint8_t *nb = wal_buf_alloc(cap);
+	if (!nb)
+		return WAL_ENOMEM;
+	memcpy(nb, b->buf, b->len);
+	free(b->buf);
+	b->buf = nb;
+	b->cap = cap;
 	return WAL_OK;
 }
 
@@ -85,25 +129,16 @@ static uint8_t *begin_record(struct wal_batch *b, size_t payload, int *rc)
 		*rc = WAL_EINVAL;
 		return NULL;
 	}
-	if (need > b->cap) {
-		size_t cap = b->cap;
-		while (cap < need)
-			cap *= 2;
-		uint8_t *nb = realloc(b->buf, cap);
-		if (!nb) {
-			*rc = WAL_ENOMEM;
-			return NULL;
-		}
-		b->buf = nb;
-		b->cap = cap;
-	}
+	if (need > b->cap && (*rc = grow(b, need)) != WAL_OK)
+		return NULL;
 	*rc = WAL_OK;
 	return b->buf + b->len + WAL_REC_HEADER_BYTES;
 }
 
-static int end_record(struct wal_batch *b, uint8_t type, uint64_t group, size_t payload)
+static int end_record(struct wal_batch *b, uint8_t type, uint64_t group, size_t payload,
+		      uint8_t log, raft_index last, raft_term term)
 {
-	int rc = note_group(b, group);
+	int rc = note_run(b, group, log, last, term);
 	if (rc)
 		return rc;
 	wal_rec_seal(b->buf + b->len, type, group, (uint32_t)payload);
@@ -121,7 +156,7 @@ int wal_batch_hard_state(struct wal_batch *b, uint64_t group, const struct raft_
 	wal_put64(p, hs->term);
 	wal_put64(p + 8, hs->vote);
 	wal_put64(p + 16, hs->commit);
-	return end_record(b, WAL_REC_HARD_STATE, group, WAL_HARD_STATE_BYTES);
+	return end_record(b, WAL_REC_HARD_STATE, group, WAL_HARD_STATE_BYTES, LOG_SAME, 0, 0);
 }
 
 static int marker(struct wal_batch *b, uint8_t type, uint64_t group, raft_index index)
@@ -131,7 +166,8 @@ static int marker(struct wal_batch *b, uint8_t type, uint64_t group, raft_index 
 	if (!p)
 		return rc;
 	wal_put64(p, index);
-	return end_record(b, type, group, 8);
+	return end_record(b, type, group, 8, type == WAL_REC_CHECKPOINT ? LOG_SAME : LOG_OTHER, 0,
+			  0);
 }
 
 int wal_batch_truncate(struct wal_batch *b, uint64_t group, raft_index from)
@@ -168,7 +204,7 @@ int wal_batch_snapshot(struct wal_batch *b, uint64_t group, raft_index index, ra
 		wal_put64(ids, conf->voters[i]);
 	for (uint32_t i = 0; i < conf->n_learners; i++, ids += 8)
 		wal_put64(ids, conf->learners[i]);
-	return end_record(b, WAL_REC_SNAPSHOT, group, len);
+	return end_record(b, WAL_REC_SNAPSHOT, group, len, LOG_OTHER, 0, 0);
 }
 
 /* One ENTRIES record with e[0..n): the caller made sure it fits. */
@@ -194,7 +230,8 @@ static int entries_record(struct wal_batch *b, uint64_t group, const struct raft
 		off += WAL_ENTRY_HEADER_BYTES + e[i].data.len;
 	}
 	assert(off == len);
-	return end_record(b, WAL_REC_ENTRIES, group, len);
+	return end_record(b, WAL_REC_ENTRIES, group, len, LOG_ENTRIES, e[n - 1].index,
+			  e[n - 1].term);
 }
 
 int wal_batch_entries(struct wal_batch *b, uint64_t group, const struct raft_entry *e, size_t n)
@@ -229,10 +266,12 @@ size_t wal_batch_durable(const struct wal_batch *b, const struct wal_durable **o
 	return b->n_durable;
 }
 
-static int cmp_u64(const void *a, const void *b)
+static int cmp_run(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
+	const struct run *x = a, *y = b;
+	if (x->group != y->group)
+		return x->group < y->group ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
 }
 
 /* Starts a new active segment big enough for `bytes`: the spare, if wal_prepare made one. */
@@ -248,7 +287,7 @@ static int roll(struct wal *w, size_t bytes)
 	rc = wal_segs_push(w, &s);
 	pthread_mutex_unlock(&w->mu);
 	if (rc)
-		close(s.fd);
+		wal_seg_close(&s);
 	return rc;
 }
 
@@ -258,72 +297,213 @@ static int fail(struct wal *w, int rc)
 	return w->failed;
 }
 
-static int apply_and_report(struct wal *w, struct wal_batch *b, struct wal_segment *seg,
-			    uint64_t off)
+/* Whether adding the batch's groups could pass WAL_GROUPS_MAX: checked before anything is
+ * written. Groups are never forgotten, so the count read without the mutex is a lower bound. */
+static int check_group_limit(struct wal *w, const struct wal_batch *b)
 {
-	struct wal_scan_batch sb = {.off = 0, .bytes = b->len, .n = b->n_records};
+	if (atomic_load(&w->n_groups_seen) + b->n_runs <= WAL_GROUPS_MAX)
+		return WAL_OK;
+	int rc = WAL_OK;
+	pthread_mutex_lock(&w->mu);
+	for (size_t i = 0; i < b->n_runs && rc == WAL_OK; i++) {
+		struct wal_group *g;
+		if (wal_group_get(w, b->runs[i].group, false, &g) == WAL_ENOTFOUND &&
+		    w->n_groups + b->n_runs > WAL_GROUPS_MAX)
+			rc = WAL_EINVAL;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+/* The batch's length with the zero padding a direct write at off needs (none without one). */
+static size_t padded(const struct wal_segment *s, uint64_t off, size_t len)
+{
+	if (s->dfd < 0)
+		return len;
+	size_t a = s->dio_align;
+	return len + (a - (size_t)((off + len) % a)) % a;
+}
+
+/* One pwrite with O_DIRECT. A short write, or a file system refusing this one (EINVAL), is
+ * finished through the page cache (the kernel keeps the two coherent); after EINVAL the
+ * segment's direct descriptor is given up. */
+static int write_direct(struct wal *w, struct wal_segment *s, const uint8_t *buf, size_t n,
+			uint64_t off)
+{
+	ssize_t k;
+	do
+		k = w->io.pwrite(s->dfd, buf, n, (off_t)off, w->io.arg);
+	while (k < 0 && errno == EINTR);
+	if (k == (ssize_t)n)
+		return WAL_OK;
+	if (k < 0 && errno != EINVAL) {
+		w->last_errno = errno;
+		return errno == ENOSPC || errno == EDQUOT ? WAL_ENOSPC : WAL_EIO;
+	}
+	if (k < 0) {
+		close(s->dfd);
+		s->dfd = -1;
+	}
+	size_t done = k > 0 ? (size_t)k : 0;
+	return wal_write_all(w, s->fd, buf + done, n - done, off + done);
+}
+
+/* Applies the records of a written batch (buf, its records in [0, len)) at off of segment seg. */
+static int apply(struct wal *w, uint64_t seg, uint64_t seq, const uint8_t *buf, uint64_t off,
+		 size_t len, size_t total, uint32_t n_records)
+{
+	struct wal_scan_batch sb = {.off = 0, .bytes = total, .records_end = len, .n = n_records};
 	size_t cur = 0;
 	struct wal_rec_view v;
-	while (wal_scan_next_record(b->buf, &sb, &cur, &v)) {
+	while (wal_scan_next_record(buf, &sb, &cur, &v)) {
 		v.off += off; /* positions as on disk */
-		int rc = wal_apply_record(w, seg->seq, &v);
+		int rc = wal_apply_record(w, seg, seq, &v);
 		if (rc)
 			return rc;
 	}
-	qsort(b->groups, b->n_groups, sizeof *b->groups, cmp_u64);
-	if (b->cap_durable < b->n_groups) {
-		struct wal_durable *nd = realloc(b->durable, b->n_groups * sizeof *nd);
+	return WAL_OK;
+}
+
+static int durable_room(struct wal *w, struct wal_batch *b, size_t n)
+{
+	if (b->cap_durable < n) {
+		struct wal_durable *nd = realloc(b->durable, n * sizeof *nd);
 		if (!nd)
 			return WAL_ENOMEM;
 		b->durable = nd;
-		b->cap_durable = b->n_groups;
+		b->cap_durable = n;
 	}
+	if (w->cap_report < n) {
+		struct wal_durable *nr = realloc(w->report, n * sizeof *nr);
+		if (!nr)
+			return WAL_ENOMEM;
+		w->report = nr;
+		w->cap_report = n;
+	}
+	return WAL_OK;
+}
+
+/* The report from the index, once the batch is applied. */
+static int report_from_index(struct wal *w, struct wal_batch *b)
+{
+	qsort(b->runs, b->n_runs, sizeof *b->runs, cmp_run);
+	int rc = durable_room(w, b, b->n_runs);
+	if (rc)
+		return rc;
 	b->n_durable = 0;
-	for (size_t i = 0; i < b->n_groups; i++) {
-		if (i > 0 && b->groups[i] == b->groups[i - 1])
+	for (size_t i = 0; i < b->n_runs; i++) {
+		if (i > 0 && b->runs[i].group == b->runs[i - 1].group)
 			continue;
 		struct wal_group *g;
-		int rc = wal_group_get(w, b->groups[i], false, &g);
+		rc = wal_group_get(w, b->runs[i].group, false, &g);
 		assert(rc == WAL_OK);
 		(void)rc;
 		struct wal_durable *d = &b->durable[b->n_durable++];
-		d->group = b->groups[i];
+		d->group = b->runs[i].group;
 		wal_group_last(g, &d->index, &d->term);
 	}
 	return WAL_OK;
 }
 
-int wal_batch_write(struct wal *w, struct wal_batch *b)
+/* The report from the batch alone, before it is applied: for each group, where its last
+ * ENTRIES record ends the log, or, if it wrote only hard state or checkpoints, where the log
+ * ends now. False where that would not be certain (a truncation or snapshot marker, a group
+ * marked corrupt): the batch is then applied first. Also kept in w->report for the check. */
+static bool report_from_batch(struct wal *w, struct wal_batch *b)
+{
+	qsort(b->runs, b->n_runs, sizeof *b->runs, cmp_run);
+	if (durable_room(w, b, b->n_runs))
+		return false;
+	size_t n = 0;
+	for (size_t i = 0; i < b->n_runs; n++) {
+		uint64_t id = b->runs[i].group;
+		const struct run *last = NULL;
+		for (; i < b->n_runs && b->runs[i].group == id; i++)
+			if (b->runs[i].log != LOG_SAME)
+				last = &b->runs[i];
+		struct wal_group *g;
+		bool known = wal_group_get(w, id, false, &g) == WAL_OK;
+		if ((last && last->log == LOG_OTHER) || (known && g->st.corrupt))
+			return false;
+		struct wal_durable *d = &b->durable[n];
+		d->group = id;
+		if (last) {
+			d->index = last->last;
+			d->term = last->term;
+		} else if (known) {
+			wal_group_last(g, &d->index, &d->term);
+		} else {
+			d->index = d->term = 0;
+		}
+	}
+	b->n_durable = n;
+	memcpy(w->report, b->durable, n * sizeof *b->durable);
+	return true;
+}
+
+/* The early report must be what the index says once the batch is in. */
+static void check_report(struct wal *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct wal_group *g;
+		raft_index index;
+		raft_term term;
+		int rc = wal_group_get(w, w->report[i].group, false, &g);
+		assert(rc == WAL_OK);
+		(void)rc;
+		wal_group_last(g, &index, &term);
+		assert(index == w->report[i].index && term == w->report[i].term);
+		(void)index;
+		(void)term;
+	}
+}
+
+/* The write, with w->wmu held. If `released` is given, wmu is let go (and *released set) once
+ * the batch is durable and reported, before the index update. */
+static int write_batch(struct wal *w, struct wal_batch *b, wal_durable_fn fn, void *arg,
+		       bool *released)
 {
 	b->n_durable = 0;
-	if (w->failed)
-		return w->failed;
-	if (b->n_records == 0)
+	int rc = w->failed;
+	if (rc)
+		return rc;
+	if (b->n_records == 0) {
+		if (fn) {
+			pthread_mutex_lock(&w->mu);
+			fn(b, arg);
+			pthread_mutex_unlock(&w->mu);
+		}
 		return WAL_OK;
-	for (size_t i = 0; i < b->n_groups; i++) {
-		struct wal_group *g;
-		if (wal_group_get(w, b->groups[i], false, &g) == WAL_ENOTFOUND &&
-		    w->n_groups + b->n_groups > WAL_GROUPS_MAX)
-			return WAL_EINVAL; /* might not fit: checked before anything is written */
 	}
-	uint8_t *h = b->buf + WAL_REC_HEADER_BYTES;
-	wal_put64(h, w->next_batch_seq);
-	wal_put32(h + 8, (uint32_t)b->len);
-	wal_put32(h + 12, b->n_records);
-	wal_rec_seal(b->buf, WAL_REC_BATCH, 0, WAL_BATCH_BYTES);
+	rc = check_group_limit(w, b);
+	if (rc)
+		return rc;
 
 	struct wal_segment *seg = &w->segs[w->n_segs - 1];
-	if (seg->end + b->len > seg->size) {
-		int rc = roll(w, b->len);
+	size_t len = b->len, total = padded(seg, seg->end, len);
+	if (seg->end + total > seg->size) {
+		rc = roll(w, len + WAL_BATCH_PAD_MAX);
 		if (rc)
 			return rc == WAL_ENOSPC ? rc : fail(w, rc);
 		seg = &w->segs[w->n_segs - 1];
+		total = padded(seg, seg->end, len);
 	}
+	if (total > b->cap && (rc = grow(b, total)) != WAL_OK)
+		return rc;
+	memset(b->buf + len, 0, total - len);
+	uint8_t *h = b->buf + WAL_REC_HEADER_BYTES;
+	wal_put64(h, w->next_batch_seq);
+	wal_put32(h + 8, (uint32_t)total);
+	wal_put32(h + 12, b->n_records);
+	wal_rec_seal(b->buf, WAL_REC_BATCH, 0, WAL_BATCH_BYTES);
+
 	uint64_t off = seg->end;
-	int rc = wal_write_all(w, seg->fd, b->buf, b->len, off);
+	bool direct = seg->dfd >= 0 && off % seg->dio_align == 0 && total % seg->dio_align == 0;
+	rc = direct ? write_direct(w, seg, b->buf, total, off)
+		    : wal_write_all(w, seg->fd, b->buf, total, off);
 	if (rc) {
 		int saved = w->last_errno;
-		int cut = wal_cut_back(w, seg, off, b->len);
+		int cut = wal_cut_back(w, seg, off, total);
 		w->last_errno = saved;
 		if (cut)
 			return fail(w, cut);
@@ -333,18 +513,72 @@ int wal_batch_write(struct wal *w, struct wal_batch *b)
 		w->last_errno = errno;
 		return fail(w, WAL_EFSYNC); /* never retried: the page cache state is unknown */
 	}
+
 	pthread_mutex_lock(&w->mu);
-	seg->end += b->len;
-	w->next_batch_seq++;
+	seg->end += total;
+	uint64_t seq = w->next_batch_seq++, seg_seq = seg->seq;
 	w->stats.batches_written++;
 	w->stats.records_written += b->n_records;
+	w->stats.direct_writes += direct;
 	if (!w->opts.no_sync)
 		w->stats.fsyncs++;
-	rc = apply_and_report(w, b, seg, off);
-	pthread_mutex_unlock(&w->mu);
-	if (rc) {
-		w->failed = rc; /* durable but not applied in memory: stop */
-		return rc;
+	/* The written buffer goes to the tail cache and the batch gets a spare one to fill next;
+	 * without memory for that, the batch keeps it and this batch is not cached. */
+	uint8_t *mem = b->buf;
+	size_t cap = b->cap;
+	uint32_t n_records = b->n_records;
+	bool taken = wal_cache_buffer(w, cap, &b->buf, &b->cap) == WAL_OK;
+	if (!taken)
+		mem = b->buf;
+	bool early = fn && taken && report_from_batch(w, b);
+	size_t n_report = b->n_durable;
+	if (!early) {
+		rc = apply(w, seg_seq, seq, mem, off, len, total, n_records);
+		if (rc == WAL_OK)
+			rc = report_from_index(w, b);
 	}
-	return WAL_OK;
+	b->len = WAL_BATCH_HEADER_RECORD_BYTES; /* empty again, its report kept */
+	b->n_records = 0;
+	b->n_runs = 0;
+	if (rc == WAL_OK && fn)
+		fn(b, arg);
+	if (rc == WAL_OK && released) { /* the next write may start while this one indexes */
+		pthread_mutex_unlock(&w->wmu);
+		*released = true;
+	}
+	if (early) {
+		rc = apply(w, seg_seq, seq, mem, off, len, total, n_records);
+		if (rc == WAL_OK)
+			check_report(w, n_report);
+	}
+	if (taken) {
+		if (rc == WAL_OK)
+			wal_cache_add(w, seq, seg_seq, off, mem, cap);
+		else
+			free(mem);
+	}
+	if (rc)
+		w->failed = rc; /* durable but not in the index: stop */
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+int wal_batch_write_notify(struct wal *w, struct wal_batch *b, wal_durable_fn fn, void *arg)
+{
+	pthread_mutex_lock(&w->wmu);
+	bool released = false;
+	int rc = write_batch(w, b, fn, arg, &released);
+	if (!released)
+		pthread_mutex_unlock(&w->wmu);
+	return rc;
+}
+
+int wal_batch_write(struct wal *w, struct wal_batch *b)
+{
+	return wal_batch_write_notify(w, b, NULL, NULL);
+}
+
+int wal_batch_write_locked(struct wal *w, struct wal_batch *b)
+{
+	return write_batch(w, b, NULL, NULL, NULL);
 }

@@ -52,8 +52,8 @@ static int restate(struct wal *w, struct wal_batch *b, uint64_t keep_seq)
 		if (!rc && g->n > g->head && g->slots[g->n - 1].seg < keep_seq) {
 			struct raft_entry *e;
 			size_t n;
-			rc = wal_read_entries(w, st->group, st->last_index, st->last_index + 1,
-					      SIZE_MAX, &e, &n);
+			rc = wal_read_entries_locked(w, st->group, st->last_index,
+						     st->last_index + 1, SIZE_MAX, &e, &n);
 			if (!rc) {
 				rc = wal_batch_entries(b, st->group, e, n);
 				wal_entries_free(e, n);
@@ -65,23 +65,26 @@ static int restate(struct wal *w, struct wal_batch *b, uint64_t keep_seq)
 	return WAL_OK;
 }
 
-int wal_compact(struct wal *w, size_t *segments_removed)
+/* With the writer lock: no segment comes or goes meanwhile; the mutex is taken to read the
+ * groups (an earlier write may still be indexing) and to change the segment list. */
+static int compact(struct wal *w, size_t *segments_removed)
 {
-	*segments_removed = 0;
 	if (w->failed)
 		return w->failed;
+	pthread_mutex_lock(&w->mu);
 	size_t k = 0;
 	while (k + 1 < w->n_segs && deletable(w, w->segs[k].seq))
 		k++;
-	if (k == 0)
+	if (k == 0) {
+		pthread_mutex_unlock(&w->mu);
 		return WAL_OK;
+	}
 	uint64_t keep_seq = w->segs[k].seq;
 	struct wal_batch *b = wal_batch_new();
-	if (!b)
-		return WAL_ENOMEM;
-	int rc = restate(w, b, keep_seq);
+	int rc = b ? restate(w, b, keep_seq) : WAL_ENOMEM;
+	pthread_mutex_unlock(&w->mu);
 	if (!rc)
-		rc = wal_batch_write(w, b);
+		rc = wal_batch_write_locked(w, b);
 	wal_batch_free(b);
 	if (rc)
 		return rc;
@@ -103,7 +106,7 @@ int wal_compact(struct wal *w, size_t *segments_removed)
 	}
 	pthread_mutex_lock(&w->mu);
 	for (size_t i = 0; i < k; i++)
-		close(w->segs[i].fd);
+		wal_seg_close(&w->segs[i]);
 	memmove(w->segs, w->segs + k, (w->n_segs - k) * sizeof *w->segs);
 	w->n_segs -= k;
 	for (size_t i = 0; i < w->n_groups; i++)
@@ -111,4 +114,13 @@ int wal_compact(struct wal *w, size_t *segments_removed)
 	pthread_mutex_unlock(&w->mu);
 	*segments_removed = k;
 	return WAL_OK;
+}
+
+int wal_compact(struct wal *w, size_t *segments_removed)
+{
+	*segments_removed = 0;
+	pthread_mutex_lock(&w->wmu);
+	int rc = compact(w, segments_removed);
+	pthread_mutex_unlock(&w->wmu);
+	return rc;
 }

@@ -39,6 +39,9 @@
 #define WAL_SNAPSHOT_FIXED_BYTES      24u /* u64 index, u64 term, u32 voters, u32 learners, ids */
 #define WAL_BATCH_BYTES               16u /* u64 batch seq, u32 batch bytes, u32 records after it */
 #define WAL_BATCH_HEADER_RECORD_BYTES 40u /* the BATCH record: 20 + 16, aligned to 8 */
+/* A batch may end with zero padding after its records, fewer than this many bytes, so that
+ * the next batch starts on a sector boundary (direct I/O); its length counts the padding. */
+#define WAL_BATCH_PAD_MAX 4096u
 
 static inline size_t wal_align8(size_t n)
 {

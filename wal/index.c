@@ -1,4 +1,4 @@
-/* index.c — per-group state: the (group, index) -> (segment, offset) index and the tail cache.
+/* index.c — per-group state: the (group, index) -> (segment, offset, batch) index.
  *
  * Records are applied here both at recovery and after each durable write, so the in-memory
  * state after a restart is by construction the state before it. Semantics of each record
@@ -25,8 +25,6 @@ static size_t group_pos(const struct wal *w, uint64_t id, bool *found)
 	*found = lo < w->n_groups && w->groups[lo]->st.group == id;
 	return lo;
 }
-
-static void evict(struct wal *w, struct wal_group *g);
 
 int wal_group_get(struct wal *w, uint64_t id, bool create, struct wal_group **out)
 {
@@ -56,9 +54,7 @@ int wal_group_get(struct wal *w, uint64_t id, bool create, struct wal_group **ou
 	memmove(w->groups + pos + 1, w->groups + pos, (w->n_groups - pos) * sizeof *w->groups);
 	w->groups[pos] = g;
 	w->n_groups++;
-	if (w->opts.cache_bytes_total) /* every group's share just got smaller */
-		for (size_t i = 0; i < w->n_groups; i++)
-			evict(w, w->groups[i]);
+	atomic_store(&w->n_groups_seen, w->n_groups);
 	*out = g;
 	return WAL_OK;
 }
@@ -67,7 +63,7 @@ static void sync_range(struct wal_group *g)
 {
 	if (g->n == g->head) {
 		g->st.first_index = g->st.last_index = 0;
-		g->head = g->n = g->cache_from = 0;
+		g->head = g->n = 0;
 	} else {
 		g->st.last_index = g->st.first_index + (g->n - g->head) - 1;
 	}
@@ -77,15 +73,7 @@ static void sync_range(struct wal_group *g)
 static void drop_suffix(struct wal_group *g, size_t from_pos)
 {
 	assert(from_pos >= g->head && from_pos <= g->n);
-	for (size_t i = from_pos; i < g->n; i++) {
-		if (g->slots[i].data) {
-			g->cache_bytes -= g->slots[i].len;
-			free(g->slots[i].data);
-		}
-	}
 	g->n = from_pos;
-	if (g->cache_from > g->n)
-		g->cache_from = g->n;
 	sync_range(g);
 }
 
@@ -93,17 +81,8 @@ static void drop_suffix(struct wal_group *g, size_t from_pos)
 static void drop_prefix(struct wal_group *g, size_t to_pos)
 {
 	assert(to_pos >= g->head && to_pos <= g->n);
-	for (size_t i = g->head; i < to_pos; i++) {
-		if (g->slots[i].data) {
-			g->cache_bytes -= g->slots[i].len;
-			free(g->slots[i].data);
-			g->slots[i].data = NULL;
-		}
-	}
 	g->st.first_index += to_pos - g->head;
 	g->head = to_pos;
-	if (g->cache_from < g->head)
-		g->cache_from = g->head;
 	sync_range(g);
 }
 
@@ -131,7 +110,6 @@ static int reserve_slots(struct wal_group *g, size_t more)
 	if (g->head > 0 && g->head >= (g->n - g->head)) { /* reclaim the dropped prefix */
 		memmove(g->slots, g->slots + g->head, (g->n - g->head) * sizeof *g->slots);
 		g->n -= g->head;
-		g->cache_from -= g->head;
 		g->head = 0;
 	}
 	if (g->n + more <= g->cap)
@@ -174,30 +152,7 @@ static int note_segmax(struct wal_group *g, uint64_t seg, raft_index last)
 	return WAL_OK;
 }
 
-/* What one group's tail cache may hold: its own limit, or its share of the WAL's. */
-static size_t cache_budget(const struct wal *w)
-{
-	size_t budget = w->opts.cache_bytes_per_group;
-	if (w->opts.cache_bytes_total && w->n_groups &&
-	    w->opts.cache_bytes_total / w->n_groups < budget)
-		budget = w->opts.cache_bytes_total / w->n_groups;
-	return budget;
-}
-
-static void evict(struct wal *w, struct wal_group *g)
-{
-	size_t budget = cache_budget(w);
-	while (g->cache_bytes > budget && g->cache_from < g->n) {
-		struct wal_slot *s = &g->slots[g->cache_from++];
-		if (s->data) {
-			g->cache_bytes -= s->len;
-			free(s->data);
-			s->data = NULL;
-		}
-	}
-}
-
-static int apply_entries(struct wal *w, struct wal_group *g, uint64_t seg,
+static int apply_entries(struct wal_group *g, uint64_t seg, uint64_t batch,
 			 const struct wal_rec_view *r)
 {
 	raft_index first;
@@ -209,11 +164,9 @@ static int apply_entries(struct wal *w, struct wal_group *g, uint64_t seg,
 	int rc = reserve_slots(g, n);
 	if (rc)
 		return rc;
-	if (g->n == g->head) {
+	if (g->n == g->head)
 		g->st.first_index = first;
-		g->cache_from = g->n;
-	}
-	size_t off = WAL_ENTRIES_HEADER_BYTES, budget = cache_budget(w);
+	size_t off = WAL_ENTRIES_HEADER_BYTES;
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = r->payload + off;
 		struct wal_slot *s = &g->slots[g->n];
@@ -221,25 +174,15 @@ static int apply_entries(struct wal *w, struct wal_group *g, uint64_t seg,
 		s->len = wal_get32(e + 8);
 		s->type = e[12];
 		s->seg = seg;
+		s->batch = batch;
 		s->rec_off = (uint32_t)r->off;
 		s->rec_size = (uint32_t)r->size;
 		s->data_off =
 			(uint32_t)(r->off + WAL_REC_HEADER_BYTES + off + WAL_ENTRY_HEADER_BYTES);
-		s->data = NULL;
-		if (s->len <= budget) {
-			s->data = malloc(s->len ? s->len : 1);
-			if (!s->data)
-				return WAL_ENOMEM;
-			memcpy(s->data, e + WAL_ENTRY_HEADER_BYTES, s->len);
-			g->cache_bytes += s->len;
-		} else if (g->cache_from == g->n) {
-			g->cache_from++; /* too big to cache: the cache restarts after it */
-		}
 		g->n++;
 		off += WAL_ENTRY_HEADER_BYTES + s->len;
 	}
 	sync_range(g);
-	evict(w, g);
 	return note_segmax(g, seg, first + n - 1);
 }
 
@@ -267,7 +210,7 @@ static void apply_snapshot(struct wal_group *g, const struct wal_rec_view *r)
 	g->st.snap_conf = conf;
 }
 
-int wal_apply_record(struct wal *w, uint64_t seg, const struct wal_rec_view *r)
+int wal_apply_record(struct wal *w, uint64_t seg, uint64_t batch, const struct wal_rec_view *r)
 {
 	struct wal_group *g;
 	int rc = wal_group_get(w, r->group, true, &g);
@@ -277,7 +220,7 @@ int wal_apply_record(struct wal *w, uint64_t seg, const struct wal_rec_view *r)
 		return WAL_OK; /* ignored until the group is rebuilt (a SNAPSHOT record) */
 	switch (r->type) {
 	case WAL_REC_ENTRIES:
-		return apply_entries(w, g, seg, r);
+		return apply_entries(g, seg, batch, r);
 	case WAL_REC_HARD_STATE:
 		g->st.hard_state.term = wal_get64(r->payload);
 		g->st.hard_state.vote = wal_get64(r->payload + 8);

@@ -47,6 +47,13 @@ static int salvage_groups(struct wal *w, const uint8_t *map, const struct wal_sc
 		struct wal_rec_header h;
 		const char *problem;
 		enum wal_rec_check rc = wal_rec_check(map + p, bad->batch_end - p, &h, &problem);
+		if (rc == WAL_RC_ZERO && bad->batch_end - p < WAL_BATCH_PAD_MAX) {
+			size_t k = p;
+			while (k < bad->batch_end && map[k] == 0)
+				k++;
+			if (k == bad->batch_end)
+				break; /* the batch's padding: its records were all seen */
+		}
 		if (rc != WAL_RC_OK && rc != WAL_RC_BAD_RECORD) {
 			mark_all_corrupt(w);
 			return WAL_OK;
@@ -87,9 +94,17 @@ static int apply_batch(struct replay *r, uint64_t seg, const uint8_t *map,
 	size_t cur = 0;
 	struct wal_rec_view v;
 	while (wal_scan_next_record(map, b, &cur, &v)) {
-		int rc = wal_apply_record(r->w, seg, &v);
+		int rc = wal_apply_record(r->w, seg, b->seq, &v);
 		if (rc)
 			return rc;
+	}
+	/* the newest batches go to the tail cache, as after a write (a copy: the map goes) */
+	uint8_t *mem;
+	size_t cap;
+	if (r->w->opts.cache_bytes >= b->bytes &&
+	    wal_cache_buffer(r->w, b->bytes, &mem, &cap) == WAL_OK) {
+		memcpy(mem, map + b->off, b->bytes);
+		wal_cache_add(r->w, b->seq, seg, b->off, mem, cap);
 	}
 	r->have_seq = true;
 	r->last_seq = b->seq;
@@ -160,6 +175,7 @@ static int open_segment(struct wal *w, uint64_t seq, struct wal_segment *s, uint
 {
 	memset(s, 0, sizeof *s);
 	s->seq = seq;
+	s->dfd = -1;
 	snprintf(s->name, sizeof s->name, WAL_SEG_NAME_FMT, seq);
 	s->fd = openat(w->dir_fd, s->name, O_RDWR | O_CLOEXEC);
 	if (s->fd < 0) {
@@ -222,10 +238,12 @@ int wal_recover(struct wal *w, bool salvage, struct wal_corruption *corr)
 		rc = replay_segment(&r, &s, map, is_last);
 		if (map)
 			munmap(map, s.size);
+		if (rc == WAL_OK && is_last)
+			wal_seg_open_direct(w, &s); /* the active segment, unless it is full */
 		if (rc == WAL_OK)
 			rc = wal_segs_push(w, &s);
 		if (rc)
-			close(s.fd);
+			wal_seg_close(&s);
 	}
 	uint64_t next_seg = n ? seqs[n - 1] + 1 : 1;
 	free(seqs);
@@ -243,7 +261,7 @@ int wal_recover(struct wal *w, bool salvage, struct wal_corruption *corr)
 			return rc;
 		rc = wal_segs_push(w, &s);
 		if (rc) {
-			close(s.fd);
+			wal_seg_close(&s);
 			return rc;
 		}
 	}

@@ -1,9 +1,10 @@
 /* scan.c — finds and validates batches in a segment image.
  *
  * A batch is valid only if its BATCH record and every record it announces are valid and they
- * tile its extent exactly. wal_scan_find() is how recovery tells a torn tail (nothing valid
- * after the damage) from mid-log corruption (a later valid batch exists): it is a search over
- * 8-aligned offsets, cheap because unused segment space is zero and rejected at once.
+ * tile its extent exactly, but for zero padding at the end (fewer than WAL_BATCH_PAD_MAX
+ * bytes: a direct write ends on a sector boundary). wal_scan_find() is how recovery tells a torn
+ * tail (nothing valid after the damage) from mid-log corruption (a later valid batch exists): it is
+ * a search over 8-aligned offsets, cheap because unused segment space is zero and rejected at once.
  */
 #include "wal/scan.h"
 
@@ -77,11 +78,12 @@ enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off
 		}
 		p += wal_rec_size(h.length);
 	}
-	if (p != end) {
+	if (p > end || end - p >= WAL_BATCH_PAD_MAX || !all_zero(seg + p, end - p)) {
 		bad->off = p;
 		bad->problem = "batch longer than its records";
 		return WAL_SCAN_BAD;
 	}
+	b->records_end = p;
 	return WAL_SCAN_OK;
 }
 
@@ -110,7 +112,7 @@ bool wal_scan_next_record(const uint8_t *seg, const struct wal_scan_batch *b, si
 {
 	if (*cursor == 0)
 		*cursor = b->off + WAL_BATCH_HEADER_RECORD_BYTES;
-	if (*cursor >= b->off + b->bytes)
+	if (*cursor >= b->records_end)
 		return false;
 	const uint8_t *p = seg + *cursor;
 	r->off = *cursor;

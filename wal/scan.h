@@ -12,8 +12,9 @@
 #include <stdint.h>
 
 struct wal_scan_batch {
-	size_t off;   /* of the BATCH record */
-	size_t bytes; /* whole batch, BATCH record included */
+	size_t off;         /* of the BATCH record */
+	size_t bytes;       /* whole batch, BATCH record and zero padding included */
+	size_t records_end; /* where its last record ends (the padding, if any, starts) */
 	uint64_t seq;
 	uint32_t n; /* records after the BATCH record */
 };

@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "wal/wal_internal.h"
@@ -124,6 +125,9 @@ static int make_file(struct wal *w, const char *name, uint64_t size, int *fd_out
 		unlinkat(w->dir_fd, name, 0);
 		return rc;
 	}
+	/* The zeroes are on disk: their 64 MiB of page cache would only be dropped again, page by
+	 * page, by the direct writes into it. Advice only: nothing depends on it. */
+	(void)posix_fadvise(fd, 0, (off_t)size, POSIX_FADV_DONTNEED);
 	*fd_out = fd;
 	return WAL_OK;
 }
@@ -136,6 +140,7 @@ static int install(struct wal *w, int fd, const char *tmp, uint64_t seq, uint64_
 {
 	memset(out, 0, sizeof *out);
 	out->seq = seq;
+	out->dfd = -1;
 	out->size = size;
 	out->end = WAL_SEG_HEADER_BYTES;
 	snprintf(out->name, sizeof out->name, WAL_SEG_NAME_FMT, seq);
@@ -161,7 +166,43 @@ static int install(struct wal *w, int fd, const char *tmp, uint64_t seq, uint64_
 		return rc;
 	}
 	out->fd = fd;
+	wal_seg_open_direct(w, out);
 	return WAL_OK;
+}
+
+void wal_seg_open_direct(struct wal *w, struct wal_segment *s)
+{
+	s->dfd = -1;
+	s->dio_align = 0;
+	if (w->opts.no_direct_io)
+		return;
+	int fd = openat(w->dir_fd, s->name, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0)
+		return; /* a file system without O_DIRECT: writes go through the page cache */
+	/* The file system says what a direct write must be aligned to (Linux 6.1 and later);
+	 * where it does not, or asks for more than the buffers give, the page cache it is. */
+	struct statx sx;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) != 0 ||
+	    !(sx.stx_mask & STATX_DIOALIGN) || sx.stx_dio_offset_align == 0 ||
+	    sx.stx_dio_offset_align > WAL_BATCH_PAD_MAX ||
+	    (sx.stx_dio_offset_align & (sx.stx_dio_offset_align - 1)) ||
+	    sx.stx_dio_mem_align > WAL_BUF_ALIGN) {
+		close(fd);
+		return;
+	}
+	s->dfd = fd;
+	s->dio_align =
+		sx.stx_dio_offset_align < WAL_REC_ALIGN ? WAL_REC_ALIGN : sx.stx_dio_offset_align;
+}
+
+void wal_seg_close(struct wal_segment *s)
+{
+	if (s->dfd >= 0)
+		close(s->dfd);
+	s->dfd = -1;
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
 }
 
 int wal_seg_create(struct wal *w, uint64_t seq, uint64_t size, struct wal_segment *out)
@@ -230,10 +271,9 @@ int wal_prepare(struct wal *w)
 
 bool wal_prepare_wanted(struct wal *w)
 {
-	pthread_mutex_lock(&w->mu);
-	bool wanted = w->spare_state == WAL_SPARE_NONE && !w->failed;
-	pthread_mutex_unlock(&w->mu);
-	return wanted;
+	/* lock-free: the event loop asks right after a write's news, while that write may still
+	 * hold the mutex for its index update */
+	return atomic_load(&w->spare_state) == WAL_SPARE_NONE && !atomic_load(&w->failed);
 }
 
 void wal_spare_discard(struct wal *w)

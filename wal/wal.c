@@ -1,9 +1,9 @@
 /* wal.c — opening and closing the WAL, its directory lock, reads by index, stats, errors.
  *
  * wal_open takes an exclusive flock on DIR/LOCK (a second process, or a second open in the
- * same process, gets WAL_ELOCKED), then recovers. Reads come from a group's tail cache when
- * they can and otherwise re-read the whole record from its segment and check its CRC again,
- * so a read never returns bytes that were damaged on disk after recovery.
+ * same process, gets WAL_ELOCKED), then recovers. Reads come from the tail cache when the
+ * entry's batch is still there and otherwise re-read the whole record from its segment and
+ * check its CRC again, so a read never returns bytes that were damaged on disk after recovery.
  */
 #include <assert.h>
 #include <errno.h>
@@ -46,8 +46,7 @@ void wal_options_default(struct wal_options *opts)
 {
 	memset(opts, 0, sizeof *opts);
 	opts->segment_bytes = WAL_SEGMENT_BYTES;
-	opts->cache_bytes_per_group = WAL_CACHE_BYTES;
-	opts->cache_bytes_total = WAL_CACHE_TOTAL_BYTES;
+	opts->cache_bytes = WAL_CACHE_BYTES;
 }
 
 static ssize_t real_pwrite(int fd, const void *buf, size_t n, off_t off, void *arg)
@@ -110,6 +109,7 @@ int wal_open(const char *dir, const struct wal_options *opts, bool salvage, stru
 		w->io.fallocate = real_fallocate;
 	}
 	pthread_mutex_init(&w->mu, NULL);
+	pthread_mutex_init(&w->wmu, NULL);
 	pthread_cond_init(&w->spare_cv, NULL);
 	w->spare_fd = -1;
 	int rc = WAL_ENOMEM;
@@ -148,16 +148,19 @@ void wal_close(struct wal *w)
 	if (w->locked) /* the temporary files are ours to remove only under the lock */
 		wal_spare_discard(w);
 	for (size_t i = 0; i < w->n_segs; i++)
-		close(w->segs[i].fd);
+		wal_seg_close(&w->segs[i]);
 	free(w->segs);
 	for (size_t i = 0; i < w->n_groups; i++)
 		wal_group_free(w->groups[i]);
 	free(w->groups);
+	wal_cache_free(w);
+	free(w->report);
 	if (w->lock_fd >= 0)
 		close(w->lock_fd); /* releases the flock */
 	if (w->dir_fd >= 0)
 		close(w->dir_fd);
 	pthread_cond_destroy(&w->spare_cv);
+	pthread_mutex_destroy(&w->wmu);
 	pthread_mutex_destroy(&w->mu);
 	free(w->dir);
 	free(w);
@@ -249,20 +252,26 @@ static int load_record(struct wal *w, const struct wal_slot *s, uint8_t **buf, s
 int wal_read_entries(struct wal *w, uint64_t group, raft_index lo, raft_index hi, size_t bytes_max,
 		     struct raft_entry **out, size_t *n_out)
 {
+	pthread_mutex_lock(&w->mu);
+	int rc = wal_read_entries_locked(w, group, lo, hi, bytes_max, out, n_out);
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+int wal_read_entries_locked(struct wal *w, uint64_t group, raft_index lo, raft_index hi,
+			    size_t bytes_max, struct raft_entry **out, size_t *n_out)
+{
 	*out = NULL;
 	*n_out = 0;
 	if (lo == 0 || hi <= lo)
 		return WAL_EINVAL;
-	pthread_mutex_lock(&w->mu);
 	struct wal_group *g;
 	int rc = wal_group_get(w, group, false, &g);
 	if (rc == WAL_OK &&
 	    (g->st.corrupt || g->n == g->head || lo < g->st.first_index || lo > g->st.last_index))
 		rc = WAL_ENOTFOUND;
-	if (rc) {
-		pthread_mutex_unlock(&w->mu);
+	if (rc)
 		return rc;
-	}
 	if (hi > g->st.last_index + 1)
 		hi = g->st.last_index + 1;
 	size_t want = (size_t)(hi - lo), n = 0, bytes = 0;
@@ -277,7 +286,7 @@ int wal_read_entries(struct wal *w, uint64_t group, raft_index lo, raft_index hi
 		const struct wal_slot *s = &g->slots[g->head + (lo - g->st.first_index) + i];
 		if (n > 0 && bytes + s->len > bytes_max)
 			break;
-		const void *src = s->data;
+		const void *src = wal_cache_find(w, s->batch, s->seg, s->data_off);
 		if (!src) {
 			if (rseg != s->seg || roff != s->rec_off) {
 				rc = load_record(w, s, &rbuf, &rcap);
@@ -301,7 +310,6 @@ int wal_read_entries(struct wal *w, uint64_t group, raft_index lo, raft_index hi
 		n++;
 		bytes += s->len;
 	}
-	pthread_mutex_unlock(&w->mu);
 	free(rbuf);
 	if (rc) {
 		wal_entries_free(es, n);
@@ -320,9 +328,7 @@ void wal_stats_get(const struct wal *w, struct wal_stats *st)
 	st->bytes_on_disk = 0;
 	for (size_t i = 0; i < w->n_segs; i++)
 		st->bytes_on_disk += w->segs[i].size;
-	st->cache_bytes = 0;
-	for (size_t i = 0; i < w->n_groups; i++)
-		st->cache_bytes += w->groups[i]->cache_bytes;
+	st->cache_bytes = w->cache.bytes;
 	pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
 }
 

@@ -2,22 +2,27 @@
  *
  * Appends from all groups made during one event-loop turn are gathered in a struct wal_batch
  * and made durable by one write and one fdatasync (group commit across groups, as TiKV's
- * raft-engine does). wal/ itself does no threading: wal_batch_write() blocks, and node/ runs
- * it on the libuv thread pool so the loop keeps serving. Only one batch is written at a time,
- * and batches complete in the order they were written.
+ * raft-engine does). wal/ itself starts no threads: wal_batch_write() blocks, and node/ runs
+ * it on the libuv thread pool so the loop keeps serving. Batches are written one at a time, in
+ * the order their writes take the WAL's writer lock, and complete in that order.
  *
  * Records: [u32 length][u8 type][u8 flags][u16 header check][u64 group][u32 crc32c][payload],
  * 8-byte aligned; each batch starts with a BATCH record (sequence number, length, count) and
- * is accepted whole or not at all; neither a record nor a batch spans segments. Recovery
- * truncates a torn tail and refuses (WAL_ECORRUPT) a corrupt record that is followed by valid
- * ones: acknowledged entries are never silently dropped. docs/WAL.md has the format, the
- * recovery and compaction rules and the durability argument.
+ * is accepted whole or not at all; neither a record nor a batch spans segments. Where the file
+ * system allows it, batches are written with O_DIRECT and padded with zeroes to the sector
+ * size, so a batch never shares a sector with one before it. Recovery truncates a torn tail
+ * and refuses (WAL_ECORRUPT) a corrupt record that is followed by valid ones: acknowledged
+ * entries are never silently dropped. docs/WAL.md has the format, the recovery and compaction
+ * rules and the durability argument.
  *
- * Threads: wal_batch_write and wal_compact must not run concurrently with each other (one
- * writer); wal_prepare may run beside either. wal_read_entries, wal_group_find/at and wal_stats_get
- * may be called from another thread (the event loop) while a write runs: the in-memory state is
- * updated under a mutex after the fdatasync. A wal_group_state pointer stays valid until wal_close,
- * but its fields change when a write or compaction applies; read them on the thread that writes, or
+ * Threads: writers (wal_batch_write*, wal_compact) take turns on the WAL's writer lock; a
+ * write lets it go once its batch is durable and reported (wal_batch_write_notify), so the next
+ * write may start while the finished one updates the in-memory index. wal_prepare may run
+ * beside any of them. wal_read_entries, wal_group_find/at/state_copy and wal_stats_get may be
+ * called from another thread (the event loop) while a write runs: they take the WAL's mutex,
+ * and see a batch's entries once its write has reported it durable (they wait for the index
+ * update if it is still running). A wal_group_state pointer stays valid until wal_close, but its
+ * fields change when a write or compaction applies; read them on the thread that writes, or
  * while no write is running.
  */
 #ifndef RINGRAFT_WAL_H
@@ -55,13 +60,13 @@ struct wal_io {
 };
 
 struct wal_options {
-	uint64_t segment_bytes;       /* preallocated segment size (default WAL_SEGMENT_BYTES) */
-	size_t cache_bytes_per_group; /* in-memory tail cache per group (default WAL_CACHE_BYTES) */
-	/* added: all groups' tail caches together (default WAL_CACHE_TOTAL_BYTES; 0 = no such
-	 * limit). Each group gets min(cache_bytes_per_group, cache_bytes_total / groups), so the
-	 * memory stays bounded however many groups the node hosts. */
-	size_t cache_bytes_total;
-	bool no_sync;            /* tests/benchmarks only: skip fdatasync */
+	uint64_t segment_bytes; /* preallocated segment size (default WAL_SEGMENT_BYTES) */
+	/* The tail cache: the newest batches, whole, for all groups together, so reads of recent
+	 * entries (followers catching up) need no disk read (default WAL_CACHE_BYTES; 0 = none,
+	 * every read goes to disk). Memory stays within it however many groups there are. */
+	size_t cache_bytes;
+	bool no_sync;      /* tests/benchmarks only: skip fdatasync */
+	bool no_direct_io; /* write batches through the page cache even where O_DIRECT works */
 	const struct wal_io *io; /* NULL = real system calls; borrowed until wal_close */
 };
 void wal_options_default(struct wal_options *opts);
@@ -144,11 +149,21 @@ int wal_batch_snapshot(struct wal_batch *b, uint64_t group, raft_index index, ra
  * entries are all at or below every group's checkpoint may be deleted. */
 int wal_batch_checkpoint(struct wal_batch *b, uint64_t group, raft_index index);
 
-/* Writes the batch as one write and one fdatasync. Blocking: call off the event loop.
- * Not concurrent with another wal_batch_write or wal_compact on the same wal. On success the
- * whole batch is durable. WAL_EFSYNC/WAL_EIO: stop the node. WAL_ENOSPC: the batch did not
- * land and the log is unchanged. */
+/* Writes the batch as one write and one fdatasync. Blocking: call off the event loop. Writes
+ * (and wal_compact) take turns. On success the whole batch is durable, wal_batch_durable says
+ * how far, and the batch may be reset and refilled. WAL_EFSYNC/WAL_EIO: stop the node.
+ * WAL_ENOSPC: the batch did not land and the log is unchanged. */
 int wal_batch_write(struct wal *w, struct wal_batch *b);
+
+/* The same, telling `fn` as soon as the batch is durable and wal_batch_durable is filled in —
+ * before the WAL's in-memory index has taken the batch in, which the write then does while the
+ * caller is being told (calls that read the WAL wait for it, and the next write may already
+ * start). From fn on, the batch is the caller's again (reset, refill, free). fn runs on the
+ * writing thread with the WAL's mutex held: it must not call into the WAL; it should only hand
+ * the news over (uv_async_send, a condition variable). It is called exactly when the write
+ * returns WAL_OK — or a failure of the index update afterwards (WAL_ENOMEM: stop the node). */
+typedef void (*wal_durable_fn)(struct wal_batch *b, void *arg);
+int wal_batch_write_notify(struct wal *w, struct wal_batch *b, wal_durable_fn fn, void *arg);
 
 /* After a successful write: for each group in that batch (ascending group id), the (index,
  * term) of its last entry now durable — its snapshot point if the log is empty — to feed
@@ -186,7 +201,8 @@ struct wal_stats {
 	uint64_t records_written;
 	uint64_t fsyncs;
 	uint64_t segments_made_on_write; /* added: rolls that found no spare (wal_prepare) ready */
-	uint64_t cache_bytes;            /* added: entry data held in the tail caches */
+	uint64_t cache_bytes;            /* added: memory held by the tail cache */
+	uint64_t direct_writes;          /* added: batches written with O_DIRECT */
 };
 void wal_stats_get(const struct wal *w, struct wal_stats *st);
 /* errno of the last WAL_EIO/WAL_EFSYNC, for the log line. */

@@ -123,7 +123,7 @@ static struct wal_options crash_opts(void)
 	struct wal_options o;
 	wal_options_default(&o);
 	o.segment_bytes = 2 << 20; /* holds a few bulk entries */
-	o.cache_bytes_per_group = 512;
+	o.cache_bytes = 4096;
 	return o;
 }
 

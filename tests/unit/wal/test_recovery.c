@@ -230,6 +230,49 @@ START_TEST(test_bit_flips_are_reported)
 }
 END_TEST
 
+/* Where batches are written with O_DIRECT they end with zero padding up to a sector
+ * boundary; a byte changed there is damage like any other (the padding is checked to be zero),
+ * reported where the batch's records end. */
+START_TEST(test_padding_damage_is_corruption)
+{
+	if (dio_align_of_tmp() == 0) {
+		fprintf(stderr,
+			"padding test: the temporary file system has no O_DIRECT: no padding "
+			"to damage\n");
+		return;
+	}
+	char *dir = tmp_dir(), *copy;
+	build(dir, 40);
+	struct positions p = walk_positions(dir);
+	ck_assert_int_gt(asprintf(&copy, "%s.copy", dir), 0);
+	size_t tried = 0;
+	for (size_t bi = 0; bi + 2 < p.n; bi++) {
+		const struct batch_pos *bp = &p.b[bi], *next = &p.b[bi + 1];
+		if (strcmp(bp->segment, next->segment) != 0 || next->off == bp->end)
+			continue; /* no padding after this one */
+		uint64_t off = bp->end + (next->off - bp->end) / 2;
+		copy_dir(dir, copy);
+		uint8_t v = 0x40;
+		patch(copy, bp->segment, off, &v, 1);
+		struct wal_options o = opts();
+		struct wal *w = NULL;
+		struct wal_corruption c;
+		ck_assert_int_eq(wal_open(copy, &o, false, &w, &c), WAL_ECORRUPT);
+		ck_assert_str_eq(c.segment, bp->segment);
+		ck_assert_uint_eq(c.offset, bp->end);
+		ck_assert_str_eq(c.reason, "batch longer than its records");
+		struct positions wp = walk_positions(copy);
+		ck_assert_uint_ge(wp.bad, 1);
+		tmp_rmdir(copy);
+		tried++;
+	}
+	ck_assert_uint_gt(tried, 20);
+	free(copy);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
 /* A zeroed block in the middle of the log (lost write) is corruption, not an end. */
 START_TEST(test_zeroed_hole_is_corruption)
 {
@@ -472,6 +515,7 @@ int main(void)
 	tcase_add_test(tc, test_torn_tail_is_cut);
 	tcase_add_test(tc, test_bit_flips_are_reported);
 	tcase_add_test(tc, test_zeroed_hole_is_corruption);
+	tcase_add_test(tc, test_padding_damage_is_corruption);
 	tcase_add_test(tc, test_enospc_changes_nothing);
 	tcase_add_test(tc, test_fsync_failure_is_final);
 	tcase_add_test(tc, test_tool_exit_codes);

@@ -25,6 +25,30 @@ static inline char *tmp_dir(void)
 	return p;
 }
 
+/* The O_DIRECT alignment the temporary directory's file system asks for, 0 if it has none
+ * (then the WAL writes through the page cache): what wal/segment.c finds out the same way. */
+static inline uint32_t dio_align_of_tmp(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *p;
+	ck_assert(asprintf(&p, "%s/ringraft-dio-XXXXXX", base ? base : "/tmp") > 0);
+	int fd = mkstemp(p);
+	ck_assert_int_ge(fd, 0);
+	uint32_t align = 0;
+	struct statx sx;
+	int dfd = open(p, O_WRONLY | O_DIRECT);
+	if (dfd >= 0 && statx(dfd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+	    (sx.stx_mask & STATX_DIOALIGN) && sx.stx_dio_mem_align <= 4096 &&
+	    sx.stx_dio_offset_align <= 4096)
+		align = sx.stx_dio_offset_align < 8 ? 8 : sx.stx_dio_offset_align;
+	if (dfd >= 0)
+		close(dfd);
+	close(fd);
+	unlink(p);
+	free(p);
+	return align;
+}
+
 /* Removes the files of a (flat) directory and the directory. */
 static inline void tmp_rmdir(const char *dir)
 {
