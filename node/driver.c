@@ -2,6 +2,9 @@
  * every Ready goes into the turn's one WAL batch, messages out now, msgs_after_persist held with
  * that batch, committed entries applied in one kv_apply; one batch written at a time on the
  * thread pool, then raft_persisted and the held messages; then one frame per peer/client.
+ * The write tells the loop (uv_async) as soon as its batch is durable, and the next batch goes
+ * out while that work item still updates the WAL's index (or compacts): the two take turns in
+ * the WAL, which keeps them in order.
  */
 #include <assert.h>
 #include <errno.h>
@@ -168,12 +171,21 @@ static void handle_ready(struct node *n, struct node_group *g)
 	node_service_reads_ready(n, g);
 }
 
+/* On the writing thread, with the WAL's mutex held: only the news goes over. */
+static void durable_cb(struct wal_batch *wb, void *arg)
+{
+	struct node_batch *b = arg;
+	(void)wb;
+	atomic_store(&b->durable, true);
+	uv_async_send(&b->n->wal_news);
+}
+
 static void write_work_cb(uv_work_t *w)
 {
 	struct node_batch *b = w->data;
-	b->rc = wal_batch_write(b->n->wal, b->b);
-	if (b->rc == WAL_OK && b->checkpoint)
-		b->rc = wal_compact(b->n->wal, &b->removed);
+	b->rc = wal_batch_write_notify(b->n->wal, b->b, durable_cb, b);
+	if (b->rc == WAL_OK && b->compact)
+		b->compact_rc = wal_compact(b->n->wal, &b->removed);
 }
 
 static void start_write(struct node *n);
@@ -212,20 +224,11 @@ void node_maybe_prepare_wal(struct node *n)
 		n->preparing = true;
 }
 
-static void write_done_cb(uv_work_t *w, int status)
+/* The batch in flight is durable: the cores learn how far, the messages that waited for it
+ * go out, and the next batch may be written. */
+static void complete_write(struct node *n, struct node_batch *b)
 {
-	struct node_batch *b = w->data;
-	struct node *n = b->n;
 	assert(n->inflight == b);
-	if (status != 0)
-		node_fatal(n, 0, "WAL write could not run error=\"%s\"", uv_strerror(status));
-	if (b->rc != WAL_OK) {
-		/* Never retry a failed fsync: what is on disk is unknown (DESIGN.md 4). */
-		node_fatal(n, 0, "WAL write failed, stopping error=\"%s\" errno=\"%s\"",
-			   wal_strerror(b->rc), strerror(wal_errno(n->wal)));
-	}
-	if (b->checkpoint && b->removed > 0)
-		node_log(NODE_LOG_INFO, 0, "wal compacted segments_removed=%zu", b->removed);
 	const struct wal_durable *d;
 	size_t nd = wal_batch_durable(b->b, &d);
 	for (size_t i = 0; i < nd; i++) {
@@ -235,11 +238,42 @@ static void write_done_cb(uv_work_t *w, int status)
 	}
 	release_held(n, b);
 	wal_batch_reset(b->b);
-	b->checkpoint = false;
-	b->removed = 0;
 	n->inflight = NULL;
 	node_maybe_prepare_wal(n);
 	node_process(n);
+}
+
+void node_wal_news_cb(uv_async_t *h)
+{
+	struct node *n = h->data;
+	struct node_batch *b = n->inflight;
+	if (b != NULL && atomic_load(&b->durable))
+		complete_write(n, b);
+}
+
+/* The work item is over (the write, the index update, a compaction). */
+static void write_done_cb(uv_work_t *w, int status)
+{
+	struct node_batch *b = w->data;
+	struct node *n = b->n;
+	b->queued = false;
+	if (status != 0)
+		node_fatal(n, 0, "WAL write could not run error=\"%s\"", uv_strerror(status));
+	if (b->rc != WAL_OK || b->compact_rc != WAL_OK) {
+		/* Never retry a failed fsync: what is on disk is unknown (DESIGN.md 4). */
+		node_fatal(n, 0, "WAL %s failed, stopping error=\"%s\" errno=\"%s\"",
+			   b->rc != WAL_OK ? "write" : "compaction",
+			   wal_strerror(b->rc != WAL_OK ? b->rc : b->compact_rc),
+			   strerror(wal_errno(n->wal)));
+	}
+	if (b->compact && b->removed > 0)
+		node_log(NODE_LOG_INFO, 0, "wal compacted segments_removed=%zu", b->removed);
+	b->compact = false;
+	b->removed = 0;
+	if (n->inflight == b && atomic_load(&b->durable))
+		complete_write(n, b); /* the news had not been handled yet */
+	else
+		start_write(n); /* the next batch may have waited for this work item */
 }
 
 static void start_write(struct node *n)
@@ -252,9 +286,17 @@ static void start_write(struct node *n)
 		release_held(n, b);
 		return;
 	}
+	if (b->queued)
+		return; /* its previous write is still finishing: write_done_cb comes back here */
 	n->inflight = b;
 	n->cur = (b == &n->batches[0]) ? &n->batches[1] : &n->batches[0];
 	assert(n->cur->n_held == 0 && wal_batch_empty(n->cur->b));
+	b->compact = b->checkpoint;
+	b->checkpoint = false;
+	b->rc = b->compact_rc = WAL_OK;
+	b->removed = 0;
+	atomic_store(&b->durable, false);
+	b->queued = true;
 	b->work.data = b;
 	int rc = uv_queue_work(&n->loop, &b->work, write_work_cb, write_done_cb);
 	if (rc != 0)
@@ -263,8 +305,9 @@ static void start_write(struct node *n)
 
 bool node_write_idle(struct node *n)
 {
+	/* wal_close must not run beside a write's work item or wal_prepare */
 	return n->inflight == NULL && wal_batch_empty(n->cur->b) && n->cur->n_held == 0 &&
-	       !n->preparing; /* wal_close must not run beside wal_prepare */
+	       !n->batches[0].queued && !n->batches[1].queued && !n->preparing;
 }
 
 void node_process(struct node *n)

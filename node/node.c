@@ -286,6 +286,9 @@ int node_open(const struct node_config *cfg, struct node **out)
 		node_log(NODE_LOG_ERROR, 0, "cannot listen for clients addr=%s", cfg->client_addr);
 		return -1;
 	}
+	if (uv_async_init(&n->loop, &n->wal_news, node_wal_news_cb) != 0)
+		return -1;
+	n->wal_news.data = n;
 	uv_timer_init(&n->loop, &n->tick);
 	n->tick.data = n;
 	uv_timer_start(&n->tick, tick_cb, cfg->tick_ms, cfg->tick_ms);

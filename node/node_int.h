@@ -5,6 +5,7 @@
 #ifndef RINGRAFT_NODE_INT_H
 #define RINGRAFT_NODE_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -104,8 +105,14 @@ struct node_batch {
 	struct wal_batch *b;
 	struct node_held *held;
 	size_t n_held, cap_held;
-	bool checkpoint; /* compact the WAL after writing */
-	int rc;
+	bool checkpoint; /* compact the WAL after writing this batch (set while it fills) */
+	/* Its write on the thread pool (driver.c). While `queued`, the fields below belong to the
+	 * work item, but for `durable`, which it sets (then uv_async_send) as soon as the batch is
+	 * durable: the work item goes on to update the WAL's index and maybe compact. */
+	bool queued;
+	bool compact; /* the work item compacts after the write (checkpoint, taken at start) */
+	_Atomic bool durable;
+	int rc, compact_rc;
 	size_t removed;
 	uv_work_t work;
 };
@@ -124,11 +131,12 @@ struct node {
 	uv_check_t check;
 	uv_signal_t sigterm, sigint;
 	struct node_batch batches[2];
-	struct node_batch *cur, *inflight;
-	uv_work_t prep_work;    /* wal_prepare on the thread pool (driver.c) */
-	bool preparing;         /* prep_work queued and not done */
-	int prep_rc;            /* of the last wal_prepare */
-	uint64_t prep_retry_ms; /* after a failed wal_prepare: not again before this */
+	struct node_batch *cur, *inflight; /* inflight: written, not yet reported durable */
+	uv_async_t wal_news;               /* a write is durable (driver.c) */
+	uv_work_t prep_work;               /* wal_prepare on the thread pool (driver.c) */
+	bool preparing;                    /* prep_work queued and not done */
+	int prep_rc;                       /* of the last wal_prepare */
+	uint64_t prep_retry_ms;            /* after a failed wal_prepare: not again before this */
 	struct node_msg_scratch scratch;
 	struct node_req *reqs_head, *reqs_tail;
 	struct node_req *buckets[NODE_REQ_BUCKETS];
@@ -164,6 +172,8 @@ void node_process(struct node *n);
 bool node_write_idle(struct node *n);
 /* Queues wal_prepare on the thread pool if the WAL wants its next segment made. */
 void node_maybe_prepare_wal(struct node *n);
+/* The uv_async callback of n->wal_news: a write reported its batch durable. */
+void node_wal_news_cb(uv_async_t *h);
 void node_send_msg(struct node *n, struct node_group *g, const struct raft_message *m);
 void node_on_peer_frame(void *arg, uint64_t from, const Ringraft__Raft__PeerFrame *f);
 

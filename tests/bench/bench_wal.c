@@ -3,8 +3,10 @@
  * 64 concurrent appenders, each with one 256-byte entry outstanding, spread over 1, 8 or 64
  * groups; what counts is entries wal_batch_write reported durable. Two ways to drive them:
  *   loop (the primary figure): as node/ drives the WAL. One loop thread gathers the entries
- *     into a batch and hands it to one worker thread (one write in flight; entries submitted
- *     meanwhile wait in the next batch); the completion re-arms the appenders it made durable.
+ *     into a batch and hands it to a pool of two worker threads (one write in flight; entries
+ *     submitted meanwhile wait in the next batch); each write tells the loop as soon as it is
+ *     durable (wal_batch_write_notify), the loop re-arms the appenders it made durable and hands
+ *     the next batch to the other worker while the first one updates the WAL's index.
  *   threads: 64 OS threads each block until their entry is durable; one writer thread.
  * The reference, measured in the same run on the same disk (alternating slices), is one
  * 256-byte record per pwrite+fdatasync into a file written in full beforehand. Also printed:
@@ -191,13 +193,14 @@ static void prep_stop(struct preparer *p)
 
 /* ---------------------------------------------------------------- mode "loop" (primary)
  * The shape of node/driver.c: this thread plays the libuv loop. It owns the 64 logical
- * appenders and two batches; start_write hands the current batch to the worker (as
- * uv_queue_work hands write_work_cb to the thread pool: one batch in flight at a time) and
- * new entries go into the other one. The completion runs back on the loop thread: it reads
- * wal_batch_durable, checks that every entry of the batch is covered, re-arms those appenders,
- * each of which at once submits its next entry (to the next group, round-robin), and the
- * next batch goes out. The handoff is a mutex and two condition variables, standing in for
- * the thread pool's queue and uv_async. */
+ * appenders and two batches; start_write hands the current batch to the pool (as uv_queue_work
+ * hands write_work_cb to the libuv thread pool: one batch in flight at a time) and new entries
+ * go into the other one. The write's durable callback wakes the loop (as node/'s uv_async
+ * does); the loop reads wal_batch_durable, checks that every entry of the batch is covered,
+ * re-arms those appenders, each of which at once submits its next entry (to the next group,
+ * round-robin), and the next batch goes out, to whichever worker is free: the one that wrote
+ * the last batch may still be updating the WAL's index. The handoffs are a mutex and condition
+ * variables, standing in for the thread pool's queue and uv_async. */
 struct appender {
 	uint64_t group;   /* of its outstanding entry */
 	raft_index index; /* of its outstanding entry; 0 = none */
@@ -211,27 +214,47 @@ struct loop_batch {
 	int n;
 };
 
+enum { POOL = 2 };
+
 struct loop {
 	struct wal *w;
 	uint64_t groups, next_group; /* round-robin over groups 1..groups */
 	uint64_t next_index[APPENDERS + 1];
 	struct appender app[APPENDERS];
 	struct loop_batch batches[2];
-	struct loop_batch *cur, *inflight; /* inflight: with the worker, NULL = none */
-	pthread_t worker;
+	struct loop_batch *cur, *inflight; /* inflight: with the pool, NULL = none */
+	pthread_t workers[POOL];
 	struct preparer prep;
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv, done_cv;
-	struct loop_batch *todo; /* under mu: handed to the worker, not yet taken */
+	struct loop_batch *todo; /* under mu: handed to the pool, not yet taken */
 	bool done, quit;         /* under mu */
 	int rc;                  /* under mu: of the write just done */
-	double write_s;          /* under mu: time spent inside wal_batch_write */
-	double worker_wait_s;    /* the worker's and the loop thread's cpu_wait_s, per slice */
+	double write_t0;         /* under mu: when the write in flight started */
+	double write_s;          /* under mu: time from a write's start to its durable news */
+	double news_t0, news_s;  /* under mu: durable news sent, and its wait until the loop runs */
+	double hand_t0, hand_s;  /* under mu: batch handed over, and its wait until a worker runs */
+	double turn_s;           /* the loop's own work per completion (re-arming the appenders) */
+	double worker_wait_s;    /* the workers' and the loop thread's cpu_wait_s, per slice */
 	double loop_wait_s;
 	char dir[4096];
 };
 
-/* The thread pool's one busy worker: runs wal_batch_write, reports back. */
+/* Called by wal_batch_write_notify on the worker once the batch is durable. */
+static void loop_durable(struct wal_batch *b, void *arg)
+{
+	struct loop *l = arg;
+	(void)b;
+	pthread_mutex_lock(&l->mu);
+	l->news_t0 = now_s();
+	l->write_s += l->news_t0 - l->write_t0;
+	l->rc = WAL_OK;
+	l->done = true;
+	pthread_cond_signal(&l->done_cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* A thread of the pool: runs wal_batch_write_notify for each batch handed to it. */
 static void *loop_worker(void *arg)
 {
 	struct loop *l = arg;
@@ -244,15 +267,16 @@ static void *loop_worker(void *arg)
 			break;
 		struct loop_batch *b = l->todo;
 		l->todo = NULL;
+		l->write_t0 = now_s();
+		l->hand_s += l->write_t0 - l->hand_t0;
 		pthread_mutex_unlock(&l->mu);
-		double t = now_s();
-		int rc = wal_batch_write(l->w, b->b);
-		double dt = now_s() - t;
+		int rc = wal_batch_write_notify(l->w, b->b, loop_durable, l);
 		pthread_mutex_lock(&l->mu);
-		l->write_s += dt;
-		l->rc = rc;
-		l->done = true;
-		pthread_cond_signal(&l->done_cv);
+		if (rc != WAL_OK) {
+			l->rc = rc;
+			l->done = true;
+			pthread_cond_signal(&l->done_cv);
+		}
 	}
 	l->worker_wait_s += cpu_wait_s() - w0;
 	pthread_mutex_unlock(&l->mu);
@@ -285,6 +309,7 @@ static void loop_start_write(struct loop *l)
 	assert(l->cur->n == 0 && wal_batch_empty(l->cur->b));
 	pthread_mutex_lock(&l->mu);
 	l->todo = l->inflight;
+	l->hand_t0 = now_s();
 	pthread_cond_signal(&l->work_cv);
 	pthread_mutex_unlock(&l->mu);
 }
@@ -324,14 +349,14 @@ static void loop_write_done(struct loop *l, bool rearm)
 		loop_submit(l, b->members[k]);
 }
 
-static struct loop *loop_open(const char *dir, uint64_t groups)
+static struct loop *loop_open(const char *dir, const char *mode, uint64_t groups)
 {
 	struct loop *l = calloc(1, sizeof *l);
 	if (!l) {
 		fprintf(stderr, "bench_wal: out of memory\n");
 		exit(2);
 	}
-	snprintf(l->dir, sizeof l->dir, "%s/wal-loop-%" PRIu64, dir, groups);
+	snprintf(l->dir, sizeof l->dir, "%s/wal-%s-%" PRIu64, dir, mode, groups);
 	l->groups = groups;
 	struct wal_options o;
 	wal_options_default(&o);
@@ -366,7 +391,8 @@ static void loop_slice(struct loop *l, double seconds, uint64_t *appends, uint64
 		a0 += l->app[i].appends;
 	double w0 = cpu_wait_s(), t0 = now_s(), end = t0 + seconds;
 	l->quit = false;
-	pthread_create(&l->worker, NULL, loop_worker, l);
+	for (int i = 0; i < POOL; i++)
+		pthread_create(&l->workers[i], NULL, loop_worker, l);
 	for (int i = 0; i < APPENDERS; i++)
 		loop_submit(l, i);
 	loop_start_write(l);
@@ -376,21 +402,25 @@ static void loop_slice(struct loop *l, double seconds, uint64_t *appends, uint64
 			pthread_cond_wait(&l->done_cv, &l->mu);
 		l->done = false;
 		int rc = l->rc;
+		double t = now_s();
+		l->news_s += t - l->news_t0;
 		pthread_mutex_unlock(&l->mu);
 		if (rc != WAL_OK) {
 			fprintf(stderr, "bench_wal: write: %s\n", wal_strerror(rc));
 			exit(2);
 		}
-		loop_write_done(l, now_s() < end);
+		loop_write_done(l, t < end);
+		l->turn_s += now_s() - t;
 		loop_start_write(l);
 	}
 	*elapsed += now_s() - t0;
 	l->loop_wait_s += cpu_wait_s() - w0;
 	pthread_mutex_lock(&l->mu);
 	l->quit = true;
-	pthread_cond_signal(&l->work_cv);
+	pthread_cond_broadcast(&l->work_cv);
 	pthread_mutex_unlock(&l->mu);
-	pthread_join(l->worker, NULL);
+	for (int i = 0; i < POOL; i++)
+		pthread_join(l->workers[i], NULL);
 	wal_stats_get(l->w, &st1);
 	for (int i = 0; i < APPENDERS; i++)
 		a1 += l->app[i].appends;
@@ -409,6 +439,59 @@ static void loop_close(struct loop *l)
 	pthread_cond_destroy(&l->done_cv);
 	pthread_mutex_destroy(&l->mu);
 	free(l);
+}
+
+/* ---------------------------------------------------------------- mode "inline"
+ * The WAL's own cost, without a thread hand-over: one thread owns the 64 appenders (a struct
+ * loop without workers) and writes the batches itself. Each write's durable callback, on this
+ * same thread, checks the report and re-arms every appender the batch made durable, into the
+ * other batch, which is written as soon as the write returns. As in the plain loop, one
+ * thread does everything, so the figure is what group commit through the WAL costs (encoding,
+ * the write and fdatasync, the report, the index update) against a plain write+fdatasync. */
+struct inline_arg {
+	struct loop *l;
+	double end, t0;
+};
+
+static void inline_durable(struct wal_batch *b, void *arg)
+{
+	struct inline_arg *a = arg;
+	(void)b;
+	double t = now_s();
+	a->l->write_s += t - a->t0;
+	loop_write_done(a->l, t < a->end);
+	a->l->turn_s += now_s() - t;
+}
+
+static void inline_slice(struct loop *l, double seconds, uint64_t *appends, uint64_t *fsyncs,
+			 double *elapsed)
+{
+	struct wal_stats st0, st1;
+	wal_stats_get(l->w, &st0);
+	uint64_t a0 = 0, a1 = 0;
+	for (int i = 0; i < APPENDERS; i++)
+		a0 += l->app[i].appends;
+	double w0 = cpu_wait_s(), t0 = now_s();
+	struct inline_arg a = {.l = l, .end = t0 + seconds};
+	for (int i = 0; i < APPENDERS; i++)
+		loop_submit(l, i);
+	while (l->cur->n > 0) {
+		l->inflight = l->cur;
+		l->cur = (l->cur == &l->batches[0]) ? &l->batches[1] : &l->batches[0];
+		a.t0 = now_s();
+		int rc = wal_batch_write_notify(l->w, l->inflight->b, inline_durable, &a);
+		if (rc != WAL_OK) {
+			fprintf(stderr, "bench_wal: write: %s\n", wal_strerror(rc));
+			exit(2);
+		}
+	}
+	*elapsed += now_s() - t0;
+	l->worker_wait_s += cpu_wait_s() - w0;
+	wal_stats_get(l->w, &st1);
+	for (int i = 0; i < APPENDERS; i++)
+		a1 += l->app[i].appends;
+	*appends += a1 - a0;
+	*fsyncs += st1.fsyncs - st0.fsyncs;
 }
 
 /* ---------------------------------------------------------------- mode "threads" (secondary)
@@ -611,6 +694,10 @@ struct result {
 	/* segments the WAL started, and how many of them a batch had to make itself because
 	 * no spare (wal_prepare) was ready: each of those stalled the writer */
 	uint64_t segments, made_on_write;
+	double direct; /* fraction of the batches written with O_DIRECT */
+	/* mode loop, ms per batch: the durable news until the loop runs, the loop's turn, the
+	 * hand-over until a worker runs (-1: mode threads) */
+	double news_ms, turn_ms, hand_ms;
 };
 
 static void segment_counts(struct wal *w, struct result *r)
@@ -619,6 +706,7 @@ static void segment_counts(struct wal *w, struct result *r)
 	wal_stats_get(w, &st);
 	r->segments = st.segments;
 	r->made_on_write = st.segments_made_on_write;
+	r->direct = st.batches_written ? (double)st.direct_writes / (double)st.batches_written : 0;
 }
 
 static void print_table(const char *title, const struct result *r, size_t n)
@@ -635,16 +723,41 @@ static void print_table(const char *title, const struct result *r, size_t n)
 		       r[i].plain_wait_ms, r[i].writer_wait_ms);
 		if (r[i].loop_wait_ms >= 0)
 			printf(", loop %.2f", r[i].loop_wait_ms);
-		printf("; segments %" PRIu64 ", made on the batch path %" PRIu64 "\n",
-		       r[i].segments, r[i].made_on_write);
+		printf("; segments %" PRIu64 ", made on the batch path %" PRIu64
+		       "; direct writes %.0f%%\n",
+		       r[i].segments, r[i].made_on_write, 100 * r[i].direct);
+		if (r[i].news_ms >= 0)
+			printf("          per batch, ms: plain write+fdatasync %.3f | write until "
+			       "durable news %.3f, news until the loop runs %.3f, loop turn %.3f, "
+			       "hand-over until a worker runs %.3f\n",
+			       1000 / r[i].plain, f > 0 ? 1000 * r[i].write_s / f : 0, r[i].news_ms,
+			       r[i].turn_ms, r[i].hand_ms);
+		else if (r[i].turn_ms >= 0)
+			printf("          per batch, ms: plain write+fdatasync %.3f | write until "
+			       "durable news %.3f, re-arming the appenders %.3f, the rest (index "
+			       "update) %.3f\n",
+			       1000 / r[i].plain, f > 0 ? 1000 * r[i].write_s / f : 0, r[i].turn_ms,
+			       f > 0 ? 1000 / f - 1000 * r[i].write_s / f - r[i].turn_ms : 0);
 	}
 }
+
+enum { MODE_INLINE, MODE_LOOP, MODE_THREADS, MODES };
+static const char *const mode_names[MODES] = {"inline", "loop", "threads"};
+static const char *const mode_titles[MODES] = {
+	"mode inline (the WAL's own cost): one thread owns the 64 appenders, writes each batch "
+	"and re-arms the appenders from the durable callback",
+	"mode loop (as node/ drives the WAL): one loop thread batches the 64 appenders' entries, "
+	"a pool of two worker threads runs wal_batch_write_notify, the durable news wakes the loop",
+	"mode threads: 64 appender threads each block until durable, one writer thread",
+};
 
 int main(int argc, char **argv)
 {
 	double seconds = 5; /* per configuration: of the reference, and of each mode */
-	const char *dir_arg = NULL, *mode = "both";
+	const char *dir_arg = NULL, *mode = "all";
+	bool run[MODES] = {false};
 	for (int i = 1; i < argc; i++) {
+		bool ok = true;
 		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			seconds = atof(argv[++i]);
 		else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
@@ -652,16 +765,25 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc)
 			mode = argv[++i];
 		else
-			mode = NULL;
-		if (mode == NULL || seconds <= 0 ||
-		    (strcmp(mode, "loop") && strcmp(mode, "threads") && strcmp(mode, "both"))) {
+			ok = false;
+		if (!ok || seconds <= 0) {
 			fprintf(stderr,
-				"usage: %s [--seconds S] [--dir DIR] [--mode loop|threads|both]\n",
+				"usage: %s [--seconds S] [--dir DIR] [--mode "
+				"all|inline|loop|threads]\n"
+				"  S: seconds of each mode and of the reference, per configuration "
+				"(default 5)\n",
 				argv[0]);
 			return 2;
 		}
 	}
-	bool run_loop = strcmp(mode, "threads") != 0, run_threads = strcmp(mode, "loop") != 0;
+	bool any = false;
+	for (int m = 0; m < MODES; m++)
+		any |= run[m] = strcmp(mode, "all") == 0 || strcmp(mode, mode_names[m]) == 0;
+	if (!any) {
+		fprintf(stderr, "%s: unknown mode %s (all, inline, loop, threads)\n", argv[0],
+			mode);
+		return 2;
+	}
 	/* default: next to the binary, i.e. on the build directory's disk */
 	char tmpl[4096], self[4096];
 	snprintf(self, sizeof self, "%s", argv[0]);
@@ -672,72 +794,84 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	printf("bench_wal: dir %s, %d appenders, %d-byte entries, per configuration %d slices of "
-	       "%.2f s of each (reference%s%s)\n",
-	       dir, APPENDERS, ENTRY_BYTES, SLICES, seconds / SLICES, run_loop ? ", loop" : "",
-	       run_threads ? ", threads" : "");
+	       "%.2f s of each (reference",
+	       dir, APPENDERS, ENTRY_BYTES, SLICES, seconds / SLICES);
+	for (int m = 0; m < MODES; m++)
+		if (run[m])
+			printf(", %s", mode_names[m]);
+	printf(")\n");
 	fflush(stdout);
 	/* The machine is shared and its disk's speed drifts by several times within seconds, so
-	 * the reference and the modes run in alternating short slices (reference, loop, threads;
+	 * the reference and the modes run in alternating short slices (reference, then each mode;
 	 * SLICES of each per configuration) and each ratio compares totals measured over the
-	 * same stretch of time. Both modes are compared with the same reference slices. */
+	 * same stretch of time. Every mode is compared with the same reference slices. */
 	struct plain p;
 	plain_open(&p, dir);
 	const uint64_t groups[] = {1, 8, 64};
-	struct result rl[3], rt[3];
+	struct result res[MODES][3];
 	for (size_t i = 0; i < 3; i++) {
-		struct loop *l = run_loop ? loop_open(dir, groups[i]) : NULL;
-		struct shared *s = run_threads ? thr_open(dir, groups[i]) : NULL;
-		uint64_t plain_ops = 0, l_appends = 0, l_fsyncs = 0, t_appends = 0, t_fsyncs = 0;
-		double plain_t = 0, plain_wait = 0, l_t = 0, t_t = 0, slice = seconds / SLICES;
+		struct loop *in = run[MODE_INLINE] ? loop_open(dir, "inline", groups[i]) : NULL;
+		struct loop *l = run[MODE_LOOP] ? loop_open(dir, "loop", groups[i]) : NULL;
+		struct shared *s = run[MODE_THREADS] ? thr_open(dir, groups[i]) : NULL;
+		uint64_t plain_ops = 0, appends[MODES] = {0}, fsyncs[MODES] = {0};
+		double plain_t = 0, plain_wait = 0, t[MODES] = {0}, slice = seconds / SLICES;
 		for (int k = 0; k < SLICES; k++) {
 			plain_slice(&p, slice, &plain_ops, &plain_t, &plain_wait);
+			if (in)
+				inline_slice(in, slice, &appends[MODE_INLINE], &fsyncs[MODE_INLINE],
+					     &t[MODE_INLINE]);
 			if (l)
-				loop_slice(l, slice, &l_appends, &l_fsyncs, &l_t);
+				loop_slice(l, slice, &appends[MODE_LOOP], &fsyncs[MODE_LOOP],
+					   &t[MODE_LOOP]);
 			if (s)
-				thr_slice(s, slice, &t_appends, &t_fsyncs, &t_t);
+				thr_slice(s, slice, &appends[MODE_THREADS], &fsyncs[MODE_THREADS],
+					  &t[MODE_THREADS]);
 		}
 		double plain = (double)plain_ops / plain_t;
 		double plain_wait_ms = 1000 * plain_wait / (double)plain_ops;
-		if (l) {
-			double nf = l_fsyncs ? (double)l_fsyncs : 1;
-			rl[i] = (struct result){groups[i],
-						plain,
-						(double)l_appends / l_t,
-						(double)l_fsyncs / l_t,
-						l->write_s / l_t,
-						plain_wait_ms,
-						1000 * l->worker_wait_s / nf,
-						1000 * l->loop_wait_s / nf,
-						0,
-						0};
-			segment_counts(l->w, &rl[i]);
+		for (int m = 0; m < MODES; m++) {
+			if (!run[m])
+				continue;
+			double nf = fsyncs[m] ? (double)fsyncs[m] : 1;
+			struct result *r = &res[m][i];
+			*r = (struct result){.groups = groups[i],
+					     .plain = plain,
+					     .appends = (double)appends[m] / t[m],
+					     .fsyncs = (double)fsyncs[m] / t[m],
+					     .plain_wait_ms = plain_wait_ms,
+					     .loop_wait_ms = -1,
+					     .news_ms = -1,
+					     .turn_ms = -1,
+					     .hand_ms = -1};
+			struct loop *ll = m == MODE_INLINE ? in : m == MODE_LOOP ? l : NULL;
+			if (ll) {
+				r->write_s = ll->write_s / t[m];
+				r->writer_wait_ms = 1000 * ll->worker_wait_s / nf;
+				r->turn_ms = 1000 * ll->turn_s / nf;
+				segment_counts(ll->w, r);
+			}
+			if (m == MODE_LOOP) {
+				r->loop_wait_ms = 1000 * l->loop_wait_s / nf;
+				r->news_ms = 1000 * l->news_s / nf;
+				r->hand_ms = 1000 * l->hand_s / nf;
+			}
+			if (m == MODE_THREADS) {
+				r->write_s = s->write_s / t[m];
+				r->writer_wait_ms = 1000 * s->writer_wait_s / nf;
+				segment_counts(s->w, r);
+			}
+		}
+		if (in)
+			loop_close(in);
+		if (l)
 			loop_close(l);
-		}
-		if (s) {
-			double nf = t_fsyncs ? (double)t_fsyncs : 1;
-			rt[i] = (struct result){groups[i],
-						plain,
-						(double)t_appends / t_t,
-						(double)t_fsyncs / t_t,
-						s->write_s / t_t,
-						plain_wait_ms,
-						1000 * s->writer_wait_s / nf,
-						-1,
-						0,
-						0};
-			segment_counts(s->w, &rt[i]);
+		if (s)
 			thr_close(s);
-		}
 	}
 	plain_close(&p);
 	rm_dir(dir);
-	if (run_loop)
-		print_table("mode loop (primary; as node/ drives the WAL): one loop thread batches "
-			    "the 64 appenders' entries, one worker thread runs wal_batch_write",
-			    rl, 3);
-	if (run_threads)
-		print_table("mode threads (secondary): 64 appender threads each block until "
-			    "durable, one writer thread",
-			    rt, 3);
+	for (int m = 0; m < MODES; m++)
+		if (run[m])
+			print_table(mode_titles[m], res[m], 3);
 	return 0;
 }
