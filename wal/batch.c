@@ -524,12 +524,14 @@ static int write_batch(struct wal *w, struct wal_batch *b, wal_durable_fn fn, vo
 		w->stats.fsyncs++;
 	/* The written buffer goes to the tail cache and the batch gets a spare one to fill next;
 	 * without memory for that, the batch keeps it and this batch is not cached. */
-	uint8_t *mem = b->buf;
-	size_t cap = b->cap;
+	uint8_t *mem = b->buf, *fresh;
+	size_t cap = b->cap, fresh_cap;
 	uint32_t n_records = b->n_records;
-	bool taken = wal_cache_buffer(w, cap, &b->buf, &b->cap) == WAL_OK;
-	if (!taken)
-		mem = b->buf;
+	bool taken = wal_cache_buffer(w, cap, &fresh, &fresh_cap) == WAL_OK;
+	if (taken) {
+		b->buf = fresh;
+		b->cap = fresh_cap;
+	}
 	bool early = fn && taken && report_from_batch(w, b);
 	size_t n_report = b->n_durable;
 	if (!early) {

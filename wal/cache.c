@@ -110,9 +110,10 @@ int wal_cache_buffer(struct wal *w, size_t min_cap, uint8_t **mem, size_t *cap)
 			return WAL_OK;
 		}
 	}
-	*mem = wal_buf_alloc(min_cap);
-	if (!*mem)
+	uint8_t *m = wal_buf_alloc(min_cap);
+	if (!m)
 		return WAL_ENOMEM;
+	*mem = m;
 	*cap = min_cap;
 	return WAL_OK;
 }

@@ -125,9 +125,6 @@ static int make_file(struct wal *w, const char *name, uint64_t size, int *fd_out
 		unlinkat(w->dir_fd, name, 0);
 		return rc;
 	}
-	/* The zeroes are on disk: their 64 MiB of page cache would only be dropped again, page by
-	 * page, by the direct writes into it. Advice only: nothing depends on it. */
-	(void)posix_fadvise(fd, 0, (off_t)size, POSIX_FADV_DONTNEED);
 	*fd_out = fd;
 	return WAL_OK;
 }

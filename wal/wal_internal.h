@@ -152,7 +152,8 @@ void wal_cache_add(struct wal *w, uint64_t seq, uint64_t seg, uint64_t seg_off, 
 		   size_t cap);
 /* The bytes of the entry at data_off of segment seg, written by batch seq, if cached. */
 const uint8_t *wal_cache_find(const struct wal *w, uint64_t seq, uint64_t seg, uint32_t data_off);
-/* A buffer of at least min_cap bytes for a batch to fill: a reused one, else a new one. */
+/* A buffer of at least min_cap bytes for a batch to fill: a reused one, else a new one
+ * (WAL_ENOMEM: *mem and *cap are left as they were). */
 int wal_cache_buffer(struct wal *w, size_t min_cap, uint8_t **mem, size_t *cap);
 void wal_cache_free(struct wal *w);
 /* Allocates an aligned buffer (direct I/O needs it). */
