@@ -274,6 +274,25 @@ static int cmp_run(const void *a, const void *b)
 	return x->order < y->order ? -1 : x->order > y->order;
 }
 
+/* Sorts runs by group, keeping their order within a group. node/ adds its groups in ascending
+ * order, so runs come (nearly) sorted: insertion sort, but for long lists (no quadratic case). */
+static void sort_runs(struct run *r, size_t n)
+{
+	if (n > 64) {
+		qsort(r, n, sizeof *r, cmp_run);
+		return;
+	}
+	for (size_t i = 1; i < n; i++) {
+		struct run x = r[i];
+		size_t j = i;
+		while (j > 0 && r[j - 1].group > x.group) {
+			r[j] = r[j - 1];
+			j--;
+		}
+		r[j] = x;
+	}
+}
+
 /* Starts a new active segment big enough for `bytes`: the spare, if wal_prepare made one. */
 static int roll(struct wal *w, size_t bytes)
 {
@@ -386,7 +405,7 @@ static int durable_room(struct wal *w, struct wal_batch *b, size_t n)
 /* The report from the index, once the batch is applied. */
 static int report_from_index(struct wal *w, struct wal_batch *b)
 {
-	qsort(b->runs, b->n_runs, sizeof *b->runs, cmp_run);
+	sort_runs(b->runs, b->n_runs);
 	int rc = durable_room(w, b, b->n_runs);
 	if (rc)
 		return rc;
@@ -411,7 +430,7 @@ static int report_from_index(struct wal *w, struct wal_batch *b)
  * marked corrupt): the batch is then applied first. Also kept in w->report for the check. */
 static bool report_from_batch(struct wal *w, struct wal_batch *b)
 {
-	qsort(b->runs, b->n_runs, sizeof *b->runs, cmp_run);
+	sort_runs(b->runs, b->n_runs);
 	if (durable_room(w, b, b->n_runs))
 		return false;
 	size_t n = 0;

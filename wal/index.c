@@ -28,6 +28,10 @@ static size_t group_pos(const struct wal *w, uint64_t id, bool *found)
 
 int wal_group_get(struct wal *w, uint64_t id, bool create, struct wal_group **out)
 {
+	if (id < WAL_GROUPS_DIRECT && w->by_id[id]) {
+		*out = w->by_id[id];
+		return WAL_OK;
+	}
 	bool found;
 	size_t pos = group_pos(w, id, &found);
 	if (found) {
@@ -54,6 +58,8 @@ int wal_group_get(struct wal *w, uint64_t id, bool create, struct wal_group **ou
 	memmove(w->groups + pos + 1, w->groups + pos, (w->n_groups - pos) * sizeof *w->groups);
 	w->groups[pos] = g;
 	w->n_groups++;
+	if (id < WAL_GROUPS_DIRECT)
+		w->by_id[id] = g;
 	atomic_store(&w->n_groups_seen, w->n_groups);
 	*out = g;
 	return WAL_OK;

@@ -57,6 +57,8 @@ struct wal_group {
  * until that is done no new spare may reuse the temporary name) -> NONE. */
 enum wal_spare_state { WAL_SPARE_NONE, WAL_SPARE_MAKING, WAL_SPARE_READY, WAL_SPARE_TAKEN };
 
+#define WAL_GROUPS_DIRECT 1024u
+
 /* Batch buffers are aligned for direct I/O (a file system asking for more disables it). */
 #define WAL_BUF_ALIGN 4096u
 
@@ -104,6 +106,9 @@ struct wal {
 
 	struct wal_group **groups; /* ascending group id */
 	size_t n_groups, cap_groups;
+	/* groups by id for ids below WAL_GROUPS_DIRECT (node/ numbers its groups 1..G): one
+	 * lookup instead of a binary search per record applied; NULL where none */
+	struct wal_group *by_id[WAL_GROUPS_DIRECT];
 	_Atomic size_t n_groups_seen; /* = n_groups, readable without mu (it only grows) */
 
 	struct wal_cache cache;     /* under mu */
