@@ -52,6 +52,9 @@ static const struct key_def {
 	 "on|off: move group leaders to their preferred nodes "
 	 "(default on)"},
 	{"wal-no-sync", K_TUNABLE, "on|off: skip fdatasync (benchmarks only; default off)"},
+	{"wal-no-direct-io", K_TUNABLE,
+	 "on|off: write WAL batches through the page cache, never with O_DIRECT (default off: "
+	 "O_DIRECT where the file system supports it)"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -506,6 +509,11 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	if (V("balance-leaders") != NULL &&
 	    parse_bool(V("balance-leaders"), &cfg->balance_leaders) < 0) {
 		fail(err, n, "--balance-leaders must be on or off");
+		goto out;
+	}
+	if (V("wal-no-direct-io") != NULL &&
+	    parse_bool(V("wal-no-direct-io"), &cfg->wal_no_direct_io) < 0) {
+		fail(err, n, "--wal-no-direct-io must be on or off");
 		goto out;
 	}
 	if (V("wal-no-sync") != NULL && parse_bool(V("wal-no-sync"), &cfg->wal_no_sync) < 0) {

@@ -34,7 +34,8 @@ struct node_config {
 	uint32_t request_timeout_ms;
 	int log_level;
 	bool balance_leaders;
-	bool wal_no_sync; /* benchmarks only: skip fdatasync (loses durability) */
+	bool wal_no_sync;      /* benchmarks only: skip fdatasync (loses durability) */
+	bool wal_no_direct_io; /* write WAL batches through the page cache, never O_DIRECT */
 };
 
 /* Parses argv, the --config file and DIR/cluster.conf into *cfg; on a first start writes

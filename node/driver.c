@@ -1,10 +1,12 @@
 /* driver.c — the Ready loop of every group (raft/raft.h's driver loop, DESIGN.md 3): per turn,
  * every Ready goes into the turn's one WAL batch, messages out now, msgs_after_persist held with
- * that batch, committed entries applied in one kv_apply; one batch written at a time on the
- * thread pool, then raft_persisted and the held messages; then one frame per peer/client.
- * The write tells the loop (uv_async) as soon as its batch is durable, and the next batch goes
- * out while that work item still updates the WAL's index (or compacts): the two take turns in
- * the WAL, which keeps them in order.
+ * that batch, committed entries applied in one kv_apply; one batch written at a time by the WAL
+ * writer thread, then raft_persisted and the held messages; then one frame per peer/client.
+ *
+ * The writer tells the loop (uv_async) as soon as a batch is durable, before it updates the
+ * WAL's in-memory index, so the index update overlaps the loop's wake-up. A thread of its own
+ * rather than uv_queue_work: a work item's completion would wake the loop a second time for
+ * every batch (measured: about 13% fewer unpipelined puts/s with three nodes on two vCPUs).
  */
 #include <assert.h>
 #include <errno.h>
@@ -171,23 +173,6 @@ static void handle_ready(struct node *n, struct node_group *g)
 	node_service_reads_ready(n, g);
 }
 
-/* On the writing thread, with the WAL's mutex held: only the news goes over. */
-static void durable_cb(struct wal_batch *wb, void *arg)
-{
-	struct node_batch *b = arg;
-	(void)wb;
-	atomic_store(&b->durable, true);
-	uv_async_send(&b->n->wal_news);
-}
-
-static void write_work_cb(uv_work_t *w)
-{
-	struct node_batch *b = w->data;
-	b->rc = wal_batch_write_notify(b->n->wal, b->b, durable_cb, b);
-	if (b->rc == WAL_OK && b->compact)
-		b->compact_rc = wal_compact(b->n->wal, &b->removed);
-}
-
 static void start_write(struct node *n);
 
 /* The next WAL segment is made (written with zeroes and synced, 64 MiB) on the thread pool
@@ -228,7 +213,6 @@ void node_maybe_prepare_wal(struct node *n)
  * go out, and the next batch may be written. */
 static void complete_write(struct node *n, struct node_batch *b)
 {
-	assert(n->inflight == b);
 	const struct wal_durable *d;
 	size_t nd = wal_batch_durable(b->b, &d);
 	for (size_t i = 0; i < nd; i++) {
@@ -243,37 +227,91 @@ static void complete_write(struct node *n, struct node_batch *b)
 	node_process(n);
 }
 
-void node_wal_news_cb(uv_async_t *h)
+/* The writer's news: a batch is durable, or a write or compaction failed, or segments went. */
+static void wal_news_cb(uv_async_t *h)
 {
 	struct node *n = h->data;
+	int failed = atomic_load(&n->wal_failed);
+	if (failed != WAL_OK) {
+		/* Never retry a failed fsync: what is on disk is unknown (DESIGN.md 4). */
+		node_fatal(n, 0, "WAL write failed, stopping error=\"%s\" errno=\"%s\"",
+			   wal_strerror(failed), strerror(wal_errno(n->wal)));
+	}
+	size_t removed = atomic_exchange(&n->wal_compacted, 0);
+	if (removed > 0)
+		node_log(NODE_LOG_INFO, 0, "wal compacted segments_removed=%zu", removed);
 	struct node_batch *b = n->inflight;
 	if (b != NULL && atomic_load(&b->durable))
 		complete_write(n, b);
 }
 
-/* The work item is over (the write, the index update, a compaction). */
-static void write_done_cb(uv_work_t *w, int status)
+/* On the writer thread, with the WAL's mutex held: only the news goes over. */
+static void durable_cb(struct wal_batch *wb, void *arg)
 {
-	struct node_batch *b = w->data;
-	struct node *n = b->n;
-	b->queued = false;
-	if (status != 0)
-		node_fatal(n, 0, "WAL write could not run error=\"%s\"", uv_strerror(status));
-	if (b->rc != WAL_OK || b->compact_rc != WAL_OK) {
-		/* Never retry a failed fsync: what is on disk is unknown (DESIGN.md 4). */
-		node_fatal(n, 0, "WAL %s failed, stopping error=\"%s\" errno=\"%s\"",
-			   b->rc != WAL_OK ? "write" : "compaction",
-			   wal_strerror(b->rc != WAL_OK ? b->rc : b->compact_rc),
-			   strerror(wal_errno(n->wal)));
+	struct node_batch *b = arg;
+	(void)wb;
+	atomic_store(&b->durable, true);
+	uv_async_send(&b->n->wal_news);
+}
+
+/* The writer thread. One batch at a time, in the order handed over: the loop hands the next
+ * one only after the news of the last, so by then the writer has taken it. After the news it
+ * still updates the WAL's index and compacts if asked; a batch handed over meanwhile waits. */
+static void *wal_writer_main(void *arg)
+{
+	struct node *n = arg;
+	pthread_mutex_lock(&n->wal_mu);
+	for (;;) {
+		while (n->wal_todo == NULL && !n->wal_quit)
+			pthread_cond_wait(&n->wal_cv, &n->wal_mu);
+		if (n->wal_todo == NULL)
+			break;
+		struct node_batch *b = n->wal_todo;
+		n->wal_todo = NULL;
+		pthread_mutex_unlock(&n->wal_mu);
+		bool compact = b->compact; /* b is the loop's again once durable */
+		int rc = wal_batch_write_notify(n->wal, b->b, durable_cb, b);
+		size_t removed = 0;
+		if (rc == WAL_OK && compact)
+			rc = wal_compact(n->wal, &removed);
+		if (removed > 0)
+			atomic_fetch_add(&n->wal_compacted, removed);
+		if (rc != WAL_OK)
+			atomic_store(&n->wal_failed, rc);
+		if (rc != WAL_OK || removed > 0) /* before pending drops: the loop may then close */
+			uv_async_send(&n->wal_news);
+		atomic_fetch_sub(&n->wal_pending, 1);
+		pthread_mutex_lock(&n->wal_mu);
 	}
-	if (b->compact && b->removed > 0)
-		node_log(NODE_LOG_INFO, 0, "wal compacted segments_removed=%zu", b->removed);
-	b->compact = false;
-	b->removed = 0;
-	if (n->inflight == b && atomic_load(&b->durable))
-		complete_write(n, b); /* the news had not been handled yet */
-	else
-		start_write(n); /* the next batch may have waited for this work item */
+	pthread_mutex_unlock(&n->wal_mu);
+	return NULL;
+}
+
+int node_wal_writer_start(struct node *n)
+{
+	if (uv_async_init(&n->loop, &n->wal_news, wal_news_cb) != 0)
+		return -1;
+	n->wal_news.data = n;
+	pthread_mutex_init(&n->wal_mu, NULL);
+	pthread_cond_init(&n->wal_cv, NULL);
+	if (pthread_create(&n->wal_thread, NULL, wal_writer_main, n) != 0)
+		return -1;
+	n->wal_thread_started = true;
+	return 0;
+}
+
+void node_wal_writer_stop(struct node *n)
+{
+	if (!n->wal_thread_started)
+		return;
+	pthread_mutex_lock(&n->wal_mu);
+	n->wal_quit = true;
+	pthread_cond_signal(&n->wal_cv);
+	pthread_mutex_unlock(&n->wal_mu);
+	pthread_join(n->wal_thread, NULL);
+	n->wal_thread_started = false;
+	pthread_cond_destroy(&n->wal_cv);
+	pthread_mutex_destroy(&n->wal_mu);
 }
 
 static void start_write(struct node *n)
@@ -286,28 +324,25 @@ static void start_write(struct node *n)
 		release_held(n, b);
 		return;
 	}
-	if (b->queued)
-		return; /* its previous write is still finishing: write_done_cb comes back here */
 	n->inflight = b;
 	n->cur = (b == &n->batches[0]) ? &n->batches[1] : &n->batches[0];
 	assert(n->cur->n_held == 0 && wal_batch_empty(n->cur->b));
 	b->compact = b->checkpoint;
 	b->checkpoint = false;
-	b->rc = b->compact_rc = WAL_OK;
-	b->removed = 0;
 	atomic_store(&b->durable, false);
-	b->queued = true;
-	b->work.data = b;
-	int rc = uv_queue_work(&n->loop, &b->work, write_work_cb, write_done_cb);
-	if (rc != 0)
-		node_fatal(n, 0, "cannot queue the WAL write error=\"%s\"", uv_strerror(rc));
+	atomic_fetch_add(&n->wal_pending, 1);
+	pthread_mutex_lock(&n->wal_mu);
+	assert(n->wal_todo == NULL);
+	n->wal_todo = b;
+	pthread_cond_signal(&n->wal_cv);
+	pthread_mutex_unlock(&n->wal_mu);
 }
 
 bool node_write_idle(struct node *n)
 {
-	/* wal_close must not run beside a write's work item or wal_prepare */
+	/* wal_close must not run beside a write or wal_prepare */
 	return n->inflight == NULL && wal_batch_empty(n->cur->b) && n->cur->n_held == 0 &&
-	       !n->batches[0].queued && !n->batches[1].queued && !n->preparing;
+	       atomic_load(&n->wal_pending) == 0 && !n->preparing;
 }
 
 void node_process(struct node *n)

@@ -225,6 +225,7 @@ int node_open(const struct node_config *cfg, struct node **out)
 	struct wal_options wo;
 	wal_options_default(&wo);
 	wo.no_sync = cfg->wal_no_sync;
+	wo.no_direct_io = cfg->wal_no_direct_io;
 	struct wal_corruption corr;
 	memset(&corr, 0, sizeof corr);
 	int rc = wal_open(wal_dir, &wo, false, &n->wal, &corr);
@@ -286,9 +287,10 @@ int node_open(const struct node_config *cfg, struct node **out)
 		node_log(NODE_LOG_ERROR, 0, "cannot listen for clients addr=%s", cfg->client_addr);
 		return -1;
 	}
-	if (uv_async_init(&n->loop, &n->wal_news, node_wal_news_cb) != 0)
+	if (node_wal_writer_start(n) < 0) {
+		node_log(NODE_LOG_ERROR, 0, "cannot start the WAL writer thread");
 		return -1;
-	n->wal_news.data = n;
+	}
 	uv_timer_init(&n->loop, &n->tick);
 	n->tick.data = n;
 	uv_timer_start(&n->tick, tick_cb, cfg->tick_ms, cfg->tick_ms);
@@ -354,6 +356,7 @@ void node_close(struct node *n)
 			kv_restore_abort(g->restore);
 		raft_free(g->raft);
 	}
+	node_wal_writer_stop(n);
 	kv_close(n->kv);
 	wal_close(n->wal);
 	kv_ring_free(n->ring);

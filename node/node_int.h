@@ -5,6 +5,7 @@
 #ifndef RINGRAFT_NODE_INT_H
 #define RINGRAFT_NODE_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -105,16 +106,9 @@ struct node_batch {
 	struct wal_batch *b;
 	struct node_held *held;
 	size_t n_held, cap_held;
-	bool checkpoint; /* compact the WAL after writing this batch (set while it fills) */
-	/* Its write on the thread pool (driver.c). While `queued`, the fields below belong to the
-	 * work item, but for `durable`, which it sets (then uv_async_send) as soon as the batch is
-	 * durable: the work item goes on to update the WAL's index and maybe compact. */
-	bool queued;
-	bool compact; /* the work item compacts after the write (checkpoint, taken at start) */
-	_Atomic bool durable;
-	int rc, compact_rc;
-	size_t removed;
-	uv_work_t work;
+	bool checkpoint;      /* compact the WAL after writing this batch (set while it fills) */
+	bool compact;         /* taken from checkpoint when the batch goes to the writer */
+	_Atomic bool durable; /* set by the writer thread, then the news (wal_news) */
 };
 
 struct node {
@@ -131,12 +125,24 @@ struct node {
 	uv_check_t check;
 	uv_signal_t sigterm, sigint;
 	struct node_batch batches[2];
-	struct node_batch *cur, *inflight; /* inflight: written, not yet reported durable */
-	uv_async_t wal_news;               /* a write is durable (driver.c) */
-	uv_work_t prep_work;               /* wal_prepare on the thread pool (driver.c) */
-	bool preparing;                    /* prep_work queued and not done */
-	int prep_rc;                       /* of the last wal_prepare */
-	uint64_t prep_retry_ms;            /* after a failed wal_prepare: not again before this */
+	struct node_batch *cur, *inflight; /* inflight: with the writer, not yet reported durable */
+	/* The WAL writer thread (driver.c): writes the batches handed to it one at a time, tells
+	 * the loop through wal_news as soon as one is durable, then updates the WAL's index (and
+	 * compacts when asked) while the loop goes on. */
+	pthread_t wal_thread;
+	bool wal_thread_started;
+	pthread_mutex_t wal_mu;
+	pthread_cond_t wal_cv;
+	struct node_batch *wal_todo;  /* under wal_mu: handed over, not yet taken */
+	bool wal_quit;                /* under wal_mu */
+	_Atomic int wal_pending;      /* batches handed over and not finished (shutdown waits) */
+	_Atomic int wal_failed;       /* a write or compaction failed: the loop stops the node */
+	_Atomic size_t wal_compacted; /* segments removed, for the loop to log */
+	uv_async_t wal_news;          /* a batch is durable, or something above changed */
+	uv_work_t prep_work;          /* wal_prepare on the thread pool (driver.c) */
+	bool preparing;               /* prep_work queued and not done */
+	int prep_rc;                  /* of the last wal_prepare */
+	uint64_t prep_retry_ms;       /* after a failed wal_prepare: not again before this */
 	struct node_msg_scratch scratch;
 	struct node_req *reqs_head, *reqs_tail;
 	struct node_req *buckets[NODE_REQ_BUCKETS];
@@ -172,8 +178,9 @@ void node_process(struct node *n);
 bool node_write_idle(struct node *n);
 /* Queues wal_prepare on the thread pool if the WAL wants its next segment made. */
 void node_maybe_prepare_wal(struct node *n);
-/* The uv_async callback of n->wal_news: a write reported its batch durable. */
-void node_wal_news_cb(uv_async_t *h);
+/* The WAL writer thread: started once the WAL is open, stopped before it closes. */
+int node_wal_writer_start(struct node *n);
+void node_wal_writer_stop(struct node *n);
 void node_send_msg(struct node *n, struct node_group *g, const struct raft_message *m);
 void node_on_peer_frame(void *arg, uint64_t from, const Ringraft__Raft__PeerFrame *f);
 

@@ -9,8 +9,7 @@
  * earlier (acknowledged) batch. After the fdatasync the records are applied to the in-memory
  * index with the same code recovery uses, and the durable (index, term) of every group in the
  * batch is reported. wal_batch_write_notify reports first, from what the batch itself says,
- * and indexes while the caller is woken; the batch's buffer itself goes to the tail cache
- * (cache.c) and the batch gets an older one in exchange.
+ * and indexes (from the tail cache's copy, cache.c) while the caller is woken.
  */
 #include <assert.h>
 #include <errno.h>
@@ -541,20 +540,15 @@ static int write_batch(struct wal *w, struct wal_batch *b, wal_durable_fn fn, vo
 	w->stats.direct_writes += direct;
 	if (!w->opts.no_sync)
 		w->stats.fsyncs++;
-	/* The written buffer goes to the tail cache and the batch gets a spare one to fill next;
-	 * without memory for that, the batch keeps it and this batch is not cached. */
-	uint8_t *mem = b->buf, *fresh;
-	size_t cap = b->cap, fresh_cap;
+	/* A copy for the tail cache, which the early index update reads (the batch is the
+	 * caller's again from fn on). */
 	uint32_t n_records = b->n_records;
-	bool taken = wal_cache_buffer(w, cap, &fresh, &fresh_cap) == WAL_OK;
-	if (taken) {
-		b->buf = fresh;
-		b->cap = fresh_cap;
-	}
-	bool early = fn && taken && report_from_batch(w, b);
+	const uint8_t *copy =
+		w->opts.cache_bytes ? wal_cache_add(w, seq, seg_seq, off, b->buf, total) : NULL;
+	bool early = fn && copy && report_from_batch(w, b);
 	size_t n_report = b->n_durable;
 	if (!early) {
-		rc = apply(w, seg_seq, seq, mem, off, len, total, n_records);
+		rc = apply(w, seg_seq, seq, b->buf, off, len, total, n_records);
 		if (rc == WAL_OK)
 			rc = report_from_index(w, b);
 	}
@@ -568,15 +562,9 @@ static int write_batch(struct wal *w, struct wal_batch *b, wal_durable_fn fn, vo
 		*released = true;
 	}
 	if (early) {
-		rc = apply(w, seg_seq, seq, mem, off, len, total, n_records);
+		rc = apply(w, seg_seq, seq, copy, off, len, total, n_records);
 		if (rc == WAL_OK)
 			check_report(w, n_report);
-	}
-	if (taken) {
-		if (rc == WAL_OK)
-			wal_cache_add(w, seq, seg_seq, off, mem, cap);
-		else
-			free(mem);
 	}
 	if (rc)
 		w->failed = rc; /* durable but not in the index: stop */

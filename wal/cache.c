@@ -1,13 +1,18 @@
 /* cache.c — the tail cache: the newest batches, kept whole, for every group together.
  *
- * After its write a batch's buffer is not copied: the WAL takes it over from the wal_batch
- * (which gets a buffer of an evicted batch in exchange) and keeps it, oldest batches going
- * first once the blocks exceed opts.cache_bytes. An entry's slot names its batch; while the
- * batch is cached the entry is read from memory, afterwards from disk. So the write path does
- * no allocation and no copy per entry, and the memory is one budget for the whole WAL however
- * many groups write (TiKV's raft-engine bounds its entry cache for all regions the same way).
+ * After its write a batch is copied, whole, into one ring-shaped arena of opts.cache_bytes
+ * (allocated at the first batch; its pages are touched once, on the first lap), and the
+ * oldest batches give way as it wraps. An entry's slot names its batch; while the batch is
+ * cached the entry is read from memory, afterwards from disk. So the write path does one copy
+ * per batch and no allocation, and the memory is one budget for the whole WAL however many
+ * groups write (TiKV's raft-engine bounds its entry cache for all regions the same way).
  * Cached batches have consecutive sequence numbers: finding one is an index computation.
  * Everything here runs under the WAL's mutex.
+ *
+ * Why a copy into an arena rather than keeping each batch's own buffer: a batch buffer is
+ * allocated for direct I/O (aligned, at least 4 KiB), so keeping them made a small batch cost a
+ * fresh allocation and its first-touch page faults every time — measured as about 12% more
+ * CPU in kvd for unpipelined puts. Copying a batch costs a few microseconds at 20 KB.
  */
 #include <stdlib.h>
 
@@ -21,56 +26,47 @@ uint8_t *wal_buf_alloc(size_t cap)
 	return p;
 }
 
-/* Keeps a buffer for reuse (the largest ones), or frees it. */
-static void recycle(struct wal_cache *c, uint8_t *mem, size_t cap)
-{
-	if (c->n_spare < WAL_SPARE_BUFFERS) {
-		c->spare[c->n_spare].mem = mem;
-		c->spare[c->n_spare].cap = cap;
-		c->n_spare++;
-		return;
-	}
-	size_t min = 0;
-	for (size_t i = 1; i < c->n_spare; i++)
-		if (c->spare[i].cap < c->spare[min].cap)
-			min = i;
-	if (c->spare[min].cap < cap) {
-		free(c->spare[min].mem);
-		c->spare[min].mem = mem;
-		c->spare[min].cap = cap;
-	} else {
-		free(mem);
-	}
-}
-
 static void evict_oldest(struct wal_cache *c)
 {
-	struct wal_block *b = &c->ring[c->head];
-	c->bytes -= b->cap;
-	recycle(c, b->mem, b->cap);
+	c->bytes -= c->ring[c->head].len;
 	c->head = (c->head + 1) % c->cap;
 	c->n--;
 }
 
-void wal_cache_add(struct wal *w, uint64_t seq, uint64_t seg, uint64_t seg_off, uint8_t *mem,
-		   size_t cap)
+static void evict_all(struct wal_cache *c)
+{
+	while (c->n > 0)
+		evict_oldest(c);
+}
+
+/* Whether [a, a + an) and [b, b + bn) overlap. */
+static bool overlap(size_t a, size_t an, size_t b, size_t bn)
+{
+	return a < b + bn && b < a + an;
+}
+
+const uint8_t *wal_cache_add(struct wal *w, uint64_t seq, uint64_t seg, uint64_t seg_off,
+			     const uint8_t *bytes, size_t len)
 {
 	struct wal_cache *c = &w->cache;
 	if (c->n > 0 && c->ring[(c->head + c->n - 1) % c->cap].seq + 1 != seq)
-		while (c->n > 0) /* not the next batch (cannot happen after a write): start over */
-			evict_oldest(c);
-	if (cap > w->opts.cache_bytes) {
-		recycle(c, mem, cap);
-		return;
+		evict_all(c); /* not the next batch (a gap at recovery): start over */
+	if (len == 0 || len > w->opts.cache_bytes) {
+		evict_all(c); /* too big to keep: the cache restarts after it */
+		return NULL;
 	}
-	while (c->n > 0 && c->bytes + cap > w->opts.cache_bytes)
-		evict_oldest(c);
+	if (!c->arena) {
+		c->arena = malloc(w->opts.cache_bytes);
+		if (!c->arena)
+			return NULL; /* reads go to disk; tried again at the next batch */
+		c->arena_cap = w->opts.cache_bytes;
+	}
 	if (c->n == c->cap) {
-		size_t ncap = c->cap ? 2 * c->cap : 64;
+		size_t ncap = c->cap ? 2 * c->cap : 256;
 		struct wal_block *nr = malloc(ncap * sizeof *nr);
-		if (!nr) { /* keep going without this batch in memory: reads fall back to disk */
-			recycle(c, mem, cap);
-			return;
+		if (!nr) {
+			evict_all(c);
+			return NULL;
 		}
 		for (size_t i = 0; i < c->n; i++)
 			nr[i] = c->ring[(c->head + i) % c->cap];
@@ -79,10 +75,27 @@ void wal_cache_add(struct wal *w, uint64_t seq, uint64_t seg, uint64_t seg_off, 
 		c->head = 0;
 		c->cap = ncap;
 	}
+	/* Right after the newest batch, or at the start when the arena's end is too close. The
+	 * batches lie in the arena oldest first, circularly, so the ones in the way are always the
+	 * oldest: on a wrap, first those of the older lap (after the newest one), then those at
+	 * the start that the new batch covers. */
+	if (c->n == 0)
+		c->tail = 0;
+	size_t at = c->tail;
+	if (at + len > c->arena_cap) {
+		at = 0;
+		while (c->n > 0 && c->ring[c->head].off >= c->tail)
+			evict_oldest(c);
+	}
+	while (c->n > 0 && overlap(at, len, c->ring[c->head].off, c->ring[c->head].len))
+		evict_oldest(c);
+	memcpy(c->arena + at, bytes, len);
 	c->ring[(c->head + c->n) % c->cap] = (struct wal_block){
-		.seq = seq, .seg = seg, .seg_off = seg_off, .mem = mem, .cap = cap};
+		.seq = seq, .seg = seg, .seg_off = seg_off, .off = at, .len = len};
 	c->n++;
-	c->bytes += cap;
+	c->bytes += len;
+	c->tail = at + len;
+	return c->arena + at;
 }
 
 const uint8_t *wal_cache_find(const struct wal *w, uint64_t seq, uint64_t seg, uint32_t data_off)
@@ -94,39 +107,15 @@ const uint8_t *wal_cache_find(const struct wal *w, uint64_t seq, uint64_t seg, u
 	if (seq < oldest || seq - oldest >= c->n)
 		return NULL;
 	const struct wal_block *b = &c->ring[(c->head + (seq - oldest)) % c->cap];
-	if (b->seg != seg || data_off < b->seg_off || data_off - b->seg_off >= b->cap)
+	if (b->seg != seg || data_off < b->seg_off || data_off - b->seg_off >= b->len)
 		return NULL; /* not this entry's batch: never expected, but a disk read is safe */
-	return b->mem + (data_off - b->seg_off);
-}
-
-int wal_cache_buffer(struct wal *w, size_t min_cap, uint8_t **mem, size_t *cap)
-{
-	struct wal_cache *c = &w->cache;
-	for (size_t i = 0; i < c->n_spare; i++) {
-		if (c->spare[i].cap >= min_cap) {
-			*mem = c->spare[i].mem;
-			*cap = c->spare[i].cap;
-			c->spare[i] = c->spare[--c->n_spare];
-			return WAL_OK;
-		}
-	}
-	uint8_t *m = wal_buf_alloc(min_cap);
-	if (!m)
-		return WAL_ENOMEM;
-	*mem = m;
-	*cap = min_cap;
-	return WAL_OK;
+	return c->arena + b->off + (data_off - b->seg_off);
 }
 
 void wal_cache_free(struct wal *w)
 {
 	struct wal_cache *c = &w->cache;
-	while (c->n > 0)
-		evict_oldest(c);
-	for (size_t i = 0; i < c->n_spare; i++)
-		free(c->spare[i].mem);
-	c->n_spare = 0;
 	free(c->ring);
-	c->ring = NULL;
-	c->cap = 0;
+	free(c->arena);
+	memset(c, 0, sizeof *c);
 }

@@ -98,14 +98,9 @@ static int apply_batch(struct replay *r, uint64_t seg, const uint8_t *map,
 		if (rc)
 			return rc;
 	}
-	/* the newest batches go to the tail cache, as after a write (a copy: the map goes) */
-	uint8_t *mem;
-	size_t cap;
-	if (r->w->opts.cache_bytes >= b->bytes &&
-	    wal_cache_buffer(r->w, b->bytes, &mem, &cap) == WAL_OK) {
-		memcpy(mem, map + b->off, b->bytes);
-		wal_cache_add(r->w, b->seq, seg, b->off, mem, cap);
-	}
+	/* the newest batches go to the tail cache, as after a write */
+	if (r->w->opts.cache_bytes)
+		wal_cache_add(r->w, b->seq, seg, b->off, map + b->off, b->bytes);
 	r->have_seq = true;
 	r->last_seq = b->seq;
 	if (b->seq > r->max_seq)

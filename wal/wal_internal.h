@@ -62,29 +62,23 @@ enum wal_spare_state { WAL_SPARE_NONE, WAL_SPARE_MAKING, WAL_SPARE_READY, WAL_SP
 /* Batch buffers are aligned for direct I/O (a file system asking for more disables it). */
 #define WAL_BUF_ALIGN 4096u
 
-/* One batch as written, kept whole in the tail cache: its buffer is the wal_batch's own,
- * taken over after the write (no copy). */
+/* One batch as written, kept whole in the tail cache's arena. */
 struct wal_block {
 	uint64_t seq;     /* batch sequence number */
 	uint64_t seg;     /* segment seq */
 	uint64_t seg_off; /* of the batch within the segment */
-	uint8_t *mem;     /* owned, WAL_BUF_ALIGN-aligned; the batch's bytes start at mem[0] */
-	size_t cap;       /* bytes allocated (what the budget counts) */
+	size_t off, len;  /* where its copy lies in the arena */
 };
 
 /* The tail cache: the newest batches, whole, oldest first, with consecutive sequence numbers
- * (a gap empties it), within opts.cache_bytes; and a few buffers of evicted batches kept for
- * the next batches to fill. */
-#define WAL_SPARE_BUFFERS 4
+ * (a gap empties it), copied one after the other into a ring-shaped arena of
+ * opts.cache_bytes. */
 struct wal_cache {
+	uint8_t *arena;         /* allocated at the first batch */
+	size_t arena_cap, tail; /* tail: where the newest batch ends */
 	struct wal_block *ring; /* ring[(head + i) % cap], i < n */
 	size_t head, n, cap;
-	size_t bytes; /* sum of the blocks' cap */
-	struct {
-		uint8_t *mem;
-		size_t cap;
-	} spare[WAL_SPARE_BUFFERS];
-	size_t n_spare;
+	size_t bytes; /* sum of the blocks' len */
 };
 
 /* Temporary names in the WAL directory: never part of the log, removed at open. */
@@ -150,16 +144,13 @@ int wal_read_entries_locked(struct wal *w, uint64_t group, raft_index lo, raft_i
 			    size_t bytes_max, struct raft_entry **out, size_t *n_out);
 
 /* cache.c: the tail cache (all under mu). */
-/* Takes over mem (cap bytes, WAL_BUF_ALIGN-aligned) holding batch seq, written at seg_off of
- * segment seg; evicts the oldest batches past the budget. A buffer it cannot keep is kept for
- * reuse or freed. */
-void wal_cache_add(struct wal *w, uint64_t seq, uint64_t seg, uint64_t seg_off, uint8_t *mem,
-		   size_t cap);
+/* Copies batch seq (len bytes, written at seg_off of segment seg) into the cache, evicting the
+ * oldest batches in its way; returns the copy, or NULL if it was not kept (too big, no memory).
+ * A batch that is not the next after the newest one empties the cache first. */
+const uint8_t *wal_cache_add(struct wal *w, uint64_t seq, uint64_t seg, uint64_t seg_off,
+			     const uint8_t *bytes, size_t len);
 /* The bytes of the entry at data_off of segment seg, written by batch seq, if cached. */
 const uint8_t *wal_cache_find(const struct wal *w, uint64_t seq, uint64_t seg, uint32_t data_off);
-/* A buffer of at least min_cap bytes for a batch to fill: a reused one, else a new one
- * (WAL_ENOMEM: *mem and *cap are left as they were). */
-int wal_cache_buffer(struct wal *w, size_t min_cap, uint8_t **mem, size_t *cap);
 void wal_cache_free(struct wal *w);
 /* Allocates an aligned buffer (direct I/O needs it). */
 uint8_t *wal_buf_alloc(size_t cap);

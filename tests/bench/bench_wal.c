@@ -1,18 +1,22 @@
 /* bench_wal.c — `make bench-wal`: group commit against a plain write+fdatasync loop.
  *
  * 64 concurrent appenders, each with one 256-byte entry outstanding, spread over 1, 8 or 64
- * groups; what counts is entries wal_batch_write reported durable. Two ways to drive them:
- *   loop (the primary figure): as node/ drives the WAL. One loop thread gathers the entries
- *     into a batch and hands it to a pool of two worker threads (one write in flight; entries
- *     submitted meanwhile wait in the next batch); each write tells the loop as soon as it is
- *     durable (wal_batch_write_notify), the loop re-arms the appenders it made durable and hands
- *     the next batch to the other worker while the first one updates the WAL's index.
+ * groups; what counts is entries wal_batch_write reported durable. Three ways to drive them:
+ *   inline: one thread owns the appenders and writes the batches itself; each write's durable
+ *     callback re-arms the appenders into the next batch. As the reference is one thread
+ *     doing pwrite+fdatasync, this compares what group commit through the WAL costs.
+ *   loop: as node/ drives the WAL. One loop thread gathers the entries into a batch and hands
+ *     it to the writer thread (one write in flight; entries submitted meanwhile wait in the
+ *     next batch); each write tells the loop as soon as it is durable
+ *     (wal_batch_write_notify), and the loop re-arms the appenders it made durable and hands
+ *     over the next batch while the writer updates the WAL's index.
  *   threads: 64 OS threads each block until their entry is durable; one writer thread.
  * The reference, measured in the same run on the same disk (alternating slices), is one
  * 256-byte record per pwrite+fdatasync into a file written in full beforehand. Also printed:
- * how long the thread doing the fdatasyncs waited for a CPU per fsync (a loaded machine).
- * Usage: bench_wal [--seconds S] [--dir DIR] [--mode loop|threads|both]
- *   (S: seconds of each, per configuration; default 5; default mode both)
+ * how long the thread doing the fdatasyncs waited for a CPU per fsync (a loaded machine), and
+ * where a batch's time goes (inline and loop modes).
+ * Usage: bench_wal [--seconds S] [--dir DIR] [--mode all|inline|loop|threads]
+ *   (S: seconds of each mode and of the reference, per configuration; default 5)
  */
 #include <assert.h>
 #include <dirent.h>
@@ -193,14 +197,14 @@ static void prep_stop(struct preparer *p)
 
 /* ---------------------------------------------------------------- mode "loop" (primary)
  * The shape of node/driver.c: this thread plays the libuv loop. It owns the 64 logical
- * appenders and two batches; start_write hands the current batch to the pool (as uv_queue_work
- * hands write_work_cb to the libuv thread pool: one batch in flight at a time) and new entries
- * go into the other one. The write's durable callback wakes the loop (as node/'s uv_async
- * does); the loop reads wal_batch_durable, checks that every entry of the batch is covered,
- * re-arms those appenders, each of which at once submits its next entry (to the next group,
- * round-robin), and the next batch goes out, to whichever worker is free: the one that wrote
- * the last batch may still be updating the WAL's index. The handoffs are a mutex and condition
- * variables, standing in for the thread pool's queue and uv_async. */
+ * appenders and two batches; start_write hands the current batch to the writer thread (one
+ * batch in flight at a time) and new entries go into the other one. The write's durable
+ * callback wakes the loop (as node/'s uv_async does); the loop reads wal_batch_durable, checks
+ * that every entry of the batch is covered, re-arms those appenders, each of which at once
+ * submits its next entry (to the next group, round-robin), and the next batch goes out; the
+ * writer takes it once it has updated the WAL's index for the last one. The handoffs are a
+ * mutex and condition variables, as in node/, with a condition variable standing in for
+ * uv_async. */
 struct appender {
 	uint64_t group;   /* of its outstanding entry */
 	raft_index index; /* of its outstanding entry; 0 = none */
@@ -214,7 +218,7 @@ struct loop_batch {
 	int n;
 };
 
-enum { POOL = 2 };
+enum { POOL = 1 }; /* writer threads: one, as node/ has */
 
 struct loop {
 	struct wal *w;
@@ -222,12 +226,12 @@ struct loop {
 	uint64_t next_index[APPENDERS + 1];
 	struct appender app[APPENDERS];
 	struct loop_batch batches[2];
-	struct loop_batch *cur, *inflight; /* inflight: with the pool, NULL = none */
+	struct loop_batch *cur, *inflight; /* inflight: with the writer, NULL = none */
 	pthread_t workers[POOL];
 	struct preparer prep;
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv, done_cv;
-	struct loop_batch *todo; /* under mu: handed to the pool, not yet taken */
+	struct loop_batch *todo; /* under mu: handed to the writer, not yet taken */
 	bool done, quit;         /* under mu */
 	int rc;                  /* under mu: of the write just done */
 	double write_t0;         /* under mu: when the write in flight started */
@@ -254,7 +258,7 @@ static void loop_durable(struct wal_batch *b, void *arg)
 	pthread_mutex_unlock(&l->mu);
 }
 
-/* A thread of the pool: runs wal_batch_write_notify for each batch handed to it. */
+/* The writer thread: runs wal_batch_write_notify for each batch handed to it. */
 static void *loop_worker(void *arg)
 {
 	struct loop *l = arg;
@@ -747,7 +751,7 @@ static const char *const mode_titles[MODES] = {
 	"mode inline (the WAL's own cost): one thread owns the 64 appenders, writes each batch "
 	"and re-arms the appenders from the durable callback",
 	"mode loop (as node/ drives the WAL): one loop thread batches the 64 appenders' entries, "
-	"a pool of two worker threads runs wal_batch_write_notify, the durable news wakes the loop",
+	"a writer thread runs wal_batch_write_notify, the durable news wakes the loop",
 	"mode threads: 64 appender threads each block until durable, one writer thread",
 };
 
@@ -758,6 +762,24 @@ int main(int argc, char **argv)
 	bool run[MODES] = {false};
 	for (int i = 1; i < argc; i++) {
 		bool ok = true;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			printf("usage: %s [--seconds S] [--dir DIR] [--mode "
+			       "all|inline|loop|threads]\n"
+			       "Group commit through the WAL against a plain write+fdatasync loop "
+			       "on the "
+			       "same disk,\nfor 1, 8 and 64 groups, 64 appenders with one 256-byte "
+			       "entry outstanding each.\n"
+			       "  --seconds S  of each mode and of the reference, per "
+			       "configuration "
+			       "(default 5)\n"
+			       "  --dir DIR    where the WALs go (default: next to this binary)\n"
+			       "  --mode M     inline: one thread, the WAL's own cost; loop: as "
+			       "kvd "
+			       "drives it;\n"
+			       "               threads: 64 appender threads; all (default)\n",
+			       argv[0]);
+			return 0;
+		}
 		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			seconds = atof(argv[++i]);
 		else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
