@@ -34,6 +34,8 @@ struct wal_batch {
 	uint32_t n_records;
 	struct run *runs; /* in order of addition; one group may have several */
 	size_t n_runs, cap_runs;
+	struct run *scratch; /* for sorting the runs */
+	size_t cap_scratch;
 	struct wal_durable *durable;
 	size_t n_durable, cap_durable;
 };
@@ -61,6 +63,7 @@ void wal_batch_free(struct wal_batch *b)
 		return;
 	free(b->buf);
 	free(b->runs);
+	free(b->scratch);
 	free(b->durable);
 	free(b);
 }
@@ -265,31 +268,54 @@ size_t wal_batch_durable(const struct wal_batch *b, const struct wal_durable **o
 	return b->n_durable;
 }
 
-static int cmp_run(const void *a, const void *b)
+static bool run_before(const struct run *x, const struct run *y)
 {
-	const struct run *x = a, *y = b;
-	if (x->group != y->group)
-		return x->group < y->group ? -1 : 1;
-	return x->order < y->order ? -1 : x->order > y->order;
+	return x->group < y->group || (x->group == y->group && x->order < y->order);
 }
 
-/* Sorts runs by group, keeping their order within a group. node/ adds its groups in ascending
- * order, so runs come (nearly) sorted: insertion sort, but for long lists (no quadratic case). */
-static void sort_runs(struct run *r, size_t n)
+/* Sorts runs by group, keeping their order within a group: a bottom-up merge sort through the
+ * batch's scratch array (no allocation on the write path once it has grown), which returns at
+ * once on the sorted lists node/ makes (it adds its groups in order). */
+static int sort_runs(struct wal_batch *b)
 {
-	if (n > 64) {
-		qsort(r, n, sizeof *r, cmp_run);
-		return;
+	size_t n = b->n_runs;
+	bool sorted = true;
+	for (size_t i = 1; i < n && sorted; i++)
+		sorted = run_before(&b->runs[i - 1], &b->runs[i]);
+	if (sorted)
+		return WAL_OK;
+	if (b->cap_scratch < n) {
+		struct run *ns = realloc(b->scratch, n * sizeof *ns);
+		if (!ns)
+			return WAL_ENOMEM;
+		b->scratch = ns;
+		b->cap_scratch = n;
 	}
-	for (size_t i = 1; i < n; i++) {
-		struct run x = r[i];
-		size_t j = i;
-		while (j > 0 && r[j - 1].group > x.group) {
-			r[j] = r[j - 1];
-			j--;
+	struct run *src = b->runs, *dst = b->scratch;
+	for (size_t width = 1; width < n; width *= 2) {
+		for (size_t lo = 0; lo < n; lo += 2 * width) {
+			size_t mid = lo + width < n ? lo + width : n;
+			size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+			size_t i = lo, j = mid, k = lo;
+			while (i < mid && j < hi)
+				dst[k++] = run_before(&src[j], &src[i]) ? src[j++] : src[i++];
+			while (i < mid)
+				dst[k++] = src[i++];
+			while (j < hi)
+				dst[k++] = src[j++];
 		}
-		r[j] = x;
+		struct run *t = src;
+		src = dst;
+		dst = t;
 	}
+	if (src != b->runs) { /* the result ended in the scratch array: swap the two */
+		b->scratch = b->runs;
+		b->runs = src;
+		size_t c = b->cap_scratch;
+		b->cap_scratch = b->cap_runs;
+		b->cap_runs = c;
+	}
+	return WAL_OK;
 }
 
 /* Starts a new active segment big enough for `bytes`: the spare, if wal_prepare made one. */
@@ -404,8 +430,9 @@ static int durable_room(struct wal *w, struct wal_batch *b, size_t n)
 /* The report from the index, once the batch is applied. */
 static int report_from_index(struct wal *w, struct wal_batch *b)
 {
-	sort_runs(b->runs, b->n_runs);
-	int rc = durable_room(w, b, b->n_runs);
+	int rc = sort_runs(b);
+	if (rc == WAL_OK)
+		rc = durable_room(w, b, b->n_runs);
 	if (rc)
 		return rc;
 	b->n_durable = 0;
@@ -429,8 +456,7 @@ static int report_from_index(struct wal *w, struct wal_batch *b)
  * marked corrupt): the batch is then applied first. Also kept in w->report for the check. */
 static bool report_from_batch(struct wal *w, struct wal_batch *b)
 {
-	sort_runs(b->runs, b->n_runs);
-	if (durable_room(w, b, b->n_runs))
+	if (sort_runs(b) != WAL_OK || durable_room(w, b, b->n_runs) != WAL_OK)
 		return false;
 	size_t n = 0;
 	for (size_t i = 0; i < b->n_runs; n++) {
