@@ -3,7 +3,7 @@
  * Appends from all groups made during one event-loop turn are gathered in a struct wal_batch
  * and made durable by one write and one fdatasync (group commit across groups, as TiKV's
  * raft-engine does). wal/ itself starts no threads: wal_batch_write() blocks, and node/ runs
- * it on the libuv thread pool so the loop keeps serving. Batches are written one at a time, in
+ * it on a writer thread of its own so the loop keeps serving. Batches are written one at a time, in
  * the order their writes take the WAL's writer lock, and complete in that order.
  *
  * Records: [u32 length][u8 type][u8 flags][u16 header check][u64 group][u32 crc32c][payload],
