@@ -382,7 +382,7 @@ static int write_direct(struct wal *w, struct wal_segment *s, const uint8_t *buf
 		return WAL_OK;
 	if (k < 0 && errno != EINVAL) {
 		w->last_errno = errno;
-		return errno == ENOSPC || errno == EDQUOT ? WAL_ENOSPC : WAL_EIO;
+		return wal_io_code(errno);
 	}
 	if (k < 0) {
 		close(s->dfd);
@@ -545,6 +545,7 @@ static int write_batch(struct wal *w, struct wal_batch *b, wal_durable_fn fn, vo
 	bool direct = seg->dfd >= 0 && off % seg->dio_align == 0 && total % seg->dio_align == 0;
 	rc = direct ? write_direct(w, seg, b->buf, total, off)
 		    : wal_write_all(w, seg->fd, b->buf, total, off);
+	direct = direct && seg->dfd >= 0; /* not if the file system refused it (EINVAL) */
 	if (rc) {
 		int saved = w->last_errno;
 		int cut = wal_cut_back(w, seg, off, total);

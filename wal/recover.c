@@ -22,6 +22,7 @@ struct replay {
 	bool salvage;
 	struct wal_corruption *corr;
 	bool reported;
+	bool cache;        /* this segment's batches may stay in the tail cache (see apply_batch) */
 	bool have_seq;     /* a batch was applied since the start or the last skipped damage */
 	uint64_t last_seq; /* of that batch */
 	uint64_t max_seq;
@@ -47,13 +48,9 @@ static int salvage_groups(struct wal *w, const uint8_t *map, const struct wal_sc
 		struct wal_rec_header h;
 		const char *problem;
 		enum wal_rec_check rc = wal_rec_check(map + p, bad->batch_end - p, &h, &problem);
-		if (rc == WAL_RC_ZERO && bad->batch_end - p < WAL_BATCH_PAD_MAX) {
-			size_t k = p;
-			while (k < bad->batch_end && map[k] == 0)
-				k++;
-			if (k == bad->batch_end)
-				break; /* the batch's padding: its records were all seen */
-		}
+		if (rc == WAL_RC_ZERO && bad->batch_end - p < WAL_BATCH_PAD_MAX &&
+		    wal_scan_zero(map + p, bad->batch_end - p))
+			break; /* the batch's padding: its records were all seen */
 		if (rc != WAL_RC_OK && rc != WAL_RC_BAD_RECORD) {
 			mark_all_corrupt(w);
 			return WAL_OK;
@@ -99,7 +96,7 @@ static int apply_batch(struct replay *r, uint64_t seg, const uint8_t *map,
 			return rc;
 	}
 	/* the newest batches go to the tail cache, as after a write */
-	if (r->w->opts.cache_bytes)
+	if (r->cache)
 		wal_cache_add(r->w, b->seq, seg, b->off, map + b->off, b->bytes);
 	r->have_seq = true;
 	r->last_seq = b->seq;
@@ -230,6 +227,10 @@ int wal_recover(struct wal *w, bool salvage, struct wal_corruption *corr)
 			rc = damage(&r, s.name, s.seq, NULL, &bad, "bad segment header");
 			continue; /* salvage: the whole segment is skipped */
 		}
+		/* Only the last segments' batches can stay in the cache: copying the older ones
+		 * would be undone by the newer. Estimated with the configured segment size. */
+		r.cache = w->opts.cache_bytes &&
+			  (uint64_t)(n - i - 1) * w->opts.segment_bytes < w->opts.cache_bytes;
 		rc = replay_segment(&r, &s, map, is_last);
 		if (map)
 			munmap(map, s.size);

@@ -11,7 +11,7 @@
 #include "wal/format.h"
 #include "wal/wal.h"
 
-static bool all_zero(const uint8_t *p, size_t n)
+bool wal_scan_zero(const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (p[i])
@@ -26,7 +26,7 @@ enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off
 	bad->off = off;
 	if (off >= size)
 		return WAL_SCAN_END;
-	if (size - off < WAL_REC_HEADER_BYTES && all_zero(seg + off, size - off))
+	if (size - off < WAL_REC_HEADER_BYTES && wal_scan_zero(seg + off, size - off))
 		return WAL_SCAN_END;
 	struct wal_rec_header h;
 	const char *problem = NULL;
@@ -78,7 +78,7 @@ enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off
 		}
 		p += wal_rec_size(h.length);
 	}
-	if (p > end || end - p >= WAL_BATCH_PAD_MAX || !all_zero(seg + p, end - p)) {
+	if (p > end || end - p >= WAL_BATCH_PAD_MAX || !wal_scan_zero(seg + p, end - p)) {
 		bad->off = p;
 		bad->problem = "batch longer than its records";
 		return WAL_SCAN_BAD;

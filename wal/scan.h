@@ -44,6 +44,9 @@ size_t wal_scan_find(const uint8_t *seg, size_t size, size_t from, uint64_t min_
 /* True if any valid batch exists at or after data start of the segment (any seq). */
 bool wal_scan_has_batch(const uint8_t *seg, size_t size);
 
+/* True if p[0..n) is all zero bytes. */
+bool wal_scan_zero(const uint8_t *p, size_t n);
+
 /* Iterates the records of a batch validated by wal_scan_batch. */
 struct wal_rec_view {
 	size_t off; /* of the record within the segment */

@@ -19,7 +19,7 @@
 
 #include "wal/wal_internal.h"
 
-static int io_code(int e)
+int wal_io_code(int e)
 {
 	return e == ENOSPC || e == EDQUOT ? WAL_ENOSPC : WAL_EIO;
 }
@@ -46,7 +46,7 @@ static int write_all(struct wal *w, int fd, const void *buf, size_t n, uint64_t 
 			continue;
 		if (k <= 0) {
 			*err = k < 0 ? errno : EIO;
-			return io_code(*err);
+			return wal_io_code(*err);
 		}
 		p += k;
 		n -= (size_t)k;
@@ -111,7 +111,7 @@ static int make_file(struct wal *w, const char *name, uint64_t size, int *fd_out
 	if (w->io.fallocate(fd, (off_t)size, w->io.arg) != 0) {
 		if (errno == ENOSPC || errno == EDQUOT || ftruncate(fd, (off_t)size) != 0) {
 			*err = errno;
-			rc = io_code(errno);
+			rc = wal_io_code(errno);
 		}
 	}
 	if (rc == WAL_OK)

@@ -160,6 +160,8 @@ int wal_seg_create(struct wal *w, uint64_t seq, uint64_t size, struct wal_segmen
 int wal_seg_list(const char *dir, uint64_t **seqs, size_t *n);
 int wal_fsync_dir(struct wal *w);
 int wal_write_all(struct wal *w, int fd, const void *buf, size_t n, uint64_t off);
+/* WAL_ENOSPC for a full disk or quota (ENOSPC, EDQUOT), WAL_EIO for any other errno. */
+int wal_io_code(int err);
 int wal_cut_back(struct wal *w, struct wal_segment *s, uint64_t off, uint64_t len);
 /* The next active segment, seq, at least min_size bytes: the spare if one is ready and big
  * enough (waiting for one being made), else one made now. */

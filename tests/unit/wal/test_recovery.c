@@ -520,9 +520,5 @@ int main(void)
 	tcase_add_test(tc, test_fsync_failure_is_final);
 	tcase_add_test(tc, test_tool_exit_codes);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return wal_test_run(s);
 }

@@ -418,9 +418,5 @@ int main(void)
 	tcase_add_test(tc, test_roll_waits_for_a_spare_being_made);
 	tcase_add_test(tc, test_prepare_beside_writes);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return wal_test_run(s);
 }

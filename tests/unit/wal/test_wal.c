@@ -558,9 +558,5 @@ int main(void)
 	tcase_add_test(tc, test_reads_while_writing);
 	tcase_add_test(tc, test_tail_cache_holds_the_newest_batches);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return wal_test_run(s);
 }

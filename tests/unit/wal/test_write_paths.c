@@ -386,9 +386,5 @@ int main(void)
 	tcase_add_test(tc, test_writes_overlap_the_index_update);
 	tcase_add_test(tc, test_direct_writes_are_sector_aligned);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return wal_test_run(s);
 }

@@ -15,6 +15,16 @@
 
 #include "wal/wal.h"
 
+/* Runs a suite; the process's exit status: 0 if every test passed. */
+static inline int wal_test_run(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
+
 /* A fresh directory under $TMPDIR (or /tmp); free the string after tmp_rmdir. */
 static inline char *tmp_dir(void)
 {
