@@ -5,10 +5,12 @@
  * its segment and offset; dump prints one line per record. Exit status: 0 no corruption (a
  * torn tail is not corruption: the next open cuts it), 1 corruption, 2 usage or I/O error.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "wal/wal.h"
 
@@ -147,6 +149,15 @@ int wal_tool_main(int argc, char **argv)
 	const char *prog = argc > 0 ? argv[0] : "walctl";
 	if (argc != 3 || (strcmp(argv[1], "verify") != 0 && strcmp(argv[1], "dump") != 0)) {
 		fprintf(stderr, "usage: %s verify|dump DIR\n", prog);
+		return 2;
+	}
+	/* a wrong path is the commonest mistake: say so, not just "WAL I/O error" */
+	struct stat st;
+	const char *why = stat(argv[2], &st) != 0 ? strerror(errno)
+			  : !S_ISDIR(st.st_mode)  ? "not a directory"
+						  : NULL;
+	if (why) {
+		fprintf(stderr, "%s: %s: %s\n", prog, argv[2], why);
 		return 2;
 	}
 	struct tool t = {.dump = strcmp(argv[1], "dump") == 0};

@@ -485,6 +485,42 @@ static int tool(const char *cmd, const char *dir)
 	return rc;
 }
 
+/* The tool's exit status with its stderr in err (NUL-terminated, cut to n - 1 bytes). */
+static int tool_stderr(const char *cmd, const char *dir, char *err, size_t n)
+{
+	FILE *f = tmpfile();
+	ck_assert_ptr_nonnull(f);
+	fflush(stderr);
+	int saved = dup(2);
+	dup2(fileno(f), 2);
+	int rc = tool(cmd, dir);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(f);
+	size_t k = fread(err, 1, n - 1, f);
+	err[k] = '\0';
+	fclose(f);
+	return rc;
+}
+
+START_TEST(test_tool_bad_path)
+{
+	char *dir = tmp_dir(), err[512], path[4096];
+	snprintf(path, sizeof path, "%s/missing", dir);
+	ck_assert_int_eq(tool_stderr("verify", path, err, sizeof err), 2);
+	ck_assert_msg(strstr(err, "No such file or directory") && strstr(err, path), "%s", err);
+	snprintf(path, sizeof path, "%s/plain-file", dir);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	ck_assert_int_eq(tool_stderr("dump", path, err, sizeof err), 2);
+	ck_assert_msg(strstr(err, "not a directory"), "%s", err);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(test_tool_exit_codes)
 {
 	char *dir = tmp_dir();
@@ -513,6 +549,7 @@ int main(void)
 	TCase *tc = tcase_create("recovery");
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_torn_tail_is_cut);
+	tcase_add_test(tc, test_tool_bad_path);
 	tcase_add_test(tc, test_bit_flips_are_reported);
 	tcase_add_test(tc, test_zeroed_hole_is_corruption);
 	tcase_add_test(tc, test_padding_damage_is_corruption);
