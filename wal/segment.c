@@ -240,6 +240,7 @@ int wal_seg_next(struct wal *w, uint64_t seq, uint64_t min_size, struct wal_segm
 
 int wal_prepare(struct wal *w)
 {
+	wal_cache_populate(w); /* the first time only: the tail cache's pages, see cache.c */
 	pthread_mutex_lock(&w->mu);
 	if (w->spare_state != WAL_SPARE_NONE || w->failed) {
 		int rc = w->failed;

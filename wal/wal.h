@@ -186,6 +186,8 @@ int wal_compact(struct wal *w, size_t *segments_removed);
  * run while wal_batch_write, wal_compact or reads run (a write that needs the spare while it
  * is being made waits for it), but not beside another wal_prepare, and it must have returned
  * before wal_close. Without it the WAL works the same, and a roll makes its segment itself.
+ * The first call also faults in the tail cache's memory (opts.cache_bytes), so the first lap
+ * of the cache costs the write path no page faults.
  * WAL_OK when a spare is ready (or the WAL has failed: then the failure code); WAL_ENOSPC,
  * WAL_EIO, WAL_EFSYNC: no spare was made and nothing else changed, try again later. */
 int wal_prepare(struct wal *w);

@@ -74,7 +74,8 @@ struct wal_block {
  * (a gap empties it), copied one after the other into a ring-shaped arena of
  * opts.cache_bytes. */
 struct wal_cache {
-	uint8_t *arena;         /* allocated at the first batch */
+	uint8_t *arena;         /* mapped at the first batch or wal_cache_populate */
+	bool populated;         /* wal_cache_populate has run (once is enough) */
 	size_t arena_cap, tail; /* tail: where the newest batch ends */
 	struct wal_block *ring; /* ring[(head + i) % cap], i < n */
 	size_t head, n, cap;
@@ -151,6 +152,11 @@ const uint8_t *wal_cache_add(struct wal *w, uint64_t seq, uint64_t seg, uint64_t
 			     const uint8_t *bytes, size_t len);
 /* The bytes of the entry at data_off of segment seg, written by batch seq, if cached. */
 const uint8_t *wal_cache_find(const struct wal *w, uint64_t seq, uint64_t seg, uint32_t data_off);
+/* Maps the arena (no pages taken yet); WAL_OK also where there is no cache. */
+int wal_cache_map(struct wal *w);
+/* Faults the whole arena in, once, without touching its contents; wal_prepare calls it, off
+ * the write path. Takes the mutex itself. */
+void wal_cache_populate(struct wal *w);
 void wal_cache_free(struct wal *w);
 /* Allocates an aligned buffer (direct I/O needs it). */
 uint8_t *wal_buf_alloc(size_t cap);

@@ -745,6 +745,26 @@ static void print_table(const char *title, const struct result *r, size_t n)
 	}
 }
 
+/* The target docs/PERFORMANCE.md and issue 4 set: batched appends/s at least TARGET_APPENDS
+ * times the plain loop's rate, fsyncs/s at least TARGET_FSYNCS of its rate. */
+#define TARGET_APPENDS 50.0
+#define TARGET_FSYNCS  0.80
+
+static void print_verdict(const char *mode, const struct result *r, size_t n)
+{
+	printf("target (appends >= %.0fx the plain loop, fsyncs >= %.2fx), mode %s:",
+	       TARGET_APPENDS, TARGET_FSYNCS, mode);
+	size_t met = 0;
+	for (size_t i = 0; i < n; i++) {
+		double a = r[i].appends / r[i].plain, f = r[i].fsyncs / r[i].plain;
+		bool ok = a >= TARGET_APPENDS && f >= TARGET_FSYNCS;
+		met += ok;
+		printf(" %" PRIu64 " groups %s (%.1fx, %.2fx)%s", r[i].groups,
+		       ok ? "met" : "MISSED", a, f, i + 1 < n ? ";" : "");
+	}
+	printf(" -> %s\n", met == n ? "met" : "missed");
+}
+
 enum { MODE_INLINE, MODE_LOOP, MODE_THREADS, MODES };
 static const char *const mode_names[MODES] = {"inline", "loop", "threads"};
 static const char *const mode_titles[MODES] = {
@@ -895,5 +915,8 @@ int main(int argc, char **argv)
 	for (int m = 0; m < MODES; m++)
 		if (run[m])
 			print_table(mode_titles[m], res[m], 3);
+	for (int m = 0; m < MODES; m++)
+		if (run[m])
+			print_verdict(mode_names[m], res[m], 3);
 	return 0;
 }

@@ -6,6 +6,9 @@
 #include "tests/unit/wal/wal_test_util.h"
 #include "wal/wal_internal.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 enum { BUDGET = 8192, BATCHES = 6000, MAX_LEN = 3000 };
 
 static size_t len_of(uint64_t seq)
@@ -104,12 +107,64 @@ START_TEST(test_arena_keeps_the_newest_batches)
 }
 END_TEST
 
+/* Pages of [p, p + n) present in memory (mincore). */
+static size_t resident_pages(const uint8_t *p, size_t n)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = (n + page - 1) / page, k = 0;
+	unsigned char *v = malloc(pages);
+	ck_assert_ptr_nonnull(v);
+	ck_assert_int_eq(mincore((void *)p, n, v), 0);
+	for (size_t i = 0; i < pages; i++)
+		k += v[i] & 1;
+	free(v);
+	return k;
+}
+
+/* wal_prepare faults the whole arena in (off the write path), and what was cached before is
+ * still there byte for byte; batches written afterwards read back from it. */
+START_TEST(test_prepare_populates_the_arena)
+{
+	enum { ARENA = 1 << 20 };
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	/* a kernel without MADV_POPULATE_WRITE (before 5.14) keeps faulting pages on first touch */
+	void *probe = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(probe, MAP_FAILED);
+	bool can = madvise(probe, page, 23 /* MADV_POPULATE_WRITE */) == 0;
+	munmap(probe, page);
+	if (!can) {
+		fprintf(stderr,
+			"test_prepare_populates_the_arena: kernel cannot populate, skipped\n");
+		return;
+	}
+	char *dir = tmp_dir();
+	struct wal_options o;
+	wal_options_default(&o);
+	o.cache_bytes = ARENA;
+	o.segment_bytes = 64 << 10; /* the spare wal_prepare makes: small */
+	struct wal *w = open_ok(dir, &o);
+	uint8_t buf[MAX_LEN + 8];
+	fill(1, buf);
+	pthread_mutex_lock(&w->mu);
+	ck_assert_ptr_nonnull(wal_cache_add(w, 1, 1, 4096, buf, len_of(1)));
+	pthread_mutex_unlock(&w->mu);
+	/* one batch touched the arena's first pages only */
+	ck_assert_uint_lt(resident_pages(w->cache.arena, ARENA), ARENA / page / 2);
+	ck_assert_int_eq(wal_prepare(w), WAL_OK);
+	ck_assert_uint_eq(resident_pages(w->cache.arena, ARENA), ARENA / page);
+	check_cache(w, 1);
+	wal_close(w);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("wal_cache");
 	TCase *tc = tcase_create("cache");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_arena_keeps_the_newest_batches);
+	tcase_add_test(tc, test_prepare_populates_the_arena);
 	suite_add_tcase(s, tc);
 	return wal_test_run(s);
 }
