@@ -14,7 +14,9 @@
  * The reference, measured in the same run on the same disk (alternating slices), is one
  * 256-byte record per pwrite+fdatasync into a file written in full beforehand. Also printed:
  * how long the thread doing the fdatasyncs waited for a CPU per fsync (a loaded machine), and
- * where a batch's time goes (inline and loop modes).
+ * where a batch's time goes (inline and loop modes), and at the end one line per mode saying
+ * whether issue 4's target (appends/s >= 50x the reference's, fsyncs/s >= 0.80x) was met for
+ * each configuration. docs/PERFORMANCE.md ("WAL group commit") has the figures and the why.
  * Usage: bench_wal [--seconds S] [--dir DIR] [--mode all|inline|loop|threads]
  *   (S: seconds of each mode and of the reference, per configuration; default 5)
  */
