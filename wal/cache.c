@@ -17,11 +17,10 @@
  * Except on the arena's first lap: there each new 4 KiB page is a page fault, and on a
  * virtual machine a dear one (measured: 18 µs to copy a 20 KB batch on the first lap, 2 µs
  * after it). So wal_prepare, which runs off the write path, maps the arena if need be and
- * faults all of it in once (MADV_POPULATE_WRITE: pages are made present,
- * contents untouched, so it may run while the writer copies into the arena). The cost is
- * that the whole budget is resident from the first wal_prepare on rather than after the
- * first cache_bytes of log. Where the kernel cannot (before Linux 5.14), pages come on first
- * touch as before.
+ * faults all of it in once (MADV_POPULATE_WRITE: pages are made present, contents untouched,
+ * so it may run while the writer copies into the arena). The cost is that the whole budget is
+ * resident from the first wal_prepare on rather than after the first cache_bytes of log.
+ * Where the kernel cannot (before Linux 5.14), pages come on first touch as before.
  */
 #include <stdlib.h>
 #include <sys/mman.h>
