@@ -1,8 +1,8 @@
 /* cache.c — the tail cache: the newest batches, kept whole, for every group together.
  *
  * After its write a batch is copied, whole, into one ring-shaped arena of opts.cache_bytes
- * (allocated at the first batch; its pages are touched once, on the first lap), and the
- * oldest batches give way as it wraps. An entry's slot names its batch; while the batch is
+ * (mapped at the first batch or wal_prepare, and faulted in by wal_prepare, see below), and
+ * the oldest batches give way as it wraps. An entry's slot names its batch; while the batch is
  * cached the entry is read from memory, afterwards from disk. So the write path does one copy
  * per batch and no allocation, and the memory is one budget for the whole WAL however many
  * groups write (TiKV's raft-engine bounds its entry cache for all regions the same way).
