@@ -385,16 +385,28 @@ static struct loop *loop_open(const char *dir, const char *mode, uint64_t groups
 	return l;
 }
 
+/* What a slice adds is the difference of these totals taken before and after it. */
+static uint64_t fsyncs_of(struct wal *w)
+{
+	struct wal_stats st;
+	wal_stats_get(w, &st);
+	return st.fsyncs;
+}
+
+static uint64_t loop_appends(const struct loop *l)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < APPENDERS; i++)
+		n += l->app[i].appends;
+	return n;
+}
+
 /* Starts the worker and every appender submits an entry; the loop turns until `seconds` have
  * passed, then lets the last batch complete without re-arming. Adds what was done. */
 static void loop_slice(struct loop *l, double seconds, uint64_t *appends, uint64_t *fsyncs,
 		       double *elapsed)
 {
-	struct wal_stats st0, st1;
-	wal_stats_get(l->w, &st0);
-	uint64_t a0 = 0, a1 = 0;
-	for (int i = 0; i < APPENDERS; i++)
-		a0 += l->app[i].appends;
+	uint64_t a0 = loop_appends(l), f0 = fsyncs_of(l->w);
 	double w0 = cpu_wait_s(), t0 = now_s(), end = t0 + seconds;
 	l->quit = false;
 	for (int i = 0; i < POOL; i++)
@@ -427,11 +439,8 @@ static void loop_slice(struct loop *l, double seconds, uint64_t *appends, uint64
 	pthread_mutex_unlock(&l->mu);
 	for (int i = 0; i < POOL; i++)
 		pthread_join(l->workers[i], NULL);
-	wal_stats_get(l->w, &st1);
-	for (int i = 0; i < APPENDERS; i++)
-		a1 += l->app[i].appends;
-	*appends += a1 - a0;
-	*fsyncs += st1.fsyncs - st0.fsyncs;
+	*appends += loop_appends(l) - a0;
+	*fsyncs += fsyncs_of(l->w) - f0;
 }
 
 static void loop_close(struct loop *l)
@@ -472,11 +481,7 @@ static void inline_durable(struct wal_batch *b, void *arg)
 static void inline_slice(struct loop *l, double seconds, uint64_t *appends, uint64_t *fsyncs,
 			 double *elapsed)
 {
-	struct wal_stats st0, st1;
-	wal_stats_get(l->w, &st0);
-	uint64_t a0 = 0, a1 = 0;
-	for (int i = 0; i < APPENDERS; i++)
-		a0 += l->app[i].appends;
+	uint64_t a0 = loop_appends(l), f0 = fsyncs_of(l->w);
 	double w0 = cpu_wait_s(), t0 = now_s();
 	struct inline_arg a = {.l = l, .end = t0 + seconds};
 	for (int i = 0; i < APPENDERS; i++)
@@ -493,11 +498,8 @@ static void inline_slice(struct loop *l, double seconds, uint64_t *appends, uint
 	}
 	*elapsed += now_s() - t0;
 	l->worker_wait_s += cpu_wait_s() - w0;
-	wal_stats_get(l->w, &st1);
-	for (int i = 0; i < APPENDERS; i++)
-		a1 += l->app[i].appends;
-	*appends += a1 - a0;
-	*fsyncs += st1.fsyncs - st0.fsyncs;
+	*appends += loop_appends(l) - a0;
+	*fsyncs += fsyncs_of(l->w) - f0;
 }
 
 /* ---------------------------------------------------------------- mode "threads" (secondary)
@@ -644,17 +646,21 @@ static struct shared *thr_open(const char *dir, uint64_t groups)
 	return s;
 }
 
+static uint64_t thr_appends(const struct shared *s)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < APPENDERS; i++)
+		n += s->slots[i].appends;
+	return n;
+}
+
 /* Runs the appenders and the writer for `seconds`; adds what they did. */
 static void thr_slice(struct shared *s, double seconds, uint64_t *appends, uint64_t *fsyncs,
 		      double *elapsed)
 {
 	pthread_t wt, at[APPENDERS];
 	struct appender_arg args[APPENDERS];
-	struct wal_stats st0, st1;
-	wal_stats_get(s->w, &st0);
-	uint64_t a0 = 0, a1 = 0;
-	for (int i = 0; i < APPENDERS; i++)
-		a0 += s->slots[i].appends;
+	uint64_t a0 = thr_appends(s), f0 = fsyncs_of(s->w);
 	atomic_store(&s->stop, 0);
 	atomic_store(&s->live, APPENDERS);
 	double t0 = now_s();
@@ -671,11 +677,8 @@ static void thr_slice(struct shared *s, double seconds, uint64_t *appends, uint6
 		pthread_join(at[i], NULL);
 	pthread_join(wt, NULL);
 	*elapsed += now_s() - t0;
-	wal_stats_get(s->w, &st1);
-	for (int i = 0; i < APPENDERS; i++)
-		a1 += s->slots[i].appends;
-	*appends += a1 - a0;
-	*fsyncs += st1.fsyncs - st0.fsyncs;
+	*appends += thr_appends(s) - a0;
+	*fsyncs += fsyncs_of(s->w) - f0;
 }
 
 static void thr_close(struct shared *s)

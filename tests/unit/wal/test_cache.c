@@ -9,6 +9,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; as wal/cache.c */
+#endif
+
 enum { BUDGET = 8192, BATCHES = 6000, MAX_LEN = 3000 };
 
 static size_t len_of(uint64_t seq)
@@ -129,7 +133,7 @@ START_TEST(test_prepare_populates_the_arena)
 	/* a kernel without MADV_POPULATE_WRITE (before 5.14) keeps faulting pages on first touch */
 	void *probe = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ck_assert_ptr_ne(probe, MAP_FAILED);
-	bool can = madvise(probe, page, 23 /* MADV_POPULATE_WRITE */) == 0;
+	bool can = madvise(probe, page, MADV_POPULATE_WRITE) == 0;
 	munmap(probe, page);
 	if (!can) {
 		fprintf(stderr,
