@@ -43,7 +43,7 @@ void raft_become_follower(struct raft *r, raft_term term, raft_id leader)
 
 void raft_become_leader(struct raft *r)
 {
-	assert(r->role == RAFT_CANDIDATE);
+	assert(r->role == RAFT_CANDIDATE && !r->recovering);
 	r->role = RAFT_LEADER;
 	r->leader = r->id;
 	r->heartbeat_elapsed = 0;
@@ -171,7 +171,7 @@ static bool quorum_active(struct raft *r)
 			continue;
 		}
 		struct raft_progress *p = raft_progress_of(r, v);
-		if (p != NULL && p->recent_active)
+		if (p != NULL && p->recent_active && !p->recovering)
 			active++;
 	}
 	return active >= raft_quorum(r);
@@ -230,6 +230,8 @@ void raft_recv_vote(struct raft *r, const struct raft_message *m)
 		.to = m->from,
 		.term = r->term,
 	};
+	if (r->recovering)
+		can_vote = false; /* its log and its past votes cannot be trusted (recovery.c) */
 	if (can_vote && raft_log_up_to_date(r, m->index, m->log_term)) {
 		/* a granted prevote answers in the candidate's future term so it is not dropped */
 		if (pre) {

@@ -96,10 +96,14 @@ bool raft_progress_decr(struct raft_progress *p, raft_index rejected, raft_index
 	if (p->next == 0 || p->next - 1 != rejected)
 		return false;
 	raft_index n = probe_at < rejected ? probe_at : rejected;
-	if (n < p->match + 1)
-		n = p->match + 1;
 	if (n < 1)
 		n = 1;
+	/* The answer to our current probe says the peer lacks entries at or below what it
+	 * acknowledged (its disk lost them, or it restarted empty): believe the fresh answer and
+	 * lower match, or we would probe at match + 1 for ever and never send what it lacks.
+	 * Lowering match is always safe: commit never decreases, and a lower match only delays. */
+	if (n <= p->match)
+		p->match = n - 1;
 	p->next = n;
 	p->probe_sent = false;
 	return true;

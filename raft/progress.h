@@ -24,6 +24,7 @@ struct raft_progress {
 	uint8_t state;       /* enum raft_progress_state */
 	bool probe_sent;     /* PROBE: one message out, wait for an answer or a heartbeat */
 	bool recent_active;  /* heard from since the last CheckQuorum round */
+	bool recovering;     /* its last answer said it is recovering: counted in no quorum */
 	uint64_t read_acked; /* highest ReadIndex round this peer acknowledged */
 	raft_index commit_sent;
 	/* in-flight window (REPLICATE): a ring of cap slots; buf borrowed from struct raft */

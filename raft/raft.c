@@ -38,6 +38,8 @@ const char *raft_strerror(int err)
 		return "target is not a voter";
 	case RAFT_ECATCHUP:
 		return "learner has not caught up with the leader";
+	case RAFT_ERECOVERING:
+		return "target is recovering lost state";
 	}
 	return "unknown error";
 }
@@ -126,6 +128,7 @@ struct raft *raft_new(const struct raft_config *cfg, const struct raft_restore *
 	}
 	r->term = rs->hard_state.term;
 	r->vote = rs->hard_state.vote;
+	r->recovering = rs->hard_state.recovering;
 	/* The state machine may be ahead of the durable commit index (it applied entries
 	 * committed by a majority before our own copy was durable, then we crashed). Commit is
 	 * NOT raised to `applied`: the durable log may hold other, stale entries at those indexes
@@ -185,6 +188,7 @@ void raft_send(struct raft *r, struct raft_message *m)
 {
 	assert(m->to != 0 && m->to != r->id);
 	m->from = r->id;
+	m->recovering = r->recovering;
 	bool after = m->type == RAFT_MSG_APPEND_RESP || m->type == RAFT_MSG_VOTE_RESP ||
 		     m->type == RAFT_MSG_SNAPSHOT_RESP || m->type == RAFT_MSG_VOTE ||
 		     r->term != r->hs_out.term || r->vote != r->hs_out.vote ||
@@ -219,6 +223,8 @@ bool raft_may_campaign(const struct raft *r)
 	/* A server whose own removal is appended but not committed is still a voter of the
 	 * committed configuration; it may hold the only up-to-date log, so it must be able to
 	 * campaign or the cluster can deadlock (its votes are counted in the new one). */
+	if (r->recovering)
+		return false; /* it could win with a log that lacks committed entries */
 	return raft_is_voter(r) ||
 	       (r->conf_index > r->commit && raft_conf_is_voter(&r->conf_prev, r->id));
 }
@@ -307,10 +313,12 @@ void raft_conf_note_appended(struct raft *r, raft_index from)
 void raft_tick(struct raft *r)
 {
 	assert(!r->in_ready);
-	if (r->role == RAFT_LEADER)
+	if (r->role == RAFT_LEADER) {
 		raft_tick_leader(r);
-	else
+	} else {
+		raft_recovery_tick(r);
 		raft_tick_election(r);
+	}
 }
 
 int raft_propose(struct raft *r, struct raft_buf *data, raft_index *index, raft_term *term)
@@ -352,6 +360,7 @@ void raft_persisted(struct raft *r, raft_index index, raft_term term)
 	if (index <= r->persisted)
 		return;
 	r->persisted = index;
+	raft_recovery_check(r);
 	if (r->role == RAFT_LEADER) {
 		if (r->lead_unsynced && r->persisted >= r->noop_index)
 			r->lead_unsynced = false;
@@ -399,12 +408,13 @@ static struct raft_hard_state hard_state(const struct raft *r)
 	raft_index c = r->commit < durable_before ? r->commit : durable_before;
 	if (c < r->hs_out.commit)
 		c = r->hs_out.commit; /* never record less than already recorded */
-	return (struct raft_hard_state){r->term, r->vote, c};
+	return (struct raft_hard_state){r->term, r->vote, c, r->recovering};
 }
 
 static bool hs_equal(struct raft_hard_state a, struct raft_hard_state b)
 {
-	return a.term == b.term && a.vote == b.vote && a.commit == b.commit;
+	return a.term == b.term && a.vote == b.vote && a.commit == b.commit &&
+	       a.recovering == b.recovering;
 }
 
 bool raft_has_ready(const struct raft *r)

@@ -92,6 +92,7 @@ enum {
 	RAFT_ETRANSFER = -8,    /* proposal refused: leadership transfer in progress */
 	RAFT_ELEARNER = -9,     /* transfer target is a learner / not a voter */
 	RAFT_ECATCHUP = -10,    /* promotion refused: the learner is too far behind (retry later) */
+	RAFT_ERECOVERING = -11, /* transfer target is recovering lost state (raft/recovery.c) */
 };
 const char *raft_strerror(int err);
 
@@ -142,6 +143,8 @@ enum raft_msg_type {
 	RAFT_MSG_SNAPSHOT = 9, /* InstallSnapshot chunk */
 	RAFT_MSG_SNAPSHOT_RESP = 10,
 	RAFT_MSG_TIMEOUT_NOW = 11, /* leadership transfer: campaign now, skipping PreVote */
+	RAFT_MSG_TERM_QUERY = 12,  /* a recovering replica asks a voter for its term */
+	RAFT_MSG_TERM_RESP = 13,   /* term = the voter's current term (no term rules apply) */
 };
 
 struct raft_message {
@@ -165,6 +168,7 @@ struct raft_message {
 	uint64_t snap_offset;      /* SNAPSHOT: offset of this chunk; RESP: next offset wanted */
 	struct raft_buf snap_data; /* borrowed */
 	bool snap_done;            /* SNAPSHOT: last chunk */
+	bool recovering; /* the sender is a recovering replica (set on every message it sends) */
 };
 
 /* VOTE.context of a campaign started by TIMEOUT_NOW (leadership transfer): voters grant it
@@ -179,6 +183,10 @@ struct raft_hard_state {
 	raft_term term;
 	raft_id vote;
 	raft_index commit;
+	/* This replica lost state it may have acknowledged (an emptied or damaged data
+	 * directory): it does not vote, campaign or count in any quorum until a leader has
+	 * brought it up to date (raft/recovery.c). Persisted so that a restart keeps it. */
+	bool recovering;
 };
 
 struct raft_soft_state {
@@ -355,6 +363,23 @@ raft_index raft_snapshot_index_of(const struct raft *r);
 
 /* Helpers on configurations. */
 bool raft_conf_is_voter(const struct raft_conf *c, raft_id id);
+
+/* ------------------------------------------------------------------------------ recovery */
+/* A replica restored with hard_state.recovering = true (its directory was emptied, or its log
+ * or state machine was damaged) first learns the current term of every other voter (TERM_QUERY
+ * / TERM_RESP) and fences its term above any vote it may have cast and forgotten, then stays a
+ * silent follower (no vote, no campaign, not counted by the leader for commit, ReadIndex or
+ * CheckQuorum, never a transfer target) until it holds, durably, the leader's commit index
+ * of the leader's own term. The argument is in docs/DESIGN-NOTES.md, "Replica recovery". */
+bool raft_recovering(const struct raft *r);
+/* While recovering: true once every other voter answered and the term is fenced. */
+bool raft_recovery_fenced(const struct raft *r);
+/* Leader's view: the peer said it is recovering in its last answer. */
+bool raft_peer_recovering(const struct raft *r, raft_id id);
+/* The peer's link was (re)established, or it came back with a new data directory: forget what
+ * it acknowledged before (match 0) and probe it afresh. Anything it still holds is found
+ * again by one probe round trip; anything it lost is then sent again (log or snapshot). */
+void raft_peer_reset(struct raft *r, raft_id id);
 bool raft_conf_is_learner(const struct raft_conf *c, raft_id id);
 
 #endif

@@ -82,6 +82,15 @@ struct raft {
 	uint64_t read_round_sent; /* last round broadcast */
 	bool read_round_needed;
 
+	/* recovery (recovery.c): persisted `recovering`, and the volatile term fence */
+	bool recovering;
+	bool fenced;                       /* every other voter told us its term */
+	raft_id fence_from[RAFT_NODES_MAX]; /* voters that answered */
+	uint32_t n_fence;
+	raft_term fence_term;   /* the highest term among the answers */
+	uint32_t fence_elapsed; /* ticks since the last round of queries */
+	raft_index recover_at;  /* the leader's commit of its own term we must hold durably */
+
 	/* follower snapshot staging */
 	raft_index stage_index;
 	raft_term stage_term;
@@ -169,6 +178,18 @@ void raft_snapshot_start(struct raft *r, struct raft_progress *p);
 void raft_snapshot_tick(struct raft *r, struct raft_progress *p);
 void raft_recv_snapshot(struct raft *r, const struct raft_message *m);
 void raft_recv_snapshot_resp(struct raft *r, const struct raft_message *m);
+
+/* recovery.c */
+void raft_recovery_tick(struct raft *r);
+void raft_recv_term_query(struct raft *r, const struct raft_message *m);
+void raft_recv_term_resp(struct raft *r, const struct raft_message *m);
+/* Follower: an accepted AppendEntries from the leader of our term. */
+void raft_recovery_on_append(struct raft *r, const struct raft_message *m, raft_index last_new);
+/* Follower: our log became durable further, or a fence completed: maybe recovered now. */
+void raft_recovery_check(struct raft *r);
+/* Leader: an answer from a peer; adopts its recovering flag (resetting its progress when it
+ * starts recovering). */
+void raft_recovery_note_peer(struct raft *r, const struct raft_message *m);
 
 /* membership.c */
 void raft_membership_on_commit(struct raft *r);

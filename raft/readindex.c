@@ -53,7 +53,8 @@ static uint64_t confirmed_round(const struct raft *r)
 		for (uint32_t k = 0; k < r->n_prs; k++)
 			if (r->prs[k].id == v)
 				p = &r->prs[k];
-		acked[n++] = v == r->id ? UINT64_MAX : (p != NULL ? p->read_acked : 0);
+		acked[n++] = v == r->id ? UINT64_MAX
+					: (p != NULL && !p->recovering ? p->read_acked : 0);
 	}
 	if (n == 0)
 		return 0;

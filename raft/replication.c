@@ -145,8 +145,10 @@ bool raft_maybe_commit(struct raft *r)
 		if (v == r->id) {
 			match[n++] = raft_leader_self_match(r);
 		} else {
+			/* a recovering replica may have voted in a later term and forgotten
+			 * it: its acknowledgements count for nothing (recovery.c) */
 			const struct raft_progress *p = raft_progress_of(r, v);
-			match[n++] = p != NULL ? p->match : 0;
+			match[n++] = p != NULL && !p->recovering ? p->match : 0;
 		}
 	}
 	sort_desc(match, n);
@@ -227,6 +229,7 @@ void raft_recv_append(struct raft *r, const struct raft_message *m)
 		r->commit = c;
 	resp.index = last_new;
 	raft_send(r, &resp);
+	raft_recovery_on_append(r, m, last_new);
 }
 
 void raft_recv_heartbeat(struct raft *r, const struct raft_message *m)

@@ -11,7 +11,7 @@ static bool valid(const struct raft *r, const struct raft_message *m)
 {
 	if (m->to != r->id || m->from == 0 || m->from == r->id)
 		return false;
-	if (m->type < RAFT_MSG_APPEND || m->type > RAFT_MSG_TIMEOUT_NOW)
+	if (m->type < RAFT_MSG_APPEND || m->type > RAFT_MSG_TERM_RESP)
 		return false;
 	if (m->snap_data.len > RAFT_SNAPSHOT_CHUNK_BYTES_MAX ||
 	    (m->snap_data.len > 0 && m->snap_data.base == NULL))
@@ -44,6 +44,16 @@ int raft_step(struct raft *r, const struct raft_message *m)
 	assert(!r->in_ready);
 	if (!valid(r, m))
 		return RAFT_EINVAL;
+	/* A recovering replica's term queries bypass the term rules: they change no one's term
+	 * (recovery.c). */
+	if (m->type == RAFT_MSG_TERM_QUERY) {
+		raft_recv_term_query(r, m);
+		return 0;
+	}
+	if (m->type == RAFT_MSG_TERM_RESP) {
+		raft_recv_term_resp(r, m);
+		return 0;
+	}
 	bool is_vote = m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE;
 	/* Campaigns from any server are answered, even from one outside our configuration: ours
 	 * may be stale (an uncommitted change), and dropping them can deadlock elections (sim
@@ -102,16 +112,22 @@ int raft_step(struct raft *r, const struct raft_message *m)
 			raft_recv_snapshot(r, m);
 		break;
 	case RAFT_MSG_APPEND_RESP:
-		if (r->role == RAFT_LEADER)
+		if (r->role == RAFT_LEADER) {
+			raft_recovery_note_peer(r, m);
 			raft_recv_append_resp(r, m);
+		}
 		break;
 	case RAFT_MSG_HEARTBEAT_RESP:
-		if (r->role == RAFT_LEADER)
+		if (r->role == RAFT_LEADER) {
+			raft_recovery_note_peer(r, m);
 			raft_recv_heartbeat_resp(r, m);
+		}
 		break;
 	case RAFT_MSG_SNAPSHOT_RESP:
-		if (r->role == RAFT_LEADER)
+		if (r->role == RAFT_LEADER) {
+			raft_recovery_note_peer(r, m);
 			raft_recv_snapshot_resp(r, m);
+		}
 		break;
 	case RAFT_MSG_VOTE:
 	case RAFT_MSG_PREVOTE:
@@ -122,7 +138,7 @@ int raft_step(struct raft *r, const struct raft_message *m)
 		raft_recv_vote_resp(r, m);
 		break;
 	case RAFT_MSG_TIMEOUT_NOW:
-		if (r->role == RAFT_FOLLOWER)
+		if (r->role == RAFT_FOLLOWER && !r->recovering)
 			raft_recv_timeout_now(r, m);
 		break;
 	}

@@ -26,6 +26,8 @@ int raft_transfer_leader(struct raft *r, raft_id target)
 		return RAFT_EBUSY;
 	struct raft_progress *p = raft_progress_of(r, target);
 	assert(p != NULL);
+	if (p->recovering)
+		return RAFT_ERECOVERING;
 	r->transfer_target = target;
 	r->transfer_elapsed = 0;
 	if (p->match == raft_log_last(&r->log))
@@ -45,7 +47,7 @@ void raft_transfer_abort(struct raft *r)
  * transfer can proceed. */
 void raft_transfer_check(struct raft *r, struct raft_progress *p)
 {
-	if (r->role == RAFT_LEADER && r->transfer_target == p->id &&
+	if (r->role == RAFT_LEADER && r->transfer_target == p->id && !p->recovering &&
 	    p->match == raft_log_last(&r->log))
 		send_timeout_now(r, p->id);
 }

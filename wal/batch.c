@@ -152,13 +152,16 @@ static int end_record(struct wal_batch *b, uint8_t type, uint64_t group, size_t 
 int wal_batch_hard_state(struct wal_batch *b, uint64_t group, const struct raft_hard_state *hs)
 {
 	int rc;
-	uint8_t *p = begin_record(b, WAL_HARD_STATE_BYTES, &rc);
+	uint32_t len = hs->recovering ? WAL_HARD_STATE_EXT_BYTES : WAL_HARD_STATE_BYTES;
+	uint8_t *p = begin_record(b, len, &rc);
 	if (!p)
 		return rc;
 	wal_put64(p, hs->term);
 	wal_put64(p + 8, hs->vote);
 	wal_put64(p + 16, hs->commit);
-	return end_record(b, WAL_REC_HARD_STATE, group, WAL_HARD_STATE_BYTES, LOG_SAME, 0, 0);
+	if (hs->recovering)
+		wal_put64(p + 24, WAL_HS_FLAG_RECOVERING);
+	return end_record(b, WAL_REC_HARD_STATE, group, len, LOG_SAME, 0, 0);
 }
 
 static int marker(struct wal_batch *b, uint8_t type, uint64_t group, raft_index index)

@@ -34,6 +34,10 @@
 #define WAL_ENTRIES_HEADER_BYTES      16u /* u64 first index, u32 count, u32 reserved */
 #define WAL_ENTRY_HEADER_BYTES        16u /* u64 term, u32 data length, u8 type, u8[3] reserved */
 #define WAL_HARD_STATE_BYTES          24u /* u64 term, u64 vote, u64 commit */
+/* The same followed by u64 flags (bit 0: recovering), written only when a flag is set, so a
+ * replica in its normal state writes the record as before. */
+#define WAL_HARD_STATE_EXT_BYTES      32u
+#define WAL_HS_FLAG_RECOVERING        1u
 #define WAL_TRUNCATE_BYTES            8u  /* u64 from */
 #define WAL_CHECKPOINT_BYTES          8u  /* u64 index */
 #define WAL_SNAPSHOT_FIXED_BYTES      24u /* u64 index, u64 term, u32 voters, u32 learners, ids */
@@ -84,6 +88,17 @@ static inline uint64_t wal_get64(const uint8_t *p)
 	for (int i = 7; i >= 0; i--)
 		v = (v << 8) | p[i];
 	return v;
+}
+
+/* Decodes a HARD_STATE payload of WAL_HARD_STATE_BYTES or WAL_HARD_STATE_EXT_BYTES. */
+static inline void wal_hard_state_decode(const uint8_t *p, uint32_t len,
+					 struct raft_hard_state *hs)
+{
+	hs->term = wal_get64(p);
+	hs->vote = wal_get64(p + 8);
+	hs->commit = wal_get64(p + 16);
+	hs->recovering = len >= WAL_HARD_STATE_EXT_BYTES &&
+			 (wal_get64(p + 24) & WAL_HS_FLAG_RECOVERING) != 0;
 }
 
 struct wal_rec_header {

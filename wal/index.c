@@ -228,9 +228,7 @@ int wal_apply_record(struct wal *w, uint64_t seg, uint64_t batch, const struct w
 	case WAL_REC_ENTRIES:
 		return apply_entries(g, seg, batch, r);
 	case WAL_REC_HARD_STATE:
-		g->st.hard_state.term = wal_get64(r->payload);
-		g->st.hard_state.vote = wal_get64(r->payload + 8);
-		g->st.hard_state.commit = wal_get64(r->payload + 16);
+		wal_hard_state_decode(r->payload, r->length, &g->st.hard_state);
 		g->st.has_hard_state = true;
 		return WAL_OK;
 	case WAL_REC_TRUNCATE:

@@ -102,7 +102,9 @@ bool wal_payload_valid(uint8_t type, const uint8_t *pl, uint32_t len, const char
 		return true;
 	}
 	case WAL_REC_HARD_STATE:
-		if (len == WAL_HARD_STATE_BYTES)
+		if (len == WAL_HARD_STATE_BYTES ||
+		    (len == WAL_HARD_STATE_EXT_BYTES &&
+		     (wal_get64(pl + 24) & ~(uint64_t)WAL_HS_FLAG_RECOVERING) == 0))
 			return true;
 		break;
 	case WAL_REC_TRUNCATE:

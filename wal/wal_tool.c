@@ -90,9 +90,10 @@ static int on_record(const struct wal_record_info *r, void *arg)
 			printf(" seq=%" PRIu64 "\n", r->first_index);
 		else if (r->type == WAL_REC_HARD_STATE)
 			printf(" group=%" PRIu64 " term=%" PRIu64 " vote=%" PRIu64
-			       " commit=%" PRIu64 "\n",
+			       " commit=%" PRIu64 "%s\n",
 			       r->group, r->hard_state->term, r->hard_state->vote,
-			       r->hard_state->commit);
+			       r->hard_state->commit,
+			       r->hard_state->recovering ? " recovering" : "");
 		else if (r->type == WAL_REC_ENTRIES)
 			printf(" group=%" PRIu64 " index=%" PRIu64 "..%" PRIu64 " bytes=%u\n",
 			       r->group, r->first_index, r->last_index, r->length);

@@ -49,9 +49,7 @@ static int report_batch(const char *seg, const uint8_t *map, const struct wal_sc
 			wal_entries_range(v.payload, &ri.first_index, &n);
 			ri.last_index = ri.first_index + n - 1;
 		} else if (v.type == WAL_REC_HARD_STATE) {
-			hs.term = wal_get64(v.payload);
-			hs.vote = wal_get64(v.payload + 8);
-			hs.commit = wal_get64(v.payload + 16);
+			wal_hard_state_decode(v.payload, v.length, &hs);
 			ri.hard_state = &hs;
 		} else {
 			ri.first_index = ri.last_index = wal_marker_index(v.type, v.payload);

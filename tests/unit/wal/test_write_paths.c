@@ -97,7 +97,7 @@ START_TEST(test_early_report_matches_the_index)
 				next[g] -= 1;
 				ck_assert_int_eq(wal_batch_truncate(b, g, next[g]), WAL_OK);
 			} else if (what == 7) {
-				struct raft_hard_state hs = {term[g], g, next[g] - 1};
+				struct raft_hard_state hs = {term[g], g, next[g] - 1, false};
 				ck_assert_int_eq(wal_batch_hard_state(b, g, &hs), WAL_OK);
 			} else if (what == 8) {
 				ck_assert_int_eq(wal_batch_checkpoint(b, g, next[g] / 2), WAL_OK);
