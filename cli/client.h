@@ -138,6 +138,7 @@ struct cli_group_status {
 	uint64_t leader; /* node id, 0 = none known */
 	uint64_t term, commit, applied;
 	char role[16]; /* "leader", "follower", "candidate", ... as the node says */
+	bool recovering; /* the replica is being rebuilt from its peers */
 	size_t n_voters, n_learners;
 	uint64_t voters[CLI_NODES_MAX], learners[CLI_NODES_MAX];
 };
@@ -151,6 +152,7 @@ struct cli_node_status {
 	char peer_addr[CLI_ADDR_MAX], client_addr[CLI_ADDR_MAX];
 	char health[32];
 	uint64_t wal_bytes, lmdb_bytes, uptime_ms;
+	uint64_t incarnation; /* the node's data directory id */
 	uint64_t ring_epoch;
 	uint32_t ring_groups, ring_vnodes;
 	size_t n_nodes; /* the ring's nodes */

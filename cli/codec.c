@@ -136,6 +136,7 @@ int cli_codec_status(const Ringraft__Kv__Response *in, struct cli_node_status *o
 	out->wal_bytes = s->wal_bytes;
 	out->lmdb_bytes = s->lmdb_bytes;
 	out->uptime_ms = s->uptime_ms;
+	out->incarnation = s->incarnation;
 	if (in->ring) {
 		out->ring_epoch = in->ring->epoch;
 		out->ring_groups = in->ring->groups;
@@ -157,6 +158,7 @@ int cli_codec_status(const Ringraft__Kv__Response *in, struct cli_node_status *o
 		o->commit = g->commit;
 		o->applied = g->applied;
 		copy_str(o->role, sizeof o->role, g->role);
+		o->recovering = g->recovering;
 		for (size_t j = 0; j < g->n_voters && o->n_voters < CLI_NODES_MAX; j++)
 			o->voters[o->n_voters++] = g->voters[j];
 		for (size_t j = 0; j < g->n_learners && o->n_learners < CLI_NODES_MAX; j++)

@@ -223,9 +223,10 @@ static void status_json(const struct view *v)
 		json_text(st->peer_addr);
 		printf(", \"health\": ");
 		json_text(st->health);
-		printf(", \"wal_bytes\": %llu, \"lmdb_bytes\": %llu, \"uptime_ms\": %llu",
+		printf(", \"wal_bytes\": %llu, \"lmdb_bytes\": %llu, \"uptime_ms\": %llu, "
+		       "\"incarnation\": \"%016llx\"",
 		       (unsigned long long)st->wal_bytes, (unsigned long long)st->lmdb_bytes,
-		       (unsigned long long)st->uptime_ms);
+		       (unsigned long long)st->uptime_ms, (unsigned long long)st->incarnation);
 		printf(", \"leader_of\": [");
 		size_t k = 0;
 		for (size_t g = 0; g < st->n_groups; g++)
@@ -237,9 +238,10 @@ static void status_json(const struct view *v)
 			printf("%s\n    {\"group\": %u, \"role\": ", g ? "," : "", gs->group);
 			json_text(gs->role);
 			printf(", \"leader\": %llu, \"term\": %llu, \"commit\": %llu, "
-			       "\"applied\": %llu, \"voters\": ",
+			       "\"applied\": %llu, \"recovering\": %s, \"voters\": ",
 			       (unsigned long long)gs->leader, (unsigned long long)gs->term,
-			       (unsigned long long)gs->commit, (unsigned long long)gs->applied);
+			       (unsigned long long)gs->commit, (unsigned long long)gs->applied,
+			       gs->recovering ? "true" : "false");
 			json_u64_list(gs->voters, gs->n_voters);
 			printf(", \"learners\": ");
 			json_u64_list(gs->learners, gs->n_learners);
@@ -281,7 +283,8 @@ static void status_table(const struct view *v)
 			const struct cli_group_status *gs = &nv->st.groups[g];
 			printf("%-5llu %-6u %-10s %-8llu %-10llu %-10llu %llu\n",
 			       (unsigned long long)nv->st.id, gs->group,
-			       gs->role[0] ? gs->role : "?", (unsigned long long)gs->term,
+			       gs->recovering ? "recovering" : gs->role[0] ? gs->role : "?",
+			       (unsigned long long)gs->term,
 			       (unsigned long long)gs->commit, (unsigned long long)gs->applied,
 			       (unsigned long long)gs->leader);
 		}

@@ -55,7 +55,7 @@ struct wreq {
 
 struct net_peers {
 	uv_loop_t *loop;
-	uint64_t self_id, cluster_id;
+	uint64_t self_id, cluster_id, incarnation;
 	char listen_addr[NET_ADDR_STR_MAX];
 	char client_addr[NET_ADDR_STR_MAX];
 	struct net_peers_cbs cbs;
@@ -247,6 +247,7 @@ static int send_hello(struct conn *c)
 	struct net_peers *p = c->p;
 	Ringraft__Raft__Hello h = RINGRAFT__RAFT__HELLO__INIT;
 	h.cluster_id = p->cluster_id;
+	h.incarnation = p->incarnation;
 	h.node_id = p->self_id;
 	h.client_addr = p->client_addr;
 	size_t n = ringraft__raft__hello__get_packed_size(&h);
@@ -309,7 +310,7 @@ static struct peer *accept_hello(struct conn *c, const Ringraft__Raft__Hello *h)
 	pe->len = 0;
 	logf_(p, 2, pe->id, "peer link up client_addr=%s", pe->client_addr);
 	if (p->cbs.on_up)
-		p->cbs.on_up(p->arg, pe->id, pe->client_addr);
+		p->cbs.on_up(p->arg, pe->id, pe->client_addr, h->incarnation);
 	return pe;
 }
 
@@ -482,6 +483,11 @@ static void keepalive_cb(uv_timer_t *t)
 }
 
 /* ------------------------------------------------------------------------------ API */
+
+void net_peers_set_incarnation(struct net_peers *p, uint64_t incarnation)
+{
+	p->incarnation = incarnation;
+}
 
 int net_peers_new(uv_loop_t *loop, uint64_t self_id, uint64_t cluster_id, const char *listen_addr,
 		  const char *self_client_addr, const struct net_peers_cbs *cbs, void *arg,

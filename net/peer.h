@@ -21,8 +21,10 @@
 struct net_peers_cbs {
 	/* A whole PeerFrame from peer `from` (hello already checked). Borrowed for the call. */
 	void (*on_frame)(void *arg, uint64_t from, const Ringraft__Raft__PeerFrame *f);
-	/* The link to `id` came up; client_addr is borrowed for the call. */
-	void (*on_up)(void *arg, uint64_t id, const char *client_addr);
+	/* The link to `id` came up; client_addr is borrowed for the call; incarnation is the
+	 * identity of the peer's data directory (0 if it sent none). Called before any frame of
+	 * the new link is delivered. */
+	void (*on_up)(void *arg, uint64_t id, const char *client_addr, uint64_t incarnation);
 	void (*on_down)(void *arg, uint64_t id);
 	/* An event worth a log line (level 0 = error .. 3 = debug); msg borrowed. */
 	void (*on_log)(void *arg, int level, uint64_t peer, const char *msg);
@@ -34,6 +36,8 @@ struct net_peers;
 int net_peers_new(uv_loop_t *loop, uint64_t self_id, uint64_t cluster_id, const char *listen_addr,
 		  const char *self_client_addr, const struct net_peers_cbs *cbs, void *arg,
 		  struct net_peers **out);
+/* The identity of our data directory, sent in every Hello (before net_peers_start). */
+void net_peers_set_incarnation(struct net_peers *p, uint64_t incarnation);
 /* Declares a peer (before net_peers_start). NET_EADDR on a bad address. */
 int net_peers_add(struct net_peers *p, uint64_t id, const char *addr);
 /* Binds the listener and starts dialling. NET_EIO (with uv's message logged) on bind failure. */

@@ -39,6 +39,9 @@ void node_balance_leaders(struct node *n)
 		if (now < g->leader_since_ms + NODE_LEADER_SETTLE_MS ||
 		    now < g->last_transfer_ms + NODE_TRANSFER_INTERVAL_MS)
 			continue;
+		/* a replica being rebuilt could not win, and the group would be leaderless */
+		if (raft_peer_recovering(g->raft, want))
+			continue;
 		int mi = node_config_member_index(&n->cfg, want);
 		if (mi < 0 || n->peer_up_since[mi] == 0 ||
 		    now < n->peer_up_since[mi] + NODE_PEER_SETTLE_MS)

@@ -160,6 +160,17 @@ static void handle_ready(struct node *n, struct node_group *g)
 	soft_state(n, g, &u);
 	node_service_read_states(n, g, u.reads, u.n_reads, u.reads_dropped, u.n_reads_dropped);
 	raft_advance(g->raft, &u);
+	if (u.has_hard_state && u.hard_state.recovering != g->recovering) {
+		g->recovering = u.hard_state.recovering;
+		if (g->recovering)
+			node_log(NODE_LOG_WARN, g->id,
+				 "replica recovering: it does not vote or serve until a leader has "
+				 "brought it up to date");
+		else
+			node_log(NODE_LOG_WARN, g->id,
+				 "replica recovered: it votes and serves again term=%llu",
+				 (unsigned long long)raft_term_of(g->raft));
+	}
 
 	/* Events for the core only after advance. */
 	for (size_t i = 0; i < n_reqs; i++)

@@ -46,6 +46,7 @@ int node_msg_to_pb(uint64_t group, const struct raft_message *m, struct node_msg
 	out->index = m->index;
 	out->commit = m->commit;
 	out->reject = m->reject;
+	out->recovering = m->recovering;
 	out->hint_index = m->hint_index;
 	out->hint_term = m->hint_term;
 	out->context = m->context;
@@ -96,6 +97,7 @@ int node_msg_from_pb(const Ringraft__Raft__Message *pb, struct node_msg_scratch 
 	out->index = pb->index;
 	out->commit = pb->commit;
 	out->reject = pb->reject;
+	out->recovering = pb->recovering;
 	out->hint_index = pb->hint_index;
 	out->hint_term = pb->hint_term;
 	out->context = pb->context;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "node/identity.h"
 #include "node/node_int.h"
 
 uint64_t node_now_ms(void)
@@ -52,12 +53,26 @@ static void raise_nofile(void)
 
 /* ------------------------------------------------------------------------------ callbacks */
 
-static void peer_up_cb(void *arg, uint64_t id, const char *client_addr)
+static void peer_up_cb(void *arg, uint64_t id, const char *client_addr, uint64_t incarnation)
 {
 	struct node *n = arg;
 	int mi = node_config_member_index(&n->cfg, id);
-	if (mi >= 0)
+	if (mi >= 0) {
 		n->peer_up_since[mi] = node_now_ms();
+		uint64_t was = n->peer_incarnation[mi];
+		if (was != 0 && was != incarnation)
+			node_log(NODE_LOG_WARN, 0,
+				 "peer came back with another data directory peer=%llu "
+				 "incarnation=%016llx was=%016llx",
+				 (unsigned long long)id, (unsigned long long)incarnation,
+				 (unsigned long long)was);
+		n->peer_incarnation[mi] = incarnation;
+	}
+	/* Whatever the peer acknowledged over the last link may be gone (it restarted, perhaps
+	 * with an emptied directory): every group probes it afresh (raft_peer_reset). */
+	for (uint32_t i = 0; i < n->cfg.groups; i++)
+		if (n->groups[i].raft != NULL)
+			raft_peer_reset(n->groups[i].raft, id);
 	if (node_addrbook_set(&n->addrs, &n->cfg, id, client_addr) &&
 	    node_addrbook_save(&n->addrs, &n->cfg) != 0)
 		node_log(NODE_LOG_WARN, 0, "cannot save peers.conf error=\"%s\"", strerror(errno));
@@ -179,7 +194,8 @@ static void signal_cb(uv_signal_t *s, int signum)
 		const struct raft_conf *c = raft_conf_of(g->raft);
 		for (uint32_t k = 0; k < c->n_voters; k++) {
 			uint64_t to = c->voters[k];
-			if (to != n->cfg.id && net_peers_up(n->peers, to)) {
+			if (to != n->cfg.id && net_peers_up(n->peers, to) &&
+			    !raft_peer_recovering(g->raft, to)) {
 				int rc = raft_transfer_leader(g->raft, to);
 				node_log(NODE_LOG_INFO, g->id, "handoff to=%llu result=\"%s\"",
 					 (unsigned long long)to, raft_strerror(rc));
@@ -222,22 +238,31 @@ int node_open(const struct node_config *cfg, struct node **out)
 	snprintf(kv_dir, sizeof kv_dir, "%s/kv", cfg->data_dir);
 	if (make_dir(wal_dir) < 0 || make_dir(kv_dir) < 0)
 		return -1;
+	char ierr[NODE_PATH_MAX + 256];
+	bool fresh_dir = false;
+	if (node_incarnation_load(cfg->data_dir, &n->incarnation, &fresh_dir, ierr, sizeof ierr) <
+	    0) {
+		node_log(NODE_LOG_ERROR, 0, "%s", ierr);
+		return -1;
+	}
+	node_log(fresh_dir ? NODE_LOG_WARN : NODE_LOG_INFO, 0, "data directory incarnation=%016llx%s",
+		 (unsigned long long)n->incarnation, fresh_dir ? " (new)" : "");
 	struct wal_options wo;
 	wal_options_default(&wo);
 	wo.no_sync = cfg->wal_no_sync;
 	wo.no_direct_io = cfg->wal_no_direct_io;
 	struct wal_corruption corr;
 	memset(&corr, 0, sizeof corr);
-	int rc = wal_open(wal_dir, &wo, false, &n->wal, &corr);
+	/* Salvage: damaged groups are marked corrupt instead of refusing to start; restore.c
+	 * rebuilds them from their peers (recovering replicas) while the others serve. */
+	int rc = wal_open(wal_dir, &wo, true, &n->wal, &corr);
+	if (rc == WAL_OK && corr.reason[0] != '\0')
+		node_log(NODE_LOG_ERROR, corr.group_known ? (uint32_t)corr.group : 0,
+			 "WAL damaged: the groups concerned are rebuilt from their peers "
+			 "segment=%s offset=%llu reason=\"%s\"",
+			 corr.segment, (unsigned long long)corr.offset, corr.reason);
 	if (rc != WAL_OK) {
-		if (rc == WAL_ECORRUPT)
-			node_log(NODE_LOG_ERROR, corr.group,
-				 "WAL corrupt: refusing to start (acknowledged writes would be "
-				 "lost) "
-				 "segment=%s offset=%llu reason=\"%s\"; move the data dir away and "
-				 "restart empty to rebuild from peers",
-				 corr.segment, (unsigned long long)corr.offset, corr.reason);
-		else if (rc == WAL_ELOCKED)
+		if (rc == WAL_ELOCKED)
 			node_log(NODE_LOG_ERROR, 0, "the data dir is in use by another kvd dir=%s",
 				 cfg->data_dir);
 		else
@@ -272,6 +297,7 @@ int node_open(const struct node_config *cfg, struct node **out)
 	if (net_peers_new(&n->loop, cfg->id, cfg->cluster_id, cfg->peer_addr, cfg->client_addr, &pc,
 			  n, &n->peers) != NET_OK)
 		return -1;
+	net_peers_set_incarnation(n->peers, n->incarnation);
 	for (size_t i = 0; i < cfg->n_members; i++)
 		if (cfg->members[i].id != cfg->id &&
 		    net_peers_add(n->peers, cfg->members[i].id, cfg->members[i].peer_addr) !=

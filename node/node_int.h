@@ -91,6 +91,7 @@ struct node_group {
 	uint64_t leader_since_ms; /* when this node became its leader */
 	uint64_t last_transfer_ms;
 	bool unreachable[NODE_NODES_MAX]; /* by member index: report after advance */
+	bool recovering; /* the replica's last state: logged when it changes */
 };
 
 /* A message held until the WAL batch it depends on is durable (packed Message bytes). */
@@ -150,6 +151,8 @@ struct node {
 	uint64_t start_ms;
 	uint64_t ticks;
 	uint64_t peer_up_since[NODE_NODES_MAX]; /* by member index; 0 = down */
+	uint64_t incarnation;                   /* our data directory's id (identity.h) */
+	uint64_t peer_incarnation[NODE_NODES_MAX]; /* by member index: from its last Hello */
 	struct node_addrbook addrs;             /* other nodes' client addresses */
 	bool stopping; /* SIGTERM/SIGINT: no new requests, leaderships handed off */
 	bool draining; /* handoff over: peers ignored, waiting for the last WAL batch */

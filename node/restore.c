@@ -2,6 +2,12 @@
  * raft_restore): the state machine's applied index/term/configuration (kv_meta) is the
  * compaction point, the WAL gives the hard state and the entries after it. A fresh group gets
  * the bootstrap configuration: every node hosting it is a voter.
+ *
+ * A replica whose durable Raft state is missing (a new or emptied directory) or damaged (WAL
+ * records corrupt, entries missing between the state machine and the log) restarts as a
+ * *recovering* replica (raft/recovery.c) from what its state machine holds, and its WAL log is
+ * reset to that point; the leader sends it the rest. In a brand-new cluster every replica
+ * starts so, and they all leave recovery at once (no voter has a term yet).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -90,12 +96,20 @@ int node_restore_groups(struct node *n)
 			return -1;
 		}
 		const struct wal_group_state *ws = wal_group_find(n->wal, gi);
-		if (ws != NULL && ws->corrupt) {
-			node_log(NODE_LOG_ERROR, gi,
-				 "WAL records of the group are corrupt: move the data dir away and "
-				 "restart the node empty to rebuild it from its peers");
-			return -1;
-		}
+		const char *damage = NULL;
+		if (ws != NULL && ws->corrupt)
+			damage = "WAL records of the group are damaged";
+		else if (ws != NULL && ws->snap_index > km.applied_index)
+			damage = "the state machine is behind the WAL's snapshot marker";
+		else if (ws != NULL && ws->last_index > km.applied_index &&
+			 ws->first_index > km.applied_index + 1)
+			damage = "the WAL lacks entries the state machine has not applied";
+		bool empty = ws == NULL || (!ws->corrupt && !ws->has_hard_state &&
+					    ws->last_index == 0 && ws->snap_index == 0);
+		if (damage != NULL)
+			ws = NULL; /* nothing of its log is used: it restarts from the state machine */
+		bool recovering = damage != NULL || empty ||
+				  (ws != NULL && ws->has_hard_state && ws->hard_state.recovering);
 		struct raft_restore rs;
 		memset(&rs, 0, sizeof rs);
 		for (size_t i = 0; i < nh; i++)
@@ -108,31 +122,37 @@ int node_restore_groups(struct node *n)
 		rs.snap_index = km.applied_index;
 		rs.snap_term = km.applied_term;
 		rs.applied = km.applied_index;
-		if (ws != NULL && ws->snap_index > rs.snap_index) {
-			node_log(NODE_LOG_ERROR, gi,
-				 "WAL snapshot marker is ahead of the state machine wal_snap=%llu "
-				 "applied=%llu",
-				 (unsigned long long)ws->snap_index,
-				 (unsigned long long)km.applied_index);
-			return -1;
-		}
 		if (ws != NULL && ws->has_hard_state)
 			rs.hard_state = ws->hard_state;
+		else if (damage != NULL && (ws = wal_group_find(n->wal, gi)) != NULL &&
+			 ws->has_hard_state && !ws->corrupt) {
+			/* term and vote are still worth keeping: the fence only raises them */
+			rs.hard_state = ws->hard_state;
+			ws = NULL;
+		}
+		rs.hard_state.recovering = recovering;
 		struct raft_entry *es = NULL;
 		size_t ne = 0, nc = 0;
 		struct chunk *cs = NULL;
 		if (ws != NULL && ws->last_index > rs.snap_index) {
 			raft_index lo = rs.snap_index + 1;
-			if (ws->first_index > lo) {
-				node_log(NODE_LOG_ERROR, gi,
-					 "the WAL lacks entries the state machine has not applied "
-					 "applied=%llu wal_first=%llu",
-					 (unsigned long long)km.applied_index,
-					 (unsigned long long)ws->first_index);
-				return -1;
-			}
 			if (read_log(n, gi, lo, ws->last_index + 1, &es, &ne, &cs, &nc) < 0)
 				return -1;
+		}
+		if (damage != NULL) {
+			/* The group's WAL log restarts at the state machine's point (this record
+			 * also heals a group the WAL marked corrupt); the hard state says it is
+			 * recovering, so a restart before it has caught up recovers again. */
+			rs.hard_state.commit = rs.applied;
+			struct wal_batch *b = n->cur->b;
+			if (wal_batch_snapshot(b, gi, rs.snap_index, rs.snap_term, &rs.conf) != 0 ||
+			    wal_batch_hard_state(b, gi, &rs.hard_state) != 0)
+				node_fatal(n, gi, "out of memory resetting the group's log");
+			node_log(NODE_LOG_ERROR, gi,
+				 "replica damaged, rebuilding it from its peers: %s applied=%llu",
+				 damage, (unsigned long long)rs.applied);
+		} else if (recovering && !empty) {
+			node_log(NODE_LOG_WARN, gi, "replica still recovering: catching up from peers");
 		}
 		rs.entries = es;
 		rs.n_entries = ne;
@@ -161,6 +181,7 @@ int node_restore_groups(struct node *n)
 		g->checkpointed = rs.applied;
 		g->role = raft_role_of(g->raft);
 		g->leader = raft_leader_of(g->raft);
+		g->recovering = recovering;
 		node_log(NODE_LOG_INFO, gi,
 			 "group restored applied=%llu term=%llu vote=%llu commit=%llu entries=%zu",
 			 (unsigned long long)rs.applied, (unsigned long long)rs.hard_state.term,

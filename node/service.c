@@ -198,7 +198,8 @@ static void reply_status(struct node *n, struct node_req *r)
 		s->learners = (uint64_t *)c->learners;
 		s->n_learners = c->n_learners;
 		s->role = (char *)raft_role_name(raft_role_of(g->raft));
-		if (s->leader == 0)
+		s->recovering = raft_recovering(g->raft);
+		if (s->leader == 0 || s->recovering)
 			all_led = false;
 		gp[ng++] = s;
 	}
@@ -213,6 +214,7 @@ static void reply_status(struct node *n, struct node_req *r)
 	st.lmdb_bytes = kv_size_bytes(n->kv);
 	st.health = n->stopping ? "stopping" : all_led ? "ok" : "degraded";
 	st.uptime_ms = node_now_ms() - n->start_ms;
+	st.incarnation = n->incarnation;
 	fill_ring(n, &ring, infos, iptrs);
 	resp.code = RINGRAFT__KV__CODE__OK;
 	resp.status = &st;
@@ -629,7 +631,12 @@ static void handle(struct node *n, struct node_req *r)
 		   rq->op == RINGRAFT__KV__OP__CAS;
 	if ((rq->op == RINGRAFT__KV__OP__GET || rq->op == RINGRAFT__KV__OP__SCAN) &&
 	    rq->consistency == RINGRAFT__KV__CONSISTENCY__SERIALIZABLE) {
-		serve_read(n, r);
+		/* A recovering replica's state may lack acknowledged writes: the client goes to
+		 * the leader instead (the hint), never to what this replica holds. */
+		if (raft_recovering(g->raft))
+			req_not_leader(n, r, g);
+		else
+			serve_read(n, r);
 		return;
 	}
 	uint64_t leader = raft_leader_of(g->raft);

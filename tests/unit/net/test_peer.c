@@ -14,6 +14,7 @@ struct side {
 	int ups, downs, frames;
 	size_t msgs;
 	uint64_t last_group;
+	uint64_t peer_incarnation; /* from the last Hello */
 };
 
 static uv_loop_t loop;
@@ -30,11 +31,12 @@ static void on_frame(void *arg, uint64_t from, const Ringraft__Raft__PeerFrame *
 		s->last_group = f->msgs[f->n_msgs - 1]->group;
 }
 
-static void on_up(void *arg, uint64_t id, const char *client_addr)
+static void on_up(void *arg, uint64_t id, const char *client_addr, uint64_t incarnation)
 {
 	(void)id;
 	(void)client_addr;
 	((struct side *)arg)->ups++;
+	((struct side *)arg)->peer_incarnation = incarnation;
 }
 
 static void on_down(void *arg, uint64_t id)
@@ -51,6 +53,7 @@ static int make_side(struct side *s, uint64_t id, const char *self, uint64_t oth
 	memset(s, 0, sizeof *s);
 	ck_assert_int_eq(net_peers_new(&loop, id, 42, self, client, &cbs, s, &s->p), NET_OK);
 	ck_assert_int_eq(net_peers_add(s->p, other_id, other), NET_OK);
+	net_peers_set_incarnation(s->p, 0xabc0 + id);
 	int rc = net_peers_start(s->p);
 	if (rc != NET_OK) {
 		net_peers_close(s->p, NULL, NULL);
@@ -121,6 +124,8 @@ START_TEST(test_hello_and_one_frame_per_turn)
 	ck_assert_str_eq(net_peers_client_addr(b.p, 1), "127.0.0.1:9991");
 	ck_assert_int_eq(a.ups, 1);
 	ck_assert_int_eq(b.ups, 1);
+	ck_assert_uint_eq(a.peer_incarnation, 0xabc2); /* each learns the other's directory id */
+	ck_assert_uint_eq(b.peer_incarnation, 0xabc1);
 	int frames_before = b.frames;
 	for (uint64_t g = 1; g <= 3; g++) {
 		Ringraft__Raft__Message m = RINGRAFT__RAFT__MESSAGE__INIT;
