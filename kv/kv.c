@@ -46,9 +46,9 @@ const char *kv_strerror(int err)
 	case KV_EUNSAFE:
 		return "machine crashed with unsynced LMDB commits: rebuild this replica";
 	case KV_EFORMAT:
-		return "data directory was written by an older ringraft (or in an unknown format): "
-		       "its values carry no checksums; move it aside and rebuild this replica "
-		       "from its peers";
+		return "data directory was written by an older ringraft: its values carry no "
+		       "checksums (or its format is unknown); move it aside and rebuild this "
+		       "replica from its peers";
 	case KV_ENOSPC:
 		return "no space left on the data directory's file system";
 	default:
