@@ -28,7 +28,7 @@ int kv_scrub_step(struct kv *kv, uint32_t group, struct kv_scrub_cursor *cur, ui
 	MDB_txn *txn;
 	if ((err = kv_read_begin(kv, &txn)) != KV_OK)
 		return err;
-	MDB_cursor *c;
+	MDB_cursor *c = NULL;
 	int rc = mdb_cursor_open(txn, g->data, &c);
 	MDB_val k = {cur->key_len, cur->key}, rec, v;
 	if (rc == 0 && cur->key_len == 0) {
