@@ -132,15 +132,16 @@ endef
 $(foreach s,$(MAIN_SRCS),$(eval $(call main_bin,$(s))))
 
 # A module's tests link only the libraries it depends on (DESIGN.md section 2), so work in
-# progress in one module never breaks the build of another's tests.
+# progress in one module never breaks the build of another's tests. kv links wal for its
+# CRC32C (kv/record.c checksums every stored value with wal/crc32c.c; wal needs nothing of kv).
 DEPS_raft := raft
 DEPS_wal := wal
-DEPS_kv := kv
+DEPS_kv := kv wal
 DEPS_net := net proto
-DEPS_cli := cli net kv proto
+DEPS_cli := cli net kv wal proto
 DEPS_proto := proto
 DEPS_node := $(LIB_MODULES) proto
-DEPS_jepsen-lite := jepsen-lite cli net kv proto
+DEPS_jepsen-lite := jepsen-lite cli net kv wal proto
 deps_libs = $(foreach d,$(or $(DEPS_$(1)),$(LIB_MODULES) proto),$(if $(filter proto,$(d)),$(BUILD)/lib/libproto.a,$(if $(filter $(d),$(LIB_MODULES)),$(call lib_of,$(d)))))
 link_libs = -Wl,--start-group $(call deps_libs,$(1)) -Wl,--end-group $(LIBS)
 

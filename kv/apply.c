@@ -17,11 +17,13 @@
 struct batch {
 	struct kv *kv;
 	struct kv_group *g;
+	uint32_t group;
 	const struct raft_entry *entries;
 	size_t n;
 	const struct raft_conf *conf;
 	size_t n_pend, arena_len;
-	int err; /* a kv error found inside the transaction, which is then aborted (a gap) */
+	int err; /* a kv error found inside the transaction, which is then aborted (a gap, a
+		  * damaged value) */
 };
 
 static int pend_add(struct batch *b, size_t entry, const struct kv_result *res)
@@ -57,17 +59,19 @@ static int pend_add(struct batch *b, size_t entry, const struct kv_result *res)
 }
 
 /* Runs one decoded command against the data DBI. res->value may point into the map: it must
- * be copied before the next write. */
-static int exec(MDB_txn *txn, MDB_dbi dbi, const struct kv_cmd *c, struct kv_result *res)
+ * be copied before the next write. A CAS whose current value fails its checksum decides
+ * nothing: the batch is aborted with KV_ECORRUPT (b->err). */
+static int exec(struct batch *b, MDB_txn *txn, const struct kv_cmd *c, struct kv_result *res)
 {
-	MDB_val k = {c->key_len, (void *)c->key}, v = {c->value_len, (void *)c->value}, cur;
+	MDB_dbi dbi = b->g->data;
+	MDB_val k = {c->key_len, (void *)c->key}, rec, cur;
 	int rc;
 	memset(res, 0, sizeof *res);
 	switch (c->op) {
 	case KV_OP_NOOP:
 		return 0;
 	case KV_OP_PUT:
-		return mdb_put(txn, dbi, &k, &v, 0);
+		return kv_rec_put(txn, dbi, &k, c->value, c->value_len, 0);
 	case KV_OP_DELETE:
 		rc = mdb_del(txn, dbi, &k, NULL);
 		if (rc == MDB_NOTFOUND) {
@@ -76,10 +80,14 @@ static int exec(MDB_txn *txn, MDB_dbi dbi, const struct kv_cmd *c, struct kv_res
 		}
 		return rc;
 	case KV_OP_CAS:
-		rc = mdb_get(txn, dbi, &k, &cur);
+		rc = mdb_get(txn, dbi, &k, &rec);
 		if (rc != 0 && rc != MDB_NOTFOUND)
 			return rc;
 		res->found = rc == 0;
+		if (res->found && kv_rec_check(b->kv, b->group, &k, &rec, &cur) != KV_OK) {
+			b->err = KV_ECORRUPT;
+			return KV_TXN_ABORT;
+		}
 		bool match =
 			c->expect_absent
 				? !res->found
@@ -95,7 +103,7 @@ static int exec(MDB_txn *txn, MDB_dbi dbi, const struct kv_cmd *c, struct kv_res
 			return 0;
 		}
 		res->found = false;
-		return mdb_put(txn, dbi, &k, &v, 0);
+		return kv_rec_put(txn, dbi, &k, c->value, c->value_len, 0);
 	default:
 		assert(!"decoded an unknown op");
 		return EINVAL;
@@ -118,7 +126,7 @@ static int apply_entry(struct batch *b, MDB_txn *txn, size_t i)
 	}
 	int rc;
 	if (c.client_id == 0) {
-		if ((rc = exec(txn, b->g->data, &c, &res)) != 0)
+		if ((rc = exec(b, txn, &c, &res)) != 0)
 			return rc;
 		return pend_add(b, i, &res);
 	}
@@ -132,7 +140,7 @@ static int apply_entry(struct batch *b, MDB_txn *txn, size_t i)
 		memset(&res, 0, sizeof res);
 		res.code = KV_ESESSION;
 	} else if (verdict == KV_SESSION_NEW) {
-		if ((rc = exec(txn, b->g->data, &c, &res)) != 0)
+		if ((rc = exec(b, txn, &c, &res)) != 0)
 			return rc;
 	}
 	/* Copy first: the writes below may move the page res.value points into. */
@@ -191,7 +199,7 @@ int kv_apply(struct kv *kv, uint32_t group, const struct raft_entry *entries, si
 {
 	if (n == 0)
 		return KV_OK;
-	struct batch b = {.kv = kv, .entries = entries, .n = n, .conf = conf};
+	struct batch b = {.kv = kv, .group = group, .entries = entries, .n = n, .conf = conf};
 	int err = kv_group_get(kv, group, &b.g);
 	if (err != KV_OK)
 		return err;

@@ -2,14 +2,17 @@
  * strings, the write-transaction wrapper that grows the map on MDB_MAP_FULL, the applied
  * index and configuration records, checkpoint (forced sync) and size.
  *
- * The environment runs with MDB_NOSYNC (the WAL is the source of truth, docs/DURABILITY.md),
- * MDB_NOTLS (a snapshot's read transaction stays open while the same thread writes) and, by
- * default, MDB_WRITEMAP (commits write into the shared map instead of copying every dirty
- * page through write(2): about twice the apply throughput, see docs/PERFORMANCE.md).
+ * The environment runs with MDB_NOSYNC (the WAL is the source of truth, docs/DURABILITY.md)
+ * and MDB_NOTLS (a snapshot's read transaction stays open while the same thread writes).
+ * Commits go through pwrite(2), so a full disk is ENOSPC from the commit (KV_ENOSPC), never a
+ * SIGBUS; MDB_WRITEMAP is an option that preallocates the whole map (docs/DURABILITY.md).
+ * The main DB holds the on-disk format version beside the named DBIs (KV_EFORMAT).
  */
 #include <assert.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,11 +40,17 @@ const char *kv_strerror(int err)
 	case KV_ESESSION:
 		return "client session expired: outcome unknown";
 	case KV_ECORRUPT:
-		return "corrupt snapshot stream";
+		return "corrupt data: a stored value failed its checksum, or a bad snapshot stream";
 	case KV_ENOGROUP:
 		return "group out of range";
 	case KV_EUNSAFE:
 		return "machine crashed with unsynced LMDB commits: rebuild this replica";
+	case KV_EFORMAT:
+		return "data directory was written by an older ringraft: its values carry no "
+		       "checksums (or its format is unknown); move it aside and rebuild this "
+		       "replica from its peers";
+	case KV_ENOSPC:
+		return "no space left on the data directory's file system";
 	default:
 		return "unknown kv error";
 	}
@@ -56,7 +65,7 @@ void kv_options_default(struct kv_options *o)
 	o->groups_max = KV_GROUPS_MAX;
 	o->session_ttl_entries = KV_SESSION_TTL_ENTRIES;
 	o->sessions_max = KV_SESSIONS_MAX;
-	o->writemap = true;
+	o->writemap = false; /* a full disk must be an error, not a SIGBUS (DURABILITY.md) */
 }
 
 void kv_log_mdb(uint32_t group, const char *what, int mdb_rc)
@@ -81,9 +90,110 @@ static int kv_err_of(int mdb_rc)
 	}
 }
 
+int kv_err_of_write(const struct kv *kv, int rc)
+{
+	if (rc == ENOSPC || rc == EDQUOT)
+		return KV_ENOSPC;
+	if (rc == EIO) {
+		/* LMDB turns a short pwrite into EIO; a full file system gives exactly that when
+		 * a multi-page write runs out of space part way. */
+		struct statvfs st;
+		if (statvfs(kv->dir, &st) == 0) {
+			uint64_t blocks = geteuid() == 0 ? st.f_bfree : st.f_bavail;
+			if (blocks * st.f_frsize < KV_ENOSPC_SLACK_BYTES)
+				return KV_ENOSPC;
+		}
+	}
+	return kv_err_of(rc);
+}
+
 static uint64_t round_up(uint64_t v, uint64_t unit)
 {
 	return (v + unit - 1) / unit * unit;
+}
+
+/* With MDB_WRITEMAP, LMDB makes the data file as long as the map but sparse, and a store into
+ * a hole on a full file system raises SIGBUS. Allocating the blocks first turns that into
+ * ENOSPC here. Returns 0 or an errno code. */
+static int prealloc(struct kv *kv, uint64_t bytes)
+{
+	if (!kv->opt.writemap)
+		return 0;
+	int fd;
+	int rc = mdb_env_get_fd(kv->env, &fd);
+	if (rc == 0)
+		rc = posix_fallocate(fd, 0, (off_t)bytes);
+	return rc;
+}
+
+/* Doubles the map (within map_bytes_max). Returns 0, or MDB_MAP_FULL when it may not grow,
+ * or the error that kept it from growing (ENOSPC: no disk to preallocate with writemap). */
+static int grow(struct kv *kv, uint32_t group)
+{
+	if (kv->readers > 0 || kv->map_bytes >= kv->opt.map_bytes_max)
+		return MDB_MAP_FULL;
+	uint64_t next = kv->map_bytes * 2;
+	if (next > kv->opt.map_bytes_max)
+		next = round_up(kv->opt.map_bytes_max, kv->page_bytes);
+	int rc = prealloc(kv, next);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(kv->env, next);
+	if (rc != 0) {
+		kv_log_mdb(group, "set_mapsize", rc);
+		return rc;
+	}
+	MDB_envinfo info;
+	mdb_env_info(kv->env, &info);
+	kv->map_bytes = info.me_mapsize;
+	return 0;
+}
+
+#define FORMAT_KEY "ringraft.kv.format" /* in the main DB, beside the named DBIs */
+
+/* Stamps a fresh environment with KV_FORMAT_VERSION, or checks the stamp of an existing one.
+ * An environment with named DBIs but no stamp was written by ringraft before values carried
+ * a CRC (format 1): KV_EFORMAT rather than reading every value as corrupt. */
+static int format_check(struct kv *kv)
+{
+	MDB_txn *txn;
+	MDB_dbi main_dbi;
+	MDB_val k = {sizeof FORMAT_KEY - 1, FORMAT_KEY}, v;
+	MDB_stat st;
+	int err = KV_OK;
+	int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
+	if (rc != 0)
+		goto out;
+	rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+	if (rc == 0)
+		rc = mdb_get(txn, main_dbi, &k, &v);
+	if (rc == 0) {
+		if (v.mv_size != 4 || kv_get_le32(v.mv_data) != KV_FORMAT_VERSION)
+			err = KV_EFORMAT;
+		mdb_txn_abort(txn);
+		return err;
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = mdb_stat(txn, main_dbi, &st);
+	if (rc == 0 && st.ms_entries > 0) {
+		mdb_txn_abort(txn);
+		return KV_EFORMAT;
+	}
+	if (rc == 0) {
+		uint8_t ver[4];
+		kv_put_le32(ver, KV_FORMAT_VERSION);
+		v = (MDB_val){sizeof ver, ver};
+		rc = mdb_put(txn, main_dbi, &k, &v, 0);
+	}
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+out:
+	if (rc != 0) {
+		kv_log_mdb(0, "format", rc);
+		return kv_err_of_write(kv, rc);
+	}
+	return KV_OK;
 }
 
 int kv_open(const char *dir, const struct kv_options *o, struct kv **out)
@@ -126,13 +236,21 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv **out)
 		rc = mdb_env_set_mapsize(kv->env, kv->map_bytes);
 	if (rc == 0)
 		rc = mdb_env_open(kv->env, dir, flags, 0644);
-	if (rc != 0) {
-		kv_log_mdb(0, "env_open", rc);
+	/* An existing environment may have grown beyond map_bytes in an earlier life. */
+	MDB_envinfo info;
+	if (rc == 0 && (rc = mdb_env_info(kv->env, &info)) == 0)
+		kv->map_bytes = info.me_mapsize;
+	if (rc == 0)
+		rc = prealloc(kv, kv->map_bytes);
+	err = rc != 0 ? kv_err_of_write(kv, rc) : format_check(kv);
+	if (err != KV_OK) {
+		if (rc != 0)
+			kv_log_mdb(0, "env_open", rc);
 		if (kv->env)
 			mdb_env_close(kv->env);
 		free(kv->dir);
 		free(kv);
-		return kv_err_of(rc);
+		return err;
 	}
 	/* A restore staging file left by a crash is garbage: the restore never installed. */
 	for (uint32_t g = 1; g <= o->groups_max; g++) {
@@ -140,10 +258,6 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv **out)
 		snprintf(path, sizeof path, "%s/restore-g%u.part", dir, g);
 		unlink(path);
 	}
-	/* An existing environment may have grown beyond map_bytes in an earlier life. */
-	MDB_envinfo info;
-	mdb_env_info(kv->env, &info);
-	kv->map_bytes = info.me_mapsize;
 	*out = kv;
 	return KV_OK;
 }
@@ -188,41 +302,17 @@ int kv_group_get(struct kv *kv, uint32_t group, struct kv_group **out)
 			rc = mdb_txn_commit(txn);
 		else if (txn)
 			mdb_txn_abort(txn);
-		if (rc == MDB_MAP_FULL && kv->readers == 0 &&
-		    kv->map_bytes < kv->opt.map_bytes_max) {
-			/* Rare: the very first write of a group into a full map. */
-			if (mdb_env_set_mapsize(kv->env, kv->map_bytes * 2) == 0) {
-				kv->map_bytes *= 2;
-				return kv_group_get(kv, group, out);
-			}
-		}
+		/* Rare: the very first write of a group into a full map. */
+		if (rc == MDB_MAP_FULL && grow(kv, group) == 0)
+			return kv_group_get(kv, group, out);
 		if (rc != 0) {
 			kv_log_mdb(group, "dbi_open", rc);
-			return kv_err_of(rc);
+			return kv_err_of_write(kv, rc);
 		}
 		g->open = true;
 	}
 	*out = g;
 	return KV_OK;
-}
-
-/* Doubles the map (within map_bytes_max). False when it may not or could not grow. */
-static bool grow(struct kv *kv, uint32_t group)
-{
-	if (kv->readers > 0 || kv->map_bytes >= kv->opt.map_bytes_max)
-		return false;
-	uint64_t next = kv->map_bytes * 2;
-	if (next > kv->opt.map_bytes_max)
-		next = round_up(kv->opt.map_bytes_max, kv->page_bytes);
-	int rc = mdb_env_set_mapsize(kv->env, next);
-	if (rc != 0) {
-		kv_log_mdb(group, "set_mapsize", rc);
-		return false;
-	}
-	MDB_envinfo info;
-	mdb_env_info(kv->env, &info);
-	kv->map_bytes = info.me_mapsize;
-	return true;
 }
 
 /* Grows the map ahead of need when more than half of it is used and it can move now: while a
@@ -255,10 +345,15 @@ int kv_write(struct kv *kv, uint32_t group, const char *what, kv_write_fn fn, vo
 			headroom(kv, group);
 			return KV_OK;
 		}
-		if (rc == MDB_MAP_FULL && attempt == 0 && grow(kv, group))
-			continue;
+		if (rc == MDB_MAP_FULL && attempt == 0) {
+			int grc = grow(kv, group);
+			if (grc == 0)
+				continue;
+			if (grc != MDB_MAP_FULL && kv_err_of_write(kv, grc) == KV_ENOSPC)
+				rc = grc; /* no disk for the bigger map (writemap) */
+		}
 		kv_log_mdb(group, what, rc);
-		return kv_err_of(rc);
+		return kv_err_of_write(kv, rc);
 	}
 }
 
@@ -392,7 +487,7 @@ int kv_checkpoint(struct kv *kv, raft_index *out, uint32_t n_groups)
 		rc = mdb_env_sync(kv->env, 1);
 	if (rc != 0) {
 		kv_log_mdb(0, "checkpoint", rc);
-		return kv_err_of(rc);
+		return kv_err_of_write(kv, rc);
 	}
 	return KV_OK;
 }

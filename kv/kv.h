@@ -31,10 +31,16 @@ enum {
 	KV_EIO = -4,         /* LMDB failed (details in the log line) */
 	KV_ENOMEM = -5,
 	KV_ESESSION = -6, /* the session's reply was expired: outcome unknown */
-	KV_ECORRUPT = -7, /* snapshot checksum mismatch / bad stream */
+	KV_ECORRUPT = -7, /* a stored value failed its CRC32C (get, scan, digest, scrub, a CAS or
+			   * put-if-absent inside kv_apply, a snapshot read: kv_last_corrupt() says
+			   * where), or a snapshot stream failed its checks (restore) */
 	KV_ENOGROUP = -8, /* group id out of range */
 	KV_EUNSAFE = -9,  /* kv_open: the machine went down while commits were unsynced: the
 			   * LMDB file cannot be trusted; rebuild the replica (DURABILITY.md) */
+	KV_EFORMAT = -10, /* kv_open: the environment has an older (or unknown) on-disk format,
+			   * e.g. values without checksums: rebuild the replica from its peers */
+	KV_ENOSPC = -11,  /* the data directory's file system is full (ENOSPC or EDQUOT): nothing
+			   * was written; the same call may succeed once space is freed */
 };
 const char *kv_strerror(int err);
 
@@ -46,9 +52,12 @@ struct kv_options {
 	uint32_t groups_max;          /* DBIs to reserve: 2 per group + 1 */
 	uint64_t session_ttl_entries; /* a session idle for this many log entries expires */
 	uint32_t sessions_max;        /* per group; the least recently used expire first */
-	bool writemap;                /* MDB_WRITEMAP (default true): faster commits; the data
-				       * file is sparse at map size, and a full disk then faults
-				       * (SIGBUS) instead of failing a write: keep free space */
+	bool writemap;                /* MDB_WRITEMAP (default false). On, commits write into the
+				       * shared map (faster commits, docs/PERFORMANCE.md) and the
+				       * data file is preallocated (posix_fallocate) to the whole
+				       * map size at open and on every growth, so that a full disk
+				       * is KV_ENOSPC there instead of a SIGBUS on a page fault:
+				       * it costs map_bytes of disk up front (DURABILITY.md) */
 	bool sync_commits;            /* default false: MDB_NOSYNC, the WAL is the source of
 				       * truth. true: LMDB syncs every commit (no KV_EUNSAFE ever,
 				       * an fsync per apply batch) */
@@ -57,7 +66,9 @@ void kv_options_default(struct kv_options *o);
 
 /* Opens (creating) the environment in the existing directory `dir` (borrowed; copied).
  * o may be NULL for the defaults. KV_EUNSAFE when the previous run ended in a machine crash
- * (not a process crash) while commits were unsynced (kv.state in dir records it). Options that
+ * (not a process crash) while commits were unsynced (kv.state in dir records it). KV_EFORMAT
+ * when the environment holds data in another on-disk format than KV_FORMAT_VERSION (a fresh
+ * environment is stamped with it). KV_ENOSPC when the file system is full. Options that
  * shape replicated state (session_ttl_entries, sessions_max) must be equal on every replica, or
  * their states diverge. */
 struct kv;
@@ -119,9 +130,13 @@ typedef void (*kv_apply_cb)(const struct raft_entry *e, const struct kv_result *
  * order, AFTER the transaction
  * committed (so no reply ever leaves for a batch that then failed to commit); entries and the
  * result's value are valid during the call. Returns KV_EINVAL (nothing applied) when the first
- * entry not yet applied is not applied index + 1 (a gap). Other errors are of the storage
- * (KV_EIO, KV_EMAPFULL, KV_ENOMEM): the batch did not apply, no callback ran, and the node
- * must stop the group. */
+ * entry not yet applied is not applied index + 1 (a gap). KV_ECORRUPT when a CAS (or
+ * put-if-absent) found a current value that fails its checksum: the batch did not apply (a
+ * damaged value must decide no outcome), kv_last_corrupt() names the key, and the node must
+ * stop the group and rebuild it (kv_group_reset). KV_ENOSPC: the file system is full; nothing
+ * applied, the same batch may be applied again once there is space. Other errors are of the
+ * storage (KV_EIO, KV_EMAPFULL, KV_ENOMEM): the batch did not apply, no callback ran, and the
+ * node must stop the group. */
 int kv_apply(struct kv *kv, uint32_t group, const struct raft_entry *entries, size_t n,
 	     const struct raft_conf *conf, kv_apply_cb cb, void *arg);
 
@@ -135,6 +150,9 @@ struct kv_group_meta {
 int kv_meta(struct kv *kv, uint32_t group, struct kv_group_meta *out);
 
 /* ------------------------------------------------------------------------------ reads */
+/* Every read below verifies each stored value's CRC32C before handing it out and returns
+ * KV_ECORRUPT (kv_last_corrupt() says which group and key) instead of a damaged value. */
+
 /* Get: KV_OK and a malloc'd copy in *value (caller frees; malloc(1) for an empty value), or
  * KV_NOT_FOUND. KV_EINVAL for a bad key length. */
 int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, void **value,
@@ -143,7 +161,8 @@ int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, void 
  * most limit (0 = KV_SCAN_DEFAULT, capped at KV_SCAN_MAX), from one read transaction.
  * cb gets borrowed key/value valid during the call; returns non-zero to stop. *next is set to
  * a malloc'd continuation key (the first key in range not returned; pass it as the next
- * start) or NULL when the range is exhausted. */
+ * start) or NULL when the range is exhausted. On KV_ECORRUPT cb has seen the (good) records
+ * before the damaged one, never the damaged one, and *next is NULL. */
 typedef int (*kv_scan_cb)(const void *k, size_t kl, const void *v, size_t vl, void *arg);
 int kv_scan(struct kv *kv, uint32_t group, const void *start, size_t start_len, const void *end,
 	    size_t end_len, uint32_t limit, kv_scan_cb cb, void *arg, void **next,
@@ -156,10 +175,51 @@ int kv_scan(struct kv *kv, uint32_t group, const void *start, size_t start_len, 
 int kv_digest(struct kv *kv, uint32_t group, uint8_t out[KV_DIGEST_BYTES],
 	      raft_index *applied_index);
 
+/* ------------------------------------------------------------------------------ integrity */
+/* Every value in a group's data DBI is stored as [u32 LE CRC32C of key || value][value], the
+ * CRC chained over the key bytes then the value bytes (so a value that moved under another key
+ * fails too). Digests and snapshots stay functions of the user-visible (key, value). */
+
+/* The latest checksum failure any call on this kv reported with KV_ECORRUPT (kv logs nothing:
+ * the caller does). Returns KV_NOT_FOUND when there has been none since kv_open, else KV_OK
+ * with *group, *key_len (the full key length, <= KV_KEY_MAX) and min(cap, *key_len) key bytes
+ * copied into key (caller-owned; cap may be 0 and key NULL to learn the length only). The
+ * record stays until the next failure overwrites it. */
+int kv_last_corrupt(const struct kv *kv, uint32_t *group, void *key, size_t cap, size_t *key_len);
+
+/* A scrub position in one group's key order, owned by the caller (embed it, no resources).
+ * Zero it (or kv_scrub_cursor_init) to start from the first key. It holds a copy of the
+ * last key checked, so writes between steps are harmless: the next step re-seeks to the first
+ * key after it. */
+struct kv_scrub_cursor {
+	uint8_t key[KV_KEY_MAX];
+	size_t key_len;  /* 0: at the start of the group */
+	uint64_t passes; /* full passes completed (wrap-arounds) */
+};
+void kv_scrub_cursor_init(struct kv_scrub_cursor *cur);
+/* Checks the CRC of up to max_records records (0 = KV_SCRUB_RECORDS_DEFAULT, capped at
+ * KV_SCRUB_RECORDS_MAX) after the cursor, in one short read transaction; *checked says how
+ * many. When the step reached the end of the group, *done is set, cur->passes grows by one and
+ * the cursor is back at the start (the next step begins a new pass); an empty group is done at
+ * once. KV_ECORRUPT at the first damaged record (kv_last_corrupt() names it; *checked counts
+ * the good ones before it; the cursor stays before it, so the same step reports it again).
+ * Also KV_ENOGROUP, KV_EIO, KV_ENOMEM. */
+int kv_scrub_step(struct kv *kv, uint32_t group, struct kv_scrub_cursor *cur, uint32_t max_records,
+		  uint32_t *checked, bool *done);
+
+/* Empties the group in one write transaction: its data and its meta (applied index/term,
+ * configuration, client sessions), so that kv_meta then reports applied index 0, no conf and
+ * no keys, as if the group had never been applied; the other groups are untouched. For
+ * rebuilding a damaged replica from its peers (log or snapshot). No snapshot of the group may
+ * be open (it would keep streaming the old state, which is harmless but pointless). Returns
+ * KV_OK, KV_ENOGROUP, KV_ENOSPC, KV_EMAPFULL, KV_EIO or KV_ENOMEM (then nothing changed). */
+int kv_group_reset(struct kv *kv, uint32_t group);
+
 /* ------------------------------------------------------------------------------ durability */
 /* Forces LMDB to disk and reports, per group 1..n, the applied index now durable
  * (out[g-1]; 0 for a group never applied). After this, the WAL may be compacted up to those
- * indexes. n_groups <= KV_GROUPS_MAX. */
+ * indexes. n_groups <= KV_GROUPS_MAX. KV_ENOSPC (or KV_EIO) when the sync failed: nothing is
+ * durable beyond the last successful checkpoint; do not compact. */
 int kv_checkpoint(struct kv *kv, raft_index *out, uint32_t n_groups);
 
 /* ------------------------------------------------------------------------------ snapshots */
@@ -173,7 +233,10 @@ int kv_snapshot_begin(struct kv *kv, uint32_t group, struct kv_snapshot **out);
 raft_index kv_snapshot_index(const struct kv_snapshot *s); /* applied index it captures */
 raft_term kv_snapshot_term(const struct kv_snapshot *s);
 /* Next chunk into buf (at most cap bytes, cap > 0); every chunk but the last is exactly cap
- * bytes. *done is set on the last chunk; reading after it gives len 0. */
+ * bytes. *done is set on the last chunk; reading after it gives len 0. KV_ECORRUPT when a value
+ * of the group fails its checksum (kv_last_corrupt() names it): the stream must not be sent
+ * (end it; every later read fails the same way). Data records in the stream carry the stored
+ * CRC with the value (format version 2), and restore verifies each one. */
 int kv_snapshot_read(struct kv_snapshot *s, void *buf, size_t cap, size_t *len, bool *done);
 void kv_snapshot_end(struct kv_snapshot *s);
 
@@ -182,9 +245,12 @@ void kv_snapshot_end(struct kv_snapshot *s);
  * Chunks may be cut anywhere. One restore per group at a time. */
 struct kv_restore;
 int kv_restore_begin(struct kv *kv, uint32_t group, struct kv_restore **out);
+/* KV_ENOSPC (or KV_EIO) when the staging file cannot take the bytes; the error sticks: abort
+ * the restore (its file is removed) and start over later. */
 int kv_restore_write(struct kv_restore *r, const void *data, size_t len);
-/* Verifies the checksum and the structure and installs atomically; KV_ECORRUPT (or a storage
- * error) leaves the group unchanged. Frees r in every case. */
+/* Verifies the checksum, the structure and every value's CRC (a version 1 stream from an
+ * older ringraft has none: they are computed) and installs atomically; KV_ECORRUPT, KV_ENOSPC
+ * or another storage error leaves the group unchanged. Frees r in every case. */
 int kv_restore_finish(struct kv_restore *r);
 void kv_restore_abort(struct kv_restore *r);
 

@@ -47,6 +47,11 @@ struct kv {
 	size_t pend_cap;
 	uint8_t *arena;
 	size_t arena_cap;
+	/* the latest checksum failure (record.c, kv_last_corrupt) */
+	bool corrupt_seen;
+	uint32_t corrupt_group;
+	size_t corrupt_key_len;
+	uint8_t corrupt_key[KV_KEY_MAX];
 };
 
 /* ---------------------------------------------------------------- byte order */
@@ -86,6 +91,20 @@ static inline uint64_t kv_get_le64(const uint8_t *p)
 	return v;
 }
 
+/* ---------------------------------------------------------------- record.c */
+/* A stored value: [u32 LE CRC32C of key || value][value]. */
+#define KV_REC_CRC 4
+/* Puts key -> record of (v, vl) into dbi, writing the record in place (MDB_RESERVE); flags
+ * are mdb_put's (e.g. MDB_APPEND). Returns an LMDB/errno code. */
+int kv_rec_put(MDB_txn *txn, MDB_dbi dbi, const MDB_val *k, const void *v, size_t vl,
+	       unsigned flags);
+/* Whether rec is a well-formed record of key k whose CRC matches. */
+bool kv_rec_ok(const MDB_val *k, const MDB_val *rec);
+/* Verifies the record read under key k in group and sets *value to its value (pointing into
+ * rec). KV_ECORRUPT, remembered for kv_last_corrupt(), when it fails. */
+int kv_rec_check(struct kv *kv, uint32_t group, const MDB_val *k, const MDB_val *rec,
+		 MDB_val *value);
+
 /* ---------------------------------------------------------------- kv.c */
 /* Logs one line `error <time> kv group=<g> what=<what> err=<mdb_strerror>` to stderr. */
 void kv_log_mdb(uint32_t group, const char *what, int mdb_rc);
@@ -94,10 +113,15 @@ int kv_group_get(struct kv *kv, uint32_t group, struct kv_group **out);
 /* Runs fn in one write transaction and commits it. fn returns 0 or an LMDB/errno code; on
  * MDB_MAP_FULL (from fn or the commit) the transaction is aborted, the map grown (when no
  * snapshot reader is open and map_bytes_max allows) and fn run once more from scratch.
- * Returns KV_OK, KV_EMAPFULL, KV_ENOMEM or KV_EIO; fn's own kv code travels in its arg. */
+ * Returns KV_OK, KV_EMAPFULL, KV_ENOSPC, KV_ENOMEM or KV_EIO; fn's own kv code travels in
+ * its arg. */
 typedef int (*kv_write_fn)(MDB_txn *txn, void *arg);
 #define KV_TXN_ABORT (-1) /* fn's way to say "abort, nothing to log": kv_write returns KV_OK */
 int kv_write(struct kv *kv, uint32_t group, const char *what, kv_write_fn fn, void *arg);
+/* The kv code of a failed write (an LMDB code or errno): ENOSPC and EDQUOT are KV_ENOSPC, and
+ * so is EIO while the file system has less than KV_ENOSPC_SLACK_BYTES free, because LMDB
+ * reports a short pwrite (how a full file system answers a multi-page write) as EIO. */
+int kv_err_of_write(const struct kv *kv, int rc);
 /* A read-only transaction (MDB_NOTLS: several may be open in one thread). */
 int kv_read_begin(struct kv *kv, MDB_txn **out);
 /* Applied index and term of a group inside txn (0, 0 when never applied). */

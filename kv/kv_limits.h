@@ -14,5 +14,9 @@
 #define KV_SESSIONS_MAX           10000
 #define KV_SESSION_WINDOW         64 /* results remembered per client (in flight) */
 #define KV_SNAPSHOT_CHUNK_DEFAULT (256u << 10)
+#define KV_SCRUB_RECORDS_DEFAULT  256        /* records checked per kv_scrub_step */
+#define KV_SCRUB_RECORDS_MAX      10000      /* bounds one step's read transaction */
+#define KV_FORMAT_VERSION         2          /* on-disk format; 2: values carry a CRC32C */
+#define KV_ENOSPC_SLACK_BYTES     (8u << 20) /* see kv_err_of_write (kv.c) */
 
 #endif

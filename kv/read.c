@@ -1,5 +1,6 @@
 /* read.c — get and range scan of a group, each on its own short read transaction (MVCC: they
- * never block the apply path and see one consistent applied state).
+ * never block the apply path and see one consistent applied state). Every value is checked
+ * against its CRC (record.c) before it leaves.
  */
 #include <stdlib.h>
 
@@ -17,9 +18,14 @@ int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, void 
 	MDB_txn *txn;
 	if ((err = kv_read_begin(kv, &txn)) != KV_OK)
 		return err;
-	MDB_val k = {key_len, (void *)key}, v;
-	int rc = mdb_get(txn, g->data, &k, &v);
-	if (rc == 0) {
+	MDB_val k = {key_len, (void *)key}, rec, v;
+	int rc = mdb_get(txn, g->data, &k, &rec);
+	if (rc == MDB_NOTFOUND) {
+		err = KV_NOT_FOUND;
+	} else if (rc != 0) {
+		kv_log_mdb(group, "get", rc);
+		err = KV_EIO;
+	} else if ((err = kv_rec_check(kv, group, &k, &rec, &v)) == KV_OK) {
 		void *copy = malloc(v.mv_size ? v.mv_size : 1);
 		if (copy == NULL) {
 			err = KV_ENOMEM;
@@ -28,11 +34,6 @@ int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, void 
 			*value = copy;
 			*value_len = v.mv_size;
 		}
-	} else if (rc == MDB_NOTFOUND) {
-		err = KV_NOT_FOUND;
-	} else {
-		kv_log_mdb(group, "get", rc);
-		err = KV_EIO;
 	}
 	mdb_txn_abort(txn);
 	return err;
@@ -73,8 +74,8 @@ int kv_scan(struct kv *kv, uint32_t group, const void *start, size_t start_len, 
 		kv_log_mdb(group, "scan", rc);
 		return KV_EIO;
 	}
-	MDB_val k = {start_len, (void *)start}, v;
-	rc = mdb_cursor_get(cur, &k, &v, start_len ? MDB_SET_RANGE : MDB_FIRST);
+	MDB_val k = {start_len, (void *)start}, rec, v;
+	rc = mdb_cursor_get(cur, &k, &rec, start_len ? MDB_SET_RANGE : MDB_FIRST);
 	uint32_t n = 0;
 	while (rc == 0 && before_end(&k, end, end_len)) {
 		if (n == limit) {
@@ -89,9 +90,11 @@ int kv_scan(struct kv *kv, uint32_t group, const void *start, size_t start_len, 
 			*next_len = k.mv_size;
 			break;
 		}
+		if ((err = kv_rec_check(kv, group, &k, &rec, &v)) != KV_OK)
+			break;
 		n++;
 		int stop = cb(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
-		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		rc = mdb_cursor_get(cur, &k, &rec, MDB_NEXT);
 		if (stop) {
 			/* Stopped by the caller: continue from the next key, if any in range. */
 			limit = n;

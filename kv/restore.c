@@ -1,8 +1,9 @@
 /* restore.c — receiving a snapshot stream (snapshot.h): chunks are staged in a file in the kv
  * directory (a snapshot may be far larger than memory), the checksum is verified over the
  * whole file before anything is touched, then the group's data and meta DBIs are emptied and
- * refilled in one write transaction. A stream that fails any check is KV_ECORRUPT and the
- * transaction is aborted, so the group is exactly as before.
+ * refilled in one write transaction. A stream that fails any check (the stream checksum,
+ * its structure, any value's CRC) is KV_ECORRUPT and the transaction is aborted, so the group
+ * is exactly as before.
  */
 #include <assert.h>
 #include <stdio.h>
@@ -42,11 +43,12 @@ int kv_restore_begin(struct kv *kv, uint32_t group, struct kv_restore **out)
 	snprintf(r->path, n, "%s/restore-g%u.part", kv->dir, group);
 	r->f = fopen(r->path, "w+b");
 	if (r->f == NULL) {
+		int e = errno;
 		fprintf(stderr, "error kv group=%u what=restore_begin path=%s err=%m\n", group,
 			r->path);
 		free(r->path);
 		free(r);
-		return KV_EIO;
+		return kv_err_of_write(kv, e);
 	}
 	*out = r;
 	return KV_OK;
@@ -55,7 +57,7 @@ int kv_restore_begin(struct kv *kv, uint32_t group, struct kv_restore **out)
 int kv_restore_write(struct kv_restore *r, const void *data, size_t len)
 {
 	if (r->err == KV_OK && len > 0 && fwrite(data, 1, len, r->f) != len)
-		r->err = KV_EIO;
+		r->err = kv_err_of_write(r->kv, errno);
 	r->bytes += len;
 	return r->err;
 }
@@ -151,9 +153,12 @@ static int install_fn(MDB_txn *txn, void *arg)
 	uint8_t h[SNAP_HEADER];
 	if (!get(f, h, sizeof h, NULL))
 		return EIO;
-	if (memcmp(h, SNAP_MAGIC, 8) != 0 || kv_get_le32(h + 8) != SNAP_VERSION ||
+	uint32_t version = kv_get_le32(h + 8);
+	if (memcmp(h, SNAP_MAGIC, 8) != 0 ||
+	    (version != SNAP_VERSION && version != SNAP_VERSION_BARE) ||
 	    kv_get_le32(h + 12) != r->group)
 		return corrupt(in);
+	uint32_t crc_bytes = version == SNAP_VERSION ? KV_REC_CRC : 0;
 	raft_index index = kv_get_le64(h + 16);
 	raft_term term = kv_get_le64(h + 24);
 	int rc = mdb_drop(txn, in->g->data, 0);
@@ -182,7 +187,7 @@ static int install_fn(MDB_txn *txn, void *arg)
 			return corrupt(in);
 		in_meta = meta;
 		if (meta ? kl > SNAP_META_KEY_MAX || vl > SNAP_META_VALUE_MAX
-			 : kl > KV_KEY_MAX || vl > KV_VALUE_MAX_HARD)
+			 : kl > KV_KEY_MAX || vl < crc_bytes || vl > KV_VALUE_MAX_HARD + crc_bytes)
 			return corrupt(in);
 		pos += SNAP_REC_HEADER;
 		if ((uint64_t)kl + vl > r->bytes - pos)
@@ -212,8 +217,16 @@ static int install_fn(MDB_txn *txn, void *arg)
 			saw_applied |= in->scratch[0] == KV_META_APPLIED;
 		}
 		/* The stream is in key order: appending is both the fast path and an order check.
-		 */
-		rc = mdb_put(txn, meta ? in->g->meta : in->g->data, &k, &v, MDB_APPEND);
+		 * A data record is installed checksummed: verified as shipped, or (version 1)
+		 * given its CRC now. */
+		if (meta)
+			rc = mdb_put(txn, in->g->meta, &k, &v, MDB_APPEND);
+		else if (crc_bytes == 0)
+			rc = kv_rec_put(txn, in->g->data, &k, v.mv_data, vl, MDB_APPEND);
+		else if (kv_rec_ok(&k, &v))
+			rc = mdb_put(txn, in->g->data, &k, &v, MDB_APPEND);
+		else
+			return corrupt(in);
 		if (rc == MDB_KEYEXIST)
 			return corrupt(in);
 		if (rc != 0)
@@ -227,7 +240,7 @@ int kv_restore_finish(struct kv_restore *r)
 {
 	int err = r->err;
 	if (err == KV_OK && fflush(r->f) != 0)
-		err = KV_EIO;
+		err = kv_err_of_write(r->kv, errno);
 	if (err == KV_OK)
 		err = verify(r);
 	if (err == KV_OK) {

@@ -1,7 +1,8 @@
 /* snapshot.c — streaming a group's whole state (data, sessions, applied index/term, conf) out
  * of one LMDB read transaction, in chunks, while the apply path keeps committing (MVCC: the
  * reader pins the pages of its version, writers copy-on-write around it). The format is in
- * snapshot.h; the stream ends with an XXH3-64 checksum that restore.c verifies.
+ * snapshot.h; the stream ends with an XXH3-64 checksum that restore.c verifies. Each value's
+ * CRC is checked before it enters the stream: a damaged value is never shipped to a peer.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ struct kv_snapshot {
 	XXH3_state_t *hash;
 	uint8_t *buf; /* produced, not yet read: buf[pos, len) */
 	size_t pos, len, cap;
+	int err; /* the first failure (a damaged value): every later read returns it */
 };
 
 static int reserve(struct kv_snapshot *s, size_t more)
@@ -85,9 +87,16 @@ static int produce(struct kv_snapshot *s)
 		MDB_val k, v;
 		int rc = mdb_cursor_get(s->cur, &k, &v, s->cursor_started ? MDB_NEXT : MDB_FIRST);
 		s->cursor_started = true;
+		if (rc == 0 && s->phase == PH_DATA) {
+			/* The record travels as stored, CRC included: restore checks it again. */
+			if (!kv_rec_ok(&k, &v)) {
+				MDB_val value;
+				return kv_rec_check(s->kv, s->group, &k, &v, &value);
+			}
+			return emit_record(s, SNAP_TAG_DATA, &k, &v);
+		}
 		if (rc == 0)
-			return emit_record(s, s->phase == PH_DATA ? SNAP_TAG_DATA : SNAP_TAG_META,
-					   &k, &v);
+			return emit_record(s, SNAP_TAG_META, &k, &v);
 		if (rc != MDB_NOTFOUND) {
 			kv_log_mdb(s->group, "snapshot_read", rc);
 			return KV_EIO;
@@ -178,13 +187,14 @@ int kv_snapshot_read(struct kv_snapshot *s, void *buf, size_t cap, size_t *len, 
 {
 	assert(cap > 0);
 	size_t n = 0;
+	if (s->err != KV_OK)
+		return s->err;
 	while (n < cap) {
 		if (s->pos == s->len) {
 			if (s->phase == PH_DONE)
 				break;
-			int err = produce(s);
-			if (err != KV_OK)
-				return err;
+			if ((s->err = produce(s)) != KV_OK)
+				return s->err;
 			continue;
 		}
 		size_t take = s->len - s->pos;
@@ -196,9 +206,8 @@ int kv_snapshot_read(struct kv_snapshot *s, void *buf, size_t cap, size_t *len, 
 	}
 	/* Look ahead so that a stream ending exactly at a chunk boundary marks that chunk done. */
 	while (s->pos == s->len && s->phase != PH_DONE) {
-		int err = produce(s);
-		if (err != KV_OK)
-			return err;
+		if ((s->err = produce(s)) != KV_OK)
+			return s->err;
 	}
 	*len = n;
 	*done = s->phase == PH_DONE && s->pos == s->len;

@@ -1,9 +1,12 @@
 /* snapshot.h — the snapshot stream format, shared by the writer (snapshot.c) and the reader
  * (restore.c). Internal to kv/.
  *
- *   header:  "RRKVSNP1" | u32 version (1) | u32 group | u64 applied index | u64 applied term
+ *   header:  "RRKVSNP1" | u32 version (2) | u32 group | u64 applied index | u64 applied term
  *   records: u8 tag ('D' data, 'M' meta) | u32 key length | u32 value length | key | value
- *            data records in key order, then meta records in key order
+ *            data records in key order, then meta records in key order. Version 2: a data
+ *            record's value is the stored record, u32 LE CRC32C of (key || value) then the
+ *            value (record.c), checked by restore; version 1 (older ringraft): the bare
+ *            value, whose CRC restore computes
  *   trailer: u8 'E' | u64 number of records | u64 XXH3-64 of every byte before this field
  * All integers little-endian. The meta records carry the applied index/term (equal to the
  * header's), the configuration and the client sessions.
@@ -12,7 +15,8 @@
 #define RINGRAFT_KV_SNAPSHOT_H
 
 #define SNAP_MAGIC          "RRKVSNP1"
-#define SNAP_VERSION        1
+#define SNAP_VERSION        2
+#define SNAP_VERSION_BARE   1 /* data values without their CRC */
 #define SNAP_HEADER         32
 #define SNAP_REC_HEADER     9
 #define SNAP_TRAILER        17

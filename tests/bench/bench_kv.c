@@ -5,8 +5,9 @@
  * before the clock starts; decoding them is part of apply and is timed. Wall time and the
  * process's CPU time are both reported (the second is what a shared machine distorts least).
  *
- *   bench_kv [--puts N] [--value BYTES] [--batch B]... [--no-writemap]
- *   (defaults: 200000 puts, 256 bytes, batches 1 64 1024, MDB_WRITEMAP on as in kv_open)
+ *   bench_kv [--puts N] [--value BYTES] [--batch B]... [--writemap | --no-writemap]
+ *   (defaults: 200000 puts, 256 bytes, batches 1 64 1024, MDB_WRITEMAP as kv_options_default:
+ *   off since a full disk must not raise SIGBUS; --writemap measures what that costs)
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -60,7 +61,7 @@ static void rm_dir(const char *dir)
 	rmdir(dir);
 }
 
-static bool writemap = true;
+static int writemap = -1; /* -1: kv_options_default's choice */
 
 static int run(size_t puts, size_t value_bytes, size_t batch, bool sessions)
 {
@@ -73,7 +74,8 @@ static int run(size_t puts, size_t value_bytes, size_t batch, bool sessions)
 	}
 	struct kv_options o;
 	kv_options_default(&o);
-	o.writemap = writemap;
+	if (writemap >= 0)
+		o.writemap = writemap;
 	struct kv *kv;
 	int err = kv_open(dir, &o, &kv);
 	if (err != KV_OK) {
@@ -115,8 +117,8 @@ static int run(size_t puts, size_t value_bytes, size_t batch, bool sessions)
 	double t2 = now_s();
 	printf("batch=%-5zu sessions=%-3s writemap=%-3s puts=%zu value=%zu  apply %.3f s  %9.0f "
 	       "puts/s  cpu %.3f s  %9.0f puts/cpu-s  (checkpoint sync %.3f s)\n",
-	       batch, sessions ? "yes" : "no", writemap ? "yes" : "no", puts, value_bytes, t1 - t0,
-	       puts / (t1 - t0), c1 - c0, puts / (c1 - c0), t2 - t1);
+	       batch, sessions ? "yes" : "no", o.writemap ? "yes" : "no", puts, value_bytes,
+	       t1 - t0, puts / (t1 - t0), c1 - c0, puts / (c1 - c0), t2 - t1);
 	fflush(stdout);
 	for (size_t i = 0; i < puts; i++)
 		free(e[i].data.base);
@@ -137,12 +139,14 @@ int main(int argc, char **argv)
 			value_bytes = strtoull(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc && nb < 16)
 			batches[nb++] = strtoull(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--writemap") == 0)
+			writemap = 1;
 		else if (strcmp(argv[i], "--no-writemap") == 0)
-			writemap = false;
+			writemap = 0;
 		else {
 			fprintf(stderr,
 				"usage: %s [--puts N] [--value BYTES] [--batch B]... "
-				"[--no-writemap]\n",
+				"[--writemap | --no-writemap]\n",
 				argv[0]);
 			return 2;
 		}

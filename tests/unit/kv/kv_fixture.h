@@ -145,6 +145,54 @@ static inline void fx_expect(struct fx *f, uint32_t group, const char *k, const 
 	free(v);
 }
 
+/* Closes the environment, flips one bit in every copy of `pattern` found in data.mdb (LMDB's
+ * copy-on-write may have left older copies in free pages; the live one is among them), and
+ * reopens it with the default options. The pattern must be distinctive. Returns how many
+ * copies were damaged (asserted > 0). */
+static inline int fx_damage(struct fx *f, const char *pattern)
+{
+	kv_close(f->kv);
+	f->kv = NULL;
+	char path[512];
+	snprintf(path, sizeof path, "%s/data.mdb", f->dir);
+	FILE *fp = fopen(path, "r+b");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(fseek(fp, 0, SEEK_END), 0);
+	long size = ftell(fp);
+	ck_assert_int_gt(size, 0);
+	char *buf = malloc((size_t)size);
+	ck_assert_ptr_nonnull(buf);
+	rewind(fp);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)size, fp), (size_t)size);
+	size_t pl = strlen(pattern);
+	int hits = 0;
+	for (char *p = buf; (p = memmem(p, (size_t)(buf + size - p), pattern, pl)) != NULL;
+	     p += pl) {
+		long off = (long)(p - buf) + (long)pl / 2;
+		char c = (char)(buf[off] ^ 0x01);
+		ck_assert_int_eq(fseek(fp, off, SEEK_SET), 0);
+		ck_assert_int_eq(fputc(c, fp), (unsigned char)c);
+		hits++;
+	}
+	ck_assert_int_eq(fclose(fp), 0);
+	free(buf);
+	ck_assert_int_gt(hits, 0);
+	ck_assert_int_eq(kv_open(f->dir, NULL, &f->kv), KV_OK);
+	return hits;
+}
+
+/* Asserts that kv_last_corrupt() names (group, key). */
+static inline void fx_expect_corrupt(struct fx *f, uint32_t group, const char *key)
+{
+	uint32_t g = 0;
+	char k[KV_KEY_MAX];
+	size_t kl = 0;
+	ck_assert_int_eq(kv_last_corrupt(f->kv, &g, k, sizeof k, &kl), KV_OK);
+	ck_assert_uint_eq(g, group);
+	ck_assert_uint_eq(kl, strlen(key));
+	ck_assert(memcmp(k, key, kl) == 0);
+}
+
 static inline raft_index fx_applied(struct fx *f, uint32_t group)
 {
 	struct kv_group_meta m;

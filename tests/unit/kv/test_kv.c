@@ -1,8 +1,14 @@
 /* test_kv.c — the environment: limits on keys and values (errors, never crashes), a full map
  * (a clear KV_EMAPFULL that applied nothing; growth within map_bytes_max; no growth under an
- * open snapshot), checkpoint's durable indexes, and recovery after a process crash followed
- * by WAL-style replay.
+ * open snapshot), checkpoint's durable indexes, recovery after a process crash followed by
+ * WAL-style replay, refusal of an older on-disk format, and a really full file system (a
+ * small tmpfs): KV_ENOSPC, never a signal, and the environment works again once space returns.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "kv_fixture.h"
@@ -366,9 +372,189 @@ START_TEST(test_bad_options_and_strerror)
 	struct kv *kv;
 	ck_assert_int_eq(kv_open("/nonexistent-dir-for-kv-test", NULL, &kv), KV_EIO);
 	ck_assert_int_eq(kv_open(".", &o, &kv), KV_EINVAL);
-	for (int e = KV_EUNSAFE; e <= KV_CAS_MISMATCH; e++)
+	for (int e = KV_ENOSPC; e <= KV_CAS_MISMATCH; e++)
 		ck_assert_str_ne(kv_strerror(e), "unknown kv error");
 	ck_assert_str_eq(kv_strerror(12345), "unknown kv error");
+}
+END_TEST
+
+/* An environment as ringraft wrote it before the format stamp: a named DBI, no stamp (or
+ * the given stamp when version > 0). */
+static void make_env(const char *dir, uint32_t version)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi, main_dbi;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 4), 0);
+	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0644), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "g1.data", MDB_CREATE, &dbi), 0);
+	MDB_val k = {1, "k"}, v = {5, "value"};
+	ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+	if (version > 0) {
+		uint8_t ver[4] = {(uint8_t)version, 0, 0, 0};
+		MDB_val fk = {18, "ringraft.kv.format"}, fv = {4, ver};
+		ck_assert_int_eq(mdb_dbi_open(txn, NULL, 0, &main_dbi), 0);
+		ck_assert_int_eq(mdb_put(txn, main_dbi, &fk, &fv, 0), 0);
+	}
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+START_TEST(test_older_format_refused)
+{
+	struct fx f;
+	fx_open(&f);
+	ck_assert_int_eq(fx_put(&f, 1, "k", "v"), KV_OK);
+	kv_close(f.kv);
+	/* Reopening our own format works. */
+	ck_assert_int_eq(kv_open(f.dir, NULL, &f.kv), KV_OK);
+	fx_expect(&f, 1, "k", "v");
+	fx_close(&f);
+	const uint32_t versions[] = {0, 1, KV_FORMAT_VERSION + 1};
+	for (int i = 0; i < 3; i++) {
+		char dir[256];
+		const char *tmp = getenv("TMPDIR");
+		snprintf(dir, sizeof dir, "%s/kvtest.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		ck_assert_ptr_nonnull(mkdtemp(dir));
+		make_env(dir, versions[i]);
+		struct kv *kv = NULL;
+		ck_assert_int_eq(kv_open(dir, NULL, &kv), KV_EFORMAT);
+		ck_assert_ptr_null(kv);
+		fx_rmdir(dir);
+	}
+	ck_assert(strncmp(kv_strerror(KV_EFORMAT),
+			  "data directory was written by an older ringraft:", 48) == 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- a full file system */
+/* An 8 MiB tmpfs, mounted by the parent process (unchecked fixture) so that it is unmounted
+ * even when a test fails or dies; without the right to mount, the tests pass, saying so. */
+static char mnt[200];
+static bool mounted;
+
+static void tmpfs_setup(void)
+{
+	snprintf(mnt, sizeof mnt, "/tmp/kvtest-enospc.XXXXXX");
+	if (mkdtemp(mnt) == NULL) {
+		mnt[0] = 0;
+		return;
+	}
+	mounted = mount("tmpfs", mnt, "tmpfs", 0, "size=8m") == 0;
+	if (!mounted)
+		printf("kv enospc tests skipped: cannot mount a tmpfs on %s: %s\n", mnt,
+		       strerror(errno));
+}
+
+static void tmpfs_teardown(void)
+{
+	if (mounted)
+		umount2(mnt, MNT_DETACH);
+	mounted = false;
+	if (mnt[0])
+		rmdir(mnt);
+}
+
+/* A put of a 8 KiB value as the group's next entry: the apply error. */
+static int put_big(struct fx *f, uint32_t group, int i)
+{
+	char k[16], *v = malloc(8192);
+	snprintf(k, sizeof k, "big%05d", i);
+	memset(v, 'a' + i % 26, 8192);
+	struct kv_cmd c = {
+		.op = KV_OP_PUT, .key = k, .key_len = strlen(k), .value = v, .value_len = 8192};
+	int err = fx_apply_cmd(f, group, &c, NULL);
+	free(v);
+	return err;
+}
+
+START_TEST(test_full_disk_then_space_again)
+{
+	if (!mounted)
+		return;
+	setenv("TMPDIR", mnt, 1);
+	char ballast[300];
+	snprintf(ballast, sizeof ballast, "%s/ballast", mnt);
+	int fd = open(ballast, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ck_assert_int_ge(fd, 0);
+	char *mib = calloc(1, 1 << 20);
+	ck_assert_int_eq(write(fd, mib, 1 << 20), 1 << 20);
+	close(fd);
+	struct fx f;
+	struct kv_options o;
+	kv_options_default(&o);
+	ck_assert(!o.writemap); /* the default: pwrite, so ENOSPC comes back from the commit */
+	o.map_bytes = o.map_bytes_max = 64 << 20;
+	fx_open_opts(&f, &o);
+	int n = 0, err;
+	while ((err = put_big(&f, 1, n)) == KV_OK && n < 5000)
+		n++;
+	ck_assert_int_eq(err, KV_ENOSPC);
+	ck_assert_int_gt(n, 100);
+	ck_assert_uint_eq(fx_applied(&f, 1), (raft_index)n);
+	fx_expect(&f, 1, "k", NULL);
+	void *v;
+	size_t vl;
+	ck_assert_int_eq(kv_get(f.kv, 1, "big00000", 8, &v, &vl), KV_OK);
+	free(v);
+	ck_assert_str_eq(kv_strerror(KV_ENOSPC),
+			 "no space left on the data directory's file system");
+	/* The restore staging file meets the same full disk. */
+	struct kv_restore *r;
+	ck_assert_int_eq(kv_restore_begin(f.kv, 2, &r), KV_OK);
+	err = KV_OK;
+	for (int i = 0; i < 8 && err == KV_OK; i++)
+		err = kv_restore_write(r, mib, 1 << 20);
+	if (err == KV_OK)
+		err = kv_restore_finish(r);
+	else
+		kv_restore_abort(r);
+	ck_assert_int_eq(err, KV_ENOSPC);
+	/* Space comes back: the same entry applies, and more after it. */
+	ck_assert_int_eq(unlink(ballast), 0);
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_eq(put_big(&f, 1, n++), KV_OK);
+	raft_index durable;
+	ck_assert_int_eq(kv_checkpoint(f.kv, &durable, 1), KV_OK);
+	ck_assert_uint_eq(durable, (raft_index)n);
+	kv_close(f.kv);
+	ck_assert_int_eq(kv_open(f.dir, &o, &f.kv), KV_OK);
+	ck_assert_uint_eq(fx_applied(&f, 1), (raft_index)n);
+	ck_assert_int_eq(kv_get(f.kv, 1, "big00000", 8, &v, &vl), KV_OK);
+	ck_assert_uint_eq(vl, 8192);
+	free(v);
+	free(mib);
+	fx_close(&f);
+}
+END_TEST
+
+/* With MDB_WRITEMAP the data file is preallocated: no SIGBUS, KV_ENOSPC at open or growth. */
+START_TEST(test_full_disk_with_writemap)
+{
+	if (!mounted)
+		return;
+	setenv("TMPDIR", mnt, 1);
+	struct fx f;
+	struct kv_options o;
+	kv_options_default(&o);
+	o.writemap = true;
+	o.map_bytes = o.map_bytes_max = 64 << 20; /* more than the file system holds */
+	memset(&f, 0, sizeof f);
+	snprintf(f.dir, sizeof f.dir, "%s/kvtest.XXXXXX", mnt);
+	ck_assert_ptr_nonnull(mkdtemp(f.dir));
+	ck_assert_int_eq(kv_open(f.dir, &o, &f.kv), KV_ENOSPC);
+	fx_rmdir(f.dir);
+	o.map_bytes = 2 << 20; /* fits; growing to 64 MiB will not */
+	fx_open_opts(&f, &o);
+	int n = 0, err;
+	while ((err = put_big(&f, 1, n)) == KV_OK && n < 5000)
+		n++;
+	ck_assert_int_eq(err, KV_ENOSPC);
+	ck_assert_int_gt(n, 10);
+	ck_assert_uint_eq(fx_applied(&f, 1), (raft_index)n);
+	fx_close(&f);
 }
 END_TEST
 
@@ -388,6 +574,13 @@ Suite *kv_suite(void)
 	tcase_add_loop_test(tc, test_crash_then_replay, 0, 2);
 	tcase_add_test(tc, test_machine_crash_refused);
 	tcase_add_test(tc, test_bad_options_and_strerror);
+	tcase_add_test(tc, test_older_format_refused);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("enospc");
+	tcase_set_timeout(tc, 60);
+	tcase_add_unchecked_fixture(tc, tmpfs_setup, tmpfs_teardown);
+	tcase_add_test(tc, test_full_disk_then_space_again);
+	tcase_add_test(tc, test_full_disk_with_writemap);
 	suite_add_tcase(s, tc);
 	return s;
 }

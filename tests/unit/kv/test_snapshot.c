@@ -1,8 +1,11 @@
 /* test_snapshot.c — snapshot streaming and restore: a snapshot taken while writes keep
  * committing restores to exactly the captured state (equal digest, applied index, conf and
  * sessions) and replaces whatever the receiver held; a damaged, truncated or misdirected
- * stream is KV_ECORRUPT and leaves the receiving group unchanged.
+ * stream is KV_ECORRUPT and leaves the receiving group unchanged, and so is a stream carrying
+ * a value whose CRC fails; a version 1 stream (no CRCs) installs checksummed values.
  */
+#include <xxhash.h>
+
 #include "kv_fixture.h"
 
 struct stream {
@@ -224,6 +227,85 @@ START_TEST(test_empty_group_round_trip)
 }
 END_TEST
 
+/* Recomputes the stream's XXH3-64 trailer (its last 8 bytes) after an edit. */
+static void reseal(struct stream *st)
+{
+	uint64_t h = XXH3_64bits(st->data, st->len - 8);
+	for (int i = 0; i < 8; i++)
+		st->data[st->len - 8 + i] = (uint8_t)(h >> (8 * i));
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The same stream as an older ringraft wrote it (version 1): data values without their CRC. */
+static void to_version_1(const struct stream *in, struct stream *out)
+{
+	stream_add(out, in->data, 32);
+	out->data[8] = 1;
+	size_t pos = 32;
+	while (in->data[pos] != 'E') {
+		uint8_t h[9];
+		memcpy(h, in->data + pos, 9);
+		uint32_t kl = le32(h + 1), vl = le32(h + 5);
+		size_t skip = h[0] == 'D' ? 4 : 0;
+		uint32_t nvl = vl - (uint32_t)skip;
+		for (int i = 0; i < 4; i++)
+			h[5 + i] = (uint8_t)(nvl >> (8 * i));
+		stream_add(out, h, 9);
+		stream_add(out, in->data + pos + 9, kl);
+		stream_add(out, in->data + pos + 9 + kl + skip, nvl);
+		pos += 9 + kl + vl;
+	}
+	stream_add(out, in->data + pos, in->len - pos);
+	reseal(out);
+}
+
+/* A value damaged inside a stream whose own checksum is right (damaged before it was summed)
+ * is still caught by the value's CRC; a version 1 stream installs with CRCs computed. */
+START_TEST(test_stream_values_checked)
+{
+	struct fx a, b;
+	fx_open(&a);
+	fx_open(&b);
+	fill(&a, 2, 20, "a");
+	ck_assert_int_eq(fx_put(&a, 2, "v", "stream-victim-0123456789"), KV_OK);
+	struct stream st = {0};
+	take(&a, 2, &st);
+	uint8_t *p = memmem(st.data, st.len, "stream-victim-0123456789", 24);
+	ck_assert_ptr_nonnull(p);
+	p[10] ^= 0x01;
+	reseal(&st);
+	restore_all(&b, 2, &st, 100, KV_ECORRUPT);
+	ck_assert_uint_eq(fx_applied(&b, 2), 0);
+	p[10] ^= 0x01;
+	reseal(&st);
+	struct stream v1 = {0};
+	to_version_1(&st, &v1);
+	ck_assert_uint_eq(v1.len, st.len - 21 * 4);
+	restore_all(&b, 2, &v1, 100, KV_OK);
+	uint8_t da[KV_DIGEST_BYTES], db[KV_DIGEST_BYTES];
+	ck_assert_int_eq(kv_digest(a.kv, 2, da, NULL), KV_OK);
+	ck_assert_int_eq(kv_digest(b.kv, 2, db, NULL), KV_OK);
+	ck_assert(memcmp(da, db, sizeof da) == 0);
+	fx_expect(&b, 2, "v", "stream-victim-0123456789");
+	/* And what it installed is checksummed like everything else. */
+	struct kv_scrub_cursor cur;
+	kv_scrub_cursor_init(&cur);
+	uint32_t checked;
+	bool done;
+	ck_assert_int_eq(kv_scrub_step(b.kv, 2, &cur, 0, &checked, &done), KV_OK);
+	ck_assert_uint_eq(checked, 21);
+	ck_assert(done);
+	free(st.data);
+	free(v1.data);
+	fx_close(&a);
+	fx_close(&b);
+}
+END_TEST
+
 Suite *snapshot_suite(void)
 {
 	Suite *s = suite_create("kv_snapshot");
@@ -232,6 +314,7 @@ Suite *snapshot_suite(void)
 	tcase_add_test(tc, test_snapshot_restore_while_writing);
 	tcase_add_test(tc, test_bad_streams_change_nothing);
 	tcase_add_test(tc, test_empty_group_round_trip);
+	tcase_add_test(tc, test_stream_values_checked);
 	suite_add_tcase(s, tc);
 	return s;
 }

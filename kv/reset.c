@@ -1,0 +1,24 @@
+/* reset.c — emptying one group (its data, applied index/term, configuration and sessions) in
+ * one write transaction, so that a replica whose copy was found damaged can be rebuilt from
+ * its peers by log or snapshot as if it had never applied anything (DESIGN.md 16: recover
+ * from the majority). mdb_drop(.., 0) empties a DBI and keeps its handle open.
+ */
+#include "kv/kv_int.h"
+
+static int reset_fn(MDB_txn *txn, void *arg)
+{
+	const struct kv_group *g = arg;
+	int rc = mdb_drop(txn, g->data, 0);
+	if (rc == 0)
+		rc = mdb_drop(txn, g->meta, 0);
+	return rc;
+}
+
+int kv_group_reset(struct kv *kv, uint32_t group)
+{
+	struct kv_group *g;
+	int err = kv_group_get(kv, group, &g);
+	if (err != KV_OK)
+		return err;
+	return kv_write(kv, group, "group_reset", reset_fn, g);
+}
