@@ -47,6 +47,9 @@ static const struct key_def {
 	 "compact a group's log after this many applied entries "
 	 "(default 10000, min 16)"},
 	{"value-max", K_TUNABLE, "largest value in bytes (default 1048576)"},
+	{"scrub-rate", K_TUNABLE,
+	 "stored values checked per second by the background scrub, 0 = off (default 20000); a "
+	 "damaged one is rebuilt from the peers"},
 	{"request-timeout-ms", K_TUNABLE, "default client request deadline (default 5000)"},
 	{"balance-leaders", K_TUNABLE,
 	 "on|off: move group leaders to their preferred nodes "
@@ -470,6 +473,8 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 		{"snapshot-entries", NODE_SNAPSHOT_ENTRIES_MIN, UINT32_MAX,
 		 NODE_SNAPSHOT_ENTRIES_DEFAULT, &cfg->snapshot_entries, NULL},
 		{"value-max", 1, 64u << 20, KV_VALUE_MAX_DEFAULT, NULL, &cfg->value_max},
+		{"scrub-rate", 0, NODE_SCRUB_RATE_MAX, NODE_SCRUB_RATE_DEFAULT, NULL,
+		 &cfg->scrub_rate},
 		{"request-timeout-ms", 1, NODE_REQUEST_TIMEOUT_MS_MAX,
 		 NODE_REQUEST_TIMEOUT_MS_DEFAULT, NULL, &cfg->request_timeout_ms},
 	};

@@ -31,6 +31,7 @@ struct node_config {
 	uint32_t tick_ms, election_ms, heartbeat_ms;
 	uint64_t snapshot_entries;
 	uint32_t value_max;
+	uint32_t scrub_rate; /* stored values checked per second (0 = no scrub) */
 	uint32_t request_timeout_ms;
 	int log_level;
 	bool balance_leaders;

@@ -105,6 +105,13 @@ static void apply_committed(struct node *n, struct node_group *g, const struct r
 	struct apply_ctx ctx = {n, g};
 	int rc = kv_apply(n->kv, g->id, es, count, has_conf ? raft_conf_of(g->raft) : NULL,
 			  apply_entry_cb, &ctx);
+	if (rc == KV_ECORRUPT) {
+		/* a compare met a damaged value: nothing applied; the replica is rebuilt */
+		node_group_damaged(n, g, "an apply");
+		return;
+	}
+	if (rc == KV_ENOSPC)
+		node_stop_disk_full(n, g->id, "applying committed entries to LMDB");
 	if (rc != KV_OK)
 		node_fatal(n, g->id, "apply failed first=%llu last=%llu error=\"%s\"",
 			   (unsigned long long)es[0].index, (unsigned long long)es[count - 1].index,
@@ -245,6 +252,8 @@ static void wal_news_cb(uv_async_t *h)
 	int failed = atomic_load(&n->wal_failed);
 	if (failed != WAL_OK) {
 		/* Never retry a failed fsync: what is on disk is unknown (DESIGN.md 4). */
+		if (failed == WAL_ENOSPC)
+			node_stop_disk_full(n, 0, "a WAL write found no space");
 		node_fatal(n, 0, "WAL write failed, stopping error=\"%s\" errno=\"%s\"",
 			   wal_strerror(failed), strerror(wal_errno(n->wal)));
 	}
@@ -373,6 +382,7 @@ void node_process(struct node *n)
 		if (!any)
 			break;
 	}
+	node_repair(n);
 	start_write(n);
 	net_peers_flush(n->peers);
 	net_server_flush(n->server);

@@ -130,6 +130,8 @@ static void tick_cb(uv_timer_t *t)
 	if (n->ticks % every == 0 && !n->stopping) {
 		node_maybe_compact(n);
 		node_balance_leaders(n);
+		if (n->cfg.scrub_rate > 0)
+			node_scrub_step(n);
 	}
 }
 

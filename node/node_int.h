@@ -92,6 +92,8 @@ struct node_group {
 	uint64_t last_transfer_ms;
 	bool unreachable[NODE_NODES_MAX]; /* by member index: report after advance */
 	bool recovering; /* the replica's last state: logged when it changes */
+	bool damaged;    /* its state machine failed a checksum: rebuilt at the end of the turn */
+	struct kv_scrub_cursor scrub;
 };
 
 /* A message held until the WAL batch it depends on is durable (packed Message bytes). */
@@ -160,6 +162,7 @@ struct node {
 	uint64_t handoff_deadline_ms;
 	uv_timer_t stop_poll;
 	bool processing;
+	uint32_t scrub_next; /* the group the scrub walks now (0-based) */
 };
 
 static inline struct node_group *node_group(struct node *n, uint64_t g)
@@ -202,15 +205,35 @@ void node_service_lost_leadership(struct node *n, struct node_group *g);
 void node_service_peer_down(struct node *n, uint64_t peer);
 void node_service_timeouts(struct node *n);
 void node_service_fail_all(struct node *n);
+/* The group's replica is being reset (repair.c): every request waiting on it is answered. */
+void node_service_group_reset(struct node *n, struct node_group *g);
 
 /* restore.c */
 int node_restore_groups(struct node *n);
+/* A group's core with the node's timing (never NULL: out of memory is fatal). */
+struct raft *node_group_raft_new(struct node *n, uint32_t group, const struct raft_restore *rs);
 
 /* snapshot.c */
 void node_snap_serve(struct node *n, struct node_group *g, const struct raft_snapshot_request *r);
 void node_snap_receive(struct node *n, struct node_group *g,
 		       const struct raft_snapshot_chunk_in *c);
 void node_maybe_compact(struct node *n);
+/* Ends every outgoing snapshot stream and an incoming staging of the group. */
+void node_snap_close_all(struct node *n, struct node_group *g);
+
+/* repair.c */
+/* The group's state machine returned KV_ECORRUPT in `where`: logs the group and key (as
+ * kv_last_corrupt names them) and marks it damaged; node_repair runs the rebuild outside the
+ * group's Ready/Advance. */
+void node_group_damaged(struct node *n, struct node_group *g, const char *where);
+void node_repair(struct node *n);
+/* One step of the background scrub (every NODE_MAINT_MS, --scrub-rate values per second). */
+void node_scrub_step(struct node *n);
+/* The data directory's file system is full: logs what failed and exits with
+ * NODE_EXIT_DISK_FULL. Every acknowledged write is in the WAL already (it was acknowledged
+ * only once durable), so freeing space and starting the node again loses nothing. */
+void node_stop_disk_full(struct node *n, uint32_t group, const char *what)
+	__attribute__((noreturn));
 
 /* balance.c */
 void node_balance_leaders(struct node *n);

@@ -74,9 +74,28 @@ static int read_log(struct node *n, uint32_t g, raft_index lo, raft_index hi,
 	return 0;
 }
 
+struct raft *node_group_raft_new(struct node *n, uint32_t gi, const struct raft_restore *rs)
+{
+	uint64_t seed = uv_hrtime() ^ (n->cfg.id * 0x9e3779b97f4a7c15ull) ^
+			(gi * 0x2545f4914f6cdd1dull);
+	struct raft_config rc;
+	raft_config_default(&rc, n->cfg.id, seed);
+	rc.election_ticks = n->cfg.election_ms / n->cfg.tick_ms;
+	rc.heartbeat_ticks = n->cfg.heartbeat_ms / n->cfg.tick_ms;
+	if (rc.heartbeat_ticks == 0)
+		rc.heartbeat_ticks = 1;
+	if (rc.election_ticks <= rc.heartbeat_ticks)
+		rc.election_ticks = rc.heartbeat_ticks * 2;
+	rc.pre_vote = true;
+	rc.check_quorum = true;
+	struct raft *r = raft_new(&rc, rs);
+	if (r == NULL)
+		node_fatal(n, gi, "out of memory creating the group");
+	return r;
+}
+
 int node_restore_groups(struct node *n)
 {
-	uint64_t seed0 = uv_hrtime() ^ (n->cfg.id * 0x9e3779b97f4a7c15ull);
 	for (uint32_t gi = 1; gi <= n->cfg.groups; gi++) {
 		struct node_group *g = &n->groups[gi - 1];
 		memset(g, 0, sizeof *g);
@@ -160,23 +179,11 @@ int node_restore_groups(struct node *n)
 			rs.hard_state.commit = rs.applied;
 		if (rs.hard_state.term < rs.snap_term)
 			rs.hard_state.term = rs.snap_term;
-		struct raft_config rc_;
-		raft_config_default(&rc_, n->cfg.id, seed0 + gi * 0x2545f4914f6cdd1dull);
-		rc_.election_ticks = n->cfg.election_ms / n->cfg.tick_ms;
-		rc_.heartbeat_ticks = n->cfg.heartbeat_ms / n->cfg.tick_ms;
-		if (rc_.heartbeat_ticks == 0)
-			rc_.heartbeat_ticks = 1;
-		if (rc_.election_ticks <= rc_.heartbeat_ticks)
-			rc_.election_ticks = rc_.heartbeat_ticks * 2;
-		rc_.pre_vote = true;
-		rc_.check_quorum = true;
-		g->raft = raft_new(&rc_, &rs);
+		g->raft = node_group_raft_new(n, gi, &rs);
 		free(es);
 		for (size_t i = 0; i < nc; i++)
 			wal_entries_free(cs[i].e, cs[i].n);
 		free(cs);
-		if (g->raft == NULL)
-			node_fatal(n, gi, "out of memory creating the group");
 		g->compacted = rs.snap_index;
 		g->checkpointed = rs.applied;
 		g->role = raft_role_of(g->raft);

@@ -279,6 +279,11 @@ static void serve_read(struct node *n, struct node_req *r)
 			resp.value.len = vl;
 		} else if (rc == KV_NOT_FOUND) {
 			resp.code = RINGRAFT__KV__CODE__NOT_FOUND;
+		} else if (rc == KV_ECORRUPT) {
+			/* never served: the client tries another replica */
+			resp.code = RINGRAFT__KV__CODE__UNAVAILABLE;
+			resp.error = "the replica's copy is damaged and is being rebuilt";
+			node_group_damaged(n, node_group(n, r->group), "a read");
 		} else {
 			resp.code = rc == KV_EINVAL ? RINGRAFT__KV__CODE__INVALID
 						    : RINGRAFT__KV__CODE__INTERNAL;
@@ -301,6 +306,10 @@ static void serve_read(struct node *n, struct node_req *r)
 	if (a.oom) {
 		resp.code = RINGRAFT__KV__CODE__INTERNAL;
 		resp.error = "out of memory";
+	} else if (rc == KV_ECORRUPT) {
+		resp.code = RINGRAFT__KV__CODE__UNAVAILABLE;
+		resp.error = "the replica's copy is damaged and is being rebuilt";
+		node_group_damaged(n, node_group(n, r->group), "a scan");
 	} else if (rc < 0) {
 		resp.code = rc == KV_EINVAL ? RINGRAFT__KV__CODE__INVALID
 					    : RINGRAFT__KV__CODE__INTERNAL;
@@ -421,6 +430,14 @@ void node_service_apply_done(struct node *n, struct node_group *g, raft_index la
 	while ((r = g->props.head) != NULL && r->index <= last)
 		req_error(n, r, RINGRAFT__KV__CODE__LEADER_LOST,
 			  "entry replaced by another leader: outcome unknown");
+}
+
+void node_service_group_reset(struct node *n, struct node_group *g)
+{
+	node_service_lost_leadership(n, g);
+	while (g->reads_apply.head != NULL)
+		req_error(n, g->reads_apply.head, RINGRAFT__KV__CODE__UNAVAILABLE,
+			  "the replica is being rebuilt");
 }
 
 void node_service_lost_leadership(struct node *n, struct node_group *g)
@@ -569,6 +586,8 @@ static void handle(struct node *n, struct node_req *r)
 		uint8_t d[KV_DIGEST_BYTES];
 		raft_index at = 0;
 		int rc = kv_digest(n->kv, g->id, d, &at);
+		if (rc == KV_ECORRUPT)
+			node_group_damaged(n, g, "a digest");
 		if (rc != KV_OK) {
 			req_error(n, r, RINGRAFT__KV__CODE__INTERNAL, kv_strerror(rc));
 			return;

@@ -82,6 +82,8 @@ void node_snap_serve(struct node *n, struct node_group *g, const struct raft_sna
 	size_t len = 0;
 	bool done = false;
 	int rc = kv_snapshot_read(s->s, s->last, cap, &len, &done);
+	if (rc == KV_ECORRUPT)
+		node_group_damaged(n, g, "a snapshot send"); /* never ship a damaged value */
 	if (rc != KV_OK) {
 		node_log(NODE_LOG_WARN, g->id, "snapshot read failed to=%llu error=\"%s\"",
 			 (unsigned long long)r->to, kv_strerror(rc));
@@ -110,6 +112,8 @@ void node_snap_receive(struct node *n, struct node_group *g, const struct raft_s
 			kv_restore_abort(g->restore);
 		g->restore = NULL;
 		int rc = kv_restore_begin(n->kv, g->id, &g->restore);
+		if (rc == KV_ENOSPC)
+			node_stop_disk_full(n, g->id, "staging a snapshot");
 		if (rc != KV_OK)
 			node_fatal(n, g->id, "cannot stage a snapshot error=\"%s\"",
 				   kv_strerror(rc));
@@ -123,6 +127,8 @@ void node_snap_receive(struct node *n, struct node_group *g, const struct raft_s
 	int rc = KV_OK;
 	if (c->data.len > 0)
 		rc = kv_restore_write(g->restore, c->data.base, c->data.len);
+	if (rc == KV_ENOSPC)
+		node_stop_disk_full(n, g->id, "staging a snapshot");
 	if (rc != KV_OK)
 		node_fatal(n, g->id, "cannot stage a snapshot error=\"%s\"", kv_strerror(rc));
 	if (!c->done)
@@ -137,6 +143,8 @@ void node_snap_receive(struct node *n, struct node_group *g, const struct raft_s
 	} else {
 		rc = kv_restore_finish(g->restore);
 		g->restore = NULL;
+		if (rc == KV_ENOSPC)
+			node_stop_disk_full(n, g->id, "installing a snapshot");
 		if (rc != KV_OK)
 			node_fatal(n, g->id, "snapshot install failed index=%llu error=\"%s\"",
 				   (unsigned long long)c->index, kv_strerror(rc));
@@ -147,6 +155,16 @@ void node_snap_receive(struct node *n, struct node_group *g, const struct raft_s
 	g->compacted = c->index;
 	node_log(NODE_LOG_INFO, g->id, "snapshot installed index=%llu",
 		 (unsigned long long)c->index);
+}
+
+void node_snap_close_all(struct node *n, struct node_group *g)
+{
+	(void)n;
+	for (size_t k = 0; k < NODE_NODES_MAX; k++)
+		slot_close(&g->snaps[k]);
+	if (g->restore != NULL)
+		kv_restore_abort(g->restore);
+	g->restore = NULL;
 }
 
 void node_maybe_compact(struct node *n)
@@ -176,6 +194,8 @@ void node_maybe_compact(struct node *n)
 	if (durable == NULL)
 		return;
 	int rc = kv_checkpoint(n->kv, durable, G);
+	if (rc == KV_ENOSPC)
+		node_stop_disk_full(n, 0, "syncing LMDB for a checkpoint");
 	if (rc != KV_OK) {
 		node_log(NODE_LOG_WARN, 0, "checkpoint failed error=\"%s\"", kv_strerror(rc));
 		free(durable);

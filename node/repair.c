@@ -1,0 +1,143 @@
+/* repair.c — a replica whose state machine is found damaged while it runs (a stored value
+ * failed its checksum on a read, an apply, a snapshot send or the background scrub) is never
+ * served: the read gets an error the client retries elsewhere, and the group replica is rebuilt
+ * from its peers — its LMDB data and its WAL log reset, its core restarted as a recovering
+ * replica (raft/recovery.c) that the leader brings back by log or snapshot. A full disk stops
+ * the node cleanly instead (node_stop_disk_full).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "node/node_int.h"
+
+void node_stop_disk_full(struct node *n, uint32_t group, const char *what)
+{
+	(void)n;
+	node_log(NODE_LOG_ERROR, group,
+		 "disk full: %s; the node stops (exit %d). Every acknowledged write is in the "
+		 "WAL: free space on the data directory's file system and start the node again",
+		 what, NODE_EXIT_DISK_FULL);
+	_exit(NODE_EXIT_DISK_FULL);
+}
+
+/* A key as log text: printable bytes as they are, others as \xNN, cut at 64 bytes. */
+static void key_text(const uint8_t *k, size_t len, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len && o + 5 < cap && i < 64; i++) {
+		if (k[i] >= 0x21 && k[i] < 0x7f && k[i] != '"' && k[i] != '\\')
+			out[o++] = (char)k[i];
+		else
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", k[i]);
+	}
+	if (len > 64 && o + 4 < cap) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+}
+
+void node_group_damaged(struct node *n, struct node_group *g, const char *where)
+{
+	uint8_t key[KV_KEY_MAX];
+	size_t key_len = 0;
+	uint32_t kg = 0;
+	char text[64 * 4 + 8] = "?";
+	if (kv_last_corrupt(n->kv, &kg, key, sizeof key, &key_len) == KV_OK)
+		key_text(key, key_len < sizeof key ? key_len : sizeof key, text, sizeof text);
+	node_log(NODE_LOG_ERROR, g->id,
+		 "stored value failed its checksum during %s key=\"%s\": the replica is not "
+		 "served and is rebuilt from its peers",
+		 where, text);
+	g->damaged = true;
+}
+
+static void drop_held(struct node_batch *b, uint32_t group)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < b->n_held; i++) {
+		if (b->held[i].group == group)
+			free(b->held[i].buf);
+		else
+			b->held[k++] = b->held[i];
+	}
+	b->n_held = k;
+}
+
+static void rebuild(struct node *n, struct node_group *g)
+{
+	g->damaged = false;
+	node_service_group_reset(n, g);
+	node_snap_close_all(n, g);
+	/* Acknowledgements the old core made must not leave: its log is being discarded. */
+	drop_held(n->cur, g->id);
+	if (n->inflight != NULL)
+		drop_held(n->inflight, g->id);
+	struct raft_restore rs;
+	memset(&rs, 0, sizeof rs);
+	rs.conf = *raft_conf_of(g->raft);
+	rs.hard_state.term = raft_term_of(g->raft);
+	rs.hard_state.recovering = true;
+	raft_free(g->raft);
+	g->raft = NULL;
+	int rc = kv_group_reset(n->kv, g->id);
+	if (rc == KV_ENOSPC)
+		node_stop_disk_full(n, g->id, "resetting a damaged replica");
+	if (rc != KV_OK)
+		node_fatal(n, g->id, "cannot reset the damaged replica error=\"%s\"",
+			   kv_strerror(rc));
+	struct wal_batch *b = n->cur->b;
+	if (wal_batch_snapshot(b, g->id, 0, 0, &rs.conf) != WAL_OK ||
+	    wal_batch_truncate(b, g->id, 1) != WAL_OK ||
+	    wal_batch_hard_state(b, g->id, &rs.hard_state) != WAL_OK)
+		node_fatal(n, g->id, "out of memory resetting the group's log");
+	g->raft = node_group_raft_new(n, g->id, &rs);
+	g->compacted = 0;
+	g->checkpointed = 0;
+	g->role = raft_role_of(g->raft);
+	g->leader = raft_leader_of(g->raft);
+	g->recovering = true;
+	kv_scrub_cursor_init(&g->scrub);
+	node_log(NODE_LOG_WARN, g->id, "replica reset: recovering from its peers term=%llu",
+		 (unsigned long long)rs.hard_state.term);
+}
+
+void node_repair(struct node *n)
+{
+	for (uint32_t i = 0; i < n->cfg.groups; i++)
+		if (n->groups[i].damaged && n->groups[i].raft != NULL)
+			rebuild(n, &n->groups[i]);
+}
+
+void node_scrub_step(struct node *n)
+{
+	uint64_t budget = (uint64_t)n->cfg.scrub_rate * NODE_MAINT_MS / 1000;
+	uint32_t G = n->cfg.groups;
+	for (uint32_t tries = 0; budget > 0 && tries < G; tries++) {
+		struct node_group *g = &n->groups[n->scrub_next % G];
+		if (g->raft == NULL || g->damaged || raft_recovering(g->raft)) {
+			n->scrub_next = (n->scrub_next + 1) % G;
+			continue;
+		}
+		uint32_t step = budget > KV_SCAN_MAX ? KV_SCAN_MAX : (uint32_t)budget;
+		uint32_t checked = 0;
+		bool done = false;
+		int rc = kv_scrub_step(n->kv, g->id, &g->scrub, step, &checked, &done);
+		budget -= checked < budget ? checked : budget;
+		if (rc == KV_ECORRUPT) {
+			node_group_damaged(n, g, "the background scrub");
+			return;
+		}
+		if (rc != KV_OK) {
+			node_log(NODE_LOG_WARN, g->id, "scrub step failed error=\"%s\"",
+				 kv_strerror(rc));
+			done = true;
+		}
+		if (!done)
+			return; /* the budget ran out inside this group: go on next time */
+		if (checked == 0)
+			budget--; /* an empty group costs one unit, so the loop ends */
+		n->scrub_next = (n->scrub_next + 1) % G;
+	}
+}
