@@ -358,7 +358,9 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 				return;
 			}
 		}
-		if (f->n_msgs + f->n_forwarded_requests + f->n_forwarded_responses > 0 &&
+		if (f->n_msgs + f->n_forwarded_requests + f->n_forwarded_responses +
+				    f->n_digests >
+			    0 &&
 		    p->cbs.on_frame && c->peer != NULL && c->peer->conn == c)
 			p->cbs.on_frame(p->arg, c->peer->id, f);
 		ringraft__raft__peer_frame__free_unpacked(f, NULL);

@@ -17,6 +17,7 @@
 #define NET_PEER_FIELD_MSG      2 /* PeerFrame.msgs */
 #define NET_PEER_FIELD_FWD_REQ  3 /* PeerFrame.forwarded_requests */
 #define NET_PEER_FIELD_FWD_RESP 4 /* PeerFrame.forwarded_responses */
+#define NET_PEER_FIELD_DIGEST   5 /* PeerFrame.digests */
 
 struct net_peers_cbs {
 	/* A whole PeerFrame from peer `from` (hello already checked). Borrowed for the call. */

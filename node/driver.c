@@ -412,6 +412,8 @@ void node_on_peer_frame(void *arg, uint64_t from, const Ringraft__Raft__PeerFram
 				 "step refused from=%llu type=%u error=\"%s\"",
 				 (unsigned long long)from, m.type, raft_strerror(rc));
 	}
+	for (size_t i = 0; i < f->n_digests; i++)
+		node_digest_received(n, from, f->digests[i]);
 	for (size_t i = 0; i < f->n_forwarded_requests; i++)
 		node_service_forwarded(n, from, &f->forwarded_requests[i]);
 	for (size_t i = 0; i < f->n_forwarded_responses; i++)

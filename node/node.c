@@ -132,6 +132,7 @@ static void tick_cb(uv_timer_t *t)
 		node_balance_leaders(n);
 		if (n->cfg.scrub_rate > 0)
 			node_scrub_step(n);
+		node_digest_step(n);
 	}
 }
 

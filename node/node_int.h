@@ -72,6 +72,13 @@ struct node_snap_out {
 	bool last_done, has_last;
 };
 
+/* A replica's digest at an applied index (ours, or a peer's from its last GroupDigest). */
+struct node_digest {
+	bool valid;
+	raft_index applied;
+	uint8_t d[KV_DIGEST_BYTES];
+};
+
 struct node_group {
 	uint32_t id;
 	bool hosted;
@@ -94,6 +101,9 @@ struct node_group {
 	bool recovering; /* the replica's last state: logged when it changes */
 	bool damaged;    /* its state machine failed a checksum: rebuilt at the end of the turn */
 	struct kv_scrub_cursor scrub;
+	struct node_digest digest_mine;
+	struct node_digest digest_peer[NODE_NODES_MAX]; /* by member index */
+	uint64_t digest_ms; /* when digest_mine was computed */
 };
 
 /* A message held until the WAL batch it depends on is durable (packed Message bytes). */
@@ -162,7 +172,8 @@ struct node {
 	uint64_t handoff_deadline_ms;
 	uv_timer_t stop_poll;
 	bool processing;
-	uint32_t scrub_next; /* the group the scrub walks now (0-based) */
+	uint32_t scrub_next;  /* the group the scrub walks now (0-based) */
+	uint32_t digest_next; /* the group whose digest is compared next (0-based) */
 };
 
 static inline struct node_group *node_group(struct node *n, uint64_t g)
@@ -229,6 +240,12 @@ void node_group_damaged(struct node *n, struct node_group *g, const char *where)
 void node_repair(struct node *n);
 /* One step of the background scrub (every NODE_MAINT_MS, --scrub-rate values per second). */
 void node_scrub_step(struct node *n);
+/* Replicas compare digests: one quiescent group per call sends its digest to the group's
+ * other replicas (at most every NODE_DIGEST_INTERVAL_MS per group); a replica whose digest
+ * differs from every other replica's at the same applied index, when those agree, rebuilds
+ * itself. */
+void node_digest_step(struct node *n);
+void node_digest_received(struct node *n, uint64_t from, const Ringraft__Raft__GroupDigest *gd);
 /* The data directory's file system is full: logs what failed and exits with
  * NODE_EXIT_DISK_FULL. Every acknowledged write is in the WAL already (it was acknowledged
  * only once durable), so freeing space and starting the node again loses nothing. */

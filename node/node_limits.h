@@ -28,6 +28,7 @@
 #define NODE_READ_BATCH_BYTES           (64u << 20) /* WAL entries read at once on restart */
 #define NODE_SCRUB_RATE_DEFAULT         20000 /* stored values checked per second */
 #define NODE_SCRUB_RATE_MAX             10000000
+#define NODE_DIGEST_INTERVAL_MS         10000 /* per group, between digest comparisons */
 #define NODE_EXIT_DISK_FULL             75 /* EX_TEMPFAIL: free space and start the node again */
 
 #endif

@@ -99,6 +99,7 @@ static void rebuild(struct node *n, struct node_group *g)
 	g->leader = raft_leader_of(g->raft);
 	g->recovering = true;
 	kv_scrub_cursor_init(&g->scrub);
+	memset(&g->digest_mine, 0, sizeof g->digest_mine);
 	node_log(NODE_LOG_WARN, g->id, "replica reset: recovering from its peers term=%llu",
 		 (unsigned long long)rs.hard_state.term);
 }
@@ -140,4 +141,116 @@ void node_scrub_step(struct node *n)
 			budget--; /* an empty group costs one unit, so the loop ends */
 		n->scrub_next = (n->scrub_next + 1) % G;
 	}
+}
+
+/* ------------------------------------------------------------------------------ digests */
+
+/* Decides once our digest and the peers' are known at the same applied index. */
+static void digest_compare(struct node *n, struct node_group *g)
+{
+	const struct node_digest *me = &g->digest_mine;
+	if (!me->valid || g->damaged || raft_recovering(g->raft))
+		return;
+	size_t same = 0, other = 0;
+	const struct node_digest *first_other = NULL;
+	bool others_agree = true;
+	for (size_t i = 0; i < n->cfg.n_members; i++) {
+		const struct node_digest *p = &g->digest_peer[i];
+		if (!p->valid || p->applied != me->applied)
+			continue;
+		if (memcmp(p->d, me->d, KV_DIGEST_BYTES) == 0) {
+			same++;
+		} else {
+			if (first_other != NULL && memcmp(p->d, first_other->d, KV_DIGEST_BYTES) != 0)
+				others_agree = false;
+			if (first_other == NULL)
+				first_other = p;
+			other++;
+		}
+	}
+	if (other >= 2 && same == 0 && others_agree) {
+		node_log(NODE_LOG_ERROR, g->id,
+			 "state digest differs from every other replica's at applied=%llu: the "
+			 "replica is not served and is rebuilt from its peers",
+			 (unsigned long long)me->applied);
+		g->damaged = true;
+	} else if (other > 0) {
+		node_log(NODE_LOG_WARN, g->id,
+			 "state digests differ at applied=%llu agreeing=%zu differing=%zu (the odd "
+			 "replica rebuilds itself)",
+			 (unsigned long long)me->applied, same + 1, other);
+	}
+	for (size_t i = 0; i < n->cfg.n_members; i++)
+		if (g->digest_peer[i].valid && g->digest_peer[i].applied <= me->applied)
+			g->digest_peer[i].valid = false; /* compared (or too old to ever be) */
+}
+
+static bool quiescent(const struct node_group *g)
+{
+	raft_index c = raft_commit_of(g->raft);
+	return !raft_recovering(g->raft) && raft_applied_of(g->raft) == c &&
+	       raft_last_index(g->raft) == c;
+}
+
+/* Computes our digest now (at whatever LMDB has applied) and sends it to the group's other
+ * replicas. */
+static void digest_publish(struct node *n, struct node_group *g)
+{
+	raft_index at = 0;
+	int rc = kv_digest(n->kv, g->id, g->digest_mine.d, &at);
+	g->digest_ms = node_now_ms();
+	if (rc == KV_ECORRUPT) {
+		node_group_damaged(n, g, "a digest");
+		return;
+	}
+	if (rc != KV_OK) {
+		node_log(NODE_LOG_WARN, g->id, "digest failed error=\"%s\"", kv_strerror(rc));
+		return;
+	}
+	g->digest_mine.valid = true;
+	g->digest_mine.applied = at;
+	Ringraft__Raft__GroupDigest gd = RINGRAFT__RAFT__GROUP_DIGEST__INIT;
+	gd.group = g->id;
+	gd.applied = at;
+	gd.digest.data = g->digest_mine.d;
+	gd.digest.len = KV_DIGEST_BYTES;
+	for (size_t i = 0; i < g->n_hosts; i++)
+		if (g->hosts[i] != n->cfg.id)
+			(void)net_peers_append_msg(n->peers, g->hosts[i], NET_PEER_FIELD_DIGEST,
+						   &gd.base); /* lost if the link is down: fine */
+	digest_compare(n, g);
+}
+
+void node_digest_step(struct node *n)
+{
+	uint32_t G = n->cfg.groups;
+	uint64_t now = node_now_ms();
+	for (uint32_t tries = 0; tries < G; tries++) {
+		struct node_group *g = &n->groups[n->digest_next];
+		n->digest_next = (n->digest_next + 1) % G;
+		if (g->raft == NULL || g->damaged || !quiescent(g) ||
+		    now < g->digest_ms + NODE_DIGEST_INTERVAL_MS)
+			continue;
+		digest_publish(n, g);
+		return; /* one group per step: a digest reads the whole group */
+	}
+}
+
+void node_digest_received(struct node *n, uint64_t from, const Ringraft__Raft__GroupDigest *gd)
+{
+	struct node_group *g = node_group(n, gd->group);
+	int mi = node_config_member_index(&n->cfg, from);
+	if (g == NULL || g->raft == NULL || mi < 0 || gd->digest.len != KV_DIGEST_BYTES)
+		return;
+	struct node_digest *p = &g->digest_peer[mi];
+	p->valid = true;
+	p->applied = gd->applied;
+	memcpy(p->d, gd->digest.data, KV_DIGEST_BYTES);
+	/* Ours at the same index as theirs: compare now (computing ours once for that index). */
+	if (g->damaged || raft_applied_of(g->raft) != gd->applied || !quiescent(g))
+		return;
+	if (g->digest_mine.valid && g->digest_mine.applied == gd->applied)
+		digest_compare(n, g);
+	else
+		digest_publish(n, g);
 }
