@@ -24,6 +24,8 @@
 #define CLI_PIPELINE_MAX       1024 /* requests in flight per bench connection */
 #define CLI_BENCH_CLIENTS_MAX  256  /* bench threads */
 #define CLI_BENCH_REQUESTS_MAX 100000000u
+#define CLI_BENCH_RETRY_MS_MIN 50          /* bench: first pause before using a failed node again */
+#define CLI_BENCH_RETRY_MS_MAX 1000        /* bench: pauses double up to this */
 #define CLI_FRAME_MAX          (64u << 20) /* largest reply accepted (a scan page can be big) */
 
 #endif

@@ -1,9 +1,13 @@
 /* kvctl_bench.c — `kvctl bench`: C threads, each with its own client, each keeping up to P
- * requests in flight (pipelined on one connection per leader), over a key space of K keys.
- * Requests are routed to the group's cached leader but sent with redirect off, so a stale
- * cache costs a forward, not an error. Bench writes carry no session (client_id 0): pipelined
- * sequence numbers would reach the session table out of order. Latency is per request, from
- * send to reply; throughput counts successful replies over the wall time of the whole run.
+ * requests in flight (pipelined on one connection per node), over a key space of K keys.
+ * Requests are routed to the group's cached leader (or any reachable node, which forwards).
+ * Bench writes carry no session (client_id 0): pipelined sequence numbers would reach the
+ * session table out of order; so a failed request is counted, never retried. Latency is per
+ * request, from send to reply; throughput counts successful replies over the whole run.
+ *
+ * Failures do not stop the run: each request ends ok or as one error of a kind; a node whose
+ * connection failed is skipped for a doubling pause (no spin on a dead endpoint), and a worker
+ * no node has answered for --timeout counts what it has not sent as not_sent and ends.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -14,24 +18,72 @@
 #include "cli/kvctl.h"
 
 #define SLOT_BITS 11 /* > log2(CLI_PIPELINE_MAX) */
+_Static_assert(CLI_CONNS_MAX <= 256, "struct slot keeps a connection index in a byte");
+
+/* Why a request failed: a reply code (kv.proto Code, 1..15), or one of these. */
+enum {
+	ERR_CONNECT_REFUSED = 16, /* connect failed: refused or unreachable */
+	ERR_CONNECT_TIMEOUT,      /* connect did not complete within --timeout */
+	ERR_CONN_LOST,            /* the connection broke (reset, closed) before the reply */
+	ERR_TIMEOUT,              /* no reply within --timeout (the connection is then closed) */
+	ERR_PROTOCOL,             /* an undecodable reply (the connection is then closed) */
+	ERR_NOT_SENT,             /* never sent: no node had answered for --timeout */
+	ERR_KINDS
+};
+
+/* Short names for the summary and the JSON keys. */
+static const char *kind_name(int k)
+{
+	static const char *names[ERR_KINDS] = {
+		[RINGRAFT__KV__CODE__NOT_FOUND] = "reply_not_found",
+		[RINGRAFT__KV__CODE__CAS_MISMATCH] = "reply_cas_mismatch",
+		[RINGRAFT__KV__CODE__NOT_LEADER] = "reply_not_leader",
+		[RINGRAFT__KV__CODE__INVALID] = "reply_invalid",
+		[RINGRAFT__KV__CODE__TOO_LARGE] = "reply_too_large",
+		[RINGRAFT__KV__CODE__WRONG_SHARD] = "reply_wrong_shard",
+		[RINGRAFT__KV__CODE__UNAVAILABLE] = "reply_unavailable",
+		[RINGRAFT__KV__CODE__TIMEOUT] = "reply_timeout",
+		[RINGRAFT__KV__CODE__LEADER_LOST] = "reply_leader_lost",
+		[RINGRAFT__KV__CODE__INTERNAL] = "reply_internal",
+		[ERR_CONNECT_REFUSED] = "connect_refused",
+		[ERR_CONNECT_TIMEOUT] = "connect_timeout",
+		[ERR_CONN_LOST] = "connection_lost",
+		[ERR_TIMEOUT] = "timeout",
+		[ERR_PROTOCOL] = "protocol_error",
+		[ERR_NOT_SENT] = "not_sent",
+	};
+	return k >= 0 && k < ERR_KINDS && names[k] ? names[k] : "reply_other";
+}
 
 struct slot {
 	bool busy;
-	uint64_t id; /* of the request in flight */
+	uint8_t conn; /* index in client->conns of the connection it was sent on */
+	uint64_t id;  /* of the request in flight */
 	int64_t sent_us;
 	bool is_get;
+};
+
+/* A node address this worker failed to use, and when to try it again. */
+struct backoff {
+	char addr[CLI_ADDR_MAX];
+	int64_t retry_ms; /* cli_now_ms() time; 0 = usable */
+	uint32_t pause_ms;
 };
 
 struct worker {
 	const struct kvctl_args *a;
 	int idx;
 	uint32_t n;       /* requests this worker issues */
-	uint32_t *lat_us; /* one per completed request */
+	uint32_t done;    /* requests ended (ok or error) */
+	uint32_t *lat_us; /* one per successful request */
 	size_t n_lat;
 	uint64_t errors;
-	uint64_t by_code[16]; /* failed replies by kv.proto Code */
-	int fatal;            /* 0, or the cli code that stopped the worker */
+	uint64_t by_kind[ERR_KINDS];
+	int fatal; /* 0, or the local error (out of memory) that stopped the worker */
 	uint64_t rng;
+	int64_t last_reply_ms; /* when a node last answered anything */
+	size_t n_backoff;
+	struct backoff backoff[CLI_CONNS_MAX];
 	pthread_t th;
 };
 
@@ -50,8 +102,108 @@ static uint64_t next_rand(uint64_t *s)
 	return *s;
 }
 
+static void count_error(struct worker *w, int kind)
+{
+	w->errors++;
+	w->by_kind[kind < 0 || kind >= ERR_KINDS ? 0 : kind]++;
+	w->done++;
+}
+
+static struct backoff *backoff_of(struct worker *w, const char *addr, bool create)
+{
+	for (size_t i = 0; i < w->n_backoff; i++)
+		if (strcmp(w->backoff[i].addr, addr) == 0)
+			return &w->backoff[i];
+	if (!create || w->n_backoff == CLI_CONNS_MAX)
+		return NULL;
+	struct backoff *b = &w->backoff[w->n_backoff++];
+	snprintf(b->addr, sizeof b->addr, "%s", addr);
+	b->retry_ms = 0;
+	b->pause_ms = 0;
+	return b;
+}
+
+/* When addr may be used again: 0 if now. */
+static int64_t retry_ms_of(struct worker *w, const char *addr)
+{
+	struct backoff *b = backoff_of(w, addr, false);
+	return b && b->retry_ms > cli_now_ms() ? b->retry_ms : 0;
+}
+
+/* addr just failed: skip it for a doubling pause, and forget it as a leader. */
+static void node_failed(struct worker *w, struct cli_client *c, const char *addr)
+{
+	struct backoff *b = backoff_of(w, addr, true);
+	if (b) {
+		b->pause_ms = b->pause_ms == 0 ? CLI_BENCH_RETRY_MS_MIN : b->pause_ms * 2;
+		if (b->pause_ms > CLI_BENCH_RETRY_MS_MAX)
+			b->pause_ms = CLI_BENCH_RETRY_MS_MAX;
+		b->retry_ms = cli_now_ms() + b->pause_ms;
+	}
+	for (uint32_t g = 1; g <= c->route.groups && g <= CLI_GROUPS_MAX; g++) {
+		const char *l = cli_route_leader_addr(&c->route, g);
+		if (l && strcmp(l, addr) == 0)
+			cli_route_forget_leader(&c->route, g, 0);
+	}
+}
+
+/* addr answered: its next failure starts from the shortest pause again. */
+static void node_answered(struct worker *w, const char *addr)
+{
+	struct backoff *b = backoff_of(w, addr, false);
+	if (b)
+		b->pause_ms = 0;
+}
+
+/* Closes connection ci: every request in flight on it ends as an error of `kind`. */
+static void conn_failed(struct worker *w, struct cli_client *c, struct slot *slots, size_t ci,
+			int kind, uint32_t *inflight)
+{
+	for (uint32_t si = 0; si < w->a->pipeline; si++) {
+		if (slots[si].busy && slots[si].conn == ci) {
+			slots[si].busy = false;
+			(*inflight)--;
+			count_error(w, kind);
+		}
+	}
+	char addr[CLI_ADDR_MAX];
+	snprintf(addr, sizeof addr, "%s", c->conns[ci]->addr);
+	cli_conn_drop(c, addr);
+	node_failed(w, c, addr);
+}
+
+/* Where the request for group goes: its leader, else the endpoints and the ring's nodes in
+ * turn, skipping nodes in their pause. NULL when every one is paused: *retry_ms then says when
+ * the first can be tried again. */
+static const char *pick_addr(struct worker *w, struct cli_client *c, uint32_t group,
+			     uint64_t counter, int64_t *retry_ms)
+{
+	const char *leader = cli_route_leader_addr(&c->route, group);
+	*retry_ms = 0;
+	if (leader && retry_ms_of(w, leader) == 0)
+		return leader;
+	size_t total = c->n_eps + c->route.n_nodes;
+	for (size_t k = 0; k < total; k++) {
+		size_t i = (size_t)((counter + k) % total);
+		const char *a = i < c->n_eps ? c->eps[i] : c->route.nodes[i - c->n_eps].client_addr;
+		if (a[0] == '\0')
+			continue;
+		int64_t r = retry_ms_of(w, a);
+		if (r == 0)
+			return a;
+		if (*retry_ms == 0 || r < *retry_ms)
+			*retry_ms = r;
+	}
+	return NULL;
+}
+
+enum { ISSUED, ISSUE_FAILED, ISSUE_WAIT };
+
+/* Sends one request in slot si. ISSUED; ISSUE_FAILED when it ended at once as an error
+ * (counted); ISSUE_WAIT when every node is in its pause (nothing counted, *retry_ms set); or
+ * CLI_ENOMEM. */
 static int issue(struct worker *w, struct cli_client *c, struct slot *slots, uint32_t si,
-		 uint64_t counter, const uint8_t *value)
+		 uint64_t counter, const uint8_t *value, uint32_t *inflight, int64_t *retry_ms)
 {
 	const struct kvctl_args *a = w->a;
 	char key[32];
@@ -60,13 +212,24 @@ static int issue(struct worker *w, struct cli_client *c, struct slot *slots, uin
 	bool is_get = strcmp(a->op, "get") == 0 ||
 		      (strcmp(a->op, "mixed") == 0 && (next_rand(&w->rng) & 1));
 	uint32_t group = cli_route_group_of(&c->route, key, (size_t)kl);
-	const char *leader = cli_route_leader_addr(&c->route, group);
-	const char *addr = leader ? leader : c->eps[counter % c->n_eps];
+	const char *picked = pick_addr(w, c, group, counter, retry_ms);
+	if (picked == NULL)
+		return ISSUE_WAIT;
+	char addr[CLI_ADDR_MAX];
+	snprintf(addr, sizeof addr, "%s", picked);
 	int64_t deadline = cli_now_ms() + a->timeout_ms;
 	struct cli_conn *conn;
 	int rc = cli_conn_get(c, addr, deadline, &conn);
-	if (rc)
+	if (rc == CLI_ENOMEM)
 		return rc;
+	if (rc) {
+		count_error(w, rc == CLI_TIMEOUT ? ERR_CONNECT_TIMEOUT : ERR_CONNECT_REFUSED);
+		node_failed(w, c, addr);
+		return ISSUE_FAILED;
+	}
+	size_t ci = 0;
+	while (c->conns[ci] != conn)
+		ci++;
 	Ringraft__Kv__Request req = RINGRAFT__KV__REQUEST__INIT;
 	req.id = (counter << SLOT_BITS) | si;
 	req.op = is_get ? RINGRAFT__KV__OP__GET : RINGRAFT__KV__OP__PUT;
@@ -78,49 +241,59 @@ static int issue(struct worker *w, struct cli_client *c, struct slot *slots, uin
 	}
 	req.consistency = a->serializable ? RINGRAFT__KV__CONSISTENCY__SERIALIZABLE
 					  : RINGRAFT__KV__CONSISTENCY__LINEARIZABLE;
-	req.ring_epoch = c->route.epoch;
+	req.ring_epoch = c->route.ring ? c->route.epoch : 0;
 	size_t len = ringraft__kv__request__get_packed_size(&req);
 	uint8_t *buf = malloc(len ? len : 1);
 	if (buf == NULL)
 		return CLI_ENOMEM;
 	ringraft__kv__request__pack(&req, buf);
 	slots[si].busy = true;
+	slots[si].conn = (uint8_t)ci;
 	slots[si].id = req.id;
 	slots[si].is_get = is_get;
 	slots[si].sent_us = now_us();
+	(*inflight)++;
 	rc = cli_conn_send(conn, buf, (uint32_t)len, deadline);
 	free(buf);
-	return rc;
+	if (rc) { /* this request and every other one on the connection */
+		conn_failed(w, c, slots, ci, ERR_CONN_LOST, inflight);
+		return ISSUE_FAILED;
+	}
+	return ISSUED;
 }
 
-/* Reads every whole reply available on conn; returns how many completed, or < 0. */
-static int drain(struct worker *w, struct cli_conn *conn, struct slot *slots, uint32_t pipeline)
+/* Reads every whole reply available on connection ci; 0, or a negative error (the caller
+ * closes the connection). */
+static int drain(struct worker *w, struct cli_client *c, size_t ci, struct slot *slots,
+		 uint32_t *inflight)
 {
-	int done = 0;
+	struct cli_conn *conn = c->conns[ci];
 	for (;;) {
 		const uint8_t *p;
 		uint32_t n;
 		int rc = cli_conn_recv(conn, 0, &p, &n);
 		if (rc == CLI_TIMEOUT)
-			return done;
+			return 0;
 		if (rc)
 			return rc;
 		Ringraft__Kv__Response *r = ringraft__kv__response__unpack(NULL, n, p);
 		if (r == NULL)
 			return CLI_EPROTO;
+		w->last_reply_ms = cli_now_ms();
+		node_answered(w, conn->addr);
 		uint32_t si = (uint32_t)(r->id & ((1u << SLOT_BITS) - 1));
-		if (si < pipeline && slots[si].busy && slots[si].id == r->id) {
+		if (si < w->a->pipeline && slots[si].busy && slots[si].id == r->id) {
 			slots[si].busy = false;
+			(*inflight)--;
 			bool ok = r->code == RINGRAFT__KV__CODE__OK ||
 				  (slots[si].is_get && r->code == RINGRAFT__KV__CODE__NOT_FOUND);
 			if (ok) {
 				int64_t us = now_us() - slots[si].sent_us;
 				w->lat_us[w->n_lat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+				w->done++;
 			} else {
-				w->errors++;
-				w->by_code[r->code & 15]++;
+				count_error(w, r->code > 0 && r->code < 16 ? (int)r->code : 0);
 			}
-			done++;
 		}
 		ringraft__kv__response__free_unpacked(r, NULL);
 	}
@@ -145,50 +318,67 @@ static void *worker_main(void *arg)
 		value[i] = (uint8_t)('a' + next_rand(&w->rng) % 26);
 	if ((w->fatal = cli_client_new(a->endpoints, &o, &c)))
 		goto out;
-	if ((w->fatal = cli_refresh(c, cli_now_ms() + a->timeout_ms)))
-		goto out;
-	uint32_t issued = 0, completed = 0, inflight = 0;
+	/* Learns the ring and the leaders. Without them (no node answered) requests still go
+	 * to the endpoints in turn, unrouted, and the nodes forward them. */
+	cli_refresh(c, cli_now_ms() + a->timeout_ms);
+	w->last_reply_ms = cli_now_ms();
+	uint32_t issued = 0, inflight = 0;
 	uint64_t counter = 0;
-	int64_t last_progress = cli_now_ms();
-	while (completed < w->n) {
+	while (w->done < w->n) {
+		int64_t retry_ms = 0;
 		for (uint32_t si = 0; si < a->pipeline && issued < w->n; si++) {
 			if (slots[si].busy)
 				continue;
-			int rc = issue(w, c, slots, si, ++counter, value);
-			if (rc) {
+			int rc = issue(w, c, slots, si, ++counter, value, &inflight, &retry_ms);
+			if (rc == ISSUE_WAIT)
+				break;
+			if (rc < 0) {
 				w->fatal = rc;
 				goto out;
 			}
 			issued++;
-			inflight++;
+		}
+		/* Nothing could be sent (every node refused or is in its pause) and no node has
+		 * answered anything for --timeout: the cluster is out of reach. */
+		if (inflight == 0 && cli_now_ms() - w->last_reply_ms > a->timeout_ms) {
+			while (issued < w->n) {
+				count_error(w, ERR_NOT_SENT);
+				issued++;
+			}
+			break;
 		}
 		struct pollfd pfd[CLI_CONNS_MAX];
-		struct cli_conn *pc[CLI_CONNS_MAX];
+		size_t pc[CLI_CONNS_MAX];
 		nfds_t np = 0;
 		for (size_t i = 0; i < CLI_CONNS_MAX; i++) {
 			if (c->conns[i] == NULL)
 				continue;
 			pfd[np].fd = c->conns[i]->fd;
 			pfd[np].events = POLLIN;
-			pc[np++] = c->conns[i];
+			pc[np++] = i;
 		}
-		int pr = poll(pfd, np, 100);
+		int64_t now = cli_now_ms(), wait_ms = 100;
+		if (retry_ms && retry_ms - now < wait_ms)
+			wait_ms = retry_ms > now ? retry_ms - now : 0;
+		int pr = poll(pfd, np, (int)wait_ms);
 		for (nfds_t i = 0; pr > 0 && i < np; i++) {
-			if (!(pfd[i].revents & (POLLIN | POLLERR | POLLHUP)))
+			if (!(pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) || !c->conns[pc[i]])
 				continue;
-			int d = drain(w, pc[i], slots, a->pipeline);
-			if (d < 0) {
-				w->fatal = d;
+			int rc = drain(w, c, pc[i], slots, &inflight);
+			if (rc == CLI_ENOMEM) {
+				w->fatal = rc;
 				goto out;
 			}
-			completed += (uint32_t)d;
-			inflight -= (uint32_t)d;
-			last_progress = cli_now_ms();
+			if (rc)
+				conn_failed(w, c, slots, pc[i],
+					    rc == CLI_EPROTO ? ERR_PROTOCOL : ERR_CONN_LOST,
+					    &inflight);
 		}
-		if (inflight && cli_now_ms() - last_progress > a->timeout_ms) {
-			w->fatal = CLI_TIMEOUT;
-			goto out;
-		}
+		/* A request unanswered for --timeout: its connection is presumed dead. */
+		int64_t old_us = now_us() - (int64_t)a->timeout_ms * 1000;
+		for (uint32_t si = 0; si < a->pipeline; si++)
+			if (slots[si].busy && slots[si].sent_us < old_us)
+				conn_failed(w, c, slots, slots[si].conn, ERR_TIMEOUT, &inflight);
 	}
 out:
 	cli_client_free(c);
@@ -239,15 +429,20 @@ int kvctl_cmd_bench(const struct kvctl_args *a)
 		pthread_join(ws[i].th, NULL);
 	double elapsed = (double)(now_us() - t0) / 1e6;
 	size_t total = 0;
-	uint64_t errors = 0, by_code[16] = {0};
+	uint64_t errors = 0, by_kind[ERR_KINDS] = {0};
 	int fatal = 0;
 	for (uint32_t i = 0; i < C; i++) {
 		total += ws[i].n_lat;
 		errors += ws[i].errors;
-		for (int k = 0; k < 16; k++)
-			by_code[k] += ws[i].by_code[k];
+		for (int k = 0; k < ERR_KINDS; k++)
+			by_kind[k] += ws[i].by_kind[k];
 		if (ws[i].fatal && !fatal)
 			fatal = ws[i].fatal;
+	}
+	/* A worker stopped by a local error (or never started) did not send the rest. */
+	if (total + errors < a->requests) {
+		by_kind[ERR_NOT_SENT] += a->requests - total - errors;
+		errors = a->requests - total;
 	}
 	uint32_t *all = malloc((total ? total : 1) * sizeof *all);
 	size_t k = 0;
@@ -266,10 +461,19 @@ int kvctl_cmd_bench(const struct kvctl_args *a)
 		printf("{\"op\": \"%s\", \"reads\": \"%s\", \"requests\": %u, \"clients\": %u, "
 		       "\"pipeline\": %u, "
 		       "\"value_size\": %u, \"keys\": %u, \"ok\": %zu, \"errors\": %llu, "
-		       "\"elapsed_s\": %.3f, \"throughput\": %.0f, \"p50_ms\": %.3f, "
-		       "\"p99_ms\": %.3f, \"p999_ms\": %.3f, \"max_ms\": %.3f, \"complete\": %s}\n",
+		       "\"error_kinds\": {",
 		       a->op, a->serializable ? "serializable" : "linearizable", a->requests, C,
-		       a->pipeline, a->value_size, a->keys, total, (unsigned long long)errors,
+		       a->pipeline, a->value_size, a->keys, total, (unsigned long long)errors);
+		const char *sep = "";
+		for (int e = 0; e < ERR_KINDS; e++) {
+			if (by_kind[e]) {
+				printf("%s\"%s\": %llu", sep, kind_name(e),
+				       (unsigned long long)by_kind[e]);
+				sep = ", ";
+			}
+		}
+		printf("}, \"elapsed_s\": %.3f, \"throughput\": %.0f, \"p50_ms\": %.3f, "
+		       "\"p99_ms\": %.3f, \"p999_ms\": %.3f, \"max_ms\": %.3f, \"complete\": %s}\n",
 		       elapsed, tput, pct_ms(all, total, 0.5), pct_ms(all, total, 0.99),
 		       pct_ms(all, total, 0.999), pct_ms(all, total, 1), fatal ? "false" : "true");
 	} else {
@@ -279,6 +483,14 @@ int kvctl_cmd_bench(const struct kvctl_args *a)
 		       a->pipeline, a->value_size, a->keys);
 		printf("ok %zu  errors %llu  elapsed %.3f s  throughput %.0f req/s\n", total,
 		       (unsigned long long)errors, elapsed, tput);
+		if (errors) {
+			printf("errors by kind:");
+			for (int e = 0; e < ERR_KINDS; e++)
+				if (by_kind[e])
+					printf(" %s %llu", kind_name(e),
+					       (unsigned long long)by_kind[e]);
+			printf("\n");
+		}
 		printf("latency p50 %.3f ms  p99 %.3f ms  p999 %.3f ms  max %.3f ms\n",
 		       pct_ms(all, total, 0.5), pct_ms(all, total, 0.99), pct_ms(all, total, 0.999),
 		       pct_ms(all, total, 1));
@@ -286,13 +498,11 @@ int kvctl_cmd_bench(const struct kvctl_args *a)
 	free(all);
 	if (fatal)
 		return kvctl_fail(a, "bench", fatal);
-	if (errors) {
-		fprintf(stderr, "kvctl: bench: %llu requests failed:", (unsigned long long)errors);
-		for (int k = 0; k < 16; k++)
-			if (by_code[k])
-				fprintf(stderr, " %llu %s;", (unsigned long long)by_code[k],
-					cli_strerror(k));
-		fprintf(stderr, "\n");
+	if (total == 0) {
+		fprintf(stderr,
+			"kvctl: bench: every request failed (endpoints %s; is the cluster "
+			"running?)\n",
+			a->endpoints);
 		return KVCTL_EXIT_UNAVAILABLE;
 	}
 	return KVCTL_EXIT_OK;

@@ -39,6 +39,8 @@ static void usage(FILE *f)
 		"  bench [--op put|get|mixed] [--clients C] [--requests N] [--value-size B]\n"
 		"        [--pipeline P] [--keys K]\n"
 		"                             load test: throughput and p50/p99/p999 latency\n"
+		"                             (failed requests are counted by kind; exit 3 only "
+		"if all fail)\n"
 		"                             (defaults: put, 4 clients, 10000 requests, 100 B, "
 		"pipeline 1, 1000 keys)\n"
 		"\n"

@@ -2,7 +2,9 @@
  * (0 ok, 1 not found / compare failed, 2 usage, 3 unavailable), binary values through stdin
  * byte for byte, JSON output that parses and has the documented fields, a clear message and
  * exit 3 within --timeout when no node answers (refused and paused nodes alike), and puts and
- * gets that keep working after kill -9 of a node. Every kvctl run is bounded (killed at 30 s).
+ * gets that keep working after kill -9 of a node; `kvctl bench` that counts the requests a dead
+ * endpoint or a node killed mid-run made fail and still completes (TCase "bench", alone with
+ * CK_RUN_CASE=bench). Every kvctl run is bounded (killed at 30 s).
  */
 #include <check.h>
 #include <ctype.h>
@@ -10,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -516,6 +519,138 @@ START_TEST(test_survives_kill_9_of_a_node)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------------ bench */
+/* The number after "name": in a bench JSON summary; -1 when absent. */
+static long long json_num(const char *out, const char *name)
+{
+	char pat[64];
+	snprintf(pat, sizeof pat, "\"%s\": ", name);
+	const char *p = strstr(out, pat);
+	return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}
+
+/* Checks a bench JSON summary accounts for every request: ok + errors == requests, and the
+ * errors by kind add up to errors. Returns the errors. */
+static long long bench_accounted(const struct run *r, long long requests)
+{
+	ck_assert_msg(json_ok(r->out), "bench: not JSON: %s", r->out);
+	long long ok = json_num(r->out, "ok"), errors = json_num(r->out, "errors");
+	ck_assert_msg(ok >= 0 && errors >= 0, "bench: no ok/errors: %s", r->out);
+	ck_assert_msg(ok + errors == requests, "bench: %lld ok + %lld errors != %lld requests: %s",
+		      ok, errors, requests, r->out);
+	const char *kinds = strstr(r->out, "\"error_kinds\": {");
+	ck_assert_ptr_nonnull(kinds);
+	long long sum = 0;
+	for (const char *p = strchr(kinds, '{') + 1; *p != '}';) {
+		const char *colon = strchr(p, ':');
+		ck_assert_ptr_nonnull(colon);
+		char *end;
+		sum += strtoll(colon + 1, &end, 10);
+		p = *end == ',' ? end + 1 : end;
+		while (*p == ' ')
+			p++;
+	}
+	ck_assert_msg(sum == errors, "bench: error kinds add up to %lld, not %lld: %s", sum, errors,
+		      r->out);
+	ck_assert_ptr_nonnull(strstr(r->out, "\"complete\": true"));
+	return errors;
+}
+
+START_TEST(test_bench_with_a_dead_endpoint)
+{
+	/* Two live nodes and an address nothing listens on: the run completes, every request
+	 * is ok or a counted error, exit 0. */
+	char dead[64], list[256];
+	dead_endpoint(dead, sizeof dead);
+	snprintf(list, sizeof list, "%s,%s,%s", dead, cluster_client_addr(g_cluster, 1),
+		 cluster_client_addr(g_cluster, 2));
+	struct run r;
+	kvctl(&r, NULL, 0, "--endpoints", list, "--timeout", "2s", "-o", "json", "bench",
+	      "--requests", "2000", "--clients", "3", "--pipeline", "4", NULL);
+	ck_assert_msg(r.exit_code == 0, "bench: exit %d\n%s%s", r.exit_code, r.out, r.err);
+	long long errors = bench_accounted(&r, 2000);
+	ck_assert_msg(errors < 2000, "bench: nothing succeeded: %s", r.out);
+	run_free(&r);
+	/* The table output says the same. */
+	kvctl(&r, NULL, 0, "--endpoints", list, "--timeout", "2s", "bench", "--requests", "500",
+	      NULL);
+	ck_assert_msg(r.exit_code == 0, "bench: exit %d\n%s%s", r.exit_code, r.out, r.err);
+	unsigned long long ok = 0, err = 0;
+	const char *line = strstr(r.out, "\nok ");
+	ck_assert_msg(line && sscanf(line, "\nok %llu  errors %llu", &ok, &err) == 2, "%s", r.out);
+	ck_assert_uint_eq(ok + err, 500);
+	ck_assert(err == 0 || strstr(r.out, "errors by kind:"));
+	run_free(&r);
+	/* No node at all: every request fails, exit 3, within --timeout (plus slack). */
+	char dead2[64];
+	dead_endpoint(dead2, sizeof dead2);
+	snprintf(list, sizeof list, "%s,%s", dead, dead2);
+	kvctl(&r, NULL, 0, "--endpoints", list, "--timeout", "1s", "-o", "json", "bench",
+	      "--requests", "1000", NULL);
+	ck_assert_msg(r.exit_code == 3, "bench, no node: exit %d\n%s", r.exit_code, r.err);
+	ck_assert_msg(r.ms < 1000 + 1500, "bench, no node: took %llu ms", (unsigned long long)r.ms);
+	ck_assert_int_eq(bench_accounted(&r, 1000), 1000);
+	ck_assert_int_eq(json_num(r.out, "ok"), 0);
+	ck_assert_int_gt(json_num(r.out, "connect_refused"), 0);
+	ck_assert_ptr_nonnull(strstr(r.err, "every request failed"));
+	run_free(&r);
+}
+END_TEST
+
+struct killer {
+	int node;
+	int after_ms;
+	uint64_t at_ms; /* when it killed, cluster_now_ms() */
+};
+
+static void *kill_later(void *arg)
+{
+	struct killer *k = arg;
+	nanosleep(&(struct timespec){k->after_ms / 1000, (k->after_ms % 1000) * 1000000L}, NULL);
+	cluster_kill(g_cluster, k->node);
+	k->at_ms = cluster_now_ms();
+	return NULL;
+}
+
+START_TEST(test_bench_survives_kill_9_mid_run)
+{
+	/* kill -9 of a node that leads some groups while the bench runs: the requests in flight
+	 * to it and the reconnects it refuses are counted, the run goes on and exits 0. */
+	ck_assert_int_eq(cluster_wait_leaders(g_cluster, 20000), 0);
+	int victim = 0;
+	for (uint32_t g = 1; g <= cluster_groups(g_cluster) && !victim; g++)
+		victim = (int)cluster_leader_of(g_cluster, g, 5000);
+	ck_assert_int_gt(victim, 0);
+	struct killer k = {.node = victim, .after_ms = 400};
+	pthread_t th;
+	uint64_t t0 = cluster_now_ms();
+	ck_assert_int_eq(pthread_create(&th, NULL, kill_later, &k), 0);
+	struct run r;
+	kvctl(&r, NULL, 0, EP, "--timeout", "3s", "-o", "json", "bench", "--requests", "30000",
+	      "--clients", "4", "--pipeline", "4", NULL);
+	pthread_join(th, NULL);
+	ck_assert_msg(r.exit_code == 0, "bench: exit %d\n%s%s", r.exit_code, r.out, r.err);
+	long long errors = bench_accounted(&r, 30000);
+	if (t0 + r.ms > k.at_ms + 300) {
+		/* Still running well after the kill: it must have met the dead node. */
+		long long lost = json_num(r.out, "connection_lost"),
+			  refused = json_num(r.out, "connect_refused");
+		ck_assert_msg(errors > 0 && (lost > 0 || refused > 0), "no failure counted: %s",
+			      r.out);
+	} else {
+		fprintf(stderr,
+			"test_bench_survives_kill_9_mid_run: the bench ended %llu ms after "
+			"the kill: failures not asserted\n",
+			(unsigned long long)(t0 + r.ms - k.at_ms));
+	}
+	fprintf(stderr, "bench with node %d killed at %llu ms of %llu: %s", victim,
+		(unsigned long long)(k.at_ms - t0), (unsigned long long)r.ms, r.out);
+	run_free(&r);
+	ck_assert_int_eq(cluster_restart(g_cluster, victim), 0);
+	ck_assert_int_eq(cluster_wait_leaders(g_cluster, 20000), 0);
+}
+END_TEST
+
 int main(void)
 {
 	const char *bin = getenv("RINGRAFT_BIN");
@@ -536,6 +671,11 @@ int main(void)
 	tcase_add_test(t, test_unreachable_is_exit_3_within_timeout);
 	tcase_add_test(t, test_survives_kill_9_of_a_node);
 	suite_add_tcase(s, t);
+	TCase *b = tcase_create("bench"); /* alone: CK_RUN_CASE=bench */
+	tcase_set_timeout(b, 120);
+	tcase_add_test(b, test_bench_with_a_dead_endpoint);
+	tcase_add_test(b, test_bench_survives_kill_9_mid_run);
+	suite_add_tcase(s, b);
 	SRunner *r = srunner_create(s);
 	/* One cluster for the suite: tests run in this process, in order. */
 	srunner_set_fork_status(r, CK_NOFORK);
