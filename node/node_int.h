@@ -103,7 +103,8 @@ struct node_group {
 	struct kv_scrub_cursor scrub;
 	struct node_digest digest_mine;
 	struct node_digest digest_peer[NODE_NODES_MAX]; /* by member index */
-	uint64_t digest_ms; /* when digest_mine was computed */
+	uint64_t digest_ms;        /* when digest_mine was computed */
+	raft_index digest_warned; /* the applied index a difference was last logged at */
 };
 
 /* A message held until the WAL batch it depends on is durable (packed Message bytes). */

@@ -174,15 +174,16 @@ static void digest_compare(struct node *n, struct node_group *g)
 			 "replica is not served and is rebuilt from its peers",
 			 (unsigned long long)me->applied);
 		g->damaged = true;
-	} else if (other > 0) {
+	} else if (other > 0 && g->digest_warned != me->applied) {
+		g->digest_warned = me->applied;
 		node_log(NODE_LOG_WARN, g->id,
 			 "state digests differ at applied=%llu agreeing=%zu differing=%zu (the odd "
 			 "replica rebuilds itself)",
 			 (unsigned long long)me->applied, same + 1, other);
 	}
 	for (size_t i = 0; i < n->cfg.n_members; i++)
-		if (g->digest_peer[i].valid && g->digest_peer[i].applied <= me->applied)
-			g->digest_peer[i].valid = false; /* compared (or too old to ever be) */
+		if (g->digest_peer[i].valid && g->digest_peer[i].applied < me->applied)
+			g->digest_peer[i].valid = false; /* too old to be compared ever */
 }
 
 static bool quiescent(const struct node_group *g)
