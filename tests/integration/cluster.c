@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -99,6 +100,23 @@ static void kill_node_hard(struct cnode *n)
 	net_decoder_free(&n->dec);
 }
 
+/* Detaches every mount below root (a test may mount a small file system on a data dir), so
+ * the tree can be removed and no loop device is left behind, whatever path the test left by. */
+static void unmount_under(const char *root)
+{
+	FILE *f = fopen("/proc/self/mounts", "re");
+	if (f == NULL)
+		return;
+	size_t rl = strlen(root);
+	char line[4096], dev[1024], dir[2048];
+	while (fgets(line, sizeof line, f) != NULL) {
+		if (sscanf(line, "%1023s %2047s", dev, dir) == 2 && strncmp(dir, root, rl) == 0 &&
+		    dir[rl] == '/')
+			umount2(dir, MNT_DETACH);
+	}
+	fclose(f);
+}
+
 /* Async-signal-safe enough for our use: kill + waitpid + nftw on exit paths. */
 static void destroy_one(struct cluster *c)
 {
@@ -106,6 +124,8 @@ static void destroy_one(struct cluster *c)
 		return;
 	for (int i = 0; i < CLUSTER_NODES; i++)
 		kill_node_hard(&c->nodes[i]);
+	if (c->root[0] != '\0')
+		unmount_under(c->root);
 	if (getenv("CLUSTER_KEEP_DIRS") == NULL && c->root[0] != '\0')
 		nftw(c->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	c->root[0] = '\0';
@@ -113,6 +133,8 @@ static void destroy_one(struct cluster *c)
 
 static void base_cleanup(void)
 {
+	if (base_owner == getpid() && base_dir[0] != '\0')
+		unmount_under(base_dir);
 	if (base_owner == getpid() && base_dir[0] != '\0' && getenv("CLUSTER_KEEP_DIRS") == NULL)
 		nftw(base_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
