@@ -285,6 +285,7 @@ static const char *register_op(struct cli_client *c, int64_t process, uint64_t *
 
 #define SET_KEY    "s"    /* the set's name in the history */
 #define SET_PREFIX "set/" /* elements are keys set/<element>, spread over every group */
+/* "set0": the first key after every "set/..." key */
 
 static const char *set_add(struct cli_client *c, int64_t process)
 {
@@ -337,8 +338,19 @@ static const char *set_read(struct cli_client *c, int64_t process)
 	struct val none = {.kind = V_NULL};
 	int64_t inv = record(process, "invoke", "read", SET_KEY, &none, -1);
 	struct elems es = {0};
-	int rc = cli_scan_prefix(c, SET_PREFIX, strlen(SET_PREFIX), CLI_SCAN_LIMIT_MAX, collect_cb,
-				 &es);
+	/* One scan returns at most CLI_SCAN_LIMIT_MAX elements: page on from the last element
+	 * (keys are fixed-width, so their byte order is the elements' order). A read cut at the
+	 * limit and taken as whole would report every later element as lost. */
+	char start[48] = SET_PREFIX;
+	int rc;
+	for (;;) {
+		size_t before = es.n;
+		rc = cli_scan(c, start, strlen(start), "set0", 4, CLI_SCAN_LIMIT_MAX, collect_cb,
+			      &es);
+		if (rc != CLI_OK || es.bad || es.n - before < CLI_SCAN_LIMIT_MAX)
+			break;
+		snprintf(start, sizeof start, SET_PREFIX "%012" PRId64, es.v[es.n - 1] + 1);
+	}
 	const char *type;
 	struct val got = {.kind = V_NULL};
 	if (rc == CLI_OK && !es.bad) {
