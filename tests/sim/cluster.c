@@ -613,10 +613,13 @@ void cluster_persist_one(struct cluster *c, raft_id id)
 				 (unsigned long long)b->hs.commit);
 	}
 	trace_ev(c, TR_PERSIST, id, b->last_index, b->last_term, b->n_msgs);
+	bool granted = false;
 	for (size_t i = 0; i < b->n_msgs; i++) {
 		const struct raft_message *m = &b->msgs[i]->m;
-		if (m->type == RAFT_MSG_VOTE_RESP && !m->reject)
+		if (m->type == RAFT_MSG_VOTE_RESP && !m->reject) {
 			c->last_granter = id;
+			granted = true;
+		}
 		if (m->type == RAFT_MSG_APPEND_RESP && !m->reject) {
 			c->last_acker = id;
 			if (m->term != n->acked_term)
@@ -632,6 +635,13 @@ void cluster_persist_one(struct cluster *c, raft_id id)
 	disk_batch_free(b);
 	cluster_drive(c, n);
 	inv_check(c);
+	/* The worst moment to lose everything: the vote just left. Its answer still counts for
+	 * the candidate; the node must not vote again in that term (recovery.c's fence). */
+	if (granted && c->wipe_after_grant_pm && !c->failed &&
+	    rng_permille(&c->rng, c->wipe_after_grant_pm) && cluster_may_wipe(c, id)) {
+		cluster_wipe(c, id);
+		cluster_restart(c, id);
+	}
 }
 
 /* When node n can next complete a disk write / tick (a pause delays both). */

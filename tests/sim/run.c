@@ -319,6 +319,8 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 	c->disk_lat_max = f & F_CRASH ? rng_range(&g, 20, 3 * SIM_TICK) : rng_range(&g, 2, 40);
 	if (f & F_CRASH)
 		c->crash_written_pm = (uint32_t)rng_range(&g, 0, 600);
+	if (f & F_WIPE)
+		c->wipe_after_grant_pm = p.mix->wipe_pm / 2;
 	if (f & (F_NET | F_PART | F_CHURN))
 		c->clock_drift_pm = (uint32_t)rng_range(&g, 0, 200);
 	if (f & F_COMPACT) {

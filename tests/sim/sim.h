@@ -266,6 +266,7 @@ struct cluster {
 	uint64_t disk_lat_min, disk_lat_max; /* for nodes started from now on */
 	uint32_t crash_written_pm;           /* see disk_crash() */
 	uint32_t clock_drift_pm;             /* each node's tick period is off by up to this */
+	uint32_t wipe_after_grant_pm; /* a node wipes (and restarts) right after granting a vote */
 	uint64_t next_uid, next_read;
 	struct invariants inv;
 	/* trace */
