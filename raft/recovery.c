@@ -99,19 +99,20 @@ void raft_recovery_tick(struct raft *r)
 		return;
 	if (r->fence_elapsed++ % r->cfg.heartbeat_ticks != 0)
 		return;
-	uint32_t others = 0;
+	uint32_t unanswered = 0;
 	for (uint32_t i = 0; i < r->conf.n_voters; i++) {
 		raft_id v = r->conf.voters[i];
-		if (v == r->id)
+		if (v == r->id || answered(r, v))
 			continue;
-		others++;
-		if (answered(r, v))
-			continue;
+		unanswered++;
 		struct raft_message m = {.type = RAFT_MSG_TERM_QUERY, .to = v, .term = r->term};
 		raft_send(r, &m);
 	}
-	if (others == 0)
-		fence_maybe_complete(r); /* the only voter: nobody to ask */
+	/* The only voter (nobody to ask), or the configuration changed under us (learned from
+	 * the leader while fencing) and every voter of the new one has already answered: no
+	 * answer is coming to complete the fence, so complete it here. */
+	if (unanswered == 0)
+		fence_maybe_complete(r);
 }
 
 void raft_recv_term_query(struct raft *r, const struct raft_message *m)
@@ -136,8 +137,9 @@ void raft_recovery_on_append(struct raft *r, const struct raft_message *m, raft_
 	if (!r->recovering)
 		return;
 	/* The leader's commit, within the prefix this message proved equal to the leader's log,
-	 * at an entry of the leader's term: everything committed before is at or below it. */
-	if (m->commit > 0 && m->commit <= last_new && m->commit > r->log.offset &&
+	 * at an entry of the leader's term: everything committed before is at or below it. It
+	 * may be our snapshot point (caught up by InstallSnapshot): the snapshot holds it. */
+	if (m->commit > 0 && m->commit <= last_new && m->commit >= r->log.offset &&
 	    raft_log_term_at(&r->log, m->commit) == r->term && m->commit > r->recover_at)
 		r->recover_at = m->commit;
 	raft_recovery_check(r);

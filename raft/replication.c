@@ -304,4 +304,9 @@ void raft_recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
 		send_to_peer(r, p, true);
 	else if (p->commit_sent < r->commit)
 		send_to_peer(r, p, false);
+	else if (p->recovering)
+		/* Caught up but still recovering: it leaves recovery only on an AppendEntries
+		 * carrying our (unclamped) commit within what it holds (recovery.c); heartbeats
+		 * carry min(commit, match) and an idle group sends no appends. */
+		send_to_peer(r, p, true);
 }

@@ -34,6 +34,7 @@ void cluster_init(struct cluster *c, uint64_t seed, int n_voters, const struct r
 		disk_init(&n->disk);
 		n->snap.conf = conf; /* the bootstrap configuration */
 	}
+	c->boot_conf = conf;
 	c->max_id = n_voters;
 }
 
@@ -127,6 +128,7 @@ void cluster_crash(struct cluster *c, raft_id id)
 		return;
 	size_t pending = n->disk.n_pending;
 	n->last_before_crash = raft_last_index(n->r);
+	n->conf_at_crash = *raft_conf_of(n->r);
 	c->inv.crashes++;
 	raft_free(n->r);
 	n->r = NULL;
@@ -163,6 +165,83 @@ void cluster_restart(struct cluster *c, raft_id id)
 	node_start(c, n);
 	trace_ev(c, TR_RESTART, id, raft_last_index(n->r), raft_commit_of(n->r),
 		 raft_term_of(n->r));
+	/* The others' links to it come back: what it acknowledged before may be gone (a torn
+	 * tail, or everything after a wipe), so a leader probes it afresh. A paused process
+	 * notices nothing until it resumes; it is told nothing (its progress is reset anyway
+	 * when the peer answers `recovering`, or by the first rejected probe). */
+	for (int i = 1; i <= c->max_id && !c->failed; i++) {
+		struct node *o = &c->nodes[i];
+		if ((raft_id)i == id || !o->alive || paused(c, o))
+			continue;
+		raft_peer_reset(o->r, id);
+		cluster_drive(c, o);
+	}
+	inv_check(c);
+}
+
+bool cluster_lost_state(const struct cluster *c, raft_id id)
+{
+	const struct node *n = &c->nodes[id];
+	return n->exists && n->disk.hs.recovering;
+}
+
+/* The rule that keeps a wipe from losing committed data by definition. A recovering replica
+ * counts in no quorum, so the nodes that did not lose state must still form a quorum of every
+ * configuration, and every committed entry must still be held by a node that did not lose it:
+ *  - at most one node has lost state and not yet durably left recovery (wiping it again is
+ *    fine: still one);
+ *  - every configuration a node knows has at least 3 voters (with 2, the one left
+ *    cannot elect or commit without the recovering one: no progress, ever; run.c also refuses
+ *    removals that would go below 3 voters while a node is recovering);
+ *  - only members of the bootstrap configuration are wiped: they restart with it, as kvd
+ *    restarts with its original --peers flags. A node added later was started with no
+ *    configuration at all (it learns it from the leader); restarted empty it would have no
+ *    voter to fence against and would leave recovery at once, so it cannot be wiped safely
+ *    without the configuration it was added with, which the simulator does not model. */
+bool cluster_may_wipe(const struct cluster *c, raft_id id)
+{
+	if (id < 1 || id > c->boot_conf.n_voters || c->boot_conf.n_voters < 3)
+		return false;
+	for (int i = 1; i <= c->max_id; i++) {
+		const struct node *o = &c->nodes[i];
+		if ((raft_id)i != id && cluster_lost_state(c, (raft_id)i))
+			return false;
+		if (!o->exists)
+			continue;
+		/* a crashed node's configuration (as it was in memory: at least what its durable
+		 * log holds) comes back when it restarts */
+		const struct raft_conf *cf = o->alive ? raft_conf_of(o->r) : &o->conf_at_crash;
+		if (cf->n_voters > 0 && cf->n_voters < 3)
+			return false;
+	}
+	return true;
+}
+
+void cluster_wipe(struct cluster *c, raft_id id)
+{
+	struct node *n = &c->nodes[id];
+	if (!n->exists)
+		return;
+	if (n->alive)
+		cluster_crash(c, id);
+	raft_index durable_last = disk_last_index(&n->disk);
+	raft_index applied = n->sm.applied;
+	disk_destroy(&n->disk);
+	disk_init(&n->disk);
+	n->disk.hs.recovering = true; /* kvd started on an empty directory records it first */
+	sm_reset(&n->sm);
+	free(n->snap.data);
+	memset(&n->snap, 0, sizeof(n->snap));
+	n->snap.conf = c->boot_conf;
+	/* A new life: what it acknowledged before is gone with its log. The invariants that
+	 * follow one node across restarts (durable commit, applied, term and vote never go
+	 * back; acknowledged entries kept) start over from zero; the cluster-wide ones do not. */
+	n->acked_index = 0;
+	n->acked_term = 0;
+	n->seen_commit = 0;
+	n->wipes++;
+	c->inv.wipes++;
+	trace_ev(c, TR_WIPE, id, durable_last, applied, n->wipes);
 }
 
 /* ------------------------------------------------------------------------------ applying */
@@ -534,9 +613,15 @@ void cluster_persist_one(struct cluster *c, raft_id id)
 				 (unsigned long long)b->hs.commit);
 	}
 	trace_ev(c, TR_PERSIST, id, b->last_index, b->last_term, b->n_msgs);
+	bool granted = false;
 	for (size_t i = 0; i < b->n_msgs; i++) {
 		const struct raft_message *m = &b->msgs[i]->m;
+		if (m->type == RAFT_MSG_VOTE_RESP && !m->reject) {
+			c->last_granter = id;
+			granted = true;
+		}
 		if (m->type == RAFT_MSG_APPEND_RESP && !m->reject) {
+			c->last_acker = id;
 			if (m->term != n->acked_term)
 				n->acked_index = 0;
 			if (m->index > n->acked_index)
@@ -550,6 +635,13 @@ void cluster_persist_one(struct cluster *c, raft_id id)
 	disk_batch_free(b);
 	cluster_drive(c, n);
 	inv_check(c);
+	/* The worst moment to lose everything: the vote just left. Its answer still counts for
+	 * the candidate; the node must not vote again in that term (recovery.c's fence). */
+	if (granted && c->wipe_after_grant_pm && !c->failed &&
+	    rng_permille(&c->rng, c->wipe_after_grant_pm) && cluster_may_wipe(c, id)) {
+		cluster_wipe(c, id);
+		cluster_restart(c, id);
+	}
 }
 
 /* When node n can next complete a disk write / tick (a pause delays both). */
@@ -697,20 +789,24 @@ void cluster_dump(const struct cluster *c, FILE *f)
 		if (!n->exists)
 			continue;
 		if (!n->alive) {
-			fprintf(f, "  n%d crashed\n", i);
+			fprintf(f, "  n%d crashed%s\n", i,
+				n->disk.hs.recovering ? " (lost state)" : "");
 			continue;
 		}
 		const struct raft_conf *cf = raft_conf_of(n->r);
 		fprintf(f,
 			"  n%d %-12s term=%llu leader=%llu first=%llu last=%llu commit=%llu "
-			"applied=%llu pending-writes=%zu voters=",
+			"applied=%llu pending-writes=%zu%s voters=",
 			i, raft_role_name(raft_role_of(n->r)),
 			(unsigned long long)raft_term_of(n->r),
 			(unsigned long long)raft_leader_of(n->r),
 			(unsigned long long)raft_first_index(n->r),
 			(unsigned long long)raft_last_index(n->r),
 			(unsigned long long)raft_commit_of(n->r), (unsigned long long)n->sm.applied,
-			n->disk.n_pending);
+			n->disk.n_pending,
+			!raft_recovering(n->r)       ? ""
+			: raft_recovery_fenced(n->r) ? " recovering(fenced)"
+						     : " recovering(fencing)");
 		for (uint32_t k = 0; k < cf->n_voters; k++)
 			fprintf(f, "%s%llu", k ? "," : "", (unsigned long long)cf->voters[k]);
 		fprintf(f, " learners=");

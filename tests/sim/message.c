@@ -82,6 +82,8 @@ const char *msg_type_name(uint8_t type)
 		"SNAPSHOT",
 		"SNAPSHOT_RESP",
 		"TIMEOUT_NOW",
+		"TERM_QUERY",
+		"TERM_RESP",
 	};
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "?";
 }

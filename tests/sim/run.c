@@ -9,11 +9,12 @@
 
 #include "tests/sim/sim.h"
 
-#define ELECTION_TICKS 10
-#define FAULT_TICKS    1000           /* fault phase */
-#define LIVENESS_TICKS 300            /* bound on "elect and commit" after healing (30 timeouts) */
-#define SLOT           (SIM_TICK / 2) /* clients and the nemesis act every half tick */
-#define CATCHUP_TICKS  100 /* then every member of the configuration must have applied it */
+#define ELECTION_TICKS      10
+#define FAULT_TICKS         1000 /* fault phase */
+#define LIVENESS_TICKS      300  /* bound on "elect and commit" after healing (30 timeouts) */
+#define SLOT                (SIM_TICK / 2) /* clients and the nemesis act every half tick */
+#define CATCHUP_TICKS       100 /* then every member of the configuration must have applied it */
+#define CATCHUP_WIPED_TICKS 500 /* at most, while a wiped node is still catching up */
 
 enum {
 	F_NET = 1,      /* delay spread, loss, duplication */
@@ -22,22 +23,25 @@ enum {
 	F_MEMBER = 8,   /* add / remove / promote, leadership transfer */
 	F_COMPACT = 16, /* aggressive compaction, tiny snapshot chunks */
 	F_CHURN = 32,   /* leaders crash often; one entry per message (figure 8 histories) */
+	F_WIPE = 64,    /* a crash may lose the node's whole state (cluster_wipe) */
 };
 
 struct mix {
 	const char *name;
 	int faults;
+	uint32_t wipe_pm; /* with F_WIPE: share of crash-nemesis strikes that are wipes */
 };
 
 static const struct mix mixes[] = {
-	{"calm", F_COMPACT},
-	{"lossy", F_NET},
-	{"partition", F_PART | F_NET},
-	{"crash", F_CRASH | F_COMPACT},
-	{"membership", F_MEMBER | F_COMPACT},
-	{"partition+crash", F_PART | F_CRASH},
-	{"chaos", F_NET | F_PART | F_CRASH | F_MEMBER | F_COMPACT},
-	{"leader-churn", F_CRASH | F_PART | F_CHURN},
+	{"calm", F_COMPACT, 0},
+	{"lossy", F_NET, 0},
+	{"partition", F_PART | F_NET, 0},
+	{"crash", F_CRASH | F_COMPACT | F_WIPE, 60},
+	{"membership", F_MEMBER | F_COMPACT, 0},
+	{"partition+crash", F_PART | F_CRASH | F_WIPE, 60},
+	{"chaos", F_NET | F_PART | F_CRASH | F_MEMBER | F_COMPACT | F_WIPE, 60},
+	{"leader-churn", F_CRASH | F_PART | F_CHURN | F_WIPE, 60},
+	{"wipe", F_CRASH | F_PART | F_COMPACT | F_WIPE, 350},
 };
 #define N_MIXES (int)(sizeof(mixes) / sizeof(mixes[0]))
 
@@ -117,8 +121,18 @@ static void client_step(struct cluster *c, struct rng *g)
 	}
 }
 
+static bool any_lost_state(const struct cluster *c)
+{
+	for (int i = 1; i <= c->max_id; i++)
+		if (cluster_lost_state(c, (raft_id)i))
+			return true;
+	return false;
+}
+
 /* A member of the leader's configuration (alive, as all are after healing) that has not yet
- * applied the liveness proposal; also "not converged" while there is no leader. */
+ * applied the liveness proposal or is still recovering lost state (after healing every voter
+ * it must hear from is up, so it must recover); also "not converged" while there is no
+ * leader. */
 static raft_id lagging_member(struct cluster *c, bool *no_leader)
 {
 	raft_id l = cluster_leader(c);
@@ -129,7 +143,8 @@ static raft_id lagging_member(struct cluster *c, bool *no_leader)
 	for (uint32_t k = 0; k < cf->n_voters + cf->n_learners; k++) {
 		raft_id id = k < cf->n_voters ? cf->voters[k] : cf->learners[k - cf->n_voters];
 		if (id >= 1 && id <= SIM_NODES_MAX && c->nodes[id].alive &&
-		    c->nodes[id].sm.applied < c->liveness_index)
+		    (c->nodes[id].sm.applied < c->liveness_index ||
+		     raft_recovering(c->nodes[id].r)))
 			return id;
 	}
 	return 0;
@@ -178,8 +193,37 @@ static void nemesis_partition(struct cluster *c, struct rng *g)
 	}
 }
 
-static void nemesis_crash(struct cluster *c, struct rng *g, bool churn)
+/* A wipe (cluster_wipe): often of the node that last granted a vote or acknowledged an
+ * append, as forgetting exactly those is what the recovery rule is about; then it restarts at
+ * once or later. cluster_may_wipe refuses a wipe that would lose committed data by
+ * definition. */
+static void nemesis_wipe(struct cluster *c, struct rng *g)
 {
+	raft_id v;
+	switch (rng_range(g, 0, 2)) {
+	case 0:
+		v = c->last_granter;
+		break;
+	case 1:
+		v = c->last_acker;
+		break;
+	default:
+		v = (raft_id)rng_range(g, 1, c->boot_conf.n_voters);
+		break;
+	}
+	if (!cluster_may_wipe(c, v))
+		return;
+	cluster_wipe(c, v);
+	if (rng_permille(g, 500))
+		cluster_restart(c, v);
+}
+
+static void nemesis_crash(struct cluster *c, struct rng *g, bool churn, uint32_t wipe_pm)
+{
+	if (wipe_pm && rng_permille(g, wipe_pm)) {
+		nemesis_wipe(c, g);
+		return;
+	}
 	if (rng_permille(g, 200)) { /* pause a process (the leader half the time) */
 		raft_id l = cluster_leader(c);
 		raft_id v = l && rng_permille(g, 500) ? l : random_alive(c, g);
@@ -228,6 +272,9 @@ static void nemesis_member(struct cluster *c, struct rng *g)
 			break;
 		if (k < conf->n_voters && conf->n_voters <= 2)
 			break;
+		/* with a recovering voter, 2 voters could never elect or commit again */
+		if (k < conf->n_voters && conf->n_voters <= 3 && any_lost_state(c))
+			break;
 		cluster_conf_change(c, l, RAFT_CC_REMOVE, v);
 		break;
 	}
@@ -272,6 +319,8 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 	c->disk_lat_max = f & F_CRASH ? rng_range(&g, 20, 3 * SIM_TICK) : rng_range(&g, 2, 40);
 	if (f & F_CRASH)
 		c->crash_written_pm = (uint32_t)rng_range(&g, 0, 600);
+	if (f & F_WIPE)
+		c->wipe_after_grant_pm = p.mix->wipe_pm / 2;
 	if (f & (F_NET | F_PART | F_CHURN))
 		c->clock_drift_pm = (uint32_t)rng_range(&g, 0, 200);
 	if (f & F_COMPACT) {
@@ -316,7 +365,7 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 			nemesis_partition(c, &g);
 			break;
 		case F_CRASH:
-			nemesis_crash(c, &g, f & F_CHURN);
+			nemesis_crash(c, &g, f & F_CHURN, f & F_WIPE ? p.mix->wipe_pm : 0);
 			break;
 		case F_MEMBER:
 			nemesis_member(c, &g);
@@ -361,21 +410,48 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 						   : "no leader elected",
 				 LIVENESS_TICKS, cluster_leader(c));
 		/* ... and every member catches up with it (replication, snapshots, learners) */
-		uint64_t until = c->now + (uint64_t)CATCHUP_TICKS * SIM_TICK;
+		uint64_t start = c->now, until = start + (uint64_t)CATCHUP_TICKS * SIM_TICK;
+		uint64_t cap = start + (uint64_t)CATCHUP_WIPED_TICKS * SIM_TICK;
+		raft_index wiped_applied = 0;
 		raft_id lag = 0;
 		bool no_leader = false;
 		while (!c->failed && c->liveness_ok) {
 			lag = lagging_member(c, &no_leader);
-			if ((!lag && !no_leader) || c->now >= until)
+			if (!lag && !no_leader)
+				break;
+			/* A wiped node fetches the whole log again, in leader-churn one entry per
+			 * message from a slow disk: it gets more time as long as it progresses. */
+			raft_index w = 0;
+			for (int i = 1; i <= c->max_id; i++)
+				if (c->nodes[i].wipes && c->nodes[i].alive)
+					w += c->nodes[i].sm.applied;
+			if (w > wiped_applied) {
+				wiped_applied = w;
+				uint64_t t = c->now + (uint64_t)CATCHUP_TICKS * SIM_TICK;
+				until = t > until ? (t < cap ? t : cap) : until;
+			}
+			if (c->now >= until)
 				break;
 			cluster_run_until(c, c->now + SLOT);
 		}
+		int waited = (int)((c->now - start) / SIM_TICK);
+		if (!c->failed && c->liveness_ok && lag && raft_recovering(c->nodes[lag].r))
+			sim_fail(c,
+				 "liveness: node %" PRIu64
+				 " is still recovering lost state (%s) %d "
+				 "ticks after index %" PRIu64
+				 " committed after healing (applied %" PRIu64 ")",
+				 lag,
+				 raft_recovery_fenced(c->nodes[lag].r)
+					 ? "fenced, not caught up"
+					 : "not fenced: a voter's term answer is missing",
+				 waited, c->liveness_index, c->nodes[lag].sm.applied);
 		if (!c->failed && c->liveness_ok && (lag || no_leader))
 			sim_fail(c,
 				 "liveness: %s%" PRIu64 " has not applied index %" PRIu64
 				 " (committed after healing) %d ticks later",
 				 no_leader ? "no leader; node " : "node ", lag, c->liveness_index,
-				 CATCHUP_TICKS);
+				 waited);
 	}
 	if (c->failed && c->trace)
 		cluster_dump(c, c->trace_out ? c->trace_out : stdout);
@@ -387,12 +463,13 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 	const struct invariants *v = &c->inv;
 	snprintf(res->stats, sizeof(res->stats),
 		 "writes acked %" PRIu64 ", reads %" PRIu64 " (+%" PRIu64 " dropped), msgs %" PRIu64
-		 " (lost %" PRIu64 ", dup %" PRIu64 "), crashes %" PRIu64 ", conf changes %" PRIu64
-		 ", transfers %" PRIu64 ", compactions %" PRIu64 ", snapshots installed %" PRIu64
+		 " (lost %" PRIu64 ", dup %" PRIu64 "), crashes %" PRIu64 " (wipes %" PRIu64
+		 "), conf changes %" PRIu64 ", transfers %" PRIu64 ", compactions %" PRIu64
+		 ", snapshots installed %" PRIu64
 		 ", after healing committed and applied everywhere: index %" PRIu64,
 		 v->acked, v->reads_done, v->reads_dropped, c->net.sent, c->net.lost,
-		 c->net.duplicated, v->crashes, v->conf_changes, v->transfers, v->compactions,
-		 v->installs, c->liveness_index);
+		 c->net.duplicated, v->crashes, v->wipes, v->conf_changes, v->transfers,
+		 v->compactions, v->installs, c->liveness_index);
 	cluster_destroy(c);
 }
 

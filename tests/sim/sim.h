@@ -193,8 +193,10 @@ struct node {
 	enum raft_role last_role;
 	raft_term last_term;
 	uint64_t compactions, installs;
-	raft_index acked_index; /* highest index this node acknowledged (APPEND_RESP) ... */
-	raft_term acked_term;   /* ... in this term: it must keep that entry while in it */
+	raft_index acked_index;         /* highest index this node acknowledged (APPEND_RESP) ... */
+	raft_term acked_term;           /* ... in this term: it must keep that entry while in it */
+	uint32_t wipes;                 /* times its whole state was lost (cluster_wipe) */
+	struct raft_conf conf_at_crash; /* its configuration when it last crashed */
 };
 
 enum trace_kind {
@@ -217,6 +219,7 @@ enum trace_kind {
 	TR_TRANSFER,
 	TR_COMMIT,
 	TR_PAUSE,
+	TR_WIPE,
 	TR_NOTE,
 };
 
@@ -245,7 +248,7 @@ struct invariants {
 	size_t cap_uid;
 	raft_index max_acked; /* highest index of a write acknowledged to its client */
 	uint64_t acked, reads_done, reads_dropped;
-	uint64_t crashes, conf_changes, transfers, compactions, installs;
+	uint64_t crashes, wipes, conf_changes, transfers, compactions, installs;
 };
 
 struct cluster {
@@ -256,10 +259,14 @@ struct cluster {
 	struct network net;
 	struct node nodes[SIM_NODES_MAX + 1];
 	int max_id;                          /* highest id ever created */
+	struct raft_conf boot_conf;          /* the bootstrap configuration (voters 1..n) */
+	raft_id last_granter;                /* the node whose granted vote left last ... */
+	raft_id last_acker;                  /* ... and whose append acknowledgement did */
 	bool manual;                         /* scenario: no automatic ticks or disk completions */
 	uint64_t disk_lat_min, disk_lat_max; /* for nodes started from now on */
 	uint32_t crash_written_pm;           /* see disk_crash() */
 	uint32_t clock_drift_pm;             /* each node's tick period is off by up to this */
+	uint32_t wipe_after_grant_pm; /* a node wipes (and restarts) right after granting a vote */
 	uint64_t next_uid, next_read;
 	struct invariants inv;
 	/* trace */
@@ -283,7 +290,21 @@ void cluster_destroy(struct cluster *c);
 /* Creates node id as a brand new empty member (for membership changes); not yet a voter. */
 void cluster_add_node(struct cluster *c, raft_id id);
 void cluster_crash(struct cluster *c, raft_id id);
+/* Restarts a crashed node from its durable state; every other running node is told that the
+ * link to it came back (raft_peer_reset), as kvd's transport does on reconnect. */
 void cluster_restart(struct cluster *c, raft_id id);
+/* The node crashes and its data directory is replaced by an empty one: its durable log, hard
+ * state, state machine and snapshot are gone. It stays down until cluster_restart, which
+ * starts it as kvd would with its original flags: the bootstrap configuration and
+ * hard_state.recovering (durable from the start). Only members of the bootstrap configuration
+ * can be wiped; see cluster_may_wipe for the rule that keeps a run from losing data by
+ * definition. */
+void cluster_wipe(struct cluster *c, raft_id id);
+/* Whether wiping id now keeps what the cluster committed recoverable: see cluster.c. */
+bool cluster_may_wipe(const struct cluster *c, raft_id id);
+/* The node lost its state and has not durably left recovery (its durable hard state still
+ * says recovering). */
+bool cluster_lost_state(const struct cluster *c, raft_id id);
 /* Stops a node's process for a while (no ticks, disk completions or deliveries), keeping its
  * state; what arrives meanwhile waits. until 0 resumes it at once. */
 void cluster_pause(struct cluster *c, raft_id id, uint64_t until);
@@ -339,7 +360,7 @@ struct run_result {
 	uint64_t trace_hash, steps, end_time;
 	int nodes;
 	const char *mix;
-	char stats[400];
+	char stats[512];
 };
 /* One random run from a seed: size and fault mix derived from it, then healing and a liveness
  * check. */

@@ -104,6 +104,12 @@ void trace_ev(struct cluster *c, enum trace_kind k, raft_id node, uint64_t a, ui
 	case TR_COMMIT:
 		fprintf(f, "commit=%" PRIu64 " term=%" PRIu64 "\n", a, b);
 		break;
+	case TR_WIPE:
+		fprintf(f,
+			"WIPE data directory lost: durable-last=%" PRIu64 " applied=%" PRIu64
+			" (wipe #%" PRIu64 "); restarts empty, recovering\n",
+			a, b, d);
+		break;
 	case TR_PAUSE:
 		fprintf(f, "PAUSE until t=%" PRIu64 "\n", a);
 		break;
