@@ -95,8 +95,18 @@ static void fence_maybe_complete(struct raft *r)
 
 void raft_recovery_tick(struct raft *r)
 {
-	if (!r->recovering || r->fenced)
+	if (!r->recovering)
 		return;
+	if (r->fenced) {
+		/* The log brought a configuration with a voter we never asked (added after our
+		 * bootstrap configuration): we may have voted for it and forgotten, so fence again
+		 * before leaving recovery. */
+		for (uint32_t i = 0; i < r->conf.n_voters; i++)
+			if (r->conf.voters[i] != r->id && !answered(r, r->conf.voters[i]))
+				r->fenced = false;
+		if (r->fenced)
+			return;
+	}
 	if (r->fence_elapsed++ % r->cfg.heartbeat_ticks != 0)
 		return;
 	uint32_t unanswered = 0;
