@@ -29,6 +29,7 @@ struct net_resp_conn {
 	struct net_resp_server *s;
 	int refs; /* 1 for the open handle + 1 per pending answer + 1 while dirty + writes */
 	bool closing, reading, dirty, resume, quit, shutting;
+	bool holding; /* on_command asked to wait until every earlier command is answered */
 	uint64_t id;
 	char peer[NET_ADDR_STR_MAX];
 	void *user;
@@ -97,6 +98,11 @@ void net_resp_conn_unref(struct net_resp_conn *c)
 		net_resp_parser_free(&c->parser);
 		free(c);
 	}
+}
+
+bool net_resp_conn_answered(const struct net_resp_conn *c, uint64_t slot)
+{
+	return slot < c->next_out || c->slots[slot & (c->slot_cap - 1)].done;
 }
 
 bool net_resp_conn_closed(const struct net_resp_conn *c)
@@ -244,7 +250,8 @@ void net_resp_conn_reply(struct net_resp_conn *c, uint64_t slot, struct net_resp
 		return;
 	}
 	mark_dirty(c);
-	if (!c->reading && !c->quit && unanswered(c) <= NET_RESP_INFLIGHT_MAX / 2)
+	if (!c->reading && !c->quit &&
+	    (c->holding ? unanswered(c) == 0 : unanswered(c) <= NET_RESP_INFLIGHT_MAX / 2))
 		c->resume = true;
 	check_out(c);
 }
@@ -279,6 +286,7 @@ static void process(struct net_resp_conn *c)
 {
 	struct net_resp_server *s = c->s;
 	size_t off = 0;
+	c->holding = false;
 	while (!c->closing && !c->quit && unanswered(c) < NET_RESP_INFLIGHT_MAX) {
 		size_t used = 0;
 		int rc = net_resp_parse(&c->parser, c->in + off, c->in_len - off, &used);
@@ -304,6 +312,16 @@ static void process(struct net_resp_conn *c)
 		uint64_t slot = c->next_slot++;
 		net_resp_conn_ref(c);
 		int r = s->cbs.on_command(s->arg, c, slot, v + 1, v[0].n);
+		if (r == NET_RESP_HOLD && !c->closing) {
+			c->next_slot--; /* not taken: offered again once the earlier are answered */
+			c->holding = true;
+			net_resp_conn_unref(c);
+			if (c->reading) {
+				uv_read_stop((uv_stream_t *)&c->tcp);
+				c->reading = false;
+			}
+			break;
+		}
 		off += used;
 		bool closing = c->closing;
 		net_resp_conn_unref(c);
@@ -409,7 +427,7 @@ void net_resp_server_flush(struct net_resp_server *s)
 		if (c->resume && !c->closing) {
 			c->resume = false;
 			process(c); /* commands already buffered, then the socket again */
-			if (!c->closing && unanswered(c) < NET_RESP_INFLIGHT_MAX)
+			if (!c->closing && !c->holding && unanswered(c) < NET_RESP_INFLIGHT_MAX)
 				start_reading(c);
 		}
 		if (!c->closing && c->out.len > 0) {

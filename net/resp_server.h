@@ -17,11 +17,15 @@
 struct net_resp_conn;
 struct net_resp_server;
 
+#define NET_RESP_HOLD 1
+
 struct net_resp_server_cbs {
 	/* One command: args[0..argc) are bulk strings (args[0] the name, argc >= 1), borrowed
 	 * for the call. slot is the command's place in the reply order: answer it exactly once
 	 * with net_resp_conn_reply (now or later; a later answer takes a reference first).
-	 * Returning < 0 closes the connection. */
+	 * Returning < 0 closes the connection. Returning NET_RESP_HOLD takes nothing: the
+	 * same command (same slot) is offered again once every earlier one is answered (a
+	 * read after a pipelined write must see it). */
 	int (*on_command)(void *arg, struct net_resp_conn *c, uint64_t slot,
 			  const struct net_resp_val *args, size_t argc);
 	/* The connection closed (its user data may be freed; later replies are dropped). */
@@ -47,6 +51,8 @@ void net_resp_server_free(struct net_resp_server *s);
 void net_resp_conn_ref(struct net_resp_conn *c);
 void net_resp_conn_unref(struct net_resp_conn *c);
 bool net_resp_conn_closed(const struct net_resp_conn *c);
+/* Whether the command in `slot` (taken earlier) has been answered. */
+bool net_resp_conn_answered(const struct net_resp_conn *c, uint64_t slot);
 /* The reply of `slot`: takes b->p (b is zeroed); dropped when the connection is closed. An
  * empty or out-of-memory buffer is answered "-ERR out of memory". */
 void net_resp_conn_reply(struct net_resp_conn *c, uint64_t slot, struct net_resp_buf *b);

@@ -24,6 +24,8 @@ struct client {
 	int proto;     /* 2 or 3 (HELLO) */
 	bool readonly; /* READONLY: serializable reads */
 	char name[NAME_MAX_ + 1];
+	bool wrote;          /* a write was submitted on this connection ... */
+	uint64_t write_slot; /* ... the last one in this slot */
 };
 
 /* How an answer from service.c is rendered. */
@@ -773,15 +775,20 @@ static const struct command {
 	const char *name;
 	int arity; /* Redis's convention: n exactly, -n at least n (the name included) */
 	void (*fn)(struct cmd *x);
+	char rw; /* 'r' reads data: waits for this connection's earlier writes; 'w' writes */
 } commands[] = {
-	{"get", 2, cmd_get},        {"set", -3, cmd_set},          {"getdel", 2, cmd_getdel},
-	{"del", -2, cmd_del},       {"exists", -2, cmd_exists},    {"mget", -2, cmd_mget},
-	{"mset", -3, cmd_mset},     {"incr", 2, cmd_incr},         {"decr", 2, cmd_decr},
-	{"incrby", 3, cmd_incrby},  {"decrby", 3, cmd_decrby},     {"cas", 4, cmd_cas},
-	{"ping", -1, cmd_ping},     {"echo", 2, cmd_echo},         {"hello", -1, cmd_hello},
-	{"quit", -1, cmd_quit},     {"select", 2, cmd_select},     {"command", -1, cmd_command},
-	{"client", -2, cmd_client}, {"config", -2, cmd_config},    {"info", -1, cmd_info},
-	{"dbsize", 1, cmd_dbsize},  {"readonly", 1, cmd_readonly}, {"readwrite", 1, cmd_readwrite},
+	{"get", 2, cmd_get, 'r'},         {"set", -3, cmd_set, 'w'},
+	{"getdel", 2, cmd_getdel, 'w'},   {"del", -2, cmd_del, 'w'},
+	{"exists", -2, cmd_exists, 'r'},  {"mget", -2, cmd_mget, 'r'},
+	{"mset", -3, cmd_mset, 'w'},      {"incr", 2, cmd_incr, 'w'},
+	{"decr", 2, cmd_decr, 'w'},       {"incrby", 3, cmd_incrby, 'w'},
+	{"decrby", 3, cmd_decrby, 'w'},   {"cas", 4, cmd_cas, 'w'},
+	{"ping", -1, cmd_ping, 0},        {"echo", 2, cmd_echo, 0},
+	{"hello", -1, cmd_hello, 0},      {"quit", -1, cmd_quit, 0},
+	{"select", 2, cmd_select, 0},     {"command", -1, cmd_command, 0},
+	{"client", -2, cmd_client, 0},    {"config", -2, cmd_config, 0},
+	{"info", -1, cmd_info, 0},        {"dbsize", 1, cmd_dbsize, 'r'},
+	{"readonly", 1, cmd_readonly, 0}, {"readwrite", 1, cmd_readwrite, 0},
 };
 
 /* Redis's words for an unknown command: the name and the first arguments, 128 bytes of each
@@ -828,6 +835,14 @@ static int on_command(void *arg, struct net_resp_conn *c, uint64_t slot,
 			reply_error(&x,
 				    "TRYAGAIN node shutting down: not applied, try another node");
 			return 0;
+		}
+		/* Read your pipelined writes: a ReadIndex read issued before an earlier write of
+		 * this connection committed could miss it, so the read waits for its answer. */
+		if (k->rw == 'r' && cl->wrote && !net_resp_conn_answered(c, cl->write_slot))
+			return NET_RESP_HOLD;
+		if (k->rw == 'w') {
+			cl->wrote = true;
+			cl->write_slot = slot;
 		}
 		k->fn(&x);
 		return 0;
