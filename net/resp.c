@@ -118,9 +118,9 @@ static bool parse_int(const uint8_t *s, size_t l, int64_t *out)
 			return false;
 		v = v * 10 + (uint64_t)(s[i] - '0');
 	}
-	if (v > (uint64_t)INT64_MAX)
+	if (v > (uint64_t)INT64_MAX + (neg ? 1 : 0))
 		return false;
-	*out = neg ? -(int64_t)v : (int64_t)v;
+	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
 	return true;
 }
 
