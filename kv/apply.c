@@ -8,6 +8,7 @@
  * the replicated state (no clock, no per-node configuration).
  */
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "kv/kv_int.h"
@@ -22,9 +23,64 @@ struct batch {
 	size_t n;
 	const struct raft_conf *conf;
 	size_t n_pend, arena_len;
-	int err; /* a kv error found inside the transaction, which is then aborted (a gap, a
-		  * damaged value) */
+	int err;      /* a kv error found inside the transaction, which is then aborted (a gap, a
+		       * damaged value) */
+	uint8_t *tmp; /* an entry's result bytes that must outlive its writes (freed per entry) */
+	char num[24]; /* an entry's decimal result (INCRBY, MDEL) */
 };
+
+/* Redis's rule for a stored integer (string2ll): optional '-', no leading zeros, no '+', no
+ * spaces, fits an int64. */
+static bool parse_i64(const uint8_t *p, size_t len, int64_t *out)
+{
+	if (len == 0 || len > 20)
+		return false;
+	bool neg = p[0] == '-';
+	size_t i = neg ? 1 : 0;
+	if (i == len || p[i] < '0' || p[i] > '9' || (p[i] == '0' && (len > i + 1 || neg)))
+		return false;
+	uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+	for (; i < len; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		unsigned d = (unsigned)(p[i] - '0');
+		if (v > (lim - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
+	return true;
+}
+
+/* Reads the current value of k (checked) into *cur; *found says whether it exists. A damaged
+ * value aborts the batch (b->err). */
+static int current(struct batch *b, MDB_txn *txn, MDB_val *k, MDB_val *cur, bool *found)
+{
+	MDB_val rec;
+	int rc = mdb_get(txn, b->g->data, k, &rec);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	*found = rc == 0;
+	if (*found && kv_rec_check(b->kv, b->group, k, &rec, cur) != KV_OK) {
+		b->err = KV_ECORRUPT;
+		return KV_TXN_ABORT;
+	}
+	return 0;
+}
+
+/* The previous value into res (a copy in b->tmp: the write that follows may move its page). */
+static int keep_old(struct batch *b, const MDB_val *cur, bool found, struct kv_result *res)
+{
+	res->found = found;
+	if (!found || cur->mv_size == 0)
+		return 0;
+	if ((b->tmp = malloc(cur->mv_size)) == NULL)
+		return ENOMEM;
+	memcpy(b->tmp, cur->mv_data, cur->mv_size);
+	res->value = b->tmp;
+	res->value_len = cur->mv_size;
+	return 0;
+}
 
 static int pend_add(struct batch *b, size_t entry, const struct kv_result *res)
 {
@@ -64,15 +120,77 @@ static int pend_add(struct batch *b, size_t entry, const struct kv_result *res)
 static int exec(struct batch *b, MDB_txn *txn, const struct kv_cmd *c, struct kv_result *res)
 {
 	MDB_dbi dbi = b->g->data;
-	MDB_val k = {c->key_len, (void *)c->key}, rec, cur;
+	MDB_val k = {c->key_len, (void *)c->key}, rec, cur = {0, NULL};
 	int rc;
 	memset(res, 0, sizeof *res);
 	switch (c->op) {
 	case KV_OP_NOOP:
 		return 0;
-	case KV_OP_PUT:
+	case KV_OP_PUT: {
+		if (c->if_present || c->return_old) {
+			bool found;
+			if ((rc = current(b, txn, &k, &cur, &found)) != 0)
+				return rc;
+			if (c->return_old && (rc = keep_old(b, &cur, found, res)) != 0)
+				return rc;
+			if (c->if_present && !found) {
+				res->code = KV_NOT_FOUND;
+				return 0;
+			}
+		}
 		return kv_rec_put(txn, dbi, &k, c->value, c->value_len, 0);
+	}
+	case KV_OP_INCRBY: {
+		bool found;
+		if ((rc = current(b, txn, &k, &cur, &found)) != 0)
+			return rc;
+		int64_t v = 0, d = (int64_t)kv_get_le64(c->value);
+		if (found && !parse_i64(cur.mv_data, cur.mv_size, &v)) {
+			res->code = KV_NOT_INTEGER;
+			return 0;
+		}
+		if ((d > 0 && v > INT64_MAX - d) || (d < 0 && v < INT64_MIN - d)) {
+			res->code = KV_OVERFLOW;
+			return 0;
+		}
+		int len = snprintf(b->num, sizeof b->num, "%lld", (long long)(v + d));
+		res->value = b->num;
+		res->value_len = (size_t)len;
+		return kv_rec_put(txn, dbi, &k, b->num, (size_t)len, 0);
+	}
+	case KV_OP_MSET:
+	case KV_OP_MDEL: {
+		size_t off = 0, deleted = 0;
+		struct kv_item it;
+		while (kv_cmd_item_next(c, &off, &it)) {
+			MDB_val ik = {it.key_len, (void *)it.key};
+			if (c->op == KV_OP_MSET) {
+				rc = kv_rec_put(txn, dbi, &ik, it.value, it.value_len, 0);
+			} else {
+				rc = mdb_del(txn, dbi, &ik, NULL);
+				if (rc == 0)
+					deleted++;
+				else if (rc == MDB_NOTFOUND)
+					rc = 0;
+			}
+			if (rc != 0)
+				return rc;
+		}
+		if (c->op == KV_OP_MDEL) {
+			int len = snprintf(b->num, sizeof b->num, "%zu", deleted);
+			res->value = b->num;
+			res->value_len = (size_t)len;
+		}
+		return 0;
+	}
 	case KV_OP_DELETE:
+		if (c->return_old) {
+			bool found;
+			if ((rc = current(b, txn, &k, &cur, &found)) != 0)
+				return rc;
+			if ((rc = keep_old(b, &cur, found, res)) != 0)
+				return rc;
+		}
 		rc = mdb_del(txn, dbi, &k, NULL);
 		if (rc == MDB_NOTFOUND) {
 			res->code = KV_NOT_FOUND;
@@ -110,7 +228,17 @@ static int exec(struct batch *b, MDB_txn *txn, const struct kv_cmd *c, struct kv
 	}
 }
 
+static int apply_entry_(struct batch *b, MDB_txn *txn, size_t i);
+
 static int apply_entry(struct batch *b, MDB_txn *txn, size_t i)
+{
+	int rc = apply_entry_(b, txn, i);
+	free(b->tmp);
+	b->tmp = NULL;
+	return rc;
+}
+
+static int apply_entry_(struct batch *b, MDB_txn *txn, size_t i)
 {
 	const struct raft_entry *e = &b->entries[i];
 	struct kv_result res;

@@ -1,19 +1,65 @@
 /* cmd.c — the binary encoding of a write command as it travels in a Raft entry.
  *
  * Layout (little-endian, 31-byte header, then the three byte strings back to back):
- *   u8 version (1) | u8 op | u8 flags (bit 0: expect_absent) | u64 client_id | u64 seq |
+ *   u8 version (1) | u8 op | u8 flags (bit 0: expect_absent, 1: if_present, 2: return_old) |
+ *   u64 client_id | u64 seq |
  *   u16 key_len | u32 value_len | u32 expected_len | u16 reserved (0) | key | value | expected
  * A session (client_id != 0) numbers its commands from seq 1; without one both are 0.
  * Decoding checks every length against the buffer and the absolute limits, and the fields
  * against the op: an entry comes from the disk or the network and is never trusted.
+ * MSET/MDEL pack their items into the value: per item u16 key_len | u32 value_len | key |
+ * value (MDEL: value_len 0), 1..KV_MULTI_KEYS_MAX items, every key 1..KV_KEY_MAX bytes.
  */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "kv/kv_int.h"
 
-#define CMD_VERSION     1
-#define CMD_HEADER      31
-#define CMD_FLAG_ABSENT 1u
+#define CMD_VERSION      1
+#define CMD_HEADER       31
+#define CMD_FLAG_ABSENT  1u
+#define CMD_FLAG_PRESENT 2u
+#define CMD_FLAG_OLD     4u
+#define CMD_FLAGS        (CMD_FLAG_ABSENT | CMD_FLAG_PRESENT | CMD_FLAG_OLD)
+#define ITEM_HEADER      6
+
+/* Walks a packed item list: KV_OK when every item is well formed (value_max per value, MDEL
+ * values empty), counting them in *n. */
+static int items_check(uint8_t op, const uint8_t *p, size_t len, size_t value_max, size_t *n)
+{
+	size_t off = 0;
+	*n = 0;
+	while (off < len) {
+		if (len - off < ITEM_HEADER)
+			return KV_EINVAL;
+		size_t kl = (size_t)p[off] | (size_t)p[off + 1] << 8;
+		size_t vl = kv_get_le32(p + off + 2);
+		if (kl == 0 || kl > KV_KEY_MAX || (op == KV_OP_MDEL && vl != 0))
+			return KV_EINVAL;
+		if (vl > value_max)
+			return KV_ETOOLARGE;
+		if ((uint64_t)kl + vl > len - off - ITEM_HEADER)
+			return KV_EINVAL;
+		off += ITEM_HEADER + kl + vl;
+		if (++*n > KV_MULTI_KEYS_MAX)
+			return KV_EINVAL;
+	}
+	return *n == 0 ? KV_EINVAL : KV_OK;
+}
+
+int kv_cmd_item_next(const struct kv_cmd *c, size_t *off, struct kv_item *out)
+{
+	const uint8_t *p = c->value;
+	if (*off >= c->value_len)
+		return 0;
+	assert(c->value_len - *off >= ITEM_HEADER);
+	out->key_len = (size_t)p[*off] | (size_t)p[*off + 1] << 8;
+	out->value_len = kv_get_le32(p + *off + 2);
+	out->key = p + *off + ITEM_HEADER;
+	out->value = p + *off + ITEM_HEADER + out->key_len;
+	*off += ITEM_HEADER + out->key_len + out->value_len;
+	return 1;
+}
 
 /* Field rules shared by encode and decode. value_max is the configured limit when encoding
  * and the absolute one when decoding. */
@@ -21,7 +67,21 @@ static int check(const struct kv_cmd *c, size_t value_max)
 {
 	if ((c->client_id == 0) != (c->seq == 0))
 		return KV_EINVAL;
+	if ((c->if_present || c->return_old) && c->op != KV_OP_PUT && c->op != KV_OP_DELETE)
+		return KV_EINVAL;
+	if (c->if_present && c->op != KV_OP_PUT)
+		return KV_EINVAL;
 	switch (c->op) {
+	case KV_OP_INCRBY:
+		if (c->value_len != 8 || c->expected_len || c->expect_absent)
+			return KV_EINVAL;
+		break;
+	case KV_OP_MSET:
+	case KV_OP_MDEL:
+		/* the items are checked by items_check */
+		if (c->key_len || c->expected_len || c->expect_absent)
+			return KV_EINVAL;
+		return c->value_len > KV_VALUE_MAX_HARD ? KV_ETOOLARGE : KV_OK;
 	case KV_OP_NOOP:
 		if (c->key_len || c->value_len || c->expected_len || c->expect_absent)
 			return KV_EINVAL;
@@ -54,20 +114,61 @@ int kv_cmd_encode(const struct kv *kv, const struct kv_cmd *c, struct raft_buf *
 	struct kv_cmd norm = *c;
 	if (norm.client_id == 0 || norm.seq == 0)
 		norm.client_id = norm.seq = 0; /* no session: the format carries 0, 0 */
+	uint8_t *packed = NULL;
+	if (c->op == KV_OP_MSET || c->op == KV_OP_MDEL) {
+		if (c->n_items == 0 || c->n_items > KV_MULTI_KEYS_MAX || c->items == NULL)
+			return KV_EINVAL;
+		uint64_t total = 0;
+		for (size_t i = 0; i < c->n_items; i++) {
+			const struct kv_item *it = &c->items[i];
+			if (it->key_len == 0 || it->key_len > KV_KEY_MAX || it->key == NULL ||
+			    (c->op == KV_OP_MDEL && it->value_len) || (it->value_len && !it->value))
+				return KV_EINVAL;
+			if (it->value_len > value_max)
+				return KV_ETOOLARGE;
+			total += ITEM_HEADER + it->key_len + it->value_len;
+		}
+		if (total > KV_VALUE_MAX_HARD)
+			return KV_ETOOLARGE;
+		if ((packed = malloc(total)) == NULL)
+			return KV_ENOMEM;
+		size_t off = 0;
+		for (size_t i = 0; i < c->n_items; i++) {
+			const struct kv_item *it = &c->items[i];
+			packed[off] = (uint8_t)it->key_len;
+			packed[off + 1] = (uint8_t)(it->key_len >> 8);
+			kv_put_le32(packed + off + 2, (uint32_t)it->value_len);
+			memcpy(packed + off + ITEM_HEADER, it->key, it->key_len);
+			if (it->value_len)
+				memcpy(packed + off + ITEM_HEADER + it->key_len, it->value,
+				       it->value_len);
+			off += ITEM_HEADER + it->key_len + it->value_len;
+		}
+		norm.value = packed;
+		norm.value_len = (size_t)total;
+	}
 	c = &norm;
 	int err = check(c, value_max);
-	if (err != KV_OK)
+	if (err != KV_OK) {
+		free(packed);
 		return err;
+	}
 	if ((c->key_len && !c->key) || (c->value_len && !c->value) ||
-	    (c->expected_len && !c->expected))
+	    (c->expected_len && !c->expected)) {
+		free(packed);
 		return KV_EINVAL;
+	}
 	size_t len = CMD_HEADER + c->key_len + c->value_len + c->expected_len;
 	uint8_t *p = malloc(len);
-	if (p == NULL)
+	if (p == NULL) {
+		free(packed);
 		return KV_ENOMEM;
+	}
 	p[0] = CMD_VERSION;
 	p[1] = c->op;
-	p[2] = c->expect_absent ? CMD_FLAG_ABSENT : 0;
+	p[2] = (uint8_t)((c->expect_absent ? CMD_FLAG_ABSENT : 0) |
+			 (c->if_present ? CMD_FLAG_PRESENT : 0) |
+			 (c->return_old ? CMD_FLAG_OLD : 0));
 	kv_put_le64(p + 3, c->client_id);
 	kv_put_le64(p + 11, c->seq);
 	p[19] = (uint8_t)c->key_len;
@@ -85,6 +186,7 @@ int kv_cmd_encode(const struct kv *kv, const struct kv_cmd *c, struct raft_buf *
 	q += c->value_len;
 	if (c->expected_len)
 		memcpy(q, c->expected, c->expected_len);
+	free(packed);
 	out->base = p;
 	out->len = len;
 	return KV_OK;
@@ -93,12 +195,14 @@ int kv_cmd_encode(const struct kv *kv, const struct kv_cmd *c, struct raft_buf *
 int kv_cmd_decode(const void *data, size_t len, struct kv_cmd *c)
 {
 	const uint8_t *p = data;
-	if (p == NULL || len < CMD_HEADER || p[0] != CMD_VERSION || (p[2] & ~CMD_FLAG_ABSENT) ||
-	    p[29] || p[30])
+	if (p == NULL || len < CMD_HEADER || p[0] != CMD_VERSION || (p[2] & ~CMD_FLAGS) || p[29] ||
+	    p[30])
 		return KV_EINVAL;
 	memset(c, 0, sizeof *c);
 	c->op = p[1];
 	c->expect_absent = p[2] & CMD_FLAG_ABSENT;
+	c->if_present = p[2] & CMD_FLAG_PRESENT;
+	c->return_old = p[2] & CMD_FLAG_OLD;
 	c->client_id = kv_get_le64(p + 3);
 	c->seq = kv_get_le64(p + 11);
 	c->key_len = (size_t)p[19] | (size_t)p[20] << 8;
@@ -112,5 +216,9 @@ int kv_cmd_decode(const void *data, size_t len, struct kv_cmd *c)
 	c->key = p + CMD_HEADER;
 	c->value = p + CMD_HEADER + c->key_len;
 	c->expected = p + CMD_HEADER + c->key_len + c->value_len;
+	size_t n;
+	if ((c->op == KV_OP_MSET || c->op == KV_OP_MDEL) &&
+	    items_check(c->op, c->value, c->value_len, KV_VALUE_MAX_HARD, &n) != KV_OK)
+		return KV_EINVAL;
 	return KV_OK;
 }

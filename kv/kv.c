@@ -27,6 +27,10 @@ const char *kv_strerror(int err)
 		return "not found";
 	case KV_CAS_MISMATCH:
 		return "compare-and-set mismatch";
+	case KV_NOT_INTEGER:
+		return "value is not an integer or out of range";
+	case KV_OVERFLOW:
+		return "increment or decrement would overflow";
 	case KV_EINVAL:
 		return "invalid command or key";
 	case KV_ETOOLARGE:

@@ -25,10 +25,12 @@ enum {
 	KV_NOT_FOUND = 1,    /* get/delete: absent key */
 	KV_CAS_MISMATCH = 2, /* cas: the current value differs, or the key is absent (found =
 			      * false), or present when absence was expected (found = true) */
-	KV_EINVAL = -1,      /* malformed command, key length 0 or > KV_KEY_MAX */
-	KV_ETOOLARGE = -2,   /* value over the configured maximum */
-	KV_EMAPFULL = -3,    /* the LMDB map is full (grow with map_bytes / restart) */
-	KV_EIO = -4,         /* LMDB failed (details in the log line) */
+	KV_NOT_INTEGER = 3, /* incrby: the current value is not a decimal int64 (nothing written) */
+	KV_OVERFLOW = 4,    /* incrby: the sum does not fit an int64 (nothing written) */
+	KV_EINVAL = -1,     /* malformed command, key length 0 or > KV_KEY_MAX */
+	KV_ETOOLARGE = -2,  /* value over the configured maximum */
+	KV_EMAPFULL = -3,   /* the LMDB map is full (grow with map_bytes / restart) */
+	KV_EIO = -4,        /* LMDB failed (details in the log line) */
 	KV_ENOMEM = -5,
 	KV_ESESSION = -6, /* the session's reply was expired: outcome unknown */
 	KV_ECORRUPT = -7, /* a stored value failed its CRC32C (get, scan, digest, scrub, a CAS or
@@ -77,7 +79,27 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv **out);
 void kv_close(struct kv *kv);
 
 /* ------------------------------------------------------------------------------ commands */
-enum kv_op { KV_OP_PUT = 1, KV_OP_DELETE = 2, KV_OP_CAS = 3, KV_OP_NOOP = 4 };
+/* INCRBY: value is the delta (8 bytes, LE two's complement); the stored value must be a
+ * decimal int64 as Redis writes it (absent = 0); the result's value is the new decimal value.
+ * MSET / MDEL: several keys of one group in one entry (atomic): key is empty and value holds
+ * the packed items (see cmd.c); MDEL's result value is the decimal count of keys deleted. */
+enum kv_op {
+	KV_OP_PUT = 1,
+	KV_OP_DELETE = 2,
+	KV_OP_CAS = 3,
+	KV_OP_NOOP = 4,
+	KV_OP_INCRBY = 5,
+	KV_OP_MSET = 6,
+	KV_OP_MDEL = 7,
+};
+
+/* One key (and value, MSET) of a multi-key command. Pointers borrowed. */
+struct kv_item {
+	const void *key;
+	size_t key_len;
+	const void *value;
+	size_t value_len;
+};
 
 /* A write command as it travels in a Raft entry. Pointers are borrowed. */
 struct kv_cmd {
@@ -91,7 +113,14 @@ struct kv_cmd {
 	const void *expected;
 	size_t expected_len; /* CAS */
 	bool expect_absent;  /* CAS: put only if absent */
+	bool if_present;     /* PUT: only if the key exists (else KV_NOT_FOUND, nothing written) */
+	bool return_old;     /* PUT, DELETE: the result carries the previous value (found) */
+	const struct kv_item *items; /* MSET/MDEL, encode only: packed into value */
+	size_t n_items;              /* 1..KV_MULTI_KEYS_MAX */
 };
+/* The next item of a decoded MSET/MDEL command: 1 and *out (pointers into the command's
+ * data), or 0 at the end. *off starts at 0. The packing was validated by kv_cmd_decode. */
+int kv_cmd_item_next(const struct kv_cmd *c, size_t *off, struct kv_item *out);
 /* Validates (key/value limits: kv's value_max, or KV_VALUE_MAX_DEFAULT when kv is NULL) and
  * encodes into a malloc'd buffer in out->base (ownership to the caller, e.g. to hand to
  * raft_propose). Returns KV_OK, KV_EINVAL, KV_ETOOLARGE or KV_ENOMEM (out untouched). */
@@ -113,9 +142,11 @@ int kv_cmd_decode(const void *data, size_t len, struct kv_cmd *c);
  * session that expired is forgotten: a retry that arrives after its expiry is applied as new,
  * so a client must give up retrying (indeterminate) well within the TTL. */
 struct kv_result {
-	int code;          /* KV_OK, KV_NOT_FOUND, KV_CAS_MISMATCH, KV_ESESSION, KV_EINVAL */
-	bool found;        /* CAS mismatch: whether the key existed */
-	const void *value; /* CAS mismatch: the current value */
+	int code;          /* KV_OK, KV_NOT_FOUND, KV_CAS_MISMATCH, KV_NOT_INTEGER, KV_OVERFLOW,
+			    * KV_ESESSION, KV_EINVAL */
+	bool found;        /* CAS mismatch, return_old: whether the key existed */
+	const void *value; /* CAS mismatch, return_old: the current (previous) value; INCRBY:
+			    * the new value; MDEL: the count deleted (decimal) */
 	size_t value_len;
 	bool duplicate; /* answered from the session cache, not applied again */
 };

@@ -7,6 +7,7 @@
 #define KV_MAP_BYTES_DEFAULT      (1ull << 30) /* 1 GiB of address space; grows on MDB_MAP_FULL */
 #define KV_MAP_BYTES_MAX_DEFAULT  (1ull << 40) /* growth stops at 1 TiB of address space */
 #define KV_VALUE_MAX_HARD         (4u << 20)   /* absolute, checked on decode (= a Raft entry) */
+#define KV_MULTI_KEYS_MAX         65536        /* keys of one MSET/MDEL entry */
 #define KV_GROUPS_MAX             256
 #define KV_SCAN_MAX               10000
 #define KV_SCAN_DEFAULT           1000

@@ -4,6 +4,8 @@
  * point does not depend on G, so going from G to G+1 groups only moves the keys the new
  * group's points take (about 1/(G+1)). A key hashes with a fixed seed, whatever the epoch,
  * and belongs to the first point at or after its hash (wrapping): a binary search, O(log GV).
+ * A key with a hash tag (Redis Cluster's rule: the content of the first '{' ... '}' pair, when
+ * not empty) hashes by its tag only, so related keys share a group (DESIGN.md section 13).
  *
  * Placement is striping, not rendezvous hashing: rendezvous alone leaves a node with several
  * replicas more than another for small G, and we want every node within one of 3G/N. Nodes
@@ -89,9 +91,27 @@ void kv_ring_free(struct kv_ring *ring)
 	free(ring);
 }
 
+void kv_ring_hash_part(const void *key, size_t len, size_t *off, size_t *part_len)
+{
+	const uint8_t *k = key;
+	*off = 0;
+	*part_len = len;
+	const uint8_t *open = memchr(k, '{', len);
+	if (open == NULL)
+		return;
+	size_t s = (size_t)(open - k) + 1;
+	const uint8_t *close = memchr(k + s, '}', len - s);
+	if (close == NULL || close == k + s)
+		return; /* no '}' after the first '{', or "{}": the whole key */
+	*off = s;
+	*part_len = (size_t)(close - (k + s));
+}
+
 uint32_t kv_ring_group_of(const struct kv_ring *ring, const void *key, size_t len)
 {
-	uint64_t h = XXH64(key, len, KEY_SEED);
+	size_t off, part;
+	kv_ring_hash_part(key, len, &off, &part);
+	uint64_t h = XXH64((const uint8_t *)key + off, part, KEY_SEED);
 	/* The first point with hash >= h; past the last point, wrap to the first. */
 	size_t lo = 0, hi = ring->n;
 	while (lo < hi) {

@@ -16,7 +16,11 @@ struct kv_ring;
  * immutable: one may be shared by threads. */
 struct kv_ring *kv_ring_new(uint32_t groups, uint32_t vnodes, uint64_t epoch);
 void kv_ring_free(struct kv_ring *ring);
-/* Group 1..G of a key. O(log(G*V)). */
+/* The part of a key that is hashed: the whole key, or its hash tag (Redis Cluster's rule: a
+ * key containing '{' and later '}' with at least one byte between the first '{' and the first
+ * '}' after it hashes by those bytes only, e.g. "user:{42}:name" by "42"). */
+void kv_ring_hash_part(const void *key, size_t len, size_t *off, size_t *part_len);
+/* Group 1..G of a key (by its hash part). O(log(G*V)). */
 uint32_t kv_ring_group_of(const struct kv_ring *ring, const void *key, size_t len);
 uint32_t kv_ring_groups(const struct kv_ring *ring);
 uint64_t kv_ring_epoch(const struct kv_ring *ring);

@@ -18,5 +18,15 @@
 #define NET_PEER_BACKOFF_MIN_MS  50u          /* redial backoff: doubles up to the max, jittered */
 #define NET_PEER_BACKOFF_MAX_MS  1000u
 #define NET_CLIENT_READ_CHUNK    (64u << 10) /* one read from a client socket */
+/* The RESP port (resp.c, resp_server.c). Its bulk limit is the node's --value-max plus
+ * NET_RESP_BULK_SLACK, so a value a little over the limit gets an -ERR naming the limit and
+ * only a grossly oversized one is a protocol error (connection closed). */
+#define NET_RESP_BULK_SLACK   (64u << 10)
+#define NET_RESP_ARRAY_MAX    (1u << 18)  /* arguments of one command (MSET of 128 Ki keys) */
+#define NET_RESP_INLINE_MAX   (64u << 10) /* an inline command; a header line */
+#define NET_RESP_DEPTH_MAX    8           /* nesting of a parsed reply (commands: flat) */
+#define NET_RESP_QUERY_MAX    (8u << 20)  /* bytes of one command (more cannot fit an entry) */
+#define NET_RESP_INFLIGHT_MAX 1024        /* pipelined commands unanswered before reads pause */
+#define NET_RESP_OUTBUF_MAX   (32u << 20) /* unsent reply bytes before a client is dropped */
 
 #endif

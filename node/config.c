@@ -34,6 +34,8 @@ static const struct key_def {
 	{"data-dir", K_LOCAL, "directory for the WAL, LMDB and cluster.conf (always required)"},
 	{"peer-addr", K_IDENTITY, "host:port for peers (default: this node's entry in --cluster)"},
 	{"client-addr", K_IDENTITY, "host:port the client service listens on (first start)"},
+	{"resp-addr", K_TUNABLE,
+	 "host:port of the Redis protocol (RESP) port; off when not given (docs/CLI.md)"},
 	{"cluster", K_IDENTITY, "every member as id=host:port[,id=host:port...] (first start)"},
 	{"groups", K_IDENTITY, "number of Raft groups, 1..256 (default 8; fixed at bootstrap)"},
 	{"config", K_LOCAL, "read `key = value` lines with these same keys from FILE"},
@@ -450,6 +452,17 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	if (strcmp(cfg->client_addr, cfg->peer_addr) == 0) {
 		fail(err, n, "--client-addr and --peer-addr must differ");
 		goto out;
+	}
+	cfg->resp_addr[0] = '\0';
+	if (V("resp-addr") != NULL && V("resp-addr")[0] != '\0') {
+		if (check_addr("resp-addr", V("resp-addr"), err, n) < 0)
+			goto out;
+		snprintf(cfg->resp_addr, sizeof cfg->resp_addr, "%s", V("resp-addr"));
+		if (strcmp(cfg->resp_addr, cfg->peer_addr) == 0 ||
+		    strcmp(cfg->resp_addr, cfg->client_addr) == 0) {
+			fail(err, n, "--resp-addr must differ from --client-addr and --peer-addr");
+			goto out;
+		}
 	}
 	cfg->groups = NODE_GROUPS_DEFAULT;
 	if (V("groups") != NULL) {

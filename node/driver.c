@@ -386,6 +386,7 @@ void node_process(struct node *n)
 	start_write(n);
 	net_peers_flush(n->peers);
 	net_server_flush(n->server);
+	node_resp_flush(n);
 	n->processing = false;
 }
 

@@ -183,6 +183,7 @@ static void signal_cb(uv_signal_t *s, int signum)
 	node_log(NODE_LOG_WARN, 0, "stopping signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
 	n->stopping = true;
 	net_server_stop_accepting(n->server);
+	node_resp_stop_accepting(n);
 	node_service_fail_all(n);
 	/* Hand every group this node leads to a connected voter, so clients wait for a transfer
 	 * instead of an election timeout; then drain (turn_cb) and stop once the pending WAL
@@ -248,8 +249,9 @@ int node_open(const struct node_config *cfg, struct node **out)
 		node_log(NODE_LOG_ERROR, 0, "%s", ierr);
 		return -1;
 	}
-	node_log(fresh_dir ? NODE_LOG_WARN : NODE_LOG_INFO, 0, "data directory incarnation=%016llx%s",
-		 (unsigned long long)n->incarnation, fresh_dir ? " (new)" : "");
+	node_log(fresh_dir ? NODE_LOG_WARN : NODE_LOG_INFO, 0,
+		 "data directory incarnation=%016llx%s", (unsigned long long)n->incarnation,
+		 fresh_dir ? " (new)" : "");
 	struct wal_options wo;
 	wal_options_default(&wo);
 	wo.no_sync = cfg->wal_no_sync;
@@ -316,6 +318,8 @@ int node_open(const struct node_config *cfg, struct node **out)
 		node_log(NODE_LOG_ERROR, 0, "cannot listen for clients addr=%s", cfg->client_addr);
 		return -1;
 	}
+	if (node_resp_open(n) < 0)
+		return -1;
 	if (node_wal_writer_start(n) < 0) {
 		node_log(NODE_LOG_ERROR, 0, "cannot start the WAL writer thread");
 		return -1;
@@ -361,10 +365,12 @@ int node_run(struct node *n)
 	net_peers_close(n->peers, NULL, NULL);
 	n->peers = NULL;
 	net_server_close(n->server);
+	node_resp_close(n);
 	uv_walk(&n->loop, close_walk_cb, NULL);
 	uv_run(&n->loop, UV_RUN_DEFAULT);
 	net_server_free(n->server);
 	n->server = NULL;
+	node_resp_free(n);
 	if (uv_loop_close(&n->loop) != 0)
 		node_log(NODE_LOG_WARN, 0, "loop closed with handles open");
 	return 0;

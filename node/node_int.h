@@ -14,6 +14,7 @@
 #include "kv/kv.h"
 #include "kv/ring.h"
 #include "net/peer.h"
+#include "net/resp_server.h"
 #include "net/server.h"
 #include "node/addrbook.h"
 #include "node/config.h"
@@ -24,7 +25,7 @@
 #include "raft/raft.h"
 #include "wal/wal.h"
 
-enum req_origin { ORIGIN_CLIENT, ORIGIN_PEER };
+enum req_origin { ORIGIN_CLIENT, ORIGIN_PEER, ORIGIN_RESP };
 enum req_state {
 	REQ_NEW,        /* being routed */
 	REQ_PROPOSED,   /* write handed to raft: only the apply or a timeout answers it */
@@ -53,6 +54,7 @@ struct node_req {
 	struct node_req *hnext;         /* id hash chain */
 	struct node_req *gprev, *gnext; /* the group list it waits in */
 	struct node_list *glist;
+	void *resp; /* ORIGIN_RESP: owned, node/resp.c's reply context */
 };
 
 struct node_list {
@@ -98,12 +100,12 @@ struct node_group {
 	uint64_t leader_since_ms; /* when this node became its leader */
 	uint64_t last_transfer_ms;
 	bool unreachable[NODE_NODES_MAX]; /* by member index: report after advance */
-	bool recovering; /* the replica's last state: logged when it changes */
-	bool damaged;    /* its state machine failed a checksum: rebuilt at the end of the turn */
+	bool recovering;                  /* the replica's last state: logged when it changes */
+	bool damaged; /* its state machine failed a checksum: rebuilt at the end of the turn */
 	struct kv_scrub_cursor scrub;
 	struct node_digest digest_mine;
 	struct node_digest digest_peer[NODE_NODES_MAX]; /* by member index */
-	uint64_t digest_ms;        /* when digest_mine was computed */
+	uint64_t digest_ms;                             /* when digest_mine was computed */
 	raft_index digest_warned; /* the applied index a difference was last logged at */
 };
 
@@ -133,7 +135,8 @@ struct node {
 	struct kv_ring *ring;
 	struct net_peers *peers;
 	struct net_server *server;
-	struct node_group *groups; /* [cfg.groups]; group g at groups[g - 1] */
+	struct net_resp_server *resp_server; /* NULL without --resp-addr (node/resp.c) */
+	struct node_group *groups;           /* [cfg.groups]; group g at groups[g - 1] */
 	uv_timer_t tick;
 	uv_prepare_t prepare;
 	uv_check_t check;
@@ -163,10 +166,10 @@ struct node {
 	uint64_t next_iid;
 	uint64_t start_ms;
 	uint64_t ticks;
-	uint64_t peer_up_since[NODE_NODES_MAX]; /* by member index; 0 = down */
-	uint64_t incarnation;                   /* our data directory's id (identity.h) */
+	uint64_t peer_up_since[NODE_NODES_MAX];    /* by member index; 0 = down */
+	uint64_t incarnation;                      /* our data directory's id (identity.h) */
 	uint64_t peer_incarnation[NODE_NODES_MAX]; /* by member index: from its last Hello */
-	struct node_addrbook addrs;             /* other nodes' client addresses */
+	struct node_addrbook addrs;                /* other nodes' client addresses */
 	bool stopping; /* SIGTERM/SIGINT: no new requests, leaderships handed off */
 	bool draining; /* handoff over: peers ignored, waiting for the last WAL batch */
 	bool stopped;
@@ -219,6 +222,19 @@ void node_service_timeouts(struct node *n);
 void node_service_fail_all(struct node *n);
 /* The group's replica is being reset (repair.c): every request waiting on it is answered. */
 void node_service_group_reset(struct node *n, struct node_group *g);
+
+/* service.c, for resp.c: a request built by the RESP port (rq owned, ctx owned: answered
+ * through node_resp_answer, then freed with node_resp_ctx_free). */
+void node_service_submit(struct node *n, Ringraft__Kv__Request *rq, void *ctx);
+
+/* resp.c — the Redis protocol port (--resp-addr) */
+int node_resp_open(struct node *n);   /* no-op without --resp-addr; -1 when it cannot listen */
+void node_resp_flush(struct node *n); /* once per loop turn, with the client port's flush */
+void node_resp_stop_accepting(struct node *n);
+void node_resp_close(struct node *n); /* before the loop's last run */
+void node_resp_free(struct node *n);  /* after it */
+void node_resp_answer(struct node *n, struct node_req *r, Ringraft__Kv__Response *resp);
+void node_resp_ctx_free(void *ctx);
 
 /* restore.c */
 int node_restore_groups(struct node *n);

@@ -98,6 +98,8 @@ static void req_free(struct node *n, struct node_req *r)
 		net_conn_request_done(r->conn);
 		net_conn_unref(r->conn);
 	}
+	if (r->resp != NULL)
+		node_resp_ctx_free(r->resp);
 	ringraft__kv__request__free_unpacked(r->rq, NULL);
 	free(r);
 }
@@ -108,6 +110,8 @@ static void req_finish(struct node *n, struct node_req *r, Ringraft__Kv__Respons
 	resp->id = r->rq->id;
 	if (r->origin == ORIGIN_CLIENT) {
 		net_conn_send(r->conn, &resp->base);
+	} else if (r->origin == ORIGIN_RESP) {
+		node_resp_answer(n, r, resp);
 	} else {
 		int rc = net_peers_append_msg(n->peers, r->peer, NET_PEER_FIELD_FWD_RESP,
 					      &resp->base);
@@ -264,6 +268,49 @@ static int scan_cb(const void *k, size_t kl, const void *v, size_t vl, void *arg
 	return 0;
 }
 
+/* MGET (RESP's MGET and EXISTS): every key from the same state, in order, with `found`. */
+static void serve_mget(struct node *n, struct node_req *r)
+{
+	Ringraft__Kv__Request *rq = r->rq;
+	Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+	size_t k = rq->n_keys;
+	Ringraft__Kv__KeyValue *kvs = calloc(k, sizeof *kvs);
+	Ringraft__Kv__KeyValue **ptrs = calloc(k, sizeof *ptrs);
+	int rc = kvs && ptrs ? KV_OK : KV_ENOMEM;
+	size_t i;
+	for (i = 0; i < k && rc >= 0; i++) {
+		ringraft__kv__key_value__init(&kvs[i]);
+		ptrs[i] = &kvs[i];
+		kvs[i].key = rq->keys[i];
+		void *v = NULL;
+		size_t vl = 0;
+		rc = kv_get(n->kv, r->group, rq->keys[i].data, rq->keys[i].len, &v, &vl);
+		if (rc == KV_OK) {
+			kvs[i].found = true;
+			kvs[i].value.data = v;
+			kvs[i].value.len = vl;
+		}
+	}
+	if (rc == KV_ECORRUPT) {
+		resp.code = RINGRAFT__KV__CODE__UNAVAILABLE;
+		resp.error = "the replica's copy is damaged and is being rebuilt";
+		node_group_damaged(n, node_group(n, r->group), "a read");
+	} else if (rc < 0) {
+		resp.code = rc == KV_EINVAL ? RINGRAFT__KV__CODE__INVALID
+					    : RINGRAFT__KV__CODE__INTERNAL;
+		resp.error = (char *)kv_strerror(rc);
+	} else {
+		resp.code = RINGRAFT__KV__CODE__OK;
+		resp.kvs = ptrs;
+		resp.n_kvs = k;
+	}
+	req_finish(n, r, &resp);
+	for (size_t j = 0; kvs && j < i; j++)
+		free(kvs[j].value.data);
+	free(kvs);
+	free(ptrs);
+}
+
 static void serve_read(struct node *n, struct node_req *r)
 {
 	Ringraft__Kv__Request *rq = r->rq;
@@ -291,6 +338,10 @@ static void serve_read(struct node *n, struct node_req *r)
 		}
 		req_finish(n, r, &resp);
 		free(v);
+		return;
+	}
+	if (rq->op == RINGRAFT__KV__OP__MGET) {
+		serve_mget(n, r);
 		return;
 	}
 	assert(rq->op == RINGRAFT__KV__OP__SCAN);
@@ -378,12 +429,33 @@ void node_service_reads_ready(struct node *n, struct node_group *g)
 static void finish_write(struct node *n, struct node_req *r, const struct kv_result *res)
 {
 	Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+	Ringraft__Kv__Request *rq = r->rq;
+	if (rq->return_old || rq->op == RINGRAFT__KV__OP__INCRBY ||
+	    rq->op == RINGRAFT__KV__OP__MDEL) {
+		/* INCRBY, MDEL: a decimal result; return_old: the previous value */
+		resp.found = res->found;
+		resp.value.data = (uint8_t *)res->value;
+		resp.value.len = res->value_len;
+		if (rq->op != RINGRAFT__KV__OP__PUT && rq->op != RINGRAFT__KV__OP__DELETE &&
+		    res->code == KV_OK && res->value_len < 24) {
+			char num[24];
+			memcpy(num, res->value, res->value_len);
+			num[res->value_len] = '\0';
+			resp.number = strtoll(num, NULL, 10);
+			resp.value.len = 0;
+		}
+	}
 	switch (res->code) {
 	case KV_OK:
 		resp.code = RINGRAFT__KV__CODE__OK;
 		break;
 	case KV_NOT_FOUND:
 		resp.code = RINGRAFT__KV__CODE__NOT_FOUND;
+		break;
+	case KV_NOT_INTEGER:
+	case KV_OVERFLOW:
+		resp.code = RINGRAFT__KV__CODE__INVALID;
+		resp.error = (char *)kv_strerror(res->code);
 		break;
 	case KV_CAS_MISMATCH:
 		resp.code = RINGRAFT__KV__CODE__CAS_MISMATCH;
@@ -453,9 +525,45 @@ static void propose(struct node *n, struct node_req *r, struct node_group *g)
 {
 	Ringraft__Kv__Request *rq = r->rq;
 	struct kv_cmd c = {0};
-	c.op = rq->op == RINGRAFT__KV__OP__PUT      ? KV_OP_PUT
-	       : rq->op == RINGRAFT__KV__OP__DELETE ? KV_OP_DELETE
-						    : KV_OP_CAS;
+	struct kv_item *items = NULL;
+	uint8_t delta[8];
+	switch (rq->op) {
+	case RINGRAFT__KV__OP__PUT:
+		c.op = KV_OP_PUT;
+		break;
+	case RINGRAFT__KV__OP__DELETE:
+		c.op = KV_OP_DELETE;
+		break;
+	case RINGRAFT__KV__OP__INCRBY:
+		c.op = KV_OP_INCRBY;
+		break;
+	case RINGRAFT__KV__OP__MSET:
+	case RINGRAFT__KV__OP__MDEL: {
+		bool mset = rq->op == RINGRAFT__KV__OP__MSET;
+		c.op = mset ? KV_OP_MSET : KV_OP_MDEL;
+		c.n_items = mset ? rq->n_kvs : rq->n_keys;
+		if ((items = calloc(c.n_items ? c.n_items : 1, sizeof *items)) == NULL) {
+			req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE, "out of memory");
+			return;
+		}
+		for (size_t i = 0; i < c.n_items; i++) {
+			ProtobufCBinaryData k = mset ? rq->kvs[i]->key : rq->keys[i];
+			items[i].key = k.data;
+			items[i].key_len = k.len;
+			if (mset) {
+				items[i].value = rq->kvs[i]->value.data;
+				items[i].value_len = rq->kvs[i]->value.len;
+			}
+		}
+		c.items = items;
+		break;
+	}
+	default:
+		c.op = KV_OP_CAS;
+		break;
+	}
+	c.if_present = rq->if_present;
+	c.return_old = rq->return_old;
 	c.client_id = rq->client_id;
 	c.seq = rq->seq;
 	c.key = rq->key.data;
@@ -469,8 +577,22 @@ static void propose(struct node *n, struct node_req *r, struct node_group *g)
 			c.expected_len = rq->expected.len;
 		}
 	}
+	if (c.op == KV_OP_INCRBY) {
+		for (int i = 0; i < 8; i++)
+			delta[i] = (uint8_t)((uint64_t)rq->delta >> (8 * i));
+		c.key = rq->key.data;
+		c.key_len = rq->key.len;
+		c.value = delta;
+		c.value_len = 8;
+	} else if (c.op == KV_OP_MSET || c.op == KV_OP_MDEL) {
+		c.key = NULL;
+		c.key_len = 0;
+		c.value = NULL;
+		c.value_len = 0;
+	}
 	struct raft_buf buf = {0};
 	int rc = kv_cmd_encode(n->kv, &c, &buf);
+	free(items);
 	if (rc != KV_OK) {
 		req_error(n, r,
 			  rc == KV_ETOOLARGE ? RINGRAFT__KV__CODE__TOO_LARGE
@@ -537,6 +659,42 @@ static bool key_ok(struct node *n, struct node_req *r)
 	if (r->rq->key.len > KV_KEY_MAX) {
 		req_error(n, r, RINGRAFT__KV__CODE__TOO_LARGE, "key longer than 511 bytes");
 		return false;
+	}
+	return true;
+}
+
+/* MSET, MDEL, MGET: 1..KV_MULTI_KEYS_MAX valid keys (and values), all of one group (the
+ * group of the first; Redis Cluster's CROSSSLOT otherwise), which goes to r->group. */
+static bool multi_ok(struct node *n, struct node_req *r)
+{
+	Ringraft__Kv__Request *rq = r->rq;
+	bool mset = rq->op == RINGRAFT__KV__OP__MSET;
+	size_t k = mset ? rq->n_kvs : rq->n_keys;
+	if (k == 0 || k > KV_MULTI_KEYS_MAX) {
+		req_error(n, r, RINGRAFT__KV__CODE__INVALID, "1..65536 keys per multi-key request");
+		return false;
+	}
+	for (size_t i = 0; i < k; i++) {
+		ProtobufCBinaryData key = mset ? rq->kvs[i]->key : rq->keys[i];
+		if (key.len == 0 || key.len > KV_KEY_MAX) {
+			req_error(n, r,
+				  key.len ? RINGRAFT__KV__CODE__TOO_LARGE
+					  : RINGRAFT__KV__CODE__INVALID,
+				  key.len ? "key longer than 511 bytes" : "empty key");
+			return false;
+		}
+		if (mset && rq->kvs[i]->value.len > n->cfg.value_max) {
+			req_error(n, r, RINGRAFT__KV__CODE__TOO_LARGE, "value over --value-max");
+			return false;
+		}
+		uint32_t g = kv_ring_group_of(n->ring, key.data, key.len);
+		if (i == 0) {
+			r->group = g;
+		} else if (g != r->group) {
+			req_error(n, r, RINGRAFT__KV__CODE__INVALID,
+				  "CROSSSLOT Keys in request don't hash to the same slot");
+			return false;
+		}
 	}
 	return true;
 }
@@ -608,6 +766,14 @@ static void handle(struct node *n, struct node_req *r)
 		if ((g = explicit_group(n, r)) == NULL)
 			return;
 		break;
+	case RINGRAFT__KV__OP__MSET:
+	case RINGRAFT__KV__OP__MDEL:
+	case RINGRAFT__KV__OP__MGET:
+		if (!multi_ok(n, r))
+			return;
+		g = node_group(n, r->group);
+		break;
+	case RINGRAFT__KV__OP__INCRBY:
 	case RINGRAFT__KV__OP__GET:
 	case RINGRAFT__KV__OP__PUT:
 	case RINGRAFT__KV__OP__DELETE:
@@ -647,8 +813,10 @@ static void handle(struct node *n, struct node_req *r)
 		return;
 	}
 	r->write = rq->op == RINGRAFT__KV__OP__PUT || rq->op == RINGRAFT__KV__OP__DELETE ||
-		   rq->op == RINGRAFT__KV__OP__CAS;
-	if ((rq->op == RINGRAFT__KV__OP__GET || rq->op == RINGRAFT__KV__OP__SCAN) &&
+		   rq->op == RINGRAFT__KV__OP__CAS || rq->op == RINGRAFT__KV__OP__INCRBY ||
+		   rq->op == RINGRAFT__KV__OP__MSET || rq->op == RINGRAFT__KV__OP__MDEL;
+	if ((rq->op == RINGRAFT__KV__OP__GET || rq->op == RINGRAFT__KV__OP__SCAN ||
+	     rq->op == RINGRAFT__KV__OP__MGET) &&
 	    rq->consistency == RINGRAFT__KV__CONSISTENCY__SERIALIZABLE) {
 		/* A recovering replica's state may lack acknowledged writes: the client goes to
 		 * the leader instead (the hint), never to what this replica holds. */
@@ -703,6 +871,23 @@ int node_on_client_request(void *arg, struct net_conn *c, const uint8_t *p, size
 	}
 	handle(n, r);
 	return 0;
+}
+
+void node_service_submit(struct node *n, Ringraft__Kv__Request *rq, void *ctx)
+{
+	struct node_req *r = req_new(n, ORIGIN_RESP, NULL, 0, rq);
+	if (r == NULL) {
+		ringraft__kv__request__free_unpacked(rq, NULL);
+		Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+		resp.code = RINGRAFT__KV__CODE__UNAVAILABLE;
+		resp.error = "out of memory";
+		struct node_req tmp = {.origin = ORIGIN_RESP, .resp = ctx};
+		node_resp_answer(n, &tmp, &resp);
+		node_resp_ctx_free(ctx);
+		return;
+	}
+	r->resp = ctx;
+	handle(n, r);
 }
 
 void node_service_forwarded(struct node *n, uint64_t from, const ProtobufCBinaryData *b)

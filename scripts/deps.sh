@@ -7,11 +7,16 @@ set -u
 # pkg-config module -> Debian package
 pc_pkgs="libuv:libuv1-dev lmdb:liblmdb-dev libprotobuf-c:libprotobuf-c-dev check:check libxxhash:libxxhash-dev"
 # command -> Debian package
-cmd_pkgs="pkg-config:pkg-config protoc-c:protobuf-c-compiler mdb_stat:lmdb-utils"
+cmd_pkgs="pkg-config:pkg-config protoc-c:protobuf-c-compiler mdb_stat:lmdb-utils redis-cli:redis-tools redis-benchmark:redis-tools"
+# Python module (Debian's interpreter) -> Debian package: the RESP port's integration test
+py_pkgs="redis:python3-redis"
 
 missing=""
 for pair in $cmd_pkgs; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
+done
+for pair in $py_pkgs; do
+  /usr/bin/python3 -c "import ${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
 done
 if command -v pkg-config >/dev/null 2>&1; then
   for pair in $pc_pkgs; do

@@ -34,7 +34,7 @@
 struct cnode {
 	pid_t pid; /* 0 = not running */
 	bool stopped;
-	char client_addr[ADDR_LEN], peer_addr[ADDR_LEN];
+	char client_addr[ADDR_LEN], peer_addr[ADDR_LEN], resp_addr[ADDR_LEN];
 	char dir[512], log[512];
 	int fd; /* client connection, -1 = none */
 	int exit_status;
@@ -253,6 +253,10 @@ static int spawn(struct cluster *c, int i, bool first)
 	add_arg(argv, &argc, buf);
 	add_arg(argv, &argc, "--log-level");
 	add_arg(argv, &argc, "info");
+	if (n->resp_addr[0] != '\0') {
+		add_arg(argv, &argc, "--resp-addr");
+		add_arg(argv, &argc, n->resp_addr);
+	}
 	if (c->o.extra_args != NULL) {
 		char *copy = strdup(c->o.extra_args), *save = NULL;
 		for (char *t = strtok_r(copy, " ", &save); t && argc < 60;
@@ -363,7 +367,8 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 		for (int i = 1; i <= CLUSTER_NODES && ok; i++) {
 			char ip[32];
 			snprintf(ip, sizeof ip, "127.0.0.1%d", i);
-			ok = port_free(ip, b) && port_free(ip, b + 1);
+			ok = port_free(ip, b) && port_free(ip, b + 1) &&
+			     (!c->o.resp || port_free(ip, b + 2));
 		}
 		if (ok)
 			base = b;
@@ -377,6 +382,8 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 		struct cnode *n = &c->nodes[i - 1];
 		snprintf(n->client_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base);
 		snprintf(n->peer_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base + 1);
+		if (c->o.resp)
+			snprintf(n->resp_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base + 2);
 		snprintf(n->dir, sizeof n->dir, "%s/n%d", c->root, i);
 		snprintf(n->log, sizeof n->log, "%s/n%d.log", c->root, i);
 		off += (size_t)snprintf(c->cluster_arg + off, sizeof c->cluster_arg - off,
@@ -413,6 +420,11 @@ void cluster_destroy(struct cluster *c)
 const char *cluster_client_addr(const struct cluster *c, int node)
 {
 	return c->nodes[node - 1].client_addr;
+}
+
+const char *cluster_resp_addr(const struct cluster *c, int node)
+{
+	return c->nodes[node - 1].resp_addr;
 }
 
 const char *cluster_peer_addr(const struct cluster *c, int node)

@@ -21,6 +21,7 @@ struct cluster_opts {
 	uint64_t snapshot_entries; /* --snapshot-entries (0 = kvd default) */
 	const char *extra_args; /* appended to every kvd command line (space-separated), or NULL */
 	bool keep_logs;         /* leave node logs on stderr of the test (default: in data dir) */
+	bool resp;              /* give every node a RESP port (--resp-addr, cluster_resp_addr) */
 	const char *env;        /* extra environment for every kvd, "K=V K2=V2", or NULL; each kvd
 				 * also gets CLUSTER_NODE=<its number> */
 };
@@ -44,6 +45,8 @@ void cluster_teardown(struct cluster **cp);
 /* Addresses ("127.0.0.1N:port", valid until cluster_destroy) and data dir of node 1..3. */
 const char *cluster_client_addr(const struct cluster *c, int node);
 const char *cluster_peer_addr(const struct cluster *c, int node);
+/* The node's RESP address ("127.0.0.1N:port"; "" unless opts.resp). */
+const char *cluster_resp_addr(const struct cluster *c, int node);
 const char *cluster_data_dir(const struct cluster *c, int node);
 /* "addr1,addr2,addr3": the client endpoints of every node (valid until cluster_destroy). */
 const char *cluster_endpoints(const struct cluster *c);

@@ -1,6 +1,7 @@
 /* test_apply.c — kv_apply: every command and its result, compare-and-set edge cases, replay
  * of already applied entries (WAL replay after a restart), gaps, no-ops, configuration
- * entries, entries that do not decode, and groups kept apart.
+ * entries, entries that do not decode, and groups kept apart; INCRBY (Redis's integer rules,
+ * overflow), MSET/MDEL in one entry, SET XX / SET GET / GETDEL flags.
  */
 #include "kv_fixture.h"
 
@@ -92,6 +93,111 @@ START_TEST(test_cas_edges)
 	ck_assert_int_eq(cas(&f, "e", "", false, "full", &r), KV_OK);
 	fx_expect(&f, 1, "e", "full");
 	ck_assert_int_eq(cas(&f, "e", "", false, "again", &r), KV_CAS_MISMATCH);
+	fx_close(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ INCRBY, MSET, MDEL, flags */
+static int incrby(struct fx *f, const char *k, int64_t d, struct fx_res *r)
+{
+	uint8_t b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)((uint64_t)d >> (8 * i));
+	struct kv_cmd c = {
+		.op = KV_OP_INCRBY, .key = k, .key_len = strlen(k), .value = b, .value_len = 8};
+	ck_assert_int_eq(fx_apply_cmd(f, 1, &c, r), KV_OK);
+	if (r->res.code == KV_OK)
+		r->value[r->res.value_len] = '\0';
+	return r->res.code;
+}
+
+START_TEST(test_incrby)
+{
+	struct fx f;
+	fx_open(&f);
+	struct fx_res r;
+	ck_assert_int_eq(incrby(&f, "n", 1, &r), KV_OK); /* absent = 0 */
+	ck_assert_str_eq((char *)r.value, "1");
+	ck_assert_int_eq(incrby(&f, "n", -43, &r), KV_OK);
+	ck_assert_str_eq((char *)r.value, "-42");
+	fx_expect(&f, 1, "n", "-42");
+	const char *bad[] = {"x", "", " 1", "+1", "01", "-0", "1 ", "99999999999999999999"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_int_eq(fx_put(&f, 1, "b", bad[i]), KV_OK);
+		ck_assert_int_eq(incrby(&f, "b", 1, &r), KV_NOT_INTEGER);
+		fx_expect(&f, 1, "b", bad[i]);
+	}
+	ck_assert_int_eq(fx_put(&f, 1, "m", "9223372036854775807"), KV_OK);
+	ck_assert_int_eq(incrby(&f, "m", 1, &r), KV_OVERFLOW);
+	ck_assert_int_eq(incrby(&f, "m", -1, &r), KV_OK);
+	ck_assert_str_eq((char *)r.value, "9223372036854775806");
+	ck_assert_int_eq(fx_put(&f, 1, "m", "-9223372036854775808"), KV_OK);
+	ck_assert_int_eq(incrby(&f, "m", -1, &r), KV_OVERFLOW);
+	ck_assert_int_eq(incrby(&f, "m", INT64_MAX, &r), KV_OK);
+	ck_assert_str_eq((char *)r.value, "-1");
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_mset_mdel)
+{
+	struct fx f;
+	fx_open(&f);
+	struct kv_item it[3] = {{"a", 1, "1", 1}, {"b", 1, "22", 2}, {"a", 1, "3", 1}};
+	struct kv_cmd c = {.op = KV_OP_MSET, .items = it, .n_items = 3};
+	struct fx_res r;
+	ck_assert_int_eq(fx_apply_cmd(&f, 1, &c, &r), KV_OK);
+	ck_assert_int_eq(r.res.code, KV_OK);
+	fx_expect(&f, 1, "a", "3"); /* in order: the last one wins, as in Redis */
+	fx_expect(&f, 1, "b", "22");
+	struct kv_item d[3] = {{"a", 1, NULL, 0}, {"zz", 2, NULL, 0}, {"b", 1, NULL, 0}};
+	c = (struct kv_cmd){.op = KV_OP_MDEL, .items = d, .n_items = 3};
+	ck_assert_int_eq(fx_apply_cmd(&f, 1, &c, &r), KV_OK);
+	ck_assert_uint_eq(r.res.value_len, 1);
+	ck_assert(r.value[0] == '2');
+	fx_expect(&f, 1, "a", NULL);
+	fx_expect(&f, 1, "b", NULL);
+	/* malformed multi commands are refused at encoding */
+	struct raft_buf b;
+	c.n_items = 0;
+	ck_assert_int_eq(kv_cmd_encode(f.kv, &c, &b), KV_EINVAL);
+	struct kv_item e[1] = {{"", 0, NULL, 0}};
+	c = (struct kv_cmd){.op = KV_OP_MDEL, .items = e, .n_items = 1};
+	ck_assert_int_eq(kv_cmd_encode(f.kv, &c, &b), KV_EINVAL);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_put_flags)
+{
+	struct fx f;
+	fx_open(&f);
+	struct fx_res r;
+	struct kv_cmd c = fx_put_cmd("k", "v1");
+	c.if_present = true; /* SET XX on an absent key: nothing written */
+	ck_assert_int_eq(fx_apply_cmd(&f, 1, &c, &r), KV_OK);
+	ck_assert_int_eq(r.res.code, KV_NOT_FOUND);
+	fx_expect(&f, 1, "k", NULL);
+	c.if_present = false;
+	c.return_old = true; /* SET GET on an absent key */
+	ck_assert_int_eq(fx_apply_cmd(&f, 1, &c, &r), KV_OK);
+	ck_assert_int_eq(r.res.code, KV_OK);
+	ck_assert(!r.res.found);
+	c = fx_put_cmd("k", "v2");
+	c.return_old = c.if_present = true;
+	ck_assert_int_eq(fx_apply_cmd(&f, 1, &c, &r), KV_OK);
+	ck_assert(r.res.found);
+	ck_assert_uint_eq(r.res.value_len, 2);
+	ck_assert(memcmp(r.value, "v1", 2) == 0);
+	fx_expect(&f, 1, "k", "v2");
+	c = (struct kv_cmd){.op = KV_OP_DELETE, .key = "k", .key_len = 1, .return_old = true};
+	ck_assert_int_eq(fx_apply_cmd(&f, 1, &c, &r), KV_OK); /* GETDEL */
+	ck_assert(r.res.found);
+	ck_assert(memcmp(r.value, "v2", 2) == 0);
+	fx_expect(&f, 1, "k", NULL);
+	ck_assert_int_eq(fx_apply_cmd(&f, 1, &c, &r), KV_OK);
+	ck_assert_int_eq(r.res.code, KV_NOT_FOUND);
+	ck_assert(!r.res.found);
 	fx_close(&f);
 }
 END_TEST
@@ -289,6 +395,9 @@ Suite *apply_suite(void)
 	tcase_add_test(tc, test_noop_and_bad_entries);
 	tcase_add_test(tc, test_conf_stored);
 	tcase_add_test(tc, test_batch_results_in_order);
+	tcase_add_test(tc, test_incrby);
+	tcase_add_test(tc, test_mset_mdel);
+	tcase_add_test(tc, test_put_flags);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,7 +1,8 @@
 /* test_ring.c — the consistent-hash ring and replica placement: balance of 1M random keys over
  * 8 groups x 128 virtual nodes, the share of keys that move when a group is added,
  * determinism (same inputs, same ring; the epoch changes it), and placement that is even
- * (every node within one of 3G/N), distinct and independent of the order nodes are listed.
+ * (every node within one of 3G/N), distinct and independent of the order nodes are listed;
+ * hash tags ({tag}) place keys by their tag.
  */
 #include <check.h>
 #include <stdio.h>
@@ -171,6 +172,37 @@ START_TEST(test_place_order_independent_and_small)
 }
 END_TEST
 
+static void part_is(const char *key, const char *want)
+{
+	size_t off, len;
+	kv_ring_hash_part(key, strlen(key), &off, &len);
+	ck_assert_uint_eq(len, strlen(want));
+	ck_assert(memcmp(key + off, want, len) == 0);
+}
+
+/* Redis Cluster's hash-tag rule, and keys sharing a tag sharing a group. */
+START_TEST(test_hash_tags)
+{
+	part_is("plain", "plain");
+	part_is("user:{42}:name", "42");
+	part_is("{42}", "42");
+	part_is("a{}b{c}", "a{}b{c}"); /* the first '{' is followed by '}': whole key */
+	part_is("a{b{c}d}", "b{c");    /* from the first '{' to the first '}' after it */
+	part_is("a{bc", "a{bc");
+	part_is("a}b{c}", "c");
+	part_is("{x}{y}", "x");
+	struct kv_ring *r = kv_ring_new(8, 128, 1);
+	ck_assert_ptr_nonnull(r);
+	uint32_t g = kv_ring_group_of(r, "42", 2);
+	char buf[64];
+	for (int i = 0; i < 1000; i++) {
+		int n = snprintf(buf, sizeof buf, "k%d{42}v%d", i, i * 7);
+		ck_assert_uint_eq(kv_ring_group_of(r, buf, (size_t)n), g);
+	}
+	kv_ring_free(r);
+}
+END_TEST
+
 Suite *ring_suite(void)
 {
 	Suite *s = suite_create("kv_ring");
@@ -181,6 +213,7 @@ Suite *ring_suite(void)
 	tcase_add_test(tc, test_deterministic_and_epoch);
 	tcase_add_test(tc, test_place_even_over_5);
 	tcase_add_test(tc, test_place_order_independent_and_small);
+	tcase_add_test(tc, test_hash_tags);
 	suite_add_tcase(s, tc);
 	return s;
 }

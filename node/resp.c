@@ -1,0 +1,907 @@
+/* resp.c — the Redis protocol port (--resp-addr; docs/CLI.md "RESP"): each command is either
+ * answered here (PING, HELLO, INFO, ...) or turned into a kv.proto request that goes down the
+ * same path as the protobuf port's (service.c: routing, forwarding to the group leader,
+ * ReadIndex, proposals), and its answer is rendered the way Redis would render it. Replies
+ * leave in request order (net/resp_server.c). Reads are linearizable unless the connection
+ * said READONLY (then serializable, from the contacted replica).
+ */
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "net/net_limits.h"
+#include "node/node_int.h"
+
+#define RESP_VERSION "7.0.0" /* the Redis version we answer like (HELLO, INFO) */
+#define NAME_MAX_    256     /* CLIENT SETNAME */
+
+/* Per connection. */
+struct client {
+	int proto;     /* 2 or 3 (HELLO) */
+	bool readonly; /* READONLY: serializable reads */
+	char name[NAME_MAX_ + 1];
+	bool wrote;          /* a write was submitted on this connection ... */
+	uint64_t write_slot; /* ... the last one in this slot */
+};
+
+/* How an answer from service.c is rendered. */
+enum kind {
+	K_GET,     /* bulk or null */
+	K_SET,     /* +OK, or null when NX/XX refused it */
+	K_SET_GET, /* the previous value or null (SET ... GET, GETDEL) */
+	K_NUMBER,  /* :number (INCRBY, DEL) */
+	K_EXISTS,  /* :count of found keys */
+	K_MGET,    /* array of bulk-or-null */
+	K_OK,      /* +OK (MSET) */
+	K_CAS,     /* :1 swapped, :0 not */
+};
+
+struct ctx {
+	struct net_resp_conn *c; /* referenced */
+	uint64_t slot;
+	uint8_t kind;
+	int proto;
+	bool nx; /* K_SET_GET for SET NX GET: a CAS mismatch carries the old value */
+};
+
+/* One command being dispatched. */
+struct cmd {
+	struct node *n;
+	struct net_resp_conn *c;
+	struct client *cl;
+	uint64_t slot;
+	const struct net_resp_val *a;
+	size_t argc;
+	struct net_resp_buf out;
+};
+
+static bool is(const struct net_resp_val *v, const char *s)
+{
+	return v->len == strlen(s) && strncasecmp((const char *)v->p, s, v->len) == 0;
+}
+
+static void reply(struct cmd *x)
+{
+	net_resp_conn_reply(x->c, x->slot, &x->out);
+}
+
+static void reply_error(struct cmd *x, const char *text)
+{
+	net_resp_put_error(&x->out, text);
+	reply(x);
+}
+
+static void reply_ok(struct cmd *x)
+{
+	net_resp_put_simple(&x->out, "OK");
+	reply(x);
+}
+
+static void arity_error(struct cmd *x, const char *name)
+{
+	net_resp_put_errorf(&x->out, "ERR wrong number of arguments for '%s' command", name);
+	reply(x);
+}
+
+/* Redis's parse of an integer argument (string2ll). */
+static bool arg_i64(const struct net_resp_val *v, int64_t *out)
+{
+	char buf[24];
+	if (v->len == 0 || v->len > 20)
+		return false;
+	memcpy(buf, v->p, v->len);
+	buf[v->len] = '\0';
+	const char *s = buf;
+	bool neg = *s == '-';
+	if (neg)
+		s++;
+	if (*s < '0' || *s > '9' || (*s == '0' && (s[1] != '\0' || neg)))
+		return false;
+	uint64_t x = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		unsigned d = (unsigned)(*s - '0');
+		if (x > (lim - d) / 10)
+			return false;
+		x = x * 10 + d;
+	}
+	*out = neg ? (int64_t)(0 - x) : (int64_t)x;
+	return true;
+}
+
+/* A key's and a value's limits, checked at the boundary with errors naming the limit. */
+static bool key_ok(struct cmd *x, const struct net_resp_val *k)
+{
+	if (k->len == 0) {
+		reply_error(x, "ERR empty keys are not supported (ringraft keys are 1..511 bytes)");
+		return false;
+	}
+	if (k->len > KV_KEY_MAX) {
+		net_resp_put_errorf(&x->out, "ERR key is %zu bytes, over the key limit of %u bytes",
+				    k->len, KV_KEY_MAX);
+		reply(x);
+		return false;
+	}
+	return true;
+}
+
+static bool value_ok(struct cmd *x, const struct net_resp_val *v)
+{
+	if (v->len > x->n->cfg.value_max) {
+		net_resp_put_errorf(
+			&x->out, "ERR value is %zu bytes, over the --value-max limit of %u bytes",
+			v->len, x->n->cfg.value_max);
+		reply(x);
+		return false;
+	}
+	return true;
+}
+
+/* Keys a[first], a[first + step], ... all in one group, or -CROSSSLOT. */
+static bool same_group(struct cmd *x, size_t first, size_t step)
+{
+	uint32_t g0 = 0;
+	for (size_t i = first; i < x->argc; i += step) {
+		if (!key_ok(x, &x->a[i]))
+			return false;
+		uint32_t g = kv_ring_group_of(x->n->ring, x->a[i].p, x->a[i].len);
+		if (i == first)
+			g0 = g;
+		else if (g != g0) {
+			reply_error(x, "CROSSSLOT Keys in request don't hash to the same slot");
+			return false;
+		}
+	}
+	return true;
+}
+
+static ProtobufCBinaryData bin(const struct net_resp_val *v)
+{
+	return (ProtobufCBinaryData){v->len, (uint8_t *)v->p};
+}
+
+/* Copies rq (borrowed pointers into the command) into an owned request and hands it to the
+ * service; the answer comes back through node_resp_answer. */
+static void submit(struct cmd *x, Ringraft__Kv__Request *rq, enum kind kind, bool nx)
+{
+	rq->consistency = x->cl->readonly ? RINGRAFT__KV__CONSISTENCY__SERIALIZABLE
+					  : RINGRAFT__KV__CONSISTENCY__LINEARIZABLE;
+	size_t len = ringraft__kv__request__get_packed_size(rq);
+	uint8_t *buf = malloc(len ? len : 1);
+	struct ctx *ctx = malloc(sizeof *ctx);
+	Ringraft__Kv__Request *own = NULL;
+	if (buf != NULL && ctx != NULL) {
+		ringraft__kv__request__pack(rq, buf);
+		own = ringraft__kv__request__unpack(NULL, len, buf);
+	}
+	free(buf);
+	if (own == NULL) {
+		free(ctx);
+		reply_error(x, "ERR out of memory");
+		return;
+	}
+	ctx->c = x->c;
+	net_resp_conn_ref(x->c);
+	ctx->slot = x->slot;
+	ctx->kind = (uint8_t)kind;
+	ctx->proto = x->cl->proto;
+	ctx->nx = nx;
+	node_service_submit(x->n, own, ctx);
+}
+
+void node_resp_ctx_free(void *p)
+{
+	struct ctx *ctx = p;
+	net_resp_conn_unref(ctx->c);
+	free(ctx);
+}
+
+static bool starts_with_word(const char *s, const char *w)
+{
+	size_t l = strlen(w);
+	return strncmp(s, w, l) == 0 && s[l] == ' ';
+}
+
+void node_resp_answer(struct node *n, struct node_req *r, Ringraft__Kv__Response *resp)
+{
+	(void)n;
+	struct ctx *ctx = r->resp;
+	struct net_resp_buf b = {0};
+	const char *err = resp->error && *resp->error ? resp->error : "no detail";
+	int p = ctx->proto;
+	switch (resp->code) {
+	case RINGRAFT__KV__CODE__OK:
+	case RINGRAFT__KV__CODE__NOT_FOUND:
+	case RINGRAFT__KV__CODE__CAS_MISMATCH: {
+		bool ok = resp->code == RINGRAFT__KV__CODE__OK;
+		switch (ctx->kind) {
+		case K_GET:
+			if (ok && resp->found)
+				net_resp_put_bulk(&b, resp->value.data, resp->value.len);
+			else
+				net_resp_put_null(&b, p);
+			break;
+		case K_SET:
+			if (ok)
+				net_resp_put_simple(&b, "OK");
+			else
+				net_resp_put_null(&b, p);
+			break;
+		case K_SET_GET:
+			if (resp->found &&
+			    (ok || ctx->nx || resp->code == RINGRAFT__KV__CODE__NOT_FOUND))
+				net_resp_put_bulk(&b, resp->value.data, resp->value.len);
+			else
+				net_resp_put_null(&b, p);
+			break;
+		case K_NUMBER:
+			net_resp_put_int(&b, resp->number);
+			break;
+		case K_EXISTS: {
+			int64_t k = 0;
+			for (size_t i = 0; i < resp->n_kvs; i++)
+				k += resp->kvs[i]->found;
+			net_resp_put_int(&b, k);
+			break;
+		}
+		case K_MGET:
+			net_resp_put_array(&b, resp->n_kvs);
+			for (size_t i = 0; i < resp->n_kvs; i++)
+				if (resp->kvs[i]->found)
+					net_resp_put_bulk(&b, resp->kvs[i]->value.data,
+							  resp->kvs[i]->value.len);
+				else
+					net_resp_put_null(&b, p);
+			break;
+		case K_OK:
+			net_resp_put_simple(&b, "OK");
+			break;
+		case K_CAS:
+			net_resp_put_int(&b, ok ? 1 : 0);
+			break;
+		}
+		break;
+	}
+	case RINGRAFT__KV__CODE__NOT_LEADER:
+		if (resp->leader_hint == 0)
+			net_resp_put_errorf(&b, "CLUSTERDOWN %s: not applied, try again", err);
+		else
+			net_resp_put_errorf(&b, "TRYAGAIN %s: not applied, try again", err);
+		break;
+	case RINGRAFT__KV__CODE__UNAVAILABLE:
+	case RINGRAFT__KV__CODE__WRONG_SHARD:
+		net_resp_put_errorf(&b, "TRYAGAIN %s: not applied, try again", err);
+		break;
+	case RINGRAFT__KV__CODE__TIMEOUT:
+	case RINGRAFT__KV__CODE__LEADER_LOST:
+		if (r->write)
+			net_resp_put_errorf(&b,
+					    "ERR outcome unknown: the write may or may not have "
+					    "been applied (%s)",
+					    err);
+		else
+			net_resp_put_errorf(&b, "TRYAGAIN %s", err);
+		break;
+	case RINGRAFT__KV__CODE__INVALID:
+	case RINGRAFT__KV__CODE__TOO_LARGE:
+		if (starts_with_word(err, "CROSSSLOT"))
+			net_resp_put_error(&b, err);
+		else
+			net_resp_put_errorf(&b, "ERR %s", err);
+		break;
+	default:
+		net_resp_put_errorf(&b, "ERR internal error (%s)%s", err,
+				    r->write ? ": outcome unknown" : "");
+		break;
+	}
+	net_resp_conn_reply(ctx->c, ctx->slot, &b);
+}
+
+/* ------------------------------------------------------------------------------ keys */
+
+static void cmd_get(struct cmd *x)
+{
+	if (!key_ok(x, &x->a[1]))
+		return;
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__GET;
+	rq.key = bin(&x->a[1]);
+	submit(x, &rq, K_GET, false);
+}
+
+static void cmd_set(struct cmd *x)
+{
+	bool nx = false, xx = false, get = false;
+	for (size_t i = 3; i < x->argc; i++) {
+		const struct net_resp_val *o = &x->a[i];
+		if (is(o, "NX") && !xx)
+			nx = true;
+		else if (is(o, "XX") && !nx)
+			xx = true;
+		else if (is(o, "GET"))
+			get = true;
+		else if (is(o, "EX") || is(o, "PX") || is(o, "EXAT") || is(o, "PXAT") ||
+			 is(o, "KEEPTTL")) {
+			reply_error(x, "ERR expiry (EX, PX, EXAT, PXAT, KEEPTTL) is not supported "
+				       "by ringraft yet");
+			return;
+		} else {
+			reply_error(x, "ERR syntax error");
+			return;
+		}
+	}
+	if (!key_ok(x, &x->a[1]) || !value_ok(x, &x->a[2]))
+		return;
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.key = bin(&x->a[1]);
+	rq.value = bin(&x->a[2]);
+	if (nx) {
+		rq.op = RINGRAFT__KV__OP__CAS;
+		rq.expect_absent = true;
+	} else {
+		rq.op = RINGRAFT__KV__OP__PUT;
+		rq.if_present = xx;
+		rq.return_old = get;
+	}
+	submit(x, &rq, get ? K_SET_GET : K_SET, nx);
+}
+
+static void cmd_getdel(struct cmd *x)
+{
+	if (!key_ok(x, &x->a[1]))
+		return;
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__DELETE;
+	rq.key = bin(&x->a[1]);
+	rq.return_old = true;
+	submit(x, &rq, K_SET_GET, false);
+}
+
+static void cmd_cas(struct cmd *x)
+{
+	if (!key_ok(x, &x->a[1]) || !value_ok(x, &x->a[2]) || !value_ok(x, &x->a[3]))
+		return;
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__CAS;
+	rq.key = bin(&x->a[1]);
+	rq.expected = bin(&x->a[2]);
+	rq.value = bin(&x->a[3]);
+	submit(x, &rq, K_CAS, false);
+}
+
+static void incr_by(struct cmd *x, int64_t d)
+{
+	if (!key_ok(x, &x->a[1]))
+		return;
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__INCRBY;
+	rq.key = bin(&x->a[1]);
+	rq.delta = d;
+	submit(x, &rq, K_NUMBER, false);
+}
+
+static void cmd_incr(struct cmd *x)
+{
+	incr_by(x, 1);
+}
+
+static void cmd_decr(struct cmd *x)
+{
+	incr_by(x, -1);
+}
+
+static void cmd_incrby(struct cmd *x)
+{
+	int64_t d;
+	if (!arg_i64(&x->a[2], &d)) {
+		reply_error(x, "ERR value is not an integer or out of range");
+		return;
+	}
+	incr_by(x, d);
+}
+
+static void cmd_decrby(struct cmd *x)
+{
+	int64_t d;
+	if (!arg_i64(&x->a[2], &d)) {
+		reply_error(x, "ERR value is not an integer or out of range");
+		return;
+	}
+	if (d == INT64_MIN) {
+		reply_error(x, "ERR decrement would overflow");
+		return;
+	}
+	incr_by(x, -d);
+}
+
+/* MGET, EXISTS, DEL: keys a[1..argc), one group. */
+static void keys_request(struct cmd *x, Ringraft__Kv__Op op, enum kind kind)
+{
+	if (!same_group(x, 1, 1))
+		return;
+	size_t k = x->argc - 1;
+	ProtobufCBinaryData *keys = malloc(k * sizeof *keys);
+	if (keys == NULL) {
+		reply_error(x, "ERR out of memory");
+		return;
+	}
+	for (size_t i = 0; i < k; i++)
+		keys[i] = bin(&x->a[i + 1]);
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = op;
+	rq.keys = keys;
+	rq.n_keys = k;
+	submit(x, &rq, kind, false);
+	free(keys);
+}
+
+static void cmd_mget(struct cmd *x)
+{
+	keys_request(x, RINGRAFT__KV__OP__MGET, K_MGET);
+}
+
+static void cmd_exists(struct cmd *x)
+{
+	keys_request(x, RINGRAFT__KV__OP__MGET, K_EXISTS);
+}
+
+static void cmd_del(struct cmd *x)
+{
+	keys_request(x, RINGRAFT__KV__OP__MDEL, K_NUMBER);
+}
+
+static void cmd_mset(struct cmd *x)
+{
+	if (x->argc % 2 != 1) {
+		arity_error(x, "mset");
+		return;
+	}
+	if (!same_group(x, 1, 2))
+		return;
+	for (size_t i = 2; i < x->argc; i += 2)
+		if (!value_ok(x, &x->a[i]))
+			return;
+	size_t k = (x->argc - 1) / 2;
+	Ringraft__Kv__KeyValue *kvs = calloc(k, sizeof *kvs);
+	Ringraft__Kv__KeyValue **ptrs = calloc(k, sizeof *ptrs);
+	if (kvs == NULL || ptrs == NULL) {
+		free(kvs);
+		free(ptrs);
+		reply_error(x, "ERR out of memory");
+		return;
+	}
+	for (size_t i = 0; i < k; i++) {
+		ringraft__kv__key_value__init(&kvs[i]);
+		kvs[i].key = bin(&x->a[1 + 2 * i]);
+		kvs[i].value = bin(&x->a[2 + 2 * i]);
+		ptrs[i] = &kvs[i];
+	}
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__MSET;
+	rq.kvs = ptrs;
+	rq.n_kvs = k;
+	submit(x, &rq, K_OK, false);
+	free(kvs);
+	free(ptrs);
+}
+
+/* ------------------------------------------------------------------------------ server */
+
+static void cmd_ping(struct cmd *x)
+{
+	if (x->argc > 2) {
+		arity_error(x, "ping");
+		return;
+	}
+	if (x->argc == 2)
+		net_resp_put_bulk(&x->out, x->a[1].p, x->a[1].len);
+	else
+		net_resp_put_simple(&x->out, "PONG");
+	reply(x);
+}
+
+static void cmd_echo(struct cmd *x)
+{
+	net_resp_put_bulk(&x->out, x->a[1].p, x->a[1].len);
+	reply(x);
+}
+
+static void cmd_quit(struct cmd *x)
+{
+	reply_ok(x);
+	net_resp_conn_quit(x->c);
+}
+
+static void cmd_select(struct cmd *x)
+{
+	int64_t db;
+	if (!arg_i64(&x->a[1], &db))
+		reply_error(x, "ERR value is not an integer or out of range");
+	else if (db != 0)
+		reply_error(x, "ERR DB index is out of range");
+	else
+		reply_ok(x);
+}
+
+static void cmd_readonly(struct cmd *x)
+{
+	x->cl->readonly = true;
+	reply_ok(x);
+}
+
+static void cmd_readwrite(struct cmd *x)
+{
+	x->cl->readonly = false;
+	reply_ok(x);
+}
+
+static bool set_name(struct cmd *x, const struct net_resp_val *v)
+{
+	for (size_t i = 0; i < v->len; i++)
+		if (v->p[i] < '!' || v->p[i] > '~') {
+			reply_error(x,
+				    "ERR Client names cannot contain spaces, newlines or special "
+				    "characters.");
+			return false;
+		}
+	if (v->len > NAME_MAX_) {
+		reply_error(x, "ERR client name longer than 256 bytes");
+		return false;
+	}
+	memcpy(x->cl->name, v->p, v->len);
+	x->cl->name[v->len] = '\0';
+	return true;
+}
+
+static void cmd_hello(struct cmd *x)
+{
+	int64_t proto = x->cl->proto;
+	size_t i = 1;
+	if (x->argc >= 2) {
+		if (!arg_i64(&x->a[1], &proto)) {
+			reply_error(x, "ERR Protocol version is not an integer or out of range");
+			return;
+		}
+		if (proto != 2 && proto != 3) {
+			reply_error(x, "NOPROTO unsupported protocol version");
+			return;
+		}
+		i = 2;
+	}
+	for (; i < x->argc; i++) {
+		if (is(&x->a[i], "SETNAME") && i + 1 < x->argc) {
+			if (!set_name(x, &x->a[++i]))
+				return;
+		} else if (is(&x->a[i], "AUTH") && i + 2 < x->argc) {
+			reply_error(x, "ERR AUTH is not supported: ringraft has no users yet");
+			return;
+		} else {
+			net_resp_put_errorf(&x->out, "ERR Syntax error in HELLO option '%.*s'",
+					    (int)(x->a[i].len > 64 ? 64 : x->a[i].len), x->a[i].p);
+			reply(x);
+			return;
+		}
+	}
+	x->cl->proto = (int)proto;
+	int p = x->cl->proto;
+	struct net_resp_buf *b = &x->out;
+	net_resp_put_map(b, 7, p);
+	net_resp_put_str(b, "server");
+	net_resp_put_str(b, "redis");
+	net_resp_put_str(b, "version");
+	net_resp_put_str(b, RESP_VERSION);
+	net_resp_put_str(b, "proto");
+	net_resp_put_int(b, proto);
+	net_resp_put_str(b, "id");
+	net_resp_put_int(b, (int64_t)net_resp_conn_id(x->c));
+	net_resp_put_str(b, "mode");
+	net_resp_put_str(b, "standalone"); /* any node takes any key: no cluster client needed */
+	net_resp_put_str(b, "role");
+	net_resp_put_str(b, "master");
+	net_resp_put_str(b, "modules");
+	net_resp_put_array(b, 0);
+	reply(x);
+}
+
+static void cmd_command(struct cmd *x)
+{
+	/* Enough for redis-cli (it asks COMMAND DOCS for hints): no command table. */
+	if (x->argc >= 2 && is(&x->a[1], "COUNT")) {
+		net_resp_put_int(&x->out, 0);
+	} else if (x->argc >= 2 && is(&x->a[1], "INFO")) {
+		net_resp_put_array(&x->out, x->argc - 2);
+		for (size_t i = 2; i < x->argc; i++)
+			net_resp_put_null_array(&x->out, x->cl->proto);
+	} else if (x->argc >= 2 && is(&x->a[1], "DOCS")) {
+		net_resp_put_map(&x->out, 0, x->cl->proto);
+	} else {
+		net_resp_put_array(&x->out, 0);
+	}
+	reply(x);
+}
+
+static void cmd_client(struct cmd *x)
+{
+	const struct net_resp_val *sub = &x->a[1];
+	if (is(sub, "ID") && x->argc == 2) {
+		net_resp_put_int(&x->out, (int64_t)net_resp_conn_id(x->c));
+		reply(x);
+	} else if (is(sub, "SETNAME") && x->argc == 3) {
+		if (set_name(x, &x->a[2]))
+			reply_ok(x);
+	} else if (is(sub, "GETNAME") && x->argc == 2) {
+		if (x->cl->name[0])
+			net_resp_put_str(&x->out, x->cl->name);
+		else
+			net_resp_put_null(&x->out, x->cl->proto);
+		reply(x);
+	} else if (is(sub, "SETINFO") && x->argc == 4) {
+		reply_ok(x);
+	} else {
+		net_resp_put_errorf(&x->out,
+				    "ERR unknown subcommand or wrong number of arguments "
+				    "for '%.*s'. Try CLIENT HELP.",
+				    (int)(sub->len > 64 ? 64 : sub->len), sub->p);
+		reply(x);
+	}
+}
+
+static void cmd_config(struct cmd *x)
+{
+	static const char *const params[][2] = {
+		{"save", ""},       {"appendonly", "no"},      {"databases", "1"},
+		{"maxmemory", "0"}, {"cluster-enabled", "no"},
+	};
+	if (!is(&x->a[1], "GET") || x->argc < 3) {
+		reply_error(x,
+			    "ERR CONFIG: only CONFIG GET parameter [parameter ...] is supported");
+		return;
+	}
+	bool hit[sizeof params / sizeof params[0]] = {false};
+	size_t n = 0;
+	for (size_t i = 2; i < x->argc; i++) {
+		char pat[128];
+		size_t l = x->a[i].len < sizeof pat - 1 ? x->a[i].len : sizeof pat - 1;
+		memcpy(pat, x->a[i].p, l);
+		pat[l] = '\0';
+		for (size_t k = 0; k < sizeof params / sizeof params[0]; k++)
+			if (!hit[k] && fnmatch(pat, params[k][0], FNM_CASEFOLD) == 0) {
+				hit[k] = true;
+				n++;
+			}
+	}
+	net_resp_put_map(&x->out, n, x->cl->proto);
+	for (size_t k = 0; k < sizeof params / sizeof params[0]; k++)
+		if (hit[k]) {
+			net_resp_put_str(&x->out, params[k][0]);
+			net_resp_put_str(&x->out, params[k][1]);
+		}
+	reply(x);
+}
+
+static uint64_t local_keys(struct node *n)
+{
+	uint64_t keys = 0;
+	for (uint32_t i = 0; i < n->cfg.groups; i++) {
+		struct kv_group_meta m;
+		if (n->groups[i].raft != NULL && kv_meta(n->kv, n->groups[i].id, &m) == KV_OK)
+			keys += m.keys;
+	}
+	return keys;
+}
+
+static void cmd_dbsize(struct cmd *x)
+{
+	/* This replica's count (serializable): every group the node hosts. */
+	net_resp_put_int(&x->out, (int64_t)local_keys(x->n));
+	reply(x);
+}
+
+static bool want(const struct cmd *x, const char *section)
+{
+	if (x->argc < 2)
+		return true;
+	for (size_t i = 1; i < x->argc; i++)
+		if (is(&x->a[i], section) || is(&x->a[i], "all") || is(&x->a[i], "everything") ||
+		    is(&x->a[i], "default"))
+			return true;
+	return false;
+}
+
+static void cmd_info(struct cmd *x)
+{
+	struct node *n = x->n;
+	size_t cap = 4096 + (size_t)n->cfg.groups * 160, len = 0;
+	char *t = malloc(cap);
+	if (t == NULL) {
+		reply_error(x, "ERR out of memory");
+		return;
+	}
+#define ADD(...)                                                                                   \
+	do {                                                                                       \
+		if (len < cap)                                                                     \
+			len += (size_t)snprintf(t + len, cap - len, __VA_ARGS__);                  \
+	} while (0)
+	if (want(x, "server")) {
+		const char *port = strrchr(n->cfg.resp_addr, ':');
+		ADD("# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\n"
+		    "ringraft_node_id:%" PRIu64 "\r\nprocess_id:%d\r\ntcp_port:%s\r\n"
+		    "uptime_in_seconds:%" PRIu64 "\r\nclient_addr:%s\r\n\r\n",
+		    RESP_VERSION, n->cfg.id, (int)getpid(), port ? port + 1 : "",
+		    (node_now_ms() - n->start_ms) / 1000, n->cfg.client_addr);
+	}
+	if (want(x, "clients"))
+		ADD("# Clients\r\nconnected_clients:%zu\r\nprotobuf_clients:%zu\r\n\r\n",
+		    net_resp_server_connections(n->resp_server), net_server_connections(n->server));
+	if (want(x, "raft")) {
+		uint32_t led = 0;
+		for (uint32_t i = 0; i < n->cfg.groups; i++)
+			if (n->groups[i].raft != NULL && raft_leader_of(n->groups[i].raft) != 0)
+				led++;
+		ADD("# Raft\r\nnode_id:%" PRIu64 "\r\ngroups:%u\r\ngroups_with_leader:%u\r\n",
+		    n->cfg.id, n->cfg.groups, led);
+		for (uint32_t i = 0; i < n->cfg.groups; i++) {
+			struct raft *rf = n->groups[i].raft;
+			if (rf == NULL) {
+				ADD("group%u:hosted=0\r\n", i + 1);
+				continue;
+			}
+			ADD("group%u:role=%s,leader=%" PRIu64 ",term=%" PRIu64 ",commit=%" PRIu64
+			    ",applied=%" PRIu64 ",recovering=%d\r\n",
+			    i + 1, raft_role_name(raft_role_of(rf)), (uint64_t)raft_leader_of(rf),
+			    (uint64_t)raft_term_of(rf), (uint64_t)raft_commit_of(rf),
+			    (uint64_t)raft_applied_of(rf), raft_recovering(rf) ? 1 : 0);
+		}
+		ADD("\r\n");
+	}
+	if (want(x, "keyspace"))
+		ADD("# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n", local_keys(n));
+#undef ADD
+	if (len >= cap)
+		len = cap - 1;
+	net_resp_put_verbatim(&x->out, t, len, x->cl->proto);
+	free(t);
+	reply(x);
+}
+
+/* ------------------------------------------------------------------------------ dispatch */
+
+static const struct command {
+	const char *name;
+	int arity; /* Redis's convention: n exactly, -n at least n (the name included) */
+	void (*fn)(struct cmd *x);
+	char rw; /* 'r' reads data: waits for this connection's earlier writes; 'w' writes */
+} commands[] = {
+	{"get", 2, cmd_get, 'r'},         {"set", -3, cmd_set, 'w'},
+	{"getdel", 2, cmd_getdel, 'w'},   {"del", -2, cmd_del, 'w'},
+	{"exists", -2, cmd_exists, 'r'},  {"mget", -2, cmd_mget, 'r'},
+	{"mset", -3, cmd_mset, 'w'},      {"incr", 2, cmd_incr, 'w'},
+	{"decr", 2, cmd_decr, 'w'},       {"incrby", 3, cmd_incrby, 'w'},
+	{"decrby", 3, cmd_decrby, 'w'},   {"cas", 4, cmd_cas, 'w'},
+	{"ping", -1, cmd_ping, 0},        {"echo", 2, cmd_echo, 0},
+	{"hello", -1, cmd_hello, 0},      {"quit", -1, cmd_quit, 0},
+	{"select", 2, cmd_select, 0},     {"command", -1, cmd_command, 0},
+	{"client", -2, cmd_client, 0},    {"config", -2, cmd_config, 0},
+	{"info", -1, cmd_info, 0},        {"dbsize", 1, cmd_dbsize, 'r'},
+	{"readonly", 1, cmd_readonly, 0}, {"readwrite", 1, cmd_readwrite, 0},
+};
+
+/* Redis's words for an unknown command: the name and the first arguments, 128 bytes of each
+ * at most, each argument quoted and followed by a space. */
+static void unknown(struct cmd *x)
+{
+	char args[512];
+	size_t l = 0;
+	args[0] = '\0';
+	for (size_t i = 1; i < x->argc && l < 128; i++) {
+		int room = 128 - (int)l;
+		int w = (int)(x->a[i].len < (size_t)room ? x->a[i].len : (size_t)room);
+		l += (size_t)snprintf(args + l, sizeof args - l, "'%.*s' ", w,
+				      (const char *)x->a[i].p);
+	}
+	int nl = (int)(x->a[0].len > 128 ? 128 : x->a[0].len);
+	net_resp_put_errorf(&x->out, "ERR unknown command '%.*s', with args beginning with: %s", nl,
+			    (const char *)x->a[0].p, args);
+	reply(x);
+}
+
+static int on_command(void *arg, struct net_resp_conn *c, uint64_t slot,
+		      const struct net_resp_val *args, size_t argc)
+{
+	struct node *n = arg;
+	struct client *cl = net_resp_conn_user(c);
+	if (cl == NULL) {
+		if ((cl = calloc(1, sizeof *cl)) == NULL)
+			return -1;
+		cl->proto = 2;
+		net_resp_conn_set_user(c, cl);
+	}
+	struct cmd x = {.n = n, .c = c, .cl = cl, .slot = slot, .a = args, .argc = argc};
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		const struct command *k = &commands[i];
+		if (!is(&args[0], k->name))
+			continue;
+		if ((k->arity > 0 && argc != (size_t)k->arity) ||
+		    (k->arity < 0 && argc < (size_t)-k->arity)) {
+			arity_error(&x, k->name);
+			return 0;
+		}
+		if (n->stopping) {
+			reply_error(&x,
+				    "TRYAGAIN node shutting down: not applied, try another node");
+			return 0;
+		}
+		/* Read your pipelined writes: a ReadIndex read issued before an earlier write of
+		 * this connection committed could miss it, so the read waits for its answer. */
+		if (k->rw == 'r' && cl->wrote && !net_resp_conn_answered(c, cl->write_slot))
+			return NET_RESP_HOLD;
+		if (k->rw == 'w') {
+			cl->wrote = true;
+			cl->write_slot = slot;
+		}
+		k->fn(&x);
+		return 0;
+	}
+	unknown(&x);
+	return 0;
+}
+
+static void on_close(void *arg, struct net_resp_conn *c)
+{
+	(void)arg;
+	free(net_resp_conn_user(c));
+}
+
+static void on_log(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	node_log(level, 0, "%s", msg);
+}
+
+/* ------------------------------------------------------------------------------ lifecycle */
+
+int node_resp_open(struct node *n)
+{
+	if (n->cfg.resp_addr[0] == '\0')
+		return 0;
+	struct net_resp_server_cbs cbs = {on_command, on_close, on_log};
+	if (net_resp_server_new(&n->loop, n->cfg.resp_addr,
+				(size_t)n->cfg.value_max + NET_RESP_BULK_SLACK, &cbs, n,
+				&n->resp_server) != NET_OK ||
+	    net_resp_server_start(n->resp_server) != NET_OK) {
+		node_log(NODE_LOG_ERROR, 0, "cannot listen for RESP clients addr=%s",
+			 n->cfg.resp_addr);
+		return -1;
+	}
+	node_log(NODE_LOG_WARN, 0, "RESP port open resp_addr=%s", n->cfg.resp_addr);
+	return 0;
+}
+
+void node_resp_flush(struct node *n)
+{
+	if (n->resp_server != NULL)
+		net_resp_server_flush(n->resp_server);
+}
+
+void node_resp_stop_accepting(struct node *n)
+{
+	if (n->resp_server != NULL)
+		net_resp_server_stop_accepting(n->resp_server);
+}
+
+void node_resp_close(struct node *n)
+{
+	if (n->resp_server != NULL)
+		net_resp_server_close(n->resp_server);
+}
+
+void node_resp_free(struct node *n)
+{
+	net_resp_server_free(n->resp_server);
+	n->resp_server = NULL;
+}
