@@ -23,6 +23,7 @@ struct node_config {
 	char data_dir[NODE_PATH_MAX];
 	char peer_addr[NODE_ADDR_MAX];
 	char client_addr[NODE_ADDR_MAX];
+	char metrics_addr[NODE_ADDR_MAX];           /* HTTP /metrics and /health; "" = off */
 	struct node_member members[NODE_NODES_MAX]; /* sorted by id */
 	size_t n_members;
 	uint32_t groups;

@@ -5,13 +5,19 @@
 set -u
 
 # pkg-config module -> Debian package
-pc_pkgs="libuv:libuv1-dev lmdb:liblmdb-dev libprotobuf-c:libprotobuf-c-dev check:check libxxhash:libxxhash-dev"
+pc_pkgs="libuv:libuv1-dev lmdb:liblmdb-dev libprotobuf-c:libprotobuf-c-dev check:check libxxhash:libxxhash-dev libmicrohttpd:libmicrohttpd-dev"
 # command -> Debian package
 cmd_pkgs="pkg-config:pkg-config protoc-c:protobuf-c-compiler mdb_stat:lmdb-utils"
+# tests only: Python module (of Debian's /usr/bin/python3) -> Debian package
+# (tests/integration/test_metrics.c parses /metrics with the Prometheus client's parser)
+py_pkgs="prometheus_client.parser:python3-prometheus-client"
 
 missing=""
 for pair in $cmd_pkgs; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
+done
+for pair in $py_pkgs; do
+  /usr/bin/python3 -c "import ${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
 done
 if command -v pkg-config >/dev/null 2>&1; then
   for pair in $pc_pkgs; do
