@@ -35,6 +35,7 @@ struct cnode {
 	pid_t pid; /* 0 = not running */
 	bool stopped;
 	char client_addr[ADDR_LEN], peer_addr[ADDR_LEN];
+	char metrics_addr[ADDR_LEN]; /* "" unless opts.metrics */
 	char dir[512], log[512];
 	int fd; /* client connection, -1 = none */
 	int exit_status;
@@ -253,6 +254,10 @@ static int spawn(struct cluster *c, int i, bool first)
 	add_arg(argv, &argc, buf);
 	add_arg(argv, &argc, "--log-level");
 	add_arg(argv, &argc, "info");
+	if (n->metrics_addr[0] != '\0') { /* not persisted: given at every start */
+		add_arg(argv, &argc, "--metrics-addr");
+		add_arg(argv, &argc, n->metrics_addr);
+	}
 	if (c->o.extra_args != NULL) {
 		char *copy = strdup(c->o.extra_args), *save = NULL;
 		for (char *t = strtok_r(copy, " ", &save); t && argc < 60;
@@ -358,12 +363,13 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 	c->client_id = ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ 1;
 	int base = 0;
 	for (int attempt = 0; attempt < 100 && base == 0; attempt++) {
-		int b = 20000 + (rand() % 6000) * 2; /* below the ephemeral range (32768+) */
+		/* 4 ports each: client, peer, metrics, one spare; below the ephemeral range */
+		int b = 20000 + (rand() % 3000) * 4;
 		bool ok = true;
 		for (int i = 1; i <= CLUSTER_NODES && ok; i++) {
 			char ip[32];
 			snprintf(ip, sizeof ip, "127.0.0.1%d", i);
-			ok = port_free(ip, b) && port_free(ip, b + 1);
+			ok = port_free(ip, b) && port_free(ip, b + 1) && port_free(ip, b + 2);
 		}
 		if (ok)
 			base = b;
@@ -377,6 +383,8 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 		struct cnode *n = &c->nodes[i - 1];
 		snprintf(n->client_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base);
 		snprintf(n->peer_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base + 1);
+		if (c->o.metrics)
+			snprintf(n->metrics_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base + 2);
 		snprintf(n->dir, sizeof n->dir, "%s/n%d", c->root, i);
 		snprintf(n->log, sizeof n->log, "%s/n%d.log", c->root, i);
 		off += (size_t)snprintf(c->cluster_arg + off, sizeof c->cluster_arg - off,
@@ -413,6 +421,11 @@ void cluster_destroy(struct cluster *c)
 const char *cluster_client_addr(const struct cluster *c, int node)
 {
 	return c->nodes[node - 1].client_addr;
+}
+
+const char *cluster_metrics_addr(const struct cluster *c, int node)
+{
+	return c->nodes[node - 1].metrics_addr;
 }
 
 const char *cluster_peer_addr(const struct cluster *c, int node)

@@ -23,6 +23,7 @@ struct cluster_opts {
 	bool keep_logs;         /* leave node logs on stderr of the test (default: in data dir) */
 	const char *env;        /* extra environment for every kvd, "K=V K2=V2", or NULL; each kvd
 				 * also gets CLUSTER_NODE=<its number> */
+	bool metrics;           /* every kvd serves --metrics-addr (cluster_metrics_addr) */
 };
 void cluster_opts_default(struct cluster_opts *o);
 
@@ -45,6 +46,8 @@ void cluster_teardown(struct cluster **cp);
 const char *cluster_client_addr(const struct cluster *c, int node);
 const char *cluster_peer_addr(const struct cluster *c, int node);
 const char *cluster_data_dir(const struct cluster *c, int node);
+/* The node's --metrics-addr when opts.metrics was set ("127.0.0.1N:port"), else "". */
+const char *cluster_metrics_addr(const struct cluster *c, int node);
 /* "addr1,addr2,addr3": the client endpoints of every node (valid until cluster_destroy). */
 const char *cluster_endpoints(const struct cluster *c);
 uint32_t cluster_groups(const struct cluster *c);
