@@ -82,8 +82,8 @@ void node_metrics_snapshot(struct node_metrics *m, bool sent);
 
 /* ------------------------------------------------------------------------------ rendering */
 
-/* The node's gauges at one instant, collected on the loop (metrics_collect in node/node.c's
- * side of the module) or made up by a test. */
+/* The node's gauges at one instant, collected on the loop by node/metrics_endpoint.c, or made
+ * up by a test. */
 struct node_metrics_group {
 	uint32_t id;
 	uint64_t term, commit, applied, leader; /* leader: node id, 0 = none known */
