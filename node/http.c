@@ -157,12 +157,12 @@ int node_http_start(const char *addr, uint64_t stale_ms, struct node_http **out)
 	} else {
 		port = ntohs(((struct sockaddr_in *)&h->sa)->sin_port);
 	}
-	h->d = MHD_start_daemon(flags, port, NULL, NULL, access_cb, h, MHD_OPTION_SOCK_ADDR,
-				(struct sockaddr *)&h->sa, MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb,
-				NULL, MHD_OPTION_CONNECTION_LIMIT,
-				(unsigned)NODE_HTTP_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
-				(unsigned)NODE_HTTP_TIMEOUT_S, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-				(unsigned)1, MHD_OPTION_END);
+	/* the logger first, so that MHD reports even its option errors through it */
+	h->d = MHD_start_daemon(flags, port, NULL, NULL, access_cb, h, MHD_OPTION_EXTERNAL_LOGGER,
+				mhd_log_cb, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&h->sa,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)NODE_HTTP_CONNECTIONS_MAX,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)NODE_HTTP_TIMEOUT_S,
+				MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
 	if (h->d == NULL) {
 		pthread_mutex_destroy(&h->mu);
 		free(h);
