@@ -651,6 +651,12 @@ bool net_peers_up(const struct net_peers *p, uint64_t id)
 	return pe != NULL && pe->up;
 }
 
+size_t net_peers_queue_bytes(const struct net_peers *p, uint64_t id)
+{
+	const struct peer *pe = peer_find((struct net_peers *)p, id);
+	return pe != NULL ? pe->queued + pe->len : 0;
+}
+
 const char *net_peers_client_addr(const struct net_peers *p, uint64_t id)
 {
 	const struct peer *pe = peer_find((struct net_peers *)p, id);

@@ -54,6 +54,9 @@ int net_peers_append_msg(struct net_peers *p, uint64_t to, uint32_t field,
 /* Writes every peer's gathered frame (one uv_write per peer). */
 void net_peers_flush(struct net_peers *p);
 bool net_peers_up(const struct net_peers *p, uint64_t id);
+/* Outbound bytes for the peer not yet written to its socket (this turn's frame + writes in
+ * flight); 0 for an unknown peer. */
+size_t net_peers_queue_bytes(const struct net_peers *p, uint64_t id);
 /* The client address the peer announced ("" until its first Hello). Borrowed. */
 const char *net_peers_client_addr(const struct net_peers *p, uint64_t id);
 /* Closes every handle; `done` (may be NULL) is called once all are closed. The structure is

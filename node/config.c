@@ -57,6 +57,9 @@ static const struct key_def {
 	 "on|off: move group leaders to their preferred nodes "
 	 "(default on)"},
 	{"wal-no-sync", K_TUNABLE, "on|off: skip fdatasync (benchmarks only; default off)"},
+	{"metrics-addr", K_TUNABLE,
+	 "host:port of the HTTP endpoint serving /metrics (Prometheus) and /health (default: "
+	 "none)"},
 	{"wal-no-direct-io", K_TUNABLE,
 	 "on|off: write WAL batches through the page cache, never with O_DIRECT (default off: "
 	 "O_DIRECT where the file system supports it)"},
@@ -463,6 +466,17 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 			fail(err, n, "--resp-addr must differ from --client-addr and --peer-addr");
 			goto out;
 		}
+	}
+	if (V("metrics-addr") != NULL) {
+		if (check_addr("metrics-addr", V("metrics-addr"), err, n) < 0)
+			goto out;
+		if (strcmp(V("metrics-addr"), cfg->client_addr) == 0 ||
+		    strcmp(V("metrics-addr"), cfg->peer_addr) == 0) {
+			fail(err, n,
+			     "--metrics-addr must differ from --client-addr and --peer-addr");
+			goto out;
+		}
+		snprintf(cfg->metrics_addr, sizeof cfg->metrics_addr, "%s", V("metrics-addr"));
 	}
 	cfg->groups = NODE_GROUPS_DEFAULT;
 	if (V("groups") != NULL) {

@@ -24,6 +24,7 @@ struct node_config {
 	char peer_addr[NODE_ADDR_MAX];
 	char client_addr[NODE_ADDR_MAX];
 	char resp_addr[NODE_ADDR_MAX];              /* "" = no RESP port (node/resp.c) */
+	char metrics_addr[NODE_ADDR_MAX];           /* HTTP /metrics and /health; "" = off */
 	struct node_member members[NODE_NODES_MAX]; /* sorted by id */
 	size_t n_members;
 	uint32_t groups;

@@ -103,6 +103,7 @@ static void apply_committed(struct node *n, struct node_group *g, const struct r
 		if (es[i].type == RAFT_ENTRY_CONF)
 			has_conf = true;
 	struct apply_ctx ctx = {n, g};
+	uint64_t t0 = node_metrics_now_ns();
 	int rc = kv_apply(n->kv, g->id, es, count, has_conf ? raft_conf_of(g->raft) : NULL,
 			  apply_entry_cb, &ctx);
 	if (rc == KV_ECORRUPT) {
@@ -116,6 +117,7 @@ static void apply_committed(struct node *n, struct node_group *g, const struct r
 		node_fatal(n, g->id, "apply failed first=%llu last=%llu error=\"%s\"",
 			   (unsigned long long)es[0].index, (unsigned long long)es[count - 1].index,
 			   kv_strerror(rc));
+	node_metrics_apply(&n->metrics, count, t0);
 	node_service_apply_done(n, g, es[count - 1].index);
 }
 
@@ -238,6 +240,7 @@ static void complete_write(struct node *n, struct node_batch *b)
 		if (g != NULL && g->raft != NULL)
 			raft_persisted(g->raft, d[i].index, d[i].term);
 	}
+	node_metrics_wal_write_done(&n->metrics);
 	release_held(n, b);
 	wal_batch_reset(b->b);
 	n->inflight = NULL;
@@ -270,6 +273,7 @@ static void durable_cb(struct wal_batch *wb, void *arg)
 {
 	struct node_batch *b = arg;
 	(void)wb;
+	node_metrics_wal_write_durable(&b->n->metrics);
 	atomic_store(&b->durable, true);
 	uv_async_send(&b->n->wal_news);
 }
@@ -290,6 +294,7 @@ static void *wal_writer_main(void *arg)
 		n->wal_todo = NULL;
 		pthread_mutex_unlock(&n->wal_mu);
 		bool compact = b->compact; /* b is the loop's again once durable */
+		node_metrics_wal_write_begin(&n->metrics);
 		int rc = wal_batch_write_notify(n->wal, b->b, durable_cb, b);
 		size_t removed = 0;
 		if (rc == WAL_OK && compact)
@@ -344,6 +349,7 @@ static void start_write(struct node *n)
 		release_held(n, b);
 		return;
 	}
+	node_metrics_wal_batch(&n->metrics, wal_batch_bytes(b->b), wal_batch_records(b->b));
 	n->inflight = b;
 	n->cur = (b == &n->batches[0]) ? &n->batches[1] : &n->batches[0];
 	assert(n->cur->n_held == 0 && wal_batch_empty(n->cur->b));

@@ -233,6 +233,7 @@ int node_open(const struct node_config *cfg, struct node **out)
 	node_the_node = n;
 	n->cfg = *cfg;
 	n->start_ms = node_now_ms();
+	node_metrics_init(&n->metrics);
 	node_log_init(cfg->id, cfg->log_level);
 	raise_nofile();
 	if (uv_loop_init(&n->loop) != 0)
@@ -324,6 +325,8 @@ int node_open(const struct node_config *cfg, struct node **out)
 		node_log(NODE_LOG_ERROR, 0, "cannot start the WAL writer thread");
 		return -1;
 	}
+	if (node_metrics_endpoint_open(n) < 0)
+		return -1;
 	uv_timer_init(&n->loop, &n->tick);
 	n->tick.data = n;
 	uv_timer_start(&n->tick, tick_cb, cfg->tick_ms, cfg->tick_ms);
@@ -391,6 +394,7 @@ void node_close(struct node *n)
 			kv_restore_abort(g->restore);
 		raft_free(g->raft);
 	}
+	node_metrics_endpoint_close(n);
 	node_wal_writer_stop(n);
 	kv_close(n->kv);
 	wal_close(n->wal);

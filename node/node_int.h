@@ -19,6 +19,7 @@
 #include "node/addrbook.h"
 #include "node/config.h"
 #include "node/log.h"
+#include "node/metrics.h"
 #include "node/msg.h"
 #include "node/node.h"
 #include "proto/kv.pb-c.h"
@@ -47,6 +48,7 @@ struct node_req {
 	enum req_state state;
 	bool write;
 	uint64_t deadline_ms;
+	uint64_t start_ns;              /* arrival, for the latency histogram (metrics.h) */
 	raft_index index;               /* PROPOSED: entry index; READ_APPLY: read index */
 	raft_term term;                 /* PROPOSED: entry term */
 	uint64_t fwd_to;                /* FORWARDED: leader it went to */
@@ -178,6 +180,9 @@ struct node {
 	bool processing;
 	uint32_t scrub_next;  /* the group the scrub walks now (0-based) */
 	uint32_t digest_next; /* the group whose digest is compared next (0-based) */
+	/* metrics.h: the counters the hooks bump; the --metrics-addr endpoint (NULL when off) */
+	struct node_metrics metrics;
+	struct node_metrics_endpoint *metrics_ep;
 };
 
 static inline struct node_group *node_group(struct node *n, uint64_t g)
@@ -268,6 +273,11 @@ void node_digest_received(struct node *n, uint64_t from, const Ringraft__Raft__G
  * only once durable), so freeing space and starting the node again loses nothing. */
 void node_stop_disk_full(struct node *n, uint32_t group, const char *what)
 	__attribute__((noreturn));
+
+/* metrics_endpoint.c: serves --metrics-addr (nothing when it is empty). open logs why it
+ * failed; close only after node_run (the loop has closed the endpoint's timer). */
+int node_metrics_endpoint_open(struct node *n);
+void node_metrics_endpoint_close(struct node *n);
 
 /* balance.c */
 void node_balance_leaders(struct node *n);

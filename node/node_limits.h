@@ -31,4 +31,11 @@
 #define NODE_DIGEST_INTERVAL_MS         10000 /* per group, between digest comparisons */
 #define NODE_EXIT_DISK_FULL             75 /* EX_TEMPFAIL: free space and start the node again */
 
+/* --metrics-addr (node/metrics_endpoint.c, node/http.c) */
+#define NODE_METRICS_RENDER_MS    500  /* the loop publishes /metrics and /health this often */
+#define NODE_METRICS_STALE_MS     5000 /* /health is 503 when the loop published nothing since */
+#define NODE_HTTP_CONNECTIONS_MAX 16   /* concurrent connections to --metrics-addr */
+#define NODE_HTTP_TIMEOUT_S       10   /* an idle HTTP connection is closed after this */
+#define NODE_HEALTH_TEXT_MAX      2048 /* bytes of /health's reasons (more are cut) */
+
 #endif

@@ -68,6 +68,7 @@ static struct node_req *req_new(struct node *n, enum req_origin origin, struct n
 	if (t > NODE_REQUEST_TIMEOUT_MS_MAX)
 		t = NODE_REQUEST_TIMEOUT_MS_MAX;
 	r->deadline_ms = node_now_ms() + t;
+	r->start_ns = node_metrics_now_ns();
 	return r;
 }
 
@@ -110,8 +111,10 @@ static void req_finish(struct node *n, struct node_req *r, Ringraft__Kv__Respons
 	resp->id = r->rq->id;
 	if (r->origin == ORIGIN_CLIENT) {
 		net_conn_send(r->conn, &resp->base);
+		node_metrics_request_done(&n->metrics, r->rq->op, resp->code, r->start_ns);
 	} else if (r->origin == ORIGIN_RESP) {
 		node_resp_answer(n, r, resp);
+		node_metrics_request_done(&n->metrics, r->rq->op, resp->code, r->start_ns);
 	} else {
 		int rc = net_peers_append_msg(n->peers, r->peer, NET_PEER_FIELD_FWD_RESP,
 					      &resp->base);
@@ -604,6 +607,7 @@ static void propose(struct node *n, struct node_req *r, struct node_group *g)
 	raft_index index;
 	raft_term term;
 	rc = raft_propose(g->raft, &buf, &index, &term);
+	node_metrics_proposal(&n->metrics, rc == RAFT_OK);
 	if (rc != RAFT_OK) {
 		free(buf.base);
 		if (rc == RAFT_ENOTLEADER)
@@ -648,6 +652,7 @@ static void forward(struct node *n, struct node_req *r, uint64_t leader)
 	}
 	r->state = REQ_FORWARDED;
 	r->fwd_to = leader;
+	node_metrics_forwarded(&n->metrics, true);
 }
 
 static bool key_ok(struct node *n, struct node_req *r)
@@ -899,6 +904,7 @@ void node_service_forwarded(struct node *n, uint64_t from, const ProtobufCBinary
 		return;
 	}
 	rq->redirect = true;
+	node_metrics_forwarded(&n->metrics, false);
 	struct node_req *r = req_new(n, ORIGIN_PEER, NULL, from, rq);
 	if (r == NULL) {
 		ringraft__kv__request__free_unpacked(rq, NULL);

@@ -101,6 +101,7 @@ void node_snap_serve(struct node *n, struct node_group *g, const struct raft_sna
 		/* the read transaction ends now; the last chunk stays for a resend */
 		kv_snapshot_end(s->s);
 		s->s = NULL;
+		node_metrics_snapshot(&n->metrics, true);
 	}
 	raft_snapshot_chunk(g->raft, r->to, r->index, r->offset, s->last, len, done, false);
 }
@@ -153,6 +154,7 @@ void node_snap_receive(struct node *n, struct node_group *g, const struct raft_s
 	if (rc != WAL_OK)
 		node_fatal(n, g->id, "cannot add a snapshot marker error=\"%s\"", wal_strerror(rc));
 	g->compacted = c->index;
+	node_metrics_snapshot(&n->metrics, false);
 	node_log(NODE_LOG_INFO, g->id, "snapshot installed index=%llu",
 		 (unsigned long long)c->index);
 }

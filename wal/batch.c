@@ -81,6 +81,16 @@ bool wal_batch_empty(const struct wal_batch *b)
 	return b->n_records == 0;
 }
 
+size_t wal_batch_records(const struct wal_batch *b)
+{
+	return b->n_records;
+}
+
+size_t wal_batch_bytes(const struct wal_batch *b)
+{
+	return b->len;
+}
+
 static int note_run(struct wal_batch *b, uint64_t group, uint8_t log, raft_index last,
 		    raft_term term)
 {

@@ -131,6 +131,9 @@ struct wal_batch *wal_batch_new(void);
 void wal_batch_free(struct wal_batch *b);
 void wal_batch_reset(struct wal_batch *b); /* reuse: keeps its buffers */
 bool wal_batch_empty(const struct wal_batch *b);
+/* The batch's size as it would be written (records and bytes, header included). */
+size_t wal_batch_records(const struct wal_batch *b);
+size_t wal_batch_bytes(const struct wal_batch *b);
 /* The add functions copy everything they are given into the batch buffer (nothing borrowed).
  * Within one group, records apply in the order added: a truncation, then entries, as
  * raft_update lists them. Entries must be contiguous, index >= 1 (WAL_EINVAL otherwise); an

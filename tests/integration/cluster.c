@@ -35,6 +35,7 @@ struct cnode {
 	pid_t pid; /* 0 = not running */
 	bool stopped;
 	char client_addr[ADDR_LEN], peer_addr[ADDR_LEN], resp_addr[ADDR_LEN];
+	char metrics_addr[ADDR_LEN]; /* "" unless opts.metrics */
 	char dir[512], log[512];
 	int fd; /* client connection, -1 = none */
 	int exit_status;
@@ -257,6 +258,10 @@ static int spawn(struct cluster *c, int i, bool first)
 		add_arg(argv, &argc, "--resp-addr");
 		add_arg(argv, &argc, n->resp_addr);
 	}
+	if (n->metrics_addr[0] != '\0') { /* not persisted: given at every start */
+		add_arg(argv, &argc, "--metrics-addr");
+		add_arg(argv, &argc, n->metrics_addr);
+	}
 	if (c->o.extra_args != NULL) {
 		char *copy = strdup(c->o.extra_args), *save = NULL;
 		for (char *t = strtok_r(copy, " ", &save); t && argc < 60;
@@ -362,13 +367,15 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 	c->client_id = ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ 1;
 	int base = 0;
 	for (int attempt = 0; attempt < 100 && base == 0; attempt++) {
-		int b = 20000 + (rand() % 6000) * 2; /* below the ephemeral range (32768+) */
+		/* 4 ports each: client, peer, metrics, one spare; below the ephemeral range */
+		int b = 20000 + (rand() % 3000) * 4;
 		bool ok = true;
 		for (int i = 1; i <= CLUSTER_NODES && ok; i++) {
 			char ip[32];
 			snprintf(ip, sizeof ip, "127.0.0.1%d", i);
 			ok = port_free(ip, b) && port_free(ip, b + 1) &&
-			     (!c->o.resp || port_free(ip, b + 2));
+			     (!c->o.resp || port_free(ip, b + 2)) &&
+			     (!c->o.metrics || port_free(ip, b + 3));
 		}
 		if (ok)
 			base = b;
@@ -384,6 +391,8 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 		snprintf(n->peer_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base + 1);
 		if (c->o.resp)
 			snprintf(n->resp_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base + 2);
+		if (c->o.metrics)
+			snprintf(n->metrics_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base + 3);
 		snprintf(n->dir, sizeof n->dir, "%s/n%d", c->root, i);
 		snprintf(n->log, sizeof n->log, "%s/n%d.log", c->root, i);
 		off += (size_t)snprintf(c->cluster_arg + off, sizeof c->cluster_arg - off,
@@ -425,6 +434,11 @@ const char *cluster_client_addr(const struct cluster *c, int node)
 const char *cluster_resp_addr(const struct cluster *c, int node)
 {
 	return c->nodes[node - 1].resp_addr;
+}
+
+const char *cluster_metrics_addr(const struct cluster *c, int node)
+{
+	return c->nodes[node - 1].metrics_addr;
 }
 
 const char *cluster_peer_addr(const struct cluster *c, int node)

@@ -24,6 +24,7 @@ struct cluster_opts {
 	bool resp;              /* give every node a RESP port (--resp-addr, cluster_resp_addr) */
 	const char *env;        /* extra environment for every kvd, "K=V K2=V2", or NULL; each kvd
 				 * also gets CLUSTER_NODE=<its number> */
+	bool metrics;           /* every kvd serves --metrics-addr (cluster_metrics_addr) */
 };
 void cluster_opts_default(struct cluster_opts *o);
 
@@ -48,6 +49,8 @@ const char *cluster_peer_addr(const struct cluster *c, int node);
 /* The node's RESP address ("127.0.0.1N:port"; "" unless opts.resp). */
 const char *cluster_resp_addr(const struct cluster *c, int node);
 const char *cluster_data_dir(const struct cluster *c, int node);
+/* The node's --metrics-addr when opts.metrics was set ("127.0.0.1N:port"), else "". */
+const char *cluster_metrics_addr(const struct cluster *c, int node);
 /* "addr1,addr2,addr3": the client endpoints of every node (valid until cluster_destroy). */
 const char *cluster_endpoints(const struct cluster *c);
 uint32_t cluster_groups(const struct cluster *c);
