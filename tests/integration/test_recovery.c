@@ -222,6 +222,7 @@ struct recovery_log {
 	char recovered_at[GROUPS + 1][32];
 	int led_before[GROUPS + 1]; /* candidate/leader lines before "replica recovered" */
 	int damaged[GROUPS + 1];
+	int started_recovering[GROUPS + 1]; /* "replica recovering" (restore: no Raft state) */
 	int recovering_lines; /* "replica recovering", "replica still recovering", "replica damaged"
 			       */
 	int snapshots_installed;
@@ -244,6 +245,8 @@ static void recovery_line(const char *line, void *arg)
 		return;
 	if (strstr(line, "replica damaged") != NULL)
 		rl->damaged[g]++;
+	if (strstr(line, "replica recovering") != NULL)
+		rl->started_recovering[g]++;
 	if (strstr(line, "replica recovered") != NULL && !rl->recovered[g]) {
 		rl->recovered[g] = true;
 		line_time(line, rl->recovered_at[g]);
@@ -317,6 +320,22 @@ static void read_incarnation(int node, char out[64])
 
 /* ------------------------------------------------------------------------------ scenarios */
 
+/* Asks (through another node, which forwards it to the leader) to move group g's leadership
+ * to `target`. Returns the response code, -1 without an answer. */
+static int transfer_leader(uint32_t g, int target)
+{
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__TRANSFER_LEADER;
+	rq.group = g;
+	rq.target = (uint64_t)target;
+	Ringraft__Kv__Response *rs;
+	if (cluster_call(c, target % CLUSTER_NODES + 1, &rq, &rs, 1000) < 0)
+		return -1;
+	int code = rs->code;
+	ringraft__kv__response__free_unpacked(rs, NULL);
+	return code;
+}
+
 /* Moves every group node `node` leads to another node and waits until it leads none. */
 static void lead_nothing(int node)
 {
@@ -325,13 +344,7 @@ static void lead_nothing(int node)
 		while (cluster_leader_of(c, g, 5000) == (uint64_t)node) {
 			ck_assert_msg(cluster_now_ms() < deadline, "node %d keeps leading group %u",
 				      node, g);
-			Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
-			rq.op = RINGRAFT__KV__OP__TRANSFER_LEADER;
-			rq.group = g;
-			rq.target = (uint64_t)(node % CLUSTER_NODES + 1);
-			Ringraft__Kv__Response *rs;
-			if (cluster_call(c, node, &rq, &rs, 2000) == 0)
-				ringraft__kv__response__free_unpacked(rs, NULL);
+			transfer_leader(g, node % CLUSTER_NODES + 1);
 			sleep_ms(100);
 		}
 	}
@@ -359,15 +372,22 @@ static void wipe_during_writes(int victim)
 
 	struct reads ser = {0}, lin = {0};
 	unsigned seed = (unsigned)t0;
-	int polls_recovering = 0;
+	int polls_recovering = 0, transfers_refused = 0;
 	for (int i = 0; i < 500; i++) {
-		put_acked("catchup", victim);
-		/* serializable: only writes acknowledged before the restart must be there once it
-		 * serves again; linearizable: every write acknowledged so far */
+		/* reads first: the first ones come while it has barely started catching up.
+		 * Serializable: only writes acknowledged before the restart must be there once it
+		 * serves again; linearizable: every write acknowledged so far. */
 		read_one(victim, rand_r(&seed) % before_restart, true, &ser);
 		read_one(victim, rand_r(&seed) % n_acked, false, &lin);
-		if (i % 20 == 0 && groups_recovering(victim, NULL) > 0)
+		put_acked("catchup", victim);
+		bool which[GROUPS + 1] = {false};
+		if (i % 10 == 0 && groups_recovering(victim, which) > 0) {
 			polls_recovering++;
+			/* ask for it as leader: the log check below says whether it ever led */
+			for (uint32_t g = 1; g <= GROUPS; g++)
+				if (which[g])
+					transfers_refused += transfer_leader(g, victim) != OK;
+		}
 	}
 	int left = CONVERGE_MS - (int)(cluster_now_ms() - t0);
 	ck_assert_msg(left > 0, "the writes alone took %d ms", CONVERGE_MS - left);
@@ -379,14 +399,18 @@ static void wipe_during_writes(int victim)
 		"recovery: node %d wiped, converged %llu ms after restart; serializable reads "
 		"ok=%d "
 		"not_leader=%d unanswered=%d, linearizable ok=%d not_leader=%d unanswered=%d, "
-		"status polls that saw it recovering: %d\n",
+		"status polls that saw it recovering: %d, transfers to it refused: %d\n",
 		victim, (unsigned long long)(cluster_now_ms() - t0), ser.ok, ser.not_leader,
-		ser.unanswered, lin.ok, lin.not_leader, lin.unanswered, polls_recovering);
+		ser.unanswered, lin.ok, lin.not_leader, lin.unanswered, polls_recovering,
+		transfers_refused);
 
 	struct recovery_log rl;
 	scan_recovery(victim, from[victim], &rl);
-	for (uint32_t g = 1; g <= GROUPS; g++)
+	for (uint32_t g = 1; g <= GROUPS; g++) {
+		ck_assert_msg(rl.started_recovering[g] == 1,
+			      "node %d did not say group %u starts recovering", victim, g);
 		assert_recovered_without_leading(victim, from, &rl, g);
+	}
 	ck_assert_int_eq(groups_recovering(victim, NULL), 0);
 	ck_assert_msg(rl.snapshots_installed > 0, "node %d caught up without InstallSnapshot",
 		      victim);
