@@ -27,21 +27,6 @@
 /* ------------------------------------------------------------------------------ fixture */
 static struct cluster *c;
 
-static void start(uint64_t snapshot_entries)
-{
-	struct cluster_opts o;
-	cluster_opts_default(&o);
-	o.groups = GROUPS;
-	o.snapshot_entries = snapshot_entries;
-	c = cluster_start(&o);
-	ck_assert_msg(c != NULL, "cluster did not start");
-}
-
-static void teardown(void)
-{
-	cluster_teardown(&c);
-}
-
 /* Every acknowledged write: each key is written once, so its value never changes. */
 struct write {
 	char key[32];
@@ -50,6 +35,22 @@ struct write {
 };
 static struct write acked[WRITES_MAX];
 static int n_acked;
+
+static void start(uint64_t snapshot_entries)
+{
+	struct cluster_opts o;
+	cluster_opts_default(&o);
+	o.groups = GROUPS;
+	o.snapshot_entries = snapshot_entries;
+	n_acked = 0;
+	c = cluster_start(&o);
+	ck_assert_msg(c != NULL, "cluster did not start");
+}
+
+static void teardown(void)
+{
+	cluster_teardown(&c);
+}
 
 /* How the polled node answered reads while it caught up. */
 struct reads {
@@ -350,13 +351,19 @@ static void lead_nothing(int node)
 	}
 }
 
-/* The wiped-directory scenario: ~1,000 acknowledged writes, `victim` killed after the first
- * 300, its data directory emptied, restarted with its first-start flags after 200 more, and
- * polled with serializable and linearizable reads while 500 more go on. */
-static void wipe_during_writes(int victim)
+/* The wiped-directory scenario: ~1,000 acknowledged writes; after the first 300 the victim
+ * (the leader of group 1, or node 3 once it leads nothing) is killed, its data directory
+ * emptied, and after 200 more it restarts with its first-start flags and is polled with
+ * serializable and linearizable reads while 500 more go on. */
+static void wipe_during_writes(bool leader)
 {
-	n_acked = 0;
 	put_many("pre", 300, 0);
+	int victim = 3;
+	if (leader)
+		victim = (int)cluster_leader_of(c, 1, 5000);
+	else
+		lead_nothing(victim);
+	ck_assert_int_ne(victim, 0);
 	char old_incarnation[64], now_incarnation[64];
 	read_incarnation(victim, old_incarnation);
 
@@ -431,10 +438,7 @@ static void wipe_during_writes(int victim)
 START_TEST(test_follower_dir_emptied_during_writes)
 {
 	start(64);
-	const int victim = 3;
-	put_many("warm", 10, 0);
-	lead_nothing(victim);
-	wipe_during_writes(victim);
+	wipe_during_writes(false);
 }
 END_TEST
 
@@ -442,9 +446,7 @@ END_TEST
 START_TEST(test_leader_dir_emptied_during_writes)
 {
 	start(64);
-	int victim = (int)cluster_leader_of(c, 1, 5000);
-	ck_assert_int_ne(victim, 0);
-	wipe_during_writes(victim);
+	wipe_during_writes(true);
 }
 END_TEST
 
@@ -542,7 +544,6 @@ START_TEST(test_follower_wal_record_corrupted)
 {
 	start(0); /* no compaction: the whole history stays in the WAL */
 	const int victim = 3;
-	n_acked = 0;
 	put_many("wal", 300, 0);
 	int before_stop = n_acked;
 	ck_assert_int_eq(cluster_term(c, victim), 0); /* hands its leaderships off */
@@ -629,7 +630,6 @@ START_TEST(test_kill9_restart_is_not_a_recovery)
 {
 	start(64);
 	const int victim = 2;
-	n_acked = 0;
 	put_many("plain", 200, 0);
 	char old_incarnation[64], now_incarnation[64];
 	read_incarnation(victim, old_incarnation);
