@@ -170,8 +170,15 @@ int node_restore_groups(struct node *n)
 			node_log(NODE_LOG_ERROR, gi,
 				 "replica damaged, rebuilding it from its peers: %s applied=%llu",
 				 damage, (unsigned long long)rs.applied);
-		} else if (recovering && !empty) {
-			node_log(NODE_LOG_WARN, gi, "replica still recovering: catching up from peers");
+		} else if (empty) {
+			/* driver.c logs only changes of the flag: say here that it starts set */
+			node_log(NODE_LOG_WARN, gi,
+				 "replica recovering: no durable Raft state (a new or emptied "
+				 "data directory); it does not vote or serve until a leader has "
+				 "brought it up to date");
+		} else if (recovering) {
+			node_log(NODE_LOG_WARN, gi,
+				 "replica still recovering: catching up from peers");
 		}
 		rs.entries = es;
 		rs.n_entries = ne;

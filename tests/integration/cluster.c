@@ -595,13 +595,13 @@ static int connect_node(struct cnode *n, int timeout_ms)
 	return fd;
 }
 
-int cluster_restart(struct cluster *c, int node)
+static int restart_node(struct cluster *c, int node, bool first)
 {
 	struct cnode *n = &c->nodes[node - 1];
 	if (n->pid > 0)
 		return -1;
 	net_decoder_init(&n->dec, NET_CLIENT_FRAME_MAX * 2);
-	if (spawn(c, node, false) < 0)
+	if (spawn(c, node, first) < 0)
 		return -1;
 	uint64_t deadline = cluster_now_ms() + 20000;
 	while (cluster_now_ms() < deadline) {
@@ -619,6 +619,26 @@ int cluster_restart(struct cluster *c, int node)
 		sleep_ms(20);
 	}
 	return -1;
+}
+
+int cluster_restart(struct cluster *c, int node)
+{
+	return restart_node(c, node, false);
+}
+
+int cluster_restart_fresh(struct cluster *c, int node)
+{
+	return restart_node(c, node, true);
+}
+
+int cluster_wipe(struct cluster *c, int node)
+{
+	struct cnode *n = &c->nodes[node - 1];
+	if (n->pid > 0)
+		return -1;
+	if (nftw(n->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS) != 0 || mkdir(n->dir, 0755) != 0)
+		return -1;
+	return 0;
 }
 
 static void drop_conn(struct cnode *n)

@@ -64,6 +64,12 @@ void cluster_stop(struct cluster *c, int node);
 void cluster_cont(struct cluster *c, int node);
 int cluster_term(struct cluster *c, int node);
 int cluster_restart(struct cluster *c, int node);
+/* The same with the node's first-start flags (--id, --client-addr, --cluster, --groups,
+ * --snapshot-entries), for a node whose data directory was emptied (cluster.conf gone). */
+int cluster_restart_fresh(struct cluster *c, int node);
+/* Removes everything in a killed or stopped-by-term node's data directory (the directory
+ * itself stays, empty). Returns 0, or -1 if the node is running or removal failed. */
+int cluster_wipe(struct cluster *c, int node);
 bool cluster_running(const struct cluster *c, int node); /* started and not killed */
 /* True if the node's process exited on its own (crash, fatal error); reaps it. */
 bool cluster_died(struct cluster *c, int node);
