@@ -67,11 +67,13 @@ int node_incarnation_load(const char *dir, uint64_t *out, bool *created, char *e
 			ok = errno == 0 && end != line && (*end == '\n' || *end == '\0') && id != 0;
 		}
 		if (!ok) {
-			snprintf(err, n,
-				 "%s is malformed (expected one line of 16 hex digits); it names this "
-				 "data directory: restore it, or move the directory away to rebuild "
-				 "the node from its peers",
-				 path);
+			snprintf(
+				err, n,
+				"%s is malformed (expected one line of 16 hex digits); it names "
+				"this "
+				"data directory: restore it, or move the directory away to rebuild "
+				"the node from its peers",
+				path);
 			return -1;
 		}
 		*out = id;

@@ -161,7 +161,8 @@ static void digest_compare(struct node *n, struct node_group *g)
 		if (memcmp(p->d, me->d, KV_DIGEST_BYTES) == 0) {
 			same++;
 		} else {
-			if (first_other != NULL && memcmp(p->d, first_other->d, KV_DIGEST_BYTES) != 0)
+			if (first_other != NULL &&
+			    memcmp(p->d, first_other->d, KV_DIGEST_BYTES) != 0)
 				others_agree = false;
 			if (first_other == NULL)
 				first_other = p;

@@ -233,6 +233,21 @@ static void reply_status(struct node *n, struct node_req *r)
 
 /* ------------------------------------------------------------------------------ reads */
 
+/* A failed local read: a damaged value is never served (the client tries another replica)
+ * and the replica is rebuilt; other kv errors are INVALID or INTERNAL. */
+static void read_failed(struct node *n, struct node_req *r, Ringraft__Kv__Response *resp, int rc,
+			const char *where)
+{
+	if (rc == KV_ECORRUPT) {
+		resp->code = RINGRAFT__KV__CODE__UNAVAILABLE;
+		resp->error = "the replica's copy is damaged and is being rebuilt";
+		node_group_damaged(n, node_group(n, r->group), where);
+		return;
+	}
+	resp->code = rc == KV_EINVAL ? RINGRAFT__KV__CODE__INVALID : RINGRAFT__KV__CODE__INTERNAL;
+	resp->error = (char *)kv_strerror(rc);
+}
+
 struct scan_acc {
 	Ringraft__Kv__KeyValue *kvs;
 	Ringraft__Kv__KeyValue **ptrs;
@@ -294,14 +309,8 @@ static void serve_mget(struct node *n, struct node_req *r)
 			kvs[i].value.len = vl;
 		}
 	}
-	if (rc == KV_ECORRUPT) {
-		resp.code = RINGRAFT__KV__CODE__UNAVAILABLE;
-		resp.error = "the replica's copy is damaged and is being rebuilt";
-		node_group_damaged(n, node_group(n, r->group), "a read");
-	} else if (rc < 0) {
-		resp.code = rc == KV_EINVAL ? RINGRAFT__KV__CODE__INVALID
-					    : RINGRAFT__KV__CODE__INTERNAL;
-		resp.error = (char *)kv_strerror(rc);
+	if (rc < 0) {
+		read_failed(n, r, &resp, rc, "a read");
 	} else {
 		resp.code = RINGRAFT__KV__CODE__OK;
 		resp.kvs = ptrs;
@@ -329,15 +338,8 @@ static void serve_read(struct node *n, struct node_req *r)
 			resp.value.len = vl;
 		} else if (rc == KV_NOT_FOUND) {
 			resp.code = RINGRAFT__KV__CODE__NOT_FOUND;
-		} else if (rc == KV_ECORRUPT) {
-			/* never served: the client tries another replica */
-			resp.code = RINGRAFT__KV__CODE__UNAVAILABLE;
-			resp.error = "the replica's copy is damaged and is being rebuilt";
-			node_group_damaged(n, node_group(n, r->group), "a read");
 		} else {
-			resp.code = rc == KV_EINVAL ? RINGRAFT__KV__CODE__INVALID
-						    : RINGRAFT__KV__CODE__INTERNAL;
-			resp.error = (char *)kv_strerror(rc);
+			read_failed(n, r, &resp, rc, "a read");
 		}
 		req_finish(n, r, &resp);
 		free(v);
@@ -360,14 +362,8 @@ static void serve_read(struct node *n, struct node_req *r)
 	if (a.oom) {
 		resp.code = RINGRAFT__KV__CODE__INTERNAL;
 		resp.error = "out of memory";
-	} else if (rc == KV_ECORRUPT) {
-		resp.code = RINGRAFT__KV__CODE__UNAVAILABLE;
-		resp.error = "the replica's copy is damaged and is being rebuilt";
-		node_group_damaged(n, node_group(n, r->group), "a scan");
 	} else if (rc < 0) {
-		resp.code = rc == KV_EINVAL ? RINGRAFT__KV__CODE__INVALID
-					    : RINGRAFT__KV__CODE__INTERNAL;
-		resp.error = (char *)kv_strerror(rc);
+		read_failed(n, r, &resp, rc, "a scan");
 	} else {
 		resp.code = RINGRAFT__KV__CODE__OK;
 		a.ptrs = malloc((a.n ? a.n : 1) * sizeof *a.ptrs);
