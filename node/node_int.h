@@ -180,6 +180,7 @@ struct node {
 	bool processing;
 	uint32_t scrub_next;  /* the group the scrub walks now (0-based) */
 	uint32_t digest_next; /* the group whose digest is compared next (0-based) */
+	bool any_damaged;     /* some group's damaged flag is set (node_repair) */
 	/* metrics.h: the counters the hooks bump; the --metrics-addr endpoint (NULL when off) */
 	struct node_metrics metrics;
 	struct node_metrics_endpoint *metrics_ep;

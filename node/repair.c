@@ -51,6 +51,7 @@ void node_group_damaged(struct node *n, struct node_group *g, const char *where)
 		 "served and is rebuilt from its peers",
 		 where, text);
 	g->damaged = true;
+	n->any_damaged = true;
 }
 
 static void drop_held(struct node_batch *b, uint32_t group)
@@ -106,6 +107,9 @@ static void rebuild(struct node *n, struct node_group *g)
 
 void node_repair(struct node *n)
 {
+	if (!n->any_damaged)
+		return; /* runs every loop turn: nothing to scan in the common case */
+	n->any_damaged = false;
 	for (uint32_t i = 0; i < n->cfg.groups; i++)
 		if (n->groups[i].damaged && n->groups[i].raft != NULL)
 			rebuild(n, &n->groups[i]);
@@ -175,6 +179,7 @@ static void digest_compare(struct node *n, struct node_group *g)
 			 "replica is not served and is rebuilt from its peers",
 			 (unsigned long long)me->applied);
 		g->damaged = true;
+		n->any_damaged = true;
 	} else if (other > 0 && g->digest_warned != me->applied) {
 		g->digest_warned = me->applied;
 		node_log(NODE_LOG_WARN, g->id,
