@@ -53,6 +53,15 @@ enum {
 };
 const char *node_strerror(int rc);
 
+/* The PeerFrame fields a peer_send carries (the same numbers as net/peer.h's
+ * NET_PEER_FIELD_*, checked where the shell maps them). */
+enum {
+	NODE_FIELD_MSG = 2,      /* PeerFrame.msgs: a Raft message */
+	NODE_FIELD_FWD_REQ = 3,  /* PeerFrame.forwarded_requests */
+	NODE_FIELD_FWD_RESP = 4, /* PeerFrame.forwarded_responses */
+	NODE_FIELD_DIGEST = 5,   /* PeerFrame.digests */
+};
+
 /* A client's answer: called exactly once per node_submit, with the response (borrowed: copy
  * what must outlive the call). */
 typedef void (*node_reply_fn)(void *client, const Ringraft__Kv__Response *resp);
@@ -60,16 +69,18 @@ typedef void (*node_reply_fn)(void *client, const Ringraft__Kv__Response *resp);
 /* What the engine needs from its shell. */
 struct node_io {
 	void *arg;
+	/* Where the groups' randomness comes from (election timeouts): the shell picks it (kvd
+	 * from its clock, the simulator from the seed); the engine draws nothing else. */
+	uint64_t seed;
 	/* A monotonic clock in ms (deadlines, leases of idle streams, balancing) and in ns
 	 * (latency metrics only). */
 	uint64_t (*now_ms)(void *arg);
 	uint64_t (*now_ns)(void *arg);
-	/* Queues one PeerFrame field (NET_PEER_FIELD_*) for peer `to`: m to be packed, or bytes
+	/* Queues one PeerFrame field (NODE_FIELD_*) for peer `to`: m to be packed, or bytes
 	 * already packed. 0, or < 0 when it cannot go (unknown peer, link down, queue full): the
 	 * engine then reports the peer unreachable to the group. */
 	int (*peer_send)(void *arg, uint64_t to, int field, const ProtobufCMessage *m);
-	int (*peer_send_packed)(void *arg, uint64_t to, int field, const uint8_t *buf,
-				size_t len);
+	int (*peer_send_packed)(void *arg, uint64_t to, int field, const uint8_t *buf, size_t len);
 	bool (*peer_up)(void *arg, uint64_t id);
 	/* Write the batch and make it durable, then call node_wal_durable (later, from the
 	 * shell's thread). At most one in flight. compact: then run wal_compact. A failure is the
@@ -98,6 +109,12 @@ void node_tick(struct node *n);
 void node_wal_durable(struct node *n);
 void node_stop(struct node *n);
 
+/* The data directory's file system is full: logs what failed and ends the process with
+ * NODE_EXIT_DISK_FULL. Every acknowledged write is in the WAL already (it was acknowledged
+ * only once durable), so freeing space and starting the node again loses nothing. */
+void node_stop_disk_full(struct node *n, uint32_t group, const char *what)
+	__attribute__((noreturn));
+
 /* The turn (see above). */
 void node_process(struct node *n);
 
@@ -110,6 +127,7 @@ bool node_draining(struct node *n);
 bool node_write_idle(const struct node *n);
 struct node_metrics *node_metrics_of(struct node *n);
 const struct node_config *node_config_of(const struct node *n);
+/* Other nodes' client addresses (empty at open: kvd's shell loads peers.conf into it). */
 struct node_addrbook *node_addrbook_of(struct node *n);
 
 #endif
