@@ -69,7 +69,7 @@ void kv_options_default(struct kv_options *o)
 	o->groups_max = KV_GROUPS_MAX;
 	o->session_ttl_entries = KV_SESSION_TTL_ENTRIES;
 	o->sessions_max = KV_SESSIONS_MAX;
-	o->writemap = false; /* a full disk must be an error, not a SIGBUS (DURABILITY.md) */
+	o->writemap = true; /* preallocated (prealloc): a full disk is KV_ENOSPC, never SIGBUS */
 }
 
 void kv_log_mdb(uint32_t group, const char *what, int mdb_rc)

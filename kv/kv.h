@@ -54,7 +54,7 @@ struct kv_options {
 	uint32_t groups_max;          /* DBIs to reserve: 2 per group + 1 */
 	uint64_t session_ttl_entries; /* a session idle for this many log entries expires */
 	uint32_t sessions_max;        /* per group; the least recently used expire first */
-	bool writemap;                /* MDB_WRITEMAP (default false). On, commits write into the
+	bool writemap;                /* MDB_WRITEMAP (default true). On, commits write into the
 				       * shared map (faster commits, docs/PERFORMANCE.md) and the
 				       * data file is preallocated (posix_fallocate) to the whole
 				       * map size at open and on every growth, so that a full disk

@@ -4,7 +4,7 @@
 
 #define KV_KEY_MAX                511          /* LMDB's default maximum key size */
 #define KV_VALUE_MAX_DEFAULT      (1u << 20)   /* 1 MiB */
-#define KV_MAP_BYTES_DEFAULT      (1ull << 30) /* 1 GiB of address space; grows on MDB_MAP_FULL */
+#define KV_MAP_BYTES_DEFAULT      (64ull << 20) /* 64 MiB (preallocated with writemap); doubles */
 #define KV_MAP_BYTES_MAX_DEFAULT  (1ull << 40) /* growth stops at 1 TiB of address space */
 #define KV_VALUE_MAX_HARD         (4u << 20)   /* absolute, checked on decode (= a Raft entry) */
 #define KV_MULTI_KEYS_MAX         65536        /* keys of one MSET/MDEL entry */

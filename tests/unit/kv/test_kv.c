@@ -485,7 +485,7 @@ START_TEST(test_full_disk_then_space_again)
 	struct fx f;
 	struct kv_options o;
 	kv_options_default(&o);
-	ck_assert(!o.writemap); /* the default: pwrite, so ENOSPC comes back from the commit */
+	o.writemap = false; /* pwrite: ENOSPC comes back from the commit (writemap: below) */
 	o.map_bytes = o.map_bytes_max = 64 << 20;
 	fx_open_opts(&f, &o);
 	int n = 0, err;
