@@ -313,6 +313,9 @@ static void serve_mget(struct node *n, struct node_req *r)
 
 static void serve_read(struct node *n, struct node_req *r)
 {
+	/* a ReadIndex read is served only once its group has applied up to the read index */
+	assert(r->state != REQ_READ_APPLY ||
+	       r->index <= raft_applied_of(node_group(n, r->group)->raft));
 	Ringraft__Kv__Request *rq = r->rq;
 	Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
 	if (rq->op == RINGRAFT__KV__OP__GET) {
@@ -415,6 +418,7 @@ void node_service_reads_ready(struct node *n, struct node_group *g)
 
 static void finish_write(struct node *n, struct node_req *r, const struct kv_result *res)
 {
+	assert(r->state == REQ_PROPOSED && r->write); /* answered once its entry is applied */
 	Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
 	Ringraft__Kv__Request *rq = r->rq;
 	if (rq->return_old || rq->op == RINGRAFT__KV__OP__INCRBY ||
