@@ -180,6 +180,7 @@ TEST_ENV := RINGRAFT_BIN=$(abspath $(BINDIR)) RINGRAFT_BUILD=$(abspath $(BUILD))
 test: all
 	@rm -f $(BUILD)/test-results
 	@$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh unit $(UNIT_BINS)
+	@$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh lint scripts/check-engine-purity.sh
 	@$(if $(SIM_BIN),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh sim $(SIM_BIN) sweep --seeds $(SIM_SEEDS) --jobs 2 --scenarios tests/sim/scenarios)
 	@$(if $(INTEG_BINS),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh integration $(INTEG_BINS))
 	@$(if $(wildcard jepsen-lite/run),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh jepsen jepsen-lite/run --smoke)

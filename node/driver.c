@@ -1,12 +1,8 @@
 /* driver.c — the Ready loop of every group (raft/raft.h's driver loop, DESIGN.md 3): per turn,
  * every Ready goes into the turn's one WAL batch, messages out now, msgs_after_persist held with
- * that batch, committed entries applied in one kv_apply; one batch written at a time by the WAL
- * writer thread, then raft_persisted and the held messages; then one frame per peer/client.
- *
- * The writer tells the loop (uv_async) as soon as a batch is durable, before it updates the
- * WAL's in-memory index, so the index update overlaps the loop's wake-up. A thread of its own
- * rather than uv_queue_work: a work item's completion would wake the loop a second time for
- * every batch (measured: about 13% fewer unpipelined puts/s with three nodes on two vCPUs).
+ * that batch, committed entries applied in one kv_apply; one batch handed to the shell at a time
+ * (io.wal_write), then, once it is durable (node_wal_durable), raft_persisted and the held
+ * messages; then the shell flushes one frame per peer/client (io.flush).
  */
 #include <assert.h>
 #include <errno.h>
@@ -35,13 +31,8 @@ void node_send_msg(struct node *n, struct node_group *g, const struct raft_messa
 		mark_unreachable(n, g, m->to);
 		return;
 	}
-	int rc = net_peers_append_msg(n->peers, m->to, NET_PEER_FIELD_MSG, &pb.base);
-	if (rc != NET_OK) {
-		if (rc == NET_EFULL)
-			node_log(NODE_LOG_WARN, g->id, "peer queue full, message dropped to=%llu",
-				 (unsigned long long)m->to);
+	if (node_peer_send(n, m->to, NODE_FIELD_MSG, &pb.base) != 0)
 		mark_unreachable(n, g, m->to);
-	}
 }
 
 static void hold_msg(struct node *n, struct node_group *g, const struct raft_message *m)
@@ -71,8 +62,8 @@ static void release_held(struct node *n, struct node_batch *b)
 {
 	for (size_t i = 0; i < b->n_held; i++) {
 		struct node_held *h = &b->held[i];
-		int rc = net_peers_append(n->peers, h->to, NET_PEER_FIELD_MSG, h->buf, h->len);
-		if (rc != NET_OK) {
+		int rc = n->io.peer_send_packed(n->io.arg, h->to, NODE_FIELD_MSG, h->buf, h->len);
+		if (rc != 0) {
 			struct node_group *g = node_group(n, h->group);
 			if (g != NULL)
 				mark_unreachable(n, g, h->to);
@@ -103,7 +94,7 @@ static void apply_committed(struct node *n, struct node_group *g, const struct r
 		if (es[i].type == RAFT_ENTRY_CONF)
 			has_conf = true;
 	struct apply_ctx ctx = {n, g};
-	uint64_t t0 = node_metrics_now_ns();
+	uint64_t t0 = node_now_ns(n);
 	int rc = kv_apply(n->kv, g->id, es, count, has_conf ? raft_conf_of(g->raft) : NULL,
 			  apply_entry_cb, &ctx);
 	if (rc == KV_ECORRUPT) {
@@ -117,7 +108,7 @@ static void apply_committed(struct node *n, struct node_group *g, const struct r
 		node_fatal(n, g->id, "apply failed first=%llu last=%llu error=\"%s\"",
 			   (unsigned long long)es[0].index, (unsigned long long)es[count - 1].index,
 			   kv_strerror(rc));
-	node_metrics_apply(&n->metrics, count, t0);
+	node_metrics_apply(&n->metrics, count, t0, node_now_ns(n));
 	node_service_apply_done(n, g, es[count - 1].index);
 }
 
@@ -133,7 +124,7 @@ static void soft_state(struct node *n, struct node_group *g, const struct raft_u
 			 (unsigned long long)raft_term_of(g->raft));
 	g->leader = u->soft.leader;
 	if (g->role == RAFT_LEADER && was != RAFT_LEADER)
-		g->leader_since_ms = node_now_ms();
+		g->leader_since_ms = node_now_ms(n);
 	if (was == RAFT_LEADER && g->role != RAFT_LEADER)
 		node_service_lost_leadership(n, g);
 }
@@ -193,46 +184,12 @@ static void handle_ready(struct node *n, struct node_group *g)
 	node_service_reads_ready(n, g);
 }
 
-static void start_write(struct node *n);
-
-/* The next WAL segment is made (written with zeroes and synced, 64 MiB) on the thread pool
- * ahead of need, so the batch that fills a segment does not make it inline (docs/WAL.md). */
-static void prep_work_cb(uv_work_t *w)
-{
-	struct node *n = w->data;
-	n->prep_rc = wal_prepare(n->wal);
-}
-
-static void prep_done_cb(uv_work_t *w, int status)
-{
-	struct node *n = w->data;
-	n->preparing = false;
-	if (status == 0 && n->prep_rc == WAL_OK) {
-		n->prep_retry_ms = 0;
-		return;
-	}
-	if (n->prep_retry_ms == 0) /* logged once per run of failures */
-		node_log(NODE_LOG_WARN, 0,
-			 "could not make the next WAL segment ahead (the batch that fills the "
-			 "active one will make it) error=\"%s\"",
-			 status ? uv_strerror(status) : wal_strerror(n->prep_rc));
-	n->prep_retry_ms = node_now_ms() + NODE_MAINT_MS;
-}
-
-void node_maybe_prepare_wal(struct node *n)
-{
-	if (n->preparing || n->stopping || node_now_ms() < n->prep_retry_ms ||
-	    !wal_prepare_wanted(n->wal))
-		return;
-	n->prep_work.data = n;
-	if (uv_queue_work(&n->loop, &n->prep_work, prep_work_cb, prep_done_cb) == 0)
-		n->preparing = true;
-}
-
 /* The batch in flight is durable: the cores learn how far, the messages that waited for it
  * go out, and the next batch may be written. */
-static void complete_write(struct node *n, struct node_batch *b)
+void node_wal_durable(struct node *n)
 {
+	struct node_batch *b = n->inflight;
+	assert(b != NULL);
 	const struct wal_durable *d;
 	size_t nd = wal_batch_durable(b->b, &d);
 	for (size_t i = 0; i < nd; i++) {
@@ -244,99 +201,6 @@ static void complete_write(struct node *n, struct node_batch *b)
 	release_held(n, b);
 	wal_batch_reset(b->b);
 	n->inflight = NULL;
-	node_maybe_prepare_wal(n);
-	node_process(n);
-}
-
-/* The writer's news: a batch is durable, or a write or compaction failed, or segments went. */
-static void wal_news_cb(uv_async_t *h)
-{
-	struct node *n = h->data;
-	int failed = atomic_load(&n->wal_failed);
-	if (failed != WAL_OK) {
-		/* Never retry a failed fsync: what is on disk is unknown (DESIGN.md 4). */
-		if (failed == WAL_ENOSPC)
-			node_stop_disk_full(n, 0, "a WAL write found no space");
-		node_fatal(n, 0, "WAL write failed, stopping error=\"%s\" errno=\"%s\"",
-			   wal_strerror(failed), strerror(wal_errno(n->wal)));
-	}
-	size_t removed = atomic_exchange(&n->wal_compacted, 0);
-	if (removed > 0)
-		node_log(NODE_LOG_INFO, 0, "wal compacted segments_removed=%zu", removed);
-	struct node_batch *b = n->inflight;
-	if (b != NULL && atomic_load(&b->durable))
-		complete_write(n, b);
-}
-
-/* On the writer thread, with the WAL's mutex held: only the news goes over. */
-static void durable_cb(struct wal_batch *wb, void *arg)
-{
-	struct node_batch *b = arg;
-	(void)wb;
-	node_metrics_wal_write_durable(&b->n->metrics);
-	atomic_store(&b->durable, true);
-	uv_async_send(&b->n->wal_news);
-}
-
-/* The writer thread. One batch at a time, in the order handed over: the loop hands the next
- * one only after the news of the last, so by then the writer has taken it. After the news it
- * still updates the WAL's index and compacts if asked; a batch handed over meanwhile waits. */
-static void *wal_writer_main(void *arg)
-{
-	struct node *n = arg;
-	pthread_mutex_lock(&n->wal_mu);
-	for (;;) {
-		while (n->wal_todo == NULL && !n->wal_quit)
-			pthread_cond_wait(&n->wal_cv, &n->wal_mu);
-		if (n->wal_todo == NULL)
-			break;
-		struct node_batch *b = n->wal_todo;
-		n->wal_todo = NULL;
-		pthread_mutex_unlock(&n->wal_mu);
-		bool compact = b->compact; /* b is the loop's again once durable */
-		node_metrics_wal_write_begin(&n->metrics);
-		int rc = wal_batch_write_notify(n->wal, b->b, durable_cb, b);
-		size_t removed = 0;
-		if (rc == WAL_OK && compact)
-			rc = wal_compact(n->wal, &removed);
-		if (removed > 0)
-			atomic_fetch_add(&n->wal_compacted, removed);
-		if (rc != WAL_OK)
-			atomic_store(&n->wal_failed, rc);
-		if (rc != WAL_OK || removed > 0) /* before pending drops: the loop may then close */
-			uv_async_send(&n->wal_news);
-		atomic_fetch_sub(&n->wal_pending, 1);
-		pthread_mutex_lock(&n->wal_mu);
-	}
-	pthread_mutex_unlock(&n->wal_mu);
-	return NULL;
-}
-
-int node_wal_writer_start(struct node *n)
-{
-	if (uv_async_init(&n->loop, &n->wal_news, wal_news_cb) != 0)
-		return -1;
-	n->wal_news.data = n;
-	pthread_mutex_init(&n->wal_mu, NULL);
-	pthread_cond_init(&n->wal_cv, NULL);
-	if (pthread_create(&n->wal_thread, NULL, wal_writer_main, n) != 0)
-		return -1;
-	n->wal_thread_started = true;
-	return 0;
-}
-
-void node_wal_writer_stop(struct node *n)
-{
-	if (!n->wal_thread_started)
-		return;
-	pthread_mutex_lock(&n->wal_mu);
-	n->wal_quit = true;
-	pthread_cond_signal(&n->wal_cv);
-	pthread_mutex_unlock(&n->wal_mu);
-	pthread_join(n->wal_thread, NULL);
-	n->wal_thread_started = false;
-	pthread_cond_destroy(&n->wal_cv);
-	pthread_mutex_destroy(&n->wal_mu);
 }
 
 static void start_write(struct node *n)
@@ -353,22 +217,14 @@ static void start_write(struct node *n)
 	n->inflight = b;
 	n->cur = (b == &n->batches[0]) ? &n->batches[1] : &n->batches[0];
 	assert(n->cur->n_held == 0 && wal_batch_empty(n->cur->b));
-	b->compact = b->checkpoint;
+	bool compact = b->checkpoint;
 	b->checkpoint = false;
-	atomic_store(&b->durable, false);
-	atomic_fetch_add(&n->wal_pending, 1);
-	pthread_mutex_lock(&n->wal_mu);
-	assert(n->wal_todo == NULL);
-	n->wal_todo = b;
-	pthread_cond_signal(&n->wal_cv);
-	pthread_mutex_unlock(&n->wal_mu);
+	n->io.wal_write(n->io.arg, b->b, compact);
 }
 
-bool node_write_idle(struct node *n)
+bool node_write_idle(const struct node *n)
 {
-	/* wal_close must not run beside a write or wal_prepare */
-	return n->inflight == NULL && wal_batch_empty(n->cur->b) && n->cur->n_held == 0 &&
-	       atomic_load(&n->wal_pending) == 0 && !n->preparing;
+	return n->inflight == NULL && wal_batch_empty(n->cur->b) && n->cur->n_held == 0;
 }
 
 void node_process(struct node *n)
@@ -390,15 +246,14 @@ void node_process(struct node *n)
 	}
 	node_repair(n);
 	start_write(n);
-	net_peers_flush(n->peers);
-	net_server_flush(n->server);
-	node_resp_flush(n);
+	n->io.flush(n->io.arg);
 	n->processing = false;
 }
 
-void node_on_peer_frame(void *arg, uint64_t from, const Ringraft__Raft__PeerFrame *f)
+void node_peer_frame(struct node *n, uint64_t from, const Ringraft__Raft__PeerFrame *f)
 {
-	struct node *n = arg;
+	if (n->draining)
+		return; /* the batch pending is to be the last one */
 	for (size_t i = 0; i < f->n_msgs; i++) {
 		const Ringraft__Raft__Message *pb = f->msgs[i];
 		struct node_group *g = node_group(n, pb->group);

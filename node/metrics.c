@@ -134,14 +134,14 @@ uint64_t node_metrics_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void node_metrics_request_done(struct node_metrics *m, int op, int code, uint64_t start_ns)
+void node_metrics_request_done(struct node_metrics *m, int op, int code, uint64_t start_ns,
+			       uint64_t now)
 {
 	if (op < 0 || op >= NODE_METRICS_OPS)
 		op = 0;
 	if (code < 0 || code >= NODE_METRICS_RESULTS - 1)
 		code = NODE_METRICS_RESULTS - 1;
 	m->requests[op][code]++;
-	uint64_t now = node_metrics_now_ns();
 	node_hist_observe(&m->request_ns[op], now > start_ns ? now - start_ns : 0);
 }
 
@@ -187,9 +187,8 @@ void node_metrics_wal_write_done(struct node_metrics *m)
 			  atomic_load_explicit(&m->wal_write_ns, memory_order_relaxed));
 }
 
-void node_metrics_apply(struct node_metrics *m, size_t entries, uint64_t start_ns)
+void node_metrics_apply(struct node_metrics *m, size_t entries, uint64_t start_ns, uint64_t now)
 {
-	uint64_t now = node_metrics_now_ns();
 	node_hist_observe(&m->apply_entries, entries);
 	node_hist_observe(&m->apply_ns, now > start_ns ? now - start_ns : 0);
 }

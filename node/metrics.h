@@ -66,8 +66,10 @@ void node_metrics_init(struct node_metrics *m);
 uint64_t node_metrics_now_ns(void);
 
 /* Hooks (loop thread unless said otherwise). op and code are kv.proto enum values; any value
- * out of range is counted as op "unknown" / result "other". */
-void node_metrics_request_done(struct node_metrics *m, int op, int code, uint64_t start_ns);
+ * out of range is counted as op "unknown" / result "other". Times are ns of the engine's
+ * clock (node_io.now_ns). */
+void node_metrics_request_done(struct node_metrics *m, int op, int code, uint64_t start_ns,
+			       uint64_t now);
 void node_metrics_forwarded(struct node_metrics *m, bool out);
 void node_metrics_proposal(struct node_metrics *m, bool accepted);
 /* A batch handed to the WAL writer. */
@@ -77,7 +79,7 @@ void node_metrics_wal_write_begin(struct node_metrics *m);
 void node_metrics_wal_write_durable(struct node_metrics *m);
 /* Loop: the batch in flight is known durable; records the writer's timing. */
 void node_metrics_wal_write_done(struct node_metrics *m);
-void node_metrics_apply(struct node_metrics *m, size_t entries, uint64_t start_ns);
+void node_metrics_apply(struct node_metrics *m, size_t entries, uint64_t start_ns, uint64_t now);
 void node_metrics_snapshot(struct node_metrics *m, bool sent);
 
 /* ------------------------------------------------------------------------------ rendering */

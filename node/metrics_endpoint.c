@@ -7,10 +7,11 @@
 #include <string.h>
 
 #include "node/http.h"
-#include "node/node_int.h"
+#include "node/node_int.h" /* read-only: the gauges */
+#include "node/shell.h"
 
 struct node_metrics_endpoint {
-	struct node *n;
+	struct node_shell *s;
 	struct node_http *http;
 	uv_timer_t timer;
 	struct node_text text;             /* rendered into, then swapped with the server's */
@@ -19,8 +20,10 @@ struct node_metrics_endpoint {
 	char health[NODE_HEALTH_TEXT_MAX];
 };
 
-static void collect(struct node *n, struct node_metrics_endpoint *ep, struct node_metrics_view *v)
+static void collect(struct node_shell *s, struct node_metrics_endpoint *ep,
+		    struct node_metrics_view *v)
 {
+	struct node *n = s->n;
 	memset(v, 0, sizeof *v);
 	v->node_id = n->cfg.id;
 	v->peer_addr = n->cfg.peer_addr;
@@ -47,14 +50,14 @@ static void collect(struct node *n, struct node_metrics_endpoint *ep, struct nod
 		if (id == n->cfg.id)
 			continue;
 		ep->peers[np].id = id;
-		ep->peers[np].up = net_peers_up(n->peers, id);
-		ep->peers[np].queue_bytes = net_peers_queue_bytes(n->peers, id);
+		ep->peers[np].up = net_peers_up(s->peers, id);
+		ep->peers[np].queue_bytes = net_peers_queue_bytes(s->peers, id);
 		np++;
 	}
 	v->peers = ep->peers;
 	v->n_peers = np;
-	v->connections = n->server ? net_server_connections(n->server) : 0;
-	v->uptime_ms = node_now_ms() - n->start_ms;
+	v->connections = s->server ? net_server_connections(s->server) : 0;
+	v->uptime_ms = node_now_ms(n) - n->start_ms;
 	struct wal_stats ws;
 	wal_stats_get(n->wal, &ws);
 	v->wal_bytes = ws.bytes_on_disk;
@@ -64,9 +67,9 @@ static void collect(struct node *n, struct node_metrics_endpoint *ep, struct nod
 
 static void publish(struct node_metrics_endpoint *ep)
 {
-	struct node *n = ep->n;
+	struct node *n = ep->s->n;
 	struct node_metrics_view v;
-	collect(n, ep, &v);
+	collect(ep->s, ep, &v);
 	node_text_reset(&ep->text);
 	node_metrics_render(&n->metrics, &v, &ep->text);
 	int status = node_metrics_health(&v, ep->health, sizeof ep->health);
@@ -82,37 +85,37 @@ static void timer_cb(uv_timer_t *t)
 	publish(t->data);
 }
 
-int node_metrics_endpoint_open(struct node *n)
+int node_metrics_endpoint_open(struct node_shell *s)
 {
-	if (n->cfg.metrics_addr[0] == '\0')
+	if (s->cfg.metrics_addr[0] == '\0')
 		return 0;
 	struct node_metrics_endpoint *ep = calloc(1, sizeof *ep);
 	if (ep == NULL)
 		return -1;
-	ep->n = n;
-	ep->groups = calloc(n->cfg.groups, sizeof *ep->groups);
+	ep->s = s;
+	ep->groups = calloc(s->cfg.groups, sizeof *ep->groups);
 	if (ep->groups == NULL) {
 		free(ep);
 		return -1;
 	}
-	int rc = node_http_start(n->cfg.metrics_addr, NODE_METRICS_STALE_MS, &ep->http);
+	int rc = node_http_start(s->cfg.metrics_addr, NODE_METRICS_STALE_MS, &ep->http);
 	if (rc != NODE_HTTP_OK) {
 		node_log(NODE_LOG_ERROR, 0, "cannot serve metrics addr=%s error=\"%s\"",
-			 n->cfg.metrics_addr, node_http_strerror(rc));
+			 s->cfg.metrics_addr, node_http_strerror(rc));
 		free(ep->groups);
 		free(ep);
 		return -1;
 	}
-	uv_timer_init(&n->loop, &ep->timer);
+	uv_timer_init(&s->loop, &ep->timer);
 	ep->timer.data = ep;
 	uv_timer_start(&ep->timer, timer_cb, 0, NODE_METRICS_RENDER_MS);
-	n->metrics_ep = ep;
+	s->metrics_ep = ep;
 	return 0;
 }
 
-void node_metrics_endpoint_close(struct node *n)
+void node_metrics_endpoint_close(struct node_shell *s)
 {
-	struct node_metrics_endpoint *ep = n->metrics_ep;
+	struct node_metrics_endpoint *ep = s->metrics_ep;
 	if (ep == NULL)
 		return;
 	/* the timer was closed with every other handle when the loop stopped */
@@ -120,5 +123,5 @@ void node_metrics_endpoint_close(struct node *n)
 	node_text_free(&ep->text);
 	free(ep->groups);
 	free(ep);
-	n->metrics_ep = NULL;
+	s->metrics_ep = NULL;
 }

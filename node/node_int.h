@@ -1,32 +1,28 @@
-/* node_int.h — the node's internal state shared by node.c (lifecycle), driver.c (Ready, WAL),
- * service.c (requests), restore.c, snapshot.c, balance.c and addrbook.c. Single-threaded: all
- * on the loop thread except the WAL write of driver.c, which touches only its own batch.
+/* node_int.h — the engine's state (engine.h), shared by its files: engine.c (lifecycle, peer
+ * and tick events), driver.c (Ready loop, the WAL batch), service.c (requests), restore.c,
+ * snapshot.c, repair.c and balance.c. Pure and single-threaded: no libuv, thread, socket or
+ * clock here; the shell (shell.h) reaches it through engine.h, and its RESP and metrics views
+ * (resp.c, metrics_endpoint.c) read it.
  */
 #ifndef RINGRAFT_NODE_INT_H
 #define RINGRAFT_NODE_INT_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <uv.h>
 
 #include "kv/kv.h"
 #include "kv/ring.h"
-#include "net/peer.h"
-#include "net/resp_server.h"
-#include "net/server.h"
 #include "node/addrbook.h"
 #include "node/config.h"
+#include "node/engine.h"
 #include "node/log.h"
 #include "node/metrics.h"
 #include "node/msg.h"
-#include "node/node.h"
 #include "proto/kv.pb-c.h"
 #include "raft/raft.h"
 #include "wal/wal.h"
 
-enum req_origin { ORIGIN_CLIENT, ORIGIN_PEER, ORIGIN_RESP };
+enum req_origin { ORIGIN_LOCAL, ORIGIN_PEER };
 enum req_state {
 	REQ_NEW,        /* being routed */
 	REQ_PROPOSED,   /* write handed to raft: only the apply or a timeout answers it */
@@ -41,7 +37,8 @@ struct node_list;
 struct node_req {
 	uint64_t iid; /* node-unique id: ReadIndex ctx and forwarding id */
 	enum req_origin origin;
-	struct net_conn *conn;     /* ORIGIN_CLIENT: referenced until answered */
+	node_reply_fn reply;       /* ORIGIN_LOCAL: called once, with the answer ... */
+	void *client;              /* ... and this (the shell's) */
 	uint64_t peer;             /* ORIGIN_PEER: the node that forwarded it */
 	Ringraft__Kv__Request *rq; /* owned */
 	uint32_t group;
@@ -56,7 +53,6 @@ struct node_req {
 	struct node_req *hnext;         /* id hash chain */
 	struct node_req *gprev, *gnext; /* the group list it waits in */
 	struct node_list *glist;
-	void *resp; /* ORIGIN_RESP: owned, node/resp.c's reply context */
 };
 
 struct node_list {
@@ -120,70 +116,40 @@ struct node_held {
 };
 
 struct node_batch {
-	struct node *n;
 	struct wal_batch *b;
 	struct node_held *held;
 	size_t n_held, cap_held;
-	bool checkpoint;      /* compact the WAL after writing this batch (set while it fills) */
-	bool compact;         /* taken from checkpoint when the batch goes to the writer */
-	_Atomic bool durable; /* set by the writer thread, then the news (wal_news) */
+	bool checkpoint; /* compact the WAL after writing this batch (set while it fills) */
 };
 
 struct node {
 	struct node_config cfg;
-	uv_loop_t loop;
-	struct wal *wal;
+	struct node_io io;
+	struct wal *wal; /* the backends (borrowed: the shell opens and closes them) */
 	struct kv *kv;
 	struct kv_ring *ring;
-	struct net_peers *peers;
-	struct net_server *server;
-	struct net_resp_server *resp_server; /* NULL without --resp-addr (node/resp.c) */
-	struct node_group *groups;           /* [cfg.groups]; group g at groups[g - 1] */
-	uv_timer_t tick;
-	uv_prepare_t prepare;
-	uv_check_t check;
-	uv_signal_t sigterm, sigint;
+	struct node_group *groups; /* [cfg.groups]; group g at groups[g - 1] */
 	struct node_batch batches[2];
-	struct node_batch *cur, *inflight; /* inflight: with the writer, not yet reported durable */
-	/* The WAL writer thread (driver.c): writes the batches handed to it one at a time, tells
-	 * the loop through wal_news as soon as one is durable, then updates the WAL's index (and
-	 * compacts when asked) while the loop goes on. */
-	pthread_t wal_thread;
-	bool wal_thread_started;
-	pthread_mutex_t wal_mu;
-	pthread_cond_t wal_cv;
-	struct node_batch *wal_todo;  /* under wal_mu: handed over, not yet taken */
-	bool wal_quit;                /* under wal_mu */
-	_Atomic int wal_pending;      /* batches handed over and not finished (shutdown waits) */
-	_Atomic int wal_failed;       /* a write or compaction failed: the loop stops the node */
-	_Atomic size_t wal_compacted; /* segments removed, for the loop to log */
-	uv_async_t wal_news;          /* a batch is durable, or something above changed */
-	uv_work_t prep_work;          /* wal_prepare on the thread pool (driver.c) */
-	bool preparing;               /* prep_work queued and not done */
-	int prep_rc;                  /* of the last wal_prepare */
-	uint64_t prep_retry_ms;       /* after a failed wal_prepare: not again before this */
+	struct node_batch *cur, *inflight; /* inflight: handed to io.wal_write, not yet durable */
 	struct node_msg_scratch scratch;
 	struct node_req *reqs_head, *reqs_tail;
 	struct node_req *buckets[NODE_REQ_BUCKETS];
 	uint64_t next_iid;
 	uint64_t start_ms;
 	uint64_t ticks;
+	uint64_t rafts_made; /* raft cores created: each draws its own seed from io.seed */
 	uint64_t peer_up_since[NODE_NODES_MAX];    /* by member index; 0 = down */
 	uint64_t incarnation;                      /* our data directory's id (identity.h) */
 	uint64_t peer_incarnation[NODE_NODES_MAX]; /* by member index: from its last Hello */
 	struct node_addrbook addrs;                /* other nodes' client addresses */
-	bool stopping; /* SIGTERM/SIGINT: no new requests, leaderships handed off */
+	bool stopping; /* node_stop: no new requests, leaderships handed off */
 	bool draining; /* handoff over: peers ignored, waiting for the last WAL batch */
-	bool stopped;
 	uint64_t handoff_deadline_ms;
-	uv_timer_t stop_poll;
 	bool processing;
-	uint32_t scrub_next;  /* the group the scrub walks now (0-based) */
-	uint32_t digest_next; /* the group whose digest is compared next (0-based) */
-	bool any_damaged;     /* some group's damaged flag is set (node_repair) */
-	/* metrics.h: the counters the hooks bump; the --metrics-addr endpoint (NULL when off) */
-	struct node_metrics metrics;
-	struct node_metrics_endpoint *metrics_ep;
+	uint32_t scrub_next;         /* the group the scrub walks now (0-based) */
+	uint32_t digest_next;        /* the group whose digest is compared next (0-based) */
+	bool any_damaged;            /* some group's damaged flag is set (node_repair) */
+	struct node_metrics metrics; /* metrics.h: the counters the hooks bump */
 };
 
 static inline struct node_group *node_group(struct node *n, uint64_t g)
@@ -191,8 +157,23 @@ static inline struct node_group *node_group(struct node *n, uint64_t g)
 	return (g >= 1 && g <= n->cfg.groups) ? &n->groups[g - 1] : NULL;
 }
 
-extern struct node *node_the_node;
-uint64_t node_now_ms(void);
+/* The engine's clock and its peers, through the shell (engine.h). */
+static inline uint64_t node_now_ms(const struct node *n)
+{
+	return n->io.now_ms(n->io.arg);
+}
+static inline uint64_t node_now_ns(const struct node *n)
+{
+	return n->io.now_ns(n->io.arg);
+}
+static inline bool node_peer_is_up(const struct node *n, uint64_t id)
+{
+	return n->io.peer_up(n->io.arg, id);
+}
+static inline int node_peer_send(struct node *n, uint64_t to, int field, const ProtobufCMessage *m)
+{
+	return n->io.peer_send(n->io.arg, to, field, m);
+}
 /* A node's client address: ours, else the last one it announced ("" if never). */
 const char *node_client_addr_of(struct node *n, uint64_t id);
 /* Logs and exits the process with status 1 (a failed fsync, a failed apply, ...). */
@@ -200,19 +181,9 @@ void node_fatal(struct node *n, uint32_t group, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4), noreturn));
 
 /* driver.c */
-void node_process(struct node *n);
-/* No WAL write in flight and nothing waiting to be written. */
-bool node_write_idle(struct node *n);
-/* Queues wal_prepare on the thread pool if the WAL wants its next segment made. */
-void node_maybe_prepare_wal(struct node *n);
-/* The WAL writer thread: started once the WAL is open, stopped before it closes. */
-int node_wal_writer_start(struct node *n);
-void node_wal_writer_stop(struct node *n);
 void node_send_msg(struct node *n, struct node_group *g, const struct raft_message *m);
-void node_on_peer_frame(void *arg, uint64_t from, const Ringraft__Raft__PeerFrame *f);
 
 /* service.c */
-int node_on_client_request(void *arg, struct net_conn *c, const uint8_t *p, size_t len);
 void node_service_forwarded(struct node *n, uint64_t from, const ProtobufCBinaryData *rq);
 void node_service_forward_reply(struct node *n, const ProtobufCBinaryData *resp);
 void node_service_applied(struct node *n, struct node_group *g, const struct raft_entry *e,
@@ -228,19 +199,6 @@ void node_service_timeouts(struct node *n);
 void node_service_fail_all(struct node *n);
 /* The group's replica is being reset (repair.c): every request waiting on it is answered. */
 void node_service_group_reset(struct node *n, struct node_group *g);
-
-/* service.c, for resp.c: a request built by the RESP port (rq owned, ctx owned: answered
- * through node_resp_answer, then freed with node_resp_ctx_free). */
-void node_service_submit(struct node *n, Ringraft__Kv__Request *rq, void *ctx);
-
-/* resp.c — the Redis protocol port (--resp-addr) */
-int node_resp_open(struct node *n);   /* no-op without --resp-addr; -1 when it cannot listen */
-void node_resp_flush(struct node *n); /* once per loop turn, with the client port's flush */
-void node_resp_stop_accepting(struct node *n);
-void node_resp_close(struct node *n); /* before the loop's last run */
-void node_resp_free(struct node *n);  /* after it */
-void node_resp_answer(struct node *n, struct node_req *r, Ringraft__Kv__Response *resp);
-void node_resp_ctx_free(void *ctx);
 
 /* restore.c */
 int node_restore_groups(struct node *n);
@@ -269,16 +227,6 @@ void node_scrub_step(struct node *n);
  * itself. */
 void node_digest_step(struct node *n);
 void node_digest_received(struct node *n, uint64_t from, const Ringraft__Raft__GroupDigest *gd);
-/* The data directory's file system is full: logs what failed and exits with
- * NODE_EXIT_DISK_FULL. Every acknowledged write is in the WAL already (it was acknowledged
- * only once durable), so freeing space and starting the node again loses nothing. */
-void node_stop_disk_full(struct node *n, uint32_t group, const char *what)
-	__attribute__((noreturn));
-
-/* metrics_endpoint.c: serves --metrics-addr (nothing when it is empty). open logs why it
- * failed; close only after node_run (the loop has closed the endpoint's timer). */
-int node_metrics_endpoint_open(struct node *n);
-void node_metrics_endpoint_close(struct node *n);
 
 /* balance.c */
 void node_balance_leaders(struct node *n);

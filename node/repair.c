@@ -7,7 +7,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "node/node_int.h"
 
@@ -18,7 +17,7 @@ void node_stop_disk_full(struct node *n, uint32_t group, const char *what)
 		 "disk full: %s; the node stops (exit %d). Every acknowledged write is in the "
 		 "WAL: free space on the data directory's file system and start the node again",
 		 what, NODE_EXIT_DISK_FULL);
-	_exit(NODE_EXIT_DISK_FULL);
+	_Exit(NODE_EXIT_DISK_FULL);
 }
 
 /* A key as log text: printable bytes as they are, others as \xNN, cut at 64 bytes. */
@@ -205,7 +204,7 @@ static void digest_publish(struct node *n, struct node_group *g)
 {
 	raft_index at = 0;
 	int rc = kv_digest(n->kv, g->id, g->digest_mine.d, &at);
-	g->digest_ms = node_now_ms();
+	g->digest_ms = node_now_ms(n);
 	if (rc == KV_ECORRUPT) {
 		node_group_damaged(n, g, "a digest");
 		return;
@@ -223,15 +222,15 @@ static void digest_publish(struct node *n, struct node_group *g)
 	gd.digest.len = KV_DIGEST_BYTES;
 	for (size_t i = 0; i < g->n_hosts; i++)
 		if (g->hosts[i] != n->cfg.id)
-			(void)net_peers_append_msg(n->peers, g->hosts[i], NET_PEER_FIELD_DIGEST,
-						   &gd.base); /* lost if the link is down: fine */
+			(void)node_peer_send(n, g->hosts[i], NODE_FIELD_DIGEST,
+					     &gd.base); /* lost if the link is down: fine */
 	digest_compare(n, g);
 }
 
 void node_digest_step(struct node *n)
 {
 	uint32_t G = n->cfg.groups;
-	uint64_t now = node_now_ms();
+	uint64_t now = node_now_ms(n);
 	for (uint32_t tries = 0; tries < G; tries++) {
 		struct node_group *g = &n->groups[n->digest_next];
 		n->digest_next = (n->digest_next + 1) % G;

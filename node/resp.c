@@ -14,7 +14,8 @@
 #include <unistd.h>
 
 #include "net/net_limits.h"
-#include "node/node_int.h"
+#include "node/node_int.h" /* read-only views: INFO, DBSIZE, routing */
+#include "node/shell.h"
 
 #define RESP_VERSION "7.0.0" /* the Redis version we answer like (HELLO, INFO) */
 #define NAME_MAX_    256     /* CLIENT SETNAME */
@@ -45,11 +46,13 @@ struct ctx {
 	uint64_t slot;
 	uint8_t kind;
 	int proto;
-	bool nx; /* K_SET_GET for SET NX GET: a CAS mismatch carries the old value */
+	bool nx;    /* K_SET_GET for SET NX GET: a CAS mismatch carries the old value */
+	bool write; /* a TIMEOUT/LEADER_LOST leaves its outcome unknown */
 };
 
 /* One command being dispatched. */
 struct cmd {
+	struct node_shell *s;
 	struct node *n;
 	struct net_resp_conn *c;
 	struct client *cl;
@@ -165,8 +168,10 @@ static ProtobufCBinaryData bin(const struct net_resp_val *v)
 	return (ProtobufCBinaryData){v->len, (uint8_t *)v->p};
 }
 
+static void resp_answer(void *client, const Ringraft__Kv__Response *resp);
+
 /* Copies rq (borrowed pointers into the command) into an owned request and hands it to the
- * service; the answer comes back through node_resp_answer. */
+ * engine; the answer comes back through resp_answer. */
 static void submit(struct cmd *x, Ringraft__Kv__Request *rq, enum kind kind, bool nx)
 {
 	rq->consistency = x->cl->readonly ? RINGRAFT__KV__CONSISTENCY__SERIALIZABLE
@@ -191,14 +196,10 @@ static void submit(struct cmd *x, Ringraft__Kv__Request *rq, enum kind kind, boo
 	ctx->kind = (uint8_t)kind;
 	ctx->proto = x->cl->proto;
 	ctx->nx = nx;
-	node_service_submit(x->n, own, ctx);
-}
-
-void node_resp_ctx_free(void *p)
-{
-	struct ctx *ctx = p;
-	net_resp_conn_unref(ctx->c);
-	free(ctx);
+	ctx->write = rq->op == RINGRAFT__KV__OP__PUT || rq->op == RINGRAFT__KV__OP__DELETE ||
+		     rq->op == RINGRAFT__KV__OP__CAS || rq->op == RINGRAFT__KV__OP__INCRBY ||
+		     rq->op == RINGRAFT__KV__OP__MSET || rq->op == RINGRAFT__KV__OP__MDEL;
+	node_submit(x->n, own, resp_answer, ctx);
 }
 
 static bool starts_with_word(const char *s, const char *w)
@@ -207,10 +208,10 @@ static bool starts_with_word(const char *s, const char *w)
 	return strncmp(s, w, l) == 0 && s[l] == ' ';
 }
 
-void node_resp_answer(struct node *n, struct node_req *r, Ringraft__Kv__Response *resp)
+/* The engine's answer (node_reply_fn), rendered as Redis would; ctx is freed. */
+static void resp_answer(void *client, const Ringraft__Kv__Response *resp)
 {
-	(void)n;
-	struct ctx *ctx = r->resp;
+	struct ctx *ctx = client;
 	struct net_resp_buf b = {0};
 	const char *err = resp->error && *resp->error ? resp->error : "no detail";
 	int p = ctx->proto;
@@ -279,7 +280,7 @@ void node_resp_answer(struct node *n, struct node_req *r, Ringraft__Kv__Response
 		break;
 	case RINGRAFT__KV__CODE__TIMEOUT:
 	case RINGRAFT__KV__CODE__LEADER_LOST:
-		if (r->write)
+		if (ctx->write)
 			net_resp_put_errorf(&b,
 					    "ERR outcome unknown: the write may or may not have "
 					    "been applied (%s)",
@@ -296,10 +297,12 @@ void node_resp_answer(struct node *n, struct node_req *r, Ringraft__Kv__Response
 		break;
 	default:
 		net_resp_put_errorf(&b, "ERR internal error (%s)%s", err,
-				    r->write ? ": outcome unknown" : "");
+				    ctx->write ? ": outcome unknown" : "");
 		break;
 	}
 	net_resp_conn_reply(ctx->c, ctx->slot, &b);
+	net_resp_conn_unref(ctx->c);
+	free(ctx);
 }
 
 /* ------------------------------------------------------------------------------ keys */
@@ -733,11 +736,12 @@ static void cmd_info(struct cmd *x)
 		    "ringraft_node_id:%" PRIu64 "\r\nprocess_id:%d\r\ntcp_port:%s\r\n"
 		    "uptime_in_seconds:%" PRIu64 "\r\nclient_addr:%s\r\n\r\n",
 		    RESP_VERSION, n->cfg.id, (int)getpid(), port ? port + 1 : "",
-		    (node_now_ms() - n->start_ms) / 1000, n->cfg.client_addr);
+		    (node_now_ms(n) - n->start_ms) / 1000, n->cfg.client_addr);
 	}
 	if (want(x, "clients"))
 		ADD("# Clients\r\nconnected_clients:%zu\r\nprotobuf_clients:%zu\r\n\r\n",
-		    net_resp_server_connections(n->resp_server), net_server_connections(n->server));
+		    net_resp_server_connections(x->s->resp_server),
+		    net_server_connections(x->s->server));
 	if (want(x, "raft")) {
 		uint32_t led = 0;
 		for (uint32_t i = 0; i < n->cfg.groups; i++)
@@ -813,7 +817,8 @@ static void unknown(struct cmd *x)
 static int on_command(void *arg, struct net_resp_conn *c, uint64_t slot,
 		      const struct net_resp_val *args, size_t argc)
 {
-	struct node *n = arg;
+	struct node_shell *sh = arg;
+	struct node *n = sh->n;
 	struct client *cl = net_resp_conn_user(c);
 	if (cl == NULL) {
 		if ((cl = calloc(1, sizeof *cl)) == NULL)
@@ -821,7 +826,7 @@ static int on_command(void *arg, struct net_resp_conn *c, uint64_t slot,
 		cl->proto = 2;
 		net_resp_conn_set_user(c, cl);
 	}
-	struct cmd x = {.n = n, .c = c, .cl = cl, .slot = slot, .a = args, .argc = argc};
+	struct cmd x = {.s = sh, .n = n, .c = c, .cl = cl, .slot = slot, .a = args, .argc = argc};
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
 		const struct command *k = &commands[i];
 		if (!is(&args[0], k->name))
@@ -865,43 +870,43 @@ static void on_log(void *arg, int level, const char *msg)
 
 /* ------------------------------------------------------------------------------ lifecycle */
 
-int node_resp_open(struct node *n)
+int node_resp_open(struct node_shell *s)
 {
-	if (n->cfg.resp_addr[0] == '\0')
+	if (s->cfg.resp_addr[0] == '\0')
 		return 0;
 	struct net_resp_server_cbs cbs = {on_command, on_close, on_log};
-	if (net_resp_server_new(&n->loop, n->cfg.resp_addr,
-				(size_t)n->cfg.value_max + NET_RESP_BULK_SLACK, &cbs, n,
-				&n->resp_server) != NET_OK ||
-	    net_resp_server_start(n->resp_server) != NET_OK) {
+	if (net_resp_server_new(&s->loop, s->cfg.resp_addr,
+				(size_t)s->cfg.value_max + NET_RESP_BULK_SLACK, &cbs, s,
+				&s->resp_server) != NET_OK ||
+	    net_resp_server_start(s->resp_server) != NET_OK) {
 		node_log(NODE_LOG_ERROR, 0, "cannot listen for RESP clients addr=%s",
-			 n->cfg.resp_addr);
+			 s->cfg.resp_addr);
 		return -1;
 	}
-	node_log(NODE_LOG_WARN, 0, "RESP port open resp_addr=%s", n->cfg.resp_addr);
+	node_log(NODE_LOG_WARN, 0, "RESP port open resp_addr=%s", s->cfg.resp_addr);
 	return 0;
 }
 
-void node_resp_flush(struct node *n)
+void node_resp_flush(struct node_shell *s)
 {
-	if (n->resp_server != NULL)
-		net_resp_server_flush(n->resp_server);
+	if (s->resp_server != NULL)
+		net_resp_server_flush(s->resp_server);
 }
 
-void node_resp_stop_accepting(struct node *n)
+void node_resp_stop_accepting(struct node_shell *s)
 {
-	if (n->resp_server != NULL)
-		net_resp_server_stop_accepting(n->resp_server);
+	if (s->resp_server != NULL)
+		net_resp_server_stop_accepting(s->resp_server);
 }
 
-void node_resp_close(struct node *n)
+void node_resp_close(struct node_shell *s)
 {
-	if (n->resp_server != NULL)
-		net_resp_server_close(n->resp_server);
+	if (s->resp_server != NULL)
+		net_resp_server_close(s->resp_server);
 }
 
-void node_resp_free(struct node *n)
+void node_resp_free(struct node_shell *s)
 {
-	net_resp_server_free(n->resp_server);
-	n->resp_server = NULL;
+	net_resp_server_free(s->resp_server);
+	s->resp_server = NULL;
 }

@@ -76,8 +76,10 @@ static int read_log(struct node *n, uint32_t g, raft_index lo, raft_index hi,
 
 struct raft *node_group_raft_new(struct node *n, uint32_t gi, const struct raft_restore *rs)
 {
-	uint64_t seed = uv_hrtime() ^ (n->cfg.id * 0x9e3779b97f4a7c15ull) ^
-			(gi * 0x2545f4914f6cdd1dull);
+	/* every core its own stream: the shell's seed, the node, the group, and how many cores
+	 * came before (a rebuilt group gets a new one) */
+	uint64_t seed = n->io.seed ^ (n->cfg.id * 0x9e3779b97f4a7c15ull) ^
+			(gi * 0x2545f4914f6cdd1dull) ^ (++n->rafts_made * 0xbf58476d1ce4e5b9ull);
 	struct raft_config rc;
 	raft_config_default(&rc, n->cfg.id, seed);
 	rc.election_ticks = n->cfg.election_ms / n->cfg.tick_ms;
@@ -126,7 +128,8 @@ int node_restore_groups(struct node *n)
 		bool empty = ws == NULL || (!ws->corrupt && !ws->has_hard_state &&
 					    ws->last_index == 0 && ws->snap_index == 0);
 		if (damage != NULL)
-			ws = NULL; /* nothing of its log is used: it restarts from the state machine */
+			ws = NULL; /* nothing of its log is used: it restarts from the state machine
+				    */
 		bool recovering = damage != NULL || empty ||
 				  (ws != NULL && ws->has_hard_state && ws->hard_state.recovering);
 		struct raft_restore rs;

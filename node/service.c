@@ -41,17 +41,14 @@ static void list_remove(struct node_req *r)
 	r->gprev = r->gnext = NULL;
 }
 
-static struct node_req *req_new(struct node *n, enum req_origin origin, struct net_conn *c,
-				uint64_t peer, Ringraft__Kv__Request *rq)
+static struct node_req *req_new(struct node *n, enum req_origin origin, uint64_t peer,
+				Ringraft__Kv__Request *rq)
 {
 	struct node_req *r = calloc(1, sizeof *r);
 	if (r == NULL)
 		return NULL;
 	r->iid = ++n->next_iid;
 	r->origin = origin;
-	r->conn = c;
-	if (c != NULL)
-		net_conn_ref(c);
 	r->peer = peer;
 	r->rq = rq;
 	r->anext = NULL;
@@ -67,8 +64,8 @@ static struct node_req *req_new(struct node *n, enum req_origin origin, struct n
 	uint32_t t = rq->timeout_ms ? rq->timeout_ms : n->cfg.request_timeout_ms;
 	if (t > NODE_REQUEST_TIMEOUT_MS_MAX)
 		t = NODE_REQUEST_TIMEOUT_MS_MAX;
-	r->deadline_ms = node_now_ms() + t;
-	r->start_ns = node_metrics_now_ns();
+	r->deadline_ms = node_now_ms(n) + t;
+	r->start_ns = node_now_ns(n);
 	return r;
 }
 
@@ -95,12 +92,6 @@ static void req_free(struct node *n, struct node_req *r)
 	while (*pp != r)
 		pp = &(*pp)->hnext;
 	*pp = r->hnext;
-	if (r->conn != NULL) {
-		net_conn_request_done(r->conn);
-		net_conn_unref(r->conn);
-	}
-	if (r->resp != NULL)
-		node_resp_ctx_free(r->resp);
 	ringraft__kv__request__free_unpacked(r->rq, NULL);
 	free(r);
 }
@@ -109,16 +100,13 @@ static void req_free(struct node *n, struct node_req *r)
 static void req_finish(struct node *n, struct node_req *r, Ringraft__Kv__Response *resp)
 {
 	resp->id = r->rq->id;
-	if (r->origin == ORIGIN_CLIENT) {
-		net_conn_send(r->conn, &resp->base);
-		node_metrics_request_done(&n->metrics, r->rq->op, resp->code, r->start_ns);
-	} else if (r->origin == ORIGIN_RESP) {
-		node_resp_answer(n, r, resp);
-		node_metrics_request_done(&n->metrics, r->rq->op, resp->code, r->start_ns);
+	if (r->origin == ORIGIN_LOCAL) {
+		node_metrics_request_done(&n->metrics, r->rq->op, resp->code, r->start_ns,
+					  node_now_ns(n));
+		r->reply(r->client, resp);
 	} else {
-		int rc = net_peers_append_msg(n->peers, r->peer, NET_PEER_FIELD_FWD_RESP,
-					      &resp->base);
-		if (rc != NET_OK)
+		int rc = node_peer_send(n, r->peer, NODE_FIELD_FWD_RESP, &resp->base);
+		if (rc != 0)
 			node_log(NODE_LOG_DEBUG, r->group, "forwarded reply dropped to=%llu",
 				 (unsigned long long)r->peer);
 	}
@@ -220,7 +208,7 @@ static void reply_status(struct node *n, struct node_req *r)
 	st.wal_bytes = ws.bytes_on_disk;
 	st.lmdb_bytes = kv_size_bytes(n->kv);
 	st.health = n->stopping ? "stopping" : all_led ? "ok" : "degraded";
-	st.uptime_ms = node_now_ms() - n->start_ms;
+	st.uptime_ms = node_now_ms(n) - n->start_ms;
 	st.incarnation = n->incarnation;
 	fill_ring(n, &ring, infos, iptrs);
 	resp.code = RINGRAFT__KV__CODE__OK;
@@ -325,6 +313,9 @@ static void serve_mget(struct node *n, struct node_req *r)
 
 static void serve_read(struct node *n, struct node_req *r)
 {
+	/* a ReadIndex read is served only once its group has applied up to the read index */
+	assert(r->state != REQ_READ_APPLY ||
+	       r->index <= raft_applied_of(node_group(n, r->group)->raft));
 	Ringraft__Kv__Request *rq = r->rq;
 	Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
 	if (rq->op == RINGRAFT__KV__OP__GET) {
@@ -427,6 +418,7 @@ void node_service_reads_ready(struct node *n, struct node_group *g)
 
 static void finish_write(struct node *n, struct node_req *r, const struct kv_result *res)
 {
+	assert(r->state == REQ_PROPOSED && r->write); /* answered once its entry is applied */
 	Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
 	Ringraft__Kv__Request *rq = r->rq;
 	if (rq->return_old || rq->op == RINGRAFT__KV__OP__INCRBY ||
@@ -633,15 +625,15 @@ static void forward(struct node *n, struct node_req *r, uint64_t leader)
 	uint64_t id = rq->id;
 	bool redirect = rq->redirect;
 	uint32_t timeout = rq->timeout_ms;
-	uint64_t now = node_now_ms();
+	uint64_t now = node_now_ms(n);
 	rq->id = r->iid;
 	rq->redirect = true; /* the leader answers NOT_LEADER rather than forwarding again */
 	rq->timeout_ms = r->deadline_ms > now ? (uint32_t)(r->deadline_ms - now) : 1;
-	int rc = net_peers_append_msg(n->peers, leader, NET_PEER_FIELD_FWD_REQ, &rq->base);
+	int rc = node_peer_send(n, leader, NODE_FIELD_FWD_REQ, &rq->base);
 	rq->id = id;
 	rq->redirect = redirect;
 	rq->timeout_ms = timeout;
-	if (rc != NET_OK) {
+	if (rc != 0) {
 		req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE,
 			  "cannot reach the group leader: not sent");
 		return;
@@ -798,7 +790,7 @@ static void handle(struct node *n, struct node_req *r)
 		Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
 		uint64_t host = g->hosts[0];
 		for (size_t i = 0; i < g->n_hosts; i++)
-			if (net_peers_up(n->peers, g->hosts[i])) {
+			if (node_peer_is_up(n, g->hosts[i])) {
 				host = g->hosts[i];
 				break;
 			}
@@ -830,7 +822,7 @@ static void handle(struct node *n, struct node_req *r)
 	uint64_t leader = raft_leader_of(g->raft);
 	if (leader != n->cfg.id || raft_role_of(g->raft) != RAFT_LEADER) {
 		if (rq->redirect || leader == 0 || leader == n->cfg.id ||
-		    !net_peers_up(n->peers, leader))
+		    !node_peer_is_up(n, leader))
 			req_not_leader(n, r, g);
 		else
 			forward(n, r, leader);
@@ -857,37 +849,20 @@ static void handle(struct node *n, struct node_req *r)
 	list_push(&g->reads_idx, r);
 }
 
-int node_on_client_request(void *arg, struct net_conn *c, const uint8_t *p, size_t len)
+void node_submit(struct node *n, Ringraft__Kv__Request *rq, node_reply_fn reply, void *client)
 {
-	struct node *n = arg;
-	Ringraft__Kv__Request *rq = ringraft__kv__request__unpack(NULL, len, p);
-	if (rq == NULL) {
-		node_log(NODE_LOG_INFO, 0, "undecodable client request bytes=%zu", len);
-		return -1;
-	}
-	struct node_req *r = req_new(n, ORIGIN_CLIENT, c, 0, rq);
+	struct node_req *r = req_new(n, ORIGIN_LOCAL, 0, rq);
 	if (r == NULL) {
-		ringraft__kv__request__free_unpacked(rq, NULL);
-		return -1;
-	}
-	handle(n, r);
-	return 0;
-}
-
-void node_service_submit(struct node *n, Ringraft__Kv__Request *rq, void *ctx)
-{
-	struct node_req *r = req_new(n, ORIGIN_RESP, NULL, 0, rq);
-	if (r == NULL) {
-		ringraft__kv__request__free_unpacked(rq, NULL);
 		Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+		resp.id = rq->id;
 		resp.code = RINGRAFT__KV__CODE__UNAVAILABLE;
 		resp.error = "out of memory";
-		struct node_req tmp = {.origin = ORIGIN_RESP, .resp = ctx};
-		node_resp_answer(n, &tmp, &resp);
-		node_resp_ctx_free(ctx);
+		ringraft__kv__request__free_unpacked(rq, NULL);
+		reply(client, &resp);
 		return;
 	}
-	r->resp = ctx;
+	r->reply = reply;
+	r->client = client;
 	handle(n, r);
 }
 
@@ -901,7 +876,7 @@ void node_service_forwarded(struct node *n, uint64_t from, const ProtobufCBinary
 	}
 	rq->redirect = true;
 	node_metrics_forwarded(&n->metrics, false);
-	struct node_req *r = req_new(n, ORIGIN_PEER, NULL, from, rq);
+	struct node_req *r = req_new(n, ORIGIN_PEER, from, rq);
 	if (r == NULL) {
 		ringraft__kv__request__free_unpacked(rq, NULL);
 		return;
@@ -948,7 +923,7 @@ void node_service_peer_down(struct node *n, uint64_t peer)
 
 void node_service_timeouts(struct node *n)
 {
-	uint64_t now = node_now_ms();
+	uint64_t now = node_now_ms(n);
 	struct node_req *r = n->reqs_head;
 	while (r != NULL) {
 		struct node_req *next = r->anext;

@@ -55,13 +55,13 @@ void node_snap_serve(struct node *n, struct node_group *g, const struct raft_sna
 		}
 		s->offset = 0;
 		s->index = r->index;
-		s->used_ms = node_now_ms();
+		s->used_ms = node_now_ms(n);
 		node_log(NODE_LOG_INFO, g->id, "sending snapshot to=%llu index=%llu data_at=%llu",
 			 (unsigned long long)r->to, (unsigned long long)r->index,
 			 (unsigned long long)kv_snapshot_index(s->s));
 	} else if (s->has_last && s->index == r->index && s->last_off == r->offset) {
 		/* the follower did not answer the last chunk: send it again */
-		s->used_ms = node_now_ms();
+		s->used_ms = node_now_ms(n);
 		raft_snapshot_chunk(g->raft, r->to, r->index, r->offset, s->last, s->last_len,
 				    s->last_done, false);
 		return;
@@ -96,7 +96,7 @@ void node_snap_serve(struct node *n, struct node_group *g, const struct raft_sna
 	s->last_len = len;
 	s->last_done = done;
 	s->offset += len;
-	s->used_ms = node_now_ms();
+	s->used_ms = node_now_ms(n);
 	if (done) {
 		/* the read transaction ends now; the last chunk stays for a resend */
 		kv_snapshot_end(s->s);
@@ -172,7 +172,7 @@ void node_snap_close_all(struct node *n, struct node_group *g)
 void node_maybe_compact(struct node *n)
 {
 	uint32_t G = n->cfg.groups;
-	uint64_t now = node_now_ms();
+	uint64_t now = node_now_ms(n);
 	for (uint32_t i = 0; i < G; i++)
 		for (size_t k = 0; k < NODE_NODES_MAX; k++) {
 			struct node_snap_out *s = &n->groups[i].snaps[k];

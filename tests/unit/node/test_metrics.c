@@ -101,12 +101,12 @@ START_TEST(test_render_counters_and_histograms)
 	node_metrics_init(&m);
 	view_healthy();
 	uint64_t now = node_metrics_now_ns();
-	node_metrics_request_done(&m, 2 /* PUT */, 0 /* OK */, now);
-	node_metrics_request_done(&m, 2, 0, now);
-	node_metrics_request_done(&m, 2, 9 /* LEADER_LOST */, now);
-	node_metrics_request_done(&m, 77, 0, now); /* unknown op */
-	node_metrics_request_done(&m, 1, 42, now); /* unknown code */
-	node_metrics_request_done(&m, 1, -3, now); /* unknown code */
+	node_metrics_request_done(&m, 2 /* PUT */, 0 /* OK */, now, now);
+	node_metrics_request_done(&m, 2, 0, now, now);
+	node_metrics_request_done(&m, 2, 9 /* LEADER_LOST */, now, now);
+	node_metrics_request_done(&m, 77, 0, now, now); /* unknown op */
+	node_metrics_request_done(&m, 1, 42, now, now); /* unknown code */
+	node_metrics_request_done(&m, 1, -3, now, now); /* unknown code */
 	node_metrics_forwarded(&m, true);
 	node_metrics_forwarded(&m, false);
 	node_metrics_forwarded(&m, false);
@@ -117,7 +117,7 @@ START_TEST(test_render_counters_and_histograms)
 	/* the WAL writer's timing, 2 ms */
 	atomic_store(&m.wal_write_ns, 2000000);
 	node_metrics_wal_write_done(&m);
-	node_metrics_apply(&m, 8, now);
+	node_metrics_apply(&m, 8, now, now);
 
 	struct node_text t = {0};
 	node_text_printf(&t, "\n"); /* so ASSERT_HAS_LINE finds the first line too */
@@ -185,7 +185,8 @@ START_TEST(test_render_well_formed)
 	node_metrics_init(&m);
 	view_healthy();
 	for (int i = 0; i < 100; i++)
-		node_metrics_request_done(&m, 1 + i % 5, i % 11, node_metrics_now_ns() - 1000u * i);
+		node_metrics_request_done(&m, 1 + i % 5, i % 11, node_metrics_now_ns() - 1000u * i,
+					  node_metrics_now_ns());
 	struct node_text t = {0};
 	node_metrics_render(&m, &view, &t);
 	char *copy = strdup(t.buf), *save = NULL;

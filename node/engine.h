@@ -1,0 +1,133 @@
+/* engine.h — the node engine (DESIGN.md 12, docs/DESIGN-NOTES.md "The node engine"): every
+ * Raft group of one node with its pending client requests, held messages, waiting reads,
+ * snapshot streams, scrub and digests. Pure like raft/: no libuv, thread, socket, clock or
+ * randomness of its own. Time comes from node_io.now_ms; everything that leaves the node goes
+ * out through node_io; the WAL and LMDB are the backends handed to node_engine_open.
+ *
+ * Two shells drive it: kvd's libuv shell (node/shell.c: loop, timers, sockets, the WAL writer
+ * thread, signals) and the whole-node simulator (tests/nodesim: a virtual clock, a simulated
+ * network, a disk that loses what was not yet made durable).
+ *
+ * The contract, one thread, every call from the shell:
+ *   events in:  node_submit        a decoded client request (answered exactly once, by reply)
+ *               node_peer_frame    a frame from a connected peer
+ *               node_peer_up/down  a peer link came up (with the peer's Hello) / went down
+ *               node_tick          every cfg.tick_ms
+ *               node_wal_durable   the batch handed out by io.wal_write is durable
+ *               node_stop          begin a clean stop (refuse requests, hand leaderships off)
+ *   a turn:     node_process       after any event(s): every group's Ready is handled — WAL
+ *                                  records go into the turn's batch, messages out through
+ *                                  io.peer_send (those that must wait for the batch are held
+ *                                  and sent from node_wal_durable), committed entries applied,
+ *                                  requests answered; then the batch is handed to
+ *                                  io.wal_write when none is in flight, and io.flush.
+ * Effects: io.peer_send* and io.reply may be called from any event; io.wal_write only from
+ * node_process; io.flush at the end of node_process.
+ */
+#ifndef RINGRAFT_NODE_ENGINE_H
+#define RINGRAFT_NODE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node/config.h"
+#include "proto/kv.pb-c.h"
+#include "proto/raft.pb-c.h"
+
+struct node;
+struct wal;
+struct wal_batch;
+struct kv;
+struct node_metrics;
+struct node_addrbook;
+
+/* node/ errors: 0 or one of these (node_strerror names them). */
+enum {
+	NODE_OK = 0,
+	NODE_ENOMEM = -1,  /* out of memory */
+	NODE_ESTORE = -2,  /* the WAL or LMDB could not be read or opened (logged) */
+	NODE_ELISTEN = -3, /* a port could not be bound (logged) */
+	NODE_EINIT = -4,   /* the event loop, a timer or a thread could not be set up */
+	NODE_ECONFIG = -5, /* a setting is invalid (logged) */
+};
+const char *node_strerror(int rc);
+
+/* The PeerFrame fields a peer_send carries (the same numbers as net/peer.h's
+ * NET_PEER_FIELD_*, checked where the shell maps them). */
+enum {
+	NODE_FIELD_MSG = 2,      /* PeerFrame.msgs: a Raft message */
+	NODE_FIELD_FWD_REQ = 3,  /* PeerFrame.forwarded_requests */
+	NODE_FIELD_FWD_RESP = 4, /* PeerFrame.forwarded_responses */
+	NODE_FIELD_DIGEST = 5,   /* PeerFrame.digests */
+};
+
+/* A client's answer: called exactly once per node_submit, with the response (borrowed: copy
+ * what must outlive the call). */
+typedef void (*node_reply_fn)(void *client, const Ringraft__Kv__Response *resp);
+
+/* What the engine needs from its shell. */
+struct node_io {
+	void *arg;
+	/* Where the groups' randomness comes from (election timeouts): the shell picks it (kvd
+	 * from its clock, the simulator from the seed); the engine draws nothing else. */
+	uint64_t seed;
+	/* A monotonic clock in ms (deadlines, leases of idle streams, balancing) and in ns
+	 * (latency metrics only). */
+	uint64_t (*now_ms)(void *arg);
+	uint64_t (*now_ns)(void *arg);
+	/* Queues one PeerFrame field (NODE_FIELD_*) for peer `to`: m to be packed, or bytes
+	 * already packed. 0, or < 0 when it cannot go (unknown peer, link down, queue full): the
+	 * engine then reports the peer unreachable to the group. */
+	int (*peer_send)(void *arg, uint64_t to, int field, const ProtobufCMessage *m);
+	int (*peer_send_packed)(void *arg, uint64_t to, int field, const uint8_t *buf, size_t len);
+	bool (*peer_up)(void *arg, uint64_t id);
+	/* Write the batch and make it durable, then call node_wal_durable (later, from the
+	 * shell's thread). At most one in flight. compact: then run wal_compact. A failure is the
+	 * shell's to handle: a failed fsync is never retried (DESIGN.md 4), the node stops. */
+	void (*wal_write)(void *arg, struct wal_batch *b, bool compact);
+	/* End of a turn: send what was queued for peers and clients. */
+	void (*flush)(void *arg);
+};
+
+/* Rebuilds every group from the WAL and LMDB (both open, borrowed until node_engine_close;
+ * the WAL writer must be the shell's only other user of wal). cfg and io are copied.
+ * incarnation: the data directory's id (identity.h). Returns NODE_OK or an error (logged). */
+int node_engine_open(const struct node_config *cfg, const struct node_io *io, struct wal *wal,
+		     struct kv *kv, uint64_t incarnation, struct node **out);
+/* Frees the groups and requests (a request still waiting is dropped unanswered: the shell
+ * closes its clients first). Does not close the WAL or LMDB. */
+void node_engine_close(struct node *n);
+
+/* Events. rq is taken (freed by the engine). */
+void node_submit(struct node *n, Ringraft__Kv__Request *rq, node_reply_fn reply, void *client);
+void node_peer_frame(struct node *n, uint64_t from, const Ringraft__Raft__PeerFrame *f);
+/* Returns true if the peer's client address changed (the shell then saves the addrbook). */
+bool node_peer_up(struct node *n, uint64_t id, const char *client_addr, uint64_t incarnation);
+void node_peer_down(struct node *n, uint64_t id);
+void node_tick(struct node *n);
+void node_wal_durable(struct node *n);
+void node_stop(struct node *n);
+
+/* The data directory's file system is full: logs what failed and ends the process with
+ * NODE_EXIT_DISK_FULL. Every acknowledged write is in the WAL already (it was acknowledged
+ * only once durable), so freeing space and starting the node again loses nothing. */
+void node_stop_disk_full(struct node *n, uint32_t group, const char *what)
+	__attribute__((noreturn));
+
+/* The turn (see above). */
+void node_process(struct node *n);
+
+/* State the shell reads. */
+bool node_stopping(const struct node *n);
+/* Stopping, and the handoff is over (no group led, or its deadline passed): peers are to be
+ * ignored from now on, so the batch pending is the last one. */
+bool node_draining(struct node *n);
+/* No batch in flight and nothing waiting to be written. */
+bool node_write_idle(const struct node *n);
+struct node_metrics *node_metrics_of(struct node *n);
+const struct node_config *node_config_of(const struct node *n);
+/* Other nodes' client addresses (empty at open: kvd's shell loads peers.conf into it). */
+struct node_addrbook *node_addrbook_of(struct node *n);
+
+#endif
