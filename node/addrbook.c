@@ -2,6 +2,7 @@
  * Rewritten only when an address changes (rare), as temp file + fsync + rename, so a crash
  * leaves the old or the new file, never a torn one. */
 #include "node/addrbook.h"
+#include "node/node_err.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,7 @@ int node_addrbook_save(const struct node_addrbook *b, const struct node_config *
 	snprintf(tmp, sizeof tmp, "%s/%s.tmp", cfg->data_dir, PEERS_FILE);
 	FILE *f = fopen(tmp, "w");
 	if (f == NULL)
-		return -1;
+		return NODE_ESTORE;
 	fprintf(f, "# client addresses learned from the peers' Hellos (rewritten by kvd)\n");
 	for (size_t i = 0; i < cfg->n_members; i++)
 		if (b->client_addr[i][0] != '\0')
@@ -55,7 +56,7 @@ int node_addrbook_save(const struct node_addrbook *b, const struct node_config *
 				b->client_addr[i]);
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		fclose(f);
-		return -1;
+		return NODE_ESTORE;
 	}
 	fclose(f);
 	return rename(tmp, path);

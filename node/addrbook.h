@@ -21,7 +21,7 @@ void node_addrbook_load(struct node_addrbook *b, const struct node_config *cfg);
 /* Records id's address; returns true if it changed (then node_addrbook_save). */
 bool node_addrbook_set(struct node_addrbook *b, const struct node_config *cfg, uint64_t id,
 		       const char *client_addr);
-/* Writes DIR/peers.conf (temp file, fsync, rename). Returns 0 or -1 (errno set). */
+/* Writes DIR/peers.conf (temp file, fsync, rename). Returns 0 or NODE_ESTORE (errno set). */
 int node_addrbook_save(const struct node_addrbook *b, const struct node_config *cfg);
 /* The address of node id ("" if unknown); borrowed. */
 const char *node_addrbook_get(const struct node_addrbook *b, const struct node_config *cfg,

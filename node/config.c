@@ -18,6 +18,7 @@
 #include "kv/kv_limits.h"
 #include "net/frame.h"
 #include "node/log.h"
+#include "node/node_err.h"
 #include "raft/raft_limits.h"
 #include "wal/wal_limits.h"
 
@@ -82,7 +83,7 @@ static int key_index(const char *name)
 	for (size_t i = 0; i < N_KEYS; i++)
 		if (strcmp(keys[i].name, name) == 0)
 			return (int)i;
-	return -1;
+	return NODE_ECONFIG;
 }
 
 static int fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -92,7 +93,7 @@ static int fail(char *err, size_t n, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, n, fmt, ap);
 	va_end(ap);
-	return -1;
+	return NODE_ECONFIG;
 }
 
 void node_config_usage(FILE *out)
@@ -162,7 +163,7 @@ static int read_file(const char *path, struct source *s, char *err, size_t n)
 			k += 2;
 		if (set_val(s, k, v, err, n) < 0) {
 			fclose(f);
-			return -1;
+			return NODE_ECONFIG;
 		}
 	}
 	fclose(f);
@@ -172,12 +173,12 @@ static int read_file(const char *path, struct source *s, char *err, size_t n)
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
 	if (s == NULL || *s == '\0' || *s == '-')
-		return -1;
+		return NODE_ECONFIG;
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
 	if (errno != 0 || *end != '\0' || v < lo || v > hi)
-		return -1;
+		return NODE_ECONFIG;
 	*out = v;
 	return 0;
 }
@@ -191,7 +192,7 @@ static int parse_bool(const char *s, bool *out)
 		 strcmp(s, "no") == 0)
 		*out = false;
 	else
-		return -1;
+		return NODE_ECONFIG;
 	return 0;
 }
 
@@ -236,7 +237,7 @@ static int parse_cluster(const char *s, struct node_config *cfg, char *err, size
 		}
 		if (check_addr("cluster", eq + 1, err, n) < 0) {
 			free(copy);
-			return -1;
+			return NODE_ECONFIG;
 		}
 		for (size_t i = 0; i < cfg->n_members; i++) {
 			if (cfg->members[i].id == id ||
@@ -280,7 +281,7 @@ static int fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
-		return -1;
+		return NODE_ECONFIG;
 	int rc = fsync(fd);
 	close(fd);
 	return rc;
@@ -317,7 +318,7 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 {
 	struct source flags = {.name = "command line"}, file = {.name = "--config file"},
 		      persisted = {.name = CLUSTER_CONF};
-	int rc = -1;
+	int rc = NODE_ECONFIG;
 	memset(cfg, 0, sizeof *cfg);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];

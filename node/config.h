@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "node/node_err.h"
 #include "node/node_limits.h"
 
 struct node_member {
@@ -42,8 +43,8 @@ struct node_config {
 };
 
 /* Parses argv, the --config file and DIR/cluster.conf into *cfg; on a first start writes
- * DIR/cluster.conf. On error returns -1 with a message saying what to fix in err. Returns 1
- * when --help was printed (exit 0). */
+ * DIR/cluster.conf. On error returns NODE_ECONFIG with a message saying what to fix in err. Returns
+ * 1 when --help was printed (exit 0). */
 int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, size_t err_len);
 void node_config_usage(FILE *out);
 

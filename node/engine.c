@@ -24,6 +24,8 @@ const char *node_strerror(int rc)
 		return "the event loop, a timer or a thread could not be set up";
 	case NODE_ECONFIG:
 		return "invalid setting";
+	case NODE_EMALFORMED:
+		return "malformed peer message";
 	default:
 		return "unknown node error";
 	}

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "node/config.h"
+#include "node/node_err.h"
 #include "proto/kv.pb-c.h"
 #include "proto/raft.pb-c.h"
 
@@ -41,17 +42,6 @@ struct wal_batch;
 struct kv;
 struct node_metrics;
 struct node_addrbook;
-
-/* node/ errors: 0 or one of these (node_strerror names them). */
-enum {
-	NODE_OK = 0,
-	NODE_ENOMEM = -1,  /* out of memory */
-	NODE_ESTORE = -2,  /* the WAL or LMDB could not be read or opened (logged) */
-	NODE_ELISTEN = -3, /* a port could not be bound (logged) */
-	NODE_EINIT = -4,   /* the event loop, a timer or a thread could not be set up */
-	NODE_ECONFIG = -5, /* a setting is invalid (logged) */
-};
-const char *node_strerror(int rc);
 
 /* The PeerFrame fields a peer_send carries (the same numbers as net/peer.h's
  * NET_PEER_FIELD_*, checked where the shell maps them). */

@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "node/node_err.h"
 #include "node/node_limits.h"
 
 #define INCARNATION_FILE "incarnation"
@@ -20,7 +21,7 @@
 static int fail(char *err, size_t n, const char *fmt, const char *path, int e)
 {
 	snprintf(err, n, fmt, path, strerror(e));
-	return -1;
+	return NODE_ESTORE;
 }
 
 static int write_new(const char *dir, const char *path, uint64_t id, char *err, size_t n)
@@ -74,7 +75,7 @@ int node_incarnation_load(const char *dir, uint64_t *out, bool *created, char *e
 				"data directory: restore it, or move the directory away to rebuild "
 				"the node from its peers",
 				path);
-			return -1;
+			return NODE_ESTORE;
 		}
 		*out = id;
 		*created = false;
@@ -88,7 +89,7 @@ int node_incarnation_load(const char *dir, uint64_t *out, bool *created, char *e
 			return fail(err, n, "cannot draw an id for %s: %s", path, errno);
 	}
 	if (write_new(dir, path, id, err, n) != 0)
-		return -1;
+		return NODE_ESTORE;
 	*out = id;
 	*created = true;
 	return 0;

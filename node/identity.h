@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 /* Reads DIR/incarnation, or draws a new id and writes it durably (temp file, fsync, rename,
- * directory fsync) when the file is missing: *created says which. Returns 0, or -1 with a
+ * directory fsync) when the file is missing: *created says which. Returns 0, or NODE_ESTORE with a
  * message in err (an unreadable or malformed file is an error, never silently replaced). */
 int node_incarnation_load(const char *dir, uint64_t *out, bool *created, char *err, size_t n);
 

@@ -91,12 +91,12 @@ int node_metrics_endpoint_open(struct node_shell *s)
 		return 0;
 	struct node_metrics_endpoint *ep = calloc(1, sizeof *ep);
 	if (ep == NULL)
-		return -1;
+		return NODE_ENOMEM;
 	ep->s = s;
 	ep->groups = calloc(s->cfg.groups, sizeof *ep->groups);
 	if (ep->groups == NULL) {
 		free(ep);
-		return -1;
+		return NODE_ENOMEM;
 	}
 	int rc = node_http_start(s->cfg.metrics_addr, NODE_METRICS_STALE_MS, &ep->http);
 	if (rc != NODE_HTTP_OK) {
@@ -104,7 +104,7 @@ int node_metrics_endpoint_open(struct node_shell *s)
 			 s->cfg.metrics_addr, node_http_strerror(rc));
 		free(ep->groups);
 		free(ep);
-		return -1;
+		return NODE_ELISTEN;
 	}
 	uv_timer_init(&s->loop, &ep->timer);
 	ep->timer.data = ep;

@@ -2,6 +2,7 @@
  * Entry arrays live in caller-owned scratch buffers that only grow, so a steady stream of
  * messages costs no allocation. */
 #include "node/msg.h"
+#include "node/node_err.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +24,11 @@ static int grow_pb(struct node_msg_scratch *s, size_t n)
 		cap *= 2;
 	Ringraft__Raft__Entry *e = realloc(s->pb_entries, cap * sizeof *e);
 	if (e == NULL)
-		return -1;
+		return NODE_ENOMEM;
 	s->pb_entries = e;
 	Ringraft__Raft__Entry **p = realloc(s->pb_entry_ptrs, cap * sizeof *p);
 	if (p == NULL)
-		return -1;
+		return NODE_ENOMEM;
 	s->pb_entry_ptrs = p;
 	s->cap_pb = cap;
 	return 0;
@@ -52,7 +53,7 @@ int node_msg_to_pb(uint64_t group, const struct raft_message *m, struct node_msg
 	out->context = m->context;
 	if (m->n_entries > 0) {
 		if (grow_pb(s, m->n_entries) < 0)
-			return -1;
+			return NODE_ENOMEM;
 		for (uint32_t i = 0; i < m->n_entries; i++) {
 			Ringraft__Raft__Entry *e = &s->pb_entries[i];
 			ringraft__raft__entry__init(e);
@@ -88,7 +89,7 @@ int node_msg_from_pb(const Ringraft__Raft__Message *pb, struct node_msg_scratch 
 {
 	memset(out, 0, sizeof *out);
 	if (pb->n_entries > RAFT_MSG_ENTRIES_MAX)
-		return -1;
+		return NODE_EMALFORMED;
 	out->type = (uint8_t)pb->type;
 	out->from = pb->from;
 	out->to = pb->to;
@@ -108,14 +109,14 @@ int node_msg_from_pb(const Ringraft__Raft__Message *pb, struct node_msg_scratch 
 				cap *= 2;
 			struct raft_entry *e = realloc(s->entries, cap * sizeof *e);
 			if (e == NULL)
-				return -1;
+				return NODE_ENOMEM;
 			s->entries = e;
 			s->cap_entries = cap;
 		}
 		for (size_t i = 0; i < pb->n_entries; i++) {
 			const Ringraft__Raft__Entry *pe = pb->entries[i];
 			if (pe->type > 255)
-				return -1;
+				return NODE_EMALFORMED;
 			s->entries[i].term = pe->term;
 			s->entries[i].index = pe->index;
 			s->entries[i].type = (uint8_t)pe->type;
@@ -134,7 +135,7 @@ int node_msg_from_pb(const Ringraft__Raft__Message *pb, struct node_msg_scratch 
 	if (pb->snap_conf != NULL) {
 		if (pb->snap_conf->n_voters > RAFT_NODES_MAX ||
 		    pb->snap_conf->n_learners > RAFT_NODES_MAX)
-			return -1;
+			return NODE_EMALFORMED;
 		if (pb->snap_conf->n_voters > 0)
 			memcpy(out->snap_conf.voters, pb->snap_conf->voters,
 			       pb->snap_conf->n_voters * sizeof(uint64_t));

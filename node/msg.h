@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "node/node_err.h"
 #include "proto/raft.pb-c.h"
 #include "raft/raft.h"
 
@@ -21,11 +22,11 @@ struct node_msg_scratch {
 void node_msg_scratch_free(struct node_msg_scratch *s);
 
 /* Fills *out (and conf) from m; out borrows m's entry data and the scratch arrays until the
- * next conversion. Returns -1 on allocation failure. */
+ * next conversion. Returns 0, or NODE_ENOMEM (node_err.h). */
 int node_msg_to_pb(uint64_t group, const struct raft_message *m, struct node_msg_scratch *s,
 		   Ringraft__Raft__Message *out, Ringraft__Raft__Configuration *conf);
-/* Fills *out from a received message; borrows pb's data and the scratch arrays. Returns -1 on
- * a malformed message (too many entries / nodes) or allocation failure. */
+/* Fills *out from a received message; borrows pb's data and the scratch arrays. Returns 0,
+ * or NODE_EMALFORMED (too many entries or nodes, a bad type) or NODE_ENOMEM. */
 int node_msg_from_pb(const Ringraft__Raft__Message *pb, struct node_msg_scratch *s,
 		     struct raft_message *out);
 

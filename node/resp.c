@@ -881,7 +881,7 @@ int node_resp_open(struct node_shell *s)
 	    net_resp_server_start(s->resp_server) != NET_OK) {
 		node_log(NODE_LOG_ERROR, 0, "cannot listen for RESP clients addr=%s",
 			 s->cfg.resp_addr);
-		return -1;
+		return NODE_ELISTEN;
 	}
 	node_log(NODE_LOG_WARN, 0, "RESP port open resp_addr=%s", s->cfg.resp_addr);
 	return 0;

@@ -50,7 +50,7 @@ static int read_log(struct node *n, uint32_t g, raft_index lo, raft_index hi,
 			for (size_t i = 0; i < nc; i++)
 				wal_entries_free(cs[i].e, cs[i].n);
 			free(cs);
-			return -1;
+			return NODE_ESTORE;
 		}
 		if (count + k > cap) {
 			cap = (count + k) * 2;
@@ -114,7 +114,7 @@ int node_restore_groups(struct node *n)
 		if (rc != KV_OK) {
 			node_log(NODE_LOG_ERROR, gi, "cannot read group meta error=\"%s\"",
 				 kv_strerror(rc));
-			return -1;
+			return NODE_ESTORE;
 		}
 		const struct wal_group_state *ws = wal_group_find(n->wal, gi);
 		const char *damage = NULL;
@@ -159,7 +159,7 @@ int node_restore_groups(struct node *n)
 		if (ws != NULL && ws->last_index > rs.snap_index) {
 			raft_index lo = rs.snap_index + 1;
 			if (read_log(n, gi, lo, ws->last_index + 1, &es, &ne, &cs, &nc) < 0)
-				return -1;
+				return NODE_ESTORE;
 		}
 		if (damage != NULL) {
 			/* The group's WAL log restarts at the state machine's point (this record

@@ -84,7 +84,7 @@ START_TEST(test_conflicting_groups_refused)
 {
 	ck_assert_int_eq(bootstrap(), 0);
 	char *argv[] = {"kvd", "--data-dir", dir, "--groups", "8", NULL};
-	ck_assert_int_eq(load(5, argv), -1);
+	ck_assert_int_eq(load(5, argv), NODE_ECONFIG);
 	ck_assert_ptr_nonnull(strstr(err, "--groups"));
 	ck_assert_ptr_nonnull(strstr(err, "conflicts"));
 }
@@ -108,7 +108,7 @@ START_TEST(test_id_not_in_cluster_refused)
 	char *argv[] = {
 		"kvd",       "--id",  "4", "--data-dir", dir, "--client-addr", "127.0.0.14:9001",
 		"--cluster", CLUSTER, NULL};
-	ck_assert_int_eq(load(9, argv), -1);
+	ck_assert_int_eq(load(9, argv), NODE_ECONFIG);
 	ck_assert_ptr_nonnull(strstr(err, "--id 4"));
 }
 END_TEST
@@ -118,7 +118,7 @@ START_TEST(test_bad_address_refused)
 	char *argv[] = {
 		"kvd",       "--id",  "1", "--data-dir", dir, "--client-addr", "localhost:99999",
 		"--cluster", CLUSTER, NULL};
-	ck_assert_int_eq(load(9, argv), -1);
+	ck_assert_int_eq(load(9, argv), NODE_ECONFIG);
 	ck_assert_ptr_nonnull(strstr(err, "--client-addr"));
 	char *argv2[] = {"kvd",
 			 "--id",
@@ -130,7 +130,7 @@ START_TEST(test_bad_address_refused)
 			 "--cluster",
 			 "1=127.0.0.11:7001,2=nohost",
 			 NULL};
-	ck_assert_int_eq(load(9, argv2), -1);
+	ck_assert_int_eq(load(9, argv2), NODE_ECONFIG);
 	ck_assert_ptr_nonnull(strstr(err, "--cluster"));
 }
 END_TEST
@@ -138,13 +138,13 @@ END_TEST
 START_TEST(test_missing_flags_refused)
 {
 	char *argv[] = {"kvd", "--id", "1", "--cluster", CLUSTER, NULL};
-	ck_assert_int_eq(load(5, argv), -1);
+	ck_assert_int_eq(load(5, argv), NODE_ECONFIG);
 	ck_assert_ptr_nonnull(strstr(err, "--data-dir"));
 	char *argv2[] = {"kvd", "--id", "1", "--data-dir", dir, "--cluster", CLUSTER, NULL};
-	ck_assert_int_eq(load(7, argv2), -1);
+	ck_assert_int_eq(load(7, argv2), NODE_ECONFIG);
 	ck_assert_ptr_nonnull(strstr(err, "--client-addr"));
 	char *argv3[] = {"kvd", "--data-dir", dir, "--bogus", "1", NULL};
-	ck_assert_int_eq(load(5, argv3), -1);
+	ck_assert_int_eq(load(5, argv3), NODE_ECONFIG);
 	ck_assert_ptr_nonnull(strstr(err, "bogus"));
 }
 END_TEST
@@ -165,7 +165,7 @@ START_TEST(test_bad_timing_refused)
 			"--heartbeat-ms",
 			"80",
 			NULL};
-	ck_assert_int_eq(load(13, argv), -1);
+	ck_assert_int_eq(load(13, argv), NODE_ECONFIG);
 	ck_assert_ptr_nonnull(strstr(err, "--election-ms"));
 }
 END_TEST

@@ -126,10 +126,10 @@ START_TEST(test_malformed_refused)
 	pb.snap_conf = &conf;
 	struct node_msg_scratch s = {0};
 	struct raft_message out;
-	ck_assert_int_eq(node_msg_from_pb(&pb, &s, &out), -1);
+	ck_assert_int_eq(node_msg_from_pb(&pb, &s, &out), NODE_EMALFORMED);
 	pb.snap_conf = NULL;
 	pb.n_entries = RAFT_MSG_ENTRIES_MAX + 1;
-	ck_assert_int_eq(node_msg_from_pb(&pb, &s, &out), -1);
+	ck_assert_int_eq(node_msg_from_pb(&pb, &s, &out), NODE_EMALFORMED);
 	node_msg_scratch_free(&s);
 }
 END_TEST
