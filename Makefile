@@ -70,6 +70,8 @@ UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
 SIM_SRCS := $(wildcard tests/sim/*.c)
 SIM_BIN := $(if $(SIM_SRCS),$(BUILD)/tests/sim/sim)
+NODESIM_SRCS := $(wildcard tests/nodesim/*.c)
+NODESIM_BIN := $(if $(NODESIM_SRCS),$(BUILD)/tests/nodesim/nodesim)
 INTEG_SRCS := $(wildcard tests/integration/test_*.c)
 INTEG_HELPER_SRCS := $(filter-out tests/integration/test_%,$(wildcard tests/integration/*.c))
 INTEG_BINS := $(INTEG_SRCS:%.c=$(BUILD)/%)
@@ -79,6 +81,7 @@ BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 ALL_OBJS := $(PROTO_O) $(foreach m,$(LIB_MODULES),$(call objs_of,$(m))) \
             $(MAIN_SRCS:%.c=$(BUILD)/obj/%.o) $(TEST_SHARED_O) \
             $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(SIM_SRCS:%.c=$(BUILD)/obj/%.o) \
+            $(NODESIM_SRCS:%.c=$(BUILD)/obj/%.o) \
             $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o) $(INTEG_HELPER_SRCS:%.c=$(BUILD)/obj/%.o) \
             $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
 
@@ -92,7 +95,7 @@ LINK_LIBS = -Wl,--start-group $(LIBS_A) -Wl,--end-group $(LIBS)
 all: bins tests
 
 bins: $(BINS)
-tests: $(UNIT_BINS) $(SIM_BIN) $(INTEG_BINS) $(BENCH_BINS)
+tests: $(UNIT_BINS) $(SIM_BIN) $(NODESIM_BIN) $(INTEG_BINS) $(BENCH_BINS)
 
 deps:
 	@scripts/deps.sh
@@ -163,6 +166,11 @@ $(BUILD)/tests/sim/sim: $(SIM_SRCS:%.c=$(BUILD)/obj/%.o) $(call deps_libs,raft)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(LDFLAGS) $(call link_libs,raft)
 
+# The whole-node simulator: the node engine over the real wal/ and kv/, checked by jepsen-lite.
+$(BUILD)/tests/nodesim/nodesim: $(NODESIM_SRCS:%.c=$(BUILD)/obj/%.o) $(LIBS_A)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(LDFLAGS) $(LINK_LIBS)
+
 $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o \
 		$(INTEG_HELPER_SRCS:%.c=$(BUILD)/obj/%.o) $(TEST_SHARED_O) $(LIBS_A)
 	@mkdir -p $(@D)
@@ -174,6 +182,8 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o \
 # SIM_SEEDS: seeds in the `make test` sweep (6000: about 30 s on 2 idle cores, three times the
 # 2000 the issue asks for); SEEDS: seeds for `make sim`.
 SIM_SEEDS ?= 6000
+# NODESIM_SEEDS: whole-node simulation seeds in `make test` (issue 16: at least 2000).
+NODESIM_SEEDS ?= 2000
 SEEDS ?= 20000
 TEST_ENV := RINGRAFT_BIN=$(abspath $(BINDIR)) RINGRAFT_BUILD=$(abspath $(BUILD))
 
@@ -182,6 +192,7 @@ test: all
 	@$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh unit $(UNIT_BINS)
 	@$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh lint scripts/check-engine-purity.sh
 	@$(if $(SIM_BIN),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh sim $(SIM_BIN) sweep --seeds $(SIM_SEEDS) --jobs 2 --scenarios tests/sim/scenarios)
+	@$(if $(NODESIM_BIN),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh nodesim $(NODESIM_BIN) sweep --seeds $(NODESIM_SEEDS) --jobs 2)
 	@$(if $(INTEG_BINS),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh integration $(INTEG_BINS))
 	@$(if $(wildcard jepsen-lite/run),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh jepsen jepsen-lite/run --smoke)
 	@$(TEST_ENV) scripts/run-tests.sh summary
@@ -208,8 +219,9 @@ valgrind: tests
 	@$(if $(SIM_BIN),$(TEST_ENV) KEEP_GOING=1 RUN_WRAPPER="$(VALGRIND) --trace-children=yes" scripts/run-tests.sh sim $(SIM_BIN) sweep --seeds 100 --jobs 2 --scenarios tests/sim/scenarios)
 	@$(TEST_ENV) scripts/run-tests.sh summary
 
-sim: $(SIM_BIN)
+sim: $(SIM_BIN) $(NODESIM_BIN)
 	$(SIM_BIN) sweep --seeds $(SEEDS) --jobs 2 --scenarios tests/sim/scenarios
+	$(if $(NODESIM_BIN),$(NODESIM_BIN) sweep --seeds $(SEEDS) --jobs 2)
 
 asan:
 	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 test

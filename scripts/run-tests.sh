@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one phase of `make test` and records each program's verdict.
 #   run-tests.sh PHASE BIN...           run each test binary (unit, integration)
-#   run-tests.sh sim|jepsen CMD ARGS... run one command as one test
+#   run-tests.sh sim|nodesim|jepsen CMD ARGS... run one command as one test
 #   run-tests.sh summary                print "tests: N passed, N failed"; fail if any failed
 # Each program gets TEST_TIMEOUT seconds (default 600) so a hang fails instead of blocking CI.
 # KEEP_GOING=1 records a failure and carries on (make test reports all failures at the end).
@@ -42,7 +42,7 @@ case "$phase" in
     [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
     exit $?
     ;;
-  sim|jepsen)
+  sim|nodesim|jepsen)
     run_one "$phase" "$@" || failed=1
     ;;
   *)

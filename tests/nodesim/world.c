@@ -1,0 +1,993 @@
+/* world.c — one simulated run (nodesim.h): the event queue, the nodes and their node_io, the
+ * network, the disk, the nemesis and the clients, then the checks.
+ *
+ * Time is virtual, in ms. Events sit in one heap ordered by (time, sequence), so equal times
+ * keep the order they were made in and a seed replays exactly.
+ */
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jepsen-lite/history.h"
+#include "jepsen-lite/linearizable.h"
+#include "kv/kv.h"
+#include "node/engine.h"
+#include "node/log.h"
+#include "proto/kv.pb-c.h"
+#include "proto/raft.pb-c.h"
+#include "raft/rand.h"
+#include "tests/nodesim/nodesim.h"
+#include "wal/wal.h"
+
+/* ------------------------------------------------------------------------------ events */
+
+enum ev_type { EV_DELIVER, EV_DISK, EV_TICK, EV_CLIENT, EV_NEMESIS, EV_RESTART, EV_RESUME };
+
+struct ev {
+	uint64_t t, seq;
+	enum ev_type type;
+	int node, peer; /* DELIVER: to, from; others: the node */
+	uint64_t gen;   /* the node's life (DISK, TICK) or the link's (DELIVER) it belongs to */
+	int field;      /* DELIVER */
+	uint8_t *buf;   /* DELIVER: packed bytes (owned) */
+	size_t len;
+	int client; /* CLIENT */
+};
+
+struct heap {
+	struct ev *v;
+	size_t n, cap;
+};
+
+static bool ev_less(const struct ev *a, const struct ev *b)
+{
+	return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+}
+
+static void heap_push(struct heap *h, struct ev e)
+{
+	if (h->n == h->cap) {
+		h->cap = h->cap ? h->cap * 2 : 256;
+		h->v = realloc(h->v, h->cap * sizeof *h->v);
+		if (h->v == NULL)
+			abort();
+	}
+	size_t i = h->n++;
+	h->v[i] = e;
+	while (i > 0 && ev_less(&h->v[i], &h->v[(i - 1) / 2])) {
+		struct ev t = h->v[i];
+		h->v[i] = h->v[(i - 1) / 2];
+		h->v[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static struct ev heap_pop(struct heap *h)
+{
+	struct ev top = h->v[0];
+	h->v[0] = h->v[--h->n];
+	size_t i = 0;
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < h->n && ev_less(&h->v[l], &h->v[m]))
+			m = l;
+		if (r < h->n && ev_less(&h->v[r], &h->v[m]))
+			m = r;
+		if (m == i)
+			break;
+		struct ev t = h->v[i];
+		h->v[i] = h->v[m];
+		h->v[m] = t;
+		i = m;
+	}
+	return top;
+}
+
+/* ------------------------------------------------------------------------------ the world */
+
+struct world;
+
+struct simnode {
+	struct world *w;
+	int id; /* 1..N */
+	bool alive, paused;
+	uint64_t gen; /* +1 at every crash: stale DISK and TICK events are dropped */
+	struct node *n;
+	struct wal *wal;
+	struct kv *kv;
+	struct node_config cfg;
+	char dir[256];
+	uint64_t incarnation;
+	uint32_t rate_pm;       /* its clock runs at rate_pm/1000 of real time */
+	uint64_t clock_base_ms; /* its clock at virtual time 0 */
+	bool writing;           /* a WAL batch is with the simulated disk */
+	struct wal_batch *batch;
+	bool compact;
+};
+
+struct client {
+	bool busy;
+	int node;     /* where the operation in flight went */
+	uint64_t gen; /* that node's life then: a crash answers it "info" */
+	int fn;       /* JL_READ / JL_WRITE / JL_CAS */
+	int key;
+	int64_t a, b; /* write: value (JL_NIL = delete); cas: expected, new */
+	uint64_t seq;
+	int proc;           /* its process id in the history: a new one after an info */
+	bool ok_after_heal; /* liveness: an ok write completed after the heal */
+	bool write_after_heal;
+};
+
+struct reply_ctx {
+	struct world *w;
+	int c;
+};
+
+struct world {
+	const struct ns_opts *o;
+	struct raft_rand rng;
+	struct heap q;
+	uint64_t now, seq, events;
+	int N, G, C, K;
+	struct simnode nodes[NS_NODES_MAX + 1];
+	bool cut[NS_NODES_MAX + 1][NS_NODES_MAX + 1];    /* a partition: cut[a][b] == cut[b][a] */
+	bool linked[NS_NODES_MAX + 1][NS_NODES_MAX + 1]; /* link up as both ends know it */
+	uint64_t link_gen[NS_NODES_MAX + 1][NS_NODES_MAX + 1];
+	uint64_t link_last[NS_NODES_MAX + 1][NS_NODES_MAX + 1]; /* FIFO: last delivery time */
+	uint32_t delay_max;
+	uint32_t disk_max;
+	const char *mix;
+	bool crashes, partitions, pauses, drift;
+	uint64_t fault_end, heal_end, end;
+	bool healed;
+	struct client clients[NS_CLIENTS_MAX];
+	struct reply_ctx rctx[NS_CLIENTS_MAX];
+	int64_t next_value;
+	char *hist;
+	size_t hist_len, hist_cap;
+	char root[200];
+	struct ns_result *r;
+};
+
+/* uniform in [lo, hi], both included */
+static uint32_t rnd(struct world *w, uint32_t lo, uint32_t hi)
+{
+	return raft_rand_range(&w->rng, lo, hi + 1);
+}
+
+/* Switches the log lines' node id to the node about to run (one process, many nodes). */
+static void enter(struct simnode *s)
+{
+	node_log_init(s->cfg.id, s->cfg.log_level);
+}
+
+static void trace(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void trace(struct world *w, const char *fmt, ...)
+{
+	if (!w->o->trace)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "[%8" PRIu64 "] ", w->now);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static void fail(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct world *w, const char *fmt, ...)
+{
+	if (!w->r->ok)
+		return; /* the first failure is the one reported */
+	w->r->ok = false;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(w->r->why, sizeof w->r->why, fmt, ap);
+	va_end(ap);
+}
+
+static void push(struct world *w, struct ev e)
+{
+	e.seq = ++w->seq;
+	heap_push(&w->q, e);
+}
+
+/* ------------------------------------------------------------------------------ history */
+
+static void hist_add(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void hist_add(struct world *w, const char *fmt, ...)
+{
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int k = vsnprintf(w->hist + w->hist_len, w->hist_cap - w->hist_len, fmt, ap);
+		va_end(ap);
+		if (k >= 0 && (size_t)k < w->hist_cap - w->hist_len) {
+			w->hist_len += (size_t)k;
+			return;
+		}
+		w->hist_cap = w->hist_cap ? w->hist_cap * 2 : 1 << 16;
+		w->hist = realloc(w->hist, w->hist_cap);
+		if (w->hist == NULL)
+			abort();
+	}
+}
+
+static void hist_op(struct world *w, int c, const char *type, bool with_result, int64_t result)
+{
+	struct client *cl = &w->clients[c];
+	static const char *fns[] = {"read", "write", "cas"};
+	uint64_t t = w->now * 1000000u + (w->seq++ % 1000000u); /* strictly increasing */
+	hist_add(w,
+		 "{\"time\": %" PRIu64 ", \"process\": %d, \"type\": \"%s\", \"f\": \"%s\", "
+		 "\"key\": \"k%d\", \"value\": ",
+		 t, cl->proc, type, fns[cl->fn], cl->key);
+	if (cl->fn == JL_CAS)
+		hist_add(w, "[%" PRId64 ", %" PRId64 "]}\n", cl->a, cl->b);
+	else if (cl->fn == JL_WRITE && cl->a != JL_NIL)
+		hist_add(w, "%" PRId64 "}\n", cl->a);
+	else if (cl->fn == JL_READ && with_result && result != JL_NIL)
+		hist_add(w, "%" PRId64 "}\n", result);
+	else
+		hist_add(w, "null}\n");
+}
+
+/* ------------------------------------------------------------------------------ node_io */
+
+static uint64_t local_ms(struct simnode *s)
+{
+	return s->clock_base_ms + s->w->now * s->rate_pm / 1000u;
+}
+
+static uint64_t io_now_ms(void *arg)
+{
+	return local_ms(arg);
+}
+
+static uint64_t io_now_ns(void *arg)
+{
+	return local_ms(arg) * 1000000u;
+}
+
+static bool link_up(struct world *w, int a, int b)
+{
+	return w->linked[a][b];
+}
+
+static int send_bytes(struct simnode *s, uint64_t to, int field, uint8_t *buf, size_t len)
+{
+	struct world *w = s->w;
+	if (to < 1 || to > (uint64_t)w->N || (int)to == s->id || !link_up(w, s->id, (int)to)) {
+		free(buf);
+		return -1;
+	}
+	uint64_t t = w->now + rnd(w, 1, w->delay_max);
+	if (t < w->link_last[s->id][to])
+		t = w->link_last[s->id][to]; /* one TCP stream per link: in order */
+	w->link_last[s->id][to] = t;
+	push(w, (struct ev){.t = t,
+			    .type = EV_DELIVER,
+			    .node = (int)to,
+			    .peer = s->id,
+			    .gen = w->link_gen[s->id][to],
+			    .field = field,
+			    .buf = buf,
+			    .len = len});
+	return 0;
+}
+
+static int io_peer_send(void *arg, uint64_t to, int field, const ProtobufCMessage *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		abort();
+	protobuf_c_message_pack(m, buf);
+	return send_bytes(arg, to, field, buf, len);
+}
+
+static int io_peer_send_packed(void *arg, uint64_t to, int field, const uint8_t *p, size_t len)
+{
+	uint8_t *buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		abort();
+	memcpy(buf, p, len);
+	return send_bytes(arg, to, field, buf, len);
+}
+
+static bool io_peer_up(void *arg, uint64_t id)
+{
+	struct simnode *s = arg;
+	return id >= 1 && id <= (uint64_t)s->w->N && link_up(s->w, s->id, (int)id);
+}
+
+static void io_wal_write(void *arg, struct wal_batch *b, bool compact)
+{
+	struct simnode *s = arg;
+	struct world *w = s->w;
+	if (s->writing)
+		fail(w, "node %d: a second WAL batch handed out while one is in flight", s->id);
+	s->writing = true;
+	s->batch = b;
+	s->compact = compact;
+	push(w, (struct ev){.t = w->now + rnd(w, 0, w->disk_max),
+			    .type = EV_DISK,
+			    .node = s->id,
+			    .gen = s->gen});
+}
+
+static void io_flush(void *arg)
+{
+	(void)arg;
+}
+
+/* ------------------------------------------------------------------------------ nodes */
+
+static void rm_tree(const char *path);
+
+static void node_config_for(struct world *w, struct simnode *s, uint32_t election_ms,
+			    uint32_t snapshot_entries, bool balance, uint32_t scrub)
+{
+	struct node_config *c = &s->cfg;
+	memset(c, 0, sizeof *c);
+	c->id = (uint64_t)s->id;
+	snprintf(c->data_dir, sizeof c->data_dir, "%s", s->dir);
+	snprintf(c->peer_addr, sizeof c->peer_addr, "10.0.0.%d:7000", s->id);
+	snprintf(c->client_addr, sizeof c->client_addr, "10.0.0.%d:9000", s->id);
+	for (int i = 1; i <= w->N; i++) {
+		c->members[i - 1].id = (uint64_t)i;
+		snprintf(c->members[i - 1].peer_addr, sizeof c->members[i - 1].peer_addr,
+			 "10.0.0.%d:7000", i);
+	}
+	c->n_members = (size_t)w->N;
+	c->groups = (uint32_t)w->G;
+	c->cluster_id = 0x5eed;
+	c->tick_ms = 10;
+	c->election_ms = election_ms;
+	c->heartbeat_ms = election_ms / 6;
+	c->snapshot_entries = snapshot_entries;
+	c->value_max = 1 << 16;
+	c->scrub_rate = scrub;
+	c->request_timeout_ms = 2000;
+	c->log_level = w->o->trace ? NODE_LOG_INFO : NODE_LOG_ERROR;
+	c->balance_leaders = balance;
+}
+
+static void links_changed(struct world *w);
+
+static void node_start(struct world *w, struct simnode *s)
+{
+	char sub[300];
+	snprintf(sub, sizeof sub, "%s/wal", s->dir);
+	mkdir(s->dir, 0755);
+	mkdir(sub, 0755);
+	struct wal_options wo;
+	wal_options_default(&wo);
+	wo.segment_bytes = 1 << 20;
+	wo.cache_bytes = 1 << 20;
+	wo.no_sync = true;
+	wo.no_direct_io = true;
+	struct wal_corruption corr;
+	int rc = wal_open(sub, &wo, true, &s->wal, &corr);
+	if (rc != WAL_OK) {
+		fail(w, "node %d: wal_open: %s", s->id, wal_strerror(rc));
+		return;
+	}
+	snprintf(sub, sizeof sub, "%s/kv", s->dir);
+	mkdir(sub, 0755);
+	struct kv_options ko;
+	kv_options_default(&ko);
+	ko.writemap = false;
+	ko.map_bytes = 2 << 20;
+	ko.map_bytes_max = 256 << 20;
+	ko.groups_max = (uint32_t)w->G;
+	ko.value_max = s->cfg.value_max;
+	rc = kv_open(sub, &ko, &s->kv);
+	if (rc != KV_OK) {
+		fail(w, "node %d: kv_open: %s", s->id, kv_strerror(rc));
+		wal_close(s->wal);
+		s->wal = NULL;
+		return;
+	}
+	struct node_io io = {
+		.arg = s,
+		.seed = raft_rand_next(&w->rng),
+		.now_ms = io_now_ms,
+		.now_ns = io_now_ns,
+		.peer_send = io_peer_send,
+		.peer_send_packed = io_peer_send_packed,
+		.peer_up = io_peer_up,
+		.wal_write = io_wal_write,
+		.flush = io_flush,
+	};
+	enter(s);
+	rc = node_engine_open(&s->cfg, &io, s->wal, s->kv, s->incarnation, &s->n);
+	if (rc != NODE_OK) {
+		fail(w, "node %d: node_engine_open: %s", s->id, node_strerror(rc));
+		kv_close(s->kv);
+		wal_close(s->wal);
+		s->kv = NULL;
+		s->wal = NULL;
+		return;
+	}
+	s->alive = true;
+	s->writing = false;
+	uint64_t period = 10u * 1000u / s->rate_pm; /* tick_ms of its own clock */
+	push(w, (struct ev){.t = w->now + rnd(w, 1, (uint32_t)period),
+			    .type = EV_TICK,
+			    .node = s->id,
+			    .gen = s->gen});
+	trace(w, "node %d started", s->id);
+	links_changed(w);
+}
+
+static void node_crash(struct world *w, struct simnode *s)
+{
+	if (!s->alive)
+		return;
+	trace(w, "node %d crashes%s", s->id, s->writing ? " (a WAL batch is lost)" : "");
+	s->alive = false;
+	s->paused = false;
+	s->gen++;
+	links_changed(w); /* its peers see the link go down */
+	node_engine_close(s->n);
+	kv_close(s->kv);
+	wal_close(s->wal);
+	s->n = NULL;
+	s->kv = NULL;
+	s->wal = NULL;
+	s->writing = false;
+	/* a client waiting on it learns nothing: its operation stays open (info) */
+	for (int c = 0; c < w->C; c++) {
+		struct client *cl = &w->clients[c];
+		if (cl->busy && cl->node == s->id) {
+			hist_op(w, c, "info", false, 0);
+			cl->proc +=
+				NS_CLIENTS_MAX; /* an open operation: the next is another process */
+			cl->busy = false;
+			push(w, (struct ev){.t = w->now + rnd(w, 1, 20),
+					    .type = EV_CLIENT,
+					    .client = c});
+		}
+	}
+}
+
+/* A link is up when both ends are alive and no partition cuts it. Every change is told to
+ * the live ends (node_peer_up / node_peer_down), as the transport's Hello and close would. */
+static void links_changed(struct world *w)
+{
+	for (int a = 1; a <= w->N; a++)
+		for (int b = a + 1; b <= w->N; b++) {
+			struct simnode *x = &w->nodes[a], *y = &w->nodes[b];
+			bool up = x->alive && y->alive && !w->cut[a][b];
+			if (up == w->linked[a][b])
+				continue;
+			w->linked[a][b] = w->linked[b][a] = up;
+			w->link_gen[a][b]++;
+			w->link_gen[b][a]++; /* whatever was in flight on the old link is gone */
+			trace(w, "link %d-%d %s", a, b, up ? "up" : "down");
+			char addr[64];
+			if (up) {
+				snprintf(addr, sizeof addr, "10.0.0.%d:9000", b);
+				node_peer_up(x->n, (uint64_t)b, addr, y->incarnation);
+				snprintf(addr, sizeof addr, "10.0.0.%d:9000", a);
+				node_peer_up(y->n, (uint64_t)a, addr, x->incarnation);
+			} else {
+				if (x->alive)
+					node_peer_down(x->n, (uint64_t)b);
+				if (y->alive)
+					node_peer_down(y->n, (uint64_t)a);
+			}
+			if (x->alive && !x->paused)
+				node_process(x->n);
+			if (y->alive && !y->paused)
+				node_process(y->n);
+		}
+}
+
+/* ------------------------------------------------------------------------------ clients */
+
+static void client_reply(void *arg, const Ringraft__Kv__Response *resp);
+
+static int64_t parse_value(const ProtobufCBinaryData *v, bool *ok)
+{
+	char buf[32];
+	*ok = v->len > 0 && v->len < sizeof buf;
+	if (!*ok)
+		return 0;
+	memcpy(buf, v->data, v->len);
+	buf[v->len] = '\0';
+	char *end;
+	long long x = strtoll(buf, &end, 10);
+	*ok = *end == '\0';
+	return x;
+}
+
+static void client_issue(struct world *w, int c)
+{
+	struct client *cl = &w->clients[c];
+	if (w->now >= w->end)
+		return;
+	/* any running node (one that is paused would not read the request yet) */
+	int live[NS_NODES_MAX], nl = 0;
+	for (int i = 1; i <= w->N; i++)
+		if (w->nodes[i].alive && !w->nodes[i].paused)
+			live[nl++] = i;
+	if (nl == 0) {
+		push(w, (struct ev){.t = w->now + 50, .type = EV_CLIENT, .client = c});
+		return;
+	}
+	struct simnode *s = &w->nodes[live[rnd(w, 0, (uint32_t)nl - 1)]];
+	uint32_t p = rnd(w, 0, 99);
+	cl->key = (int)rnd(w, 0, (uint32_t)w->K - 1);
+	cl->fn = p < 45 ? JL_READ : p < 85 ? JL_WRITE : JL_CAS;
+	cl->a = cl->b = 0;
+	char val[32], exp[32];
+	Ringraft__Kv__Request *rq = malloc(sizeof *rq);
+	if (rq == NULL)
+		abort();
+	ringraft__kv__request__init(rq);
+	char key[16];
+	snprintf(key, sizeof key, "k%d", cl->key);
+	rq->key.data = (uint8_t *)strdup(key);
+	rq->key.len = strlen(key);
+	rq->id = ++cl->seq;
+	rq->client_id = (uint64_t)c + 1;
+	rq->seq = cl->seq;
+	if (cl->fn == JL_READ) {
+		rq->op = RINGRAFT__KV__OP__GET;
+	} else if (cl->fn == JL_WRITE && rnd(w, 0, 9) == 0) {
+		rq->op = RINGRAFT__KV__OP__DELETE;
+		cl->a = JL_NIL;
+	} else if (cl->fn == JL_WRITE) {
+		rq->op = RINGRAFT__KV__OP__PUT;
+		cl->a = ++w->next_value;
+	} else {
+		rq->op = RINGRAFT__KV__OP__CAS;
+		cl->a = (int64_t)rnd(w, 1, (uint32_t)w->next_value + 1); /* maybe the value held */
+		cl->b = ++w->next_value;
+		snprintf(exp, sizeof exp, "%" PRId64, cl->a);
+		rq->expected.data = (uint8_t *)strdup(exp);
+		rq->expected.len = strlen(exp);
+	}
+	if (rq->op == RINGRAFT__KV__OP__PUT || rq->op == RINGRAFT__KV__OP__CAS) {
+		snprintf(val, sizeof val, "%" PRId64, cl->fn == JL_CAS ? cl->b : cl->a);
+		rq->value.data = (uint8_t *)strdup(val);
+		rq->value.len = strlen(val);
+	}
+	cl->busy = true;
+	cl->node = s->id;
+	cl->gen = s->gen;
+	hist_op(w, c, "invoke", false, 0);
+	struct reply_ctx *ctx = &w->rctx[c];
+	*ctx = (struct reply_ctx){w, c};
+	trace(w, "client %d -> node %d op %d key k%d", c, s->id, rq->op, cl->key);
+	/* rq is freed by the engine with free_unpacked: it must be allocated as one */
+	size_t len = ringraft__kv__request__get_packed_size(rq);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		abort();
+	ringraft__kv__request__pack(rq, buf);
+	free(rq->key.data);
+	free(rq->value.data);
+	free(rq->expected.data);
+	free(rq);
+	Ringraft__Kv__Request *own = ringraft__kv__request__unpack(NULL, len, buf);
+	free(buf);
+	if (own == NULL)
+		abort();
+	node_submit(s->n, own, client_reply, ctx);
+	node_process(s->n);
+}
+
+static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
+{
+	struct reply_ctx *ctx = arg;
+	struct world *w = ctx->w;
+	struct client *cl = &w->clients[ctx->c];
+	int c = ctx->c;
+	if (!cl->busy) {
+		fail(w, "client %d got an answer (request %" PRIu64 ") with nothing in flight", c,
+		     (uint64_t)resp->id);
+		return;
+	}
+	if (resp->id != cl->seq)
+		fail(w, "client %d got the answer to request %" PRIu64 " for its request %" PRIu64,
+		     c, (uint64_t)resp->id, cl->seq);
+	const char *type;
+	int64_t result = JL_NIL;
+	switch (resp->code) {
+	case RINGRAFT__KV__CODE__OK:
+		type = "ok";
+		if (cl->fn == JL_READ) {
+			bool okv;
+			result = resp->found ? parse_value(&resp->value, &okv) : JL_NIL;
+			if (resp->found && !okv)
+				fail(w, "client %d read a value that is not a number", c);
+		}
+		break;
+	case RINGRAFT__KV__CODE__NOT_FOUND:
+		/* a read of a missing key, or a delete of one: both happened */
+		type = "ok";
+		break;
+	case RINGRAFT__KV__CODE__CAS_MISMATCH:
+	case RINGRAFT__KV__CODE__NOT_LEADER:
+	case RINGRAFT__KV__CODE__INVALID:
+	case RINGRAFT__KV__CODE__TOO_LARGE:
+	case RINGRAFT__KV__CODE__WRONG_SHARD:
+	case RINGRAFT__KV__CODE__UNAVAILABLE:
+		type = "fail";
+		break;
+	default:
+		type = "info";
+		break;
+	}
+	hist_op(w, c, type, true, result);
+	if (strcmp(type, "info") == 0)
+		cl->proc += NS_CLIENTS_MAX;
+	w->r->ops++;
+	if (strcmp(type, "ok") == 0) {
+		w->r->ok_ops++;
+		if (w->healed && cl->fn != JL_READ && cl->write_after_heal)
+			cl->ok_after_heal = true;
+	}
+	trace(w, "client %d <- code %d (%s)", c, resp->code, type);
+	cl->busy = false;
+	push(w, (struct ev){.t = w->now + rnd(w, 1, 15), .type = EV_CLIENT, .client = c});
+}
+
+/* ------------------------------------------------------------------------------ nemesis */
+
+static void nemesis(struct world *w)
+{
+	if (w->now >= w->fault_end)
+		return;
+	uint32_t pick = rnd(w, 0, 99);
+	int victim = (int)rnd(w, 1, (uint32_t)w->N);
+	struct simnode *s = &w->nodes[victim];
+	if (w->crashes && pick < 30) {
+		if (s->alive) {
+			node_crash(w, s);
+			push(w, (struct ev){.t = w->now + rnd(w, 50, 1500),
+					    .type = EV_RESTART,
+					    .node = victim});
+		}
+	} else if (w->partitions && pick < 60) {
+		memset(w->cut, 0, sizeof w->cut);
+		if (rnd(w, 0, 2) > 0) {
+			/* a random side against the rest */
+			uint32_t side = rnd(w, 1, (1u << w->N) - 2);
+			for (int a = 1; a <= w->N; a++)
+				for (int b = 1; b <= w->N; b++)
+					w->cut[a][b] =
+						((side >> (a - 1)) & 1) != ((side >> (b - 1)) & 1);
+			trace(w, "nemesis: partition %#x", side);
+		} else {
+			trace(w, "nemesis: heal");
+		}
+		links_changed(w);
+	} else if (w->pauses && pick < 80) {
+		if (s->alive && !s->paused) {
+			s->paused = true;
+			trace(w, "nemesis: pause node %d", victim);
+			push(w, (struct ev){.t = w->now + rnd(w, 50, 1200),
+					    .type = EV_RESUME,
+					    .node = victim,
+					    .gen = s->gen});
+		}
+	}
+	push(w, (struct ev){.t = w->now + rnd(w, 100, 600), .type = EV_NEMESIS});
+}
+
+static void heal(struct world *w)
+{
+	trace(w, "heal: every node up, no partition");
+	w->healed = true;
+	memset(w->cut, 0, sizeof w->cut);
+	for (int i = 1; i <= w->N; i++) {
+		struct simnode *s = &w->nodes[i];
+		if (!s->alive)
+			node_start(w, s);
+		else if (s->paused) {
+			s->paused = false;
+			node_process(s->n);
+		}
+	}
+	links_changed(w);
+	for (int c = 0; c < w->C; c++)
+		w->clients[c].write_after_heal = true;
+}
+
+/* ------------------------------------------------------------------------------ the run */
+
+static void deliver(struct world *w, struct ev *e)
+{
+	struct simnode *s = &w->nodes[e->node];
+	if (e->gen != w->link_gen[e->peer][e->node] || !s->alive)
+		return; /* the link it travelled on is gone */
+	enter(s);
+	Ringraft__Raft__PeerFrame f = RINGRAFT__RAFT__PEER_FRAME__INIT;
+	Ringraft__Raft__Message *m = NULL;
+	Ringraft__Raft__GroupDigest *d = NULL;
+	ProtobufCBinaryData bin = {e->len, e->buf};
+	switch (e->field) {
+	case NODE_FIELD_MSG:
+		m = ringraft__raft__message__unpack(NULL, e->len, e->buf);
+		if (m == NULL) {
+			fail(w, "a Raft message from %d does not decode", e->peer);
+			return;
+		}
+		f.n_msgs = 1;
+		f.msgs = &m;
+		break;
+	case NODE_FIELD_FWD_REQ:
+		f.n_forwarded_requests = 1;
+		f.forwarded_requests = &bin;
+		break;
+	case NODE_FIELD_FWD_RESP:
+		f.n_forwarded_responses = 1;
+		f.forwarded_responses = &bin;
+		break;
+	case NODE_FIELD_DIGEST:
+		d = ringraft__raft__group_digest__unpack(NULL, e->len, e->buf);
+		if (d == NULL) {
+			fail(w, "a digest from %d does not decode", e->peer);
+			return;
+		}
+		f.n_digests = 1;
+		f.digests = &d;
+		break;
+	default:
+		fail(w, "node %d sent unknown field %d", e->peer, e->field);
+		return;
+	}
+	node_peer_frame(s->n, (uint64_t)e->peer, &f);
+	if (m != NULL)
+		ringraft__raft__message__free_unpacked(m, NULL);
+	if (d != NULL)
+		ringraft__raft__group_digest__free_unpacked(d, NULL);
+	node_process(s->n);
+}
+
+static void disk_done(struct world *w, struct simnode *s)
+{
+	int rc = wal_batch_write(s->wal, s->batch);
+	if (rc != WAL_OK) {
+		fail(w, "node %d: WAL write: %s", s->id, wal_strerror(rc));
+		return;
+	}
+	if (s->compact) {
+		size_t removed;
+		rc = wal_compact(s->wal, &removed);
+		if (rc != WAL_OK)
+			fail(w, "node %d: WAL compaction: %s", s->id, wal_strerror(rc));
+	}
+	s->writing = false;
+	node_wal_durable(s->n);
+	node_process(s->n);
+}
+
+static void step(struct world *w, struct ev *e)
+{
+	struct simnode *s = e->node >= 1 && e->node <= w->N ? &w->nodes[e->node] : NULL;
+	if (s != NULL && s->alive)
+		enter(s);
+	/* a paused node handles nothing: its events wait until it resumes */
+	bool held = s != NULL && s->alive && s->paused &&
+		    (e->type == EV_DELIVER || e->type == EV_DISK || e->type == EV_TICK);
+	if (held) {
+		struct ev again = *e;
+		again.t = w->now + 5;
+		push(w, again);
+		return;
+	}
+	switch (e->type) {
+	case EV_DELIVER:
+		deliver(w, e);
+		free(e->buf);
+		break;
+	case EV_DISK:
+		if (s->alive && e->gen == s->gen && s->writing)
+			disk_done(w, s);
+		break;
+	case EV_TICK:
+		if (!s->alive || e->gen != s->gen)
+			break;
+		node_tick(s->n);
+		node_process(s->n);
+		push(w, (struct ev){.t = w->now + 10u * 1000u / s->rate_pm,
+				    .type = EV_TICK,
+				    .node = s->id,
+				    .gen = s->gen});
+		break;
+	case EV_CLIENT:
+		if (!w->clients[e->client].busy)
+			client_issue(w, e->client);
+		break;
+	case EV_NEMESIS:
+		nemesis(w);
+		break;
+	case EV_RESTART:
+		if (!s->alive && !w->healed)
+			node_start(w, s);
+		break;
+	case EV_RESUME:
+		if (s->alive && s->paused && e->gen == s->gen) {
+			s->paused = false;
+			trace(w, "node %d resumes", s->id);
+			node_process(s->n);
+		}
+		break;
+	}
+}
+
+static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	remove(p);
+	return 0;
+}
+
+static void rm_tree(const char *path)
+{
+	nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static uint64_t fnv(const void *p, size_t n, uint64_t h)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static void check_history(struct world *w)
+{
+	struct jl_history h;
+	char err[256];
+	if (jl_history_parse(&h, w->hist, w->hist_len, err, sizeof err) != JL_OK) {
+		fail(w, "history does not parse: %s", err);
+		return;
+	}
+	for (uint32_t k = 0; k < h.nkeys; k++) {
+		enum jl_verdict v = jl_lin_check_key(&h, k, jl_now_ns() + 20000000000ll, NULL);
+		if (v == JL_INVALID) {
+			struct jl_lin_witness wi;
+			char ops[200] = "";
+			if (jl_lin_explain_key(&h, k, jl_now_ns() + 5000000000ll, &wi) == 0) {
+				snprintf(ops, sizeof ops, " (a failing window of %zu operations)",
+					 wi.nops);
+				if (w->o->trace)
+					for (size_t i = 0; i < wi.nevents; i++) {
+						jl_history_print_event(&h, wi.events[i], stderr);
+						fputc('\n', stderr);
+					}
+				jl_lin_witness_free(&wi);
+			}
+			fail(w, "history not linearizable on key %s%s", h.keys[k], ops);
+			break;
+		}
+		if (v == JL_UNKNOWN) {
+			fail(w, "linearizability of key %s not decided in time", h.keys[k]);
+			break;
+		}
+	}
+	jl_history_free(&h);
+}
+
+void ns_run(const struct ns_opts *o, struct ns_result *r)
+{
+	static const char *mixes[] = {"calm", "partition", "crash", "pause", "all"};
+	struct world *w = calloc(1, sizeof *w);
+	if (w == NULL)
+		abort();
+	memset(r, 0, sizeof *r);
+	r->ok = true;
+	w->o = o;
+	w->r = r;
+	raft_rand_seed(&w->rng, o->seed);
+	w->N = rnd(w, 0, 2) == 0 ? 5 : 3;
+	w->G = (int)rnd(w, 4, 8);
+	w->C = (int)rnd(w, 3, 6);
+	w->K = (int)rnd(w, 2, 5);
+	uint32_t mix = rnd(w, 0, 4);
+	w->mix = mixes[mix];
+	w->partitions = mix == 1 || mix == 4;
+	w->crashes = mix == 2 || mix == 4;
+	w->pauses = mix == 3 || mix == 4;
+	w->drift = rnd(w, 0, 1) == 1;
+	w->delay_max = rnd(w, 1, 20);
+	w->disk_max = rnd(w, 1, 10);
+	uint32_t election_ms = rnd(w, 2, 6) * 60;
+	uint32_t snapshot_entries = rnd(w, 0, 1) ? rnd(w, 20, 80) : 100000;
+	bool balance = rnd(w, 0, 1) == 1;
+	uint32_t scrub = rnd(w, 0, 3) == 0 ? 500 : 0;
+	w->fault_end = rnd(w, 2000, 4000);
+	w->heal_end = w->fault_end + 3000;
+	w->end = w->heal_end;
+	r->nodes = w->N;
+	r->groups = w->G;
+	r->mix = w->mix;
+	snprintf(w->root, sizeof w->root, "%s/nodesim-%d-%" PRIu64, o->root ? o->root : "/dev/shm",
+		 (int)getpid(), o->seed);
+	rm_tree(w->root);
+	mkdir(w->root, 0755);
+	for (int i = 1; i <= w->N; i++) {
+		struct simnode *s = &w->nodes[i];
+		s->w = w;
+		s->id = i;
+		snprintf(s->dir, sizeof s->dir, "%s/n%d", w->root, i);
+		s->incarnation = raft_rand_next(&w->rng) | 1;
+		s->rate_pm = w->drift ? rnd(w, 950, 1050) : 1000;
+		s->clock_base_ms = 1000000 + rnd(w, 0, 100000);
+		node_config_for(w, s, election_ms, snapshot_entries, balance, scrub);
+	}
+	for (int i = 1; i <= w->N && r->ok; i++)
+		node_start(w, &w->nodes[i]);
+	for (int c = 0; c < w->C; c++) {
+		w->clients[c].proc = c;
+		push(w, (struct ev){.t = rnd(w, 200, 600), .type = EV_CLIENT, .client = c});
+	}
+	if (w->partitions || w->crashes || w->pauses)
+		push(w, (struct ev){.t = 500, .type = EV_NEMESIS});
+	bool heal_done = false;
+	while (r->ok && w->q.n > 0) {
+		struct ev e = heap_pop(&w->q);
+		if (!heal_done && e.t >= w->fault_end) {
+			w->now = w->fault_end;
+			heal(w);
+			heal_done = true;
+		}
+		if (e.t > w->end + 5000) {
+			if (e.type == EV_DELIVER)
+				free(e.buf);
+			break; /* every client has stopped; only ticks and heartbeats go on */
+		}
+		w->now = e.t;
+		w->events++;
+		step(w, &e);
+		bool waiting = false;
+		for (int c = 0; c < w->C; c++)
+			waiting |= w->clients[c].busy;
+		if (w->now >= w->end && !waiting)
+			break;
+	}
+	while (w->q.n > 0) {
+		struct ev e = heap_pop(&w->q);
+		if (e.type == EV_DELIVER)
+			free(e.buf);
+	}
+	for (int c = 0; c < w->C && r->ok; c++) {
+		if (w->clients[c].busy)
+			fail(w,
+			     "client %d: its last operation was never answered (5 s past the end)",
+			     c);
+		else if (!w->clients[c].ok_after_heal)
+			fail(w,
+			     "liveness: client %d completed no write in the %" PRIu64
+			     " ms after the heal",
+			     c, w->heal_end - w->fault_end);
+	}
+	if (r->ok)
+		check_history(w);
+	r->events = w->events;
+	r->hash = fnv(w->hist, w->hist_len, 0xcbf29ce484222325ull ^ w->events);
+	for (int i = 1; i <= w->N; i++)
+		if (w->nodes[i].alive) {
+			struct simnode *s = &w->nodes[i];
+			node_engine_close(s->n);
+			kv_close(s->kv);
+			wal_close(s->wal);
+		}
+	rm_tree(w->root);
+	free(w->q.v);
+	free(w->hist);
+	free(w);
+}
