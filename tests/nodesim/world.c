@@ -651,11 +651,17 @@ static void nemesis(struct world *w)
 	int victim = (int)rnd(w, 1, (uint32_t)w->N);
 	struct simnode *s = &w->nodes[victim];
 	if (w->crashes && pick < 30) {
-		if (s->alive) {
-			node_crash(w, s);
+		/* one node, or (a third of the time) a majority at once, as a rack losing power
+		 * would: only then can a write acknowledged too early be lost */
+		int k = rnd(w, 0, 2) == 0 ? w->N / 2 + 1 : 1;
+		for (int j = 0; j < k; j++) {
+			struct simnode *x = &w->nodes[(victim - 1 + j) % w->N + 1];
+			if (!x->alive)
+				continue;
+			node_crash(w, x);
 			push(w, (struct ev){.t = w->now + rnd(w, 50, 1500),
 					    .type = EV_RESTART,
-					    .node = victim});
+					    .node = x->id});
 		}
 	} else if (w->partitions && pick < 60) {
 		memset(w->cut, 0, sizeof w->cut);
@@ -904,7 +910,7 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	w->pauses = mix == 3 || mix == 4;
 	w->drift = rnd(w, 0, 1) == 1;
 	w->delay_max = rnd(w, 1, 20);
-	w->disk_max = rnd(w, 1, 10);
+	w->disk_max = rnd(w, 1, 30);
 	uint32_t election_ms = rnd(w, 2, 6) * 60;
 	uint32_t snapshot_entries = rnd(w, 0, 1) ? rnd(w, 20, 80) : 100000;
 	bool balance = rnd(w, 0, 1) == 1;
