@@ -150,6 +150,7 @@ struct world {
 	int64_t next_value;
 	char *hist;
 	size_t hist_len, hist_cap;
+	uint64_t hist_t; /* the last line's time */
 	char root[200];
 	struct ns_result *r;
 };
@@ -222,7 +223,10 @@ static void hist_op(struct world *w, int c, const char *type, bool with_result, 
 {
 	struct client *cl = &w->clients[c];
 	static const char *fns[] = {"read", "write", "cas"};
-	uint64_t t = w->now * 1000000u + (w->seq++ % 1000000u); /* strictly increasing */
+	uint64_t t = w->now * 1000000u; /* ns, strictly increasing */
+	if (t <= w->hist_t)
+		t = w->hist_t + 1;
+	w->hist_t = t;
 	hist_add(w,
 		 "{\"time\": %" PRIu64 ", \"process\": %d, \"type\": \"%s\", \"f\": \"%s\", "
 		 "\"key\": \"k%d\", \"value\": ",
