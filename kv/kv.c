@@ -325,10 +325,11 @@ static void headroom(struct kv *kv, uint32_t group)
 {
 	MDB_envinfo info;
 	if (kv->readers > 0 || kv->map_bytes >= kv->opt.map_bytes_max ||
-	    mdb_env_info(kv->env, &info) != 0)
+	    kv->headroom_failed_at == kv->map_bytes || mdb_env_info(kv->env, &info) != 0)
 		return;
-	if ((uint64_t)(info.me_last_pgno + 1) * kv->page_bytes > kv->map_bytes / 2)
-		grow(kv, group);
+	if ((uint64_t)(info.me_last_pgno + 1) * kv->page_bytes > kv->map_bytes / 2 &&
+	    grow(kv, group) != 0)
+		kv->headroom_failed_at = kv->map_bytes;
 }
 
 int kv_write(struct kv *kv, uint32_t group, const char *what, kv_write_fn fn, void *arg)

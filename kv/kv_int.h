@@ -40,6 +40,9 @@ struct kv {
 	char *dir;
 	size_t page_bytes;
 	uint64_t map_bytes; /* the current map size */
+	/* growing ahead of need failed at this map size (no disk for the preallocation): not
+	 * tried again, nor logged, until a growth on a full map changes the size */
+	uint64_t headroom_failed_at;
 	uint32_t readers;   /* snapshot read transactions open: the map cannot move under them */
 	struct kv_group groups[KV_GROUPS_MAX + 1]; /* [0] unused */
 	/* apply.c's reusable result buffers (owned, freed by kv_close) */

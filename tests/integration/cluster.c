@@ -600,6 +600,8 @@ static int restart_node(struct cluster *c, int node, bool first)
 	struct cnode *n = &c->nodes[node - 1];
 	if (n->pid > 0)
 		return -1;
+	/* a node that died on its own may have left a partial reply buffered */
+	net_decoder_free(&n->dec);
 	net_decoder_init(&n->dec, NET_CLIENT_FRAME_MAX * 2);
 	if (spawn(c, node, first) < 0)
 		return -1;
