@@ -148,6 +148,11 @@ struct world {
 	struct client clients[NS_CLIENTS_MAX];
 	struct reply_ctx rctx[NS_CLIENTS_MAX];
 	int64_t next_value;
+	/* The counter key "ctr", incremented by INCRBY 1: applying an entry twice, or losing one,
+	 * shows in the values the increments return (counter_done). */
+	uint64_t ctr_ok, ctr_info, ctr_max;
+	uint8_t *ctr_seen; /* [value]: some acknowledged increment returned it */
+	size_t ctr_seen_cap;
 	char *hist;
 	size_t hist_len, hist_cap;
 	uint64_t hist_t; /* the last line's time */
@@ -223,6 +228,12 @@ static void hist_op(struct world *w, int c, const char *type, bool with_result, 
 {
 	struct client *cl = &w->clients[c];
 	static const char *fns[] = {"read", "write", "cas"};
+	if (cl->fn == JL_ADD) {
+		/* the counter is checked on its own (counter_done), not by the register model */
+		if (strcmp(type, "info") == 0)
+			w->ctr_info++;
+		return;
+	}
 	uint64_t t = w->now * 1000000u; /* ns, strictly increasing */
 	if (t <= w->hist_t)
 		t = w->hist_t + 1;
@@ -529,7 +540,7 @@ static void client_issue(struct world *w, int c)
 	struct simnode *s = &w->nodes[live[rnd(w, 0, (uint32_t)nl - 1)]];
 	uint32_t p = rnd(w, 0, 99);
 	cl->key = (int)rnd(w, 0, (uint32_t)w->K - 1);
-	cl->fn = p < 45 ? JL_READ : p < 85 ? JL_WRITE : JL_CAS;
+	cl->fn = p < 40 ? JL_READ : p < 78 ? JL_WRITE : p < 90 ? JL_CAS : JL_ADD;
 	cl->a = cl->b = 0;
 	char val[32], exp[32];
 	Ringraft__Kv__Request *rq = malloc(sizeof *rq);
@@ -537,13 +548,19 @@ static void client_issue(struct world *w, int c)
 		abort();
 	ringraft__kv__request__init(rq);
 	char key[16];
-	snprintf(key, sizeof key, "k%d", cl->key);
+	if (cl->fn == JL_ADD)
+		snprintf(key, sizeof key, "ctr");
+	else
+		snprintf(key, sizeof key, "k%d", cl->key);
 	rq->key.data = (uint8_t *)strdup(key);
 	rq->key.len = strlen(key);
 	rq->id = ++cl->seq;
 	rq->client_id = (uint64_t)c + 1;
 	rq->seq = cl->seq;
-	if (cl->fn == JL_READ) {
+	if (cl->fn == JL_ADD) {
+		rq->op = RINGRAFT__KV__OP__INCRBY;
+		rq->delta = 1;
+	} else if (cl->fn == JL_READ) {
 		rq->op = RINGRAFT__KV__OP__GET;
 	} else if (cl->fn == JL_WRITE && rnd(w, 0, 9) == 0) {
 		rq->op = RINGRAFT__KV__OP__DELETE;
@@ -608,7 +625,35 @@ static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
 	switch (resp->code) {
 	case RINGRAFT__KV__CODE__OK:
 		type = "ok";
-		if (cl->fn == JL_READ) {
+		if (cl->fn == JL_ADD) {
+			/* each acknowledged increment returns a new value, never more than the
+			 * increments that may have happened */
+			w->ctr_ok++;
+			uint64_t v = (uint64_t)resp->number;
+			if (v > w->ctr_ok + w->ctr_info + (uint64_t)w->C)
+				fail(w,
+				     "counter: an increment returned %" PRIu64
+				     " but at most %" PRIu64
+				     " increments were acknowledged or unknown (%" PRIu64
+				     " in flight): one was applied twice",
+				     v, w->ctr_ok + w->ctr_info, (uint64_t)w->C);
+			if (v > w->ctr_max)
+				w->ctr_max = v;
+			if (v >= w->ctr_seen_cap) {
+				size_t cap = (size_t)v * 2 + 64;
+				w->ctr_seen = realloc(w->ctr_seen, cap);
+				if (w->ctr_seen == NULL)
+					abort();
+				memset(w->ctr_seen + w->ctr_seen_cap, 0, cap - w->ctr_seen_cap);
+				w->ctr_seen_cap = cap;
+			}
+			if (w->ctr_seen[v])
+				fail(w,
+				     "counter: two acknowledged increments both returned %" PRIu64
+				     ": one was lost",
+				     v);
+			w->ctr_seen[v] = 1;
+		} else if (cl->fn == JL_READ) {
 			bool okv;
 			result = resp->found ? parse_value(&resp->value, &okv) : JL_NIL;
 			if (resp->found && !okv)
@@ -999,5 +1044,6 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	rm_tree(w->root);
 	free(w->q.v);
 	free(w->hist);
+	free(w->ctr_seen);
 	free(w);
 }
