@@ -558,8 +558,12 @@ static void client_issue(struct world *w, int c)
 	rq->client_id = (uint64_t)c + 1;
 	rq->seq = cl->seq;
 	if (cl->fn == JL_ADD) {
+		/* without a session, as a Redis client's INCR: nothing but the apply path's own
+		 * bookkeeping keeps a replayed entry from counting twice */
 		rq->op = RINGRAFT__KV__OP__INCRBY;
 		rq->delta = 1;
+		rq->client_id = 0;
+		rq->seq = 0;
 	} else if (cl->fn == JL_READ) {
 		rq->op = RINGRAFT__KV__OP__GET;
 	} else if (cl->fn == JL_WRITE && rnd(w, 0, 9) == 0) {
