@@ -217,6 +217,7 @@ valgrind: tests
 	@rm -f $(BUILD)/test-results
 	@$(TEST_ENV) CK_FORK=no KEEP_GOING=1 RUN_WRAPPER="$(VALGRIND)" scripts/run-tests.sh valgrind $(UNIT_BINS)
 	@$(if $(SIM_BIN),$(TEST_ENV) KEEP_GOING=1 RUN_WRAPPER="$(VALGRIND) --trace-children=yes" scripts/run-tests.sh sim $(SIM_BIN) sweep --seeds 100 --jobs 2 --scenarios tests/sim/scenarios)
+	@$(if $(NODESIM_BIN),$(TEST_ENV) KEEP_GOING=1 RUN_WRAPPER="$(VALGRIND) --trace-children=yes" scripts/run-tests.sh nodesim $(NODESIM_BIN) sweep --seeds 20 --jobs 2)
 	@$(TEST_ENV) scripts/run-tests.sh summary
 
 sim: $(SIM_BIN) $(NODESIM_BIN)
