@@ -127,6 +127,7 @@ static void tick_cb(uv_timer_t *t)
 		every = 1;
 	if (n->ticks % 5 == 0)
 		node_service_timeouts(n);
+	node_expire_tick(n);
 	if (n->ticks % every == 0 && !n->stopping) {
 		node_maybe_compact(n);
 		node_balance_leaders(n);
@@ -374,6 +375,7 @@ int node_run(struct node *n)
 	net_server_free(n->server);
 	n->server = NULL;
 	node_resp_free(n);
+	node_expire_free(n);
 	if (uv_loop_close(&n->loop) != 0)
 		node_log(NODE_LOG_WARN, 0, "loop closed with handles open");
 	return 0;

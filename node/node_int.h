@@ -184,6 +184,7 @@ struct node {
 	/* metrics.h: the counters the hooks bump; the --metrics-addr endpoint (NULL when off) */
 	struct node_metrics metrics;
 	struct node_metrics_endpoint *metrics_ep;
+	struct node_expire *expire; /* expire.c's state (NULL until its first tick) */
 };
 
 static inline struct node_group *node_group(struct node *n, uint64_t g)
@@ -241,6 +242,15 @@ void node_resp_close(struct node *n); /* before the loop's last run */
 void node_resp_free(struct node *n);  /* after it */
 void node_resp_answer(struct node *n, struct node_req *r, Ringraft__Kv__Response *resp);
 void node_resp_ctx_free(void *ctx);
+
+/* expire.c — key expiry (kv.h "Expiry") */
+uint64_t node_wall_ms(void); /* the clock expiry is judged by: ms since the Unix epoch */
+/* On the leader, as it proposes rq: stamps c with the clock and turns the request's expiry
+ * (ttl_ms, expire_at_ms, keep_ttl; the EXPIRE and PERSIST ops) into c's. -1 and *why when
+ * the request's expiry fields make no sense. */
+int node_expire_prepare(const Ringraft__Kv__Request *rq, struct kv_cmd *c, const char **why);
+void node_expire_tick(struct node *n); /* every tick: the background expirer (leaders) */
+void node_expire_free(struct node *n);
 
 /* restore.c */
 int node_restore_groups(struct node *n);
