@@ -21,8 +21,8 @@
 #include "cli/client.h"
 #include "net/frame.h"
 
-#define ENDPOINTS_MAX 16
-#define REPLY_MAX     (64u << 10) /* the workload's values are short decimal numbers */
+#define ENDPOINTS_MAX  16
+#define REPLY_MAX      (64u << 10) /* the workload's values are short decimal numbers */
 #define RETRY_PAUSE_MS 50
 
 struct jl_resp {
@@ -123,7 +123,8 @@ static bool connect_cur(struct jl_resp *r, uint64_t deadline)
 		int err = 0;
 		socklen_t el = sizeof err;
 		rc = wait_fd(fd, POLLOUT, deadline) == 1 &&
-				     getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0
+				     getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 &&
+				     err == 0
 			     ? 0
 			     : -1;
 	}
@@ -138,7 +139,8 @@ static bool connect_cur(struct jl_resp *r, uint64_t deadline)
 
 /* Sends the whole command; false if the connection failed (then nothing may have been parsed
  * unless every byte went out, which *all_sent says). */
-static bool send_cmd(struct jl_resp *r, const char *buf, size_t n, uint64_t deadline, bool *all_sent)
+static bool send_cmd(struct jl_resp *r, const char *buf, size_t n, uint64_t deadline,
+		     bool *all_sent)
 {
 	size_t off = 0;
 	*all_sent = false;
