@@ -4,6 +4,14 @@
  * ReadIndex, proposals), and its answer is rendered the way Redis would render it. Replies
  * leave in request order (net/resp_server.c). Reads are linearizable unless the connection
  * said READONLY (then serializable, from the contacted replica).
+ *
+ * Redis clients know nothing of leaders, so the port hides leader changes as the protobuf
+ * client library does: each connection is a client session (Raft thesis 6.3) whose writes
+ * carry (client id, sequence), and a request that failed in a way that allows it (not the
+ * leader, no leader yet, the link to the leader lost, the leader lost before commit) is sent
+ * again after RETRY_MS until the request timeout, a write with the same sequence, so that it
+ * applies at most once. Only what is still unresolved at the deadline reaches the client as
+ * an error (-TRYAGAIN, -CLUSTERDOWN, or a write's "outcome unknown").
  */
 #include <fnmatch.h>
 #include <inttypes.h>
@@ -18,6 +26,7 @@
 
 #define RESP_VERSION "7.0.0" /* the Redis version we answer like (HELLO, INFO) */
 #define NAME_MAX_    256     /* CLIENT SETNAME */
+#define RETRY_MS     25      /* between attempts of a request that may be retried */
 
 /* Per connection. */
 struct client {
@@ -26,6 +35,8 @@ struct client {
 	char name[NAME_MAX_ + 1];
 	bool wrote;          /* a write was submitted on this connection ... */
 	uint64_t write_slot; /* ... the last one in this slot */
+	uint64_t session;    /* the client id its writes carry (0 until the first write) */
+	uint64_t seq;        /* the last sequence number used */
 };
 
 /* How an answer from service.c is rendered. */
@@ -53,13 +64,23 @@ struct ctx {
 	/* K_SCAN: the group scanned and the MATCH pattern (owned, NULL: all) */
 	uint32_t group;
 	char *match;
+	/* for another attempt: the request as packed (owned), its deadline, and the queue */
+	uint8_t *packed;
+	size_t packed_len;
+	bool write;
+	uint64_t deadline_ms, retry_at_ms;
+	struct ctx *next;
 };
+
+/* Requests waiting for their next attempt, in order (node_resp_flush sends them). */
+static struct ctx *retry_head, *retry_tail;
 
 /* SCAN cursors (docs/CLI.md): a cursor below SCAN_CURSOR_BASE is the start of a group (0:
  * group 1, g: group g); above, it names a slot of this table holding the group and the key
  * to resume from, so that a scan of a large group needs no state in the client beyond a
  * number. A slot is reused round-robin: a cursor stays valid until SCAN_CURSORS newer ones
- * were handed out on this node (then "ERR invalid cursor"; start again from 0). */
+ * were handed out on this node (then "ERR invalid cursor"; start again from 0). A cursor is
+ * good on the node that handed it out only (any connection). */
 #define SCAN_CURSORS     4096
 #define SCAN_CURSOR_BASE (1ull << 20)
 #define SCAN_COUNT_MAX   KV_SCAN_MAX
@@ -70,7 +91,8 @@ struct scan_cursor {
 	uint8_t key[KV_KEY_MAX];
 };
 static struct scan_cursor scan_cursors[SCAN_CURSORS];
-static uint64_t scan_next_id = SCAN_CURSOR_BASE;
+static uint64_t scan_next_id; /* carries the node id in bits 44.., so that a cursor handed out
+			       * by another node is never taken for one of ours */
 
 /* One command being dispatched. */
 struct cmd {
@@ -82,7 +104,20 @@ struct cmd {
 	size_t argc;
 	struct net_resp_buf out;
 	char *match; /* SCAN MATCH (owned; handed to the ctx by submit) */
+	bool write;  /* the command writes: it carries the connection's session */
 };
+
+/* A client id no other client of the cluster uses (splitmix64 of node, time and connection;
+ * the protobuf clients draw theirs at random). */
+static uint64_t session_id(struct node *n, uint64_t conn_id)
+{
+	uint64_t z = n->cfg.id * 0x9e3779b97f4a7c15ULL ^ node_wall_ms() << 20 ^ conn_id ^
+		     (uint64_t)getpid() << 40;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return z ? z : 1;
+}
 
 static bool is(const struct net_resp_val *v, const char *s)
 {
@@ -196,6 +231,12 @@ static void submit(struct cmd *x, Ringraft__Kv__Request *rq, enum kind kind, boo
 {
 	rq->consistency = x->cl->readonly ? RINGRAFT__KV__CONSISTENCY__SERIALIZABLE
 					  : RINGRAFT__KV__CONSISTENCY__LINEARIZABLE;
+	if (x->write) {
+		if (x->cl->session == 0)
+			x->cl->session = session_id(x->n, net_resp_conn_id(x->c));
+		rq->client_id = x->cl->session;
+		rq->seq = ++x->cl->seq;
+	}
 	size_t len = ringraft__kv__request__get_packed_size(rq);
 	uint8_t *buf = malloc(len ? len : 1);
 	struct ctx *ctx = malloc(sizeof *ctx);
@@ -204,13 +245,17 @@ static void submit(struct cmd *x, Ringraft__Kv__Request *rq, enum kind kind, boo
 		ringraft__kv__request__pack(rq, buf);
 		own = ringraft__kv__request__unpack(NULL, len, buf);
 	}
-	free(buf);
 	if (own == NULL) {
+		free(buf);
 		free(ctx);
 		reply_error(x, "ERR out of memory");
 		return;
 	}
 	memset(ctx, 0, sizeof *ctx);
+	ctx->packed = buf;
+	ctx->packed_len = len;
+	ctx->write = x->write;
+	ctx->deadline_ms = node_now_ms() + x->n->cfg.request_timeout_ms;
 	ctx->c = x->c;
 	net_resp_conn_ref(x->c);
 	ctx->slot = x->slot;
@@ -228,7 +273,58 @@ void node_resp_ctx_free(void *p)
 	struct ctx *ctx = p;
 	net_resp_conn_unref(ctx->c);
 	free(ctx->match);
+	free(ctx->packed);
 	free(ctx);
+}
+
+/* Whether an answer leaves the request worth another attempt: nothing was applied (not the
+ * leader, no leader, not sent), or a read failed, or a write of this connection's session
+ * may have been applied (its sequence makes a second attempt apply at most once). */
+static bool retryable(const struct node *n, const struct ctx *ctx,
+		      const Ringraft__Kv__Response *resp)
+{
+	if (n->stopping || ctx->packed == NULL || node_now_ms() + RETRY_MS >= ctx->deadline_ms ||
+	    net_resp_conn_closed(ctx->c))
+		return false;
+	switch (resp->code) {
+	case RINGRAFT__KV__CODE__NOT_LEADER:
+	case RINGRAFT__KV__CODE__UNAVAILABLE:
+		return true;
+	case RINGRAFT__KV__CODE__TIMEOUT:
+	case RINGRAFT__KV__CODE__LEADER_LOST:
+		return true; /* reads, and writes with a session (every write here has one) */
+	default:
+		return false;
+	}
+}
+
+/* Sends the requests whose next attempt is due (every loop turn, at its end: what they
+ * forward goes out at once, what they propose is taken up by the next turn). */
+static void retry_due(struct node *n)
+{
+	uint64_t now = node_now_ms();
+	bool any = retry_head != NULL && retry_head->retry_at_ms <= now;
+	while (retry_head != NULL && (retry_head->retry_at_ms <= now || n->stopping)) {
+		struct ctx *ctx = retry_head;
+		retry_head = ctx->next;
+		if (retry_head == NULL)
+			retry_tail = NULL;
+		ctx->next = NULL;
+		Ringraft__Kv__Request *rq =
+			ringraft__kv__request__unpack(NULL, ctx->packed_len, ctx->packed);
+		if (rq == NULL) {
+			struct net_resp_buf b = {0};
+			net_resp_put_error(&b, "ERR out of memory");
+			net_resp_conn_reply(ctx->c, ctx->slot, &b);
+			node_resp_ctx_free(ctx);
+			continue;
+		}
+		uint64_t left = ctx->deadline_ms > now ? ctx->deadline_ms - now : 1;
+		rq->timeout_ms = (uint32_t)left;
+		node_service_submit(n, rq, ctx); /* while stopping: answered at once */
+	}
+	if (any)
+		net_peers_flush(n->peers);
 }
 
 /* The cursor that resumes a scan after a page of `group`: the next key if there is one (a
@@ -236,6 +332,8 @@ void node_resp_ctx_free(void *p)
 static uint64_t scan_cursor_after(struct node *n, uint32_t group, const ProtobufCBinaryData *next)
 {
 	if (next->len > 0 && next->len <= KV_KEY_MAX) {
+		if (scan_next_id == 0)
+			scan_next_id = SCAN_CURSOR_BASE | (n->cfg.id & 0xfffff) << 44;
 		uint64_t id = scan_next_id++;
 		struct scan_cursor *sc = &scan_cursors[id % SCAN_CURSORS];
 		sc->id = id;
@@ -268,6 +366,17 @@ static bool starts_with_word(const char *s, const char *w)
 void node_resp_answer(struct node *n, struct node_req *r, Ringraft__Kv__Response *resp)
 {
 	struct ctx *ctx = r->resp;
+	/* iid 0: service.c's stand-in for a request it could not create, which frees ctx itself */
+	if (r->iid != 0 && retryable(n, ctx, resp)) {
+		r->resp = NULL; /* the queue owns it now */
+		ctx->retry_at_ms = node_now_ms() + RETRY_MS;
+		if (retry_tail)
+			retry_tail->next = ctx;
+		else
+			retry_head = ctx;
+		retry_tail = ctx;
+		return;
+	}
 	struct net_resp_buf b = {0};
 	const char *err = resp->error && *resp->error ? resp->error : "no detail";
 	int p = ctx->proto;
@@ -1187,6 +1296,7 @@ static int on_command(void *arg, struct net_resp_conn *c, uint64_t slot,
 		if (k->rw == 'w') {
 			cl->wrote = true;
 			cl->write_slot = slot;
+			x.write = true;
 		}
 		k->fn(&x);
 		return 0;
@@ -1228,6 +1338,7 @@ int node_resp_open(struct node *n)
 
 void node_resp_flush(struct node *n)
 {
+	retry_due(n);
 	if (n->resp_server != NULL)
 		net_resp_server_flush(n->resp_server);
 }
@@ -1246,6 +1357,12 @@ void node_resp_close(struct node *n)
 
 void node_resp_free(struct node *n)
 {
+	while (retry_head != NULL) {
+		struct ctx *ctx = retry_head;
+		retry_head = ctx->next;
+		node_resp_ctx_free(ctx);
+	}
+	retry_tail = NULL;
 	net_resp_server_free(n->resp_server);
 	n->resp_server = NULL;
 }

@@ -193,6 +193,23 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* out (taken): newline-separated keys, which must be exactly sc:00..sc:39 in some order */
+static void check_scan(char *out, int node, int count)
+{
+	char *keys[64], *save = NULL;
+	int n = 0;
+	for (char *t = strtok_r(out, "\n", &save); t && n < 64; t = strtok_r(NULL, "\n", &save))
+		keys[n++] = t;
+	qsort(keys, (size_t)n, sizeof keys[0], cmp_str);
+	ck_assert_msg(n == 40, "node %d count %d: %d keys", node, count, n);
+	for (int i = 0; i < 40; i++) {
+		char want[16];
+		snprintf(want, sizeof want, "sc:%02d", i);
+		ck_assert_str_eq(keys[i], want);
+	}
+	free(out);
+}
+
 START_TEST(test_scan)
 {
 	/* 40 keys sc:00..sc:39 spread over the groups, plus others that MATCH must leave out */
@@ -204,36 +221,46 @@ START_TEST(test_scan)
 	rh_cli_is(c, 1, "SET other v", "OK");
 	rh_cli_is(c, 1, "SET sc:dead v PXAT 1", "OK");
 	for (int node = 1; node <= CLUSTER_NODES; node++) {
+		/* redis-cli's own loop (COUNT 10) */
+		check_scan(rh_cli(c, node, "--scan --pattern 'sc:*'"), node, 0);
+		/* ours, a new connection per page, at several COUNTs: the cursor is the
+		 * node's, not the connection's */
 		for (int count = 1; count <= 100; count *= 10) {
-			char args[128];
-			snprintf(args, sizeof args, "--scan --pattern 'sc:*' --count %d", count);
-			char *out = rh_cli(c, node, args);
-			char *keys[64], *save = NULL;
-			int n = 0;
-			for (char *t = strtok_r(out, "\n", &save); t && n < 64;
-			     t = strtok_r(NULL, "\n", &save))
-				keys[n++] = t;
-			qsort(keys, (size_t)n, sizeof keys[0], cmp_str);
-			ck_assert_msg(n == 40, "node %d count %d: %d keys", node, count, n);
-			for (int i = 0; i < 40; i++) {
-				char want[16];
-				snprintf(want, sizeof want, "sc:%02d", i);
-				ck_assert_str_eq(keys[i], want);
-			}
-			free(out);
+			char cursor[32] = "0", args[128], *all = calloc(1, 1 << 16);
+			size_t len = 0;
+			int pages = 0;
+			do {
+				snprintf(args, sizeof args, "SCAN %s MATCH 'sc:*' COUNT %d", cursor,
+					 count);
+				char *page = rh_cli(c, node, args), *nl = strchr(page, '\n');
+				size_t cl = nl ? (size_t)(nl - page) : strlen(page);
+				ck_assert_msg(cl > 0 && cl < sizeof cursor && page[0] >= '0' &&
+						      page[0] <= '9',
+					      "SCAN page: %s", page);
+				memcpy(cursor, page, cl);
+				cursor[cl] = '\0';
+				if (nl)
+					len += (size_t)snprintf(all + len, (1 << 16) - len, "%s\n",
+								nl + 1);
+				free(page);
+				ck_assert_int_lt(++pages, 1000);
+			} while (strcmp(cursor, "0") != 0);
+			check_scan(all, node, count);
 		}
 	}
-	/* the raw protocol: a first page, and the cursor it hands back works elsewhere too */
+	/* a cursor is the node's: good on a new connection to it, refused by another node */
 	char *out = rh_cli(c, 1, "SCAN 0 COUNT 3");
 	char *nl = strchr(out, '\n');
 	ck_assert_ptr_nonnull(nl);
 	*nl = '\0';
+	ck_assert_str_ne(out, "0");
 	char args[128];
 	snprintf(args, sizeof args, "SCAN %s COUNT 1000", out);
 	free(out);
-	out = rh_cli(c, 2, args);
-	ck_assert_msg(strchr(out, '\n') != NULL, "SCAN with a handed-back cursor: %s", out);
+	out = rh_cli(c, 1, args);
+	ck_assert_msg(out[0] >= '0' && out[0] <= '9', "SCAN with a handed-back cursor: %s", out);
 	free(out);
+	rh_cli_is(c, 2, args, "ERR invalid cursor (expired: start the scan again from 0)");
 	rh_cli_is(c, 1, "SCAN 0 TYPE hash", "0");
 	rh_cli_is(c, 1, "SCAN 0 COUNT 0", "ERR syntax error");
 	rh_cli_is(c, 1, "SCAN 0 COUNT x", "ERR value is not an integer or out of range");
