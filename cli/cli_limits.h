@@ -27,5 +27,6 @@
 #define CLI_BENCH_RETRY_MS_MIN 50          /* bench: first pause before using a failed node again */
 #define CLI_BENCH_RETRY_MS_MAX 1000        /* bench: pauses double up to this */
 #define CLI_FRAME_MAX          (64u << 20) /* largest reply accepted (a scan page can be big) */
+#define CLI_TTL_MS_MAX         (100ull * 365 * 24 * 3600 * 1000) /* put --ttl: 100 years */
 
 #endif

@@ -387,6 +387,39 @@ static void set_key(struct cli_call *call, const void *key, size_t key_len)
 int cli_put(struct cli_client *c, const void *key, size_t key_len, const void *value,
 	    size_t value_len)
 {
+	return cli_put_ttl(c, key, key_len, value, value_len, 0);
+}
+
+int cli_ttl(struct cli_client *c, const void *key, size_t key_len, int64_t *ms_left,
+	    uint64_t *expire_at_ms)
+{
+	*ms_left = -2;
+	if (expire_at_ms)
+		*expire_at_ms = 0;
+	int rc = check_key(key, key_len);
+	if (rc)
+		return rc;
+	struct cli_call call = {.write = false};
+	ringraft__kv__request__init(&call.req);
+	call.req.op = RINGRAFT__KV__OP__TTL;
+	call.req.consistency = c->o.serializable ? RINGRAFT__KV__CONSISTENCY__SERIALIZABLE
+						 : RINGRAFT__KV__CONSISTENCY__LINEARIZABLE;
+	set_key(&call, key, key_len);
+	Ringraft__Kv__Response *resp;
+	rc = cli_call_routed(c, &call, &resp);
+	if (rc == CLI_OK) {
+		*ms_left = resp->number;
+		if (expire_at_ms)
+			*expire_at_ms = resp->expire_at_ms;
+	}
+	if (resp)
+		ringraft__kv__response__free_unpacked(resp, NULL);
+	return rc;
+}
+
+int cli_put_ttl(struct cli_client *c, const void *key, size_t key_len, const void *value,
+		size_t value_len, uint64_t ttl_ms)
+{
 	int rc = check_key(key, key_len);
 	if (rc)
 		return rc;
@@ -400,6 +433,7 @@ int cli_put(struct cli_client *c, const void *key, size_t key_len, const void *v
 	set_key(&call, key, key_len);
 	call.req.value.data = (uint8_t *)value;
 	call.req.value.len = value_len;
+	call.req.ttl_ms = ttl_ms;
 	Ringraft__Kv__Response *resp;
 	rc = cli_call_routed(c, &call, &resp);
 	if (resp)

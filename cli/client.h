@@ -97,6 +97,15 @@ void cli_free(void *p);
 /* CLI_OK, or CLI_TOO_LARGE / CLI_INVALID, CLI_UNAVAILABLE, CLI_TIMEOUT, or a negative error. */
 int cli_put(struct cli_client *c, const void *key, size_t key_len, const void *value,
 	    size_t value_len);
+/* cli_put with an expiry: the key expires ttl_ms after the group leader proposes it
+ * (0: no expiry, like cli_put, which also clears an expiry the key had). */
+int cli_put_ttl(struct cli_client *c, const void *key, size_t key_len, const void *value,
+		size_t value_len, uint64_t ttl_ms);
+/* The key's time to live by the serving node's clock: CLI_OK with *ms_left the ms left, -1
+ * for a key without expiry, -2 for an absent key; *expire_at_ms (may be NULL) its absolute
+ * expiry (ms since the epoch, 0: none). Or an error as above. */
+int cli_ttl(struct cli_client *c, const void *key, size_t key_len, int64_t *ms_left,
+	    uint64_t *expire_at_ms);
 /* CLI_OK with *value set (never NULL: an empty value is a buffer holding just the NUL), or
  * CLI_NOT_FOUND, or an error as above. */
 int cli_get(struct cli_client *c, const void *key, size_t key_len, void **value, size_t *value_len);
@@ -137,7 +146,7 @@ struct cli_group_status {
 	uint32_t group;
 	uint64_t leader; /* node id, 0 = none known */
 	uint64_t term, commit, applied;
-	char role[16]; /* "leader", "follower", "candidate", ... as the node says */
+	char role[16];   /* "leader", "follower", "candidate", ... as the node says */
 	bool recovering; /* the replica is being rebuilt from its peers */
 	size_t n_voters, n_learners;
 	uint64_t voters[CLI_NODES_MAX], learners[CLI_NODES_MAX];

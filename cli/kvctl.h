@@ -36,6 +36,7 @@ enum {
 	KVCTL_F_PIPELINE = 1u << 6,
 	KVCTL_F_KEYS = 1u << 7,
 	KVCTL_F_OP = 1u << 8,
+	KVCTL_F_TTL = 1u << 9,
 };
 
 struct kvctl_args {
@@ -48,8 +49,9 @@ struct kvctl_args {
 	uint32_t limit;
 	bool keys_only, absent;
 	uint32_t clients, requests, value_size, pipeline, keys;
-	const char *op; /* bench: put, get or mixed */
-	int npos;       /* positional arguments; pos[0] is the command */
+	const char *op;  /* bench: put, get or mixed */
+	uint64_t ttl_ms; /* put --ttl */
+	int npos;        /* positional arguments; pos[0] is the command */
 	char *pos[KVCTL_POS_MAX];
 	int rest_index; /* for "wal": argv index of the command, the rest is passed through */
 	char err[256];  /* why parsing failed */
@@ -59,7 +61,8 @@ struct kvctl_args {
  * or KVCTL_EXIT_USAGE with a->err set. Flags may come before or after the command; "--" ends
  * the flags (so keys may start with '-'); a lone "-" is a positional (stdin). */
 int kvctl_parse(int argc, char **argv, const char *env_endpoints, struct kvctl_args *a);
-/* "5s", "500ms", "2m", "1.5s", or a plain number of seconds -> milliseconds; -1 if bad. */
+/* "5s", "500ms", "2m", "1.5s", "2h", "7d", or a plain number of seconds -> milliseconds;
+ * -1 if bad (or over 10^12 ms). */
 int64_t kvctl_parse_duration_ms(const char *s);
 /* Maps a client result code to the process exit code. */
 int kvctl_exit_of(int code);
@@ -69,6 +72,7 @@ int kvctl_cmd_get(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_put(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_del(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_cas(struct cli_client *c, const struct kvctl_args *a);
+int kvctl_cmd_ttl(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_scan(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_status(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a);

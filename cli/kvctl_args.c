@@ -36,6 +36,10 @@ int64_t kvctl_parse_duration_ms(const char *s)
 		mult = 1000;
 	else if (strcmp(end, "m") == 0)
 		mult = 60000;
+	else if (strcmp(end, "h") == 0)
+		mult = 3600000;
+	else if (strcmp(end, "d") == 0)
+		mult = 86400000;
 	else
 		return -1;
 	double ms = v * mult;
@@ -151,6 +155,19 @@ int kvctl_parse(int argc, char **argv, const char *env_endpoints, struct kvctl_a
 					     "(more than 0, at most 1h), not '%s'",
 					     v);
 			a->timeout_ms = (uint32_t)ms;
+			continue;
+		}
+		if ((rc = flag_value(a, argc, argv, &i, "--ttl", NULL, &v, &m)) || m) {
+			if (rc)
+				return rc;
+			int64_t ms = kvctl_parse_duration_ms(v);
+			if (ms <= 0 || (uint64_t)ms > CLI_TTL_MS_MAX)
+				return usage(a,
+					     "--ttl wants a duration such as 500ms, 10s, 5m, 2h or "
+					     "7d (more than 0), not '%s'",
+					     v);
+			a->ttl_ms = (uint64_t)ms;
+			a->seen |= KVCTL_F_TTL;
 			continue;
 		}
 		if ((rc = flag_value(a, argc, argv, &i, "--output", "-o", &v, &m)) || m) {

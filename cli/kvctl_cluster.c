@@ -283,10 +283,11 @@ static void status_table(const struct view *v)
 			const struct cli_group_status *gs = &nv->st.groups[g];
 			printf("%-5llu %-6u %-10s %-8llu %-10llu %-10llu %llu\n",
 			       (unsigned long long)nv->st.id, gs->group,
-			       gs->recovering ? "recovering" : gs->role[0] ? gs->role : "?",
-			       (unsigned long long)gs->term,
-			       (unsigned long long)gs->commit, (unsigned long long)gs->applied,
-			       (unsigned long long)gs->leader);
+			       gs->recovering ? "recovering"
+			       : gs->role[0]  ? gs->role
+					      : "?",
+			       (unsigned long long)gs->term, (unsigned long long)gs->commit,
+			       (unsigned long long)gs->applied, (unsigned long long)gs->leader);
 		}
 	}
 }

@@ -86,12 +86,38 @@ int kvctl_cmd_put(struct cli_client *c, const struct kvctl_args *a)
 		return ex;
 	char what[CLI_KEY_MAX * 4 + 16], lb[CLI_KEY_MAX * 4 + 8];
 	snprintf(what, sizeof what, "put %s", label(key, lb, sizeof lb));
-	int rc = cli_put(c, key, strlen(key), v, n);
+	int rc = cli_put_ttl(c, key, strlen(key), v, n, a->ttl_ms);
 	free(v);
 	if (rc != CLI_OK)
 		return kvctl_fail(a, what, rc);
 	if (a->output == KVCTL_OUT_JSON)
 		json_ok(key, true);
+	return KVCTL_EXIT_OK;
+}
+
+/* Prints the ms left (-1: no expiry, -2: absent, exit 1 then, as get does). */
+int kvctl_cmd_ttl(struct cli_client *c, const struct kvctl_args *a)
+{
+	const char *key = key_of(a);
+	char what[CLI_KEY_MAX * 4 + 16], lb[CLI_KEY_MAX * 4 + 8];
+	snprintf(what, sizeof what, "ttl %s", label(key, lb, sizeof lb));
+	int64_t left;
+	uint64_t at;
+	int rc = cli_ttl(c, key, strlen(key), &left, &at);
+	if (rc != CLI_OK)
+		return kvctl_fail(a, what, rc);
+	if (a->output == KVCTL_OUT_JSON) {
+		printf("{");
+		kvctl_json_bytes(stdout, "key", key, strlen(key));
+		printf(", \"found\": %s, \"ttl_ms\": %lld, \"expire_at_ms\": %llu}\n",
+		       left == -2 ? "false" : "true", (long long)left, (unsigned long long)at);
+	} else {
+		printf("%lld\n", (long long)left);
+	}
+	if (left == -2) {
+		fprintf(stderr, "kvctl: %s: key not found\n", what);
+		return KVCTL_EXIT_NOT_FOUND;
+	}
 	return KVCTL_EXIT_OK;
 }
 

@@ -21,6 +21,10 @@ static void usage(FILE *f)
 		"  put KEY [VALUE|-]          store VALUE; '-' or no VALUE (stdin not a terminal): "
 		"read "
 		"stdin\n"
+		"  put --ttl DURATION KEY ... the key expires after DURATION (e.g. 500ms, 10s, "
+		"2h)\n"
+		"  ttl KEY                    time left before KEY expires (ms; -1: none, "
+		"-2: absent)\n"
 		"  del KEY                    delete KEY\n"
 		"  cas KEY EXPECTED NEW|-     store NEW only if KEY holds EXPECTED\n"
 		"  cas --absent KEY NEW|-     store NEW only if KEY is absent\n"
@@ -80,7 +84,8 @@ struct command {
 
 static const struct command commands[] = {
 	{"get", 1, 1, 0, "get KEY", kvctl_cmd_get},
-	{"put", 1, 2, 0, "put KEY [VALUE|-]", kvctl_cmd_put},
+	{"put", 1, 2, KVCTL_F_TTL, "put [--ttl DURATION] KEY [VALUE|-]", kvctl_cmd_put},
+	{"ttl", 1, 1, 0, "ttl KEY", kvctl_cmd_ttl},
 	{"del", 1, 1, 0, "del KEY", kvctl_cmd_del},
 	{"cas", 2, 3, KVCTL_F_ABSENT, "cas KEY EXPECTED NEW|-  or  cas --absent KEY NEW|-",
 	 kvctl_cmd_cas},
@@ -118,6 +123,8 @@ static const char *flag_name(uint32_t bit)
 		return "--keys";
 	case KVCTL_F_OP:
 		return "--op";
+	case KVCTL_F_TTL:
+		return "--ttl";
 	default:
 		return "?";
 	}

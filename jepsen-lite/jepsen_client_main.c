@@ -1,4 +1,5 @@
-/* jepsen_client_main.c — the workload: C threads drive the cluster through cli/client.h for T
+/* jepsen_client_main.c — the workload: C threads drive the cluster through cli/client.h (or,
+ * --protocol resp, the register workload through the nodes' RESP ports: resp_client.h) for T
  * seconds and record every operation in the DESIGN.md section 10 history format.
  *
  * One client per thread; ok / fail (definitely not done) / info (unknown: the thread goes on as
@@ -19,6 +20,7 @@
 
 #include "cli/client.h"
 #include "jepsen-lite/jl_limits.h"
+#include "jepsen-lite/resp_client.h"
 
 #define FINAL_ATTEMPTS 20 /* a final read is retried this often; never ok = not recovered */
 
@@ -35,6 +37,13 @@ struct config {
 	uint32_t timeout_ms;
 	uint32_t final_timeout_ms;
 	const char *out, *latency, *summary;
+	bool resp; /* --protocol resp: endpoints are RESP ports */
+};
+
+/* One worker's connection: the protobuf client library, or a RESP connection. */
+struct conn {
+	struct cli_client *c;
+	struct jl_resp *r;
 };
 
 static struct config cfg = {.clients = 5,
@@ -209,13 +218,30 @@ static const char *outcome(int rc, bool happened)
 }
 
 /* One read of key; returns the completion type. */
-static const char *do_read(struct cli_client *c, int64_t process, const char *key)
+static int conn_get(struct conn *k, const char *key, void **buf, size_t *len)
+{
+	return k->r ? jl_resp_get(k->r, key, buf, len) : cli_get(k->c, key, strlen(key), buf, len);
+}
+
+static int conn_put(struct conn *k, const char *key, const char *v, size_t vl)
+{
+	return k->r ? jl_resp_put(k->r, key, v, vl) : cli_put(k->c, key, strlen(key), v, vl);
+}
+
+static int conn_cas(struct conn *k, const char *key, const char *e, size_t el, const char *v,
+		    size_t vl)
+{
+	return k->r ? jl_resp_cas(k->r, key, e, el, v, vl)
+		    : cli_cas(k->c, key, strlen(key), e, el, v, vl, NULL);
+}
+
+static const char *do_read(struct conn *c, int64_t process, const char *key)
 {
 	struct val none = {.kind = V_NULL};
 	int64_t inv = record(process, "invoke", "read", key, &none, -1);
 	void *buf = NULL;
 	size_t len = 0;
-	int rc = cli_get(c, key, strlen(key), &buf, &len);
+	int rc = conn_get(c, key, &buf, &len);
 	struct val got = {.kind = V_NULL};
 	const char *type;
 	if (rc == CLI_OK && parse_value(buf, len, &got.a)) {
@@ -235,7 +261,7 @@ static const char *do_read(struct cli_client *c, int64_t process, const char *ke
 	return type;
 }
 
-static const char *register_op(struct cli_client *c, int64_t process, uint64_t *rs)
+static const char *register_op(struct conn *c, int64_t process, uint64_t *rs)
 {
 	pthread_mutex_lock(&keys_mu);
 	struct key_slot *s = &slots[rnd(rs) % (uint64_t)cfg.keys];
@@ -258,7 +284,7 @@ static const char *register_op(struct cli_client *c, int64_t process, uint64_t *
 	if (x < 8) {
 		struct val w = {.kind = V_INT, .a = v};
 		int64_t inv = record(process, "invoke", "write", key, &w, -1);
-		int rc = cli_put(c, key, strlen(key), vbuf, (size_t)vlen);
+		int rc = conn_put(c, key, vbuf, (size_t)vlen);
 		type = outcome(rc, rc == CLI_OK);
 		record(process, type, "write", key, &w, inv);
 	} else {
@@ -266,8 +292,8 @@ static const char *register_op(struct cli_client *c, int64_t process, uint64_t *
 		struct val w = {.kind = V_PAIR, .a = last, .b = v, .a_null = last == 0};
 		int elen = snprintf(ebuf, sizeof ebuf, "%" PRId64, last);
 		int64_t inv = record(process, "invoke", "cas", key, &w, -1);
-		int rc = cli_cas(c, key, strlen(key), last ? ebuf : NULL, last ? (size_t)elen : 0,
-				 vbuf, (size_t)vlen, NULL);
+		int rc = conn_cas(c, key, last ? ebuf : NULL, last ? (size_t)elen : 0, vbuf,
+				  (size_t)vlen);
 		type = rc == CLI_CAS_MISMATCH ? "fail" : outcome(rc, rc == CLI_OK);
 		record(process, type, "cas", key, &w, inv);
 	}
@@ -371,23 +397,34 @@ static const char *set_read(struct cli_client *c, int64_t process)
 struct worker {
 	pthread_t tid;
 	int index;
-	struct cli_client *c;
+	struct conn c;
 	int64_t end_ns;
 };
 
-static struct cli_client *new_client(uint32_t timeout_ms)
+static struct conn new_client(uint32_t timeout_ms)
 {
-	struct cli_options o;
-	cli_options_default(&o);
-	o.timeout_ms = timeout_ms;
-	struct cli_client *c = NULL;
-	int rc = cli_client_new(cfg.endpoints, &o, &c);
+	struct conn k = {0};
+	int rc;
+	if (cfg.resp) {
+		rc = jl_resp_new(cfg.endpoints, timeout_ms, &k.r);
+	} else {
+		struct cli_options o;
+		cli_options_default(&o);
+		o.timeout_ms = timeout_ms;
+		rc = cli_client_new(cfg.endpoints, &o, &k.c);
+	}
 	if (rc) {
 		fprintf(stderr, "jepsen_client: bad endpoints '%s': %s\n", cfg.endpoints,
 			cli_strerror(rc));
 		exit(2);
 	}
-	return c;
+	return k;
+}
+
+static void conn_free(struct conn *k)
+{
+	cli_client_free(k->c);
+	jl_resp_free(k->r);
 }
 
 static void *worker_main(void *arg)
@@ -396,8 +433,8 @@ static void *worker_main(void *arg)
 	uint64_t rs = cfg.seed * 1000003 + (uint64_t)w->index;
 	int64_t process = atomic_fetch_add(&next_process, 1);
 	while (!atomic_load(&stop_workload) && mono_ns() < w->end_ns) {
-		const char *type = cfg.workload == REGISTER ? register_op(w->c, process, &rs)
-							    : set_add(w->c, process);
+		const char *type = cfg.workload == REGISTER ? register_op(&w->c, process, &rs)
+							    : set_add(w->c.c, process);
 		if (type[0] == 'i') /* unknown outcome: this process is done */
 			process = atomic_fetch_add(&next_process, 1);
 	}
@@ -414,7 +451,7 @@ static int cmp_i64(const void *a, const void *b)
  * retried until one succeeds. Returns false if some final read never succeeded. */
 static bool final_reads(void)
 {
-	struct cli_client *c = new_client(cfg.final_timeout_ms);
+	struct conn conn = new_client(cfg.final_timeout_ms);
 	bool all = true;
 	int nkeys = cfg.workload == REGISTER ? next_key_id : 1;
 	for (int k = 0; k < nkeys; k++) {
@@ -423,8 +460,8 @@ static bool final_reads(void)
 		bool done = false;
 		for (int a = 0; a < FINAL_ATTEMPTS && !done; a++) {
 			int64_t process = atomic_fetch_add(&next_process, 1);
-			const char *type = cfg.workload == REGISTER ? do_read(c, process, key)
-								    : set_read(c, process);
+			const char *type = cfg.workload == REGISTER ? do_read(&conn, process, key)
+								    : set_read(conn.c, process);
 			done = type[0] == 'o';
 			if (!done)
 				usleep(200000);
@@ -435,7 +472,7 @@ static bool final_reads(void)
 			all = false;
 		}
 	}
-	cli_client_free(c);
+	conn_free(&conn);
 	return all;
 }
 
@@ -476,6 +513,8 @@ static void usage(FILE *out)
 		"         [--seed S] [--keys K] [--ops-per-key N] [--timeout-ms MS] "
 		"[--final-timeout-ms MS]\n"
 		"         [--out HISTORY.jsonl] [--latency FILE] [--summary FILE]\n"
+		"         [--protocol protobuf|resp]  (resp: register only; endpoints are RESP "
+		"ports)\n"
 		"stdin: 'nemesis F VALUE' records a nemesis event; 'final' stops and does final "
 		"reads\n");
 }
@@ -494,6 +533,7 @@ static void parse_args(int argc, char **argv)
 					   {"out", required_argument, NULL, 'o'},
 					   {"latency", required_argument, NULL, 'l'},
 					   {"summary", required_argument, NULL, 'S'},
+					   {"protocol", required_argument, NULL, 'P'},
 					   {"help", no_argument, NULL, 'h'},
 					   {NULL, 0, NULL, 0}};
 	int c;
@@ -540,6 +580,12 @@ static void parse_args(int argc, char **argv)
 		case 'S':
 			cfg.summary = optarg;
 			break;
+		case 'P':
+			if (strcmp(optarg, "resp") == 0)
+				cfg.resp = true;
+			else if (strcmp(optarg, "protobuf") != 0)
+				goto bad;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -549,7 +595,7 @@ static void parse_args(int argc, char **argv)
 	}
 	if (optind == argc && cfg.endpoints && cfg.clients >= 1 && cfg.clients <= JL_CLIENTS_MAX &&
 	    cfg.seconds > 0 && cfg.keys >= 1 && cfg.keys <= JL_KEYS_MAX && cfg.ops_per_key >= 1 &&
-	    cfg.timeout_ms >= 1 && cfg.final_timeout_ms >= 1)
+	    cfg.timeout_ms >= 1 && cfg.final_timeout_ms >= 1 && !(cfg.resp && cfg.workload == SET))
 		return;
 bad:
 	usage(stderr);
@@ -631,7 +677,7 @@ int main(int argc, char **argv)
 	atomic_store(&stop_workload, true);
 	for (int i = 0; i < cfg.clients; i++) {
 		pthread_join(ws[i].tid, NULL);
-		cli_client_free(ws[i].c);
+		conn_free(&ws[i].c);
 	}
 	double secs = (double)(mono_ns() - t0_ns) / 1e9;
 	bool final_ok = final_reads();

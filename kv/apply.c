@@ -1,7 +1,9 @@
 /* apply.c — applying a batch of committed entries of one group in one write transaction
  * (DESIGN.md section 5): skip what is already applied, run each command through its client
  * session (exactly-once, Raft thesis 6.3), record the applied index/term and configuration in
- * the same transaction, and only then hand out the results.
+ * the same transaction, and only then hand out the results. Expiry (kv.h): each command is
+ * judged at the time it carries (never this machine's clock), and the expiry index in the meta
+ * DBI follows every store and delete so that the leader finds due keys without a full scan.
  *
  * Results wait in a buffer until the commit: a batch that fails (or is retried after the map
  * grew) never answered anyone. Apply is deterministic: it reads nothing but the entries and
@@ -27,6 +29,9 @@ struct batch {
 		       * damaged value) */
 	uint8_t *tmp; /* an entry's result bytes that must outlive its writes (freed per entry) */
 	char num[24]; /* an entry's decimal result (INCRBY, MDEL) */
+	uint64_t clock, clock0;     /* the group's clock: now, and at the start of the batch */
+	uint64_t now;               /* the entry's time: max(its now_ms, the group's clock) */
+	uint64_t expires, expires0; /* keys with an expiry: now, and at the start */
 };
 
 /* Redis's rule for a stored integer (string2ll): optional '-', no leading zeros, no '+', no
@@ -52,34 +57,95 @@ static bool parse_i64(const uint8_t *p, size_t len, int64_t *out)
 	return true;
 }
 
-/* Reads the current value of k (checked) into *cur; *found says whether it exists. A damaged
- * value aborts the batch (b->err). */
-static int current(struct batch *b, MDB_txn *txn, MDB_val *k, MDB_val *cur, bool *found)
+/* A key's current state inside the batch's transaction. */
+struct cur {
+	bool exists;        /* stored (expired or not) */
+	bool live;          /* stored and not expired at the command's time */
+	MDB_val value;      /* live: points into the map, valid until the next write */
+	uint64_t expire_at; /* exists: its expiry (0 = none) */
+};
+
+/* Reads the current state of k (checked). A damaged value aborts the batch (b->err). */
+static int load(struct batch *b, MDB_txn *txn, MDB_val *k, struct cur *c)
 {
 	MDB_val rec;
+	memset(c, 0, sizeof *c);
 	int rc = mdb_get(txn, b->g->data, k, &rec);
-	if (rc != 0 && rc != MDB_NOTFOUND)
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
 		return rc;
-	*found = rc == 0;
-	if (*found && kv_rec_check(b->kv, b->group, k, &rec, cur) != KV_OK) {
+	if (kv_rec_check(b->kv, b->group, k, &rec, &c->value, &c->expire_at) != KV_OK) {
 		b->err = KV_ECORRUPT;
 		return KV_TXN_ABORT;
 	}
+	c->exists = true;
+	c->live = !kv_expired_at(c->expire_at, b->now);
 	return 0;
 }
 
-/* The previous value into res (a copy in b->tmp: the write that follows may move its page). */
-static int keep_old(struct batch *b, const MDB_val *cur, bool found, struct kv_result *res)
+/* The expiry index (KV_META_EXPIRY): one record per key with an expiry. */
+static int index_op(struct batch *b, MDB_txn *txn, const MDB_val *k, uint64_t expire_at, bool add)
 {
-	res->found = found;
-	if (!found || cur->mv_size == 0)
+	uint8_t buf[KV_META_EXPIRY_KEY_MAX];
+	buf[0] = KV_META_EXPIRY;
+	kv_put_be64(buf + 1, expire_at);
+	memcpy(buf + 9, k->mv_data, k->mv_size);
+	MDB_val ik = {9 + k->mv_size, buf}, empty = {0, buf};
+	int rc = add ? mdb_put(txn, b->g->meta, &ik, &empty, 0)
+		     : mdb_del(txn, b->g->meta, &ik, NULL);
+	if (rc == 0 && add)
+		b->expires++;
+	else if (rc == 0 && b->expires > 0)
+		b->expires--;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Stores k -> (v, vl, expire_at) over what old says was there, keeping the expiry index. v must
+ * not point into the map. */
+static int store(struct batch *b, MDB_txn *txn, MDB_val *k, const void *v, size_t vl,
+		 uint64_t expire_at, const struct cur *old)
+{
+	uint64_t was = old->exists ? old->expire_at : 0;
+	int rc = 0;
+	if (was != expire_at && was != 0)
+		rc = index_op(b, txn, k, was, false);
+	if (rc == 0 && was != expire_at && expire_at != 0)
+		rc = index_op(b, txn, k, expire_at, true);
+	if (rc == 0)
+		rc = kv_rec_put(txn, b->g->data, k, v, vl, expire_at, 0);
+	return rc;
+}
+
+/* Deletes k (stored, as old says), with its index record. */
+static int erase(struct batch *b, MDB_txn *txn, MDB_val *k, const struct cur *old)
+{
+	int rc = old->expire_at ? index_op(b, txn, k, old->expire_at, false) : 0;
+	return rc ? rc : mdb_del(txn, b->g->data, k, NULL);
+}
+
+/* Copies the live value into b->tmp (a write that follows may move its page). */
+static int copy_value(struct batch *b, struct cur *c)
+{
+	if (!c->live || c->value.mv_size == 0)
 		return 0;
-	if ((b->tmp = malloc(cur->mv_size)) == NULL)
+	if ((b->tmp = malloc(c->value.mv_size)) == NULL)
 		return ENOMEM;
-	memcpy(b->tmp, cur->mv_data, cur->mv_size);
-	res->value = b->tmp;
-	res->value_len = cur->mv_size;
+	memcpy(b->tmp, c->value.mv_data, c->value.mv_size);
+	c->value.mv_data = b->tmp;
 	return 0;
+}
+
+/* The previous (live) value into res, copied first (see copy_value). */
+static int keep_old(struct batch *b, struct cur *c, struct kv_result *res)
+{
+	int rc = copy_value(b, c);
+	res->found = c->live;
+	if (rc == 0 && c->live && c->value.mv_size) {
+		res->value = c->value.mv_data;
+		res->value_len = c->value.mv_size;
+	}
+	return rc;
 }
 
 static int pend_add(struct batch *b, size_t entry, const struct kv_result *res)
@@ -114,38 +180,56 @@ static int pend_add(struct batch *b, size_t entry, const struct kv_result *res)
 	return 0;
 }
 
-/* Runs one decoded command against the data DBI. res->value may point into the map: it must
- * be copied before the next write. A CAS whose current value fails its checksum decides
- * nothing: the batch is aborted with KV_ECORRUPT (b->err). */
+/* Loads k unless the group has no expiring key and the write brings no expiry: then what was
+ * there does not matter to a plain store (the common case costs no extra lookup). */
+static int load_for_store(struct batch *b, MDB_txn *txn, MDB_val *k, uint64_t expire_at,
+			  struct cur *c)
+{
+	memset(c, 0, sizeof *c);
+	if (b->expires == 0 && expire_at == 0)
+		return 0;
+	return load(b, txn, k, c);
+}
+
+static void number(struct batch *b, struct kv_result *res, long long v)
+{
+	int len = snprintf(b->num, sizeof b->num, "%lld", v);
+	res->value = b->num;
+	res->value_len = (size_t)len;
+}
+
+/* Runs one decoded command against the data DBI at time b->now. res->value may point into the
+ * map: it must be copied before the next write. A CAS whose current value fails its checksum
+ * decides nothing: the batch is aborted with KV_ECORRUPT (b->err). */
 static int exec(struct batch *b, MDB_txn *txn, const struct kv_cmd *c, struct kv_result *res)
 {
-	MDB_dbi dbi = b->g->data;
-	MDB_val k = {c->key_len, (void *)c->key}, rec, cur = {0, NULL};
+	MDB_val k = {c->key_len, (void *)c->key};
+	struct cur cur;
 	int rc;
 	memset(res, 0, sizeof *res);
 	switch (c->op) {
 	case KV_OP_NOOP:
 		return 0;
 	case KV_OP_PUT: {
-		if (c->if_present || c->return_old) {
-			bool found;
-			if ((rc = current(b, txn, &k, &cur, &found)) != 0)
-				return rc;
-			if (c->return_old && (rc = keep_old(b, &cur, found, res)) != 0)
-				return rc;
-			if (c->if_present && !found) {
-				res->code = KV_NOT_FOUND;
-				return 0;
-			}
+		bool need = c->if_present || c->return_old || c->keep_ttl;
+		rc = need ? load(b, txn, &k, &cur)
+			  : load_for_store(b, txn, &k, c->expire_at_ms, &cur);
+		if (rc == 0 && c->return_old)
+			rc = keep_old(b, &cur, res);
+		if (rc != 0)
+			return rc;
+		if (c->if_present && !cur.live) {
+			res->code = KV_NOT_FOUND;
+			return 0;
 		}
-		return kv_rec_put(txn, dbi, &k, c->value, c->value_len, 0);
+		uint64_t e = c->keep_ttl ? (cur.live ? cur.expire_at : 0) : c->expire_at_ms;
+		return store(b, txn, &k, c->value, c->value_len, e, &cur);
 	}
 	case KV_OP_INCRBY: {
-		bool found;
-		if ((rc = current(b, txn, &k, &cur, &found)) != 0)
+		if ((rc = load(b, txn, &k, &cur)) != 0)
 			return rc;
 		int64_t v = 0, d = (int64_t)kv_get_le64(c->value);
-		if (found && !parse_i64(cur.mv_data, cur.mv_size, &v)) {
+		if (cur.live && !parse_i64(cur.value.mv_data, cur.value.mv_size, &v)) {
 			res->code = KV_NOT_INTEGER;
 			return 0;
 		}
@@ -153,75 +237,79 @@ static int exec(struct batch *b, MDB_txn *txn, const struct kv_cmd *c, struct kv
 			res->code = KV_OVERFLOW;
 			return 0;
 		}
-		int len = snprintf(b->num, sizeof b->num, "%lld", (long long)(v + d));
-		res->value = b->num;
-		res->value_len = (size_t)len;
-		return kv_rec_put(txn, dbi, &k, b->num, (size_t)len, 0);
+		number(b, res, (long long)(v + d));
+		return store(b, txn, &k, b->num, res->value_len, cur.live ? cur.expire_at : 0,
+			     &cur);
 	}
 	case KV_OP_MSET:
-	case KV_OP_MDEL: {
+	case KV_OP_MDEL:
+	case KV_OP_REAP: {
 		size_t off = 0, deleted = 0;
 		struct kv_item it;
 		while (kv_cmd_item_next(c, &off, &it)) {
 			MDB_val ik = {it.key_len, (void *)it.key};
 			if (c->op == KV_OP_MSET) {
-				rc = kv_rec_put(txn, dbi, &ik, it.value, it.value_len, 0);
-			} else {
-				rc = mdb_del(txn, dbi, &ik, NULL);
+				rc = load_for_store(b, txn, &ik, 0, &cur);
 				if (rc == 0)
-					deleted++;
-				else if (rc == MDB_NOTFOUND)
-					rc = 0;
+					rc = store(b, txn, &ik, it.value, it.value_len, 0, &cur);
+			} else if ((rc = load(b, txn, &ik, &cur)) == 0 && cur.exists) {
+				/* REAP: only a key still carrying the expiry its proposer saw, and
+				 * due now (a key set again meanwhile is not touched) */
+				bool del = c->op == KV_OP_MDEL ||
+					   (cur.expire_at == kv_get_le64(it.value) && !cur.live);
+				if (del && (rc = erase(b, txn, &ik, &cur)) == 0)
+					deleted += c->op == KV_OP_REAP || cur.live;
 			}
 			if (rc != 0)
 				return rc;
 		}
-		if (c->op == KV_OP_MDEL) {
-			int len = snprintf(b->num, sizeof b->num, "%zu", deleted);
-			res->value = b->num;
-			res->value_len = (size_t)len;
-		}
+		if (c->op != KV_OP_MSET)
+			number(b, res, (long long)deleted);
 		return 0;
 	}
 	case KV_OP_DELETE:
-		if (c->return_old) {
-			bool found;
-			if ((rc = current(b, txn, &k, &cur, &found)) != 0)
-				return rc;
-			if ((rc = keep_old(b, &cur, found, res)) != 0)
-				return rc;
-		}
-		rc = mdb_del(txn, dbi, &k, NULL);
-		if (rc == MDB_NOTFOUND) {
+		if ((rc = load(b, txn, &k, &cur)) != 0)
+			return rc;
+		if (c->return_old && (rc = keep_old(b, &cur, res)) != 0)
+			return rc;
+		if (!cur.live)
+			res->code = KV_NOT_FOUND;
+		/* an expired key still stored goes too: the reaper would remove it anyway */
+		return cur.exists ? erase(b, txn, &k, &cur) : 0;
+	case KV_OP_EXPIRE:
+		if ((rc = load(b, txn, &k, &cur)) != 0)
+			return rc;
+		if (!cur.live || (c->expire_at_ms == 0 && cur.expire_at == 0)) {
 			res->code = KV_NOT_FOUND;
 			return 0;
 		}
-		return rc;
-	case KV_OP_CAS:
-		rc = mdb_get(txn, dbi, &k, &rec);
-		if (rc != 0 && rc != MDB_NOTFOUND)
+		if (cur.expire_at == c->expire_at_ms)
+			return 0;
+		if ((rc = copy_value(b, &cur)) != 0)
 			return rc;
-		res->found = rc == 0;
-		if (res->found && kv_rec_check(b->kv, b->group, &k, &rec, &cur) != KV_OK) {
-			b->err = KV_ECORRUPT;
-			return KV_TXN_ABORT;
-		}
-		bool match =
-			c->expect_absent
-				? !res->found
-				: res->found && cur.mv_size == c->expected_len &&
-					  (c->expected_len == 0 ||
-					   memcmp(cur.mv_data, c->expected, c->expected_len) == 0);
+		return store(b, txn, &k, cur.value.mv_data, cur.value.mv_size, c->expire_at_ms,
+			     &cur);
+	case KV_OP_CAS: {
+		if ((rc = load(b, txn, &k, &cur)) != 0)
+			return rc;
+		res->found = cur.live;
+		bool match = c->expect_absent ? !cur.live
+					      : cur.live && cur.value.mv_size == c->expected_len &&
+							(c->expected_len == 0 ||
+							 memcmp(cur.value.mv_data, c->expected,
+								c->expected_len) == 0);
 		if (!match) {
 			res->code = KV_CAS_MISMATCH;
-			if (res->found) {
-				res->value = cur.mv_data;
-				res->value_len = cur.mv_size;
+			if (cur.live) {
+				res->value = cur.value.mv_data;
+				res->value_len = cur.value.mv_size;
 			}
 			return 0;
 		}
 		res->found = false;
-		return kv_rec_put(txn, dbi, &k, c->value, c->value_len, 0);
+		uint64_t e = c->keep_ttl ? (cur.live ? cur.expire_at : 0) : c->expire_at_ms;
+		return store(b, txn, &k, c->value, c->value_len, e, &cur);
+	}
 	default:
 		assert(!"decoded an unknown op");
 		return EINVAL;
@@ -252,6 +340,10 @@ static int apply_entry_(struct batch *b, MDB_txn *txn, size_t i)
 		res.code = KV_EINVAL;
 		return pend_add(b, i, &res);
 	}
+	/* The command's time: the group's clock never goes back, whatever the leaders' clocks. */
+	if (c.now_ms > b->clock)
+		b->clock = c.now_ms;
+	b->now = b->clock;
 	int rc;
 	if (c.client_id == 0) {
 		if ((rc = exec(b, txn, &c, &res)) != 0)
@@ -293,8 +385,14 @@ static int apply_fn(MDB_txn *txn, void *arg)
 	raft_index applied;
 	raft_term applied_term;
 	int rc = kv_applied_get(txn, b->g, &applied, &applied_term);
+	if (rc == 0)
+		rc = kv_clock_get(txn, b->g, &b->clock0);
+	if (rc == 0)
+		rc = kv_meta_u64_get(txn, b->g, KV_META_EXPIRES, &b->expires0);
 	if (rc != 0)
 		return rc;
+	b->clock = b->clock0;
+	b->expires = b->expires0;
 	size_t first = 0;
 	while (first < b->n && b->entries[first].index <= applied)
 		first++;
@@ -312,6 +410,12 @@ static int apply_fn(MDB_txn *txn, void *arg)
 	}
 	const struct raft_entry *last = &b->entries[b->n - 1];
 	if ((rc = kv_applied_put(txn, b->g, last->index, last->term)) != 0)
+		return rc;
+	if (b->clock != b->clock0 &&
+	    (rc = kv_meta_u64_put(txn, b->g, KV_META_CLOCK, b->clock)) != 0)
+		return rc;
+	if (b->expires != b->expires0 &&
+	    (rc = kv_meta_u64_put(txn, b->g, KV_META_EXPIRES, b->expires)) != 0)
 		return rc;
 	if (b->conf) {
 		uint8_t buf[KV_CONF_BYTES_MAX], tag = KV_META_CONF;

@@ -1,7 +1,8 @@
 /* digest.c — a fingerprint of a group's data so that replicas can be compared (tests,
  * jepsen-lite, kvctl status): XXH3-128 over every (key, value) in key order, each length-
  * prefixed so that ("ab","c") and ("a","bc") differ, read in one transaction together with
- * the applied index it belongs to. Sessions and meta are left out: they are bookkeeping that
+ * the applied index it belongs to; a key's expiry is part of it (kv.h). Sessions and meta are
+ * left out: they are bookkeeping that
  * may differ in garbage not yet collected, not the user-visible state. The stored CRC is
  * checked (KV_ECORRUPT) and left out too: the digest is of what a client would read.
  */
@@ -35,15 +36,20 @@ int kv_digest(struct kv *kv, uint32_t group, uint8_t out[KV_DIGEST_BYTES],
 	if (rc == 0)
 		rc = mdb_cursor_get(cur, &k, &rec, MDB_FIRST);
 	while (rc == 0) {
-		if ((err = kv_rec_check(kv, group, &k, &rec, &v)) != KV_OK)
+		uint64_t expire_at;
+		if ((err = kv_rec_check(kv, group, &k, &rec, &v, &expire_at)) != KV_OK)
 			break;
-		uint8_t len[4];
-		kv_put_le32(len, (uint32_t)k.mv_size);
-		XXH3_128bits_update(st, len, sizeof len);
+		uint8_t len[8];
+		kv_put_le32(len, (uint32_t)k.mv_size | (expire_at ? 1u << 31 : 0));
+		XXH3_128bits_update(st, len, 4);
 		XXH3_128bits_update(st, k.mv_data, k.mv_size);
 		kv_put_le32(len, (uint32_t)v.mv_size);
-		XXH3_128bits_update(st, len, sizeof len);
+		XXH3_128bits_update(st, len, 4);
 		XXH3_128bits_update(st, v.mv_data, v.mv_size);
+		if (expire_at) {
+			kv_put_le64(len, expire_at);
+			XXH3_128bits_update(st, len, 8);
+		}
 		rc = mdb_cursor_get(cur, &k, &rec, MDB_NEXT);
 	}
 	if (cur)

@@ -153,34 +153,124 @@ static int grow(struct kv *kv, uint32_t group)
 }
 
 #define FORMAT_KEY "ringraft.kv.format" /* in the main DB, beside the named DBIs */
+#define FORMAT_V2  2                    /* values with a CRC but no expiry: upgraded in place */
 
-/* Stamps a fresh environment with KV_FORMAT_VERSION, or checks the stamp of an existing one.
- * An environment with named DBIs but no stamp was written by ringraft before values carried
- * a CRC (format 1): KV_EFORMAT rather than reading every value as corrupt. */
-static int format_check(struct kv *kv)
+/* Rewrites every value of one data DBI from format 2 to format 3 (an empty expiry). A value
+ * whose format 2 CRC fails keeps failing: it is written with a CRC that cannot match, so the
+ * damage is still found (and repaired) as before the upgrade. */
+static int upgrade_dbi(MDB_txn *txn, MDB_dbi dbi)
 {
-	MDB_txn *txn;
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc != 0)
+		return rc;
+	uint8_t key[KV_KEY_MAX], *buf = NULL;
+	size_t cap = 0;
+	MDB_val k, v;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0) {
+		if (k.mv_size > KV_KEY_MAX) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		bool good = kv_rec_ok_v2(&k, &v);
+		size_t vl = v.mv_size >= KV_REC_CRC ? v.mv_size - KV_REC_CRC : 0;
+		if (KV_REC_HEADER + vl > cap) {
+			uint8_t *b = realloc(buf, KV_REC_HEADER + vl);
+			if (b == NULL) {
+				rc = ENOMEM;
+				break;
+			}
+			buf = b;
+			cap = KV_REC_HEADER + vl;
+		}
+		memcpy(key, k.mv_data, k.mv_size);
+		MDB_val nk = {k.mv_size, key}, nv = {KV_REC_HEADER + vl, buf};
+		kv_rec_encode(&nk, (uint8_t *)v.mv_data + (v.mv_size - vl), vl, 0, buf);
+		if (!good)
+			kv_put_le32(buf, kv_get_le32(buf) ^ 1u);
+		rc = mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT);
+		if (rc == 0)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	free(buf);
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Upgrades a format 2 environment inside txn: every group's data DBI (named "g<N>.data" in
+ * the main DB). */
+static int upgrade_v2(MDB_txn *txn, MDB_dbi main_dbi)
+{
+	char names[KV_GROUPS_MAX][32];
+	size_t n = 0;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, main_dbi, &cur);
+	if (rc != 0)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0) {
+		unsigned g;
+		char name[32];
+		if (k.mv_size < sizeof name) {
+			memcpy(name, k.mv_data, k.mv_size);
+			name[k.mv_size] = '\0';
+			char tail[8];
+			if (sscanf(name, "g%u.%7s", &g, tail) == 2 && strcmp(tail, "data") == 0 &&
+			    n < KV_GROUPS_MAX)
+				memcpy(names[n++], name, sizeof name);
+		}
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		MDB_dbi dbi;
+		if ((rc = mdb_dbi_open(txn, names[i], 0, &dbi)) != 0)
+			return rc;
+		if ((rc = upgrade_dbi(txn, dbi)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+struct format_arg {
+	int err;
+};
+
+/* Stamps a fresh environment with KV_FORMAT_VERSION, checks the stamp of an existing one, and
+ * upgrades format 2 in place. An environment with named DBIs but no stamp was written by
+ * ringraft before values carried a CRC (format 1): KV_EFORMAT rather than reading every value
+ * as corrupt. Runs in kv_write, so that an upgrade that fills the map grows it once. */
+static int format_fn(MDB_txn *txn, void *arg)
+{
+	struct format_arg *fa = arg;
 	MDB_dbi main_dbi;
 	MDB_val k = {sizeof FORMAT_KEY - 1, FORMAT_KEY}, v;
 	MDB_stat st;
-	int err = KV_OK;
-	int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
-	if (rc != 0)
-		goto out;
-	rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+	fa->err = KV_OK;
+	int rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
 	if (rc == 0)
 		rc = mdb_get(txn, main_dbi, &k, &v);
 	if (rc == 0) {
-		if (v.mv_size != 4 || kv_get_le32(v.mv_data) != KV_FORMAT_VERSION)
-			err = KV_EFORMAT;
-		mdb_txn_abort(txn);
-		return err;
-	}
-	if (rc == MDB_NOTFOUND)
+		uint32_t ver = v.mv_size == 4 ? kv_get_le32(v.mv_data) : 0;
+		if (ver == KV_FORMAT_VERSION)
+			return KV_TXN_ABORT; /* nothing to write */
+		if (ver != FORMAT_V2) {
+			fa->err = KV_EFORMAT;
+			return KV_TXN_ABORT;
+		}
+		fprintf(stderr, "warn kv group=0 what=format msg=\"upgrading the data directory "
+				"from format 2 to 3 (values gain an expiry)\"\n");
+		rc = upgrade_v2(txn, main_dbi);
+	} else if (rc == MDB_NOTFOUND) {
 		rc = mdb_stat(txn, main_dbi, &st);
-	if (rc == 0 && st.ms_entries > 0) {
-		mdb_txn_abort(txn);
-		return KV_EFORMAT;
+		if (rc == 0 && st.ms_entries > 0) {
+			fa->err = KV_EFORMAT;
+			return KV_TXN_ABORT;
+		}
 	}
 	if (rc == 0) {
 		uint8_t ver[4];
@@ -188,16 +278,14 @@ static int format_check(struct kv *kv)
 		v = (MDB_val){sizeof ver, ver};
 		rc = mdb_put(txn, main_dbi, &k, &v, 0);
 	}
-	if (rc == 0)
-		rc = mdb_txn_commit(txn);
-	else
-		mdb_txn_abort(txn);
-out:
-	if (rc != 0) {
-		kv_log_mdb(0, "format", rc);
-		return kv_err_of_write(kv, rc);
-	}
-	return KV_OK;
+	return rc;
+}
+
+static int format_check(struct kv *kv)
+{
+	struct format_arg fa = {KV_OK};
+	int err = kv_write(kv, 0, "format", format_fn, &fa);
+	return err != KV_OK ? err : fa.err;
 }
 
 int kv_open(const char *dir, const struct kv_options *o, struct kv **out)
@@ -400,6 +488,34 @@ int kv_applied_put(MDB_txn *txn, const struct kv_group *g, raft_index index, raf
 	return mdb_put(txn, g->meta, &k, &v, 0);
 }
 
+int kv_meta_u64_get(MDB_txn *txn, const struct kv_group *g, uint8_t tag, uint64_t *v)
+{
+	MDB_val k = {1, &tag}, d;
+	int rc = mdb_get(txn, g->meta, &k, &d);
+	*v = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (d.mv_size != 8)
+		return MDB_CORRUPTED;
+	*v = kv_get_be64(d.mv_data);
+	return 0;
+}
+
+int kv_meta_u64_put(MDB_txn *txn, const struct kv_group *g, uint8_t tag, uint64_t v)
+{
+	uint8_t buf[8];
+	kv_put_be64(buf, v);
+	MDB_val k = {1, &tag}, d = {sizeof buf, buf};
+	return mdb_put(txn, g->meta, &k, &d, 0);
+}
+
+int kv_clock_get(MDB_txn *txn, const struct kv_group *g, uint64_t *clock_ms)
+{
+	return kv_meta_u64_get(txn, g, KV_META_CLOCK, clock_ms);
+}
+
 size_t kv_conf_encode(const struct raft_conf *c, uint8_t *out)
 {
 	assert(c->n_voters <= RAFT_NODES_MAX && c->n_learners <= RAFT_NODES_MAX);
@@ -459,6 +575,10 @@ int kv_meta(struct kv *kv, uint32_t group, struct kv_group_meta *out)
 	MDB_stat st;
 	if (rc == 0 && (rc = mdb_stat(txn, g->data, &st)) == 0)
 		out->keys = st.ms_entries;
+	if (rc == 0)
+		rc = kv_meta_u64_get(txn, g, KV_META_EXPIRES, &out->expires);
+	if (rc == 0)
+		rc = kv_clock_get(txn, g, &out->clock_ms);
 	mdb_txn_abort(txn);
 	if (rc != 0) {
 		kv_log_mdb(group, "meta", rc);

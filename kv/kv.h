@@ -70,7 +70,9 @@ void kv_options_default(struct kv_options *o);
  * o may be NULL for the defaults. KV_EUNSAFE when the previous run ended in a machine crash
  * (not a process crash) while commits were unsynced (kv.state in dir records it). KV_EFORMAT
  * when the environment holds data in another on-disk format than KV_FORMAT_VERSION (a fresh
- * environment is stamped with it). KV_ENOSPC when the file system is full. Options that
+ * environment is stamped with it), except format 2, which is upgraded in place (one write
+ * transaction: every value gains an empty expiry; KV_EMAPFULL if the map cannot hold the
+ * copy: raise map_bytes). KV_ENOSPC when the file system is full. Options that
  * shape replicated state (session_ttl_entries, sessions_max) must be equal on every replica, or
  * their states diverge. */
 struct kv;
@@ -79,7 +81,20 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv **out);
 void kv_close(struct kv *kv);
 
 /* ------------------------------------------------------------------------------ commands */
-/* INCRBY: value is the delta (8 bytes, LE two's complement); the stored value must be a
+/* Expiry. A value may carry an absolute expiry time, ms since the Unix epoch (0: none). A key
+ * whose expiry is <= "now" is absent for every read and every command, though it stays stored
+ * until a REAP entry removes it. Apply never reads a clock: each command carries the proposer's
+ * clock (now_ms), and a group keeps the latest time any applied command carried (its clock);
+ * a command is judged at the later of the two, so that one group's time never goes back even
+ * when leaders' clocks differ. Reads take the caller's clock and use the later of it and the
+ * group's. PUT and CAS store expire_at_ms (or, keep_ttl, the expiry the live key had); MSET
+ * clears expiries; INCRBY keeps the key's; EXPIRE changes only the expiry.
+ * EXPIRE: KV_OK when the (live) key's expiry was set, or removed (expire_at_ms 0: the key had
+ * one); KV_NOT_FOUND when the key is absent, or had no expiry to remove.
+ * REAP: packed items whose value is the 8-byte LE expiry the proposer saw; a key is deleted only
+ * if it still carries exactly that expiry and it is due at the command's time, so a key set
+ * again meanwhile survives. The result's value is the decimal count deleted.
+ * INCRBY: value is the delta (8 bytes, LE two's complement); the stored value must be a
  * decimal int64 as Redis writes it (absent = 0); the result's value is the new decimal value.
  * MSET / MDEL: several keys of one group in one entry (atomic): key is empty and value holds
  * the packed items (see cmd.c); MDEL's result value is the decimal count of keys deleted. */
@@ -91,6 +106,8 @@ enum kv_op {
 	KV_OP_INCRBY = 5,
 	KV_OP_MSET = 6,
 	KV_OP_MDEL = 7,
+	KV_OP_EXPIRE = 8, /* set the key's expiry to expire_at_ms (0: remove it, PERSIST) */
+	KV_OP_REAP = 9,   /* delete each item's key if it still carries the expiry in the item */
 };
 
 /* One key (and value, MSET) of a multi-key command. Pointers borrowed. */
@@ -115,7 +132,10 @@ struct kv_cmd {
 	bool expect_absent;  /* CAS: put only if absent */
 	bool if_present;     /* PUT: only if the key exists (else KV_NOT_FOUND, nothing written) */
 	bool return_old;     /* PUT, DELETE: the result carries the previous value (found) */
-	const struct kv_item *items; /* MSET/MDEL, encode only: packed into value */
+	bool keep_ttl;       /* PUT, CAS: keep the live key's expiry (expire_at_ms must be 0) */
+	uint64_t expire_at_ms;       /* PUT, CAS, EXPIRE: absolute expiry, 0 = none */
+	uint64_t now_ms;             /* the proposer's clock (0: none, the group's clock alone) */
+	const struct kv_item *items; /* MSET/MDEL/REAP, encode only: packed into value */
 	size_t n_items;              /* 1..KV_MULTI_KEYS_MAX */
 };
 /* The next item of a decoded MSET/MDEL command: 1 and *out (pointers into the command's
@@ -176,7 +196,9 @@ struct kv_group_meta {
 	raft_term applied_term;
 	bool has_conf;
 	struct raft_conf conf;
-	uint64_t keys;
+	uint64_t keys;     /* stored keys, those expired but not yet reaped included */
+	uint64_t expires;  /* stored keys that carry an expiry */
+	uint64_t clock_ms; /* the group's clock: the latest now_ms an applied command carried */
 };
 int kv_meta(struct kv *kv, uint32_t group, struct kv_group_meta *out);
 
@@ -184,32 +206,49 @@ int kv_meta(struct kv *kv, uint32_t group, struct kv_group_meta *out);
 /* Every read below verifies each stored value's CRC32C before handing it out and returns
  * KV_ECORRUPT (kv_last_corrupt() says which group and key) instead of a damaged value. */
 
+/* Reads take now_ms, the caller's clock (ms since the epoch): a key whose expiry is <= the
+ * later of now_ms and the group's clock is absent. now_ms 0 = the group's clock alone. */
+
 /* Get: KV_OK and a malloc'd copy in *value (caller frees; malloc(1) for an empty value), or
- * KV_NOT_FOUND. KV_EINVAL for a bad key length. */
-int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, void **value,
-	   size_t *value_len);
+ * KV_NOT_FOUND. value may be NULL (existence and expiry only). *expire_at_ms (may be NULL) is
+ * the key's expiry, 0 for none. KV_EINVAL for a bad key length. */
+int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, uint64_t now_ms,
+	   void **value, size_t *value_len, uint64_t *expire_at_ms);
 /* Scan keys in [start, end) (start NULL/0 = from the first key, end NULL/0 = no bound), at
  * most limit (0 = KV_SCAN_DEFAULT, capped at KV_SCAN_MAX), from one read transaction.
  * cb gets borrowed key/value valid during the call; returns non-zero to stop. *next is set to
  * a malloc'd continuation key (the first key in range not returned; pass it as the next
  * start) or NULL when the range is exhausted. On KV_ECORRUPT cb has seen the (good) records
- * before the damaged one, never the damaged one, and *next is NULL. */
+ * before the damaged one, never the damaged one, and *next is NULL. Expired keys are skipped but
+ * count toward limit (a page may hold fewer than limit keys and still have a continuation),
+ * so that one call's work stays bounded. */
 typedef int (*kv_scan_cb)(const void *k, size_t kl, const void *v, size_t vl, void *arg);
-int kv_scan(struct kv *kv, uint32_t group, const void *start, size_t start_len, const void *end,
-	    size_t end_len, uint32_t limit, kv_scan_cb cb, void *arg, void **next,
+int kv_scan(struct kv *kv, uint32_t group, uint64_t now_ms, const void *start, size_t start_len,
+	    const void *end, size_t end_len, uint32_t limit, kv_scan_cb cb, void *arg, void **next,
 	    size_t *next_len);
+
+/* The keys of the group whose expiry is <= the later of now_ms and the group's clock, earliest
+ * expiry first, at most max (<= KV_MULTI_KEYS_MAX) from one read transaction: cb gets each key
+ * (borrowed, valid during the call) and its expiry, to be put in a REAP command. */
+typedef void (*kv_expired_cb)(const void *k, size_t kl, uint64_t expire_at_ms, void *arg);
+int kv_expired(struct kv *kv, uint32_t group, uint64_t now_ms, uint32_t max, kv_expired_cb cb,
+	       void *arg, uint32_t *found);
 
 /* A digest of every key and value of the group (and nothing else), at its applied index:
  * XXH3-128 over (u32 LE key length, key, u32 LE value length, value) in key order, written
- * big-endian (XXH128 canonical form). Equal contents give equal digests whatever the history. */
+ * big-endian (XXH128 canonical form); a key with an expiry has bit 31 of its length set and
+ * the u64 LE expiry after its value. Expired keys not yet reaped are included (replicas hold
+ * them until the same REAP entry). Equal contents give equal digests whatever the history. */
 #define KV_DIGEST_BYTES 16
 int kv_digest(struct kv *kv, uint32_t group, uint8_t out[KV_DIGEST_BYTES],
 	      raft_index *applied_index);
 
 /* ------------------------------------------------------------------------------ integrity */
-/* Every value in a group's data DBI is stored as [u32 LE CRC32C of key || value][value], the
- * CRC chained over the key bytes then the value bytes (so a value that moved under another key
- * fails too). Digests and snapshots stay functions of the user-visible (key, value). */
+/* Every value in a group's data DBI is stored as [u32 LE CRC32C][u64 LE expiry][value], the
+ * CRC chained over the key bytes, the expiry bytes then the value bytes (so a value that moved
+ * under another key fails too): format version 3. An environment of version 2 (no expiry) is
+ * upgraded in place by kv_open. Digests and snapshots stay functions of the user-visible
+ * (key, value, expiry). */
 
 /* The latest checksum failure any call on this kv reported with KV_ECORRUPT (kv logs nothing:
  * the caller does). Returns KV_NOT_FOUND when there has been none since kv_open, else KV_OK
@@ -267,7 +306,7 @@ raft_term kv_snapshot_term(const struct kv_snapshot *s);
  * bytes. *done is set on the last chunk; reading after it gives len 0. KV_ECORRUPT when a value
  * of the group fails its checksum (kv_last_corrupt() names it): the stream must not be sent
  * (end it; every later read fails the same way). Data records in the stream carry the stored
- * CRC with the value (format version 2), and restore verifies each one. */
+ * CRC and expiry with the value (stream version 3), and restore verifies each one. */
 int kv_snapshot_read(struct kv_snapshot *s, void *buf, size_t cap, size_t *len, bool *done);
 void kv_snapshot_end(struct kv_snapshot *s);
 
@@ -280,7 +319,8 @@ int kv_restore_begin(struct kv *kv, uint32_t group, struct kv_restore **out);
  * the restore (its file is removed) and start over later. */
 int kv_restore_write(struct kv_restore *r, const void *data, size_t len);
 /* Verifies the checksum, the structure and every value's CRC (a version 1 stream from an
- * older ringraft has none: they are computed) and installs atomically; KV_ECORRUPT, KV_ENOSPC
+ * older ringraft has none: they are computed; a version 2 stream's values carry no expiry:
+ * they are stored without one) and installs atomically; KV_ECORRUPT, KV_ENOSPC
  * or another storage error leaves the group unchanged. Frees r in every case. */
 int kv_restore_finish(struct kv_restore *r);
 void kv_restore_abort(struct kv_restore *r);

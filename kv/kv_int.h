@@ -15,12 +15,16 @@
 
 /* Meta DBI keys: a one-byte tag, then big-endian numbers so that LMDB's byte order is numeric
  * order. Everything here is part of the replicated state (it travels in snapshots). */
-#define KV_META_APPLIED 'A' /* -> u64 applied index, u64 applied term */
-#define KV_META_CONF    'C' /* -> encoded raft_conf (kv_conf_encode) */
-#define KV_META_COUNT   'N' /* -> u64 number of live session records */
-#define KV_META_SESSION 'S' /* + u64 client -> struct kv_session_rec (encoded) */
-#define KV_META_RESULT  'R' /* + u64 client + u64 seq -> cached result */
-#define KV_META_LRU     'L' /* + u64 last index + u64 client -> empty (expiry order) */
+#define KV_META_APPLIED        'A' /* -> u64 applied index, u64 applied term */
+#define KV_META_CONF           'C' /* -> encoded raft_conf (kv_conf_encode) */
+#define KV_META_COUNT          'N' /* -> u64 number of live session records */
+#define KV_META_SESSION        'S' /* + u64 client -> struct kv_session_rec (encoded) */
+#define KV_META_RESULT         'R' /* + u64 client + u64 seq -> cached result */
+#define KV_META_LRU            'L' /* + u64 last index + u64 client -> empty (expiry order) */
+#define KV_META_CLOCK          'T' /* -> u64 the group's clock (ms since the epoch) */
+#define KV_META_EXPIRES        'E' /* -> u64 number of keys with an expiry (= 'X' records) */
+#define KV_META_EXPIRY         'X' /* + u64 expiry + key -> empty: the keys by expiry (reaping) */
+#define KV_META_EXPIRY_KEY_MAX (9 + KV_KEY_MAX)
 
 struct kv_group {
 	bool open;
@@ -95,18 +99,32 @@ static inline uint64_t kv_get_le64(const uint8_t *p)
 }
 
 /* ---------------------------------------------------------------- record.c */
-/* A stored value: [u32 LE CRC32C of key || value][value]. */
-#define KV_REC_CRC 4
-/* Puts key -> record of (v, vl) into dbi, writing the record in place (MDB_RESERVE); flags
- * are mdb_put's (e.g. MDB_APPEND). Returns an LMDB/errno code. */
+/* A stored value (format 3): [u32 LE CRC32C of key || expiry || value][u64 LE expiry][value].
+ * Format 2 had no expiry: [u32 LE CRC32C of key || value][value]. */
+#define KV_REC_CRC    4
+#define KV_REC_HEADER 12
+/* Puts key -> record of (v, vl, expire_at_ms) into dbi, writing the record in place
+ * (MDB_RESERVE); flags are mdb_put's (e.g. MDB_APPEND). Returns an LMDB/errno code. v must
+ * not point into the map (the put may move pages). */
 int kv_rec_put(MDB_txn *txn, MDB_dbi dbi, const MDB_val *k, const void *v, size_t vl,
-	       unsigned flags);
+	       uint64_t expire_at_ms, unsigned flags);
+/* Writes the record of (v, vl, expire_at_ms) under key k into out (KV_REC_HEADER + vl bytes;
+ * v may already sit at out + KV_REC_HEADER). */
+void kv_rec_encode(const MDB_val *k, const void *v, size_t vl, uint64_t expire_at_ms, uint8_t *out);
 /* Whether rec is a well-formed record of key k whose CRC matches. */
 bool kv_rec_ok(const MDB_val *k, const MDB_val *rec);
+/* The same for a format 2 record (snapshots streams of version 2, the in-place upgrade). */
+bool kv_rec_ok_v2(const MDB_val *k, const MDB_val *rec);
 /* Verifies the record read under key k in group and sets *value to its value (pointing into
- * rec). KV_ECORRUPT, remembered for kv_last_corrupt(), when it fails. */
+ * rec) and *expire_at_ms (may be NULL) to its expiry. KV_ECORRUPT, remembered for
+ * kv_last_corrupt(), when it fails. */
 int kv_rec_check(struct kv *kv, uint32_t group, const MDB_val *k, const MDB_val *rec,
-		 MDB_val *value);
+		 MDB_val *value, uint64_t *expire_at_ms);
+/* Whether a key of expiry e is expired at time now (e = 0: never). */
+static inline bool kv_expired_at(uint64_t e, uint64_t now)
+{
+	return e != 0 && e <= now;
+}
 
 /* ---------------------------------------------------------------- kv.c */
 /* Logs one line `error <time> kv group=<g> what=<what> err=<mdb_strerror>` to stderr. */
@@ -130,6 +148,11 @@ int kv_read_begin(struct kv *kv, MDB_txn **out);
 /* Applied index and term of a group inside txn (0, 0 when never applied). */
 int kv_applied_get(MDB_txn *txn, const struct kv_group *g, raft_index *index, raft_term *term);
 int kv_applied_put(MDB_txn *txn, const struct kv_group *g, raft_index index, raft_term term);
+
+/* The group's clock (KV_META_CLOCK; 0 when none) and the expiring key count inside txn. */
+int kv_clock_get(MDB_txn *txn, const struct kv_group *g, uint64_t *clock_ms);
+int kv_meta_u64_get(MDB_txn *txn, const struct kv_group *g, uint8_t tag, uint64_t *v);
+int kv_meta_u64_put(MDB_txn *txn, const struct kv_group *g, uint8_t tag, uint64_t v);
 
 /* raft_conf <-> bytes, for the meta DBI and snapshots. */
 #define KV_CONF_BYTES_MAX (8 + 16 * RAFT_NODES_MAX)

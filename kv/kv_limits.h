@@ -2,12 +2,12 @@
 #ifndef RINGRAFT_KV_LIMITS_H
 #define RINGRAFT_KV_LIMITS_H
 
-#define KV_KEY_MAX                511          /* LMDB's default maximum key size */
-#define KV_VALUE_MAX_DEFAULT      (1u << 20)   /* 1 MiB */
+#define KV_KEY_MAX                511           /* LMDB's default maximum key size */
+#define KV_VALUE_MAX_DEFAULT      (1u << 20)    /* 1 MiB */
 #define KV_MAP_BYTES_DEFAULT      (64ull << 20) /* 64 MiB (preallocated with writemap); doubles */
-#define KV_MAP_BYTES_MAX_DEFAULT  (1ull << 40) /* growth stops at 1 TiB of address space */
-#define KV_VALUE_MAX_HARD         (4u << 20)   /* absolute, checked on decode (= a Raft entry) */
-#define KV_MULTI_KEYS_MAX         65536        /* keys of one MSET/MDEL entry */
+#define KV_MAP_BYTES_MAX_DEFAULT  (1ull << 40)  /* growth stops at 1 TiB of address space */
+#define KV_VALUE_MAX_HARD         (4u << 20)    /* absolute, checked on decode (= a Raft entry) */
+#define KV_MULTI_KEYS_MAX         65536         /* keys of one MSET/MDEL entry */
 #define KV_GROUPS_MAX             256
 #define KV_SCAN_MAX               10000
 #define KV_SCAN_DEFAULT           1000
@@ -17,7 +17,7 @@
 #define KV_SNAPSHOT_CHUNK_DEFAULT (256u << 10)
 #define KV_SCRUB_RECORDS_DEFAULT  256        /* records checked per kv_scrub_step */
 #define KV_SCRUB_RECORDS_MAX      10000      /* bounds one step's read transaction */
-#define KV_FORMAT_VERSION         2          /* on-disk format; 2: values carry a CRC32C */
+#define KV_FORMAT_VERSION         3          /* on-disk format; 2: CRC32C; 3: + expiry */
 #define KV_ENOSPC_SLACK_BYTES     (8u << 20) /* see kv_err_of_write (kv.c) */
 
 #endif

@@ -1,13 +1,23 @@
 /* read.c — get and range scan of a group, each on its own short read transaction (MVCC: they
  * never block the apply path and see one consistent applied state). Every value is checked
- * against its CRC (record.c) before it leaves.
+ * against its CRC (record.c) before it leaves, and a key whose expiry is due at the later of
+ * the caller's clock and the group's is absent. kv_expired lists due keys for the reaper.
  */
 #include <stdlib.h>
 
 #include "kv/kv_int.h"
 
-int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, void **value,
-	   size_t *value_len)
+/* The time a read judges expiry at: the later of the caller's clock and the group's. */
+static int read_now(MDB_txn *txn, const struct kv_group *g, uint64_t now_ms, uint64_t *out)
+{
+	uint64_t clock;
+	int rc = kv_clock_get(txn, g, &clock);
+	*out = clock > now_ms ? clock : now_ms;
+	return rc;
+}
+
+int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, uint64_t now_ms,
+	   void **value, size_t *value_len, uint64_t *expire_at_ms)
 {
 	if (key == NULL || key_len == 0 || key_len > KV_KEY_MAX)
 		return KV_EINVAL;
@@ -19,13 +29,23 @@ int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, void 
 	if ((err = kv_read_begin(kv, &txn)) != KV_OK)
 		return err;
 	MDB_val k = {key_len, (void *)key}, rec, v;
-	int rc = mdb_get(txn, g->data, &k, &rec);
+	uint64_t now, expire_at = 0;
+	int rc = read_now(txn, g, now_ms, &now);
+	if (rc == 0)
+		rc = mdb_get(txn, g->data, &k, &rec);
 	if (rc == MDB_NOTFOUND) {
 		err = KV_NOT_FOUND;
 	} else if (rc != 0) {
 		kv_log_mdb(group, "get", rc);
 		err = KV_EIO;
-	} else if ((err = kv_rec_check(kv, group, &k, &rec, &v)) == KV_OK) {
+	} else if ((err = kv_rec_check(kv, group, &k, &rec, &v, &expire_at)) != KV_OK) {
+		/* damaged: KV_ECORRUPT */
+	} else if (kv_expired_at(expire_at, now)) {
+		err = KV_NOT_FOUND;
+	} else if (expire_at_ms) {
+		*expire_at_ms = expire_at;
+	}
+	if (err == KV_OK && value != NULL) {
 		void *copy = malloc(v.mv_size ? v.mv_size : 1);
 		if (copy == NULL) {
 			err = KV_ENOMEM;
@@ -48,8 +68,9 @@ static bool before_end(const MDB_val *k, const void *end, size_t end_len)
 	return c < 0 || (c == 0 && k->mv_size < end_len);
 }
 
-int kv_scan(struct kv *kv, uint32_t group, const void *start, size_t start_len, const void *end,
-	    size_t end_len, uint32_t limit, kv_scan_cb cb, void *arg, void **next, size_t *next_len)
+int kv_scan(struct kv *kv, uint32_t group, uint64_t now_ms, const void *start, size_t start_len,
+	    const void *end, size_t end_len, uint32_t limit, kv_scan_cb cb, void *arg, void **next,
+	    size_t *next_len)
 {
 	*next = NULL;
 	*next_len = 0;
@@ -68,7 +89,10 @@ int kv_scan(struct kv *kv, uint32_t group, const void *start, size_t start_len, 
 	if ((err = kv_read_begin(kv, &txn)) != KV_OK)
 		return err;
 	MDB_cursor *cur;
-	int rc = mdb_cursor_open(txn, g->data, &cur);
+	uint64_t now, expire_at;
+	int rc = read_now(txn, g, now_ms, &now);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, g->data, &cur);
 	if (rc != 0) {
 		mdb_txn_abort(txn);
 		kv_log_mdb(group, "scan", rc);
@@ -90,10 +114,12 @@ int kv_scan(struct kv *kv, uint32_t group, const void *start, size_t start_len, 
 			*next_len = k.mv_size;
 			break;
 		}
-		if ((err = kv_rec_check(kv, group, &k, &rec, &v)) != KV_OK)
+		if ((err = kv_rec_check(kv, group, &k, &rec, &v, &expire_at)) != KV_OK)
 			break;
 		n++;
-		int stop = cb(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
+		int stop = kv_expired_at(expire_at, now)
+				   ? 0
+				   : cb(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
 		rc = mdb_cursor_get(cur, &k, &rec, MDB_NEXT);
 		if (stop) {
 			/* Stopped by the caller: continue from the next key, if any in range. */
@@ -111,5 +137,49 @@ int kv_scan(struct kv *kv, uint32_t group, const void *start, size_t start_len, 
 		*next = NULL;
 		*next_len = 0;
 	}
+	return err;
+}
+
+int kv_expired(struct kv *kv, uint32_t group, uint64_t now_ms, uint32_t max, kv_expired_cb cb,
+	       void *arg, uint32_t *found)
+{
+	*found = 0;
+	if (cb == NULL || max > KV_MULTI_KEYS_MAX)
+		return KV_EINVAL;
+	struct kv_group *g;
+	int err = kv_group_get(kv, group, &g);
+	if (err != KV_OK)
+		return err;
+	MDB_txn *txn;
+	if ((err = kv_read_begin(kv, &txn)) != KV_OK)
+		return err;
+	MDB_cursor *cur = NULL;
+	uint64_t now;
+	uint8_t tag = KV_META_EXPIRY;
+	MDB_val k = {1, &tag}, v;
+	int rc = read_now(txn, g, now_ms, &now);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, g->meta, &cur);
+	if (rc == 0)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	/* The index is in expiry order: stop at the first record not yet due. */
+	while (rc == 0 && *found < max) {
+		const uint8_t *p = k.mv_data;
+		if (k.mv_size < 10 || k.mv_size > KV_META_EXPIRY_KEY_MAX || p[0] != KV_META_EXPIRY)
+			break;
+		uint64_t e = kv_get_be64(p + 1);
+		if (!kv_expired_at(e, now))
+			break;
+		cb(p + 9, k.mv_size - 9, e, arg);
+		(*found)++;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		kv_log_mdb(group, "expired", rc);
+		err = KV_EIO;
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
 	return err;
 }

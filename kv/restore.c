@@ -131,7 +131,11 @@ static bool meta_key_ok(const uint8_t *k, size_t n)
 	case KV_META_APPLIED:
 	case KV_META_CONF:
 	case KV_META_COUNT:
+	case KV_META_CLOCK:
+	case KV_META_EXPIRES:
 		return n == 1;
+	case KV_META_EXPIRY:
+		return n >= 10 && n <= KV_META_EXPIRY_KEY_MAX;
 	case KV_META_SESSION:
 		return n == 9;
 	case KV_META_RESULT:
@@ -155,10 +159,13 @@ static int install_fn(MDB_txn *txn, void *arg)
 		return EIO;
 	uint32_t version = kv_get_le32(h + 8);
 	if (memcmp(h, SNAP_MAGIC, 8) != 0 ||
-	    (version != SNAP_VERSION && version != SNAP_VERSION_BARE) ||
+	    (version != SNAP_VERSION && version != SNAP_VERSION_CRC &&
+	     version != SNAP_VERSION_BARE) ||
 	    kv_get_le32(h + 12) != r->group)
 		return corrupt(in);
-	uint32_t crc_bytes = version == SNAP_VERSION ? KV_REC_CRC : 0;
+	uint32_t crc_bytes = version == SNAP_VERSION       ? KV_REC_HEADER
+			     : version == SNAP_VERSION_CRC ? KV_REC_CRC
+							   : 0;
 	raft_index index = kv_get_le64(h + 16);
 	raft_term term = kv_get_le64(h + 24);
 	int rc = mdb_drop(txn, in->g->data, 0);
@@ -218,12 +225,15 @@ static int install_fn(MDB_txn *txn, void *arg)
 		}
 		/* The stream is in key order: appending is both the fast path and an order check.
 		 * A data record is installed checksummed: verified as shipped, or (version 1)
-		 * given its CRC now. */
+		 * given its CRC now, or (version 2) verified, then stored with no expiry. */
 		if (meta)
 			rc = mdb_put(txn, in->g->meta, &k, &v, MDB_APPEND);
 		else if (crc_bytes == 0)
-			rc = kv_rec_put(txn, in->g->data, &k, v.mv_data, vl, MDB_APPEND);
-		else if (kv_rec_ok(&k, &v))
+			rc = kv_rec_put(txn, in->g->data, &k, v.mv_data, vl, 0, MDB_APPEND);
+		else if (crc_bytes == KV_REC_CRC && kv_rec_ok_v2(&k, &v))
+			rc = kv_rec_put(txn, in->g->data, &k, (uint8_t *)v.mv_data + KV_REC_CRC,
+					vl - KV_REC_CRC, 0, MDB_APPEND);
+		else if (crc_bytes == KV_REC_HEADER && kv_rec_ok(&k, &v))
 			rc = mdb_put(txn, in->g->data, &k, &v, MDB_APPEND);
 		else
 			return corrupt(in);

@@ -41,7 +41,7 @@ int kv_scrub_step(struct kv *kv, uint32_t group, struct kv_scrub_cursor *cur, ui
 			rc = mdb_cursor_get(c, &k, &rec, MDB_NEXT);
 	}
 	while (rc == 0 && *checked < max_records) {
-		if ((err = kv_rec_check(kv, group, &k, &rec, &v)) != KV_OK)
+		if ((err = kv_rec_check(kv, group, &k, &rec, &v, NULL)) != KV_OK)
 			break;
 		(*checked)++;
 		memcpy(cur->key, k.mv_data, k.mv_size);

@@ -91,7 +91,7 @@ static int produce(struct kv_snapshot *s)
 			/* The record travels as stored, CRC included: restore checks it again. */
 			if (!kv_rec_ok(&k, &v)) {
 				MDB_val value;
-				return kv_rec_check(s->kv, s->group, &k, &v, &value);
+				return kv_rec_check(s->kv, s->group, &k, &v, &value, NULL);
 			}
 			return emit_record(s, SNAP_TAG_DATA, &k, &v);
 		}

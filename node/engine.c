@@ -105,6 +105,7 @@ void node_engine_close(struct node *n)
 			kv_restore_abort(g->restore);
 		raft_free(g->raft);
 	}
+	node_expire_free(n);
 	kv_ring_free(n->ring);
 	for (int i = 0; i < 2; i++) {
 		for (size_t k = 0; k < n->batches[i].n_held; k++)
@@ -168,6 +169,7 @@ void node_tick(struct node *n)
 		every = 1;
 	if (n->ticks % 5 == 0)
 		node_service_timeouts(n);
+	node_expire_tick(n);
 	if (n->ticks % every == 0 && !n->stopping) {
 		node_maybe_compact(n);
 		node_balance_leaders(n);

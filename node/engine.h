@@ -66,6 +66,8 @@ struct node_io {
 	 * (latency metrics only). */
 	uint64_t (*now_ms)(void *arg);
 	uint64_t (*now_ns)(void *arg);
+	/* The wall clock, ms since the Unix epoch: only key expiry is judged by it (expire.c). */
+	uint64_t (*wall_ms)(void *arg);
 	/* Queues one PeerFrame field (NODE_FIELD_*) for peer `to`: m to be packed, or bytes
 	 * already packed. 0, or < 0 when it cannot go (unknown peer, link down, queue full): the
 	 * engine then reports the peer unreachable to the group. */

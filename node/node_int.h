@@ -150,6 +150,7 @@ struct node {
 	uint32_t digest_next;        /* the group whose digest is compared next (0-based) */
 	bool any_damaged;            /* some group's damaged flag is set (node_repair) */
 	struct node_metrics metrics; /* metrics.h: the counters the hooks bump */
+	struct node_expire *expire;  /* expire.c's state (NULL until its first tick) */
 };
 
 static inline struct node_group *node_group(struct node *n, uint64_t g)
@@ -199,6 +200,20 @@ void node_service_timeouts(struct node *n);
 void node_service_fail_all(struct node *n);
 /* The group's replica is being reset (repair.c): every request waiting on it is answered. */
 void node_service_group_reset(struct node *n, struct node_group *g);
+
+/* expire.c — key expiry (kv.h "Expiry") */
+/* The clock expiry is judged by: ms since the Unix epoch, through the shell (node_io). */
+static inline uint64_t node_wall_ms(const struct node *n)
+{
+	return n->io.wall_ms(n->io.arg);
+}
+/* On the leader, as it proposes rq: stamps c with the clock and turns the request's expiry
+ * (ttl_ms, expire_at_ms, keep_ttl; the EXPIRE and PERSIST ops) into c's. -1 and *why when
+ * the request's expiry fields make no sense. */
+int node_expire_prepare(struct node *n, const Ringraft__Kv__Request *rq, struct kv_cmd *c,
+			const char **why);
+void node_expire_tick(struct node *n); /* every tick: the background expirer (leaders) */
+void node_expire_free(struct node *n);
 
 /* restore.c */
 int node_restore_groups(struct node *n);

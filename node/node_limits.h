@@ -30,6 +30,9 @@
 #define NODE_SCRUB_RATE_MAX             10000000
 #define NODE_DIGEST_INTERVAL_MS         10000 /* per group, between digest comparisons */
 #define NODE_EXIT_DISK_FULL             75    /* EX_TEMPFAIL: free space and start the node again */
+#define NODE_EXPIRE_MS                  100   /* the leader's expirer runs this often (expire.c) */
+#define NODE_EXPIRE_BATCH               512   /* due keys per REAP entry (one per group and run) */
+#define NODE_EXPIRE_TTL_MS_MAX          (100ull * 365 * 24 * 3600 * 1000) /* 100 years */
 
 /* --metrics-addr (node/metrics_endpoint.c, node/http.c) */
 #define NODE_METRICS_RENDER_MS    500  /* the loop publishes /metrics and /health this often */

@@ -4,6 +4,14 @@
  * ReadIndex, proposals), and its answer is rendered the way Redis would render it. Replies
  * leave in request order (net/resp_server.c). Reads are linearizable unless the connection
  * said READONLY (then serializable, from the contacted replica).
+ *
+ * Redis clients know nothing of leaders, so the port hides leader changes as the protobuf
+ * client library does: each connection is a client session (Raft thesis 6.3) whose writes
+ * carry (client id, sequence), and a request that failed in a way that allows it (not the
+ * leader, no leader yet, the link to the leader lost, the leader lost before commit) is sent
+ * again after RETRY_MS until the request timeout, a write with the same sequence, so that it
+ * applies at most once. Only what is still unresolved at the deadline reaches the client as
+ * an error (-TRYAGAIN, -CLUSTERDOWN, or a write's "outcome unknown").
  */
 #include <fnmatch.h>
 #include <inttypes.h>
@@ -19,6 +27,7 @@
 
 #define RESP_VERSION "7.0.0" /* the Redis version we answer like (HELLO, INFO) */
 #define NAME_MAX_    256     /* CLIENT SETNAME */
+#define RETRY_MS     25      /* between attempts of a request that may be retried */
 
 /* Per connection. */
 struct client {
@@ -27,6 +36,8 @@ struct client {
 	char name[NAME_MAX_ + 1];
 	bool wrote;          /* a write was submitted on this connection ... */
 	uint64_t write_slot; /* ... the last one in this slot */
+	uint64_t session;    /* the client id its writes carry (0 until the first write) */
+	uint64_t seq;        /* the last sequence number used */
 };
 
 /* How an answer from service.c is rendered. */
@@ -39,16 +50,51 @@ enum kind {
 	K_MGET,    /* array of bulk-or-null */
 	K_OK,      /* +OK (MSET) */
 	K_CAS,     /* :1 swapped, :0 not */
+	K_FLAG,    /* :1 done (OK), :0 not (NOT_FOUND): EXPIRE, PERSIST */
+	K_TTL_MS,  /* :ms left, -1 no expiry, -2 absent (PTTL) */
+	K_TTL_S,   /* the same in seconds, rounded (TTL) */
+	K_SCAN,    /* [cursor, [keys]] */
 };
 
 struct ctx {
+	struct node *n;          /* the engine it was submitted to (again on a retry) */
 	struct net_resp_conn *c; /* referenced */
 	uint64_t slot;
 	uint8_t kind;
 	int proto;
-	bool nx;    /* K_SET_GET for SET NX GET: a CAS mismatch carries the old value */
-	bool write; /* a TIMEOUT/LEADER_LOST leaves its outcome unknown */
+	bool nx; /* K_SET_GET for SET NX GET: a CAS mismatch carries the old value */
+	/* K_SCAN: the group scanned and the MATCH pattern (owned, NULL: all) */
+	uint32_t group;
+	char *match;
+	/* for another attempt: the request as packed (owned), its deadline, and the queue */
+	uint8_t *packed;
+	size_t packed_len;
+	bool write;
+	uint64_t deadline_ms, retry_at_ms;
+	struct ctx *next;
 };
+
+/* Requests waiting for their next attempt, in order (node_resp_flush sends them). */
+static struct ctx *retry_head, *retry_tail;
+
+/* SCAN cursors (docs/CLI.md): a cursor below SCAN_CURSOR_BASE is the start of a group (0:
+ * group 1, g: group g); above, it names a slot of this table holding the group and the key
+ * to resume from, so that a scan of a large group needs no state in the client beyond a
+ * number. A slot is reused round-robin: a cursor stays valid until SCAN_CURSORS newer ones
+ * were handed out on this node (then "ERR invalid cursor"; start again from 0). A cursor is
+ * good on the node that handed it out only (any connection). */
+#define SCAN_CURSORS     4096
+#define SCAN_CURSOR_BASE (1ull << 20)
+#define SCAN_COUNT_MAX   KV_SCAN_MAX
+struct scan_cursor {
+	uint64_t id; /* 0: free */
+	uint32_t group;
+	uint16_t key_len;
+	uint8_t key[KV_KEY_MAX];
+};
+static struct scan_cursor scan_cursors[SCAN_CURSORS];
+static uint64_t scan_next_id; /* carries the node id in bits 44.., so that a cursor handed out
+			       * by another node is never taken for one of ours */
 
 /* One command being dispatched. */
 struct cmd {
@@ -60,7 +106,21 @@ struct cmd {
 	const struct net_resp_val *a;
 	size_t argc;
 	struct net_resp_buf out;
+	char *match; /* SCAN MATCH (owned; handed to the ctx by submit) */
+	bool write;  /* the command writes: it carries the connection's session */
 };
+
+/* A client id no other client of the cluster uses (splitmix64 of node, time and connection;
+ * the protobuf clients draw theirs at random). */
+static uint64_t session_id(struct node *n, uint64_t conn_id)
+{
+	uint64_t z = n->cfg.id * 0x9e3779b97f4a7c15ULL ^ node_wall_ms(n) << 20 ^ conn_id ^
+		     (uint64_t)getpid() << 40;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return z ? z : 1;
+}
 
 static bool is(const struct net_resp_val *v, const char *s)
 {
@@ -168,14 +228,20 @@ static ProtobufCBinaryData bin(const struct net_resp_val *v)
 	return (ProtobufCBinaryData){v->len, (uint8_t *)v->p};
 }
 
-static void resp_answer(void *client, const Ringraft__Kv__Response *resp);
-
 /* Copies rq (borrowed pointers into the command) into an owned request and hands it to the
  * engine; the answer comes back through resp_answer. */
+static void resp_answer(void *client, const Ringraft__Kv__Response *resp);
+
 static void submit(struct cmd *x, Ringraft__Kv__Request *rq, enum kind kind, bool nx)
 {
 	rq->consistency = x->cl->readonly ? RINGRAFT__KV__CONSISTENCY__SERIALIZABLE
 					  : RINGRAFT__KV__CONSISTENCY__LINEARIZABLE;
+	if (x->write) {
+		if (x->cl->session == 0)
+			x->cl->session = session_id(x->n, net_resp_conn_id(x->c));
+		rq->client_id = x->cl->session;
+		rq->seq = ++x->cl->seq;
+	}
 	size_t len = ringraft__kv__request__get_packed_size(rq);
 	uint8_t *buf = malloc(len ? len : 1);
 	struct ctx *ctx = malloc(sizeof *ctx);
@@ -184,22 +250,118 @@ static void submit(struct cmd *x, Ringraft__Kv__Request *rq, enum kind kind, boo
 		ringraft__kv__request__pack(rq, buf);
 		own = ringraft__kv__request__unpack(NULL, len, buf);
 	}
-	free(buf);
 	if (own == NULL) {
+		free(buf);
 		free(ctx);
 		reply_error(x, "ERR out of memory");
 		return;
 	}
+	memset(ctx, 0, sizeof *ctx);
+	ctx->packed = buf;
+	ctx->packed_len = len;
+	ctx->write = x->write;
+	ctx->n = x->n;
+	ctx->deadline_ms = node_now_ms(x->n) + x->n->cfg.request_timeout_ms;
 	ctx->c = x->c;
 	net_resp_conn_ref(x->c);
 	ctx->slot = x->slot;
 	ctx->kind = (uint8_t)kind;
 	ctx->proto = x->cl->proto;
 	ctx->nx = nx;
-	ctx->write = rq->op == RINGRAFT__KV__OP__PUT || rq->op == RINGRAFT__KV__OP__DELETE ||
-		     rq->op == RINGRAFT__KV__OP__CAS || rq->op == RINGRAFT__KV__OP__INCRBY ||
-		     rq->op == RINGRAFT__KV__OP__MSET || rq->op == RINGRAFT__KV__OP__MDEL;
+	ctx->group = rq->group;
+	ctx->match = x->match;
+	x->match = NULL;
 	node_submit(x->n, own, resp_answer, ctx);
+}
+
+static void node_resp_ctx_free(void *p)
+{
+	struct ctx *ctx = p;
+	net_resp_conn_unref(ctx->c);
+	free(ctx->match);
+	free(ctx->packed);
+	free(ctx);
+}
+
+/* Whether an answer leaves the request worth another attempt: nothing was applied (not the
+ * leader, no leader, not sent), or a read failed, or a write of this connection's session
+ * may have been applied (its sequence makes a second attempt apply at most once). */
+static bool retryable(const struct node *n, const struct ctx *ctx,
+		      const Ringraft__Kv__Response *resp)
+{
+	if (n->stopping || ctx->packed == NULL || node_now_ms(n) + RETRY_MS >= ctx->deadline_ms ||
+	    net_resp_conn_closed(ctx->c))
+		return false;
+	switch (resp->code) {
+	case RINGRAFT__KV__CODE__NOT_LEADER:
+	case RINGRAFT__KV__CODE__UNAVAILABLE:
+		return true;
+	case RINGRAFT__KV__CODE__TIMEOUT:
+	case RINGRAFT__KV__CODE__LEADER_LOST:
+		return true; /* reads, and writes with a session (every write here has one) */
+	default:
+		return false;
+	}
+}
+
+/* Sends the requests whose next attempt is due (every loop turn, at its end: what they
+ * forward goes out at once, what they propose is taken up by the next turn). */
+static void retry_due(struct node_shell *s)
+{
+	struct node *n = s->n;
+	uint64_t now = node_now_ms(n);
+	bool any = retry_head != NULL && retry_head->retry_at_ms <= now;
+	while (retry_head != NULL && (retry_head->retry_at_ms <= now || n->stopping)) {
+		struct ctx *ctx = retry_head;
+		retry_head = ctx->next;
+		if (retry_head == NULL)
+			retry_tail = NULL;
+		ctx->next = NULL;
+		Ringraft__Kv__Request *rq =
+			ringraft__kv__request__unpack(NULL, ctx->packed_len, ctx->packed);
+		if (rq == NULL) {
+			struct net_resp_buf b = {0};
+			net_resp_put_error(&b, "ERR out of memory");
+			net_resp_conn_reply(ctx->c, ctx->slot, &b);
+			node_resp_ctx_free(ctx);
+			continue;
+		}
+		uint64_t left = ctx->deadline_ms > now ? ctx->deadline_ms - now : 1;
+		rq->timeout_ms = (uint32_t)left;
+		node_submit(n, rq, resp_answer, ctx); /* while stopping: answered at once */
+	}
+	if (any)
+		net_peers_flush(s->peers);
+}
+
+/* The cursor that resumes a scan after a page of `group`: the next key if there is one (a
+ * new table slot), else the start of the next group, else 0 (done). */
+static uint64_t scan_cursor_after(struct node *n, uint32_t group, const ProtobufCBinaryData *next)
+{
+	if (next->len > 0 && next->len <= KV_KEY_MAX) {
+		if (scan_next_id == 0)
+			scan_next_id = SCAN_CURSOR_BASE | (n->cfg.id & 0xfffff) << 44;
+		uint64_t id = scan_next_id++;
+		struct scan_cursor *sc = &scan_cursors[id % SCAN_CURSORS];
+		sc->id = id;
+		sc->group = group;
+		sc->key_len = (uint16_t)next->len;
+		memcpy(sc->key, next->data, next->len);
+		return id;
+	}
+	return group < n->cfg.groups ? group + 1 : 0;
+}
+
+/* SCAN's MATCH: Redis's glob (*, ?, [...], \) as fnmatch(3) reads it; a key holding a NUL
+ * byte is matched only up to it. */
+static bool scan_match(const char *pattern, const uint8_t *k, size_t kl)
+{
+	char key[KV_KEY_MAX + 1];
+	if (pattern == NULL)
+		return true;
+	memcpy(key, k, kl);
+	key[kl] = '\0';
+	return fnmatch(pattern, key, 0) == 0;
 }
 
 static bool starts_with_word(const char *s, const char *w)
@@ -208,10 +370,21 @@ static bool starts_with_word(const char *s, const char *w)
 	return strncmp(s, w, l) == 0 && s[l] == ' ';
 }
 
-/* The engine's answer (node_reply_fn), rendered as Redis would; ctx is freed. */
+/* The engine's answer (node_reply_fn): queued for another attempt (retryable), or rendered
+ * as Redis would and ctx freed. */
 static void resp_answer(void *client, const Ringraft__Kv__Response *resp)
 {
 	struct ctx *ctx = client;
+	struct node *n = ctx->n;
+	if (retryable(n, ctx, resp)) {
+		ctx->retry_at_ms = node_now_ms(n) + RETRY_MS;
+		if (retry_tail)
+			retry_tail->next = ctx;
+		else
+			retry_head = ctx;
+		retry_tail = ctx;
+		return;
+	}
 	struct net_resp_buf b = {0};
 	const char *err = resp->error && *resp->error ? resp->error : "no detail";
 	int p = ctx->proto;
@@ -263,8 +436,34 @@ static void resp_answer(void *client, const Ringraft__Kv__Response *resp)
 			net_resp_put_simple(&b, "OK");
 			break;
 		case K_CAS:
+		case K_FLAG:
 			net_resp_put_int(&b, ok ? 1 : 0);
 			break;
+		case K_TTL_MS:
+			net_resp_put_int(&b, resp->number);
+			break;
+		case K_TTL_S:
+			net_resp_put_int(&b, resp->number < 0 ? resp->number
+							      : (resp->number + 500) / 1000);
+			break;
+		case K_SCAN: {
+			size_t k = 0;
+			for (size_t i = 0; i < resp->n_kvs; i++)
+				k += scan_match(ctx->match, resp->kvs[i]->key.data,
+						resp->kvs[i]->key.len);
+			char cur[24];
+			snprintf(cur, sizeof cur, "%" PRIu64,
+				 scan_cursor_after(n, ctx->group, &resp->next_key));
+			net_resp_put_array(&b, 2);
+			net_resp_put_str(&b, cur);
+			net_resp_put_array(&b, k);
+			for (size_t i = 0; i < resp->n_kvs; i++)
+				if (scan_match(ctx->match, resp->kvs[i]->key.data,
+					       resp->kvs[i]->key.len))
+					net_resp_put_bulk(&b, resp->kvs[i]->key.data,
+							  resp->kvs[i]->key.len);
+			break;
+		}
 		}
 		break;
 	}
@@ -301,8 +500,7 @@ static void resp_answer(void *client, const Ringraft__Kv__Response *resp)
 		break;
 	}
 	net_resp_conn_reply(ctx->c, ctx->slot, &b);
-	net_resp_conn_unref(ctx->c);
-	free(ctx);
+	node_resp_ctx_free(ctx);
 }
 
 /* ------------------------------------------------------------------------------ keys */
@@ -317,22 +515,45 @@ static void cmd_get(struct cmd *x)
 	submit(x, &rq, K_GET, false);
 }
 
+/* An expiry argument: a positive integer of seconds (EX, EXAT) or ms (PX, PXAT), in ms. */
+static bool expiry_arg(struct cmd *x, const struct net_resp_val *v, bool seconds, const char *name,
+		       uint64_t *ms)
+{
+	int64_t t;
+	if (!arg_i64(v, &t)) {
+		reply_error(x, "ERR value is not an integer or out of range");
+		return false;
+	}
+	if (t <= 0 || (seconds && t > INT64_MAX / 1000)) {
+		net_resp_put_errorf(&x->out, "ERR invalid expire time in '%s' command", name);
+		reply(x);
+		return false;
+	}
+	*ms = (uint64_t)t * (seconds ? 1000 : 1);
+	return true;
+}
+
 static void cmd_set(struct cmd *x)
 {
-	bool nx = false, xx = false, get = false;
+	bool nx = false, xx = false, get = false, keep = false, have_expiry = false;
+	uint64_t ms = 0;
+	bool absolute = false;
 	for (size_t i = 3; i < x->argc; i++) {
 		const struct net_resp_val *o = &x->a[i];
-		if (is(o, "NX") && !xx)
+		bool ex = is(o, "EX"), px = is(o, "PX"), exat = is(o, "EXAT"), pxat = is(o, "PXAT");
+		if (is(o, "NX") && !xx) {
 			nx = true;
-		else if (is(o, "XX") && !nx)
+		} else if (is(o, "XX") && !nx) {
 			xx = true;
-		else if (is(o, "GET"))
+		} else if (is(o, "GET")) {
 			get = true;
-		else if (is(o, "EX") || is(o, "PX") || is(o, "EXAT") || is(o, "PXAT") ||
-			 is(o, "KEEPTTL")) {
-			reply_error(x, "ERR expiry (EX, PX, EXAT, PXAT, KEEPTTL) is not supported "
-				       "by ringraft yet");
-			return;
+		} else if (is(o, "KEEPTTL") && !have_expiry) {
+			keep = have_expiry = true;
+		} else if ((ex || px || exat || pxat) && !have_expiry && i + 1 < x->argc) {
+			if (!expiry_arg(x, &x->a[++i], ex || exat, "set", &ms))
+				return;
+			absolute = exat || pxat;
+			have_expiry = true;
 		} else {
 			reply_error(x, "ERR syntax error");
 			return;
@@ -351,7 +572,180 @@ static void cmd_set(struct cmd *x)
 		rq.if_present = xx;
 		rq.return_old = get;
 	}
+	/* relative times are made absolute by the group leader as it proposes */
+	rq.keep_ttl = keep;
+	if (absolute)
+		rq.expire_at_ms = ms;
+	else
+		rq.ttl_ms = ms;
 	submit(x, &rq, get ? K_SET_GET : K_SET, nx);
+}
+
+/* EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT key time: Redis's rule that a time not in the future
+ * deletes the key is kept by an expiry at once (the epoch's first ms). */
+static void expire_cmd(struct cmd *x, bool seconds, bool absolute)
+{
+	if (x->argc > 3) {
+		reply_error(x, "ERR expire options (NX, XX, GT, LT) are not supported by ringraft");
+		return;
+	}
+	int64_t t;
+	if (!arg_i64(&x->a[2], &t)) {
+		reply_error(x, "ERR value is not an integer or out of range");
+		return;
+	}
+	if (seconds && (t > INT64_MAX / 1000 || t < INT64_MIN / 1000)) {
+		reply_error(x, "ERR invalid expire time in 'expire' command");
+		return;
+	}
+	if (!key_ok(x, &x->a[1]))
+		return;
+	int64_t ms = seconds ? t * 1000 : t;
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__EXPIRE;
+	rq.key = bin(&x->a[1]);
+	if (ms <= 0)
+		rq.expire_at_ms = 1;
+	else if (absolute)
+		rq.expire_at_ms = (uint64_t)ms;
+	else
+		rq.ttl_ms = (uint64_t)ms;
+	submit(x, &rq, K_FLAG, false);
+}
+
+static void cmd_expire(struct cmd *x)
+{
+	expire_cmd(x, true, false);
+}
+
+static void cmd_pexpire(struct cmd *x)
+{
+	expire_cmd(x, false, false);
+}
+
+static void cmd_expireat(struct cmd *x)
+{
+	expire_cmd(x, true, true);
+}
+
+static void cmd_pexpireat(struct cmd *x)
+{
+	expire_cmd(x, false, true);
+}
+
+static void key_only(struct cmd *x, Ringraft__Kv__Op op, enum kind kind)
+{
+	if (!key_ok(x, &x->a[1]))
+		return;
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = op;
+	rq.key = bin(&x->a[1]);
+	submit(x, &rq, kind, false);
+}
+
+static void cmd_persist(struct cmd *x)
+{
+	key_only(x, RINGRAFT__KV__OP__PERSIST, K_FLAG);
+}
+
+static void cmd_ttl(struct cmd *x)
+{
+	key_only(x, RINGRAFT__KV__OP__TTL, K_TTL_S);
+}
+
+static void cmd_pttl(struct cmd *x)
+{
+	key_only(x, RINGRAFT__KV__OP__TTL, K_TTL_MS);
+}
+
+/* SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: one page of one group per call, in
+ * key order, from the group's leader (or this replica after READONLY); COUNT keys are looked
+ * at (default 10), MATCH filters them here, so a page may be empty while the cursor is not 0,
+ * as in Redis. Every value is a string: TYPE other than string finds nothing. */
+static void cmd_scan(struct cmd *x)
+{
+	const struct net_resp_val *cv = &x->a[1];
+	uint64_t cursor = 0;
+	bool ok = cv->len > 0 && cv->len <= 20;
+	for (size_t i = 0; ok && i < cv->len; i++) {
+		unsigned d = (unsigned)(cv->p[i] - '0');
+		ok = d <= 9 && cursor <= (UINT64_MAX - d) / 10;
+		cursor = cursor * 10 + d;
+	}
+	if (!ok) {
+		reply_error(x, "ERR invalid cursor");
+		return;
+	}
+	int64_t count = 10;
+	bool strings = true;
+	const struct net_resp_val *match = NULL;
+	for (size_t i = 2; i < x->argc; i += 2) {
+		if (i + 1 >= x->argc) {
+			reply_error(x, "ERR syntax error");
+			return;
+		}
+		const struct net_resp_val *v = &x->a[i + 1];
+		if (is(&x->a[i], "MATCH")) {
+			match = v;
+		} else if (is(&x->a[i], "COUNT")) {
+			if (!arg_i64(v, &count)) {
+				reply_error(x, "ERR value is not an integer or out of range");
+				return;
+			}
+			if (count < 1) {
+				reply_error(x, "ERR syntax error");
+				return;
+			}
+		} else if (is(&x->a[i], "TYPE")) {
+			strings = is(v, "string");
+		} else {
+			reply_error(x, "ERR syntax error");
+			return;
+		}
+	}
+	uint32_t group;
+	const uint8_t *start = NULL;
+	size_t start_len = 0;
+	if (cursor < SCAN_CURSOR_BASE) {
+		group = cursor == 0 ? 1 : (uint32_t)cursor;
+		if (cursor > x->n->cfg.groups) {
+			reply_error(x, "ERR invalid cursor");
+			return;
+		}
+	} else {
+		struct scan_cursor *sc = &scan_cursors[cursor % SCAN_CURSORS];
+		if (sc->id != cursor) {
+			reply_error(x, "ERR invalid cursor (expired: start the scan again from 0)");
+			return;
+		}
+		group = sc->group;
+		start = sc->key;
+		start_len = sc->key_len;
+	}
+	if (!strings) {
+		/* nothing but strings here: an empty scan, done at once */
+		net_resp_put_array(&x->out, 2);
+		net_resp_put_str(&x->out, "0");
+		net_resp_put_array(&x->out, 0);
+		reply(x);
+		return;
+	}
+	if (match != NULL) {
+		if ((x->match = malloc(match->len + 1)) == NULL) {
+			reply_error(x, "ERR out of memory");
+			return;
+		}
+		memcpy(x->match, match->p, match->len);
+		x->match[match->len] = '\0';
+	}
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__SCAN;
+	rq.group = group;
+	rq.key = (ProtobufCBinaryData){start_len, (uint8_t *)start};
+	rq.limit = count > SCAN_COUNT_MAX ? SCAN_COUNT_MAX : (uint32_t)count;
+	submit(x, &rq, K_SCAN, false);
+	free(x->match);
+	x->match = NULL;
 }
 
 static void cmd_getdel(struct cmd *x)
@@ -687,21 +1081,35 @@ static void cmd_config(struct cmd *x)
 	reply(x);
 }
 
-static uint64_t local_keys(struct node *n)
+/* Keys stored in every group hosted here (expired ones not yet reaped included), and how
+ * many of them carry an expiry. */
+static uint64_t local_keys(struct node *n, uint64_t *expires)
 {
-	uint64_t keys = 0;
+	uint64_t keys = 0, e = 0;
 	for (uint32_t i = 0; i < n->cfg.groups; i++) {
 		struct kv_group_meta m;
-		if (n->groups[i].raft != NULL && kv_meta(n->kv, n->groups[i].id, &m) == KV_OK)
+		if (n->groups[i].raft != NULL && kv_meta(n->kv, n->groups[i].id, &m) == KV_OK) {
 			keys += m.keys;
+			e += m.expires;
+		}
 	}
+	if (expires)
+		*expires = e;
 	return keys;
+}
+
+static uint64_t sum(const uint64_t *v, size_t n)
+{
+	uint64_t t = 0;
+	for (size_t i = 0; i < n; i++)
+		t += v[i];
+	return t;
 }
 
 static void cmd_dbsize(struct cmd *x)
 {
 	/* This replica's count (serializable): every group the node hosts. */
-	net_resp_put_int(&x->out, (int64_t)local_keys(x->n));
+	net_resp_put_int(&x->out, (int64_t)local_keys(x->n, NULL));
 	reply(x);
 }
 
@@ -763,8 +1171,39 @@ static void cmd_info(struct cmd *x)
 		}
 		ADD("\r\n");
 	}
-	if (want(x, "keyspace"))
-		ADD("# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n", local_keys(n));
+	if (want(x, "wal")) {
+		struct wal_stats ws;
+		const struct node_metrics *m = &n->metrics;
+		wal_stats_get(n->wal, &ws);
+		ADD("# WAL\r\nwal_bytes_on_disk:%" PRIu64 "\r\nwal_segments:%" PRIu64
+		    "\r\nwal_batches_written:%" PRIu64 "\r\nwal_records_written:%" PRIu64
+		    "\r\nwal_fsyncs:%" PRIu64 "\r\nwal_fsync_seconds_sum:%.6f"
+		    "\r\nwal_batch_bytes_sum:%" PRIu64 "\r\nlmdb_bytes:%" PRIu64 "\r\n\r\n",
+		    ws.bytes_on_disk, ws.segments, ws.batches_written, ws.records_written,
+		    ws.fsyncs, (double)m->wal_fsync_ns.sum / 1e9, m->wal_batch_bytes.sum,
+		    kv_size_bytes(n->kv));
+	}
+	if (want(x, "stats")) {
+		const struct node_metrics *m = &n->metrics;
+		uint64_t answered = 0, ok = 0;
+		for (size_t op = 0; op < NODE_METRICS_OPS; op++) {
+			answered += sum(m->requests[op], NODE_METRICS_RESULTS);
+			ok += m->requests[op][0];
+		}
+		ADD("# Stats\r\ntotal_commands_processed:%" PRIu64 "\r\ncommands_ok:%" PRIu64
+		    "\r\ncommands_failed:%" PRIu64 "\r\nproposals:%" PRIu64
+		    "\r\nproposals_refused:%" PRIu64 "\r\nforwarded_out:%" PRIu64
+		    "\r\nforwarded_in:%" PRIu64 "\r\napply_entries:%" PRIu64
+		    "\r\nsnapshots_sent:%" PRIu64 "\r\nsnapshots_received:%" PRIu64 "\r\n\r\n",
+		    answered, ok, answered - ok, m->proposals, m->proposals_refused,
+		    m->forwarded_out, m->forwarded_in, m->apply_entries.sum, m->snapshots_sent,
+		    m->snapshots_received);
+	}
+	if (want(x, "keyspace")) {
+		uint64_t expires, keys = local_keys(n, &expires);
+		ADD("# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n", keys,
+		    expires);
+	}
 #undef ADD
 	if (len >= cap)
 		len = cap - 1;
@@ -781,18 +1220,38 @@ static const struct command {
 	void (*fn)(struct cmd *x);
 	char rw; /* 'r' reads data: waits for this connection's earlier writes; 'w' writes */
 } commands[] = {
-	{"get", 2, cmd_get, 'r'},         {"set", -3, cmd_set, 'w'},
-	{"getdel", 2, cmd_getdel, 'w'},   {"del", -2, cmd_del, 'w'},
-	{"exists", -2, cmd_exists, 'r'},  {"mget", -2, cmd_mget, 'r'},
-	{"mset", -3, cmd_mset, 'w'},      {"incr", 2, cmd_incr, 'w'},
-	{"decr", 2, cmd_decr, 'w'},       {"incrby", 3, cmd_incrby, 'w'},
-	{"decrby", 3, cmd_decrby, 'w'},   {"cas", 4, cmd_cas, 'w'},
-	{"ping", -1, cmd_ping, 0},        {"echo", 2, cmd_echo, 0},
-	{"hello", -1, cmd_hello, 0},      {"quit", -1, cmd_quit, 0},
-	{"select", 2, cmd_select, 0},     {"command", -1, cmd_command, 0},
-	{"client", -2, cmd_client, 0},    {"config", -2, cmd_config, 0},
-	{"info", -1, cmd_info, 0},        {"dbsize", 1, cmd_dbsize, 'r'},
-	{"readonly", 1, cmd_readonly, 0}, {"readwrite", 1, cmd_readwrite, 0},
+	{"get", 2, cmd_get, 'r'},
+	{"set", -3, cmd_set, 'w'},
+	{"getdel", 2, cmd_getdel, 'w'},
+	{"del", -2, cmd_del, 'w'},
+	{"exists", -2, cmd_exists, 'r'},
+	{"mget", -2, cmd_mget, 'r'},
+	{"mset", -3, cmd_mset, 'w'},
+	{"incr", 2, cmd_incr, 'w'},
+	{"decr", 2, cmd_decr, 'w'},
+	{"incrby", 3, cmd_incrby, 'w'},
+	{"decrby", 3, cmd_decrby, 'w'},
+	{"cas", 4, cmd_cas, 'w'},
+	{"ping", -1, cmd_ping, 0},
+	{"echo", 2, cmd_echo, 0},
+	{"hello", -1, cmd_hello, 0},
+	{"quit", -1, cmd_quit, 0},
+	{"select", 2, cmd_select, 0},
+	{"command", -1, cmd_command, 0},
+	{"client", -2, cmd_client, 0},
+	{"config", -2, cmd_config, 0},
+	{"info", -1, cmd_info, 0},
+	{"dbsize", 1, cmd_dbsize, 'r'},
+	{"readonly", 1, cmd_readonly, 0},
+	{"readwrite", 1, cmd_readwrite, 0},
+	{"expire", -3, cmd_expire, 'w'},
+	{"pexpire", -3, cmd_pexpire, 'w'},
+	{"expireat", -3, cmd_expireat, 'w'},
+	{"pexpireat", -3, cmd_pexpireat, 'w'},
+	{"persist", 2, cmd_persist, 'w'},
+	{"ttl", 2, cmd_ttl, 'r'},
+	{"pttl", 2, cmd_pttl, 'r'},
+	{"scan", -2, cmd_scan, 'r'},
 };
 
 /* Redis's words for an unknown command: the name and the first arguments, 128 bytes of each
@@ -848,6 +1307,7 @@ static int on_command(void *arg, struct net_resp_conn *c, uint64_t slot,
 		if (k->rw == 'w') {
 			cl->wrote = true;
 			cl->write_slot = slot;
+			x.write = true;
 		}
 		k->fn(&x);
 		return 0;
@@ -889,6 +1349,7 @@ int node_resp_open(struct node_shell *s)
 
 void node_resp_flush(struct node_shell *s)
 {
+	retry_due(s);
 	if (s->resp_server != NULL)
 		net_resp_server_flush(s->resp_server);
 }
@@ -907,6 +1368,12 @@ void node_resp_close(struct node_shell *s)
 
 void node_resp_free(struct node_shell *s)
 {
+	while (retry_head != NULL) {
+		struct ctx *ctx = retry_head;
+		retry_head = ctx->next;
+		node_resp_ctx_free(ctx);
+	}
+	retry_tail = NULL;
 	net_resp_server_free(s->resp_server);
 	s->resp_server = NULL;
 }

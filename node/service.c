@@ -290,7 +290,8 @@ static void serve_mget(struct node *n, struct node_req *r)
 		kvs[i].key = rq->keys[i];
 		void *v = NULL;
 		size_t vl = 0;
-		rc = kv_get(n->kv, r->group, rq->keys[i].data, rq->keys[i].len, &v, &vl);
+		rc = kv_get(n->kv, r->group, rq->keys[i].data, rq->keys[i].len, node_wall_ms(n), &v,
+			    &vl, NULL);
 		if (rc == KV_OK) {
 			kvs[i].found = true;
 			kvs[i].value.data = v;
@@ -318,17 +319,24 @@ static void serve_read(struct node *n, struct node_req *r)
 	       r->index <= raft_applied_of(node_group(n, r->group)->raft));
 	Ringraft__Kv__Request *rq = r->rq;
 	Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
-	if (rq->op == RINGRAFT__KV__OP__GET) {
+	if (rq->op == RINGRAFT__KV__OP__GET || rq->op == RINGRAFT__KV__OP__TTL) {
+		/* TTL: what is left by this node's clock, -1 with no expiry, -2 when absent */
+		bool ttl = rq->op == RINGRAFT__KV__OP__TTL;
 		void *v = NULL;
 		size_t vl = 0;
-		int rc = kv_get(n->kv, r->group, rq->key.data, rq->key.len, &v, &vl);
+		uint64_t now = node_wall_ms(n), e = 0;
+		int rc = kv_get(n->kv, r->group, rq->key.data, rq->key.len, now, ttl ? NULL : &v,
+				&vl, &e);
 		if (rc == KV_OK) {
 			resp.code = RINGRAFT__KV__CODE__OK;
 			resp.found = true;
 			resp.value.data = v;
 			resp.value.len = vl;
+			resp.expire_at_ms = e;
+			resp.number = e == 0 ? -1 : e > now ? (int64_t)(e - now) : 0;
 		} else if (rc == KV_NOT_FOUND) {
-			resp.code = RINGRAFT__KV__CODE__NOT_FOUND;
+			resp.code = ttl ? RINGRAFT__KV__CODE__OK : RINGRAFT__KV__CODE__NOT_FOUND;
+			resp.number = -2;
 		} else {
 			read_failed(n, r, &resp, rc, "a read");
 		}
@@ -347,7 +355,7 @@ static void serve_read(struct node *n, struct node_req *r)
 	uint32_t limit = rq->limit ? rq->limit : KV_SCAN_DEFAULT;
 	if (limit > KV_SCAN_MAX)
 		limit = KV_SCAN_MAX;
-	int rc = kv_scan(n->kv, r->group, rq->key.data, rq->key.len,
+	int rc = kv_scan(n->kv, r->group, node_wall_ms(n), rq->key.data, rq->key.len,
 			 rq->end_key.len ? rq->end_key.data : NULL, rq->end_key.len, limit, scan_cb,
 			 &a, &next, &next_len);
 	if (a.oom) {
@@ -581,6 +589,12 @@ static void propose(struct node *n, struct node_req *r, struct node_group *g)
 		c.value = NULL;
 		c.value_len = 0;
 	}
+	const char *why = NULL;
+	if (node_expire_prepare(n, rq, &c, &why) != 0) {
+		free(items);
+		req_error(n, r, RINGRAFT__KV__CODE__INVALID, why);
+		return;
+	}
 	struct raft_buf buf = {0};
 	int rc = kv_cmd_encode(n->kv, &c, &buf);
 	free(items);
@@ -768,12 +782,15 @@ static void handle(struct node *n, struct node_req *r)
 		break;
 	case RINGRAFT__KV__OP__INCRBY:
 	case RINGRAFT__KV__OP__GET:
+	case RINGRAFT__KV__OP__TTL:
+	case RINGRAFT__KV__OP__EXPIRE:
+	case RINGRAFT__KV__OP__PERSIST:
 	case RINGRAFT__KV__OP__PUT:
 	case RINGRAFT__KV__OP__DELETE:
 	case RINGRAFT__KV__OP__CAS:
 		if (!key_ok(n, r))
 			return;
-		if (rq->op != RINGRAFT__KV__OP__GET && rq->value.len > n->cfg.value_max) {
+		if (rq->value.len > n->cfg.value_max) {
 			req_error(n, r, RINGRAFT__KV__CODE__TOO_LARGE, "value over --value-max");
 			return;
 		}
@@ -807,9 +824,10 @@ static void handle(struct node *n, struct node_req *r)
 	}
 	r->write = rq->op == RINGRAFT__KV__OP__PUT || rq->op == RINGRAFT__KV__OP__DELETE ||
 		   rq->op == RINGRAFT__KV__OP__CAS || rq->op == RINGRAFT__KV__OP__INCRBY ||
-		   rq->op == RINGRAFT__KV__OP__MSET || rq->op == RINGRAFT__KV__OP__MDEL;
+		   rq->op == RINGRAFT__KV__OP__MSET || rq->op == RINGRAFT__KV__OP__MDEL ||
+		   rq->op == RINGRAFT__KV__OP__EXPIRE || rq->op == RINGRAFT__KV__OP__PERSIST;
 	if ((rq->op == RINGRAFT__KV__OP__GET || rq->op == RINGRAFT__KV__OP__SCAN ||
-	     rq->op == RINGRAFT__KV__OP__MGET) &&
+	     rq->op == RINGRAFT__KV__OP__MGET || rq->op == RINGRAFT__KV__OP__TTL) &&
 	    rq->consistency == RINGRAFT__KV__CONSISTENCY__SERIALIZABLE) {
 		/* A recovering replica's state may lack acknowledged writes: the client goes to
 		 * the leader instead (the hint), never to what this replica holds. */

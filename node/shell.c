@@ -59,6 +59,14 @@ static uint64_t io_now_ms(void *arg)
 	return node_shell_now_ms();
 }
 
+static uint64_t io_wall_ms(void *arg)
+{
+	(void)arg;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 static uint64_t io_now_ns(void *arg)
 {
 	(void)arg;
@@ -463,6 +471,7 @@ int node_open(const struct node_config *cfg, struct node_shell **out)
 		.seed = uv_hrtime() ^ (uint64_t)getpid() << 32,
 		.now_ms = io_now_ms,
 		.now_ns = io_now_ns,
+		.wall_ms = io_wall_ms,
 		.peer_send = io_peer_send,
 		.peer_send_packed = io_peer_send_packed,
 		.peer_up = io_peer_up,

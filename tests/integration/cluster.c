@@ -319,6 +319,15 @@ static void dump_log(const struct cnode *n, int lines)
 		fprintf(stderr, "(no log)\n");
 }
 
+/* The nodes' loopback addresses: 127.0.0.<base>, <base>+1, <base>+2, with base 11 unless
+ * RINGRAFT_TEST_IP_BASE says otherwise (so that two people's tests can run side by side). */
+static int ip_base(void)
+{
+	const char *e = getenv("RINGRAFT_TEST_IP_BASE");
+	int b = e && *e ? atoi(e) : 11;
+	return b >= 1 && b <= 250 ? b : 11;
+}
+
 struct cluster *cluster_start(const struct cluster_opts *opts)
 {
 	install_handlers();
@@ -372,7 +381,7 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 		bool ok = true;
 		for (int i = 1; i <= CLUSTER_NODES && ok; i++) {
 			char ip[32];
-			snprintf(ip, sizeof ip, "127.0.0.1%d", i);
+			snprintf(ip, sizeof ip, "127.0.0.%d", ip_base() + i - 1);
 			ok = port_free(ip, b) && port_free(ip, b + 1) &&
 			     (!c->o.resp || port_free(ip, b + 2)) &&
 			     (!c->o.metrics || port_free(ip, b + 3));
@@ -387,12 +396,14 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 	size_t off = 0, eoff = 0;
 	for (int i = 1; i <= CLUSTER_NODES; i++) {
 		struct cnode *n = &c->nodes[i - 1];
-		snprintf(n->client_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base);
-		snprintf(n->peer_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base + 1);
+		snprintf(n->client_addr, ADDR_LEN, "127.0.0.%d:%d", ip_base() + i - 1, base);
+		snprintf(n->peer_addr, ADDR_LEN, "127.0.0.%d:%d", ip_base() + i - 1, base + 1);
 		if (c->o.resp)
-			snprintf(n->resp_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base + 2);
+			snprintf(n->resp_addr, ADDR_LEN, "127.0.0.%d:%d", ip_base() + i - 1,
+				 base + 2);
 		if (c->o.metrics)
-			snprintf(n->metrics_addr, ADDR_LEN, "127.0.0.1%d:%d", i, base + 3);
+			snprintf(n->metrics_addr, ADDR_LEN, "127.0.0.%d:%d", ip_base() + i - 1,
+				 base + 3);
 		snprintf(n->dir, sizeof n->dir, "%s/n%d", c->root, i);
 		snprintf(n->log, sizeof n->log, "%s/n%d.log", c->root, i);
 		off += (size_t)snprintf(c->cluster_arg + off, sizeof c->cluster_arg - off,

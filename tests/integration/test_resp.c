@@ -168,9 +168,9 @@ START_TEST(test_redis_cli_session)
 	cli_is(2, "SET absent v XX", "");
 	cli_is(2, "GET absent", "");
 	cli_is(3, "SET k v4 GET", "v3");
-	cli_is(1, "SET k v EX 10",
-	       "ERR expiry (EX, PX, EXAT, PXAT, KEEPTTL) is not supported by "
-	       "ringraft yet");
+	cli_is(1, "SET k v EX 0", "ERR invalid expire time in 'set' command");
+	cli_is(1, "SET k v EX 10 PX 5", "ERR syntax error");
+	cli_is(1, "SET k v EX ten", "ERR value is not an integer or out of range");
 	cli_is(1, "SET k v NX XX", "ERR syntax error");
 	cli_is(1, "GETDEL k", "v4");
 	cli_is(2, "GETDEL k", "");

@@ -27,10 +27,28 @@ START_TEST(test_durations)
 	ck_assert_int_eq(kvctl_parse_duration_ms("2m"), 120000);
 	ck_assert_int_eq(kvctl_parse_duration_ms("3"), 3000);
 	ck_assert_int_eq(kvctl_parse_duration_ms("x"), -1);
-	ck_assert_int_eq(kvctl_parse_duration_ms("5h"), -1);
+	ck_assert_int_eq(kvctl_parse_duration_ms("5h"), 5 * 3600000);
+	ck_assert_int_eq(kvctl_parse_duration_ms("7d"), 7 * 86400000LL);
+	ck_assert_int_eq(kvctl_parse_duration_ms("5y"), -1);
+	ck_assert_int_eq(kvctl_parse_duration_ms("40000d"), -1); /* over 10^12 ms */
 	ck_assert_int_eq(kvctl_parse_duration_ms("-1s"), -1);
 	ck_assert_int_eq(kvctl_parse_duration_ms(""), -1);
 	ck_assert_int_eq(kvctl_parse_duration_ms("nan"), -1);
+}
+END_TEST
+
+START_TEST(test_ttl_flag)
+{
+	struct kvctl_args a;
+	ck_assert_int_eq(parse(&a, NULL, 4, "put", "--ttl", "500ms", "k"), 0);
+	ck_assert_uint_eq(a.ttl_ms, 500);
+	ck_assert(a.seen & KVCTL_F_TTL);
+	ck_assert_int_eq(parse(&a, NULL, 3, "put", "--ttl=2h", "k"), 0);
+	ck_assert_uint_eq(a.ttl_ms, 7200000);
+	ck_assert_int_eq(parse(&a, NULL, 4, "put", "--ttl", "0", "k"), KVCTL_EXIT_USAGE);
+	ck_assert_int_eq(parse(&a, NULL, 4, "put", "--ttl", "soon", "k"), KVCTL_EXIT_USAGE);
+	ck_assert_int_eq(parse(&a, NULL, 2, "put", "k"), 0);
+	ck_assert_uint_eq(a.ttl_ms, 0);
 }
 END_TEST
 
@@ -116,6 +134,7 @@ int main(void)
 	Suite *s = suite_create("kvctl_args");
 	TCase *t = tcase_create("args");
 	tcase_add_test(t, test_durations);
+	tcase_add_test(t, test_ttl_flag);
 	tcase_add_test(t, test_defaults_and_env);
 	tcase_add_test(t, test_flags_anywhere);
 	tcase_add_test(t, test_wal_passthrough);

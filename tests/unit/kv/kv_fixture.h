@@ -134,7 +134,7 @@ static inline void fx_expect(struct fx *f, uint32_t group, const char *k, const 
 {
 	void *v = NULL;
 	size_t n = 0;
-	int err = kv_get(f->kv, group, k, strlen(k), &v, &n);
+	int err = kv_get(f->kv, group, k, strlen(k), 0, &v, &n, NULL);
 	if (want == NULL) {
 		ck_assert_int_eq(err, KV_NOT_FOUND);
 		return;

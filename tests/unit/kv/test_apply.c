@@ -38,7 +38,7 @@ START_TEST(test_groups_are_separate)
 	ck_assert_int_eq(fx_apply_cmd(&f, 0, &c, NULL), KV_ENOGROUP);
 	void *v;
 	size_t n;
-	ck_assert_int_eq(kv_get(f.kv, KV_GROUPS_MAX + 1, "k", 1, &v, &n), KV_ENOGROUP);
+	ck_assert_int_eq(kv_get(f.kv, KV_GROUPS_MAX + 1, "k", 1, 0, &v, &n, NULL), KV_ENOGROUP);
 	fx_close(&f);
 }
 END_TEST

@@ -37,11 +37,11 @@ START_TEST(test_key_and_value_limits)
 	ck_assert_int_eq(r.res.code, KV_OK);
 	void *v;
 	size_t n;
-	ck_assert_int_eq(kv_get(f.kv, 1, key, KV_KEY_MAX, &v, &n), KV_OK);
+	ck_assert_int_eq(kv_get(f.kv, 1, key, KV_KEY_MAX, 0, &v, &n, NULL), KV_OK);
 	ck_assert_uint_eq(n, 1000);
 	free(v);
-	ck_assert_int_eq(kv_get(f.kv, 1, key, KV_KEY_MAX + 1, &v, &n), KV_EINVAL);
-	ck_assert_int_eq(kv_get(f.kv, 1, key, 0, &v, &n), KV_EINVAL);
+	ck_assert_int_eq(kv_get(f.kv, 1, key, KV_KEY_MAX + 1, 0, &v, &n, NULL), KV_EINVAL);
+	ck_assert_int_eq(kv_get(f.kv, 1, key, 0, 0, &v, &n, NULL), KV_EINVAL);
 	/* CAS expected value over the limit */
 	struct kv_cmd cas = {.op = KV_OP_CAS,
 			     .key = "k",
@@ -69,7 +69,7 @@ START_TEST(test_default_value_max_one_mib)
 	ck_assert_int_eq(fx_apply_cmd(&f, 1, &c, &r), KV_OK);
 	void *v;
 	size_t n;
-	ck_assert_int_eq(kv_get(f.kv, 1, "big", 3, &v, &n), KV_OK);
+	ck_assert_int_eq(kv_get(f.kv, 1, "big", 3, 0, &v, &n, NULL), KV_OK);
 	ck_assert_uint_eq(n, big);
 	free(v);
 	struct raft_buf b;
@@ -497,7 +497,7 @@ START_TEST(test_full_disk_then_space_again)
 	fx_expect(&f, 1, "k", NULL);
 	void *v;
 	size_t vl;
-	ck_assert_int_eq(kv_get(f.kv, 1, "big00000", 8, &v, &vl), KV_OK);
+	ck_assert_int_eq(kv_get(f.kv, 1, "big00000", 8, 0, &v, &vl, NULL), KV_OK);
 	free(v);
 	ck_assert_str_eq(kv_strerror(KV_ENOSPC),
 			 "no space left on the data directory's file system");
@@ -522,7 +522,7 @@ START_TEST(test_full_disk_then_space_again)
 	kv_close(f.kv);
 	ck_assert_int_eq(kv_open(f.dir, &o, &f.kv), KV_OK);
 	ck_assert_uint_eq(fx_applied(&f, 1), (raft_index)n);
-	ck_assert_int_eq(kv_get(f.kv, 1, "big00000", 8, &v, &vl), KV_OK);
+	ck_assert_int_eq(kv_get(f.kv, 1, "big00000", 8, 0, &v, &vl, NULL), KV_OK);
 	ck_assert_uint_eq(vl, 8192);
 	free(v);
 	free(mib);

@@ -119,7 +119,7 @@ static void check_against(struct fx *f, const struct model *m)
 	void *next = NULL, *from = NULL;
 	size_t next_len = 0, from_len = 0;
 	do {
-		ck_assert_int_eq(kv_scan(f->kv, 1, from, from_len, NULL, 0, 7, page_cb, &seen,
+		ck_assert_int_eq(kv_scan(f->kv, 1, 0, from, from_len, NULL, 0, 7, page_cb, &seen,
 					 &next, &next_len),
 				 KV_OK);
 		free(from);

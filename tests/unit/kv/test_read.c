@@ -41,7 +41,7 @@ START_TEST(test_scan_bounds_limit_continuation)
 	void *next;
 	size_t next_len;
 	/* [k05, k10): five keys, done */
-	ck_assert_int_eq(kv_scan(f.kv, 1, "k05", 3, "k10", 3, 0, seen_cb, &s, &next, &next_len),
+	ck_assert_int_eq(kv_scan(f.kv, 1, 0, "k05", 3, "k10", 3, 0, seen_cb, &s, &next, &next_len),
 			 KV_OK);
 	ck_assert_int_eq(s.n, 5);
 	ck_assert_str_eq(s.keys[0], "k05");
@@ -49,7 +49,7 @@ START_TEST(test_scan_bounds_limit_continuation)
 	ck_assert_ptr_null(next);
 	/* a start between keys; no end; limit 7 then resume from the continuation */
 	memset(&s, 0, sizeof s);
-	ck_assert_int_eq(kv_scan(f.kv, 1, "k035", 4, NULL, 0, 7, seen_cb, &s, &next, &next_len),
+	ck_assert_int_eq(kv_scan(f.kv, 1, 0, "k035", 4, NULL, 0, 7, seen_cb, &s, &next, &next_len),
 			 KV_OK);
 	ck_assert_int_eq(s.n, 7);
 	ck_assert_str_eq(s.keys[0], "k04");
@@ -60,9 +60,9 @@ START_TEST(test_scan_bounds_limit_continuation)
 	while (next) {
 		void *from = next;
 		size_t from_len = next_len;
-		ck_assert_int_eq(
-			kv_scan(f.kv, 1, from, from_len, NULL, 0, 7, seen_cb, &s, &next, &next_len),
-			KV_OK);
+		ck_assert_int_eq(kv_scan(f.kv, 1, 0, from, from_len, NULL, 0, 7, seen_cb, &s, &next,
+					 &next_len),
+				 KV_OK);
 		free(from);
 		rounds++;
 	}
@@ -73,17 +73,17 @@ START_TEST(test_scan_bounds_limit_continuation)
 		ck_assert(strcmp(s.keys[i - 1], s.keys[i]) < 0);
 	/* exactly limit keys left in range: done, no continuation */
 	memset(&s, 0, sizeof s);
-	ck_assert_int_eq(kv_scan(f.kv, 1, "k15", 3, NULL, 0, 5, seen_cb, &s, &next, &next_len),
+	ck_assert_int_eq(kv_scan(f.kv, 1, 0, "k15", 3, NULL, 0, 5, seen_cb, &s, &next, &next_len),
 			 KV_OK);
 	ck_assert_int_eq(s.n, 5);
 	ck_assert_ptr_null(next);
 	/* whole group from the start; an empty range */
 	memset(&s, 0, sizeof s);
-	ck_assert_int_eq(kv_scan(f.kv, 1, NULL, 0, NULL, 0, 0, seen_cb, &s, &next, &next_len),
+	ck_assert_int_eq(kv_scan(f.kv, 1, 0, NULL, 0, NULL, 0, 0, seen_cb, &s, &next, &next_len),
 			 KV_OK);
 	ck_assert_int_eq(s.n, 20);
 	memset(&s, 0, sizeof s);
-	ck_assert_int_eq(kv_scan(f.kv, 1, "k07", 3, "k07", 3, 0, seen_cb, &s, &next, &next_len),
+	ck_assert_int_eq(kv_scan(f.kv, 1, 0, "k07", 3, "k07", 3, 0, seen_cb, &s, &next, &next_len),
 			 KV_OK);
 	ck_assert_int_eq(s.n, 0);
 	ck_assert_ptr_null(next);
@@ -99,7 +99,7 @@ START_TEST(test_scan_stopped_by_callback)
 	struct seen s = {.stop_after = 3};
 	void *next;
 	size_t next_len;
-	ck_assert_int_eq(kv_scan(f.kv, 1, NULL, 0, NULL, 0, 0, seen_cb, &s, &next, &next_len),
+	ck_assert_int_eq(kv_scan(f.kv, 1, 0, NULL, 0, NULL, 0, 0, seen_cb, &s, &next, &next_len),
 			 KV_OK);
 	ck_assert_int_eq(s.n, 3);
 	ck_assert_ptr_nonnull(next);
@@ -108,16 +108,16 @@ START_TEST(test_scan_stopped_by_callback)
 	/* stopping at the last key in range: nothing to continue from */
 	memset(&s, 0, sizeof s);
 	s.stop_after = 2;
-	ck_assert_int_eq(kv_scan(f.kv, 1, "k08", 3, NULL, 0, 0, seen_cb, &s, &next, &next_len),
+	ck_assert_int_eq(kv_scan(f.kv, 1, 0, "k08", 3, NULL, 0, 0, seen_cb, &s, &next, &next_len),
 			 KV_OK);
 	ck_assert_int_eq(s.n, 2);
 	ck_assert_ptr_null(next);
 	/* bad arguments */
 	char big[KV_KEY_MAX + 1] = {0};
 	ck_assert_int_eq(
-		kv_scan(f.kv, 1, big, sizeof big, NULL, 0, 0, seen_cb, &s, &next, &next_len),
+		kv_scan(f.kv, 1, 0, big, sizeof big, NULL, 0, 0, seen_cb, &s, &next, &next_len),
 		KV_EINVAL);
-	ck_assert_int_eq(kv_scan(f.kv, 0, NULL, 0, NULL, 0, 0, seen_cb, &s, &next, &next_len),
+	ck_assert_int_eq(kv_scan(f.kv, 0, 0, NULL, 0, NULL, 0, 0, seen_cb, &s, &next, &next_len),
 			 KV_ENOGROUP);
 	fx_close(&f);
 }

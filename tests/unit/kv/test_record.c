@@ -47,7 +47,7 @@ START_TEST(test_get_and_scan_report_damage)
 	damaged(&f);
 	void *v = NULL;
 	size_t n = 0;
-	ck_assert_int_eq(kv_get(f.kv, 2, "m", 1, &v, &n), KV_ECORRUPT);
+	ck_assert_int_eq(kv_get(f.kv, 2, "m", 1, 0, &v, &n, NULL), KV_ECORRUPT);
 	ck_assert_ptr_null(v);
 	fx_expect_corrupt(&f, 2, "m");
 	/* The others are intact and readable. */
@@ -57,14 +57,14 @@ START_TEST(test_get_and_scan_report_damage)
 	struct seen s = {0};
 	void *next;
 	size_t next_len;
-	ck_assert_int_eq(kv_scan(f.kv, 2, NULL, 0, NULL, 0, 0, seen_cb, &s, &next, &next_len),
+	ck_assert_int_eq(kv_scan(f.kv, 2, 0, NULL, 0, NULL, 0, 0, seen_cb, &s, &next, &next_len),
 			 KV_ECORRUPT);
 	ck_assert_int_eq(s.n, 1);
 	ck_assert_str_eq(s.keys[0], "a");
 	ck_assert_ptr_null(next);
 	/* A scan that does not reach it is fine. */
 	memset(&s, 0, sizeof s);
-	ck_assert_int_eq(kv_scan(f.kv, 2, "n", 1, NULL, 0, 0, seen_cb, &s, &next, &next_len),
+	ck_assert_int_eq(kv_scan(f.kv, 2, 0, "n", 1, NULL, 0, 0, seen_cb, &s, &next, &next_len),
 			 KV_OK);
 	ck_assert_int_eq(s.n, 1);
 	/* The key name can be learnt with a short buffer: the full length is reported. */

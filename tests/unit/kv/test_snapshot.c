@@ -7,6 +7,7 @@
 #include <xxhash.h>
 
 #include "kv_fixture.h"
+#include "wal/crc32c.h"
 
 struct stream {
 	uint8_t *data;
@@ -240,22 +241,32 @@ static uint32_t le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* The same stream as an older ringraft wrote it (version 1): data values without their CRC. */
-static void to_version_1(const struct stream *in, struct stream *out)
+/* The same stream as an older ringraft wrote it: version 1, data values without their CRC;
+ * version 2, data values with a CRC of (key || value) and no expiry. */
+static void to_version(const struct stream *in, struct stream *out, int version)
 {
 	stream_add(out, in->data, 32);
-	out->data[8] = 1;
+	out->data[8] = (uint8_t)version;
 	size_t pos = 32;
 	while (in->data[pos] != 'E') {
 		uint8_t h[9];
 		memcpy(h, in->data + pos, 9);
 		uint32_t kl = le32(h + 1), vl = le32(h + 5);
-		size_t skip = h[0] == 'D' ? 4 : 0;
+		size_t skip = h[0] == 'D' ? 12 : 0;
 		uint32_t nvl = vl - (uint32_t)skip;
+		uint32_t crc_len = h[0] == 'D' && version == 2 ? 4 : 0;
 		for (int i = 0; i < 4; i++)
-			h[5 + i] = (uint8_t)(nvl >> (8 * i));
+			h[5 + i] = (uint8_t)((nvl + crc_len) >> (8 * i));
 		stream_add(out, h, 9);
 		stream_add(out, in->data + pos + 9, kl);
+		if (crc_len) {
+			const uint8_t *key = in->data + pos + 9, *val = key + kl + skip;
+			uint32_t crc = wal_crc32c(wal_crc32c(0, key, kl), val, nvl);
+			uint8_t c[4];
+			for (int i = 0; i < 4; i++)
+				c[i] = (uint8_t)(crc >> (8 * i));
+			stream_add(out, c, 4);
+		}
 		stream_add(out, in->data + pos + 9 + kl + skip, nvl);
 		pos += 9 + kl + vl;
 	}
@@ -283,8 +294,20 @@ START_TEST(test_stream_values_checked)
 	p[10] ^= 0x01;
 	reseal(&st);
 	struct stream v1 = {0};
-	to_version_1(&st, &v1);
-	ck_assert_uint_eq(v1.len, st.len - 21 * 4);
+	to_version(&st, &v1, 1);
+	ck_assert_uint_eq(v1.len, st.len - 21 * 12);
+	struct stream v2 = {0};
+	to_version(&st, &v2, 2);
+	ck_assert_uint_eq(v2.len, st.len - 21 * 8);
+	restore_all(&b, 2, &v2, 100, KV_OK);
+	fx_expect(&b, 2, "v", "stream-victim-0123456789");
+	/* a version 2 stream's CRC is checked too */
+	uint8_t *q = memmem(v2.data, v2.len, "stream-victim-0123456789", 24);
+	ck_assert_ptr_nonnull(q);
+	q[3] ^= 0x01;
+	reseal(&v2);
+	restore_all(&b, 2, &v2, 100, KV_ECORRUPT);
+	free(v2.data);
 	restore_all(&b, 2, &v1, 100, KV_OK);
 	uint8_t da[KV_DIGEST_BYTES], db[KV_DIGEST_BYTES];
 	ck_assert_int_eq(kv_digest(a.kv, 2, da, NULL), KV_OK);
