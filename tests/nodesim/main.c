@@ -5,6 +5,7 @@
  *                                         seeds S..S+N-1, one forked process each
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,34 @@
 #define SEED_WALL_S 60 /* a child taking longer is a hang: the seed fails */
 
 static const char *prog = "nodesim";
+
+/* The seed being run in this process, for exit_cb. */
+static bool in_run;
+static uint64_t run_seed;
+
+/* The engine ends the process on a fatal error (node_fatal: exit(1)); a run that ends so has
+ * failed, and says which seed it was and removes its node directories. */
+static void exit_cb(int status, void *arg)
+{
+	(void)arg;
+	if (!in_run)
+		return;
+	in_run = false;
+	printf("FAIL seed %" PRIu64 ": the process exited inside the run (status %d)\n"
+	       "  replay: build/tests/nodesim/nodesim run --seed %" PRIu64 " --trace\n",
+	       run_seed, status, run_seed);
+	fflush(stdout);
+	ns_remove_root(NULL, (int)getpid(), run_seed);
+}
+
+static void run_seed_once(uint64_t seed, bool trace, struct ns_result *r)
+{
+	struct ns_opts o = {.seed = seed, .trace = trace};
+	in_run = true;
+	run_seed = seed;
+	ns_run(&o, r);
+	in_run = false;
+}
 
 static void usage(FILE *f)
 {
@@ -42,6 +71,28 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* What a sweep child tells its parent (one write, under PIPE_BUF: atomic). */
+struct report {
+	uint64_t seed, ops, probe_ms;
+	uint64_t count[NS_C_COUNT];
+};
+
+static int report_fd = -1; /* a sweep child's end of the pipe */
+
+static void print_counts(const uint64_t *count, const uint64_t *seeds_with)
+{
+	for (int i = 0; i < NS_C_COUNT; i++) {
+		printf("%s%s %" PRIu64,
+		       i == 0       ? "  covered: "
+		       : i % 4 == 0 ? ",\n    "
+				    : ", ",
+		       ns_count_names[i], count[i]);
+		if (seeds_with != NULL)
+			printf(" (%" PRIu64 " seeds)", seeds_with[i]);
+	}
+	printf("\n");
+}
+
 static void print_fail(const struct ns_result *r, uint64_t seed)
 {
 	printf("FAIL seed %" PRIu64 " (%d nodes, %d groups, mix %s): %s\n"
@@ -51,9 +102,8 @@ static void print_fail(const struct ns_result *r, uint64_t seed)
 
 static int cmd_run(uint64_t seed, bool trace)
 {
-	struct ns_opts o = {.seed = seed, .trace = trace};
 	struct ns_result r;
-	ns_run(&o, &r);
+	run_seed_once(seed, trace, &r);
 	if (!r.ok) {
 		print_fail(&r, seed);
 		return 1;
@@ -61,15 +111,16 @@ static int cmd_run(uint64_t seed, bool trace)
 	printf("ok seed %" PRIu64 " (%d nodes, %d groups, mix %s): %zu operations (%zu ok), "
 	       "%zu events, trace %016" PRIx64 "\n",
 	       seed, r.nodes, r.groups, r.mix, r.ops, r.ok_ops, r.events, r.hash);
+	printf("  slowest liveness probe: %" PRIu64 " ms\n", r.probe_ms);
+	print_counts(r.count, NULL);
 	return 0;
 }
 
 static int cmd_replay(uint64_t seed)
 {
-	struct ns_opts o = {.seed = seed};
 	struct ns_result a, b;
-	ns_run(&o, &a);
-	ns_run(&o, &b);
+	run_seed_once(seed, false, &a);
+	run_seed_once(seed, false, &b);
 	if (a.hash != b.hash || a.ok != b.ok || a.events != b.events) {
 		printf("FAIL seed %" PRIu64 ": not deterministic (trace %016" PRIx64
 		       " then %016" PRIx64 ", events %zu then %zu)\n",
@@ -84,9 +135,12 @@ static int cmd_replay(uint64_t seed)
 static int child(uint64_t seed)
 {
 	alarm(SEED_WALL_S);
-	struct ns_opts o = {.seed = seed};
 	struct ns_result r;
-	ns_run(&o, &r);
+	run_seed_once(seed, false, &r);
+	struct report rep = {.seed = seed, .ops = r.ops, .probe_ms = r.probe_ms};
+	memcpy(rep.count, r.count, sizeof rep.count);
+	if (write(report_fd, &rep, sizeof rep) != (ssize_t)sizeof rep)
+		perror("nodesim: report");
 	if (!r.ok) {
 		print_fail(&r, seed);
 		fflush(stdout);
@@ -104,6 +158,14 @@ static int cmd_sweep(uint64_t from, uint64_t n, int jobs)
 	pid_t pids[64];
 	uint64_t seeds[64];
 	memset(pids, 0, sizeof pids);
+	int fds[2];
+	if (pipe(fds) < 0 || fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0) {
+		perror("pipe");
+		return 2;
+	}
+	report_fd = fds[1];
+	uint64_t total[NS_C_COUNT] = {0}, with[NS_C_COUNT] = {0}, ops_min = UINT64_MAX,
+		 ops_min_seed = 0, reported = 0, probe_max = 0, probe_max_seed = 0;
 	fflush(stdout);
 	while (done < n) {
 		while (running < jobs && next < from + n) {
@@ -127,6 +189,22 @@ static int cmd_sweep(uint64_t from, uint64_t n, int jobs)
 			perror("wait");
 			return 2;
 		}
+		struct report rep;
+		while (read(fds[0], &rep, sizeof rep) == (ssize_t)sizeof rep) {
+			reported++;
+			for (int i = 0; i < NS_C_COUNT; i++) {
+				total[i] += rep.count[i];
+				with[i] += rep.count[i] > 0;
+			}
+			if (rep.probe_ms > probe_max) {
+				probe_max = rep.probe_ms;
+				probe_max_seed = rep.seed;
+			}
+			if (rep.ops < ops_min) {
+				ops_min = rep.ops;
+				ops_min_seed = rep.seed;
+			}
+		}
 		for (int i = 0; i < jobs; i++) {
 			if (pids[i] != p)
 				continue;
@@ -144,6 +222,8 @@ static int cmd_sweep(uint64_t from, uint64_t n, int jobs)
 					       WTERMSIG(st) == SIGALRM ? " (a hang)" : "",
 					       seeds[i]);
 				fflush(stdout);
+				/* a child killed by a signal left its node directories */
+				ns_remove_root(NULL, (int)p, seeds[i]);
 			}
 		}
 	}
@@ -151,6 +231,15 @@ static int cmd_sweep(uint64_t from, uint64_t n, int jobs)
 	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	printf("nodesim sweep: %" PRIu64 " seeds from %" PRIu64 ", %" PRIu64 " failed, %.1f s\n", n,
 	       from, failed, s);
+	if (reported > 0) {
+		printf("  client operations per seed: at least %" PRIu64 " (seed %" PRIu64 ")\n",
+		       ops_min, ops_min_seed);
+		printf("  slowest liveness probe: %" PRIu64 " ms (seed %" PRIu64 ")\n", probe_max,
+		       probe_max_seed);
+		print_counts(total, with);
+	}
+	close(fds[0]);
+	close(fds[1]);
 	return failed ? 1 : 0;
 }
 
@@ -160,6 +249,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	on_exit(exit_cb, NULL);
 	const char *cmd = argv[1];
 	uint64_t seed = 0, seeds = 0, from = 1, jobs = 2;
 	bool have_seed = false, trace = false;

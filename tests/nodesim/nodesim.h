@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define NS_NODES_MAX   5
-#define NS_CLIENTS_MAX 8
+#define NS_CLIENTS_MAX 16 /* clients and the liveness probes (one per node) */
 #define NS_KEYS_MAX    8
 
 struct ns_opts {
@@ -22,6 +22,32 @@ struct ns_opts {
 	const char *root; /* where node directories go (default /dev/shm) */
 };
 
+/* What a run exercised (a sweep adds them up, to show which paths its seeds reach). */
+enum ns_count {
+	NS_C_CRASH,       /* nodes crashed */
+	NS_C_WIPE,        /* of those, data directories lost (a new incarnation) */
+	NS_C_STRIKE,      /* majority crashes right after an acknowledged write */
+	NS_C_PAUSE,       /* nodes paused */
+	NS_C_PARTITION,   /* partitions begun */
+	NS_C_WAL_BATCH,   /* WAL batches written (made durable) */
+	NS_C_WAL_LOST,    /* WAL batches lost in a crash before their fsync ended */
+	NS_C_COMPACT,     /* WAL compactions */
+	NS_C_SNAP_CHUNK,  /* InstallSnapshot chunks delivered */
+	NS_C_TIMEOUT_NOW, /* leadership transfers (TimeoutNow delivered) */
+	NS_C_TERM_QUERY,  /* recovering replicas' term queries delivered */
+	NS_C_FWD_REQ,     /* forwarded client requests delivered */
+	NS_C_FWD_RESP,    /* forwarded answers delivered */
+	NS_C_DIGEST,      /* group digests delivered (scrub) */
+	NS_C_OK_READ,     /* client operations answered ok, by kind */
+	NS_C_OK_WRITE,
+	NS_C_OK_CAS,
+	NS_C_OK_INCR,
+	NS_C_FAIL, /* answered with a definite failure */
+	NS_C_INFO, /* indeterminate (timeout, leader lost, node crashed) */
+	NS_C_COUNT
+};
+extern const char *const ns_count_names[NS_C_COUNT];
+
 /* What a run found. */
 struct ns_result {
 	bool ok;
@@ -29,11 +55,18 @@ struct ns_result {
 	uint64_t hash;      /* of the history and the event count: replay compares it */
 	size_t ops, ok_ops; /* client operations completed, and of those ok */
 	size_t events;
+	uint64_t count[NS_C_COUNT];
+	uint64_t probe_ms; /* the slowest liveness probe: ms from the heal to its ok */
 	int nodes, groups;
 	const char *mix;
 };
 
 /* Runs one seed (world.c). */
 void ns_run(const struct ns_opts *o, struct ns_result *r);
+
+/* The directory a run of seed in process pid keeps its nodes in (root NULL: /dev/shm). */
+void ns_root_path(char *buf, size_t len, const char *root, int pid, uint64_t seed);
+/* Removes it (the sweep does, for a child that died before it could). */
+void ns_remove_root(const char *root, int pid, uint64_t seed);
 
 #endif

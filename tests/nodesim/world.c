@@ -4,6 +4,7 @@
  * Time is virtual, in ms. Events sit in one heap ordered by (time, sequence), so equal times
  * keep the order they were made in and a seed replays exactly.
  */
+#include <assert.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -16,17 +17,65 @@
 #include "jepsen-lite/history.h"
 #include "jepsen-lite/linearizable.h"
 #include "kv/kv.h"
+#include "kv/ring.h"
 #include "node/engine.h"
 #include "node/log.h"
+#include "node/node_limits.h"
 #include "proto/kv.pb-c.h"
 #include "proto/raft.pb-c.h"
+#include "raft/raft.h"
 #include "raft/rand.h"
 #include "tests/nodesim/nodesim.h"
 #include "wal/wal.h"
 
+const char *const ns_count_names[NS_C_COUNT] = {
+	[NS_C_CRASH] = "crashes",
+	[NS_C_WIPE] = "wipes",
+	[NS_C_STRIKE] = "crashes-after-ack",
+	[NS_C_PAUSE] = "pauses",
+	[NS_C_PARTITION] = "partitions",
+	[NS_C_WAL_BATCH] = "wal-batches",
+	[NS_C_WAL_LOST] = "wal-batches-lost",
+	[NS_C_COMPACT] = "wal-compactions",
+	[NS_C_SNAP_CHUNK] = "snapshot-chunks",
+	[NS_C_TIMEOUT_NOW] = "leader-transfers",
+	[NS_C_TERM_QUERY] = "term-queries",
+	[NS_C_FWD_REQ] = "forwarded-requests",
+	[NS_C_FWD_RESP] = "forwarded-answers",
+	[NS_C_DIGEST] = "digests",
+	[NS_C_OK_READ] = "ok-reads",
+	[NS_C_OK_WRITE] = "ok-writes",
+	[NS_C_OK_CAS] = "ok-cas",
+	[NS_C_OK_INCR] = "ok-increments",
+	[NS_C_FAIL] = "fail",
+	[NS_C_INFO] = "info",
+};
+
+/* Liveness: from the heal on, a put through each node (its probe, following NOT_LEADER hints
+ * as any client does, and tried again every PROBE_RETRY_MS while it fails or times out) must
+ * be answered ok within PROBE_MS. Seeds 1..2000: the slowest took 755 ms (a restarted node,
+ * elections with timeouts up to 2 x 360 ms). */
+#define PROBE_RETRY_MS 100
+#define PROBE_MS       2000
+
+/* In the crash mixes, one acknowledged write in STRIKE_ONE_IN (at most one per STRIKE_GAP_MS)
+ * is followed at once by a majority crash (EV_STRIKE). */
+#define STRIKE_ONE_IN 20
+#define STRIKE_GAP_MS 300
+
 /* ------------------------------------------------------------------------------ events */
 
-enum ev_type { EV_DELIVER, EV_DISK, EV_TICK, EV_CLIENT, EV_NEMESIS, EV_RESTART, EV_RESUME };
+enum ev_type {
+	EV_DELIVER,
+	EV_DISK,
+	EV_TICK,
+	EV_CLIENT,
+	EV_NEMESIS,
+	EV_RESTART,
+	EV_RESUME,
+	EV_HEAL,
+	EV_STRIKE, /* a majority crashes, right after a write was acknowledged */
+};
 
 struct ev {
 	uint64_t t, seq;
@@ -106,6 +155,7 @@ struct simnode {
 	uint32_t rate_pm;       /* its clock runs at rate_pm/1000 of real time */
 	uint64_t clock_base_ms; /* its clock at virtual time 0 */
 	bool writing;           /* a WAL batch is with the simulated disk */
+	bool clean_at_crash;    /* crashed: no hosted group's durable state said recovering */
 	struct wal_batch *batch;
 	bool compact;
 };
@@ -121,6 +171,12 @@ struct client {
 	int proc;           /* its process id in the history: a new one after an info */
 	bool ok_after_heal; /* liveness: an ok write completed after the heal */
 	bool write_after_heal;
+	uint8_t *rq_buf; /* the operation's request, packed (sent again to a hinted node) */
+	size_t rq_len;
+	int hints;         /* NOT_LEADER hints followed for this operation */
+	int retry_to;      /* the node to try next (a hint being followed), or 0 */
+	int probe;         /* a liveness probe: its node (0: an ordinary client) */
+	uint64_t probe_ok; /* when the probe's write was answered ok (0: not yet) */
 };
 
 struct reply_ctx {
@@ -133,7 +189,9 @@ struct world {
 	struct raft_rand rng;
 	struct heap q;
 	uint64_t now, seq, events;
+	uint64_t trace_hash; /* of every event handled (replay compares it) */
 	int N, G, C, K;
+	int CT; /* clients and probes: clients[0, C) are clients, [C, CT) the probes */
 	struct simnode nodes[NS_NODES_MAX + 1];
 	bool cut[NS_NODES_MAX + 1][NS_NODES_MAX + 1];    /* a partition: cut[a][b] == cut[b][a] */
 	bool linked[NS_NODES_MAX + 1][NS_NODES_MAX + 1]; /* link up as both ends know it */
@@ -142,7 +200,8 @@ struct world {
 	uint32_t delay_max;
 	uint32_t disk_max;
 	const char *mix;
-	bool crashes, partitions, pauses, drift;
+	bool crashes, partitions, pauses, drift, wipes;
+	uint64_t strike_last; /* the last EV_STRIKE */
 	uint64_t fault_end, heal_end, end;
 	bool healed;
 	struct client clients[NS_CLIENTS_MAX];
@@ -153,6 +212,7 @@ struct world {
 	uint64_t ctr_ok, ctr_info, ctr_max;
 	uint8_t *ctr_seen; /* [value]: some acknowledged increment returned it */
 	size_t ctr_seen_cap;
+	int64_t known[NS_KEYS_MAX]; /* the value last read or written ok (JL_NIL: none) */
 	char *hist;
 	size_t hist_len, hist_cap;
 	uint64_t hist_t; /* the last line's time */
@@ -335,10 +395,10 @@ static void io_wal_write(void *arg, struct wal_batch *b, bool compact)
 	s->writing = true;
 	s->batch = b;
 	s->compact = compact;
-	push(w, (struct ev){.t = w->now + rnd(w, 0, w->disk_max),
-			    .type = EV_DISK,
-			    .node = s->id,
-			    .gen = s->gen});
+	uint32_t ms = rnd(w, 0, w->disk_max);
+	if (w->crashes && rnd(w, 0, 7) == 0)
+		ms = rnd(w, 30, 120); /* a slow fsync: a longer window for a crash to lose */
+	push(w, (struct ev){.t = w->now + ms, .type = EV_DISK, .node = s->id, .gen = s->gen});
 }
 
 static void io_flush(void *arg)
@@ -447,15 +507,64 @@ static void node_start(struct world *w, struct simnode *s)
 	links_changed(w);
 }
 
+/* Does node s host group g? (As node/restore.c places groups: every node when there are at
+ * most NODE_REPLICAS, else kv_ring_place.) */
+static bool hosts(struct world *w, int id, uint32_t g)
+{
+	uint64_t ids[NS_NODES_MAX], out[NODE_REPLICAS];
+	for (int i = 0; i < w->N; i++)
+		ids[i] = (uint64_t)i + 1;
+	if (w->N <= NODE_REPLICAS)
+		return true;
+	size_t k = kv_ring_place(g, ids, (size_t)w->N, NODE_REPLICAS, out);
+	for (size_t i = 0; i < k; i++)
+		if (out[i] == (uint64_t)id)
+			return true;
+	return false;
+}
+
+/* Has every group the running node s hosts a durable hard state that is not recovering? */
+static bool durably_recovered(struct world *w, struct simnode *s)
+{
+	for (uint32_t g = 1; g <= (uint32_t)w->G; g++) {
+		if (!hosts(w, s->id, g))
+			continue;
+		struct wal_group_state st;
+		if (wal_group_state_copy(s->wal, g, &st) != WAL_OK || st.corrupt ||
+		    !st.has_hard_state || st.hard_state.recovering)
+			return false;
+	}
+	return true;
+}
+
+/* The rule that keeps a wipe from losing acknowledged data by definition (tests/sim/README.md,
+ * "Wiped replicas and the recovery rule"): at most one node has lost state and not durably
+ * left recovery. Every group has 3 voters here (NODE_REPLICAS), never fewer. */
+static bool may_wipe(struct world *w, int victim)
+{
+	for (int i = 1; i <= w->N; i++) {
+		struct simnode *u = &w->nodes[i];
+		if (i == victim)
+			continue;
+		if (u->alive ? !durably_recovered(w, u) : !u->clean_at_crash)
+			return false;
+	}
+	return true;
+}
+
 static void node_crash(struct world *w, struct simnode *s)
 {
 	if (!s->alive)
 		return;
 	trace(w, "node %d crashes%s", s->id, s->writing ? " (a WAL batch is lost)" : "");
+	w->r->count[NS_C_CRASH]++;
+	if (s->writing)
+		w->r->count[NS_C_WAL_LOST]++;
 	s->alive = false;
 	s->paused = false;
 	s->gen++;
 	links_changed(w); /* its peers see the link go down */
+	s->clean_at_crash = durably_recovered(w, s);
 	node_engine_close(s->n);
 	kv_close(s->kv);
 	wal_close(s->wal);
@@ -464,13 +573,15 @@ static void node_crash(struct world *w, struct simnode *s)
 	s->wal = NULL;
 	s->writing = false;
 	/* a client waiting on it learns nothing: its operation stays open (info) */
-	for (int c = 0; c < w->C; c++) {
+	for (int c = 0; c < w->CT; c++) {
 		struct client *cl = &w->clients[c];
 		if (cl->busy && cl->node == s->id) {
 			hist_op(w, c, "info", false, 0);
+			w->r->count[NS_C_INFO]++;
 			cl->proc +=
 				NS_CLIENTS_MAX; /* an open operation: the next is another process */
 			cl->busy = false;
+			cl->retry_to = 0;
 			push(w, (struct ev){.t = w->now + rnd(w, 1, 20),
 					    .type = EV_CLIENT,
 					    .client = c});
@@ -495,19 +606,29 @@ static void links_changed(struct world *w)
 			char addr[64];
 			if (up) {
 				snprintf(addr, sizeof addr, "10.0.0.%d:9000", b);
+				enter(x);
 				node_peer_up(x->n, (uint64_t)b, addr, y->incarnation);
 				snprintf(addr, sizeof addr, "10.0.0.%d:9000", a);
+				enter(y);
 				node_peer_up(y->n, (uint64_t)a, addr, x->incarnation);
 			} else {
-				if (x->alive)
+				if (x->alive) {
+					enter(x);
 					node_peer_down(x->n, (uint64_t)b);
-				if (y->alive)
+				}
+				if (y->alive) {
+					enter(y);
 					node_peer_down(y->n, (uint64_t)a);
+				}
 			}
-			if (x->alive && !x->paused)
+			if (x->alive && !x->paused) {
+				enter(x);
 				node_process(x->n);
-			if (y->alive && !y->paused)
+			}
+			if (y->alive && !y->paused) {
+				enter(y);
 				node_process(y->n);
+			}
 		}
 }
 
@@ -529,6 +650,45 @@ static int64_t parse_value(const ProtobufCBinaryData *v, bool *ok)
 	return x;
 }
 
+/* Submits the client's operation to node s (an attempt: the first, or a hint followed). */
+static void client_send(struct world *w, int c, struct simnode *s)
+{
+	struct client *cl = &w->clients[c];
+	cl->node = s->id;
+	cl->gen = s->gen;
+	struct reply_ctx *ctx = &w->rctx[c];
+	*ctx = (struct reply_ctx){w, c};
+	trace(w, "client %d -> node %d", c, s->id);
+	/* the engine frees the request with free_unpacked: it must be allocated as one */
+	Ringraft__Kv__Request *own = ringraft__kv__request__unpack(NULL, cl->rq_len, cl->rq_buf);
+	if (own == NULL)
+		abort();
+	enter(s);
+	node_submit(s->n, own, client_reply, ctx);
+	node_process(s->n);
+}
+
+/* The hinted node's attempt (EV_CLIENT with retry_to set): as cli/client.c does, a NOT_LEADER
+ * hint is followed at once with the same request (same client_id and seq). A hinted node that
+ * is down or paused now ends the operation as the NOT_LEADER did: it did not happen. */
+static void client_follow(struct world *w, int c)
+{
+	struct client *cl = &w->clients[c];
+	struct simnode *s = &w->nodes[cl->retry_to];
+	cl->retry_to = 0;
+	if (s->alive && !s->paused) {
+		client_send(w, c, s);
+		return;
+	}
+	hist_op(w, c, "fail", true, JL_NIL);
+	w->r->ops++;
+	w->r->count[NS_C_FAIL]++;
+	cl->busy = false;
+	push(w, (struct ev){.t = w->now + (cl->probe != 0 ? PROBE_RETRY_MS : rnd(w, 1, 15)),
+			    .type = EV_CLIENT,
+			    .client = c});
+}
+
 static void client_issue(struct world *w, int c)
 {
 	struct client *cl = &w->clients[c];
@@ -539,12 +699,17 @@ static void client_issue(struct world *w, int c)
 	for (int i = 1; i <= w->N; i++)
 		if (w->nodes[i].alive && !w->nodes[i].paused)
 			live[nl++] = i;
+	if (cl->probe != 0) {
+		/* after the heal every node runs: the probe writes through its own */
+		live[0] = cl->probe;
+		nl = 1;
+	}
 	if (nl == 0) {
 		push(w, (struct ev){.t = w->now + 50, .type = EV_CLIENT, .client = c});
 		return;
 	}
 	struct simnode *s = &w->nodes[live[rnd(w, 0, (uint32_t)nl - 1)]];
-	uint32_t p = rnd(w, 0, 99);
+	uint32_t p = cl->probe != 0 ? 50 /* a put */ : rnd(w, 0, 99);
 	cl->key = (int)rnd(w, 0, (uint32_t)w->K - 1);
 	cl->fn = p < 40 ? JL_READ : p < 78 ? JL_WRITE : p < 90 ? JL_CAS : JL_ADD;
 	cl->a = cl->b = 0;
@@ -572,7 +737,7 @@ static void client_issue(struct world *w, int c)
 		rq->seq = 0;
 	} else if (cl->fn == JL_READ) {
 		rq->op = RINGRAFT__KV__OP__GET;
-	} else if (cl->fn == JL_WRITE && rnd(w, 0, 9) == 0) {
+	} else if (cl->fn == JL_WRITE && cl->probe == 0 && rnd(w, 0, 9) == 0) {
 		rq->op = RINGRAFT__KV__OP__DELETE;
 		cl->a = JL_NIL;
 	} else if (cl->fn == JL_WRITE) {
@@ -580,7 +745,10 @@ static void client_issue(struct world *w, int c)
 		cl->a = ++w->next_value;
 	} else {
 		rq->op = RINGRAFT__KV__OP__CAS;
-		cl->a = (int64_t)rnd(w, 1, (uint32_t)w->next_value + 1); /* maybe the value held */
+		/* mostly the value last seen, so that many succeed; else any value written */
+		cl->a = w->known[cl->key] != JL_NIL && rnd(w, 0, 3) > 0
+				? w->known[cl->key]
+				: (int64_t)rnd(w, 1, (uint32_t)w->next_value + 1);
 		cl->b = ++w->next_value;
 		snprintf(exp, sizeof exp, "%" PRId64, cl->a);
 		rq->expected.data = (uint8_t *)strdup(exp);
@@ -592,28 +760,22 @@ static void client_issue(struct world *w, int c)
 		rq->value.len = strlen(val);
 	}
 	cl->busy = true;
-	cl->node = s->id;
-	cl->gen = s->gen;
+	cl->hints = 0;
+	cl->retry_to = 0;
 	hist_op(w, c, "invoke", false, 0);
-	struct reply_ctx *ctx = &w->rctx[c];
-	*ctx = (struct reply_ctx){w, c};
-	trace(w, "client %d -> node %d op %d key k%d", c, s->id, rq->op, cl->key);
-	/* rq is freed by the engine with free_unpacked: it must be allocated as one */
+	trace(w, "client %d op %d key k%d", c, rq->op, cl->key);
 	size_t len = ringraft__kv__request__get_packed_size(rq);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (buf == NULL)
+	free(cl->rq_buf);
+	cl->rq_buf = malloc(len ? len : 1);
+	if (cl->rq_buf == NULL)
 		abort();
-	ringraft__kv__request__pack(rq, buf);
+	cl->rq_len = len;
+	ringraft__kv__request__pack(rq, cl->rq_buf);
 	free(rq->key.data);
 	free(rq->value.data);
 	free(rq->expected.data);
 	free(rq);
-	Ringraft__Kv__Request *own = ringraft__kv__request__unpack(NULL, len, buf);
-	free(buf);
-	if (own == NULL)
-		abort();
-	node_submit(s->n, own, client_reply, ctx);
-	node_process(s->n);
+	client_send(w, c, s);
 }
 
 static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
@@ -630,6 +792,15 @@ static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
 	if (resp->id != cl->seq)
 		fail(w, "client %d got the answer to request %" PRIu64 " for its request %" PRIu64,
 		     c, (uint64_t)resp->id, cl->seq);
+	if (resp->code == RINGRAFT__KV__CODE__NOT_LEADER && resp->leader_hint >= 1 &&
+	    resp->leader_hint <= (uint64_t)w->N && (int)resp->leader_hint != cl->node &&
+	    cl->hints < 3) {
+		cl->hints++;
+		cl->retry_to = (int)resp->leader_hint;
+		trace(w, "client %d <- NOT_LEADER, hint: node %d", c, cl->retry_to);
+		push(w, (struct ev){.t = w->now + 1, .type = EV_CLIENT, .client = c});
+		return;
+	}
 	const char *type;
 	int64_t result = JL_NIL;
 	switch (resp->code) {
@@ -673,20 +844,51 @@ static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
 	case RINGRAFT__KV__CODE__NOT_FOUND:
 		/* a read of a missing key, or a delete of one: both happened */
 		type = "ok";
+		if (cl->fn == JL_CAS || (cl->fn == JL_WRITE && cl->a != JL_NIL))
+			fail(w, "client %d: NOT_FOUND to a put or cas", c);
 		break;
 	case RINGRAFT__KV__CODE__CAS_MISMATCH:
+		type = "fail";
+		if (cl->fn != JL_CAS)
+			fail(w, "client %d: CAS_MISMATCH to an operation that is not a cas", c);
+		break;
 	case RINGRAFT__KV__CODE__NOT_LEADER:
+	case RINGRAFT__KV__CODE__UNAVAILABLE:
+		type = "fail";
+		break;
 	case RINGRAFT__KV__CODE__INVALID:
 	case RINGRAFT__KV__CODE__TOO_LARGE:
 	case RINGRAFT__KV__CODE__WRONG_SHARD:
-	case RINGRAFT__KV__CODE__UNAVAILABLE:
+		/* definite, but the clients send only well-formed requests without a ring
+		 * epoch: such an answer is a bug (in the engine or here) */
 		type = "fail";
+		fail(w, "client %d: unexpected answer code %d (%s)", c, resp->code,
+		     resp->error ? resp->error : "");
 		break;
 	default:
 		type = "info";
 		break;
 	}
 	hist_op(w, c, type, true, result);
+	if (strcmp(type, "ok") == 0 && cl->fn != JL_READ && w->crashes && w->now < w->fault_end &&
+	    w->now >= w->strike_last + STRIKE_GAP_MS && rnd(w, 0, STRIKE_ONE_IN - 1) == 0) {
+		/* the moment a write acknowledged too early is most likely still in flight to
+		 * the disks of the nodes that acknowledged it (after this event: the engine that
+		 * answered is in its turn) */
+		w->strike_last = w->now;
+		push(w, (struct ev){.t = w->now,
+				    .type = EV_STRIKE,
+				    .node = (int)rnd(w, 1, (uint32_t)w->N)});
+	}
+	if (strcmp(type, "ok") == 0 && cl->fn != JL_ADD)
+		w->known[cl->key] = cl->fn == JL_READ ? result : cl->fn == JL_CAS ? cl->b : cl->a;
+	if (strcmp(type, "ok") == 0)
+		w->r->count[cl->fn == JL_READ    ? NS_C_OK_READ
+			    : cl->fn == JL_WRITE ? NS_C_OK_WRITE
+			    : cl->fn == JL_CAS   ? NS_C_OK_CAS
+						 : NS_C_OK_INCR]++;
+	else
+		w->r->count[strcmp(type, "fail") == 0 ? NS_C_FAIL : NS_C_INFO]++;
 	if (strcmp(type, "info") == 0)
 		cl->proc += NS_CLIENTS_MAX;
 	w->r->ops++;
@@ -697,10 +899,39 @@ static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
 	}
 	trace(w, "client %d <- code %d (%s)", c, resp->code, type);
 	cl->busy = false;
-	push(w, (struct ev){.t = w->now + rnd(w, 1, 15), .type = EV_CLIENT, .client = c});
+	if (cl->probe != 0 && strcmp(type, "ok") == 0) {
+		cl->probe_ok = w->now;
+		return; /* its one write is done */
+	}
+	push(w, (struct ev){.t = w->now + (cl->probe != 0 ? PROBE_RETRY_MS : rnd(w, 1, 15)),
+			    .type = EV_CLIENT,
+			    .client = c});
 }
 
 /* ------------------------------------------------------------------------------ nemesis */
+
+/* Crashes k running nodes from victim on (ids wrapping around); each restarts 50-1500 ms
+ * later, and a crash may also lose the node's data directory (a wipe) when may_wipe allows. */
+static void crash_nodes(struct world *w, int victim, int k)
+{
+	for (int j = 0; j < k; j++) {
+		struct simnode *x = &w->nodes[(victim - 1 + j) % w->N + 1];
+		if (!x->alive)
+			continue;
+		node_crash(w, x);
+		if (w->wipes && rnd(w, 0, 3) == 0 && may_wipe(w, x->id)) {
+			/* the crash took the data directory too: the node comes back empty, with
+			 * a new incarnation, and recovers from its peers */
+			rm_tree(x->dir);
+			x->clean_at_crash = false;
+			x->incarnation = raft_rand_next(&w->rng) | 1;
+			w->r->count[NS_C_WIPE]++;
+			trace(w, "nemesis: node %d's data directory is lost (wipe)", x->id);
+		}
+		push(w, (struct ev){
+				.t = w->now + rnd(w, 50, 1500), .type = EV_RESTART, .node = x->id});
+	}
+}
 
 static void nemesis(struct world *w)
 {
@@ -712,16 +943,7 @@ static void nemesis(struct world *w)
 	if (w->crashes && pick < 30) {
 		/* one node, or (a third of the time) a majority at once, as a rack losing power
 		 * would: only then can a write acknowledged too early be lost */
-		int k = rnd(w, 0, 2) == 0 ? w->N / 2 + 1 : 1;
-		for (int j = 0; j < k; j++) {
-			struct simnode *x = &w->nodes[(victim - 1 + j) % w->N + 1];
-			if (!x->alive)
-				continue;
-			node_crash(w, x);
-			push(w, (struct ev){.t = w->now + rnd(w, 50, 1500),
-					    .type = EV_RESTART,
-					    .node = x->id});
-		}
+		crash_nodes(w, victim, rnd(w, 0, 2) == 0 ? w->N / 2 + 1 : 1);
 	} else if (w->partitions && pick < 60) {
 		memset(w->cut, 0, sizeof w->cut);
 		if (rnd(w, 0, 2) > 0) {
@@ -732,6 +954,7 @@ static void nemesis(struct world *w)
 					w->cut[a][b] =
 						((side >> (a - 1)) & 1) != ((side >> (b - 1)) & 1);
 			trace(w, "nemesis: partition %#x", side);
+			w->r->count[NS_C_PARTITION]++;
 		} else {
 			trace(w, "nemesis: heal");
 		}
@@ -739,6 +962,7 @@ static void nemesis(struct world *w)
 	} else if (w->pauses && pick < 80) {
 		if (s->alive && !s->paused) {
 			s->paused = true;
+			w->r->count[NS_C_PAUSE]++;
 			trace(w, "nemesis: pause node %d", victim);
 			push(w, (struct ev){.t = w->now + rnd(w, 50, 1200),
 					    .type = EV_RESUME,
@@ -766,6 +990,8 @@ static void heal(struct world *w)
 	links_changed(w);
 	for (int c = 0; c < w->C; c++)
 		w->clients[c].write_after_heal = true;
+	for (int c = w->C; c < w->CT; c++)
+		push(w, (struct ev){.t = w->now, .type = EV_CLIENT, .client = c});
 }
 
 /* ------------------------------------------------------------------------------ the run */
@@ -789,13 +1015,21 @@ static void deliver(struct world *w, struct ev *e)
 		}
 		f.n_msgs = 1;
 		f.msgs = &m;
+		if (m->type == RAFT_MSG_SNAPSHOT)
+			w->r->count[NS_C_SNAP_CHUNK]++;
+		else if (m->type == RAFT_MSG_TIMEOUT_NOW)
+			w->r->count[NS_C_TIMEOUT_NOW]++;
+		else if (m->type == RAFT_MSG_TERM_QUERY)
+			w->r->count[NS_C_TERM_QUERY]++;
 		break;
 	case NODE_FIELD_FWD_REQ:
 		f.n_forwarded_requests = 1;
+		w->r->count[NS_C_FWD_REQ]++;
 		f.forwarded_requests = &bin;
 		break;
 	case NODE_FIELD_FWD_RESP:
 		f.n_forwarded_responses = 1;
+		w->r->count[NS_C_FWD_RESP]++;
 		f.forwarded_responses = &bin;
 		break;
 	case NODE_FIELD_DIGEST:
@@ -805,6 +1039,7 @@ static void deliver(struct world *w, struct ev *e)
 			return;
 		}
 		f.n_digests = 1;
+		w->r->count[NS_C_DIGEST]++;
 		f.digests = &d;
 		break;
 	default:
@@ -826,7 +1061,9 @@ static void disk_done(struct world *w, struct simnode *s)
 		fail(w, "node %d: WAL write: %s", s->id, wal_strerror(rc));
 		return;
 	}
+	w->r->count[NS_C_WAL_BATCH]++;
 	if (s->compact) {
+		w->r->count[NS_C_COMPACT]++;
 		size_t removed;
 		rc = wal_compact(s->wal, &removed);
 		if (rc != WAL_OK)
@@ -871,7 +1108,9 @@ static void step(struct world *w, struct ev *e)
 				    .gen = s->gen});
 		break;
 	case EV_CLIENT:
-		if (!w->clients[e->client].busy)
+		if (w->clients[e->client].busy && w->clients[e->client].retry_to != 0)
+			client_follow(w, e->client);
+		else if (!w->clients[e->client].busy)
 			client_issue(w, e->client);
 		break;
 	case EV_NEMESIS:
@@ -880,6 +1119,14 @@ static void step(struct world *w, struct ev *e)
 	case EV_RESTART:
 		if (!s->alive && !w->healed)
 			node_start(w, s);
+		break;
+	case EV_HEAL:
+		heal(w);
+		break;
+	case EV_STRIKE:
+		trace(w, "nemesis: a majority crashes right after an acknowledged write");
+		w->r->count[NS_C_STRIKE]++;
+		crash_nodes(w, e->node, w->N / 2 + 1);
 		break;
 	case EV_RESUME:
 		if (s->alive && s->paused && e->gen == s->gen) {
@@ -903,6 +1150,18 @@ static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
 static void rm_tree(const char *path)
 {
 	nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void ns_root_path(char *buf, size_t len, const char *root, int pid, uint64_t seed)
+{
+	snprintf(buf, len, "%s/nodesim-%d-%" PRIu64, root ? root : "/dev/shm", pid, seed);
+}
+
+void ns_remove_root(const char *root, int pid, uint64_t seed)
+{
+	char path[256];
+	ns_root_path(path, sizeof path, root, pid, seed);
+	rm_tree(path);
 }
 
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
@@ -958,15 +1217,19 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	w->o = o;
 	w->r = r;
 	raft_rand_seed(&w->rng, o->seed);
+	w->trace_hash = 0xcbf29ce484222325ull;
 	w->N = rnd(w, 0, 2) == 0 ? 5 : 3;
 	w->G = (int)rnd(w, 4, 8);
 	w->C = (int)rnd(w, 3, 6);
 	w->K = (int)rnd(w, 2, 5);
+	for (int k = 0; k < NS_KEYS_MAX; k++)
+		w->known[k] = JL_NIL;
 	uint32_t mix = rnd(w, 0, 4);
 	w->mix = mixes[mix];
 	w->partitions = mix == 1 || mix == 4;
 	w->crashes = mix == 2 || mix == 4;
 	w->pauses = mix == 3 || mix == 4;
+	w->wipes = w->crashes; /* a quarter of the crashes, when may_wipe allows */
 	w->drift = rnd(w, 0, 1) == 1;
 	w->delay_max = rnd(w, 1, 20);
 	w->disk_max = rnd(w, 1, 30);
@@ -980,8 +1243,7 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	r->nodes = w->N;
 	r->groups = w->G;
 	r->mix = w->mix;
-	snprintf(w->root, sizeof w->root, "%s/nodesim-%d-%" PRIu64, o->root ? o->root : "/dev/shm",
-		 (int)getpid(), o->seed);
+	ns_root_path(w->root, sizeof w->root, o->root, (int)getpid(), o->seed);
 	rm_tree(w->root);
 	mkdir(w->root, 0755);
 	for (int i = 1; i <= w->N; i++) {
@@ -1000,16 +1262,18 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		w->clients[c].proc = c;
 		push(w, (struct ev){.t = rnd(w, 200, 600), .type = EV_CLIENT, .client = c});
 	}
+	w->CT = w->C + w->N;
+	for (int c = w->C; c < w->CT; c++) {
+		w->clients[c].proc = c;
+		w->clients[c].probe = c - w->C + 1;
+	}
 	if (w->partitions || w->crashes || w->pauses)
 		push(w, (struct ev){.t = 500, .type = EV_NEMESIS});
-	bool heal_done = false;
+	push(w, (struct ev){.t = w->fault_end, .type = EV_HEAL});
 	while (r->ok && w->q.n > 0) {
 		struct ev e = heap_pop(&w->q);
-		if (!heal_done && e.t >= w->fault_end) {
-			w->now = w->fault_end;
-			heal(w);
-			heal_done = true;
-		}
+		/* virtual time never goes back: the nodes' clocks are monotonic */
+		assert(e.t >= w->now);
 		if (e.t > w->end + 5000) {
 			if (e.type == EV_DELIVER)
 				free(e.buf);
@@ -1017,9 +1281,18 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		}
 		w->now = e.t;
 		w->events++;
+		uint64_t sig[6] = {e.t,
+				   (uint64_t)e.type,
+				   (uint64_t)e.node,
+				   (uint64_t)e.peer,
+				   (uint64_t)e.field,
+				   (uint64_t)e.len};
+		w->trace_hash = fnv(sig, sizeof sig, w->trace_hash);
+		if (e.type == EV_DELIVER)
+			w->trace_hash = fnv(e.buf, e.len, w->trace_hash);
 		step(w, &e);
 		bool waiting = false;
-		for (int c = 0; c < w->C; c++)
+		for (int c = 0; c < w->CT; c++)
 			waiting |= w->clients[c].busy;
 		if (w->now >= w->end && !waiting)
 			break;
@@ -1029,21 +1302,32 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		if (e.type == EV_DELIVER)
 			free(e.buf);
 	}
-	for (int c = 0; c < w->C && r->ok; c++) {
+	/* safety first: a lost write may stall a node too; the history says more */
+	if (r->ok)
+		check_history(w);
+	for (int c = w->C; c < w->CT && r->ok; c++) {
+		struct client *cl = &w->clients[c];
+		if (cl->probe_ok != 0 && cl->probe_ok - w->fault_end > r->probe_ms)
+			r->probe_ms = cl->probe_ok - w->fault_end;
+		if (cl->probe_ok == 0 || cl->probe_ok > w->fault_end + PROBE_MS)
+			fail(w,
+			     "liveness: no write through node %d was answered ok within %d ms of "
+			     "the heal",
+			     cl->probe, PROBE_MS);
+	}
+	for (int c = 0; c < w->CT && r->ok; c++) {
 		if (w->clients[c].busy)
 			fail(w,
 			     "client %d: its last operation was never answered (5 s past the end)",
 			     c);
-		else if (!w->clients[c].ok_after_heal)
+		else if (c < w->C && !w->clients[c].ok_after_heal)
 			fail(w,
 			     "liveness: client %d completed no write in the %" PRIu64
 			     " ms after the heal",
 			     c, w->heal_end - w->fault_end);
 	}
-	if (r->ok)
-		check_history(w);
 	r->events = w->events;
-	r->hash = fnv(w->hist, w->hist_len, 0xcbf29ce484222325ull ^ w->events);
+	r->hash = fnv(w->hist, w->hist_len, w->trace_hash ^ w->events);
 	for (int i = 1; i <= w->N; i++)
 		if (w->nodes[i].alive) {
 			struct simnode *s = &w->nodes[i];
@@ -1055,5 +1339,7 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	free(w->q.v);
 	free(w->hist);
 	free(w->ctr_seen);
+	for (int c = 0; c < NS_CLIENTS_MAX; c++)
+		free(w->clients[c].rq_buf);
 	free(w);
 }
