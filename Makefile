@@ -88,8 +88,8 @@ ALL_OBJS := $(PROTO_O) $(foreach m,$(LIB_MODULES),$(call objs_of,$(m))) \
 LINK_LIBS = -Wl,--start-group $(LIBS_A) -Wl,--end-group $(LIBS)
 
 # ---------------------------------------------------------------------------- build rules
-.PHONY: all bins tests test unit sim-sweep integration jepsen-smoke asan sim bench-wal cluster \
-        bench-kv clean format lint help deps
+.PHONY: all bins tests test unit sim-sweep integration jepsen-smoke asan sim nodesim bench-wal \
+        cluster bench-kv clean format lint help deps
 .DEFAULT_GOAL := all
 
 all: bins tests
@@ -223,6 +223,11 @@ valgrind: tests
 sim: $(SIM_BIN) $(NODESIM_BIN)
 	$(SIM_BIN) sweep --seeds $(SEEDS) --jobs 2 --scenarios tests/sim/scenarios
 	$(if $(NODESIM_BIN),$(NODESIM_BIN) sweep --seeds $(SEEDS) --jobs 2)
+
+# The whole-node simulator alone: `make nodesim SEEDS=N [FROM=S]`.
+FROM ?= 1
+nodesim: $(NODESIM_BIN)
+	$(NODESIM_BIN) sweep --seeds $(SEEDS) --from $(FROM) --jobs 2
 
 asan:
 	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 test

@@ -20,6 +20,34 @@
 
 static const char *prog = "nodesim";
 
+/* The seed being run in this process, for exit_cb. */
+static bool in_run;
+static uint64_t run_seed;
+
+/* The engine ends the process on a fatal error (node_fatal: exit(1)); a run that ends so has
+ * failed, and says which seed it was and removes its node directories. */
+static void exit_cb(int status, void *arg)
+{
+	(void)arg;
+	if (!in_run)
+		return;
+	in_run = false;
+	printf("FAIL seed %" PRIu64 ": the process exited inside the run (status %d)\n"
+	       "  replay: build/tests/nodesim/nodesim run --seed %" PRIu64 " --trace\n",
+	       run_seed, status, run_seed);
+	fflush(stdout);
+	ns_remove_root(NULL, (int)getpid(), run_seed);
+}
+
+static void run_seed_once(uint64_t seed, bool trace, struct ns_result *r)
+{
+	struct ns_opts o = {.seed = seed, .trace = trace};
+	in_run = true;
+	run_seed = seed;
+	ns_run(&o, r);
+	in_run = false;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -51,9 +79,8 @@ static void print_fail(const struct ns_result *r, uint64_t seed)
 
 static int cmd_run(uint64_t seed, bool trace)
 {
-	struct ns_opts o = {.seed = seed, .trace = trace};
 	struct ns_result r;
-	ns_run(&o, &r);
+	run_seed_once(seed, trace, &r);
 	if (!r.ok) {
 		print_fail(&r, seed);
 		return 1;
@@ -66,10 +93,9 @@ static int cmd_run(uint64_t seed, bool trace)
 
 static int cmd_replay(uint64_t seed)
 {
-	struct ns_opts o = {.seed = seed};
 	struct ns_result a, b;
-	ns_run(&o, &a);
-	ns_run(&o, &b);
+	run_seed_once(seed, false, &a);
+	run_seed_once(seed, false, &b);
 	if (a.hash != b.hash || a.ok != b.ok || a.events != b.events) {
 		printf("FAIL seed %" PRIu64 ": not deterministic (trace %016" PRIx64
 		       " then %016" PRIx64 ", events %zu then %zu)\n",
@@ -84,9 +110,8 @@ static int cmd_replay(uint64_t seed)
 static int child(uint64_t seed)
 {
 	alarm(SEED_WALL_S);
-	struct ns_opts o = {.seed = seed};
 	struct ns_result r;
-	ns_run(&o, &r);
+	run_seed_once(seed, false, &r);
 	if (!r.ok) {
 		print_fail(&r, seed);
 		fflush(stdout);
@@ -144,6 +169,8 @@ static int cmd_sweep(uint64_t from, uint64_t n, int jobs)
 					       WTERMSIG(st) == SIGALRM ? " (a hang)" : "",
 					       seeds[i]);
 				fflush(stdout);
+				/* a child killed by a signal left its node directories */
+				ns_remove_root(NULL, (int)p, seeds[i]);
 			}
 		}
 	}
@@ -160,6 +187,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	on_exit(exit_cb, NULL);
 	const char *cmd = argv[1];
 	uint64_t seed = 0, seeds = 0, from = 1, jobs = 2;
 	bool have_seed = false, trace = false;

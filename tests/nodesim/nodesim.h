@@ -36,4 +36,9 @@ struct ns_result {
 /* Runs one seed (world.c). */
 void ns_run(const struct ns_opts *o, struct ns_result *r);
 
+/* The directory a run of seed in process pid keeps its nodes in (root NULL: /dev/shm). */
+void ns_root_path(char *buf, size_t len, const char *root, int pid, uint64_t seed);
+/* Removes it (the sweep does, for a child that died before it could). */
+void ns_remove_root(const char *root, int pid, uint64_t seed);
+
 #endif

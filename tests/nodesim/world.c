@@ -133,6 +133,7 @@ struct world {
 	struct raft_rand rng;
 	struct heap q;
 	uint64_t now, seq, events;
+	uint64_t trace_hash; /* of every event handled (replay compares it) */
 	int N, G, C, K;
 	struct simnode nodes[NS_NODES_MAX + 1];
 	bool cut[NS_NODES_MAX + 1][NS_NODES_MAX + 1];    /* a partition: cut[a][b] == cut[b][a] */
@@ -489,19 +490,29 @@ static void links_changed(struct world *w)
 			char addr[64];
 			if (up) {
 				snprintf(addr, sizeof addr, "10.0.0.%d:9000", b);
+				enter(x);
 				node_peer_up(x->n, (uint64_t)b, addr, y->incarnation);
 				snprintf(addr, sizeof addr, "10.0.0.%d:9000", a);
+				enter(y);
 				node_peer_up(y->n, (uint64_t)a, addr, x->incarnation);
 			} else {
-				if (x->alive)
+				if (x->alive) {
+					enter(x);
 					node_peer_down(x->n, (uint64_t)b);
-				if (y->alive)
+				}
+				if (y->alive) {
+					enter(y);
 					node_peer_down(y->n, (uint64_t)a);
+				}
 			}
-			if (x->alive && !x->paused)
+			if (x->alive && !x->paused) {
+				enter(x);
 				node_process(x->n);
-			if (y->alive && !y->paused)
+			}
+			if (y->alive && !y->paused) {
+				enter(y);
 				node_process(y->n);
+			}
 		}
 }
 
@@ -667,14 +678,26 @@ static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
 	case RINGRAFT__KV__CODE__NOT_FOUND:
 		/* a read of a missing key, or a delete of one: both happened */
 		type = "ok";
+		if (cl->fn == JL_CAS || (cl->fn == JL_WRITE && cl->a != JL_NIL))
+			fail(w, "client %d: NOT_FOUND to a put or cas", c);
 		break;
 	case RINGRAFT__KV__CODE__CAS_MISMATCH:
+		type = "fail";
+		if (cl->fn != JL_CAS)
+			fail(w, "client %d: CAS_MISMATCH to an operation that is not a cas", c);
+		break;
 	case RINGRAFT__KV__CODE__NOT_LEADER:
+	case RINGRAFT__KV__CODE__UNAVAILABLE:
+		type = "fail";
+		break;
 	case RINGRAFT__KV__CODE__INVALID:
 	case RINGRAFT__KV__CODE__TOO_LARGE:
 	case RINGRAFT__KV__CODE__WRONG_SHARD:
-	case RINGRAFT__KV__CODE__UNAVAILABLE:
+		/* definite, but the clients send only well-formed requests without a ring
+		 * epoch: such an answer is a bug (in the engine or here) */
 		type = "fail";
+		fail(w, "client %d: unexpected answer code %d (%s)", c, resp->code,
+		     resp->error ? resp->error : "");
 		break;
 	default:
 		type = "info";
@@ -899,6 +922,18 @@ static void rm_tree(const char *path)
 	nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+void ns_root_path(char *buf, size_t len, const char *root, int pid, uint64_t seed)
+{
+	snprintf(buf, len, "%s/nodesim-%d-%" PRIu64, root ? root : "/dev/shm", pid, seed);
+}
+
+void ns_remove_root(const char *root, int pid, uint64_t seed)
+{
+	char path[256];
+	ns_root_path(path, sizeof path, root, pid, seed);
+	rm_tree(path);
+}
+
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
 {
 	const uint8_t *b = p;
@@ -952,6 +987,7 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	w->o = o;
 	w->r = r;
 	raft_rand_seed(&w->rng, o->seed);
+	w->trace_hash = 0xcbf29ce484222325ull;
 	w->N = rnd(w, 0, 2) == 0 ? 5 : 3;
 	w->G = (int)rnd(w, 4, 8);
 	w->C = (int)rnd(w, 3, 6);
@@ -974,8 +1010,7 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	r->nodes = w->N;
 	r->groups = w->G;
 	r->mix = w->mix;
-	snprintf(w->root, sizeof w->root, "%s/nodesim-%d-%" PRIu64, o->root ? o->root : "/dev/shm",
-		 (int)getpid(), o->seed);
+	ns_root_path(w->root, sizeof w->root, o->root, (int)getpid(), o->seed);
 	rm_tree(w->root);
 	mkdir(w->root, 0755);
 	for (int i = 1; i <= w->N; i++) {
@@ -1011,6 +1046,15 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		}
 		w->now = e.t;
 		w->events++;
+		uint64_t sig[6] = {e.t,
+				   (uint64_t)e.type,
+				   (uint64_t)e.node,
+				   (uint64_t)e.peer,
+				   (uint64_t)e.field,
+				   (uint64_t)e.len};
+		w->trace_hash = fnv(sig, sizeof sig, w->trace_hash);
+		if (e.type == EV_DELIVER)
+			w->trace_hash = fnv(e.buf, e.len, w->trace_hash);
 		step(w, &e);
 		bool waiting = false;
 		for (int c = 0; c < w->C; c++)
@@ -1037,7 +1081,7 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	if (r->ok)
 		check_history(w);
 	r->events = w->events;
-	r->hash = fnv(w->hist, w->hist_len, 0xcbf29ce484222325ull ^ w->events);
+	r->hash = fnv(w->hist, w->hist_len, w->trace_hash ^ w->events);
 	for (int i = 1; i <= w->N; i++)
 		if (w->nodes[i].alive) {
 			struct simnode *s = &w->nodes[i];
