@@ -5,6 +5,7 @@
  *                                         seeds S..S+N-1, one forked process each
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -70,6 +71,28 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* What a sweep child tells its parent (one write, under PIPE_BUF: atomic). */
+struct report {
+	uint64_t seed, ops;
+	uint64_t count[NS_C_COUNT];
+};
+
+static int report_fd = -1; /* a sweep child's end of the pipe */
+
+static void print_counts(const uint64_t *count, const uint64_t *seeds_with)
+{
+	for (int i = 0; i < NS_C_COUNT; i++) {
+		printf("%s%s %" PRIu64,
+		       i == 0       ? "  covered: "
+		       : i % 4 == 0 ? ",\n    "
+				    : ", ",
+		       ns_count_names[i], count[i]);
+		if (seeds_with != NULL)
+			printf(" (%" PRIu64 " seeds)", seeds_with[i]);
+	}
+	printf("\n");
+}
+
 static void print_fail(const struct ns_result *r, uint64_t seed)
 {
 	printf("FAIL seed %" PRIu64 " (%d nodes, %d groups, mix %s): %s\n"
@@ -88,6 +111,7 @@ static int cmd_run(uint64_t seed, bool trace)
 	printf("ok seed %" PRIu64 " (%d nodes, %d groups, mix %s): %zu operations (%zu ok), "
 	       "%zu events, trace %016" PRIx64 "\n",
 	       seed, r.nodes, r.groups, r.mix, r.ops, r.ok_ops, r.events, r.hash);
+	print_counts(r.count, NULL);
 	return 0;
 }
 
@@ -112,6 +136,10 @@ static int child(uint64_t seed)
 	alarm(SEED_WALL_S);
 	struct ns_result r;
 	run_seed_once(seed, false, &r);
+	struct report rep = {.seed = seed, .ops = r.ops};
+	memcpy(rep.count, r.count, sizeof rep.count);
+	if (write(report_fd, &rep, sizeof rep) != (ssize_t)sizeof rep)
+		perror("nodesim: report");
 	if (!r.ok) {
 		print_fail(&r, seed);
 		fflush(stdout);
@@ -129,6 +157,14 @@ static int cmd_sweep(uint64_t from, uint64_t n, int jobs)
 	pid_t pids[64];
 	uint64_t seeds[64];
 	memset(pids, 0, sizeof pids);
+	int fds[2];
+	if (pipe(fds) < 0 || fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0) {
+		perror("pipe");
+		return 2;
+	}
+	report_fd = fds[1];
+	uint64_t total[NS_C_COUNT] = {0}, with[NS_C_COUNT] = {0}, ops_min = UINT64_MAX,
+		 ops_min_seed = 0, reported = 0;
 	fflush(stdout);
 	while (done < n) {
 		while (running < jobs && next < from + n) {
@@ -151,6 +187,18 @@ static int cmd_sweep(uint64_t from, uint64_t n, int jobs)
 		if (p < 0) {
 			perror("wait");
 			return 2;
+		}
+		struct report rep;
+		while (read(fds[0], &rep, sizeof rep) == (ssize_t)sizeof rep) {
+			reported++;
+			for (int i = 0; i < NS_C_COUNT; i++) {
+				total[i] += rep.count[i];
+				with[i] += rep.count[i] > 0;
+			}
+			if (rep.ops < ops_min) {
+				ops_min = rep.ops;
+				ops_min_seed = rep.seed;
+			}
 		}
 		for (int i = 0; i < jobs; i++) {
 			if (pids[i] != p)
@@ -178,6 +226,13 @@ static int cmd_sweep(uint64_t from, uint64_t n, int jobs)
 	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	printf("nodesim sweep: %" PRIu64 " seeds from %" PRIu64 ", %" PRIu64 " failed, %.1f s\n", n,
 	       from, failed, s);
+	if (reported > 0) {
+		printf("  client operations per seed: at least %" PRIu64 " (seed %" PRIu64 ")\n",
+		       ops_min, ops_min_seed);
+		print_counts(total, with);
+	}
+	close(fds[0]);
+	close(fds[1]);
 	return failed ? 1 : 0;
 }
 

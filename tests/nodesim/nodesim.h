@@ -22,6 +22,31 @@ struct ns_opts {
 	const char *root; /* where node directories go (default /dev/shm) */
 };
 
+/* What a run exercised (a sweep adds them up, to show which paths its seeds reach). */
+enum ns_count {
+	NS_C_CRASH,       /* nodes crashed */
+	NS_C_WIPE,        /* of those, data directories lost (a new incarnation) */
+	NS_C_PAUSE,       /* nodes paused */
+	NS_C_PARTITION,   /* partitions begun */
+	NS_C_WAL_BATCH,   /* WAL batches written (made durable) */
+	NS_C_WAL_LOST,    /* WAL batches lost in a crash before their fsync ended */
+	NS_C_COMPACT,     /* WAL compactions */
+	NS_C_SNAP_CHUNK,  /* InstallSnapshot chunks delivered */
+	NS_C_TIMEOUT_NOW, /* leadership transfers (TimeoutNow delivered) */
+	NS_C_TERM_QUERY,  /* recovering replicas' term queries delivered */
+	NS_C_FWD_REQ,     /* forwarded client requests delivered */
+	NS_C_FWD_RESP,    /* forwarded answers delivered */
+	NS_C_DIGEST,      /* group digests delivered (scrub) */
+	NS_C_OK_READ,     /* client operations answered ok, by kind */
+	NS_C_OK_WRITE,
+	NS_C_OK_CAS,
+	NS_C_OK_INCR,
+	NS_C_FAIL, /* answered with a definite failure */
+	NS_C_INFO, /* indeterminate (timeout, leader lost, node crashed) */
+	NS_C_COUNT
+};
+extern const char *const ns_count_names[NS_C_COUNT];
+
 /* What a run found. */
 struct ns_result {
 	bool ok;
@@ -29,6 +54,7 @@ struct ns_result {
 	uint64_t hash;      /* of the history and the event count: replay compares it */
 	size_t ops, ok_ops; /* client operations completed, and of those ok */
 	size_t events;
+	uint64_t count[NS_C_COUNT];
 	int nodes, groups;
 	const char *mix;
 };

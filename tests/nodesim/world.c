@@ -20,9 +20,32 @@
 #include "node/log.h"
 #include "proto/kv.pb-c.h"
 #include "proto/raft.pb-c.h"
+#include "raft/raft.h"
 #include "raft/rand.h"
 #include "tests/nodesim/nodesim.h"
 #include "wal/wal.h"
+
+const char *const ns_count_names[NS_C_COUNT] = {
+	[NS_C_CRASH] = "crashes",
+	[NS_C_WIPE] = "wipes",
+	[NS_C_PAUSE] = "pauses",
+	[NS_C_PARTITION] = "partitions",
+	[NS_C_WAL_BATCH] = "wal-batches",
+	[NS_C_WAL_LOST] = "wal-batches-lost",
+	[NS_C_COMPACT] = "wal-compactions",
+	[NS_C_SNAP_CHUNK] = "snapshot-chunks",
+	[NS_C_TIMEOUT_NOW] = "leader-transfers",
+	[NS_C_TERM_QUERY] = "term-queries",
+	[NS_C_FWD_REQ] = "forwarded-requests",
+	[NS_C_FWD_RESP] = "forwarded-answers",
+	[NS_C_DIGEST] = "digests",
+	[NS_C_OK_READ] = "ok-reads",
+	[NS_C_OK_WRITE] = "ok-writes",
+	[NS_C_OK_CAS] = "ok-cas",
+	[NS_C_OK_INCR] = "ok-increments",
+	[NS_C_FAIL] = "fail",
+	[NS_C_INFO] = "info",
+};
 
 /* ------------------------------------------------------------------------------ events */
 
@@ -154,6 +177,7 @@ struct world {
 	uint64_t ctr_ok, ctr_info, ctr_max;
 	uint8_t *ctr_seen; /* [value]: some acknowledged increment returned it */
 	size_t ctr_seen_cap;
+	int64_t known[NS_KEYS_MAX]; /* the value last read or written ok (JL_NIL: none) */
 	char *hist;
 	size_t hist_len, hist_cap;
 	uint64_t hist_t; /* the last line's time */
@@ -447,6 +471,9 @@ static void node_crash(struct world *w, struct simnode *s)
 	if (!s->alive)
 		return;
 	trace(w, "node %d crashes%s", s->id, s->writing ? " (a WAL batch is lost)" : "");
+	w->r->count[NS_C_CRASH]++;
+	if (s->writing)
+		w->r->count[NS_C_WAL_LOST]++;
 	s->alive = false;
 	s->paused = false;
 	s->gen++;
@@ -463,6 +490,7 @@ static void node_crash(struct world *w, struct simnode *s)
 		struct client *cl = &w->clients[c];
 		if (cl->busy && cl->node == s->id) {
 			hist_op(w, c, "info", false, 0);
+			w->r->count[NS_C_INFO]++;
 			cl->proc +=
 				NS_CLIENTS_MAX; /* an open operation: the next is another process */
 			cl->busy = false;
@@ -585,7 +613,10 @@ static void client_issue(struct world *w, int c)
 		cl->a = ++w->next_value;
 	} else {
 		rq->op = RINGRAFT__KV__OP__CAS;
-		cl->a = (int64_t)rnd(w, 1, (uint32_t)w->next_value + 1); /* maybe the value held */
+		/* mostly the value last seen, so that many succeed; else any value written */
+		cl->a = w->known[cl->key] != JL_NIL && rnd(w, 0, 3) > 0
+				? w->known[cl->key]
+				: (int64_t)rnd(w, 1, (uint32_t)w->next_value + 1);
 		cl->b = ++w->next_value;
 		snprintf(exp, sizeof exp, "%" PRId64, cl->a);
 		rq->expected.data = (uint8_t *)strdup(exp);
@@ -704,6 +735,15 @@ static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
 		break;
 	}
 	hist_op(w, c, type, true, result);
+	if (strcmp(type, "ok") == 0 && cl->fn != JL_ADD)
+		w->known[cl->key] = cl->fn == JL_READ ? result : cl->fn == JL_CAS ? cl->b : cl->a;
+	if (strcmp(type, "ok") == 0)
+		w->r->count[cl->fn == JL_READ    ? NS_C_OK_READ
+			    : cl->fn == JL_WRITE ? NS_C_OK_WRITE
+			    : cl->fn == JL_CAS   ? NS_C_OK_CAS
+						 : NS_C_OK_INCR]++;
+	else
+		w->r->count[strcmp(type, "fail") == 0 ? NS_C_FAIL : NS_C_INFO]++;
 	if (strcmp(type, "info") == 0)
 		cl->proc += NS_CLIENTS_MAX;
 	w->r->ops++;
@@ -749,6 +789,7 @@ static void nemesis(struct world *w)
 					w->cut[a][b] =
 						((side >> (a - 1)) & 1) != ((side >> (b - 1)) & 1);
 			trace(w, "nemesis: partition %#x", side);
+			w->r->count[NS_C_PARTITION]++;
 		} else {
 			trace(w, "nemesis: heal");
 		}
@@ -756,6 +797,7 @@ static void nemesis(struct world *w)
 	} else if (w->pauses && pick < 80) {
 		if (s->alive && !s->paused) {
 			s->paused = true;
+			w->r->count[NS_C_PAUSE]++;
 			trace(w, "nemesis: pause node %d", victim);
 			push(w, (struct ev){.t = w->now + rnd(w, 50, 1200),
 					    .type = EV_RESUME,
@@ -806,13 +848,21 @@ static void deliver(struct world *w, struct ev *e)
 		}
 		f.n_msgs = 1;
 		f.msgs = &m;
+		if (m->type == RAFT_MSG_SNAPSHOT)
+			w->r->count[NS_C_SNAP_CHUNK]++;
+		else if (m->type == RAFT_MSG_TIMEOUT_NOW)
+			w->r->count[NS_C_TIMEOUT_NOW]++;
+		else if (m->type == RAFT_MSG_TERM_QUERY)
+			w->r->count[NS_C_TERM_QUERY]++;
 		break;
 	case NODE_FIELD_FWD_REQ:
 		f.n_forwarded_requests = 1;
+		w->r->count[NS_C_FWD_REQ]++;
 		f.forwarded_requests = &bin;
 		break;
 	case NODE_FIELD_FWD_RESP:
 		f.n_forwarded_responses = 1;
+		w->r->count[NS_C_FWD_RESP]++;
 		f.forwarded_responses = &bin;
 		break;
 	case NODE_FIELD_DIGEST:
@@ -822,6 +872,7 @@ static void deliver(struct world *w, struct ev *e)
 			return;
 		}
 		f.n_digests = 1;
+		w->r->count[NS_C_DIGEST]++;
 		f.digests = &d;
 		break;
 	default:
@@ -843,7 +894,9 @@ static void disk_done(struct world *w, struct simnode *s)
 		fail(w, "node %d: WAL write: %s", s->id, wal_strerror(rc));
 		return;
 	}
+	w->r->count[NS_C_WAL_BATCH]++;
 	if (s->compact) {
+		w->r->count[NS_C_COMPACT]++;
 		size_t removed;
 		rc = wal_compact(s->wal, &removed);
 		if (rc != WAL_OK)
@@ -992,6 +1045,8 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	w->G = (int)rnd(w, 4, 8);
 	w->C = (int)rnd(w, 3, 6);
 	w->K = (int)rnd(w, 2, 5);
+	for (int k = 0; k < NS_KEYS_MAX; k++)
+		w->known[k] = JL_NIL;
 	uint32_t mix = rnd(w, 0, 4);
 	w->mix = mixes[mix];
 	w->partitions = mix == 1 || mix == 4;
