@@ -73,7 +73,7 @@ static int parse_u64(const char *s, uint64_t *out)
 
 /* What a sweep child tells its parent (one write, under PIPE_BUF: atomic). */
 struct report {
-	uint64_t seed, ops;
+	uint64_t seed, ops, probe_ms;
 	uint64_t count[NS_C_COUNT];
 };
 
@@ -111,6 +111,7 @@ static int cmd_run(uint64_t seed, bool trace)
 	printf("ok seed %" PRIu64 " (%d nodes, %d groups, mix %s): %zu operations (%zu ok), "
 	       "%zu events, trace %016" PRIx64 "\n",
 	       seed, r.nodes, r.groups, r.mix, r.ops, r.ok_ops, r.events, r.hash);
+	printf("  slowest liveness probe: %" PRIu64 " ms\n", r.probe_ms);
 	print_counts(r.count, NULL);
 	return 0;
 }
@@ -136,7 +137,7 @@ static int child(uint64_t seed)
 	alarm(SEED_WALL_S);
 	struct ns_result r;
 	run_seed_once(seed, false, &r);
-	struct report rep = {.seed = seed, .ops = r.ops};
+	struct report rep = {.seed = seed, .ops = r.ops, .probe_ms = r.probe_ms};
 	memcpy(rep.count, r.count, sizeof rep.count);
 	if (write(report_fd, &rep, sizeof rep) != (ssize_t)sizeof rep)
 		perror("nodesim: report");
@@ -164,7 +165,7 @@ static int cmd_sweep(uint64_t from, uint64_t n, int jobs)
 	}
 	report_fd = fds[1];
 	uint64_t total[NS_C_COUNT] = {0}, with[NS_C_COUNT] = {0}, ops_min = UINT64_MAX,
-		 ops_min_seed = 0, reported = 0;
+		 ops_min_seed = 0, reported = 0, probe_max = 0, probe_max_seed = 0;
 	fflush(stdout);
 	while (done < n) {
 		while (running < jobs && next < from + n) {
@@ -194,6 +195,10 @@ static int cmd_sweep(uint64_t from, uint64_t n, int jobs)
 			for (int i = 0; i < NS_C_COUNT; i++) {
 				total[i] += rep.count[i];
 				with[i] += rep.count[i] > 0;
+			}
+			if (rep.probe_ms > probe_max) {
+				probe_max = rep.probe_ms;
+				probe_max_seed = rep.seed;
 			}
 			if (rep.ops < ops_min) {
 				ops_min = rep.ops;
@@ -229,6 +234,8 @@ static int cmd_sweep(uint64_t from, uint64_t n, int jobs)
 	if (reported > 0) {
 		printf("  client operations per seed: at least %" PRIu64 " (seed %" PRIu64 ")\n",
 		       ops_min, ops_min_seed);
+		printf("  slowest liveness probe: %" PRIu64 " ms (seed %" PRIu64 ")\n", probe_max,
+		       probe_max_seed);
 		print_counts(total, with);
 	}
 	close(fds[0]);

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define NS_NODES_MAX   5
-#define NS_CLIENTS_MAX 8
+#define NS_CLIENTS_MAX 16 /* clients and the liveness probes (one per node) */
 #define NS_KEYS_MAX    8
 
 struct ns_opts {
@@ -55,6 +55,7 @@ struct ns_result {
 	size_t ops, ok_ops; /* client operations completed, and of those ok */
 	size_t events;
 	uint64_t count[NS_C_COUNT];
+	uint64_t probe_ms; /* the slowest liveness probe: ms from the heal to its ok */
 	int nodes, groups;
 	const char *mix;
 };

@@ -4,6 +4,7 @@
  * Time is virtual, in ms. Events sit in one heap ordered by (time, sequence), so equal times
  * keep the order they were made in and a seed replays exactly.
  */
+#include <assert.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -47,9 +48,25 @@ const char *const ns_count_names[NS_C_COUNT] = {
 	[NS_C_INFO] = "info",
 };
 
+/* Liveness: from the heal on, a put through each node (its probe, following NOT_LEADER hints
+ * as any client does, and tried again every PROBE_RETRY_MS while it fails or times out) must
+ * be answered ok within PROBE_MS. Seeds 1..2000: the slowest took 755 ms (a restarted node,
+ * elections with timeouts up to 2 x 360 ms). */
+#define PROBE_RETRY_MS 100
+#define PROBE_MS       2000
+
 /* ------------------------------------------------------------------------------ events */
 
-enum ev_type { EV_DELIVER, EV_DISK, EV_TICK, EV_CLIENT, EV_NEMESIS, EV_RESTART, EV_RESUME };
+enum ev_type {
+	EV_DELIVER,
+	EV_DISK,
+	EV_TICK,
+	EV_CLIENT,
+	EV_NEMESIS,
+	EV_RESTART,
+	EV_RESUME,
+	EV_HEAL,
+};
 
 struct ev {
 	uint64_t t, seq;
@@ -144,6 +161,12 @@ struct client {
 	int proc;           /* its process id in the history: a new one after an info */
 	bool ok_after_heal; /* liveness: an ok write completed after the heal */
 	bool write_after_heal;
+	uint8_t *rq_buf; /* the operation's request, packed (sent again to a hinted node) */
+	size_t rq_len;
+	int hints;         /* NOT_LEADER hints followed for this operation */
+	int retry_to;      /* the node to try next (a hint being followed), or 0 */
+	int probe;         /* a liveness probe: its node (0: an ordinary client) */
+	uint64_t probe_ok; /* when the probe's write was answered ok (0: not yet) */
 };
 
 struct reply_ctx {
@@ -158,6 +181,7 @@ struct world {
 	uint64_t now, seq, events;
 	uint64_t trace_hash; /* of every event handled (replay compares it) */
 	int N, G, C, K;
+	int CT; /* clients and probes: clients[0, C) are clients, [C, CT) the probes */
 	struct simnode nodes[NS_NODES_MAX + 1];
 	bool cut[NS_NODES_MAX + 1][NS_NODES_MAX + 1];    /* a partition: cut[a][b] == cut[b][a] */
 	bool linked[NS_NODES_MAX + 1][NS_NODES_MAX + 1]; /* link up as both ends know it */
@@ -486,7 +510,7 @@ static void node_crash(struct world *w, struct simnode *s)
 	s->wal = NULL;
 	s->writing = false;
 	/* a client waiting on it learns nothing: its operation stays open (info) */
-	for (int c = 0; c < w->C; c++) {
+	for (int c = 0; c < w->CT; c++) {
 		struct client *cl = &w->clients[c];
 		if (cl->busy && cl->node == s->id) {
 			hist_op(w, c, "info", false, 0);
@@ -494,6 +518,7 @@ static void node_crash(struct world *w, struct simnode *s)
 			cl->proc +=
 				NS_CLIENTS_MAX; /* an open operation: the next is another process */
 			cl->busy = false;
+			cl->retry_to = 0;
 			push(w, (struct ev){.t = w->now + rnd(w, 1, 20),
 					    .type = EV_CLIENT,
 					    .client = c});
@@ -562,6 +587,45 @@ static int64_t parse_value(const ProtobufCBinaryData *v, bool *ok)
 	return x;
 }
 
+/* Submits the client's operation to node s (an attempt: the first, or a hint followed). */
+static void client_send(struct world *w, int c, struct simnode *s)
+{
+	struct client *cl = &w->clients[c];
+	cl->node = s->id;
+	cl->gen = s->gen;
+	struct reply_ctx *ctx = &w->rctx[c];
+	*ctx = (struct reply_ctx){w, c};
+	trace(w, "client %d -> node %d", c, s->id);
+	/* the engine frees the request with free_unpacked: it must be allocated as one */
+	Ringraft__Kv__Request *own = ringraft__kv__request__unpack(NULL, cl->rq_len, cl->rq_buf);
+	if (own == NULL)
+		abort();
+	enter(s);
+	node_submit(s->n, own, client_reply, ctx);
+	node_process(s->n);
+}
+
+/* The hinted node's attempt (EV_CLIENT with retry_to set): as cli/client.c does, a NOT_LEADER
+ * hint is followed at once with the same request (same client_id and seq). A hinted node that
+ * is down or paused now ends the operation as the NOT_LEADER did: it did not happen. */
+static void client_follow(struct world *w, int c)
+{
+	struct client *cl = &w->clients[c];
+	struct simnode *s = &w->nodes[cl->retry_to];
+	cl->retry_to = 0;
+	if (s->alive && !s->paused) {
+		client_send(w, c, s);
+		return;
+	}
+	hist_op(w, c, "fail", true, JL_NIL);
+	w->r->ops++;
+	w->r->count[NS_C_FAIL]++;
+	cl->busy = false;
+	push(w, (struct ev){.t = w->now + (cl->probe != 0 ? PROBE_RETRY_MS : rnd(w, 1, 15)),
+			    .type = EV_CLIENT,
+			    .client = c});
+}
+
 static void client_issue(struct world *w, int c)
 {
 	struct client *cl = &w->clients[c];
@@ -572,12 +636,17 @@ static void client_issue(struct world *w, int c)
 	for (int i = 1; i <= w->N; i++)
 		if (w->nodes[i].alive && !w->nodes[i].paused)
 			live[nl++] = i;
+	if (cl->probe != 0) {
+		/* after the heal every node runs: the probe writes through its own */
+		live[0] = cl->probe;
+		nl = 1;
+	}
 	if (nl == 0) {
 		push(w, (struct ev){.t = w->now + 50, .type = EV_CLIENT, .client = c});
 		return;
 	}
 	struct simnode *s = &w->nodes[live[rnd(w, 0, (uint32_t)nl - 1)]];
-	uint32_t p = rnd(w, 0, 99);
+	uint32_t p = cl->probe != 0 ? 50 /* a put */ : rnd(w, 0, 99);
 	cl->key = (int)rnd(w, 0, (uint32_t)w->K - 1);
 	cl->fn = p < 40 ? JL_READ : p < 78 ? JL_WRITE : p < 90 ? JL_CAS : JL_ADD;
 	cl->a = cl->b = 0;
@@ -605,7 +674,7 @@ static void client_issue(struct world *w, int c)
 		rq->seq = 0;
 	} else if (cl->fn == JL_READ) {
 		rq->op = RINGRAFT__KV__OP__GET;
-	} else if (cl->fn == JL_WRITE && rnd(w, 0, 9) == 0) {
+	} else if (cl->fn == JL_WRITE && cl->probe == 0 && rnd(w, 0, 9) == 0) {
 		rq->op = RINGRAFT__KV__OP__DELETE;
 		cl->a = JL_NIL;
 	} else if (cl->fn == JL_WRITE) {
@@ -628,28 +697,22 @@ static void client_issue(struct world *w, int c)
 		rq->value.len = strlen(val);
 	}
 	cl->busy = true;
-	cl->node = s->id;
-	cl->gen = s->gen;
+	cl->hints = 0;
+	cl->retry_to = 0;
 	hist_op(w, c, "invoke", false, 0);
-	struct reply_ctx *ctx = &w->rctx[c];
-	*ctx = (struct reply_ctx){w, c};
-	trace(w, "client %d -> node %d op %d key k%d", c, s->id, rq->op, cl->key);
-	/* rq is freed by the engine with free_unpacked: it must be allocated as one */
+	trace(w, "client %d op %d key k%d", c, rq->op, cl->key);
 	size_t len = ringraft__kv__request__get_packed_size(rq);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (buf == NULL)
+	free(cl->rq_buf);
+	cl->rq_buf = malloc(len ? len : 1);
+	if (cl->rq_buf == NULL)
 		abort();
-	ringraft__kv__request__pack(rq, buf);
+	cl->rq_len = len;
+	ringraft__kv__request__pack(rq, cl->rq_buf);
 	free(rq->key.data);
 	free(rq->value.data);
 	free(rq->expected.data);
 	free(rq);
-	Ringraft__Kv__Request *own = ringraft__kv__request__unpack(NULL, len, buf);
-	free(buf);
-	if (own == NULL)
-		abort();
-	node_submit(s->n, own, client_reply, ctx);
-	node_process(s->n);
+	client_send(w, c, s);
 }
 
 static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
@@ -666,6 +729,15 @@ static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
 	if (resp->id != cl->seq)
 		fail(w, "client %d got the answer to request %" PRIu64 " for its request %" PRIu64,
 		     c, (uint64_t)resp->id, cl->seq);
+	if (resp->code == RINGRAFT__KV__CODE__NOT_LEADER && resp->leader_hint >= 1 &&
+	    resp->leader_hint <= (uint64_t)w->N && (int)resp->leader_hint != cl->node &&
+	    cl->hints < 3) {
+		cl->hints++;
+		cl->retry_to = (int)resp->leader_hint;
+		trace(w, "client %d <- NOT_LEADER, hint: node %d", c, cl->retry_to);
+		push(w, (struct ev){.t = w->now + 1, .type = EV_CLIENT, .client = c});
+		return;
+	}
 	const char *type;
 	int64_t result = JL_NIL;
 	switch (resp->code) {
@@ -754,7 +826,13 @@ static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
 	}
 	trace(w, "client %d <- code %d (%s)", c, resp->code, type);
 	cl->busy = false;
-	push(w, (struct ev){.t = w->now + rnd(w, 1, 15), .type = EV_CLIENT, .client = c});
+	if (cl->probe != 0 && strcmp(type, "ok") == 0) {
+		cl->probe_ok = w->now;
+		return; /* its one write is done */
+	}
+	push(w, (struct ev){.t = w->now + (cl->probe != 0 ? PROBE_RETRY_MS : rnd(w, 1, 15)),
+			    .type = EV_CLIENT,
+			    .client = c});
 }
 
 /* ------------------------------------------------------------------------------ nemesis */
@@ -825,6 +903,8 @@ static void heal(struct world *w)
 	links_changed(w);
 	for (int c = 0; c < w->C; c++)
 		w->clients[c].write_after_heal = true;
+	for (int c = w->C; c < w->CT; c++)
+		push(w, (struct ev){.t = w->now, .type = EV_CLIENT, .client = c});
 }
 
 /* ------------------------------------------------------------------------------ the run */
@@ -941,7 +1021,9 @@ static void step(struct world *w, struct ev *e)
 				    .gen = s->gen});
 		break;
 	case EV_CLIENT:
-		if (!w->clients[e->client].busy)
+		if (w->clients[e->client].busy && w->clients[e->client].retry_to != 0)
+			client_follow(w, e->client);
+		else if (!w->clients[e->client].busy)
 			client_issue(w, e->client);
 		break;
 	case EV_NEMESIS:
@@ -950,6 +1032,9 @@ static void step(struct world *w, struct ev *e)
 	case EV_RESTART:
 		if (!s->alive && !w->healed)
 			node_start(w, s);
+		break;
+	case EV_HEAL:
+		heal(w);
 		break;
 	case EV_RESUME:
 		if (s->alive && s->paused && e->gen == s->gen) {
@@ -1084,16 +1169,18 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		w->clients[c].proc = c;
 		push(w, (struct ev){.t = rnd(w, 200, 600), .type = EV_CLIENT, .client = c});
 	}
+	w->CT = w->C + w->N;
+	for (int c = w->C; c < w->CT; c++) {
+		w->clients[c].proc = c;
+		w->clients[c].probe = c - w->C + 1;
+	}
 	if (w->partitions || w->crashes || w->pauses)
 		push(w, (struct ev){.t = 500, .type = EV_NEMESIS});
-	bool heal_done = false;
+	push(w, (struct ev){.t = w->fault_end, .type = EV_HEAL});
 	while (r->ok && w->q.n > 0) {
 		struct ev e = heap_pop(&w->q);
-		if (!heal_done && e.t >= w->fault_end) {
-			w->now = w->fault_end;
-			heal(w);
-			heal_done = true;
-		}
+		/* virtual time never goes back: the nodes' clocks are monotonic */
+		assert(e.t >= w->now);
 		if (e.t > w->end + 5000) {
 			if (e.type == EV_DELIVER)
 				free(e.buf);
@@ -1112,7 +1199,7 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 			w->trace_hash = fnv(e.buf, e.len, w->trace_hash);
 		step(w, &e);
 		bool waiting = false;
-		for (int c = 0; c < w->C; c++)
+		for (int c = 0; c < w->CT; c++)
 			waiting |= w->clients[c].busy;
 		if (w->now >= w->end && !waiting)
 			break;
@@ -1122,12 +1209,22 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		if (e.type == EV_DELIVER)
 			free(e.buf);
 	}
-	for (int c = 0; c < w->C && r->ok; c++) {
+	for (int c = w->C; c < w->CT && r->ok; c++) {
+		struct client *cl = &w->clients[c];
+		if (cl->probe_ok - w->fault_end > r->probe_ms)
+			r->probe_ms = cl->probe_ok - w->fault_end;
+		if (cl->probe_ok == 0 || cl->probe_ok > w->fault_end + PROBE_MS)
+			fail(w,
+			     "liveness: no write through node %d was answered ok within %d ms of "
+			     "the heal",
+			     cl->probe, PROBE_MS);
+	}
+	for (int c = 0; c < w->CT && r->ok; c++) {
 		if (w->clients[c].busy)
 			fail(w,
 			     "client %d: its last operation was never answered (5 s past the end)",
 			     c);
-		else if (!w->clients[c].ok_after_heal)
+		else if (c < w->C && !w->clients[c].ok_after_heal)
 			fail(w,
 			     "liveness: client %d completed no write in the %" PRIu64
 			     " ms after the heal",
@@ -1148,5 +1245,7 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	free(w->q.v);
 	free(w->hist);
 	free(w->ctr_seen);
+	for (int c = 0; c < NS_CLIENTS_MAX; c++)
+		free(w->clients[c].rq_buf);
 	free(w);
 }
