@@ -17,8 +17,10 @@
 #include "jepsen-lite/history.h"
 #include "jepsen-lite/linearizable.h"
 #include "kv/kv.h"
+#include "kv/ring.h"
 #include "node/engine.h"
 #include "node/log.h"
+#include "node/node_limits.h"
 #include "proto/kv.pb-c.h"
 #include "proto/raft.pb-c.h"
 #include "raft/raft.h"
@@ -146,6 +148,7 @@ struct simnode {
 	uint32_t rate_pm;       /* its clock runs at rate_pm/1000 of real time */
 	uint64_t clock_base_ms; /* its clock at virtual time 0 */
 	bool writing;           /* a WAL batch is with the simulated disk */
+	bool clean_at_crash;    /* crashed: no hosted group's durable state said recovering */
 	struct wal_batch *batch;
 	bool compact;
 };
@@ -190,7 +193,7 @@ struct world {
 	uint32_t delay_max;
 	uint32_t disk_max;
 	const char *mix;
-	bool crashes, partitions, pauses, drift;
+	bool crashes, partitions, pauses, drift, wipes;
 	uint64_t fault_end, heal_end, end;
 	bool healed;
 	struct client clients[NS_CLIENTS_MAX];
@@ -490,6 +493,51 @@ static void node_start(struct world *w, struct simnode *s)
 	links_changed(w);
 }
 
+/* Does node s host group g? (As node/restore.c places groups: every node when there are at
+ * most NODE_REPLICAS, else kv_ring_place.) */
+static bool hosts(struct world *w, int id, uint32_t g)
+{
+	uint64_t ids[NS_NODES_MAX], out[NODE_REPLICAS];
+	for (int i = 0; i < w->N; i++)
+		ids[i] = (uint64_t)i + 1;
+	if (w->N <= NODE_REPLICAS)
+		return true;
+	size_t k = kv_ring_place(g, ids, (size_t)w->N, NODE_REPLICAS, out);
+	for (size_t i = 0; i < k; i++)
+		if (out[i] == (uint64_t)id)
+			return true;
+	return false;
+}
+
+/* Has every group the running node s hosts a durable hard state that is not recovering? */
+static bool durably_recovered(struct world *w, struct simnode *s)
+{
+	for (uint32_t g = 1; g <= (uint32_t)w->G; g++) {
+		if (!hosts(w, s->id, g))
+			continue;
+		struct wal_group_state st;
+		if (wal_group_state_copy(s->wal, g, &st) != WAL_OK || st.corrupt ||
+		    !st.has_hard_state || st.hard_state.recovering)
+			return false;
+	}
+	return true;
+}
+
+/* The rule that keeps a wipe from losing acknowledged data by definition (tests/sim/README.md,
+ * "Wiped replicas and the recovery rule"): at most one node has lost state and not durably
+ * left recovery. Every group has 3 voters here (NODE_REPLICAS), never fewer. */
+static bool may_wipe(struct world *w, int victim)
+{
+	for (int i = 1; i <= w->N; i++) {
+		struct simnode *u = &w->nodes[i];
+		if (i == victim)
+			continue;
+		if (u->alive ? !durably_recovered(w, u) : !u->clean_at_crash)
+			return false;
+	}
+	return true;
+}
+
 static void node_crash(struct world *w, struct simnode *s)
 {
 	if (!s->alive)
@@ -502,6 +550,7 @@ static void node_crash(struct world *w, struct simnode *s)
 	s->paused = false;
 	s->gen++;
 	links_changed(w); /* its peers see the link go down */
+	s->clean_at_crash = durably_recovered(w, s);
 	node_engine_close(s->n);
 	kv_close(s->kv);
 	wal_close(s->wal);
@@ -853,6 +902,15 @@ static void nemesis(struct world *w)
 			if (!x->alive)
 				continue;
 			node_crash(w, x);
+			if (w->wipes && rnd(w, 0, 3) == 0 && may_wipe(w, x->id)) {
+				/* the crash took the data directory too: the node comes back
+				 * empty, with a new incarnation, and recovers from its peers */
+				rm_tree(x->dir);
+				x->clean_at_crash = false;
+				x->incarnation = raft_rand_next(&w->rng) | 1;
+				w->r->count[NS_C_WIPE]++;
+				trace(w, "nemesis: node %d's data directory is lost (wipe)", x->id);
+			}
 			push(w, (struct ev){.t = w->now + rnd(w, 50, 1500),
 					    .type = EV_RESTART,
 					    .node = x->id});
@@ -1137,6 +1195,7 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	w->partitions = mix == 1 || mix == 4;
 	w->crashes = mix == 2 || mix == 4;
 	w->pauses = mix == 3 || mix == 4;
+	w->wipes = w->crashes; /* a quarter of the crashes, when may_wipe allows */
 	w->drift = rnd(w, 0, 1) == 1;
 	w->delay_max = rnd(w, 1, 20);
 	w->disk_max = rnd(w, 1, 30);
@@ -1209,9 +1268,12 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		if (e.type == EV_DELIVER)
 			free(e.buf);
 	}
+	/* safety first: a lost write may stall a node too; the history says more */
+	if (r->ok)
+		check_history(w);
 	for (int c = w->C; c < w->CT && r->ok; c++) {
 		struct client *cl = &w->clients[c];
-		if (cl->probe_ok - w->fault_end > r->probe_ms)
+		if (cl->probe_ok != 0 && cl->probe_ok - w->fault_end > r->probe_ms)
 			r->probe_ms = cl->probe_ok - w->fault_end;
 		if (cl->probe_ok == 0 || cl->probe_ok > w->fault_end + PROBE_MS)
 			fail(w,
@@ -1230,8 +1292,6 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 			     " ms after the heal",
 			     c, w->heal_end - w->fault_end);
 	}
-	if (r->ok)
-		check_history(w);
 	r->events = w->events;
 	r->hash = fnv(w->hist, w->hist_len, w->trace_hash ^ w->events);
 	for (int i = 1; i <= w->N; i++)
