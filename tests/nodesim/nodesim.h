@@ -26,6 +26,7 @@ struct ns_opts {
 enum ns_count {
 	NS_C_CRASH,       /* nodes crashed */
 	NS_C_WIPE,        /* of those, data directories lost (a new incarnation) */
+	NS_C_STRIKE,      /* majority crashes right after an acknowledged write */
 	NS_C_PAUSE,       /* nodes paused */
 	NS_C_PARTITION,   /* partitions begun */
 	NS_C_WAL_BATCH,   /* WAL batches written (made durable) */

@@ -31,6 +31,7 @@
 const char *const ns_count_names[NS_C_COUNT] = {
 	[NS_C_CRASH] = "crashes",
 	[NS_C_WIPE] = "wipes",
+	[NS_C_STRIKE] = "crashes-after-ack",
 	[NS_C_PAUSE] = "pauses",
 	[NS_C_PARTITION] = "partitions",
 	[NS_C_WAL_BATCH] = "wal-batches",
@@ -57,6 +58,11 @@ const char *const ns_count_names[NS_C_COUNT] = {
 #define PROBE_RETRY_MS 100
 #define PROBE_MS       2000
 
+/* In the crash mixes, one acknowledged write in STRIKE_ONE_IN (at most one per STRIKE_GAP_MS)
+ * is followed at once by a majority crash (EV_STRIKE). */
+#define STRIKE_ONE_IN 20
+#define STRIKE_GAP_MS 300
+
 /* ------------------------------------------------------------------------------ events */
 
 enum ev_type {
@@ -68,6 +74,7 @@ enum ev_type {
 	EV_RESTART,
 	EV_RESUME,
 	EV_HEAL,
+	EV_STRIKE, /* a majority crashes, right after a write was acknowledged */
 };
 
 struct ev {
@@ -194,6 +201,7 @@ struct world {
 	uint32_t disk_max;
 	const char *mix;
 	bool crashes, partitions, pauses, drift, wipes;
+	uint64_t strike_last; /* the last EV_STRIKE */
 	uint64_t fault_end, heal_end, end;
 	bool healed;
 	struct client clients[NS_CLIENTS_MAX];
@@ -382,10 +390,10 @@ static void io_wal_write(void *arg, struct wal_batch *b, bool compact)
 	s->writing = true;
 	s->batch = b;
 	s->compact = compact;
-	push(w, (struct ev){.t = w->now + rnd(w, 0, w->disk_max),
-			    .type = EV_DISK,
-			    .node = s->id,
-			    .gen = s->gen});
+	uint32_t ms = rnd(w, 0, w->disk_max);
+	if (w->crashes && rnd(w, 0, 7) == 0)
+		ms = rnd(w, 30, 120); /* a slow fsync: a longer window for a crash to lose */
+	push(w, (struct ev){.t = w->now + ms, .type = EV_DISK, .node = s->id, .gen = s->gen});
 }
 
 static void io_flush(void *arg)
@@ -856,6 +864,16 @@ static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
 		break;
 	}
 	hist_op(w, c, type, true, result);
+	if (strcmp(type, "ok") == 0 && cl->fn != JL_READ && w->crashes && w->now < w->fault_end &&
+	    w->now >= w->strike_last + STRIKE_GAP_MS && rnd(w, 0, STRIKE_ONE_IN - 1) == 0) {
+		/* the moment a write acknowledged too early is most likely still in flight to
+		 * the disks of the nodes that acknowledged it (after this event: the engine that
+		 * answered is in its turn) */
+		w->strike_last = w->now;
+		push(w, (struct ev){.t = w->now,
+				    .type = EV_STRIKE,
+				    .node = (int)rnd(w, 1, (uint32_t)w->N)});
+	}
 	if (strcmp(type, "ok") == 0 && cl->fn != JL_ADD)
 		w->known[cl->key] = cl->fn == JL_READ ? result : cl->fn == JL_CAS ? cl->b : cl->a;
 	if (strcmp(type, "ok") == 0)
@@ -886,6 +904,29 @@ static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
 
 /* ------------------------------------------------------------------------------ nemesis */
 
+/* Crashes k running nodes from victim on (ids wrapping around); each restarts 50-1500 ms
+ * later, and a crash may also lose the node's data directory (a wipe) when may_wipe allows. */
+static void crash_nodes(struct world *w, int victim, int k)
+{
+	for (int j = 0; j < k; j++) {
+		struct simnode *x = &w->nodes[(victim - 1 + j) % w->N + 1];
+		if (!x->alive)
+			continue;
+		node_crash(w, x);
+		if (w->wipes && rnd(w, 0, 3) == 0 && may_wipe(w, x->id)) {
+			/* the crash took the data directory too: the node comes back empty, with
+			 * a new incarnation, and recovers from its peers */
+			rm_tree(x->dir);
+			x->clean_at_crash = false;
+			x->incarnation = raft_rand_next(&w->rng) | 1;
+			w->r->count[NS_C_WIPE]++;
+			trace(w, "nemesis: node %d's data directory is lost (wipe)", x->id);
+		}
+		push(w, (struct ev){
+				.t = w->now + rnd(w, 50, 1500), .type = EV_RESTART, .node = x->id});
+	}
+}
+
 static void nemesis(struct world *w)
 {
 	if (w->now >= w->fault_end)
@@ -896,25 +937,7 @@ static void nemesis(struct world *w)
 	if (w->crashes && pick < 30) {
 		/* one node, or (a third of the time) a majority at once, as a rack losing power
 		 * would: only then can a write acknowledged too early be lost */
-		int k = rnd(w, 0, 2) == 0 ? w->N / 2 + 1 : 1;
-		for (int j = 0; j < k; j++) {
-			struct simnode *x = &w->nodes[(victim - 1 + j) % w->N + 1];
-			if (!x->alive)
-				continue;
-			node_crash(w, x);
-			if (w->wipes && rnd(w, 0, 3) == 0 && may_wipe(w, x->id)) {
-				/* the crash took the data directory too: the node comes back
-				 * empty, with a new incarnation, and recovers from its peers */
-				rm_tree(x->dir);
-				x->clean_at_crash = false;
-				x->incarnation = raft_rand_next(&w->rng) | 1;
-				w->r->count[NS_C_WIPE]++;
-				trace(w, "nemesis: node %d's data directory is lost (wipe)", x->id);
-			}
-			push(w, (struct ev){.t = w->now + rnd(w, 50, 1500),
-					    .type = EV_RESTART,
-					    .node = x->id});
-		}
+		crash_nodes(w, victim, rnd(w, 0, 2) == 0 ? w->N / 2 + 1 : 1);
 	} else if (w->partitions && pick < 60) {
 		memset(w->cut, 0, sizeof w->cut);
 		if (rnd(w, 0, 2) > 0) {
@@ -1093,6 +1116,11 @@ static void step(struct world *w, struct ev *e)
 		break;
 	case EV_HEAL:
 		heal(w);
+		break;
+	case EV_STRIKE:
+		trace(w, "nemesis: a majority crashes right after an acknowledged write");
+		w->r->count[NS_C_STRIKE]++;
+		crash_nodes(w, e->node, w->N / 2 + 1);
 		break;
 	case EV_RESUME:
 		if (s->alive && s->paused && e->gen == s->gen) {
