@@ -60,7 +60,7 @@ const char *const ns_count_names[NS_C_COUNT] = {
 
 /* In the crash mixes, one acknowledged write in STRIKE_ONE_IN (at most one per STRIKE_GAP_MS)
  * is followed at once by a majority crash (EV_STRIKE). */
-#define STRIKE_ONE_IN 20
+#define STRIKE_ONE_IN 8
 #define STRIKE_GAP_MS 300
 
 /* ------------------------------------------------------------------------------ events */
