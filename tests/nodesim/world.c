@@ -60,7 +60,7 @@ const char *const ns_count_names[NS_C_COUNT] = {
 
 /* In the crash mixes, one acknowledged write in STRIKE_ONE_IN (at most one per STRIKE_GAP_MS)
  * is followed at once by a majority crash (EV_STRIKE). */
-#define STRIKE_ONE_IN 20
+#define STRIKE_ONE_IN 8
 #define STRIKE_GAP_MS 300
 
 /* ------------------------------------------------------------------------------ events */
@@ -324,11 +324,6 @@ static uint64_t io_now_ms(void *arg)
 	return local_ms(arg);
 }
 
-static uint64_t io_wall_ms(void *arg)
-{
-	return 1790000000000ull + local_ms(arg); /* an epoch time in late 2026 */
-}
-
 static uint64_t io_now_ns(void *arg)
 {
 	return local_ms(arg) * 1000000u;
@@ -479,7 +474,6 @@ static void node_start(struct world *w, struct simnode *s)
 		.seed = raft_rand_next(&w->rng),
 		.now_ms = io_now_ms,
 		.now_ns = io_now_ns,
-		.wall_ms = io_wall_ms,
 		.peer_send = io_peer_send,
 		.peer_send_packed = io_peer_send_packed,
 		.peer_up = io_peer_up,
