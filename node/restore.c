@@ -183,6 +183,29 @@ int node_restore_groups(struct node *n)
 			node_log(NODE_LOG_WARN, gi,
 				 "replica still recovering: catching up from peers");
 		}
+		/* The state machine may be ahead of the WAL: committed entries are applied in the
+		 * turn that learns of them, before their own WAL batch is durable, so a crash can
+		 * lose the batch that replaced a stale suffix while LMDB keeps what it applied. A
+		 * log's terms never go down, so from the first entry whose term is below LMDB's
+		 * applied term (or its predecessor's) the WAL holds that stale suffix: it is
+		 * dropped, here and in the WAL (found by tests/nodesim, seed 1135). */
+		size_t keep = 0;
+		for (raft_term t = rs.snap_term; keep < ne && es[keep].term >= t; keep++)
+			t = es[keep].term;
+		if (keep < ne) {
+			node_log(NODE_LOG_WARN, gi,
+				 "dropping a stale log suffix the state machine is past from=%llu "
+				 "term=%llu applied=%llu applied_term=%llu",
+				 (unsigned long long)es[keep].index,
+				 (unsigned long long)es[keep].term, (unsigned long long)rs.applied,
+				 (unsigned long long)rs.snap_term);
+			if (wal_batch_truncate(n->cur->b, gi, es[keep].index) != 0)
+				node_fatal(n, gi, "out of memory truncating the group's log");
+			ne = keep;
+			raft_index last = ne ? es[ne - 1].index : rs.snap_index;
+			if (rs.hard_state.commit > last)
+				rs.hard_state.commit = last;
+		}
 		rs.entries = es;
 		rs.n_entries = ne;
 		if (rs.hard_state.commit < rs.applied)

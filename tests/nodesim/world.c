@@ -324,6 +324,11 @@ static uint64_t io_now_ms(void *arg)
 	return local_ms(arg);
 }
 
+static uint64_t io_wall_ms(void *arg)
+{
+	return 1790000000000ull + local_ms(arg); /* an epoch time in late 2026 */
+}
+
 static uint64_t io_now_ns(void *arg)
 {
 	return local_ms(arg) * 1000000u;
@@ -474,6 +479,7 @@ static void node_start(struct world *w, struct simnode *s)
 		.seed = raft_rand_next(&w->rng),
 		.now_ms = io_now_ms,
 		.now_ns = io_now_ns,
+		.wall_ms = io_wall_ms,
 		.peer_send = io_peer_send,
 		.peer_send_packed = io_peer_send_packed,
 		.peer_up = io_peer_up,
