@@ -6,8 +6,8 @@ set -u
 
 # pkg-config module -> Debian package
 pc_pkgs="libuv:libuv1-dev lmdb:liblmdb-dev libprotobuf-c:libprotobuf-c-dev check:check libxxhash:libxxhash-dev libmicrohttpd:libmicrohttpd-dev"
-# command -> Debian package
-cmd_pkgs="pkg-config:pkg-config protoc-c:protobuf-c-compiler mdb_stat:lmdb-utils redis-cli:redis-tools redis-benchmark:redis-tools"
+# command -> Debian package (faketime brings libfaketime: jepsen-lite's clock nemesis)
+cmd_pkgs="pkg-config:pkg-config protoc-c:protobuf-c-compiler mdb_stat:lmdb-utils redis-cli:redis-tools redis-benchmark:redis-tools faketime:faketime"
 # tests only: Python module (of Debian's /usr/bin/python3) -> Debian package (the RESP port's
 # integration test uses python3-redis; test_metrics parses /metrics with the Prometheus client's parser)
 py_pkgs="redis:python3-redis prometheus_client.parser:python3-prometheus-client"
