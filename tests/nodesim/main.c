@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,8 @@ struct report {
 	uint64_t seed, ops, probe_ms;
 	uint64_t count[NS_C_COUNT];
 };
+
+_Static_assert(sizeof(struct report) <= PIPE_BUF, "a report must be one atomic pipe write");
 
 static int report_fd = -1; /* a sweep child's end of the pipe */
 
