@@ -279,5 +279,5 @@ void node_peer_frame(struct node *n, uint64_t from, const Ringraft__Raft__PeerFr
 	for (size_t i = 0; i < f->n_forwarded_requests; i++)
 		node_service_forwarded(n, from, &f->forwarded_requests[i]);
 	for (size_t i = 0; i < f->n_forwarded_responses; i++)
-		node_service_forward_reply(n, &f->forwarded_responses[i]);
+		node_service_forward_reply(n, from, &f->forwarded_responses[i]);
 }

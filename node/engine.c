@@ -65,6 +65,10 @@ int node_engine_open(const struct node_config *cfg, const struct node_io *io, st
 	n->kv = kv;
 	n->incarnation = incarnation;
 	n->start_ms = node_now_ms(n);
+	/* Request ids (also the ids of forwarded requests) start at a point drawn from the
+	 * shell's seed, not at 0: a leader may still answer what this node forwarded in an
+	 * earlier life, and that answer must match nothing now (tests/nodesim FINDINGS N2). */
+	n->next_iid = (io->seed ^ (cfg->id * 0x9e3779b97f4a7c15ull)) & ~(uint64_t)0xffffffffu;
 	node_metrics_init(&n->metrics);
 	n->ring = kv_ring_new(cfg->groups, NODE_VNODES, NODE_RING_EPOCH);
 	n->groups = calloc(cfg->groups, sizeof *n->groups);

@@ -186,7 +186,9 @@ void node_send_msg(struct node *n, struct node_group *g, const struct raft_messa
 
 /* service.c */
 void node_service_forwarded(struct node *n, uint64_t from, const ProtobufCBinaryData *rq);
-void node_service_forward_reply(struct node *n, const ProtobufCBinaryData *resp);
+/* An answer from peer `from` to a request this node forwarded: taken only by the request of
+ * that id which went to that peer. */
+void node_service_forward_reply(struct node *n, uint64_t from, const ProtobufCBinaryData *resp);
 void node_service_applied(struct node *n, struct node_group *g, const struct raft_entry *e,
 			  const struct kv_result *res);
 void node_service_apply_done(struct node *n, struct node_group *g, raft_index last);

@@ -902,13 +902,13 @@ void node_service_forwarded(struct node *n, uint64_t from, const ProtobufCBinary
 	handle(n, r);
 }
 
-void node_service_forward_reply(struct node *n, const ProtobufCBinaryData *b)
+void node_service_forward_reply(struct node *n, uint64_t from, const ProtobufCBinaryData *b)
 {
 	Ringraft__Kv__Response *resp = ringraft__kv__response__unpack(NULL, b->len, b->data);
 	if (resp == NULL)
 		return;
 	struct node_req *r = req_find(n, resp->id);
-	if (r != NULL && r->state == REQ_FORWARDED)
+	if (r != NULL && r->state == REQ_FORWARDED && r->fwd_to == from)
 		req_finish(n, r, resp);
 	ringraft__kv__response__free_unpacked(resp, NULL);
 }
