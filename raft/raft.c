@@ -490,10 +490,15 @@ void raft_ready(struct raft *r, struct raft_update *u)
 	u->n_snap_reqs = r->snap_reqs.n;
 
 	assert(r->commit <= last);
+	r->ready_applied = r->applied;
 	if (r->commit > r->applied) {
 		u->committed = raft_log_get(&r->log, r->applied + 1);
 		assert(u->committed != NULL);
 		u->n_committed = (size_t)(r->commit - r->applied);
+		if (r->cfg.max_committed_per_ready != 0 &&
+		    u->n_committed > r->cfg.max_committed_per_ready)
+			u->n_committed = r->cfg.max_committed_per_ready;
+		r->ready_applied = r->applied + u->n_committed;
 	}
 	u->reads = r->reads_out.v;
 	u->n_reads = r->reads_out.n;
@@ -508,7 +513,6 @@ void raft_ready(struct raft *r, struct raft_update *u)
 	r->conf_out = r->conf;
 
 	r->ready_last = last;
-	r->ready_applied = r->commit > r->applied ? r->commit : r->applied;
 	r->in_ready = true;
 }
 

@@ -274,6 +274,11 @@ struct raft_config {
 	uint64_t max_inflight_bytes; /* per follower */
 	uint64_t max_msg_bytes;      /* entries per AppendEntries, bytes */
 	uint32_t snapshot_chunk_bytes;
+	/* At most this many committed entries per Ready (0 = all of them): apply then lags
+	 * commit by what is left, as etcd's MaxCommittedSizePerReady bounds one Ready's work.
+	 * Reads come out once confirmed, whatever applied is: the caller's wait for
+	 * applied >= read.index is what keeps them linearizable. */
+	uint32_t max_committed_per_ready;
 };
 void raft_config_default(struct raft_config *cfg, raft_id id, uint64_t seed);
 

@@ -200,6 +200,7 @@ struct world {
 	uint32_t delay_max;
 	uint32_t disk_max;
 	const char *mix;
+	uint32_t apply_cap; /* node_config.apply_entries_max of every node */
 	bool crashes, partitions, pauses, drift, wipes;
 	uint64_t strike_last; /* the last EV_STRIKE */
 	uint64_t fault_end, heal_end, end;
@@ -436,6 +437,7 @@ static void node_config_for(struct world *w, struct simnode *s, uint32_t electio
 	c->request_timeout_ms = 2000;
 	c->log_level = w->o->trace ? NODE_LOG_INFO : NODE_LOG_ERROR;
 	c->balance_leaders = balance;
+	c->apply_entries_max = w->apply_cap;
 }
 
 static void links_changed(struct world *w);
@@ -1243,6 +1245,13 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	r->nodes = w->N;
 	r->groups = w->G;
 	r->mix = w->mix;
+	/* Apply lags commit in two seeds of three (a cap of 1 to 3 entries per Ready), so that a
+	 * read confirmed by ReadIndex has to wait for apply. Drawn from the seed apart from the
+	 * world's stream, so every other choice of a seed stays what it was before the cap. */
+	uint64_t h = (o->seed + 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 31;
+	w->apply_cap = h % 3 == 0 ? 0 : 1 + (uint32_t)((h >> 8) % 3);
+	r->apply_cap = w->apply_cap;
 	ns_root_path(w->root, sizeof w->root, o->root, (int)getpid(), o->seed);
 	rm_tree(w->root);
 	mkdir(w->root, 0755);
