@@ -36,8 +36,9 @@ struct node_config {
 	uint32_t value_max;
 	uint32_t scrub_rate; /* stored values checked per second (0 = no scrub) */
 	uint32_t request_timeout_ms;
-	/* committed entries a group applies per Ready (0 = all): kvd leaves it 0; the whole-node
-	 * simulator sets it small in some seeds so that apply lags commit (tests/nodesim) */
+	/* committed entries a group applies per tick (0 = no limit): kvd leaves it 0; the
+	 * whole-node simulator sets it small in some seeds, a state machine slower than commit,
+	 * so that apply lags commit (tests/nodesim) */
 	uint32_t apply_entries_max;
 	int log_level;
 	bool balance_leaders;

@@ -165,9 +165,13 @@ void node_tick(struct node *n)
 	if (n->draining)
 		return; /* only turns until the last batch is durable */
 	n->ticks++;
-	for (uint32_t i = 0; i < n->cfg.groups; i++)
-		if (n->groups[i].raft != NULL)
-			raft_tick(n->groups[i].raft);
+	for (uint32_t i = 0; i < n->cfg.groups; i++) {
+		if (n->groups[i].raft == NULL)
+			continue;
+		raft_tick(n->groups[i].raft);
+		if (n->cfg.apply_entries_max != 0)
+			raft_set_apply_limit(n->groups[i].raft, n->cfg.apply_entries_max);
+	}
 	uint64_t every = NODE_MAINT_MS / n->cfg.tick_ms;
 	if (every == 0)
 		every = 1;

@@ -90,10 +90,11 @@ struct raft *node_group_raft_new(struct node *n, uint32_t gi, const struct raft_
 		rc.election_ticks = rc.heartbeat_ticks * 2;
 	rc.pre_vote = true;
 	rc.check_quorum = true;
-	rc.max_committed_per_ready = n->cfg.apply_entries_max;
 	struct raft *r = raft_new(&rc, rs);
 	if (r == NULL)
 		node_fatal(n, gi, "out of memory creating the group");
+	if (n->cfg.apply_entries_max != 0)
+		raft_set_apply_limit(r, n->cfg.apply_entries_max);
 	return r;
 }
 

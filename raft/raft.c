@@ -143,6 +143,7 @@ struct raft *raft_new(const struct raft_config *cfg, const struct raft_restore *
 	if (r->commit > raft_log_last(&r->log))
 		r->commit = raft_log_last(&r->log);
 	r->applied = rs->applied;
+	r->apply_limit = RAFT_APPLY_ALL;
 	r->persisted = raft_log_last(&r->log);
 	r->snap_index = rs->snap_index;
 	r->snap_term = rs->snap_term;
@@ -422,7 +423,7 @@ bool raft_has_ready(const struct raft *r)
 	if (r->msgs.n || r->msgs_after.n || r->snap_reqs.n || r->reads_out.n ||
 	    r->reads_dropped.n || r->has_snap_chunk || r->truncate_from)
 		return true;
-	if (r->unstable <= raft_log_last(&r->log) || r->commit > r->applied)
+	if (r->unstable <= raft_log_last(&r->log) || (r->commit > r->applied && r->apply_limit > 0))
 		return true;
 	if (!hs_equal(hard_state(r), r->hs_out))
 		return true;
@@ -495,9 +496,12 @@ void raft_ready(struct raft *r, struct raft_update *u)
 		u->committed = raft_log_get(&r->log, r->applied + 1);
 		assert(u->committed != NULL);
 		u->n_committed = (size_t)(r->commit - r->applied);
-		if (r->cfg.max_committed_per_ready != 0 &&
-		    u->n_committed > r->cfg.max_committed_per_ready)
-			u->n_committed = r->cfg.max_committed_per_ready;
+		if (u->n_committed > r->apply_limit)
+			u->n_committed = (size_t)r->apply_limit;
+		if (u->n_committed == 0)
+			u->committed = NULL;
+		if (r->apply_limit != RAFT_APPLY_ALL)
+			r->apply_limit -= u->n_committed;
 		r->ready_applied = r->applied + u->n_committed;
 	}
 	u->reads = r->reads_out.v;
@@ -559,6 +563,11 @@ raft_index raft_commit_of(const struct raft *r)
 raft_index raft_applied_of(const struct raft *r)
 {
 	return r->applied;
+}
+void raft_set_apply_limit(struct raft *r, uint64_t entries)
+{
+	assert(!r->in_ready);
+	r->apply_limit = entries;
 }
 raft_index raft_last_index(const struct raft *r)
 {

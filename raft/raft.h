@@ -274,11 +274,6 @@ struct raft_config {
 	uint64_t max_inflight_bytes; /* per follower */
 	uint64_t max_msg_bytes;      /* entries per AppendEntries, bytes */
 	uint32_t snapshot_chunk_bytes;
-	/* At most this many committed entries per Ready (0 = all of them): apply then lags
-	 * commit by what is left, as etcd's MaxCommittedSizePerReady bounds one Ready's work.
-	 * Reads come out once confirmed, whatever applied is: the caller's wait for
-	 * applied >= read.index is what keeps them linearizable. */
-	uint32_t max_committed_per_ready;
 };
 void raft_config_default(struct raft_config *cfg, raft_id id, uint64_t seed);
 
@@ -355,6 +350,14 @@ raft_id raft_leader_of(const struct raft *r);
 raft_term raft_term_of(const struct raft *r);
 raft_index raft_commit_of(const struct raft *r);
 raft_index raft_applied_of(const struct raft *r); /* last index handed out in committed */
+/* How many committed entries the Readies from now on may hand out in all, until the next call
+ * (RAFT_APPLY_ALL, the default: no limit). A state machine slower than commit sets it (as
+ * etcd's MaxCommittedSizePerReady bounds one Ready's work); apply then lags commit, and
+ * raft_has_ready does not report committed entries while the limit is 0. Reads still come out
+ * once confirmed, whatever applied is: the caller's wait for applied >= read.index is what
+ * keeps them linearizable. */
+#define RAFT_APPLY_ALL UINT64_MAX
+void raft_set_apply_limit(struct raft *r, uint64_t entries);
 raft_index raft_last_index(const struct raft *r);
 raft_index raft_first_index(const struct raft *r); /* first entry still in memory */
 const struct raft_conf *raft_conf_of(const struct raft *r);

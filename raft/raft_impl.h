@@ -44,6 +44,7 @@ struct raft {
 	raft_index commit;
 	struct raft_log log;
 	raft_index applied;   /* last index handed out in update.committed */
+	uint64_t apply_limit; /* committed entries later Readies may hand out (raft_set_apply_limit) */
 	raft_index persisted; /* our own log is durable up to here (raft_persisted) */
 
 	/* role */

@@ -59,7 +59,7 @@ struct ns_result {
 	uint64_t probe_ms; /* the slowest liveness probe: ms from the heal to its ok */
 	int nodes, groups;
 	const char *mix;
-	uint32_t apply_cap; /* committed entries a group applies per Ready (0 = all) */
+	uint32_t apply_cap; /* committed entries a group applies per tick (0 = no limit) */
 };
 
 /* Runs one seed (world.c). */

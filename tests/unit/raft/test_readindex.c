@@ -127,6 +127,47 @@ START_TEST(test_follower_refuses)
 }
 END_TEST
 
+/* A slow state machine (raft_set_apply_limit): committed entries come out no faster than the
+ * limit allows, has_ready does not report what the limit holds back, and a read state still
+ * comes out once confirmed, with an index above applied: the caller's wait is what keeps it
+ * linearizable. */
+START_TEST(test_apply_limit_lags_reads)
+{
+	static struct tc c; /* 5.8 MB: too big for a stack frame (see raft_test_helper.h) */
+	tc_init(&c, 3, 25);
+	tc_elect(&c, 1);
+	tc_stabilize(&c);
+	struct raft *r = tc_r(&c, 1);
+	raft_index before = c.nodes[1].applied;
+	ck_assert_uint_eq(before, raft_commit_of(r));
+	raft_set_apply_limit(r, 0);
+	for (int i = 0; i < 5; i++)
+		tc_propose(&c, 1, "v");
+	tc_stabilize(&c);
+	raft_index commit = raft_commit_of(r);
+	ck_assert_uint_eq(commit, before + 5);
+	ck_assert_uint_eq(c.nodes[1].applied, before); /* held back */
+	ck_assert_uint_eq(raft_applied_of(r), before);
+	ck_assert(!raft_has_ready(r));
+	ck_assert_int_eq(raft_read_index(r, 31), 0);
+	tc_stabilize(&c);
+	raft_index idx;
+	ck_assert(has_read(&c.nodes[1], 31, &idx));
+	ck_assert_uint_eq(idx, commit);
+	ck_assert_uint_lt(raft_applied_of(r), idx); /* the read came out ahead of apply */
+	raft_set_apply_limit(r, 2);
+	ck_assert(raft_has_ready(r));
+	tc_ready(&c, 1);
+	ck_assert_uint_eq(c.nodes[1].applied, before + 2);
+	ck_assert(!raft_has_ready(r)); /* the limit is spent */
+	raft_set_apply_limit(r, RAFT_APPLY_ALL);
+	tc_stabilize(&c);
+	ck_assert_uint_eq(c.nodes[1].applied, commit);
+	ck_assert_uint_eq(raft_applied_of(r), commit);
+	tc_free(&c);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("raft_readindex");
@@ -137,6 +178,7 @@ int main(void)
 	tcase_add_test(tc, test_dropped_on_leadership_loss);
 	tcase_add_test(tc, test_single_voter_immediate);
 	tcase_add_test(tc, test_follower_refuses);
+	tcase_add_test(tc, test_apply_limit_lags_reads);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
