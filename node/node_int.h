@@ -49,6 +49,7 @@ struct node_req {
 	raft_index index;               /* PROPOSED: entry index; READ_APPLY: read index */
 	raft_term term;                 /* PROPOSED: entry term */
 	uint64_t fwd_to;                /* FORWARDED: leader it went to */
+	uint8_t hops;                   /* FORWARDED for a group not hosted here: hints followed */
 	struct node_req *aprev, *anext; /* every request */
 	struct node_req *hnext;         /* id hash chain */
 	struct node_req *gprev, *gnext; /* the group list it waits in */
@@ -84,6 +85,7 @@ struct node_group {
 	bool hosted;
 	uint64_t hosts[NODE_NODES_MAX]; /* the nodes that host the group, preference order */
 	size_t n_hosts;
+	uint64_t leader_hint; /* not hosted here: the host last known to lead it (0 = none) */
 	struct raft *raft;
 	struct node_list props;       /* REQ_PROPOSED, ascending index */
 	struct node_list reads_idx;   /* REQ_READ_INDEX */

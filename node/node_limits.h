@@ -14,6 +14,7 @@
 #define NODE_SNAPSHOT_ENTRIES_MIN       16
 #define NODE_REQUEST_TIMEOUT_MS_DEFAULT 5000
 #define NODE_REQUEST_TIMEOUT_MS_MAX     60000
+#define NODE_FWD_HOPS_MAX               3 /* NOT_LEADER hints followed for a group not hosted here */
 #define NODE_TRANSFER_INTERVAL_MS       5000 /* per group, between leadership transfers */
 #define NODE_LEADER_SETTLE_MS           2000 /* lead this long before handing leadership away */
 #define NODE_PEER_SETTLE_MS             1000 /* a peer up this long may take leadership */

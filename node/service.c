@@ -717,6 +717,34 @@ static struct node_group *explicit_group(struct node *n, struct node_req *r)
 	return g;
 }
 
+static bool op_writes(Ringraft__Kv__Op op)
+{
+	return op == RINGRAFT__KV__OP__PUT || op == RINGRAFT__KV__OP__DELETE ||
+	       op == RINGRAFT__KV__OP__CAS || op == RINGRAFT__KV__OP__INCRBY ||
+	       op == RINGRAFT__KV__OP__MSET || op == RINGRAFT__KV__OP__MDEL ||
+	       op == RINGRAFT__KV__OP__EXPIRE || op == RINGRAFT__KV__OP__PERSIST;
+}
+
+static bool hosts_group(const struct node_group *g, uint64_t id)
+{
+	for (size_t i = 0; i < g->n_hosts; i++)
+		if (g->hosts[i] == id)
+			return true;
+	return false;
+}
+
+/* A group not hosted here: the host it last knew as the leader, if reachable, else the first
+ * reachable host in preference order; 0 if none is reachable. */
+static uint64_t host_to_ask(struct node *n, const struct node_group *g)
+{
+	if (g->leader_hint != 0 && node_peer_is_up(n, g->leader_hint))
+		return g->leader_hint;
+	for (size_t i = 0; i < g->n_hosts; i++)
+		if (node_peer_is_up(n, g->hosts[i]))
+			return g->hosts[i];
+	return 0;
+}
+
 static void handle(struct node *n, struct node_req *r)
 {
 	Ringraft__Kv__Request *rq = r->rq;
@@ -802,15 +830,22 @@ static void handle(struct node *n, struct node_req *r)
 		return;
 	}
 	if (g != NULL && g->raft == NULL && g->n_hosts > 0) {
-		/* More nodes than replicas: this node does not host the group; point at one that
-		 * does (it forwards to the leader if it is not the leader itself). */
+		/* More nodes than replicas: this node does not host the group. It forwards the
+		 * request to the host it last knew as the leader, else to a host it can reach, and
+		 * follows that host's NOT_LEADER hint (node_service_forward_reply), so that a
+		 * client that knows nothing of placement is served by any node. A request that
+		 * asked not to be forwarded (or was forwarded here already) and a DIGEST (of this
+		 * node's own replica) are answered with a host to ask instead. */
+		uint64_t host = host_to_ask(n, g);
+		if (!rq->redirect && rq->op != RINGRAFT__KV__OP__DIGEST && host != 0) {
+			r->write = op_writes(rq->op);
+			r->hops = 0;
+			forward(n, r, host);
+			return;
+		}
 		Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
-		uint64_t host = g->hosts[0];
-		for (size_t i = 0; i < g->n_hosts; i++)
-			if (node_peer_is_up(n, g->hosts[i])) {
-				host = g->hosts[i];
-				break;
-			}
+		if (host == 0)
+			host = g->hosts[0];
 		resp.code = RINGRAFT__KV__CODE__NOT_LEADER;
 		resp.error = "group not hosted on this node";
 		resp.leader_hint = host;
@@ -822,10 +857,7 @@ static void handle(struct node *n, struct node_req *r)
 		req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE, "group not hosted on this node");
 		return;
 	}
-	r->write = rq->op == RINGRAFT__KV__OP__PUT || rq->op == RINGRAFT__KV__OP__DELETE ||
-		   rq->op == RINGRAFT__KV__OP__CAS || rq->op == RINGRAFT__KV__OP__INCRBY ||
-		   rq->op == RINGRAFT__KV__OP__MSET || rq->op == RINGRAFT__KV__OP__MDEL ||
-		   rq->op == RINGRAFT__KV__OP__EXPIRE || rq->op == RINGRAFT__KV__OP__PERSIST;
+	r->write = op_writes(rq->op);
 	if ((rq->op == RINGRAFT__KV__OP__GET || rq->op == RINGRAFT__KV__OP__SCAN ||
 	     rq->op == RINGRAFT__KV__OP__MGET || rq->op == RINGRAFT__KV__OP__TTL) &&
 	    rq->consistency == RINGRAFT__KV__CONSISTENCY__SERIALIZABLE) {
@@ -908,8 +940,29 @@ void node_service_forward_reply(struct node *n, uint64_t from, const ProtobufCBi
 	if (resp == NULL)
 		return;
 	struct node_req *r = req_find(n, resp->id);
-	if (r != NULL && r->state == REQ_FORWARDED && r->fwd_to == from)
+	if (r != NULL && r->state == REQ_FORWARDED && r->fwd_to == from) {
+		struct node_group *g = node_group(n, r->group);
+		if (g != NULL && g->raft == NULL) {
+			/* Forwarded for a group this node does not host (handle). NOT_LEADER means
+			 * the host did not propose it (a write answered so was never proposed), so
+			 * it may go to the host named in the hint, a few hops at most. */
+			uint64_t hint = resp->leader_hint;
+			if (resp->code == RINGRAFT__KV__CODE__NOT_LEADER) {
+				g->leader_hint = hosts_group(g, hint) ? hint : 0;
+				if (hint != 0 && hint != from && hosts_group(g, hint) &&
+				    r->hops < NODE_FWD_HOPS_MAX && node_peer_is_up(n, hint)) {
+					r->hops++;
+					r->state = REQ_NEW;
+					forward(n, r, hint);
+					ringraft__kv__response__free_unpacked(resp, NULL);
+					return;
+				}
+			} else if (resp->code == RINGRAFT__KV__CODE__OK && r->write) {
+				g->leader_hint = from; /* it applied a write: it led the group */
+			}
+		}
 		req_finish(n, r, resp);
+	}
 	ringraft__kv__response__free_unpacked(resp, NULL);
 }
 

@@ -45,9 +45,10 @@ struct cnode {
 struct cluster {
 	struct cluster_opts o;
 	char root[400];
-	char cluster_arg[256];
-	char endpoints[3 * ADDR_LEN];
-	struct cnode nodes[CLUSTER_NODES];
+	char cluster_arg[CLUSTER_NODES_MAX * (ADDR_LEN + 8)];
+	char endpoints[CLUSTER_NODES_MAX * ADDR_LEN];
+	int n; /* nodes */
+	struct cnode nodes[CLUSTER_NODES_MAX];
 	uint64_t next_id;
 	uint64_t client_id, seq;
 	pid_t owner;
@@ -123,7 +124,7 @@ static void destroy_one(struct cluster *c)
 {
 	if (c == NULL || c->owner != getpid())
 		return;
-	for (int i = 0; i < CLUSTER_NODES; i++)
+	for (int i = 0; i < c->n; i++)
 		kill_node_hard(&c->nodes[i]);
 	if (c->root[0] != '\0')
 		unmount_under(c->root);
@@ -191,6 +192,7 @@ void cluster_opts_default(struct cluster_opts *o)
 	o->groups = 4;
 	o->election_ms = 400;
 	o->heartbeat_ms = 50;
+	o->nodes = CLUSTER_NODES;
 }
 
 static bool port_free(const char *ip, int port)
@@ -319,7 +321,7 @@ static void dump_log(const struct cnode *n, int lines)
 		fprintf(stderr, "(no log)\n");
 }
 
-/* The nodes' loopback addresses: 127.0.0.<base>, <base>+1, <base>+2, with base 11 unless
+/* The nodes' loopback addresses: 127.0.0.<base>, <base>+1, ... <base>+4, with base 11 unless
  * RINGRAFT_TEST_IP_BASE says otherwise (so that two people's tests can run side by side). */
 static int ip_base(void)
 {
@@ -344,8 +346,16 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 		c->o.election_ms = 400;
 	if (c->o.heartbeat_ms == 0)
 		c->o.heartbeat_ms = 50;
+	if (c->o.nodes == 0)
+		c->o.nodes = CLUSTER_NODES;
+	if (c->o.nodes < 1 || c->o.nodes > CLUSTER_NODES_MAX) {
+		fprintf(stderr, "cluster: opts.nodes must be 1..%d\n", CLUSTER_NODES_MAX);
+		free(c);
+		return NULL;
+	}
+	c->n = c->o.nodes;
 	c->owner = getpid();
-	for (int i = 0; i < CLUSTER_NODES; i++) {
+	for (int i = 0; i < c->n; i++) {
 		c->nodes[i].fd = -1;
 		net_decoder_init(&c->nodes[i].dec, NET_CLIENT_FRAME_MAX * 2);
 	}
@@ -379,7 +389,7 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 		/* 4 ports each: client, peer, metrics, one spare; below the ephemeral range */
 		int b = 20000 + (rand() % 3000) * 4;
 		bool ok = true;
-		for (int i = 1; i <= CLUSTER_NODES && ok; i++) {
+		for (int i = 1; i <= c->n && ok; i++) {
 			char ip[32];
 			snprintf(ip, sizeof ip, "127.0.0.%d", ip_base() + i - 1);
 			ok = port_free(ip, b) && port_free(ip, b + 1) &&
@@ -394,7 +404,7 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 		goto fail;
 	}
 	size_t off = 0, eoff = 0;
-	for (int i = 1; i <= CLUSTER_NODES; i++) {
+	for (int i = 1; i <= c->n; i++) {
 		struct cnode *n = &c->nodes[i - 1];
 		snprintf(n->client_addr, ADDR_LEN, "127.0.0.%d:%d", ip_base() + i - 1, base);
 		snprintf(n->peer_addr, ADDR_LEN, "127.0.0.%d:%d", ip_base() + i - 1, base + 1);
@@ -411,12 +421,12 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 		eoff += (size_t)snprintf(c->endpoints + eoff, sizeof c->endpoints - eoff, "%s%s",
 					 i > 1 ? "," : "", n->client_addr);
 	}
-	for (int i = 1; i <= CLUSTER_NODES; i++)
+	for (int i = 1; i <= c->n; i++)
 		if (spawn(c, i, true) < 0)
 			goto fail;
 	if (cluster_wait_leaders(c, 20000) < 0) {
 		fprintf(stderr, "cluster: no leader for every group within 20 s\n");
-		for (int i = 0; i < CLUSTER_NODES; i++)
+		for (int i = 0; i < c->n; i++)
 			dump_log(&c->nodes[i], 20);
 		goto fail;
 	}
@@ -477,6 +487,11 @@ uint32_t cluster_groups(const struct cluster *c)
 	return c->o.groups;
 }
 
+int cluster_nodes(const struct cluster *c)
+{
+	return c->n;
+}
+
 bool cluster_running(const struct cluster *c, int node)
 {
 	return c->nodes[node - 1].pid > 0;
@@ -509,10 +524,10 @@ int cluster_shutdown(struct cluster *c)
 	int bad = 0;
 	if (c == NULL)
 		return 0;
-	for (int i = 1; i <= CLUSTER_NODES; i++)
+	for (int i = 1; i <= c->n; i++)
 		if (cluster_died(c, i))
 			bad++;
-	for (int i = 1; i <= CLUSTER_NODES; i++) {
+	for (int i = 1; i <= c->n; i++) {
 		if (c->nodes[i - 1].pid <= 0)
 			continue;
 		int st = cluster_term(c, i);
@@ -838,11 +853,13 @@ static bool agreed_leaders(struct cluster *c, uint64_t *leaders)
 {
 	uint32_t G = c->o.groups;
 	bool all = true;
-	uint64_t seen[CLUSTER_NODES][256];
-	char roles_leader[CLUSTER_NODES][256];
+	uint64_t seen[CLUSTER_NODES_MAX][256];
+	char roles_leader[CLUSTER_NODES_MAX][256];
+	char hosts[CLUSTER_NODES_MAX][256]; /* node i+1 reports group g+1 */
 	memset(seen, 0, sizeof seen);
 	memset(roles_leader, 0, sizeof roles_leader);
-	for (int i = 1; i <= CLUSTER_NODES; i++) {
+	memset(hosts, 0, sizeof hosts);
+	for (int i = 1; i <= c->n; i++) {
 		if (!usable(c, i))
 			continue;
 		Ringraft__Kv__Response *rs = status_of(c, i, 1000);
@@ -852,6 +869,7 @@ static bool agreed_leaders(struct cluster *c, uint64_t *leaders)
 			Ringraft__Kv__GroupStatus *gs = rs->status->groups[k];
 			if (gs->group >= 1 && gs->group <= G && gs->group <= 256) {
 				seen[i - 1][gs->group - 1] = gs->leader;
+				hosts[i - 1][gs->group - 1] = 1;
 				roles_leader[i - 1][gs->group - 1] =
 					gs->role && strcmp(gs->role, "leader") == 0;
 			}
@@ -861,15 +879,15 @@ static bool agreed_leaders(struct cluster *c, uint64_t *leaders)
 	for (uint32_t g = 0; g < G && g < 256; g++) {
 		uint64_t l = 0;
 		bool ok = true;
-		for (int i = 1; i <= CLUSTER_NODES; i++) {
-			if (!usable(c, i))
+		for (int i = 1; i <= c->n; i++) {
+			if (!usable(c, i) || !hosts[i - 1][g])
 				continue;
 			if (seen[i - 1][g] == 0 || (l != 0 && seen[i - 1][g] != l))
 				ok = false;
 			l = seen[i - 1][g];
 		}
 		if (ok &&
-		    (l < 1 || l > CLUSTER_NODES || !usable(c, (int)l) || !roles_leader[l - 1][g]))
+		    (l < 1 || l > (uint64_t)c->n || !usable(c, (int)l) || !roles_leader[l - 1][g]))
 			ok = false;
 		leaders[g] = ok ? l : 0;
 		if (!ok)
@@ -916,6 +934,9 @@ static int digest_of(struct cluster *c, int node, uint32_t g, uint8_t out[16], u
 		memcpy(out, rs->value.data, 16);
 		*applied = rs->applied_index;
 		rc = 0;
+	} else if (rs->code == RINGRAFT__KV__CODE__NOT_LEADER && rs->error != NULL &&
+		   strcmp(rs->error, "group not hosted on this node") == 0) {
+		rc = 1;
 	}
 	ringraft__kv__response__free_unpacked(rs, NULL);
 	return rc;
@@ -930,10 +951,13 @@ int cluster_wait_digests_equal(struct cluster *c, int timeout_ms)
 			uint8_t first[16], d[16];
 			uint64_t first_applied = 0, applied;
 			bool have = false;
-			for (int i = 1; i <= CLUSTER_NODES && same; i++) {
+			for (int i = 1; i <= c->n && same; i++) {
 				if (!usable(c, i))
 					continue;
-				if (digest_of(c, i, g, d, &applied) < 0) {
+				int rc = digest_of(c, i, g, d, &applied);
+				if (rc == 1)
+					continue; /* the node hosts no replica of g */
+				if (rc < 0) {
 					same = false;
 					break;
 				}
@@ -981,7 +1005,7 @@ int cluster_log_grep(const struct cluster *c, int node, const char *needle)
 
 void cluster_dump_logs(const struct cluster *c, int lines)
 {
-	for (int i = 0; i < CLUSTER_NODES; i++) {
+	for (int i = 0; i < c->n; i++) {
 		fprintf(stderr, "---- node %d log (%s)\n", i + 1, c->nodes[i].log);
 		dump_log(&c->nodes[i], lines);
 	}

@@ -1,7 +1,9 @@
-/* cluster.h — integration-test fixture: three real kvd processes on 127.0.0.11-13.
+/* cluster.h — integration-test fixture: three (up to five) real kvd processes on 127.0.0.11-13
+ * (11-15).
  * Starts kvd from $RINGRAFT_BIN in temp dirs, waits (bounded) for leaders, kills / stops /
  * restarts nodes, and talks kv.proto to one node (cluster_call); every process and temp dir is
- * removed at exit, on fatal signals and after failed or timed-out tests. Nodes are 1..3.
+ * removed at exit, on fatal signals and after failed or timed-out tests. Nodes are 1..3
+ * (1..opts.nodes).
  */
 #ifndef RINGRAFT_TESTS_CLUSTER_H
 #define RINGRAFT_TESTS_CLUSTER_H
@@ -12,7 +14,8 @@
 
 #include "proto/kv.pb-c.h"
 
-#define CLUSTER_NODES 3
+#define CLUSTER_NODES     3 /* the default size */
+#define CLUSTER_NODES_MAX 5
 
 struct cluster_opts {
 	uint32_t groups;           /* --groups (default 4) */
@@ -25,12 +28,14 @@ struct cluster_opts {
 	const char *env;        /* extra environment for every kvd, "K=V K2=V2", or NULL; each kvd
 				 * also gets CLUSTER_NODE=<its number> */
 	bool metrics;           /* every kvd serves --metrics-addr (cluster_metrics_addr) */
+	int nodes;              /* 3 (0 = default) to CLUSTER_NODES_MAX; with more than 3, each
+				 * group has 3 replicas and some nodes host none of a group's */
 };
 void cluster_opts_default(struct cluster_opts *o);
 
 struct cluster;
 
-/* Starts 3 nodes and waits up to 20 s for every group to have a leader known to every node.
+/* Starts the nodes and waits up to 20 s for every group to have a leader known to every node.
  * Returns NULL (after cleaning up) on failure, with the reason on stderr. opts may be NULL. */
 struct cluster *cluster_start(const struct cluster_opts *opts);
 /* Kills every node (SIGKILL) and removes the temp dirs. NULL is a no-op. */
@@ -54,6 +59,7 @@ const char *cluster_metrics_addr(const struct cluster *c, int node);
 /* "addr1,addr2,addr3": the client endpoints of every node (valid until cluster_destroy). */
 const char *cluster_endpoints(const struct cluster *c);
 uint32_t cluster_groups(const struct cluster *c);
+int cluster_nodes(const struct cluster *c);
 
 /* Process control. kill = SIGKILL + reap; stop/cont = SIGSTOP/SIGCONT; term = SIGTERM and wait
  * (bounded, 20 s) for the exit status (returned; -1 if it had to be killed). restart starts a
