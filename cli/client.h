@@ -192,6 +192,12 @@ int cli_digest(struct cli_client *c, const char *endpoint, uint32_t group, void 
  * deadline). CLI_OK once the leader accepted the transfer (it completes asynchronously: poll
  * cli_leader_of to see it). */
 int cli_transfer_leader(struct cli_client *c, uint32_t group, uint64_t target);
+/* One step of moving `group`'s replica from node `source` to node `target` (kv.proto
+ * MOVE_REPLICA, sent to the group's leader, retried until the deadline). CLI_OK with *done and
+ * the step's description in progress (len bytes); the code INVALID (with the node's reason in
+ * progress) when the move makes no sense. Repeat until *done. */
+int cli_move_replica_step(struct cli_client *c, uint32_t group, uint64_t source, uint64_t target,
+			  bool *done, char *progress, size_t len);
 
 /* ------------------------------------------------------------------------------ raw calls
  * One request to one specific endpoint, exactly one attempt, no routing, no retry: for tests

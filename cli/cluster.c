@@ -95,6 +95,32 @@ int cli_digest(struct cli_client *c, const char *endpoint, uint32_t group, void 
 	return rc;
 }
 
+int cli_move_replica_step(struct cli_client *c, uint32_t group, uint64_t source, uint64_t target,
+			  bool *done, char *progress, size_t len)
+{
+	*done = false;
+	if (len > 0)
+		progress[0] = '\0';
+	if (group == 0 || group > CLI_GROUPS_MAX || source == 0 || target == 0)
+		return CLI_EINVAL;
+	struct cli_call call = {.write = false};
+	ringraft__kv__request__init(&call.req);
+	call.req.op = RINGRAFT__KV__OP__MOVE_REPLICA;
+	call.req.group = group;
+	call.req.source = source;
+	call.req.target = target;
+	Ringraft__Kv__Response *resp;
+	int rc = cli_call_routed(c, &call, &resp);
+	if (resp) {
+		*done = resp->done;
+		const char *text = rc == CLI_OK ? resp->progress : resp->error;
+		if (len > 0)
+			snprintf(progress, len, "%s", text ? text : "");
+		ringraft__kv__response__free_unpacked(resp, NULL);
+	}
+	return rc;
+}
+
 int cli_transfer_leader(struct cli_client *c, uint32_t group, uint64_t target)
 {
 	if (group == 0 || group > CLI_GROUPS_MAX || target == 0)

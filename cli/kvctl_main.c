@@ -38,6 +38,10 @@ static void usage(FILE *f)
 		"  groups                     which node leads each group, and its replicas\n"
 		"  transfer-leader GROUP NODE move leadership of GROUP to node NODE (waits for "
 		"it)\n"
+		"  group move GROUP FROM TO   move GROUP's replica from node FROM to node TO: "
+		"learner,\n"
+		"                             catch-up, promotion, removal (waits for it; "
+		"--timeout)\n"
 		"  wal verify|dump DIR        check or print a node's write-ahead log (DIR: e.g. "
 		"data/node1/wal)\n"
 		"  bench [--op put|get|mixed] [--clients C] [--requests N] [--value-size B]\n"
@@ -94,6 +98,7 @@ static const struct command commands[] = {
 	{"status", 0, 0, 0, "status", kvctl_cmd_status},
 	{"groups", 0, 0, 0, "groups", kvctl_cmd_groups},
 	{"transfer-leader", 2, 2, 0, "transfer-leader GROUP NODE", kvctl_cmd_transfer},
+	{"group", 4, 4, 0, "group move GROUP FROM TO", kvctl_cmd_group},
 	{"bench", 0, 0,
 	 KVCTL_F_OP | KVCTL_F_CLIENTS | KVCTL_F_REQUESTS | KVCTL_F_VALUE_SIZE | KVCTL_F_PIPELINE |
 		 KVCTL_F_KEYS,
@@ -188,7 +193,7 @@ int main(int argc, char **argv)
 	}
 	for (int i = 1; i < a.npos; i++) {
 		size_t n = strlen(a.pos[i]);
-		bool is_key = i == 1 && cmd->run != kvctl_cmd_transfer;
+		bool is_key = i == 1 && cmd->run != kvctl_cmd_transfer && cmd->run != kvctl_cmd_group;
 		if (is_key && cmd->run != kvctl_cmd_scan && n == 0) {
 			fprintf(stderr, "kvctl: %s: the key is empty (keys are 1..%u bytes)\n",
 				cmd->name, CLI_KEY_MAX);

@@ -284,6 +284,12 @@ int kv_scrub_step(struct kv *kv, uint32_t group, struct kv_scrub_cursor *cur, ui
  * be open (it would keep streaming the old state, which is harmless but pointless). Returns
  * KV_OK, KV_ENOGROUP, KV_ENOSPC, KV_EMAPFULL, KV_EIO or KV_ENOMEM (then nothing changed). */
 int kv_group_reset(struct kv *kv, uint32_t group);
+/* Empties the group as kv_group_reset does and records `conf` (a configuration this replica
+ * is not part of) as its configuration: kv_meta then reports applied index 0 *with* a conf,
+ * which no applied group has (its conf is written with applied entries), and which the node
+ * reads as "this replica was removed; do not bring it back at start" (node/move.c). Same
+ * errors as kv_group_reset. */
+int kv_group_retire(struct kv *kv, uint32_t group, const struct raft_conf *conf);
 
 /* ------------------------------------------------------------------------------ durability */
 /* Forces LMDB to disk and reports, per group 1..n, the applied index now durable

@@ -1,5 +1,6 @@
 /* reset.c — emptying one group (its data, applied index/term, configuration and sessions) in
- * one write transaction, so that a replica whose copy was found damaged can be rebuilt from
+ * one write transaction (and retiring it: emptied, with the configuration it was removed
+ * from left as a marker), so that a replica whose copy was found damaged can be rebuilt from
  * its peers by log or snapshot as if it had never applied anything (DESIGN.md 16: recover
  * from the majority). mdb_drop(.., 0) empties a DBI and keeps its handle open.
  */
@@ -21,4 +22,30 @@ int kv_group_reset(struct kv *kv, uint32_t group)
 	if (err != KV_OK)
 		return err;
 	return kv_write(kv, group, "group_reset", reset_fn, g);
+}
+
+struct retire_arg {
+	const struct kv_group *g;
+	const struct raft_conf *conf;
+};
+
+static int retire_fn(MDB_txn *txn, void *arg)
+{
+	const struct retire_arg *a = arg;
+	int rc = reset_fn(txn, (void *)a->g);
+	if (rc != 0)
+		return rc;
+	uint8_t buf[KV_CONF_BYTES_MAX], tag = KV_META_CONF;
+	MDB_val k = {1, &tag}, v = {kv_conf_encode(a->conf, buf), buf};
+	return mdb_put(txn, a->g->meta, &k, &v, 0);
+}
+
+int kv_group_retire(struct kv *kv, uint32_t group, const struct raft_conf *conf)
+{
+	struct kv_group *g;
+	int err = kv_group_get(kv, group, &g);
+	if (err != KV_OK)
+		return err;
+	struct retire_arg a = {g, conf};
+	return kv_write(kv, group, "group_retire", retire_fn, &a);
 }

@@ -18,6 +18,7 @@
 #define NET_PEER_FIELD_FWD_REQ  3 /* PeerFrame.forwarded_requests */
 #define NET_PEER_FIELD_FWD_RESP 4 /* PeerFrame.forwarded_responses */
 #define NET_PEER_FIELD_DIGEST   5 /* PeerFrame.digests */
+#define NET_PEER_FIELD_GONE     6 /* PeerFrame.gone */
 
 struct net_peers_cbs {
 	/* A whole PeerFrame from peer `from` (hello already checked). Borrowed for the call. */

@@ -158,6 +158,8 @@ static void handle_ready(struct node *n, struct node_group *g)
 
 	apply_committed(n, g, u.committed, u.n_committed);
 	soft_state(n, g, &u);
+	if (u.conf_changed)
+		node_group_hosts_from(g, &u.conf);
 	node_service_read_states(n, g, u.reads, u.n_reads, u.reads_dropped, u.n_reads_dropped);
 	raft_advance(g->raft, &u);
 	if (u.has_hard_state && u.hard_state.recovering != g->recovering) {
@@ -182,6 +184,7 @@ static void handle_ready(struct node *n, struct node_group *g)
 		}
 	}
 	node_service_reads_ready(n, g);
+	node_move_after_update(n, g);
 }
 
 /* The batch in flight is durable: the cores learn how far, the messages that waited for it
@@ -245,6 +248,7 @@ void node_process(struct node *n)
 			break;
 	}
 	node_repair(n);
+	node_move_maintain(n);
 	start_write(n);
 	n->io.flush(n->io.arg);
 	n->processing = false;
@@ -257,6 +261,8 @@ void node_peer_frame(struct node *n, uint64_t from, const Ringraft__Raft__PeerFr
 	for (size_t i = 0; i < f->n_msgs; i++) {
 		const Ringraft__Raft__Message *pb = f->msgs[i];
 		struct node_group *g = node_group(n, pb->group);
+		if (g != NULL && g->raft == NULL && pb->from == from && pb->to == n->cfg.id)
+			(void)node_group_create(n, g, from, (enum raft_msg_type)pb->type, pb->term);
 		if (g == NULL || g->raft == NULL || pb->from != from || pb->to != n->cfg.id) {
 			node_log(NODE_LOG_DEBUG, 0, "peer message ignored from=%llu group=%llu",
 				 (unsigned long long)from, (unsigned long long)pb->group);
@@ -268,12 +274,19 @@ void node_peer_frame(struct node *n, uint64_t from, const Ringraft__Raft__PeerFr
 				 (unsigned long long)from);
 			continue;
 		}
+		if (g->created_by_leader &&
+		    (m.type == RAFT_MSG_APPEND || m.type == RAFT_MSG_HEARTBEAT ||
+		     m.type == RAFT_MSG_SNAPSHOT))
+			g->leader_msg_ms = node_now_ms(n);
 		int rc = raft_step(g->raft, &m);
 		if (rc != 0)
 			node_log(NODE_LOG_DEBUG, g->id,
 				 "step refused from=%llu type=%u error=\"%s\"",
 				 (unsigned long long)from, m.type, raft_strerror(rc));
+		node_gone_maybe_send(n, g, from);
 	}
+	for (size_t i = 0; i < f->n_gone; i++)
+		node_gone_received(n, from, f->gone[i]);
 	for (size_t i = 0; i < f->n_digests; i++)
 		node_digest_received(n, from, f->digests[i]);
 	for (size_t i = 0; i < f->n_forwarded_requests; i++)

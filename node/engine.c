@@ -24,6 +24,10 @@ const char *node_strerror(int rc)
 		return "the event loop, a timer or a thread could not be set up";
 	case NODE_ECONFIG:
 		return "invalid setting";
+	case NODE_EINVAL:
+		return "invalid request";
+	case NODE_ENOTLEADER:
+		return "not the group's leader";
 	case NODE_EMALFORMED:
 		return "malformed peer message";
 	default:
@@ -175,8 +179,10 @@ void node_tick(struct node *n)
 	uint64_t every = NODE_MAINT_MS / n->cfg.tick_ms;
 	if (every == 0)
 		every = 1;
-	if (n->ticks % 5 == 0)
+	if (n->ticks % 5 == 0) {
 		node_service_timeouts(n);
+		node_move_tick(n);
+	}
 	node_expire_tick(n);
 	if (n->ticks % every == 0 && !n->stopping) {
 		node_maybe_compact(n);

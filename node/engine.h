@@ -50,6 +50,7 @@ enum {
 	NODE_FIELD_FWD_REQ = 3,  /* PeerFrame.forwarded_requests */
 	NODE_FIELD_FWD_RESP = 4, /* PeerFrame.forwarded_responses */
 	NODE_FIELD_DIGEST = 5,   /* PeerFrame.digests */
+	NODE_FIELD_GONE = 6,     /* PeerFrame.gone */
 };
 
 /* A client's answer: called exactly once per node_submit, with the response (borrowed: copy

@@ -11,6 +11,8 @@ enum {
 	NODE_EINIT = -4,      /* the event loop, a timer or a thread could not be set up */
 	NODE_ECONFIG = -5,    /* a setting is invalid (logged) */
 	NODE_EMALFORMED = -6, /* a peer's message does not decode into a valid one */
+	NODE_EINVAL = -7,     /* a request that makes no sense for the cluster as it is */
+	NODE_ENOTLEADER = -8, /* the request needs the group's leader and this node is not */
 };
 const char *node_strerror(int rc);
 

@@ -102,6 +102,10 @@ struct node_group {
 	bool unreachable[NODE_NODES_MAX]; /* by member index: report after advance */
 	bool recovering;                  /* the replica's last state: logged when it changes */
 	bool damaged; /* its state machine failed a checksum: rebuilt at the end of the turn */
+	bool retire;  /* no longer part of its group: retired at the end of the turn (move.c) */
+	bool was_member;        /* this replica has been part of the group's configuration */
+	bool created_by_leader; /* made when a leader first sent to it (move.c) */
+	uint64_t leader_msg_ms; /* then: the last AppendEntries/heartbeat/snapshot to it */
 	struct kv_scrub_cursor scrub;
 	struct node_digest digest_mine;
 	struct node_digest digest_peer[NODE_NODES_MAX]; /* by member index */
@@ -151,6 +155,7 @@ struct node {
 	uint32_t scrub_next;         /* the group the scrub walks now (0-based) */
 	uint32_t digest_next;        /* the group whose digest is compared next (0-based) */
 	bool any_damaged;            /* some group's damaged flag is set (node_repair) */
+	bool any_retire;             /* some group's retire flag is set (node_move_maintain) */
 	struct node_metrics metrics; /* metrics.h: the counters the hooks bump */
 	struct node_expire *expire;  /* expire.c's state (NULL until its first tick) */
 };
@@ -238,6 +243,21 @@ void node_snap_close_all(struct node *n, struct node_group *g);
  * group's Ready/Advance. */
 void node_group_damaged(struct node *n, struct node_group *g, const char *where);
 void node_repair(struct node *n);
+/* Drops the messages held for durability of group `group` (its log is being discarded). */
+void node_drop_held(struct node *n, uint32_t group);
+
+/* move.c: replicas that come and go (moves, creation on a leader's first message, retiring). */
+bool node_conf_has(const struct raft_conf *c, uint64_t id);
+void node_group_hosts_from(struct node_group *g, const struct raft_conf *c);
+bool node_group_create(struct node *n, struct node_group *g, uint64_t from,
+		       enum raft_msg_type type, raft_term term);
+void node_move_after_update(struct node *n, struct node_group *g);
+void node_move_maintain(struct node *n);
+void node_move_tick(struct node *n);
+void node_gone_maybe_send(struct node *n, struct node_group *g, uint64_t from);
+void node_gone_received(struct node *n, uint64_t from, const Ringraft__Raft__GroupGone *gone);
+int node_move_step(struct node *n, struct node_group *g, uint64_t source, uint64_t target,
+		   char *progress, size_t len);
 /* One step of the background scrub (every NODE_MAINT_MS, --scrub-rate values per second). */
 void node_scrub_step(struct node *n);
 /* Replicas compare digests: one quiescent group per call sends its digest to the group's

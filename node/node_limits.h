@@ -15,6 +15,9 @@
 #define NODE_REQUEST_TIMEOUT_MS_DEFAULT 5000
 #define NODE_REQUEST_TIMEOUT_MS_MAX     60000
 #define NODE_FWD_HOPS_MAX               3 /* NOT_LEADER hints followed for a group not hosted here */
+#define NODE_UNINIT_IDLE_ELECTIONS      20 /* a replica made for a leader that never made it a
+					    * member is retired after this many election timeouts
+					    * without a message from a leader (node/move.c) */
 #define NODE_TRANSFER_INTERVAL_MS       5000 /* per group, between leadership transfers */
 #define NODE_LEADER_SETTLE_MS           2000 /* lead this long before handing leadership away */
 #define NODE_PEER_SETTLE_MS             1000 /* a peer up this long may take leadership */

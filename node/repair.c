@@ -53,7 +53,7 @@ void node_group_damaged(struct node *n, struct node_group *g, const char *where)
 	n->any_damaged = true;
 }
 
-static void drop_held(struct node_batch *b, uint32_t group)
+static void drop_held_in(struct node_batch *b, uint32_t group)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < b->n_held; i++) {
@@ -65,15 +65,20 @@ static void drop_held(struct node_batch *b, uint32_t group)
 	b->n_held = k;
 }
 
+void node_drop_held(struct node *n, uint32_t group)
+{
+	drop_held_in(n->cur, group);
+	if (n->inflight != NULL)
+		drop_held_in(n->inflight, group);
+}
+
 static void rebuild(struct node *n, struct node_group *g)
 {
 	g->damaged = false;
 	node_service_group_reset(n, g);
 	node_snap_close_all(n, g);
 	/* Acknowledgements the old core made must not leave: its log is being discarded. */
-	drop_held(n->cur, g->id);
-	if (n->inflight != NULL)
-		drop_held(n->inflight, g->id);
+	node_drop_held(n, g->id);
 	struct raft_restore rs;
 	memset(&rs, 0, sizeof rs);
 	rs.conf = *raft_conf_of(g->raft);

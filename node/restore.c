@@ -106,11 +106,10 @@ int node_restore_groups(struct node *n)
 		g->id = gi;
 		uint64_t *hosts = g->hosts;
 		size_t nh = g->n_hosts = hosts_of(n, gi, hosts);
+		bool boot_host = false;
 		for (size_t i = 0; i < nh; i++)
 			if (hosts[i] == n->cfg.id)
-				g->hosted = true;
-		if (!g->hosted)
-			continue;
+				boot_host = true;
 		struct kv_group_meta km;
 		int rc = kv_meta(n->kv, gi, &km);
 		if (rc != KV_OK) {
@@ -119,6 +118,20 @@ int node_restore_groups(struct node *n)
 			return NODE_ESTORE;
 		}
 		const struct wal_group_state *ws = wal_group_find(n->wal, gi);
+		/* Which groups have a replica here (move.c): one retired (or made for a leader and
+		 * not yet initialized) left a configuration with applied index 0, which no applied
+		 * group has: not brought back. One that moved here has applied state. With nothing
+		 * durable at all (a new or emptied directory), the bootstrap placement decides. */
+		if (km.has_conf && km.applied_index == 0) {
+			node_group_hosts_from(g, &km.conf);
+			continue;
+		}
+		bool durable = km.has_conf || km.applied_index > 0 ||
+			       (ws != NULL && (ws->has_hard_state || ws->last_index > 0 ||
+					       ws->snap_index > 0 || ws->corrupt));
+		if (!boot_host && !durable)
+			continue;
+		g->hosted = true;
 		const char *damage = NULL;
 		if (ws != NULL && ws->corrupt)
 			damage = "WAL records of the group are damaged";
@@ -215,6 +228,8 @@ int node_restore_groups(struct node *n)
 		if (rs.hard_state.term < rs.snap_term)
 			rs.hard_state.term = rs.snap_term;
 		g->raft = node_group_raft_new(n, gi, &rs);
+		g->was_member = node_conf_has(raft_conf_of(g->raft), n->cfg.id);
+		node_group_hosts_from(g, raft_conf_of(g->raft));
 		free(es);
 		for (size_t i = 0; i < nc; i++)
 			wal_entries_free(cs[i].e, cs[i].n);

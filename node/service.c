@@ -745,6 +745,26 @@ static uint64_t host_to_ask(struct node *n, const struct node_group *g)
 	return 0;
 }
 
+/* One step of a replica move at g's leader (move.c): OK with `done` and `progress`. */
+static void move_step(struct node *n, struct node_req *r, struct node_group *g)
+{
+	char progress[160];
+	int rc = node_move_step(n, g, r->rq->source, r->rq->target, progress, sizeof progress);
+	if (rc == NODE_ENOTLEADER) {
+		req_not_leader(n, r, g);
+		return;
+	}
+	if (rc < 0) {
+		req_error(n, r, RINGRAFT__KV__CODE__INVALID, progress);
+		return;
+	}
+	Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+	resp.code = RINGRAFT__KV__CODE__OK;
+	resp.done = rc == 1;
+	resp.progress = progress;
+	req_finish(n, r, &resp);
+}
+
 static void handle(struct node *n, struct node_req *r)
 {
 	Ringraft__Kv__Request *rq = r->rq;
@@ -794,6 +814,7 @@ static void handle(struct node *n, struct node_req *r)
 		return;
 	}
 	case RINGRAFT__KV__OP__TRANSFER_LEADER:
+	case RINGRAFT__KV__OP__MOVE_REPLICA:
 		if ((g = explicit_group(n, r)) == NULL)
 			return;
 		break;
@@ -884,6 +905,10 @@ static void handle(struct node *n, struct node_req *r)
 			req_error(n, r, RINGRAFT__KV__CODE__OK, "");
 		else
 			req_error(n, r, RINGRAFT__KV__CODE__INVALID, raft_strerror(rc));
+		return;
+	}
+	if (rq->op == RINGRAFT__KV__OP__MOVE_REPLICA) {
+		move_step(n, r, g);
 		return;
 	}
 	if (r->write) {

@@ -30,7 +30,8 @@
 _Static_assert(NODE_FIELD_MSG == NET_PEER_FIELD_MSG &&
 		       NODE_FIELD_FWD_REQ == NET_PEER_FIELD_FWD_REQ &&
 		       NODE_FIELD_FWD_RESP == NET_PEER_FIELD_FWD_RESP &&
-		       NODE_FIELD_DIGEST == NET_PEER_FIELD_DIGEST,
+		       NODE_FIELD_DIGEST == NET_PEER_FIELD_DIGEST &&
+		       NODE_FIELD_GONE == NET_PEER_FIELD_GONE,
 	       "engine.h's PeerFrame fields are net/peer.h's");
 
 uint64_t node_shell_now_ms(void)

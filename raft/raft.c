@@ -581,6 +581,10 @@ const struct raft_conf *raft_conf_of(const struct raft *r)
 {
 	return &r->conf;
 }
+raft_index raft_conf_index_of(const struct raft *r)
+{
+	return r->conf_index;
+}
 const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index)
 {
 	return raft_log_get(&r->log, index);

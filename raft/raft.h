@@ -361,6 +361,11 @@ void raft_set_apply_limit(struct raft *r, uint64_t entries);
 raft_index raft_last_index(const struct raft *r);
 raft_index raft_first_index(const struct raft *r); /* first entry still in memory */
 const struct raft_conf *raft_conf_of(const struct raft *r);
+/* The index of the entry that made the configuration in effect (for a configuration that came
+ * with the restore or a snapshot: that snapshot's index, 0 at bootstrap). It never goes down
+ * as a replica learns later configurations: of two replicas, the one with the higher index
+ * knows the later configuration. */
+raft_index raft_conf_index_of(const struct raft *r);
 /* The entry at index, or NULL if compacted / beyond the log. Valid until the next event. */
 const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index);
 
@@ -384,6 +389,8 @@ bool raft_recovering(const struct raft *r);
 bool raft_recovery_fenced(const struct raft *r);
 /* Leader's view: the peer said it is recovering in its last answer. */
 bool raft_peer_recovering(const struct raft *r, raft_id id);
+/* Leader's view: the highest index the peer is known to hold (0 if unknown or not a peer). */
+raft_index raft_peer_match(const struct raft *r, raft_id id);
 /* The peer's link was (re)established, or it came back with a new data directory: forget what
  * it acknowledged before (match 0) and probe it afresh. Anything it still holds is found
  * again by one probe round trip; anything it lost is then sent again (log or snapshot). */

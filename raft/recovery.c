@@ -39,6 +39,14 @@ bool raft_peer_recovering(const struct raft *r, raft_id id)
 	return false;
 }
 
+raft_index raft_peer_match(const struct raft *r, raft_id id)
+{
+	for (uint32_t i = 0; i < r->n_prs; i++)
+		if (r->prs[i].id == id)
+			return r->prs[i].match;
+	return 0;
+}
+
 void raft_peer_reset(struct raft *r, raft_id id)
 {
 	assert(!r->in_ready);

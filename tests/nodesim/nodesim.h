@@ -38,6 +38,9 @@ enum ns_count {
 	NS_C_FWD_REQ,     /* forwarded client requests delivered */
 	NS_C_FWD_RESP,    /* forwarded answers delivered */
 	NS_C_DIGEST,      /* group digests delivered (scrub) */
+	NS_C_MOVE_STEP,   /* replica-move steps a leader took (MOVE_REPLICA answered not done) */
+	NS_C_MOVE_DONE,   /* replica moves completed (that took at least one step) */
+	NS_C_MOVE_REFUSED, /* moves refused as senseless (a source holding no replica) */
 	NS_C_OK_READ,     /* client operations answered ok, by kind */
 	NS_C_OK_WRITE,
 	NS_C_OK_CAS,
@@ -60,6 +63,7 @@ struct ns_result {
 	int nodes, groups;
 	const char *mix;
 	uint32_t apply_cap; /* committed entries a group applies per tick (0 = no limit) */
+	bool moves;         /* replicas are moved between nodes during the run */
 };
 
 /* Runs one seed (world.c). */

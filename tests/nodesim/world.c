@@ -43,6 +43,9 @@ const char *const ns_count_names[NS_C_COUNT] = {
 	[NS_C_FWD_REQ] = "forwarded-requests",
 	[NS_C_FWD_RESP] = "forwarded-answers",
 	[NS_C_DIGEST] = "digests",
+	[NS_C_MOVE_STEP] = "move-steps",
+	[NS_C_MOVE_DONE] = "moves-done",
+	[NS_C_MOVE_REFUSED] = "moves-refused",
 	[NS_C_OK_READ] = "ok-reads",
 	[NS_C_OK_WRITE] = "ok-writes",
 	[NS_C_OK_CAS] = "ok-cas",
@@ -75,6 +78,7 @@ enum ev_type {
 	EV_RESUME,
 	EV_HEAL,
 	EV_STRIKE, /* a majority crashes, right after a write was acknowledged */
+	EV_MOVE,   /* the mover's next MOVE_REPLICA step */
 };
 
 struct ev {
@@ -201,6 +205,16 @@ struct world {
 	uint32_t disk_max;
 	const char *mix;
 	uint32_t apply_cap; /* node_config.apply_entries_max of every node */
+	/* Replica moves (5 nodes, one seed in two): one move at a time, a step per request. */
+	struct {
+		bool on, busy;
+		int node;       /* busy: the node the step was sent to */
+		uint32_t group; /* the move under way (0: none) */
+		int from, to;
+		int steps; /* of the move under way */
+		uint64_t seq;
+		struct world *w;
+	} mover;
 	bool crashes, partitions, pauses, drift, wipes;
 	uint64_t strike_last; /* the last EV_STRIKE */
 	uint64_t fault_end, heal_end, end;
@@ -529,11 +543,14 @@ static bool hosts(struct world *w, int id, uint32_t g)
 static bool durably_recovered(struct world *w, struct simnode *s)
 {
 	for (uint32_t g = 1; g <= (uint32_t)w->G; g++) {
-		if (!hosts(w, s->id, g))
-			continue;
 		struct wal_group_state st;
-		if (wal_group_state_copy(s->wal, g, &st) != WAL_OK || st.corrupt ||
-		    !st.has_hard_state || st.hard_state.recovering)
+		bool has = wal_group_state_copy(s->wal, g, &st) == WAL_OK;
+		if (!has && !hosts(w, s->id, g))
+			continue; /* never had a replica */
+		struct kv_group_meta km;
+		if (kv_meta(s->kv, g, &km) == KV_OK && km.has_conf && km.applied_index == 0)
+			continue; /* retired (node/move.c): not a replica any more */
+		if (!has || st.corrupt || !st.has_hard_state || st.hard_state.recovering)
 			return false;
 	}
 	return true;
@@ -541,7 +558,8 @@ static bool durably_recovered(struct world *w, struct simnode *s)
 
 /* The rule that keeps a wipe from losing acknowledged data by definition (tests/sim/README.md,
  * "Wiped replicas and the recovery rule"): at most one node has lost state and not durably
- * left recovery. Every group has 3 voters here (NODE_REPLICAS), never fewer. */
+ * left recovery. Every group has 3 voters here (NODE_REPLICAS), never fewer (4 for a moment
+ * while a replica moves). */
 static bool may_wipe(struct world *w, int victim)
 {
 	for (int i = 1; i <= w->N; i++) {
@@ -574,6 +592,10 @@ static void node_crash(struct world *w, struct simnode *s)
 	s->kv = NULL;
 	s->wal = NULL;
 	s->writing = false;
+	if (w->mover.busy && w->mover.node == s->id) {
+		w->mover.busy = false; /* the step's outcome is unknown: the next one tells */
+		push(w, (struct ev){.t = w->now + rnd(w, 20, 150), .type = EV_MOVE});
+	}
 	/* a client waiting on it learns nothing: its operation stays open (info) */
 	for (int c = 0; c < w->CT; c++) {
 		struct client *cl = &w->clients[c];
@@ -935,6 +957,79 @@ static void crash_nodes(struct world *w, int victim, int k)
 	}
 }
 
+/* ------------------------------------------------------------------------------ moves */
+
+static void mover_reply(void *arg, const Ringraft__Kv__Response *resp)
+{
+	struct world *w = arg;
+	if (!w->mover.busy) {
+		fail(w, "the mover got an answer (request %" PRIu64 ") with nothing in flight",
+		     (uint64_t)resp->id);
+		return;
+	}
+	if (resp->id != w->mover.seq)
+		fail(w, "the mover got the answer to request %" PRIu64 " for its request %" PRIu64,
+		     (uint64_t)resp->id, w->mover.seq);
+	w->mover.busy = false;
+	trace(w, "mover <- %d %s%s", resp->code, resp->progress ? resp->progress : "",
+	      resp->error ? resp->error : "");
+	if (resp->code == RINGRAFT__KV__CODE__OK && resp->done) {
+		if (w->mover.steps > 0)
+			w->r->count[NS_C_MOVE_DONE]++; /* not one that was done before it began */
+		w->mover.group = 0;
+	} else if (resp->code == RINGRAFT__KV__CODE__OK) {
+		w->r->count[NS_C_MOVE_STEP]++;
+		w->mover.steps++;
+	} else if (resp->code == RINGRAFT__KV__CODE__INVALID) {
+		w->r->count[NS_C_MOVE_REFUSED]++;
+		w->mover.group = 0; /* a move that makes no sense (source holds none): another */
+	}
+	push(w, (struct ev){.t = w->now + rnd(w, 20, 150), .type = EV_MOVE});
+}
+
+/* One step of the move under way, or a new move (random group, source and target: a source
+ * that holds no replica is refused, which is checked too), through a random running node. */
+static void mover_step(struct world *w)
+{
+	if (!w->mover.on || w->mover.busy)
+		return;
+	if (w->mover.group == 0) {
+		if (w->now >= w->fault_end)
+			return; /* no new move after the faults; the one under way finishes */
+		w->mover.group = rnd(w, 1, (uint32_t)w->G);
+		w->mover.steps = 0;
+		w->mover.from = (int)rnd(w, 1, (uint32_t)w->N);
+		w->mover.to = (int)rnd(w, 1, (uint32_t)w->N - 1);
+		if (w->mover.to >= w->mover.from)
+			w->mover.to++;
+		trace(w, "mover: group %u from node %d to node %d", w->mover.group, w->mover.from,
+		      w->mover.to);
+	}
+	struct simnode *s = &w->nodes[rnd(w, 1, (uint32_t)w->N)];
+	if (!s->alive || s->paused) {
+		push(w, (struct ev){.t = w->now + rnd(w, 20, 150), .type = EV_MOVE});
+		return;
+	}
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.id = ++w->mover.seq;
+	rq.op = RINGRAFT__KV__OP__MOVE_REPLICA;
+	rq.group = w->mover.group;
+	rq.source = (uint64_t)w->mover.from;
+	rq.target = (uint64_t)w->mover.to;
+	rq.timeout_ms = 1000;
+	uint8_t buf[128];
+	size_t len = ringraft__kv__request__pack(&rq, buf);
+	/* the engine frees the request with free_unpacked: it must be allocated as one */
+	Ringraft__Kv__Request *own = ringraft__kv__request__unpack(NULL, len, buf);
+	if (own == NULL)
+		abort();
+	w->mover.busy = true;
+	w->mover.node = s->id;
+	enter(s);
+	node_submit(s->n, own, mover_reply, w);
+	node_process(s->n);
+}
+
 static void nemesis(struct world *w)
 {
 	if (w->now >= w->fault_end)
@@ -1007,6 +1102,7 @@ static void deliver(struct world *w, struct ev *e)
 	Ringraft__Raft__PeerFrame f = RINGRAFT__RAFT__PEER_FRAME__INIT;
 	Ringraft__Raft__Message *m = NULL;
 	Ringraft__Raft__GroupDigest *d = NULL;
+	Ringraft__Raft__GroupGone *gone = NULL;
 	ProtobufCBinaryData bin = {e->len, e->buf};
 	switch (e->field) {
 	case NODE_FIELD_MSG:
@@ -1044,6 +1140,15 @@ static void deliver(struct world *w, struct ev *e)
 		w->r->count[NS_C_DIGEST]++;
 		f.digests = &d;
 		break;
+	case NODE_FIELD_GONE:
+		gone = ringraft__raft__group_gone__unpack(NULL, e->len, e->buf);
+		if (gone == NULL) {
+			fail(w, "a GroupGone from %d does not decode", e->peer);
+			return;
+		}
+		f.n_gone = 1;
+		f.gone = &gone;
+		break;
 	default:
 		fail(w, "node %d sent unknown field %d", e->peer, e->field);
 		return;
@@ -1053,6 +1158,8 @@ static void deliver(struct world *w, struct ev *e)
 		ringraft__raft__message__free_unpacked(m, NULL);
 	if (d != NULL)
 		ringraft__raft__group_digest__free_unpacked(d, NULL);
+	if (gone != NULL)
+		ringraft__raft__group_gone__free_unpacked(gone, NULL);
 	node_process(s->n);
 }
 
@@ -1117,6 +1224,9 @@ static void step(struct world *w, struct ev *e)
 		break;
 	case EV_NEMESIS:
 		nemesis(w);
+		break;
+	case EV_MOVE:
+		mover_step(w);
 		break;
 	case EV_RESTART:
 		if (!s->alive && !w->healed)
@@ -1253,6 +1363,10 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	h ^= h >> 31;
 	w->apply_cap = h % 3 == 0 ? 0 : 1u << ((h >> 8) % 3);
 	r->apply_cap = w->apply_cap;
+	/* Replicas move in half of the 5-node seeds (with 3 nodes every node hosts every group:
+	 * there is nowhere to move to); drawn apart from the world's stream too. */
+	w->mover.on = w->N == 5 && ((h >> 20) & 1) == 1;
+	r->moves = w->mover.on;
 	ns_root_path(w->root, sizeof w->root, o->root, (int)getpid(), o->seed);
 	rm_tree(w->root);
 	mkdir(w->root, 0755);
@@ -1279,6 +1393,8 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	}
 	if (w->partitions || w->crashes || w->pauses)
 		push(w, (struct ev){.t = 500, .type = EV_NEMESIS});
+	if (w->mover.on)
+		push(w, (struct ev){.t = 700, .type = EV_MOVE});
 	push(w, (struct ev){.t = w->fault_end, .type = EV_HEAL});
 	while (r->ok && w->q.n > 0) {
 		struct ev e = heap_pop(&w->q);

@@ -1,0 +1,309 @@
+/* move.c — replicas that come and go: a group's replica moves from one node to another by Raft
+ * configuration changes (raft/membership.c), one step per MOVE_REPLICA request at the group's
+ * leader; a node creates the replica of a group it does not host when the group's leader first
+ * sends to it (it was added as a learner), and retires a replica that is no longer part of its
+ * group (its data emptied, a marker left so that it does not come back at start).
+ *
+ * A move of group G from S to T, each step one configuration change, re-run until done:
+ *   T not in G            -> add T as a learner (it is sent a snapshot or the log)
+ *   T a learner           -> promote it once it holds the configuration and has caught up
+ *                            (RAFT_ECATCHUP until then: "catching up")
+ *   S leads G             -> hand leadership to T first (a leader could remove itself, but
+ *                            the group would lose its leader for an election)
+ *   S in G                -> remove S
+ *   S not in G, T a voter -> done
+ * Nothing of the move lives outside the group's log, so a crash, a leader change or a lost
+ * answer at any point leaves a configuration the next request continues from; every
+ * configuration on the way has at least three voters when the move starts with three
+ * (learner added, then 4 voters, then 3), so the group never loses its majority.
+ *
+ * Retiring. A replica learns it was removed by applying the change (its own log), or, when the
+ * leader stopped sending to it before it got that far, from a GroupGone: a replica answers any
+ * Raft message from a node outside its committed configuration with one, and the receiver
+ * retires if its own configuration is older (lower conf index). Retiring a non-member is safe:
+ * the configuration that excluded it is committed, so the group's majority no longer needs
+ * what it holds. A later re-add creates the replica again, recovering (raft/recovery.c): it
+ * never votes with what it forgot.
+ *
+ * A replica created for a message whose sender never brings it into a configuration (a
+ * deposed leader's last heartbeats) is retired again once no leader has sent to it for
+ * NODE_UNINIT_IDLE_ELECTIONS election timeouts.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/node_int.h"
+
+bool node_conf_has(const struct raft_conf *c, uint64_t id)
+{
+	return raft_conf_is_voter(c, id) || raft_conf_is_learner(c, id);
+}
+
+static bool conf_empty(const struct raft_conf *c)
+{
+	return c->n_voters == 0 && c->n_learners == 0;
+}
+
+static bool is_member(const struct node *n, uint64_t id)
+{
+	return node_config_member_index(&n->cfg, id) >= 0;
+}
+
+/* g->hosts from a configuration: voters first (where a leader is found), then learners. */
+void node_group_hosts_from(struct node_group *g, const struct raft_conf *c)
+{
+	if (conf_empty(c))
+		return; /* an uninitialized replica knows nothing better than what it had */
+	size_t k = 0;
+	for (uint32_t i = 0; i < c->n_voters && k < NODE_NODES_MAX; i++)
+		g->hosts[k++] = c->voters[i];
+	for (uint32_t i = 0; i < c->n_learners && k < NODE_NODES_MAX; i++)
+		g->hosts[k++] = c->learners[i];
+	g->n_hosts = k;
+}
+
+/* ------------------------------------------------------------------------------ retiring */
+
+static void retire_later(struct node *n, struct node_group *g, const char *why)
+{
+	if (g->retire)
+		return;
+	g->retire = true;
+	n->any_retire = true;
+	node_log(NODE_LOG_WARN, g->id, "replica no longer part of its group: retiring it (%s)", why);
+}
+
+static void retire(struct node *n, struct node_group *g)
+{
+	g->retire = false;
+	struct raft_conf conf = *raft_conf_of(g->raft);
+	node_group_hosts_from(g, &conf);
+	/* the marker must not name this node, or a restart would take it for a member */
+	struct raft_conf marker = {0};
+	for (uint32_t i = 0; i < conf.n_voters; i++)
+		if (conf.voters[i] != n->cfg.id)
+			marker.voters[marker.n_voters++] = conf.voters[i];
+	for (uint32_t i = 0; i < conf.n_learners; i++)
+		if (conf.learners[i] != n->cfg.id)
+			marker.learners[marker.n_learners++] = conf.learners[i];
+	node_service_group_reset(n, g);
+	node_snap_close_all(n, g);
+	node_drop_held(n, g->id);
+	struct raft_hard_state hs = {.term = raft_term_of(g->raft), .recovering = true};
+	raft_free(g->raft);
+	g->raft = NULL;
+	g->hosted = false;
+	g->leader_hint = 0;
+	g->role = RAFT_FOLLOWER;
+	g->leader = 0;
+	g->recovering = false;
+	int rc = kv_group_retire(n->kv, g->id, &marker);
+	if (rc == KV_ENOSPC)
+		node_stop_disk_full(n, g->id, "retiring a replica");
+	if (rc != KV_OK)
+		node_fatal(n, g->id, "cannot retire the replica error=\"%s\"", kv_strerror(rc));
+	struct wal_batch *b = n->cur->b;
+	if (wal_batch_snapshot(b, g->id, 0, 0, &marker) != WAL_OK ||
+	    wal_batch_truncate(b, g->id, 1) != WAL_OK ||
+	    wal_batch_hard_state(b, g->id, &hs) != WAL_OK)
+		node_fatal(n, g->id, "out of memory retiring the group's log");
+	g->compacted = 0;
+	g->checkpointed = 0;
+	memset(&g->digest_mine, 0, sizeof g->digest_mine);
+	node_log(NODE_LOG_WARN, g->id, "replica retired: its data is removed, %zu host(s) remain",
+		 g->n_hosts);
+}
+
+void node_move_maintain(struct node *n)
+{
+	if (!n->any_retire)
+		return; /* every loop turn: nothing to scan in the common case */
+	n->any_retire = false;
+	for (uint32_t i = 0; i < n->cfg.groups; i++)
+		if (n->groups[i].retire && n->groups[i].raft != NULL)
+			retire(n, &n->groups[i]);
+}
+
+/* After an update of g: a replica that was part of its group and is not part of its committed
+ * configuration any more retires (a leader that removed itself steps down first, membership.c). */
+void node_move_after_update(struct node *n, struct node_group *g)
+{
+	const struct raft_conf *c = raft_conf_of(g->raft);
+	if (conf_empty(c))
+		return;
+	bool member = node_conf_has(c, n->cfg.id);
+	if (member) {
+		g->was_member = true;
+		return;
+	}
+	if (g->was_member && raft_conf_index_of(g->raft) <= raft_commit_of(g->raft) &&
+	    raft_role_of(g->raft) != RAFT_LEADER)
+		retire_later(n, g, "its removal committed");
+}
+
+/* ------------------------------------------------------------------------------ creating */
+
+/* A Raft message for group g, which has no replica here, from `from`: a leader's AppendEntries,
+ * heartbeat or snapshot means this node was added to the group; make an empty replica,
+ * recovering, for it. Returns true if the replica exists now. */
+bool node_group_create(struct node *n, struct node_group *g, uint64_t from,
+		       enum raft_msg_type type, raft_term term)
+{
+	if (n->stopping || g->retire || !is_member(n, from) || term == 0)
+		return false;
+	if (type != RAFT_MSG_APPEND && type != RAFT_MSG_HEARTBEAT && type != RAFT_MSG_SNAPSHOT)
+		return false;
+	struct raft_restore rs;
+	memset(&rs, 0, sizeof rs);
+	rs.hard_state.recovering = true;
+	/* A marker an earlier retire left (kv): the empty configuration replaces it, so that a
+	 * restart before this replica has applied anything drops it again. */
+	int rc = kv_group_retire(n->kv, g->id, &rs.conf);
+	if (rc == KV_ENOSPC)
+		node_stop_disk_full(n, g->id, "creating a replica");
+	if (rc != KV_OK)
+		node_fatal(n, g->id, "cannot create the replica error=\"%s\"", kv_strerror(rc));
+	struct wal_batch *b = n->cur->b;
+	if (wal_batch_snapshot(b, g->id, 0, 0, &rs.conf) != WAL_OK ||
+	    wal_batch_truncate(b, g->id, 1) != WAL_OK ||
+	    wal_batch_hard_state(b, g->id, &rs.hard_state) != WAL_OK)
+		node_fatal(n, g->id, "out of memory creating the group's log");
+	g->raft = node_group_raft_new(n, g->id, &rs);
+	g->hosted = true;
+	g->was_member = false;
+	g->created_by_leader = true;
+	g->leader_msg_ms = node_now_ms(n);
+	g->compacted = 0;
+	g->checkpointed = 0;
+	g->role = RAFT_FOLLOWER;
+	g->leader = 0;
+	g->recovering = true;
+	kv_scrub_cursor_init(&g->scrub);
+	memset(&g->digest_mine, 0, sizeof g->digest_mine);
+	node_log(NODE_LOG_WARN, g->id,
+		 "replica created: node %llu leads the group and sends to this node (added as a "
+		 "learner); it catches up from there",
+		 (unsigned long long)from);
+	return true;
+}
+
+void node_move_tick(struct node *n)
+{
+	uint64_t now = node_now_ms(n);
+	uint64_t idle = (uint64_t)NODE_UNINIT_IDLE_ELECTIONS * n->cfg.election_ms;
+	for (uint32_t i = 0; i < n->cfg.groups; i++) {
+		struct node_group *g = &n->groups[i];
+		if (g->raft == NULL || !g->created_by_leader || g->was_member)
+			continue;
+		if (now - g->leader_msg_ms > idle)
+			retire_later(n, g, "created for a leader that never made it a member");
+	}
+}
+
+/* ------------------------------------------------------------------------------ GroupGone */
+
+/* `from` sent g a Raft message of this type; if it is not part of g's committed configuration,
+ * tell it so. */
+void node_gone_maybe_send(struct node *n, struct node_group *g, uint64_t from)
+{
+	const struct raft_conf *c = raft_conf_of(g->raft);
+	if (conf_empty(c) || node_conf_has(c, from) ||
+	    raft_conf_index_of(g->raft) > raft_commit_of(g->raft))
+		return;
+	Ringraft__Raft__GroupGone gone = RINGRAFT__RAFT__GROUP_GONE__INIT;
+	gone.group = g->id;
+	gone.conf_index = raft_conf_index_of(g->raft);
+	gone.voters = (uint64_t *)c->voters;
+	gone.n_voters = c->n_voters;
+	(void)node_peer_send(n, from, NODE_FIELD_GONE, &gone.base);
+}
+
+void node_gone_received(struct node *n, uint64_t from, const Ringraft__Raft__GroupGone *gone)
+{
+	struct node_group *g = node_group(n, gone->group);
+	if (g == NULL || g->raft == NULL || !is_member(n, from))
+		return;
+	if (raft_role_of(g->raft) == RAFT_LEADER ||
+	    raft_conf_index_of(g->raft) >= gone->conf_index)
+		return; /* we know the same or a later configuration than the sender */
+	if (!g->was_member && g->created_by_leader)
+		return; /* not initialized yet: its configuration is still to come from its leader */
+	struct raft_conf c = {0};
+	for (size_t i = 0; i < gone->n_voters && i < RAFT_NODES_MAX; i++)
+		if (is_member(n, gone->voters[i]))
+			c.voters[c.n_voters++] = gone->voters[i];
+	if (c.n_voters > 0)
+		node_group_hosts_from(g, &c);
+	retire_later(n, g, "a member of a later configuration says so");
+}
+
+/* ------------------------------------------------------------------------------ moving */
+
+/* One step of moving g's replica from `source` to `target`, at g's leader. Fills *progress
+ * with what it did or waits for; returns 1 when the move is done, 0 when a step was taken or
+ * is waited for, or NODE_EINVAL with *progress saying why the move makes no sense. */
+int node_move_step(struct node *n, struct node_group *g, uint64_t source, uint64_t target,
+		   char *progress, size_t len)
+{
+	const struct raft_conf *c = raft_conf_of(g->raft);
+	if (source == target || !is_member(n, source) || !is_member(n, target)) {
+		snprintf(progress, len, "source and target must be two different cluster members");
+		return NODE_EINVAL;
+	}
+	bool t_voter = raft_conf_is_voter(c, target);
+	bool t_learner = raft_conf_is_learner(c, target);
+	bool s_in = node_conf_has(c, source);
+	if (!s_in && t_voter) {
+		snprintf(progress, len, "done: node %llu holds a voting replica, node %llu none",
+			 (unsigned long long)target, (unsigned long long)source);
+		return 1;
+	}
+	if (!s_in) {
+		snprintf(progress, len, "node %llu holds no replica of group %u",
+			 (unsigned long long)source, g->id);
+		return NODE_EINVAL;
+	}
+	int rc;
+	if (!t_voter && !t_learner) {
+		rc = raft_propose_conf_change(g->raft, RAFT_CC_ADD_LEARNER, target, NULL);
+		snprintf(progress, len, "adding node %llu as a learner", (unsigned long long)target);
+	} else if (t_learner && raft_peer_recovering(g->raft, target)) {
+		/* never a voter that may lack acknowledged entries (raft/recovery.c) */
+		snprintf(progress, len, "node %llu is catching up (recovering, has %llu of %llu)",
+			 (unsigned long long)target,
+			 (unsigned long long)raft_peer_match(g->raft, target),
+			 (unsigned long long)raft_last_index(g->raft));
+		return 0;
+	} else if (t_learner) {
+		rc = raft_propose_conf_change(g->raft, RAFT_CC_PROMOTE, target, NULL);
+		snprintf(progress, len, "promoting node %llu to a voter", (unsigned long long)target);
+		if (rc == RAFT_ECATCHUP) {
+			snprintf(progress, len, "node %llu is catching up (has %llu of %llu entries)",
+				 (unsigned long long)target,
+				 (unsigned long long)raft_peer_match(g->raft, target),
+				 (unsigned long long)raft_last_index(g->raft));
+			return 0;
+		}
+	} else if (source == n->cfg.id) {
+		rc = raft_transfer_leader(g->raft, target);
+		snprintf(progress, len, "handing leadership to node %llu before removing node %llu",
+			 (unsigned long long)target, (unsigned long long)source);
+		if (rc == RAFT_EBUSY)
+			rc = 0; /* a transfer is under way */
+	} else {
+		rc = raft_propose_conf_change(g->raft, RAFT_CC_REMOVE, source, NULL);
+		snprintf(progress, len, "removing node %llu", (unsigned long long)source);
+	}
+	if (rc == RAFT_EBUSY || rc == RAFT_ETRANSFER) {
+		snprintf(progress, len, "waiting for the previous change to commit");
+		return 0;
+	}
+	if (rc != 0) {
+		snprintf(progress, len, "%s", raft_strerror(rc));
+		return rc == RAFT_ENOTLEADER ? NODE_ENOTLEADER : NODE_EINVAL;
+	}
+	node_log(NODE_LOG_INFO, g->id, "move source=%llu target=%llu: %s",
+		 (unsigned long long)source, (unsigned long long)target, progress);
+	return 0;
+}
