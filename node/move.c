@@ -10,7 +10,8 @@
  *                            (RAFT_ECATCHUP until then: "catching up")
  *   S leads G             -> hand leadership to T first (a leader could remove itself, but
  *                            the group would lose its leader for an election)
- *   S in G                -> remove S
+ *   S in G                -> remove S (refused if S is a voter and that would leave fewer
+ *                            than NODE_REPLICAS voters: T was a voter before the move)
  *   S not in G, T a voter -> done
  * Nothing of the move lives outside the group's log, so a crash, a leader change or a lost
  * answer at any point leaves a configuration the next request continues from; every
@@ -77,8 +78,9 @@ static void retire_later(struct node *n, struct node_group *g, const char *why)
 static void retire(struct node *n, struct node_group *g)
 {
 	g->retire = false;
-	struct raft_conf conf = *raft_conf_of(g->raft);
-	node_group_hosts_from(g, &conf);
+	/* the later configuration a GroupGone named, else the one this replica last had */
+	struct raft_conf conf = g->has_gone_conf ? g->gone_conf : *raft_conf_of(g->raft);
+	g->has_gone_conf = false;
 	/* the marker must not name this node, or a restart would take it for a member */
 	struct raft_conf marker = {0};
 	for (uint32_t i = 0; i < conf.n_voters; i++)
@@ -87,6 +89,7 @@ static void retire(struct node *n, struct node_group *g)
 	for (uint32_t i = 0; i < conf.n_learners; i++)
 		if (conf.learners[i] != n->cfg.id)
 			marker.learners[marker.n_learners++] = conf.learners[i];
+	node_group_hosts_from(g, &marker);
 	node_service_group_reset(n, g);
 	node_snap_close_all(n, g);
 	node_drop_held(n, g->id);
@@ -188,16 +191,34 @@ bool node_group_create(struct node *n, struct node_group *g, uint64_t from,
 	return true;
 }
 
+/* A replica no leader has sent to for NODE_UNINIT_IDLE_ELECTIONS election timeouts asks the
+ * hosts it knows for their term (TERM_QUERY changes no one's term, raft/step.c); a host whose
+ * committed configuration does not include it answers with a GroupGone. So a replica removed
+ * while it was down or cut off learns it, even a recovering one that sends nothing else. One
+ * made for a leader that never made it a member is retired instead. */
 void node_move_tick(struct node *n)
 {
 	uint64_t now = node_now_ms(n);
 	uint64_t idle = (uint64_t)NODE_UNINIT_IDLE_ELECTIONS * n->cfg.election_ms;
 	for (uint32_t i = 0; i < n->cfg.groups; i++) {
 		struct node_group *g = &n->groups[i];
-		if (g->raft == NULL || !g->created_by_leader || g->was_member)
+		if (g->raft == NULL || raft_role_of(g->raft) == RAFT_LEADER ||
+		    now - g->leader_msg_ms <= idle)
 			continue;
-		if (now - g->leader_msg_ms > idle)
+		g->leader_msg_ms = now;
+		if (g->created_by_leader && !g->was_member) {
 			retire_later(n, g, "created for a leader that never made it a member");
+			continue;
+		}
+		for (size_t k = 0; k < g->n_hosts; k++) {
+			if (g->hosts[k] == n->cfg.id)
+				continue;
+			struct raft_message m = {.type = RAFT_MSG_TERM_QUERY,
+						 .from = n->cfg.id,
+						 .to = g->hosts[k],
+						 .term = raft_term_of(g->raft)};
+			node_send_msg(n, g, &m);
+		}
 	}
 }
 
@@ -233,8 +254,10 @@ void node_gone_received(struct node *n, uint64_t from, const Ringraft__Raft__Gro
 	for (size_t i = 0; i < gone->n_voters && i < RAFT_NODES_MAX; i++)
 		if (is_member(n, gone->voters[i]))
 			c.voters[c.n_voters++] = gone->voters[i];
-	if (c.n_voters > 0)
-		node_group_hosts_from(g, &c);
+	if (c.n_voters > 0) {
+		g->gone_conf = c;
+		g->has_gone_conf = true;
+	}
 	retire_later(n, g, "a member of a later configuration says so");
 }
 
@@ -250,6 +273,12 @@ int node_move_step(struct node *n, struct node_group *g, uint64_t source, uint64
 	if (source == target || !is_member(n, source) || !is_member(n, target)) {
 		snprintf(progress, len, "source and target must be two different cluster members");
 		return NODE_EINVAL;
+	}
+	if (raft_conf_index_of(g->raft) > raft_commit_of(g->raft)) {
+		/* A configuration in effect but not committed may still be replaced (a leader
+		 * change): nothing is decided, least of all "done", until it commits. */
+		snprintf(progress, len, "waiting for the previous change to commit");
+		return 0;
 	}
 	bool t_voter = raft_conf_is_voter(c, target);
 	bool t_learner = raft_conf_is_learner(c, target);
@@ -285,12 +314,33 @@ int node_move_step(struct node *n, struct node_group *g, uint64_t source, uint64
 				 (unsigned long long)raft_last_index(g->raft));
 			return 0;
 		}
-	} else if (source == n->cfg.id) {
-		rc = raft_transfer_leader(g->raft, target);
+	} else if (raft_conf_is_voter(c, source) && c->n_voters <= NODE_REPLICAS) {
+		/* The target was a voter before this move (or the group is short of replicas):
+		 * removing the source would leave fewer voters than the group should have. */
+		snprintf(progress, len,
+			 "node %llu already holds a voting replica of group %u; removing node %llu's "
+			 "would leave %u voters",
+			 (unsigned long long)target, g->id, (unsigned long long)source,
+			 c->n_voters - 1);
+		return NODE_EINVAL;
+	} else if (source == n->cfg.id && raft_conf_is_voter(c, source)) {
+		/* to the target, or to another voter if the target is recovering (it lost its
+		 * state in the meantime: it cannot lead until it has caught up) */
+		uint64_t to = target;
+		for (uint32_t i = 0; i < c->n_voters && raft_peer_recovering(g->raft, to); i++)
+			if (c->voters[i] != source)
+				to = c->voters[i];
+		if (raft_peer_recovering(g->raft, to)) {
+			snprintf(progress, len,
+				 "waiting for a voter other than node %llu to be able to lead",
+				 (unsigned long long)source);
+			return 0;
+		}
+		rc = raft_transfer_leader(g->raft, to);
 		snprintf(progress, len, "handing leadership to node %llu before removing node %llu",
-			 (unsigned long long)target, (unsigned long long)source);
-		if (rc == RAFT_EBUSY)
-			rc = 0; /* a transfer is under way */
+			 (unsigned long long)to, (unsigned long long)source);
+		if (rc == RAFT_EBUSY || rc == RAFT_ERECOVERING)
+			rc = 0; /* a transfer is under way, or asked again at the next step */
 	} else {
 		rc = raft_propose_conf_change(g->raft, RAFT_CC_REMOVE, source, NULL);
 		snprintf(progress, len, "removing node %llu", (unsigned long long)source);

@@ -105,7 +105,9 @@ struct node_group {
 	bool retire;  /* no longer part of its group: retired at the end of the turn (move.c) */
 	bool was_member;        /* this replica has been part of the group's configuration */
 	bool created_by_leader; /* made when a leader first sent to it (move.c) */
-	uint64_t leader_msg_ms; /* then: the last AppendEntries/heartbeat/snapshot to it */
+	uint64_t leader_msg_ms; /* the last AppendEntries/heartbeat/snapshot to it (move.c) */
+	struct raft_conf gone_conf; /* the voters a GroupGone named (has_gone_conf) */
+	bool has_gone_conf;
 	struct kv_scrub_cursor scrub;
 	struct node_digest digest_mine;
 	struct node_digest digest_peer[NODE_NODES_MAX]; /* by member index */

@@ -15,6 +15,7 @@
 #define NS_NODES_MAX   5
 #define NS_CLIENTS_MAX 16 /* clients and the liveness probes (one per node) */
 #define NS_KEYS_MAX    8
+#define NS_GROUPS_MAX  8 /* a run has 4 to NS_GROUPS_MAX groups */
 
 struct ns_opts {
 	uint64_t seed;

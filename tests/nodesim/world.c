@@ -1318,6 +1318,95 @@ static void check_history(struct world *w)
 	jl_history_free(&h);
 }
 
+/* ------------------------------------------------------------------------------ the audit */
+
+/* What STATUS says of one group on one node (audit). */
+struct audit_group {
+	bool hosted, leader;
+	uint64_t term;
+	uint32_t n_voters, n_learners;
+	uint64_t voters[NS_NODES_MAX], learners[NS_NODES_MAX];
+};
+
+struct audit_ctx {
+	struct world *w;
+	int node;
+	bool answered;
+	struct audit_group g[NS_GROUPS_MAX + 1];
+};
+
+static void audit_reply(void *arg, const Ringraft__Kv__Response *resp)
+{
+	struct audit_ctx *a = arg;
+	a->answered = true;
+	if (resp->code != RINGRAFT__KV__CODE__OK || resp->status == NULL)
+		return;
+	for (size_t i = 0; i < resp->status->n_groups; i++) {
+		const Ringraft__Kv__GroupStatus *gs = resp->status->groups[i];
+		if (gs->group < 1 || gs->group > NS_GROUPS_MAX)
+			continue;
+		struct audit_group *x = &a->g[gs->group];
+		x->hosted = true;
+		x->leader = gs->role != NULL && strcmp(gs->role, "leader") == 0;
+		x->term = gs->term;
+		for (size_t k = 0; k < gs->n_voters && k < NS_NODES_MAX; k++)
+			x->voters[x->n_voters++] = gs->voters[k];
+		for (size_t k = 0; k < gs->n_learners && k < NS_NODES_MAX; k++)
+			x->learners[x->n_learners++] = gs->learners[k];
+	}
+}
+
+/* After the run: each group's leader (when it has one) has 3 voters (4 while the group's move
+ * is under way, as its promotion came before the removal), no learner left over from a move,
+ * and every voter holds a replica. A move that removed before it promoted, or a replica
+ * retired or never created, shows here. */
+static void audit_groups(struct world *w)
+{
+	static struct audit_ctx a[NS_NODES_MAX + 1];
+	memset(a, 0, sizeof a);
+	for (int i = 1; i <= w->N; i++) {
+		struct simnode *s = &w->nodes[i];
+		a[i].w = w;
+		a[i].node = i;
+		if (!s->alive || s->paused)
+			continue;
+		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+		rq.op = RINGRAFT__KV__OP__STATUS;
+		uint8_t buf[64];
+		size_t len = ringraft__kv__request__pack(&rq, buf);
+		Ringraft__Kv__Request *own = ringraft__kv__request__unpack(NULL, len, buf);
+		if (own == NULL)
+			abort();
+		enter(s);
+		node_submit(s->n, own, audit_reply, &a[i]);
+		node_process(s->n);
+		if (!a[i].answered)
+			fail(w, "audit: node %d did not answer STATUS at once", i);
+	}
+	for (uint32_t g = 1; g <= (uint32_t)w->G && w->r->ok; g++) {
+		int L = 0;
+		for (int i = 1; i <= w->N; i++)
+			if (a[i].g[g].leader && (L == 0 || a[i].g[g].term > a[L].g[g].term))
+				L = i;
+		if (L == 0)
+			continue;
+		const struct audit_group *c = &a[L].g[g];
+		bool moving = w->mover.group == g;
+		if (c->n_voters != 3 && !(moving && c->n_voters == 4))
+			fail(w, "audit: group %u has %u voters (leader node %d)%s", g, c->n_voters, L,
+			     moving ? ", a move under way" : "");
+		else if (c->n_learners > 0 && !moving)
+			fail(w, "audit: group %u keeps %u learner(s) with no move under way", g,
+			     c->n_learners);
+		for (uint32_t k = 0; k < c->n_voters && w->r->ok; k++) {
+			int v = (int)c->voters[k];
+			if (v >= 1 && v <= w->N && w->nodes[v].alive && !a[v].g[g].hosted)
+				fail(w, "audit: node %d, a voter of group %u, holds no replica of it", v,
+				     g);
+		}
+	}
+}
+
 void ns_run(const struct ns_opts *o, struct ns_result *r)
 {
 	static const char *mixes[] = {"calm", "partition", "crash", "pause", "all"};
@@ -1331,7 +1420,7 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	raft_rand_seed(&w->rng, o->seed);
 	w->trace_hash = 0xcbf29ce484222325ull;
 	w->N = rnd(w, 0, 2) == 0 ? 5 : 3;
-	w->G = (int)rnd(w, 4, 8);
+	w->G = (int)rnd(w, 4, NS_GROUPS_MAX);
 	w->C = (int)rnd(w, 3, 6);
 	w->K = (int)rnd(w, 2, 5);
 	for (int k = 0; k < NS_KEYS_MAX; k++)
@@ -1452,6 +1541,8 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 			     " ms after the heal",
 			     c, w->heal_end - w->fault_end);
 	}
+	if (r->ok)
+		audit_groups(w);
 	r->events = w->events;
 	r->hash = fnv(w->hist, w->hist_len, w->trace_hash ^ w->events);
 	for (int i = 1; i <= w->N; i++)
