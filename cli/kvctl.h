@@ -78,6 +78,7 @@ int kvctl_cmd_status(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_transfer(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_group(struct cli_client *c, const struct kvctl_args *a);
+int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_bench(const struct kvctl_args *a);
 
 /* Output helpers. */

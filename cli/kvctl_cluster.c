@@ -492,6 +492,146 @@ int kvctl_cmd_group(struct cli_client *c, const struct kvctl_args *a)
 	}
 }
 
+/* Repeats MOVE_REPLICA steps of (g, from, to) until done, refused or past the deadline;
+ * prints each new step unless quiet. KVCTL_EXIT_OK when done. */
+static int move_until_done(struct cli_client *c, const struct kvctl_args *a, uint32_t g,
+			   uint64_t from, uint64_t to, int64_t deadline, bool quiet)
+{
+	char last[200] = "", progress[200];
+	for (;;) {
+		bool done = false;
+		int rc = cli_move_replica_step(c, g, from, to, &done, progress, sizeof progress);
+		if (rc == CLI_INVALID) {
+			fprintf(stderr, "kvctl: group %u: move from node %llu to node %llu refused: %s\n",
+				g, (unsigned long long)from, (unsigned long long)to, progress);
+			return KVCTL_EXIT_USAGE;
+		}
+		if (rc != CLI_OK)
+			return kvctl_fail(a, "group move", rc);
+		if (!quiet && strcmp(progress, last) != 0 && a->output != KVCTL_OUT_JSON)
+			printf("group %u: %s\n", g, progress);
+		snprintf(last, sizeof last, "%s", progress);
+		if (done)
+			return KVCTL_EXIT_OK;
+		if (cli_now_ms() >= deadline) {
+			fprintf(stderr,
+				"kvctl: group %u: move not done within %u ms; last step: %s (run the "
+				"same command again to go on)\n",
+				g, a->timeout_ms, last);
+			return KVCTL_EXIT_UNAVAILABLE;
+		}
+		struct timespec ts = {0, 100 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static bool in_ids(const uint64_t *v, size_t n, uint64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == id)
+			return true;
+	return false;
+}
+
+/* kvctl member drain ID: every replica node ID holds goes to another member, one group after
+ * the other (a group move each: learner, catch-up, promotion, removal), each to the member that
+ * holds the fewest replicas among those holding none of that group, a reachable one first. It
+ * works with ID down, even gone for good (a dead machine: its replicas are rebuilt on the
+ * others from the two live copies). Refused when fewer than 3 other members are left. Each
+ * move is bounded by --timeout; run again to go on after a timeout. */
+int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
+{
+	if (strcmp(a->pos[1], "drain") != 0) {
+		fprintf(stderr, "kvctl: member: unknown subcommand '%s'; usage: kvctl member drain "
+				"ID\n",
+			a->pos[1]);
+		return KVCTL_EXIT_USAGE;
+	}
+	char *end;
+	unsigned long long id = strtoull(a->pos[2], &end, 10);
+	if (*end || a->pos[2][0] == '-' || id == 0) {
+		fprintf(stderr, "kvctl: member drain: ID wants a node id (1, 2, ...), not '%s'\n",
+			a->pos[2]);
+		return KVCTL_EXIT_USAGE;
+	}
+	struct view *v = gather(c, a);
+	if (v == NULL || reachable(v) == 0) {
+		free_view(v);
+		fprintf(stderr, "kvctl: member drain: no node answered (endpoints %s)\n",
+			a->endpoints);
+		return KVCTL_EXIT_UNAVAILABLE;
+	}
+	uint64_t members[CLI_NODES_MAX];
+	size_t nm = 0;
+	for (size_t i = 0; i < v->n && nm == 0; i++)
+		for (size_t k = 0; v->nodes[i].rc == CLI_OK && k < v->nodes[i].st.n_nodes; k++)
+			members[nm++] = v->nodes[i].st.nodes[k].id;
+	if (!in_ids(members, nm, id)) {
+		free_view(v);
+		fprintf(stderr, "kvctl: member drain: node %llu is not a member of the cluster\n", id);
+		return KVCTL_EXIT_USAGE;
+	}
+	if (nm - 1 < 3) {
+		free_view(v);
+		fprintf(stderr,
+			"kvctl: member drain: refused: the other %zu member(s) cannot hold 3 replicas "
+			"of every group\n",
+			nm - 1);
+		return KVCTL_EXIT_USAGE;
+	}
+	/* replicas per member, from the freshest view of each group */
+	size_t count[CLI_NODES_MAX] = {0};
+	for (uint32_t g = 1; g <= v->groups; g++) {
+		uint64_t term;
+		const struct cli_group_status *info;
+		(void)group_leader(v, g, &term, &info);
+		for (size_t k = 0; info && k < info->n_voters; k++)
+			for (size_t m = 0; m < nm; m++)
+				count[m] += members[m] == info->voters[k];
+	}
+	int rc = KVCTL_EXIT_OK;
+	size_t moved = 0;
+	for (uint32_t g = 1; g <= v->groups && rc == KVCTL_EXIT_OK; g++) {
+		uint64_t term;
+		const struct cli_group_status *info;
+		(void)group_leader(v, g, &term, &info);
+		if (info == NULL || !(in_ids(info->voters, info->n_voters, id) ||
+				      in_ids(info->learners, info->n_learners, id)))
+			continue;
+		size_t best = nm;
+		for (size_t m = 0; m < nm; m++) {
+			if (members[m] == id || in_ids(info->voters, info->n_voters, members[m]))
+				continue;
+			bool better = best == nm || (answered(v, members[m]) && !answered(v, members[best])) ||
+				      (answered(v, members[m]) == answered(v, members[best]) &&
+				       count[m] < count[best]);
+			if (better)
+				best = m;
+		}
+		if (best == nm) {
+			fprintf(stderr, "kvctl: member drain: group %u has no member to move to\n", g);
+			rc = KVCTL_EXIT_UNAVAILABLE;
+			break;
+		}
+		if (a->output != KVCTL_OUT_JSON)
+			printf("group %u: moving node %llu's replica to node %llu\n", g, id,
+			       (unsigned long long)members[best]);
+		rc = move_until_done(c, a, g, id, members[best], cli_now_ms() + a->timeout_ms, false);
+		if (rc == KVCTL_EXIT_OK) {
+			count[best]++;
+			moved++;
+		}
+	}
+	free_view(v);
+	if (rc != KVCTL_EXIT_OK)
+		return rc;
+	if (a->output == KVCTL_OUT_JSON)
+		printf("{\"node\": %llu, \"groups_moved\": %zu, \"done\": true}\n", id, moved);
+	else
+		printf("node %llu holds no replica now (%zu group(s) moved)\n", id, moved);
+	return KVCTL_EXIT_OK;
+}
+
 int kvctl_cmd_transfer(struct cli_client *c, const struct kvctl_args *a)
 {
 	char *end;

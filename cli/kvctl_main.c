@@ -42,6 +42,9 @@ static void usage(FILE *f)
 		"learner,\n"
 		"                             catch-up, promotion, removal (waits for it; "
 		"--timeout)\n"
+		"  member drain ID            move every replica node ID holds to the other members "
+		"\n"
+		"                             (also when ID is down for good; --timeout per move)\n"
 		"  wal verify|dump DIR        check or print a node's write-ahead log (DIR: e.g. "
 		"data/node1/wal)\n"
 		"  bench [--op put|get|mixed] [--clients C] [--requests N] [--value-size B]\n"
@@ -99,6 +102,7 @@ static const struct command commands[] = {
 	{"groups", 0, 0, 0, "groups", kvctl_cmd_groups},
 	{"transfer-leader", 2, 2, 0, "transfer-leader GROUP NODE", kvctl_cmd_transfer},
 	{"group", 4, 4, 0, "group move GROUP FROM TO", kvctl_cmd_group},
+	{"member", 2, 2, 0, "member drain ID", kvctl_cmd_member},
 	{"bench", 0, 0,
 	 KVCTL_F_OP | KVCTL_F_CLIENTS | KVCTL_F_REQUESTS | KVCTL_F_VALUE_SIZE | KVCTL_F_PIPELINE |
 		 KVCTL_F_KEYS,
@@ -193,7 +197,8 @@ int main(int argc, char **argv)
 	}
 	for (int i = 1; i < a.npos; i++) {
 		size_t n = strlen(a.pos[i]);
-		bool is_key = i == 1 && cmd->run != kvctl_cmd_transfer && cmd->run != kvctl_cmd_group;
+		bool is_key = i == 1 && cmd->run != kvctl_cmd_transfer &&
+			      cmd->run != kvctl_cmd_group && cmd->run != kvctl_cmd_member;
 		if (is_key && cmd->run != kvctl_cmd_scan && n == 0) {
 			fprintf(stderr, "kvctl: %s: the key is empty (keys are 1..%u bytes)\n",
 				cmd->name, CLI_KEY_MAX);

@@ -12,6 +12,9 @@
  *                            the group would lose its leader for an election)
  *   S in G                -> remove S (refused if S is a voter and that would leave fewer
  *                            than NODE_REPLICAS voters: T was a voter before the move)
+ * except that a source the leader cannot reach is removed first (before T is added): its vote
+ * is missing already, and T's replica could not leave recovery while it waits for the term of
+ * a voter that never answers (raft/recovery.c); the steps then bring T in to refill the group.
  *   S not in G, T a voter -> done
  * Nothing of the move lives outside the group's log, so a crash, a leader change or a lost
  * answer at any point leaves a configuration the next request continues from; every
@@ -288,13 +291,28 @@ int node_move_step(struct node *n, struct node_group *g, uint64_t source, uint64
 			 (unsigned long long)target, (unsigned long long)source);
 		return 1;
 	}
-	if (!s_in) {
+	if (!s_in && c->n_voters >= NODE_REPLICAS) {
 		snprintf(progress, len, "node %llu holds no replica of group %u",
 			 (unsigned long long)source, g->id);
 		return NODE_EINVAL;
 	}
+	/* (Source gone and the group short of voters: it was removed first, being down; the
+	 * steps below bring the target in.) */
 	int rc;
-	if (!t_voter && !t_learner) {
+	if (s_in && raft_conf_is_voter(c, source) && !t_voter && !t_learner &&
+	    c->n_voters <= NODE_REPLICAS && source != n->cfg.id && !node_peer_is_up(n, source)) {
+		/* The source is down (perhaps for good: a dead machine). Its vote is missing from
+		 * the group already, so removing it first costs no availability, and it must go
+		 * first: the target's replica leaves recovery only once every voter has told it
+		 * its term (raft/recovery.c), which a dead voter never does. */
+		if (!node_peer_is_up(n, target)) {
+			snprintf(progress, len, "nodes %llu and %llu are both unreachable: waiting",
+				 (unsigned long long)source, (unsigned long long)target);
+			return 0;
+		}
+		rc = raft_propose_conf_change(g->raft, RAFT_CC_REMOVE, source, NULL);
+		snprintf(progress, len, "node %llu is down: removing it first", (unsigned long long)source);
+	} else if (!t_voter && !t_learner) {
 		rc = raft_propose_conf_change(g->raft, RAFT_CC_ADD_LEARNER, target, NULL);
 		snprintf(progress, len, "adding node %llu as a learner", (unsigned long long)target);
 	} else if (t_learner && raft_peer_recovering(g->raft, target)) {

@@ -3,12 +3,14 @@
  * with the target holding a voting replica with every acknowledged write and the source none
  * (its replica retired, also across a restart); a move whose source leads the group hands the
  * leadership over first; a move interrupted by a kill -9 of the target resumes; nonsense moves
- * are refused.
+ * are refused; `kvctl member drain` of a node killed and wiped for good rebuilds all its
+ * replicas on the others.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "tests/integration/cluster.h"
@@ -264,6 +266,72 @@ START_TEST(test_nonsense_moves_refused)
 }
 END_TEST
 
+/* Voters of group g as the leader reports them (0 when no leader answered). */
+static size_t voters_of(uint32_t g, uint64_t out[NODES])
+{
+	uint64_t leader = cluster_leader_of(c, g, 5000);
+	if (leader == 0)
+		return 0;
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__STATUS;
+	Ringraft__Kv__Response *rs;
+	if (cluster_call(c, (int)leader, &rq, &rs, 2000) < 0)
+		return 0;
+	size_t n = 0;
+	for (size_t i = 0; rs->status && i < rs->status->n_groups; i++)
+		if (rs->status->groups[i]->group == g)
+			for (size_t k = 0; k < rs->status->groups[i]->n_voters && n < NODES; k++)
+				out[n++] = rs->status->groups[i]->voters[k];
+	ringraft__kv__response__free_unpacked(rs, NULL);
+	return n;
+}
+
+START_TEST(test_drain_a_dead_node)
+{
+	const int dead = 2;
+	char name[64], key[80], val[64];
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof name, "dr-%d", i);
+		cluster_key_in_group(c, 1 + (uint32_t)i % GROUPS, name, key, sizeof key);
+		snprintf(val, sizeof val, "v%d", i);
+		ck_assert_int_eq(cluster_put(c, 1, key, val, 3000), RINGRAFT__KV__CODE__OK);
+	}
+	/* the machine dies for good: kill -9, data directory gone */
+	cluster_kill(c, dead);
+	ck_assert_int_eq(cluster_wipe(c, dead), 0);
+	const char *bin = getenv("RINGRAFT_BIN");
+	ck_assert_ptr_nonnull(bin);
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "%s/kvctl --endpoints %s --timeout 60s member drain %d >&2", bin,
+		 cluster_endpoints(c), dead);
+	ck_assert_int_eq(system(cmd), 0);
+	for (uint32_t g = 1; g <= GROUPS; g++) {
+		uint64_t v[NODES];
+		size_t n = voters_of(g, v);
+		ck_assert_msg(n == 3, "group %u has %zu voters after the drain", g, n);
+		for (size_t k = 0; k < n; k++)
+			ck_assert_msg(v[k] != (uint64_t)dead, "node %d still votes in group %u", dead,
+				      g);
+	}
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof name, "dr-%d", i);
+		cluster_key_in_group(c, 1 + (uint32_t)i % GROUPS, name, key, sizeof key);
+		snprintf(val, sizeof val, "v%d", i);
+		char *got = NULL;
+		ck_assert_int_eq(cluster_get(c, 3, key, &got, false, 3000), RINGRAFT__KV__CODE__OK);
+		ck_assert_str_eq(got, val);
+		free(got);
+	}
+	ck_assert_int_eq(cluster_wait_digests_equal(c, 15000), 0);
+	/* a second drain finds nothing to move; an unknown node is refused */
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(cmd, sizeof cmd, "%s/kvctl --endpoints %s member drain 9 2>/dev/null", bin,
+		 cluster_endpoints(c));
+	int st = system(cmd);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("move");
@@ -274,6 +342,7 @@ int main(void)
 	tcase_add_test(tc, test_move_leader_replica);
 	tcase_add_test(tc, test_move_resumes_after_target_killed);
 	tcase_add_test(tc, test_nonsense_moves_refused);
+	tcase_add_test(tc, test_drain_a_dead_node);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
