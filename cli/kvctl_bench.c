@@ -8,9 +8,12 @@
  * A BUSY answer (the node is over a load bound and did not take the request) is no failure:
  * it is counted apart, with the time it took to come back, and the same request is sent again
  * after a pause that doubles with each BUSY answer in a row of that worker (CLI_BACKOFF_MS_MIN
- * .. CLI_BACKOFF_MS_MAX, jittered) and starts again at its first success, so that an
- * overloaded cluster sees its load back off; the latency of the request that is accepted is
- * that of its accepted attempt.
+ * .. CLI_BACKOFF_MS_MAX, jittered) and starts again at its first success. The worker also
+ * keeps fewer requests in flight: a BUSY answer halves its window (at most once per
+ * BUSY_CUT_MS), each success widens it by 1/window, up to --pipeline (TCP's additive increase,
+ * multiplicative decrease), so that an overloaded cluster sees its load back off instead of
+ * a storm of retries. The latency of a request that is accepted is that of its accepted
+ * attempt; the time spent waiting in the client is not the cluster's.
  *
  * Failures do not stop the run: each request ends ok or as one error of a kind; a node whose
  * connection failed is skipped for a doubling pause (no spin on a dead endpoint), and a worker
@@ -24,7 +27,8 @@
 #include "cli/client_int.h"
 #include "cli/kvctl.h"
 
-#define SLOT_BITS 11 /* > log2(CLI_PIPELINE_MAX) */
+#define SLOT_BITS   11 /* > log2(CLI_PIPELINE_MAX) */
+#define BUSY_CUT_MS 10 /* a worker's window is halved at most this often */
 _Static_assert(CLI_CONNS_MAX <= 256, "struct slot keeps a connection index in a byte");
 
 /* Why a request failed: a reply code (kv.proto Code, 1..15), or one of these. */
@@ -93,6 +97,8 @@ struct worker {
 	bool busy_oom; /* busy_us could not grow: later ones are counted in n_busy only */
 	uint64_t busy_total;
 	uint32_t busy_pause_ms; /* 0, or the pause after the last BUSY answer */
+	double window;          /* requests it may keep in flight (1..pipeline) */
+	int64_t window_cut_us;  /* when the window was last halved */
 	int fatal; /* 0, or the local error (out of memory) that stopped the worker */
 	uint64_t rng;
 	int64_t last_reply_ms; /* when a node last answered anything */
@@ -301,6 +307,10 @@ static void busy_answered(struct worker *w, struct slot *sl)
 	uint64_t pause_us = ((uint64_t)half + next_rand(&w->rng) % (half + 1)) * 1000;
 	sl->again = true;
 	sl->again_us = now + (int64_t)pause_us;
+	if (now - w->window_cut_us >= BUSY_CUT_MS * 1000) {
+		w->window_cut_us = now;
+		w->window = w->window / 2 < 1 ? 1 : w->window / 2;
+	}
 }
 
 /* Reads every whole reply available on connection ci; 0, or a negative error (the caller
@@ -333,6 +343,9 @@ static int drain(struct worker *w, struct cli_client *c, size_t ci, struct slot 
 				w->lat_us[w->n_lat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 				w->done++;
 				w->busy_pause_ms = 0;
+				w->window += 1.0 / w->window;
+				if (w->window > w->a->pipeline)
+					w->window = w->a->pipeline;
 			} else if (r->code == RINGRAFT__KV__CODE__BUSY) {
 				busy_answered(w, &slots[si]);
 			} else {
@@ -366,6 +379,7 @@ static void *worker_main(void *arg)
 	 * to the endpoints in turn, unrouted, and the nodes forward them. */
 	cli_refresh(c, cli_now_ms() + a->timeout_ms);
 	w->last_reply_ms = cli_now_ms();
+	w->window = a->pipeline;
 	uint32_t issued = 0, inflight = 0;
 	uint64_t counter = 0;
 	while (w->done < w->n) {
@@ -381,6 +395,8 @@ static void *worker_main(void *arg)
 			}
 			if (!again && issued >= w->n)
 				continue;
+			if (inflight >= (uint32_t)w->window)
+				break;
 			int rc = issue(w, c, slots, si, ++counter, value, &inflight, &retry_ms);
 			if (rc == ISSUE_WAIT)
 				break;

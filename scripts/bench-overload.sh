@@ -24,9 +24,12 @@ for i in 1 2 3; do
 done
 cleanup() { kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT
+# Every group led by its preferred node (group g by node (g-1) % 3 + 1: leaders balanced),
+# so that no leadership moves during the run.
 for _ in $(seq 1 100); do
-  "$bin/kvctl" --endpoints "$eps" status >"$dir/status" 2>/dev/null &&
-    ! grep -q "leader 0\|degraded" "$dir/status" && break
+  "$bin/kvctl" --endpoints "$eps" groups 2>/dev/null |
+    awk 'NR > 1 && $2 != ($1 - 1) % 3 + 1 {bad = 1} NR > 1 {n++} END {exit !(n > 0 && !bad)}' &&
+    break
   sleep 0.3
 done
 "$bin/kvctl" --endpoints "$eps" bench --clients 8 --requests 2000 --value-size 16 >/dev/null 2>&1
