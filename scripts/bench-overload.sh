@@ -19,7 +19,7 @@ for i in 1 2 3; do
   ip="127.0.0.$((base + i - 1))"
   # shellcheck disable=SC2086
   "$bin/kvd" --id "$i" --data-dir "$dir/n$i" --peer-addr "$ip:7001" --client-addr "$ip:9001" \
-    --cluster "$cluster" ${KVD_FLAGS:-} >"$dir/n$i.log" 2>&1 &
+    --cluster "$cluster" --metrics-addr "$ip:9180" ${KVD_FLAGS:-} >"$dir/n$i.log" 2>&1 &
   pids+=($!)
 done
 cleanup() { kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; rm -rf "$dir"; }
@@ -50,4 +50,10 @@ while kill -0 "${bpids[@]}" 2>/dev/null; do
 done
 wait "${bpids[@]}"
 for k in $(seq 1 "$procs"); do echo "-- bench $k"; cat "$dir/bench$k.out"; done
+# The nodes' own view: put latency from arrival to answer (histogram), sheds, WAL fsyncs.
+for i in 1 2 3; do
+  curl -s --max-time 5 "http://127.0.0.$((base + i - 1)):9180/metrics" >"$dir/metrics$i" 2>/dev/null
+  echo "node $i put latency buckets (le=count): $(grep '^ringraft_client_request_duration_seconds_bucket{op="put"' "$dir/metrics$i" | sed 's/.*le="\([^"]*\)"} \(.*\)/\1=\2/' | tr '\n' ' ')"
+  echo "node $i: $(grep -h '^ringraft_requests_shed_total' "$dir/metrics$i" | tr '\n' ' ')"
+done
 echo "after: load $(cut -d' ' -f1-3 /proc/loadavg); peak RssAnon kB: $(for p in "${pids[@]}"; do printf '%s ' "${peak[$p]}"; done)"
