@@ -8,7 +8,8 @@
  * A BUSY answer (the node is over a load bound and did not take the request) is no failure:
  * it is counted apart, with the time it took to come back, and the same request is sent again
  * after a pause that doubles with each BUSY answer in a row of that worker (CLI_BACKOFF_MS_MIN
- * .. CLI_BACKOFF_MS_MAX, jittered) and starts again at its first success. The worker also
+ * .. CLI_BENCH_RETRY_MS_MAX, jittered: up to 1 s, since a thousand workers each retrying at
+ * 200 ms kept two cores busy answering BUSY) and starts again at its first success. The worker also
  * keeps fewer requests in flight: a BUSY answer halves its window (at most once per
  * BUSY_CUT_MS), each success widens it by 1/window, up to --pipeline (TCP's additive increase,
  * multiplicative decrease), so that an overloaded cluster sees its load back off instead of
@@ -67,8 +68,8 @@ static const char *kind_name(int k)
 }
 
 struct slot {
-	bool busy;    /* a request is in flight in it */
-	bool again;   /* its request was answered BUSY: send it again at again_us */
+	bool busy;  /* a request is in flight in it */
+	bool again; /* its request was answered BUSY: send it again at again_us */
 	int64_t again_us;
 	uint8_t conn; /* index in client->conns of the connection it was sent on */
 	uint64_t id;  /* of the request in flight */
@@ -99,7 +100,7 @@ struct worker {
 	uint32_t busy_pause_ms; /* 0, or the pause after the last BUSY answer */
 	double window;          /* requests it may keep in flight (1..pipeline) */
 	int64_t window_cut_us;  /* when the window was last halved */
-	int fatal; /* 0, or the local error (out of memory) that stopped the worker */
+	int fatal;              /* 0, or the local error (out of memory) that stopped the worker */
 	uint64_t rng;
 	int64_t last_reply_ms; /* when a node last answered anything */
 	size_t n_backoff;
@@ -300,8 +301,8 @@ static void busy_answered(struct worker *w, struct slot *sl)
 	if (w->n_busy < w->cap_busy)
 		w->busy_us[w->n_busy++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 	w->busy_pause_ms = w->busy_pause_ms == 0 ? CLI_BACKOFF_MS_MIN : w->busy_pause_ms * 2;
-	if (w->busy_pause_ms > CLI_BACKOFF_MS_MAX)
-		w->busy_pause_ms = CLI_BACKOFF_MS_MAX;
+	if (w->busy_pause_ms > CLI_BENCH_RETRY_MS_MAX)
+		w->busy_pause_ms = CLI_BENCH_RETRY_MS_MAX;
 	/* jittered in [pause/2, pause] so that the workers do not come back together */
 	uint32_t half = w->busy_pause_ms / 2;
 	uint64_t pause_us = ((uint64_t)half + next_rand(&w->rng) % (half + 1)) * 1000;

@@ -23,7 +23,7 @@ struct net_conn {
 	size_t out_len, out_cap;
 	size_t queued; /* bytes in uv_write not yet completed */
 	uint32_t inflight;
-	uint64_t held_bytes; /* what the handler says it holds for this connection */
+	uint64_t held_bytes;          /* what the handler says it holds for this connection */
 	struct net_conn *prev, *next; /* all connections */
 	struct net_conn *dirty_next;
 };

@@ -41,9 +41,9 @@ static const char *const op_names[NODE_METRICS_OPS] = {
 	"transfer_leader", "digest", "ping",
 };
 static const char *const result_names[NODE_METRICS_RESULTS] = {
-	"ok",          "not_found",   "cas_mismatch", "not_leader",  "invalid",  "too_large",
-	"wrong_shard", "unavailable", "timeout",      "leader_lost", "internal", "busy",
-	"other",
+	"ok",        "not_found",   "cas_mismatch", "not_leader", "invalid",
+	"too_large", "wrong_shard", "unavailable",  "timeout",    "leader_lost",
+	"internal",  "busy",        "other",
 };
 /* The ops whose series are always present (so rate() has a zero to start from). */
 static const int data_ops[] = {1, 2, 3, 4, 5};

@@ -20,12 +20,6 @@
 #define NODE_HANDOFF_MS_MAX             2000 /* SIGTERM: at most this long handing leaderships off */
 #define NODE_MAINT_MS                   250  /* compaction / balancing check interval */
 #define NODE_REQ_BUCKETS                4096 /* request id hash buckets (power of two) */
-/* Load bounds (flags; 0 = none): beyond them a request is answered BUSY at once. */
-#define NODE_MAX_INFLIGHT_DEFAULT            256         /* --max-inflight */
-#define NODE_MAX_INFLIGHT_BYTES_DEFAULT      (16u << 20) /* --max-inflight-bytes */
-#define NODE_CONN_MAX_INFLIGHT_DEFAULT       128         /* --conn-max-inflight */
-#define NODE_CONN_MAX_INFLIGHT_BYTES_DEFAULT (2u << 20)  /* --conn-max-inflight-bytes */
-#define NODE_GROUP_MAX_PROPOSALS_DEFAULT     64          /* --group-max-proposals */
 #define NODE_CONFIG_LINE_MAX            4096
 #define NODE_PATH_MAX                   4096
 #define NODE_ADDR_MAX                   64
@@ -46,5 +40,13 @@
 #define NODE_HTTP_CONNECTIONS_MAX 16   /* concurrent connections to --metrics-addr */
 #define NODE_HTTP_TIMEOUT_S       10   /* an idle HTTP connection is closed after this */
 #define NODE_HEALTH_TEXT_MAX      2048 /* bytes of /health's reasons (more are cut) */
+
+/* Load bounds (flags; 0 = none): beyond them a request is answered BUSY at once (service.c,
+ * shell.c, resp.c; docs/OPERATIONS.md "Overload"). */
+#define NODE_MAX_INFLIGHT_DEFAULT            256         /* --max-inflight */
+#define NODE_MAX_INFLIGHT_BYTES_DEFAULT      (16u << 20) /* --max-inflight-bytes */
+#define NODE_CONN_MAX_INFLIGHT_DEFAULT       128         /* --conn-max-inflight */
+#define NODE_CONN_MAX_INFLIGHT_BYTES_DEFAULT (2u << 20)  /* --conn-max-inflight-bytes */
+#define NODE_GROUP_MAX_PROPOSALS_DEFAULT     64          /* --group-max-proposals */
 
 #endif
