@@ -73,6 +73,7 @@ struct ctx {
 	size_t packed_len;
 	uint32_t bytes; /* counted in the connection's held_bytes until ctx is freed */
 	bool write;
+	bool maybe; /* a write's earlier attempt may have been applied (TIMEOUT, LEADER_LOST) */
 	uint64_t deadline_ms, retry_at_ms;
 	struct ctx *next;
 };
@@ -408,6 +409,9 @@ static void resp_answer(void *client, const Ringraft__Kv__Response *resp)
 	struct ctx *ctx = client;
 	struct node *n = ctx->n;
 	if (retryable(n, ctx, resp)) {
+		if (resp->code == RINGRAFT__KV__CODE__TIMEOUT ||
+		    resp->code == RINGRAFT__KV__CODE__LEADER_LOST)
+			ctx->maybe = true;
 		ctx->retry_at_ms = node_now_ms(n) + RETRY_MS;
 		if (retry_tail)
 			retry_tail->next = ctx;
@@ -509,7 +513,16 @@ static void resp_answer(void *client, const Ringraft__Kv__Response *resp)
 		net_resp_put_errorf(&b, "TRYAGAIN %s: not applied, try again", err);
 		break;
 	case RINGRAFT__KV__CODE__BUSY: /* the message says "busy: ..., not applied" */
-		net_resp_put_errorf(&b, "TRYAGAIN %s", err);
+		if (ctx->write &&
+		    ctx->maybe) /* this attempt was not, an earlier one may have been */
+			net_resp_put_errorf(
+				&b,
+				"ERR outcome unknown: the write may or may not have "
+				"been applied (an earlier attempt's outcome is unknown, "
+				"then %s)",
+				err);
+		else
+			net_resp_put_errorf(&b, "TRYAGAIN %s", err);
 		break;
 	case RINGRAFT__KV__CODE__TIMEOUT:
 	case RINGRAFT__KV__CODE__LEADER_LOST:
