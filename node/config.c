@@ -57,17 +57,17 @@ static const struct key_def {
 	{"max-inflight", K_TUNABLE,
 	 "requests the node holds at once (its clients' and those forwarded to it); beyond, a "
 	 "request is answered BUSY (RESP -TRYAGAIN) at once, never proposed; 0 = no bound "
-	 "(default 256)"},
+	 "(default 1024)"},
 	{"max-inflight-bytes", K_TUNABLE,
-	 "key and value bytes of those requests; beyond, BUSY; 0 = no bound (default 16777216)"},
+	 "key and value bytes of those requests; beyond, BUSY; 0 = no bound (default 67108864)"},
 	{"conn-max-inflight", K_TUNABLE,
 	 "unanswered requests on one client connection (protobuf or RESP); beyond, BUSY; 0 = "
-	 "no bound (default 128)"},
+	 "no bound (default 1024)"},
 	{"conn-max-inflight-bytes", K_TUNABLE,
-	 "their bytes on one connection; beyond, BUSY; 0 = no bound (default 2097152)"},
+	 "their bytes on one connection; beyond, BUSY; 0 = no bound (default 8388608)"},
 	{"group-max-proposals", K_TUNABLE,
 	 "writes of one group proposed by its leader and not yet applied; beyond, BUSY "
-	 "(0 = no bound, default 64)"},
+	 "(0 = no bound, default 256)"},
 	{"balance-leaders", K_TUNABLE,
 	 "on|off: move group leaders to their preferred nodes "
 	 "(default on)"},

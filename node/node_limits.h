@@ -43,10 +43,10 @@
 
 /* Load bounds (flags; 0 = none): beyond them a request is answered BUSY at once (service.c,
  * shell.c, resp.c; docs/OPERATIONS.md "Overload"). */
-#define NODE_MAX_INFLIGHT_DEFAULT            256         /* --max-inflight */
-#define NODE_MAX_INFLIGHT_BYTES_DEFAULT      (16u << 20) /* --max-inflight-bytes */
-#define NODE_CONN_MAX_INFLIGHT_DEFAULT       128         /* --conn-max-inflight */
-#define NODE_CONN_MAX_INFLIGHT_BYTES_DEFAULT (2u << 20)  /* --conn-max-inflight-bytes */
-#define NODE_GROUP_MAX_PROPOSALS_DEFAULT     64          /* --group-max-proposals */
+#define NODE_MAX_INFLIGHT_DEFAULT            1024        /* --max-inflight */
+#define NODE_MAX_INFLIGHT_BYTES_DEFAULT      (64u << 20) /* --max-inflight-bytes */
+#define NODE_CONN_MAX_INFLIGHT_DEFAULT       1024        /* --conn-max-inflight */
+#define NODE_CONN_MAX_INFLIGHT_BYTES_DEFAULT (8u << 20)  /* --conn-max-inflight-bytes */
+#define NODE_GROUP_MAX_PROPOSALS_DEFAULT     256         /* --group-max-proposals */
 
 #endif
