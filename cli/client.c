@@ -349,6 +349,10 @@ int cli_call_routed(struct cli_client *c, struct cli_call *call, Ringraft__Kv__R
 			case RINGRAFT__KV__CODE__UNAVAILABLE:
 				cli_route_forget_leader(&c->route, group, leader_id);
 				break;
+			case RINGRAFT__KV__CODE__BUSY:
+				/* Refused before proposing (definite): the same node again, after
+				 * the doubling pause below, so that load backs off. */
+				break;
 			default: /* TIMEOUT, LEADER_LOST, INTERNAL, unknown: may have happened */
 				maybe = true;
 				cli_route_forget_leader(&c->route, group, leader_id);

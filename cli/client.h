@@ -42,6 +42,9 @@ enum cli_code {
 	CLI_TIMEOUT = 8,      /* indeterminate: the deadline passed, it may have happened */
 	CLI_LEADER_LOST = 9,  /* indeterminate (cli_call_endpoint only; routed calls retry) */
 	CLI_INTERNAL = 10,    /* indeterminate (cli_call_endpoint only; routed calls retry) */
+	CLI_BUSY = 11,        /* definite: the node was over a load bound and refused it before
+			       * proposing (cli_call_endpoint only; routed calls retry after a
+			       * pause, and end CLI_UNAVAILABLE if it stays busy to the deadline) */
 };
 
 enum {

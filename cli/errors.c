@@ -28,6 +28,8 @@ const char *cli_strerror(int code)
 		return "leader lost: the outcome is unknown";
 	case CLI_INTERNAL:
 		return "internal error on the node: the outcome is unknown";
+	case CLI_BUSY:
+		return "busy: the node is overloaded and did not take it; try again";
 	case CLI_EINVAL:
 		return "invalid argument";
 	case CLI_ENOMEM:

@@ -5,6 +5,17 @@
  * session table out of order; so a failed request is counted, never retried. Latency is per
  * request, from send to reply; throughput counts successful replies over the whole run.
  *
+ * A BUSY answer (the node is over a load bound and did not take the request) is no failure:
+ * it is counted apart, with the time it took to come back, and the same request is sent again
+ * after a pause that doubles with each BUSY answer in a row of that worker (CLI_BACKOFF_MS_MIN
+ * .. CLI_BENCH_RETRY_MS_MAX, jittered: up to 1 s, since a thousand workers each retrying at
+ * 200 ms kept two cores busy answering BUSY) and starts again at its first success. The worker also
+ * keeps fewer requests in flight: a BUSY answer halves its window (at most once per
+ * BUSY_CUT_MS), each success widens it by 1/window, up to --pipeline (TCP's additive increase,
+ * multiplicative decrease), so that an overloaded cluster sees its load back off instead of
+ * a storm of retries. The latency of a request that is accepted is that of its accepted
+ * attempt; the time spent waiting in the client is not the cluster's.
+ *
  * Failures do not stop the run: each request ends ok or as one error of a kind; a node whose
  * connection failed is skipped for a doubling pause (no spin on a dead endpoint), and a worker
  * no node has answered for --timeout counts what it has not sent as not_sent and ends.
@@ -17,7 +28,8 @@
 #include "cli/client_int.h"
 #include "cli/kvctl.h"
 
-#define SLOT_BITS 11 /* > log2(CLI_PIPELINE_MAX) */
+#define SLOT_BITS   11 /* > log2(CLI_PIPELINE_MAX) */
+#define BUSY_CUT_MS 10 /* a worker's window is halved at most this often */
 _Static_assert(CLI_CONNS_MAX <= 256, "struct slot keeps a connection index in a byte");
 
 /* Why a request failed: a reply code (kv.proto Code, 1..15), or one of these. */
@@ -56,7 +68,9 @@ static const char *kind_name(int k)
 }
 
 struct slot {
-	bool busy;
+	bool busy;  /* a request is in flight in it */
+	bool again; /* its request was answered BUSY: send it again at again_us */
+	int64_t again_us;
 	uint8_t conn; /* index in client->conns of the connection it was sent on */
 	uint64_t id;  /* of the request in flight */
 	int64_t sent_us;
@@ -79,7 +93,14 @@ struct worker {
 	size_t n_lat;
 	uint64_t errors;
 	uint64_t by_kind[ERR_KINDS];
-	int fatal; /* 0, or the local error (out of memory) that stopped the worker */
+	uint32_t *busy_us; /* one per BUSY answer: how long it took to come back */
+	size_t n_busy, cap_busy;
+	bool busy_oom; /* busy_us could not grow: later ones are counted in n_busy only */
+	uint64_t busy_total;
+	uint32_t busy_pause_ms; /* 0, or the pause after the last BUSY answer */
+	double window;          /* requests it may keep in flight (1..pipeline) */
+	int64_t window_cut_us;  /* when the window was last halved */
+	int fatal;              /* 0, or the local error (out of memory) that stopped the worker */
 	uint64_t rng;
 	int64_t last_reply_ms; /* when a node last answered anything */
 	size_t n_backoff;
@@ -262,6 +283,37 @@ static int issue(struct worker *w, struct cli_client *c, struct slot *slots, uin
 	return ISSUED;
 }
 
+/* The request in slot sl was answered BUSY: counted, and sent again after the pause. */
+static void busy_answered(struct worker *w, struct slot *sl)
+{
+	int64_t now = now_us(), us = now - sl->sent_us;
+	w->busy_total++;
+	if (w->n_busy == w->cap_busy && !w->busy_oom) {
+		size_t cap = w->cap_busy ? w->cap_busy * 2 : 1024;
+		uint32_t *b = realloc(w->busy_us, cap * sizeof *b);
+		if (b == NULL)
+			w->busy_oom = true;
+		else {
+			w->busy_us = b;
+			w->cap_busy = cap;
+		}
+	}
+	if (w->n_busy < w->cap_busy)
+		w->busy_us[w->n_busy++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	w->busy_pause_ms = w->busy_pause_ms == 0 ? CLI_BACKOFF_MS_MIN : w->busy_pause_ms * 2;
+	if (w->busy_pause_ms > CLI_BENCH_RETRY_MS_MAX)
+		w->busy_pause_ms = CLI_BENCH_RETRY_MS_MAX;
+	/* jittered in [pause/2, pause] so that the workers do not come back together */
+	uint32_t half = w->busy_pause_ms / 2;
+	uint64_t pause_us = ((uint64_t)half + next_rand(&w->rng) % (half + 1)) * 1000;
+	sl->again = true;
+	sl->again_us = now + (int64_t)pause_us;
+	if (now - w->window_cut_us >= BUSY_CUT_MS * 1000) {
+		w->window_cut_us = now;
+		w->window = w->window / 2 < 1 ? 1 : w->window / 2;
+	}
+}
+
 /* Reads every whole reply available on connection ci; 0, or a negative error (the caller
  * closes the connection). */
 static int drain(struct worker *w, struct cli_client *c, size_t ci, struct slot *slots,
@@ -291,6 +343,12 @@ static int drain(struct worker *w, struct cli_client *c, size_t ci, struct slot 
 				int64_t us = now_us() - slots[si].sent_us;
 				w->lat_us[w->n_lat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 				w->done++;
+				w->busy_pause_ms = 0;
+				w->window += 1.0 / w->window;
+				if (w->window > w->a->pipeline)
+					w->window = w->a->pipeline;
+			} else if (r->code == RINGRAFT__KV__CODE__BUSY) {
+				busy_answered(w, &slots[si]);
 			} else {
 				count_error(w, r->code > 0 && r->code < 16 ? (int)r->code : 0);
 			}
@@ -322,13 +380,24 @@ static void *worker_main(void *arg)
 	 * to the endpoints in turn, unrouted, and the nodes forward them. */
 	cli_refresh(c, cli_now_ms() + a->timeout_ms);
 	w->last_reply_ms = cli_now_ms();
+	w->window = a->pipeline;
 	uint32_t issued = 0, inflight = 0;
 	uint64_t counter = 0;
 	while (w->done < w->n) {
-		int64_t retry_ms = 0;
-		for (uint32_t si = 0; si < a->pipeline && issued < w->n; si++) {
+		int64_t retry_ms = 0, again_us = 0, now_u = now_us();
+		for (uint32_t si = 0; si < a->pipeline; si++) {
 			if (slots[si].busy)
 				continue;
+			bool again = slots[si].again;
+			if (again && slots[si].again_us > now_u) {
+				if (again_us == 0 || slots[si].again_us < again_us)
+					again_us = slots[si].again_us;
+				continue;
+			}
+			if (!again && issued >= w->n)
+				continue;
+			if (inflight >= (uint32_t)w->window)
+				break;
 			int rc = issue(w, c, slots, si, ++counter, value, &inflight, &retry_ms);
 			if (rc == ISSUE_WAIT)
 				break;
@@ -336,11 +405,18 @@ static void *worker_main(void *arg)
 				w->fatal = rc;
 				goto out;
 			}
-			issued++;
+			slots[si].again = false;
+			if (!again)
+				issued++;
 		}
 		/* Nothing could be sent (every node refused or is in its pause) and no node has
 		 * answered anything for --timeout: the cluster is out of reach. */
 		if (inflight == 0 && cli_now_ms() - w->last_reply_ms > a->timeout_ms) {
+			for (uint32_t si = 0; si < a->pipeline; si++)
+				if (slots[si].again) {
+					slots[si].again = false;
+					count_error(w, ERR_NOT_SENT);
+				}
 			while (issued < w->n) {
 				count_error(w, ERR_NOT_SENT);
 				issued++;
@@ -360,6 +436,11 @@ static void *worker_main(void *arg)
 		int64_t now = cli_now_ms(), wait_ms = 100;
 		if (retry_ms && retry_ms - now < wait_ms)
 			wait_ms = retry_ms > now ? retry_ms - now : 0;
+		if (again_us) {
+			int64_t d = (again_us - now_us() + 999) / 1000;
+			if (d < wait_ms)
+				wait_ms = d > 0 ? d : 0;
+		}
 		int pr = poll(pfd, np, (int)wait_ms);
 		for (nfds_t i = 0; pr > 0 && i < np; i++) {
 			if (!(pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) || !c->conns[pc[i]])
@@ -428,11 +509,13 @@ int kvctl_cmd_bench(const struct kvctl_args *a)
 	for (uint32_t i = 0; i < started; i++)
 		pthread_join(ws[i].th, NULL);
 	double elapsed = (double)(now_us() - t0) / 1e6;
-	size_t total = 0;
-	uint64_t errors = 0, by_kind[ERR_KINDS] = {0};
+	size_t total = 0, n_busy = 0;
+	uint64_t errors = 0, by_kind[ERR_KINDS] = {0}, busy = 0;
 	int fatal = 0;
 	for (uint32_t i = 0; i < C; i++) {
 		total += ws[i].n_lat;
+		n_busy += ws[i].n_busy;
+		busy += ws[i].busy_total;
 		errors += ws[i].errors;
 		for (int k = 0; k < ERR_KINDS; k++)
 			by_kind[k] += ws[i].by_kind[k];
@@ -445,17 +528,26 @@ int kvctl_cmd_bench(const struct kvctl_args *a)
 		errors = a->requests - total;
 	}
 	uint32_t *all = malloc((total ? total : 1) * sizeof *all);
-	size_t k = 0;
+	uint32_t *busy_all = malloc((n_busy ? n_busy : 1) * sizeof *busy_all);
+	size_t k = 0, kb = 0;
 	for (uint32_t i = 0; i < C; i++) {
 		if (all && ws[i].n_lat)
 			memcpy(all + k, ws[i].lat_us, ws[i].n_lat * sizeof *all);
 		k += ws[i].n_lat;
 		free(ws[i].lat_us);
+		if (busy_all && ws[i].n_busy)
+			memcpy(busy_all + kb, ws[i].busy_us, ws[i].n_busy * sizeof *busy_all);
+		kb += ws[i].n_busy;
+		free(ws[i].busy_us);
 	}
 	free(ws);
-	if (all == NULL)
+	if (all == NULL || busy_all == NULL) {
+		free(all);
+		free(busy_all);
 		return KVCTL_EXIT_UNAVAILABLE;
+	}
 	qsort(all, total, sizeof *all, cmp_u32);
+	qsort(busy_all, n_busy, sizeof *busy_all, cmp_u32);
 	double tput = elapsed > 0 ? (double)total / elapsed : 0;
 	if (a->output == KVCTL_OUT_JSON) {
 		printf("{\"op\": \"%s\", \"reads\": \"%s\", \"requests\": %u, \"clients\": %u, "
@@ -473,9 +565,13 @@ int kvctl_cmd_bench(const struct kvctl_args *a)
 			}
 		}
 		printf("}, \"elapsed_s\": %.3f, \"throughput\": %.0f, \"p50_ms\": %.3f, "
-		       "\"p99_ms\": %.3f, \"p999_ms\": %.3f, \"max_ms\": %.3f, \"complete\": %s}\n",
+		       "\"p99_ms\": %.3f, \"p999_ms\": %.3f, \"max_ms\": %.3f, \"busy\": %llu, "
+		       "\"busy_p50_ms\": %.3f, \"busy_p99_ms\": %.3f, \"busy_max_ms\": %.3f, "
+		       "\"complete\": %s}\n",
 		       elapsed, tput, pct_ms(all, total, 0.5), pct_ms(all, total, 0.99),
-		       pct_ms(all, total, 0.999), pct_ms(all, total, 1), fatal ? "false" : "true");
+		       pct_ms(all, total, 0.999), pct_ms(all, total, 1), (unsigned long long)busy,
+		       pct_ms(busy_all, n_busy, 0.5), pct_ms(busy_all, n_busy, 0.99),
+		       pct_ms(busy_all, n_busy, 1), fatal ? "false" : "true");
 	} else {
 		printf("bench %s (%s reads): %u requests, %u clients, pipeline %u, value %u B, "
 		       "%u keys\n",
@@ -494,8 +590,14 @@ int kvctl_cmd_bench(const struct kvctl_args *a)
 		printf("latency p50 %.3f ms  p99 %.3f ms  p999 %.3f ms  max %.3f ms\n",
 		       pct_ms(all, total, 0.5), pct_ms(all, total, 0.99), pct_ms(all, total, 0.999),
 		       pct_ms(all, total, 1));
+		if (busy)
+			printf("busy %llu (answered BUSY, sent again after a pause; answered in "
+			       "p50 %.3f ms  p99 %.3f ms  max %.3f ms)\n",
+			       (unsigned long long)busy, pct_ms(busy_all, n_busy, 0.5),
+			       pct_ms(busy_all, n_busy, 0.99), pct_ms(busy_all, n_busy, 1));
 	}
 	free(all);
+	free(busy_all);
 	if (fatal)
 		return kvctl_fail(a, "bench", fatal);
 	if (total == 0) {

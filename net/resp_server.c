@@ -170,6 +170,11 @@ static uint64_t unanswered(const struct net_resp_conn *c)
 	return c->next_slot - c->next_out;
 }
 
+uint64_t net_resp_conn_unanswered(const struct net_resp_conn *c)
+{
+	return unanswered(c);
+}
+
 /* Room for one more slot in the ring (it grows by doubling up to NET_RESP_INFLIGHT_MAX + 1:
  * the +1 is a protocol error's reply). */
 static bool slot_room(struct net_resp_conn *c)

@@ -51,6 +51,8 @@ void net_resp_server_free(struct net_resp_server *s);
 void net_resp_conn_ref(struct net_resp_conn *c);
 void net_resp_conn_unref(struct net_resp_conn *c);
 bool net_resp_conn_closed(const struct net_resp_conn *c);
+/* Commands taken and not yet written back (the one being handled included). */
+uint64_t net_resp_conn_unanswered(const struct net_resp_conn *c);
 /* Whether the command in `slot` (taken earlier) has been answered. */
 bool net_resp_conn_answered(const struct net_resp_conn *c, uint64_t slot);
 /* The reply of `slot`: takes b->p (b is zeroed); dropped when the connection is closed. An

@@ -23,6 +23,7 @@ struct net_conn {
 	size_t out_len, out_cap;
 	size_t queued; /* bytes in uv_write not yet completed */
 	uint32_t inflight;
+	uint64_t held_bytes;          /* what the handler says it holds for this connection */
 	struct net_conn *prev, *next; /* all connections */
 	struct net_conn *dirty_next;
 };
@@ -188,6 +189,22 @@ void net_conn_request_done(struct net_conn *c)
 		c->resume = true;
 		mark_dirty(c);
 	}
+}
+
+uint32_t net_conn_inflight(const struct net_conn *c)
+{
+	return c->inflight;
+}
+
+uint64_t net_conn_held_bytes(const struct net_conn *c)
+{
+	return c->held_bytes;
+}
+
+void net_conn_hold_bytes(struct net_conn *c, int64_t delta)
+{
+	assert(delta >= 0 || c->held_bytes >= (uint64_t)-delta);
+	c->held_bytes += (uint64_t)delta;
 }
 
 void net_conn_send(struct net_conn *c, const ProtobufCMessage *m)

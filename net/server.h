@@ -51,6 +51,12 @@ void net_conn_send(struct net_conn *c, const ProtobufCMessage *m);
  * net_server_flush (never from inside this call, so on_request never runs re-entrantly from
  * an answer). */
 void net_conn_request_done(struct net_conn *c);
+/* Requests taken from the connection and not yet done (the one being handled included). */
+uint32_t net_conn_inflight(const struct net_conn *c);
+/* Bytes the handler holds for the connection's requests, as it counts them with
+ * net_conn_hold_bytes (+ when it takes a request, - when it answers it); for its own bounds. */
+uint64_t net_conn_held_bytes(const struct net_conn *c);
+void net_conn_hold_bytes(struct net_conn *c, int64_t delta);
 /* Closes the connection (replies already queued are discarded). */
 void net_conn_close(struct net_conn *c, const char *why);
 

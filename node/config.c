@@ -54,6 +54,20 @@ static const struct key_def {
 	 "stored values checked per second by the background scrub, 0 = off (default 20000); a "
 	 "damaged one is rebuilt from the peers"},
 	{"request-timeout-ms", K_TUNABLE, "default client request deadline (default 5000)"},
+	{"max-inflight", K_TUNABLE,
+	 "requests the node holds at once (its clients' and those forwarded to it); beyond, a "
+	 "request is answered BUSY (RESP -TRYAGAIN) at once, never proposed; 0 = no bound "
+	 "(default 1024)"},
+	{"max-inflight-bytes", K_TUNABLE,
+	 "key and value bytes of those requests; beyond, BUSY; 0 = no bound (default 67108864)"},
+	{"conn-max-inflight", K_TUNABLE,
+	 "unanswered requests on one client connection (protobuf or RESP); beyond, BUSY; 0 = "
+	 "no bound (default 1024)"},
+	{"conn-max-inflight-bytes", K_TUNABLE,
+	 "their bytes on one connection; beyond, BUSY; 0 = no bound (default 8388608)"},
+	{"group-max-proposals", K_TUNABLE,
+	 "writes of one group proposed by its leader and not yet applied; beyond, BUSY "
+	 "(0 = no bound, default 256)"},
 	{"balance-leaders", K_TUNABLE,
 	 "on|off: move group leaders to their preferred nodes "
 	 "(default on)"},
@@ -505,6 +519,16 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 		 &cfg->scrub_rate},
 		{"request-timeout-ms", 1, NODE_REQUEST_TIMEOUT_MS_MAX,
 		 NODE_REQUEST_TIMEOUT_MS_DEFAULT, NULL, &cfg->request_timeout_ms},
+		{"max-inflight", 0, UINT32_MAX, NODE_MAX_INFLIGHT_DEFAULT, NULL,
+		 &cfg->max_inflight},
+		{"max-inflight-bytes", 0, UINT64_MAX, NODE_MAX_INFLIGHT_BYTES_DEFAULT,
+		 &cfg->max_inflight_bytes, NULL},
+		{"conn-max-inflight", 0, UINT32_MAX, NODE_CONN_MAX_INFLIGHT_DEFAULT, NULL,
+		 &cfg->conn_max_inflight},
+		{"conn-max-inflight-bytes", 0, UINT64_MAX, NODE_CONN_MAX_INFLIGHT_BYTES_DEFAULT,
+		 &cfg->conn_max_inflight_bytes, NULL},
+		{"group-max-proposals", 0, UINT32_MAX, NODE_GROUP_MAX_PROPOSALS_DEFAULT, NULL,
+		 &cfg->group_max_proposals},
 	};
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
 		x = nums[i].def;

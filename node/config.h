@@ -40,6 +40,14 @@ struct node_config {
 	 * whole-node simulator sets it small in some seeds, a state machine slower than commit,
 	 * so that apply lags commit (tests/nodesim) */
 	uint32_t apply_entries_max;
+	/* Load bounds (0 = none): beyond them a request is answered BUSY at once, before it is
+	 * proposed or forwarded (service.c for the node and groups, shell.c and resp.c for
+	 * one connection). */
+	uint32_t max_inflight;            /* requests held by the node (local + forwarded in) */
+	uint64_t max_inflight_bytes;      /* their bytes */
+	uint32_t conn_max_inflight;       /* requests unanswered on one client connection */
+	uint64_t conn_max_inflight_bytes; /* their bytes */
+	uint32_t group_max_proposals;     /* proposals of one group waiting to be applied */
 	int log_level;
 	bool balance_leaders;
 	bool wal_no_sync;      /* benchmarks only: skip fdatasync (loses durability) */

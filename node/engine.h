@@ -108,6 +108,10 @@ void node_stop(struct node *n);
 void node_stop_disk_full(struct node *n, uint32_t group, const char *what)
 	__attribute__((noreturn));
 
+/* The bytes a request counts against the load bounds (--max-inflight-bytes, and the shell's
+ * --conn-max-inflight-bytes): its keys and values, plus a little for the rest. */
+uint32_t node_request_bytes(const Ringraft__Kv__Request *rq);
+
 /* The turn (see above). */
 void node_process(struct node *n);
 

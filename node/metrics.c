@@ -41,8 +41,9 @@ static const char *const op_names[NODE_METRICS_OPS] = {
 	"transfer_leader", "digest", "ping",
 };
 static const char *const result_names[NODE_METRICS_RESULTS] = {
-	"ok",          "not_found",   "cas_mismatch", "not_leader",  "invalid",  "too_large",
-	"wrong_shard", "unavailable", "timeout",      "leader_lost", "internal", "other",
+	"ok",        "not_found",   "cas_mismatch", "not_leader", "invalid",
+	"too_large", "wrong_shard", "unavailable",  "timeout",    "leader_lost",
+	"internal",  "busy",        "other",
 };
 /* The ops whose series are always present (so rate() has a zero to start from). */
 static const int data_ops[] = {1, 2, 3, 4, 5};
@@ -159,6 +160,12 @@ void node_metrics_proposal(struct node_metrics *m, bool accepted)
 		m->proposals++;
 	else
 		m->proposals_refused++;
+}
+
+void node_metrics_shed(struct node_metrics *m, enum node_shed_reason why)
+{
+	assert(why < NODE_SHED_REASONS);
+	m->shed[why]++;
 }
 
 void node_metrics_wal_batch(struct node_metrics *m, size_t bytes, size_t records)
@@ -364,6 +371,26 @@ void node_metrics_render(const struct node_metrics *m, const struct node_metrics
 	one(t, "ringraft_proposals_refused_total", "counter",
 	    "Client writes the Raft core refused (not leader, too large, busy).",
 	    m->proposals_refused);
+	static const char *const shed_names[NODE_SHED_REASONS] = {
+		[NODE_SHED_NODE_REQUESTS] = "node_requests",
+		[NODE_SHED_NODE_BYTES] = "node_bytes",
+		[NODE_SHED_CONN_REQUESTS] = "conn_requests",
+		[NODE_SHED_CONN_BYTES] = "conn_bytes",
+		[NODE_SHED_GROUP_PROPOSALS] = "group_proposals",
+	};
+	header(t, "ringraft_requests_shed_total", "counter",
+	       "Requests answered BUSY (RESP: -TRYAGAIN) at once, never proposed, by the load "
+	       "bound they hit.");
+	for (int i = 0; i < NODE_SHED_REASONS; i++) {
+		char labels[48];
+		snprintf(labels, sizeof labels, "bound=\"%s\"", shed_names[i]);
+		sample_u64(t, "ringraft_requests_shed_total", labels, m->shed[i]);
+	}
+	one(t, "ringraft_inflight_requests", "gauge",
+	    "Requests this node holds (from clients and forwarded by peers), not yet answered.",
+	    v->inflight);
+	one(t, "ringraft_inflight_bytes", "gauge",
+	    "Key and value bytes of the requests this node holds.", v->inflight_bytes);
 	one(t, "ringraft_wal_batches_total", "counter",
 	    "WAL batches (one per loop turn with something to persist) written.", m->wal_batches);
 	hist(t, "ringraft_wal_batch_size_bytes", "Bytes of one WAL batch.", &m->wal_batch_bytes, 1);

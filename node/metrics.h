@@ -14,7 +14,7 @@
 
 #define NODE_HIST_BOUNDS_MAX 20
 #define NODE_METRICS_OPS     10 /* kv.proto Op values 0..9 (0 = unknown) */
-#define NODE_METRICS_RESULTS 12 /* kv.proto Code values 0..10, then "other" */
+#define NODE_METRICS_RESULTS 13 /* kv.proto Code values 0..11, then "other" */
 
 /* ------------------------------------------------------------------------------ histogram */
 
@@ -48,11 +48,22 @@ void node_text_printf(struct node_text *t, const char *fmt, ...)
 
 /* ------------------------------------------------------------------------------ counters */
 
+/* Why a request was answered BUSY (the load bounds, docs/OPERATIONS.md "Overload"). */
+enum node_shed_reason {
+	NODE_SHED_NODE_REQUESTS,   /* --max-inflight */
+	NODE_SHED_NODE_BYTES,      /* --max-inflight-bytes */
+	NODE_SHED_CONN_REQUESTS,   /* --conn-max-inflight */
+	NODE_SHED_CONN_BYTES,      /* --conn-max-inflight-bytes */
+	NODE_SHED_GROUP_PROPOSALS, /* --group-max-proposals */
+	NODE_SHED_REASONS
+};
+
 struct node_metrics {
 	uint64_t requests[NODE_METRICS_OPS][NODE_METRICS_RESULTS]; /* client requests answered */
 	struct node_hist request_ns[NODE_METRICS_OPS];
 	uint64_t forwarded_out, forwarded_in;
 	uint64_t proposals, proposals_refused;
+	uint64_t shed[NODE_SHED_REASONS]; /* requests answered BUSY, by the bound they hit */
 	uint64_t wal_batches;
 	struct node_hist wal_batch_bytes, wal_batch_records, wal_fsync_ns;
 	struct node_hist apply_entries, apply_ns;
@@ -72,6 +83,7 @@ void node_metrics_request_done(struct node_metrics *m, int op, int code, uint64_
 			       uint64_t now);
 void node_metrics_forwarded(struct node_metrics *m, bool out);
 void node_metrics_proposal(struct node_metrics *m, bool accepted);
+void node_metrics_shed(struct node_metrics *m, enum node_shed_reason why);
 /* A batch handed to the WAL writer. */
 void node_metrics_wal_batch(struct node_metrics *m, size_t bytes, size_t records);
 /* Writer thread: around the write + fdatasync of the batch in flight. */
@@ -107,6 +119,7 @@ struct node_metrics_view {
 	const struct node_metrics_peer *peers; /* borrowed */
 	size_t n_peers;
 	uint64_t connections, uptime_ms, wal_bytes, lmdb_bytes;
+	uint64_t inflight, inflight_bytes; /* requests the node holds, and their bytes */
 	bool stopping;
 };
 

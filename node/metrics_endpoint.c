@@ -63,6 +63,8 @@ static void collect(struct node_shell *s, struct node_metrics_endpoint *ep,
 	v->wal_bytes = ws.bytes_on_disk;
 	v->lmdb_bytes = kv_size_bytes(n->kv);
 	v->stopping = n->stopping;
+	v->inflight = n->reqs_held;
+	v->inflight_bytes = n->reqs_held_bytes;
 }
 
 static void publish(struct node_metrics_endpoint *ep)

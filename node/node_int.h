@@ -46,6 +46,7 @@ struct node_req {
 	bool write;
 	uint64_t deadline_ms;
 	uint64_t start_ns;              /* arrival, for the latency histogram (metrics.h) */
+	uint32_t bytes;                 /* what it counts against --max-inflight-bytes */
 	raft_index index;               /* PROPOSED: entry index; READ_APPLY: read index */
 	raft_term term;                 /* PROPOSED: entry term */
 	uint64_t fwd_to;                /* FORWARDED: leader it went to */
@@ -58,6 +59,7 @@ struct node_req {
 
 struct node_list {
 	struct node_req *head, *tail;
+	size_t n;
 };
 
 /* An outgoing snapshot stream to one follower. */
@@ -142,6 +144,10 @@ struct node {
 	struct node_msg_scratch scratch;
 	struct node_req *reqs_head, *reqs_tail;
 	struct node_req *buckets[NODE_REQ_BUCKETS];
+	/* Every request held (local and forwarded to us), and their bytes: the node's load
+	 * bound (--max-inflight, --max-inflight-bytes; service.c admits or answers BUSY). */
+	size_t reqs_held;
+	uint64_t reqs_held_bytes;
 	uint64_t next_iid;
 	uint64_t start_ms;
 	uint64_t ticks;

@@ -45,4 +45,12 @@
 #define NODE_HTTP_TIMEOUT_S       10   /* an idle HTTP connection is closed after this */
 #define NODE_HEALTH_TEXT_MAX      2048 /* bytes of /health's reasons (more are cut) */
 
+/* Load bounds (flags; 0 = none): beyond them a request is answered BUSY at once (service.c,
+ * shell.c, resp.c; docs/OPERATIONS.md "Overload"). */
+#define NODE_MAX_INFLIGHT_DEFAULT            1024        /* --max-inflight */
+#define NODE_MAX_INFLIGHT_BYTES_DEFAULT      (64u << 20) /* --max-inflight-bytes */
+#define NODE_CONN_MAX_INFLIGHT_DEFAULT       1024        /* --conn-max-inflight */
+#define NODE_CONN_MAX_INFLIGHT_BYTES_DEFAULT (8u << 20)  /* --conn-max-inflight-bytes */
+#define NODE_GROUP_MAX_PROPOSALS_DEFAULT     256         /* --group-max-proposals */
+
 #endif

@@ -13,6 +13,7 @@
  * applies at most once. Only what is still unresolved at the deadline reaches the client as
  * an error (-TRYAGAIN, -CLUSTERDOWN, or a write's "outcome unknown").
  */
+#include <assert.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@ struct client {
 	uint64_t write_slot; /* ... the last one in this slot */
 	uint64_t session;    /* the client id its writes carry (0 until the first write) */
 	uint64_t seq;        /* the last sequence number used */
+	uint64_t held_bytes; /* of its requests in the engine (--conn-max-inflight-bytes) */
 };
 
 /* How an answer from service.c is rendered. */
@@ -69,7 +71,9 @@ struct ctx {
 	/* for another attempt: the request as packed (owned), its deadline, and the queue */
 	uint8_t *packed;
 	size_t packed_len;
+	uint32_t bytes; /* counted in the connection's held_bytes until ctx is freed */
 	bool write;
+	bool maybe; /* a write's earlier attempt may have been applied (TIMEOUT, LEADER_LOST) */
 	uint64_t deadline_ms, retry_at_ms;
 	struct ctx *next;
 };
@@ -242,6 +246,27 @@ static void submit(struct cmd *x, Ringraft__Kv__Request *rq, enum kind kind, boo
 		rq->client_id = x->cl->session;
 		rq->seq = ++x->cl->seq;
 	}
+	/* The connection's load bound (--conn-max-inflight[-bytes]): over it, -TRYAGAIN at
+	 * once, nothing submitted. */
+	const struct node_config *cfg = &x->n->cfg;
+	uint32_t bytes = node_request_bytes(rq);
+	if (cfg->conn_max_inflight && net_resp_conn_unanswered(x->c) > cfg->conn_max_inflight) {
+		node_metrics_shed(&x->n->metrics, NODE_SHED_CONN_REQUESTS);
+		free(x->match);
+		x->match = NULL;
+		reply_error(x, "TRYAGAIN busy: too many requests in flight on this connection, not "
+			       "applied");
+		return;
+	}
+	if (cfg->conn_max_inflight_bytes && x->cl->held_bytes > 0 &&
+	    x->cl->held_bytes + bytes > cfg->conn_max_inflight_bytes) {
+		node_metrics_shed(&x->n->metrics, NODE_SHED_CONN_BYTES);
+		free(x->match);
+		x->match = NULL;
+		reply_error(x, "TRYAGAIN busy: too many request bytes in flight on this "
+			       "connection, not applied");
+		return;
+	}
 	size_t len = ringraft__kv__request__get_packed_size(rq);
 	uint8_t *buf = malloc(len ? len : 1);
 	struct ctx *ctx = malloc(sizeof *ctx);
@@ -259,6 +284,8 @@ static void submit(struct cmd *x, Ringraft__Kv__Request *rq, enum kind kind, boo
 	memset(ctx, 0, sizeof *ctx);
 	ctx->packed = buf;
 	ctx->packed_len = len;
+	ctx->bytes = bytes;
+	x->cl->held_bytes += bytes;
 	ctx->write = x->write;
 	ctx->n = x->n;
 	ctx->deadline_ms = node_now_ms(x->n) + x->n->cfg.request_timeout_ms;
@@ -277,6 +304,11 @@ static void submit(struct cmd *x, Ringraft__Kv__Request *rq, enum kind kind, boo
 static void node_resp_ctx_free(void *p)
 {
 	struct ctx *ctx = p;
+	struct client *cl = net_resp_conn_closed(ctx->c) ? NULL : net_resp_conn_user(ctx->c);
+	if (cl != NULL) {
+		assert(cl->held_bytes >= ctx->bytes);
+		cl->held_bytes -= ctx->bytes;
+	}
 	net_resp_conn_unref(ctx->c);
 	free(ctx->match);
 	free(ctx->packed);
@@ -377,6 +409,9 @@ static void resp_answer(void *client, const Ringraft__Kv__Response *resp)
 	struct ctx *ctx = client;
 	struct node *n = ctx->n;
 	if (retryable(n, ctx, resp)) {
+		if (resp->code == RINGRAFT__KV__CODE__TIMEOUT ||
+		    resp->code == RINGRAFT__KV__CODE__LEADER_LOST)
+			ctx->maybe = true;
 		ctx->retry_at_ms = node_now_ms(n) + RETRY_MS;
 		if (retry_tail)
 			retry_tail->next = ctx;
@@ -476,6 +511,18 @@ static void resp_answer(void *client, const Ringraft__Kv__Response *resp)
 	case RINGRAFT__KV__CODE__UNAVAILABLE:
 	case RINGRAFT__KV__CODE__WRONG_SHARD:
 		net_resp_put_errorf(&b, "TRYAGAIN %s: not applied, try again", err);
+		break;
+	case RINGRAFT__KV__CODE__BUSY: /* the message says "busy: ..., not applied" */
+		if (ctx->write &&
+		    ctx->maybe) /* this attempt was not, an earlier one may have been */
+			net_resp_put_errorf(
+				&b,
+				"ERR outcome unknown: the write may or may not have "
+				"been applied (an earlier attempt's outcome is unknown, "
+				"then %s)",
+				err);
+		else
+			net_resp_put_errorf(&b, "TRYAGAIN %s", err);
 		break;
 	case RINGRAFT__KV__CODE__TIMEOUT:
 	case RINGRAFT__KV__CODE__LEADER_LOST:

@@ -15,6 +15,7 @@ static void list_push(struct node_list *l, struct node_req *r)
 {
 	assert(r->glist == NULL);
 	r->glist = l;
+	l->n++;
 	r->gnext = NULL;
 	r->gprev = l->tail;
 	if (l->tail)
@@ -37,8 +38,21 @@ static void list_remove(struct node_req *r)
 		r->gnext->gprev = r->gprev;
 	else
 		l->tail = r->gprev;
+	assert(l->n > 0);
+	l->n--;
 	r->glist = NULL;
 	r->gprev = r->gnext = NULL;
+}
+
+uint32_t node_request_bytes(const Ringraft__Kv__Request *rq)
+{
+	size_t b = rq->key.len + rq->value.len + rq->expected.len + rq->end_key.len;
+	for (size_t i = 0; i < rq->n_kvs; i++)
+		b += rq->kvs[i]->key.len + rq->kvs[i]->value.len;
+	for (size_t i = 0; i < rq->n_keys; i++)
+		b += rq->keys[i].len;
+	b += 64; /* the request's fixed fields, roughly */
+	return b > UINT32_MAX ? UINT32_MAX : (uint32_t)b;
 }
 
 static struct node_req *req_new(struct node *n, enum req_origin origin, uint64_t peer,
@@ -66,6 +80,9 @@ static struct node_req *req_new(struct node *n, enum req_origin origin, uint64_t
 		t = NODE_REQUEST_TIMEOUT_MS_MAX;
 	r->deadline_ms = node_now_ms(n) + t;
 	r->start_ns = node_now_ns(n);
+	r->bytes = node_request_bytes(rq);
+	n->reqs_held++;
+	n->reqs_held_bytes += r->bytes;
 	return r;
 }
 
@@ -92,6 +109,9 @@ static void req_free(struct node *n, struct node_req *r)
 	while (*pp != r)
 		pp = &(*pp)->hnext;
 	*pp = r->hnext;
+	assert(n->reqs_held > 0 && n->reqs_held_bytes >= r->bytes);
+	n->reqs_held--;
+	n->reqs_held_bytes -= r->bytes;
 	ringraft__kv__request__free_unpacked(r->rq, NULL);
 	free(r);
 }
@@ -912,6 +932,14 @@ static void handle(struct node *n, struct node_req *r)
 		return;
 	}
 	if (r->write) {
+		/* Proposals this group has not applied yet: past the bound the log grows faster
+		 * than it is applied, and every later write would only wait longer. */
+		if (n->cfg.group_max_proposals && g->props.n >= n->cfg.group_max_proposals) {
+			node_metrics_shed(&n->metrics, NODE_SHED_GROUP_PROPOSALS);
+			req_error(n, r, RINGRAFT__KV__CODE__BUSY,
+				  "busy: too many proposals waiting in this group, not proposed");
+			return;
+		}
 		propose(n, r, g);
 		return;
 	}
@@ -924,8 +952,50 @@ static void handle(struct node *n, struct node_req *r)
 	list_push(&g->reads_idx, r);
 }
 
+/* Whether the node is over its load bound for rq (--max-inflight, --max-inflight-bytes);
+ * then the reason's message, and the shed is counted. Cheap requests that report or steer the
+ * node (PING, STATUS, DIGEST, TRANSFER_LEADER, MOVE_REPLICA) always pass: an overloaded node
+ * must still be observable, and its leaderships and replicas movable. A request larger than the byte bound passes when
+ * nothing else is held, so that no request is refused for ever. */
+static const char *over_bound(struct node *n, const Ringraft__Kv__Request *rq)
+{
+	switch (rq->op) {
+	case RINGRAFT__KV__OP__PING:
+	case RINGRAFT__KV__OP__STATUS:
+	case RINGRAFT__KV__OP__DIGEST:
+	case RINGRAFT__KV__OP__TRANSFER_LEADER:
+	case RINGRAFT__KV__OP__MOVE_REPLICA:
+		return NULL;
+	default:
+		break;
+	}
+	if (n->cfg.max_inflight && n->reqs_held >= n->cfg.max_inflight) {
+		node_metrics_shed(&n->metrics, NODE_SHED_NODE_REQUESTS);
+		return "busy: too many requests in flight on this node, not applied";
+	}
+	uint64_t b = node_request_bytes(rq);
+	if (n->cfg.max_inflight_bytes && n->reqs_held_bytes > 0 &&
+	    n->reqs_held_bytes + b > n->cfg.max_inflight_bytes) {
+		node_metrics_shed(&n->metrics, NODE_SHED_NODE_BYTES);
+		return "busy: too many request bytes in flight on this node, not applied";
+	}
+	return NULL;
+}
+
 void node_submit(struct node *n, Ringraft__Kv__Request *rq, node_reply_fn reply, void *client)
 {
+	const char *busy = n->stopping ? NULL : over_bound(n, rq);
+	if (busy != NULL) {
+		uint64_t now = node_now_ns(n);
+		Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+		resp.id = rq->id;
+		resp.code = RINGRAFT__KV__CODE__BUSY;
+		resp.error = (char *)busy;
+		node_metrics_request_done(&n->metrics, rq->op, resp.code, now, now);
+		ringraft__kv__request__free_unpacked(rq, NULL);
+		reply(client, &resp);
+		return;
+	}
 	struct node_req *r = req_new(n, ORIGIN_LOCAL, 0, rq);
 	if (r == NULL) {
 		Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
@@ -951,6 +1021,19 @@ void node_service_forwarded(struct node *n, uint64_t from, const ProtobufCBinary
 	}
 	rq->redirect = true;
 	node_metrics_forwarded(&n->metrics, false);
+	const char *busy = n->stopping ? NULL : over_bound(n, rq);
+	if (busy != NULL) {
+		/* The forwarding node answers its client with this, as with any other answer. */
+		Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+		resp.id = rq->id;
+		resp.code = RINGRAFT__KV__CODE__BUSY;
+		resp.error = (char *)busy;
+		if (node_peer_send(n, from, NODE_FIELD_FWD_RESP, &resp.base) != 0)
+			node_log(NODE_LOG_DEBUG, 0, "forwarded busy reply dropped to=%llu",
+				 (unsigned long long)from);
+		ringraft__kv__request__free_unpacked(rq, NULL);
+		return;
+	}
 	struct node_req *r = req_new(n, ORIGIN_PEER, from, rq);
 	if (r == NULL) {
 		ringraft__kv__request__free_unpacked(rq, NULL);

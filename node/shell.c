@@ -260,12 +260,47 @@ static bool write_idle(struct node_shell *s)
 
 /* ------------------------------------------------------------------------------ clients */
 
+/* A request of a client connection in the engine: the connection (referenced) and the bytes
+ * it counts against --conn-max-inflight-bytes. */
+struct client_req {
+	struct net_conn *c;
+	uint32_t bytes;
+};
+
 static void client_reply(void *client, const Ringraft__Kv__Response *resp)
 {
-	struct net_conn *c = client;
+	struct client_req *cr = client;
+	struct net_conn *c = cr->c;
 	net_conn_send(c, &resp->base);
+	net_conn_hold_bytes(c, -(int64_t)cr->bytes);
 	net_conn_request_done(c);
 	net_conn_unref(c);
+	free(cr);
+}
+
+/* The connection's bound (--conn-max-inflight, --conn-max-inflight-bytes): the reason when rq
+ * is over it (counted), else NULL. The same ops pass as past the node's bound (service.c);
+ * a request larger than the byte bound passes when the connection holds nothing else. */
+static const char *conn_over_bound(struct node_shell *s, struct net_conn *c,
+				   const Ringraft__Kv__Request *rq, uint32_t bytes)
+{
+	const struct node_config *cfg = &s->cfg;
+	if (rq->op == RINGRAFT__KV__OP__PING || rq->op == RINGRAFT__KV__OP__STATUS ||
+	    rq->op == RINGRAFT__KV__OP__DIGEST || rq->op == RINGRAFT__KV__OP__TRANSFER_LEADER ||
+	    node_stopping(s->n))
+		return NULL;
+	/* net_conn_inflight counts this request too */
+	if (cfg->conn_max_inflight && net_conn_inflight(c) > cfg->conn_max_inflight) {
+		node_metrics_shed(node_metrics_of(s->n), NODE_SHED_CONN_REQUESTS);
+		return "busy: too many requests in flight on this connection, not applied";
+	}
+	uint64_t held = net_conn_held_bytes(c);
+	if (cfg->conn_max_inflight_bytes && held > 0 &&
+	    held + bytes > cfg->conn_max_inflight_bytes) {
+		node_metrics_shed(node_metrics_of(s->n), NODE_SHED_CONN_BYTES);
+		return "busy: too many request bytes in flight on this connection, not applied";
+	}
+	return NULL;
 }
 
 static int on_client_request(void *arg, struct net_conn *c, const uint8_t *p, size_t len)
@@ -276,8 +311,27 @@ static int on_client_request(void *arg, struct net_conn *c, const uint8_t *p, si
 		node_log(NODE_LOG_INFO, 0, "undecodable client request bytes=%zu", len);
 		return -1;
 	}
+	uint32_t bytes = node_request_bytes(rq);
+	const char *busy = conn_over_bound(s, c, rq, bytes);
+	struct client_req *cr = busy ? NULL : malloc(sizeof *cr);
+	if (cr == NULL) {
+		/* Answered here, at once: the engine never sees it. */
+		Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+		resp.id = rq->id;
+		resp.code = busy ? RINGRAFT__KV__CODE__BUSY : RINGRAFT__KV__CODE__UNAVAILABLE;
+		resp.error = busy ? (char *)busy : "out of memory";
+		uint64_t now = node_metrics_now_ns();
+		node_metrics_request_done(node_metrics_of(s->n), rq->op, resp.code, now, now);
+		ringraft__kv__request__free_unpacked(rq, NULL);
+		net_conn_send(c, &resp.base);
+		net_conn_request_done(c);
+		return 0;
+	}
+	cr->c = c;
+	cr->bytes = bytes;
 	net_conn_ref(c);
-	node_submit(s->n, rq, client_reply, c);
+	net_conn_hold_bytes(c, bytes);
+	node_submit(s->n, rq, client_reply, cr);
 	return 0;
 }
 

@@ -170,6 +170,41 @@ START_TEST(test_bad_timing_refused)
 }
 END_TEST
 
+/* The load bounds (docs/OPERATIONS.md "Overload"): defaults, tunable on a restart, 0 = none,
+ * and a value that is no number refused naming the flag. */
+START_TEST(test_load_bounds)
+{
+	ck_assert_int_eq(bootstrap(), NODE_OK);
+	ck_assert_uint_eq(cfg.max_inflight, NODE_MAX_INFLIGHT_DEFAULT);
+	ck_assert_uint_eq(cfg.max_inflight_bytes, NODE_MAX_INFLIGHT_BYTES_DEFAULT);
+	ck_assert_uint_eq(cfg.conn_max_inflight, NODE_CONN_MAX_INFLIGHT_DEFAULT);
+	ck_assert_uint_eq(cfg.conn_max_inflight_bytes, NODE_CONN_MAX_INFLIGHT_BYTES_DEFAULT);
+	ck_assert_uint_eq(cfg.group_max_proposals, NODE_GROUP_MAX_PROPOSALS_DEFAULT);
+	char *argv[] = {"kvd",
+			"--data-dir",
+			dir,
+			"--max-inflight",
+			"32",
+			"--max-inflight-bytes=0",
+			"--conn-max-inflight",
+			"7",
+			"--conn-max-inflight-bytes",
+			"4096",
+			"--group-max-proposals",
+			"0",
+			NULL};
+	ck_assert_int_eq(load(12, argv), NODE_OK);
+	ck_assert_uint_eq(cfg.max_inflight, 32);
+	ck_assert_uint_eq(cfg.max_inflight_bytes, 0);
+	ck_assert_uint_eq(cfg.conn_max_inflight, 7);
+	ck_assert_uint_eq(cfg.conn_max_inflight_bytes, 4096);
+	ck_assert_uint_eq(cfg.group_max_proposals, 0);
+	char *bad[] = {"kvd", "--data-dir", dir, "--group-max-proposals", "-1", NULL};
+	ck_assert_int_eq(load(5, bad), NODE_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(err, "--group-max-proposals"));
+}
+END_TEST
+
 START_TEST(test_config_file)
 {
 	char path[300];
@@ -202,6 +237,7 @@ int main(void)
 	tcase_add_test(tc, test_missing_flags_refused);
 	tcase_add_test(tc, test_bad_timing_refused);
 	tcase_add_test(tc, test_config_file);
+	tcase_add_test(tc, test_load_bounds);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
