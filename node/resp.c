@@ -423,6 +423,21 @@ static void resp_answer(void *client, const Ringraft__Kv__Response *resp)
 	struct net_resp_buf b = {0};
 	const char *err = resp->error && *resp->error ? resp->error : "no detail";
 	int p = ctx->proto;
+	bool refused = resp->code == RINGRAFT__KV__CODE__NOT_LEADER ||
+		       resp->code == RINGRAFT__KV__CODE__UNAVAILABLE ||
+		       resp->code == RINGRAFT__KV__CODE__WRONG_SHARD ||
+		       resp->code == RINGRAFT__KV__CODE__BUSY;
+	if (refused && ctx->write && ctx->maybe) {
+		/* This attempt was not applied, but an earlier one (same session and sequence
+		 * number) may have been: the write's outcome is unknown, not "not applied". */
+		net_resp_put_errorf(&b,
+				    "ERR outcome unknown: the write may or may not have been applied "
+				    "(an earlier attempt's outcome is unknown, then %s)",
+				    err);
+		net_resp_conn_reply(ctx->c, ctx->slot, &b);
+		node_resp_ctx_free(ctx);
+		return;
+	}
 	switch (resp->code) {
 	case RINGRAFT__KV__CODE__OK:
 	case RINGRAFT__KV__CODE__NOT_FOUND:
@@ -513,16 +528,7 @@ static void resp_answer(void *client, const Ringraft__Kv__Response *resp)
 		net_resp_put_errorf(&b, "TRYAGAIN %s: not applied, try again", err);
 		break;
 	case RINGRAFT__KV__CODE__BUSY: /* the message says "busy: ..., not applied" */
-		if (ctx->write &&
-		    ctx->maybe) /* this attempt was not, an earlier one may have been */
-			net_resp_put_errorf(
-				&b,
-				"ERR outcome unknown: the write may or may not have "
-				"been applied (an earlier attempt's outcome is unknown, "
-				"then %s)",
-				err);
-		else
-			net_resp_put_errorf(&b, "TRYAGAIN %s", err);
+		net_resp_put_errorf(&b, "TRYAGAIN %s", err);
 		break;
 	case RINGRAFT__KV__CODE__TIMEOUT:
 	case RINGRAFT__KV__CODE__LEADER_LOST:
