@@ -539,19 +539,23 @@ static bool in_ids(const uint64_t *v, size_t n, uint64_t id)
  * works with ID down, even gone for good (a dead machine: its replicas are rebuilt on the
  * others from the two live copies). Refused when fewer than 3 other members are left. Each
  * move is bounded by --timeout; run again to go on after a timeout. */
+static int member_fill(struct cli_client *c, const struct kvctl_args *a, struct view *v,
+		       const uint64_t *members, size_t nm, size_t *count, uint64_t id);
+
 int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 {
-	if (strcmp(a->pos[1], "drain") != 0) {
-		fprintf(stderr, "kvctl: member: unknown subcommand '%s'; usage: kvctl member drain "
-				"ID\n",
+	bool fill = strcmp(a->pos[1], "fill") == 0;
+	if (!fill && strcmp(a->pos[1], "drain") != 0) {
+		fprintf(stderr, "kvctl: member: unknown subcommand '%s'; usage: kvctl member "
+				"drain|fill ID\n",
 			a->pos[1]);
 		return KVCTL_EXIT_USAGE;
 	}
 	char *end;
 	unsigned long long id = strtoull(a->pos[2], &end, 10);
 	if (*end || a->pos[2][0] == '-' || id == 0) {
-		fprintf(stderr, "kvctl: member drain: ID wants a node id (1, 2, ...), not '%s'\n",
-			a->pos[2]);
+		fprintf(stderr, "kvctl: member %s: ID wants a node id (1, 2, ...), not '%s'\n",
+			a->pos[1], a->pos[2]);
 		return KVCTL_EXIT_USAGE;
 	}
 	struct view *v = gather(c, a);
@@ -568,10 +572,11 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 			members[nm++] = v->nodes[i].st.nodes[k].id;
 	if (!in_ids(members, nm, id)) {
 		free_view(v);
-		fprintf(stderr, "kvctl: member drain: node %llu is not a member of the cluster\n", id);
+		fprintf(stderr, "kvctl: member %s: node %llu is not a member of the cluster\n",
+			a->pos[1], id);
 		return KVCTL_EXIT_USAGE;
 	}
-	if (nm - 1 < 3) {
+	if (!fill && nm - 1 < 3) {
 		free_view(v);
 		fprintf(stderr,
 			"kvctl: member drain: refused: the other %zu member(s) cannot hold 3 replicas "
@@ -588,6 +593,11 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 		for (size_t k = 0; info && k < info->n_voters; k++)
 			for (size_t m = 0; m < nm; m++)
 				count[m] += members[m] == info->voters[k];
+	}
+	if (fill) {
+		int frc = member_fill(c, a, v, members, nm, count, id);
+		free_view(v);
+		return frc;
 	}
 	int rc = KVCTL_EXIT_OK;
 	size_t moved = 0;
@@ -629,6 +639,65 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 		printf("{\"node\": %llu, \"groups_moved\": %zu, \"done\": true}\n", id, moved);
 	else
 		printf("node %llu holds no replica now (%zu group(s) moved)\n", id, moved);
+	return KVCTL_EXIT_OK;
+}
+
+/* kvctl member fill ID: replicas move onto node ID (a new or drained node) until it holds its
+ * share, floor(3G/N): each time from the member holding the most replicas, of a group ID does
+ * not hold. The counterpart of drain: drain a dead machine's node, start a new machine with
+ * the same id and an empty data directory, fill it. */
+static int member_fill(struct cli_client *c, const struct kvctl_args *a, struct view *v,
+		       const uint64_t *members, size_t nm, size_t *count, uint64_t id)
+{
+	size_t me = 0;
+	while (members[me] != id)
+		me++;
+	if (!answered(v, id)) {
+		fprintf(stderr, "kvctl: member fill: node %llu does not answer: start it first\n",
+			(unsigned long long)id);
+		return KVCTL_EXIT_UNAVAILABLE;
+	}
+	size_t share = 3 * (size_t)v->groups / nm;
+	bool taken[CLI_GROUPS_MAX + 1] = {0};
+	size_t moved = 0;
+	while (count[me] < share) {
+		uint32_t best_g = 0;
+		size_t best_donor = nm;
+		for (uint32_t g = 1; g <= v->groups; g++) {
+			uint64_t term;
+			const struct cli_group_status *info;
+			(void)group_leader(v, g, &term, &info);
+			if (taken[g] || info == NULL || in_ids(info->voters, info->n_voters, id) ||
+			    in_ids(info->learners, info->n_learners, id))
+				continue;
+			for (size_t m = 0; m < nm; m++)
+				if (m != me && in_ids(info->voters, info->n_voters, members[m]) &&
+				    (best_donor == nm || count[m] > count[best_donor])) {
+					best_donor = m;
+					best_g = g;
+				}
+		}
+		if (best_g == 0 || count[best_donor] <= count[me] + 1)
+			break; /* nothing to take that would even things out */
+		taken[best_g] = true;
+		if (a->output != KVCTL_OUT_JSON)
+			printf("group %u: moving node %llu's replica to node %llu\n", best_g,
+			       (unsigned long long)members[best_donor], (unsigned long long)id);
+		int rc = move_until_done(c, a, best_g, members[best_donor], id,
+					 cli_now_ms() + a->timeout_ms, false);
+		if (rc != KVCTL_EXIT_OK)
+			return rc;
+		count[best_donor]--;
+		count[me]++;
+		moved++;
+	}
+	if (a->output == KVCTL_OUT_JSON)
+		printf("{\"node\": %llu, \"groups_moved\": %zu, \"replicas\": %zu, \"done\": "
+		       "true}\n",
+		       (unsigned long long)id, moved, count[me]);
+	else
+		printf("node %llu holds %zu replica(s) now (%zu group(s) moved)\n",
+		       (unsigned long long)id, count[me], moved);
 	return KVCTL_EXIT_OK;
 }
 

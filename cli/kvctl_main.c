@@ -45,6 +45,9 @@ static void usage(FILE *f)
 		"  member drain ID            move every replica node ID holds to the other members "
 		"\n"
 		"                             (also when ID is down for good; --timeout per move)\n"
+		"  member fill ID             move replicas onto node ID (new or drained) until it "
+		"holds\n"
+		"                             its share of them\n"
 		"  wal verify|dump DIR        check or print a node's write-ahead log (DIR: e.g. "
 		"data/node1/wal)\n"
 		"  bench [--op put|get|mixed] [--clients C] [--requests N] [--value-size B]\n"
@@ -104,7 +107,7 @@ static const struct command commands[] = {
 	{"groups", 0, 0, 0, "groups", kvctl_cmd_groups},
 	{"transfer-leader", 2, 2, 0, "transfer-leader GROUP NODE", kvctl_cmd_transfer},
 	{"group", 4, 4, 0, "group move GROUP FROM TO", kvctl_cmd_group},
-	{"member", 2, 2, 0, "member drain ID", kvctl_cmd_member},
+	{"member", 2, 2, 0, "member drain|fill ID", kvctl_cmd_member},
 	{"bench", 0, 0,
 	 KVCTL_F_OP | KVCTL_F_CLIENTS | KVCTL_F_REQUESTS | KVCTL_F_VALUE_SIZE | KVCTL_F_PIPELINE |
 		 KVCTL_F_KEYS,

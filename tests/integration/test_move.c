@@ -4,7 +4,7 @@
  * (its replica retired, also across a restart); a move whose source leads the group hands the
  * leadership over first; a move interrupted by a kill -9 of the target resumes; nonsense moves
  * are refused; `kvctl member drain` of a node killed and wiped for good rebuilds all its
- * replicas on the others.
+ * replicas on the others, and `member fill` gives its share back to a new node with its id.
  */
 #include <check.h>
 #include <stdio.h>
@@ -329,6 +329,31 @@ START_TEST(test_drain_a_dead_node)
 		 cluster_endpoints(c));
 	int st = system(cmd);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+	/* a new machine takes the dead one's place (same id, empty directory) and is filled */
+	ck_assert_int_eq(cluster_restart_fresh(c, dead), 0);
+	snprintf(cmd, sizeof cmd, "%s/kvctl --endpoints %s --timeout 60s member fill %d >&2", bin,
+		 cluster_endpoints(c), dead);
+	ck_assert_int_eq(system(cmd), 0);
+	size_t held = 0;
+	for (uint32_t g = 1; g <= GROUPS; g++) {
+		uint64_t v[NODES];
+		size_t n = voters_of(g, v);
+		ck_assert_msg(n == 3, "group %u has %zu voters after the fill", g, n);
+		for (size_t k = 0; k < n; k++)
+			held += v[k] == (uint64_t)dead;
+	}
+	ck_assert_uint_eq(held, 3 * GROUPS / NODES); /* its share: floor(3G/N) */
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof name, "dr-%d", i);
+		cluster_key_in_group(c, 1 + (uint32_t)i % GROUPS, name, key, sizeof key);
+		snprintf(val, sizeof val, "v%d", i);
+		char *got = NULL;
+		ck_assert_int_eq(cluster_get(c, dead, key, &got, false, 3000),
+				 RINGRAFT__KV__CODE__OK);
+		ck_assert_str_eq(got, val);
+		free(got);
+	}
+	ck_assert_int_eq(cluster_wait_digests_equal(c, 15000), 0);
 }
 END_TEST
 
