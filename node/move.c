@@ -141,11 +141,18 @@ void node_move_after_update(struct node *n, struct node_group *g)
 	bool member = node_conf_has(c, n->cfg.id);
 	if (member) {
 		g->was_member = true;
+		g->removal_seen = false;
 		return;
 	}
 	if (g->was_member && raft_conf_index_of(g->raft) <= raft_commit_of(g->raft) &&
-	    raft_role_of(g->raft) != RAFT_LEADER)
-		retire_later(n, g, "its removal committed");
+	    raft_role_of(g->raft) != RAFT_LEADER && !g->removal_seen) {
+		/* Not at once: a replica re-added after its removal catches up through that
+		 * removal (an old snapshot, then the log), and the leader sending to it shows that
+		 * it is a member again. It retires once no leader has sent to it for
+		 * NODE_REMOVED_IDLE_ELECTIONS election timeouts (node_move_tick). */
+		g->removal_seen = true;
+		g->leader_msg_ms = node_now_ms(n);
+	}
 }
 
 /* ------------------------------------------------------------------------------ creating */
@@ -205,8 +212,14 @@ void node_move_tick(struct node *n)
 	uint64_t idle = (uint64_t)NODE_UNINIT_IDLE_ELECTIONS * n->cfg.election_ms;
 	for (uint32_t i = 0; i < n->cfg.groups; i++) {
 		struct node_group *g = &n->groups[i];
-		if (g->raft == NULL || raft_role_of(g->raft) == RAFT_LEADER ||
-		    now - g->leader_msg_ms <= idle)
+		if (g->raft == NULL || raft_role_of(g->raft) == RAFT_LEADER)
+			continue;
+		if (g->removal_seen &&
+		    now - g->leader_msg_ms > (uint64_t)NODE_REMOVED_IDLE_ELECTIONS * n->cfg.election_ms) {
+			retire_later(n, g, "its removal committed, and no leader sends to it");
+			continue;
+		}
+		if (now - g->leader_msg_ms <= idle)
 			continue;
 		g->leader_msg_ms = now;
 		if (g->created_by_leader && !g->was_member) {
@@ -309,6 +322,20 @@ int node_move_step(struct node *n, struct node_group *g, uint64_t source, uint64
 			snprintf(progress, len, "nodes %llu and %llu are both unreachable: waiting",
 				 (unsigned long long)source, (unsigned long long)target);
 			return 0;
+		}
+		/* The group then runs on the other voters alone: every one of them must be able
+		 * to vote (reachable, not recovering), or removing the source would leave it
+		 * without a quorum that can elect a leader, for good (tests/nodesim FINDINGS N8). */
+		for (uint32_t i = 0; i < c->n_voters; i++) {
+			uint64_t v = c->voters[i];
+			if (v == source || v == n->cfg.id)
+				continue;
+			if (!node_peer_is_up(n, v) || raft_peer_recovering(g->raft, v)) {
+				snprintf(progress, len,
+					 "node %llu is down, and node %llu cannot vote yet: waiting",
+					 (unsigned long long)source, (unsigned long long)v);
+				return 0;
+			}
 		}
 		rc = raft_propose_conf_change(g->raft, RAFT_CC_REMOVE, source, NULL);
 		snprintf(progress, len, "node %llu is down: removing it first", (unsigned long long)source);

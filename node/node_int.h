@@ -110,6 +110,7 @@ struct node_group {
 	uint64_t leader_msg_ms; /* the last AppendEntries/heartbeat/snapshot to it (move.c) */
 	struct raft_conf gone_conf; /* the voters a GroupGone named (has_gone_conf) */
 	bool has_gone_conf;
+	bool removal_seen; /* applied a committed configuration without itself (move.c) */
 	struct kv_scrub_cursor scrub;
 	struct node_digest digest_mine;
 	struct node_digest digest_peer[NODE_NODES_MAX]; /* by member index */

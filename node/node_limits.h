@@ -15,6 +15,9 @@
 #define NODE_REQUEST_TIMEOUT_MS_DEFAULT 5000
 #define NODE_REQUEST_TIMEOUT_MS_MAX     60000
 #define NODE_FWD_HOPS_MAX               3 /* NOT_LEADER hints followed for a group not hosted here */
+#define NODE_REMOVED_IDLE_ELECTIONS     2  /* a replica that applied its own removal retires
+					    * after this many election timeouts without a leader's
+					    * message (a re-added one keeps getting them) */
 #define NODE_UNINIT_IDLE_ELECTIONS      20 /* a replica made for a leader that never made it a
 					    * member is retired after this many election timeouts
 					    * without a message from a leader (node/move.c) */

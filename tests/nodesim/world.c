@@ -562,6 +562,11 @@ static bool durably_recovered(struct world *w, struct simnode *s)
  * while a replica moves). */
 static bool may_wipe(struct world *w, int victim)
 {
+	/* A move whose source was down goes through 2 voters (node/move.c): a wipe then would
+	 * leave the group without a quorum of replicas that can vote, for good. The rule keeps
+	 * every group with a quorum of good voters; with 2 voters that is both. */
+	if (w->mover.group != 0 && w->mover.steps > 0)
+		return false;
 	for (int i = 1; i <= w->N; i++) {
 		struct simnode *u = &w->nodes[i];
 		if (i == victim)
@@ -1383,6 +1388,10 @@ static void audit_groups(struct world *w)
 		if (!a[i].answered)
 			fail(w, "audit: node %d did not answer STATUS at once", i);
 	}
+	/* The move under way at the heal has had 3 s or more of a healed cluster since. */
+	if (w->mover.group != 0)
+		fail(w, "audit: the move of group %u from node %d to node %d never finished",
+		     w->mover.group, w->mover.from, w->mover.to);
 	for (uint32_t g = 1; g <= (uint32_t)w->G && w->r->ok; g++) {
 		int L = 0;
 		for (int i = 1; i <= w->N; i++)
