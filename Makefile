@@ -196,7 +196,7 @@ test: all
 	@$(if $(NODESIM_BIN),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh nodesim $(NODESIM_BIN) sweep --seeds $(NODESIM_SEEDS) --jobs 2)
 	@$(if $(INTEG_BINS),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh integration $(INTEG_BINS))
 	@$(if $(wildcard jepsen-lite/run),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh jepsen jepsen-lite/run --smoke)
-	@$(if $(FUZZ_BINS),$(MAKE) --no-print-directory fuzz-build && $(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_BINS))
+	@$(if $(FUZZ_BINS),$(MAKE) --no-print-directory fuzz-build; $(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_BINS))
 	@$(TEST_ENV) scripts/run-tests.sh summary
 
 unit: $(UNIT_BINS)
