@@ -172,7 +172,8 @@ static int read_file(const char *path, struct source *s, char *err, size_t n)
 
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-	if (s == NULL || *s == '\0' || *s == '-')
+	/* digits only: strtoull would also take leading white space and a sign */
+	if (s == NULL || *s < '0' || *s > '9')
 		return NODE_ECONFIG;
 	char *end;
 	errno = 0;

@@ -164,10 +164,11 @@ START_TEST(test_cluster_errors_quote_the_entry)
 {
 	const char *clusters[] = {"1=127.0.0.11:7001,1=127.0.0.11:7001",
 				  "1=127.0.0.11:7001,2=127.0.0.11:7001", "1=127.0.0.11:7001,oops",
-				  "1=127.0.0.11:7001,x=127.0.0.12:7001"};
+				  "1=127.0.0.11:7001,x=127.0.0.12:7001",
+				  "1=127.0.0.11:7001,2=127.0.0.12:\n7"};
 	const char *quoted[] = {"address 127.0.0.11:7001 appears twice",
 				"address 127.0.0.11:7001 appears twice", "entry 'oops'",
-				"node id 'x'"};
+				"node id 'x'", "not a valid address"};
 	for (size_t i = 0; i < sizeof clusters / sizeof clusters[0]; i++) {
 		char *argv[] = {"kvd",
 				"--id",
