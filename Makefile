@@ -13,6 +13,7 @@
 # `make` builds all; `make test` builds and runs every suite; `make asan` does the same with
 # ASan+UBSan in build/asan; `make sim SEEDS=N` runs a longer simulation sweep;
 # `make cluster` builds and starts (or resumes) a local three-node cluster (scripts/cluster).
+# `make fuzz FUZZ_SECONDS=N` runs each libFuzzer harness (tests/fuzz) for N seconds.
 
 BUILD ?= build
 ifeq ($(BUILD),build)
@@ -89,7 +90,7 @@ LINK_LIBS = -Wl,--start-group $(LIBS_A) -Wl,--end-group $(LIBS)
 
 # ---------------------------------------------------------------------------- build rules
 .PHONY: all bins tests test unit sim-sweep integration jepsen-smoke asan sim nodesim bench-wal \
-        cluster bench-kv clean format lint help deps
+        cluster bench-kv clean format lint help deps fuzz fuzz-build fuzz-smoke fuzz-seeds
 .DEFAULT_GOAL := all
 
 all: bins tests
@@ -195,6 +196,7 @@ test: all
 	@$(if $(NODESIM_BIN),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh nodesim $(NODESIM_BIN) sweep --seeds $(NODESIM_SEEDS) --jobs 2)
 	@$(if $(INTEG_BINS),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh integration $(INTEG_BINS))
 	@$(if $(wildcard jepsen-lite/run),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh jepsen jepsen-lite/run --smoke)
+	@$(if $(FUZZ_BINS),$(MAKE) --no-print-directory fuzz-build; $(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_BINS))
 	@$(TEST_ENV) scripts/run-tests.sh summary
 
 unit: $(UNIT_BINS)
@@ -237,6 +239,62 @@ bench-wal: all
 
 bench-kv: all
 	$(BUILD)/tests/bench/bench_kv $(BENCH_ARGS)
+
+# ---------------------------------------------------------------------------- fuzzing
+# libFuzzer harnesses (tests/fuzz/fuzz_<name>.c, docs/SECURITY.md "Fuzzing"), built with clang
+# and ASan+UBSan into $(FUZZ_BUILD): every module's sources are compiled again there with
+# coverage instrumentation; tests/fuzz/*.c without the fuzz_ prefix are shared fixtures.
+# `make fuzz` runs each harness FUZZ_SECONDS over a scratch copy of its seed corpus
+# (tests/fuzz/corpus/<name>); `make test` runs each FUZZ_SMOKE_SECONDS (scripts/fuzz.sh).
+FUZZ_BUILD := build/fuzz
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 4
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -O1 -g -D_GNU_SOURCE -MMD -MP -I. -I$(BUILD)/gen \
+               $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_HARNESS_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_FIXTURE_SRCS := $(filter-out tests/fuzz/fuzz_%,$(wildcard tests/fuzz/*.c))
+FUZZ_BINS := $(FUZZ_HARNESS_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_LIB_SRCS := $(foreach m,$(LIB_MODULES),$(call srcs_of,$(m)))
+FUZZ_LIB_O := $(FUZZ_LIB_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o) $(PROTO_C:$(BUILD)/gen/%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_FIXTURE_O := $(FUZZ_FIXTURE_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
+
+$(FUZZ_BUILD)/obj/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/obj/proto/%.pb-c.o: $(BUILD)/gen/proto/%.pb-c.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/libringraft.a: $(FUZZ_LIB_O)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_FIXTURE_O) $(FUZZ_BUILD)/libringraft.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $(filter %.o,$^) -o $@ \
+	  -Wl,--start-group $(FUZZ_BUILD)/libringraft.a -Wl,--end-group $(LIBS)
+
+-include $(FUZZ_LIB_O:%.o=%.d) $(FUZZ_FIXTURE_O:%.o=%.d) $(FUZZ_HARNESS_SRCS:%.c=$(FUZZ_BUILD)/obj/%.d)
+
+.SECONDARY: $(FUZZ_HARNESS_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
+
+fuzz-build: $(FUZZ_BINS)
+
+# The seed corpora, from real encodings (tests/fuzz/seeds/gen_seeds.c); checked in.
+$(FUZZ_BUILD)/gen_seeds: tests/fuzz/seeds/gen_seeds.c $(LIBS_A)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LINK_LIBS)
+
+fuzz-seeds: $(FUZZ_BUILD)/gen_seeds
+	$(FUZZ_BUILD)/gen_seeds tests/fuzz/corpus
+
+fuzz: fuzz-build
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+# What `make test` runs: each harness a few seconds, any crash, leak or sanitizer report fails.
+fuzz-smoke: fuzz-build
+	@$(TEST_ENV) scripts/run-tests.sh fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_BINS)
 
 # ---------------------------------------------------------------------------- upkeep
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)

@@ -368,7 +368,8 @@ static int apply_entry_(struct batch *b, MDB_txn *txn, size_t i)
 	if ((rc = pend_add(b, i, &res)) != 0)
 		return rc;
 	if (verdict == KV_SESSION_NEW) {
-		res.value = b->kv->arena + off;
+		/* no value: the arena may not exist yet (NULL + 0 is undefined behaviour) */
+		res.value = res.value_len ? b->kv->arena + off : NULL;
 		rc = kv_session_record(b->kv, txn, b->g, c.client_id, c.seq, e->index, &res, &sess);
 		if (rc != 0)
 			return rc;

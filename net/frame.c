@@ -103,6 +103,9 @@ int net_parse_addr(const char *s, struct sockaddr_storage *out)
 	const char *colon = strrchr(s, ':');
 	if (colon == NULL || colon == s || (size_t)(colon - s) >= sizeof host)
 		return NET_EADDR;
+	/* digits only: strtol would also take leading white space and a sign ("1.2.3.4:\n7") */
+	if (colon[1] < '0' || colon[1] > '9')
+		return NET_EADDR;
 	char *end;
 	long port = strtol(colon + 1, &end, 10);
 	if (*end != '\0' || end == colon + 1 || port <= 0 || port > 65535)

@@ -83,11 +83,12 @@ static struct net_resp_val *push(struct cur *c, uint8_t type)
 static int line(struct cur *c, size_t max, int too_long, const uint8_t **s, size_t *l)
 {
 	size_t avail = c->len - c->pos;
-	size_t scan = avail < max + 2 ? avail : max + 2;
+	/* a line of max bytes has its CR at b[max]: no CR in b[0..max] means too long */
+	size_t scan = avail < max + 1 ? avail : max + 1;
 	const uint8_t *b = c->buf + c->pos;
 	const uint8_t *cr = memchr(b, '\r', scan);
 	if (cr == NULL) {
-		if (avail >= max + 2)
+		if (avail >= max + 1)
 			return fail(c, too_long);
 		c->p->need = c->len + 1;
 		return MORE;

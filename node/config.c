@@ -186,7 +186,8 @@ static int read_file(const char *path, struct source *s, char *err, size_t n)
 
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-	if (s == NULL || *s == '\0' || *s == '-')
+	/* digits only: strtoull would also take leading white space and a sign */
+	if (s == NULL || *s < '0' || *s > '9')
 		return NODE_ECONFIG;
 	char *end;
 	errno = 0;
@@ -230,6 +231,8 @@ static int cmp_member(const void *a, const void *b)
 static int parse_cluster(const char *s, struct node_config *cfg, char *err, size_t n)
 {
 	char *copy = strdup(s);
+	if (copy == NULL)
+		return fail(err, n, "out of memory");
 	char *save = NULL;
 	cfg->n_members = 0;
 	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -237,17 +240,20 @@ static int parse_cluster(const char *s, struct node_config *cfg, char *err, size
 		char *eq = strchr(tok, '=');
 		uint64_t id;
 		if (eq == NULL) {
-			free(copy);
-			return fail(err, n, "--cluster entry '%s' must be id=host:port", tok);
+			int rc = fail(err, n, "--cluster entry '%s' must be id=host:port", tok);
+			free(copy); /* after fail: the message may quote the copy */
+			return rc;
 		}
 		*eq = '\0';
 		if (parse_u64(tok, 1, UINT32_MAX, &id) < 0) {
-			free(copy);
-			return fail(err, n, "--cluster: node id '%s' must be a number >= 1", tok);
+			int rc = fail(err, n, "--cluster: node id '%s' must be a number >= 1", tok);
+			free(copy); /* after fail: the message may quote the copy */
+			return rc;
 		}
 		if (cfg->n_members >= NODE_NODES_MAX) {
-			free(copy);
-			return fail(err, n, "--cluster: at most %d nodes", NODE_NODES_MAX);
+			int rc = fail(err, n, "--cluster: at most %d nodes", NODE_NODES_MAX);
+			free(copy); /* after fail: the message may quote the copy */
+			return rc;
 		}
 		if (check_addr("cluster", eq + 1, err, n) < 0) {
 			free(copy);
@@ -256,10 +262,11 @@ static int parse_cluster(const char *s, struct node_config *cfg, char *err, size
 		for (size_t i = 0; i < cfg->n_members; i++) {
 			if (cfg->members[i].id == id ||
 			    strcmp(cfg->members[i].peer_addr, eq + 1) == 0) {
-				free(copy);
-				return fail(err, n,
-					    "--cluster: node %llu or address %s appears twice",
-					    (unsigned long long)id, eq + 1);
+				int rc = fail(err, n,
+					      "--cluster: node %llu or address %s appears twice",
+					      (unsigned long long)id, eq + 1);
+				free(copy); /* after fail: the message may quote the copy */
+				return rc;
 			}
 		}
 		cfg->members[cfg->n_members].id = id;
@@ -392,6 +399,19 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	int have_persisted = read_file(ppath, &persisted, err, n);
 	if (have_persisted < 0)
 		goto out;
+	/* cluster.conf is written whole at bootstrap (write_persisted, tmp + rename): one that
+	 * lacks an identity key was damaged or edited. Taking the key from a flag instead would
+	 * run the node on settings a restart with only --data-dir no longer finds (or, for
+	 * groups, on the default), so it is refused. */
+	for (size_t i = 0; have_persisted && i < N_KEYS; i++) {
+		if (keys[i].kind == K_IDENTITY && persisted.val[i] == NULL) {
+			fail(err, n,
+			     "%s lacks '%s': the file is written whole at the first start, so it "
+			     "was damaged or edited; restore it, or use a fresh data dir",
+			     ppath, keys[i].name);
+			goto out;
+		}
+	}
 
 	/* Resolve: flags > file > persisted; identity keys must not conflict with persisted. */
 	const char *v[N_KEYS];

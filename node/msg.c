@@ -84,6 +84,26 @@ int node_msg_to_pb(uint64_t group, const struct raft_message *m, struct node_msg
 	return 0;
 }
 
+/* A configuration from the wire names each node once, and never node 0 (no node): the core
+ * asserts both (a vote sent to node 0; a voter listed twice would count twice). O(n^2) over
+ * at most 2 x RAFT_NODES_MAX ids. */
+static bool conf_ids_ok(const Ringraft__Raft__Configuration *c)
+{
+	size_t n = c->n_voters + c->n_learners;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t id = i < c->n_voters ? c->voters[i] : c->learners[i - c->n_voters];
+		if (id == 0)
+			return false;
+		for (size_t j = 0; j < i; j++) {
+			uint64_t other =
+				j < c->n_voters ? c->voters[j] : c->learners[j - c->n_voters];
+			if (other == id)
+				return false;
+		}
+	}
+	return true;
+}
+
 int node_msg_from_pb(const Ringraft__Raft__Message *pb, struct node_msg_scratch *s,
 		     struct raft_message *out)
 {
@@ -134,7 +154,7 @@ int node_msg_from_pb(const Ringraft__Raft__Message *pb, struct node_msg_scratch 
 	out->snap_data.len = pb->snap_data.len;
 	if (pb->snap_conf != NULL) {
 		if (pb->snap_conf->n_voters > RAFT_NODES_MAX ||
-		    pb->snap_conf->n_learners > RAFT_NODES_MAX)
+		    pb->snap_conf->n_learners > RAFT_NODES_MAX || !conf_ids_ok(pb->snap_conf))
 			return NODE_EMALFORMED;
 		if (pb->snap_conf->n_voters > 0)
 			memcpy(out->snap_conf.voters, pb->snap_conf->voters,

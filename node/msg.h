@@ -26,7 +26,8 @@ void node_msg_scratch_free(struct node_msg_scratch *s);
 int node_msg_to_pb(uint64_t group, const struct raft_message *m, struct node_msg_scratch *s,
 		   Ringraft__Raft__Message *out, Ringraft__Raft__Configuration *conf);
 /* Fills *out from a received message; borrows pb's data and the scratch arrays. Returns 0,
- * or NODE_EMALFORMED (too many entries or nodes, a bad type) or NODE_ENOMEM. */
+ * or NODE_EMALFORMED (too many entries or nodes, a bad type, a snapshot configuration naming
+ * node 0 or a node twice) or NODE_ENOMEM. */
 int node_msg_from_pb(const Ringraft__Raft__Message *pb, struct node_msg_scratch *s,
 		     struct raft_message *out);
 

@@ -458,7 +458,8 @@ static void finish_write(struct node *n, struct node_req *r, const struct kv_res
 		if (rq->op != RINGRAFT__KV__OP__PUT && rq->op != RINGRAFT__KV__OP__DELETE &&
 		    res->code == KV_OK && res->value_len < 24) {
 			char num[24];
-			memcpy(num, res->value, res->value_len);
+			if (res->value_len > 0) /* an empty result may have no pointer at all */
+				memcpy(num, res->value, res->value_len);
 			num[res->value_len] = '\0';
 			resp.number = strtoll(num, NULL, 10);
 			resp.value.len = 0;

@@ -6,8 +6,9 @@ set -u
 
 # pkg-config module -> Debian package
 pc_pkgs="libuv:libuv1-dev lmdb:liblmdb-dev libprotobuf-c:libprotobuf-c-dev check:check libxxhash:libxxhash-dev libmicrohttpd:libmicrohttpd-dev"
-# command -> Debian package (faketime brings libfaketime: jepsen-lite's clock nemesis)
-cmd_pkgs="pkg-config:pkg-config protoc-c:protobuf-c-compiler mdb_stat:lmdb-utils redis-cli:redis-tools redis-benchmark:redis-tools faketime:faketime"
+# command -> Debian package (faketime brings libfaketime: jepsen-lite's clock nemesis; clang
+# builds the libFuzzer harnesses of tests/fuzz, `make fuzz`)
+cmd_pkgs="pkg-config:pkg-config protoc-c:protobuf-c-compiler mdb_stat:lmdb-utils redis-cli:redis-tools redis-benchmark:redis-tools faketime:faketime clang:clang"
 # tests only: Python module (of Debian's /usr/bin/python3) -> Debian package (the RESP port's
 # integration test uses python3-redis; test_metrics parses /metrics with the Prometheus client's parser)
 py_pkgs="redis:python3-redis prometheus_client.parser:python3-prometheus-client"
@@ -19,6 +20,13 @@ done
 for pair in $py_pkgs; do
   /usr/bin/python3 -c "import ${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
 done
+# the fuzzing runtime (libclang_rt.fuzzer) of the clang installed, packaged apart from clang
+if command -v clang >/dev/null 2>&1; then
+  [ -e "$(clang -print-resource-dir)/lib/linux/libclang_rt.fuzzer-$(uname -m).a" ] ||
+    missing="$missing libclang-rt-dev"
+else
+  missing="$missing libclang-rt-dev"
+fi
 if command -v pkg-config >/dev/null 2>&1; then
   for pair in $pc_pkgs; do
     pkg-config --exists "${pair%%:*}" 2>/dev/null || missing="$missing ${pair#*:}"

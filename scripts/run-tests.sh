@@ -2,6 +2,7 @@
 # Runs one phase of `make test` and records each program's verdict.
 #   run-tests.sh PHASE BIN...           run each test binary (unit, integration)
 #   run-tests.sh sim|nodesim|jepsen CMD ARGS... run one command as one test
+#   run-tests.sh fuzz SECONDS BIN...    run each libFuzzer harness SECONDS over its corpus (fuzz.sh)
 #   run-tests.sh summary                print "tests: N passed, N failed"; fail if any failed
 # Each program gets TEST_TIMEOUT seconds (default 600) so a hang fails instead of blocking CI.
 # KEEP_GOING=1 records a failure and carries on (make test reports all failures at the end).
@@ -44,6 +45,12 @@ case "$phase" in
     ;;
   sim|nodesim|jepsen)
     run_one "$phase" "$@" || failed=1
+    ;;
+  fuzz)
+    secs="$1"; shift
+    for bin in "$@"; do
+      run_one "fuzz/$(basename "$bin")" "$(dirname "$0")/fuzz.sh" "$secs" "$bin" || failed=1
+    done
     ;;
   *)
     for bin in "$@"; do

@@ -72,6 +72,12 @@ START_TEST(test_parse_addr)
 	ck_assert_int_eq(net_parse_addr("127.0.0.11:70000", &ss), NET_EADDR);
 	ck_assert_int_eq(net_parse_addr("nothost:80", &ss), NET_EADDR);
 	ck_assert_int_eq(net_parse_addr("1.2.3.4:80x", &ss), NET_EADDR);
+	/* the port is digits only: a newline in it reached cluster.conf and broke the file
+	 * (tests/fuzz/fuzz_config, regress-newline-in-cluster-port) */
+	ck_assert_int_eq(net_parse_addr("1.2.3.4:\n7", &ss), NET_EADDR);
+	ck_assert_int_eq(net_parse_addr("1.2.3.4: 7", &ss), NET_EADDR);
+	ck_assert_int_eq(net_parse_addr("1.2.3.4:+7", &ss), NET_EADDR);
+	ck_assert_int_eq(net_parse_addr("1.2.3.4:-7", &ss), NET_EADDR);
 }
 END_TEST
 

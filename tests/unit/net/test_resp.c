@@ -175,6 +175,20 @@ START_TEST(test_limits_and_malformed)
 	size_t used;
 	ck_assert_int_eq(parse(&values, deep, &p, &used), 1);
 	net_resp_parser_free(&p);
+	/* a line of exactly the limit passes, one byte more is refused (it was let through:
+	 * found by tests/fuzz/fuzz_resp, a 65-byte simple string under a 64-byte bulk_max) */
+	const struct net_resp_limits small = {64, 100, 64, 8, false};
+	char simple[80] = "+";
+	memset(simple + 1, 's', 64);
+	strcpy(simple + 65, "\r\n");
+	ck_assert_int_eq(parse(&small, simple, &p, &used), 1);
+	ck_assert_uint_eq(p.v[0].len, 64);
+	net_resp_parser_free(&p);
+	memset(simple + 1, 's', 65);
+	strcpy(simple + 66, "\r\n");
+	refused(&small, simple, NET_RESP_EINLINE, "Protocol error: too big inline request");
+	simple[66] = '\0'; /* no CR yet, but already over the limit: refused before it comes */
+	refused(&small, simple, NET_RESP_EINLINE, "Protocol error: too big inline request");
 	refused(&values, "?x\r\n", NET_RESP_EPROTO, "Protocol error: unknown type byte 0x3f");
 	refused(&values, ":12a\r\n", NET_RESP_EPROTO, "Protocol error: malformed input");
 	refused(&values, "#x\r\n", NET_RESP_EPROTO, "Protocol error: malformed input");

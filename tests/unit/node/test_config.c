@@ -80,6 +80,27 @@ START_TEST(test_bootstrap_then_restart_with_data_dir_only)
 }
 END_TEST
 
+/* A cluster.conf without an identity key (here groups) is refused even when the flags give
+ * every key: it used to be accepted without being rewritten, so the next restart with only
+ * --data-dir was refused, or (groups) ran on the default (found by tests/fuzz/fuzz_config). */
+START_TEST(test_incomplete_cluster_conf_refused)
+{
+	ck_assert_int_eq(bootstrap(), 0);
+	char path[300];
+	snprintf(path, sizeof path, "%s/cluster.conf", dir);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "id = 2\npeer-addr = 127.0.0.12:7001\nclient-addr = 127.0.0.12:9001\n"
+		   "cluster = " CLUSTER "\n");
+	fclose(f);
+	ck_assert_int_eq(bootstrap(), NODE_ECONFIG);
+	ck_assert_msg(strstr(err, "lacks 'groups'") != NULL, "[%s]", err);
+	char *argv[] = {"kvd", "--data-dir", dir, NULL};
+	ck_assert_int_eq(load(3, argv), NODE_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(err, "lacks 'groups'"));
+}
+END_TEST
+
 START_TEST(test_conflicting_groups_refused)
 {
 	ck_assert_int_eq(bootstrap(), 0);
@@ -132,6 +153,36 @@ START_TEST(test_bad_address_refused)
 			 NULL};
 	ck_assert_int_eq(load(9, argv2), NODE_ECONFIG);
 	ck_assert_ptr_nonnull(strstr(err, "--cluster"));
+}
+END_TEST
+
+/* The --cluster errors quote the entry at fault. They used to be written after the parsed
+ * copy of --cluster was freed (a use after free, found by tests/fuzz/fuzz_config with
+ * `--cluster 1=127.0.0.1:7001,1=127.0.0.1:7001`); ASan and valgrind (make asan, make
+ * valgrind) see it, and the message must still name the entry. */
+START_TEST(test_cluster_errors_quote_the_entry)
+{
+	const char *clusters[] = {"1=127.0.0.11:7001,1=127.0.0.11:7001",
+				  "1=127.0.0.11:7001,2=127.0.0.11:7001", "1=127.0.0.11:7001,oops",
+				  "1=127.0.0.11:7001,x=127.0.0.12:7001",
+				  "1=127.0.0.11:7001,2=127.0.0.12:\n7"};
+	const char *quoted[] = {"address 127.0.0.11:7001 appears twice",
+				"address 127.0.0.11:7001 appears twice", "entry 'oops'",
+				"node id 'x'", "not a valid address"};
+	for (size_t i = 0; i < sizeof clusters / sizeof clusters[0]; i++) {
+		char *argv[] = {"kvd",
+				"--id",
+				"1",
+				"--data-dir",
+				dir,
+				"--client-addr",
+				"127.0.0.11:9001",
+				"--cluster",
+				(char *)clusters[i],
+				NULL};
+		ck_assert_int_eq(load(9, argv), NODE_ECONFIG);
+		ck_assert_msg(strstr(err, quoted[i]) != NULL, "%s: [%s]", clusters[i], err);
+	}
 }
 END_TEST
 
@@ -230,10 +281,12 @@ int main(void)
 	TCase *tc = tcase_create("config");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_bootstrap_then_restart_with_data_dir_only);
+	tcase_add_test(tc, test_incomplete_cluster_conf_refused);
 	tcase_add_test(tc, test_conflicting_groups_refused);
 	tcase_add_test(tc, test_same_cluster_spelled_differently_accepted);
 	tcase_add_test(tc, test_id_not_in_cluster_refused);
 	tcase_add_test(tc, test_bad_address_refused);
+	tcase_add_test(tc, test_cluster_errors_quote_the_entry);
 	tcase_add_test(tc, test_missing_flags_refused);
 	tcase_add_test(tc, test_bad_timing_refused);
 	tcase_add_test(tc, test_config_file);

@@ -127,6 +127,24 @@ START_TEST(test_malformed_refused)
 	struct node_msg_scratch s = {0};
 	struct raft_message out;
 	ck_assert_int_eq(node_msg_from_pb(&pb, &s, &out), NODE_EMALFORMED);
+	/* node 0, or a node twice (as voter and learner too): the core would send a vote to
+	 * node 0 (an assertion: tests/fuzz/fuzz_peer, corpus regress-snapshot-conf-node-0) or
+	 * count a voter twice */
+	uint64_t zero[] = {1, 0, 3}, twice[] = {1, 2, 2}, learner[] = {3};
+	conf.voters = zero;
+	conf.n_voters = 3;
+	ck_assert_int_eq(node_msg_from_pb(&pb, &s, &out), NODE_EMALFORMED);
+	conf.voters = twice;
+	ck_assert_int_eq(node_msg_from_pb(&pb, &s, &out), NODE_EMALFORMED);
+	zero[1] = 2;
+	conf.voters = zero;
+	conf.learners = learner;
+	conf.n_learners = 1;
+	ck_assert_int_eq(node_msg_from_pb(&pb, &s, &out), NODE_EMALFORMED);
+	learner[0] = 4;
+	ck_assert_int_eq(node_msg_from_pb(&pb, &s, &out), 0);
+	ck_assert_uint_eq(out.snap_conf.n_voters, 3);
+	ck_assert_uint_eq(out.snap_conf.learners[0], 4);
 	pb.snap_conf = NULL;
 	pb.n_entries = RAFT_MSG_ENTRIES_MAX + 1;
 	ck_assert_int_eq(node_msg_from_pb(&pb, &s, &out), NODE_EMALFORMED);
