@@ -122,9 +122,19 @@ void node_snap_receive(struct node *n, struct node_group *g, const struct raft_s
 		node_log(NODE_LOG_INFO, g->id, "receiving snapshot index=%llu term=%llu",
 			 (unsigned long long)c->index, (unsigned long long)c->term);
 	}
-	if (g->restore == NULL || g->restore_index != c->index)
-		node_fatal(n, g->id, "snapshot chunk without its beginning index=%llu offset=%llu",
-			   (unsigned long long)c->index, (unsigned long long)c->offset);
+	if (g->restore == NULL || g->restore_index != c->index) {
+		/* The core took a chunk whose beginning this node never staged (a peer's message
+		 * it should not have sent, or one damaged on the way): the replica's state no
+		 * longer matches its core's, so it is rebuilt from its peers, not trusted. */
+		node_log(NODE_LOG_ERROR, g->id,
+			 "snapshot chunk without its beginning index=%llu offset=%llu: the replica is "
+			 "rebuilt from its peers",
+			 (unsigned long long)c->index, (unsigned long long)c->offset);
+		node_snap_close_all(n, g);
+		g->damaged = true;
+		n->any_damaged = true;
+		return;
+	}
 	int rc = KV_OK;
 	if (c->data.len > 0)
 		rc = kv_restore_write(g->restore, c->data.base, c->data.len);
@@ -146,6 +156,19 @@ void node_snap_receive(struct node *n, struct node_group *g, const struct raft_s
 		g->restore = NULL;
 		if (rc == KV_ENOSPC)
 			node_stop_disk_full(n, g->id, "installing a snapshot");
+		if (rc == KV_ECORRUPT) {
+			/* A stream that fails its checksum or structure (damaged on the way, or sent
+			 * by a peer that should not have): the core has already taken the snapshot,
+			 * so the replica is rebuilt from its peers (repair.c), recovering, rather than
+			 * the node stopping. The group's state in LMDB is unchanged (restore.c). */
+			node_log(NODE_LOG_ERROR, g->id,
+				 "snapshot stream refused index=%llu error=\"%s\": the replica is "
+				 "rebuilt from its peers",
+				 (unsigned long long)c->index, kv_strerror(rc));
+			g->damaged = true;
+			n->any_damaged = true;
+			return;
+		}
 		if (rc != KV_OK)
 			node_fatal(n, g->id, "snapshot install failed index=%llu error=\"%s\"",
 				   (unsigned long long)c->index, kv_strerror(rc));

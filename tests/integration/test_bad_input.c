@@ -473,6 +473,79 @@ START_TEST(test_peer_port_unknown_and_malformed_messages)
 }
 END_TEST
 
+/* A snapshot that the Raft core takes (it comes from a "leader" of a higher term, at offset 0,
+ * complete, past the follower's commit) but whose bytes are no snapshot stream: the follower
+ * must not stop; it rebuilds that replica from its peers (node/snapshot.c). Found by reading
+ * the code during the fuzzing work (docs/SECURITY.md): before, node_fatal stopped the node. */
+START_TEST(test_peer_snapshot_stream_damaged)
+{
+	static struct node_config cfg;
+	char err[512], dir[600];
+	snprintf(dir, sizeof dir, "%s", cluster_data_dir(c, 2));
+	char *argv[] = {"kvd", "--data-dir", dir, NULL};
+	ck_assert_msg(node_config_load(3, argv, &cfg, err, sizeof err) == 0, "%s", err);
+	/* node 1 down, so that node 2 takes this connection as node 1's (a node keeps one
+	 * link per peer and ignores frames from any other) */
+	cluster_kill(c, 1);
+	int fd = -1;
+	uint64_t until = cluster_now_ms() + 10000;
+	for (;;) {
+		fd = dial(cluster_peer_addr(c, 2));
+		Ringraft__Raft__Hello hello = RINGRAFT__RAFT__HELLO__INIT;
+		hello.cluster_id = cfg.cluster_id;
+		hello.node_id = 1;
+		hello.client_addr = (char *)cluster_client_addr(c, 1);
+		Ringraft__Raft__PeerFrame hf = RINGRAFT__RAFT__PEER_FRAME__INIT;
+		hf.hello = &hello;
+		send_peer_frame(fd, &hf);
+		if (read_frame_any(fd, 3000))
+			break;
+		close(fd);
+		ck_assert_msg(cluster_now_ms() < until, "node 2 did not answer a valid Hello");
+	}
+
+	uint64_t voters[3] = {1, 2, 3};
+	Ringraft__Raft__Configuration conf = RINGRAFT__RAFT__CONFIGURATION__INIT;
+	conf.voters = voters;
+	conf.n_voters = 3;
+	uint8_t junk[64];
+	memset(junk, 0x5a, sizeof junk);
+	Ringraft__Raft__Message m = RINGRAFT__RAFT__MESSAGE__INIT;
+	m.type = 9; /* RAFT_MSG_SNAPSHOT */
+	m.from = 1;
+	m.to = 2;
+	m.group = 1;
+	m.term = 1000;
+	m.snap_index = 1000000;
+	m.snap_term = 999;
+	m.snap_conf = &conf;
+	m.snap_offset = 0;
+	m.snap_data.data = junk;
+	m.snap_data.len = sizeof junk;
+	m.snap_done = true;
+	Ringraft__Raft__Message *mp = &m;
+	Ringraft__Raft__PeerFrame f = RINGRAFT__RAFT__PEER_FRAME__INIT;
+	f.msgs = &mp;
+	f.n_msgs = 1;
+	send_peer_frame(fd, &f);
+	uint64_t deadline = cluster_now_ms() + 10000;
+	bool died = false; /* cluster_died reports a death once */
+	while (cluster_log_grep(c, 2, "snapshot stream refused") == 0 &&
+	       !(died = cluster_died(c, 2)) && cluster_now_ms() < deadline) {
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	close(fd);
+	ck_assert_msg(!died && !cluster_died(c, 2), "node 2 stopped on a damaged snapshot stream");
+	ck_assert_msg(cluster_log_grep(c, 2, "snapshot stream refused") > 0,
+		      "node 2 did not say it refused the stream");
+	ck_assert_int_eq(cluster_restart(c, 1), 0);
+	ck_assert_int_eq(cluster_wait_leaders(c, 20000), 0);
+	assert_serving();
+	ck_assert_int_eq(cluster_wait_digests_equal(c, 20000), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("bad_input");
@@ -485,6 +558,7 @@ int main(void)
 	tcase_add_test(tc, test_thousands_of_idle_connections);
 	tcase_add_test(tc, test_peer_port_bogus_input);
 	tcase_add_test(tc, test_peer_port_unknown_and_malformed_messages);
+	tcase_add_test(tc, test_peer_snapshot_stream_damaged);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
