@@ -427,71 +427,6 @@ int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
 	return KVCTL_EXIT_OK;
 }
 
-/* kvctl group move GROUP FROM TO: one MOVE_REPLICA step after another (each a Raft
- * configuration change at the group's leader) until the group says done, printing each new
- * step; bounded by --timeout. Interrupted (a crash, ^C, a timeout), it is simply run again:
- * the group's configuration says where the move is. */
-int kvctl_cmd_group(struct cli_client *c, const struct kvctl_args *a)
-{
-	if (strcmp(a->pos[1], "move") != 0) {
-		fprintf(stderr, "kvctl: group: unknown subcommand '%s'; usage: kvctl group move "
-				"GROUP FROM TO\n",
-			a->pos[1]);
-		return KVCTL_EXIT_USAGE;
-	}
-	char *end;
-	unsigned long g = strtoul(a->pos[2], &end, 10);
-	if (*end || a->pos[2][0] == '-' || g == 0 || g > CLI_GROUPS_MAX) {
-		fprintf(stderr, "kvctl: group move: GROUP wants a group number 1..%u, not '%s'\n",
-			CLI_GROUPS_MAX, a->pos[2]);
-		return KVCTL_EXIT_USAGE;
-	}
-	unsigned long long ids[2];
-	for (int i = 0; i < 2; i++) {
-		const char *s = a->pos[3 + i];
-		ids[i] = strtoull(s, &end, 10);
-		if (*end || s[0] == '-' || ids[i] == 0) {
-			fprintf(stderr, "kvctl: group move: %s wants a node id (1, 2, ...), not '%s'\n",
-				i == 0 ? "FROM" : "TO", s);
-			return KVCTL_EXIT_USAGE;
-		}
-	}
-	int64_t deadline = cli_now_ms() + a->timeout_ms;
-	char last[200] = "", progress[200];
-	for (;;) {
-		bool done = false;
-		int rc = cli_move_replica_step(c, (uint32_t)g, ids[0], ids[1], &done, progress,
-					       sizeof progress);
-		if (rc == CLI_INVALID) {
-			fprintf(stderr, "kvctl: group move: refused: %s\n", progress);
-			return KVCTL_EXIT_USAGE;
-		}
-		if (rc != CLI_OK)
-			return kvctl_fail(a, "group move", rc);
-		if (strcmp(progress, last) != 0 && !done && a->output != KVCTL_OUT_JSON)
-			printf("group %lu: %s\n", g, progress);
-		snprintf(last, sizeof last, "%s", progress);
-		if (done) {
-			if (a->output == KVCTL_OUT_JSON)
-				printf("{\"group\": %lu, \"from\": %llu, \"to\": %llu, \"done\": "
-				       "true}\n",
-				       g, ids[0], ids[1]);
-			else
-				printf("group %lu: %s\n", g, progress);
-			return KVCTL_EXIT_OK;
-		}
-		if (cli_now_ms() >= deadline) {
-			fprintf(stderr,
-				"kvctl: group move: not done within %u ms; last step: %s (run the "
-				"same command again to go on)\n",
-				a->timeout_ms, last);
-			return KVCTL_EXIT_UNAVAILABLE;
-		}
-		struct timespec ts = {0, 100 * 1000000L};
-		nanosleep(&ts, NULL);
-	}
-}
-
 /* Repeats MOVE_REPLICA steps of (g, from, to) until done, refused or past the deadline;
  * prints each new step unless quiet. KVCTL_EXIT_OK when done. */
 static int move_until_done(struct cli_client *c, const struct kvctl_args *a, uint32_t g,
@@ -531,6 +466,43 @@ static bool in_ids(const uint64_t *v, size_t n, uint64_t id)
 		if (v[i] == id)
 			return true;
 	return false;
+}
+
+/* kvctl group move GROUP FROM TO: one MOVE_REPLICA step after another (each a Raft
+ * configuration change at the group's leader) until the group says done, printing each new
+ * step; bounded by --timeout. Interrupted (a crash, ^C, a timeout), it is simply run again:
+ * the group's configuration says where the move is. */
+int kvctl_cmd_group(struct cli_client *c, const struct kvctl_args *a)
+{
+	if (strcmp(a->pos[1], "move") != 0) {
+		fprintf(stderr, "kvctl: group: unknown subcommand '%s'; usage: kvctl group move "
+				"GROUP FROM TO\n",
+			a->pos[1]);
+		return KVCTL_EXIT_USAGE;
+	}
+	char *end;
+	unsigned long g = strtoul(a->pos[2], &end, 10);
+	if (*end || a->pos[2][0] == '-' || g == 0 || g > CLI_GROUPS_MAX) {
+		fprintf(stderr, "kvctl: group move: GROUP wants a group number 1..%u, not '%s'\n",
+			CLI_GROUPS_MAX, a->pos[2]);
+		return KVCTL_EXIT_USAGE;
+	}
+	unsigned long long ids[2];
+	for (int i = 0; i < 2; i++) {
+		const char *s = a->pos[3 + i];
+		ids[i] = strtoull(s, &end, 10);
+		if (*end || s[0] == '-' || ids[i] == 0) {
+			fprintf(stderr, "kvctl: group move: %s wants a node id (1, 2, ...), not '%s'\n",
+				i == 0 ? "FROM" : "TO", s);
+			return KVCTL_EXIT_USAGE;
+		}
+	}
+	int rc = move_until_done(c, a, (uint32_t)g, ids[0], ids[1], cli_now_ms() + a->timeout_ms,
+				 false);
+	if (rc == KVCTL_EXIT_OK && a->output == KVCTL_OUT_JSON)
+		printf("{\"group\": %lu, \"from\": %llu, \"to\": %llu, \"done\": true}\n", g,
+		       ids[0], ids[1]);
+	return rc;
 }
 
 /* kvctl member drain ID: every replica node ID holds goes to another member, one group after

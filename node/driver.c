@@ -276,7 +276,7 @@ void node_peer_frame(struct node *n, uint64_t from, const Ringraft__Raft__PeerFr
 		}
 		if (m.type == RAFT_MSG_APPEND || m.type == RAFT_MSG_HEARTBEAT ||
 		    m.type == RAFT_MSG_SNAPSHOT)
-			g->leader_msg_ms = node_now_ms(n); /* move.c: a leader knows us */
+			g->leader_msg_tick = n->ticks; /* move.c: a leader knows us */
 		int rc = raft_step(g->raft, &m);
 		if (rc != 0)
 			node_log(NODE_LOG_DEBUG, g->id,

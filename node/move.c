@@ -93,30 +93,10 @@ static void retire(struct node *n, struct node_group *g)
 		if (conf.learners[i] != n->cfg.id)
 			marker.learners[marker.n_learners++] = conf.learners[i];
 	node_group_hosts_from(g, &marker);
-	node_service_group_reset(n, g);
-	node_snap_close_all(n, g);
-	node_drop_held(n, g->id);
-	struct raft_hard_state hs = {.term = raft_term_of(g->raft), .recovering = true};
-	raft_free(g->raft);
-	g->raft = NULL;
+	node_group_empty(n, g, &marker, true, "retiring a replica");
 	g->hosted = false;
 	g->leader_hint = 0;
-	g->role = RAFT_FOLLOWER;
-	g->leader = 0;
 	g->recovering = false;
-	int rc = kv_group_retire(n->kv, g->id, &marker);
-	if (rc == KV_ENOSPC)
-		node_stop_disk_full(n, g->id, "retiring a replica");
-	if (rc != KV_OK)
-		node_fatal(n, g->id, "cannot retire the replica error=\"%s\"", kv_strerror(rc));
-	struct wal_batch *b = n->cur->b;
-	if (wal_batch_snapshot(b, g->id, 0, 0, &marker) != WAL_OK ||
-	    wal_batch_truncate(b, g->id, 1) != WAL_OK ||
-	    wal_batch_hard_state(b, g->id, &hs) != WAL_OK)
-		node_fatal(n, g->id, "out of memory retiring the group's log");
-	g->compacted = 0;
-	g->checkpointed = 0;
-	memset(&g->digest_mine, 0, sizeof g->digest_mine);
 	node_log(NODE_LOG_WARN, g->id, "replica retired: its data is removed, %zu host(s) remain",
 		 g->n_hosts);
 }
@@ -151,7 +131,7 @@ void node_move_after_update(struct node *n, struct node_group *g)
 		 * it is a member again. It retires once no leader has sent to it for
 		 * NODE_REMOVED_IDLE_ELECTIONS election timeouts (node_move_tick). */
 		g->removal_seen = true;
-		g->leader_msg_ms = node_now_ms(n);
+		g->leader_msg_tick = n->ticks;
 	}
 }
 
@@ -167,33 +147,15 @@ bool node_group_create(struct node *n, struct node_group *g, uint64_t from,
 		return false;
 	if (type != RAFT_MSG_APPEND && type != RAFT_MSG_HEARTBEAT && type != RAFT_MSG_SNAPSHOT)
 		return false;
-	struct raft_restore rs;
-	memset(&rs, 0, sizeof rs);
-	rs.hard_state.recovering = true;
-	/* A marker an earlier retire left (kv): the empty configuration replaces it, so that a
+	/* An empty configuration replaces any marker an earlier retire left (kv), so that a
 	 * restart before this replica has applied anything drops it again. */
-	int rc = kv_group_retire(n->kv, g->id, &rs.conf);
-	if (rc == KV_ENOSPC)
-		node_stop_disk_full(n, g->id, "creating a replica");
-	if (rc != KV_OK)
-		node_fatal(n, g->id, "cannot create the replica error=\"%s\"", kv_strerror(rc));
-	struct wal_batch *b = n->cur->b;
-	if (wal_batch_snapshot(b, g->id, 0, 0, &rs.conf) != WAL_OK ||
-	    wal_batch_truncate(b, g->id, 1) != WAL_OK ||
-	    wal_batch_hard_state(b, g->id, &rs.hard_state) != WAL_OK)
-		node_fatal(n, g->id, "out of memory creating the group's log");
-	g->raft = node_group_raft_new(n, g->id, &rs);
+	struct raft_conf none = {0};
+	node_group_empty(n, g, &none, true, "creating a replica");
+	node_group_start_recovering(n, g, &none, 0);
 	g->hosted = true;
 	g->was_member = false;
 	g->created_by_leader = true;
-	g->leader_msg_ms = node_now_ms(n);
-	g->compacted = 0;
-	g->checkpointed = 0;
-	g->role = RAFT_FOLLOWER;
-	g->leader = 0;
-	g->recovering = true;
-	kv_scrub_cursor_init(&g->scrub);
-	memset(&g->digest_mine, 0, sizeof g->digest_mine);
+	g->leader_msg_tick = n->ticks;
 	node_log(NODE_LOG_WARN, g->id,
 		 "replica created: node %llu leads the group and sends to this node (added as a "
 		 "learner); it catches up from there",
@@ -208,20 +170,21 @@ bool node_group_create(struct node *n, struct node_group *g, uint64_t from,
  * made for a leader that never made it a member is retired instead. */
 void node_move_tick(struct node *n)
 {
-	uint64_t now = node_now_ms(n);
-	uint64_t idle = (uint64_t)NODE_UNINIT_IDLE_ELECTIONS * n->cfg.election_ms;
+	uint64_t now = n->ticks;
+	uint64_t election = n->cfg.election_ms / n->cfg.tick_ms; /* in ticks */
+	uint64_t idle = (uint64_t)NODE_UNINIT_IDLE_ELECTIONS * election;
 	for (uint32_t i = 0; i < n->cfg.groups; i++) {
 		struct node_group *g = &n->groups[i];
 		if (g->raft == NULL || raft_role_of(g->raft) == RAFT_LEADER)
 			continue;
 		if (g->removal_seen &&
-		    now - g->leader_msg_ms > (uint64_t)NODE_REMOVED_IDLE_ELECTIONS * n->cfg.election_ms) {
+		    now - g->leader_msg_tick > (uint64_t)NODE_REMOVED_IDLE_ELECTIONS * election) {
 			retire_later(n, g, "its removal committed, and no leader sends to it");
 			continue;
 		}
-		if (now - g->leader_msg_ms <= idle)
+		if (now - g->leader_msg_tick <= idle)
 			continue;
-		g->leader_msg_ms = now;
+		g->leader_msg_tick = now;
 		if (g->created_by_leader && !g->was_member) {
 			retire_later(n, g, "created for a leader that never made it a member");
 			continue;

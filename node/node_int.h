@@ -107,7 +107,8 @@ struct node_group {
 	bool retire;  /* no longer part of its group: retired at the end of the turn (move.c) */
 	bool was_member;        /* this replica has been part of the group's configuration */
 	bool created_by_leader; /* made when a leader first sent to it (move.c) */
-	uint64_t leader_msg_ms; /* the last AppendEntries/heartbeat/snapshot to it (move.c) */
+	uint64_t leader_msg_tick; /* node tick of the last AppendEntries/heartbeat/snapshot to it
+				   * (move.c; a tick count, not a clock read per message) */
 	struct raft_conf gone_conf; /* the voters a GroupGone named (has_gone_conf) */
 	bool has_gone_conf;
 	bool removal_seen; /* applied a committed configuration without itself (move.c) */
@@ -252,6 +253,15 @@ void node_snap_close_all(struct node *n, struct node_group *g);
  * group's Ready/Advance. */
 void node_group_damaged(struct node *n, struct node_group *g, const char *where);
 void node_repair(struct node *n);
+/* Empties group g's replica: the old core (if any) goes with its requests, snapshot streams
+ * and held messages; LMDB's copy is emptied (with `conf` left as the retired marker when
+ * `marker`, kv_group_retire); the WAL log restarts at 0 with `conf`, the term kept and the
+ * recovering flag set. Storage failures stop the node (`what` names the operation). */
+void node_group_empty(struct node *n, struct node_group *g, const struct raft_conf *conf,
+		      bool marker, const char *what);
+/* A new empty core for g, recovering (raft/recovery.c), with conf and term. */
+void node_group_start_recovering(struct node *n, struct node_group *g,
+				 const struct raft_conf *conf, raft_term term);
 /* Drops the messages held for durability of group `group` (its log is being discarded). */
 void node_drop_held(struct node *n, uint32_t group);
 

@@ -72,41 +72,62 @@ void node_drop_held(struct node *n, uint32_t group)
 		drop_held_in(n->inflight, group);
 }
 
-static void rebuild(struct node *n, struct node_group *g)
+void node_group_empty(struct node *n, struct node_group *g, const struct raft_conf *conf,
+		      bool marker, const char *what)
 {
-	g->damaged = false;
-	node_service_group_reset(n, g);
-	node_snap_close_all(n, g);
-	/* Acknowledgements the old core made must not leave: its log is being discarded. */
-	node_drop_held(n, g->id);
-	struct raft_restore rs;
-	memset(&rs, 0, sizeof rs);
-	rs.conf = *raft_conf_of(g->raft);
-	rs.hard_state.term = raft_term_of(g->raft);
-	rs.hard_state.recovering = true;
-	raft_free(g->raft);
-	g->raft = NULL;
-	int rc = kv_group_reset(n->kv, g->id);
+	raft_term term = 0;
+	if (g->raft != NULL) {
+		node_service_group_reset(n, g);
+		node_snap_close_all(n, g);
+		/* Acknowledgements the old core made must not leave: its log is being discarded. */
+		node_drop_held(n, g->id);
+		term = raft_term_of(g->raft);
+		raft_free(g->raft);
+		g->raft = NULL;
+	}
+	int rc = marker ? kv_group_retire(n->kv, g->id, conf) : kv_group_reset(n->kv, g->id);
 	if (rc == KV_ENOSPC)
-		node_stop_disk_full(n, g->id, "resetting a damaged replica");
+		node_stop_disk_full(n, g->id, what);
 	if (rc != KV_OK)
-		node_fatal(n, g->id, "cannot reset the damaged replica error=\"%s\"",
-			   kv_strerror(rc));
+		node_fatal(n, g->id, "%s failed error=\"%s\"", what, kv_strerror(rc));
+	/* the term is kept (a fence only raises it); the flag keeps a restart recovering */
+	struct raft_hard_state hs = {.term = term, .recovering = true};
 	struct wal_batch *b = n->cur->b;
-	if (wal_batch_snapshot(b, g->id, 0, 0, &rs.conf) != WAL_OK ||
+	if (wal_batch_snapshot(b, g->id, 0, 0, conf) != WAL_OK ||
 	    wal_batch_truncate(b, g->id, 1) != WAL_OK ||
-	    wal_batch_hard_state(b, g->id, &rs.hard_state) != WAL_OK)
-		node_fatal(n, g->id, "out of memory resetting the group's log");
-	g->raft = node_group_raft_new(n, g->id, &rs);
+	    wal_batch_hard_state(b, g->id, &hs) != WAL_OK)
+		node_fatal(n, g->id, "out of memory resetting the group's log (%s)", what);
 	g->compacted = 0;
 	g->checkpointed = 0;
+	g->role = RAFT_FOLLOWER;
+	g->leader = 0;
+	kv_scrub_cursor_init(&g->scrub);
+	memset(&g->digest_mine, 0, sizeof g->digest_mine);
+}
+
+void node_group_start_recovering(struct node *n, struct node_group *g,
+				 const struct raft_conf *conf, raft_term term)
+{
+	struct raft_restore rs;
+	memset(&rs, 0, sizeof rs);
+	rs.conf = *conf;
+	rs.hard_state.term = term;
+	rs.hard_state.recovering = true;
+	g->raft = node_group_raft_new(n, g->id, &rs);
 	g->role = raft_role_of(g->raft);
 	g->leader = raft_leader_of(g->raft);
 	g->recovering = true;
-	kv_scrub_cursor_init(&g->scrub);
-	memset(&g->digest_mine, 0, sizeof g->digest_mine);
+}
+
+static void rebuild(struct node *n, struct node_group *g)
+{
+	g->damaged = false;
+	struct raft_conf conf = *raft_conf_of(g->raft);
+	raft_term term = raft_term_of(g->raft);
+	node_group_empty(n, g, &conf, false, "resetting a damaged replica");
+	node_group_start_recovering(n, g, &conf, term);
 	node_log(NODE_LOG_WARN, g->id, "replica reset: recovering from its peers term=%llu",
-		 (unsigned long long)rs.hard_state.term);
+		 (unsigned long long)term);
 }
 
 void node_repair(struct node *n)

@@ -229,7 +229,7 @@ int node_restore_groups(struct node *n)
 			rs.hard_state.term = rs.snap_term;
 		g->raft = node_group_raft_new(n, gi, &rs);
 		g->was_member = node_conf_has(raft_conf_of(g->raft), n->cfg.id);
-		g->leader_msg_ms = node_now_ms(n);
+		g->leader_msg_tick = n->ticks;
 		node_group_hosts_from(g, raft_conf_of(g->raft));
 		free(es);
 		for (size_t i = 0; i < nc; i++)

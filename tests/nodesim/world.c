@@ -964,6 +964,21 @@ static void crash_nodes(struct world *w, int victim, int k)
 
 /* ------------------------------------------------------------------------------ moves */
 
+/* A copy of rq the engine may own: it frees requests with free_unpacked, so they must be
+ * allocated as unpacked ones. */
+static Ringraft__Kv__Request *owned_request(const Ringraft__Kv__Request *rq)
+{
+	uint8_t buf[256];
+	size_t len = ringraft__kv__request__get_packed_size(rq);
+	if (len > sizeof buf)
+		abort();
+	ringraft__kv__request__pack(rq, buf);
+	Ringraft__Kv__Request *own = ringraft__kv__request__unpack(NULL, len, buf);
+	if (own == NULL)
+		abort();
+	return own;
+}
+
 static void mover_reply(void *arg, const Ringraft__Kv__Response *resp)
 {
 	struct world *w = arg;
@@ -1022,12 +1037,7 @@ static void mover_step(struct world *w)
 	rq.source = (uint64_t)w->mover.from;
 	rq.target = (uint64_t)w->mover.to;
 	rq.timeout_ms = 1000;
-	uint8_t buf[128];
-	size_t len = ringraft__kv__request__pack(&rq, buf);
-	/* the engine frees the request with free_unpacked: it must be allocated as one */
-	Ringraft__Kv__Request *own = ringraft__kv__request__unpack(NULL, len, buf);
-	if (own == NULL)
-		abort();
+	Ringraft__Kv__Request *own = owned_request(&rq);
 	w->mover.busy = true;
 	w->mover.node = s->id;
 	enter(s);
@@ -1377,11 +1387,7 @@ static void audit_groups(struct world *w)
 			continue;
 		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
 		rq.op = RINGRAFT__KV__OP__STATUS;
-		uint8_t buf[64];
-		size_t len = ringraft__kv__request__pack(&rq, buf);
-		Ringraft__Kv__Request *own = ringraft__kv__request__unpack(NULL, len, buf);
-		if (own == NULL)
-			abort();
+		Ringraft__Kv__Request *own = owned_request(&rq);
 		enter(s);
 		node_submit(s->n, own, audit_reply, &a[i]);
 		node_process(s->n);
