@@ -201,6 +201,8 @@ int cli_attempt(struct cli_client *c, const char *addr, Ringraft__Kv__Request *r
 /* ------------------------------------------------------------------------------ routing */
 void cli_learn_status(struct cli_client *c, const Ringraft__Kv__Response *resp)
 {
+	if (resp->ring && resp->ring->members_epoch > c->members_epoch)
+		c->members_epoch = resp->ring->members_epoch;
 	if (resp->ring && resp->ring->groups) {
 		struct cli_ring_node nodes[CLI_NODES_MAX];
 		size_t n = cli_codec_ring_nodes(resp->ring, nodes);
@@ -226,7 +228,7 @@ static const char *next_endpoint(struct cli_client *c)
 		if (i < c->n_eps)
 			return c->eps[i];
 		const char *a = c->route.nodes[i - c->n_eps].client_addr;
-		if (a[0] != '\0')
+		if (a[0] != '\0' && !c->route.nodes[i - c->n_eps].removed)
 			return a;
 	}
 	return c->eps[0];

@@ -157,6 +157,7 @@ struct cli_group_status {
 struct cli_ring_node {
 	uint64_t id;
 	char peer_addr[CLI_ADDR_MAX], client_addr[CLI_ADDR_MAX];
+	bool removed; /* removed from the cluster (kvctl member remove): not asked */
 };
 /* One node's STATUS answer. Strings are NUL-terminated (truncated if longer). */
 struct cli_node_status {
@@ -167,6 +168,9 @@ struct cli_node_status {
 	uint64_t incarnation; /* the node's data directory id */
 	uint64_t ring_epoch;
 	uint32_t ring_groups, ring_vnodes;
+	uint64_t members_epoch; /* the cluster map's epoch this node knows */
+	uint32_t meta_group;    /* the group holding the cluster map (0: none) */
+	char bootstrap[CLI_NODES_MAX * (CLI_ADDR_MAX + 24)]; /* kvd --cluster of the cluster */
 	size_t n_nodes; /* the ring's nodes */
 	struct cli_ring_node nodes[CLI_NODES_MAX];
 	size_t n_groups; /* the groups this node hosts */
@@ -199,6 +203,15 @@ int cli_transfer_leader(struct cli_client *c, uint32_t group, uint64_t target);
  * MOVE_REPLICA, sent to the group's leader, retried until the deadline). CLI_OK with *done and
  * the step's description in progress (len bytes); the code INVALID (with the node's reason in
  * progress) when the move makes no sense. Repeat until *done. */
+/* The cluster's members (kvctl member add/remove): adds node id with its peer and client
+ * addresses, or marks member id removed. CLI_OK, CLI_INVALID with the node's reason in why,
+ * or another code. */
+int cli_member_add(struct cli_client *c, uint64_t id, const char *peer_addr,
+		   const char *client_addr, char *why, size_t len);
+int cli_member_remove(struct cli_client *c, uint64_t id, char *why, size_t len);
+/* The cluster map epoch a caller saw (kvctl's STATUS view): sent with moves, so that a node
+ * with an older map answers "try again" rather than refusing a member it has not learned. */
+void cli_learn_members_epoch(struct cli_client *c, uint64_t epoch);
 int cli_move_replica_step(struct cli_client *c, uint32_t group, uint64_t source, uint64_t target,
 			  bool *done, char *progress, size_t len);
 

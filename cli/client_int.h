@@ -20,6 +20,7 @@ struct cli_client {
 	struct cli_route route;
 	struct cli_conn *conns[CLI_CONNS_MAX]; /* by address, at most one each */
 	uint64_t client_id, seq, next_req_id;
+	uint64_t members_epoch; /* the highest cluster map epoch a STATUS answer named */
 	uint64_t rng; /* xorshift state for backoff jitter */
 };
 

@@ -95,6 +95,53 @@ int cli_digest(struct cli_client *c, const char *endpoint, uint32_t group, void 
 	return rc;
 }
 
+static int member_call(struct cli_client *c, Ringraft__Kv__Request *req, char *why, size_t len)
+{
+	struct cli_call call = {.write = true};
+	call.req = *req;
+	Ringraft__Kv__Response *resp;
+	if (len > 0)
+		why[0] = '\0';
+	int rc = cli_call_routed(c, &call, &resp);
+	if (resp) {
+		if (len > 0 && resp->error)
+			snprintf(why, len, "%s", resp->error);
+		ringraft__kv__response__free_unpacked(resp, NULL);
+	}
+	return rc;
+}
+
+void cli_learn_members_epoch(struct cli_client *c, uint64_t epoch)
+{
+	if (epoch > c->members_epoch)
+		c->members_epoch = epoch;
+}
+
+int cli_member_add(struct cli_client *c, uint64_t id, const char *peer_addr,
+		   const char *client_addr, char *why, size_t len)
+{
+	if (id == 0 || peer_addr == NULL || client_addr == NULL)
+		return CLI_EINVAL;
+	Ringraft__Kv__NodeInfo m = RINGRAFT__KV__NODE_INFO__INIT;
+	m.id = id;
+	m.peer_addr = (char *)peer_addr;
+	m.client_addr = (char *)client_addr;
+	Ringraft__Kv__Request req = RINGRAFT__KV__REQUEST__INIT;
+	req.op = RINGRAFT__KV__OP__MEMBER_ADD;
+	req.member = &m;
+	return member_call(c, &req, why, len);
+}
+
+int cli_member_remove(struct cli_client *c, uint64_t id, char *why, size_t len)
+{
+	if (id == 0)
+		return CLI_EINVAL;
+	Ringraft__Kv__Request req = RINGRAFT__KV__REQUEST__INIT;
+	req.op = RINGRAFT__KV__OP__MEMBER_REMOVE;
+	req.target = id;
+	return member_call(c, &req, why, len);
+}
+
 int cli_move_replica_step(struct cli_client *c, uint32_t group, uint64_t source, uint64_t target,
 			  bool *done, char *progress, size_t len)
 {
@@ -109,6 +156,7 @@ int cli_move_replica_step(struct cli_client *c, uint32_t group, uint64_t source,
 	call.req.group = group;
 	call.req.source = source;
 	call.req.target = target;
+	call.req.members_epoch = c->members_epoch;
 	Ringraft__Kv__Response *resp;
 	int rc = cli_call_routed(c, &call, &resp);
 	if (resp) {

@@ -118,6 +118,7 @@ size_t cli_codec_ring_nodes(const Ringraft__Kv__RingConfig *rc, struct cli_ring_
 		nodes[n].id = rc->nodes[i]->id;
 		copy_str(nodes[n].peer_addr, CLI_ADDR_MAX, rc->nodes[i]->peer_addr);
 		copy_str(nodes[n].client_addr, CLI_ADDR_MAX, rc->nodes[i]->client_addr);
+		nodes[n].removed = rc->nodes[i]->removed;
 		n++;
 	}
 	return n;
@@ -140,6 +141,9 @@ int cli_codec_status(const Ringraft__Kv__Response *in, struct cli_node_status *o
 	if (in->ring) {
 		out->ring_epoch = in->ring->epoch;
 		out->ring_groups = in->ring->groups;
+		out->members_epoch = in->ring->members_epoch;
+		out->meta_group = in->ring->meta_group;
+		copy_str(out->bootstrap, sizeof out->bootstrap, in->ring->bootstrap);
 		out->ring_vnodes = in->ring->vnodes;
 		out->n_nodes = cli_codec_ring_nodes(in->ring, out->nodes);
 	}

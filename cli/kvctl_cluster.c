@@ -23,6 +23,9 @@ struct view {
 	uint32_t groups;
 	uint64_t epoch;
 	uint32_t vnodes;
+	uint32_t all; /* groups + the meta group (its id is groups + 1), when the cluster has one */
+	/* the freshest cluster map among the answers (highest members epoch) */
+	const struct cli_node_status *map;
 };
 
 static bool have(const struct view *v, const char *addr)
@@ -119,9 +122,13 @@ static struct view *gather(struct cli_client *c, const struct kvctl_args *a)
 				v->groups = nv->st.ring_groups;
 				v->epoch = nv->st.ring_epoch;
 				v->vnodes = nv->st.ring_vnodes;
+				v->all = nv->st.meta_group == v->groups + 1 ? v->groups + 1 : v->groups;
 			}
+			if (v->map == NULL || nv->st.members_epoch > v->map->members_epoch)
+				v->map = &nv->st;
 			for (size_t k = 0; k < nv->st.n_nodes; k++)
-				add(v, nv->st.nodes[k].client_addr);
+				if (!nv->st.nodes[k].removed)
+					add(v, nv->st.nodes[k].client_addr);
 		}
 	}
 	return v;
@@ -328,7 +335,14 @@ static uint64_t group_leader(const struct view *v, uint32_t g, uint64_t *term,
 			const struct cli_group_status *gs = &nv->st.groups[k];
 			if (gs->group != g)
 				continue;
-			if (*info == NULL || gs->term > (*info)->term)
+			/* the freshest view of the group: the highest term, in it the leader's own
+			 * report, else the replica that applied the most (a lagging one may not have
+			 * applied the last configuration change) */
+			if (*info == NULL || gs->term > (*info)->term ||
+			    (gs->term == (*info)->term &&
+			     (is_leader(&nv->st, gs) ||
+			      (strcmp((*info)->role, "leader") != 0 &&
+			       gs->applied > (*info)->applied))))
 				*info = gs;
 			if (is_leader(&nv->st, gs) && gs->term >= best_term) {
 				best = nv->st.id;
@@ -514,38 +528,203 @@ int kvctl_cmd_group(struct cli_client *c, const struct kvctl_args *a)
 static int member_fill(struct cli_client *c, const struct kvctl_args *a, struct view *v,
 		       const uint64_t *members, size_t nm, size_t *count, uint64_t id);
 
-int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
+static int member_list(const struct kvctl_args *a, struct view *v)
 {
-	bool fill = strcmp(a->pos[1], "fill") == 0;
-	if (!fill && strcmp(a->pos[1], "drain") != 0) {
-		fprintf(stderr, "kvctl: member: unknown subcommand '%s'; usage: kvctl member "
-				"drain|fill ID\n",
+	const struct cli_node_status *m = v->map;
+	if (a->output == KVCTL_OUT_JSON)
+		printf("{\"members_epoch\": %llu, \"members\": [",
+		       (unsigned long long)m->members_epoch);
+	else
+		printf("%-6s %-24s %-24s %-8s %-10s %s\n", "ID", "PEER-ADDR", "CLIENT-ADDR",
+		       "STATE", "ANSWERS", "REPLICAS");
+	for (size_t k = 0; k < m->n_nodes; k++) {
+		const struct cli_ring_node *nd = &m->nodes[k];
+		size_t replicas = 0;
+		for (uint32_t g = 1; g <= v->all; g++) {
+			uint64_t term;
+			const struct cli_group_status *info;
+			(void)group_leader(v, g, &term, &info);
+			replicas += info && (in_ids(info->voters, info->n_voters, nd->id) ||
+					     in_ids(info->learners, info->n_learners, nd->id));
+		}
+		if (a->output == KVCTL_OUT_JSON) {
+			printf("%s\n  {\"id\": %llu, \"peer_addr\": ", k ? "," : "",
+			       (unsigned long long)nd->id);
+			json_text(nd->peer_addr);
+			printf(", \"client_addr\": ");
+			json_text(nd->client_addr);
+			printf(", \"state\": \"%s\", \"answers\": %s, \"replicas\": %zu}",
+			       nd->removed ? "removed" : "up", answered(v, nd->id) ? "true" : "false",
+			       replicas);
+		} else {
+			printf("%-6llu %-24s %-24s %-8s %-10s %zu\n", (unsigned long long)nd->id,
+			       nd->peer_addr, nd->client_addr[0] ? nd->client_addr : "-",
+			       nd->removed ? "removed" : "up", answered(v, nd->id) ? "yes" : "no",
+			       replicas);
+		}
+	}
+	if (a->output == KVCTL_OUT_JSON)
+		printf("\n]}\n");
+	return KVCTL_EXIT_OK;
+}
+
+static int parse_id(const struct kvctl_args *a, int i, uint64_t *id)
+{
+	char *end;
+	unsigned long long x = strtoull(a->pos[i], &end, 10);
+	if (*end || a->pos[i][0] == '-' || x == 0 || x > UINT32_MAX) {
+		fprintf(stderr, "kvctl: member %s: wants a node id (1, 2, ...), not '%s'\n",
+			a->pos[1], a->pos[i]);
+		return -1;
+	}
+	*id = x;
+	return 0;
+}
+
+static bool addr_ok(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	return colon != NULL && colon != s && colon[1] != '\0' && strlen(s) < CLI_ADDR_MAX;
+}
+
+/* Adds member id (kvctl member add, replace); 0, or an exit code. */
+static int member_add(struct cli_client *c, const struct kvctl_args *a, struct view *v,
+		      uint64_t id, const char *peer, const char *client)
+{
+	if (!addr_ok(peer) || !addr_ok(client)) {
+		fprintf(stderr, "kvctl: member %s: PEER-ADDR and CLIENT-ADDR want host:port\n",
 			a->pos[1]);
 		return KVCTL_EXIT_USAGE;
 	}
-	char *end;
-	unsigned long long id = strtoull(a->pos[2], &end, 10);
-	if (*end || a->pos[2][0] == '-' || id == 0) {
-		fprintf(stderr, "kvctl: member %s: ID wants a node id (1, 2, ...), not '%s'\n",
-			a->pos[1], a->pos[2]);
+	char why[256];
+	int rc = cli_member_add(c, id, peer, client, why, sizeof why);
+	if (rc == CLI_INVALID) {
+		fprintf(stderr, "kvctl: member %s: refused: %s\n", a->pos[1], why);
 		return KVCTL_EXIT_USAGE;
 	}
+	if (rc != CLI_OK)
+		return kvctl_fail(a, "member add", rc);
+	if (a->output != KVCTL_OUT_JSON)
+		printf("member %llu added; start it with:\n  kvd --join --id %llu --peer-addr %s "
+		       "--client-addr %s --cluster %s --groups %u --data-dir DIR\n",
+		       (unsigned long long)id, (unsigned long long)id, peer, client,
+		       v->map->bootstrap, v->groups);
+	return KVCTL_EXIT_OK;
+}
+
+static bool map_has(const struct view *v, uint64_t id, bool *removed)
+{
+	for (size_t k = 0; k < v->map->n_nodes; k++)
+		if (v->map->nodes[k].id == id) {
+			*removed = v->map->nodes[k].removed;
+			return true;
+		}
+	return false;
+}
+
+int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
+{
+	static const struct {
+		const char *name;
+		int npos; /* positional arguments after the subcommand */
+		const char *usage;
+	} subs[] = {
+		{"list", 0, "member list"},
+		{"add", 3, "member add ID PEER-ADDR CLIENT-ADDR"},
+		{"remove", 1, "member remove ID"},
+		{"replace", 4, "member replace OLD NEW PEER-ADDR CLIENT-ADDR"},
+		{"drain", 1, "member drain ID"},
+		{"fill", 1, "member fill ID"},
+	};
+	size_t si = 0;
+	while (si < sizeof subs / sizeof subs[0] && strcmp(a->pos[1], subs[si].name) != 0)
+		si++;
+	if (si == sizeof subs / sizeof subs[0]) {
+		fprintf(stderr, "kvctl: member: unknown subcommand '%s'; usage: kvctl member "
+				"list|add|remove|replace|drain|fill ...\n",
+			a->pos[1]);
+		return KVCTL_EXIT_USAGE;
+	}
+	if (a->npos - 2 != subs[si].npos) {
+		fprintf(stderr, "kvctl: member %s: %s arguments; usage: kvctl %s\n", a->pos[1],
+			a->npos - 2 < subs[si].npos ? "missing" : "too many", subs[si].usage);
+		return KVCTL_EXIT_USAGE;
+	}
+	bool fill = strcmp(a->pos[1], "fill") == 0;
+	bool list = strcmp(a->pos[1], "list") == 0;
+	bool add_cmd = strcmp(a->pos[1], "add") == 0;
+	bool remove_cmd = strcmp(a->pos[1], "remove") == 0;
+	bool replace = strcmp(a->pos[1], "replace") == 0;
+	uint64_t id = 0, newid = 0;
+	if (!list && parse_id(a, 2, &id) < 0)
+		return KVCTL_EXIT_USAGE;
+	if (replace && parse_id(a, 3, &newid) < 0)
+		return KVCTL_EXIT_USAGE;
 	struct view *v = gather(c, a);
-	if (v == NULL || reachable(v) == 0) {
+	if (v == NULL || reachable(v) == 0 || v->map == NULL) {
 		free_view(v);
-		fprintf(stderr, "kvctl: member drain: no node answered (endpoints %s)\n",
+		fprintf(stderr, "kvctl: member %s: no node answered (endpoints %s)\n", a->pos[1],
 			a->endpoints);
 		return KVCTL_EXIT_UNAVAILABLE;
 	}
+	if (list) {
+		int lrc = member_list(a, v);
+		free_view(v);
+		return lrc;
+	}
+	bool removed = false;
+	if (add_cmd) {
+		int arc = member_add(c, a, v, id, a->pos[3], a->pos[4]);
+		free_view(v);
+		return arc;
+	}
+	if (replace) {
+		/* add NEW (again: a re-run after a timeout finds it added), wait until it answers,
+		 * then OLD's replicas move (to NEW first: it holds none) and OLD is removed */
+		bool was = map_has(v, newid, &removed);
+		if (was && removed) {
+			free_view(v);
+			fprintf(stderr, "kvctl: member replace: node %llu was removed; give the new "
+					"node a new id\n",
+				(unsigned long long)newid);
+			return KVCTL_EXIT_USAGE;
+		}
+		if (!was) {
+			int arc = member_add(c, a, v, newid, a->pos[4], a->pos[5]);
+			if (arc != KVCTL_EXIT_OK) {
+				free_view(v);
+				return arc;
+			}
+		}
+		int64_t deadline = cli_now_ms() + a->timeout_ms;
+		while (!answered(v, newid)) {
+			if (cli_now_ms() >= deadline) {
+				free_view(v);
+				fprintf(stderr,
+					"kvctl: member replace: node %llu does not answer yet: start it "
+					"(kvd --join ...), then run the same command again\n",
+					(unsigned long long)newid);
+				return KVCTL_EXIT_UNAVAILABLE;
+			}
+			struct timespec ts = {0, 200 * 1000000L};
+			nanosleep(&ts, NULL);
+			free_view(v);
+			if ((v = gather(c, a)) == NULL || v->map == NULL) {
+				free_view(v);
+				return KVCTL_EXIT_UNAVAILABLE;
+			}
+		}
+	}
+	cli_learn_members_epoch(c, v->map->members_epoch);
 	uint64_t members[CLI_NODES_MAX];
 	size_t nm = 0;
-	for (size_t i = 0; i < v->n && nm == 0; i++)
-		for (size_t k = 0; v->nodes[i].rc == CLI_OK && k < v->nodes[i].st.n_nodes; k++)
-			members[nm++] = v->nodes[i].st.nodes[k].id;
+	for (size_t k = 0; k < v->map->n_nodes; k++)
+		if (!v->map->nodes[k].removed)
+			members[nm++] = v->map->nodes[k].id;
 	if (!in_ids(members, nm, id)) {
 		free_view(v);
 		fprintf(stderr, "kvctl: member %s: node %llu is not a member of the cluster\n",
-			a->pos[1], id);
+			a->pos[1], (unsigned long long)id);
 		return KVCTL_EXIT_USAGE;
 	}
 	if (!fill && nm - 1 < 3) {
@@ -558,7 +737,7 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 	}
 	/* replicas per member, from the freshest view of each group */
 	size_t count[CLI_NODES_MAX] = {0};
-	for (uint32_t g = 1; g <= v->groups; g++) {
+	for (uint32_t g = 1; g <= v->all; g++) {
 		uint64_t term;
 		const struct cli_group_status *info;
 		(void)group_leader(v, g, &term, &info);
@@ -571,9 +750,10 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 		free_view(v);
 		return frc;
 	}
+	(void)remove_cmd;
 	int rc = KVCTL_EXIT_OK;
 	size_t moved = 0;
-	for (uint32_t g = 1; g <= v->groups && rc == KVCTL_EXIT_OK; g++) {
+	for (uint32_t g = 1; g <= v->all && rc == KVCTL_EXIT_OK; g++) {
 		uint64_t term;
 		const struct cli_group_status *info;
 		(void)group_leader(v, g, &term, &info);
@@ -596,7 +776,7 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 			break;
 		}
 		if (a->output != KVCTL_OUT_JSON)
-			printf("group %u: moving node %llu's replica to node %llu\n", g, id,
+			printf("group %u: moving node %llu's replica to node %llu\n", g, (unsigned long long)id,
 			       (unsigned long long)members[best]);
 		rc = move_until_done(c, a, g, id, members[best], cli_now_ms() + a->timeout_ms, false);
 		if (rc == KVCTL_EXIT_OK) {
@@ -607,10 +787,29 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 	free_view(v);
 	if (rc != KVCTL_EXIT_OK)
 		return rc;
+	if (remove_cmd || replace) {
+		/* every replica moved away: the member leaves the map (the meta leader checks
+		 * again that no group it knows names it) */
+		char why[256];
+		int mrc = cli_member_remove(c, id, why, sizeof why);
+		if (mrc == CLI_INVALID) {
+			fprintf(stderr, "kvctl: member %s: refused: %s\n", a->pos[1], why);
+			return KVCTL_EXIT_USAGE;
+		}
+		if (mrc != CLI_OK)
+			return kvctl_fail(a, "member remove", mrc);
+	}
 	if (a->output == KVCTL_OUT_JSON)
-		printf("{\"node\": %llu, \"groups_moved\": %zu, \"done\": true}\n", id, moved);
+		printf("{\"node\": %llu, \"groups_moved\": %zu, \"removed\": %s, \"done\": "
+		       "true}\n",
+		       (unsigned long long)id, moved, remove_cmd || replace ? "true" : "false");
+	else if (remove_cmd || replace)
+		printf("node %llu holds no replica and was removed from the cluster (%zu group(s) "
+		       "moved)\n",
+		       (unsigned long long)id, moved);
 	else
-		printf("node %llu holds no replica now (%zu group(s) moved)\n", id, moved);
+		printf("node %llu holds no replica now (%zu group(s) moved)\n",
+		       (unsigned long long)id, moved);
 	return KVCTL_EXIT_OK;
 }
 
@@ -629,13 +828,13 @@ static int member_fill(struct cli_client *c, const struct kvctl_args *a, struct 
 			(unsigned long long)id);
 		return KVCTL_EXIT_UNAVAILABLE;
 	}
-	size_t share = 3 * (size_t)v->groups / nm;
+	size_t share = 3 * (size_t)v->all / nm;
 	bool taken[CLI_GROUPS_MAX + 1] = {0};
 	size_t moved = 0;
 	while (count[me] < share) {
 		uint32_t best_g = 0;
 		size_t best_donor = nm;
-		for (uint32_t g = 1; g <= v->groups; g++) {
+		for (uint32_t g = 1; g <= v->all; g++) {
 			uint64_t term;
 			const struct cli_group_status *info;
 			(void)group_leader(v, g, &term, &info);

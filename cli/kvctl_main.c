@@ -107,7 +107,7 @@ static const struct command commands[] = {
 	{"groups", 0, 0, 0, "groups", kvctl_cmd_groups},
 	{"transfer-leader", 2, 2, 0, "transfer-leader GROUP NODE", kvctl_cmd_transfer},
 	{"group", 4, 4, 0, "group move GROUP FROM TO", kvctl_cmd_group},
-	{"member", 2, 2, 0, "member drain|fill ID", kvctl_cmd_member},
+	{"member", 1, 5, 0, "member list|add|remove|replace|drain|fill ...", kvctl_cmd_member},
 	{"bench", 0, 0,
 	 KVCTL_F_OP | KVCTL_F_CLIENTS | KVCTL_F_REQUESTS | KVCTL_F_VALUE_SIZE | KVCTL_F_PIPELINE |
 		 KVCTL_F_KEYS,

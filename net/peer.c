@@ -31,6 +31,7 @@ struct peer {
 	size_t len, cap;
 	size_t queued; /* bytes handed to uv_write and not completed */
 	uv_timer_t retry;
+	bool removed; /* net_peers_forget: never dialled again, its Hellos refused */
 	uint32_t backoff_ms;
 	uint64_t last_tx_ms; /* last frame handed to the connection */
 };
@@ -287,6 +288,11 @@ static struct peer *accept_hello(struct conn *c, const Ringraft__Raft__Hello *h)
 		return NULL;
 	}
 	struct peer *pe = peer_find(p, h->node_id);
+	if (pe != NULL && pe->removed) {
+		logf_(p, 1, h->node_id, "peer refused reason=removed-member");
+		conn_close(c, "removed from the cluster");
+		return NULL;
+	}
 	if (pe == NULL || (c->outbound && pe != c->peer) ||
 	    (!c->outbound && h->node_id > p->self_id)) {
 		logf_(p, 1, h->node_id, "peer refused reason=unexpected-node-id");
@@ -359,7 +365,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			}
 		}
 		if (f->n_msgs + f->n_forwarded_requests + f->n_forwarded_responses +
-				    f->n_digests + f->n_gone >
+				    f->n_digests + f->n_gone + f->n_member_maps >
 			    0 &&
 		    p->cbs.on_frame && c->peer != NULL && c->peer->conn == c)
 			p->cbs.on_frame(p->arg, c->peer->id, f);
@@ -392,7 +398,7 @@ static void connect_cb(uv_connect_t *req, int status)
 static void dial(struct peer *pe)
 {
 	struct net_peers *p = pe->p;
-	if (p->closing || pe->conn != NULL)
+	if (p->closing || pe->conn != NULL || pe->removed)
 		return;
 	struct conn *c = conn_new(p);
 	if (c == NULL) {
@@ -529,6 +535,41 @@ int net_peers_add(struct net_peers *p, uint64_t id, const char *addr)
 	snprintf(pe->addr, sizeof pe->addr, "%s", addr);
 	p->n_peers++;
 	return NET_OK;
+}
+
+int net_peers_add_live(struct net_peers *p, uint64_t id, const char *addr)
+{
+	if (!p->listening)
+		return net_peers_add(p, id, addr);
+	int rc = net_peers_add(p, id, addr);
+	if (rc != NET_OK)
+		return rc;
+	struct peer *pe = &p->peers[p->n_peers - 1];
+	uv_timer_init(p->loop, &pe->retry);
+	pe->retry.data = pe;
+	p->handles_open++;
+	if (pe->id > p->self_id)
+		dial(pe);
+	return NET_OK;
+}
+
+bool net_peers_known(const struct net_peers *p, uint64_t id)
+{
+	for (size_t i = 0; i < p->n_peers; i++)
+		if (p->peers[i].id == id)
+			return true;
+	return false;
+}
+
+void net_peers_forget(struct net_peers *p, uint64_t id)
+{
+	struct peer *pe = peer_find(p, id);
+	if (pe == NULL || pe->removed)
+		return;
+	pe->removed = true;
+	if (p->listening)
+		uv_timer_stop(&pe->retry);
+	logf_(p, 1, id, "peer forgotten: removed from the cluster");
 }
 
 int net_peers_start(struct net_peers *p)

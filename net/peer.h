@@ -19,6 +19,7 @@
 #define NET_PEER_FIELD_FWD_RESP 4 /* PeerFrame.forwarded_responses */
 #define NET_PEER_FIELD_DIGEST   5 /* PeerFrame.digests */
 #define NET_PEER_FIELD_GONE     6 /* PeerFrame.gone */
+#define NET_PEER_FIELD_MEMBERS  7 /* PeerFrame.member_maps */
 
 struct net_peers_cbs {
 	/* A whole PeerFrame from peer `from` (hello already checked). Borrowed for the call. */
@@ -42,6 +43,13 @@ int net_peers_new(uv_loop_t *loop, uint64_t self_id, uint64_t cluster_id, const 
 void net_peers_set_incarnation(struct net_peers *p, uint64_t incarnation);
 /* Declares a peer (before net_peers_start). NET_EADDR on a bad address. */
 int net_peers_add(struct net_peers *p, uint64_t id, const char *addr);
+/* Declares a peer while running (a member added to the cluster): dialled at once when its id is
+ * higher than ours (the lower id dials). NET_EADDR, NET_EPROTO (known already, or full). */
+int net_peers_add_live(struct net_peers *p, uint64_t id, const char *addr);
+bool net_peers_known(const struct net_peers *p, uint64_t id);
+/* A peer removed from the cluster: never dialled again and its Hellos refused; a link up now
+ * stays until it closes (so that it can still be told it was removed). */
+void net_peers_forget(struct net_peers *p, uint64_t id);
 /* Binds the listener and starts dialling. NET_EIO (with uv's message logged) on bind failure. */
 int net_peers_start(struct net_peers *p);
 /* Appends one length-delimited field (field number + bytes, copied) to this turn's frame for

@@ -29,7 +29,7 @@ void node_balance_leaders(struct node *n)
 	if (!n->cfg.balance_leaders || n->stopping)
 		return;
 	uint64_t now = node_now_ms(n);
-	for (uint32_t i = 0; i < n->cfg.groups; i++) {
+	for (uint32_t i = 0; i < node_groups_all(n); i++) {
 		struct node_group *g = &n->groups[i];
 		if (g->raft == NULL || raft_role_of(g->raft) != RAFT_LEADER)
 			continue;

@@ -38,7 +38,11 @@ static const struct key_def {
 	{"resp-addr", K_TUNABLE,
 	 "host:port of the Redis protocol (RESP) port; off when not given (docs/CLI.md)"},
 	{"cluster", K_IDENTITY, "every member as id=host:port[,id=host:port...] (first start)"},
-	{"groups", K_IDENTITY, "number of Raft groups, 1..256 (default 8; fixed at bootstrap)"},
+	{"join", K_IDENTITY,
+	 "on|off: this node joins a running cluster (after `kvctl member add`): --id is not in "
+	 "--cluster, which lists the cluster's bootstrap members; --peer-addr is required (first "
+	 "start; default off)"},
+	{"groups", K_IDENTITY, "number of Raft groups holding keys, 1..255 (default 8; fixed at bootstrap)"},
 	{"config", K_LOCAL, "read `key = value` lines with these same keys from FILE"},
 	{"log-level", K_TUNABLE, "error|warn|info|debug (default warn: quiet)"},
 	{"tick-ms", K_TUNABLE, "Raft logical tick in ms (default 10)"},
@@ -322,9 +326,10 @@ static int write_persisted(const struct node_config *cfg, const char *cluster_st
 		"only\n"
 		"# --data-dir; flags that differ from these values are refused.\n"
 		"id = %llu\npeer-addr = %s\nclient-addr = %s\ncluster = %s\ngroups = %u\n"
-		"snapshot-entries = %llu\nvalue-max = %u\n",
+		"join = %s\nsnapshot-entries = %llu\nvalue-max = %u\n",
 		(unsigned long long)cfg->id, cfg->peer_addr, cfg->client_addr, cluster_str,
-		cfg->groups, (unsigned long long)cfg->snapshot_entries, cfg->value_max);
+		cfg->groups, cfg->join ? "on" : "off", (unsigned long long)cfg->snapshot_entries,
+		cfg->value_max);
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		fclose(f);
 		return fail(err, n, "cannot write %s: %s", tmp, strerror(errno));
@@ -361,11 +366,15 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 			val = eq + 1;
 		} else {
 			snprintf(key, sizeof key, "%s", a + 2);
-			if (i + 1 >= argc) {
+			if (strcmp(key, "join") == 0 &&
+			    (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
+				val = "on"; /* --join alone: a switch */
+			} else if (i + 1 >= argc) {
 				fail(err, n, "--%s needs a value (see kvd --help)", key);
 				goto out;
+			} else {
+				val = argv[++i];
 			}
-			val = argv[++i];
 		}
 		if (set_val(&flags, key, val, err, n) < 0)
 			goto out;
@@ -404,7 +413,9 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	 * run the node on settings a restart with only --data-dir no longer finds (or, for
 	 * groups, on the default), so it is refused. */
 	for (size_t i = 0; have_persisted && i < N_KEYS; i++) {
-		if (keys[i].kind == K_IDENTITY && persisted.val[i] == NULL) {
+		/* join came later: a cluster.conf without it is a bootstrap member's */
+		if (keys[i].kind == K_IDENTITY && persisted.val[i] == NULL &&
+		    strcmp(keys[i].name, "join") != 0) {
 			fail(err, n,
 			     "%s lacks '%s': the file is written whole at the first start, so it "
 			     "was damaged or edited; restore it, or use a fresh data dir",
@@ -461,13 +472,45 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	}
 	if (parse_cluster(V("cluster"), cfg, err, n) < 0)
 		goto out;
+	cfg->n_boot = cfg->n_members;
+	cfg->join = false;
+	if (V("join") != NULL && parse_bool(V("join"), &cfg->join) < 0) {
+		fail(err, n, "--join must be on or off");
+		goto out;
+	}
 	int me = node_config_member_index(cfg, cfg->id);
-	if (me < 0) {
-		fail(err, n, "--id %llu is not a member of --cluster %s: add it or fix the id",
+	if (cfg->join) {
+		/* A node added after bootstrap (node/members.c): the cluster map names it. */
+		if (me >= 0) {
+			fail(err, n,
+			     "--join: --id %llu is a bootstrap member in --cluster; a joining node "
+			     "has a new id (kvctl member add)",
+			     (unsigned long long)cfg->id);
+			goto out;
+		}
+		if (V("peer-addr") == NULL) {
+			fail(err, n, "--join needs --peer-addr (HOST:PORT for peers)");
+			goto out;
+		}
+		if (check_addr("peer-addr", V("peer-addr"), err, n) < 0)
+			goto out;
+		for (size_t i = 0; i < cfg->n_members; i++)
+			if (strcmp(cfg->members[i].peer_addr, V("peer-addr")) == 0) {
+				fail(err, n, "--peer-addr %s is bootstrap member %llu's address",
+				     V("peer-addr"), (unsigned long long)cfg->members[i].id);
+				goto out;
+			}
+		snprintf(cfg->peer_addr, sizeof cfg->peer_addr, "%s", V("peer-addr"));
+	} else if (me < 0) {
+		fail(err, n,
+		     "--id %llu is not a member of --cluster %s: add it or fix the id (a node "
+		     "joining a running cluster: kvctl member add, then kvd --join)",
 		     (unsigned long long)cfg->id, V("cluster"));
 		goto out;
 	}
-	if (V("peer-addr") != NULL) {
+	if (cfg->join) {
+		/* peer-addr taken above */
+	} else if (V("peer-addr") != NULL) {
 		if (check_addr("peer-addr", V("peer-addr"), err, n) < 0)
 			goto out;
 		if (strcmp(V("peer-addr"), cfg->members[me].peer_addr) != 0) {
@@ -478,7 +521,8 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 			goto out;
 		}
 	}
-	snprintf(cfg->peer_addr, sizeof cfg->peer_addr, "%s", cfg->members[me].peer_addr);
+	if (!cfg->join)
+		snprintf(cfg->peer_addr, sizeof cfg->peer_addr, "%s", cfg->members[me].peer_addr);
 	if (V("client-addr") == NULL) {
 		fail(err, n,
 		     "--client-addr is required on the first start (HOST:PORT for clients)");
@@ -515,7 +559,8 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	}
 	cfg->groups = NODE_GROUPS_DEFAULT;
 	if (V("groups") != NULL) {
-		uint64_t maxg = KV_GROUPS_MAX < WAL_GROUPS_MAX ? KV_GROUPS_MAX : WAL_GROUPS_MAX;
+		/* one group id is the meta group's (node_int.h) */
+		uint64_t maxg = (KV_GROUPS_MAX < WAL_GROUPS_MAX ? KV_GROUPS_MAX : WAL_GROUPS_MAX) - 1;
 		if (parse_u64(V("groups"), 1, maxg, &x) < 0) {
 			fail(err, n, "--groups '%s' must be 1..%llu", V("groups"),
 			     (unsigned long long)maxg);

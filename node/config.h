@@ -17,6 +17,7 @@
 struct node_member {
 	uint64_t id;
 	char peer_addr[NODE_ADDR_MAX];
+	bool removed; /* removed from the cluster (node/members.c): its slot stays */
 };
 
 struct node_config {
@@ -26,8 +27,11 @@ struct node_config {
 	char client_addr[NODE_ADDR_MAX];
 	char resp_addr[NODE_ADDR_MAX];              /* "" = no RESP port (node/resp.c) */
 	char metrics_addr[NODE_ADDR_MAX];           /* HTTP /metrics and /health; "" = off */
-	struct node_member members[NODE_NODES_MAX]; /* sorted by id */
-	size_t n_members;
+	/* The bootstrap members (--cluster, sorted by id) in [0, n_boot), then those added since,
+	 * as the cluster map (node/members.c) names them: the engine appends to this list. */
+	struct node_member members[NODE_NODES_MAX];
+	size_t n_members, n_boot;
+	bool join; /* --join: not a bootstrap member; added with kvctl member add */
 	uint32_t groups;
 	uint64_t cluster_id; /* hash of the membership and groups: peers must agree */
 	/* tunables */

@@ -237,10 +237,12 @@ void node_process(struct node *n)
 	n->processing = true;
 	for (int round = 0; round < 8; round++) {
 		bool any = false;
-		for (uint32_t i = 0; i < n->cfg.groups; i++) {
+		for (uint32_t i = 0; i < node_groups_all(n); i++) {
 			struct node_group *g = &n->groups[i];
 			if (g->raft != NULL && raft_has_ready(g->raft)) {
 				handle_ready(n, g);
+				if (g->id == node_meta_id(n))
+					node_members_reload(n);
 				any = true;
 			}
 		}
@@ -292,4 +294,6 @@ void node_peer_frame(struct node *n, uint64_t from, const Ringraft__Raft__PeerFr
 		node_service_forwarded(n, from, &f->forwarded_requests[i]);
 	for (size_t i = 0; i < f->n_forwarded_responses; i++)
 		node_service_forward_reply(n, from, &f->forwarded_responses[i]);
+	for (size_t i = 0; i < f->n_member_maps; i++)
+		node_members_received(n, from, &f->member_maps[i]);
 }

@@ -75,7 +75,7 @@ int node_engine_open(const struct node_config *cfg, const struct node_io *io, st
 	n->next_iid = (io->seed ^ (cfg->id * 0x9e3779b97f4a7c15ull)) & ~(uint64_t)0xffffffffu;
 	node_metrics_init(&n->metrics);
 	n->ring = kv_ring_new(cfg->groups, NODE_VNODES, NODE_RING_EPOCH);
-	n->groups = calloc(cfg->groups, sizeof *n->groups);
+	n->groups = calloc((size_t)cfg->groups + 1, sizeof *n->groups); /* + the meta group */
 	n->batches[0].b = wal_batch_new();
 	n->batches[1].b = wal_batch_new();
 	n->cur = &n->batches[0];
@@ -88,6 +88,13 @@ int node_engine_open(const struct node_config *cfg, const struct node_io *io, st
 		node_engine_close(n);
 		return NODE_ESTORE;
 	}
+	size_t off = 0;
+	for (size_t i = 0; i < cfg->n_boot; i++)
+		off += (size_t)snprintf(n->bootstrap_str + off, sizeof n->bootstrap_str - off,
+					"%s%llu=%s", i ? "," : "",
+					(unsigned long long)cfg->members[i].id,
+					cfg->members[i].peer_addr);
+	node_members_reload(n); /* a replica of the meta group has the map */
 	*out = n;
 	return NODE_OK;
 }
@@ -102,7 +109,7 @@ void node_engine_close(struct node *n)
 		ringraft__kv__request__free_unpacked(r->rq, NULL);
 		free(r);
 	}
-	for (uint32_t i = 0; n->groups != NULL && i < n->cfg.groups; i++) {
+	for (uint32_t i = 0; n->groups != NULL && i < node_groups_all(n); i++) {
 		struct node_group *g = &n->groups[i];
 		for (size_t k = 0; k < NODE_NODES_MAX; k++) {
 			if (g->snaps[k].s != NULL)
@@ -144,11 +151,12 @@ bool node_peer_up(struct node *n, uint64_t id, const char *client_addr, uint64_t
 	}
 	/* Whatever the peer acknowledged over the last link may be gone (it restarted, perhaps
 	 * with an emptied directory): every group probes it afresh (raft_peer_reset). */
-	for (uint32_t i = 0; i < n->cfg.groups; i++)
+	for (uint32_t i = 0; i < node_groups_all(n); i++)
 		if (n->groups[i].raft != NULL)
 			raft_peer_reset(n->groups[i].raft, id);
 	node_log(NODE_LOG_INFO, 0, "peer connected peer=%llu client_addr=%s",
 		 (unsigned long long)id, client_addr);
+	node_members_push(n); /* a node that was away learns the map at once */
 	return node_addrbook_set(&n->addrs, &n->cfg, id, client_addr);
 }
 
@@ -158,7 +166,7 @@ void node_peer_down(struct node *n, uint64_t id)
 	if (mi >= 0)
 		n->peer_up_since[mi] = 0;
 	node_log(NODE_LOG_INFO, 0, "peer disconnected peer=%llu", (unsigned long long)id);
-	for (uint32_t i = 0; i < n->cfg.groups; i++)
+	for (uint32_t i = 0; i < node_groups_all(n); i++)
 		if (n->groups[i].raft != NULL)
 			raft_report_unreachable(n->groups[i].raft, id);
 	node_service_peer_down(n, id);
@@ -169,7 +177,7 @@ void node_tick(struct node *n)
 	if (n->draining)
 		return; /* only turns until the last batch is durable */
 	n->ticks++;
-	for (uint32_t i = 0; i < n->cfg.groups; i++) {
+	for (uint32_t i = 0; i < node_groups_all(n); i++) {
 		if (n->groups[i].raft == NULL)
 			continue;
 		raft_tick(n->groups[i].raft);
@@ -183,6 +191,7 @@ void node_tick(struct node *n)
 		node_service_timeouts(n);
 		node_move_tick(n);
 	}
+	node_members_tick(n);
 	node_expire_tick(n);
 	if (n->ticks % every == 0 && !n->stopping) {
 		node_maybe_compact(n);
@@ -195,7 +204,7 @@ void node_tick(struct node *n)
 
 static bool leads_any(const struct node *n)
 {
-	for (uint32_t i = 0; i < n->cfg.groups; i++)
+	for (uint32_t i = 0; i < node_groups_all(n); i++)
 		if (n->groups[i].raft != NULL && raft_role_of(n->groups[i].raft) == RAFT_LEADER)
 			return true;
 	return false;
@@ -212,7 +221,7 @@ void node_stop(struct node *n)
 	uint64_t budget =
 		n->cfg.election_ms < NODE_HANDOFF_MS_MAX ? n->cfg.election_ms : NODE_HANDOFF_MS_MAX;
 	n->handoff_deadline_ms = node_now_ms(n) + budget;
-	for (uint32_t i = 0; i < n->cfg.groups; i++) {
+	for (uint32_t i = 0; i < node_groups_all(n); i++) {
 		struct node_group *g = &n->groups[i];
 		if (g->raft == NULL || raft_role_of(g->raft) != RAFT_LEADER)
 			continue;

@@ -51,6 +51,7 @@ enum {
 	NODE_FIELD_FWD_RESP = 4, /* PeerFrame.forwarded_responses */
 	NODE_FIELD_DIGEST = 5,   /* PeerFrame.digests */
 	NODE_FIELD_GONE = 6,     /* PeerFrame.gone */
+	NODE_FIELD_MEMBERS = 7,  /* PeerFrame.member_maps */
 };
 
 /* A client's answer: called exactly once per node_submit, with the response (borrowed: copy
@@ -81,6 +82,9 @@ struct node_io {
 	void (*wal_write)(void *arg, struct wal_batch *b, bool compact);
 	/* End of a turn: send what was queued for peers and clients. */
 	void (*flush)(void *arg);
+	/* The cluster map changed (members.c; node_config_of(n)->members): dial new members,
+	 * forget removed ones, save it. self_removed: this node was removed. May be NULL. */
+	void (*members_changed)(void *arg, bool self_removed);
 };
 
 /* Rebuilds every group from the WAL and LMDB (both open, borrowed until node_engine_close;
@@ -124,6 +128,13 @@ bool node_draining(struct node *n);
 bool node_write_idle(const struct node *n);
 struct node_metrics *node_metrics_of(struct node *n);
 const struct node_config *node_config_of(const struct node *n);
+/* The cluster map learned from the meta group (members.c), for the shell to save: the records
+ * (added members, removed ones; strings borrowed from n) and the epoch. */
+size_t node_members_map(struct node *n, Ringraft__Kv__NodeInfo *infos,
+			Ringraft__Kv__NodeInfo **ptrs, uint64_t *epoch);
+/* Takes a map saved by node_members_map (at start, before peers connect). 0, or -1 when it
+ * is malformed (then ignored). */
+int node_members_load(struct node *n, const Ringraft__Kv__MemberMap *m);
 /* Other nodes' client addresses (empty at open: kvd's shell loads peers.conf into it). */
 struct node_addrbook *node_addrbook_of(struct node *n);
 

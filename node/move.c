@@ -51,7 +51,7 @@ static bool conf_empty(const struct raft_conf *c)
 
 static bool is_member(const struct node *n, uint64_t id)
 {
-	return node_config_member_index(&n->cfg, id) >= 0;
+	return node_member_live(n, id);
 }
 
 /* g->hosts from a configuration: voters first (where a leader is found), then learners. */
@@ -106,7 +106,7 @@ void node_move_maintain(struct node *n)
 	if (!n->any_retire)
 		return; /* every loop turn: nothing to scan in the common case */
 	n->any_retire = false;
-	for (uint32_t i = 0; i < n->cfg.groups; i++)
+	for (uint32_t i = 0; i < node_groups_all(n); i++)
 		if (n->groups[i].retire && n->groups[i].raft != NULL)
 			retire(n, &n->groups[i]);
 }
@@ -173,7 +173,7 @@ void node_move_tick(struct node *n)
 	uint64_t now = n->ticks;
 	uint64_t election = n->cfg.election_ms / n->cfg.tick_ms; /* in ticks */
 	uint64_t idle = (uint64_t)NODE_UNINIT_IDLE_ELECTIONS * election;
-	for (uint32_t i = 0; i < n->cfg.groups; i++) {
+	for (uint32_t i = 0; i < node_groups_all(n); i++) {
 		struct node_group *g = &n->groups[i];
 		if (g->raft == NULL || raft_role_of(g->raft) == RAFT_LEADER)
 			continue;

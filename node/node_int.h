@@ -168,11 +168,26 @@ struct node {
 	bool any_retire;             /* some group's retire flag is set (node_move_maintain) */
 	struct node_metrics metrics; /* metrics.h: the counters the hooks bump */
 	struct node_expire *expire;  /* expire.c's state (NULL until its first tick) */
+	uint64_t members_epoch;      /* the cluster map's epoch (members.c); 0 = bootstrap */
+	raft_index members_applied;  /* the meta group's applied index it was read at */
+	char bootstrap_str[NODE_NODES_MAX * (NODE_ADDR_MAX + 24)]; /* --cluster's members */
 };
 
+/* Groups 1..cfg.groups hold the keys (the ring); group cfg.groups + 1 is the meta group, which
+ * holds the cluster map (members.c) and no keys. Every replica mechanism (recovery, moves,
+ * snapshots, scrub, digests) treats it as any other group; only the ring, key expiry and the
+ * per-group metrics and RESP views leave it out. */
+static inline uint32_t node_groups_all(const struct node *n)
+{
+	return n->cfg.groups + 1;
+}
+static inline uint32_t node_meta_id(const struct node *n)
+{
+	return n->cfg.groups + 1;
+}
 static inline struct node_group *node_group(struct node *n, uint64_t g)
 {
-	return (g >= 1 && g <= n->cfg.groups) ? &n->groups[g - 1] : NULL;
+	return (g >= 1 && g <= node_groups_all(n)) ? &n->groups[g - 1] : NULL;
 }
 
 /* The engine's clock and its peers, through the shell (engine.h). */
@@ -285,6 +300,19 @@ void node_scrub_step(struct node *n);
  * itself. */
 void node_digest_step(struct node *n);
 void node_digest_received(struct node *n, uint64_t from, const Ringraft__Raft__GroupDigest *gd);
+
+/* members.c: the cluster map (kept in the meta group) */
+#define MEMBER_KEY_BUF 28
+bool node_member_live(const struct node *n, uint64_t id);
+/* After the meta group's turn: takes a change of its applied state into cfg.members. */
+void node_members_reload(struct node *n);
+/* The meta leader sends the map to every connected member (on change, and every tick below). */
+void node_members_push(struct node *n);
+void node_members_tick(struct node *n);
+void node_members_received(struct node *n, uint64_t from, const ProtobufCBinaryData *b);
+const char *node_members_check(struct node *n, const Ringraft__Kv__Request *rq);
+int node_members_cmd(struct node *n, const Ringraft__Kv__Request *rq, struct kv_cmd *c,
+		     char key[MEMBER_KEY_BUF], uint8_t **value, void **old, const char **why);
 
 /* balance.c */
 void node_balance_leaders(struct node *n);

@@ -4,6 +4,7 @@
 
 #define NODE_NODES_MAX                  16 /* nodes in a cluster (= RAFT_NODES_MAX) */
 #define NODE_GROUPS_DEFAULT             8
+#define NODE_MAP_PUSH_MS                1000 /* the meta leader re-sends the cluster map */
 #define NODE_VNODES                     128 /* ring points per group */
 #define NODE_RING_EPOCH                 1
 #define NODE_REPLICAS                   3 /* replicas per group when the cluster has more nodes */

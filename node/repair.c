@@ -135,7 +135,7 @@ void node_repair(struct node *n)
 	if (!n->any_damaged)
 		return; /* runs every loop turn: nothing to scan in the common case */
 	n->any_damaged = false;
-	for (uint32_t i = 0; i < n->cfg.groups; i++)
+	for (uint32_t i = 0; i < node_groups_all(n); i++)
 		if (n->groups[i].damaged && n->groups[i].raft != NULL)
 			rebuild(n, &n->groups[i]);
 }
@@ -143,7 +143,7 @@ void node_repair(struct node *n)
 void node_scrub_step(struct node *n)
 {
 	uint64_t budget = (uint64_t)n->cfg.scrub_rate * NODE_MAINT_MS / 1000;
-	uint32_t G = n->cfg.groups;
+	uint32_t G = node_groups_all(n);
 	for (uint32_t tries = 0; budget > 0 && tries < G; tries++) {
 		struct node_group *g = &n->groups[n->scrub_next % G];
 		if (g->raft == NULL || g->damaged || raft_recovering(g->raft)) {
@@ -255,7 +255,7 @@ static void digest_publish(struct node *n, struct node_group *g)
 
 void node_digest_step(struct node *n)
 {
-	uint32_t G = n->cfg.groups;
+	uint32_t G = node_groups_all(n);
 	uint64_t now = node_now_ms(n);
 	for (uint32_t tries = 0; tries < G; tries++) {
 		struct node_group *g = &n->groups[n->digest_next];

@@ -14,17 +14,21 @@
 
 #include "node/node_int.h"
 
-/* The nodes hosting group g (every node with <= NODE_REPLICAS nodes; else rendezvous). */
+/* The nodes hosting group g at bootstrap (every node with <= NODE_REPLICAS nodes; else
+ * rendezvous). */
 static size_t hosts_of(struct node *n, uint32_t g, uint64_t *out)
 {
+	/* the bootstrap members only: members added later (members.c) start with nothing and get
+	 * replicas by moves */
 	uint64_t ids[NODE_NODES_MAX];
-	for (size_t i = 0; i < n->cfg.n_members; i++)
+	size_t nb = n->cfg.n_boot;
+	for (size_t i = 0; i < nb; i++)
 		ids[i] = n->cfg.members[i].id;
-	if (n->cfg.n_members <= NODE_REPLICAS) {
-		memcpy(out, ids, n->cfg.n_members * sizeof *ids);
-		return n->cfg.n_members;
+	if (nb <= NODE_REPLICAS) {
+		memcpy(out, ids, nb * sizeof *ids);
+		return nb;
 	}
-	return kv_ring_place(g, ids, n->cfg.n_members, NODE_REPLICAS, out);
+	return kv_ring_place(g, ids, nb, NODE_REPLICAS, out);
 }
 
 struct chunk {
@@ -100,7 +104,7 @@ struct raft *node_group_raft_new(struct node *n, uint32_t gi, const struct raft_
 
 int node_restore_groups(struct node *n)
 {
-	for (uint32_t gi = 1; gi <= n->cfg.groups; gi++) {
+	for (uint32_t gi = 1; gi <= node_groups_all(n); gi++) {
 		struct node_group *g = &n->groups[gi - 1];
 		memset(g, 0, sizeof *g);
 		g->id = gi;

@@ -173,10 +173,14 @@ static void fill_ring(struct node *n, Ringraft__Kv__RingConfig *ring, Ringraft__
 		infos[i].id = n->cfg.members[i].id;
 		infos[i].peer_addr = n->cfg.members[i].peer_addr;
 		infos[i].client_addr = (char *)client_addr_of(n, infos[i].id);
+		infos[i].removed = n->cfg.members[i].removed;
 		ptrs[i] = &infos[i];
 	}
 	ring->nodes = ptrs;
 	ring->n_nodes = n->cfg.n_members;
+	ring->members_epoch = n->members_epoch;
+	ring->meta_group = node_meta_id(n);
+	ring->bootstrap = n->bootstrap_str;
 }
 
 static void reply_status(struct node *n, struct node_req *r)
@@ -185,7 +189,7 @@ static void reply_status(struct node *n, struct node_req *r)
 	Ringraft__Kv__NodeStatus st = RINGRAFT__KV__NODE_STATUS__INIT;
 	Ringraft__Kv__RingConfig ring;
 	Ringraft__Kv__NodeInfo infos[NODE_NODES_MAX], *iptrs[NODE_NODES_MAX];
-	uint32_t G = n->cfg.groups;
+	uint32_t G = node_groups_all(n);
 	Ringraft__Kv__GroupStatus *gs = calloc(G, sizeof *gs);
 	Ringraft__Kv__GroupStatus **gp = calloc(G, sizeof *gp);
 	if (gs == NULL || gp == NULL) {
@@ -478,6 +482,14 @@ static void finish_write(struct node *n, struct node_req *r, const struct kv_res
 		resp.error = (char *)kv_strerror(res->code);
 		break;
 	case KV_CAS_MISMATCH:
+		if (rq->op == RINGRAFT__KV__OP__MEMBER_ADD || rq->op == RINGRAFT__KV__OP__MEMBER_REMOVE) {
+			/* another change of that member's record came first */
+			resp.code = RINGRAFT__KV__CODE__INVALID;
+			resp.error = rq->op == RINGRAFT__KV__OP__MEMBER_ADD
+					     ? "member add: that id is a member already"
+					     : "member remove: the member changed meanwhile: try again";
+			break;
+		}
 		resp.code = RINGRAFT__KV__CODE__CAS_MISMATCH;
 		resp.found = res->found;
 		resp.value.data = (uint8_t *)res->value;
@@ -541,12 +553,43 @@ void node_service_lost_leadership(struct node *n, struct node_group *g)
 		req_not_leader(n, g->reads_idx.head, g);
 }
 
+/* Commits the command: answered when its entry is applied (finish_write). */
+static void propose_cmd(struct node *n, struct node_req *r, struct node_group *g,
+			const struct kv_cmd *c);
+
+/* MEMBER_ADD, MEMBER_REMOVE at the meta group's leader (members.c). */
+static void propose_member(struct node *n, struct node_req *r, struct node_group *g)
+{
+	struct kv_cmd c = {0};
+	char key[MEMBER_KEY_BUF];
+	uint8_t *value;
+	void *old;
+	const char *why = node_members_check(n, r->rq);
+	if (why != NULL) {
+		req_error(n, r, RINGRAFT__KV__CODE__INVALID, why);
+		return;
+	}
+	if (node_members_cmd(n, r->rq, &c, key, &value, &old, &why) != 0) {
+		req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE, why);
+		return;
+	}
+	c.client_id = r->rq->client_id;
+	c.seq = r->rq->seq;
+	propose_cmd(n, r, g, &c);
+	free(value);
+	free(old);
+}
+
 static void propose(struct node *n, struct node_req *r, struct node_group *g)
 {
 	Ringraft__Kv__Request *rq = r->rq;
 	struct kv_cmd c = {0};
 	struct kv_item *items = NULL;
 	uint8_t delta[8];
+	if (rq->op == RINGRAFT__KV__OP__MEMBER_ADD || rq->op == RINGRAFT__KV__OP__MEMBER_REMOVE) {
+		propose_member(n, r, g);
+		return;
+	}
 	switch (rq->op) {
 	case RINGRAFT__KV__OP__PUT:
 		c.op = KV_OP_PUT;
@@ -616,9 +659,16 @@ static void propose(struct node *n, struct node_req *r, struct node_group *g)
 		req_error(n, r, RINGRAFT__KV__CODE__INVALID, why);
 		return;
 	}
+	propose_cmd(n, r, g, &c);
+	free(items);
+}
+
+static void propose_cmd(struct node *n, struct node_req *r, struct node_group *g,
+			const struct kv_cmd *cmd)
+{
+	struct kv_cmd c = *cmd;
 	struct raft_buf buf = {0};
 	int rc = kv_cmd_encode(n->kv, &c, &buf);
-	free(items);
 	if (rc != KV_OK) {
 		req_error(n, r,
 			  rc == KV_ETOOLARGE ? RINGRAFT__KV__CODE__TOO_LARGE
@@ -743,7 +793,8 @@ static bool op_writes(Ringraft__Kv__Op op)
 	return op == RINGRAFT__KV__OP__PUT || op == RINGRAFT__KV__OP__DELETE ||
 	       op == RINGRAFT__KV__OP__CAS || op == RINGRAFT__KV__OP__INCRBY ||
 	       op == RINGRAFT__KV__OP__MSET || op == RINGRAFT__KV__OP__MDEL ||
-	       op == RINGRAFT__KV__OP__EXPIRE || op == RINGRAFT__KV__OP__PERSIST;
+	       op == RINGRAFT__KV__OP__EXPIRE || op == RINGRAFT__KV__OP__PERSIST ||
+	       op == RINGRAFT__KV__OP__MEMBER_ADD || op == RINGRAFT__KV__OP__MEMBER_REMOVE;
 }
 
 static bool hosts_group(const struct node_group *g, uint64_t id)
@@ -752,6 +803,16 @@ static bool hosts_group(const struct node_group *g, uint64_t id)
 		if (g->hosts[i] == id)
 			return true;
 	return false;
+}
+
+/* A host of g learned from a hint: first in preference order (the list is at most
+ * NODE_NODES_MAX: the last one falls off). */
+static void learn_host(struct node_group *g, uint64_t id)
+{
+	size_t n = g->n_hosts < NODE_NODES_MAX ? g->n_hosts : NODE_NODES_MAX - 1;
+	memmove(&g->hosts[1], &g->hosts[0], n * sizeof g->hosts[0]);
+	g->hosts[0] = id;
+	g->n_hosts = n + 1;
 }
 
 /* A group not hosted here: the host it last knew as the leader, if reachable, else the first
@@ -770,6 +831,15 @@ static uint64_t host_to_ask(struct node *n, const struct node_group *g)
 static void move_step(struct node *n, struct node_req *r, struct node_group *g)
 {
 	char progress[160];
+	if ((!node_member_live(n, r->rq->source) || !node_member_live(n, r->rq->target)) &&
+	    r->rq->members_epoch > n->members_epoch) {
+		/* The client has seen a newer cluster map than this node (which learns it from
+		 * the meta group's leader): a member added a moment ago may not have reached it
+		 * yet. Retryable, unlike a refusal. */
+		req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE,
+			  "a node of the move is not in this node's cluster map yet: try again");
+		return;
+	}
 	int rc = node_move_step(n, g, r->rq->source, r->rq->target, progress, sizeof progress);
 	if (rc == NODE_ENOTLEADER) {
 		req_not_leader(n, r, g);
@@ -843,6 +913,17 @@ static void handle(struct node *n, struct node_req *r)
 		if ((g = explicit_group(n, r)) == NULL)
 			return;
 		break;
+	case RINGRAFT__KV__OP__MEMBER_ADD:
+	case RINGRAFT__KV__OP__MEMBER_REMOVE: {
+		const char *why = node_members_check(n, rq);
+		if (why != NULL) {
+			req_error(n, r, RINGRAFT__KV__CODE__INVALID, why);
+			return;
+		}
+		r->group = node_meta_id(n);
+		g = node_group(n, r->group);
+		break;
+	}
 	case RINGRAFT__KV__OP__MSET:
 	case RINGRAFT__KV__OP__MDEL:
 	case RINGRAFT__KV__OP__MGET:
@@ -966,6 +1047,8 @@ static const char *over_bound(struct node *n, const Ringraft__Kv__Request *rq)
 	case RINGRAFT__KV__OP__DIGEST:
 	case RINGRAFT__KV__OP__TRANSFER_LEADER:
 	case RINGRAFT__KV__OP__MOVE_REPLICA:
+	case RINGRAFT__KV__OP__MEMBER_ADD:
+	case RINGRAFT__KV__OP__MEMBER_REMOVE:
 		return NULL;
 	default:
 		break;
@@ -1057,9 +1140,15 @@ void node_service_forward_reply(struct node *n, uint64_t from, const ProtobufCBi
 			 * it may go to the host named in the hint, a few hops at most. */
 			uint64_t hint = resp->leader_hint;
 			if (resp->code == RINGRAFT__KV__CODE__NOT_LEADER) {
-				g->leader_hint = hosts_group(g, hint) ? hint : 0;
-				if (hint != 0 && hint != from && hosts_group(g, hint) &&
-				    r->hops < NODE_FWD_HOPS_MAX && node_peer_is_up(n, hint)) {
+				/* The hosts this node knows for a group it does not host may be
+				 * stale (the group moved since): a hint naming another member is
+				 * taken, and remembered as a host. */
+				bool usable = hint != 0 && hint != n->cfg.id && node_member_live(n, hint);
+				if (usable && !hosts_group(g, hint))
+					learn_host(g, hint);
+				g->leader_hint = usable ? hint : 0;
+				if (usable && hint != from && r->hops < NODE_FWD_HOPS_MAX &&
+				    node_peer_is_up(n, hint)) {
 					r->hops++;
 					r->state = REQ_NEW;
 					forward(n, r, hint);

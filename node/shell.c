@@ -24,6 +24,7 @@
 #include "node/log.h"
 #include "node/metrics.h"
 #include "node/node.h"
+#include "node/memberfile.h"
 #include "node/shell.h"
 #include "wal/wal.h"
 
@@ -31,7 +32,8 @@ _Static_assert(NODE_FIELD_MSG == NET_PEER_FIELD_MSG &&
 		       NODE_FIELD_FWD_REQ == NET_PEER_FIELD_FWD_REQ &&
 		       NODE_FIELD_FWD_RESP == NET_PEER_FIELD_FWD_RESP &&
 		       NODE_FIELD_DIGEST == NET_PEER_FIELD_DIGEST &&
-		       NODE_FIELD_GONE == NET_PEER_FIELD_GONE,
+		       NODE_FIELD_GONE == NET_PEER_FIELD_GONE &&
+		       NODE_FIELD_MEMBERS == NET_PEER_FIELD_MEMBERS,
 	       "engine.h's PeerFrame fields are net/peer.h's");
 
 uint64_t node_shell_now_ms(void)
@@ -341,7 +343,7 @@ static void peer_up_cb(void *arg, uint64_t id, const char *client_addr, uint64_t
 {
 	struct node_shell *s = arg;
 	if (node_peer_up(s->n, id, client_addr, incarnation) &&
-	    node_addrbook_save(node_addrbook_of(s->n), &s->cfg) != 0)
+	    node_addrbook_save(node_addrbook_of(s->n), node_config_of(s->n)) != 0)
 		node_log(NODE_LOG_WARN, 0, "cannot save peers.conf error=\"%s\"", strerror(errno));
 }
 
@@ -402,16 +404,49 @@ static void stop_poll_cb(uv_timer_t *t)
 	turn_cb(t->data);
 }
 
+static void stop_begin(struct node_shell *s)
+{
+	net_server_stop_accepting(s->server);
+	node_resp_stop_accepting(s);
+	node_stop(s->n);
+	uv_timer_start(&s->stop_poll, stop_poll_cb, 5, 5);
+}
+
 static void signal_cb(uv_signal_t *h, int signum)
 {
 	struct node_shell *s = h->data;
 	if (node_stopping(s->n))
 		return;
 	node_log(NODE_LOG_WARN, 0, "stopping signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-	net_server_stop_accepting(s->server);
-	node_resp_stop_accepting(s);
-	node_stop(s->n);
-	uv_timer_start(&s->stop_poll, stop_poll_cb, 5, 5);
+	stop_begin(s);
+}
+
+/* The cluster map changed (node/members.c): new members are dialled, removed ones forgotten,
+ * the map saved for the next start; a node that learns it was removed stops. */
+static void io_members_changed(void *arg, bool self_removed)
+{
+	struct node_shell *s = arg;
+	if (s->n == NULL)
+		return; /* read at open (node_engine_open): open_ports declares every member */
+	const struct node_config *cfg = node_config_of(s->n);
+	for (size_t i = 0; s->peers != NULL && i < cfg->n_members; i++) {
+		const struct node_member *m = &cfg->members[i];
+		if (m->id == cfg->id)
+			continue;
+		if (m->removed)
+			net_peers_forget(s->peers, m->id);
+		else if (!net_peers_known(s->peers, m->id) &&
+			 net_peers_add_live(s->peers, m->id, m->peer_addr) != NET_OK)
+			node_log(NODE_LOG_ERROR, 0, "cannot add peer id=%llu addr=%s",
+				 (unsigned long long)m->id, m->peer_addr);
+	}
+	if (node_memberfile_save(cfg->data_dir, s->n) != 0)
+		node_log(NODE_LOG_WARN, 0, "cannot save members.conf error=\"%s\"",
+			 strerror(errno));
+	if (self_removed && s->peers != NULL && !node_stopping(s->n)) {
+		node_log(NODE_LOG_ERROR, 0, "stopping: this node was removed from the cluster");
+		stop_begin(s);
+	}
 }
 
 /* ------------------------------------------------------------------------------ lifecycle */
@@ -469,7 +504,7 @@ static int open_stores(struct node_shell *s)
 	struct kv_options ko;
 	kv_options_default(&ko);
 	ko.value_max = cfg->value_max;
-	ko.groups_max = cfg->groups;
+	ko.groups_max = cfg->groups + 1; /* + the meta group (node_int.h) */
 	rc = kv_open(kv_dir, &ko, &s->kv);
 	if (rc != KV_OK) {
 		node_log(NODE_LOG_ERROR, 0, "cannot open LMDB dir=%s error=\"%s\"", kv_dir,
@@ -487,11 +522,18 @@ static int open_ports(struct node_shell *s)
 			  s, &s->peers) != NET_OK)
 		return NODE_ENOMEM;
 	net_peers_set_incarnation(s->peers, s->incarnation);
-	for (size_t i = 0; i < cfg->n_members; i++)
-		if (cfg->members[i].id != cfg->id &&
-		    net_peers_add(s->peers, cfg->members[i].id, cfg->members[i].peer_addr) !=
-			    NET_OK)
+	/* every member the map names (bootstrap ones and those added since), removed ones
+	 * declared and forgotten so that their Hellos are refused */
+	const struct node_config *map = node_config_of(s->n);
+	for (size_t i = 0; i < map->n_members; i++) {
+		const struct node_member *m = &map->members[i];
+		if (m->id == cfg->id)
+			continue;
+		if (net_peers_add(s->peers, m->id, m->peer_addr) != NET_OK)
 			return NODE_ECONFIG;
+		if (m->removed)
+			net_peers_forget(s->peers, m->id);
+	}
 	if (net_peers_start(s->peers) != NET_OK) {
 		node_log(NODE_LOG_ERROR, 0, "cannot listen for peers addr=%s", cfg->peer_addr);
 		return NODE_ELISTEN;
@@ -532,11 +574,21 @@ int node_open(const struct node_config *cfg, struct node_shell **out)
 		.peer_up = io_peer_up,
 		.wal_write = io_wal_write,
 		.flush = io_flush,
+		.members_changed = io_members_changed,
 	};
 	rc = node_engine_open(cfg, &io, s->wal, s->kv, s->incarnation, &s->n);
 	if (rc != NODE_OK)
 		return rc;
-	node_addrbook_load(node_addrbook_of(s->n), cfg);
+	(void)node_memberfile_load(cfg->data_dir, s->n);
+	const struct node_config *map = node_config_of(s->n);
+	int me = node_config_member_index(map, cfg->id);
+	if (me >= 0 && map->members[me].removed) {
+		node_log(NODE_LOG_ERROR, 0,
+			 "this node was removed from the cluster (members.conf): its data directory "
+			 "does not rejoin; add a new node with a new id (kvctl member add)");
+		return NODE_ECONFIG;
+	}
+	node_addrbook_load(node_addrbook_of(s->n), map);
 	if ((rc = open_ports(s)) != NODE_OK)
 		return rc;
 	if (wal_writer_start(s) != NODE_OK) {

@@ -194,7 +194,7 @@ void node_snap_close_all(struct node *n, struct node_group *g)
 
 void node_maybe_compact(struct node *n)
 {
-	uint32_t G = n->cfg.groups;
+	uint32_t G = node_groups_all(n);
 	uint64_t now = node_now_ms(n);
 	for (uint32_t i = 0; i < G; i++)
 		for (size_t k = 0; k < NODE_NODES_MAX; k++) {

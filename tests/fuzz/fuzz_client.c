@@ -166,6 +166,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	c.members[0].id = 1;
 	snprintf(c.members[0].peer_addr, sizeof c.members[0].peer_addr, "127.0.0.1:7001");
 	c.n_members = 1;
+	c.n_boot = 1;
 	c.groups = 2;
 	c.cluster_id = 0xf022;
 	c.tick_ms = 10;
@@ -180,7 +181,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	ko.writemap = false;
 	ko.map_bytes = 4 << 20;
 	ko.map_bytes_max = 256 << 20;
-	ko.groups_max = c.groups;
+	ko.groups_max = c.groups + 1; /* + the meta group */
 	ko.value_max = c.value_max;
 	CHECK(kv_open(sub, &ko, &kv) == KV_OK);
 	struct node_io io = {

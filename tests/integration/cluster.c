@@ -238,6 +238,11 @@ static int spawn(struct cluster *c, int i, bool first)
 		add_arg(argv, &argc, n->client_addr);
 		add_arg(argv, &argc, "--cluster");
 		add_arg(argv, &argc, c->cluster_arg);
+		if (i > c->o.boot_nodes) { /* not a bootstrap member: it joins */
+			add_arg(argv, &argc, "--join");
+			add_arg(argv, &argc, "--peer-addr");
+			add_arg(argv, &argc, n->peer_addr);
+		}
 		snprintf(buf, sizeof buf, "%u", c->o.groups);
 		add_arg(argv, &argc, "--groups");
 		add_arg(argv, &argc, buf);
@@ -354,6 +359,8 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 		return NULL;
 	}
 	c->n = c->o.nodes;
+	if (c->o.boot_nodes <= 0 || c->o.boot_nodes > c->n)
+		c->o.boot_nodes = c->n;
 	c->owner = getpid();
 	for (int i = 0; i < c->n; i++) {
 		c->nodes[i].fd = -1;
@@ -416,12 +423,13 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 				 base + 3);
 		snprintf(n->dir, sizeof n->dir, "%s/n%d", c->root, i);
 		snprintf(n->log, sizeof n->log, "%s/n%d.log", c->root, i);
-		off += (size_t)snprintf(c->cluster_arg + off, sizeof c->cluster_arg - off,
-					"%s%d=%s", i > 1 ? "," : "", i, n->peer_addr);
+		if (i <= c->o.boot_nodes)
+			off += (size_t)snprintf(c->cluster_arg + off, sizeof c->cluster_arg - off,
+						"%s%d=%s", i > 1 ? "," : "", i, n->peer_addr);
 		eoff += (size_t)snprintf(c->endpoints + eoff, sizeof c->endpoints - eoff, "%s%s",
 					 i > 1 ? "," : "", n->client_addr);
 	}
-	for (int i = 1; i <= c->n; i++)
+	for (int i = 1; i <= c->o.boot_nodes; i++)
 		if (spawn(c, i, true) < 0)
 			goto fail;
 	if (cluster_wait_leaders(c, 20000) < 0) {
@@ -434,6 +442,13 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 fail:
 	cluster_destroy(c);
 	return NULL;
+}
+
+int cluster_join(struct cluster *c, int node)
+{
+	if (node <= c->o.boot_nodes || node > c->n || c->nodes[node - 1].pid > 0)
+		return -1;
+	return spawn(c, node, true);
 }
 
 void cluster_destroy(struct cluster *c)
@@ -851,7 +866,7 @@ static bool usable(const struct cluster *c, int i)
  * has one. */
 static bool agreed_leaders(struct cluster *c, uint64_t *leaders)
 {
-	uint32_t G = c->o.groups;
+	uint32_t G = c->o.groups + 1; /* the meta group too (node/members.c) */
 	bool all = true;
 	uint64_t seen[CLUSTER_NODES_MAX][256];
 	char roles_leader[CLUSTER_NODES_MAX][256];
@@ -914,7 +929,7 @@ uint64_t cluster_leader_of(struct cluster *c, uint32_t g, int timeout_ms)
 	uint64_t leaders[256];
 	do {
 		agreed_leaders(c, leaders);
-		if (g >= 1 && g <= c->o.groups && leaders[g - 1] != 0)
+		if (g >= 1 && g <= c->o.groups + 1 && leaders[g - 1] != 0) /* + the meta group */
 			return leaders[g - 1];
 		sleep_ms(50);
 	} while (cluster_now_ms() < deadline);

@@ -30,6 +30,8 @@ struct cluster_opts {
 	bool metrics;           /* every kvd serves --metrics-addr (cluster_metrics_addr) */
 	int nodes;              /* 3 (0 = default) to CLUSTER_NODES_MAX; with more than 3, each
 				 * group has 3 replicas and some nodes host none of a group's */
+	int boot_nodes;         /* the bootstrap members, started by cluster_start (0 = every
+				 * node); the others join later (cluster_join) */
 };
 void cluster_opts_default(struct cluster_opts *o);
 
@@ -65,6 +67,8 @@ int cluster_nodes(const struct cluster *c);
  * (bounded, 20 s) for the exit status (returned; -1 if it had to be killed). restart starts a
  * stopped/killed node again with only --data-dir (plus the timing flags) and waits until its
  * client port answers. */
+/* Starts node (beyond opts.boot_nodes) with kvd --join, after `kvctl member add` added it. */
+int cluster_join(struct cluster *c, int node);
 void cluster_kill(struct cluster *c, int node);
 void cluster_stop(struct cluster *c, int node);
 void cluster_cont(struct cluster *c, int node);

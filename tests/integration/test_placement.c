@@ -36,9 +36,9 @@ static void teardown(void)
 /* ------------------------------------------------------------------------------ helpers */
 
 /* hosted[g] = true when node lists group g in its STATUS (it hosts a replica). */
-static void hosted_by(int node, bool hosted[GROUPS + 1])
+static void hosted_by(int node, bool hosted[GROUPS + 2])
 {
-	memset(hosted, 0, sizeof(bool) * (GROUPS + 1));
+	memset(hosted, 0, sizeof(bool) * (GROUPS + 2));
 	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
 	rq.op = RINGRAFT__KV__OP__STATUS;
 	Ringraft__Kv__Response *rs;
@@ -46,7 +46,7 @@ static void hosted_by(int node, bool hosted[GROUPS + 1])
 	ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__OK);
 	for (size_t i = 0; i < rs->status->n_groups; i++) {
 		uint32_t g = rs->status->groups[i]->group;
-		ck_assert(g >= 1 && g <= GROUPS);
+		ck_assert(g >= 1 && g <= GROUPS + 1); /* + the meta group */
 		ck_assert_uint_eq(rs->status->groups[i]->n_voters, 3);
 		hosted[g] = true;
 	}
@@ -57,7 +57,7 @@ static void hosted_by(int node, bool hosted[GROUPS + 1])
 static int outsider_of(uint32_t g)
 {
 	for (int node = 1; node <= NODES; node++) {
-		bool hosted[GROUPS + 1];
+		bool hosted[GROUPS + 2];
 		hosted_by(node, hosted);
 		if (!hosted[g])
 			return node;
@@ -69,7 +69,7 @@ static int outsider_of(uint32_t g)
 static uint64_t host_other_than(uint32_t g, uint64_t not_this)
 {
 	for (int node = 1; node <= NODES; node++) {
-		bool hosted[GROUPS + 1];
+		bool hosted[GROUPS + 2];
 		hosted_by(node, hosted);
 		if (hosted[g] && (uint64_t)node != not_this)
 			return (uint64_t)node;
@@ -81,14 +81,14 @@ static uint64_t host_other_than(uint32_t g, uint64_t not_this)
 
 START_TEST(test_every_node_hosts_three_of_five)
 {
-	int replicas[GROUPS + 1] = {0};
+	int replicas[GROUPS + 2] = {0};
 	for (int node = 1; node <= NODES; node++) {
-		bool hosted[GROUPS + 1];
+		bool hosted[GROUPS + 2];
 		hosted_by(node, hosted);
-		for (int g = 1; g <= GROUPS; g++)
+		for (int g = 1; g <= GROUPS + 1; g++) /* the meta group is placed the same way */
 			replicas[g] += hosted[g];
 	}
-	for (int g = 1; g <= GROUPS; g++)
+	for (int g = 1; g <= GROUPS + 1; g++)
 		ck_assert_msg(replicas[g] == 3, "group %d has %d replicas", g, replicas[g]);
 }
 END_TEST
@@ -173,7 +173,7 @@ START_TEST(test_outsider_redirects_when_asked)
 	ck_assert_int_eq(cluster_call(c, out, &rq, &rs, 3000), 0);
 	ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__NOT_LEADER);
 	ck_assert_uint_ne(rs->leader_hint, 0);
-	bool hosted[GROUPS + 1];
+	bool hosted[GROUPS + 2];
 	hosted_by((int)rs->leader_hint, hosted);
 	ck_assert_msg(hosted[g], "the hint %llu does not host group %u",
 		      (unsigned long long)rs->leader_hint, g);

@@ -440,6 +440,7 @@ static void node_config_for(struct world *w, struct simnode *s, uint32_t electio
 			 "10.0.0.%d:7000", i);
 	}
 	c->n_members = (size_t)w->N;
+	c->n_boot = c->n_members;
 	c->groups = (uint32_t)w->G;
 	c->cluster_id = 0x5eed;
 	c->tick_ms = 10;
@@ -481,7 +482,7 @@ static void node_start(struct world *w, struct simnode *s)
 	ko.writemap = false;
 	ko.map_bytes = 2 << 20;
 	ko.map_bytes_max = 256 << 20;
-	ko.groups_max = (uint32_t)w->G;
+	ko.groups_max = (uint32_t)w->G + 1; /* + the meta group */
 	ko.value_max = s->cfg.value_max;
 	rc = kv_open(sub, &ko, &s->kv);
 	if (rc != KV_OK) {
@@ -926,7 +927,7 @@ static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
 		if (w->healed && cl->fn != JL_READ && cl->write_after_heal)
 			cl->ok_after_heal = true;
 	}
-	trace(w, "client %d <- code %d (%s)", c, resp->code, type);
+	trace(w, "client %d <- code %d (%s) %s", c, resp->code, type, resp->error ? resp->error : "");
 	cl->busy = false;
 	if (cl->probe != 0 && strcmp(type, "ok") == 0) {
 		cl->probe_ok = w->now;

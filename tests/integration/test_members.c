@@ -1,0 +1,281 @@
+/* test_members.c — a cluster whose member list changes while it serves (node/members.c): three
+ * bootstrap members grow to five (`kvctl member add`, `kvd --join`, `kvctl member fill`) under
+ * a write load, every acknowledged write readable afterwards and the replicas of every group
+ * (the meta group included) spread evenly; then shrink back to three (`kvctl member remove`,
+ * which moves the replicas away first), the removed nodes stopping by themselves; a dead node
+ * (kill -9, data directory gone) replaced by a new one (`kvctl member replace`); and requests
+ * that would break the map refused.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/integration/cluster.h"
+
+#define GROUPS 4
+#define ALL    (GROUPS + 1) /* the meta group is group GROUPS + 1 */
+
+static struct cluster *c;
+
+static void start(int nodes, int boot)
+{
+	struct cluster_opts o;
+	cluster_opts_default(&o);
+	o.groups = GROUPS;
+	o.nodes = nodes;
+	o.boot_nodes = boot;
+	o.extra_args = "--balance-leaders off";
+	c = cluster_start(&o);
+	ck_assert_msg(c != NULL, "cluster did not start");
+}
+
+static void teardown(void)
+{
+	cluster_teardown(&c);
+}
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Runs kvctl with args against the cluster's endpoints (node 1..3: the bootstrap members);
+ * returns its exit status. */
+static int kvctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int kvctl(const char *fmt, ...)
+{
+	const char *bin = getenv("RINGRAFT_BIN");
+	ck_assert_ptr_nonnull(bin);
+	char args[512], cmd[1400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof cmd, "%s/kvctl --endpoints %s,%s --timeout 60s %s >&2", bin,
+		 cluster_client_addr(c, 1), cluster_client_addr(c, 2), args);
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The voters of group g as the replica with the highest term among the running nodes sees
+ * them. */
+static size_t voters_of(int nodes, uint32_t g, uint64_t out[8])
+{
+	uint64_t best_term = 0;
+	size_t n = 0;
+	for (int i = 1; i <= nodes; i++) {
+		if (!cluster_running(c, i))
+			continue;
+		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+		rq.op = RINGRAFT__KV__OP__STATUS;
+		Ringraft__Kv__Response *rs;
+		if (cluster_call(c, i, &rq, &rs, 2000) < 0)
+			continue;
+		for (size_t k = 0; rs->status && k < rs->status->n_groups; k++) {
+			Ringraft__Kv__GroupStatus *gs = rs->status->groups[k];
+			if (gs->group != g || gs->term < best_term || gs->recovering)
+				continue;
+			best_term = gs->term;
+			n = 0;
+			for (size_t v = 0; v < gs->n_voters && n < 8; v++)
+				out[n++] = gs->voters[v];
+		}
+		ringraft__kv__response__free_unpacked(rs, NULL);
+	}
+	return n;
+}
+
+static void put_keys(const char *prefix, int from, int to)
+{
+	char key[64], val[64];
+	for (int i = from; i < to; i++) {
+		snprintf(key, sizeof key, "%s-%d", prefix, i);
+		snprintf(val, sizeof val, "v%d", i);
+		ck_assert_int_eq(cluster_put(c, 1 + i % 2, key, val, 5000), RINGRAFT__KV__CODE__OK);
+	}
+}
+
+static void check_keys(int node, const char *prefix, int n)
+{
+	char key[64], val[64];
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof key, "%s-%d", prefix, i);
+		snprintf(val, sizeof val, "v%d", i);
+		char *got = NULL;
+		/* right after moves a leadership may be changing hands: a client asks again
+		 * (bounded) when told no leader is known */
+		int rc = -1;
+		for (int tries = 0; tries < 50; tries++) {
+			rc = cluster_get(c, node, key, &got, false, 5000);
+			if (rc != RINGRAFT__KV__CODE__NOT_LEADER &&
+			    rc != RINGRAFT__KV__CODE__UNAVAILABLE)
+				break;
+			nap_ms(100);
+		}
+		ck_assert_msg(rc == RINGRAFT__KV__CODE__OK, "key %s: code %d from node %d", key, rc,
+			      node);
+		ck_assert_str_eq(got, val);
+		free(got);
+	}
+}
+
+/* Waits (bounded) until node's process has exited by itself. */
+static bool exits_within(int node, int ms)
+{
+	for (int waited = 0; waited < ms; waited += 50) {
+		if (cluster_died(c, node))
+			return true;
+		nap_ms(50);
+	}
+	return false;
+}
+
+/* A background write load: kvctl bench against the bootstrap members. */
+static pid_t load_start(void)
+{
+	const char *bin = getenv("RINGRAFT_BIN");
+	char eps[256];
+	snprintf(eps, sizeof eps, "%s,%s", cluster_client_addr(c, 1), cluster_client_addr(c, 2));
+	pid_t pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		char path[600];
+		snprintf(path, sizeof path, "%s/kvctl", bin);
+		int fd = open("/dev/null", 1);
+		if (fd >= 0)
+			dup2(fd, 1);
+		execl(path, path, "--endpoints", eps, "--timeout", "20s", "bench", "--op", "put",
+		      "--clients", "8", "--requests", "20000", "--keys", "2000", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+START_TEST(test_grow_to_five_and_shrink_to_three)
+{
+	start(5, 3);
+	put_keys("grow", 0, 100);
+	pid_t load = load_start();
+	for (int node = 4; node <= 5; node++) {
+		ck_assert_int_eq(kvctl("member add %d %s %s", node, cluster_peer_addr(c, node),
+				       cluster_client_addr(c, node)),
+				 0);
+		ck_assert_int_eq(cluster_join(c, node), 0);
+		put_keys("grow", 100 + (node - 4) * 50, 150 + (node - 4) * 50);
+	}
+	for (int node = 4; node <= 5; node++)
+		ck_assert_int_eq(kvctl("member fill %d", node), 0);
+	int st;
+	ck_assert_int_eq(waitpid(load, &st, 0), load);
+	/* every acknowledged write, read through a joined node (which forwards what it does
+	 * not host) */
+	check_keys(4, "grow", 200);
+	/* 3 replicas of each of the ALL groups over 5 nodes: floor(15/5) = 3 each */
+	size_t held[6] = {0};
+	for (uint32_t g = 1; g <= ALL; g++) {
+		uint64_t v[8];
+		size_t n = voters_of(5, g, v);
+		ck_assert_msg(n == 3, "group %u has %zu voters", g, n);
+		for (size_t k = 0; k < n; k++)
+			held[v[k]]++;
+	}
+	for (int node = 1; node <= 5; node++)
+		ck_assert_msg(held[node] == 3 * ALL / 5 || held[node] == (3 * ALL + 4) / 5,
+			      "node %d holds %zu replicas", node, held[node]);
+	/* shrink: each removal moves the replicas away, then the node leaves and stops */
+	for (int node = 5; node >= 4; node--) {
+		ck_assert_int_eq(kvctl("member remove %d", node), 0);
+		ck_assert_msg(exits_within(node, 10000), "removed node %d did not stop", node);
+		ck_assert_int_eq(cluster_log_grep(c, node, "removed from the cluster") > 0, 1);
+	}
+	for (uint32_t g = 1; g <= ALL; g++) {
+		uint64_t v[8];
+		size_t n = voters_of(3, g, v);
+		ck_assert_msg(n == 3, "group %u has %zu voters after the shrink", g, n);
+		for (size_t k = 0; k < n; k++)
+			ck_assert_msg(v[k] <= 3, "removed node %llu still votes in group %u",
+				      (unsigned long long)v[k], g);
+	}
+	check_keys(3, "grow", 200);
+	/* a removed id never comes back */
+	ck_assert_int_eq(kvctl("member add 5 %s %s 2>/dev/null", cluster_peer_addr(c, 5),
+			       cluster_client_addr(c, 5)),
+			 2);
+}
+END_TEST
+
+START_TEST(test_replace_a_dead_node)
+{
+	start(4, 3);
+	put_keys("rep", 0, 100);
+	/* the machine of node 3 dies for good */
+	cluster_kill(c, 3);
+	ck_assert_int_eq(cluster_wipe(c, 3), 0);
+	ck_assert_int_eq(kvctl("member add 4 %s %s", cluster_peer_addr(c, 4),
+			       cluster_client_addr(c, 4)),
+			 0);
+	ck_assert_int_eq(cluster_join(c, 4), 0);
+	ck_assert_int_eq(kvctl("member replace 3 4 %s %s", cluster_peer_addr(c, 4),
+			       cluster_client_addr(c, 4)),
+			 0);
+	for (uint32_t g = 1; g <= ALL; g++) {
+		uint64_t v[8];
+		size_t n = voters_of(4, g, v);
+		ck_assert_msg(n == 3, "group %u has %zu voters after the replace", g, n);
+		for (size_t k = 0; k < n; k++)
+			ck_assert_msg(v[k] != 3, "the dead node still votes in group %u", g);
+	}
+	check_keys(4, "rep", 100);
+	ck_assert_int_eq(cluster_wait_digests_equal(c, 15000), 0);
+}
+END_TEST
+
+START_TEST(test_refusals)
+{
+	start(3, 3);
+	/* an id already a member; an address already used; a bad address */
+	ck_assert_int_eq(kvctl("member add 2 127.0.0.99:1 127.0.0.99:2 2>/dev/null"), 2);
+	ck_assert_int_eq(kvctl("member add 7 %s 127.0.0.99:2 2>/dev/null",
+			       cluster_peer_addr(c, 2)),
+			 2);
+	ck_assert_int_eq(kvctl("member add 7 nonsense 127.0.0.99:2 2>/dev/null"), 2);
+	/* removing a member that still holds replicas, asked directly (kvctl would move them
+	 * first): refused, the map unchanged */
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__MEMBER_REMOVE;
+	rq.target = 3;
+	Ringraft__Kv__Response *rs;
+	ck_assert_int_eq(cluster_call(c, 1, &rq, &rs, 5000), 0);
+	ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__INVALID);
+	ck_assert_ptr_nonnull(strstr(rs->error, "holds replicas"));
+	ringraft__kv__response__free_unpacked(rs, NULL);
+	/* with three members, removing one is refused (no three others to hold the replicas) */
+	ck_assert_int_eq(kvctl("member remove 3 2>/dev/null"), 2);
+	ck_assert_int_eq(kvctl("member list"), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("members");
+	TCase *tc = tcase_create("members");
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_grow_to_five_and_shrink_to_three);
+	tcase_add_test(tc, test_replace_a_dead_node);
+	tcase_add_test(tc, test_refusals);
+	suite_add_tcase(s, tc);
+	SRunner *r = srunner_create(s);
+	srunner_run_all(r, CK_NORMAL);
+	int failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed ? 1 : 0;
+}
