@@ -31,7 +31,7 @@ struct peer {
 	size_t len, cap;
 	size_t queued; /* bytes handed to uv_write and not completed */
 	uv_timer_t retry;
-	bool removed; /* net_peers_forget: never dialled again, its Hellos refused */
+	bool removed; /* net_peers_forget: dialled rarely (NET_PEER_BACKOFF_MAX_MS) */
 	uint32_t backoff_ms;
 	uint64_t last_tx_ms; /* last frame handed to the connection */
 };
@@ -288,11 +288,6 @@ static struct peer *accept_hello(struct conn *c, const Ringraft__Raft__Hello *h)
 		return NULL;
 	}
 	struct peer *pe = peer_find(p, h->node_id);
-	if (pe != NULL && pe->removed) {
-		logf_(p, 1, h->node_id, "peer refused reason=removed-member");
-		conn_close(c, "removed from the cluster");
-		return NULL;
-	}
 	if (pe == NULL || (c->outbound && pe != c->peer) ||
 	    (!c->outbound && h->node_id > p->self_id)) {
 		logf_(p, 1, h->node_id, "peer refused reason=unexpected-node-id");
@@ -398,7 +393,7 @@ static void connect_cb(uv_connect_t *req, int status)
 static void dial(struct peer *pe)
 {
 	struct net_peers *p = pe->p;
-	if (p->closing || pe->conn != NULL || pe->removed)
+	if (p->closing || pe->conn != NULL)
 		return;
 	struct conn *c = conn_new(p);
 	if (c == NULL) {
@@ -437,6 +432,8 @@ static void retry_cb(uv_timer_t *t)
 
 static void schedule_redial(struct peer *pe)
 {
+	if (pe->removed)
+		pe->backoff_ms = NET_PEER_BACKOFF_MAX_MS;
 	uint32_t b = pe->backoff_ms ? pe->backoff_ms : NET_PEER_BACKOFF_MIN_MS;
 	uint32_t delay = b / 2 + rand32(pe->p) % (b / 2 + 1); /* jitter: [b/2, b] */
 	pe->backoff_ms = b * 2 > NET_PEER_BACKOFF_MAX_MS ? NET_PEER_BACKOFF_MAX_MS : b * 2;
@@ -567,9 +564,8 @@ void net_peers_forget(struct net_peers *p, uint64_t id)
 	if (pe == NULL || pe->removed)
 		return;
 	pe->removed = true;
-	if (p->listening)
-		uv_timer_stop(&pe->retry);
-	logf_(p, 1, id, "peer forgotten: removed from the cluster");
+	pe->backoff_ms = NET_PEER_BACKOFF_MAX_MS;
+	logf_(p, 1, id, "peer removed from the cluster: dialled rarely, to tell it so");
 }
 
 int net_peers_start(struct net_peers *p)

@@ -47,8 +47,9 @@ int net_peers_add(struct net_peers *p, uint64_t id, const char *addr);
  * higher than ours (the lower id dials). NET_EADDR, NET_EPROTO (known already, or full). */
 int net_peers_add_live(struct net_peers *p, uint64_t id, const char *addr);
 bool net_peers_known(const struct net_peers *p, uint64_t id);
-/* A peer removed from the cluster: never dialled again and its Hellos refused; a link up now
- * stays until it closes (so that it can still be told it was removed). */
+/* A peer removed from the cluster: dialled only every NET_PEER_BACKOFF_MAX_MS, so that a
+ * removed node that comes back is told it was removed (the engine sends it the cluster map)
+ * and stops, at little cost while it is gone for good. */
 void net_peers_forget(struct net_peers *p, uint64_t id);
 /* Binds the listener and starts dialling. NET_EIO (with uv's message logged) on bind failure. */
 int net_peers_start(struct net_peers *p);

@@ -157,6 +157,8 @@ bool node_peer_up(struct node *n, uint64_t id, const char *client_addr, uint64_t
 	node_log(NODE_LOG_INFO, 0, "peer connected peer=%llu client_addr=%s",
 		 (unsigned long long)id, client_addr);
 	node_members_push(n); /* a node that was away learns the map at once */
+	if (!node_member_live(n, id))
+		node_members_tell_removed(n, id); /* it learns it was removed, and stops */
 	return node_addrbook_set(&n->addrs, &n->cfg, id, client_addr);
 }
 

@@ -87,7 +87,7 @@ static void take_map(struct node *n, Ringraft__Kv__NodeInfo *const *recs, size_t
 	}
 	n->members_epoch = epoch;
 	if (self_removed)
-		node_log(NODE_LOG_ERROR, 0,
+		node_log(NODE_LOG_WARN, 0,
 			 "this node was removed from the cluster (member remove): it serves and "
 			 "votes no more");
 	if (n->io.members_changed != NULL)
@@ -173,12 +173,9 @@ static size_t map_records(struct node *n, Ringraft__Kv__NodeInfo *infos,
 	return k;
 }
 
-void node_members_push(struct node *n)
+/* Sends the map to `to`, or to every connected member when to is 0. */
+static void send_map(struct node *n, uint64_t to_one)
 {
-	struct node_group *g = node_group(n, node_meta_id(n));
-	if (n->members_epoch == 0 || g == NULL || g->raft == NULL ||
-	    raft_role_of(g->raft) != RAFT_LEADER)
-		return;
 	Ringraft__Kv__NodeInfo infos[NODE_NODES_MAX], *ptrs[NODE_NODES_MAX];
 	Ringraft__Kv__MemberMap map = RINGRAFT__KV__MEMBER_MAP__INIT;
 	map.epoch = n->members_epoch;
@@ -192,9 +189,25 @@ void node_members_push(struct node *n)
 	/* removed members too: that is how they learn they were removed */
 	for (size_t i = 0; i < n->cfg.n_members; i++) {
 		uint64_t to = n->cfg.members[i].id;
-		if (to != n->cfg.id && node_peer_is_up(n, to))
+		if (to != n->cfg.id && (to_one == 0 || to == to_one) && node_peer_is_up(n, to))
 			(void)n->io.peer_send_packed(n->io.arg, to, NODE_FIELD_MEMBERS, buf, len);
 	}
+}
+
+void node_members_push(struct node *n)
+{
+	struct node_group *g = node_group(n, node_meta_id(n));
+	if (n->members_epoch == 0 || g == NULL || g->raft == NULL ||
+	    raft_role_of(g->raft) != RAFT_LEADER)
+		return;
+	send_map(n, 0);
+}
+
+void node_members_tell_removed(struct node *n, uint64_t id)
+{
+	/* any node, not only the meta leader: the map it holds is committed state */
+	if (n->members_epoch != 0 && node_config_member_index(&n->cfg, id) >= 0)
+		send_map(n, id);
 }
 
 void node_members_received(struct node *n, uint64_t from, const ProtobufCBinaryData *b)

@@ -309,6 +309,8 @@ void node_members_reload(struct node *n);
 /* The meta leader sends the map to every connected member (on change, and every tick below). */
 void node_members_push(struct node *n);
 void node_members_tick(struct node *n);
+/* A removed member connected: it is sent the map, so that it stops (any node sends it). */
+void node_members_tell_removed(struct node *n, uint64_t id);
 void node_members_received(struct node *n, uint64_t from, const ProtobufCBinaryData *b);
 const char *node_members_check(struct node *n, const Ringraft__Kv__Request *rq);
 int node_members_cmd(struct node *n, const Ringraft__Kv__Request *rq, struct kv_cmd *c,

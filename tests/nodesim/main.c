@@ -100,7 +100,7 @@ static void print_fail(const struct ns_result *r, uint64_t seed)
 {
 	printf("FAIL seed %" PRIu64 " (%d nodes, %d groups, mix %s, apply cap %" PRIu32 "%s): %s\n"
 	       "  replay: build/tests/nodesim/nodesim run --seed %" PRIu64 " --trace\n",
-	       seed, r->nodes, r->groups, r->mix, r->apply_cap, r->moves ? ", moves" : "", r->why,
+	       seed, r->nodes, r->groups, r->mix, r->apply_cap, r->members ? ", members" : r->moves ? ", moves" : "", r->why,
 	       seed);
 }
 
@@ -115,7 +115,7 @@ static int cmd_run(uint64_t seed, bool trace)
 	printf("ok seed %" PRIu64 " (%d nodes, %d groups, mix %s, apply cap %" PRIu32
 	       "%s): %zu operations (%zu ok), "
 	       "%zu events, trace %016" PRIx64 "\n",
-	       seed, r.nodes, r.groups, r.mix, r.apply_cap, r.moves ? ", moves" : "", r.ops,
+	       seed, r.nodes, r.groups, r.mix, r.apply_cap, r.members ? ", members" : r.moves ? ", moves" : "", r.ops,
 	       r.ok_ops, r.events, r.hash);
 	printf("  slowest liveness probe: %" PRIu64 " ms\n", r.probe_ms);
 	print_counts(r.count, NULL);

@@ -42,6 +42,7 @@ enum ns_count {
 	NS_C_MOVE_STEP,   /* replica-move steps a leader took (MOVE_REPLICA answered not done) */
 	NS_C_MOVE_DONE,   /* replica moves completed (that took at least one step) */
 	NS_C_MOVE_REFUSED, /* moves refused as senseless (a source holding no replica) */
+	NS_C_MEMBER_CHANGE, /* members added or removed (the cluster map, node/members.c) */
 	NS_C_OK_READ,     /* client operations answered ok, by kind */
 	NS_C_OK_WRITE,
 	NS_C_OK_CAS,
@@ -65,6 +66,7 @@ struct ns_result {
 	const char *mix;
 	uint32_t apply_cap; /* committed entries a group applies per tick (0 = no limit) */
 	bool moves;         /* replicas are moved between nodes during the run */
+	bool members;       /* members are added, replaced and removed during the run */
 };
 
 /* Runs one seed (world.c). */

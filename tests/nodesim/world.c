@@ -46,6 +46,7 @@ const char *const ns_count_names[NS_C_COUNT] = {
 	[NS_C_MOVE_STEP] = "move-steps",
 	[NS_C_MOVE_DONE] = "moves-done",
 	[NS_C_MOVE_REFUSED] = "moves-refused",
+	[NS_C_MEMBER_CHANGE] = "member-changes",
 	[NS_C_OK_READ] = "ok-reads",
 	[NS_C_OK_WRITE] = "ok-writes",
 	[NS_C_OK_CAS] = "ok-cas",
@@ -63,6 +64,10 @@ const char *const ns_count_names[NS_C_COUNT] = {
 
 /* In the crash mixes, one acknowledged write in STRIKE_ONE_IN (at most one per STRIKE_GAP_MS)
  * is followed at once by a majority crash (EV_STRIKE). */
+/* The membership plan's steps after the end of the clients' run, at most (the audit then
+ * wants it done). */
+#define PLAN_GRACE_MS 20000
+
 #define STRIKE_ONE_IN 8
 #define STRIKE_GAP_MS 300
 
@@ -78,7 +83,8 @@ enum ev_type {
 	EV_RESUME,
 	EV_HEAL,
 	EV_STRIKE, /* a majority crashes, right after a write was acknowledged */
-	EV_MOVE,   /* the mover's next MOVE_REPLICA step */
+	EV_MOVE,   /* the mover's next MOVE_REPLICA step, or the membership plan's next step */
+	EV_STOP,   /* a node that learned it was removed from the cluster stops for good */
 };
 
 struct ev {
@@ -160,6 +166,10 @@ struct simnode {
 	uint64_t clock_base_ms; /* its clock at virtual time 0 */
 	bool writing;           /* a WAL batch is with the simulated disk */
 	bool clean_at_crash;    /* crashed: no hosted group's durable state said recovering */
+	/* The membership plan (members seeds): not yet added (not started), dead for good
+	 * (crashed and never restarted), removed from the cluster (stopped, or to stop when it
+	 * learns it), and whether it was a running member when the faults ended. */
+	bool outside, dead, removed, left, member_at_heal;
 	struct wal_batch *batch;
 	bool compact;
 };
@@ -215,6 +225,24 @@ struct world {
 		uint64_t seq;
 		struct world *w;
 	} mover;
+	/* Membership changes (members seeds: 5 nodes, 3 of them bootstrap members): a plan of
+	 * steps run one after the other, each retried until it is done (plan_step). */
+	struct {
+		bool on, busy;
+		int node; /* busy: the node the request went to */
+		uint64_t seq;
+		struct plan_act {
+			enum { P_ADD, P_MOVE, P_REMOVE, P_KILL } kind;
+			int node;       /* ADD, REMOVE, KILL: the member; MOVE: the source */
+			uint32_t group; /* MOVE */
+			int cand[NS_NODES_MAX], n_cand, ci; /* MOVE: targets to try in turn */
+		} acts[4 * (NS_GROUPS_MAX + 1) + 8];
+		int n, i;
+		int boot;  /* the bootstrap members: 1..boot */
+		int start; /* a node just added, started at the plan's next event (not from
+			    * inside the engine's turn that answered the add) */
+		uint64_t done_at; /* when the last step was done */
+	} plan;
 	bool crashes, partitions, pauses, drift, wipes;
 	uint64_t strike_last; /* the last EV_STRIKE */
 	uint64_t fault_end, heal_end, end;
@@ -434,13 +462,15 @@ static void node_config_for(struct world *w, struct simnode *s, uint32_t electio
 	snprintf(c->data_dir, sizeof c->data_dir, "%s", s->dir);
 	snprintf(c->peer_addr, sizeof c->peer_addr, "10.0.0.%d:7000", s->id);
 	snprintf(c->client_addr, sizeof c->client_addr, "10.0.0.%d:9000", s->id);
-	for (int i = 1; i <= w->N; i++) {
+	int boot = w->plan.on ? w->plan.boot : w->N; /* the others join (kvd --join) */
+	for (int i = 1; i <= boot; i++) {
 		c->members[i - 1].id = (uint64_t)i;
 		snprintf(c->members[i - 1].peer_addr, sizeof c->members[i - 1].peer_addr,
 			 "10.0.0.%d:7000", i);
 	}
-	c->n_members = (size_t)w->N;
+	c->n_members = (size_t)boot;
 	c->n_boot = c->n_members;
+	c->join = s->id > boot;
 	c->groups = (uint32_t)w->G;
 	c->cluster_id = 0x5eed;
 	c->tick_ms = 10;
@@ -456,6 +486,18 @@ static void node_config_for(struct world *w, struct simnode *s, uint32_t electio
 }
 
 static void links_changed(struct world *w);
+
+/* The engine's cluster map changed (node/members.c); a node removed from the cluster stops,
+ * as kvd does. */
+static void io_members_changed(void *arg, bool self_removed)
+{
+	struct simnode *s = arg;
+	if (self_removed && !s->removed) {
+		s->removed = true;
+		push(s->w, (struct ev){.t = s->w->now + 1, .type = EV_STOP, .node = s->id,
+				       .gen = s->gen});
+	}
+}
 
 static void node_start(struct world *w, struct simnode *s)
 {
@@ -502,6 +544,7 @@ static void node_start(struct world *w, struct simnode *s)
 		.peer_up = io_peer_up,
 		.wal_write = io_wal_write,
 		.flush = io_flush,
+		.members_changed = io_members_changed,
 	};
 	enter(s);
 	rc = node_engine_open(&s->cfg, &io, s->wal, s->kv, s->incarnation, &s->n);
@@ -598,6 +641,10 @@ static void node_crash(struct world *w, struct simnode *s)
 	s->kv = NULL;
 	s->wal = NULL;
 	s->writing = false;
+	if (w->plan.busy && w->plan.node == s->id) {
+		w->plan.busy = false; /* asked again: adds and removes are in a session */
+		push(w, (struct ev){.t = w->now + rnd(w, 20, 150), .type = EV_MOVE});
+	}
 	if (w->mover.busy && w->mover.node == s->id) {
 		w->mover.busy = false; /* the step's outcome is unknown: the next one tells */
 		push(w, (struct ev){.t = w->now + rnd(w, 20, 150), .type = EV_MOVE});
@@ -730,7 +777,10 @@ static void client_issue(struct world *w, int c)
 		if (w->nodes[i].alive && !w->nodes[i].paused)
 			live[nl++] = i;
 	if (cl->probe != 0) {
-		/* after the heal every node runs: the probe writes through its own */
+		/* after the heal every member runs: the probe writes through its own (one removed
+		 * since has stopped: its probe ends) */
+		if (!w->nodes[cl->probe].alive)
+			return;
 		live[0] = cl->probe;
 		nl = 1;
 	}
@@ -1046,6 +1096,203 @@ static void mover_step(struct world *w)
 	node_process(s->n);
 }
 
+/* ------------------------------------------------------------------------------ members */
+
+/* The membership plan (members seeds): bootstrap members 1..3; node 4 is added and given
+ * some replicas; node 5 is added and replaces a bootstrap member V (dead for good in some
+ * seeds: crashed, its directory lost when the recovery rule allows, never restarted), whose
+ * replicas all move away before it is removed; then node 4 is drained and removed. Every step
+ * is a request a client (kvctl) would send, retried until the cluster says it is done, under
+ * the seed's faults. The audit then wants 3 voters in every group, all of them members. */
+static void plan_build(struct world *w)
+{
+	int B = w->plan.boot;
+	uint32_t all = (uint32_t)w->G + 1; /* the meta group moves like the others */
+	struct plan_act *a = w->plan.acts;
+	int n = 0;
+	a[n++] = (struct plan_act){.kind = P_ADD, .node = 4};
+	for (uint32_t g = 1; g <= all; g++)
+		if (rnd(w, 0, 1))
+			a[n++] = (struct plan_act){.kind = P_MOVE, .node = (int)rnd(w, 1, (uint32_t)B),
+						   .group = g, .cand = {4}, .n_cand = 1};
+	a[n++] = (struct plan_act){.kind = P_ADD, .node = 5};
+	int V = (int)rnd(w, 1, (uint32_t)B);
+	if (w->crashes && rnd(w, 0, 1))
+		a[n++] = (struct plan_act){.kind = P_KILL, .node = V};
+	for (int drain = 0; drain < 2; drain++) {
+		int src = drain == 0 ? V : 4;
+		for (uint32_t g = 1; g <= all; g++) {
+			struct plan_act m = {.kind = P_MOVE, .node = src, .group = g};
+			m.cand[m.n_cand++] = 5;
+			for (int k = 1; k <= B + 1; k++)
+				if (k != V && k != src)
+					m.cand[m.n_cand++] = k;
+			a[n++] = m;
+		}
+		a[n++] = (struct plan_act){.kind = P_REMOVE, .node = src};
+	}
+	w->plan.n = n;
+}
+
+/* May node v lose its data directory now? As may_wipe, over the members that run. */
+static bool plan_may_wipe(struct world *w, int v)
+{
+	for (int i = 1; i <= w->N; i++) {
+		struct simnode *u = &w->nodes[i];
+		if (i == v || u->outside || u->dead || u->removed)
+			continue;
+		if (u->alive ? !durably_recovered(w, u) : !u->clean_at_crash)
+			return false;
+	}
+	return true;
+}
+
+static void plan_next(struct world *w, uint32_t lo, uint32_t hi)
+{
+	push(w, (struct ev){.t = w->now + rnd(w, lo, hi), .type = EV_MOVE});
+}
+
+static bool says(const Ringraft__Kv__Response *resp, const char *what)
+{
+	return resp->error != NULL && strstr(resp->error, what) != NULL;
+}
+
+static void plan_reply(void *arg, const Ringraft__Kv__Response *resp)
+{
+	struct world *w = arg;
+	if (!w->plan.busy || resp->id != w->plan.seq) {
+		fail(w, "the membership plan got an answer (request %" PRIu64 ") it did not wait for",
+		     (uint64_t)resp->id);
+		return;
+	}
+	w->plan.busy = false;
+	struct plan_act *a = &w->plan.acts[w->plan.i];
+	bool ok = resp->code == RINGRAFT__KV__CODE__OK;
+	bool invalid = resp->code == RINGRAFT__KV__CODE__INVALID;
+	trace(w, "plan <- %d %s%s", resp->code, resp->progress ? resp->progress : "",
+	      resp->error ? resp->error : "");
+	bool next = false;
+	switch (a->kind) {
+	case P_ADD:
+		if (ok || (invalid && says(resp, "a member already"))) {
+			w->r->count[NS_C_MEMBER_CHANGE] += ok;
+			if (w->nodes[a->node].outside)
+				w->plan.start = a->node;
+			next = true;
+		} else if (invalid) {
+			fail(w, "plan: adding node %d refused: %s", a->node, resp->error);
+		}
+		break;
+	case P_REMOVE:
+		if (ok || (invalid && says(resp, "removed already"))) {
+			w->r->count[NS_C_MEMBER_CHANGE] += ok;
+			w->nodes[a->node].left = true;
+			next = true;
+		}
+		/* "still holds replicas": a move of the drain is not seen as done here yet, or a
+		 * node's map is behind; asked again */
+		break;
+	case P_MOVE:
+		if (ok && resp->done) {
+			w->r->count[NS_C_MOVE_DONE]++;
+			next = true;
+		} else if (ok) {
+			w->r->count[NS_C_MOVE_STEP]++;
+		} else if (invalid && says(resp, "holds no replica")) {
+			next = true; /* the source holds none of this group: nothing to move */
+		} else if (invalid && says(resp, "already holds a voting replica")) {
+			w->r->count[NS_C_MOVE_REFUSED]++;
+			if (++a->ci >= a->n_cand)
+				fail(w, "plan: group %u: no target takes node %d's replica", a->group,
+				     a->node);
+		}
+		/* anything else (no leader yet, a map not learned yet, a timeout): again */
+		break;
+	case P_KILL:
+		break;
+	}
+	if (next && ++w->plan.i == w->plan.n)
+		w->plan.done_at = w->now;
+	plan_next(w, 10, 100);
+}
+
+static void plan_step(struct world *w)
+{
+	if (w->plan.start != 0) {
+		struct simnode *j = &w->nodes[w->plan.start];
+		w->plan.start = 0;
+		j->outside = false;
+		trace(w, "plan: node %d joins", j->id);
+		node_start(w, j); /* kvd --join */
+	}
+	if (w->plan.busy || w->plan.i >= w->plan.n)
+		return;
+	struct plan_act *a = &w->plan.acts[w->plan.i];
+	if (a->kind == P_KILL) {
+		struct simnode *v = &w->nodes[a->node];
+		trace(w, "plan: node %d dies for good", a->node);
+		node_crash(w, v);
+		v->dead = true;
+		if (plan_may_wipe(w, a->node)) {
+			rm_tree(v->dir);
+			w->r->count[NS_C_WIPE]++;
+		}
+		w->plan.i++;
+		plan_next(w, 10, 100);
+		return;
+	}
+	/* through a running member, as kvctl would go through any node it knows */
+	int live[NS_NODES_MAX], nl = 0;
+	for (int i = 1; i <= w->N; i++) {
+		struct simnode *u = &w->nodes[i];
+		if (u->alive && !u->paused && !u->left && !u->removed)
+			live[nl++] = i;
+	}
+	if (nl == 0) {
+		plan_next(w, 20, 150);
+		return;
+	}
+	struct simnode *s = &w->nodes[live[rnd(w, 0, (uint32_t)nl - 1)]];
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	Ringraft__Kv__NodeInfo m = RINGRAFT__KV__NODE_INFO__INIT;
+	char peer[32], client[32];
+	rq.id = ++w->plan.seq;
+	rq.timeout_ms = 1000;
+	rq.client_id = 1000; /* the plan's session: a retried add or remove is applied once */
+	rq.seq = w->plan.seq;
+	switch (a->kind) {
+	case P_ADD:
+		rq.op = RINGRAFT__KV__OP__MEMBER_ADD;
+		snprintf(peer, sizeof peer, "10.0.0.%d:7000", a->node);
+		snprintf(client, sizeof client, "10.0.0.%d:9000", a->node);
+		m.id = (uint64_t)a->node;
+		m.peer_addr = peer;
+		m.client_addr = client;
+		rq.member = &m;
+		break;
+	case P_REMOVE:
+		rq.op = RINGRAFT__KV__OP__MEMBER_REMOVE;
+		rq.target = (uint64_t)a->node;
+		break;
+	default:
+		rq.op = RINGRAFT__KV__OP__MOVE_REPLICA;
+		rq.group = a->group;
+		rq.source = (uint64_t)a->node;
+		rq.target = (uint64_t)a->cand[a->ci];
+		rq.client_id = 0;
+		rq.seq = 0;
+		break;
+	}
+	trace(w, "plan: step %d of %d (%s) through node %d", w->plan.i + 1, w->plan.n,
+	      a->kind == P_ADD ? "add" : a->kind == P_REMOVE ? "remove" : "move", s->id);
+	Ringraft__Kv__Request *own = owned_request(&rq);
+	w->plan.busy = true;
+	w->plan.node = s->id;
+	enter(s);
+	node_submit(s->n, own, plan_reply, w);
+	node_process(s->n);
+}
+
 static void nemesis(struct world *w)
 {
 	if (w->now >= w->fault_end)
@@ -1093,8 +1340,11 @@ static void heal(struct world *w)
 	memset(w->cut, 0, sizeof w->cut);
 	for (int i = 1; i <= w->N; i++) {
 		struct simnode *s = &w->nodes[i];
+		s->member_at_heal = !s->outside && !s->dead && !s->left;
+		if (s->outside || s->dead || s->removed)
+			continue; /* not added yet, dead for good, or stopped as removed */
 		if (!s->alive)
-			node_start(w, s);
+			node_start(w, s); /* one removed while down learns it now, and stops */
 		else if (s->paused) {
 			s->paused = false;
 			node_process(s->n);
@@ -1104,7 +1354,8 @@ static void heal(struct world *w)
 	for (int c = 0; c < w->C; c++)
 		w->clients[c].write_after_heal = true;
 	for (int c = w->C; c < w->CT; c++)
-		push(w, (struct ev){.t = w->now, .type = EV_CLIENT, .client = c});
+		if (w->nodes[w->clients[c].probe].member_at_heal)
+			push(w, (struct ev){.t = w->now, .type = EV_CLIENT, .client = c});
 }
 
 /* ------------------------------------------------------------------------------ the run */
@@ -1155,6 +1406,10 @@ static void deliver(struct world *w, struct ev *e)
 		f.n_digests = 1;
 		w->r->count[NS_C_DIGEST]++;
 		f.digests = &d;
+		break;
+	case NODE_FIELD_MEMBERS:
+		f.n_member_maps = 1;
+		f.member_maps = &bin;
 		break;
 	case NODE_FIELD_GONE:
 		gone = ringraft__raft__group_gone__unpack(NULL, e->len, e->buf);
@@ -1242,11 +1497,20 @@ static void step(struct world *w, struct ev *e)
 		nemesis(w);
 		break;
 	case EV_MOVE:
-		mover_step(w);
+		if (w->plan.on)
+			plan_step(w);
+		else
+			mover_step(w);
 		break;
 	case EV_RESTART:
-		if (!s->alive && !w->healed)
+		if (!s->alive && !w->healed && !s->dead && !s->removed)
 			node_start(w, s);
+		break;
+	case EV_STOP:
+		if (s->alive && e->gen == s->gen) {
+			trace(w, "node %d stops: removed from the cluster", s->id);
+			node_crash(w, s);
+		}
 		break;
 	case EV_HEAL:
 		heal(w);
@@ -1348,7 +1612,8 @@ struct audit_ctx {
 	struct world *w;
 	int node;
 	bool answered;
-	struct audit_group g[NS_GROUPS_MAX + 1];
+	uint64_t members_epoch; /* the cluster map's epoch it knows */
+	struct audit_group g[NS_GROUPS_MAX + 2]; /* + the meta group */
 };
 
 static void audit_reply(void *arg, const Ringraft__Kv__Response *resp)
@@ -1357,9 +1622,11 @@ static void audit_reply(void *arg, const Ringraft__Kv__Response *resp)
 	a->answered = true;
 	if (resp->code != RINGRAFT__KV__CODE__OK || resp->status == NULL)
 		return;
+	if (resp->ring != NULL)
+		a->members_epoch = resp->ring->members_epoch;
 	for (size_t i = 0; i < resp->status->n_groups; i++) {
 		const Ringraft__Kv__GroupStatus *gs = resp->status->groups[i];
-		if (gs->group < 1 || gs->group > NS_GROUPS_MAX)
+		if (gs->group < 1 || gs->group > NS_GROUPS_MAX + 1)
 			continue;
 		struct audit_group *x = &a->g[gs->group];
 		x->hosted = true;
@@ -1399,7 +1666,25 @@ static void audit_groups(struct world *w)
 	if (w->mover.group != 0)
 		fail(w, "audit: the move of group %u from node %d to node %d never finished",
 		     w->mover.group, w->mover.from, w->mover.to);
-	for (uint32_t g = 1; g <= (uint32_t)w->G && w->r->ok; g++) {
+	if (w->plan.on && w->plan.i < w->plan.n)
+		fail(w, "audit: the membership plan stopped at step %d of %d (kind %d, node %d, "
+			"group %u)",
+		     w->plan.i + 1, w->plan.n, (int)w->plan.acts[w->plan.i].kind,
+		     w->plan.acts[w->plan.i].node, w->plan.acts[w->plan.i].group);
+	/* Members: a removed node has stopped (it learned it was removed); every running member
+	 * knows the same cluster map. */
+	uint64_t epoch = 0;
+	for (int i = 1; i <= w->N && w->r->ok; i++) {
+		struct simnode *s = &w->nodes[i];
+		if (s->left && s->alive)
+			fail(w, "audit: node %d was removed from the cluster and still runs", i);
+		if (s->alive && a[i].answered && epoch != 0 && a[i].members_epoch != epoch)
+			fail(w, "audit: node %d knows cluster map epoch %" PRIu64 ", another %" PRIu64,
+			     i, a[i].members_epoch, epoch);
+		if (s->alive && a[i].answered)
+			epoch = a[i].members_epoch;
+	}
+	for (uint32_t g = 1; g <= (uint32_t)w->G + 1 && w->r->ok; g++) {
 		int L = 0;
 		for (int i = 1; i <= w->N; i++)
 			if (a[i].g[g].leader && (L == 0 || a[i].g[g].term > a[L].g[g].term))
@@ -1419,6 +1704,9 @@ static void audit_groups(struct world *w)
 			if (v >= 1 && v <= w->N && w->nodes[v].alive && !a[v].g[g].hosted)
 				fail(w, "audit: node %d, a voter of group %u, holds no replica of it", v,
 				     g);
+			if (v >= 1 && v <= w->N &&
+			    (w->nodes[v].left || w->nodes[v].dead || w->nodes[v].outside))
+				fail(w, "audit: node %d votes in group %u and is not a member", v, g);
 		}
 	}
 }
@@ -1471,7 +1759,17 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	/* Replicas move in half of the 5-node seeds (with 3 nodes every node hosts every group:
 	 * there is nowhere to move to); drawn apart from the world's stream too. */
 	w->mover.on = w->N == 5 && ((h >> 20) & 1) == 1;
+	/* In half of those, the members change instead (the plan above plan_build): 3
+	 * bootstrap members, nodes 4 and 5 added later, one replaced, one removed. */
+	w->plan.on = w->mover.on && ((h >> 21) & 1) == 1;
+	if (w->plan.on) {
+		w->mover.on = false;
+		w->plan.boot = 3;
+		w->heal_end += 3000; /* more of the plan runs with clients (see PLAN_GRACE_MS) */
+		w->end = w->heal_end;
+	}
 	r->moves = w->mover.on;
+	r->members = w->plan.on;
 	ns_root_path(w->root, sizeof w->root, o->root, (int)getpid(), o->seed);
 	rm_tree(w->root);
 	mkdir(w->root, 0755);
@@ -1485,8 +1783,13 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		s->clock_base_ms = 1000000 + rnd(w, 0, 100000);
 		node_config_for(w, s, election_ms, snapshot_entries, balance, scrub);
 	}
+	for (int i = 1; i <= w->N; i++)
+		w->nodes[i].outside = w->plan.on && i > w->plan.boot; /* added by the plan */
+	if (w->plan.on)
+		plan_build(w);
 	for (int i = 1; i <= w->N && r->ok; i++)
-		node_start(w, &w->nodes[i]);
+		if (!w->nodes[i].outside)
+			node_start(w, &w->nodes[i]);
 	for (int c = 0; c < w->C; c++) {
 		w->clients[c].proc = c;
 		push(w, (struct ev){.t = rnd(w, 200, 600), .type = EV_CLIENT, .client = c});
@@ -1498,14 +1801,17 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	}
 	if (w->partitions || w->crashes || w->pauses)
 		push(w, (struct ev){.t = 500, .type = EV_NEMESIS});
-	if (w->mover.on)
+	if (w->mover.on || w->plan.on)
 		push(w, (struct ev){.t = 700, .type = EV_MOVE});
 	push(w, (struct ev){.t = w->fault_end, .type = EV_HEAL});
 	while (r->ok && w->q.n > 0) {
 		struct ev e = heap_pop(&w->q);
 		/* virtual time never goes back: the nodes' clocks are monotonic */
 		assert(e.t >= w->now);
-		if (e.t > w->end + 5000) {
+		/* the membership plan may go on after the clients stop (up to PLAN_GRACE_MS) */
+		bool planning = w->plan.on && (w->plan.i < w->plan.n ||
+						e.t < w->plan.done_at + 2 * NODE_MAP_PUSH_MS);
+		if (e.t > w->end + (planning ? PLAN_GRACE_MS : 5000)) {
 			if (e.type == EV_DELIVER)
 				free(e.buf);
 			break; /* every client has stopped; only ticks and heartbeats go on */
@@ -1525,7 +1831,11 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		bool waiting = false;
 		for (int c = 0; c < w->CT; c++)
 			waiting |= w->clients[c].busy;
-		if (w->now >= w->end && !waiting)
+		/* after the plan, time for every node to learn the last map (the meta leader sends
+		 * it every NODE_MAP_PUSH_MS) and for a removed one to stop */
+		bool settling = w->plan.on && (w->plan.i < w->plan.n ||
+					       w->now < w->plan.done_at + 2 * NODE_MAP_PUSH_MS);
+		if (w->now >= w->end && !waiting && !settling)
 			break;
 	}
 	while (w->q.n > 0) {
@@ -1538,6 +1848,9 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		check_history(w);
 	for (int c = w->C; c < w->CT && r->ok; c++) {
 		struct client *cl = &w->clients[c];
+		struct simnode *pn = &w->nodes[cl->probe];
+		if (!pn->member_at_heal || pn->left)
+			continue; /* not a member at the heal, or removed since */
 		if (cl->probe_ok != 0 && cl->probe_ok - w->fault_end > r->probe_ms)
 			r->probe_ms = cl->probe_ok - w->fault_end;
 		if (cl->probe_ok == 0 || cl->probe_ok > w->fault_end + PROBE_MS)
