@@ -158,6 +158,7 @@ struct cli_ring_node {
 	uint64_t id;
 	char peer_addr[CLI_ADDR_MAX], client_addr[CLI_ADDR_MAX];
 	bool removed; /* removed from the cluster (kvctl member remove): not asked */
+	bool leaving; /* leaving: its replicas move to the others */
 };
 /* One node's STATUS answer. Strings are NUL-terminated (truncated if longer). */
 struct cli_node_status {
@@ -166,6 +167,7 @@ struct cli_node_status {
 	char health[32];
 	uint64_t wal_bytes, lmdb_bytes, uptime_ms;
 	uint64_t incarnation; /* the node's data directory id */
+	bool auto_balance;    /* the node runs with --auto-balance */
 	uint64_t ring_epoch;
 	uint32_t ring_groups, ring_vnodes;
 	uint64_t members_epoch; /* the cluster map's epoch this node knows */
@@ -209,6 +211,7 @@ int cli_transfer_leader(struct cli_client *c, uint32_t group, uint64_t target);
 int cli_member_add(struct cli_client *c, uint64_t id, const char *peer_addr,
 		   const char *client_addr, char *why, size_t len);
 int cli_member_remove(struct cli_client *c, uint64_t id, char *why, size_t len);
+int cli_member_leave(struct cli_client *c, uint64_t id, char *why, size_t len);
 /* The cluster map epoch a caller saw (kvctl's STATUS view): sent with moves, so that a node
  * with an older map answers "try again" rather than refusing a member it has not learned. */
 void cli_learn_members_epoch(struct cli_client *c, uint64_t epoch);

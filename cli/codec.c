@@ -119,6 +119,7 @@ size_t cli_codec_ring_nodes(const Ringraft__Kv__RingConfig *rc, struct cli_ring_
 		copy_str(nodes[n].peer_addr, CLI_ADDR_MAX, rc->nodes[i]->peer_addr);
 		copy_str(nodes[n].client_addr, CLI_ADDR_MAX, rc->nodes[i]->client_addr);
 		nodes[n].removed = rc->nodes[i]->removed;
+		nodes[n].leaving = rc->nodes[i]->leaving;
 		n++;
 	}
 	return n;
@@ -134,6 +135,7 @@ int cli_codec_status(const Ringraft__Kv__Response *in, struct cli_node_status *o
 	copy_str(out->peer_addr, sizeof out->peer_addr, s->peer_addr);
 	copy_str(out->client_addr, sizeof out->client_addr, s->client_addr);
 	copy_str(out->health, sizeof out->health, s->health);
+	out->auto_balance = s->auto_balance;
 	out->wal_bytes = s->wal_bytes;
 	out->lmdb_bytes = s->lmdb_bytes;
 	out->uptime_ms = s->uptime_ms;

@@ -554,13 +554,17 @@ static int member_list(const struct kvctl_args *a, struct view *v)
 			printf(", \"client_addr\": ");
 			json_text(nd->client_addr);
 			printf(", \"state\": \"%s\", \"answers\": %s, \"replicas\": %zu}",
-			       nd->removed ? "removed" : "up", answered(v, nd->id) ? "true" : "false",
-			       replicas);
+			       nd->removed   ? "removed"
+			       : nd->leaving ? "leaving"
+					     : "up",
+			       answered(v, nd->id) ? "true" : "false", replicas);
 		} else {
 			printf("%-6llu %-24s %-24s %-8s %-10s %zu\n", (unsigned long long)nd->id,
 			       nd->peer_addr, nd->client_addr[0] ? nd->client_addr : "-",
-			       nd->removed ? "removed" : "up", answered(v, nd->id) ? "yes" : "no",
-			       replicas);
+			       nd->removed   ? "removed"
+			       : nd->leaving ? "leaving"
+					     : "up",
+			       answered(v, nd->id) ? "yes" : "no", replicas);
 		}
 	}
 	if (a->output == KVCTL_OUT_JSON)
@@ -609,6 +613,69 @@ static int member_add(struct cli_client *c, const struct kvctl_args *a, struct v
 		       "--client-addr %s --cluster %s --groups %u --data-dir DIR\n",
 		       (unsigned long long)id, (unsigned long long)id, peer, client,
 		       v->map->bootstrap, v->groups);
+	return KVCTL_EXIT_OK;
+}
+
+/* Replicas (voting or learning) node id holds, over every group. */
+static size_t replicas_of(const struct view *v, uint64_t id)
+{
+	size_t k = 0;
+	for (uint32_t g = 1; g <= v->all; g++) {
+		uint64_t term;
+		const struct cli_group_status *info;
+		(void)group_leader(v, g, &term, &info);
+		k += info && (in_ids(info->voters, info->n_voters, id) ||
+			      in_ids(info->learners, info->n_learners, id));
+	}
+	return k;
+}
+
+/* kvctl member remove/replace, first half: the member is marked leaving; when the cluster
+ * balances by itself (--auto-balance), its replicas move away by themselves and this waits
+ * until it holds none (each replica moved within --timeout of the one before); otherwise
+ * the caller drains it. *vp is gathered again (it may be NULL after a failure). */
+static int member_leave_wait(struct cli_client *c, const struct kvctl_args *a, struct view **vp,
+			     uint64_t id)
+{
+	char why[256];
+	int rc = cli_member_leave(c, id, why, sizeof why);
+	if (rc == CLI_INVALID && strstr(why, "leaving already") == NULL) {
+		fprintf(stderr, "kvctl: member %s: refused: %s\n", a->pos[1], why);
+		return KVCTL_EXIT_USAGE;
+	}
+	if (rc != CLI_OK && rc != CLI_INVALID)
+		return kvctl_fail(a, "member leave", rc);
+	struct view *v = *vp;
+	bool auto_balance = false;
+	for (size_t i = 0; i < v->n; i++)
+		auto_balance |= v->nodes[i].rc == CLI_OK && v->nodes[i].st.auto_balance;
+	if (!auto_balance)
+		return KVCTL_EXIT_OK; /* the caller moves the replicas itself */
+	size_t left = replicas_of(v, id), last = (size_t)-1;
+	int64_t deadline = cli_now_ms() + a->timeout_ms;
+	while (left > 0) {
+		if (left != last && a->output != KVCTL_OUT_JSON)
+			printf("node %llu is leaving: %zu replica(s) still to move\n",
+			       (unsigned long long)id, left);
+		if (left != last)
+			deadline = cli_now_ms() + a->timeout_ms;
+		last = left;
+		if (cli_now_ms() >= deadline) {
+			fprintf(stderr,
+				"kvctl: member %s: node %llu still holds %zu replica(s) after %u ms "
+				"without progress (it stays leaving; run the command again to wait "
+				"more)\n",
+				a->pos[1], (unsigned long long)id, left, a->timeout_ms);
+			return KVCTL_EXIT_UNAVAILABLE;
+		}
+		struct timespec ts = {0, 300 * 1000000L};
+		nanosleep(&ts, NULL);
+		free_view(v);
+		*vp = v = gather(c, a);
+		if (v == NULL || reachable(v) == 0)
+			return KVCTL_EXIT_UNAVAILABLE;
+		left = replicas_of(v, id);
+	}
 	return KVCTL_EXIT_OK;
 }
 
@@ -727,13 +794,24 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 			a->pos[1], (unsigned long long)id);
 		return KVCTL_EXIT_USAGE;
 	}
-	if (!fill && nm - 1 < 3) {
+	size_t staying = 0;
+	for (size_t k = 0; k < v->map->n_nodes; k++)
+		staying += !v->map->nodes[k].removed && !v->map->nodes[k].leaving &&
+			   v->map->nodes[k].id != id;
+	if (!fill && staying < 3) {
 		free_view(v);
 		fprintf(stderr,
-			"kvctl: member drain: refused: the other %zu member(s) cannot hold 3 replicas "
+			"kvctl: member %s: refused: the other %zu member(s) cannot hold 3 replicas "
 			"of every group\n",
-			nm - 1);
+			a->pos[1], staying);
 		return KVCTL_EXIT_USAGE;
+	}
+	if (remove_cmd || replace) {
+		int lrc = member_leave_wait(c, a, &v, id);
+		if (lrc != KVCTL_EXIT_OK || v == NULL) {
+			free_view(v);
+			return lrc;
+		}
 	}
 	/* replicas per member, from the freshest view of each group */
 	size_t count[CLI_NODES_MAX] = {0};
@@ -791,7 +869,16 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 		/* every replica moved away: the member leaves the map (the meta leader checks
 		 * again that no group it knows names it) */
 		char why[256];
-		int mrc = cli_member_remove(c, id, why, sizeof why);
+		/* the meta leader learns the groups' configurations from their leaders' reports,
+		 * a second or so behind the moves just made: asked again until --timeout */
+		int64_t deadline = cli_now_ms() + a->timeout_ms;
+		int mrc;
+		while ((mrc = cli_member_remove(c, id, why, sizeof why)) == CLI_INVALID &&
+		       (strstr(why, "still holds replicas") || strstr(why, "try again")) &&
+		       cli_now_ms() < deadline) {
+			struct timespec ts = {0, 500 * 1000000L};
+			nanosleep(&ts, NULL);
+		}
 		if (mrc == CLI_INVALID) {
 			fprintf(stderr, "kvctl: member %s: refused: %s\n", a->pos[1], why);
 			return KVCTL_EXIT_USAGE;

@@ -360,7 +360,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			}
 		}
 		if (f->n_msgs + f->n_forwarded_requests + f->n_forwarded_responses +
-				    f->n_digests + f->n_gone + f->n_member_maps >
+				    f->n_digests + f->n_gone + f->n_member_maps + f->n_confs >
 			    0 &&
 		    p->cbs.on_frame && c->peer != NULL && c->peer->conn == c)
 			p->cbs.on_frame(p->arg, c->peer->id, f);

@@ -20,6 +20,7 @@
 #define NET_PEER_FIELD_DIGEST   5 /* PeerFrame.digests */
 #define NET_PEER_FIELD_GONE     6 /* PeerFrame.gone */
 #define NET_PEER_FIELD_MEMBERS  7 /* PeerFrame.member_maps */
+#define NET_PEER_FIELD_CONFS    8 /* PeerFrame.confs */
 
 struct net_peers_cbs {
 	/* A whole PeerFrame from peer `from` (hello already checked). Borrowed for the call. */

@@ -43,7 +43,8 @@ void node_balance_leaders(struct node *n)
 		if (raft_peer_recovering(g->raft, want))
 			continue;
 		int mi = node_config_member_index(&n->cfg, want);
-		if (mi < 0 || n->peer_up_since[mi] == 0 ||
+		/* never to a member on its way out: its replicas are moving away (rebalance.c) */
+		if (mi < 0 || n->cfg.members[mi].leaving || n->peer_up_since[mi] == 0 ||
 		    now < n->peer_up_since[mi] + NODE_PEER_SETTLE_MS)
 			continue;
 		g->last_transfer_ms = now;

@@ -75,6 +75,9 @@ static const struct key_def {
 	{"balance-leaders", K_TUNABLE,
 	 "on|off: move group leaders to their preferred nodes "
 	 "(default on)"},
+	{"auto-balance", K_TUNABLE,
+	 "on|off: move replicas between members until each holds the floor or ceiling of "
+	 "3(G+1)/N (one move at a time, by the meta group's leader; default on)"},
 	{"wal-no-sync", K_TUNABLE, "on|off: skip fdatasync (benchmarks only; default off)"},
 	{"metrics-addr", K_TUNABLE,
 	 "host:port of the HTTP endpoint serving /metrics (Prometheus) and /health (default: "
@@ -625,6 +628,11 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	cfg->log_level = NODE_LOG_WARN;
 	if (V("log-level") != NULL && (cfg->log_level = node_log_level_parse(V("log-level"))) < 0) {
 		fail(err, n, "--log-level '%s' must be error, warn, info or debug", V("log-level"));
+		goto out;
+	}
+	cfg->auto_balance = true;
+	if (V("auto-balance") != NULL && parse_bool(V("auto-balance"), &cfg->auto_balance) < 0) {
+		fail(err, n, "--auto-balance must be on or off");
 		goto out;
 	}
 	cfg->balance_leaders = true;

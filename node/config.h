@@ -18,6 +18,7 @@ struct node_member {
 	uint64_t id;
 	char peer_addr[NODE_ADDR_MAX];
 	bool removed; /* removed from the cluster (node/members.c): its slot stays */
+	bool leaving; /* leaving (or removed): its replicas move to the others */
 };
 
 struct node_config {
@@ -54,6 +55,7 @@ struct node_config {
 	uint32_t group_max_proposals;     /* proposals of one group waiting to be applied */
 	int log_level;
 	bool balance_leaders;
+	bool auto_balance; /* the meta leader moves replicas to even them out (rebalance.c) */
 	bool wal_no_sync;      /* benchmarks only: skip fdatasync (loses durability) */
 	bool wal_no_direct_io; /* write WAL batches through the page cache, never O_DIRECT */
 };

@@ -296,4 +296,6 @@ void node_peer_frame(struct node *n, uint64_t from, const Ringraft__Raft__PeerFr
 		node_service_forward_reply(n, from, &f->forwarded_responses[i]);
 	for (size_t i = 0; i < f->n_member_maps; i++)
 		node_members_received(n, from, &f->member_maps[i]);
+	for (size_t i = 0; i < f->n_confs; i++)
+		node_rebalance_received(n, from, f->confs[i]);
 }

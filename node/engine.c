@@ -76,10 +76,11 @@ int node_engine_open(const struct node_config *cfg, const struct node_io *io, st
 	node_metrics_init(&n->metrics);
 	n->ring = kv_ring_new(cfg->groups, NODE_VNODES, NODE_RING_EPOCH);
 	n->groups = calloc((size_t)cfg->groups + 1, sizeof *n->groups); /* + the meta group */
+	n->rebalance.reports = calloc((size_t)cfg->groups + 1, sizeof *n->rebalance.reports);
 	n->batches[0].b = wal_batch_new();
 	n->batches[1].b = wal_batch_new();
 	n->cur = &n->batches[0];
-	if (n->ring == NULL || n->groups == NULL || n->batches[0].b == NULL ||
+	if (n->ring == NULL || n->groups == NULL || n->rebalance.reports == NULL || n->batches[0].b == NULL ||
 	    n->batches[1].b == NULL) {
 		node_engine_close(n);
 		return NODE_ENOMEM;
@@ -130,6 +131,7 @@ void node_engine_close(struct node *n)
 	}
 	node_msg_scratch_free(&n->scratch);
 	free(n->groups);
+	free(n->rebalance.reports);
 	free(n);
 }
 
@@ -194,6 +196,7 @@ void node_tick(struct node *n)
 		node_move_tick(n);
 	}
 	node_members_tick(n);
+	node_rebalance_tick(n);
 	node_expire_tick(n);
 	if (n->ticks % every == 0 && !n->stopping) {
 		node_maybe_compact(n);

@@ -52,6 +52,7 @@ enum {
 	NODE_FIELD_DIGEST = 5,   /* PeerFrame.digests */
 	NODE_FIELD_GONE = 6,     /* PeerFrame.gone */
 	NODE_FIELD_MEMBERS = 7,  /* PeerFrame.member_maps */
+	NODE_FIELD_CONFS = 8,    /* PeerFrame.confs */
 };
 
 /* A client's answer: called exactly once per node_submit, with the response (borrowed: copy

@@ -8,6 +8,7 @@
  *   epoch = 3
  *   member = 4 127.0.0.14:7001 127.0.0.14:8001 up
  *   member = 2 127.0.0.12:7001 - removed
+ *   member = 5 127.0.0.15:7001 127.0.0.15:8001 leaving
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +40,7 @@ int node_memberfile_save(const char *dir, struct node *n)
 	for (size_t i = 0; i < k; i++)
 		fprintf(f, "member = %" PRIu64 " %s %s %s\n", infos[i].id, infos[i].peer_addr,
 			infos[i].client_addr[0] ? infos[i].client_addr : "-",
-			infos[i].removed ? "removed" : "up");
+			infos[i].removed ? "removed" : infos[i].leaving ? "leaving" : "up");
 	int rc = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -1;
 	if (fclose(f) != 0)
 		rc = -1;
@@ -77,7 +78,8 @@ int node_memberfile_load(const char *dir, struct node *n)
 			continue;
 		if (map.n_members >= NODE_NODES_MAX ||
 		    sscanf(line, "member = %" SCNu64 " %63s %63s %15s", &id, p, c, state) != 4 ||
-		    (strcmp(state, "up") != 0 && strcmp(state, "removed") != 0)) {
+		    (strcmp(state, "up") != 0 && strcmp(state, "removed") != 0 &&
+		     strcmp(state, "leaving") != 0)) {
 			bad = true;
 			break;
 		}
@@ -89,6 +91,7 @@ int node_memberfile_load(const char *dir, struct node *n)
 		infos[i].peer_addr = peer[i];
 		infos[i].client_addr = client[i];
 		infos[i].removed = strcmp(state, "removed") == 0;
+		infos[i].leaving = strcmp(state, "leaving") == 0;
 		ptrs[i] = &infos[i];
 	}
 	fclose(f);

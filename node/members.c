@@ -9,8 +9,12 @@
  * id is refused (a replaced machine comes back under a new id, the way etcd gives a new
  * member a new id).
  *
- * The map's epoch is the sum over records of 1 (added) or 2 (removed): every change raises it
- * by at least one, and every replica computes the same epoch from the same state. Nodes that
+ * A member leaving (MEMBER_LEAVE, kvctl member remove's first step) is still a member: it
+ * holds replicas and votes while the balancer (rebalance.c) moves them to the others; once it
+ * holds none, MEMBER_REMOVE removes it.
+ *
+ * The map's epoch is the sum over records of their version (1 added, 2 leaving, 3 removed):
+ * every change raises it by at least one, and every replica computes the same epoch from the same state. Nodes that
  * do not host the meta group learn the map from its leader, which sends it (MemberMap, a
  * PeerFrame field) to every connected member when it changes and every NODE_MAP_PUSH_MS; a
  * node takes a map only when its epoch is higher than the one it has. The engine keeps the map
@@ -38,6 +42,13 @@ bool node_member_live(const struct node *n, uint64_t id)
 {
 	int mi = node_config_member_index(&n->cfg, id);
 	return mi >= 0 && !n->cfg.members[mi].removed;
+}
+
+/* A record's version: 1 added (up), 2 leaving (its replicas move away), 3 removed. A record
+ * only ever moves up that list, so the epoch, their sum, only grows. */
+static uint64_t record_version(const Ringraft__Kv__NodeInfo *m)
+{
+	return m->removed ? 3 : m->leaving ? 2 : 1;
 }
 
 /* A record is usable when its id matches its key and its addresses fit. */
@@ -72,6 +83,7 @@ static void take_map(struct node *n, Ringraft__Kv__NodeInfo *const *recs, size_t
 			nm->id = m->id;
 			snprintf(nm->peer_addr, sizeof nm->peer_addr, "%s", m->peer_addr);
 			nm->removed = m->removed;
+			nm->leaving = m->leaving;
 			if (m->client_addr[0] != '\0')
 				(void)node_addrbook_set(&n->addrs, &n->cfg, m->id, m->client_addr);
 			node_log(NODE_LOG_WARN, 0, "member %s id=%llu peer_addr=%s client_addr=%s",
@@ -81,7 +93,12 @@ static void take_map(struct node *n, Ringraft__Kv__NodeInfo *const *recs, size_t
 			n->cfg.members[mi].removed = true;
 			node_log(NODE_LOG_WARN, 0, "member removed id=%llu",
 				 (unsigned long long)m->id);
+		} else if (m->leaving && !n->cfg.members[mi].leaving) {
+			node_log(NODE_LOG_WARN, 0,
+				 "member leaving id=%llu: its replicas move to the others",
+				 (unsigned long long)m->id);
 		}
+		n->cfg.members[mi].leaving = m->leaving || m->removed;
 		if (m->removed && m->id == n->cfg.id)
 			self_removed = true;
 	}
@@ -120,7 +137,7 @@ static int scan_cb(const void *key, size_t kl, const void *v, size_t vl, void *a
 		return 0;
 	}
 	x->recs[x->k++] = m;
-	x->epoch += m->removed ? 2 : 1;
+	x->epoch += record_version(m);
 	return 0;
 }
 
@@ -160,13 +177,14 @@ static size_t map_records(struct node *n, Ringraft__Kv__NodeInfo *infos,
 	size_t k = 0;
 	for (size_t i = 0; i < n->cfg.n_members; i++) {
 		const struct node_member *m = &n->cfg.members[i];
-		if (i < n->cfg.n_boot && !m->removed)
+		if (i < n->cfg.n_boot && !m->removed && !m->leaving)
 			continue;
 		ringraft__kv__node_info__init(&infos[k]);
 		infos[k].id = m->id;
 		infos[k].peer_addr = (char *)m->peer_addr;
 		infos[k].client_addr = (char *)node_client_addr_of(n, m->id);
 		infos[k].removed = m->removed;
+		infos[k].leaving = m->leaving && !m->removed;
 		ptrs[k] = &infos[k];
 		k++;
 	}
@@ -197,10 +215,9 @@ static void send_map(struct node *n, uint64_t to_one)
 void node_members_push(struct node *n)
 {
 	struct node_group *g = node_group(n, node_meta_id(n));
-	if (n->members_epoch == 0 || g == NULL || g->raft == NULL ||
-	    raft_role_of(g->raft) != RAFT_LEADER)
+	if (g == NULL || g->raft == NULL || raft_role_of(g->raft) != RAFT_LEADER)
 		return;
-	send_map(n, 0);
+	send_map(n, 0); /* even the bootstrap map: it says who leads the meta group */
 }
 
 void node_members_tell_removed(struct node *n, uint64_t id)
@@ -212,6 +229,9 @@ void node_members_tell_removed(struct node *n, uint64_t id)
 
 void node_members_received(struct node *n, uint64_t from, const ProtobufCBinaryData *b)
 {
+	/* only the meta group's leader sends maps to all (node_members_push): where to send
+	 * configuration reports (rebalance.c), whatever the map's epoch */
+	n->meta_leader_hint = from;
 	Ringraft__Kv__MemberMap *m = ringraft__kv__member_map__unpack(NULL, b->len, b->data);
 	if (m == NULL || m->n_members > NODE_NODES_MAX) {
 		node_log(NODE_LOG_WARN, 0, "malformed cluster map from=%llu",
@@ -228,7 +248,7 @@ void node_members_received(struct node *n, uint64_t from, const ProtobufCBinaryD
 			ringraft__kv__member_map__free_unpacked(m, NULL);
 			return;
 		}
-		epoch += m->members[i]->removed ? 2 : 1;
+		epoch += record_version(m->members[i]);
 	}
 	if (epoch == m->epoch)
 		take_map(n, m->members, m->n_members, m->epoch);
@@ -246,7 +266,7 @@ int node_members_load(struct node *n, const Ringraft__Kv__MemberMap *m)
 	for (size_t i = 0; i < m->n_members; i++) {
 		if (!record_ok(m->members[i], m->members[i]->id))
 			return -1;
-		epoch += m->members[i]->removed ? 2 : 1;
+		epoch += record_version(m->members[i]);
 	}
 	if (epoch != m->epoch)
 		return -1;
@@ -303,6 +323,20 @@ const char *node_members_check(struct node *n, const Ringraft__Kv__Request *rq)
 		(void)live;
 		return NULL;
 	}
+	if (rq->op == RINGRAFT__KV__OP__MEMBER_LEAVE) {
+		if (!node_member_live(n, rq->target))
+			return "member leave: no such member (or removed already)";
+		int mi = node_config_member_index(&n->cfg, rq->target);
+		if (n->cfg.members[mi].leaving)
+			return "member leave: the member is leaving already";
+		size_t staying = 0;
+		for (size_t i = 0; i < n->cfg.n_members; i++)
+			staying += !n->cfg.members[i].removed && !n->cfg.members[i].leaving;
+		if (staying <= NODE_REPLICAS)
+			return "member leave: the other members could not hold three replicas of "
+			       "every group";
+		return NULL;
+	}
 	if (!node_member_live(n, rq->target))
 		return "member remove: no such member (or removed already)";
 	/* Its replicas must have moved away first (kvctl member remove drains it): a member
@@ -310,11 +344,28 @@ const char *node_members_check(struct node *n, const Ringraft__Kv__Request *rq)
 	 * configuration of every group hosted here (the meta group's leader checks again);
 	 * groups hosted elsewhere are known here only by a possibly stale host list, so for them
 	 * the drain kvctl runs first is what holds. */
+	uint64_t now = node_now_ms(n);
 	for (uint32_t i = 0; i < node_groups_all(n); i++) {
 		const struct node_group *g = &n->groups[i];
 		if (g->raft != NULL && node_conf_has(raft_conf_of(g->raft), rq->target))
 			return "member remove: the member still holds replicas: move them away "
 			       "first (kvctl member drain)";
+		/* the groups hosted elsewhere, as their leaders last reported (rebalance.c): a
+		 * committed configuration reported lately, without the member */
+		const struct node_conf_report *r = &n->rebalance.reports[i];
+		if (g->raft != NULL && raft_role_of(g->raft) == RAFT_LEADER)
+			continue; /* its own configuration, above */
+		if (r->at_ms == 0 || now > r->at_ms + NODE_REPORT_STALE_MS)
+			return "member remove: the configuration of some group is not known here "
+			       "now: try again";
+		for (uint32_t k = 0; k < r->n_voters; k++)
+			if (r->voters[k] == rq->target)
+				return "member remove: the member still holds replicas: move them "
+				       "away first (kvctl member drain)";
+		for (uint32_t k = 0; k < r->n_learners; k++)
+			if (r->learners[k] == rq->target)
+				return "member remove: the member still holds replicas: move them "
+				       "away first (kvctl member drain)";
 	}
 	return NULL;
 }
@@ -343,7 +394,8 @@ int node_members_cmd(struct node *n, const Ringraft__Kv__Request *rq, struct kv_
 		rec.id = id;
 		rec.peer_addr = n->cfg.members[mi].peer_addr;
 		rec.client_addr = (char *)node_client_addr_of(n, id);
-		rec.removed = true;
+		rec.removed = rq->op == RINGRAFT__KV__OP__MEMBER_REMOVE;
+		rec.leaving = rq->op == RINGRAFT__KV__OP__MEMBER_LEAVE;
 		member_key(id, key);
 		size_t old_len = 0;
 		int rc = kv_get(n->kv, node_meta_id(n), key, MEMBER_KEY_LEN, 0, old, &old_len,

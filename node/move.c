@@ -249,8 +249,17 @@ int node_move_step(struct node *n, struct node_group *g, uint64_t source, uint64
 		   char *progress, size_t len)
 {
 	const struct raft_conf *c = raft_conf_of(g->raft);
-	if (source == target || !is_member(n, source) || !is_member(n, target)) {
+	/* source 0: no replica leaves, the group (short of voters) gains one (rebalance.c); a
+	 * source removed from the cluster while still in the group may be moved out */
+	if (source == target || (source != 0 && !is_member(n, source) && !node_conf_has(c, source)) ||
+	    !is_member(n, target)) {
 		snprintf(progress, len, "source and target must be two different cluster members");
+		return NODE_EINVAL;
+	}
+	int ti = node_config_member_index(&n->cfg, target);
+	if (n->cfg.members[ti].leaving && !node_conf_has(c, target)) {
+		snprintf(progress, len, "node %llu is leaving the cluster: not a target",
+			 (unsigned long long)target);
 		return NODE_EINVAL;
 	}
 	if (raft_conf_index_of(g->raft) > raft_commit_of(g->raft)) {
@@ -270,6 +279,17 @@ int node_move_step(struct node *n, struct node_group *g, uint64_t source, uint64
 	if (!s_in && c->n_voters >= NODE_REPLICAS) {
 		snprintf(progress, len, "node %llu holds no replica of group %u",
 			 (unsigned long long)source, g->id);
+		return NODE_EINVAL;
+	}
+	/* One move of a group at a time: a learner that is not this move's target, or a fourth
+	 * voter, is another move under way (a second mover, kvctl's or the balancer's, would
+	 * bring in a second replica and leave the group with four). */
+	if (!t_voter && !t_learner &&
+	    (c->n_learners > 0 || c->n_voters > NODE_REPLICAS)) {
+		snprintf(progress, len,
+			 "another move of group %u is under way (%u voters, %u learners): wait for "
+			 "it",
+			 g->id, c->n_voters, c->n_learners);
 		return NODE_EINVAL;
 	}
 	/* (Source gone and the group short of voters: it was removed first, being down; the

@@ -134,6 +134,25 @@ struct node_batch {
 	bool checkpoint; /* compact the WAL after writing this batch (set while it fills) */
 };
 
+/* What the meta group's hosts know of a group's configuration (rebalance.c). */
+struct node_conf_report {
+	uint64_t at_ms;    /* when reported (0: never, or not committed when reported) */
+	uint64_t since_ms; /* since when this configuration (conf_index) has been reported */
+	raft_index conf_index;
+	raft_term term; /* of the leader that reported it */
+	uint32_t n_voters, n_learners;
+	uint64_t voters[RAFT_NODES_MAX], learners[RAFT_NODES_MAX];
+};
+
+/* The balancer (rebalance.c): the move it drives, one at a time. */
+struct node_rebalance {
+	struct node_conf_report *reports; /* [groups + 1] */
+	uint32_t group;                   /* the move under way (0: none) */
+	uint64_t from, to, started_ms, idle_until_ms, seq, moves;
+	bool busy; /* a step asked and not answered */
+	char progress[160];
+};
+
 struct node {
 	struct node_config cfg;
 	struct node_io io;
@@ -169,6 +188,8 @@ struct node {
 	struct node_metrics metrics; /* metrics.h: the counters the hooks bump */
 	struct node_expire *expire;  /* expire.c's state (NULL until its first tick) */
 	uint64_t members_epoch;      /* the cluster map's epoch (members.c); 0 = bootstrap */
+	struct node_rebalance rebalance;
+	uint64_t meta_leader_hint; /* the last node that sent us the cluster map (members.c) */
 	raft_index members_applied;  /* the meta group's applied index it was read at */
 	char bootstrap_str[NODE_NODES_MAX * (NODE_ADDR_MAX + 24)]; /* --cluster's members */
 };
@@ -315,6 +336,12 @@ void node_members_received(struct node *n, uint64_t from, const ProtobufCBinaryD
 const char *node_members_check(struct node *n, const Ringraft__Kv__Request *rq);
 int node_members_cmd(struct node *n, const Ringraft__Kv__Request *rq, struct kv_cmd *c,
 		     char key[MEMBER_KEY_BUF], uint8_t **value, void **old, const char **why);
+
+/* rebalance.c: replicas spread over the members by the meta group's leader */
+void node_rebalance_tick(struct node *n);
+void node_rebalance_report(struct node *n);
+void node_rebalance_received(struct node *n, uint64_t from,
+			     const Ringraft__Raft__ConfReports *rep);
 
 /* balance.c */
 void node_balance_leaders(struct node *n);

@@ -5,6 +5,11 @@
 #define NODE_NODES_MAX                  16 /* nodes in a cluster (= RAFT_NODES_MAX) */
 #define NODE_GROUPS_DEFAULT             8
 #define NODE_MAP_PUSH_MS                1000 /* the meta leader re-sends the cluster map */
+#define NODE_REPORT_MS                  1000 /* group leaders report configurations */
+#define NODE_REPORT_STALE_MS            3000 /* older reports: the balancer waits */
+#define NODE_REBALANCE_STEP_MS          2000 /* a balancer move step's deadline */
+#define NODE_REBALANCE_MOVE_MS          60000 /* a balancer move given up after this */
+#define NODE_REBALANCE_STUCK_MS         5000 /* a move left half-done this long is finished */
 #define NODE_VNODES                     128 /* ring points per group */
 #define NODE_RING_EPOCH                 1
 #define NODE_REPLICAS                   3 /* replicas per group when the cluster has more nodes */

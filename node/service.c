@@ -174,6 +174,7 @@ static void fill_ring(struct node *n, Ringraft__Kv__RingConfig *ring, Ringraft__
 		infos[i].peer_addr = n->cfg.members[i].peer_addr;
 		infos[i].client_addr = (char *)client_addr_of(n, infos[i].id);
 		infos[i].removed = n->cfg.members[i].removed;
+		infos[i].leaving = n->cfg.members[i].leaving && !n->cfg.members[i].removed;
 		ptrs[i] = &infos[i];
 	}
 	ring->nodes = ptrs;
@@ -234,6 +235,7 @@ static void reply_status(struct node *n, struct node_req *r)
 	st.health = n->stopping ? "stopping" : all_led ? "ok" : "degraded";
 	st.uptime_ms = node_now_ms(n) - n->start_ms;
 	st.incarnation = n->incarnation;
+	st.auto_balance = n->cfg.auto_balance;
 	fill_ring(n, &ring, infos, iptrs);
 	resp.code = RINGRAFT__KV__CODE__OK;
 	resp.status = &st;
@@ -482,12 +484,13 @@ static void finish_write(struct node *n, struct node_req *r, const struct kv_res
 		resp.error = (char *)kv_strerror(res->code);
 		break;
 	case KV_CAS_MISMATCH:
-		if (rq->op == RINGRAFT__KV__OP__MEMBER_ADD || rq->op == RINGRAFT__KV__OP__MEMBER_REMOVE) {
+		if (rq->op == RINGRAFT__KV__OP__MEMBER_ADD || rq->op == RINGRAFT__KV__OP__MEMBER_REMOVE ||
+		    rq->op == RINGRAFT__KV__OP__MEMBER_LEAVE) {
 			/* another change of that member's record came first */
 			resp.code = RINGRAFT__KV__CODE__INVALID;
 			resp.error = rq->op == RINGRAFT__KV__OP__MEMBER_ADD
 					     ? "member add: that id is a member already"
-					     : "member remove: the member changed meanwhile: try again";
+					     : "the member's record changed meanwhile: try again";
 			break;
 		}
 		resp.code = RINGRAFT__KV__CODE__CAS_MISMATCH;
@@ -586,7 +589,8 @@ static void propose(struct node *n, struct node_req *r, struct node_group *g)
 	struct kv_cmd c = {0};
 	struct kv_item *items = NULL;
 	uint8_t delta[8];
-	if (rq->op == RINGRAFT__KV__OP__MEMBER_ADD || rq->op == RINGRAFT__KV__OP__MEMBER_REMOVE) {
+	if (rq->op == RINGRAFT__KV__OP__MEMBER_ADD || rq->op == RINGRAFT__KV__OP__MEMBER_REMOVE ||
+	    rq->op == RINGRAFT__KV__OP__MEMBER_LEAVE) {
 		propose_member(n, r, g);
 		return;
 	}
@@ -794,7 +798,8 @@ static bool op_writes(Ringraft__Kv__Op op)
 	       op == RINGRAFT__KV__OP__CAS || op == RINGRAFT__KV__OP__INCRBY ||
 	       op == RINGRAFT__KV__OP__MSET || op == RINGRAFT__KV__OP__MDEL ||
 	       op == RINGRAFT__KV__OP__EXPIRE || op == RINGRAFT__KV__OP__PERSIST ||
-	       op == RINGRAFT__KV__OP__MEMBER_ADD || op == RINGRAFT__KV__OP__MEMBER_REMOVE;
+	       op == RINGRAFT__KV__OP__MEMBER_ADD || op == RINGRAFT__KV__OP__MEMBER_REMOVE ||
+	       op == RINGRAFT__KV__OP__MEMBER_LEAVE;
 }
 
 static bool hosts_group(const struct node_group *g, uint64_t id)
@@ -831,7 +836,8 @@ static uint64_t host_to_ask(struct node *n, const struct node_group *g)
 static void move_step(struct node *n, struct node_req *r, struct node_group *g)
 {
 	char progress[160];
-	if ((!node_member_live(n, r->rq->source) || !node_member_live(n, r->rq->target)) &&
+	if (((r->rq->source != 0 && node_config_member_index(&n->cfg, r->rq->source) < 0) ||
+	     !node_member_live(n, r->rq->target)) &&
 	    r->rq->members_epoch > n->members_epoch) {
 		/* The client has seen a newer cluster map than this node (which learns it from
 		 * the meta group's leader): a member added a moment ago may not have reached it
@@ -914,12 +920,10 @@ static void handle(struct node *n, struct node_req *r)
 			return;
 		break;
 	case RINGRAFT__KV__OP__MEMBER_ADD:
-	case RINGRAFT__KV__OP__MEMBER_REMOVE: {
-		const char *why = node_members_check(n, rq);
-		if (why != NULL) {
-			req_error(n, r, RINGRAFT__KV__CODE__INVALID, why);
-			return;
-		}
+	case RINGRAFT__KV__OP__MEMBER_REMOVE:
+	case RINGRAFT__KV__OP__MEMBER_LEAVE: {
+		/* checked by the meta group's leader as it proposes (propose_member): its map
+		 * has every change it acknowledged; another node's may be a moment behind */
 		r->group = node_meta_id(n);
 		g = node_group(n, r->group);
 		break;
@@ -1049,6 +1053,7 @@ static const char *over_bound(struct node *n, const Ringraft__Kv__Request *rq)
 	case RINGRAFT__KV__OP__MOVE_REPLICA:
 	case RINGRAFT__KV__OP__MEMBER_ADD:
 	case RINGRAFT__KV__OP__MEMBER_REMOVE:
+	case RINGRAFT__KV__OP__MEMBER_LEAVE:
 		return NULL;
 	default:
 		break;

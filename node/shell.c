@@ -33,7 +33,8 @@ _Static_assert(NODE_FIELD_MSG == NET_PEER_FIELD_MSG &&
 		       NODE_FIELD_FWD_RESP == NET_PEER_FIELD_FWD_RESP &&
 		       NODE_FIELD_DIGEST == NET_PEER_FIELD_DIGEST &&
 		       NODE_FIELD_GONE == NET_PEER_FIELD_GONE &&
-		       NODE_FIELD_MEMBERS == NET_PEER_FIELD_MEMBERS,
+		       NODE_FIELD_MEMBERS == NET_PEER_FIELD_MEMBERS &&
+		       NODE_FIELD_CONFS == NET_PEER_FIELD_CONFS,
 	       "engine.h's PeerFrame fields are net/peer.h's");
 
 uint64_t node_shell_now_ms(void)

@@ -113,13 +113,14 @@ START_TEST(test_status_reports_ring_and_groups)
 	ck_assert_ptr_nonnull(rs->status);
 	ck_assert_uint_eq(rs->status->id, 3);
 	ck_assert_str_eq(rs->status->client_addr, cluster_client_addr(c, 3));
-	ck_assert_uint_eq(rs->status->n_groups, GROUPS);
+	ck_assert_uint_eq(rs->status->n_groups, GROUPS + 1); /* and the meta group */
 	for (size_t i = 0; i < rs->status->n_groups; i++) {
 		ck_assert_uint_eq(rs->status->groups[i]->n_voters, 3);
 		ck_assert_uint_ne(rs->status->groups[i]->leader, 0);
 	}
 	ck_assert_ptr_nonnull(rs->ring);
 	ck_assert_uint_eq(rs->ring->groups, GROUPS);
+	ck_assert_uint_eq(rs->ring->meta_group, GROUPS + 1);
 	ck_assert_uint_eq(rs->ring->vnodes, 128);
 	ck_assert_uint_eq(rs->ring->epoch, 1);
 	ck_assert_uint_eq(rs->ring->n_nodes, 3);

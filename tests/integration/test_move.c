@@ -27,7 +27,7 @@ static void setup(void)
 	cluster_opts_default(&o);
 	o.groups = GROUPS;
 	o.nodes = NODES;
-	o.extra_args = "--balance-leaders off";
+	o.extra_args = "--balance-leaders off --auto-balance off"; /* moves by hand */
 	c = cluster_start(&o);
 	ck_assert_msg(c != NULL, "cluster did not start");
 }

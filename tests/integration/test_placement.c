@@ -23,7 +23,7 @@ static void setup(void)
 	cluster_opts_default(&o);
 	o.groups = GROUPS;
 	o.nodes = NODES;
-	o.extra_args = "--balance-leaders off"; /* the test moves leaderships itself */
+	o.extra_args = "--balance-leaders off --auto-balance off"; /* it moves things itself */
 	c = cluster_start(&o);
 	ck_assert_msg(c != NULL, "cluster did not start");
 }

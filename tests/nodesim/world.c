@@ -66,7 +66,7 @@ const char *const ns_count_names[NS_C_COUNT] = {
  * is followed at once by a majority crash (EV_STRIKE). */
 /* The membership plan's steps after the end of the clients' run, at most (the audit then
  * wants it done). */
-#define PLAN_GRACE_MS 20000
+#define PLAN_GRACE_MS 60000
 
 #define STRIKE_ONE_IN 8
 #define STRIKE_GAP_MS 300
@@ -232,7 +232,7 @@ struct world {
 		int node; /* busy: the node the request went to */
 		uint64_t seq;
 		struct plan_act {
-			enum { P_ADD, P_MOVE, P_REMOVE, P_KILL } kind;
+			enum { P_ADD, P_MOVE, P_LEAVE, P_EMPTY, P_REMOVE, P_KILL } kind;
 			int node;       /* ADD, REMOVE, KILL: the member; MOVE: the source */
 			uint32_t group; /* MOVE */
 			int cand[NS_NODES_MAX], n_cand, ci; /* MOVE: targets to try in turn */
@@ -242,6 +242,9 @@ struct world {
 		int start; /* a node just added, started at the plan's next event (not from
 			    * inside the engine's turn that answered the add) */
 		uint64_t done_at; /* when the last step was done */
+		bool balance;     /* the nodes run the balancer (--auto-balance): it moves the
+				   * replicas; the plan only adds, marks leaving and removes */
+		bool settled;     /* after the plan: every group has 3 voters and no learner */
 	} plan;
 	bool crashes, partitions, pauses, drift, wipes;
 	uint64_t strike_last; /* the last EV_STRIKE */
@@ -482,6 +485,7 @@ static void node_config_for(struct world *w, struct simnode *s, uint32_t electio
 	c->request_timeout_ms = 2000;
 	c->log_level = w->o->trace ? NODE_LOG_INFO : NODE_LOG_ERROR;
 	c->balance_leaders = balance;
+	c->auto_balance = w->plan.on && w->plan.balance;
 	c->apply_entries_max = w->apply_cap;
 }
 
@@ -1111,6 +1115,21 @@ static void plan_build(struct world *w)
 	struct plan_act *a = w->plan.acts;
 	int n = 0;
 	a[n++] = (struct plan_act){.kind = P_ADD, .node = 4};
+	if (w->plan.balance) {
+		/* the balancer moves replicas to the new members and off the leaving ones */
+		a[n++] = (struct plan_act){.kind = P_ADD, .node = 5};
+		int V = (int)rnd(w, 1, (uint32_t)B);
+		if (w->crashes && rnd(w, 0, 1))
+			a[n++] = (struct plan_act){.kind = P_KILL, .node = V};
+		for (int k = 0; k < 2; k++) {
+			int src = k == 0 ? V : 4;
+			a[n++] = (struct plan_act){.kind = P_LEAVE, .node = src};
+			a[n++] = (struct plan_act){.kind = P_EMPTY, .node = src};
+			a[n++] = (struct plan_act){.kind = P_REMOVE, .node = src};
+		}
+		w->plan.n = n;
+		return;
+	}
 	for (uint32_t g = 1; g <= all; g++)
 		if (rnd(w, 0, 1))
 			a[n++] = (struct plan_act){.kind = P_MOVE, .node = (int)rnd(w, 1, (uint32_t)B),
@@ -1121,6 +1140,7 @@ static void plan_build(struct world *w)
 		a[n++] = (struct plan_act){.kind = P_KILL, .node = V};
 	for (int drain = 0; drain < 2; drain++) {
 		int src = drain == 0 ? V : 4;
+		a[n++] = (struct plan_act){.kind = P_LEAVE, .node = src};
 		for (uint32_t g = 1; g <= all; g++) {
 			struct plan_act m = {.kind = P_MOVE, .node = src, .group = g};
 			m.cand[m.n_cand++] = 5;
@@ -1133,6 +1153,9 @@ static void plan_build(struct world *w)
 	}
 	w->plan.n = n;
 }
+
+static int plan_holds(struct world *w, int node);
+static bool plan_settled(struct world *w);
 
 /* May node v lose its data directory now? As may_wipe, over the members that run. */
 static bool plan_may_wipe(struct world *w, int v)
@@ -1183,6 +1206,16 @@ static void plan_reply(void *arg, const Ringraft__Kv__Response *resp)
 			fail(w, "plan: adding node %d refused: %s", a->node, resp->error);
 		}
 		break;
+	case P_LEAVE:
+		if (ok || (invalid && says(resp, "leaving already"))) {
+			w->r->count[NS_C_MEMBER_CHANGE] += ok;
+			next = true;
+		} else if (invalid && !says(resp, "changed meanwhile")) {
+			fail(w, "plan: node %d may not leave: %s", a->node, resp->error);
+		}
+		break;
+	case P_EMPTY:
+		break;
 	case P_REMOVE:
 		if (ok || (invalid && says(resp, "removed already"))) {
 			w->r->count[NS_C_MEMBER_CHANGE] += ok;
@@ -1218,6 +1251,15 @@ static void plan_reply(void *arg, const Ringraft__Kv__Response *resp)
 
 static void plan_step(struct world *w)
 {
+	if (w->plan.i >= w->plan.n && !w->plan.start) {
+		/* the plan is done: with the balancer on, wait for its last move to end */
+		if (w->plan.balance && !w->plan.settled) {
+			w->plan.settled = plan_settled(w);
+			if (!w->plan.settled)
+				plan_next(w, 200, 300);
+		}
+		return;
+	}
 	if (w->plan.start != 0) {
 		struct simnode *j = &w->nodes[w->plan.start];
 		w->plan.start = 0;
@@ -1239,6 +1281,15 @@ static void plan_step(struct world *w)
 		}
 		w->plan.i++;
 		plan_next(w, 10, 100);
+		return;
+	}
+	if (a->kind == P_EMPTY) {
+		/* kvctl member remove waits so: until no group's leader names the member */
+		int held = plan_holds(w, a->node);
+		trace(w, "plan: node %d is in %d group(s)", a->node, held);
+		if (held == 0)
+			w->plan.i++;
+		plan_next(w, 100, 200);
 		return;
 	}
 	/* through a running member, as kvctl would go through any node it knows */
@@ -1274,6 +1325,10 @@ static void plan_step(struct world *w)
 		rq.op = RINGRAFT__KV__OP__MEMBER_REMOVE;
 		rq.target = (uint64_t)a->node;
 		break;
+	case P_LEAVE:
+		rq.op = RINGRAFT__KV__OP__MEMBER_LEAVE;
+		rq.target = (uint64_t)a->node;
+		break;
 	default:
 		rq.op = RINGRAFT__KV__OP__MOVE_REPLICA;
 		rq.group = a->group;
@@ -1284,7 +1339,11 @@ static void plan_step(struct world *w)
 		break;
 	}
 	trace(w, "plan: step %d of %d (%s) through node %d", w->plan.i + 1, w->plan.n,
-	      a->kind == P_ADD ? "add" : a->kind == P_REMOVE ? "remove" : "move", s->id);
+	      a->kind == P_ADD      ? "add"
+	      : a->kind == P_REMOVE ? "remove"
+	      : a->kind == P_LEAVE  ? "leave"
+				    : "move",
+	      s->id);
 	Ringraft__Kv__Request *own = owned_request(&rq);
 	w->plan.busy = true;
 	w->plan.node = s->id;
@@ -1370,6 +1429,7 @@ static void deliver(struct world *w, struct ev *e)
 	Ringraft__Raft__Message *m = NULL;
 	Ringraft__Raft__GroupDigest *d = NULL;
 	Ringraft__Raft__GroupGone *gone = NULL;
+	Ringraft__Raft__ConfReports *confs = NULL;
 	ProtobufCBinaryData bin = {e->len, e->buf};
 	switch (e->field) {
 	case NODE_FIELD_MSG:
@@ -1411,6 +1471,15 @@ static void deliver(struct world *w, struct ev *e)
 		f.n_member_maps = 1;
 		f.member_maps = &bin;
 		break;
+	case NODE_FIELD_CONFS:
+		confs = ringraft__raft__conf_reports__unpack(NULL, e->len, e->buf);
+		if (confs == NULL) {
+			fail(w, "a ConfReports from %d does not decode", e->peer);
+			return;
+		}
+		f.n_confs = 1;
+		f.confs = &confs;
+		break;
 	case NODE_FIELD_GONE:
 		gone = ringraft__raft__group_gone__unpack(NULL, e->len, e->buf);
 		if (gone == NULL) {
@@ -1431,6 +1500,8 @@ static void deliver(struct world *w, struct ev *e)
 		ringraft__raft__group_digest__free_unpacked(d, NULL);
 	if (gone != NULL)
 		ringraft__raft__group_gone__free_unpacked(gone, NULL);
+	if (confs != NULL)
+		ringraft__raft__conf_reports__free_unpacked(confs, NULL);
 	node_process(s->n);
 }
 
@@ -1639,6 +1710,66 @@ static void audit_reply(void *arg, const Ringraft__Kv__Response *resp)
 	}
 }
 
+/* Every running node's STATUS, as the audit reads it. */
+static void status_all(struct world *w, struct audit_ctx *a)
+{
+	memset(a, 0, sizeof *a * (NS_NODES_MAX + 1));
+	for (int i = 1; i <= w->N; i++) {
+		struct simnode *s = &w->nodes[i];
+		a[i].w = w;
+		a[i].node = i;
+		if (!s->alive || s->paused)
+			continue;
+		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+		rq.op = RINGRAFT__KV__OP__STATUS;
+		Ringraft__Kv__Request *own = owned_request(&rq);
+		enter(s);
+		node_submit(s->n, own, audit_reply, &a[i]);
+		node_process(s->n);
+	}
+}
+
+/* The configuration of group g as its leader of the highest term reports it (NULL: none). */
+static const struct audit_group *leader_view(struct world *w, struct audit_ctx *a, uint32_t g)
+{
+	int L = 0;
+	for (int i = 1; i <= w->N; i++)
+		if (a[i].g[g].leader && (L == 0 || a[i].g[g].term > a[L].g[g].term))
+			L = i;
+	return L ? &a[L].g[g] : NULL;
+}
+
+/* Groups whose leader names node as a voter or learner; a group with no leader counts. */
+static int plan_holds(struct world *w, int node)
+{
+	static struct audit_ctx a[NS_NODES_MAX + 1];
+	status_all(w, a);
+	int k = 0;
+	for (uint32_t g = 1; g <= (uint32_t)w->G + 1; g++) {
+		const struct audit_group *c = leader_view(w, a, g);
+		bool in = c == NULL;
+		for (uint32_t v = 0; c != NULL && v < c->n_voters; v++)
+			in |= c->voters[v] == (uint64_t)node;
+		for (uint32_t v = 0; c != NULL && v < c->n_learners; v++)
+			in |= c->learners[v] == (uint64_t)node;
+		k += in;
+	}
+	return k;
+}
+
+/* Every group's leader has 3 voters and no learner (the balancer has nothing under way). */
+static bool plan_settled(struct world *w)
+{
+	static struct audit_ctx a[NS_NODES_MAX + 1];
+	status_all(w, a);
+	for (uint32_t g = 1; g <= (uint32_t)w->G + 1; g++) {
+		const struct audit_group *c = leader_view(w, a, g);
+		if (c == NULL || c->n_voters != 3 || c->n_learners != 0)
+			return false;
+	}
+	return true;
+}
+
 /* After the run: each group's leader (when it has one) has 3 voters (while the group's move is
  * under way: 4 after the promotion, or 2 when the source was down and went first), no learner left over from a move,
  * and every voter holds a replica. A move that removed before it promoted, or a replica
@@ -1762,6 +1893,7 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	/* In half of those, the members change instead (the plan above plan_build): 3
 	 * bootstrap members, nodes 4 and 5 added later, one replaced, one removed. */
 	w->plan.on = w->mover.on && ((h >> 21) & 1) == 1;
+	w->plan.balance = w->plan.on && ((h >> 22) & 1) == 1;
 	if (w->plan.on) {
 		w->mover.on = false;
 		w->plan.boot = 3;
@@ -1810,7 +1942,8 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		assert(e.t >= w->now);
 		/* the membership plan may go on after the clients stop (up to PLAN_GRACE_MS) */
 		bool planning = w->plan.on && (w->plan.i < w->plan.n ||
-						e.t < w->plan.done_at + 2 * NODE_MAP_PUSH_MS);
+						e.t < w->plan.done_at + 2 * NODE_MAP_PUSH_MS ||
+						(w->plan.balance && !w->plan.settled));
 		if (e.t > w->end + (planning ? PLAN_GRACE_MS : 5000)) {
 			if (e.type == EV_DELIVER)
 				free(e.buf);
@@ -1834,7 +1967,8 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		/* after the plan, time for every node to learn the last map (the meta leader sends
 		 * it every NODE_MAP_PUSH_MS) and for a removed one to stop */
 		bool settling = w->plan.on && (w->plan.i < w->plan.n ||
-					       w->now < w->plan.done_at + 2 * NODE_MAP_PUSH_MS);
+					       w->now < w->plan.done_at + 2 * NODE_MAP_PUSH_MS ||
+					       (w->plan.balance && !w->plan.settled));
 		if (w->now >= w->end && !waiting && !settling)
 			break;
 	}
