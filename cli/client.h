@@ -168,6 +168,7 @@ struct cli_node_status {
 	uint64_t wal_bytes, lmdb_bytes, uptime_ms;
 	uint64_t incarnation; /* the node's data directory id */
 	bool auto_balance;    /* the node runs with --auto-balance */
+	char rebalancing[256]; /* the balancer's move under way, "" if none (the meta leader) */
 	uint64_t ring_epoch;
 	uint32_t ring_groups, ring_vnodes;
 	uint64_t members_epoch; /* the cluster map's epoch this node knows */

@@ -136,6 +136,7 @@ int cli_codec_status(const Ringraft__Kv__Response *in, struct cli_node_status *o
 	copy_str(out->client_addr, sizeof out->client_addr, s->client_addr);
 	copy_str(out->health, sizeof out->health, s->health);
 	out->auto_balance = s->auto_balance;
+	copy_str(out->rebalancing, sizeof out->rebalancing, s->rebalancing);
 	out->wal_bytes = s->wal_bytes;
 	out->lmdb_bytes = s->lmdb_bytes;
 	out->uptime_ms = s->uptime_ms;

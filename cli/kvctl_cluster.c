@@ -208,6 +208,10 @@ static void json_u64_list(const uint64_t *v, size_t n)
 	printf("]");
 }
 
+static uint64_t group_leader(const struct view *v, uint32_t g, uint64_t *term,
+			     const struct cli_group_status **info);
+static void ids(char *buf, size_t cap, const uint64_t *v, size_t n);
+
 static void status_json(const struct view *v)
 {
 	printf("{\"ring\": {\"epoch\": %llu, \"groups\": %u, \"vnodes\": %u},\n \"nodes\": [",
@@ -256,7 +260,28 @@ static void status_json(const struct view *v)
 		}
 		printf("]}");
 	}
-	printf("\n ]}\n");
+	/* moves in progress (as status_table) */
+	printf("\n ],\n \"moves\": [");
+	size_t k = 0;
+	for (uint32_t g = 1; g <= v->all; g++) {
+		uint64_t term;
+		const struct cli_group_status *info;
+		(void)group_leader(v, g, &term, &info);
+		if (info == NULL || (info->n_voters == 3 && info->n_learners == 0))
+			continue;
+		printf("%s{\"group\": %u, \"voters\": ", k++ ? ", " : "", g);
+		json_u64_list(info->voters, info->n_voters);
+		printf(", \"learners\": ");
+		json_u64_list(info->learners, info->n_learners);
+		printf("}");
+	}
+	printf("],\n \"balancer\": ");
+	const char *bal = "";
+	for (size_t i = 0; i < v->n; i++)
+		if (v->nodes[i].rc == CLI_OK && v->nodes[i].st.rebalancing[0])
+			bal = v->nodes[i].st.rebalancing;
+	json_text(bal);
+	printf("}\n");
 }
 
 static void status_table(const struct view *v)
@@ -280,6 +305,28 @@ static void status_table(const struct view *v)
 		       kvctl_human_bytes(st->lmdb_bytes, lmdb, sizeof lmdb),
 		       uptime(st->uptime_ms, up, sizeof up));
 	}
+	/* moves in progress: groups whose configuration is between two (a learner, or not 3
+	 * voters), and what the balancer drives */
+	bool any = false;
+	for (uint32_t g = 1; g <= v->all; g++) {
+		uint64_t term;
+		const struct cli_group_status *info;
+		(void)group_leader(v, g, &term, &info);
+		if (info == NULL || (info->n_voters == 3 && info->n_learners == 0))
+			continue;
+		char voters[128], learners[128];
+		ids(voters, sizeof voters, info->voters, info->n_voters);
+		ids(learners, sizeof learners, info->learners, info->n_learners);
+		printf("%smove in progress: group %u%s: voters %s, learners %s\n", any ? "" : "\n", g,
+		       g > v->groups ? " (meta)" : "", voters, learners);
+		any = true;
+	}
+	for (size_t i = 0; i < v->n; i++)
+		if (v->nodes[i].rc == CLI_OK && v->nodes[i].st.rebalancing[0]) {
+			printf("%sbalancer (node %llu): %s\n", any ? "" : "\n",
+			       (unsigned long long)v->nodes[i].st.id, v->nodes[i].st.rebalancing);
+			any = true;
+		}
 	printf("\n%-5s %-6s %-10s %-8s %-10s %-10s %s\n", "NODE", "GROUP", "ROLE", "TERM", "COMMIT",
 	       "APPLIED", "LEADER");
 	for (size_t i = 0; i < v->n; i++) {

@@ -313,7 +313,9 @@ const char *node_members_check(struct node *n, const Ringraft__Kv__Request *rq)
 				       : "member add: that id is a member already";
 		size_t live = 0;
 		for (size_t i = 0; i < n->cfg.n_members; i++) {
-			if (strcmp(n->cfg.members[i].peer_addr, m->peer_addr) == 0)
+			/* a removed member's address may be reused (a new machine, a new id) */
+			if (!n->cfg.members[i].removed &&
+			    strcmp(n->cfg.members[i].peer_addr, m->peer_addr) == 0)
 				return "member add: another member has that peer address";
 			live += !n->cfg.members[i].removed;
 		}

@@ -236,6 +236,13 @@ static void reply_status(struct node *n, struct node_req *r)
 	st.uptime_ms = node_now_ms(n) - n->start_ms;
 	st.incarnation = n->incarnation;
 	st.auto_balance = n->cfg.auto_balance;
+	char moving[256] = "";
+	if (n->rebalance.group != 0)
+		snprintf(moving, sizeof moving, "group %u: node %llu -> node %llu: %s",
+			 n->rebalance.group, (unsigned long long)n->rebalance.from,
+			 (unsigned long long)n->rebalance.to,
+			 n->rebalance.progress[0] ? n->rebalance.progress : "starting");
+	st.rebalancing = moving;
 	fill_ring(n, &ring, infos, iptrs);
 	resp.code = RINGRAFT__KV__CODE__OK;
 	resp.status = &st;
