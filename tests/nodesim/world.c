@@ -1156,6 +1156,7 @@ static void plan_build(struct world *w)
 
 static int plan_holds(struct world *w, int node);
 static bool plan_settled(struct world *w);
+static void plan_check_majorities(struct world *w);
 
 /* May node v lose its data directory now? As may_wipe, over the members that run. */
 static bool plan_may_wipe(struct world *w, int v)
@@ -1251,6 +1252,7 @@ static void plan_reply(void *arg, const Ringraft__Kv__Response *resp)
 
 static void plan_step(struct world *w)
 {
+	plan_check_majorities(w);
 	if (w->plan.i >= w->plan.n && !w->plan.start) {
 		/* the plan is done: with the balancer on, wait for its last move to end */
 		if (w->plan.balance && !w->plan.settled) {
@@ -1755,6 +1757,32 @@ static int plan_holds(struct world *w, int node)
 		k += in;
 	}
 	return k;
+}
+
+/* Through every step of the plan: each group's leader has a majority of voters that are
+ * members still able to come back (not dead for good, not removed), and no voter that is not
+ * yet a member. A removal of a voter before its replicas moved, or a move that took two
+ * voters out, shows here. */
+static void plan_check_majorities(struct world *w)
+{
+	static struct audit_ctx a[NS_NODES_MAX + 1];
+	status_all(w, a);
+	for (uint32_t g = 1; g <= (uint32_t)w->G + 1 && w->r->ok; g++) {
+		const struct audit_group *c = leader_view(w, a, g);
+		if (c == NULL)
+			continue;
+		uint32_t good = 0;
+		for (uint32_t k = 0; k < c->n_voters; k++) {
+			int v = (int)c->voters[k];
+			if (v < 1 || v > w->N || w->nodes[v].outside)
+				fail(w, "group %u: voter %d was never added to the cluster", g, v);
+			else
+				good += !w->nodes[v].dead && !w->nodes[v].left;
+		}
+		if (w->r->ok && good <= c->n_voters / 2)
+			fail(w, "group %u: only %u of its %u voters are members that can vote", g, good,
+			     c->n_voters);
+	}
 }
 
 /* Every group's leader has 3 voters and no learner (the balancer has nothing under way). */
