@@ -21,6 +21,7 @@ struct cli_client {
 	struct cli_conn *conns[CLI_CONNS_MAX]; /* by address, at most one each */
 	uint64_t client_id, seq, next_req_id;
 	uint64_t rng; /* xorshift state for backoff jitter */
+	SSL_CTX *tls; /* NULL in plaintext; owned */
 };
 
 /* What one routed call asks for. */
