@@ -30,6 +30,9 @@ struct cluster_opts {
 	bool metrics;           /* every kvd serves --metrics-addr (cluster_metrics_addr) */
 	int nodes;              /* 3 (0 = default) to CLUSTER_NODES_MAX; with more than 3, each
 				 * group has 3 replicas and some nodes host none of a group's */
+	const char *tls_dir;    /* TLS on every port: node N runs with DIR/nodeN.pem/.key and
+				 * DIR/ca.pem, cluster_call presents DIR/client.pem/.key (made by
+				 * scripts/tls-certs DIR node1 node2 node3 client); NULL = plaintext */
 };
 void cluster_opts_default(struct cluster_opts *o);
 
