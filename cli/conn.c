@@ -87,13 +87,16 @@ static int send_all(int fd, const uint8_t *buf, size_t len, int64_t deadline_ms)
 }
 
 /* Reads what the socket has (waiting until the deadline for something; deadline 0: only what
- * is there): > 0 bytes, CLI_TIMEOUT, CLI_ECONN (closed or failed). */
-static ssize_t recv_some(int fd, uint8_t *buf, size_t cap, int64_t deadline_ms)
+ * is there): 0 with *got > 0 bytes, CLI_TIMEOUT (a positive code), or CLI_ECONN (closed or
+ * failed). */
+static int recv_some(int fd, uint8_t *buf, size_t cap, int64_t deadline_ms, size_t *got)
 {
 	for (;;) {
 		ssize_t n = recv(fd, buf, cap, 0);
-		if (n > 0)
-			return n;
+		if (n > 0) {
+			*got = (size_t)n;
+			return 0;
+		}
 		if (n == 0)
 			return CLI_ECONN;
 		if (errno == EINTR)
@@ -128,9 +131,10 @@ static int tls_flush(struct cli_conn *c, int64_t deadline_ms)
 static int tls_fill(struct cli_conn *c, int64_t deadline_ms)
 {
 	uint8_t buf[64 * 1024];
-	ssize_t n = recv_some(c->fd, buf, sizeof buf, deadline_ms);
-	if (n < 0)
-		return (int)n;
+	size_t n;
+	int rc = recv_some(c->fd, buf, sizeof buf, deadline_ms, &n);
+	if (rc != 0)
+		return rc;
 	if (BIO_write(c->rbio, buf, (int)n) != (int)n) {
 		ERR_clear_error();
 		return CLI_ENOMEM;
@@ -361,10 +365,11 @@ int cli_conn_recv(struct cli_conn *conn, int64_t deadline_ms, const uint8_t **pa
 				return rc;
 			continue;
 		}
-		ssize_t n = recv_some(conn->fd, buf, sizeof buf, deadline_ms);
-		if (n < 0)
-			return (int)n;
-		if (net_decoder_feed(&conn->dec, buf, (size_t)n) != NET_OK)
+		size_t n;
+		int rc = recv_some(conn->fd, buf, sizeof buf, deadline_ms, &n);
+		if (rc != 0)
+			return rc;
+		if (net_decoder_feed(&conn->dec, buf, n) != NET_OK)
 			return CLI_ENOMEM;
 	}
 }

@@ -2,14 +2,15 @@
  * with mutual TLS between peers serves kvctl and redis-cli --tls; a kvd posing as node 1 with
  * a certificate of another CA is refused by the peers, which log OpenSSL's verify reason;
  * plaintext clients and a client that never starts its handshake lose only their connection;
- * with --client-cert-auth a client without a certificate is refused and one with is served.
+ * with --client-cert-auth a client without a certificate is refused and one with is served;
+ * kvctl bench (pipelined, polling) over TLS loses no request.
  * Certificates come from scripts/tls-certs (run from the repository root, as make test does).
  */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -192,6 +193,18 @@ START_TEST(test_kvctl_and_redis_cli_over_tls)
 	free(out);
 	out = redis(3, flags, "GET rkey", &st);
 	ck_assert_msg(st == 0 && strcmp(out, "rvalue") == 0, "redis-cli --tls GET: [%s]", out);
+	free(out);
+	/* kvctl bench over TLS: pipelined, polling the sockets (cli_conn_recv with deadline
+	 * 0): every request answered, none failed */
+	snprintf(cmd, sizeof cmd,
+		 "timeout 60 %s/kvctl --endpoints %s --tls-ca %s/ca.pem -o json bench --requests "
+		 "2000 "
+		 "--clients 2 --pipeline 4 2>&1",
+		 bin(), cluster_endpoints(c), certs);
+	out = run(cmd, &st);
+	ck_assert_msg(st == 0 && strstr(out, "\"ok\": 2000,") != NULL &&
+			      strstr(out, "\"errors\": 0,") != NULL,
+		      "kvctl bench over TLS: exit %d: %s", st, out);
 	free(out);
 	/* a key written over RESP, read over protobuf: one store */
 	char *got = NULL;
