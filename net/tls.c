@@ -33,8 +33,11 @@ struct net_tls {
 	bool done, failed;
 	struct pending *pend, **pend_tail;
 	char reason[192];
-	uint8_t plain[NET_TLS_PLAIN_CHUNK];
 };
+
+/* Plaintext out of SSL_read, handed to the callback and done with before net_tls_feed
+ * returns: one buffer per thread (the loop's), not 16 KiB per connection. */
+static __thread uint8_t plain[NET_TLS_PLAIN_CHUNK];
 
 /* The uv_write of some ciphertext; user/cb (may be NULL: handshake bytes, alerts) learn the
  * outcome. */
@@ -92,8 +95,9 @@ SSL_CTX *net_tls_ctx_new(const struct net_tls_files *f, char *err, size_t n)
 			    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET);
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	/* An idle connection keeps no 16 KiB read/write buffers. */
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* No SSL_MODE_RELEASE_BUFFERS: giving the record buffers back after every record saves
+	 * about 34 KiB per idle connection but cost a fifth of the put throughput in the A/B
+	 * of docs/PERFORMANCE.md ("TLS"). */
 	if (SSL_CTX_load_verify_locations(ctx, f->ca, NULL) != 1)
 		return ctx_fail(ctx, err, n, "cannot load the CA file", f->ca);
 	STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(f->ca);
@@ -333,9 +337,9 @@ int net_tls_feed(struct net_tls *t, const uint8_t *cipher, size_t len, net_tls_p
 	}
 	for (;;) {
 		ERR_clear_error();
-		int n = SSL_read(t->ssl, t->plain, sizeof t->plain);
+		int n = SSL_read(t->ssl, plain, sizeof plain);
 		if (n > 0) {
-			int rc = cb(arg, t->plain, (size_t)n);
+			int rc = cb(arg, plain, (size_t)n);
 			if (rc < 0)
 				return rc;
 			continue;
