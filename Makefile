@@ -41,8 +41,8 @@ DEPS_STATUS := $(shell scripts/deps.sh 1>&2 && echo ok)
 ifneq ($(DEPS_STATUS),ok)
 $(error missing dependencies: see the deps: lines above)
 endif
-PKG_CFLAGS := $(shell pkg-config --cflags libuv lmdb libprotobuf-c check libxxhash libmicrohttpd)
-PKG_LIBS := $(shell pkg-config --libs libuv lmdb libprotobuf-c libxxhash libmicrohttpd)
+PKG_CFLAGS := $(shell pkg-config --cflags libuv lmdb libprotobuf-c check libxxhash libmicrohttpd openssl)
+PKG_LIBS := $(shell pkg-config --libs libuv lmdb libprotobuf-c libxxhash libmicrohttpd openssl)
 CHECK_LIBS := $(shell pkg-config --libs check)
 endif
 CFLAGS += $(PKG_CFLAGS)

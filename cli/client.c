@@ -21,6 +21,12 @@ void cli_options_default(struct cli_options *o)
 {
 	memset(o, 0, sizeof *o);
 	o->timeout_ms = CLI_TIMEOUT_MS_DEFAULT;
+	const char *ca = getenv("RINGRAFT_TLS_CA");
+	if (ca != NULL && ca[0] != '\0') {
+		o->tls_ca = ca;
+		o->tls_cert = getenv("RINGRAFT_TLS_CERT");
+		o->tls_key = getenv("RINGRAFT_TLS_KEY");
+	}
 }
 
 void cli_free(void *p)
@@ -84,6 +90,16 @@ int cli_client_new(const char *endpoints, const struct cli_options *opts, struct
 		free(c);
 		return rc;
 	}
+	if (c->o.tls_ca != NULL && c->o.tls_ca[0] != '\0') {
+		struct net_tls_files f = {c->o.tls_cert, c->o.tls_key, c->o.tls_ca};
+		c->tls = net_tls_ctx_new(&f, cli_tls_error_buf(), CLI_TLS_ERROR_MAX);
+		if (c->tls == NULL) {
+			free(c);
+			return CLI_ETLS;
+		}
+	}
+	/* the paths were for this call only */
+	c->o.tls_ca = c->o.tls_cert = c->o.tls_key = NULL;
 	cli_route_init(&c->route);
 	c->client_id = c->o.client_id ? c->o.client_id : random_u64();
 	c->rng = random_u64();
@@ -99,6 +115,7 @@ void cli_client_free(struct cli_client *c)
 	for (size_t i = 0; i < CLI_CONNS_MAX; i++)
 		cli_conn_close(c->conns[i]);
 	cli_route_free(&c->route);
+	SSL_CTX_free(c->tls);
 	free(c);
 }
 
@@ -134,7 +151,7 @@ int cli_conn_get(struct cli_client *c, const char *addr, int64_t deadline_ms, st
 		cli_conn_close(c->conns[free_slot]);
 		c->conns[free_slot] = NULL;
 	}
-	int rc = cli_conn_open(addr, deadline_ms, &c->conns[free_slot]);
+	int rc = cli_conn_open(addr, c->tls, deadline_ms, &c->conns[free_slot]);
 	*out = c->conns[free_slot];
 	return rc;
 }

@@ -53,8 +53,12 @@ enum {
 	CLI_EADDR = -3,  /* an endpoint is not "host:port" (IPv4 or [IPv6]) */
 	CLI_EPROTO = -4, /* cli_call_endpoint: the node sent an undecodable reply */
 	CLI_ECONN = -5,  /* cli_call_endpoint: could not connect, or the connection broke */
+	CLI_ETLS = -6,   /* cli_client_new: the TLS files could not be loaded (cli_tls_error) */
 };
 
+/* Why this thread's last TLS setup or handshake failed ("" if none did): OpenSSL's reason,
+ * e.g. "certificate verify failed: unable to get local issuer certificate". */
+const char *cli_tls_error(void);
 /* A static string for an outcome or error code ("ok", "not found", "timed out", ...). */
 const char *cli_strerror(int code);
 /* True when the operation definitely happened (CLI_OK, CLI_NOT_FOUND, CLI_CAS_MISMATCH) or
@@ -70,8 +74,14 @@ struct cli_options {
 	bool forward;         /* let nodes forward to the leader instead of redirecting to it */
 	uint32_t max_retries; /* attempts after the first; 0 = retry until the deadline */
 	uint64_t client_id;   /* session id for writes; 0 = a random one (getrandom) */
+	/* TLS (docs/SECURITY.md): with tls_ca every connection is TLS and the node's
+	 * certificate must be signed by that CA; tls_cert + tls_key present a client
+	 * certificate (nodes with --client-cert-auth require one). PEM file paths, read only by
+	 * cli_client_new (borrowed for that call). NULL = plaintext. */
+	const char *tls_ca, *tls_cert, *tls_key;
 };
-/* Fills the defaults above. */
+/* Fills the defaults above; the TLS paths come from the environment variables
+ * RINGRAFT_TLS_CA, RINGRAFT_TLS_CERT and RINGRAFT_TLS_KEY when they are set. */
 void cli_options_default(struct cli_options *o);
 
 /* ------------------------------------------------------------------------------ the client */

@@ -22,6 +22,7 @@ struct cli_client {
 	uint64_t client_id, seq, next_req_id;
 	uint64_t members_epoch; /* the highest cluster map epoch a STATUS answer named */
 	uint64_t rng; /* xorshift state for backoff jitter */
+	SSL_CTX *tls; /* NULL in plaintext; owned */
 };
 
 /* What one routed call asks for. */

@@ -9,19 +9,33 @@
 
 #include "cli/cli_limits.h"
 #include "net/frame.h"
+#include "net/tls.h"
+
+#define CLI_TLS_ERROR_MAX 192
 
 struct cli_conn {
 	int fd;
 	char addr[CLI_ADDR_MAX];
 	struct net_decoder dec;
+	/* TLS through memory BIOs, as on the node (net/tls.c): our own send/recv move the
+	 * ciphertext, so MSG_NOSIGNAL and the deadlines hold. NULL in plaintext. */
+	SSL *ssl;
+	BIO *rbio, *wbio; /* owned by ssl */
+	uint8_t *sbuf;    /* one frame gathered for SSL_write (one record for small frames) */
+	size_t sbuf_cap;
 };
+
+/* This thread's buffer behind cli_tls_error (CLI_TLS_ERROR_MAX bytes). */
+char *cli_tls_error_buf(void);
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t cli_now_ms(void);
 
-/* Connects to "host:port" before deadline_ms (cli_now_ms() time). 0 with *out (free with
- * cli_conn_close), CLI_EADDR, CLI_ECONN (refused / unreachable), CLI_TIMEOUT or CLI_ENOMEM. */
-int cli_conn_open(const char *addr, int64_t deadline_ms, struct cli_conn **out);
+/* Connects to "host:port" before deadline_ms (cli_now_ms() time), with a TLS handshake when
+ * tls is not NULL (borrowed; must outlive the connection). 0 with *out (free with
+ * cli_conn_close), CLI_EADDR, CLI_ECONN (refused / unreachable / TLS handshake refused: see
+ * cli_tls_error), CLI_TIMEOUT or CLI_ENOMEM. */
+int cli_conn_open(const char *addr, SSL_CTX *tls, int64_t deadline_ms, struct cli_conn **out);
 /* Closes the socket and frees the connection. NULL is a no-op. */
 void cli_conn_close(struct cli_conn *conn);
 /* Writes one whole frame (header + payload) before the deadline: 0, CLI_ECONN (broken; part

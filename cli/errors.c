@@ -40,6 +40,8 @@ const char *cli_strerror(int code)
 		return "protocol error: undecodable reply";
 	case CLI_ECONN:
 		return "connection failed";
+	case CLI_ETLS:
+		return "TLS setup failed";
 	default:
 		return "unknown error";
 	}

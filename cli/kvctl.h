@@ -41,6 +41,7 @@ enum {
 
 struct kvctl_args {
 	const char *endpoints; /* borrowed from argv / the environment / a literal */
+	const char *tls_ca, *tls_cert, *tls_key; /* --tls-*, borrowed from argv; NULL = not given */
 	uint32_t timeout_ms;
 	bool serializable;
 	enum kvctl_output output;
@@ -64,6 +65,9 @@ int kvctl_parse(int argc, char **argv, const char *env_endpoints, struct kvctl_a
 /* "5s", "500ms", "2m", "1.5s", "2h", "7d", or a plain number of seconds -> milliseconds;
  * -1 if bad (or over 10^12 ms). */
 int64_t kvctl_parse_duration_ms(const char *s);
+/* The client options every kvctl client starts from: the library's defaults (which read
+ * $RINGRAFT_TLS_CA/CERT/KEY) with the --tls-* flags over them. */
+void kvctl_client_options(const struct kvctl_args *a, struct cli_options *o);
 /* Maps a client result code to the process exit code. */
 int kvctl_exit_of(int code);
 

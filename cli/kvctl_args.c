@@ -1,7 +1,7 @@
 /* kvctl_args.c — kvctl's command line: global flags (--endpoints, --timeout, --serializable,
- * -o) and subcommand flags, accepted before or after the command, each checked at the boundary
- * with a message that names the flag and says what is wanted. Which command accepts which flag
- * is checked in kvctl_main.c.
+ * -o, --tls-*) and subcommand flags, accepted before or after the command, each checked at the
+ * boundary with a message that names the flag and says what is wanted. Which command accepts which
+ * flag is checked in kvctl_main.c.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -82,6 +82,16 @@ static int flag_value(struct kvctl_args *a, int argc, char **argv, int *i, const
 	return 0;
 }
 
+void kvctl_client_options(const struct kvctl_args *a, struct cli_options *o)
+{
+	cli_options_default(o);
+	if (a->tls_ca != NULL) {
+		o->tls_ca = a->tls_ca;
+		o->tls_cert = a->tls_cert;
+		o->tls_key = a->tls_key;
+	}
+}
+
 int kvctl_parse(int argc, char **argv, const char *env_endpoints, struct kvctl_args *a)
 {
 	memset(a, 0, sizeof *a);
@@ -145,6 +155,21 @@ int kvctl_parse(int argc, char **argv, const char *env_endpoints, struct kvctl_a
 			a->endpoints = v;
 			continue;
 		}
+		const char *tls_flags[3] = {"--tls-ca", "--tls-cert", "--tls-key"};
+		const char **tls_dst[3] = {&a->tls_ca, &a->tls_cert, &a->tls_key};
+		bool tls_seen = false;
+		for (int t = 0; t < 3 && !tls_seen; t++) {
+			if ((rc = flag_value(a, argc, argv, &i, tls_flags[t], NULL, &v, &m)) || m) {
+				if (rc)
+					return rc;
+				if (*v == '\0')
+					return usage(a, "%s wants a PEM file", tls_flags[t]);
+				*tls_dst[t] = v;
+				tls_seen = true;
+			}
+		}
+		if (tls_seen)
+			continue;
 		if ((rc = flag_value(a, argc, argv, &i, "--timeout", NULL, &v, &m)) || m) {
 			if (rc)
 				return rc;
@@ -223,6 +248,12 @@ int kvctl_parse(int argc, char **argv, const char *env_endpoints, struct kvctl_a
 		if (!found)
 			return usage(a, "unknown flag '%s' (see kvctl --help)", arg);
 	}
+	if ((a->tls_cert != NULL) != (a->tls_key != NULL))
+		return usage(a, "--tls-cert and --tls-key go together (a client certificate and "
+				"its key)");
+	if (a->tls_cert != NULL && a->tls_ca == NULL)
+		return usage(a, "--tls-cert needs --tls-ca (the CA that signed the nodes' "
+				"certificates)");
 	return 0;
 }
 

@@ -362,7 +362,7 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	const struct kvctl_args *a = w->a;
 	struct cli_options o;
-	cli_options_default(&o);
+	kvctl_client_options(a, &o);
 	o.timeout_ms = a->timeout_ms;
 	struct cli_client *c = NULL;
 	struct slot *slots = calloc(a->pipeline, sizeof *slots);

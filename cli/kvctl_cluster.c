@@ -58,7 +58,7 @@ static void *ask_main(void *arg)
 {
 	struct ask *k = arg;
 	struct cli_options o;
-	cli_options_default(&o);
+	kvctl_client_options(k->a, &o);
 	o.timeout_ms = k->timeout_ms;
 	struct cli_client *c;
 	k->nv->rc = cli_client_new(k->nv->endpoint, &o, &c);

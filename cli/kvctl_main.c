@@ -70,6 +70,14 @@ static void usage(FILE *f)
 		"instead of "
 		"linearizable\n"
 		"  -o, --output json|table    output format (default table)\n"
+		"  --tls-ca FILE              TLS: trust nodes whose certificate FILE's CA signed "
+		"(default\n"
+		"                             $RINGRAFT_TLS_CA; unset: plaintext)\n"
+		"  --tls-cert FILE, --tls-key FILE\n"
+		"                             TLS: present this client certificate (nodes with "
+		"--client-cert-auth\n"
+		"                             want one; default $RINGRAFT_TLS_CERT, "
+		"$RINGRAFT_TLS_KEY)\n"
 		"  --                         end of flags (for keys that start with '-')\n"
 		"\n"
 		"Exit codes:\n"
@@ -218,7 +226,7 @@ int main(int argc, char **argv)
 	if (cmd->run == NULL)
 		return kvctl_cmd_bench(&a);
 	struct cli_options o;
-	cli_options_default(&o);
+	kvctl_client_options(&a, &o);
 	o.timeout_ms = a.timeout_ms;
 	o.serializable = a.serializable;
 	struct cli_client *c;
@@ -231,11 +239,14 @@ int main(int argc, char **argv)
 		return KVCTL_EXIT_USAGE;
 	}
 	if (rc) {
-		fprintf(stderr, "kvctl: %s\n", cli_strerror(rc));
+		fprintf(stderr, "kvctl: %s%s%s\n", cli_strerror(rc), rc == CLI_ETLS ? ": " : "",
+			rc == CLI_ETLS ? cli_tls_error() : "");
 		return KVCTL_EXIT_UNAVAILABLE;
 	}
 	int ex = cmd->run(c, &a);
 	cli_client_free(c);
+	if (ex != 0 && cli_tls_error()[0] != '\0')
+		fprintf(stderr, "kvctl: TLS: %s\n", cli_tls_error());
 	if (fflush(stdout) != 0) {
 		perror("kvctl: writing output");
 		return ex ? ex : KVCTL_EXIT_UNAVAILABLE;

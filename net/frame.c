@@ -31,6 +31,8 @@ const char *net_strerror(int err)
 		return "bad address";
 	case NET_EFULL:
 		return "queue full";
+	case NET_ETLS:
+		return "TLS failure";
 	default:
 		return "unknown error";
 	}

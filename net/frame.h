@@ -25,6 +25,7 @@ enum {
 	NET_EIO = -6,   /* socket error (errno in the log line) */
 	NET_EADDR = -7, /* bad address string */
 	NET_EFULL = -8, /* outbound queue full */
+	NET_ETLS = -9,  /* TLS handshake or record refused (net/tls.h says why) */
 };
 const char *net_strerror(int err);
 

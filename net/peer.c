@@ -2,6 +2,8 @@
  * one gathered PeerFrame per peer per loop turn, bounded outbound bytes, redial with backoff.
  * A PeerFrame is built by hand as concatenated length-delimited fields (the protobuf encoding
  * of repeated message fields), so each message is packed once, straight into the frame.
+ * With TLS (net_peers_set_tls) both sides verify each other's certificate against the CA
+ * (mutual TLS) before the Hello, which then travels inside the TLS session.
  */
 #include "net/peer.h"
 #include "net/listen.h"
@@ -43,12 +45,14 @@ struct conn {
 	struct peer *peer; /* dialled: the peer; accepted: set once its Hello arrives */
 	bool outbound, hello_received, closing;
 	struct net_decoder dec;
+	struct net_tls *tls; /* NULL in plaintext */
 	uint64_t opened_ms, last_rx_ms;
 	struct conn *prev, *next; /* every open connection, for shutdown */
 };
 
 struct wreq {
 	uv_write_t req;
+	struct conn *c;
 	struct peer *peer;
 	uint8_t *buf;
 	size_t len;
@@ -62,6 +66,7 @@ struct net_peers {
 	struct net_peers_cbs cbs;
 	void *arg;
 	uv_tcp_t listener;
+	SSL_CTX *tls_ctx; /* borrowed; NULL in plaintext */
 	uv_timer_t keepalive;
 	bool listening, closing, keepalive_on;
 	struct peer peers[NET_PEERS_MAX];
@@ -151,6 +156,7 @@ static void conn_closed_cb(uv_handle_t *h)
 		p->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	net_tls_free(c->tls); /* cancels writes kept for the handshake (write_cb needs c) */
 	net_decoder_free(&c->dec);
 	free(c);
 	uv_handle_t fake;
@@ -179,10 +185,11 @@ static void conn_close(struct conn *c, const char *why)
 		if (c->outbound && !p->closing)
 			schedule_redial(pe);
 	}
+	net_tls_shutdown(c->tls);
 	uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
 }
 
-static struct conn *conn_new(struct net_peers *p)
+static struct conn *conn_new(struct net_peers *p, bool outbound)
 {
 	struct conn *c = calloc(1, sizeof *c);
 	if (c == NULL)
@@ -200,13 +207,21 @@ static struct conn *conn_new(struct net_peers *p)
 		p->conns->prev = c;
 	p->conns = c;
 	net_decoder_init(&c->dec, NET_PEER_HELLO_FRAME_MAX);
+	c->outbound = outbound;
+	/* Mutual TLS: the dialled side asks for the dialler's certificate, both verify. */
+	if (p->tls_ctx != NULL &&
+	    net_tls_new(p->tls_ctx, outbound ? NET_TLS_CONNECT : NET_TLS_ACCEPT_VERIFY,
+			(uv_stream_t *)&c->tcp, &c->tls) != NET_OK) {
+		conn_close(c, "out of memory");
+		return NULL;
+	}
 	return c;
 }
 
 static void write_cb(uv_write_t *req, int status)
 {
 	struct wreq *w = (struct wreq *)req;
-	struct conn *c = req->handle->data;
+	struct conn *c = w->c;
 	if (w->peer != NULL) {
 		assert(w->peer->queued >= w->len);
 		w->peer->queued -= w->len;
@@ -227,11 +242,12 @@ static int conn_write(struct conn *c, struct peer *accounted, uint8_t *buf, size
 		free(buf);
 		return NET_ENOMEM;
 	}
+	w->c = c;
 	w->peer = accounted;
 	w->buf = buf;
 	w->len = len;
 	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-	int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+	int rc = net_stream_write(c->tls, (uv_stream_t *)&c->tcp, &w->req, &b, 1, write_cb);
 	if (rc != 0) {
 		free(buf);
 		free(w);
@@ -315,48 +331,41 @@ static struct peer *accept_hello(struct conn *c, const Ringraft__Raft__Hello *h)
 	return pe;
 }
 
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Bytes from the peer (plaintext): decoded into frames, Hello first. */
+static int on_bytes(void *arg, const uint8_t *data, size_t len)
 {
-	(void)buf;
-	struct conn *c = s->data;
+	struct conn *c = arg;
 	struct net_peers *p = c->p;
-	if (nread == 0)
-		return;
-	if (nread < 0) {
-		conn_close(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
-		return;
-	}
-	c->last_rx_ms = uv_now(p->loop);
-	if (net_decoder_feed(&c->dec, p->read_buf, (size_t)nread) != NET_OK) {
+	if (net_decoder_feed(&c->dec, data, len) != NET_OK) {
 		conn_close(c, "out of memory");
-		return;
+		return NET_ENOMEM;
 	}
 	for (;;) {
 		if (c->closing)
-			return;
+			return NET_ECLOSED;
 		const uint8_t *payload;
-		uint32_t len;
-		int rc = net_decoder_next(&c->dec, &payload, &len);
+		uint32_t flen;
+		int rc = net_decoder_next(&c->dec, &payload, &flen);
 		if (rc == 0)
-			return;
+			return NET_OK;
 		if (rc < 0) {
 			logf_(p, 1, c->peer ? c->peer->id : 0, "peer frame refused reason=%s",
 			      net_strerror(rc));
 			conn_close(c, net_strerror(rc));
-			return;
+			return rc;
 		}
 		Ringraft__Raft__PeerFrame *f =
-			ringraft__raft__peer_frame__unpack(NULL, len, payload);
+			ringraft__raft__peer_frame__unpack(NULL, flen, payload);
 		if (f == NULL) {
 			logf_(p, 1, c->peer ? c->peer->id : 0,
 			      "peer frame refused reason=undecodable");
 			conn_close(c, "undecodable frame");
-			return;
+			return NET_EPROTO;
 		}
 		if (!c->hello_received) {
 			if (accept_hello(c, f->hello) == NULL) {
 				ringraft__raft__peer_frame__free_unpacked(f, NULL);
-				return;
+				return NET_EPROTO;
 			}
 		}
 		if (f->n_msgs + f->n_forwarded_requests + f->n_forwarded_responses +
@@ -365,6 +374,40 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		    p->cbs.on_frame && c->peer != NULL && c->peer->conn == c)
 			p->cbs.on_frame(p->arg, c->peer->id, f);
 		ringraft__raft__peer_frame__free_unpacked(f, NULL);
+	}
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	(void)buf;
+	struct conn *c = s->data;
+	struct net_peers *p = c->p;
+	if (nread == 0 || c->closing)
+		return;
+	if (nread < 0) {
+		conn_close(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
+		return;
+	}
+	c->last_rx_ms = uv_now(p->loop);
+	if (c->tls == NULL) {
+		(void)on_bytes(c, p->read_buf, (size_t)nread);
+		return;
+	}
+	int rc = net_tls_feed(c->tls, p->read_buf, (size_t)nread, on_bytes, c);
+	if (rc == NET_OK || c->closing)
+		return;
+	if (rc == NET_ETLS) {
+		/* Loud: a node of another cluster (or with a certificate of another CA) is
+		 * knocking, or ours is misconfigured. */
+		char where[NET_ADDR_STR_MAX + 16] = "";
+		if (c->outbound && c->peer != NULL)
+			snprintf(where, sizeof where, " addr=%s", c->peer->addr);
+		logf_(p, 1, c->peer ? c->peer->id : 0,
+		      "peer refused reason=tls-handshake%s %s error=\"%s\"", where,
+		      c->outbound ? "dialled" : "accepted", net_tls_reason(c->tls));
+		conn_close(c, "TLS refused");
+	} else {
+		conn_close(c, rc == NET_ECLOSED ? "closed by peer" : net_strerror(rc));
 	}
 }
 
@@ -385,6 +428,13 @@ static void connect_cb(uv_connect_t *req, int status)
 		conn_close(c, uv_strerror(status));
 		return;
 	}
+	if (c->tls != NULL && net_tls_start(c->tls) != NET_OK) {
+		logf_(c->p, 1, c->peer->id, "peer TLS start failed error=\"%s\"",
+		      net_tls_reason(c->tls));
+		conn_close(c, "TLS start failed");
+		return;
+	}
+	/* With TLS the Hello waits inside net_tls until the handshake is over. */
 	if (send_hello(c) != NET_OK)
 		return;
 	start_reading(c);
@@ -395,12 +445,11 @@ static void dial(struct peer *pe)
 	struct net_peers *p = pe->p;
 	if (p->closing || pe->conn != NULL)
 		return;
-	struct conn *c = conn_new(p);
+	struct conn *c = conn_new(p, true);
 	if (c == NULL) {
 		schedule_redial(pe);
 		return;
 	}
-	c->outbound = true;
 	c->peer = pe;
 	pe->conn = c;
 	c->connect_req.data = c;
@@ -445,7 +494,7 @@ static void accept_cb(uv_stream_t *server, int status)
 	struct net_peers *p = server->data;
 	if (status < 0 || p->closing)
 		return;
-	struct conn *c = conn_new(p);
+	struct conn *c = conn_new(p, false);
 	if (c == NULL)
 		return;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
@@ -492,6 +541,12 @@ static void keepalive_cb(uv_timer_t *t)
 void net_peers_set_incarnation(struct net_peers *p, uint64_t incarnation)
 {
 	p->incarnation = incarnation;
+}
+
+void net_peers_set_tls(struct net_peers *p, SSL_CTX *ctx)
+{
+	assert(!p->listening);
+	p->tls_ctx = ctx;
 }
 
 int net_peers_new(uv_loop_t *loop, uint64_t self_id, uint64_t cluster_id, const char *listen_addr,

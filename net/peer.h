@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "net/frame.h"
+#include "net/tls.h"
 #include "proto/raft.pb-c.h"
 
 #define NET_PEER_FIELD_MSG      2 /* PeerFrame.msgs */
@@ -42,6 +43,10 @@ int net_peers_new(uv_loop_t *loop, uint64_t self_id, uint64_t cluster_id, const 
 		  struct net_peers **out);
 /* The identity of our data directory, sent in every Hello (before net_peers_start). */
 void net_peers_set_incarnation(struct net_peers *p, uint64_t incarnation);
+/* Mutual TLS on every link (before net_peers_start; ctx borrowed, must outlive p): a link is
+ * up only when both sides' certificates verify against ctx's CA; a refusal is logged with
+ * OpenSSL's reason. */
+void net_peers_set_tls(struct net_peers *p, SSL_CTX *ctx);
 /* Declares a peer (before net_peers_start). NET_EADDR on a bad address. */
 int net_peers_add(struct net_peers *p, uint64_t id, const char *addr);
 /* Declares a peer while running (a member added to the cluster): dialled at once when its id is

@@ -2,7 +2,8 @@
  * number in arrival order; answers land in a per-connection ring of slots and leave in slot
  * order, so a pipeline of GETs served by different groups' leaders is still answered in the
  * order it was sent (the RESP contract). Connections are reference counted like the protobuf
- * port's: an answer arriving after a close is dropped.
+ * port's: an answer arriving after a close is dropped. TLS (net_resp_server_set_tls) works as
+ * on the protobuf port: bytes through the connection's net_tls, stalled handshakes swept.
  */
 #include "net/resp_server.h"
 
@@ -42,6 +43,8 @@ struct net_resp_conn {
 	size_t held;             /* bytes in done slots not yet in out */
 	struct net_resp_buf out; /* in-order replies gathered this turn */
 	size_t queued;           /* bytes in uv_write not yet completed */
+	struct net_tls *tls;     /* NULL in plaintext */
+	uint64_t opened_ms;
 	struct net_resp_conn *prev, *next, *dirty_next;
 };
 
@@ -53,6 +56,10 @@ struct net_resp_server {
 	void *arg;
 	uv_tcp_t listener;
 	bool listening;
+	SSL_CTX *tls_ctx; /* borrowed; NULL in plaintext */
+	bool tls_verify;
+	uv_timer_t tls_sweep;
+	bool tls_sweep_on;
 	struct net_resp_conn *conns, *dirty;
 	size_t n_conns;
 	uint64_t next_id;
@@ -132,7 +139,10 @@ void net_resp_conn_set_user(struct net_resp_conn *c, void *user)
 
 static void closed_cb(uv_handle_t *h)
 {
-	net_resp_conn_unref(h->data);
+	struct net_resp_conn *c = h->data;
+	net_tls_free(c->tls);
+	c->tls = NULL;
+	net_resp_conn_unref(c);
 }
 
 void net_resp_conn_close(struct net_resp_conn *c, const char *why)
@@ -152,6 +162,7 @@ void net_resp_conn_close(struct net_resp_conn *c, const char *why)
 	if (s->cbs.on_close)
 		s->cbs.on_close(s->arg, c);
 	c->user = NULL;
+	net_tls_shutdown(c->tls);
 	uv_close((uv_handle_t *)&c->tcp, closed_cb);
 }
 
@@ -357,6 +368,31 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = NET_CLIENT_READ_CHUNK;
 }
 
+/* Command bytes (plaintext): appended to the input and parsed. */
+static int on_bytes(void *arg, const uint8_t *data, size_t len)
+{
+	struct net_resp_conn *c = arg;
+	if (c->quit)
+		return NET_OK;
+	size_t need = c->in_len + len;
+	if (need > c->in_cap) {
+		size_t cap = c->in_cap ? c->in_cap : 4096;
+		while (cap < need)
+			cap *= 2;
+		uint8_t *n = realloc(c->in, cap);
+		if (n == NULL) {
+			net_resp_conn_close(c, "out of memory");
+			return NET_ENOMEM;
+		}
+		c->in = n;
+		c->in_cap = cap;
+	}
+	memcpy(c->in + c->in_len, data, len);
+	c->in_len = need;
+	process(c);
+	return c->closing ? NET_ECLOSED : NET_OK;
+}
+
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	(void)buf;
@@ -368,24 +404,20 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 				    nread == UV_EOF ? "closed by client" : uv_strerror((int)nread));
 		return;
 	}
-	if (c->quit)
+	if (c->tls == NULL) {
+		(void)on_bytes(c, c->s->read_buf, (size_t)nread);
 		return;
-	size_t need = c->in_len + (size_t)nread;
-	if (need > c->in_cap) {
-		size_t cap = c->in_cap ? c->in_cap : 4096;
-		while (cap < need)
-			cap *= 2;
-		uint8_t *n = realloc(c->in, cap);
-		if (n == NULL) {
-			net_resp_conn_close(c, "out of memory");
-			return;
-		}
-		c->in = n;
-		c->in_cap = cap;
 	}
-	memcpy(c->in + c->in_len, c->s->read_buf, (size_t)nread);
-	c->in_len = need;
-	process(c);
+	int rc = net_tls_feed(c->tls, c->s->read_buf, (size_t)nread, on_bytes, c);
+	if (rc == NET_OK || c->closing)
+		return;
+	if (rc == NET_ETLS) {
+		logf_(c->s, 3, "resp client TLS refused peer=%s reason=\"%s\"", c->peer,
+		      net_tls_reason(c->tls));
+		net_resp_conn_close(c, "TLS refused");
+	} else {
+		net_resp_conn_close(c, rc == NET_ECLOSED ? "closed by client" : net_strerror(rc));
+	}
 }
 
 static void start_reading(struct net_resp_conn *c)
@@ -446,7 +478,8 @@ void net_resp_server_flush(struct net_resp_server *s)
 				memset(&c->out, 0, sizeof c->out);
 				uv_buf_t b = uv_buf_init((char *)w->buf, (unsigned)w->len);
 				net_resp_conn_ref(c);
-				int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+				int rc = net_stream_write(c->tls, (uv_stream_t *)&c->tcp, &w->req,
+							  &b, 1, write_cb);
 				if (rc != 0) {
 					free(w->buf);
 					free(w);
@@ -461,6 +494,7 @@ void net_resp_server_flush(struct net_resp_server *s)
 			c->shutting = true;
 			c->shut.data = c;
 			net_resp_conn_ref(c);
+			net_tls_shutdown(c->tls); /* close_notify, then FIN */
 			if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
 				net_resp_conn_unref(c);
 				net_resp_conn_close(c, "quit");
@@ -515,7 +549,40 @@ static void accept_cb(uv_stream_t *server, int status)
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
+	c->opened_ms = uv_now(s->loop);
+	if (s->tls_ctx != NULL &&
+	    net_tls_new(s->tls_ctx, s->tls_verify ? NET_TLS_ACCEPT_VERIFY : NET_TLS_ACCEPT,
+			(uv_stream_t *)&c->tcp, &c->tls) != NET_OK) {
+		net_resp_conn_close(c, "out of memory");
+		return;
+	}
 	start_reading(c);
+}
+
+/* A handshake that stalls costs only its connection. */
+static void tls_sweep_cb(uv_timer_t *t)
+{
+	struct net_resp_server *s = t->data;
+	uint64_t now = uv_now(s->loop);
+	struct net_resp_conn *c = s->conns;
+	while (c != NULL) {
+		struct net_resp_conn *next = c->next;
+		if (c->tls != NULL && !net_tls_handshake_done(c->tls) &&
+		    now - c->opened_ms > NET_TLS_HANDSHAKE_MS) {
+			logf_(s, 3,
+			      "resp client TLS refused peer=%s reason=\"handshake timed out\"",
+			      c->peer);
+			net_resp_conn_close(c, "TLS handshake timed out");
+		}
+		c = next;
+	}
+}
+
+void net_resp_server_set_tls(struct net_resp_server *s, SSL_CTX *ctx, bool require_client_cert)
+{
+	assert(!s->listening);
+	s->tls_ctx = ctx;
+	s->tls_verify = require_client_cert;
 }
 
 int net_resp_server_new(uv_loop_t *loop, const char *listen_addr, size_t bulk_max,
@@ -551,6 +618,12 @@ int net_resp_server_start(struct net_resp_server *s)
 		      uv_strerror(uv_err));
 		return NET_EIO;
 	}
+	if (s->tls_ctx != NULL) {
+		uv_timer_init(s->loop, &s->tls_sweep);
+		s->tls_sweep.data = s;
+		s->tls_sweep_on = true;
+		uv_timer_start(&s->tls_sweep, tls_sweep_cb, 1000, 1000);
+	}
 	return NET_OK;
 }
 
@@ -559,6 +632,10 @@ void net_resp_server_stop_accepting(struct net_resp_server *s)
 	if (s->listening) {
 		s->listening = false;
 		uv_close((uv_handle_t *)&s->listener, NULL);
+	}
+	if (s->tls_sweep_on) {
+		s->tls_sweep_on = false;
+		uv_close((uv_handle_t *)&s->tls_sweep, NULL);
 	}
 }
 

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "net/resp.h"
+#include "net/tls.h"
 
 struct net_resp_conn;
 struct net_resp_server;
@@ -37,6 +38,9 @@ struct net_resp_server_cbs {
 int net_resp_server_new(uv_loop_t *loop, const char *listen_addr, size_t bulk_max,
 			const struct net_resp_server_cbs *cbs, void *arg,
 			struct net_resp_server **out);
+/* TLS on every connection (before net_resp_server_start; ctx borrowed, must outlive s); with
+ * require_client_cert a client must present a certificate signed by the CA. */
+void net_resp_server_set_tls(struct net_resp_server *s, SSL_CTX *ctx, bool require_client_cert);
 /* Binds and listens: NET_OK, NET_EADDR or NET_EIO. */
 int net_resp_server_start(struct net_resp_server *s);
 void net_resp_server_stop_accepting(struct net_resp_server *s);

@@ -1,7 +1,8 @@
 /* server.c — client connections on libuv: frame decoding, in-flight limit with read
  * back-pressure, per-turn reply gathering (one uv_write per connection per flush) and a bounded
  * output buffer. Connections are reference counted so that answers arriving after a close are
- * simply dropped.
+ * simply dropped. With TLS (net_server_set_tls) every byte goes through the connection's
+ * net_tls, and a sweep closes connections whose handshake is not over in NET_TLS_HANDSHAKE_MS.
  */
 #include "net/server.h"
 #include "net/listen.h"
@@ -19,6 +20,8 @@ struct net_conn {
 	bool closing, reading, dirty;
 	bool resume; /* reading was paused at the in-flight limit and may start again */
 	struct net_decoder dec;
+	struct net_tls *tls; /* NULL in plaintext */
+	uint64_t opened_ms;
 	uint8_t *out; /* replies gathered this turn (framed) */
 	size_t out_len, out_cap;
 	size_t queued; /* bytes in uv_write not yet completed */
@@ -35,6 +38,10 @@ struct net_server {
 	void *arg;
 	uv_tcp_t listener;
 	bool listening;
+	SSL_CTX *tls_ctx; /* borrowed; NULL in plaintext */
+	bool tls_verify;  /* clients must present a certificate of the CA */
+	uv_timer_t tls_sweep;
+	bool tls_sweep_on;
 	struct net_conn *conns;
 	size_t n_conns;
 	struct net_conn *dirty;
@@ -85,7 +92,10 @@ bool net_conn_closed(const struct net_conn *c)
 
 static void conn_closed_cb(uv_handle_t *h)
 {
-	net_conn_unref(h->data);
+	struct net_conn *c = h->data;
+	net_tls_free(c->tls); /* cancels writes kept for the handshake: before the unref */
+	c->tls = NULL;
+	net_conn_unref(c);
 }
 
 void net_conn_close(struct net_conn *c, const char *why)
@@ -103,6 +113,7 @@ void net_conn_close(struct net_conn *c, const char *why)
 		c->next->prev = c->prev;
 	s->n_conns--;
 	c->out_len = 0;
+	net_tls_shutdown(c->tls);
 	uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
 }
 
@@ -140,6 +151,18 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = NET_CLIENT_READ_CHUNK;
 }
 
+/* Request bytes (plaintext): decoded into frames and handled. */
+static int on_bytes(void *arg, const uint8_t *data, size_t len)
+{
+	struct net_conn *c = arg;
+	if (net_decoder_feed(&c->dec, data, len) != NET_OK) {
+		net_conn_close(c, "out of memory");
+		return NET_ENOMEM;
+	}
+	process_frames(c);
+	return c->closing ? NET_ECLOSED : NET_OK;
+}
+
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	(void)buf;
@@ -150,11 +173,20 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		net_conn_close(c, nread == UV_EOF ? "closed by client" : uv_strerror((int)nread));
 		return;
 	}
-	if (net_decoder_feed(&c->dec, c->s->read_buf, (size_t)nread) != NET_OK) {
-		net_conn_close(c, "out of memory");
+	if (c->tls == NULL) {
+		(void)on_bytes(c, c->s->read_buf, (size_t)nread);
 		return;
 	}
-	process_frames(c);
+	int rc = net_tls_feed(c->tls, c->s->read_buf, (size_t)nread, on_bytes, c);
+	if (rc == NET_OK || c->closing)
+		return;
+	if (rc == NET_ETLS) {
+		/* Debug only: a plaintext client or a port scanner is no news. */
+		logf_(c->s, 3, "client TLS refused reason=\"%s\"", net_tls_reason(c->tls));
+		net_conn_close(c, "TLS refused");
+	} else {
+		net_conn_close(c, rc == NET_ECLOSED ? "closed by client" : net_strerror(rc));
+	}
 }
 
 static void start_reading(struct net_conn *c)
@@ -276,7 +308,8 @@ void net_server_flush(struct net_server *s)
 				c->out_len = c->out_cap = 0;
 				uv_buf_t b = uv_buf_init((char *)w->buf, (unsigned)w->len);
 				net_conn_ref(c);
-				int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+				int rc = net_stream_write(c->tls, (uv_stream_t *)&c->tcp, &w->req,
+							  &b, 1, write_cb);
 				if (rc != 0) {
 					free(w->buf);
 					free(w);
@@ -320,7 +353,38 @@ static void accept_cb(uv_stream_t *server, int status)
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
+	c->opened_ms = uv_now(s->loop);
+	if (s->tls_ctx != NULL &&
+	    net_tls_new(s->tls_ctx, s->tls_verify ? NET_TLS_ACCEPT_VERIFY : NET_TLS_ACCEPT,
+			(uv_stream_t *)&c->tcp, &c->tls) != NET_OK) {
+		net_conn_close(c, "out of memory");
+		return;
+	}
 	start_reading(c);
+}
+
+/* A handshake that stalls costs only its connection. */
+static void tls_sweep_cb(uv_timer_t *t)
+{
+	struct net_server *s = t->data;
+	uint64_t now = uv_now(s->loop);
+	struct net_conn *c = s->conns;
+	while (c != NULL) {
+		struct net_conn *next = c->next;
+		if (c->tls != NULL && !net_tls_handshake_done(c->tls) &&
+		    now - c->opened_ms > NET_TLS_HANDSHAKE_MS) {
+			logf_(s, 3, "client TLS refused reason=\"handshake timed out\"");
+			net_conn_close(c, "TLS handshake timed out");
+		}
+		c = next;
+	}
+}
+
+void net_server_set_tls(struct net_server *s, SSL_CTX *ctx, bool require_client_cert)
+{
+	assert(!s->listening);
+	s->tls_ctx = ctx;
+	s->tls_verify = require_client_cert;
 }
 
 int net_server_new(uv_loop_t *loop, const char *listen_addr, const struct net_server_cbs *cbs,
@@ -354,6 +418,12 @@ int net_server_start(struct net_server *s)
 		      uv_strerror(uv_err));
 		return NET_EIO;
 	}
+	if (s->tls_ctx != NULL) {
+		uv_timer_init(s->loop, &s->tls_sweep);
+		s->tls_sweep.data = s;
+		s->tls_sweep_on = true;
+		uv_timer_start(&s->tls_sweep, tls_sweep_cb, 1000, 1000);
+	}
 	return NET_OK;
 }
 
@@ -362,6 +432,10 @@ void net_server_stop_accepting(struct net_server *s)
 	if (s->listening) {
 		s->listening = false;
 		uv_close((uv_handle_t *)&s->listener, NULL);
+	}
+	if (s->tls_sweep_on) {
+		s->tls_sweep_on = false;
+		uv_close((uv_handle_t *)&s->tls_sweep, NULL);
 	}
 }
 

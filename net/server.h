@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "net/frame.h"
+#include "net/tls.h"
 
 struct net_conn;
 struct net_server;
@@ -26,6 +27,9 @@ struct net_server_cbs {
 
 int net_server_new(uv_loop_t *loop, const char *listen_addr, const struct net_server_cbs *cbs,
 		   void *arg, struct net_server **out);
+/* TLS on every connection (before net_server_start; ctx borrowed, must outlive s); with
+ * require_client_cert a client must present a certificate signed by the CA. */
+void net_server_set_tls(struct net_server *s, SSL_CTX *ctx, bool require_client_cert);
 /* Binds and listens. NET_EADDR / NET_EIO. */
 int net_server_start(struct net_server *s);
 /* Stops accepting (existing connections stay). */

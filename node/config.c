@@ -85,6 +85,15 @@ static const struct key_def {
 	{"wal-no-direct-io", K_TUNABLE,
 	 "on|off: write WAL batches through the page cache, never with O_DIRECT (default off: "
 	 "O_DIRECT where the file system supports it)"},
+	{"tls-cert", K_TUNABLE,
+	 "PEM certificate (chain) of this node; with --tls-key and --tls-ca, TLS on every port "
+	 "(default: plaintext)"},
+	{"tls-key", K_TUNABLE, "PEM private key of --tls-cert"},
+	{"tls-ca", K_TUNABLE,
+	 "PEM CA certificate(s): peers must present a certificate it signed (mutual TLS)"},
+	{"client-cert-auth", K_TUNABLE,
+	 "on|off: clients (protobuf and RESP ports) must present a certificate --tls-ca signed "
+	 "(default off)"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -649,6 +658,45 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	if (V("wal-no-sync") != NULL && parse_bool(V("wal-no-sync"), &cfg->wal_no_sync) < 0) {
 		fail(err, n, "--wal-no-sync must be on or off");
 		goto out;
+	}
+	/* TLS (docs/SECURITY.md): the three files together; readable now, loaded by the shell. */
+	{
+		const char *tls_keys[3] = {"tls-cert", "tls-key", "tls-ca"};
+		char *tls_dst[3] = {cfg->tls_cert, cfg->tls_key, cfg->tls_ca};
+		int given = 0;
+		for (int i = 0; i < 3; i++) {
+			const char *path = V(tls_keys[i]);
+			if (path == NULL || path[0] == '\0')
+				continue;
+			given++;
+			if (strlen(path) >= NODE_PATH_MAX) {
+				fail(err, n, "--%s is too long", tls_keys[i]);
+				goto out;
+			}
+			if (access(path, R_OK) != 0) {
+				fail(err, n, "--%s %s: cannot read: %s", tls_keys[i], path,
+				     strerror(errno));
+				goto out;
+			}
+			snprintf(tls_dst[i], NODE_PATH_MAX, "%s", path);
+		}
+		if (given != 0 && given != 3) {
+			fail(err, n,
+			     "--tls-cert, --tls-key and --tls-ca go together: give all three "
+			     "(TLS) or none (plaintext)");
+			goto out;
+		}
+		if (V("client-cert-auth") != NULL &&
+		    parse_bool(V("client-cert-auth"), &cfg->client_cert_auth) < 0) {
+			fail(err, n, "--client-cert-auth must be on or off");
+			goto out;
+		}
+		if (cfg->client_cert_auth && given == 0) {
+			fail(err, n,
+			     "--client-cert-auth needs TLS: give --tls-cert, --tls-key and "
+			     "--tls-ca");
+			goto out;
+		}
 	}
 	char canon[2048];
 	canonical_cluster(cfg, canon, sizeof canon);

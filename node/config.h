@@ -58,6 +58,10 @@ struct node_config {
 	bool auto_balance; /* the meta leader moves replicas to even them out (rebalance.c) */
 	bool wal_no_sync;      /* benchmarks only: skip fdatasync (loses durability) */
 	bool wal_no_direct_io; /* write WAL batches through the page cache, never O_DIRECT */
+	/* TLS on the peer, client and RESP ports (docs/SECURITY.md): all three paths or none
+	 * ("" = plaintext). Tunables: a restart may change them (certificate rotation). */
+	char tls_cert[NODE_PATH_MAX], tls_key[NODE_PATH_MAX], tls_ca[NODE_PATH_MAX];
+	bool client_cert_auth; /* clients must present a certificate of tls_ca */
 };
 
 /* Parses argv, the --config file and DIR/cluster.conf into *cfg; on a first start writes

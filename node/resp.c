@@ -1390,8 +1390,11 @@ int node_resp_open(struct node_shell *s)
 	struct net_resp_server_cbs cbs = {on_command, on_close, on_log};
 	if (net_resp_server_new(&s->loop, s->cfg.resp_addr,
 				(size_t)s->cfg.value_max + NET_RESP_BULK_SLACK, &cbs, s,
-				&s->resp_server) != NET_OK ||
-	    net_resp_server_start(s->resp_server) != NET_OK) {
+				&s->resp_server) != NET_OK)
+		return NODE_ENOMEM;
+	if (s->tls != NULL) /* TLS like the other ports (shell.c) */
+		net_resp_server_set_tls(s->resp_server, s->tls, s->cfg.client_cert_auth);
+	if (net_resp_server_start(s->resp_server) != NET_OK) {
 		node_log(NODE_LOG_ERROR, 0, "cannot listen for RESP clients addr=%s",
 			 s->cfg.resp_addr);
 		return NODE_ELISTEN;

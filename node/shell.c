@@ -8,8 +8,10 @@
  * rather than uv_queue_work: a work item's completion would wake the loop a second time for
  * every batch (measured: about 13% fewer unpipelined puts/s with three nodes on two vCPUs).
  */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -515,16 +517,64 @@ static int open_stores(struct node_shell *s)
 	return NODE_OK;
 }
 
+static bool addr_is_loopback(const char *addr)
+{
+	struct sockaddr_storage sa;
+	if (net_parse_addr(addr, &sa) != NET_OK)
+		return false;
+	if (sa.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&sa)->sin_addr.s_addr) >> 24) == 127;
+	return sa.ss_family == AF_INET6 &&
+	       IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&sa)->sin6_addr);
+}
+
+/* TLS on every port when the three files are given (docs/SECURITY.md); otherwise plaintext,
+ * said loudly for every port reachable from another machine. */
+static int open_tls(struct node_shell *s)
+{
+	const struct node_config *cfg = &s->cfg;
+	if (cfg->tls_cert[0] == '\0') {
+		const char *ports[][2] = {{"peer", cfg->peer_addr},
+					  {"client", cfg->client_addr},
+					  {"resp", cfg->resp_addr}};
+		for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++)
+			if (ports[i][1][0] != '\0' && !addr_is_loopback(ports[i][1]))
+				node_log(
+					NODE_LOG_WARN, 0,
+					"PLAINTEXT on a non-loopback address: anyone who can reach "
+					"it can read and write every key (and speak Raft on the "
+					"peer port); use --tls-cert/--tls-key/--tls-ca "
+					"port=%s addr=%s",
+					ports[i][0], ports[i][1]);
+		return NODE_OK;
+	}
+	char err[512];
+	struct net_tls_files f = {cfg->tls_cert, cfg->tls_key, cfg->tls_ca};
+	s->tls = net_tls_ctx_new(&f, err, sizeof err);
+	if (s->tls == NULL) {
+		node_log(NODE_LOG_ERROR, 0, "cannot set up TLS error=\"%s\"", err);
+		return NODE_ECONFIG;
+	}
+	node_log(NODE_LOG_INFO, 0, "TLS on cert=%s ca=%s client_cert_auth=%s", cfg->tls_cert,
+		 cfg->tls_ca, cfg->client_cert_auth ? "on" : "off");
+	return NODE_OK;
+}
+
 static int open_ports(struct node_shell *s)
 {
 	const struct node_config *cfg = &s->cfg;
+	int rc = open_tls(s);
+	if (rc != NODE_OK)
+		return rc;
 	struct net_peers_cbs pc = {peer_frame_cb, peer_up_cb, peer_down_cb, peer_log_cb};
 	if (net_peers_new(&s->loop, cfg->id, cfg->cluster_id, cfg->peer_addr, cfg->client_addr, &pc,
 			  s, &s->peers) != NET_OK)
 		return NODE_ENOMEM;
 	net_peers_set_incarnation(s->peers, s->incarnation);
+	if (s->tls != NULL)
+		net_peers_set_tls(s->peers, s->tls);
 	/* every member the map names (bootstrap ones and those added since), removed ones
-	 * declared and forgotten so that their Hellos are refused */
+	 * declared and marked (dialled rarely, to be told they were removed) */
 	const struct node_config *map = node_config_of(s->n);
 	for (size_t i = 0; i < map->n_members; i++) {
 		const struct node_member *m = &map->members[i];
@@ -540,8 +590,11 @@ static int open_ports(struct node_shell *s)
 		return NODE_ELISTEN;
 	}
 	struct net_server_cbs sc = {on_client_request, server_log_cb};
-	if (net_server_new(&s->loop, cfg->client_addr, &sc, s, &s->server) != NET_OK ||
-	    net_server_start(s->server) != NET_OK) {
+	if (net_server_new(&s->loop, cfg->client_addr, &sc, s, &s->server) != NET_OK)
+		return NODE_ENOMEM;
+	if (s->tls != NULL)
+		net_server_set_tls(s->server, s->tls, cfg->client_cert_auth);
+	if (net_server_start(s->server) != NET_OK) {
 		node_log(NODE_LOG_ERROR, 0, "cannot listen for clients addr=%s", cfg->client_addr);
 		return NODE_ELISTEN;
 	}
@@ -658,5 +711,6 @@ void node_close(struct node_shell *s)
 	node_engine_close(s->n);
 	kv_close(s->kv);
 	wal_close(s->wal);
+	SSL_CTX_free(s->tls);
 	free(s);
 }

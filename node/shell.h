@@ -30,6 +30,7 @@ struct node_shell {
 	struct net_peers *peers;
 	struct net_server *server;
 	struct net_resp_server *resp_server; /* NULL without --resp-addr (resp.c) */
+	SSL_CTX *tls; /* NULL in plaintext; shared by the three ports */
 	struct node_metrics_endpoint *metrics_ep;
 	uv_timer_t tick, stop_poll;
 	uv_prepare_t prepare;

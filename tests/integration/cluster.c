@@ -1,6 +1,7 @@
 /* cluster.c — the three-node kvd fixture of the integration tests (see cluster.h): each kvd
  * in its own process group with PR_SET_PDEATHSIG; live clusters registered for atexit and
- * fatal-signal cleanup; a blocking socket with poll() deadlines speaks kv.proto frames.
+ * fatal-signal cleanup; a blocking socket with poll() deadlines speaks kv.proto frames (with
+ * opts.tls_dir, through the client library's TLS connection, cli/conn.h).
  */
 #include "tests/integration/cluster.h"
 
@@ -25,8 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/client.h"
+#include "cli/conn.h"
 #include "kv/ring.h"
 #include "net/frame.h"
+#include "net/tls.h"
 
 #define MAX_LIVE 8
 #define ADDR_LEN 64
@@ -38,6 +42,7 @@ struct cnode {
 	char metrics_addr[ADDR_LEN]; /* "" unless opts.metrics */
 	char dir[512], log[512];
 	int fd; /* client connection, -1 = none */
+	struct cli_conn *tc; /* the same with opts.tls_dir */
 	int exit_status;
 	struct net_decoder dec;
 };
@@ -52,6 +57,7 @@ struct cluster {
 	uint64_t next_id;
 	uint64_t client_id, seq;
 	pid_t owner;
+	SSL_CTX *tls; /* opts.tls_dir: cluster_call's TLS context */
 };
 
 static struct cluster *live[MAX_LIVE];
@@ -99,6 +105,8 @@ static void kill_node_hard(struct cnode *n)
 		close(n->fd);
 		n->fd = -1;
 	}
+	cli_conn_close(n->tc);
+	n->tc = NULL;
 	net_decoder_free(&n->dec);
 }
 
@@ -269,6 +277,19 @@ static int spawn(struct cluster *c, int i, bool first)
 		add_arg(argv, &argc, "--metrics-addr");
 		add_arg(argv, &argc, n->metrics_addr);
 	}
+	if (c->o.tls_dir != NULL) { /* tunables: given at every start */
+		char path[600];
+		const char *flag[3] = {"--tls-cert", "--tls-key", "--tls-ca"};
+		for (int k = 0; k < 3; k++) {
+			if (k < 2)
+				snprintf(path, sizeof path, "%s/node%d.%s", c->o.tls_dir, i,
+					 k == 0 ? "pem" : "key");
+			else
+				snprintf(path, sizeof path, "%s/ca.pem", c->o.tls_dir);
+			add_arg(argv, &argc, flag[k]);
+			add_arg(argv, &argc, path);
+		}
+	}
 	if (c->o.extra_args != NULL) {
 		char *copy = strdup(c->o.extra_args), *save = NULL;
 		for (char *t = strtok_r(copy, " ", &save); t && argc < 60;
@@ -429,6 +450,18 @@ struct cluster *cluster_start(const struct cluster_opts *opts)
 		eoff += (size_t)snprintf(c->endpoints + eoff, sizeof c->endpoints - eoff, "%s%s",
 					 i > 1 ? "," : "", n->client_addr);
 	}
+	if (c->o.tls_dir != NULL) {
+		char ca[600], cert[600], key[600], err[300];
+		snprintf(ca, sizeof ca, "%s/ca.pem", c->o.tls_dir);
+		snprintf(cert, sizeof cert, "%s/client.pem", c->o.tls_dir);
+		snprintf(key, sizeof key, "%s/client.key", c->o.tls_dir);
+		struct net_tls_files f = {cert, key, ca};
+		c->tls = net_tls_ctx_new(&f, err, sizeof err);
+		if (c->tls == NULL) {
+			fprintf(stderr, "cluster: TLS: %s\n", err);
+			goto fail;
+		}
+	}
 	for (int i = 1; i <= c->o.boot_nodes; i++)
 		if (spawn(c, i, true) < 0)
 			goto fail;
@@ -459,6 +492,7 @@ void cluster_destroy(struct cluster *c)
 	for (int i = 0; i < MAX_LIVE; i++)
 		if (live[i] == c)
 			live[i] = NULL;
+	SSL_CTX_free(c->tls);
 	free(c);
 }
 
@@ -689,8 +723,44 @@ static void drop_conn(struct cnode *n)
 	if (n->fd >= 0)
 		close(n->fd);
 	n->fd = -1;
+	cli_conn_close(n->tc);
+	n->tc = NULL;
 	net_decoder_free(&n->dec);
 	net_decoder_init(&n->dec, NET_CLIENT_FRAME_MAX * 2);
+}
+
+/* cluster_call over TLS: the client library's connection (same deadlines, cli/conn.h). */
+static int call_tls(struct cluster *c, struct cnode *n, Ringraft__Kv__Request *req,
+		    Ringraft__Kv__Response **resp, uint64_t deadline)
+{
+	int64_t dl = (int64_t)deadline; /* both clocks are CLOCK_MONOTONIC in ms */
+	if (n->tc == NULL && cli_conn_open(n->client_addr, c->tls, dl, &n->tc) != 0)
+		return -1;
+	req->id = ++c->next_id;
+	size_t len = ringraft__kv__request__get_packed_size(req);
+	uint8_t *buf = malloc(len);
+	if (buf == NULL)
+		return -1;
+	ringraft__kv__request__pack(req, buf);
+	int rc = cli_conn_send(n->tc, buf, (uint32_t)len, dl);
+	free(buf);
+	while (rc == 0) {
+		const uint8_t *payload;
+		uint32_t plen;
+		rc = cli_conn_recv(n->tc, dl, &payload, &plen);
+		if (rc != 0)
+			break;
+		Ringraft__Kv__Response *rs = ringraft__kv__response__unpack(NULL, plen, payload);
+		if (rs == NULL)
+			break;
+		if (rs->id == req->id) {
+			*resp = rs;
+			return 0;
+		}
+		ringraft__kv__response__free_unpacked(rs, NULL);
+	}
+	drop_conn(n);
+	return -1;
 }
 
 int cluster_call(struct cluster *c, int node, Ringraft__Kv__Request *req,
@@ -701,6 +771,8 @@ int cluster_call(struct cluster *c, int node, Ringraft__Kv__Request *req,
 	if (n->pid <= 0)
 		return -1;
 	uint64_t deadline = cluster_now_ms() + (uint64_t)timeout_ms;
+	if (c->tls != NULL)
+		return call_tls(c, n, req, resp, deadline);
 	if (n->fd < 0) {
 		n->fd = connect_node(n, timeout_ms);
 		if (n->fd < 0)

@@ -32,6 +32,9 @@ struct cluster_opts {
 				 * group has 3 replicas and some nodes host none of a group's */
 	int boot_nodes;         /* the bootstrap members, started by cluster_start (0 = every
 				 * node); the others join later (cluster_join) */
+	const char *tls_dir;    /* TLS on every port: node N runs with DIR/nodeN.pem/.key and
+				 * DIR/ca.pem, cluster_call presents DIR/client.pem/.key (made by
+				 * scripts/tls-certs DIR node1 node2 node3 client); NULL = plaintext */
 };
 void cluster_opts_default(struct cluster_opts *o);
 
