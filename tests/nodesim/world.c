@@ -232,7 +232,7 @@ struct world {
 		int node; /* busy: the node the request went to */
 		uint64_t seq;
 		struct plan_act {
-			enum { P_ADD, P_MOVE, P_LEAVE, P_EMPTY, P_REMOVE, P_KILL } kind;
+			enum { P_ADD, P_MOVE, P_LEAVE, P_EARLY, P_EMPTY, P_REMOVE, P_KILL } kind;
 			int node;       /* ADD, REMOVE, KILL: the member; MOVE: the source */
 			uint32_t group; /* MOVE */
 			int cand[NS_NODES_MAX], n_cand, ci; /* MOVE: targets to try in turn */
@@ -1124,6 +1124,8 @@ static void plan_build(struct world *w)
 		for (int k = 0; k < 2; k++) {
 			int src = k == 0 ? V : 4;
 			a[n++] = (struct plan_act){.kind = P_LEAVE, .node = src};
+			/* an operator's mistake: removing it before its replicas moved */
+			a[n++] = (struct plan_act){.kind = P_EARLY, .node = src};
 			a[n++] = (struct plan_act){.kind = P_EMPTY, .node = src};
 			a[n++] = (struct plan_act){.kind = P_REMOVE, .node = src};
 		}
@@ -1214,6 +1216,15 @@ static void plan_reply(void *arg, const Ringraft__Kv__Response *resp)
 		} else if (invalid && !says(resp, "changed meanwhile")) {
 			fail(w, "plan: node %d may not leave: %s", a->node, resp->error);
 		}
+		break;
+	case P_EARLY:
+		/* a removal asked while the member holds replicas must be refused; one that
+		 * went through is checked against what the groups say */
+		if (ok && plan_holds(w, a->node) > 0)
+			fail(w, "plan: node %d was removed while it still held replicas", a->node);
+		if (ok)
+			w->nodes[a->node].left = true;
+		next = ok || invalid;
 		break;
 	case P_EMPTY:
 		break;
@@ -1324,6 +1335,7 @@ static void plan_step(struct world *w)
 		rq.member = &m;
 		break;
 	case P_REMOVE:
+	case P_EARLY:
 		rq.op = RINGRAFT__KV__OP__MEMBER_REMOVE;
 		rq.target = (uint64_t)a->node;
 		break;
@@ -1342,6 +1354,7 @@ static void plan_step(struct world *w)
 	}
 	trace(w, "plan: step %d of %d (%s) through node %d", w->plan.i + 1, w->plan.n,
 	      a->kind == P_ADD      ? "add"
+	      : a->kind == P_EARLY  ? "remove too early"
 	      : a->kind == P_REMOVE ? "remove"
 	      : a->kind == P_LEAVE  ? "leave"
 				    : "move",
