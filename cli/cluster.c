@@ -97,7 +97,9 @@ int cli_digest(struct cli_client *c, const char *endpoint, uint32_t group, void 
 
 static int member_call(struct cli_client *c, Ringraft__Kv__Request *req, char *why, size_t len)
 {
-	struct cli_call call = {.write = true};
+	/* any node forwards it to the meta group's leader: routed by a fixed key, to some group's
+	 * leader (a request without a key would hash nothing) */
+	struct cli_call call = {.write = true, .key = "member", .key_len = 6};
 	call.req = *req;
 	Ringraft__Kv__Response *resp;
 	if (len > 0)

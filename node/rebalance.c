@@ -335,17 +335,22 @@ void node_rebalance_received(struct node *n, uint64_t from,
 		if (r->term < x->term)
 			continue;
 		x->at_ms = r->committed ? now : 0; /* one not committed yet may still change */
+		/* (element by element: an empty repeated field decodes to a NULL array) */
 		bool same = x->since_ms != 0 && x->n_voters == r->n_voters &&
-			    x->n_learners == r->n_learners &&
-			    memcmp(x->voters, r->voters, r->n_voters * sizeof *x->voters) == 0 &&
-			    memcmp(x->learners, r->learners, r->n_learners * sizeof *x->learners) == 0;
+			    x->n_learners == r->n_learners;
+		for (size_t k = 0; same && k < r->n_voters; k++)
+			same = x->voters[k] == r->voters[k];
+		for (size_t k = 0; same && k < r->n_learners; k++)
+			same = x->learners[k] == r->learners[k];
 		if (!same)
 			x->since_ms = now; /* since when the group has had this configuration */
 		x->conf_index = r->conf_index;
 		x->term = r->term;
-		x->n_voters = r->n_voters;
-		x->n_learners = r->n_learners;
-		memcpy(x->voters, r->voters, r->n_voters * sizeof *x->voters);
-		memcpy(x->learners, r->learners, r->n_learners * sizeof *x->learners);
+		x->n_voters = (uint32_t)r->n_voters;
+		x->n_learners = (uint32_t)r->n_learners;
+		for (size_t k = 0; k < r->n_voters; k++)
+			x->voters[k] = r->voters[k];
+		for (size_t k = 0; k < r->n_learners; k++)
+			x->learners[k] = r->learners[k];
 	}
 }
