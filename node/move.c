@@ -295,8 +295,11 @@ int node_move_step(struct node *n, struct node_group *g, uint64_t source, uint64
 	/* (Source gone and the group short of voters: it was removed first, being down; the
 	 * steps below bring the target in.) */
 	int rc;
-	if (s_in && raft_conf_is_voter(c, source) && !t_voter && !t_learner &&
+	if (s_in && raft_conf_is_voter(c, source) && !t_voter &&
+	    (!t_learner || raft_peer_recovering(g->raft, target)) &&
 	    c->n_voters <= NODE_REPLICAS && source != n->cfg.id && !node_peer_is_up(n, source)) {
+		/* (also when the target is a learner already: added before the source went
+		 * down, it cannot leave recovery either while the source is a voter) */
 		/* The source is down (perhaps for good: a dead machine). Its vote is missing from
 		 * the group already, so removing it first costs no availability, and it must go
 		 * first: the target's replica leaves recovery only once every voter has told it

@@ -83,7 +83,8 @@ enum ev_type {
 	EV_RESUME,
 	EV_HEAL,
 	EV_STRIKE, /* a majority crashes, right after a write was acknowledged */
-	EV_MOVE,   /* the mover's next MOVE_REPLICA step, or the membership plan's next step */
+	EV_MOVE,   /* the membership plan's next step */
+	EV_MOVER,  /* the mover's next MOVE_REPLICA step */
 	EV_STOP,   /* a node that learned it was removed from the cluster stops for good */
 };
 
@@ -222,6 +223,7 @@ struct world {
 		uint32_t group; /* the move under way (0: none) */
 		int from, to;
 		int steps; /* of the move under way */
+		uint64_t started; /* when its first step was asked */
 		uint64_t seq;
 		struct world *w;
 	} mover;
@@ -651,7 +653,7 @@ static void node_crash(struct world *w, struct simnode *s)
 	}
 	if (w->mover.busy && w->mover.node == s->id) {
 		w->mover.busy = false; /* the step's outcome is unknown: the next one tells */
-		push(w, (struct ev){.t = w->now + rnd(w, 20, 150), .type = EV_MOVE});
+		push(w, (struct ev){.t = w->now + rnd(w, 20, 150), .type = EV_MOVER});
 	}
 	/* a client waiting on it learns nothing: its operation stays open (info) */
 	for (int c = 0; c < w->CT; c++) {
@@ -1059,7 +1061,7 @@ static void mover_reply(void *arg, const Ringraft__Kv__Response *resp)
 		w->r->count[NS_C_MOVE_REFUSED]++;
 		w->mover.group = 0; /* a move that makes no sense (source holds none): another */
 	}
-	push(w, (struct ev){.t = w->now + rnd(w, 20, 150), .type = EV_MOVE});
+	push(w, (struct ev){.t = w->now + rnd(w, 20, 150), .type = EV_MOVER});
 }
 
 /* One step of the move under way, or a new move (random group, source and target: a source
@@ -1080,9 +1082,21 @@ static void mover_step(struct world *w)
 		trace(w, "mover: group %u from node %d to node %d", w->mover.group, w->mover.from,
 		      w->mover.to);
 	}
+	/* (membership seeds) a move to or from a node not added yet, dead or removed: none; and,
+	 * as kvctl's --timeout, a move that the balancer keeps undoing (its target leaving) is
+	 * given up after 3 s */
+	struct simnode *f = &w->nodes[w->mover.from], *t = &w->nodes[w->mover.to];
+	if (w->mover.steps == 0)
+		w->mover.started = w->now;
+	if (f->outside || f->dead || f->left || t->outside || t->dead || t->left ||
+	    (w->plan.on && w->now > w->mover.started + 3000)) {
+		w->mover.group = 0;
+		push(w, (struct ev){.t = w->now + rnd(w, 20, 150), .type = EV_MOVER});
+		return;
+	}
 	struct simnode *s = &w->nodes[rnd(w, 1, (uint32_t)w->N)];
 	if (!s->alive || s->paused) {
-		push(w, (struct ev){.t = w->now + rnd(w, 20, 150), .type = EV_MOVE});
+		push(w, (struct ev){.t = w->now + rnd(w, 20, 150), .type = EV_MOVER});
 		return;
 	}
 	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
@@ -1583,10 +1597,10 @@ static void step(struct world *w, struct ev *e)
 		nemesis(w);
 		break;
 	case EV_MOVE:
-		if (w->plan.on)
-			plan_step(w);
-		else
-			mover_step(w);
+		plan_step(w);
+		break;
+	case EV_MOVER:
+		mover_step(w);
 		break;
 	case EV_RESTART:
 		if (!s->alive && !w->healed && !s->dead && !s->removed)
@@ -1795,6 +1809,9 @@ static void plan_check_majorities(struct world *w)
 		if (w->r->ok && good <= c->n_voters / 2)
 			fail(w, "group %u: only %u of its %u voters are members that can vote", g, good,
 			     c->n_voters);
+		if (w->r->ok && (c->n_voters + c->n_learners > NODE_REPLICAS + 1))
+			fail(w, "group %u: %u voters and %u learners: two moves at once", g,
+			     c->n_voters, c->n_learners);
 	}
 }
 
@@ -1936,7 +1953,9 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	w->plan.on = w->mover.on && ((h >> 21) & 1) == 1;
 	w->plan.balance = w->plan.on && ((h >> 22) & 1) == 1;
 	if (w->plan.on) {
-		w->mover.on = false;
+		/* with the balancer, the random mover goes on too: two movers on one group must
+		 * not both get their replica in (move.c's one-move rule) */
+		w->mover.on = w->plan.balance;
 		w->plan.boot = 3;
 		w->heal_end += 3000; /* more of the plan runs with clients (see PLAN_GRACE_MS) */
 		w->end = w->heal_end;
@@ -1974,7 +1993,9 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	}
 	if (w->partitions || w->crashes || w->pauses)
 		push(w, (struct ev){.t = 500, .type = EV_NEMESIS});
-	if (w->mover.on || w->plan.on)
+	if (w->mover.on)
+		push(w, (struct ev){.t = 700, .type = EV_MOVER});
+	if (w->plan.on)
 		push(w, (struct ev){.t = 700, .type = EV_MOVE});
 	push(w, (struct ev){.t = w->fault_end, .type = EV_HEAL});
 	while (r->ok && w->q.n > 0) {
