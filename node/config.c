@@ -68,6 +68,9 @@ static const struct key_def {
 	{"group-max-proposals", K_TUNABLE,
 	 "writes of one group proposed by its leader and not yet applied; beyond, BUSY "
 	 "(0 = no bound, default 256)"},
+	{"quiesce", K_TUNABLE,
+	 "on|off: a group idle for an election timeout stops heartbeating until a request or "
+	 "a peer wakes it (default on)"},
 	{"balance-leaders", K_TUNABLE,
 	 "on|off: move group leaders to their preferred nodes "
 	 "(default on)"},
@@ -580,6 +583,11 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	cfg->log_level = NODE_LOG_WARN;
 	if (V("log-level") != NULL && (cfg->log_level = node_log_level_parse(V("log-level"))) < 0) {
 		fail(err, n, "--log-level '%s' must be error, warn, info or debug", V("log-level"));
+		goto out;
+	}
+	cfg->quiesce = true;
+	if (V("quiesce") != NULL && parse_bool(V("quiesce"), &cfg->quiesce) < 0) {
+		fail(err, n, "--quiesce must be on or off");
 		goto out;
 	}
 	cfg->balance_leaders = true;

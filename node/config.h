@@ -50,6 +50,7 @@ struct node_config {
 	uint32_t group_max_proposals;     /* proposals of one group waiting to be applied */
 	int log_level;
 	bool balance_leaders;
+	bool quiesce;          /* idle groups stop heartbeating (raft/quiesce.c) */
 	bool wal_no_sync;      /* benchmarks only: skip fdatasync (loses durability) */
 	bool wal_no_direct_io; /* write WAL batches through the page cache, never O_DIRECT */
 };

@@ -123,6 +123,7 @@ void node_engine_close(struct node *n)
 	}
 	node_msg_scratch_free(&n->scratch);
 	free(n->groups);
+	free(n->awake);
 	free(n);
 }
 
@@ -169,13 +170,7 @@ void node_tick(struct node *n)
 	if (n->draining)
 		return; /* only turns until the last batch is durable */
 	n->ticks++;
-	for (uint32_t i = 0; i < n->cfg.groups; i++) {
-		if (n->groups[i].raft == NULL)
-			continue;
-		raft_tick(n->groups[i].raft);
-		if (n->cfg.apply_entries_max != 0)
-			raft_set_apply_limit(n->groups[i].raft, n->cfg.apply_entries_max);
-	}
+	node_tick_groups(n);
 	uint64_t every = NODE_MAINT_MS / n->cfg.tick_ms;
 	if (every == 0)
 		every = 1;

@@ -84,6 +84,8 @@ struct node_digest {
 
 struct node_group {
 	uint32_t id;
+	struct node *owner; /* for the core's wake_cb (set by node_group_raft_new) */
+	bool awake;         /* listed in node.awake (driver.c) */
 	bool hosted;
 	uint64_t hosts[NODE_NODES_MAX]; /* the nodes that host the group, preference order */
 	size_t n_hosts;
@@ -103,12 +105,12 @@ struct node_group {
 	uint64_t last_transfer_ms;
 	bool unreachable[NODE_NODES_MAX]; /* by member index: report after advance */
 	bool recovering;                  /* the replica's last state: logged when it changes */
-	bool damaged; /* its state machine failed a checksum: rebuilt at the end of the turn */
-	bool retire;  /* no longer part of its group: retired at the end of the turn (move.c) */
-	bool was_member;        /* this replica has been part of the group's configuration */
-	bool created_by_leader; /* made when a leader first sent to it (move.c) */
-	uint64_t leader_msg_tick; /* node tick of the last AppendEntries/heartbeat/snapshot to it
-				   * (move.c; a tick count, not a clock read per message) */
+	bool damaged;    /* its state machine failed a checksum: rebuilt at the end of the turn */
+	bool retire;     /* no longer part of its group: retired at the end of the turn (move.c) */
+	bool was_member; /* this replica has been part of the group's configuration */
+	bool created_by_leader;     /* made when a leader first sent to it (move.c) */
+	uint64_t leader_msg_tick;   /* node tick of the last AppendEntries/heartbeat/snapshot to it
+				     * (move.c; a tick count, not a clock read per message) */
 	struct raft_conf gone_conf; /* the voters a GroupGone named (has_gone_conf) */
 	bool has_gone_conf;
 	bool removal_seen; /* applied a committed configuration without itself (move.c) */
@@ -136,6 +138,10 @@ struct node_batch {
 
 struct node {
 	struct node_config cfg;
+	/* Groups whose core may have work: not quiesced, or quiesced with a Ready or entries to
+	 * apply left (driver.c). Indexes into groups[], each at most once ([cfg.groups]). */
+	uint32_t *awake;
+	uint32_t n_awake;
 	struct node_io io;
 	struct wal *wal; /* the backends (borrowed: the shell opens and closes them) */
 	struct kv *kv;
@@ -238,6 +244,11 @@ void node_expire_free(struct node *n);
 int node_restore_groups(struct node *n);
 /* A group's core with the node's timing (never NULL: out of memory is fatal). */
 struct raft *node_group_raft_new(struct node *n, uint32_t group, const struct raft_restore *rs);
+/* driver.c: the group's core may have work (a new core, or one that woke from quiescence). */
+void node_group_awake(struct node *n, struct node_group *g);
+void node_group_wake_cb(void *arg); /* raft_config.wake_cb; arg = the node_group */
+/* driver.c: ticks every awake group's core (quiesced ones are not looked at). */
+void node_tick_groups(struct node *n);
 
 /* snapshot.c */
 void node_snap_serve(struct node *n, struct node_group *g, const struct raft_snapshot_request *r);
@@ -260,16 +271,16 @@ void node_repair(struct node *n);
 void node_group_empty(struct node *n, struct node_group *g, const struct raft_conf *conf,
 		      bool marker, const char *what);
 /* A new empty core for g, recovering (raft/recovery.c), with conf and term. */
-void node_group_start_recovering(struct node *n, struct node_group *g,
-				 const struct raft_conf *conf, raft_term term);
+void node_group_start_recovering(struct node *n, struct node_group *g, const struct raft_conf *conf,
+				 raft_term term);
 /* Drops the messages held for durability of group `group` (its log is being discarded). */
 void node_drop_held(struct node *n, uint32_t group);
 
 /* move.c: replicas that come and go (moves, creation on a leader's first message, retiring). */
 bool node_conf_has(const struct raft_conf *c, uint64_t id);
 void node_group_hosts_from(struct node_group *g, const struct raft_conf *c);
-bool node_group_create(struct node *n, struct node_group *g, uint64_t from,
-		       enum raft_msg_type type, raft_term term);
+bool node_group_create(struct node *n, struct node_group *g, uint64_t from, enum raft_msg_type type,
+		       raft_term term);
 void node_move_after_update(struct node *n, struct node_group *g);
 void node_move_maintain(struct node *n);
 void node_move_tick(struct node *n);

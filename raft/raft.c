@@ -376,7 +376,8 @@ void raft_report_unreachable(struct raft *r, raft_id peer)
 {
 	assert(!r->in_ready);
 	struct raft_progress *p = raft_progress_of(r, peer);
-	if (r->quiesced && p != NULL && r->role == RAFT_LEADER)
+	/* (a peer already probed is known to be unreachable: no need to wake for it again) */
+	if (r->quiesced && p != NULL && r->role == RAFT_LEADER && p->state == RAFT_PR_REPLICATE)
 		raft_wake(r, RAFT_WAKE_LOCAL);
 	else if (r->quiesced && peer == r->leader)
 		raft_wake(r, RAFT_WAKE_LEADER_DOWN);

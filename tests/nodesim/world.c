@@ -43,6 +43,7 @@ const char *const ns_count_names[NS_C_COUNT] = {
 	[NS_C_FWD_REQ] = "forwarded-requests",
 	[NS_C_FWD_RESP] = "forwarded-answers",
 	[NS_C_DIGEST] = "digests",
+	[NS_C_QUIESCE] = "quiesces",
 	[NS_C_MOVE_STEP] = "move-steps",
 	[NS_C_MOVE_DONE] = "moves-done",
 	[NS_C_MOVE_REFUSED] = "moves-refused",
@@ -205,6 +206,7 @@ struct world {
 	uint32_t disk_max;
 	const char *mix;
 	uint32_t apply_cap; /* node_config.apply_entries_max of every node */
+	bool quiesce;       /* node_config.quiesce of every node */
 	/* Replica moves (5 nodes, one seed in two): one move at a time, a step per request. */
 	struct {
 		bool on, busy;
@@ -452,6 +454,7 @@ static void node_config_for(struct world *w, struct simnode *s, uint32_t electio
 	c->log_level = w->o->trace ? NODE_LOG_INFO : NODE_LOG_ERROR;
 	c->balance_leaders = balance;
 	c->apply_entries_max = w->apply_cap;
+	c->quiesce = w->quiesce;
 }
 
 static void links_changed(struct world *w);
@@ -1134,6 +1137,8 @@ static void deliver(struct world *w, struct ev *e)
 			w->r->count[NS_C_TIMEOUT_NOW]++;
 		else if (m->type == RAFT_MSG_TERM_QUERY)
 			w->r->count[NS_C_TERM_QUERY]++;
+		else if (m->type == RAFT_MSG_QUIESCE)
+			w->r->count[NS_C_QUIESCE]++;
 		break;
 	case NODE_FIELD_FWD_REQ:
 		f.n_forwarded_requests = 1;
@@ -1372,9 +1377,9 @@ static void audit_reply(void *arg, const Ringraft__Kv__Response *resp)
 }
 
 /* After the run: each group's leader (when it has one) has 3 voters (while the group's move is
- * under way: 4 after the promotion, or 2 when the source was down and went first), no learner left over from a move,
- * and every voter holds a replica. A move that removed before it promoted, or a replica
- * retired or never created, shows here. */
+ * under way: 4 after the promotion, or 2 when the source was down and went first), no learner left
+ * over from a move, and every voter holds a replica. A move that removed before it promoted, or a
+ * replica retired or never created, shows here. */
 static void audit_groups(struct world *w)
 {
 	static struct audit_ctx a[NS_NODES_MAX + 1];
@@ -1408,16 +1413,17 @@ static void audit_groups(struct world *w)
 		const struct audit_group *c = &a[L].g[g];
 		bool moving = w->mover.group == g;
 		if (c->n_voters != 3 && !(moving && c->n_voters >= 2 && c->n_voters <= 4))
-			fail(w, "audit: group %u has %u voters (leader node %d)%s", g, c->n_voters, L,
-			     moving ? ", a move under way" : "");
+			fail(w, "audit: group %u has %u voters (leader node %d)%s", g, c->n_voters,
+			     L, moving ? ", a move under way" : "");
 		else if (c->n_learners > 0 && !moving)
 			fail(w, "audit: group %u keeps %u learner(s) with no move under way", g,
 			     c->n_learners);
 		for (uint32_t k = 0; k < c->n_voters && w->r->ok; k++) {
 			int v = (int)c->voters[k];
 			if (v >= 1 && v <= w->N && w->nodes[v].alive && !a[v].g[g].hosted)
-				fail(w, "audit: node %d, a voter of group %u, holds no replica of it", v,
-				     g);
+				fail(w,
+				     "audit: node %d, a voter of group %u, holds no replica of it",
+				     v, g);
 		}
 	}
 }
@@ -1467,6 +1473,9 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	h ^= h >> 31;
 	w->apply_cap = h % 3 == 0 ? 0 : 1u << ((h >> 8) % 3);
 	r->apply_cap = w->apply_cap;
+	/* Idle groups quiesce (raft/quiesce.c) in 7 seeds of 8, as kvd does by default. */
+	w->quiesce = ((h >> 24) & 7) != 0;
+	r->quiesce = w->quiesce;
 	/* Replicas move in half of the 5-node seeds (with 3 nodes every node hosts every group:
 	 * there is nowhere to move to); drawn apart from the world's stream too. */
 	w->mover.on = w->N == 5 && ((h >> 20) & 1) == 1;
