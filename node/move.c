@@ -75,8 +75,7 @@ static void retire_later(struct node *n, struct node_group *g, const char *why)
 		return;
 	g->retire = true;
 	n->any_retire = true;
-	node_log(NODE_LOG_WARN, g->id, "replica no longer part of its group: retiring it (%s)",
-		 why);
+	node_log(NODE_LOG_WARN, g->id, "replica no longer part of its group: retiring it (%s)", why);
 }
 
 static void retire(struct node *n, struct node_group *g)
@@ -141,8 +140,8 @@ void node_move_after_update(struct node *n, struct node_group *g)
 /* A Raft message for group g, which has no replica here, from `from`: a leader's AppendEntries,
  * heartbeat or snapshot means this node was added to the group; make an empty replica,
  * recovering, for it. Returns true if the replica exists now. */
-bool node_group_create(struct node *n, struct node_group *g, uint64_t from, enum raft_msg_type type,
-		       raft_term term)
+bool node_group_create(struct node *n, struct node_group *g, uint64_t from,
+		       enum raft_msg_type type, raft_term term)
 {
 	if (n->stopping || g->retire || !is_member(n, from) || term == 0)
 		return false;
@@ -227,11 +226,11 @@ void node_gone_received(struct node *n, uint64_t from, const Ringraft__Raft__Gro
 	struct node_group *g = node_group(n, gone->group);
 	if (g == NULL || g->raft == NULL || !is_member(n, from))
 		return;
-	if (raft_role_of(g->raft) == RAFT_LEADER || raft_conf_index_of(g->raft) >= gone->conf_index)
+	if (raft_role_of(g->raft) == RAFT_LEADER ||
+	    raft_conf_index_of(g->raft) >= gone->conf_index)
 		return; /* we know the same or a later configuration than the sender */
 	if (!g->was_member && g->created_by_leader)
-		return; /* not initialized yet: its configuration is still to come from its leader
-			 */
+		return; /* not initialized yet: its configuration is still to come from its leader */
 	struct raft_conf c = {0};
 	for (size_t i = 0; i < gone->n_voters && i < RAFT_NODES_MAX; i++)
 		if (is_member(n, gone->voters[i]))
@@ -291,27 +290,23 @@ int node_move_step(struct node *n, struct node_group *g, uint64_t source, uint64
 		}
 		/* The group then runs on the other voters alone: every one of them must be able
 		 * to vote (reachable, not recovering), or removing the source would leave it
-		 * without a quorum that can elect a leader, for good (tests/nodesim FINDINGS N8).
-		 */
+		 * without a quorum that can elect a leader, for good (tests/nodesim FINDINGS N8). */
 		for (uint32_t i = 0; i < c->n_voters; i++) {
 			uint64_t v = c->voters[i];
 			if (v == source || v == n->cfg.id)
 				continue;
 			if (!node_peer_is_up(n, v) || raft_peer_recovering(g->raft, v)) {
-				snprintf(
-					progress, len,
-					"node %llu is down, and node %llu cannot vote yet: waiting",
-					(unsigned long long)source, (unsigned long long)v);
+				snprintf(progress, len,
+					 "node %llu is down, and node %llu cannot vote yet: waiting",
+					 (unsigned long long)source, (unsigned long long)v);
 				return 0;
 			}
 		}
 		rc = raft_propose_conf_change(g->raft, RAFT_CC_REMOVE, source, NULL);
-		snprintf(progress, len, "node %llu is down: removing it first",
-			 (unsigned long long)source);
+		snprintf(progress, len, "node %llu is down: removing it first", (unsigned long long)source);
 	} else if (!t_voter && !t_learner) {
 		rc = raft_propose_conf_change(g->raft, RAFT_CC_ADD_LEARNER, target, NULL);
-		snprintf(progress, len, "adding node %llu as a learner",
-			 (unsigned long long)target);
+		snprintf(progress, len, "adding node %llu as a learner", (unsigned long long)target);
 	} else if (t_learner && raft_peer_recovering(g->raft, target)) {
 		/* never a voter that may lack acknowledged entries (raft/recovery.c) */
 		snprintf(progress, len, "node %llu is catching up (recovering, has %llu of %llu)",
@@ -321,11 +316,9 @@ int node_move_step(struct node *n, struct node_group *g, uint64_t source, uint64
 		return 0;
 	} else if (t_learner) {
 		rc = raft_propose_conf_change(g->raft, RAFT_CC_PROMOTE, target, NULL);
-		snprintf(progress, len, "promoting node %llu to a voter",
-			 (unsigned long long)target);
+		snprintf(progress, len, "promoting node %llu to a voter", (unsigned long long)target);
 		if (rc == RAFT_ECATCHUP) {
-			snprintf(progress, len,
-				 "node %llu is catching up (has %llu of %llu entries)",
+			snprintf(progress, len, "node %llu is catching up (has %llu of %llu entries)",
 				 (unsigned long long)target,
 				 (unsigned long long)raft_peer_match(g->raft, target),
 				 (unsigned long long)raft_last_index(g->raft));
@@ -335,8 +328,7 @@ int node_move_step(struct node *n, struct node_group *g, uint64_t source, uint64
 		/* The target was a voter before this move (or the group is short of replicas):
 		 * removing the source would leave fewer voters than the group should have. */
 		snprintf(progress, len,
-			 "node %llu already holds a voting replica of group %u; removing node "
-			 "%llu's "
+			 "node %llu already holds a voting replica of group %u; removing node %llu's "
 			 "would leave %u voters",
 			 (unsigned long long)target, g->id, (unsigned long long)source,
 			 c->n_voters - 1);

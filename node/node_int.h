@@ -105,12 +105,12 @@ struct node_group {
 	uint64_t last_transfer_ms;
 	bool unreachable[NODE_NODES_MAX]; /* by member index: report after advance */
 	bool recovering;                  /* the replica's last state: logged when it changes */
-	bool damaged;    /* its state machine failed a checksum: rebuilt at the end of the turn */
-	bool retire;     /* no longer part of its group: retired at the end of the turn (move.c) */
-	bool was_member; /* this replica has been part of the group's configuration */
-	bool created_by_leader;     /* made when a leader first sent to it (move.c) */
-	uint64_t leader_msg_tick;   /* node tick of the last AppendEntries/heartbeat/snapshot to it
-				     * (move.c; a tick count, not a clock read per message) */
+	bool damaged; /* its state machine failed a checksum: rebuilt at the end of the turn */
+	bool retire;  /* no longer part of its group: retired at the end of the turn (move.c) */
+	bool was_member;        /* this replica has been part of the group's configuration */
+	bool created_by_leader; /* made when a leader first sent to it (move.c) */
+	uint64_t leader_msg_tick; /* node tick of the last AppendEntries/heartbeat/snapshot to it
+				   * (move.c; a tick count, not a clock read per message) */
 	struct raft_conf gone_conf; /* the voters a GroupGone named (has_gone_conf) */
 	bool has_gone_conf;
 	bool removal_seen; /* applied a committed configuration without itself (move.c) */
@@ -271,16 +271,16 @@ void node_repair(struct node *n);
 void node_group_empty(struct node *n, struct node_group *g, const struct raft_conf *conf,
 		      bool marker, const char *what);
 /* A new empty core for g, recovering (raft/recovery.c), with conf and term. */
-void node_group_start_recovering(struct node *n, struct node_group *g, const struct raft_conf *conf,
-				 raft_term term);
+void node_group_start_recovering(struct node *n, struct node_group *g,
+				 const struct raft_conf *conf, raft_term term);
 /* Drops the messages held for durability of group `group` (its log is being discarded). */
 void node_drop_held(struct node *n, uint32_t group);
 
 /* move.c: replicas that come and go (moves, creation on a leader's first message, retiring). */
 bool node_conf_has(const struct raft_conf *c, uint64_t id);
 void node_group_hosts_from(struct node_group *g, const struct raft_conf *c);
-bool node_group_create(struct node *n, struct node_group *g, uint64_t from, enum raft_msg_type type,
-		       raft_term term);
+bool node_group_create(struct node *n, struct node_group *g, uint64_t from,
+		       enum raft_msg_type type, raft_term term);
 void node_move_after_update(struct node *n, struct node_group *g);
 void node_move_maintain(struct node *n);
 void node_move_tick(struct node *n);

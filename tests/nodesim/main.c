@@ -98,11 +98,11 @@ static void print_counts(const uint64_t *count, const uint64_t *seeds_with)
 
 static void print_fail(const struct ns_result *r, uint64_t seed)
 {
-	printf("FAIL seed %" PRIu64 " (%d nodes, %d groups, mix %s, apply cap %" PRIu32
-	       "%s%s): %s\n"
+	printf("FAIL seed %" PRIu64 " (%d nodes, %d groups, mix %s, apply cap %" PRIu32 "%s%s): %s\n"
 	       "  replay: build/tests/nodesim/nodesim run --seed %" PRIu64 " --trace\n",
 	       seed, r->nodes, r->groups, r->mix, r->apply_cap, r->moves ? ", moves" : "",
-	       r->quiesce ? ", quiesce" : "", r->why, seed);
+	       r->quiesce ? ", quiesce" : "", r->why,
+	       seed);
 }
 
 static int cmd_run(uint64_t seed, bool trace)
@@ -117,7 +117,8 @@ static int cmd_run(uint64_t seed, bool trace)
 	       "%s%s): %zu operations (%zu ok), "
 	       "%zu events, trace %016" PRIx64 "\n",
 	       seed, r.nodes, r.groups, r.mix, r.apply_cap, r.moves ? ", moves" : "",
-	       r.quiesce ? ", quiesce" : "", r.ops, r.ok_ops, r.events, r.hash);
+	       r.quiesce ? ", quiesce" : "", r.ops,
+	       r.ok_ops, r.events, r.hash);
 	printf("  slowest liveness probe: %" PRIu64 " ms\n", r.probe_ms);
 	print_counts(r.count, NULL);
 	return 0;

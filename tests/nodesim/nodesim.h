@@ -25,25 +25,25 @@ struct ns_opts {
 
 /* What a run exercised (a sweep adds them up, to show which paths its seeds reach). */
 enum ns_count {
-	NS_C_CRASH,        /* nodes crashed */
-	NS_C_WIPE,         /* of those, data directories lost (a new incarnation) */
-	NS_C_STRIKE,       /* majority crashes right after an acknowledged write */
-	NS_C_PAUSE,        /* nodes paused */
-	NS_C_PARTITION,    /* partitions begun */
-	NS_C_WAL_BATCH,    /* WAL batches written (made durable) */
-	NS_C_WAL_LOST,     /* WAL batches lost in a crash before their fsync ended */
-	NS_C_COMPACT,      /* WAL compactions */
-	NS_C_SNAP_CHUNK,   /* InstallSnapshot chunks delivered */
-	NS_C_TIMEOUT_NOW,  /* leadership transfers (TimeoutNow delivered) */
-	NS_C_TERM_QUERY,   /* recovering replicas' term queries delivered */
-	NS_C_FWD_REQ,      /* forwarded client requests delivered */
-	NS_C_FWD_RESP,     /* forwarded answers delivered */
-	NS_C_DIGEST,       /* group digests delivered (scrub) */
-	NS_C_QUIESCE,      /* QUIESCE delivered (a leader put an idle group to sleep) */
-	NS_C_MOVE_STEP,    /* replica-move steps a leader took (MOVE_REPLICA answered not done) */
-	NS_C_MOVE_DONE,    /* replica moves completed (that took at least one step) */
+	NS_C_CRASH,       /* nodes crashed */
+	NS_C_WIPE,        /* of those, data directories lost (a new incarnation) */
+	NS_C_STRIKE,      /* majority crashes right after an acknowledged write */
+	NS_C_PAUSE,       /* nodes paused */
+	NS_C_PARTITION,   /* partitions begun */
+	NS_C_WAL_BATCH,   /* WAL batches written (made durable) */
+	NS_C_WAL_LOST,    /* WAL batches lost in a crash before their fsync ended */
+	NS_C_COMPACT,     /* WAL compactions */
+	NS_C_SNAP_CHUNK,  /* InstallSnapshot chunks delivered */
+	NS_C_TIMEOUT_NOW, /* leadership transfers (TimeoutNow delivered) */
+	NS_C_TERM_QUERY,  /* recovering replicas' term queries delivered */
+	NS_C_FWD_REQ,     /* forwarded client requests delivered */
+	NS_C_FWD_RESP,    /* forwarded answers delivered */
+	NS_C_DIGEST,      /* group digests delivered (scrub) */
+	NS_C_QUIESCE,     /* QUIESCE delivered (a leader put an idle group to sleep) */
+	NS_C_MOVE_STEP,   /* replica-move steps a leader took (MOVE_REPLICA answered not done) */
+	NS_C_MOVE_DONE,   /* replica moves completed (that took at least one step) */
 	NS_C_MOVE_REFUSED, /* moves refused as senseless (a source holding no replica) */
-	NS_C_OK_READ,      /* client operations answered ok, by kind */
+	NS_C_OK_READ,     /* client operations answered ok, by kind */
 	NS_C_OK_WRITE,
 	NS_C_OK_CAS,
 	NS_C_OK_INCR,

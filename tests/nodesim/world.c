@@ -1377,9 +1377,9 @@ static void audit_reply(void *arg, const Ringraft__Kv__Response *resp)
 }
 
 /* After the run: each group's leader (when it has one) has 3 voters (while the group's move is
- * under way: 4 after the promotion, or 2 when the source was down and went first), no learner left
- * over from a move, and every voter holds a replica. A move that removed before it promoted, or a
- * replica retired or never created, shows here. */
+ * under way: 4 after the promotion, or 2 when the source was down and went first), no learner left over from a move,
+ * and every voter holds a replica. A move that removed before it promoted, or a replica
+ * retired or never created, shows here. */
 static void audit_groups(struct world *w)
 {
 	static struct audit_ctx a[NS_NODES_MAX + 1];
@@ -1413,17 +1413,16 @@ static void audit_groups(struct world *w)
 		const struct audit_group *c = &a[L].g[g];
 		bool moving = w->mover.group == g;
 		if (c->n_voters != 3 && !(moving && c->n_voters >= 2 && c->n_voters <= 4))
-			fail(w, "audit: group %u has %u voters (leader node %d)%s", g, c->n_voters,
-			     L, moving ? ", a move under way" : "");
+			fail(w, "audit: group %u has %u voters (leader node %d)%s", g, c->n_voters, L,
+			     moving ? ", a move under way" : "");
 		else if (c->n_learners > 0 && !moving)
 			fail(w, "audit: group %u keeps %u learner(s) with no move under way", g,
 			     c->n_learners);
 		for (uint32_t k = 0; k < c->n_voters && w->r->ok; k++) {
 			int v = (int)c->voters[k];
 			if (v >= 1 && v <= w->N && w->nodes[v].alive && !a[v].g[g].hosted)
-				fail(w,
-				     "audit: node %d, a voter of group %u, holds no replica of it",
-				     v, g);
+				fail(w, "audit: node %d, a voter of group %u, holds no replica of it", v,
+				     g);
 		}
 	}
 }
