@@ -9,7 +9,7 @@
 # the groups that node led must elect a new leader first, woken by their peers' failure
 # detector (the link closes), raft/quiesce.c.
 #
-#   scripts/bench-idle.sh [--groups G] [--quiesce on|off] [--idle S] [--runs R]
+#   scripts/bench-idle.sh [--groups G] [--quiesce on|off|default] [--idle S] [--runs R]
 # Environment: RINGRAFT_BIN (default ./bin), IP_BASE (default 111: nodes on 127.0.0.111-113),
 # PORT (default 7400), WAKE_PUTS (default 20), SETTLE_S (default 10: wait after every group
 # has a leader, before measuring), NO_KILL=1, KEEP=1 (keep the data directories).
@@ -30,6 +30,9 @@ while [ $# -gt 0 ]; do
   *) echo "usage: $0 [--groups G] [--quiesce on|off] [--idle S] [--runs R]" >&2; exit 2 ;;
   esac
 done
+# --quiesce default: pass no flag (a kvd from before quiescence, for the "before" figures)
+quiesce_flag=()
+[ "$quiesce" = default ] || quiesce_flag=(--quiesce "$quiesce")
 ip_base="${IP_BASE:-111}"
 port="${PORT:-7400}"
 wake_puts="${WAKE_PUTS:-20}"
@@ -51,6 +54,7 @@ trap cleanup EXIT
 now_ms() { date +%s%3N; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clock ticks
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+rss_parts() { awk '/^RssAnon|^RssFile/ {printf "%s %d MB ", $1, $2 / 1024}' "/proc/$1/status"; }
 
 leaders_ready() {
   local out rows none
@@ -58,6 +62,13 @@ leaders_ready() {
   rows="$(printf '%s\n' "$out" | awk 'NR > 1 && $1 ~ /^[0-9]+$/' | wc -l)"
   none="$(printf '%s\n' "$out" | awk 'NR > 1 && $2 == "none"' | wc -l)"
   [ "$rows" -eq "$groups" ] && [ "$none" -eq 0 ]
+}
+
+stop_nodes() {
+  local p
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  pids=()
 }
 
 one_run() {
@@ -68,7 +79,7 @@ one_run() {
     mkdir -p "$dir"
     "$bin/kvd" --data-dir "$dir" --id "$i" --peer-addr "${ips[$((i - 1))]}:$port" \
       --client-addr "${ips[$((i - 1))]}:$((port + 1))" --cluster "$cluster_arg" \
-      --groups "$groups" --quiesce "$quiesce" </dev/null >"$work/run$r-node$i.log" 2>&1 &
+      --groups "$groups" ${quiesce_flag[@]+"${quiesce_flag[@]}"} </dev/null >"$work/run$r-node$i.log" 2>&1 &
     pids+=($!)
   done
   local t0 deadline
@@ -87,6 +98,9 @@ one_run() {
   done
   echo "run $r: $groups groups, quiesce $quiesce: every group has a leader after $(($(now_ms) - t0)) ms"
   sleep "${SETTLE_S:-10}" # leader balancing moves some leaderships in the first seconds
+  for i in 0 1 2; do
+    kill -0 "${pids[i]}" 2>/dev/null || { echo "run $r: node $((i + 1)) exited" >&2; return 1; }
+  done
   # the idle window
   local before=() after=() t1 t2
   for i in 0 1 2; do before[i]="$(cpu_ticks "${pids[i]}")"; done
@@ -97,7 +111,8 @@ one_run() {
   for i in 0 1 2; do
     awk -v a="${before[i]}" -v b="${after[i]}" -v hz="$hz" -v ms="$((t2 - t1))" -v n="$((i + 1))" \
       -v rss="$(rss_kb "${pids[i]}")" \
-      'BEGIN { printf "  node %d: idle CPU %.2f%% of a core over %.1f s (utime+stime %d ticks), RSS %d MB\n", n, 100 * (b - a) / hz / (ms / 1000), ms / 1000, b - a, rss / 1024 }'
+      -v parts="$(rss_parts "${pids[i]}")" \
+      'BEGIN { printf "  node %d: idle CPU %.2f%% of a core over %.1f s (utime+stime %d ticks), RSS %d MB (%s)\n", n, 100 * (b - a) / hz / (ms / 1000), ms / 1000, b - a, rss / 1024, parts }'
   done
   # waking idle groups: one put each, timed
   local lat=() t
@@ -108,7 +123,10 @@ one_run() {
     lat+=($(($(now_ms) - t)))
   done
   echo "  puts to idle groups (ms, kvctl process included): ${lat[*]}"
-  [ "${NO_KILL:-0}" = 1 ] && return 0
+  if [ "${NO_KILL:-0}" = 1 ]; then
+    stop_nodes
+    return 0
+  fi
   # the leader of a third of the groups dies
   local rest="${ips[1]}:$((port + 1)),${ips[2]}:$((port + 1))"
   sleep "$idle_s"
@@ -124,9 +142,7 @@ one_run() {
     lat+=($(($(now_ms) - t)))
   done
   echo "  after SIGKILL of node 1, puts through nodes 2-3 (ms each, from $(($(now_ms) - tk)) ms in all): ${lat[*]}"
-  for i in 1 2; do kill -TERM "${pids[i]}" 2>/dev/null; done
-  for i in 1 2; do wait "${pids[i]}" 2>/dev/null; done
-  pids=()
+  stop_nodes
 }
 
 echo "bench-idle: $(date -u +%FT%TZ), $(nproc) CPUs, kvd $bin/kvd"
