@@ -8,7 +8,7 @@
 #define KV_MAP_BYTES_MAX_DEFAULT  (1ull << 40)  /* growth stops at 1 TiB of address space */
 #define KV_VALUE_MAX_HARD         (4u << 20)    /* absolute, checked on decode (= a Raft entry) */
 #define KV_MULTI_KEYS_MAX         65536         /* keys of one MSET/MDEL entry */
-#define KV_GROUPS_MAX             256
+#define KV_GROUPS_MAX             4096
 #define KV_SCAN_MAX               10000
 #define KV_SCAN_DEFAULT           1000
 #define KV_SESSION_TTL_ENTRIES    100000ull

@@ -42,7 +42,9 @@ static const struct key_def {
 	 "on|off: this node joins a running cluster (after `kvctl member add`): --id is not in "
 	 "--cluster, which lists the cluster's bootstrap members; --peer-addr is required (first "
 	 "start; default off)"},
-	{"groups", K_IDENTITY, "number of Raft groups holding keys, 1..255 (default 8; fixed at bootstrap)"},
+	{"groups", K_IDENTITY,
+	 "number of Raft groups holding keys, 1..4095 (default 8; fixed at bootstrap; one more, "
+	 "the meta group, holds the cluster map)"},
 	{"config", K_LOCAL, "read `key = value` lines with these same keys from FILE"},
 	{"log-level", K_TUNABLE, "error|warn|info|debug (default warn: quiet)"},
 	{"tick-ms", K_TUNABLE, "Raft logical tick in ms (default 10)"},
@@ -72,6 +74,9 @@ static const struct key_def {
 	{"group-max-proposals", K_TUNABLE,
 	 "writes of one group proposed by its leader and not yet applied; beyond, BUSY "
 	 "(0 = no bound, default 256)"},
+	{"quiesce", K_TUNABLE,
+	 "on|off: a group idle for an election timeout stops heartbeating until a request or "
+	 "a peer wakes it (default on)"},
 	{"balance-leaders", K_TUNABLE,
 	 "on|off: move group leaders to their preferred nodes "
 	 "(default on)"},
@@ -642,6 +647,11 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	cfg->auto_balance = true;
 	if (V("auto-balance") != NULL && parse_bool(V("auto-balance"), &cfg->auto_balance) < 0) {
 		fail(err, n, "--auto-balance must be on or off");
+		goto out;
+	}
+	cfg->quiesce = true;
+	if (V("quiesce") != NULL && parse_bool(V("quiesce"), &cfg->quiesce) < 0) {
+		fail(err, n, "--quiesce must be on or off");
 		goto out;
 	}
 	cfg->balance_leaders = true;

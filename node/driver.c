@@ -3,6 +3,11 @@
  * that batch, committed entries applied in one kv_apply; one batch handed to the shell at a time
  * (io.wal_write), then, once it is durable (node_wal_durable), raft_persisted and the held
  * messages; then the shell flushes one frame per peer/client (io.flush).
+ *
+ * Only awake groups are looked at: a quiesced core (raft/quiesce.c) with nothing left to do
+ * leaves the awake list at the end of a turn, and its wake_cb puts it back when anything wakes
+ * it (a request, a peer message, the failure detector through raft_report_unreachable). So a
+ * tick and a turn of an idle node cost O(awake groups), not O(groups).
  */
 #include <assert.h>
 #include <errno.h>
@@ -10,6 +15,51 @@
 #include <string.h>
 
 #include "node/node_int.h"
+
+void node_group_awake(struct node *n, struct node_group *g)
+{
+	if (g->awake)
+		return;
+	if (n->awake == NULL && (n->awake = calloc(node_groups_all(n), sizeof *n->awake)) == NULL)
+		node_fatal(n, g->id, "out of memory listing awake groups");
+	size_t gi = (size_t)(g - n->groups);
+	assert(gi < node_groups_all(n) && n->n_awake < node_groups_all(n));
+	g->awake = true;
+	n->awake[n->n_awake++] = (uint32_t)gi;
+}
+
+void node_group_wake_cb(void *arg)
+{
+	struct node_group *g = arg;
+	node_group_awake(g->owner, g);
+}
+
+/* Drops the groups that went idle (or lost their core) from the awake list. */
+static void awake_prune(struct node *n)
+{
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < n->n_awake; i++) {
+		struct node_group *g = &n->groups[n->awake[i]];
+		if (g->raft != NULL && !raft_idle(g->raft))
+			n->awake[k++] = n->awake[i];
+		else
+			g->awake = false;
+	}
+	n->n_awake = k;
+}
+
+void node_tick_groups(struct node *n)
+{
+	uint32_t count = n->n_awake; /* a core that wakes during a tick is ticked next time */
+	for (uint32_t i = 0; i < count; i++) {
+		struct node_group *g = &n->groups[n->awake[i]];
+		if (g->raft == NULL)
+			continue;
+		raft_tick(g->raft);
+		if (n->cfg.apply_entries_max != 0)
+			raft_set_apply_limit(g->raft, n->cfg.apply_entries_max);
+	}
+}
 
 static int member_index(struct node *n, uint64_t id)
 {
@@ -197,8 +247,11 @@ void node_wal_durable(struct node *n)
 	size_t nd = wal_batch_durable(b->b, &d);
 	for (size_t i = 0; i < nd; i++) {
 		struct node_group *g = node_group(n, d[i].group);
-		if (g != NULL && g->raft != NULL)
+		if (g != NULL && g->raft != NULL) {
 			raft_persisted(g->raft, d[i].index, d[i].term);
+			if (raft_has_ready(g->raft))
+				node_group_awake(n, g);
+		}
 	}
 	node_metrics_wal_write_done(&n->metrics);
 	release_held(n, b);
@@ -237,8 +290,8 @@ void node_process(struct node *n)
 	n->processing = true;
 	for (int round = 0; round < 8; round++) {
 		bool any = false;
-		for (uint32_t i = 0; i < node_groups_all(n); i++) {
-			struct node_group *g = &n->groups[i];
+		for (uint32_t i = 0; i < n->n_awake; i++) {
+			struct node_group *g = &n->groups[n->awake[i]];
 			if (g->raft != NULL && raft_has_ready(g->raft)) {
 				handle_ready(n, g);
 				if (g->id == node_meta_id(n))
@@ -249,6 +302,7 @@ void node_process(struct node *n)
 		if (!any)
 			break;
 	}
+	awake_prune(n);
 	node_repair(n);
 	node_move_maintain(n);
 	start_write(n);
@@ -277,7 +331,7 @@ void node_peer_frame(struct node *n, uint64_t from, const Ringraft__Raft__PeerFr
 			continue;
 		}
 		if (m.type == RAFT_MSG_APPEND || m.type == RAFT_MSG_HEARTBEAT ||
-		    m.type == RAFT_MSG_SNAPSHOT)
+		    m.type == RAFT_MSG_SNAPSHOT || m.type == RAFT_MSG_QUIESCE)
 			g->leader_msg_tick = n->ticks; /* move.c: a leader knows us */
 		int rc = raft_step(g->raft, &m);
 		if (rc != 0)

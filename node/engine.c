@@ -132,6 +132,7 @@ void node_engine_close(struct node *n)
 	node_msg_scratch_free(&n->scratch);
 	free(n->groups);
 	free(n->rebalance.reports);
+	free(n->awake);
 	free(n);
 }
 
@@ -181,13 +182,7 @@ void node_tick(struct node *n)
 	if (n->draining)
 		return; /* only turns until the last batch is durable */
 	n->ticks++;
-	for (uint32_t i = 0; i < node_groups_all(n); i++) {
-		if (n->groups[i].raft == NULL)
-			continue;
-		raft_tick(n->groups[i].raft);
-		if (n->cfg.apply_entries_max != 0)
-			raft_set_apply_limit(n->groups[i].raft, n->cfg.apply_entries_max);
-	}
+	node_tick_groups(n);
 	uint64_t every = NODE_MAINT_MS / n->cfg.tick_ms;
 	if (every == 0)
 		every = 1;

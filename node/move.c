@@ -173,9 +173,13 @@ void node_move_tick(struct node *n)
 	uint64_t now = n->ticks;
 	uint64_t election = n->cfg.election_ms / n->cfg.tick_ms; /* in ticks */
 	uint64_t idle = (uint64_t)NODE_UNINIT_IDLE_ELECTIONS * election;
-	for (uint32_t i = 0; i < node_groups_all(n); i++) {
-		struct node_group *g = &n->groups[i];
-		if (g->raft == NULL || raft_role_of(g->raft) == RAFT_LEADER)
+	/* Only awake groups (driver.c): a quiesced replica heard its leader's QUIESCE, so it is a
+	 * member, only asleep; looking at every group every 5 ticks was most of an idle node's
+	 * own CPU at 1,024 groups. */
+	for (uint32_t i = 0; i < n->n_awake; i++) {
+		struct node_group *g = &n->groups[n->awake[i]];
+		if (g->raft == NULL || raft_role_of(g->raft) == RAFT_LEADER ||
+		    raft_quiesced(g->raft))
 			continue;
 		if (g->removal_seen &&
 		    now - g->leader_msg_tick > (uint64_t)NODE_REMOVED_IDLE_ELECTIONS * election) {

@@ -84,6 +84,8 @@ struct node_digest {
 
 struct node_group {
 	uint32_t id;
+	struct node *owner; /* for the core's wake_cb (set by node_group_raft_new) */
+	bool awake;         /* listed in node.awake (driver.c) */
 	bool hosted;
 	uint64_t hosts[NODE_NODES_MAX]; /* the nodes that host the group, preference order */
 	size_t n_hosts;
@@ -155,6 +157,10 @@ struct node_rebalance {
 
 struct node {
 	struct node_config cfg;
+	/* Groups whose core may have work: not quiesced, or quiesced with a Ready or entries to
+	 * apply left (driver.c). Indexes into groups[], each at most once ([cfg.groups]). */
+	uint32_t *awake;
+	uint32_t n_awake;
 	struct node_io io;
 	struct wal *wal; /* the backends (borrowed: the shell opens and closes them) */
 	struct kv *kv;
@@ -274,6 +280,11 @@ void node_expire_free(struct node *n);
 int node_restore_groups(struct node *n);
 /* A group's core with the node's timing (never NULL: out of memory is fatal). */
 struct raft *node_group_raft_new(struct node *n, uint32_t group, const struct raft_restore *rs);
+/* driver.c: the group's core may have work (a new core, or one that woke from quiescence). */
+void node_group_awake(struct node *n, struct node_group *g);
+void node_group_wake_cb(void *arg); /* raft_config.wake_cb; arg = the node_group */
+/* driver.c: ticks every awake group's core (quiesced ones are not looked at). */
+void node_tick_groups(struct node *n);
 
 /* snapshot.c */
 void node_snap_serve(struct node *n, struct node_group *g, const struct raft_snapshot_request *r);

@@ -41,10 +41,14 @@
 #define NODE_READ_BATCH_BYTES           (64u << 20) /* WAL entries read at once on restart */
 #define NODE_SCRUB_RATE_DEFAULT         20000       /* stored values checked per second */
 #define NODE_SCRUB_RATE_MAX             10000000
+#define NODE_SCRUB_GROUPS_PER_STEP      16 /* groups the scrub visits per step at most: each
+					    * visit is a read transaction, whose LMDB cost grows with
+					    * the DBIs open (two per group) */
 #define NODE_DIGEST_INTERVAL_MS         10000 /* per group, between digest comparisons */
 #define NODE_EXIT_DISK_FULL             75    /* EX_TEMPFAIL: free space and start the node again */
 #define NODE_EXPIRE_MS                  100   /* the leader's expirer runs this often (expire.c) */
 #define NODE_EXPIRE_BATCH               512   /* due keys per REAP entry (one per group and run) */
+#define NODE_EXPIRE_QUIET_GROUPS        4     /* quiesced groups the expirer looks at per run */
 #define NODE_EXPIRE_TTL_MS_MAX          (100ull * 365 * 24 * 3600 * 1000) /* 100 years */
 
 /* --metrics-addr (node/metrics_endpoint.c, node/http.c) */

@@ -144,7 +144,8 @@ void node_scrub_step(struct node *n)
 {
 	uint64_t budget = (uint64_t)n->cfg.scrub_rate * NODE_MAINT_MS / 1000;
 	uint32_t G = node_groups_all(n);
-	for (uint32_t tries = 0; budget > 0 && tries < G; tries++) {
+	uint32_t limit = G < NODE_SCRUB_GROUPS_PER_STEP ? G : NODE_SCRUB_GROUPS_PER_STEP;
+	for (uint32_t tries = 0; budget > 0 && tries < limit; tries++) {
 		struct node_group *g = &n->groups[n->scrub_next % G];
 		if (g->raft == NULL || g->damaged || raft_recovering(g->raft)) {
 			n->scrub_next = (n->scrub_next + 1) % G;

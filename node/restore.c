@@ -94,9 +94,15 @@ struct raft *node_group_raft_new(struct node *n, uint32_t gi, const struct raft_
 		rc.election_ticks = rc.heartbeat_ticks * 2;
 	rc.pre_vote = true;
 	rc.check_quorum = true;
+	struct node_group *g = &n->groups[gi - 1];
+	rc.quiesce_ticks = n->cfg.quiesce ? rc.election_ticks : 0;
+	rc.wake_cb = node_group_wake_cb;
+	rc.wake_arg = g;
+	g->owner = n;
 	struct raft *r = raft_new(&rc, rs);
 	if (r == NULL)
 		node_fatal(n, gi, "out of memory creating the group");
+	node_group_awake(n, g);
 	if (n->cfg.apply_entries_max != 0)
 		raft_set_apply_limit(r, n->cfg.apply_entries_max);
 	return r;

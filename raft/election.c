@@ -34,6 +34,8 @@ void raft_become_follower(struct raft *r, raft_term term, raft_id leader)
 	}
 	r->role = RAFT_FOLLOWER;
 	r->leader = leader;
+	r->quiesced = false;
+	r->quiesce_idle = 0;
 	r->lead_unsynced = false;
 	r->bcast_pending = false;
 	r->heartbeat_elapsed = 0;
@@ -46,6 +48,8 @@ void raft_become_leader(struct raft *r)
 	assert(r->role == RAFT_CANDIDATE && !r->recovering);
 	r->role = RAFT_LEADER;
 	r->leader = r->id;
+	r->quiesced = false;
+	r->quiesce_idle = 0;
 	r->heartbeat_elapsed = 0;
 	r->election_elapsed = 0;
 	r->transfer_target = 0;
@@ -119,6 +123,7 @@ void raft_campaign(struct raft *r, bool pre_vote, bool transfer)
 		r->leader = 0;
 		vote_term = r->term;
 	}
+	r->quiesced = false;
 	reset_votes(r);
 	raft_reset_election_timer(r);
 	int res = tally(r, r->id, true);
@@ -198,6 +203,9 @@ void raft_tick_leader(struct raft *r)
 	for (uint32_t i = 0; i < r->n_prs; i++)
 		if (r->prs[i].state == RAFT_PR_SNAPSHOT)
 			raft_snapshot_tick(r, &r->prs[i]);
+	raft_quiesce_tick(r);
+	if (r->quiesced)
+		return; /* its QUIESCE was the last heartbeat */
 	if (r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
 		r->heartbeat_elapsed = 0;
 		raft_bcast_heartbeat(r);

@@ -19,6 +19,7 @@ int raft_propose_conf_change(struct raft *r, enum raft_conf_change_type type, ra
 	assert(!r->in_ready);
 	if (r->role != RAFT_LEADER)
 		return RAFT_ENOTLEADER;
+	raft_wake(r, RAFT_WAKE_LOCAL);
 	if (r->transfer_target != 0)
 		return RAFT_ETRANSFER;
 	if (r->conf_index > r->commit)

@@ -314,6 +314,8 @@ void raft_conf_note_appended(struct raft *r, raft_index from)
 void raft_tick(struct raft *r)
 {
 	assert(!r->in_ready);
+	if (r->quiesced)
+		return; /* quiesce.c: no heartbeats, no election timer */
 	if (r->role == RAFT_LEADER) {
 		raft_tick_leader(r);
 	} else {
@@ -327,6 +329,7 @@ int raft_propose(struct raft *r, struct raft_buf *data, raft_index *index, raft_
 	assert(!r->in_ready);
 	if (r->role != RAFT_LEADER)
 		return RAFT_ENOTLEADER;
+	raft_wake(r, RAFT_WAKE_LOCAL);
 	if (r->transfer_target != 0)
 		return RAFT_ETRANSFER;
 	/* A leader that won alone (single voter) takes proposals only once its term-start entry
@@ -373,6 +376,11 @@ void raft_report_unreachable(struct raft *r, raft_id peer)
 {
 	assert(!r->in_ready);
 	struct raft_progress *p = raft_progress_of(r, peer);
+	/* (a peer already probed is known to be unreachable: no need to wake for it again) */
+	if (r->quiesced && p != NULL && r->role == RAFT_LEADER && p->state == RAFT_PR_REPLICATE)
+		raft_wake(r, RAFT_WAKE_LOCAL);
+	else if (r->quiesced && peer == r->leader)
+		raft_wake(r, RAFT_WAKE_LEADER_DOWN);
 	if (r->role == RAFT_LEADER && p != NULL && p->state == RAFT_PR_REPLICATE)
 		raft_progress_become_probe(p);
 }

@@ -145,6 +145,8 @@ enum raft_msg_type {
 	RAFT_MSG_TIMEOUT_NOW = 11, /* leadership transfer: campaign now, skipping PreVote */
 	RAFT_MSG_TERM_QUERY = 12,  /* a recovering replica asks a voter for its term */
 	RAFT_MSG_TERM_RESP = 13,   /* term = the voter's current term (no term rules apply) */
+	RAFT_MSG_QUIESCE = 14,     /* the leader's last heartbeat of an idle group (quiesce.c):
+				    * index/log_term = its last entry, commit = its commit */
 };
 
 struct raft_message {
@@ -274,6 +276,15 @@ struct raft_config {
 	uint64_t max_inflight_bytes; /* per follower */
 	uint64_t max_msg_bytes;      /* entries per AppendEntries, bytes */
 	uint32_t snapshot_chunk_bytes;
+	/* Quiescence (raft/quiesce.c): 0 = never. Else a leader whose group has been idle and
+	 * fully replicated for this many ticks sends one RAFT_MSG_QUIESCE and stops
+	 * heartbeating; followers that hold its whole log stop their election timers. */
+	uint32_t quiesce_ticks;
+	/* Called (borrowed function, no I/O of the core's own) whenever a quiesced replica wakes
+	 * up, so a driver that skips quiesced replicas knows to look at this one again. May be
+	 * NULL. Called from inside the event that woke it (step, propose, tick ...). */
+	void (*wake_cb)(void *wake_arg);
+	void *wake_arg;
 };
 void raft_config_default(struct raft_config *cfg, raft_id id, uint64_t seed);
 
@@ -323,7 +334,11 @@ int raft_transfer_leader(struct raft *r, raft_id target);
  * RAFT_PROMOTE_LAG_MAX entries (retry later). The new configuration is in effect at once. */
 int raft_propose_conf_change(struct raft *r, enum raft_conf_change_type type, raft_id node,
 			     raft_index *index);
-/* The peer could not be reached (send failed / queue full): back to probing. */
+/* The peer could not be reached (send failed / queue full, or the node's link to it went down):
+ * a leader goes back to probing it. Quiescence: a quiesced leader wakes; a quiesced follower
+ * whose leader is `peer` wakes with its leader lease expired, so it campaigns within one
+ * election timeout unless the leader speaks first (the node's failure detector standing in
+ * for the heartbeats a quiesced group does not send, raft/quiesce.c). */
 void raft_report_unreachable(struct raft *r, raft_id peer);
 /* The state machine's state up to `index` is durable (checkpoint): the core may drop log
  * entries <= index (keeping a trailing margin for slow followers); followers behind the new
@@ -373,6 +388,12 @@ const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index);
 raft_index raft_persisted_of(const struct raft *r);
 /* The last compaction point (what a snapshot sent to a lagging follower covers). */
 raft_index raft_snapshot_index_of(const struct raft *r);
+
+/* Quiescence (raft/quiesce.c). True while this replica is quiesced: its ticks do nothing. */
+bool raft_quiesced(const struct raft *r);
+/* Quiesced and nothing for the driver to do (no Ready, everything committed applied): a driver
+ * may skip this replica entirely until cfg.wake_cb says it woke up. */
+bool raft_idle(const struct raft *r);
 
 /* Helpers on configurations. */
 bool raft_conf_is_voter(const struct raft_conf *c, raft_id id);

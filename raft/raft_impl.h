@@ -44,7 +44,8 @@ struct raft {
 	raft_index commit;
 	struct raft_log log;
 	raft_index applied;   /* last index handed out in update.committed */
-	uint64_t apply_limit; /* committed entries later Readies may hand out (raft_set_apply_limit) */
+	uint64_t apply_limit; /* committed entries later Readies may hand out (raft_set_apply_limit)
+			       */
 	raft_index persisted; /* our own log is durable up to here (raft_persisted) */
 
 	/* role */
@@ -85,12 +86,16 @@ struct raft {
 
 	/* recovery (recovery.c): persisted `recovering`, and the volatile term fence */
 	bool recovering;
-	bool fenced;                       /* every other voter told us its term */
+	bool fenced;                        /* every other voter told us its term */
 	raft_id fence_from[RAFT_NODES_MAX]; /* voters that answered */
 	uint32_t n_fence;
 	raft_term fence_term;   /* the highest term among the answers */
 	uint32_t fence_elapsed; /* ticks since the last round of queries */
 	raft_index recover_at;  /* the leader's commit of its own term we must hold durably */
+
+	/* quiescence (quiesce.c) */
+	bool quiesced;
+	uint32_t quiesce_idle; /* leader: ticks the group has been idle and fully replicated */
 
 	/* follower snapshot staging */
 	raft_index stage_index;
@@ -191,6 +196,17 @@ void raft_recovery_check(struct raft *r);
 /* Leader: an answer from a peer; adopts its recovering flag (resetting its progress when it
  * starts recovering). */
 void raft_recovery_note_peer(struct raft *r, const struct raft_message *m);
+
+/* quiesce.c */
+enum raft_wake_why {
+	RAFT_WAKE_LOCAL,       /* a proposal, read, transfer, conf change or peer reset here */
+	RAFT_WAKE_LEADER,      /* a message from our leader: it is awake */
+	RAFT_WAKE_MESSAGE,     /* any other message: wake the leader too */
+	RAFT_WAKE_LEADER_DOWN, /* the node's link to our leader went down */
+};
+void raft_wake(struct raft *r, enum raft_wake_why why);
+void raft_quiesce_tick(struct raft *r); /* leader, every tick */
+void raft_recv_quiesce(struct raft *r, const struct raft_message *m);
 
 /* membership.c */
 void raft_membership_on_commit(struct raft *r);

@@ -16,6 +16,7 @@ int raft_read_index(struct raft *r, uint64_t ctx)
 	assert(!r->in_ready);
 	if (r->role != RAFT_LEADER)
 		return RAFT_ENOTLEADER;
+	raft_wake(r, RAFT_WAKE_LOCAL);
 	struct raft_pending_read pr = {.ctx = ctx};
 	if (raft_log_term_at(&r->log, r->commit) == r->term) {
 		pr.index = r->commit;

@@ -53,6 +53,8 @@ void raft_peer_reset(struct raft *r, raft_id id)
 	struct raft_progress *p = raft_progress_of(r, id);
 	if (p == NULL)
 		return;
+	if (r->role == RAFT_LEADER)
+		raft_wake(r, RAFT_WAKE_LOCAL); /* the peer must be probed afresh */
 	bool recovering = p->recovering;
 	raft_progress_reset(p, id, raft_log_last(&r->log) + 1);
 	p->recovering = recovering;

@@ -11,7 +11,7 @@ static bool valid(const struct raft *r, const struct raft_message *m)
 {
 	if (m->to != r->id || m->from == 0 || m->from == r->id)
 		return false;
-	if (m->type < RAFT_MSG_APPEND || m->type > RAFT_MSG_TERM_RESP)
+	if (m->type < RAFT_MSG_APPEND || m->type > RAFT_MSG_QUIESCE)
 		return false;
 	if (m->snap_data.len > RAFT_SNAPSHOT_CHUNK_BYTES_MAX ||
 	    (m->snap_data.len > 0 && m->snap_data.base == NULL))
@@ -44,6 +44,14 @@ int raft_step(struct raft *r, const struct raft_message *m)
 	assert(!r->in_ready);
 	if (!valid(r, m))
 		return RAFT_EINVAL;
+	if (r->quiesced) {
+		bool from_leader = m->from == r->leader && m->term >= r->term &&
+				   (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+				    m->type == RAFT_MSG_SNAPSHOT || m->type == RAFT_MSG_QUIESCE);
+		/* a repeated QUIESCE of our leader's term leaves us asleep */
+		if (!(from_leader && m->type == RAFT_MSG_QUIESCE && m->term == r->term))
+			raft_wake(r, from_leader ? RAFT_WAKE_LEADER : RAFT_WAKE_MESSAGE);
+	}
 	/* A recovering replica's term queries bypass the term rules: they change no one's term
 	 * (recovery.c). */
 	if (m->type == RAFT_MSG_TERM_QUERY) {
@@ -72,14 +80,15 @@ int raft_step(struct raft *r, const struct raft_message *m)
 		} else if (m->type == RAFT_MSG_PREVOTE_RESP && !m->reject) {
 			/* a granted prevote carries the term we would campaign in */
 		} else {
-			bool from_leader = m->type == RAFT_MSG_APPEND ||
-					   m->type == RAFT_MSG_HEARTBEAT ||
-					   m->type == RAFT_MSG_SNAPSHOT;
+			bool from_leader =
+				m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+				m->type == RAFT_MSG_SNAPSHOT || m->type == RAFT_MSG_QUIESCE;
 			raft_become_follower(r, m->term, from_leader ? m->from : 0);
 		}
 	} else if (m->term < r->term) {
 		if ((r->cfg.check_quorum || r->cfg.pre_vote) &&
-		    (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT)) {
+		    (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+		     m->type == RAFT_MSG_QUIESCE)) {
 			/* A stale leader (e.g. back from a partition) learns our term and steps
 			 * down; without this, with PreVote, it could stay stuck forever. */
 			struct raft_message resp = {
@@ -99,6 +108,7 @@ int raft_step(struct raft *r, const struct raft_message *m)
 	case RAFT_MSG_APPEND:
 	case RAFT_MSG_HEARTBEAT:
 	case RAFT_MSG_SNAPSHOT:
+	case RAFT_MSG_QUIESCE:
 		if (r->role == RAFT_LEADER)
 			return 0; /* impossible in a correct cluster: two leaders of one term */
 		if (r->role != RAFT_FOLLOWER || r->leader != m->from)
@@ -108,6 +118,8 @@ int raft_step(struct raft *r, const struct raft_message *m)
 			raft_recv_append(r, m);
 		else if (m->type == RAFT_MSG_HEARTBEAT)
 			raft_recv_heartbeat(r, m);
+		else if (m->type == RAFT_MSG_QUIESCE)
+			raft_recv_quiesce(r, m);
 		else
 			raft_recv_snapshot(r, m);
 		break;

@@ -18,6 +18,7 @@ int raft_transfer_leader(struct raft *r, raft_id target)
 	assert(!r->in_ready);
 	if (r->role != RAFT_LEADER)
 		return RAFT_ENOTLEADER;
+	raft_wake(r, RAFT_WAKE_LOCAL);
 	if (target == 0 || target == r->id)
 		return RAFT_EINVAL;
 	if (!raft_conf_is_voter(&r->conf, target))

@@ -39,6 +39,7 @@ enum ns_count {
 	NS_C_FWD_REQ,     /* forwarded client requests delivered */
 	NS_C_FWD_RESP,    /* forwarded answers delivered */
 	NS_C_DIGEST,      /* group digests delivered (scrub) */
+	NS_C_QUIESCE,     /* QUIESCE delivered (a leader put an idle group to sleep) */
 	NS_C_MOVE_STEP,   /* replica-move steps a leader took (MOVE_REPLICA answered not done) */
 	NS_C_MOVE_DONE,   /* replica moves completed (that took at least one step) */
 	NS_C_MOVE_REFUSED, /* moves refused as senseless (a source holding no replica) */
@@ -65,6 +66,7 @@ struct ns_result {
 	int nodes, groups;
 	const char *mix;
 	uint32_t apply_cap; /* committed entries a group applies per tick (0 = no limit) */
+	bool quiesce;       /* idle groups quiesce (node_config.quiesce) */
 	bool moves;         /* replicas are moved between nodes during the run */
 	bool members;       /* members are added, replaced and removed during the run */
 };

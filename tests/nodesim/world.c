@@ -43,6 +43,7 @@ const char *const ns_count_names[NS_C_COUNT] = {
 	[NS_C_FWD_REQ] = "forwarded-requests",
 	[NS_C_FWD_RESP] = "forwarded-answers",
 	[NS_C_DIGEST] = "digests",
+	[NS_C_QUIESCE] = "quiesces",
 	[NS_C_MOVE_STEP] = "move-steps",
 	[NS_C_MOVE_DONE] = "moves-done",
 	[NS_C_MOVE_REFUSED] = "moves-refused",
@@ -216,6 +217,7 @@ struct world {
 	uint32_t disk_max;
 	const char *mix;
 	uint32_t apply_cap; /* node_config.apply_entries_max of every node */
+	bool quiesce;       /* node_config.quiesce of every node */
 	/* Replica moves (5 nodes, one seed in two): one move at a time, a step per request. */
 	struct {
 		bool on, busy;
@@ -489,6 +491,7 @@ static void node_config_for(struct world *w, struct simnode *s, uint32_t electio
 	c->balance_leaders = balance;
 	c->auto_balance = w->plan.on && w->plan.balance;
 	c->apply_entries_max = w->apply_cap;
+	c->quiesce = w->quiesce;
 }
 
 static void links_changed(struct world *w);
@@ -1475,6 +1478,8 @@ static void deliver(struct world *w, struct ev *e)
 			w->r->count[NS_C_TIMEOUT_NOW]++;
 		else if (m->type == RAFT_MSG_TERM_QUERY)
 			w->r->count[NS_C_TERM_QUERY]++;
+		else if (m->type == RAFT_MSG_QUIESCE)
+			w->r->count[NS_C_QUIESCE]++;
 		break;
 	case NODE_FIELD_FWD_REQ:
 		f.n_forwarded_requests = 1;
@@ -1702,7 +1707,7 @@ static void check_history(struct world *w)
 
 /* What STATUS says of one group on one node (audit). */
 struct audit_group {
-	bool hosted, leader;
+	bool hosted, leader, recovering;
 	uint64_t term;
 	uint32_t n_voters, n_learners;
 	uint64_t voters[NS_NODES_MAX], learners[NS_NODES_MAX];
@@ -1731,6 +1736,7 @@ static void audit_reply(void *arg, const Ringraft__Kv__Response *resp)
 		struct audit_group *x = &a->g[gs->group];
 		x->hosted = true;
 		x->leader = gs->role != NULL && strcmp(gs->role, "leader") == 0;
+		x->recovering = gs->recovering;
 		x->term = gs->term;
 		for (size_t k = 0; k < gs->n_voters && k < NS_NODES_MAX; k++)
 			x->voters[x->n_voters++] = gs->voters[k];
@@ -1900,6 +1906,168 @@ static void audit_groups(struct world *w)
 	}
 }
 
+/* ------------------------------------------------------------------------------ quiet phase */
+
+/* Handles the events due up to `until` (the run's loop, without its end conditions). */
+static void run_until(struct world *w, uint64_t until)
+{
+	while (w->r->ok && w->q.n > 0 && w->q.v[0].t <= until) {
+		struct ev e = heap_pop(&w->q);
+		w->now = e.t;
+		w->events++;
+		uint64_t sig[6] = {e.t,
+				   (uint64_t)e.type,
+				   (uint64_t)e.node,
+				   (uint64_t)e.peer,
+				   (uint64_t)e.field,
+				   (uint64_t)e.len};
+		w->trace_hash = fnv(sig, sizeof sig, w->trace_hash);
+		if (e.type == EV_DELIVER)
+			w->trace_hash = fnv(e.buf, e.len, w->trace_hash);
+		step(w, &e);
+	}
+	if (w->now < until)
+		w->now = until;
+}
+
+/* One put of the quiet phase: to a key of `group`, answered ok or not yet. */
+struct quiet_put {
+	struct world *w;
+	uint32_t group;
+	char key[32];
+	bool busy, ok;
+	int hint;      /* a NOT_LEADER's leader hint: where to send next (0: none) */
+	uint64_t id;   /* of the request in flight */
+	uint64_t t_ok; /* when it was answered ok */
+};
+
+static void quiet_reply(void *arg, const Ringraft__Kv__Response *resp)
+{
+	struct quiet_put *q = arg;
+	if (!q->busy || resp->id != q->id)
+		return;
+	q->busy = false;
+	if (resp->code == RINGRAFT__KV__CODE__OK) {
+		q->ok = true;
+		q->t_ok = q->w->now;
+	} else if (resp->code == RINGRAFT__KV__CODE__NOT_LEADER && resp->leader_hint >= 1 &&
+		   resp->leader_hint <= (uint64_t)q->w->N) {
+		q->hint = (int)resp->leader_hint;
+	}
+}
+
+/* Quiescence's liveness (raft/quiesce.c, docs/DESIGN-NOTES.md "Quiescence"): after the audit
+ * the cluster idles until its groups sleep; then the node that leads most groups crashes for
+ * good, and a put to every group it led, sent through the other nodes (following NOT_LEADER
+ * hints, tried again every 50 ms), must be answered ok within QUIET_ANSWER_ELECTIONS election
+ * timeouts. Their sleeping followers learn of the crash only from their failure detector
+ * (node_peer_down): without it they would sleep for ever. */
+#define QUIET_IDLE_ELECTIONS   8
+#define QUIET_ANSWER_ELECTIONS 20 /* generous: split votes between two survivors repeat */
+static void quiet_phase(struct world *w)
+{
+	if (w->N < 3)
+		return;
+	uint64_t election_ms = w->nodes[1].cfg.election_ms;
+	/* the clients are done (w->end has passed): only ticks, heartbeats and QUIESCEs go on */
+	run_until(w, w->now + QUIET_IDLE_ELECTIONS * election_ms);
+	if (!w->r->ok)
+		return;
+	static struct audit_ctx a[NS_NODES_MAX + 1];
+	memset(a, 0, sizeof a);
+	int led[NS_NODES_MAX + 1] = {0};
+	bool recovering[NS_GROUPS_MAX + 1] = {0};
+	for (int i = 1; i <= w->N; i++) {
+		struct simnode *s = &w->nodes[i];
+		a[i].w = w;
+		a[i].node = i;
+		if (!s->alive || s->paused)
+			return; /* every node runs after the heal */
+		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+		rq.op = RINGRAFT__KV__OP__STATUS;
+		enter(s);
+		node_submit(s->n, owned_request(&rq), audit_reply, &a[i]);
+		node_process(s->n);
+		for (int g = 1; g <= w->G; g++) {
+			led[i] += a[i].g[g].hosted && a[i].g[g].leader;
+			recovering[g] |= a[i].g[g].hosted && a[i].g[g].recovering;
+		}
+	}
+	int victim = 1;
+	for (int i = 2; i <= w->N; i++)
+		if (led[i] > led[victim])
+			victim = i;
+	if (led[victim] == 0)
+		return;
+	static struct quiet_put q[NS_GROUPS_MAX + 1];
+	memset(q, 0, sizeof q);
+	struct kv_ring *ring = kv_ring_new((uint32_t)w->G, NODE_VNODES, NODE_RING_EPOCH);
+	if (ring == NULL)
+		abort();
+	int n_puts = 0;
+	for (int g = 1; g <= w->G; g++) {
+		/* a group with a replica still recovering may have no quorum without the victim */
+		if (!a[victim].g[g].leader || recovering[g])
+			continue;
+		q[g].w = w;
+		q[g].group = (uint32_t)g;
+		for (int k = 0;; k++) {
+			snprintf(q[g].key, sizeof q[g].key, "quiet%d", k);
+			if (kv_ring_group_of(ring, q[g].key, strlen(q[g].key)) == (uint32_t)g)
+				break;
+		}
+		n_puts++;
+	}
+	kv_ring_free(ring);
+	if (n_puts == 0)
+		return;
+	trace(w, "quiet: node %d, leading %d groups, crashes for good", victim, led[victim]);
+	uint64_t t0 = w->now, deadline = t0 + QUIET_ANSWER_ELECTIONS * election_ms;
+	node_crash(w, &w->nodes[victim]);
+	int next = 0;
+	uint64_t id = 1u << 30;
+	for (;;) {
+		int open = 0;
+		for (int g = 1; g <= w->G; g++) {
+			struct quiet_put *p = &q[g];
+			if (p->group == 0 || p->ok)
+				continue;
+			open++;
+			if (p->busy)
+				continue;
+			int to = p->hint;
+			p->hint = 0;
+			if (to < 1 || to > w->N || !w->nodes[to].alive)
+				do
+					to = next++ % w->N + 1;
+				while (to == victim);
+			struct simnode *s = &w->nodes[to];
+			Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+			rq.op = RINGRAFT__KV__OP__PUT;
+			rq.id = p->id = ++id;
+			rq.key.data = (uint8_t *)p->key;
+			rq.key.len = strlen(p->key);
+			rq.value.data = (uint8_t *)"q";
+			rq.value.len = 1;
+			p->busy = true;
+			enter(s);
+			node_submit(s->n, owned_request(&rq), quiet_reply, p);
+			node_process(s->n);
+		}
+		if (open == 0 || w->now >= deadline || !w->r->ok)
+			break;
+		run_until(w, w->now + 50);
+	}
+	for (int g = 1; g <= w->G && w->r->ok; g++)
+		if (q[g].group != 0 && !q[g].ok)
+			fail(w,
+			     "liveness: quiet phase: a put to group %d, led by node %d when it "
+			     "crashed after %d election timeouts of idling, was not answered ok "
+			     "within %d election timeouts (%" PRIu64 " ms)",
+			     g, victim, QUIET_IDLE_ELECTIONS, QUIET_ANSWER_ELECTIONS,
+			     QUIET_ANSWER_ELECTIONS * election_ms);
+}
+
 void ns_run(const struct ns_opts *o, struct ns_result *r)
 {
 	static const char *mixes[] = {"calm", "partition", "crash", "pause", "all"};
@@ -1945,6 +2113,9 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	h ^= h >> 31;
 	w->apply_cap = h % 3 == 0 ? 0 : 1u << ((h >> 8) % 3);
 	r->apply_cap = w->apply_cap;
+	/* Idle groups quiesce (raft/quiesce.c) in 7 seeds of 8, as kvd does by default. */
+	w->quiesce = ((h >> 24) & 7) != 0;
+	r->quiesce = w->quiesce;
 	/* Replicas move in half of the 5-node seeds (with 3 nodes every node hosts every group:
 	 * there is nowhere to move to); drawn apart from the world's stream too. */
 	w->mover.on = w->N == 5 && ((h >> 20) & 1) == 1;
@@ -2034,11 +2205,6 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		if (w->now >= w->end && !waiting && !settling)
 			break;
 	}
-	while (w->q.n > 0) {
-		struct ev e = heap_pop(&w->q);
-		if (e.type == EV_DELIVER)
-			free(e.buf);
-	}
 	/* safety first: a lost write may stall a node too; the history says more */
 	if (r->ok)
 		check_history(w);
@@ -2068,6 +2234,13 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	}
 	if (r->ok)
 		audit_groups(w);
+	if (r->ok)
+		quiet_phase(w);
+	while (w->q.n > 0) {
+		struct ev e = heap_pop(&w->q);
+		if (e.type == EV_DELIVER)
+			free(e.buf);
+	}
 	r->events = w->events;
 	r->hash = fnv(w->hist, w->hist_len, w->trace_hash ^ w->events);
 	for (int i = 1; i <= w->N; i++)

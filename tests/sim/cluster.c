@@ -537,11 +537,43 @@ void cluster_drive(struct cluster *c, struct node *n)
 
 /* ------------------------------------------------------------------------------ events */
 
+/* The node's failure detector, as kvd's transport has one per peer link (net/peer.c): a peer
+ * whose process died is seen at once (its connection closes); one that is cut off or paused is
+ * seen after detect_ticks of silence. Seeing a peer down reports it unreachable to the core once
+ * (which is what wakes a quiesced group whose leader it was, raft/quiesce.c). */
+static void detect(struct cluster *c, struct node *n)
+{
+	if (c->detect_ticks == 0)
+		return;
+	for (int j = 1; j <= c->max_id; j++) {
+		struct node *o = &c->nodes[j];
+		if ((raft_id)j == n->id || !o->exists)
+			continue;
+		bool dead = !o->alive;
+		bool silent = dead || c->net.cut[n->id][j] || c->net.cut[j][n->id] ||
+			      o->paused_until > c->now;
+		if (!silent) {
+			n->down_since[j] = 0;
+			n->down_seen[j] = false;
+			continue;
+		}
+		if (n->down_seen[j])
+			continue;
+		if (n->down_since[j] == 0)
+			n->down_since[j] = c->now + 1;
+		if (dead || c->now + 1 - n->down_since[j] >= (uint64_t)c->detect_ticks * SIM_TICK) {
+			n->down_seen[j] = true;
+			raft_report_unreachable(n->r, (raft_id)j);
+		}
+	}
+}
+
 void cluster_tick(struct cluster *c, raft_id id)
 {
 	struct node *n = &c->nodes[id];
 	if (!n->alive)
 		return;
+	detect(c, n);
 	c->steps++;
 	n->next_tick += n->tick_period;
 	if (n->next_tick <= c->now) /* resumed after a pause: missed ticks do not burst */

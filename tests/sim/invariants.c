@@ -286,6 +286,37 @@ static void check_leader_complete(struct cluster *c, struct node *n, raft_term t
 	}
 }
 
+/* Quiescence (raft/quiesce.c): a quiesced leader and a quiesced follower of it in its term hold
+ * the same log and commit index. Both went quiet on that state, and anything that changes
+ * either (a proposal, a message) wakes the one it reaches first. */
+static void check_quiesced(struct cluster *c)
+{
+	for (int i = 1; i <= c->max_id && !c->failed; i++) {
+		struct node *l = &c->nodes[i];
+		if (!l->alive || !raft_quiesced(l->r) || raft_role_of(l->r) != RAFT_LEADER)
+			continue;
+		for (int j = 1; j <= c->max_id && !c->failed; j++) {
+			struct node *f = &c->nodes[j];
+			/* (a replica the leader removed may sleep on an older state for ever) */
+			const struct raft_conf *lc = raft_conf_of(l->r);
+			if (j == i || !f->alive || !raft_quiesced(f->r) ||
+			    raft_leader_of(f->r) != l->id ||
+			    raft_term_of(f->r) != raft_term_of(l->r) ||
+			    !(raft_conf_is_voter(lc, f->id) || raft_conf_is_learner(lc, f->id)))
+				continue;
+			if (raft_last_index(f->r) != raft_last_index(l->r) ||
+			    raft_commit_of(f->r) != raft_commit_of(l->r))
+				sim_fail(c,
+					 "quiescence: leader %d and follower %d of term %" PRIu64
+					 " are both quiesced with last %" PRIu64 "/%" PRIu64
+					 " commit %" PRIu64 "/%" PRIu64,
+					 i, j, raft_term_of(l->r), raft_last_index(l->r),
+					 raft_last_index(f->r), raft_commit_of(l->r),
+					 raft_commit_of(f->r));
+		}
+	}
+}
+
 void inv_check(struct cluster *c)
 {
 	struct invariants *v = &c->inv;
@@ -351,5 +382,9 @@ void inv_check(struct cluster *c)
 		if (commit > n->seen_commit)
 			trace_ev(c, TR_COMMIT, n->id, commit, term, 0);
 		n->seen_commit = commit;
+		if (raft_quiesced(n->r) && !n->was_quiesced)
+			n->quiesces++;
+		n->was_quiesced = raft_quiesced(n->r);
 	}
+	check_quiesced(c);
 }

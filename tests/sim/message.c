@@ -84,6 +84,7 @@ const char *msg_type_name(uint8_t type)
 		"TIMEOUT_NOW",
 		"TERM_QUERY",
 		"TERM_RESP",
+		"QUIESCE",
 	};
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "?";
 }

@@ -197,6 +197,12 @@ struct node {
 	raft_term acked_term;           /* ... in this term: it must keep that entry while in it */
 	uint32_t wipes;                 /* times its whole state was lost (cluster_wipe) */
 	struct raft_conf conf_at_crash; /* its configuration when it last crashed */
+	/* its failure detector (cluster.c detect): since when each peer looked down, and
+	 * whether that was reported (raft_report_unreachable) */
+	uint64_t down_since[SIM_NODES_MAX + 1];
+	bool down_seen[SIM_NODES_MAX + 1];
+	uint64_t quiesces; /* times it went quiescent */
+	bool was_quiesced;
 };
 
 enum trace_kind {
@@ -278,6 +284,9 @@ struct cluster {
 	char failure[512];
 	int compact_threshold; /* compact when applied - first >= this (0 = never) */
 	int compact_trailing;
+	/* The nodes' failure detector (0 = none): a crashed peer is seen down at the next tick,
+	 * one cut off or paused after this many ticks (net/peer.c's keepalive). */
+	uint32_t detect_ticks;
 	/* liveness */
 	bool liveness_ok;
 	raft_index liveness_index; /* where the first post-healing proposal committed */
