@@ -26,7 +26,8 @@ static uint64_t preferred_leader(struct node *n, struct node_group *g)
 
 void node_balance_leaders(struct node *n)
 {
-	if (!n->cfg.balance_leaders || n->stopping)
+	/* with --auto-balance the meta leader's balancer spreads leaderships (rebalance.c) */
+	if (!n->cfg.balance_leaders || n->cfg.auto_balance || n->stopping)
 		return;
 	uint64_t now = node_now_ms(n);
 	for (uint32_t i = 0; i < node_groups_all(n); i++) {

@@ -142,6 +142,7 @@ struct node_conf_report {
 	uint64_t since_ms; /* since when this configuration (conf_index) has been reported */
 	raft_index conf_index;
 	raft_term term; /* of the leader that reported it */
+	uint64_t leader; /* the node that reported it (it led the group then) */
 	uint32_t n_voters, n_learners;
 	uint64_t voters[RAFT_NODES_MAX], learners[RAFT_NODES_MAX];
 };
@@ -152,6 +153,7 @@ struct node_rebalance {
 	uint32_t group;                   /* the move under way (0: none) */
 	uint64_t from, to, started_ms, idle_until_ms, seq, moves;
 	bool busy; /* a step asked and not answered */
+	uint32_t transfer_group; /* a leadership transfer asked (0: none) */
 	char progress[160];
 };
 

@@ -73,6 +73,43 @@ static void ask_step(struct node *n)
 	node_submit(n, own, move_reply, n);
 }
 
+/* A leadership transfer asked of the cluster (leadership balance): answered once the group's
+ * leader started it. */
+static void transfer_reply(void *client, const Ringraft__Kv__Response *resp)
+{
+	struct node *n = client;
+	struct node_rebalance *b = &n->rebalance;
+	(void)resp;
+	b->busy = false;
+	if (b->transfer_group != 0)
+		b->reports[b->transfer_group - 1].at_ms = 0; /* plan again from its next report */
+	b->transfer_group = 0;
+	b->idle_until_ms = node_now_ms(n) + NODE_REPORT_MS;
+}
+
+static void ask_transfer(struct node *n, uint32_t g, uint64_t to)
+{
+	struct node_rebalance *b = &n->rebalance;
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.id = ++b->seq;
+	rq.op = RINGRAFT__KV__OP__TRANSFER_LEADER;
+	rq.group = g;
+	rq.target = to;
+	rq.timeout_ms = NODE_REBALANCE_STEP_MS;
+	uint8_t buf[128];
+	size_t len = ringraft__kv__request__get_packed_size(&rq);
+	Ringraft__Kv__Request *own =
+		len <= sizeof buf ? (ringraft__kv__request__pack(&rq, buf),
+				     ringraft__kv__request__unpack(NULL, len, buf))
+				  : NULL;
+	if (own == NULL)
+		return;
+	node_log(NODE_LOG_INFO, g, "rebalance: leadership to=%llu", (unsigned long long)to);
+	b->busy = true;
+	b->transfer_group = g;
+	node_submit(n, own, transfer_reply, n);
+}
+
 static bool in_list(const uint64_t *v, size_t k, uint64_t id)
 {
 	for (size_t i = 0; i < k; i++)
@@ -215,8 +252,55 @@ static int plan(struct node *n, uint64_t now)
 		if (lo == nm || count[m] < count[lo])
 			lo = m;
 	}
-	if (hi == nm || count[hi] <= count[lo] + 1)
-		return -1; /* balanced */
+	if (hi == nm || count[hi] <= count[lo] + 1) {
+		/* 4. replicas balanced: leaderships, each member the floor or ceiling of
+		 * (G+1)/N of them (with --balance-leaders; this replaces balance.c's preferred
+		 * voter, which spreads them only as evenly as the voter sets allow) */
+		if (!n->cfg.balance_leaders)
+			return -1;
+		size_t leads[NODE_NODES_MAX] = {0};
+		for (uint32_t g = 1; g <= G; g++)
+			for (size_t m = 0; m < nm; m++)
+				leads[m] += ids[m] == b->reports[g - 1].leader;
+		size_t lhi = nm, llo = nm;
+		for (size_t m = 0; m < nm; m++) {
+			if (leaving[m])
+				continue;
+			if (lhi == nm || leads[m] > leads[lhi])
+				lhi = m;
+			if (llo == nm || leads[m] < leads[llo])
+				llo = m;
+		}
+		if (lhi == nm || leads[lhi] <= leads[llo] + 1)
+			return -1; /* balanced */
+		for (uint32_t g = 1; g <= G; g++) {
+			const struct node_conf_report *r = &b->reports[g - 1];
+			if (r->leader == ids[lhi] && in_list(r->voters, r->n_voters, ids[llo])) {
+				ask_transfer(n, g, ids[llo]);
+				return -1; /* no move: a transfer is under way */
+			}
+		}
+		/* the emptiest is no voter of a group the fullest leads: through a third member
+		 * that leads a group the emptiest votes in (the next plan hands that one on) */
+		for (uint32_t g1 = 1; g1 <= G; g1++) {
+			const struct node_conf_report *r1 = &b->reports[g1 - 1];
+			if (r1->leader != ids[lhi])
+				continue;
+			for (size_t m = 0; m < nm; m++) {
+				if (m == lhi || leaving[m] || !in_list(r1->voters, r1->n_voters, ids[m]))
+					continue;
+				for (uint32_t g2 = 1; g2 <= G; g2++) {
+					const struct node_conf_report *r2 = &b->reports[g2 - 1];
+					if (r2->leader == ids[m] &&
+					    in_list(r2->voters, r2->n_voters, ids[llo])) {
+						ask_transfer(n, g1, ids[m]);
+						return -1;
+					}
+				}
+			}
+		}
+		return -1;
+	}
 	/* a group the fullest holds and the emptiest does not; the meta group (the last id)
 	 * last: moving it moves the balancer */
 	for (uint32_t g = 1; g <= G; g++) {
@@ -322,7 +406,6 @@ void node_rebalance_report(struct node *n)
 void node_rebalance_received(struct node *n, uint64_t from,
 			     const Ringraft__Raft__ConfReports *rep)
 {
-	(void)from;
 	uint64_t now = node_now_ms(n);
 	for (size_t i = 0; i < rep->n_reports; i++) {
 		const Ringraft__Raft__GroupConfReport *r = rep->reports[i];
@@ -346,6 +429,7 @@ void node_rebalance_received(struct node *n, uint64_t from,
 			x->since_ms = now; /* since when the group has had this configuration */
 		x->conf_index = r->conf_index;
 		x->term = r->term;
+		x->leader = from;
 		x->n_voters = (uint32_t)r->n_voters;
 		x->n_learners = (uint32_t)r->n_learners;
 		for (size_t k = 0; k < r->n_voters; k++)

@@ -32,8 +32,8 @@ static void start(int nodes, int boot, bool auto_balance)
 	o.groups = GROUPS;
 	o.nodes = nodes;
 	o.boot_nodes = boot;
-	o.extra_args = auto_balance ? "--balance-leaders off"
-				    : "--balance-leaders off --auto-balance off";
+	/* with the balancer, leaderships are spread too (--balance-leaders, the default) */
+	o.extra_args = auto_balance ? NULL : "--balance-leaders off --auto-balance off";
 	c = cluster_start(&o);
 	ck_assert_msg(c != NULL, "cluster did not start");
 }
@@ -101,7 +101,17 @@ static void put_keys(const char *prefix, int from, int to)
 	for (int i = from; i < to; i++) {
 		snprintf(key, sizeof key, "%s-%d", prefix, i);
 		snprintf(val, sizeof val, "v%d", i);
-		ck_assert_int_eq(cluster_put(c, 1 + i % 2, key, val, 5000), RINGRAFT__KV__CODE__OK);
+		/* a definite refusal (no leader for a moment while leaderships and replicas move,
+		 * a node busy) is asked again, as a client does; anything else must be ok */
+		int rc = -1;
+		for (int tries = 0; tries < 50; tries++) {
+			rc = cluster_put(c, 1 + i % 2, key, val, 5000);
+			if (rc != RINGRAFT__KV__CODE__UNAVAILABLE && rc != RINGRAFT__KV__CODE__NOT_LEADER &&
+			    rc != RINGRAFT__KV__CODE__BUSY)
+				break;
+			nap_ms(100);
+		}
+		ck_assert_int_eq(rc, RINGRAFT__KV__CODE__OK);
 	}
 }
 
@@ -204,6 +214,45 @@ static bool balanced(int nodes, bool verbose)
 	return true;
 }
 
+/* Whether every node of 1..nodes leads the floor or the ceiling of ALL / nodes groups (as the
+ * replica that says it leads, with the highest term, tells). */
+static bool leaders_balanced(int nodes, bool verbose)
+{
+	size_t leads[8] = {0};
+	uint64_t best_term[ALL + 1] = {0}, leader[ALL + 1] = {0};
+	for (int i = 1; i <= nodes; i++) {
+		if (!cluster_running(c, i))
+			continue;
+		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+		rq.op = RINGRAFT__KV__OP__STATUS;
+		Ringraft__Kv__Response *rs;
+		if (cluster_call(c, i, &rq, &rs, 2000) < 0)
+			continue;
+		for (size_t k = 0; rs->status && k < rs->status->n_groups; k++) {
+			Ringraft__Kv__GroupStatus *gs = rs->status->groups[k];
+			if (gs->group < 1 || gs->group > ALL || gs->role == NULL ||
+			    strcmp(gs->role, "leader") != 0 || gs->term < best_term[gs->group])
+				continue;
+			best_term[gs->group] = gs->term;
+			leader[gs->group] = (uint64_t)i;
+		}
+		ringraft__kv__response__free_unpacked(rs, NULL);
+	}
+	for (uint32_t g = 1; g <= ALL; g++) {
+		if (leader[g] == 0)
+			return false;
+		leads[leader[g]]++;
+	}
+	for (int node = 1; node <= nodes; node++)
+		if (leads[node] != ALL / (size_t)nodes &&
+		    leads[node] != (ALL + (size_t)nodes - 1) / (size_t)nodes) {
+			if (verbose)
+				fprintf(stderr, "node %d leads %zu groups\n", node, leads[node]);
+			return false;
+		}
+	return true;
+}
+
 static void grow(bool auto_balance)
 {
 	start(5, 3, auto_balance);
@@ -231,6 +280,16 @@ static void grow(bool auto_balance)
 			nap_ms(250);
 	}
 	ck_assert_msg(ok || balanced(5, true), "replicas not balanced within 60 s");
+	if (auto_balance) {
+		/* and leaderships: floor or ceiling of 5/5 = 1 each */
+		ok = false;
+		for (int waited = 0; waited < 30000 && !ok; waited += 250) {
+			ok = leaders_balanced(5, false);
+			if (!ok)
+				nap_ms(250);
+		}
+		ck_assert_msg(ok || leaders_balanced(5, true), "leaderships not balanced in 30 s");
+	}
 	/* every acknowledged write, read through a joined node (which forwards what it does
 	 * not host) */
 	check_keys(4, "grow", 200);
