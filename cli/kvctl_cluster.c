@@ -655,11 +655,18 @@ static int member_add(struct cli_client *c, const struct kvctl_args *a, struct v
 	}
 	if (rc != CLI_OK)
 		return kvctl_fail(a, "member add", rc);
-	if (a->output != KVCTL_OUT_JSON)
-		printf("member %llu added; start it with:\n  kvd --join --id %llu --peer-addr %s "
-		       "--client-addr %s --cluster %s --groups %u --data-dir DIR\n",
-		       (unsigned long long)id, (unsigned long long)id, peer, client,
-		       v->map->bootstrap, v->groups);
+	char cmd[CLI_NODES_MAX * (CLI_ADDR_MAX + 24) + 3 * CLI_ADDR_MAX + 160];
+	snprintf(cmd, sizeof cmd,
+		 "kvd --join --id %llu --peer-addr %s --client-addr %s --cluster %s --groups %u "
+		 "--data-dir DIR",
+		 (unsigned long long)id, peer, client, v->map->bootstrap, v->groups);
+	if (a->output == KVCTL_OUT_JSON && strcmp(a->pos[1], "add") == 0) {
+		printf("{\"id\": %llu, \"added\": true, \"start\": ", (unsigned long long)id);
+		json_text(cmd);
+		printf("}\n");
+	} else if (a->output != KVCTL_OUT_JSON) {
+		printf("member %llu added; start it with:\n  %s\n", (unsigned long long)id, cmd);
+	}
 	return KVCTL_EXIT_OK;
 }
 
