@@ -781,6 +781,12 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 		return KVCTL_EXIT_USAGE;
 	if (replace && parse_id(a, 3, &newid) < 0)
 		return KVCTL_EXIT_USAGE;
+	if ((add_cmd || replace) &&
+	    (!addr_ok(a->pos[add_cmd ? 3 : 4]) || !addr_ok(a->pos[add_cmd ? 4 : 5]))) {
+		fprintf(stderr, "kvctl: member %s: PEER-ADDR and CLIENT-ADDR want host:port\n",
+			a->pos[1]);
+		return KVCTL_EXIT_USAGE;
+	}
 	struct view *v = gather(c, a);
 	if (v == NULL || reachable(v) == 0 || v->map == NULL) {
 		free_view(v);
