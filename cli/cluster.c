@@ -134,24 +134,25 @@ int cli_member_add(struct cli_client *c, uint64_t id, const char *peer_addr,
 	return member_call(c, &req, why, len);
 }
 
-int cli_member_remove(struct cli_client *c, uint64_t id, char *why, size_t len)
+static int member_target_call(struct cli_client *c, Ringraft__Kv__Op op, uint64_t id, char *why,
+			      size_t len)
 {
 	if (id == 0)
 		return CLI_EINVAL;
 	Ringraft__Kv__Request req = RINGRAFT__KV__REQUEST__INIT;
-	req.op = RINGRAFT__KV__OP__MEMBER_REMOVE;
+	req.op = op;
 	req.target = id;
 	return member_call(c, &req, why, len);
 }
 
+int cli_member_remove(struct cli_client *c, uint64_t id, char *why, size_t len)
+{
+	return member_target_call(c, RINGRAFT__KV__OP__MEMBER_REMOVE, id, why, len);
+}
+
 int cli_member_leave(struct cli_client *c, uint64_t id, char *why, size_t len)
 {
-	if (id == 0)
-		return CLI_EINVAL;
-	Ringraft__Kv__Request req = RINGRAFT__KV__REQUEST__INIT;
-	req.op = RINGRAFT__KV__OP__MEMBER_LEAVE;
-	req.target = id;
-	return member_call(c, &req, why, len);
+	return member_target_call(c, RINGRAFT__KV__OP__MEMBER_LEAVE, id, why, len);
 }
 
 int cli_move_replica_step(struct cli_client *c, uint32_t group, uint64_t source, uint64_t target,

@@ -212,6 +212,16 @@ static uint64_t group_leader(const struct view *v, uint32_t g, uint64_t *term,
 			     const struct cli_group_status **info);
 static void ids(char *buf, size_t cap, const uint64_t *v, size_t n);
 
+/* Group g's freshest view if the group is between two configurations (a move under way: a
+ * learner, or not 3 voters), else NULL. */
+static const struct cli_group_status *moving(const struct view *v, uint32_t g)
+{
+	uint64_t term;
+	const struct cli_group_status *info;
+	(void)group_leader(v, g, &term, &info);
+	return info != NULL && (info->n_voters != 3 || info->n_learners != 0) ? info : NULL;
+}
+
 static void status_json(const struct view *v)
 {
 	printf("{\"ring\": {\"epoch\": %llu, \"groups\": %u, \"vnodes\": %u},\n \"nodes\": [",
@@ -264,10 +274,8 @@ static void status_json(const struct view *v)
 	printf("\n ],\n \"moves\": [");
 	size_t k = 0;
 	for (uint32_t g = 1; g <= v->all; g++) {
-		uint64_t term;
-		const struct cli_group_status *info;
-		(void)group_leader(v, g, &term, &info);
-		if (info == NULL || (info->n_voters == 3 && info->n_learners == 0))
+		const struct cli_group_status *info = moving(v, g);
+		if (info == NULL)
 			continue;
 		printf("%s{\"group\": %u, \"voters\": ", k++ ? ", " : "", g);
 		json_u64_list(info->voters, info->n_voters);
@@ -309,10 +317,8 @@ static void status_table(const struct view *v)
 	 * voters), and what the balancer drives */
 	bool any = false;
 	for (uint32_t g = 1; g <= v->all; g++) {
-		uint64_t term;
-		const struct cli_group_status *info;
-		(void)group_leader(v, g, &term, &info);
-		if (info == NULL || (info->n_voters == 3 && info->n_learners == 0))
+		const struct cli_group_status *info = moving(v, g);
+		if (info == NULL)
 			continue;
 		char voters[128], learners[128];
 		ids(voters, sizeof voters, info->voters, info->n_voters);

@@ -49,28 +49,35 @@ static void move_reply(void *client, const Ringraft__Kv__Response *resp)
 	/* else (no leader yet, a timeout): the same step is asked again */
 }
 
+/* Submits rq as the balancer's own request (answered through reply); false if it could not. */
+static bool submit(struct node *n, Ringraft__Kv__Request *rq, node_reply_fn reply)
+{
+	struct node_rebalance *b = &n->rebalance;
+	rq->id = ++b->seq;
+	rq->timeout_ms = NODE_REBALANCE_STEP_MS;
+	/* the engine frees requests as unpacked ones */
+	uint8_t buf[128];
+	size_t len = ringraft__kv__request__get_packed_size(rq);
+	Ringraft__Kv__Request *own = len <= sizeof buf ? (ringraft__kv__request__pack(rq, buf),
+							  ringraft__kv__request__unpack(NULL, len, buf))
+						       : NULL;
+	if (own == NULL)
+		return false;
+	b->busy = true;
+	node_submit(n, own, reply, n);
+	return true;
+}
+
 static void ask_step(struct node *n)
 {
 	struct node_rebalance *b = &n->rebalance;
 	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
-	rq.id = ++b->seq;
 	rq.op = RINGRAFT__KV__OP__MOVE_REPLICA;
 	rq.group = b->group;
 	rq.source = b->from;
 	rq.target = b->to;
 	rq.members_epoch = n->members_epoch;
-	rq.timeout_ms = NODE_REBALANCE_STEP_MS;
-	/* the engine frees requests as unpacked ones */
-	uint8_t buf[128];
-	size_t len = ringraft__kv__request__get_packed_size(&rq);
-	Ringraft__Kv__Request *own =
-		len <= sizeof buf ? (ringraft__kv__request__pack(&rq, buf),
-				     ringraft__kv__request__unpack(NULL, len, buf))
-				  : NULL;
-	if (own == NULL)
-		return;
-	b->busy = true;
-	node_submit(n, own, move_reply, n);
+	(void)submit(n, &rq, move_reply);
 }
 
 /* A leadership transfer asked of the cluster (leadership balance): answered once the group's
@@ -89,25 +96,14 @@ static void transfer_reply(void *client, const Ringraft__Kv__Response *resp)
 
 static void ask_transfer(struct node *n, uint32_t g, uint64_t to)
 {
-	struct node_rebalance *b = &n->rebalance;
 	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
-	rq.id = ++b->seq;
 	rq.op = RINGRAFT__KV__OP__TRANSFER_LEADER;
 	rq.group = g;
 	rq.target = to;
-	rq.timeout_ms = NODE_REBALANCE_STEP_MS;
-	uint8_t buf[128];
-	size_t len = ringraft__kv__request__get_packed_size(&rq);
-	Ringraft__Kv__Request *own =
-		len <= sizeof buf ? (ringraft__kv__request__pack(&rq, buf),
-				     ringraft__kv__request__unpack(NULL, len, buf))
-				  : NULL;
-	if (own == NULL)
-		return;
 	node_log(NODE_LOG_INFO, g, "rebalance: leadership to=%llu", (unsigned long long)to);
-	b->busy = true;
-	b->transfer_group = g;
-	node_submit(n, own, transfer_reply, n);
+	n->rebalance.transfer_group = g;
+	if (!submit(n, &rq, transfer_reply))
+		n->rebalance.transfer_group = 0;
 }
 
 static bool in_list(const uint64_t *v, size_t k, uint64_t id)

@@ -18,6 +18,7 @@
 #include "jepsen-lite/linearizable.h"
 #include "kv/kv.h"
 #include "kv/ring.h"
+#include "net/peer.h"
 #include "node/engine.h"
 #include "node/log.h"
 #include "node/node_limits.h"
@@ -1457,85 +1458,38 @@ static void deliver(struct world *w, struct ev *e)
 	if (e->gen != w->link_gen[e->peer][e->node] || !s->alive)
 		return; /* the link it travelled on is gone */
 	enter(s);
-	Ringraft__Raft__PeerFrame f = RINGRAFT__RAFT__PEER_FRAME__INIT;
-	Ringraft__Raft__Message *m = NULL;
-	Ringraft__Raft__GroupDigest *d = NULL;
-	Ringraft__Raft__GroupGone *gone = NULL;
-	Ringraft__Raft__ConfReports *confs = NULL;
-	ProtobufCBinaryData bin = {e->len, e->buf};
-	switch (e->field) {
-	case NODE_FIELD_MSG:
-		m = ringraft__raft__message__unpack(NULL, e->len, e->buf);
-		if (m == NULL) {
-			fail(w, "a Raft message from %d does not decode", e->peer);
-			return;
-		}
-		f.n_msgs = 1;
-		f.msgs = &m;
-		if (m->type == RAFT_MSG_SNAPSHOT)
-			w->r->count[NS_C_SNAP_CHUNK]++;
-		else if (m->type == RAFT_MSG_TIMEOUT_NOW)
-			w->r->count[NS_C_TIMEOUT_NOW]++;
-		else if (m->type == RAFT_MSG_TERM_QUERY)
-			w->r->count[NS_C_TERM_QUERY]++;
-		else if (m->type == RAFT_MSG_QUIESCE)
-			w->r->count[NS_C_QUIESCE]++;
-		break;
-	case NODE_FIELD_FWD_REQ:
-		f.n_forwarded_requests = 1;
-		w->r->count[NS_C_FWD_REQ]++;
-		f.forwarded_requests = &bin;
-		break;
-	case NODE_FIELD_FWD_RESP:
-		f.n_forwarded_responses = 1;
-		w->r->count[NS_C_FWD_RESP]++;
-		f.forwarded_responses = &bin;
-		break;
-	case NODE_FIELD_DIGEST:
-		d = ringraft__raft__group_digest__unpack(NULL, e->len, e->buf);
-		if (d == NULL) {
-			fail(w, "a digest from %d does not decode", e->peer);
-			return;
-		}
-		f.n_digests = 1;
-		w->r->count[NS_C_DIGEST]++;
-		f.digests = &d;
-		break;
-	case NODE_FIELD_MEMBERS:
-		f.n_member_maps = 1;
-		f.member_maps = &bin;
-		break;
-	case NODE_FIELD_CONFS:
-		confs = ringraft__raft__conf_reports__unpack(NULL, e->len, e->buf);
-		if (confs == NULL) {
-			fail(w, "a ConfReports from %d does not decode", e->peer);
-			return;
-		}
-		f.n_confs = 1;
-		f.confs = &confs;
-		break;
-	case NODE_FIELD_GONE:
-		gone = ringraft__raft__group_gone__unpack(NULL, e->len, e->buf);
-		if (gone == NULL) {
-			fail(w, "a GroupGone from %d does not decode", e->peer);
-			return;
-		}
-		f.n_gone = 1;
-		f.gone = &gone;
-		break;
-	default:
+	if (e->field < NODE_FIELD_MSG || e->field > NODE_FIELD_CONFS) {
 		fail(w, "node %d sent unknown field %d", e->peer, e->field);
 		return;
 	}
-	node_peer_frame(s->n, (uint64_t)e->peer, &f);
-	if (m != NULL)
-		ringraft__raft__message__free_unpacked(m, NULL);
-	if (d != NULL)
-		ringraft__raft__group_digest__free_unpacked(d, NULL);
-	if (gone != NULL)
-		ringraft__raft__group_gone__free_unpacked(gone, NULL);
-	if (confs != NULL)
-		ringraft__raft__conf_reports__free_unpacked(confs, NULL);
+	/* one field of a PeerFrame, decoded as the transport decodes a whole frame */
+	uint8_t hdr[16];
+	size_t hl = net_pb_field_header(hdr, (uint32_t)e->field, e->len);
+	uint8_t *buf = malloc(hl + e->len + 1);
+	if (buf == NULL)
+		abort();
+	memcpy(buf, hdr, hl);
+	if (e->len > 0)
+		memcpy(buf + hl, e->buf, e->len);
+	Ringraft__Raft__PeerFrame *f = ringraft__raft__peer_frame__unpack(NULL, hl + e->len, buf);
+	free(buf);
+	if (f == NULL) {
+		fail(w, "a PeerFrame field %d from %d does not decode", e->field, e->peer);
+		return;
+	}
+	for (size_t i = 0; i < f->n_msgs; i++) {
+		if (f->msgs[i]->type == RAFT_MSG_SNAPSHOT)
+			w->r->count[NS_C_SNAP_CHUNK]++;
+		else if (f->msgs[i]->type == RAFT_MSG_TIMEOUT_NOW)
+			w->r->count[NS_C_TIMEOUT_NOW]++;
+		else if (f->msgs[i]->type == RAFT_MSG_TERM_QUERY)
+			w->r->count[NS_C_TERM_QUERY]++;
+	}
+	w->r->count[NS_C_FWD_REQ] += f->n_forwarded_requests;
+	w->r->count[NS_C_FWD_RESP] += f->n_forwarded_responses;
+	w->r->count[NS_C_DIGEST] += f->n_digests;
+	node_peer_frame(s->n, (uint64_t)e->peer, f);
+	ringraft__raft__peer_frame__free_unpacked(f, NULL);
 	node_process(s->n);
 }
 
@@ -1841,22 +1795,10 @@ static bool plan_settled(struct world *w)
 static void audit_groups(struct world *w)
 {
 	static struct audit_ctx a[NS_NODES_MAX + 1];
-	memset(a, 0, sizeof a);
-	for (int i = 1; i <= w->N; i++) {
-		struct simnode *s = &w->nodes[i];
-		a[i].w = w;
-		a[i].node = i;
-		if (!s->alive || s->paused)
-			continue;
-		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
-		rq.op = RINGRAFT__KV__OP__STATUS;
-		Ringraft__Kv__Request *own = owned_request(&rq);
-		enter(s);
-		node_submit(s->n, own, audit_reply, &a[i]);
-		node_process(s->n);
-		if (!a[i].answered)
+	status_all(w, a);
+	for (int i = 1; i <= w->N; i++)
+		if (w->nodes[i].alive && !w->nodes[i].paused && !a[i].answered)
 			fail(w, "audit: node %d did not answer STATUS at once", i);
-	}
 	/* The move under way at the heal has had 3 s or more of a healed cluster since. */
 	if (w->mover.group != 0)
 		fail(w, "audit: the move of group %u from node %d to node %d never finished",
