@@ -5,7 +5,8 @@
  * is a write that never completed (the batch was never acknowledged, since acknowledgement
  * follows fdatasync) and it is cut off; if there is one, acknowledged data was damaged, and
  * the open fails with WAL_ECORRUPT naming the segment, offset and group — or, with salvage,
- * the groups concerned are marked corrupt for node/ to rebuild from peers.
+ * the groups concerned are marked corrupt for node/ to rebuild from peers. Salvage never
+ * rewrites a byte it read, so a salvaged WAL reopens to the same state.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,9 +27,9 @@ struct replay {
 	bool have_seq;     /* a batch was applied since the start or the last skipped damage */
 	uint64_t last_seq; /* of that batch */
 	uint64_t max_seq;
-	/* In the segment being replayed: where the furthest stated extent of a damaged batch
-	 * ends (0 = none). A torn tail is not cut inside it (see replay_segment). */
-	size_t damaged_end;
+	/* In the segment being replayed: how far the searches at damaged spots read (0 =
+	 * none). A torn tail is not cut before it (see replay_segment). */
+	size_t damage_reach;
 };
 
 static void mark_all_corrupt(struct wal *w)
@@ -120,7 +121,7 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 {
 	struct wal *w = r->w;
 	size_t size = (size_t)s->size, off = WAL_SEG_HEADER_BYTES;
-	r->damaged_end = 0;
+	r->damage_reach = 0;
 	for (;;) {
 		struct wal_scan_batch b;
 		struct wal_scan_bad bad;
@@ -146,22 +147,25 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 					    r->have_seq ? r->last_seq + 1 : 0);
 		if (o == WAL_SCAN_END && next == SIZE_MAX)
 			break; /* clean end of this segment's data */
-		/* Bytes inside the stated extent of a damaged batch met earlier were read to judge
-		 * it; cutting them off would make the next open judge it otherwise (its records
-		 * could even pass once junk in its padding is zeroed). Only a valid batch inside
-		 * that extent (never written so: batches do not overlap) brings replay there. */
-		if (o == WAL_SCAN_BAD && next == SIZE_MAX && is_last && off >= r->damaged_end) {
+		/* The searches at damaged spots before read whole batch extents, some of which may
+		 * reach past this point: cutting those bytes off would make the next open judge
+		 * them otherwise (a damaged batch, or one passed over by the search for the next
+		 * valid batch, could pass once junk in it is zeroed, and replay would take it).
+		 * Only a valid batch inside such an extent (never written so: batches do not
+		 * overlap) brings replay there; then the damage is not a torn tail. */
+		if (o == WAL_SCAN_BAD && next == SIZE_MAX && is_last && off >= r->damage_reach) {
 			/* torn tail: a batch that was being written when the process stopped */
 			int rc = wal_cut_back(w, s, off, s->size - off);
 			if (rc)
 				return rc;
 			break;
 		}
-		if (o == WAL_SCAN_BAD && bad.batch_known && bad.batch_end > r->damaged_end)
-			r->damaged_end = bad.batch_end;
+		size_t reach = wal_scan_reach(map, size, off, next == SIZE_MAX ? size : next);
+		if (reach > r->damage_reach)
+			r->damage_reach = reach;
 		const char *reason = o == WAL_SCAN_END  ? "zeroed region followed by valid batches"
 				     : next != SIZE_MAX ? bad.problem
-				     : is_last          ? "damage inside a damaged batch's extent"
+				     : is_last          ? "damage inside an earlier batch's extent"
 							: "damaged batch in a sealed segment";
 		char why[128];
 		if (o == WAL_SCAN_BAD && next == SIZE_MAX)

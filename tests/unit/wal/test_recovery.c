@@ -425,12 +425,15 @@ START_TEST(test_salvage_reopens_the_same)
 }
 END_TEST
 
-/* A damaged batch D whose last entry holds, 8-aligned, the image of a valid batch B that ends
- * where D's records end, and whose padding (in its stated length) is junk. Replay found D
- * damaged ("batch longer than its records"), went on at B, then took the junk after B for a
- * torn tail and zeroed it: the second open found D whole and took group 1's entry from it.
- * The junk lies inside D's stated extent, so it is not cut: every open sees it again. */
-START_TEST(test_salvage_keeps_bytes_of_a_damaged_batch)
+/* A batch D whose last entry holds, 8-aligned, the image of a valid batch B that ends where
+ * D's records end, with junk in D's padding (counted in its stated length): D is damaged
+ * ("batch longer than its records"). With `lead`, a batch A with a damaged BATCH record comes
+ * first, so that D is not met by replay but passed over by the search for the next valid
+ * batch. Either way replay went on at B, then took the junk after B for a torn tail and
+ * zeroed it: the second open found D whole (taking it in place of B), and recovered other
+ * groups. The junk lies inside an extent the first open read, so it is not cut: every open
+ * sees it again and recovers the same. */
+static void check_batch_holding_batch(bool lead)
 {
 	char *dir = tmp_dir(), *other = tmp_dir();
 	struct wal_options o = opts();
@@ -456,8 +459,13 @@ START_TEST(test_salvage_keeps_bytes_of_a_damaged_batch)
 	ck_assert_int_eq(pread(fd, data + 4, blen, (off_t)pb.b[0].off), (ssize_t)blen);
 	close(fd);
 
-	/* D: one entry of group 1 holding B */
+	/* A (group 3, with `lead`), then D: one entry of group 1 holding B */
 	w = open_ok(dir, &o);
+	if (lead) {
+		wal_batch_reset(b);
+		add_entries(b, 3, 1, 5, 1);
+		write_ok(w, b);
+	}
 	wal_batch_reset(b);
 	struct raft_entry e = {.index = 1, .term = 1, .data = {.base = data, .len = 4 + blen}};
 	ck_assert_int_eq(wal_batch_entries(b, 1, &e, 1), WAL_OK);
@@ -465,32 +473,37 @@ START_TEST(test_salvage_keeps_bytes_of_a_damaged_batch)
 	wal_batch_free(b);
 	wal_close(w);
 	struct positions p = walk_positions(dir);
-	ck_assert_uint_eq(p.n, 1);
+	ck_assert_uint_eq(p.n, lead ? 2 : 1);
+	const struct batch_pos d = p.b[p.n - 1];
 	const char *seg = p.b[0].segment;
-	ck_assert_uint_eq(p.b[0].end - p.b[0].off,
-			  WAL_BATCH_HEADER_RECORD_BYTES + WAL_REC_HEADER_BYTES +
-				  WAL_ENTRIES_HEADER_BYTES + WAL_ENTRY_HEADER_BYTES + 4 + blen);
+	ck_assert_uint_eq(d.end - d.off, WAL_BATCH_HEADER_RECORD_BYTES + WAL_REC_HEADER_BYTES +
+						 WAL_ENTRIES_HEADER_BYTES + WAL_ENTRY_HEADER_BYTES +
+						 4 + blen);
 	/* 48 bytes of junk after D's records, counted in its length (sealed again) */
 	uint8_t junk[48];
 	memset(junk, 0xa5, sizeof junk);
-	patch(dir, seg, p.b[0].end, junk, sizeof junk);
+	patch(dir, seg, d.end, junk, sizeof junk);
 	snprintf(path, sizeof path, "%s/%s", dir, seg);
 	fd = open(path, O_RDONLY);
 	ck_assert_int_ge(fd, 0);
 	uint8_t rec[WAL_BATCH_HEADER_RECORD_BYTES];
-	ck_assert_int_eq(pread(fd, rec, sizeof rec, (off_t)p.b[0].off), (ssize_t)sizeof rec);
+	ck_assert_int_eq(pread(fd, rec, sizeof rec, (off_t)d.off), (ssize_t)sizeof rec);
 	close(fd);
-	wal_put32(rec + WAL_REC_HEADER_BYTES + 8,
-		  (uint32_t)(p.b[0].end + sizeof junk - p.b[0].off));
+	wal_put32(rec + WAL_REC_HEADER_BYTES + 8, (uint32_t)(d.end + sizeof junk - d.off));
 	wal_rec_seal(rec, WAL_REC_BATCH, 0, WAL_BATCH_BYTES);
-	patch(dir, seg, p.b[0].off, rec, sizeof rec);
+	patch(dir, seg, d.off, rec, sizeof rec);
+	if (lead) { /* A's BATCH record fails its CRC */
+		uint8_t v = peek(dir, seg, p.b[0].off + WAL_REC_HEADER_BYTES) ^ 1;
+		patch(dir, seg, p.b[0].off + WAL_REC_HEADER_BYTES, &v, 1);
+	}
 
 	struct wal_corruption c;
 	struct positions damaged = walk_positions(dir);
 	ck_assert_uint_eq(damaged.torn, 0); /* the junk is no torn tail: it is inside D */
 	ck_assert_uint_ge(damaged.bad, 2);
 	ck_assert_int_eq(wal_open(dir, &o, false, &w, &c), WAL_ECORRUPT);
-	ck_assert_str_eq(c.reason, "batch longer than its records");
+	ck_assert_str_eq(c.reason,
+			 lead ? "record CRC32C mismatch" : "batch longer than its records");
 	struct states first = salvaged_states(dir);
 	struct states second = salvaged_states(dir);
 	ck_assert_uint_eq(second.n, first.n);
@@ -499,10 +512,10 @@ START_TEST(test_salvage_keeps_bytes_of_a_damaged_batch)
 		ck_assert_int_eq(second.g[i].corrupt, first.g[i].corrupt);
 		ck_assert_uint_eq(second.g[i].last_index, first.g[i].last_index);
 	}
-	ck_assert_uint_eq(peek(dir, seg, p.b[0].end), 0xa5); /* not cut */
+	ck_assert_uint_eq(peek(dir, seg, d.end), 0xa5); /* not cut */
 	w = NULL;
 	ck_assert_int_eq(wal_open(dir, &o, true, &w, &c), WAL_OK);
-	for (uint64_t g = 1; g <= 2; g++) {
+	for (uint64_t g = 1; g <= 3; g++) {
 		const struct wal_group_state *st = wal_group_find(w, g);
 		ck_assert(st == NULL || (st->corrupt && st->last_index == 0));
 	}
@@ -511,6 +524,17 @@ START_TEST(test_salvage_keeps_bytes_of_a_damaged_batch)
 	free(other);
 	tmp_rmdir(dir);
 	free(dir);
+}
+
+START_TEST(test_salvage_keeps_bytes_of_a_damaged_batch)
+{
+	check_batch_holding_batch(false);
+}
+END_TEST
+
+START_TEST(test_salvage_keeps_bytes_the_search_read)
+{
+	check_batch_holding_batch(true);
 }
 END_TEST
 
@@ -746,6 +770,7 @@ int main(void)
 	tcase_add_test(tc, test_zeroed_hole_is_corruption);
 	tcase_add_test(tc, test_salvage_reopens_the_same);
 	tcase_add_test(tc, test_salvage_keeps_bytes_of_a_damaged_batch);
+	tcase_add_test(tc, test_salvage_keeps_bytes_the_search_read);
 	tcase_add_test(tc, test_padding_damage_is_corruption);
 	tcase_add_test(tc, test_enospc_changes_nothing);
 	tcase_add_test(tc, test_fsync_failure_is_final);
