@@ -181,6 +181,11 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 		}
 		off = next;
 	}
+	/* Nor is the next batch written there: it would change what those searches find at the
+	 * next open (junk left after it would be damage, marking every group, the new batch's
+	 * too). The segment is taken as full; the next batch starts a new one. */
+	if (off < r->damage_reach)
+		off = size;
 	s->end = off;
 	return WAL_OK;
 }
