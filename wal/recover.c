@@ -5,7 +5,8 @@
  * is a write that never completed (the batch was never acknowledged, since acknowledgement
  * follows fdatasync) and it is cut off; if there is one, acknowledged data was damaged, and
  * the open fails with WAL_ECORRUPT naming the segment, offset and group — or, with salvage,
- * the groups concerned are marked corrupt for node/ to rebuild from peers.
+ * the groups concerned are marked corrupt for node/ to rebuild from peers. Salvage never
+ * rewrites a byte it read, so a salvaged WAL reopens to the same state.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,9 @@ struct replay {
 	bool have_seq;     /* a batch was applied since the start or the last skipped damage */
 	uint64_t last_seq; /* of that batch */
 	uint64_t max_seq;
+	/* In the segment being replayed: how far the searches at damaged spots read (0 =
+	 * none). A torn tail is not cut before it (see replay_segment). */
+	size_t damage_reach;
 };
 
 static void mark_all_corrupt(struct wal *w)
@@ -36,10 +40,16 @@ static void mark_all_corrupt(struct wal *w)
 }
 
 /* Marks the groups whose records lie in the damaged batch; if any header there is unreadable
- * (or the batch's own is), nobody can say which groups lost data: all are marked. */
-static int salvage_groups(struct wal *w, const uint8_t *map, const struct wal_scan_bad *bad)
+ * (or the batch's own is), nobody can say which groups lost data: all are marked. `next` is
+ * where replay goes on after the damage (a later valid batch, SIZE_MAX if none). A batch
+ * whose stated end lies beyond it is not believed either: batches never overlap, so its
+ * length or that batch is not what the writer wrote, and its records cannot be told (walking
+ * that extent would read later batches, and the bytes after them, as its records). Marking
+ * all keeps every lost record's group marked. */
+static int salvage_groups(struct wal *w, const uint8_t *map, const struct wal_scan_bad *bad,
+			  size_t next)
 {
-	if (!bad->batch_known) {
+	if (!bad->batch_known || bad->batch_end > next) {
 		mark_all_corrupt(w);
 		return WAL_OK;
 	}
@@ -65,9 +75,10 @@ static int salvage_groups(struct wal *w, const uint8_t *map, const struct wal_sc
 	return WAL_OK;
 }
 
-/* Records the damage; returns WAL_ECORRUPT unless salvaging. */
+/* Records the damage; returns WAL_ECORRUPT unless salvaging. `next`: where replay goes on
+ * (see salvage_groups). */
 static int damage(struct replay *r, const char *seg_name, uint64_t seg_seq, const uint8_t *map,
-		  const struct wal_scan_bad *bad, const char *reason)
+		  const struct wal_scan_bad *bad, size_t next, const char *reason)
 {
 	if (!r->reported && r->corr) {
 		memset(r->corr, 0, sizeof *r->corr);
@@ -82,7 +93,7 @@ static int damage(struct replay *r, const char *seg_name, uint64_t seg_seq, cons
 		return WAL_ECORRUPT;
 	r->w->corrupt_seg = seg_seq;
 	r->have_seq = false;
-	return map ? salvage_groups(r->w, map, bad) : (mark_all_corrupt(r->w), WAL_OK);
+	return map ? salvage_groups(r->w, map, bad, next) : (mark_all_corrupt(r->w), WAL_OK);
 }
 
 static int apply_batch(struct replay *r, uint64_t seg, const uint8_t *map,
@@ -110,6 +121,7 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 {
 	struct wal *w = r->w;
 	size_t size = (size_t)s->size, off = WAL_SEG_HEADER_BYTES;
+	r->damage_reach = 0;
 	for (;;) {
 		struct wal_scan_batch b;
 		struct wal_scan_bad bad;
@@ -121,7 +133,7 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 					 (unsigned long long)b.seq,
 					 (unsigned long long)r->last_seq);
 				bad.off = off;
-				int rc = damage(r, s->name, s->seq, NULL, &bad, why);
+				int rc = damage(r, s->name, s->seq, NULL, &bad, off, why);
 				if (rc)
 					return rc;
 			}
@@ -135,22 +147,32 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 					    r->have_seq ? r->last_seq + 1 : 0);
 		if (o == WAL_SCAN_END && next == SIZE_MAX)
 			break; /* clean end of this segment's data */
-		if (o == WAL_SCAN_BAD && next == SIZE_MAX && is_last) {
+		/* The searches at damaged spots before read whole batch extents, some of which may
+		 * reach past this point: cutting those bytes off would make the next open judge
+		 * them otherwise (a damaged batch, or one passed over by the search for the next
+		 * valid batch, could pass once junk in it is zeroed, and replay would take it).
+		 * Only a valid batch inside such an extent (never written so: batches do not
+		 * overlap) brings replay there; then the damage is not a torn tail. */
+		if (o == WAL_SCAN_BAD && next == SIZE_MAX && is_last && off >= r->damage_reach) {
 			/* torn tail: a batch that was being written when the process stopped */
 			int rc = wal_cut_back(w, s, off, s->size - off);
 			if (rc)
 				return rc;
 			break;
 		}
+		size_t reach = wal_scan_reach(map, size, off, next == SIZE_MAX ? size : next);
+		if (reach > r->damage_reach)
+			r->damage_reach = reach;
 		const char *reason = o == WAL_SCAN_END  ? "zeroed region followed by valid batches"
 				     : next != SIZE_MAX ? bad.problem
+				     : is_last          ? "damage inside an earlier batch's extent"
 							: "damaged batch in a sealed segment";
 		char why[128];
 		if (o == WAL_SCAN_BAD && next == SIZE_MAX)
 			snprintf(why, sizeof why, "%s (%s)", reason, bad.problem);
 		else
 			snprintf(why, sizeof why, "%s", reason);
-		int rc = damage(r, s->name, s->seq, map, &bad, why);
+		int rc = damage(r, s->name, s->seq, map, &bad, next, why);
 		if (rc)
 			return rc;
 		if (next == SIZE_MAX) {
@@ -159,6 +181,11 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 		}
 		off = next;
 	}
+	/* Nor is the next batch written there: it would change what those searches find at the
+	 * next open (junk left after it would be damage, marking every group, the new batch's
+	 * too). The segment is taken as full; the next batch starts a new one. */
+	if (off < r->damage_reach)
+		off = size;
 	s->end = off;
 	return WAL_OK;
 }
@@ -224,7 +251,7 @@ int wal_recover(struct wal *w, bool salvage, struct wal_corruption *corr)
 				break;
 			}
 			struct wal_scan_bad bad = {.off = 0};
-			rc = damage(&r, s.name, s.seq, NULL, &bad, "bad segment header");
+			rc = damage(&r, s.name, s.seq, NULL, &bad, SIZE_MAX, "bad segment header");
 			continue; /* salvage: the whole segment is skipped */
 		}
 		/* Only the last segments' batches can stay in the cache: copying the older ones

@@ -102,6 +102,25 @@ size_t wal_scan_find(const uint8_t *seg, size_t size, size_t from, uint64_t min_
 	return SIZE_MAX;
 }
 
+size_t wal_scan_reach(const uint8_t *seg, size_t size, size_t from, size_t to)
+{
+	size_t reach = 0;
+	for (size_t off = wal_align8(from); off < to && off + WAL_BATCH_HEADER_RECORD_BYTES <= size;
+	     off += 8) {
+		if (seg[off + 4] != WAL_REC_BATCH || wal_get32(seg + off) != WAL_BATCH_BYTES)
+			continue;
+		struct wal_rec_header h;
+		const char *problem;
+		if (wal_rec_check(seg + off, size - off, &h, &problem) != WAL_RC_OK)
+			continue;
+		size_t bytes = wal_get32(seg + off + WAL_REC_HEADER_BYTES + 8);
+		if (bytes >= WAL_BATCH_HEADER_RECORD_BYTES && bytes % WAL_REC_ALIGN == 0 &&
+		    bytes <= size - off && off + bytes > reach)
+			reach = off + bytes;
+	}
+	return reach;
+}
+
 bool wal_scan_has_batch(const uint8_t *seg, size_t size)
 {
 	return wal_scan_find(seg, size, WAL_SEG_HEADER_BYTES, 0) != SIZE_MAX;

@@ -41,6 +41,13 @@ enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off
  * SIZE_MAX. Linear in the bytes searched; skips zero words quickly. */
 size_t wal_scan_find(const uint8_t *seg, size_t size, size_t from, uint64_t min_seq);
 
+/* How far a search for batches in [from, to) reads (wal_scan_batch and wal_scan_find): the
+ * highest end of a batch extent stated by a valid BATCH record at an 8-aligned offset there,
+ * when the extent fits the segment (one that does not is refused on its header alone); 0 if
+ * none. What lies inside such an extent decides whether the batch there is valid. Linear in
+ * to - from, as wal_scan_find. */
+size_t wal_scan_reach(const uint8_t *seg, size_t size, size_t from, size_t to);
+
 /* True if any valid batch exists at or after data start of the segment (any seq). */
 bool wal_scan_has_batch(const uint8_t *seg, size_t size);
 

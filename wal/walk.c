@@ -67,7 +67,7 @@ struct seqs {
 static int walk_segment(const char *name, const uint8_t *map, size_t size, bool is_last,
 			struct seqs *sq, wal_walk_cb cb, void *arg)
 {
-	size_t off = WAL_SEG_HEADER_BYTES;
+	size_t off = WAL_SEG_HEADER_BYTES, damage_reach = 0; /* as in recover.c */
 	for (;;) {
 		struct wal_scan_batch b;
 		struct wal_scan_bad bd;
@@ -91,7 +91,10 @@ static int walk_segment(const char *name, const uint8_t *map, size_t size, bool 
 			wal_scan_find(map, size, off + WAL_REC_ALIGN, sq->have ? sq->last + 1 : 0);
 		if (o == WAL_SCAN_END && next == SIZE_MAX)
 			return 0;
-		bool torn = o == WAL_SCAN_BAD && next == SIZE_MAX && is_last;
+		bool torn = o == WAL_SCAN_BAD && next == SIZE_MAX && is_last && off >= damage_reach;
+		size_t reach = wal_scan_reach(map, size, off, next == SIZE_MAX ? size : next);
+		if (reach > damage_reach)
+			damage_reach = reach;
 		const char *problem =
 			o == WAL_SCAN_END ? "zeroed region followed by valid batches" : bd.problem;
 		rc = bad(cb, arg, name, bd.off, bd.group_known ? bd.group : 0, problem, torn);

@@ -9,6 +9,7 @@
 #include <errno.h>
 
 #include "tests/unit/wal/wal_test_util.h"
+#include "wal/format.h"
 
 struct batch_pos {
 	char segment[64];
@@ -322,6 +323,246 @@ START_TEST(test_zeroed_hole_is_corruption)
 }
 END_TEST
 
+/* The group states an open recovered, to compare two opens. */
+struct states {
+	struct wal_group_state g[16];
+	size_t n;
+};
+
+static struct states salvaged_states(const char *dir)
+{
+	struct wal_options o = opts();
+	struct wal *w = NULL;
+	struct wal_corruption c;
+	ck_assert_int_eq(wal_open(dir, &o, true, &w, &c), WAL_OK);
+	struct states s;
+	memset(&s, 0, sizeof s);
+	s.n = wal_group_count(w);
+	ck_assert_uint_le(s.n, 16);
+	for (size_t i = 0; i < s.n; i++)
+		s.g[i] = *wal_group_at(w, i);
+	wal_close(w);
+	return s;
+}
+
+/* A damaged batch whose BATCH record (valid) states a length running past the next batch and
+ * over a damaged last batch. Salvage used to walk that whole extent for the groups to mark:
+ * the first open marked group 3, named only in the last batch, then cut that batch off as a
+ * torn tail; the second open walked zeroes there and had no group 3. Such an extent is not
+ * believed (every group is marked), nothing inside it is cut, and every open recovers the
+ * same. */
+START_TEST(test_salvage_reopens_the_same)
+{
+	char *dir = tmp_dir();
+	struct wal_options o = opts();
+	o.segment_bytes = 64 << 10;
+	o.no_direct_io = true; /* batches back to back, no padding between them */
+	struct wal *w = open_ok(dir, &o);
+	struct wal_batch *b = wal_batch_new();
+	for (uint64_t g = 1; g <= 3; g++) { /* batches A, B, C: groups 1, 2, 3 */
+		wal_batch_reset(b);
+		add_entries(b, g, 1, 5, 1);
+		write_ok(w, b);
+	}
+	wal_batch_free(b);
+	wal_close(w);
+	struct positions p = walk_positions(dir);
+	ck_assert_uint_eq(p.n, 3);
+	ck_assert_str_eq(p.b[0].segment, p.b[2].segment);
+	ck_assert_uint_eq(p.b[1].off, p.b[0].end);
+	ck_assert_uint_eq(p.b[2].off, p.b[1].end);
+	const char *seg = p.b[0].segment;
+	uint64_t entries_payload = WAL_BATCH_HEADER_RECORD_BYTES + WAL_REC_HEADER_BYTES;
+
+	/* A: its entries record damaged (group still known), its length stretched to C's end and
+	 * its BATCH record sealed again, as a writer would have sealed it */
+	uint8_t v = peek(dir, seg, p.b[0].off + entries_payload) ^ 1;
+	patch(dir, seg, p.b[0].off + entries_payload, &v, 1);
+	char path[600];
+	snprintf(path, sizeof path, "%s/%s", dir, seg);
+	int fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	uint8_t rec[WAL_BATCH_HEADER_RECORD_BYTES];
+	ck_assert_int_eq(pread(fd, rec, sizeof rec, (off_t)p.b[0].off), (ssize_t)sizeof rec);
+	close(fd);
+	wal_put32(rec + WAL_REC_HEADER_BYTES + 8, (uint32_t)(p.b[2].end - p.b[0].off));
+	wal_rec_seal(rec, WAL_REC_BATCH, 0, WAL_BATCH_BYTES);
+	patch(dir, seg, p.b[0].off, rec, sizeof rec);
+	/* C: damaged, and last: it would be a torn tail, but it lies inside A's stated extent */
+	v = peek(dir, seg, p.b[2].off + entries_payload) ^ 1;
+	patch(dir, seg, p.b[2].off + entries_payload, &v, 1);
+	struct positions damaged = walk_positions(dir);
+	ck_assert_uint_eq(damaged.torn, 0);
+	ck_assert_uint_ge(damaged.bad, 2);
+
+	struct wal_corruption c;
+	ck_assert_int_eq(wal_open(dir, &o, false, &w, &c), WAL_ECORRUPT);
+	ck_assert_uint_eq(c.offset, p.b[0].off + WAL_BATCH_HEADER_RECORD_BYTES);
+	ck_assert(c.group_known && c.group == 1);
+
+	struct states first = salvaged_states(dir);
+	ck_assert_uint_eq(peek(dir, seg, p.b[2].off + entries_payload), v); /* not cut */
+	struct states second = salvaged_states(dir);
+	ck_assert_uint_eq(second.n, first.n);
+	for (size_t i = 0; i < first.n; i++) {
+		ck_assert_uint_eq(second.g[i].group, first.g[i].group);
+		ck_assert_int_eq(second.g[i].corrupt, first.g[i].corrupt);
+		ck_assert_uint_eq(second.g[i].first_index, first.g[i].first_index);
+		ck_assert_uint_eq(second.g[i].last_index, first.g[i].last_index);
+		ck_assert_int_eq(second.g[i].has_hard_state, first.g[i].has_hard_state);
+	}
+	/* nothing of the three batches is taken as healthy: A is damaged, B lies inside A's
+	 * stated extent, C is damaged (an absent group starts empty, as a rebuilt one) */
+	w = NULL;
+	ck_assert_int_eq(wal_open(dir, &o, true, &w, &c), WAL_OK);
+	for (uint64_t g = 1; g <= 3; g++) {
+		const struct wal_group_state *st = wal_group_find(w, g);
+		ck_assert(st == NULL || (st->corrupt && st->last_index == 0));
+	}
+	wal_close(w);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+/* A batch D whose last entry holds, 8-aligned, the image of a valid batch B that ends where
+ * D's records end, with junk in D's padding (counted in its stated length): D is damaged
+ * ("batch longer than its records"). With `lead`, a batch A with a damaged BATCH record comes
+ * first, so that D is not met by replay but passed over by the search for the next valid
+ * batch. Either way replay went on at B, then took the junk after B for a torn tail and
+ * zeroed it: the second open found D whole (taking it in place of B), and recovered other
+ * groups. The junk lies inside an extent the first open read, so it is not cut: every open
+ * sees it again and recovers the same. */
+static void check_batch_holding_batch(bool lead, bool zeroes_first)
+{
+	char *dir = tmp_dir(), *other = tmp_dir();
+	struct wal_options o = opts();
+	o.segment_bytes = 64 << 10;
+	o.no_direct_io = true;
+	/* B: a batch of group 2, written by the WAL in another directory */
+	struct wal *w = open_ok(other, &o);
+	struct wal_batch *b = wal_batch_new();
+	add_entries(b, 2, 1, 3, 1);
+	write_ok(w, b);
+	wal_close(w);
+	struct positions pb = walk_positions(other);
+	ck_assert_uint_eq(pb.n, 1);
+	size_t blen = (size_t)(pb.b[0].end - pb.b[0].off);
+	ck_assert_uint_eq(blen % 8, 0);
+	uint8_t data[4 + 512];
+	ck_assert_uint_le(blen, sizeof data - 4);
+	char path[600];
+	snprintf(path, sizeof path, "%s/%s", other, pb.b[0].segment);
+	int fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	memset(data, 0x5a, 4); /* B starts 8-aligned after the entry's 52 bytes of headers */
+	ck_assert_int_eq(pread(fd, data + 4, blen, (off_t)pb.b[0].off), (ssize_t)blen);
+	close(fd);
+
+	/* A (group 3, with `lead`), then D: one entry of group 1 holding B */
+	w = open_ok(dir, &o);
+	if (lead) {
+		wal_batch_reset(b);
+		add_entries(b, 3, 1, 5, 1);
+		write_ok(w, b);
+	}
+	wal_batch_reset(b);
+	struct raft_entry e = {.index = 1, .term = 1, .data = {.base = data, .len = 4 + blen}};
+	ck_assert_int_eq(wal_batch_entries(b, 1, &e, 1), WAL_OK);
+	write_ok(w, b);
+	wal_batch_free(b);
+	wal_close(w);
+	struct positions p = walk_positions(dir);
+	ck_assert_uint_eq(p.n, lead ? 2 : 1);
+	const struct batch_pos d = p.b[p.n - 1];
+	const char *seg = p.b[0].segment;
+	ck_assert_uint_eq(d.end - d.off, WAL_BATCH_HEADER_RECORD_BYTES + WAL_REC_HEADER_BYTES +
+						 WAL_ENTRIES_HEADER_BYTES + WAL_ENTRY_HEADER_BYTES +
+						 4 + blen);
+	/* junk after D's records, counted in its length (sealed again); with `zeroes_first`,
+	 * 48 zero bytes come first, and replay ends cleanly after B, inside D's extent */
+	uint8_t junk[48 + 200];
+	memset(junk, 0xa5, sizeof junk);
+	size_t njunk = zeroes_first ? 48 + 200 : 48;
+	if (zeroes_first)
+		memset(junk, 0, 48);
+	patch(dir, seg, d.end, junk, njunk);
+	snprintf(path, sizeof path, "%s/%s", dir, seg);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	uint8_t rec[WAL_BATCH_HEADER_RECORD_BYTES];
+	ck_assert_int_eq(pread(fd, rec, sizeof rec, (off_t)d.off), (ssize_t)sizeof rec);
+	close(fd);
+	wal_put32(rec + WAL_REC_HEADER_BYTES + 8, (uint32_t)(d.end + njunk - d.off));
+	wal_rec_seal(rec, WAL_REC_BATCH, 0, WAL_BATCH_BYTES);
+	patch(dir, seg, d.off, rec, sizeof rec);
+	if (lead) { /* A's BATCH record fails its CRC */
+		uint8_t v = peek(dir, seg, p.b[0].off + WAL_REC_HEADER_BYTES) ^ 1;
+		patch(dir, seg, p.b[0].off + WAL_REC_HEADER_BYTES, &v, 1);
+	}
+
+	struct wal_corruption c;
+	struct positions damaged = walk_positions(dir);
+	ck_assert_uint_eq(damaged.torn, 0); /* the junk is no torn tail: it is inside D */
+	ck_assert_uint_ge(damaged.bad, zeroes_first ? 1 : 2); /* after zeroes: a clean end */
+	ck_assert_int_eq(wal_open(dir, &o, false, &w, &c), WAL_ECORRUPT);
+	ck_assert_str_eq(c.reason,
+			 lead ? "record CRC32C mismatch" : "batch longer than its records");
+	struct states first = salvaged_states(dir);
+	struct states second = salvaged_states(dir);
+	ck_assert_uint_eq(second.n, first.n);
+	for (size_t i = 0; i < first.n; i++) {
+		ck_assert_uint_eq(second.g[i].group, first.g[i].group);
+		ck_assert_int_eq(second.g[i].corrupt, first.g[i].corrupt);
+		ck_assert_uint_eq(second.g[i].last_index, first.g[i].last_index);
+	}
+	ck_assert_uint_eq(peek(dir, seg, d.end + njunk - 1), 0xa5); /* not cut */
+	w = NULL;
+	ck_assert_int_eq(wal_open(dir, &o, true, &w, &c), WAL_OK);
+	for (uint64_t g = 1; g <= 3; g++) {
+		const struct wal_group_state *st = wal_group_find(w, g);
+		ck_assert(st == NULL || (st->corrupt && st->last_index == 0));
+	}
+	/* a group started after the salvage (as node/ starts one: a snapshot marker first) is
+	 * found by the next open: the batch is not written among bytes those searches read */
+	b = wal_batch_new();
+	struct raft_hard_state hs = {.term = 77, .vote = 1};
+	ck_assert_int_eq(wal_batch_snapshot(b, 9, 0, 0, NULL), WAL_OK);
+	ck_assert_int_eq(wal_batch_hard_state(b, 9, &hs), WAL_OK);
+	write_ok(w, b);
+	wal_batch_free(b);
+	wal_close(w);
+	ck_assert_int_eq(wal_open(dir, &o, true, &w, &c), WAL_OK);
+	const struct wal_group_state *st = wal_group_find(w, 9);
+	ck_assert(st != NULL && !st->corrupt && st->has_hard_state && st->hard_state.term == 77);
+	wal_close(w);
+	tmp_rmdir(other);
+	free(other);
+	tmp_rmdir(dir);
+	free(dir);
+}
+
+START_TEST(test_salvage_keeps_bytes_of_a_damaged_batch)
+{
+	check_batch_holding_batch(false, false);
+}
+END_TEST
+
+START_TEST(test_salvage_keeps_bytes_the_search_read)
+{
+	check_batch_holding_batch(true, false);
+}
+END_TEST
+
+/* The same with zeroes between B's end and the junk: replay ends cleanly after B, inside D's
+ * extent. A batch written there used to leave the junk behind it, where the next open found
+ * damage marking every group, the new one too. */
+START_TEST(test_salvage_writes_past_bytes_the_search_read)
+{
+	check_batch_holding_batch(true, true);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- injected I/O failures */
 struct faults {
 	int pwrite_enospc_after; /* >0: the write after this many bytes fails with ENOSPC */
@@ -552,6 +793,10 @@ int main(void)
 	tcase_add_test(tc, test_tool_bad_path);
 	tcase_add_test(tc, test_bit_flips_are_reported);
 	tcase_add_test(tc, test_zeroed_hole_is_corruption);
+	tcase_add_test(tc, test_salvage_reopens_the_same);
+	tcase_add_test(tc, test_salvage_keeps_bytes_of_a_damaged_batch);
+	tcase_add_test(tc, test_salvage_keeps_bytes_the_search_read);
+	tcase_add_test(tc, test_salvage_writes_past_bytes_the_search_read);
 	tcase_add_test(tc, test_padding_damage_is_corruption);
 	tcase_add_test(tc, test_enospc_changes_nothing);
 	tcase_add_test(tc, test_fsync_failure_is_final);
