@@ -67,12 +67,17 @@ static int kvctl(const char *fmt, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* The voters of group g as the replica with the highest term among the running nodes sees
- * them. */
-static size_t voters_of(int nodes, uint32_t g, uint64_t out[8])
+/* Every group as the running nodes 1..nodes report it: the voters the replica with the
+ * highest term sees (a recovering one aside), and the replica that says it leads, with the
+ * highest term (0: none). One STATUS per node. */
+struct group_view {
+	uint64_t term, voters[8], leader, leader_term;
+	size_t n_voters;
+};
+
+static void read_groups(int nodes, struct group_view gv[ALL + 1])
 {
-	uint64_t best_term = 0;
-	size_t n = 0;
+	memset(gv, 0, sizeof(struct group_view) * (ALL + 1));
 	for (int i = 1; i <= nodes; i++) {
 		if (!cluster_running(c, i))
 			continue;
@@ -83,16 +88,32 @@ static size_t voters_of(int nodes, uint32_t g, uint64_t out[8])
 			continue;
 		for (size_t k = 0; rs->status && k < rs->status->n_groups; k++) {
 			Ringraft__Kv__GroupStatus *gs = rs->status->groups[k];
-			if (gs->group != g || gs->term < best_term || gs->recovering)
+			if (gs->group < 1 || gs->group > ALL)
 				continue;
-			best_term = gs->term;
-			n = 0;
-			for (size_t v = 0; v < gs->n_voters && n < 8; v++)
-				out[n++] = gs->voters[v];
+			struct group_view *x = &gv[gs->group];
+			if (gs->role != NULL && strcmp(gs->role, "leader") == 0 &&
+			    gs->term >= x->leader_term) {
+				x->leader_term = gs->term;
+				x->leader = (uint64_t)i;
+			}
+			if (gs->term < x->term || gs->recovering)
+				continue;
+			x->term = gs->term;
+			x->n_voters = 0;
+			for (size_t v = 0; v < gs->n_voters && x->n_voters < 8; v++)
+				x->voters[x->n_voters++] = gs->voters[v];
 		}
 		ringraft__kv__response__free_unpacked(rs, NULL);
 	}
-	return n;
+}
+
+/* The voters of group g (read_groups). */
+static size_t voters_of(int nodes, uint32_t g, uint64_t out[8])
+{
+	struct group_view gv[ALL + 1];
+	read_groups(nodes, gv);
+	memcpy(out, gv[g].voters, gv[g].n_voters * sizeof *out);
+	return gv[g].n_voters;
 }
 
 static void put_keys(const char *prefix, int from, int to)
@@ -192,9 +213,11 @@ static pid_t load_start(void)
 static bool balanced(int nodes, bool verbose)
 {
 	size_t held[8] = {0};
+	struct group_view gv[ALL + 1];
+	read_groups(nodes, gv);
 	for (uint32_t g = 1; g <= ALL; g++) {
-		uint64_t v[8];
-		size_t n = voters_of(nodes, g, v);
+		const uint64_t *v = gv[g].voters;
+		size_t n = gv[g].n_voters;
 		if (n != 3) {
 			if (verbose)
 				fprintf(stderr, "group %u has %zu voters\n", g, n);
@@ -219,29 +242,12 @@ static bool balanced(int nodes, bool verbose)
 static bool leaders_balanced(int nodes, bool verbose)
 {
 	size_t leads[8] = {0};
-	uint64_t best_term[ALL + 1] = {0}, leader[ALL + 1] = {0};
-	for (int i = 1; i <= nodes; i++) {
-		if (!cluster_running(c, i))
-			continue;
-		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
-		rq.op = RINGRAFT__KV__OP__STATUS;
-		Ringraft__Kv__Response *rs;
-		if (cluster_call(c, i, &rq, &rs, 2000) < 0)
-			continue;
-		for (size_t k = 0; rs->status && k < rs->status->n_groups; k++) {
-			Ringraft__Kv__GroupStatus *gs = rs->status->groups[k];
-			if (gs->group < 1 || gs->group > ALL || gs->role == NULL ||
-			    strcmp(gs->role, "leader") != 0 || gs->term < best_term[gs->group])
-				continue;
-			best_term[gs->group] = gs->term;
-			leader[gs->group] = (uint64_t)i;
-		}
-		ringraft__kv__response__free_unpacked(rs, NULL);
-	}
+	struct group_view gv[ALL + 1];
+	read_groups(nodes, gv);
 	for (uint32_t g = 1; g <= ALL; g++) {
-		if (leader[g] == 0)
+		if (gv[g].leader == 0)
 			return false;
-		leads[leader[g]]++;
+		leads[gv[g].leader]++;
 	}
 	for (int node = 1; node <= nodes; node++)
 		if (leads[node] != ALL / (size_t)nodes &&

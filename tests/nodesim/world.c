@@ -1850,23 +1850,25 @@ static void audit_groups(struct world *w)
 
 /* ------------------------------------------------------------------------------ quiet phase */
 
+/* One event: the clock moves to it, it goes into the trace hash (replay compares it), it runs. */
+static void handle(struct world *w, struct ev *e)
+{
+	w->now = e->t;
+	w->events++;
+	uint64_t sig[6] = {e->t,	      (uint64_t)e->type,  (uint64_t)e->node,
+			   (uint64_t)e->peer, (uint64_t)e->field, (uint64_t)e->len};
+	w->trace_hash = fnv(sig, sizeof sig, w->trace_hash);
+	if (e->type == EV_DELIVER)
+		w->trace_hash = fnv(e->buf, e->len, w->trace_hash);
+	step(w, e);
+}
+
 /* Handles the events due up to `until` (the run's loop, without its end conditions). */
 static void run_until(struct world *w, uint64_t until)
 {
 	while (w->r->ok && w->q.n > 0 && w->q.v[0].t <= until) {
 		struct ev e = heap_pop(&w->q);
-		w->now = e.t;
-		w->events++;
-		uint64_t sig[6] = {e.t,
-				   (uint64_t)e.type,
-				   (uint64_t)e.node,
-				   (uint64_t)e.peer,
-				   (uint64_t)e.field,
-				   (uint64_t)e.len};
-		w->trace_hash = fnv(sig, sizeof sig, w->trace_hash);
-		if (e.type == EV_DELIVER)
-			w->trace_hash = fnv(e.buf, e.len, w->trace_hash);
-		step(w, &e);
+		handle(w, &e);
 	}
 	if (w->now < until)
 		w->now = until;
@@ -2124,18 +2126,7 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 				free(e.buf);
 			break; /* every client has stopped; only ticks and heartbeats go on */
 		}
-		w->now = e.t;
-		w->events++;
-		uint64_t sig[6] = {e.t,
-				   (uint64_t)e.type,
-				   (uint64_t)e.node,
-				   (uint64_t)e.peer,
-				   (uint64_t)e.field,
-				   (uint64_t)e.len};
-		w->trace_hash = fnv(sig, sizeof sig, w->trace_hash);
-		if (e.type == EV_DELIVER)
-			w->trace_hash = fnv(e.buf, e.len, w->trace_hash);
-		step(w, &e);
+		handle(w, &e);
 		bool waiting = false;
 		for (int c = 0; c < w->CT; c++)
 			waiting |= w->clients[c].busy;
