@@ -8,12 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "net/frame.h"
 
-char *rh_run(const char *cmd)
+char *rh_run_status(const char *cmd, int *status)
 {
 	FILE *f = popen(cmd, "r");
 	ck_assert_msg(f != NULL, "popen %s", cmd);
@@ -25,11 +26,18 @@ char *rh_run(const char *cmd)
 		if (cap - len < 2)
 			out = realloc(out, cap *= 2);
 	}
-	pclose(f);
+	int st = pclose(f);
+	if (status != NULL)
+		*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 	while (len > 0 && out[len - 1] == '\n')
 		len--;
 	out[len] = '\0';
 	return out;
+}
+
+char *rh_run(const char *cmd)
+{
+	return rh_run_status(cmd, NULL);
 }
 
 void rh_host_port(struct cluster *c, int node, char *host, size_t hl, int *port)

@@ -14,6 +14,8 @@
 
 /* Runs a shell command, returns its stdout (malloc'd, trailing newlines removed). */
 char *rh_run(const char *cmd);
+/* The same, and the command's exit status in *status (128 when it did not exit). */
+char *rh_run_status(const char *cmd, int *status);
 /* redis-cli's raw output (as when piped) of args against node's RESP port (malloc'd). */
 char *rh_cli(struct cluster *c, int node, const char *args);
 /* Asserts that redis-cli's output is exactly want. */

@@ -24,33 +24,13 @@
 
 #include "net/frame.h"
 #include "tests/integration/cluster.h"
+#include "tests/integration/resp_helper.h"
 
 static char certs[300]; /* scripts/tls-certs DIR node1 node2 node3 client */
 static char rogue[300]; /* another CA: scripts/tls-certs DIR rogue */
 static struct cluster *c;
 
 /* ------------------------------------------------------------------------------ helpers */
-
-/* Runs a shell command; its stdout (malloc'd, trailing newlines removed) and exit status. */
-static char *run(const char *cmd, int *status)
-{
-	FILE *f = popen(cmd, "r");
-	ck_assert_msg(f != NULL, "popen %s", cmd);
-	size_t cap = 1 << 16, len = 0;
-	char *out = malloc(cap);
-	size_t r;
-	while ((r = fread(out + len, 1, cap - len - 1, f)) > 0) {
-		len += r;
-		if (cap - len < 2)
-			out = realloc(out, cap *= 2);
-	}
-	int st = pclose(f);
-	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-	while (len > 0 && out[len - 1] == '\n')
-		len--;
-	out[len] = '\0';
-	return out;
-}
 
 static const char *bin(void)
 {
@@ -72,7 +52,7 @@ static char *kvctl(int node, const char *flags, const char *args, int *status)
 	snprintf(cmd, sizeof cmd,
 		 "env -u RINGRAFT_TLS_CA %s/kvctl --endpoints %s --timeout 3s %s %s 2>&1", bin(),
 		 cluster_client_addr(c, node), flags, args);
-	return run(cmd, status);
+	return rh_run_status(cmd, status);
 }
 
 /* redis-cli against node's RESP port with extra flags. */
@@ -82,7 +62,7 @@ static char *redis(int node, const char *flags, const char *args, int *status)
 	int port;
 	split_addr(cluster_resp_addr(c, node), host, sizeof host, &port);
 	snprintf(cmd, sizeof cmd, "redis-cli -h %s -p %d %s %s 2>&1", host, port, flags, args);
-	return run(cmd, status);
+	return rh_run_status(cmd, status);
 }
 
 static int dial(const char *addr)
@@ -184,7 +164,7 @@ START_TEST(test_kvctl_and_redis_cli_over_tls)
 	snprintf(cmd, sizeof cmd,
 		 "RINGRAFT_TLS_CA=%s/ca.pem %s/kvctl --endpoints %s get tls-key 2>&1", certs, bin(),
 		 cluster_client_addr(c, 3));
-	out = run(cmd, &st);
+	out = rh_run_status(cmd, &st);
 	ck_assert_msg(st == 0 && strcmp(out, "over-tls") == 0, "kvctl with RINGRAFT_TLS_CA: [%s]",
 		      out);
 	free(out);
@@ -202,7 +182,7 @@ START_TEST(test_kvctl_and_redis_cli_over_tls)
 		 "timeout 60 %s/kvctl --endpoints %s --tls-ca %s/ca.pem -o json bench "
 		 "--requests 2000 --clients 2 --pipeline 4 2>&1",
 		 bin(), cluster_endpoints(c), certs);
-	out = run(cmd, &st);
+	out = rh_run_status(cmd, &st);
 	ck_assert_msg(st == 0 && strstr(out, "\"ok\": 2000,") != NULL &&
 			      strstr(out, "\"errors\": 0,") != NULL,
 		      "kvctl bench over TLS: exit %d: %s", st, out);
