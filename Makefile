@@ -90,7 +90,8 @@ LINK_LIBS = -Wl,--start-group $(LIBS_A) -Wl,--end-group $(LIBS)
 
 # ---------------------------------------------------------------------------- build rules
 .PHONY: all bins tests test unit sim-sweep integration jepsen-smoke asan sim nodesim bench-wal \
-        cluster bench-kv clean format lint help deps fuzz fuzz-build fuzz-smoke fuzz-seeds
+        cluster bench-kv bench-compare clean format lint help deps fuzz fuzz-build fuzz-smoke \
+        fuzz-seeds
 .DEFAULT_GOAL := all
 
 all: bins tests
@@ -239,6 +240,13 @@ bench-wal: all
 
 bench-kv: all
 	$(BUILD)/tests/bench/bench_kv $(BENCH_ARGS)
+
+# Issue 19's side-by-side figures: a single Redis with AOF always (redis-server installed from
+# Debian when missing) and a 3-node cluster, the same redis-benchmark loads against both
+# (docs/PERFORMANCE.md "Against Redis"). `make bench-compare COMPARE_ARGS="--runs 1"`.
+COMPARE_ARGS ?=
+bench-compare: bins
+	scripts/bench-compare.sh $(COMPARE_ARGS)
 
 # ---------------------------------------------------------------------------- fuzzing
 # libFuzzer harnesses (tests/fuzz/fuzz_<name>.c, docs/SECURITY.md "Fuzzing"), built with clang
