@@ -161,6 +161,41 @@ enum kv_reshard_outcome kv_reshard_outcome(const struct kv_reshard *r)
 	return KV_RESHARD_MOVING;
 }
 
+const struct kv_ring *kv_reshard_in_effect(const struct kv_reshard *r)
+{
+	switch (kv_reshard_outcome(r)) {
+	case KV_RESHARD_COMPLETE:
+		return r->to;
+	case KV_RESHARD_ABANDONED:
+		return r->from;
+	case KV_RESHARD_MOVING:
+		break;
+	}
+	return NULL;
+}
+
+static bool same_ring(const struct kv_ring *a, const struct kv_ring *b)
+{
+	size_t na, nb;
+	const uint32_t *ia = kv_ring_ids(a, &na), *ib = kv_ring_ids(b, &nb);
+	return na == nb && memcmp(ia, ib, na * sizeof *ia) == 0 &&
+	       kv_ring_epoch(a) == kv_ring_epoch(b) && kv_ring_vnodes(a) == kv_ring_vnodes(b);
+}
+
+bool kv_reshard_may_follow(const struct kv_reshard *prev, const struct kv_ring *boot,
+			   const struct kv_reshard *next)
+{
+	const struct kv_ring *now = prev ? kv_reshard_in_effect(prev) : boot;
+	if (now == NULL || !same_ring(now, next->from))
+		return false;
+	if (prev && kv_ring_epoch(next->to) <= kv_ring_epoch(prev->to))
+		return false;
+	for (size_t i = 0; i < next->n_ranges; i++)
+		if (next->ranges[i].state != KV_RESHARD_PLANNED)
+			return false;
+	return true;
+}
+
 long kv_reshard_find(const struct kv_reshard *r, uint64_t h)
 {
 	/* Ranges are in circle order: only the first may wrap; the others have lo < hi and

@@ -103,6 +103,16 @@ int kv_reshard_step(struct kv_reshard *r, size_t i, enum kv_reshard_state next);
 int kv_reshard_step_pair(struct kv_reshard *r, uint32_t from, uint32_t to,
 			 enum kv_reshard_state next);
 enum kv_reshard_outcome kv_reshard_outcome(const struct kv_reshard *r);
+/* The ring in effect after a final change: the new one when COMPLETE, the old one when
+ * ABANDONED; NULL while MOVING (no one ring says who serves). Borrowed from r. */
+const struct kv_ring *kv_reshard_in_effect(const struct kv_reshard *r);
+/* Whether `next` may be the change after `prev` (NULL: none yet, the ring in effect is
+ * `boot`, the cluster's bootstrap ring): prev is final; next starts from the ring in effect
+ * (same ids, epoch and points per group), every range of next is PLANNED, and next's new
+ * epoch is above every epoch prev used (an abandoned epoch is not reused). One change at a
+ * time, each from where the last one ended. */
+bool kv_reshard_may_follow(const struct kv_reshard *prev, const struct kv_ring *boot,
+			   const struct kv_reshard *next);
 
 /* The index of the range holding position h, or -1 when h does not move. O(log ranges). */
 long kv_reshard_find(const struct kv_reshard *r, uint64_t h);

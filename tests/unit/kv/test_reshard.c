@@ -315,6 +315,50 @@ START_TEST(test_serving_at_every_state)
 }
 END_TEST
 
+/* One change at a time, each from the ring the last one ended in, epochs never reused. */
+START_TEST(test_may_follow)
+{
+	struct kv_ring *boot = kv_ring_new(8, 128, 1);
+	struct kv_reshard *first = grow(); /* 1..8 @1 -> 1..8,10 @2 */
+	ck_assert(kv_reshard_may_follow(NULL, boot, first));
+	ck_assert_ptr_null(kv_reshard_in_effect(first));
+	/* From a ring that is not the one in effect: refused. */
+	struct kv_reshard *other;
+	ck_assert_int_eq(kv_reshard_plan(ids8_10, 9, 2, ids8, 8, 3, 128, &other), 0);
+	ck_assert(!kv_reshard_may_follow(NULL, boot, other));
+	/* While the first is moving, nothing may follow it. */
+	ck_assert(!kv_reshard_may_follow(first, boot, other));
+	for (size_t i = 0; i < first->n_ranges; i++)
+		drive(first, i, KV_RESHARD_DONE);
+	ck_assert_ptr_eq(kv_reshard_in_effect(first), first->to);
+	ck_assert(kv_reshard_may_follow(first, boot, other)); /* removing 10 again, at epoch 3 */
+	/* Not from the new ring's epoch, or not above the last epoch: refused. */
+	struct kv_reshard *stale, *same_epoch;
+	ck_assert_int_eq(kv_reshard_plan(ids8_10, 9, 1, ids8, 8, 3, 128, &stale), 0);
+	ck_assert(!kv_reshard_may_follow(first, boot, stale));
+	ck_assert_int_eq(kv_reshard_plan(ids8, 8, 1, ids8_no5, 7, 2, 128, &same_epoch), 0);
+	struct kv_reshard *abandoned = grow();
+	for (size_t i = 0; i < abandoned->n_ranges; i++)
+		drive(abandoned, i, KV_RESHARD_ROLLED_BACK);
+	ck_assert_ptr_eq(kv_reshard_in_effect(abandoned), abandoned->from);
+	ck_assert(!kv_reshard_may_follow(abandoned, boot, same_epoch)); /* epoch 2 was used */
+	/* A next change that is already under way: refused. */
+	ck_assert_int_eq(kv_reshard_step(other, 0, KV_RESHARD_FENCED), 0);
+	ck_assert(!kv_reshard_may_follow(first, boot, other));
+	/* Another point count: refused. */
+	struct kv_reshard *v64;
+	ck_assert_int_eq(kv_reshard_plan(ids8, 8, 1, ids8_10, 9, 2, 64, &v64), 0);
+	ck_assert(!kv_reshard_may_follow(NULL, boot, v64));
+	kv_reshard_free(v64);
+	kv_reshard_free(abandoned);
+	kv_reshard_free(same_epoch);
+	kv_reshard_free(stale);
+	kv_reshard_free(other);
+	kv_reshard_free(first);
+	kv_ring_free(boot);
+}
+END_TEST
+
 START_TEST(test_names)
 {
 	ck_assert_str_eq(kv_reshard_state_name(KV_RESHARD_FENCED), "fenced");
@@ -336,6 +380,7 @@ int main(void)
 	tcase_add_test(tc, test_one_way_end);
 	tcase_add_test(tc, test_step_pair);
 	tcase_add_test(tc, test_serving_at_every_state);
+	tcase_add_test(tc, test_may_follow);
 	tcase_add_test(tc, test_names);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
