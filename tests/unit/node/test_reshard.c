@@ -103,7 +103,8 @@ static void edit_both_ways(Ringraft__Kv__RingChange *rc)
 }
 static void edit_drop_range(Ringraft__Kv__RingChange *rc)
 {
-	rc->n_ranges--; /* the last one is freed with the others: n only hides it */
+	rc->n_ranges--;
+	ringraft__kv__ring_range__free_unpacked(rc->ranges[rc->n_ranges], NULL);
 }
 static void edit_vnodes(Ringraft__Kv__RingChange *rc)
 {
