@@ -161,7 +161,10 @@ static void node_failed(struct worker *w, struct cli_client *c, const char *addr
 			b->pause_ms = CLI_BENCH_RETRY_MS_MAX;
 		b->retry_ms = cli_now_ms() + b->pause_ms;
 	}
-	for (uint32_t g = 1; g <= c->route.groups && g <= CLI_GROUPS_MAX; g++) {
+	size_t n_ids = 0;
+	const uint32_t *ids = c->route.ring ? kv_ring_ids(c->route.ring, &n_ids) : NULL;
+	for (size_t i = 0; i < n_ids; i++) {
+		uint32_t g = ids[i];
 		const char *l = cli_route_leader_addr(&c->route, g);
 		if (l && strcmp(l, addr) == 0)
 			cli_route_forget_leader(&c->route, g, 0);

@@ -114,11 +114,18 @@ int cli_scan(struct cli_client *c, const void *start, size_t start_len, const vo
 		if (rc)
 			return rc;
 	}
-	uint32_t groups = c->route.groups;
+	/* The ring's group ids, copied: an answer on the way may install a new ring. */
+	size_t groups;
+	const uint32_t *ring_ids = kv_ring_ids(c->route.ring, &groups);
+	uint32_t *ids = malloc(groups * sizeof *ids);
+	if (ids == NULL)
+		return CLI_ENOMEM;
+	memcpy(ids, ring_ids, groups * sizeof *ids);
 	struct pairs ps = {0};
 	int rc = 0;
-	for (uint32_t g = 1; g <= groups && rc == 0; g++)
-		rc = scan_group(c, g, start, start_len, end, end_len, limit, &ps);
+	for (size_t i = 0; i < groups && rc == 0; i++)
+		rc = scan_group(c, ids[i], start, start_len, end, end_len, limit, &ps);
+	free(ids);
 	if (rc == 0) {
 		qsort(ps.v, ps.n, sizeof *ps.v, key_cmp);
 		for (size_t i = 0; i < ps.n && i < limit; i++)

@@ -638,6 +638,30 @@ START_TEST(test_scan_merges_groups_in_key_order)
 }
 END_TEST
 
+/* A ring of ids {1, 7}: a scan asks groups 1 and 7, not 1 and 2. */
+START_TEST(test_scan_asks_the_ring_ids)
+{
+	struct fake *f = fake_new(1, scanner);
+	f->groups = 2;
+	f->ids[0] = 7, f->ids[1] = 1, f->n_ids = 2;
+	struct cli_client *c = client_for(f->addr, 3000);
+	struct collected got = {0};
+	ck_assert_int_eq(cli_scan_prefix(c, "", 0, 10, collect, &got), CLI_OK);
+	ck_assert_int_eq(got.n, 5);
+	ck_assert(memcmp(got.keys, "abcde", 5) == 0);
+	struct rec r[32];
+	int n = recs_of(f, RINGRAFT__KV__OP__SCAN, r, 32);
+	bool asked[8] = {0};
+	for (int i = 0; i < n; i++) {
+		ck_assert(r[i].group == 1 || r[i].group == 7);
+		asked[r[i].group] = true;
+	}
+	ck_assert(asked[1] && asked[7]);
+	cli_client_free(c);
+	fake_free(f);
+}
+END_TEST
+
 static enum act not_leader_raw(struct fake *f, const Ringraft__Kv__Request *q,
 			       Ringraft__Kv__Response *r, int nth)
 {
@@ -777,6 +801,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_wrong_shard_refreshes_ring);
 	tcase_add_test(t, test_cas_mismatch_returns_current);
 	tcase_add_test(t, test_scan_merges_groups_in_key_order);
+	tcase_add_test(t, test_scan_asks_the_ring_ids);
 	tcase_add_test(t, test_call_endpoint_is_one_raw_attempt);
 	tcase_add_test(t, test_local_checks_send_nothing);
 	tcase_add_test(t, test_status_and_forward_option);
