@@ -18,6 +18,7 @@
 #define NET_PEER_BACKOFF_MIN_MS  50u          /* redial backoff: doubles up to the max, jittered */
 #define NET_PEER_BACKOFF_MAX_MS  1000u
 #define NET_CLIENT_READ_CHUNK    (64u << 10) /* one read from a client socket */
+#define NET_OUT_KEEP_BYTES       (256u << 10) /* an out buffer kept for the next turn up to this */
 #define NET_TLS_HANDSHAKE_MS     5000        /* a client's TLS handshake must finish within this */
 #define NET_TLS_PLAIN_CHUNK      (16u << 10) /* plaintext out of one SSL_read (a TLS record) */
 /* The RESP port (resp.c, resp_server.c). Its bulk limit is the node's --value-max plus

@@ -728,9 +728,30 @@ void net_peers_flush(struct net_peers *p)
 			continue;
 		}
 		net_frame_header(pe->buf, (uint32_t)(pe->len - NET_FRAME_HEADER));
+		pe->last_tx_ms = uv_now(p->loop);
+		ssize_t done = net_stream_try_write(pe->conn->tls, (uv_stream_t *)&pe->conn->tcp,
+						    pe->buf, pe->len);
+		if (done < 0) {
+			pe->len = 0;
+			conn_close(pe->conn, uv_strerror((int)done));
+			continue;
+		}
+		if ((size_t)done == pe->len) {
+			/* all sent: the buffer stays for the next turn unless large */
+			pe->len = 0;
+			if (pe->cap > NET_OUT_KEEP_BYTES) {
+				free(pe->buf);
+				pe->buf = NULL;
+				pe->cap = 0;
+			}
+			continue;
+		}
+		if (done > 0) {
+			memmove(pe->buf, pe->buf + done, pe->len - (size_t)done);
+			pe->len -= (size_t)done;
+		}
 		uint8_t *buf = pe->buf;
 		size_t len = pe->len;
-		pe->last_tx_ms = uv_now(p->loop);
 		pe->buf = NULL;
 		pe->len = pe->cap = 0;
 		conn_write(pe->conn, pe, buf, len);
