@@ -5,8 +5,9 @@
  * is a write that never completed (the batch was never acknowledged, since acknowledgement
  * follows fdatasync) and it is cut off; if there is one, acknowledged data was damaged, and
  * the open fails with WAL_ECORRUPT naming the segment, offset and group — or, with salvage,
- * the groups concerned are marked corrupt for node/ to rebuild from peers. Salvage never
- * rewrites a byte it read, so a salvaged WAL reopens to the same state.
+ * the groups concerned are marked corrupt for node/ to rebuild from peers. In the newest
+ * segment nothing but zeroes is left after the end of the data: the next batch goes there.
+ * Salvage never rewrites a byte it read, so a salvaged WAL reopens to the same state.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -145,8 +146,24 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 		}
 		size_t next = wal_scan_find(map, size, off + WAL_REC_ALIGN,
 					    r->have_seq ? r->last_seq + 1 : 0);
-		if (o == WAL_SCAN_END && next == SIZE_MAX)
-			break; /* clean end of this segment's data */
+		if (o == WAL_SCAN_END && next == SIZE_MAX) {
+			/* The end of this segment's data. In the newest segment, non-zero bytes
+			 * after it (no valid batch among them) are a torn tail too: the later part
+			 * of a batch whose start never landed, or bytes of a batch that was not
+			 * the next one. The next batch is written here, and the bytes left after
+			 * its end would then follow it: read as a damaged batch, or as a valid one
+			 * out of sequence, they would make the next open refuse (or, salvaging,
+			 * mark every group). They go now, as any torn tail. Not inside an extent
+			 * that searches at damaged spots read (below): no batch goes there. */
+			size_t lo, hi;
+			if (is_last && off >= r->damage_reach &&
+			    wal_scan_nonzero(map, size, off, &lo, &hi)) {
+				int rc = wal_cut_back(w, s, lo, hi - lo);
+				if (rc)
+					return rc;
+			}
+			break;
+		}
 		/* The searches at damaged spots before read whole batch extents, some of which may
 		 * reach past this point: cutting those bytes off would make the next open judge
 		 * them otherwise (a damaged batch, or one passed over by the search for the next

@@ -19,6 +19,34 @@ bool wal_scan_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
+static bool word_zero(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof v);
+	return v == 0;
+}
+
+bool wal_scan_nonzero(const uint8_t *seg, size_t size, size_t from, size_t *lo, size_t *hi)
+{
+	size_t p = from;
+	while (p + 8 <= size && word_zero(seg + p))
+		p += 8;
+	while (p < size && seg[p] == 0)
+		p++;
+	if (p >= size)
+		return false;
+	*lo = p & ~(size_t)7;
+	if (*lo < from)
+		*lo = from;
+	size_t q = size;
+	while (q >= p + 8 && word_zero(seg + q - 8))
+		q -= 8;
+	while (seg[q - 1] == 0)
+		q--;
+	*hi = q;
+	return true;
+}
+
 enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off,
 				     struct wal_scan_batch *b, struct wal_scan_bad *bad)
 {

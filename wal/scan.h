@@ -51,6 +51,11 @@ size_t wal_scan_reach(const uint8_t *seg, size_t size, size_t from, size_t to);
 /* True if any valid batch exists at or after data start of the segment (any seq). */
 bool wal_scan_has_batch(const uint8_t *seg, size_t size);
 
+/* Where non-zero bytes lie at or after `from` (8-aligned): *lo is the first of them rounded
+ * down to 8 (not below from), *hi is one past the last. False (nothing set) if every byte
+ * there is zero. Linear in size - from, a word at a time. */
+bool wal_scan_nonzero(const uint8_t *seg, size_t size, size_t from, size_t *lo, size_t *hi);
+
 /* True if p[0..n) is all zero bytes. */
 bool wal_scan_zero(const uint8_t *p, size_t n);
 

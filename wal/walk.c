@@ -89,8 +89,16 @@ static int walk_segment(const char *name, const uint8_t *map, size_t size, bool 
 		}
 		size_t next =
 			wal_scan_find(map, size, off + WAL_REC_ALIGN, sq->have ? sq->last + 1 : 0);
-		if (o == WAL_SCAN_END && next == SIZE_MAX)
+		size_t lo, hi;
+		if (o == WAL_SCAN_END && next == SIZE_MAX) {
+			/* as in recover.c: in the newest segment, non-zero bytes after the end
+			 * of the data are a torn tail that the next open cuts off */
+			if (is_last && off >= damage_reach &&
+			    wal_scan_nonzero(map, size, off, &lo, &hi))
+				return bad(cb, arg, name, lo, 0, "bytes after the end of the data",
+					   true);
 			return 0;
+		}
 		bool torn = o == WAL_SCAN_BAD && next == SIZE_MAX && is_last && off >= damage_reach;
 		size_t reach = wal_scan_reach(map, size, off, next == SIZE_MAX ? size : next);
 		if (reach > damage_reach)

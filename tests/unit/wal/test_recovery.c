@@ -563,6 +563,75 @@ START_TEST(test_salvage_writes_past_bytes_the_search_read)
 }
 END_TEST
 
+/* Bytes of an old batch left after the end of the newest segment's data, beyond a run of
+ * zeroes (here: a copy of the first batch, where the next batch will end). They are a torn
+ * tail: the walk says so, and the open cuts them. Left there, the next batch written at the
+ * end of the data would be followed by them, and the open after it would find an old batch
+ * out of sequence and refuse (fuzz_wal, tests/fuzz/corpus/wal/regress-stale-batch-after-end). */
+START_TEST(test_stale_batch_after_the_end_is_cut)
+{
+	char *dir = tmp_dir(), *copy;
+	build(dir, 6);
+	struct positions p = walk_positions(dir);
+	ck_assert_uint_eq(p.n, 6);
+	ck_assert_str_eq(p.b[0].segment, p.b[5].segment);
+	struct wal_options o = opts();
+
+	/* where the next batch ends, learnt on a copy */
+	ck_assert_int_gt(asprintf(&copy, "%s.copy", dir), 0);
+	copy_dir(dir, copy);
+	struct wal *w = open_ok(copy, &o);
+	struct wal_batch *b = wal_batch_new();
+	add_entries(b, 1, 9, 13, 2);
+	write_ok(w, b);
+	wal_close(w);
+	struct positions q = walk_positions(copy);
+	ck_assert_uint_eq(q.n, 7);
+	uint64_t align = dio_align_of_tmp(); /* a direct write ends on a sector: its padding */
+	if (align < 8)
+		align = 8;
+	uint64_t at = (q.b[6].end + align - 1) / align * align;
+	tmp_rmdir(copy);
+
+	/* the first batch's bytes, again, from there */
+	size_t len = (size_t)(p.b[0].end - p.b[0].off);
+	uint8_t *old = malloc(len);
+	ck_assert_ptr_nonnull(old);
+	for (size_t i = 0; i < len; i++)
+		old[i] = peek(dir, p.b[0].segment, p.b[0].off + i);
+	patch(dir, p.b[5].segment, at, old, len);
+	free(old);
+	struct positions before = walk_positions(dir);
+	ck_assert_uint_eq(before.n, 6);
+	ck_assert_uint_eq(before.bad, 0);
+	ck_assert_uint_eq(before.torn, 1); /* the next open cuts them */
+
+	w = open_ok(dir, &o);
+	ck_assert_uint_eq(last_of(w, 1), 8);
+	add_entries(b, 1, 9, 13, 2); /* the same batch as on the copy */
+	write_ok(w, b);
+	wal_batch_free(b);
+	wal_close(w);
+	struct positions after = walk_positions(dir);
+	ck_assert_uint_eq(after.n, 7);
+	ck_assert_uint_eq(after.bad + after.torn, 0);
+
+	w = open_ok(dir, &o);
+	ck_assert_uint_eq(last_of(w, 1), 12);
+	struct raft_entry *e;
+	size_t n;
+	ck_assert_int_eq(wal_read_entries(w, 1, 9, 13, SIZE_MAX, &e, &n), 0);
+	ck_assert_uint_eq(n, 4);
+	for (size_t i = 0; i < n; i++)
+		check_entry(1, &e[i], 2);
+	wal_entries_free(e, n);
+	wal_close(w);
+	free(copy);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- injected I/O failures */
 struct faults {
 	int pwrite_enospc_after; /* >0: the write after this many bytes fails with ENOSPC */
@@ -797,6 +866,7 @@ int main(void)
 	tcase_add_test(tc, test_salvage_keeps_bytes_of_a_damaged_batch);
 	tcase_add_test(tc, test_salvage_keeps_bytes_the_search_read);
 	tcase_add_test(tc, test_salvage_writes_past_bytes_the_search_read);
+	tcase_add_test(tc, test_stale_batch_after_the_end_is_cut);
 	tcase_add_test(tc, test_padding_damage_is_corruption);
 	tcase_add_test(tc, test_enospc_changes_nothing);
 	tcase_add_test(tc, test_fsync_failure_is_final);
