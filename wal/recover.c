@@ -126,7 +126,7 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 	for (;;) {
 		struct wal_scan_batch b;
 		struct wal_scan_bad bad;
-		enum wal_scan_outcome o = wal_scan_batch(map, size, off, &b, &bad);
+		enum wal_scan_outcome o = wal_scan_batch(map, size, off, s->nonce, &b, &bad);
 		if (o == WAL_SCAN_OK) {
 			if (r->have_seq && b.seq != r->last_seq + 1) {
 				char why[128];
@@ -145,7 +145,7 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 			continue;
 		}
 		size_t next = wal_scan_find(map, size, off + WAL_REC_ALIGN,
-					    r->have_seq ? r->last_seq + 1 : 0);
+					    r->have_seq ? r->last_seq + 1 : 0, s->nonce);
 		if (o == WAL_SCAN_END && next == SIZE_MAX) {
 			/* The end of this segment's data. In the newest segment, non-zero bytes
 			 * after it (no valid batch among them) are a torn tail too: the later part
@@ -177,7 +177,7 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 				return rc;
 			break;
 		}
-		size_t reach = wal_scan_reach(map, size, off, next == SIZE_MAX ? size : next);
+		size_t reach = wal_scan_reach(map, size, off, next == SIZE_MAX ? size : next, s->nonce);
 		if (reach > r->damage_reach)
 			r->damage_reach = reach;
 		const char *reason = o == WAL_SCAN_END  ? "zeroed region followed by valid batches"
@@ -253,7 +253,7 @@ int wal_recover(struct wal *w, bool salvage, struct wal_corruption *corr)
 		rc = open_segment(w, seqs[i], &s, &map);
 		if (rc)
 			break;
-		if (!wal_seg_header_valid(map, (size_t)s.size, s.seq)) {
+		if (!wal_seg_header_valid(map, (size_t)s.size, s.seq, &s.nonce)) {
 			bool data = map && wal_scan_has_batch(map, (size_t)s.size);
 			if (map)
 				munmap(map, s.size);

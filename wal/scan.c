@@ -47,7 +47,7 @@ bool wal_scan_nonzero(const uint8_t *seg, size_t size, size_t from, size_t *lo, 
 	return true;
 }
 
-enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off,
+enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off, uint32_t nonce,
 				     struct wal_scan_batch *b, struct wal_scan_bad *bad)
 {
 	memset(bad, 0, sizeof *bad);
@@ -64,6 +64,10 @@ enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off
 	if (rc == WAL_RC_OK && h.type != WAL_REC_BATCH) {
 		problem = "record outside a batch";
 		rc = WAL_RC_BAD_RECORD;
+	}
+	if (rc == WAL_RC_OK && nonce != 0 && h.group != nonce) {
+		problem = "batch record without the segment's nonce";
+		rc = WAL_RC_BAD_HEADER;
 	}
 	if (rc != WAL_RC_OK) {
 		bad->problem = problem;
@@ -115,7 +119,8 @@ enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off
 	return WAL_SCAN_OK;
 }
 
-size_t wal_scan_find(const uint8_t *seg, size_t size, size_t from, uint64_t min_seq)
+size_t wal_scan_find(const uint8_t *seg, size_t size, size_t from, uint64_t min_seq,
+		     uint32_t nonce)
 {
 	from = wal_align8(from);
 	for (size_t off = from; off + WAL_BATCH_HEADER_RECORD_BYTES <= size; off += 8) {
@@ -124,13 +129,14 @@ size_t wal_scan_find(const uint8_t *seg, size_t size, size_t from, uint64_t min_
 			continue;
 		struct wal_scan_batch b;
 		struct wal_scan_bad bad;
-		if (wal_scan_batch(seg, size, off, &b, &bad) == WAL_SCAN_OK && b.seq >= min_seq)
+		if (wal_scan_batch(seg, size, off, nonce, &b, &bad) == WAL_SCAN_OK &&
+		    b.seq >= min_seq)
 			return off;
 	}
 	return SIZE_MAX;
 }
 
-size_t wal_scan_reach(const uint8_t *seg, size_t size, size_t from, size_t to)
+size_t wal_scan_reach(const uint8_t *seg, size_t size, size_t from, size_t to, uint32_t nonce)
 {
 	size_t reach = 0;
 	for (size_t off = wal_align8(from); off < to && off + WAL_BATCH_HEADER_RECORD_BYTES <= size;
@@ -139,8 +145,9 @@ size_t wal_scan_reach(const uint8_t *seg, size_t size, size_t from, size_t to)
 			continue;
 		struct wal_rec_header h;
 		const char *problem;
-		if (wal_rec_check(seg + off, size - off, &h, &problem) != WAL_RC_OK)
-			continue;
+		if (wal_rec_check(seg + off, size - off, &h, &problem) != WAL_RC_OK ||
+		    (nonce != 0 && h.group != nonce))
+			continue; /* refused on its header: its extent is not read */
 		size_t bytes = wal_get32(seg + off + WAL_REC_HEADER_BYTES + 8);
 		if (bytes >= WAL_BATCH_HEADER_RECORD_BYTES && bytes % WAL_REC_ALIGN == 0 &&
 		    bytes <= size - off && off + bytes > reach)
@@ -151,7 +158,7 @@ size_t wal_scan_reach(const uint8_t *seg, size_t size, size_t from, size_t to)
 
 bool wal_scan_has_batch(const uint8_t *seg, size_t size)
 {
-	return wal_scan_find(seg, size, WAL_SEG_HEADER_BYTES, 0) != SIZE_MAX;
+	return wal_scan_find(seg, size, WAL_SEG_HEADER_BYTES, 0, 0) != SIZE_MAX;
 }
 
 bool wal_scan_next_record(const uint8_t *seg, const struct wal_scan_batch *b, size_t *cursor,
