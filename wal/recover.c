@@ -177,7 +177,8 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 				return rc;
 			break;
 		}
-		size_t reach = wal_scan_reach(map, size, off, next == SIZE_MAX ? size : next, s->nonce);
+		size_t reach =
+			wal_scan_reach(map, size, off, next == SIZE_MAX ? size : next, s->nonce);
 		if (reach > r->damage_reach)
 			r->damage_reach = reach;
 		const char *reason = o == WAL_SCAN_END  ? "zeroed region followed by valid batches"

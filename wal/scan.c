@@ -119,8 +119,7 @@ enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off
 	return WAL_SCAN_OK;
 }
 
-size_t wal_scan_find(const uint8_t *seg, size_t size, size_t from, uint64_t min_seq,
-		     uint32_t nonce)
+size_t wal_scan_find(const uint8_t *seg, size_t size, size_t from, uint64_t min_seq, uint32_t nonce)
 {
 	from = wal_align8(from);
 	for (size_t off = from; off + WAL_BATCH_HEADER_RECORD_BYTES <= size; off += 8) {

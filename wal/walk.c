@@ -100,7 +100,8 @@ static int walk_segment(const char *name, const uint8_t *map, size_t size, uint3
 			return 0;
 		}
 		bool torn = o == WAL_SCAN_BAD && next == SIZE_MAX && is_last && off >= damage_reach;
-		size_t reach = wal_scan_reach(map, size, off, next == SIZE_MAX ? size : next, nonce);
+		size_t reach =
+			wal_scan_reach(map, size, off, next == SIZE_MAX ? size : next, nonce);
 		if (reach > damage_reach)
 			damage_reach = reach;
 		const char *problem =

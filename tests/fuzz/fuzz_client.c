@@ -41,7 +41,7 @@
 		}                                                                                  \
 	} while (0)
 
-#define REQUESTS_MAX 32 /* requests per input */
+#define REQUESTS_MAX     32 /* requests per input */
 #define SNAPSHOT_ENTRIES 1000
 /* Compaction runs when a group applied SNAPSHOT_ENTRIES more entries and keeps a quarter of
  * them; maintenance comes every NODE_MAINT_MS / 10 ms = 25 ticks, i.e. at most 25 inputs of

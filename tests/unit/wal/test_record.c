@@ -127,7 +127,8 @@ START_TEST(test_segment_header)
 		uint8_t h[WAL_SEG_HEADER_BYTES];
 		uint32_t nonce = 7;
 		wal_seg_header_encode(h, 42, nonces[k]);
-		ck_assert_uint_eq(wal_get32(h + 8), nonces[k] ? WAL_SEG_VERSION : WAL_SEG_VERSION_1);
+		ck_assert_uint_eq(wal_get32(h + 8),
+				  nonces[k] ? WAL_SEG_VERSION : WAL_SEG_VERSION_1);
 		ck_assert(wal_seg_header_valid(h, sizeof h, 42, &nonce));
 		ck_assert_uint_eq(nonce, nonces[k]);
 		ck_assert(wal_seg_header_valid(h, sizeof h, 42, NULL));
