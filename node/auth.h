@@ -1,0 +1,53 @@
+/* auth.h — client authentication's users: names, roles and salted password hashes
+ * (PBKDF2-HMAC-SHA256 from OpenSSL), and the record that stores one in the meta group
+ * (docs/SECURITY.md "Client authentication"). Pure functions: no I/O, no loop.
+ */
+#ifndef RINGRAFT_NODE_AUTH_H
+#define RINGRAFT_NODE_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NODE_AUTH_NAME_MAX     64   /* bytes of a user name: [A-Za-z0-9_.-] */
+#define NODE_AUTH_PASSWORD_MAX 1024 /* bytes of a password (at least 1) */
+#define NODE_AUTH_SALT_BYTES   16
+#define NODE_AUTH_HASH_BYTES   32 /* SHA-256 */
+/* PBKDF2 iterations of a new user. One check costs 64 ms on this project's 2-core test machine
+ * (tests/unit/node/test_auth prints the figure); it runs once per client connection, off the
+ * event loop. A record keeps its own count, so raising this never locks anyone out. */
+#define NODE_AUTH_ITERATIONS     210000
+#define NODE_AUTH_ITERATIONS_MIN 10000    /* a stored record below this is refused */
+#define NODE_AUTH_ITERATIONS_MAX 10000000 /* and above this (a check must stay bounded) */
+#define NODE_AUTH_RECORD_BYTES   (1 + 1 + 4 + NODE_AUTH_SALT_BYTES + NODE_AUTH_HASH_BYTES)
+
+enum node_auth_role { NODE_AUTH_RO = 1, NODE_AUTH_RW = 2 };
+
+struct node_auth_user {
+	uint8_t role; /* enum node_auth_role */
+	uint32_t iterations;
+	uint8_t salt[NODE_AUTH_SALT_BYTES];
+	uint8_t hash[NODE_AUTH_HASH_BYTES];
+};
+
+/* True if name (len bytes, not NUL-terminated) is a valid user name. */
+bool node_auth_name_ok(const char *name, size_t len);
+/* "ro"/"rw" -> role, 0 for anything else; and back ("?" for an unknown role). */
+int node_auth_role_parse(const char *s, size_t len);
+const char *node_auth_role_name(int role);
+
+/* A new user's record: a random salt and the hash of password with `iterations`. 0, or -1 if
+ * the password is empty or over NODE_AUTH_PASSWORD_MAX, the role or count is out of range, or
+ * OpenSSL failed. Costs `iterations` HMACs: never call it on the event loop. */
+int node_auth_user_make(int role, const void *password, size_t len, uint32_t iterations,
+			struct node_auth_user *out);
+/* True if password is the user's. Costs u->iterations HMACs (off the loop); the hashes are
+ * compared with CRYPTO_memcmp. */
+bool node_auth_password_ok(const struct node_auth_user *u, const void *password, size_t len);
+
+/* The stored form: version 1, role, iterations (big-endian), salt, hash. */
+void node_auth_record_encode(const struct node_auth_user *u, uint8_t out[NODE_AUTH_RECORD_BYTES]);
+/* 0, or -1 if b is not a record of this version with a known role and a count in range. */
+int node_auth_record_decode(const void *b, size_t len, struct node_auth_user *out);
+
+#endif
