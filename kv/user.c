@@ -53,8 +53,8 @@ static int derive(const void *password, size_t len, const uint8_t *salt, uint32_
 		       : -1;
 }
 
-int kv_user_user_make(int role, const void *password, size_t len, uint32_t iterations,
-		      struct kv_user_user *out)
+int kv_user_make(int role, const void *password, size_t len, uint32_t iterations,
+		 struct kv_user *out)
 {
 	memset(out, 0, sizeof *out);
 	if (!role_ok(role) || len == 0 || len > KV_USER_PASSWORD_MAX ||
@@ -70,7 +70,7 @@ int kv_user_user_make(int role, const void *password, size_t len, uint32_t itera
 	return 0;
 }
 
-bool kv_user_password_ok(const struct kv_user_user *u, const void *password, size_t len)
+bool kv_user_password_ok(const struct kv_user *u, const void *password, size_t len)
 {
 	if (len == 0 || len > KV_USER_PASSWORD_MAX)
 		return false;
@@ -81,7 +81,7 @@ bool kv_user_password_ok(const struct kv_user_user *u, const void *password, siz
 	return ok;
 }
 
-void kv_user_record_encode(const struct kv_user_user *u, uint8_t out[KV_USER_RECORD_BYTES])
+void kv_user_record_encode(const struct kv_user *u, uint8_t out[KV_USER_RECORD_BYTES])
 {
 	out[0] = RECORD_VERSION;
 	out[1] = u->role;
@@ -93,7 +93,7 @@ void kv_user_record_encode(const struct kv_user_user *u, uint8_t out[KV_USER_REC
 	memcpy(out + 6 + KV_USER_SALT_BYTES, u->hash, KV_USER_HASH_BYTES);
 }
 
-int kv_user_record_decode(const void *b, size_t len, struct kv_user_user *out)
+int kv_user_record_decode(const void *b, size_t len, struct kv_user *out)
 {
 	const uint8_t *p = b;
 	memset(out, 0, sizeof *out);

@@ -26,7 +26,7 @@
 
 enum kv_user_role { KV_USER_RO = 1, KV_USER_RW = 2 };
 
-struct kv_user_user {
+struct kv_user {
 	uint8_t role; /* enum kv_user_role */
 	uint32_t iterations;
 	uint8_t salt[KV_USER_SALT_BYTES];
@@ -42,15 +42,15 @@ const char *kv_user_role_name(int role);
 /* A new user's record: a random salt and the hash of password with `iterations`. 0, or -1 if
  * the password is empty or over KV_USER_PASSWORD_MAX, the role or count is out of range, or
  * OpenSSL failed. Costs `iterations` HMACs: never call it on the event loop. */
-int kv_user_user_make(int role, const void *password, size_t len, uint32_t iterations,
-		      struct kv_user_user *out);
+int kv_user_make(int role, const void *password, size_t len, uint32_t iterations,
+		 struct kv_user *out);
 /* True if password is the user's. Costs u->iterations HMACs (off the loop); the hashes are
  * compared with CRYPTO_memcmp. */
-bool kv_user_password_ok(const struct kv_user_user *u, const void *password, size_t len);
+bool kv_user_password_ok(const struct kv_user *u, const void *password, size_t len);
 
 /* The stored form: version 1, role, iterations (big-endian), salt, hash. */
-void kv_user_record_encode(const struct kv_user_user *u, uint8_t out[KV_USER_RECORD_BYTES]);
+void kv_user_record_encode(const struct kv_user *u, uint8_t out[KV_USER_RECORD_BYTES]);
 /* 0, or -1 if b is not a record of this version with a known role and a count in range. */
-int kv_user_record_decode(const void *b, size_t len, struct kv_user_user *out);
+int kv_user_record_decode(const void *b, size_t len, struct kv_user *out);
 
 #endif

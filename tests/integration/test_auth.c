@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kv/user.h"
 #include "net/frame.h"
 #include "net/peer_auth.h"
 #include "node/config.h"
@@ -504,6 +505,110 @@ static bool run_posing_kvd(const char *name, const char *secret_file, const char
 	return seen2 && seen3;
 }
 
+/* One request through node; returns the code, *error (copied, may be NULL) the message. */
+static int call(int node, Ringraft__Kv__Request *rq, char *error, size_t error_len,
+		Ringraft__Kv__Response **keep)
+{
+	Ringraft__Kv__Response *rs = NULL;
+	ck_assert_msg(cluster_call(c, node, rq, &rs, 10000) == 0, "no answer from node %d", node);
+	int code = rs->code;
+	if (error != NULL)
+		snprintf(error, error_len, "%s", rs->error ? rs->error : "");
+	if (keep != NULL)
+		*keep = rs;
+	else
+		ringraft__kv__response__free_unpacked(rs, NULL);
+	return code;
+}
+
+static int user_add(int node, const char *name, int role, char *error, size_t error_len)
+{
+	struct kv_user u;
+	ck_assert_int_eq(kv_user_make(role, "pw-of-user", 10, KV_USER_ITERATIONS_MIN, &u), 0);
+	uint8_t rec[KV_USER_RECORD_BYTES];
+	kv_user_record_encode(&u, rec);
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__USER_ADD;
+	rq.user = (char *)name;
+	rq.user_record.data = rec;
+	rq.user_record.len = sizeof rec;
+	return call(node, &rq, error, error_len, NULL);
+}
+
+static int simple(int node, Ringraft__Kv__Op op, const char *name, char *error, size_t error_len)
+{
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = op;
+	rq.user = (char *)name;
+	return call(node, &rq, error, error_len, NULL);
+}
+
+START_TEST(test_users_are_kept_in_the_meta_group)
+{
+	char err[512];
+	/* the meta group (where the records live) cannot be scanned */
+	Ringraft__Kv__Request scan = RINGRAFT__KV__REQUEST__INIT;
+	scan.op = RINGRAFT__KV__OP__SCAN;
+	scan.group = GROUPS + 1;
+	ck_assert_int_eq(call(1, &scan, err, sizeof err, NULL), RINGRAFT__KV__CODE__INVALID);
+	ck_assert_msg(strstr(err, "meta group") != NULL, "%s", err);
+	/* no rw user: auth enable refused */
+	ck_assert_int_eq(simple(2, RINGRAFT__KV__OP__AUTH_ENABLE, NULL, err, sizeof err),
+			 RINGRAFT__KV__CODE__INVALID);
+	ck_assert_msg(strstr(err, "no user with role rw") != NULL, "%s", err);
+	ck_assert_int_eq(user_add(1, "alice", KV_USER_RO, err, sizeof err), RINGRAFT__KV__CODE__OK);
+	ck_assert_int_eq(user_add(2, "alice", KV_USER_RW, err, sizeof err),
+			 RINGRAFT__KV__CODE__INVALID);
+	ck_assert_msg(strstr(err, "exists") != NULL, "%s", err);
+	ck_assert_int_eq(user_add(1, "bad/name", KV_USER_RW, err, sizeof err),
+			 RINGRAFT__KV__CODE__INVALID);
+	Ringraft__Kv__Request junk = RINGRAFT__KV__REQUEST__INIT;
+	junk.op = RINGRAFT__KV__OP__USER_ADD;
+	junk.user = "mallory";
+	junk.user_record.data = (uint8_t *)"not a record";
+	junk.user_record.len = 12;
+	ck_assert_int_eq(call(1, &junk, err, sizeof err, NULL), RINGRAFT__KV__CODE__INVALID);
+	ck_assert_int_eq(simple(3, RINGRAFT__KV__OP__AUTH_ENABLE, NULL, err, sizeof err),
+			 RINGRAFT__KV__CODE__INVALID); /* alice is ro */
+	ck_assert_int_eq(user_add(3, "bob", KV_USER_RW, err, sizeof err), RINGRAFT__KV__CODE__OK);
+	/* listed from every node, names and roles only */
+	for (int n = 1; n <= 3; n++) {
+		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+		rq.op = RINGRAFT__KV__OP__USER_LIST;
+		Ringraft__Kv__Response *rs;
+		ck_assert_int_eq(call(n, &rq, err, sizeof err, &rs), RINGRAFT__KV__CODE__OK);
+		ck_assert_uint_eq(rs->n_users, 2);
+		ck_assert_str_eq(rs->users[0]->name, "alice");
+		ck_assert_str_eq(rs->users[0]->role, "ro");
+		ck_assert_str_eq(rs->users[1]->name, "bob");
+		ck_assert_str_eq(rs->users[1]->role, "rw");
+		ck_assert(!rs->auth_enabled);
+		ck_assert_uint_eq(rs->value.len, 0);
+		ringraft__kv__response__free_unpacked(rs, NULL);
+	}
+	ck_assert_int_eq(simple(1, RINGRAFT__KV__OP__AUTH_ENABLE, NULL, err, sizeof err),
+			 RINGRAFT__KV__CODE__OK);
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__USER_LIST;
+	Ringraft__Kv__Response *rs;
+	ck_assert_int_eq(call(2, &rq, err, sizeof err, &rs), RINGRAFT__KV__CODE__OK);
+	ck_assert(rs->auth_enabled);
+	ringraft__kv__response__free_unpacked(rs, NULL);
+	/* the last rw user stays while auth is on; others go */
+	ck_assert_int_eq(simple(2, RINGRAFT__KV__OP__USER_REMOVE, "bob", err, sizeof err),
+			 RINGRAFT__KV__CODE__INVALID);
+	ck_assert_msg(strstr(err, "last rw user") != NULL, "%s", err);
+	ck_assert_int_eq(simple(2, RINGRAFT__KV__OP__USER_REMOVE, "alice", err, sizeof err),
+			 RINGRAFT__KV__CODE__OK);
+	ck_assert_int_eq(simple(1, RINGRAFT__KV__OP__USER_REMOVE, "alice", err, sizeof err),
+			 RINGRAFT__KV__CODE__NOT_FOUND);
+	/* a key named like a record is an ordinary key of the ring, not the record */
+	char *got = NULL;
+	ck_assert_int_eq(cluster_get(c, 1, "user/bob", &got, false, 5000),
+			 RINGRAFT__KV__CODE__NOT_FOUND);
+}
+END_TEST
+
 static int file_grep(const char *path, const char *needle)
 {
 	char cmd[1024];
@@ -663,6 +768,7 @@ int main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_cluster_with_secret_serves);
 	tcase_add_test(tc, test_stranger_with_forged_proof_is_refused);
+	tcase_add_test(tc, test_users_are_kept_in_the_meta_group);
 	tcase_add_test(tc, test_kvd_with_wrong_or_no_secret_cannot_join);
 	suite_add_tcase(s, tc);
 	TCase *tr = tcase_create("rotation");
