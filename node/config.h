@@ -63,6 +63,9 @@ struct node_config {
 	 * ("" = plaintext). Tunables: a restart may change them (certificate rotation). */
 	char tls_cert[NODE_PATH_MAX], tls_key[NODE_PATH_MAX], tls_ca[NODE_PATH_MAX];
 	bool client_cert_auth; /* clients must present a certificate of tls_ca */
+	/* Peer authentication (docs/SECURITY.md): the file of cluster secrets ("" = off); read
+	 * and checked by node_config_load, loaded again by the shell. A tunable (rotation). */
+	char peer_secret_file[NODE_PATH_MAX];
 };
 
 /* Parses argv, the --config file and DIR/cluster.conf into *cfg; on a first start writes
