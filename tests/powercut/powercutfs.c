@@ -40,8 +40,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define PAGE_BYTES   4096u
-#define CONTROL_PATH "/.powercut"
+#define PAGE_BYTES     4096u
+#define CONTROL_PATH   "/.powercut"
 #define MAX_MB_DEFAULT 512u
 
 /* One backing inode that has been opened: its buffered pages and its logical size. Lives
@@ -50,14 +50,14 @@ struct file {
 	struct file *next;
 	dev_t dev;
 	ino_t ino;
-	int fd;              /* the backing file, O_RDWR (or O_RDONLY: then never written) */
+	int fd; /* the backing file, O_RDWR (or O_RDONLY: then never written) */
 	bool writable;
-	unsigned opens;      /* open handles of the mount on this inode */
-	uint64_t seq;        /* order of first use: makes the cut's page order reproducible */
-	off_t size;          /* logical size: the backing size, grown by buffered writes */
-	uint8_t **pages;     /* pages[i]: buffered copy of page i, or NULL */
-	size_t pages_cap;    /* entries of pages[] */
-	size_t *dirty;       /* indexes of buffered pages (may hold stale ones: check pages[]) */
+	unsigned opens;   /* open handles of the mount on this inode */
+	uint64_t seq;     /* order of first use: makes the cut's page order reproducible */
+	off_t size;       /* logical size: the backing size, grown by buffered writes */
+	uint8_t **pages;  /* pages[i]: buffered copy of page i, or NULL */
+	size_t pages_cap; /* entries of pages[] */
+	size_t *dirty;    /* indexes of buffered pages (may hold stale ones: check pages[]) */
 	size_t ndirty, dirty_cap;
 };
 
@@ -380,20 +380,20 @@ static int control_read(char *buf, size_t size, off_t off)
 
 /* ------------------------------------------------------------------------ operations */
 
-#define LOCKED(expr)                                                                           \
-	do {                                                                                   \
-		pthread_mutex_lock(&g.lock);                                                   \
-		int rc_ = g.dead ? -EIO : (expr);                                              \
-		pthread_mutex_unlock(&g.lock);                                                 \
-		return rc_;                                                                    \
+#define LOCKED(expr)                                                                               \
+	do {                                                                                       \
+		pthread_mutex_lock(&g.lock);                                                       \
+		int rc_ = g.dead ? -EIO : (expr);                                                  \
+		pthread_mutex_unlock(&g.lock);                                                     \
+		return rc_;                                                                        \
 	} while (0)
 
-#define BPATH(path, b)                                                                         \
-	char b[PATH_MAX];                                                                      \
-	do {                                                                                   \
-		int e_ = backing_path(path, b);                                                \
-		if (e_)                                                                        \
-			return e_;                                                             \
+#define BPATH(path, b)                                                                             \
+	char b[PATH_MAX];                                                                          \
+	do {                                                                                       \
+		int e_ = backing_path(path, b);                                                    \
+		if (e_)                                                                            \
+			return e_;                                                                 \
 	} while (0)
 
 static int do_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
@@ -666,8 +666,7 @@ static int do_read(char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 	return (int)size;
 }
 
-static int op_read(const char *path, char *buf, size_t size, off_t off,
-		   struct fuse_file_info *fi)
+static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	(void)path;
 	LOCKED(do_read(buf, size, off, fi));
@@ -762,8 +761,7 @@ static int do_fallocate(int mode, off_t off, off_t len, struct fuse_file_info *f
 	return 0;
 }
 
-static int op_fallocate(const char *path, int mode, off_t off, off_t len,
-			struct fuse_file_info *fi)
+static int op_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
 	(void)path;
 	LOCKED(do_fallocate(mode, off, len, fi));
@@ -845,7 +843,7 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->entry_timeout = 0;
 	cfg->attr_timeout = 0;
 	cfg->negative_timeout = 0;
-	cfg->direct_io = 0;   /* the page cache stays: shared mmap must work (LMDB) */
+	cfg->direct_io = 0;    /* the page cache stays: shared mmap must work (LMDB) */
 	cfg->kernel_cache = 0; /* and is dropped at every open */
 	return NULL;
 }
