@@ -18,8 +18,12 @@
 #
 # Options: --keep K (per mille of unsynced pages kept, default 0) --seed S (default 1)
 #          --load-s N (seconds of load before the cut, default 8) --same-boot (do not change
-#          the boot id: what an undetected machine crash would do) --keep-dir (leave the
-#          temporary directory, with the logs, for a look)
+#          the boot id: what an undetected machine crash would do) --writeback (just before
+#          the cut, syncfs(2) on node 1's mount: the kernel writes every dirty page, LMDB's
+#          mmap'ed ones included, back to the layer, which keeps them unsynced; without it
+#          most of LMDB's unsynced pages are still in the kernel's cache at the cut and are
+#          lost whatever --keep says) --keep-dir (leave the temporary directory, with the
+#          logs, for a look)
 # Environment: RINGRAFT_BIN (kvd, kvctl; default ./bin), POWERCUTFS (the layer; default
 # build/tests/powercut/powercutfs), RINGRAFT_TEST_IP_BASE (nodes on 127.0.0.BASE..BASE+2,
 # default 121).
@@ -30,13 +34,14 @@ bin="${RINGRAFT_BIN:-$root_dir/bin}"
 pcfs="${POWERCUTFS:-$root_dir/build/tests/powercut/powercutfs}"
 base="${RINGRAFT_TEST_IP_BASE:-121}"
 here="$root_dir/tests/powercut"
-keep=0 seed=1 load_s=8 same_boot=0 keep_dir=0
+keep=0 seed=1 load_s=8 same_boot=0 keep_dir=0 writeback=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --keep) keep="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --load-s) load_s="$2"; shift 2 ;;
     --same-boot) same_boot=1; shift ;;
+    --writeback) writeback=1; shift ;;
     --keep-dir) keep_dir=1; shift ;;
     *) echo "cut_one: unknown option $1" >&2; exit 2 ;;
   esac
@@ -152,85 +157,91 @@ wait_leaders() { # ENDPOINTS SECONDS
 }
 
 # ------------------------------------------------------------------------ the run
-cat /proc/sys/kernel/random/uuid >"$boot1"
-mount_layer || exit 2
-for n in 1 2 3; do start_kvd "$n" first; done
-wait_leaders "$endpoints" 30 || { log "no leaders after 30 s"; tail -5 "$tmp"/node*.log; exit 2; }
-log "cluster up on $(ip 1)-$(ip 3); node 1's data directory on powercutfs"
+# (one function, read whole before it runs: editing this file during a run is harmless)
+run() {
+  cat /proc/sys/kernel/random/uuid >"$boot1"
+  mount_layer || exit 2
+  for n in 1 2 3; do start_kvd "$n" first; done
+  wait_leaders "$endpoints" 30 || { log "no leaders after 30 s"; tail -5 "$tmp"/node*.log; exit 2; }
+  log "cluster up on $(ip 1)-$(ip 3); node 1's data directory on powercutfs"
 
-/usr/bin/python3 "$here/load.py" write --nodes "$resp_all" --clients 8 --out "$tmp/acked" \
-  --stop "$tmp/stop" >"$tmp/load.log" 2>&1 &
-load_pid=$!
-sleep "$load_s"
+  /usr/bin/python3 "$here/load.py" write --nodes "$resp_all" --clients 8 --out "$tmp/acked" \
+    --stop "$tmp/stop" >"$tmp/load.log" 2>&1 &
+  load_pid=$!
+  sleep "$load_s"
 
-# The cut: the layer first (nothing after this reaches node 1's disk), then the process.
-before="$(cat "$mnt1/.powercut" 2>/dev/null | tr '\n' ' ')"
-echo "cut $keep $seed" >"$mnt1/.powercut"
-stop_kvd 1 KILL
-[ "$same_boot" = 1 ] || cat /proc/sys/kernel/random/uuid >"$boot1"
-log "cut node 1 after ${load_s}s of load (keep $keep/1000, seed $seed); layer before the cut: $before"
-grep 'cut:' "$tmp/powercutfs.log" | sed 's/^/cut_one:   /'
-umount_layer
-
-sleep 3 # the load goes on against nodes 2 and 3
-touch "$tmp/stop"
-wait "$load_pid"
-load_pid=""
-sed 's/^/cut_one: /' "$tmp/load.log"
-
-# The reboot: the disk as the cut left it, the same flags as before.
-mount_layer || exit 2
-t0="$(now_ms)"
-start_kvd 1
-back=0 status="still starting"
-for i in $(seq 200); do # bounded: 20 s
-  if ! kill -0 "${kvd_pid[1]}" 2>/dev/null; then
-    wait "${kvd_pid[1]}"
-    status="exited with status $?"
-    kvd_pid[1]=""
-    break
-  fi
-  if "$bin/kvctl" --endpoints "$(ip 1):9001" --timeout 1s status >/dev/null 2>&1 &&
-    wait_leaders "$(ip 1):9001" 1; then
-    back=1
-    status="serving after $(($(now_ms) - t0)) ms"
-    break
-  fi
-  sleep 0.1
-done
-log "node 1 restarted: $status"
-if [ "$back" = 0 ]; then
-  grep -E '^error' "$tmp/node1.log" | tail -3 | sed 's/^/cut_one:   node 1: /'
-fi
-
-rc=0
-/usr/bin/python3 "$here/load.py" check --nodes "$resp_others" --in "$tmp/acked" | sed 's/^/cut_one: /'
-[ "${PIPESTATUS[0]}" = 0 ] || rc=1
-if [ "$back" = 1 ]; then
-  # node 1 must also hold them itself (what it acknowledged or caught up on)
-  /usr/bin/python3 "$here/load.py" check --nodes "$(ip 1):6379" --readonly --wait-s 20 \
-    --in "$tmp/acked" | sed 's/^/cut_one: /'
-  [ "${PIPESTATUS[0]}" = 0 ] || rc=1
-else
-  # The remedy of docs/DURABILITY.md: rebuild node 1 from its peers.
+  # The cut: the layer first (nothing after this reaches node 1's disk), then the process.
+  # syncfs reaches no FUSE daemon as a sync: it only makes the kernel write its dirty pages.
+  [ "$writeback" = 1 ] && sync -f "$mnt1/."
+  before="$(cat "$mnt1/.powercut" 2>/dev/null | tr '\n' ' ')"
+  echo "cut $keep $seed" >"$mnt1/.powercut"
   stop_kvd 1 KILL
-  rm -rf "${mnt1:?}"/*
+  [ "$same_boot" = 1 ] || cat /proc/sys/kernel/random/uuid >"$boot1"
+  log "cut node 1 after ${load_s}s of load (keep $keep/1000, seed $seed); layer before the cut: $before"
+  grep 'cut:' "$tmp/powercutfs.log" | sed 's/^/cut_one:   /'
+  umount_layer
+
+  sleep 3 # the load goes on against nodes 2 and 3
+  touch "$tmp/stop"
+  wait "$load_pid"
+  load_pid=""
+  sed 's/^/cut_one: /' "$tmp/load.log"
+
+  # The reboot: the disk as the cut left it, the same flags as before.
+  mount_layer || exit 2
   t0="$(now_ms)"
-  start_kvd 1 first
-  /usr/bin/python3 "$here/load.py" check --nodes "$(ip 1):6379" --readonly --wait-s 60 \
-    --in "$tmp/acked" | sed 's/^/cut_one: /'
-  if [ "${PIPESTATUS[0]}" = 0 ]; then
-    log "node 1 rebuilt from its peers (data directory emptied, first-start flags): every acknowledged key read from it within $(($(now_ms) - t0)) ms"
-    [ "$rc" = 0 ] && rc=3
-  else
-    log "node 1 was not rebuilt from its peers within 60 s"
-    tail -5 "$tmp/node1.log" | sed 's/^/cut_one:   node 1: /'
-    rc=1
+  start_kvd 1
+  back=0 status="still starting"
+  for i in $(seq 200); do # bounded: 20 s
+    if ! kill -0 "${kvd_pid[1]}" 2>/dev/null; then
+      wait "${kvd_pid[1]}"
+      status="exited with status $?"
+      kvd_pid[1]=""
+      break
+    fi
+    if "$bin/kvctl" --endpoints "$(ip 1):9001" --timeout 1s status >/dev/null 2>&1 &&
+      wait_leaders "$(ip 1):9001" 1; then
+      back=1
+      status="serving after $(($(now_ms) - t0)) ms"
+      break
+    fi
+    sleep 0.1
+  done
+  log "node 1 restarted: $status"
+  if [ "$back" = 0 ]; then
+    grep -E '^error' "$tmp/node1.log" | tail -3 | sed 's/^/cut_one:   node 1: /'
   fi
-fi
-case "$rc" in
-  0) log "PASS: node 1 came back by itself; no acknowledged write lost" ;;
-  3) log "REFUSED: no acknowledged write lost, but node 1 did not come back by itself" ;;
-  *) log "FAIL" ;;
-esac
-exit "$rc"
+
+  rc=0
+  /usr/bin/python3 "$here/load.py" check --nodes "$resp_others" --in "$tmp/acked" | sed 's/^/cut_one: /'
+  [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+  if [ "$back" = 1 ]; then
+    # node 1 must also hold them itself (what it acknowledged or caught up on)
+    /usr/bin/python3 "$here/load.py" check --nodes "$(ip 1):6379" --readonly --wait-s 20 \
+      --in "$tmp/acked" | sed 's/^/cut_one: /'
+    [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+  else
+    # The remedy of docs/DURABILITY.md: rebuild node 1 from its peers.
+    stop_kvd 1 KILL
+    rm -rf "${mnt1:?}"/*
+    t0="$(now_ms)"
+    start_kvd 1 first
+    /usr/bin/python3 "$here/load.py" check --nodes "$(ip 1):6379" --readonly --wait-s 60 \
+      --in "$tmp/acked" | sed 's/^/cut_one: /'
+    if [ "${PIPESTATUS[0]}" = 0 ]; then
+      log "node 1 rebuilt from its peers (data directory emptied, first-start flags): every acknowledged key read from it within $(($(now_ms) - t0)) ms"
+      [ "$rc" = 0 ] && rc=3
+    else
+      log "node 1 was not rebuilt from its peers within 60 s"
+      tail -5 "$tmp/node1.log" | sed 's/^/cut_one:   node 1: /'
+      rc=1
+    fi
+  fi
+  case "$rc" in
+    0) log "PASS: node 1 came back by itself; no acknowledged write lost" ;;
+    3) log "REFUSED: no acknowledged write lost, but node 1 did not come back by itself" ;;
+    *) log "FAIL" ;;
+  esac
+  return "$rc"
+}
+run; exit $?

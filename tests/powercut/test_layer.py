@@ -228,6 +228,32 @@ def case_mmap(root):
     check(disk[2 * PAGE:] == bytes(2 * PAGE), "mmap pages without msync reached the disk")
 
 
+def case_writeback_is_not_sync(root):
+    """syncfs(2) makes the kernel write dirty mmap pages back to the layer, which keeps them
+    unsynced: a cut with keep 0 drops them, as a disk drops what was never flushed."""
+    fs = Layer(root).mount()
+    try:
+        fd = os.open(fs.path("m"), os.O_CREAT | os.O_RDWR, 0o644)
+        os.ftruncate(fd, 3 * PAGE)
+        m = mmap.mmap(fd, 3 * PAGE)
+        data = pages(11, 3)
+        m[:] = b"".join(data)
+        subprocess.run(["sync", "-f", fs.path("m")], check=True)
+        st = fs.status()
+        check(int(st["unsynced_pages"]) == 3,
+              "after syncfs, unsynced_pages %s, want 3" % st)
+        check(int(st["syncs"]) == 0, "syncfs counted as a sync: %s" % st)
+        fs.cut(0, 4)
+        m.close()
+        try:
+            os.close(fd)  # the close writes back nothing, but says EIO: the machine is dead
+        except OSError:
+            pass
+    finally:
+        fs.umount()
+    check(read(fs.disk("m")) == bytes(3 * PAGE), "pages written back by syncfs survived keep 0")
+
+
 def expect_eio(what, fn):
     try:
         fn()
@@ -269,7 +295,7 @@ def case_eio_after_cut(root):
 
 
 CASES = [case_synced_survives, case_unsynced_dropped, case_keep_all,
-         case_partial_deterministic, case_mmap, case_eio_after_cut]
+         case_partial_deterministic, case_mmap, case_writeback_is_not_sync, case_eio_after_cut]
 
 
 def main():
