@@ -175,7 +175,7 @@ run() {
   [ "$writeback" = 1 ] && sync -f "$mnt1/."
   before="$(cat "$mnt1/.powercut" 2>/dev/null | tr '\n' ' ')"
   echo "cut $keep $seed" >"$mnt1/.powercut"
-  stop_kvd 1 KILL
+  stop_kvd 1 KILL 2>/dev/null # (no "Killed" line from the shell)
   [ "$same_boot" = 1 ] || cat /proc/sys/kernel/random/uuid >"$boot1"
   log "cut node 1 after ${load_s}s of load (keep $keep/1000, seed $seed); layer before the cut: $before"
   grep 'cut:' "$tmp/powercutfs.log" | sed 's/^/cut_one:   /'
@@ -209,7 +209,7 @@ run() {
   done
   log "node 1 restarted: $status"
   if [ "$back" = 0 ]; then
-    grep -E '^error' "$tmp/node1.log" | tail -3 | sed 's/^/cut_one:   node 1: /'
+    grep -E '^(error|E) ' "$tmp/node1.log" | grep -v 'node stops: WAL' | tail -3 | sed 's/^/cut_one:   node 1: /'
   fi
 
   rc=0
