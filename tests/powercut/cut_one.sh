@@ -23,7 +23,8 @@
 #          mmap'ed ones included, back to the layer, which keeps them unsynced; without it
 #          most of LMDB's unsynced pages are still in the kernel's cache at the cut and are
 #          lost whatever --keep says) --keep-dir (leave the temporary directory, with the
-#          logs, for a look)
+#          logs, for a look) --kv-sync (every node runs with kvd --kv-sync on: LMDB syncs
+#          every applied batch)
 # Environment: RINGRAFT_BIN (kvd, kvctl; default ./bin), POWERCUTFS (the layer; default
 # build/tests/powercut/powercutfs), RINGRAFT_TEST_IP_BASE (nodes on 127.0.0.BASE..BASE+2,
 # default 121).
@@ -34,7 +35,7 @@ bin="${RINGRAFT_BIN:-$root_dir/bin}"
 pcfs="${POWERCUTFS:-$root_dir/build/tests/powercut/powercutfs}"
 base="${RINGRAFT_TEST_IP_BASE:-121}"
 here="$root_dir/tests/powercut"
-keep=0 seed=1 load_s=8 same_boot=0 keep_dir=0 writeback=0
+keep=0 seed=1 load_s=8 same_boot=0 keep_dir=0 writeback=0 kv_sync=off
 while [ $# -gt 0 ]; do
   case "$1" in
     --keep) keep="$2"; shift 2 ;;
@@ -42,6 +43,7 @@ while [ $# -gt 0 ]; do
     --load-s) load_s="$2"; shift 2 ;;
     --same-boot) same_boot=1; shift ;;
     --writeback) writeback=1; shift ;;
+    --kv-sync) kv_sync=on; shift ;;
     --keep-dir) keep_dir=1; shift ;;
     *) echo "cut_one: unknown option $1" >&2; exit 2 ;;
   esac
@@ -101,7 +103,7 @@ umount_layer() {
 start_kvd() { # N [first]: first start (flags of identity) or restart
   local n="$1" dir="$tmp/node$1"
   local args=(--data-dir "$dir" --resp-addr "$(ip "$n"):6379" --election-ms 400
-    --heartbeat-ms 50 --log-level info)
+    --heartbeat-ms 50 --log-level info --kv-sync "$kv_sync")
   if [ "${2:-}" = first ]; then
     args+=(--id "$n" --client-addr "$(ip "$n"):9001" --cluster "$cluster_arg" --groups 4
       --snapshot-entries 2000)
