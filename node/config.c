@@ -85,6 +85,10 @@ static const struct key_def {
 	 "on|off: move replicas between members until each holds the floor or ceiling of "
 	 "3(G+1)/N (one move at a time, by the meta group's leader; default on)"},
 	{"wal-no-sync", K_TUNABLE, "on|off: skip fdatasync (benchmarks only; default off)"},
+	{"kv-sync", K_TUNABLE,
+	 "on|off: LMDB syncs every applied batch, so that after a power cut this node restarts "
+	 "by itself instead of refusing (docs/DURABILITY.md; costs an fsync per batch; default "
+	 "off)"},
 	{"metrics-addr", K_TUNABLE,
 	 "host:port of the HTTP endpoint serving /metrics (Prometheus) and /health (default: "
 	 "none)"},
@@ -672,6 +676,10 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	}
 	if (V("wal-no-sync") != NULL && parse_bool(V("wal-no-sync"), &cfg->wal_no_sync) < 0) {
 		fail(err, n, "--wal-no-sync must be on or off");
+		goto out;
+	}
+	if (V("kv-sync") != NULL && parse_bool(V("kv-sync"), &cfg->kv_sync) < 0) {
+		fail(err, n, "--kv-sync must be on or off");
 		goto out;
 	}
 	/* TLS (docs/SECURITY.md): the three files together; readable now, loaded by the shell. */

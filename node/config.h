@@ -58,6 +58,7 @@ struct node_config {
 	bool auto_balance; /* the meta leader moves replicas to even them out (rebalance.c) */
 	bool quiesce;          /* idle groups stop heartbeating (raft/quiesce.c) */
 	bool wal_no_sync;      /* benchmarks only: skip fdatasync (loses durability) */
+	bool kv_sync;          /* LMDB syncs every applied batch (survives a machine crash) */
 	bool wal_no_direct_io; /* write WAL batches through the page cache, never O_DIRECT */
 	/* TLS on the peer, client and RESP ports (docs/SECURITY.md): all three paths or none
 	 * ("" = plaintext). Tunables: a restart may change them (certificate rotation). */

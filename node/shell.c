@@ -509,6 +509,7 @@ static int open_stores(struct node_shell *s)
 	kv_options_default(&ko);
 	ko.value_max = cfg->value_max;
 	ko.groups_max = cfg->groups + 1; /* + the meta group (node_int.h) */
+	ko.sync_commits = cfg->kv_sync;
 	rc = kv_open(kv_dir, &ko, &s->kv);
 	if (rc != KV_OK) {
 		node_log(NODE_LOG_ERROR, 0, "cannot open LMDB dir=%s error=\"%s\"", kv_dir,
