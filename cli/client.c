@@ -220,10 +220,11 @@ void cli_learn_status(struct cli_client *c, const Ringraft__Kv__Response *resp)
 {
 	if (resp->ring && resp->ring->members_epoch > c->members_epoch)
 		c->members_epoch = resp->ring->members_epoch;
-	if (resp->ring && resp->ring->groups) {
+	if (resp->ring && (resp->ring->groups || resp->ring->n_group_ids)) {
 		struct cli_ring_node nodes[CLI_NODES_MAX];
 		size_t n = cli_codec_ring_nodes(resp->ring, nodes);
 		if (cli_route_set_ring(&c->route, resp->ring->epoch, resp->ring->groups,
+				       resp->ring->group_ids, resp->ring->n_group_ids,
 				       resp->ring->vnodes ? resp->ring->vnodes : 1, nodes, n) != 0)
 			return;
 	}
@@ -269,7 +270,8 @@ int cli_refresh(struct cli_client *c, int64_t deadline_ms)
 			last = rc == CLI_ENOMEM ? rc : CLI_UNAVAILABLE;
 			continue;
 		}
-		bool ok = resp->code == RINGRAFT__KV__CODE__OK && resp->ring && resp->ring->groups;
+		bool ok = resp->code == RINGRAFT__KV__CODE__OK && resp->ring &&
+			  (resp->ring->groups || resp->ring->n_group_ids);
 		if (ok)
 			cli_learn_status(c, resp);
 		ringraft__kv__response__free_unpacked(resp, NULL);

@@ -176,15 +176,17 @@ struct cli_node_status {
 	char peer_addr[CLI_ADDR_MAX], client_addr[CLI_ADDR_MAX];
 	char health[32];
 	uint64_t wal_bytes, lmdb_bytes, uptime_ms;
-	uint64_t incarnation; /* the node's data directory id */
-	bool auto_balance;    /* the node runs with --auto-balance */
+	uint64_t incarnation;  /* the node's data directory id */
+	bool auto_balance;     /* the node runs with --auto-balance */
 	char rebalancing[256]; /* the balancer's move under way, "" if none (the meta leader) */
 	uint64_t ring_epoch;
 	uint32_t ring_groups, ring_vnodes;
+	size_t n_ring_ids;      /* the ring's group ids: RingConfig.group_ids, or 1..ring_groups */
+	uint32_t *ring_ids;     /* owned (cli_node_status_free) */
 	uint64_t members_epoch; /* the cluster map's epoch this node knows */
 	uint32_t meta_group;    /* the group holding the cluster map (0: none) */
 	char bootstrap[CLI_NODES_MAX * (CLI_ADDR_MAX + 24)]; /* kvd --cluster of the cluster */
-	size_t n_nodes; /* the ring's nodes */
+	size_t n_nodes;                                      /* the ring's nodes */
 	struct cli_ring_node nodes[CLI_NODES_MAX];
 	size_t n_groups; /* the groups this node hosts */
 	struct cli_group_status *groups;

@@ -149,6 +149,19 @@ int cli_codec_status(const Ringraft__Kv__Response *in, struct cli_node_status *o
 		copy_str(out->bootstrap, sizeof out->bootstrap, in->ring->bootstrap);
 		out->ring_vnodes = in->ring->vnodes;
 		out->n_nodes = cli_codec_ring_nodes(in->ring, out->nodes);
+		/* The ring's ids; a node that sends none has 1..groups. */
+		size_t ni = in->ring->n_group_ids ? in->ring->n_group_ids : in->ring->groups;
+		if (ni > CLI_GROUPS_MAX)
+			ni = CLI_GROUPS_MAX;
+		if (ni) {
+			out->ring_ids = malloc(ni * sizeof *out->ring_ids);
+			if (out->ring_ids == NULL)
+				return CLI_ENOMEM;
+			for (size_t i = 0; i < ni; i++)
+				out->ring_ids[i] = in->ring->n_group_ids ? in->ring->group_ids[i]
+									 : (uint32_t)i + 1;
+			out->n_ring_ids = ni;
+		}
 	}
 	size_t ng = s->n_groups < CLI_GROUPS_MAX ? s->n_groups : CLI_GROUPS_MAX;
 	if (ng) {
@@ -182,4 +195,7 @@ void cli_node_status_free(struct cli_node_status *st)
 	free(st->groups);
 	st->groups = NULL;
 	st->n_groups = 0;
+	free(st->ring_ids);
+	st->ring_ids = NULL;
+	st->n_ring_ids = 0;
 }

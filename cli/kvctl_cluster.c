@@ -10,6 +10,7 @@
 
 #include "cli/conn.h"
 #include "cli/kvctl.h"
+#include "kv/ring.h"
 
 struct node_view {
 	char endpoint[CLI_ADDR_MAX];
@@ -24,6 +25,9 @@ struct view {
 	uint64_t epoch;
 	uint32_t vnodes;
 	uint32_t all; /* groups + the meta group (its id is groups + 1), when the cluster has one */
+	/* the ring of the answer with the highest ring epoch (its group ids, for shares); NULL
+	 * when no node answered or out of memory */
+	struct kv_ring *ring;
 	/* the freshest cluster map among the answers (highest members epoch) */
 	const struct cli_node_status *map;
 };
@@ -118,11 +122,18 @@ static struct view *gather(struct cli_client *c, const struct kvctl_args *a)
 			struct node_view *nv = &v->nodes[i];
 			if (nv->rc != CLI_OK)
 				continue;
-			if (nv->st.ring_groups && !v->groups) {
+			if (nv->st.ring_groups && (!v->groups || nv->st.ring_epoch > v->epoch)) {
 				v->groups = nv->st.ring_groups;
 				v->epoch = nv->st.ring_epoch;
 				v->vnodes = nv->st.ring_vnodes;
-				v->all = nv->st.meta_group == v->groups + 1 ? v->groups + 1 : v->groups;
+				v->all = nv->st.meta_group == v->groups + 1 ? v->groups + 1
+									    : v->groups;
+				kv_ring_free(v->ring);
+				v->ring = nv->st.n_ring_ids
+						  ? kv_ring_from_ids(
+							    nv->st.ring_ids, nv->st.n_ring_ids,
+							    v->vnodes ? v->vnodes : 1, v->epoch)
+						  : NULL;
 			}
 			if (v->map == NULL || nv->st.members_epoch > v->map->members_epoch)
 				v->map = &nv->st;
@@ -138,6 +149,8 @@ static void free_view(struct view *v)
 {
 	for (size_t i = 0; v && i < v->n; i++)
 		cli_node_status_free(&v->nodes[i].st);
+	if (v)
+		kv_ring_free(v->ring);
 	free(v);
 }
 
@@ -323,8 +336,8 @@ static void status_table(const struct view *v)
 		char voters[128], learners[128];
 		ids(voters, sizeof voters, info->voters, info->n_voters);
 		ids(learners, sizeof learners, info->learners, info->n_learners);
-		printf("%smove in progress: group %u%s: voters %s, learners %s\n", any ? "" : "\n", g,
-		       g > v->groups ? " (meta)" : "", voters, learners);
+		printf("%smove in progress: group %u%s: voters %s, learners %s\n", any ? "" : "\n",
+		       g, g > v->groups ? " (meta)" : "", voters, learners);
 		any = true;
 	}
 	for (size_t i = 0; i < v->n; i++)
@@ -389,13 +402,12 @@ static uint64_t group_leader(const struct view *v, uint32_t g, uint64_t *term,
 			if (gs->group != g)
 				continue;
 			/* the freshest view of the group: the highest term, in it the leader's own
-			 * report, else the replica that applied the most (a lagging one may not have
-			 * applied the last configuration change) */
+			 * report, else the replica that applied the most (a lagging one may not
+			 * have applied the last configuration change) */
 			if (*info == NULL || gs->term > (*info)->term ||
 			    (gs->term == (*info)->term &&
-			     (is_leader(&nv->st, gs) ||
-			      (strcmp((*info)->role, "leader") != 0 &&
-			       gs->applied > (*info)->applied))))
+			     (is_leader(&nv->st, gs) || (strcmp((*info)->role, "leader") != 0 &&
+							 gs->applied > (*info)->applied))))
 				*info = gs;
 			if (is_leader(&nv->st, gs) && gs->term >= best_term) {
 				best = nv->st.id;
@@ -456,9 +468,15 @@ int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
 	if (a->output == KVCTL_OUT_JSON)
 		printf("{\"groups\": [");
 	else
-		printf("%-6s %-7s %-34s %-8s %-12s %s\n", "GROUP", "LEADER", "LEADER-ADDR", "TERM",
-		       "VOTERS", "LEARNERS");
-	for (uint32_t g = 1; g <= v->groups; g++) {
+		printf("%-6s %-7s %-34s %-8s %-12s %-9s %s\n", "GROUP", "LEADER", "LEADER-ADDR",
+		       "TERM", "VOTERS", "LEARNERS", "SHARE");
+	/* The ring's groups (its ids; 1..G from a node that sends none), each with its share of
+	 * the hash space. SHARE is last so scripts reading GROUP and LEADER keep working. */
+	size_t n_ids = v->groups;
+	const uint32_t *ring_ids = v->ring ? kv_ring_ids(v->ring, &n_ids) : NULL;
+	for (size_t i = 0; i < n_ids; i++) {
+		uint32_t g = ring_ids ? ring_ids[i] : (uint32_t)i + 1;
+		double share = v->ring ? kv_ring_share(v->ring, g) : -1;
 		uint64_t term;
 		const struct cli_group_status *info;
 		uint64_t leader = group_leader(v, g, &term, &info);
@@ -468,7 +486,7 @@ int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
 		    info ? info->n_learners : 0);
 		if (a->output == KVCTL_OUT_JSON) {
 			printf("%s\n  {\"group\": %u, \"leader\": %llu, \"leader_addr\": ",
-			       g > 1 ? "," : "", g, (unsigned long long)leader);
+			       i > 0 ? "," : "", g, (unsigned long long)leader);
 			json_text(leader ? addr_of(v, leader) : "");
 			printf(", \"leader_reachable\": %s, \"term\": %llu, \"voters\": ",
 			       leader && answered(v, leader) ? "true" : "false",
@@ -476,7 +494,10 @@ int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
 			json_u64_list(info ? info->voters : NULL, info ? info->n_voters : 0);
 			printf(", \"learners\": ");
 			json_u64_list(info ? info->learners : NULL, info ? info->n_learners : 0);
-			printf("}");
+			if (share >= 0)
+				printf(", \"share\": %.4f}", share);
+			else
+				printf(", \"share\": null}");
 		} else {
 			/* Right after a crash the others still name the dead leader until
 			 * they elect a new one: say so rather than show it as healthy. */
@@ -484,8 +505,11 @@ int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
 			snprintf(lid, sizeof lid, "%llu", (unsigned long long)leader);
 			snprintf(addr, sizeof addr, "%s%s", leader ? addr_of(v, leader) : "-",
 				 leader && !answered(v, leader) ? " (unreachable)" : "");
-			printf("%-6u %-7s %-34s %-8llu %-12s %s\n", g, leader ? lid : "none", addr,
-			       (unsigned long long)term, voters, learners);
+			char sh[16] = "-";
+			if (share >= 0)
+				snprintf(sh, sizeof sh, "%.2f%%", 100 * share);
+			printf("%-6u %-7s %-34s %-8llu %-12s %-9s %s\n", g, leader ? lid : "none",
+			       addr, (unsigned long long)term, voters, learners, sh);
 		}
 	}
 	if (a->output == KVCTL_OUT_JSON)
@@ -504,7 +528,8 @@ static int move_until_done(struct cli_client *c, const struct kvctl_args *a, uin
 		bool done = false;
 		int rc = cli_move_replica_step(c, g, from, to, &done, progress, sizeof progress);
 		if (rc == CLI_INVALID) {
-			fprintf(stderr, "kvctl: group %u: move from node %llu to node %llu refused: %s\n",
+			fprintf(stderr,
+				"kvctl: group %u: move from node %llu to node %llu refused: %s\n",
 				g, (unsigned long long)from, (unsigned long long)to, progress);
 			return KVCTL_EXIT_USAGE;
 		}
@@ -517,7 +542,8 @@ static int move_until_done(struct cli_client *c, const struct kvctl_args *a, uin
 			return KVCTL_EXIT_OK;
 		if (cli_now_ms() >= deadline) {
 			fprintf(stderr,
-				"kvctl: group %u: move not done within %u ms; last step: %s (run the "
+				"kvctl: group %u: move not done within %u ms; last step: %s (run "
+				"the "
 				"same command again to go on)\n",
 				g, a->timeout_ms, last);
 			return KVCTL_EXIT_UNAVAILABLE;
@@ -542,8 +568,9 @@ static bool in_ids(const uint64_t *v, size_t n, uint64_t id)
 int kvctl_cmd_group(struct cli_client *c, const struct kvctl_args *a)
 {
 	if (strcmp(a->pos[1], "move") != 0) {
-		fprintf(stderr, "kvctl: group: unknown subcommand '%s'; usage: kvctl group move "
-				"GROUP FROM TO\n",
+		fprintf(stderr,
+			"kvctl: group: unknown subcommand '%s'; usage: kvctl group move "
+			"GROUP FROM TO\n",
 			a->pos[1]);
 		return KVCTL_EXIT_USAGE;
 	}
@@ -559,7 +586,8 @@ int kvctl_cmd_group(struct cli_client *c, const struct kvctl_args *a)
 		const char *s = a->pos[3 + i];
 		ids[i] = strtoull(s, &end, 10);
 		if (*end || s[0] == '-' || ids[i] == 0) {
-			fprintf(stderr, "kvctl: group move: %s wants a node id (1, 2, ...), not '%s'\n",
+			fprintf(stderr,
+				"kvctl: group move: %s wants a node id (1, 2, ...), not '%s'\n",
 				i == 0 ? "FROM" : "TO", s);
 			return KVCTL_EXIT_USAGE;
 		}
@@ -645,8 +673,8 @@ static bool addr_ok(const char *s)
 }
 
 /* Adds member id (kvctl member add, replace); 0, or an exit code. */
-static int member_add(struct cli_client *c, const struct kvctl_args *a, struct view *v,
-		      uint64_t id, const char *peer, const char *client)
+static int member_add(struct cli_client *c, const struct kvctl_args *a, struct view *v, uint64_t id,
+		      const char *peer, const char *client)
 {
 	if (!addr_ok(peer) || !addr_ok(client)) {
 		fprintf(stderr, "kvctl: member %s: PEER-ADDR and CLIENT-ADDR want host:port\n",
@@ -722,7 +750,8 @@ static int member_leave_wait(struct cli_client *c, const struct kvctl_args *a, s
 		last = left;
 		if (cli_now_ms() >= deadline) {
 			fprintf(stderr,
-				"kvctl: member %s: node %llu still holds %zu replica(s) after %u ms "
+				"kvctl: member %s: node %llu still holds %zu replica(s) after %u "
+				"ms "
 				"without progress (it stays leaving; run the command again to wait "
 				"more)\n",
 				a->pos[1], (unsigned long long)id, left, a->timeout_ms);
@@ -767,8 +796,9 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 	while (si < sizeof subs / sizeof subs[0] && strcmp(a->pos[1], subs[si].name) != 0)
 		si++;
 	if (si == sizeof subs / sizeof subs[0]) {
-		fprintf(stderr, "kvctl: member: unknown subcommand '%s'; usage: kvctl member "
-				"list|add|remove|replace|drain|fill ...\n",
+		fprintf(stderr,
+			"kvctl: member: unknown subcommand '%s'; usage: kvctl member "
+			"list|add|remove|replace|drain|fill ...\n",
 			a->pos[1]);
 		return KVCTL_EXIT_USAGE;
 	}
@@ -817,8 +847,9 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 		bool was = map_has(v, newid, &removed);
 		if (was && removed) {
 			free_view(v);
-			fprintf(stderr, "kvctl: member replace: node %llu was removed; give the new "
-					"node a new id\n",
+			fprintf(stderr,
+				"kvctl: member replace: node %llu was removed; give the new "
+				"node a new id\n",
 				(unsigned long long)newid);
 			return KVCTL_EXIT_USAGE;
 		}
@@ -834,7 +865,8 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 			if (cli_now_ms() >= deadline) {
 				free_view(v);
 				fprintf(stderr,
-					"kvctl: member replace: node %llu does not answer yet: start it "
+					"kvctl: member replace: node %llu does not answer yet: "
+					"start it "
 					"(kvd --join ...), then run the same command again\n",
 					(unsigned long long)newid);
 				return KVCTL_EXIT_UNAVAILABLE;
@@ -908,21 +940,24 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 		for (size_t m = 0; m < nm; m++) {
 			if (members[m] == id || in_ids(info->voters, info->n_voters, members[m]))
 				continue;
-			bool better = best == nm || (answered(v, members[m]) && !answered(v, members[best])) ||
+			bool better = best == nm ||
+				      (answered(v, members[m]) && !answered(v, members[best])) ||
 				      (answered(v, members[m]) == answered(v, members[best]) &&
 				       count[m] < count[best]);
 			if (better)
 				best = m;
 		}
 		if (best == nm) {
-			fprintf(stderr, "kvctl: member drain: group %u has no member to move to\n", g);
+			fprintf(stderr, "kvctl: member drain: group %u has no member to move to\n",
+				g);
 			rc = KVCTL_EXIT_UNAVAILABLE;
 			break;
 		}
 		if (a->output != KVCTL_OUT_JSON)
-			printf("group %u: moving node %llu's replica to node %llu\n", g, (unsigned long long)id,
-			       (unsigned long long)members[best]);
-		rc = move_until_done(c, a, g, id, members[best], cli_now_ms() + a->timeout_ms, false);
+			printf("group %u: moving node %llu's replica to node %llu\n", g,
+			       (unsigned long long)id, (unsigned long long)members[best]);
+		rc = move_until_done(c, a, g, id, members[best], cli_now_ms() + a->timeout_ms,
+				     false);
 		if (rc == KVCTL_EXIT_OK) {
 			count[best]++;
 			moved++;

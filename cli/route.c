@@ -4,6 +4,7 @@
  */
 #include "cli/route.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,19 +26,45 @@ static void forget_all(struct cli_route *r)
 		r->leader_addr[g][0] = '\0';
 }
 
-int cli_route_set_ring(struct cli_route *r, uint64_t epoch, uint32_t groups, uint32_t vnodes,
-		       const struct cli_ring_node *nodes, size_t n_nodes)
+/* Whether the ring's ids are exactly the set marked in `in` (n of them). */
+static bool same_ids(const struct kv_ring *ring, const bool *in, size_t n)
 {
-	if (groups == 0 || vnodes == 0 || groups > CLI_GROUPS_MAX)
+	size_t have;
+	const uint32_t *ids = kv_ring_ids(ring, &have);
+	if (have != n)
+		return false;
+	for (size_t i = 0; i < have; i++)
+		if (!in[ids[i]])
+			return false;
+	return true;
+}
+
+int cli_route_set_ring(struct cli_route *r, uint64_t epoch, uint32_t groups, const uint32_t *ids,
+		       size_t n_ids, uint32_t vnodes, const struct cli_ring_node *nodes,
+		       size_t n_nodes)
+{
+	if (n_ids == 0)
+		n_ids = groups, ids = NULL; /* a node without group_ids: 1..groups */
+	if (n_ids == 0 || vnodes == 0 || n_ids > CLI_GROUPS_MAX)
 		return CLI_EINVAL;
-	if (r->ring == NULL || r->epoch != epoch || r->groups != groups || r->vnodes != vnodes) {
-		struct kv_ring *ring = kv_ring_new(groups, vnodes, epoch);
+	bool in[CLI_GROUPS_MAX + 1] = {0};
+	uint32_t list[CLI_GROUPS_MAX];
+	for (size_t i = 0; i < n_ids; i++) {
+		uint32_t g = ids ? ids[i] : (uint32_t)i + 1;
+		if (g == 0 || g > CLI_GROUPS_MAX || in[g])
+			return CLI_EINVAL;
+		in[g] = true;
+		list[i] = g;
+	}
+	if (r->ring == NULL || r->epoch != epoch || !same_ids(r->ring, in, n_ids) ||
+	    r->vnodes != vnodes) {
+		struct kv_ring *ring = kv_ring_from_ids(list, n_ids, vnodes, epoch);
 		if (ring == NULL)
 			return CLI_ENOMEM;
 		kv_ring_free(r->ring);
 		r->ring = ring;
 		r->epoch = epoch;
-		r->groups = groups;
+		r->groups = (uint32_t)n_ids;
 		r->vnodes = vnodes;
 		forget_all(r);
 	}

@@ -14,7 +14,7 @@
 struct cli_route {
 	struct kv_ring *ring; /* NULL until a ring is known; owned */
 	uint64_t epoch;
-	uint32_t groups, vnodes;
+	uint32_t groups, vnodes; /* groups: how many the ring has (their ids: kv_ring_ids) */
 	size_t n_nodes;
 	struct cli_ring_node nodes[CLI_NODES_MAX];
 	uint64_t leader[CLI_GROUPS_MAX + 1];                /* by group; 0 = unknown */
@@ -23,11 +23,15 @@ struct cli_route {
 
 void cli_route_init(struct cli_route *r);
 void cli_route_free(struct cli_route *r);
-/* Installs a ring config (nodes copied). A different (groups, vnodes, epoch) rebuilds the ring
- * and forgets every leader; the same one only refreshes the node list. 0, CLI_EINVAL (groups
- * or vnodes 0, groups over CLI_GROUPS_MAX) or CLI_ENOMEM (the old ring is kept). */
-int cli_route_set_ring(struct cli_route *r, uint64_t epoch, uint32_t groups, uint32_t vnodes,
-		       const struct cli_ring_node *nodes, size_t n_nodes);
+/* Installs a ring config (ids and nodes copied): the ring of group ids ids[0..n_ids) when
+ * n_ids > 0 (RingConfig.group_ids), else of groups 1..groups (a node that predates id sets).
+ * A different (id set, vnodes, epoch) rebuilds the ring and forgets every leader; the same
+ * one only refreshes the node list. 0, CLI_EINVAL (no groups, vnodes 0, more than
+ * CLI_GROUPS_MAX groups, an id outside 1..CLI_GROUPS_MAX or repeated) or CLI_ENOMEM (the old
+ * ring is kept). */
+int cli_route_set_ring(struct cli_route *r, uint64_t epoch, uint32_t groups, const uint32_t *ids,
+		       size_t n_ids, uint32_t vnodes, const struct cli_ring_node *nodes,
+		       size_t n_nodes);
 /* Drops the ring so the next call asks for it again (a WRONG_SHARD without a ring). */
 void cli_route_drop_ring(struct cli_route *r);
 /* Group of key (1..G), or 0 while no ring is known. */

@@ -1,11 +1,15 @@
 /* ring.c — the consistent-hash ring (DESIGN.md section 6) and replica placement.
  *
- * Point v of group g sits at XXH64(le32 g | le32 v, seed = epoch mixed with a constant); a
- * point does not depend on G, so going from G to G+1 groups only moves the keys the new
- * group's points take (about 1/(G+1)). A key hashes with a fixed seed, whatever the epoch,
- * and belongs to the first point at or after its hash (wrapping): a binary search, O(log GV).
- * A key with a hash tag (Redis Cluster's rule: the content of the first '{' ... '}' pair, when
- * not empty) hashes by its tag only, so related keys share a group (DESIGN.md section 13).
+ * Point v of group g sits at XXH64(le32 g | le32 v, POINT_SEED); a point depends on nothing
+ * else, so a ring of a set of ids is the union of its groups' points, and adding or removing
+ * a group moves only the keys that group's points cover (about 1/(G+1), tests/unit/kv/
+ * test_ring.c measures it). POINT_SEED is the seed that epoch 1 gave when the seed followed
+ * the epoch: every cluster ran at epoch 1, so the ring of ids 1..G is the ring it already has.
+ * A key hashes with a fixed seed and belongs to the first point at or after its hash
+ * (wrapping): a binary search, O(log GV). Points of equal hash sort by group, so the lowest
+ * group owns the range before them. A key with a hash tag (Redis Cluster's rule: the content
+ * of the first '{' ... '}' pair, when not empty) hashes by its tag only, so related keys
+ * share a group (DESIGN.md section 13).
  *
  * Placement is striping, not rendezvous hashing: rendezvous alone leaves a node with several
  * replicas more than another for small G, and we want every node within one of 3G/N. Nodes
@@ -23,9 +27,10 @@
 
 #include "kv/ring.h"
 
-#define RING_SEED 0x72696e6772616674ull /* "ringraft" */
-#define KEY_SEED  0x6b65797365656431ull /* "keyseed1" */
-#define NODE_SEED 0x6e6f64657365656eull /* "nodeseen" */
+#define RING_SEED  0x72696e6772616674ull /* "ringraft" */
+#define KEY_SEED   0x6b65797365656431ull /* "keyseed1" */
+#define NODE_SEED  0x6e6f64657365656eull /* "nodeseen" */
+#define POINTS_MAX (1u << 26)
 
 struct point {
 	uint64_t hash;
@@ -33,8 +38,10 @@ struct point {
 };
 
 struct kv_ring {
-	uint32_t groups, vnodes;
+	uint32_t vnodes;
 	uint64_t epoch;
+	uint32_t *ids; /* ascending */
+	size_t n_ids;
 	size_t n;
 	struct point points[];
 };
@@ -56,21 +63,49 @@ static int point_cmp(const void *a, const void *b)
 	return x->group < y->group ? -1 : x->group > y->group;
 }
 
-struct kv_ring *kv_ring_new(uint32_t groups, uint32_t vnodes, uint64_t epoch)
+static int u32_cmp(const void *a, const void *b)
 {
-	if (groups == 0 || vnodes == 0 || (uint64_t)groups * vnodes > (1u << 26))
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct kv_ring *kv_ring_from_ids(const uint32_t *ids, size_t n_ids, uint32_t vnodes, uint64_t epoch)
+{
+	if (n_ids == 0 || vnodes == 0 || n_ids > POINTS_MAX ||
+	    (uint64_t)n_ids * vnodes > POINTS_MAX)
 		return NULL;
-	size_t n = (size_t)groups * vnodes;
+	uint32_t *sorted = malloc(n_ids * sizeof *sorted);
+	if (sorted == NULL)
+		return NULL;
+	memcpy(sorted, ids, n_ids * sizeof *sorted);
+	qsort(sorted, n_ids, sizeof *sorted, u32_cmp);
+	for (size_t i = 0; i < n_ids; i++) {
+		if (sorted[i] == 0 || (i > 0 && sorted[i] == sorted[i - 1])) {
+			free(sorted);
+			return NULL;
+		}
+	}
+	size_t n = n_ids * vnodes;
 	struct kv_ring *r = malloc(sizeof *r + n * sizeof(struct point));
-	if (r == NULL)
+	if (r == NULL) {
+		free(sorted);
 		return NULL;
-	r->groups = groups;
+	}
 	r->vnodes = vnodes;
 	r->epoch = epoch;
+	r->ids = sorted;
+	r->n_ids = n_ids;
 	r->n = n;
-	uint64_t seed = hash_u64(epoch, RING_SEED);
+	const uint64_t seed = hash_u64(1, RING_SEED); /* see the top of the file */
 	size_t i = 0;
-	for (uint32_t g = 1; g <= groups; g++) {
+	for (size_t k = 0; k < n_ids; k++) {
+		uint32_t g = sorted[k];
 		for (uint32_t v = 0; v < vnodes; v++) {
 			uint8_t b[8];
 			for (int j = 0; j < 4; j++) {
@@ -86,8 +121,25 @@ struct kv_ring *kv_ring_new(uint32_t groups, uint32_t vnodes, uint64_t epoch)
 	return r;
 }
 
+struct kv_ring *kv_ring_new(uint32_t groups, uint32_t vnodes, uint64_t epoch)
+{
+	if (groups == 0 || groups > POINTS_MAX)
+		return NULL;
+	uint32_t *ids = malloc((size_t)groups * sizeof *ids);
+	if (ids == NULL)
+		return NULL;
+	for (uint32_t g = 0; g < groups; g++)
+		ids[g] = g + 1;
+	struct kv_ring *r = kv_ring_from_ids(ids, groups, vnodes, epoch);
+	free(ids);
+	return r;
+}
+
 void kv_ring_free(struct kv_ring *ring)
 {
+	if (ring == NULL)
+		return;
+	free(ring->ids);
 	free(ring);
 }
 
@@ -107,12 +159,16 @@ void kv_ring_hash_part(const void *key, size_t len, size_t *off, size_t *part_le
 	*part_len = (size_t)(close - (k + s));
 }
 
-uint32_t kv_ring_group_of(const struct kv_ring *ring, const void *key, size_t len)
+uint64_t kv_ring_key_hash(const void *key, size_t len)
 {
 	size_t off, part;
 	kv_ring_hash_part(key, len, &off, &part);
-	uint64_t h = XXH64((const uint8_t *)key + off, part, KEY_SEED);
-	/* The first point with hash >= h; past the last point, wrap to the first. */
+	return XXH64((const uint8_t *)key + off, part, KEY_SEED);
+}
+
+/* Index of the point owning h: the first with hash >= h; past the last point, the first. */
+static size_t point_at(const struct kv_ring *ring, uint64_t h)
+{
 	size_t lo = 0, hi = ring->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -121,17 +177,141 @@ uint32_t kv_ring_group_of(const struct kv_ring *ring, const void *key, size_t le
 		else
 			hi = mid;
 	}
-	return ring->points[lo == ring->n ? 0 : lo].group;
+	return lo == ring->n ? 0 : lo;
+}
+
+uint32_t kv_ring_owner(const struct kv_ring *ring, uint64_t h)
+{
+	return ring->points[point_at(ring, h)].group;
+}
+
+uint32_t kv_ring_group_of(const struct kv_ring *ring, const void *key, size_t len)
+{
+	return kv_ring_owner(ring, kv_ring_key_hash(key, len));
 }
 
 uint32_t kv_ring_groups(const struct kv_ring *ring)
 {
-	return ring->groups;
+	return (uint32_t)ring->n_ids;
+}
+
+const uint32_t *kv_ring_ids(const struct kv_ring *ring, size_t *n)
+{
+	*n = ring->n_ids;
+	return ring->ids;
+}
+
+bool kv_ring_has(const struct kv_ring *ring, uint32_t group)
+{
+	return bsearch(&group, ring->ids, ring->n_ids, sizeof group, u32_cmp) != NULL;
+}
+
+uint32_t kv_ring_vnodes(const struct kv_ring *ring)
+{
+	return ring->vnodes;
 }
 
 uint64_t kv_ring_epoch(const struct kv_ring *ring)
 {
 	return ring->epoch;
+}
+
+/* The fraction of the circle in range (lo, hi]; lo == hi is the whole circle. */
+static double range_share(uint64_t lo, uint64_t hi)
+{
+	if (lo == hi)
+		return 1.0;
+	return (double)(uint64_t)(hi - lo) / 18446744073709551616.0; /* 2^64 */
+}
+
+double kv_ring_share(const struct kv_ring *ring, uint32_t group)
+{
+	/* Point i owns (hash of point i-1, hash of point i]; point 0 owns the range that wraps
+	 * from the last point. Of points of equal hash the first (lowest group) owns it all. */
+	double share = 0;
+	for (size_t i = 0; i < ring->n; i++) {
+		if (ring->points[i].group != group)
+			continue;
+		uint64_t prev = ring->points[i == 0 ? ring->n - 1 : i - 1].hash;
+		if (ring->n == 1)
+			return 1.0;
+		if (prev != ring->points[i].hash || i == 0)
+			share += range_share(prev, ring->points[i].hash);
+	}
+	return share;
+}
+
+bool kv_ring_range_has(const struct kv_ring_range *r, uint64_t h)
+{
+	if (r->lo < r->hi)
+		return r->lo < h && h <= r->hi;
+	return h > r->lo || h <= r->hi;
+}
+
+int kv_ring_diff(const struct kv_ring *a, const struct kv_ring *b, struct kv_ring_range **out,
+		 size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	/* Between two consecutive points of either ring (the union of their hashes, sorted),
+	 * both owners are constant: each is the owner of the upper end. */
+	size_t m = a->n + b->n;
+	uint64_t *bounds = malloc(m * sizeof *bounds);
+	struct kv_ring_range *ranges = malloc(m * sizeof *ranges);
+	if (bounds == NULL || ranges == NULL) {
+		free(bounds);
+		free(ranges);
+		return KV_RING_ENOMEM;
+	}
+	for (size_t i = 0; i < a->n; i++)
+		bounds[i] = a->points[i].hash;
+	for (size_t i = 0; i < b->n; i++)
+		bounds[a->n + i] = b->points[i].hash;
+	qsort(bounds, m, sizeof *bounds, u64_cmp);
+	size_t u = 0;
+	for (size_t i = 0; i < m; i++)
+		if (u == 0 || bounds[i] != bounds[u - 1])
+			bounds[u++] = bounds[i];
+	size_t k = 0;
+	for (size_t j = 0; j < u; j++) {
+		uint64_t hi = bounds[j], lo = bounds[j == 0 ? u - 1 : j - 1];
+		uint32_t from = kv_ring_owner(a, hi), to = kv_ring_owner(b, hi);
+		if (from == to)
+			continue;
+		if (k > 0 && ranges[k - 1].hi == lo && ranges[k - 1].from == from &&
+		    ranges[k - 1].to == to) {
+			ranges[k - 1].hi = hi;
+			continue;
+		}
+		ranges[k++] = (struct kv_ring_range){.lo = lo, .hi = hi, .from = from, .to = to};
+	}
+	/* The first range (it may wrap) and the last may be one. */
+	if (k > 1 && ranges[k - 1].hi == ranges[0].lo && ranges[k - 1].from == ranges[0].from &&
+	    ranges[k - 1].to == ranges[0].to) {
+		ranges[0].lo = ranges[k - 1].lo;
+		k--;
+	}
+	free(bounds);
+	if (k == 0) {
+		free(ranges);
+		return 0;
+	}
+	*out = ranges;
+	*n = k;
+	return 0;
+}
+
+double kv_ring_moved_share(const struct kv_ring *a, const struct kv_ring *b)
+{
+	struct kv_ring_range *r;
+	size_t n;
+	if (kv_ring_diff(a, b, &r, &n) != 0)
+		return -1;
+	double share = 0;
+	for (size_t i = 0; i < n; i++)
+		share += range_share(r[i].lo, r[i].hi);
+	free(r);
+	return share;
 }
 
 struct ranked {

@@ -168,6 +168,10 @@ static void fill_ring(struct node *n, Ringraft__Kv__RingConfig *ring, Ringraft__
 	ring->epoch = kv_ring_epoch(n->ring);
 	ring->groups = n->cfg.groups;
 	ring->vnodes = NODE_VNODES;
+	/* Borrowed from the ring, which outlives the packing of the reply. */
+	size_t n_ids;
+	ring->group_ids = (uint32_t *)kv_ring_ids(n->ring, &n_ids);
+	ring->n_group_ids = n_ids;
 	for (size_t i = 0; i < n->cfg.n_members; i++) {
 		ringraft__kv__node_info__init(&infos[i]);
 		infos[i].id = n->cfg.members[i].id;
@@ -497,7 +501,8 @@ static void finish_write(struct node *n, struct node_req *r, const struct kv_res
 		resp.error = (char *)kv_strerror(res->code);
 		break;
 	case KV_CAS_MISMATCH:
-		if (rq->op == RINGRAFT__KV__OP__MEMBER_ADD || rq->op == RINGRAFT__KV__OP__MEMBER_REMOVE ||
+		if (rq->op == RINGRAFT__KV__OP__MEMBER_ADD ||
+		    rq->op == RINGRAFT__KV__OP__MEMBER_REMOVE ||
 		    rq->op == RINGRAFT__KV__OP__MEMBER_LEAVE) {
 			/* another change of that member's record came first */
 			resp.code = RINGRAFT__KV__CODE__INVALID;
@@ -1093,8 +1098,8 @@ static void handle(struct node *n, struct node_req *r)
 /* Whether the node is over its load bound for rq (--max-inflight, --max-inflight-bytes);
  * then the reason's message, and the shed is counted. Cheap requests that report or steer the
  * node (PING, STATUS, DIGEST, TRANSFER_LEADER, MOVE_REPLICA) always pass: an overloaded node
- * must still be observable, and its leaderships and replicas movable. A request larger than the byte bound passes when
- * nothing else is held, so that no request is refused for ever. */
+ * must still be observable, and its leaderships and replicas movable. A request larger than the
+ * byte bound passes when nothing else is held, so that no request is refused for ever. */
 static const char *over_bound(struct node *n, const Ringraft__Kv__Request *rq)
 {
 	switch (rq->op) {
@@ -1200,7 +1205,8 @@ void node_service_forward_reply(struct node *n, uint64_t from, const ProtobufCBi
 				/* The hosts this node knows for a group it does not host may be
 				 * stale (the group moved since): a hint naming another member is
 				 * taken, and remembered as a host. */
-				bool usable = hint != 0 && hint != n->cfg.id && node_member_live(n, hint);
+				bool usable =
+					hint != 0 && hint != n->cfg.id && node_member_live(n, hint);
 				if (usable && !hosts_group(g, hint))
 					learn_host(g, hint);
 				g->leader_hint = usable ? hint : 0;

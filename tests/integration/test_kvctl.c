@@ -420,6 +420,13 @@ START_TEST(test_json_output)
 		ck_assert_int_eq(r.exit_code, 0);
 		ck_assert_msg(json_ok(r.out), "not JSON: %s", r.out);
 		ck_assert_int_eq(count(r.out, "\"group\":"), (int)cluster_groups(g_cluster));
+		/* Each group's share of the ring; together the whole ring. */
+		ck_assert_int_eq(count(r.out, "\"share\": "), (int)cluster_groups(g_cluster));
+		double shares = 0;
+		for (const char *p = strstr(r.out, "\"share\": "); p;
+		     p = strstr(p + 1, "\"share\": "))
+			shares += strtod(p + strlen("\"share\": "), NULL);
+		ck_assert_msg(shares > 0.999 && shares < 1.001, "shares sum to %f", shares);
 		int leaderless = count(r.out, "\"leader\": 0,");
 		run_free(&r);
 		if (leaderless == 0)
@@ -482,6 +489,7 @@ START_TEST(test_survives_kill_9_of_a_node)
 	for (;;) {
 		kvctl(&r, NULL, 0, EP, "groups", NULL);
 		ck_assert_int_eq(r.exit_code, 0);
+		ck_assert_ptr_nonnull(strstr(r.out, "SHARE"));
 		bool settled = !strstr(r.out, "(unreachable)") && !strstr(r.out, " none ");
 		run_free(&r);
 		if (settled)

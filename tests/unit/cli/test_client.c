@@ -16,6 +16,7 @@
 
 #include "cli/client.h"
 #include "cli/conn.h"
+#include "kv/ring.h"
 #include "net/frame.h"
 #include "proto/kv.pb-c.h"
 
@@ -48,6 +49,8 @@ struct fake {
 	int n_op[16]; /* requests seen per op */
 	/* What STATUS says. */
 	uint32_t groups;
+	uint32_t ids[4]; /* RingConfig.group_ids, when n_ids > 0 */
+	size_t n_ids;
 	uint64_t epoch;
 	uint64_t leader[9];
 	struct fake *other; /* a second node of the ring, or NULL */
@@ -65,6 +68,8 @@ static void fill_ring(struct fake *f, Ringraft__Kv__Response *resp, uint64_t epo
 	f->ring.epoch = epoch;
 	f->ring.groups = f->groups;
 	f->ring.vnodes = 16;
+	f->ring.group_ids = f->ids;
+	f->ring.n_group_ids = f->n_ids;
 	struct fake *nodes[2] = {f, f->other};
 	size_t n = 0;
 	for (int i = 0; i < 2; i++) {
@@ -691,6 +696,33 @@ START_TEST(test_local_checks_send_nothing)
 }
 END_TEST
 
+/* A ring config with group ids: STATUS reports them and the client routes by that id set. */
+START_TEST(test_status_group_ids)
+{
+	struct fake *f = fake_new(7, put_timeout_then_ok);
+	f->groups = 3;
+	f->ids[0] = 9, f->ids[1] = 2, f->ids[2] = 5, f->n_ids = 3;
+	struct cli_client *c = client_for(f->addr, 3000);
+	struct cli_node_status st;
+	ck_assert_int_eq(cli_status(c, f->addr, &st), CLI_OK);
+	ck_assert_uint_eq(st.n_ring_ids, 3);
+	ck_assert(st.ring_ids[0] == 9 && st.ring_ids[1] == 2 && st.ring_ids[2] == 5);
+	cli_node_status_free(&st);
+	struct kv_ring *want = kv_ring_from_ids(f->ids, 3, 16, 1);
+	ck_assert_ptr_nonnull(want);
+	for (int i = 0; i < 50; i++) {
+		char k[16];
+		int n = snprintf(k, sizeof k, "key%d", i);
+		uint32_t g;
+		ck_assert_int_eq(cli_group_of(c, k, (size_t)n, &g), CLI_OK);
+		ck_assert_uint_eq(g, kv_ring_group_of(want, k, (size_t)n));
+	}
+	kv_ring_free(want);
+	cli_client_free(c);
+	fake_free(f);
+}
+END_TEST
+
 START_TEST(test_status_and_forward_option)
 {
 	struct fake *f = fake_new(7, put_timeout_then_ok);
@@ -708,6 +740,9 @@ START_TEST(test_status_and_forward_option)
 	ck_assert_str_eq(st.client_addr, f->addr);
 	ck_assert_uint_eq(st.ring_groups, 3);
 	ck_assert_uint_eq(st.ring_epoch, 1);
+	ck_assert_uint_eq(st.n_ring_ids, 3); /* no group_ids sent: 1..groups */
+	for (uint32_t g = 0; g < 3; g++)
+		ck_assert_uint_eq(st.ring_ids[g], g + 1);
 	ck_assert_uint_eq(st.n_nodes, 1);
 	ck_assert_str_eq(st.nodes[0].client_addr, f->addr);
 	ck_assert_uint_eq(st.n_groups, 3);
@@ -745,6 +780,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_call_endpoint_is_one_raw_attempt);
 	tcase_add_test(t, test_local_checks_send_nothing);
 	tcase_add_test(t, test_status_and_forward_option);
+	tcase_add_test(t, test_status_group_ids);
 	suite_add_tcase(s, t);
 	return s;
 }
