@@ -91,7 +91,7 @@ LINK_LIBS = -Wl,--start-group $(LIBS_A) -Wl,--end-group $(LIBS)
 # ---------------------------------------------------------------------------- build rules
 .PHONY: all bins tests test unit sim-sweep integration jepsen-smoke asan sim nodesim bench-wal \
         cluster bench-kv bench-compare clean format lint help deps fuzz fuzz-build fuzz-smoke \
-        fuzz-seeds
+        fuzz-seeds powercut-build powercut-layer powercut
 .DEFAULT_GOAL := all
 
 all: bins tests
@@ -247,6 +247,26 @@ bench-kv: all
 COMPARE_ARGS ?=
 bench-compare: bins
 	scripts/bench-compare.sh $(COMPARE_ARGS)
+
+# ---------------------------------------------------------------------------- power cuts
+# tests/powercut: powercutfs, a FUSE file system (libfuse3) that keeps unsynced writes in memory
+# until a simulated power cut drops them (docs/DURABILITY.md "The power-cut layer"). Not part
+# of `all`/`test`: it mounts file systems (needs /dev/fuse and root). `make powercut-layer`
+# tests the layer itself, `make powercut` cuts one node of a real cluster.
+POWERCUT_BIN := $(BUILD)/tests/powercut/powercutfs
+$(POWERCUT_BIN): tests/powercut/powercutfs.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror $(OPT) -g -D_GNU_SOURCE $$(pkg-config --cflags fuse3) \
+	  $< -o $@ $(LDFLAGS) $$(pkg-config --libs fuse3) -lpthread
+
+powercut-build: $(POWERCUT_BIN)
+
+powercut-layer: $(POWERCUT_BIN)
+	POWERCUTFS=$(abspath $(POWERCUT_BIN)) /usr/bin/python3 tests/powercut/test_layer.py
+
+powercut: bins $(POWERCUT_BIN)
+	RINGRAFT_BIN=$(abspath $(BINDIR)) POWERCUTFS=$(abspath $(POWERCUT_BIN)) \
+	  tests/powercut/cut_one.sh $(POWERCUT_ARGS)
 
 # ---------------------------------------------------------------------------- fuzzing
 # libFuzzer harnesses (tests/fuzz/fuzz_<name>.c, docs/SECURITY.md "Fuzzing"), built with clang

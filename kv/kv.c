@@ -312,8 +312,12 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv **out)
 		free(kv);
 		return KV_ENOMEM;
 	}
-	/* With synced commits LMDB is consistent after any crash: nothing to guard. */
-	int err = o->sync_commits ? kv_guard_close(dir) : kv_guard_open(dir, true);
+	/* With synced commits LMDB is consistent after any later crash: nothing to guard from
+	 * now on. But syncing from now on does not repair what an earlier machine crash did to
+	 * a file that ran without it, so the check comes first in both modes. */
+	int err = kv_guard_open(dir, true);
+	if (err == KV_OK && o->sync_commits)
+		err = kv_guard_close(dir);
 	if (err != KV_OK) {
 		free(kv->dir);
 		free(kv);

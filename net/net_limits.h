@@ -17,7 +17,16 @@
 #define NET_PEER_HELLO_FRAME_MAX 4096u        /* frame limit before the Hello is accepted */
 #define NET_PEER_BACKOFF_MIN_MS  50u          /* redial backoff: doubles up to the max, jittered */
 #define NET_PEER_BACKOFF_MAX_MS  1000u
+/* Peer authentication (peer_auth.h): secrets per node (rotation: the current one and up to
+ * three accepted besides), their sizes, the nonce and the proof (HMAC-SHA256). */
+#define NET_PEER_SECRETS_MAX     4
+#define NET_PEER_SECRET_MIN      16
+#define NET_PEER_SECRET_MAX      1024
+#define NET_PEER_NONCE_BYTES     32
+#define NET_PEER_PROOF_BYTES     32
+#define NET_PEER_REFUSAL_LOG_MS  1000 /* at most one refusal log line per reason per second */
 #define NET_CLIENT_READ_CHUNK    (64u << 10) /* one read from a client socket */
+#define NET_OUT_KEEP_BYTES       (256u << 10) /* an out buffer kept for the next turn up to this */
 #define NET_TLS_HANDSHAKE_MS     5000        /* a client's TLS handshake must finish within this */
 #define NET_TLS_PLAIN_CHUNK      (16u << 10) /* plaintext out of one SSL_read (a TLS record) */
 /* The RESP port (resp.c, resp_server.c). Its bulk limit is the node's --value-max plus

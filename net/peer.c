@@ -4,11 +4,19 @@
  * of repeated message fields), so each message is packed once, straight into the frame.
  * With TLS (net_peers_set_tls) both sides verify each other's certificate against the CA
  * (mutual TLS) before the Hello, which then travels inside the TLS session.
+ * With a secret (net_peers_set_secrets) the Hello is a challenge-response (peer_auth.h):
+ *   dialler -> acceptor  Hello{ids, nonce_d}
+ *   acceptor -> dialler  Hello{ids, nonce_a, proofs(acceptor)}   the dialler checks them
+ *   dialler -> acceptor  Hello{ids, proofs(dialler)}             the acceptor checks them
+ * and a connection carries no other frame, in either direction, until its peer proved; an
+ * accepted connection replaces the peer's current one only then, so a stranger naming a
+ * member's id cannot take that member's link down.
  */
 #include "net/peer.h"
 #include "net/listen.h"
 
 #include <assert.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,12 +46,25 @@ struct peer {
 	uint64_t last_tx_ms; /* last frame handed to the connection */
 };
 
+/* Where a connection is in its handshake. Without a secret a Hello goes straight to UP. */
+enum conn_stage {
+	ST_HELLO,   /* waiting for the other side's (first) Hello */
+	ST_PROOF,   /* accepted, our nonce and proofs sent: waiting for the dialler's proofs */
+	ST_REFUSED, /* dialled, the acceptor's proofs refused (ours sent): waiting for the close */
+	ST_UP,      /* the peer proved (or no secret): frames flow */
+};
+
 struct conn {
 	uv_tcp_t tcp;
 	uv_connect_t connect_req;
 	struct net_peers *p;
-	struct peer *peer; /* dialled: the peer; accepted: set once its Hello arrives */
-	bool outbound, hello_received, closing;
+	struct peer *peer;    /* dialled: the peer; accepted: set once it proved (UP) */
+	struct peer *claimed; /* accepted, ST_PROOF: the peer its Hello named */
+	enum conn_stage stage;
+	bool outbound, closing;
+	uint8_t nonce_self[NET_PEER_NONCE_BYTES], nonce_peer[NET_PEER_NONCE_BYTES];
+	uint64_t peer_incarnation; /* from the first Hello, reported once UP */
+	char peer_client_addr[NET_ADDR_STR_MAX];
 	struct net_decoder dec;
 	struct net_tls *tls; /* NULL in plaintext */
 	uint64_t opened_ms, last_rx_ms;
@@ -77,6 +98,10 @@ struct net_peers {
 	void (*done)(void *arg);
 	void *done_arg;
 	uint64_t rand_state;
+	struct net_peer_secrets secrets; /* n == 0: peer authentication off */
+	uint64_t refused[NET_PEER_REFUSALS];
+	uint64_t refused_logged_ms[NET_PEER_REFUSALS]; /* rate limit of the log lines */
+	uint64_t refused_unlogged[NET_PEER_REFUSALS];  /* refusals since the last line */
 };
 
 static void logf_(struct net_peers *p, int level, uint64_t peer, const char *fmt, ...)
@@ -140,6 +165,7 @@ static void handle_closed_cb(uv_handle_t *h)
 		for (size_t i = 0; i < p->n_peers; i++)
 			free(p->peers[i].buf);
 		free(p->read_buf);
+		net_peer_secrets_clear(&p->secrets);
 		free(p);
 		if (done)
 			done(arg);
@@ -259,7 +285,25 @@ static int conn_write(struct conn *c, struct peer *accounted, uint8_t *buf, size
 	return NET_OK;
 }
 
-static int send_hello(struct conn *c)
+static void transcript(const struct conn *c, struct net_peer_transcript *t)
+{
+	const struct net_peers *p = c->p;
+	t->cluster_id = p->cluster_id;
+	if (c->outbound) {
+		t->dialler_id = p->self_id;
+		t->acceptor_id = c->peer->id;
+		t->dialler_nonce = c->nonce_self;
+		t->acceptor_nonce = c->nonce_peer;
+	} else {
+		t->dialler_id = c->claimed->id;
+		t->acceptor_id = p->self_id;
+		t->dialler_nonce = c->nonce_peer;
+		t->acceptor_nonce = c->nonce_self;
+	}
+}
+
+/* Sends our Hello: with_nonce adds our nonce, with_proofs one proof per secret we hold. */
+static int send_hello(struct conn *c, bool with_nonce, bool with_proofs)
 {
 	struct net_peers *p = c->p;
 	Ringraft__Raft__Hello h = RINGRAFT__RAFT__HELLO__INIT;
@@ -267,6 +311,25 @@ static int send_hello(struct conn *c)
 	h.incarnation = p->incarnation;
 	h.node_id = p->self_id;
 	h.client_addr = p->client_addr;
+	uint8_t proofs[NET_PEER_SECRETS_MAX][NET_PEER_PROOF_BYTES];
+	ProtobufCBinaryData pb[NET_PEER_SECRETS_MAX];
+	if (with_nonce) {
+		h.nonce.data = c->nonce_self;
+		h.nonce.len = NET_PEER_NONCE_BYTES;
+	}
+	if (with_proofs) {
+		struct net_peer_transcript t;
+		transcript(c, &t);
+		for (size_t i = 0; i < p->secrets.n; i++) {
+			net_peer_proof(p->secrets.s[i].bytes, p->secrets.s[i].len,
+				       c->outbound ? NET_PEER_DIALLER : NET_PEER_ACCEPTOR, &t,
+				       proofs[i]);
+			pb[i].data = proofs[i];
+			pb[i].len = NET_PEER_PROOF_BYTES;
+		}
+		h.proof = pb;
+		h.n_proof = p->secrets.n;
+	}
 	size_t n = ringraft__raft__hello__get_packed_size(&h);
 	uint8_t fh[16];
 	size_t fhn = net_pb_field_header(fh, 1, n);
@@ -277,6 +340,7 @@ static int send_hello(struct conn *c)
 	net_frame_header(buf, (uint32_t)(total - NET_FRAME_HEADER));
 	memcpy(buf + NET_FRAME_HEADER, fh, fhn);
 	ringraft__raft__hello__pack(&h, buf + NET_FRAME_HEADER + fhn);
+	OPENSSL_cleanse(proofs, sizeof proofs);
 	return conn_write(c, NULL, buf, total);
 }
 
@@ -288,12 +352,56 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = NET_PEER_READ_BYTES;
 }
 
-/* Checks a Hello; returns the peer it names or NULL (and closes c). */
-static struct peer *accept_hello(struct conn *c, const Ringraft__Raft__Hello *h)
+const char *net_peer_refusal_name(enum net_peer_refusal r)
+{
+	static const char *names[NET_PEER_REFUSALS] = {"no-proof", "bad-proof",
+						       "frame-before-proof"};
+	return (unsigned)r < NET_PEER_REFUSALS ? names[r] : "?";
+}
+
+/* Refuses c for an authentication reason: counted, logged (at most one line per reason per
+ * NET_PEER_REFUSAL_LOG_MS, saying how many went unlogged), and closed unless keep_open (the
+ * dialler waits for the acceptor to close, having sent its proofs so that both ends log). */
+static void refuse(struct conn *c, enum net_peer_refusal r, uint64_t claimed_id, bool keep_open)
+{
+	struct net_peers *p = c->p;
+	p->refused[r]++;
+	uint64_t now = uv_now(p->loop);
+	if (p->refused_logged_ms[r] != 0 &&
+	    now - p->refused_logged_ms[r] < NET_PEER_REFUSAL_LOG_MS) {
+		p->refused_unlogged[r]++;
+	} else {
+		char from[NET_ADDR_STR_MAX] = "?";
+		struct sockaddr_storage sa;
+		int len = sizeof sa;
+		if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0 &&
+		    sa.ss_family == AF_INET) {
+			const struct sockaddr_in *in = (const struct sockaddr_in *)&sa;
+			char ip[INET_ADDRSTRLEN];
+			uv_ip4_name(in, ip, sizeof ip);
+			snprintf(from, sizeof from, "%s:%u", ip, ntohs(in->sin_port));
+		}
+		logf_(p, 1, claimed_id, "peer refused reason=%s %s addr=%s unlogged=%llu",
+		      net_peer_refusal_name(r), c->outbound ? "dialled" : "accepted", from,
+		      (unsigned long long)p->refused_unlogged[r]);
+		p->refused_logged_ms[r] = now;
+		p->refused_unlogged[r] = 0;
+	}
+	if (keep_open)
+		c->stage = ST_REFUSED;
+	else
+		conn_close(c, net_peer_refusal_name(r));
+}
+
+/* Checks the identity in a Hello; returns the peer it names or NULL (and closes c). */
+static struct peer *check_hello(struct conn *c, const Ringraft__Raft__Hello *h)
 {
 	struct net_peers *p = c->p;
 	if (h == NULL) {
-		conn_close(c, "first frame is not a hello");
+		if (p->secrets.n != 0)
+			refuse(c, NET_PEER_REFUSED_EARLY_FRAME, 0, false);
+		else
+			conn_close(c, "first frame is not a hello");
 		return NULL;
 	}
 	if (h->cluster_id != p->cluster_id) {
@@ -310,25 +418,137 @@ static struct peer *accept_hello(struct conn *c, const Ringraft__Raft__Hello *h)
 		conn_close(c, "unexpected node id");
 		return NULL;
 	}
+	return pe;
+}
+
+/* True if f carries nothing but its Hello (with a secret, Hello frames carry nothing else:
+ * whatever a peer sends before it proved is refused, whatever field it is in). */
+static bool hello_only(Ringraft__Raft__PeerFrame *f)
+{
+	Ringraft__Raft__Hello *h = f->hello;
+	f->hello = NULL;
+	size_t rest = ringraft__raft__peer_frame__get_packed_size(f);
+	f->hello = h;
+	return rest == 0;
+}
+
+/* Checks the other side's proofs (made as `side`). */
+static bool proofs_ok(struct conn *c, const Ringraft__Raft__Hello *h, enum net_peer_side side)
+{
+	if (h->n_proof == 0 || h->n_proof > NET_PEER_SECRETS_MAX)
+		return false;
+	const uint8_t *proofs[NET_PEER_SECRETS_MAX];
+	size_t lens[NET_PEER_SECRETS_MAX];
+	for (size_t i = 0; i < h->n_proof; i++) {
+		proofs[i] = h->proof[i].data;
+		lens[i] = h->proof[i].len;
+	}
+	struct net_peer_transcript t;
+	transcript(c, &t);
+	return net_peer_proof_check(&c->p->secrets, side, &t, proofs, lens, h->n_proof);
+}
+
+/* The peer proved (or there is no secret): the link is up. */
+static void link_up(struct conn *c, struct peer *pe)
+{
+	struct net_peers *p = c->p;
 	if (!c->outbound) {
 		if (pe->conn != NULL && pe->conn != c)
 			conn_close(pe->conn, "replaced by a new connection");
 		c->peer = pe;
 		pe->conn = c;
-		if (send_hello(c) != NET_OK)
-			return NULL;
 	}
-	c->hello_received = true;
+	c->claimed = NULL;
+	c->stage = ST_UP;
 	c->dec.max_frame = NET_PEER_FRAME_MAX;
-	snprintf(pe->client_addr, sizeof pe->client_addr, "%s",
-		 h->client_addr ? h->client_addr : "");
+	snprintf(pe->client_addr, sizeof pe->client_addr, "%s", c->peer_client_addr);
 	pe->up = true;
 	pe->backoff_ms = NET_PEER_BACKOFF_MIN_MS;
 	pe->len = 0;
-	logf_(p, 2, pe->id, "peer link up client_addr=%s", pe->client_addr);
+	logf_(p, 2, pe->id, "peer link up client_addr=%s%s", pe->client_addr,
+	      p->secrets.n ? " proved=yes" : "");
 	if (p->cbs.on_up)
-		p->cbs.on_up(p->arg, pe->id, pe->client_addr, h->incarnation);
-	return pe;
+		p->cbs.on_up(p->arg, pe->id, pe->client_addr, c->peer_incarnation);
+}
+
+/* One frame of a connection not yet UP. Returns false if c was closed. */
+static bool handshake(struct conn *c, Ringraft__Raft__PeerFrame *f)
+{
+	struct net_peers *p = c->p;
+	bool auth = p->secrets.n != 0;
+	if (c->stage == ST_REFUSED) {
+		conn_close(c, "refused");
+		return false;
+	}
+	if (c->stage == ST_PROOF) {
+		/* accepted: this frame must be the dialler's Hello with its proofs, alone */
+		const Ringraft__Raft__Hello *h = f->hello;
+		uint64_t id = c->claimed->id;
+		if (h == NULL || !hello_only(f)) {
+			refuse(c, NET_PEER_REFUSED_EARLY_FRAME, id, false);
+			return false;
+		}
+		if (h->node_id != id || h->cluster_id != p->cluster_id) {
+			logf_(p, 1, h->node_id, "peer refused reason=unexpected-node-id");
+			conn_close(c, "unexpected node id");
+			return false;
+		}
+		if (h->n_proof == 0) {
+			refuse(c, NET_PEER_REFUSED_NO_PROOF, id, false);
+			return false;
+		}
+		if (!proofs_ok(c, h, NET_PEER_DIALLER)) {
+			refuse(c, NET_PEER_REFUSED_BAD_PROOF, id, false);
+			return false;
+		}
+		link_up(c, c->claimed);
+		return true;
+	}
+	assert(c->stage == ST_HELLO);
+	struct peer *pe = check_hello(c, f->hello);
+	if (pe == NULL)
+		return false;
+	const Ringraft__Raft__Hello *h = f->hello;
+	c->peer_incarnation = h->incarnation;
+	snprintf(c->peer_client_addr, sizeof c->peer_client_addr, "%s",
+		 h->client_addr ? h->client_addr : "");
+	if (!auth) {
+		if (!c->outbound && send_hello(c, false, false) != NET_OK)
+			return false;
+		link_up(c, pe);
+		return true;
+	}
+	if (!hello_only(f)) {
+		refuse(c, NET_PEER_REFUSED_EARLY_FRAME, h->node_id, false);
+		return false;
+	}
+	if (h->nonce.len != NET_PEER_NONCE_BYTES || (c->outbound && h->n_proof == 0)) {
+		refuse(c, NET_PEER_REFUSED_NO_PROOF, h->node_id, false);
+		return false;
+	}
+	memcpy(c->nonce_peer, h->nonce.data, NET_PEER_NONCE_BYTES);
+	if (c->outbound) {
+		/* the acceptor's answer: check its proofs, then send ours (even when refusing,
+		 * so that the acceptor logs the refusal too; this gives away nothing a relay of
+		 * the handshake would not, and relays are what TLS is for) */
+		bool ok = proofs_ok(c, h, NET_PEER_ACCEPTOR);
+		if (send_hello(c, false, true) != NET_OK)
+			return false;
+		if (!ok) {
+			refuse(c, NET_PEER_REFUSED_BAD_PROOF, pe->id, true);
+			return false;
+		}
+		link_up(c, pe);
+		return true;
+	}
+	/* accepted: answer with our nonce and proofs; the link waits for the dialler's */
+	if (net_peer_nonce(c->nonce_self) != NET_OK) {
+		conn_close(c, "no random bytes");
+		return false;
+	}
+	c->claimed = pe;
+	c->stage = ST_PROOF;
+	return send_hello(c, true, true) == NET_OK;
 }
 
 /* Bytes from the peer (plaintext): decoded into frames, Hello first. */
@@ -362,10 +582,12 @@ static int on_bytes(void *arg, const uint8_t *data, size_t len)
 			conn_close(c, "undecodable frame");
 			return NET_EPROTO;
 		}
-		if (!c->hello_received) {
-			if (accept_hello(c, f->hello) == NULL) {
+		if (c->stage != ST_UP) {
+			if (!handshake(c, f) || c->stage != ST_UP) {
 				ringraft__raft__peer_frame__free_unpacked(f, NULL);
-				return NET_EPROTO;
+				if (c->closing)
+					return NET_EPROTO;
+				continue;
 			}
 		}
 		if (f->n_msgs + f->n_forwarded_requests + f->n_forwarded_responses +
@@ -435,7 +657,12 @@ static void connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	/* With TLS the Hello waits inside net_tls until the handshake is over. */
-	if (send_hello(c) != NET_OK)
+	bool auth = c->p->secrets.n != 0;
+	if (auth && net_peer_nonce(c->nonce_self) != NET_OK) {
+		conn_close(c, "no random bytes");
+		return;
+	}
+	if (send_hello(c, auth, false) != NET_OK)
 		return;
 	start_reading(c);
 }
@@ -517,9 +744,9 @@ static void keepalive_cb(uv_timer_t *t)
 	while (c != NULL) {
 		struct conn *next = c->next;
 		if (!c->closing) {
-			if (!c->hello_received && now - c->opened_ms > NET_PEER_HANDSHAKE_MS)
+			if (c->stage != ST_UP && now - c->opened_ms > NET_PEER_HANDSHAKE_MS)
 				conn_close(c, "handshake timed out");
-			else if (c->hello_received && now - c->last_rx_ms > NET_PEER_DEAD_MS)
+			else if (c->stage == ST_UP && now - c->last_rx_ms > NET_PEER_DEAD_MS)
 				conn_close(c, "peer silent");
 		}
 		c = next;
@@ -541,6 +768,18 @@ static void keepalive_cb(uv_timer_t *t)
 void net_peers_set_incarnation(struct net_peers *p, uint64_t incarnation)
 {
 	p->incarnation = incarnation;
+}
+
+void net_peers_set_secrets(struct net_peers *p, const struct net_peer_secrets *s)
+{
+	assert(!p->listening);
+	assert(s->n <= NET_PEER_SECRETS_MAX);
+	p->secrets = *s;
+}
+
+uint64_t net_peers_auth_refused(const struct net_peers *p, enum net_peer_refusal r)
+{
+	return (unsigned)r < NET_PEER_REFUSALS ? p->refused[r] : 0;
 }
 
 void net_peers_set_tls(struct net_peers *p, SSL_CTX *ctx)
@@ -728,9 +967,30 @@ void net_peers_flush(struct net_peers *p)
 			continue;
 		}
 		net_frame_header(pe->buf, (uint32_t)(pe->len - NET_FRAME_HEADER));
+		pe->last_tx_ms = uv_now(p->loop);
+		ssize_t done = net_stream_try_write(pe->conn->tls, (uv_stream_t *)&pe->conn->tcp,
+						    pe->buf, pe->len);
+		if (done < 0) {
+			pe->len = 0;
+			conn_close(pe->conn, uv_strerror((int)done));
+			continue;
+		}
+		if ((size_t)done == pe->len) {
+			/* all sent: the buffer stays for the next turn unless large */
+			pe->len = 0;
+			if (pe->cap > NET_OUT_KEEP_BYTES) {
+				free(pe->buf);
+				pe->buf = NULL;
+				pe->cap = 0;
+			}
+			continue;
+		}
+		if (done > 0) {
+			memmove(pe->buf, pe->buf + done, pe->len - (size_t)done);
+			pe->len -= (size_t)done;
+		}
 		uint8_t *buf = pe->buf;
 		size_t len = pe->len;
-		pe->last_tx_ms = uv_now(p->loop);
 		pe->buf = NULL;
 		pe->len = pe->cap = 0;
 		conn_write(pe->conn, pe, buf, len);

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "net/frame.h"
+#include "net/peer_auth.h"
 #include "net/tls.h"
 #include "proto/raft.pb-c.h"
 
@@ -47,6 +48,20 @@ void net_peers_set_incarnation(struct net_peers *p, uint64_t incarnation);
  * up only when both sides' certificates verify against ctx's CA; a refusal is logged with
  * OpenSSL's reason. */
 void net_peers_set_tls(struct net_peers *p, SSL_CTX *ctx);
+/* Peer authentication (before net_peers_start; s copied): every link must prove it holds one
+ * of the secrets (net/peer_auth.h) in its Hello before any frame crosses it; a refusal closes
+ * the connection, is counted (net_peers_auth_refused) and logged, at most once a second per
+ * reason. s->n == 0 leaves it off. */
+void net_peers_set_secrets(struct net_peers *p, const struct net_peer_secrets *s);
+enum net_peer_refusal {
+	NET_PEER_REFUSED_NO_PROOF,    /* a Hello without the nonce or proof it must carry */
+	NET_PEER_REFUSED_BAD_PROOF,   /* proofs made with none of our secrets */
+	NET_PEER_REFUSED_EARLY_FRAME, /* anything but the Hello before the peer proved */
+	NET_PEER_REFUSALS
+};
+const char *net_peer_refusal_name(enum net_peer_refusal r); /* "no-proof", ... (static) */
+/* Connections refused for reason r since the transport was made. */
+uint64_t net_peers_auth_refused(const struct net_peers *p, enum net_peer_refusal r);
 /* Declares a peer (before net_peers_start). NET_EADDR on a bad address. */
 int net_peers_add(struct net_peers *p, uint64_t id, const char *addr);
 /* Declares a peer while running (a member added to the cluster): dialled at once when its id is

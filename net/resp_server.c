@@ -468,6 +468,19 @@ void net_resp_server_flush(struct net_resp_server *s)
 				start_reading(c);
 		}
 		if (!c->closing && c->out.len > 0) {
+			ssize_t done = net_stream_try_write(c->tls, (uv_stream_t *)&c->tcp,
+							    c->out.p, c->out.len);
+			if (done < 0) {
+				net_resp_conn_close(c, uv_strerror((int)done));
+			} else if ((size_t)done == c->out.len) {
+				free(c->out.p); /* often a reply's own buffer, handed over as is */
+				memset(&c->out, 0, sizeof c->out);
+			} else if (done > 0) {
+				memmove(c->out.p, c->out.p + done, c->out.len - (size_t)done);
+				c->out.len -= (size_t)done;
+			}
+		}
+		if (!c->closing && c->out.len > 0) {
 			struct wreq *w = malloc(sizeof *w);
 			if (w == NULL) {
 				net_resp_conn_close(c, "out of memory");

@@ -297,6 +297,24 @@ void net_server_flush(struct net_server *s)
 				start_reading(c);
 		}
 		if (!c->closing && c->out_len > 0) {
+			ssize_t done = net_stream_try_write(c->tls, (uv_stream_t *)&c->tcp, c->out,
+							    c->out_len);
+			if (done < 0) {
+				net_conn_close(c, uv_strerror((int)done));
+			} else if ((size_t)done == c->out_len) {
+				/* all sent: the buffer stays for the next turn unless large */
+				c->out_len = 0;
+				if (c->out_cap > NET_OUT_KEEP_BYTES) {
+					free(c->out);
+					c->out = NULL;
+					c->out_cap = 0;
+				}
+			} else if (done > 0) {
+				memmove(c->out, c->out + done, c->out_len - (size_t)done);
+				c->out_len -= (size_t)done;
+			}
+		}
+		if (!c->closing && c->out_len > 0) {
 			struct wreq *w = malloc(sizeof *w);
 			if (w == NULL) {
 				net_conn_close(c, "out of memory");

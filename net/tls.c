@@ -404,6 +404,19 @@ void net_tls_shutdown(struct net_tls *t)
 	(void)flush_out(t, NULL, NULL);
 }
 
+ssize_t net_stream_try_write(struct net_tls *t, uv_stream_t *s, const uint8_t *buf, size_t len)
+{
+	if (t != NULL || len == 0)
+		return 0;
+	if (len > INT_MAX)
+		len = INT_MAX; /* the rest goes through uv_write */
+	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+	int n = uv_try_write(s, &b, 1);
+	if (n == UV_EAGAIN)
+		return 0;
+	return n;
+}
+
 int net_stream_write(struct net_tls *t, uv_stream_t *s, uv_write_t *req, const uv_buf_t bufs[],
 		     unsigned nbufs, uv_write_cb cb)
 {

@@ -67,6 +67,14 @@ bool net_tls_handshake_done(const struct net_tls *t);
  * before any. Borrowed, valid while t is. */
 const char *net_tls_reason(const struct net_tls *t);
 
+/* The hot path's first try (issue 19): in plaintext, writes what the socket takes at once with
+ * one write(2), no request and no callback; libuv refuses (0 here) while anything is queued on
+ * s, so bytes never overtake earlier ones. A write finished here also spares the epoll_ctl(2)
+ * calls that arm and disarm POLLOUT around a queued uv_write. Returns the bytes written (0
+ * with TLS, or when the socket is full), or a negative libuv error; the caller writes the rest
+ * with net_stream_write. */
+ssize_t net_stream_try_write(struct net_tls *t, uv_stream_t *s, const uint8_t *buf, size_t len);
+
 /* For owners that may or may not use TLS: uv_write when t is NULL, net_tls_write otherwise
  * (with the same rule about req->handle for both). */
 int net_stream_write(struct net_tls *t, uv_stream_t *s, uv_write_t *req, const uv_buf_t bufs[],

@@ -19,6 +19,7 @@
 #include "net/frame.h"
 #include "node/log.h"
 #include "node/node_err.h"
+#include "node/peer_secret.h"
 #include "raft/raft_limits.h"
 #include "wal/wal_limits.h"
 
@@ -84,6 +85,10 @@ static const struct key_def {
 	 "on|off: move replicas between members until each holds the floor or ceiling of "
 	 "3(G+1)/N (one move at a time, by the meta group's leader; default on)"},
 	{"wal-no-sync", K_TUNABLE, "on|off: skip fdatasync (benchmarks only; default off)"},
+	{"kv-sync", K_TUNABLE,
+	 "on|off: LMDB syncs every applied batch, so that after a power cut this node restarts "
+	 "by itself instead of refusing (docs/DURABILITY.md; costs an fsync per batch; default "
+	 "off)"},
 	{"metrics-addr", K_TUNABLE,
 	 "host:port of the HTTP endpoint serving /metrics (Prometheus) and /health (default: "
 	 "none)"},
@@ -99,6 +104,10 @@ static const struct key_def {
 	{"client-cert-auth", K_TUNABLE,
 	 "on|off: clients (protobuf and RESP ports) must present a certificate --tls-ca signed "
 	 "(default off)"},
+	{"peer-secret-file", K_TUNABLE,
+	 "FILE of 1-4 cluster secrets, one per line (>= 16 bytes each, mode 600): peers must "
+	 "prove they hold one; the first is this node's, the others still accepted (rotation; "
+	 "default: off)"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -669,6 +678,10 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 		fail(err, n, "--wal-no-sync must be on or off");
 		goto out;
 	}
+	if (V("kv-sync") != NULL && parse_bool(V("kv-sync"), &cfg->kv_sync) < 0) {
+		fail(err, n, "--kv-sync must be on or off");
+		goto out;
+	}
 	/* TLS (docs/SECURITY.md): the three files together; readable now, loaded by the shell. */
 	{
 		const char *tls_keys[3] = {"tls-cert", "tls-key", "tls-ca"};
@@ -707,6 +720,20 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 			     "--tls-ca");
 			goto out;
 		}
+	}
+	/* Peer authentication: the file is checked now (a bad one stops kvd with its reason),
+	 * loaded again when the peer port opens (node/shell.c). */
+	if (V("peer-secret-file") != NULL && V("peer-secret-file")[0] != '\0') {
+		const char *path = V("peer-secret-file");
+		if (strlen(path) >= NODE_PATH_MAX) {
+			fail(err, n, "--peer-secret-file is too long");
+			goto out;
+		}
+		static struct net_peer_secrets check;
+		if (node_peer_secret_load(path, &check, err, n) != NODE_OK)
+			goto out;
+		net_peer_secrets_clear(&check);
+		snprintf(cfg->peer_secret_file, NODE_PATH_MAX, "%s", path);
 	}
 	char canon[2048];
 	canonical_cluster(cfg, canon, sizeof canon);

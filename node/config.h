@@ -58,11 +58,15 @@ struct node_config {
 	bool auto_balance; /* the meta leader moves replicas to even them out (rebalance.c) */
 	bool quiesce;          /* idle groups stop heartbeating (raft/quiesce.c) */
 	bool wal_no_sync;      /* benchmarks only: skip fdatasync (loses durability) */
+	bool kv_sync;          /* LMDB syncs every applied batch (survives a machine crash) */
 	bool wal_no_direct_io; /* write WAL batches through the page cache, never O_DIRECT */
 	/* TLS on the peer, client and RESP ports (docs/SECURITY.md): all three paths or none
 	 * ("" = plaintext). Tunables: a restart may change them (certificate rotation). */
 	char tls_cert[NODE_PATH_MAX], tls_key[NODE_PATH_MAX], tls_ca[NODE_PATH_MAX];
 	bool client_cert_auth; /* clients must present a certificate of tls_ca */
+	/* Peer authentication (docs/SECURITY.md): the file of cluster secrets ("" = off); read
+	 * and checked by node_config_load, loaded again by the shell. A tunable (rotation). */
+	char peer_secret_file[NODE_PATH_MAX];
 };
 
 /* Parses argv, the --config file and DIR/cluster.conf into *cfg; on a first start writes

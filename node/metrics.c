@@ -424,6 +424,15 @@ void node_metrics_render(const struct node_metrics *m, const struct node_metrics
 			 (unsigned long long)v->peers[i].id);
 		sample_u64(t, "ringraft_peer_queue_bytes", labels, v->peers[i].queue_bytes);
 	}
+	header(t, "ringraft_peer_auth_refused_total", "counter",
+	       "Peer connections refused by peer authentication (--peer-secret-file), by reason: "
+	       "no-proof, bad-proof, frame-before-proof.");
+	static const char *reasons[3] = {"no-proof", "bad-proof", "frame-before-proof"};
+	for (size_t i = 0; i < 3; i++) {
+		char labels[48];
+		snprintf(labels, sizeof labels, "reason=\"%s\"", reasons[i]);
+		sample_u64(t, "ringraft_peer_auth_refused_total", labels, v->peer_auth_refused[i]);
+	}
 	one(t, "ringraft_wal_size_bytes", "gauge", "Bytes of the WAL's segment files on disk.",
 	    v->wal_bytes);
 	one(t, "ringraft_lmdb_size_bytes", "gauge", "Bytes of the LMDB data file.", v->lmdb_bytes);

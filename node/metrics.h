@@ -120,6 +120,8 @@ struct node_metrics_view {
 	size_t n_peers;
 	uint64_t connections, uptime_ms, wal_bytes, lmdb_bytes;
 	uint64_t inflight, inflight_bytes; /* requests the node holds, and their bytes */
+	/* peer connections refused by peer authentication, by reason (enum net_peer_refusal) */
+	uint64_t peer_auth_refused[3];
 	bool stopping;
 };
 

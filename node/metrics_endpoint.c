@@ -56,6 +56,11 @@ static void collect(struct node_shell *s, struct node_metrics_endpoint *ep,
 	}
 	v->peers = ep->peers;
 	v->n_peers = np;
+	_Static_assert(NET_PEER_REFUSALS == 3,
+		       "node_metrics_view.peer_auth_refused and its labels");
+	for (int r = 0; r < NET_PEER_REFUSALS; r++)
+		v->peer_auth_refused[r] =
+			net_peers_auth_refused(s->peers, (enum net_peer_refusal)r);
 	v->connections = s->server ? net_server_connections(s->server) : 0;
 	v->uptime_ms = node_now_ms(n) - n->start_ms;
 	struct wal_stats ws;

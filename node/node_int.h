@@ -350,6 +350,22 @@ const char *node_members_check(struct node *n, const Ringraft__Kv__Request *rq);
 int node_members_cmd(struct node *n, const Ringraft__Kv__Request *rq, struct kv_cmd *c,
 		     char key[MEMBER_KEY_BUF], uint8_t **value, void **old, const char **why);
 
+/* auth.c: client authentication's users, kept in the meta group (docs/SECURITY.md) */
+#define AUTH_KEY_BUF 72 /* "user/" + a name of KV_USER_NAME_MAX bytes + NUL */
+bool node_auth_op(Ringraft__Kv__Op op); /* USER_ADD, USER_REMOVE, USER_LIST, AUTH_ENABLE */
+/* Checks such a request where it arrives: NULL, or why it is INVALID. */
+const char *node_auth_check(const Ringraft__Kv__Request *rq);
+/* At the meta leader: the command of a USER_ADD, USER_REMOVE or AUTH_ENABLE (key in key).
+ * 0, or -1 with *why (INVALID: refused, e.g. enabling without a rw user). */
+int node_auth_cmd(struct node *n, const Ringraft__Kv__Request *rq, struct kv_cmd *c,
+		  char key[AUTH_KEY_BUF], const char **why);
+/* USER_LIST from the meta group's applied state: fills resp (users and auth_enabled; free
+ * with node_auth_list_free). */
+void node_auth_list(struct node *n, Ringraft__Kv__Response *resp);
+void node_auth_list_free(Ringraft__Kv__Response *resp);
+/* Whether AUTH_ENABLE is applied in the meta group here. */
+bool node_auth_enabled(struct node *n);
+
 /* rebalance.c: replicas spread over the members by the meta group's leader */
 void node_rebalance_tick(struct node *n);
 void node_rebalance_report(struct node *n);

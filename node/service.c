@@ -385,6 +385,12 @@ static void serve_read(struct node *n, struct node_req *r)
 		serve_mget(n, r);
 		return;
 	}
+	if (rq->op == RINGRAFT__KV__OP__USER_LIST) {
+		node_auth_list(n, &resp);
+		req_finish(n, r, &resp);
+		node_auth_list_free(&resp);
+		return;
+	}
 	assert(rq->op == RINGRAFT__KV__OP__SCAN);
 	struct scan_acc a = {0};
 	void *next = NULL;
@@ -505,6 +511,11 @@ static void finish_write(struct node *n, struct node_req *r, const struct kv_res
 					     : "the member's record changed meanwhile: try again";
 			break;
 		}
+		if (rq->op == RINGRAFT__KV__OP__USER_ADD) {
+			resp.code = RINGRAFT__KV__CODE__INVALID;
+			resp.error = "user add: that user exists (kvctl user remove it first)";
+			break;
+		}
 		resp.code = RINGRAFT__KV__CODE__CAS_MISMATCH;
 		resp.found = res->found;
 		resp.value.data = (uint8_t *)res->value;
@@ -604,6 +615,19 @@ static void propose(struct node *n, struct node_req *r, struct node_group *g)
 	if (rq->op == RINGRAFT__KV__OP__MEMBER_ADD || rq->op == RINGRAFT__KV__OP__MEMBER_REMOVE ||
 	    rq->op == RINGRAFT__KV__OP__MEMBER_LEAVE) {
 		propose_member(n, r, g);
+		return;
+	}
+	if (node_auth_op(rq->op)) {
+		/* USER_ADD, USER_REMOVE, AUTH_ENABLE at the meta group's leader (auth.c) */
+		char key[AUTH_KEY_BUF];
+		const char *why = NULL;
+		if (node_auth_cmd(n, rq, &c, key, &why) != 0) {
+			req_error(n, r, RINGRAFT__KV__CODE__INVALID, why);
+			return;
+		}
+		c.client_id = rq->client_id;
+		c.seq = rq->seq;
+		propose_cmd(n, r, g, &c);
 		return;
 	}
 	switch (rq->op) {
@@ -811,7 +835,8 @@ static bool op_writes(Ringraft__Kv__Op op)
 	       op == RINGRAFT__KV__OP__MSET || op == RINGRAFT__KV__OP__MDEL ||
 	       op == RINGRAFT__KV__OP__EXPIRE || op == RINGRAFT__KV__OP__PERSIST ||
 	       op == RINGRAFT__KV__OP__MEMBER_ADD || op == RINGRAFT__KV__OP__MEMBER_REMOVE ||
-	       op == RINGRAFT__KV__OP__MEMBER_LEAVE;
+	       op == RINGRAFT__KV__OP__MEMBER_LEAVE || op == RINGRAFT__KV__OP__USER_ADD ||
+	       op == RINGRAFT__KV__OP__USER_REMOVE || op == RINGRAFT__KV__OP__AUTH_ENABLE;
 }
 
 static bool hosts_group(const struct node_group *g, uint64_t id)
@@ -930,7 +955,27 @@ static void handle(struct node *n, struct node_req *r)
 	case RINGRAFT__KV__OP__SCAN:
 		if ((g = explicit_group(n, r)) == NULL)
 			return;
+		if (g->id == node_meta_id(n)) {
+			/* the meta group holds the cluster map and the users' password records,
+			 * no keys of the ring: no client reads it */
+			req_error(n, r, RINGRAFT__KV__CODE__INVALID,
+				  "request.group must be 1..groups: the meta group holds no keys");
+			return;
+		}
 		break;
+	case RINGRAFT__KV__OP__USER_ADD:
+	case RINGRAFT__KV__OP__USER_REMOVE:
+	case RINGRAFT__KV__OP__USER_LIST:
+	case RINGRAFT__KV__OP__AUTH_ENABLE: {
+		const char *why = node_auth_check(rq);
+		if (why != NULL) {
+			req_error(n, r, RINGRAFT__KV__CODE__INVALID, why);
+			return;
+		}
+		r->group = node_meta_id(n);
+		g = node_group(n, r->group);
+		break;
+	}
 	case RINGRAFT__KV__OP__MEMBER_ADD:
 	case RINGRAFT__KV__OP__MEMBER_REMOVE:
 	case RINGRAFT__KV__OP__MEMBER_LEAVE: {

@@ -27,6 +27,7 @@
 #include "node/metrics.h"
 #include "node/node.h"
 #include "node/memberfile.h"
+#include "node/peer_secret.h"
 #include "node/shell.h"
 #include "wal/wal.h"
 
@@ -508,6 +509,7 @@ static int open_stores(struct node_shell *s)
 	kv_options_default(&ko);
 	ko.value_max = cfg->value_max;
 	ko.groups_max = cfg->groups + 1; /* + the meta group (node_int.h) */
+	ko.sync_commits = cfg->kv_sync;
 	rc = kv_open(kv_dir, &ko, &s->kv);
 	if (rc != KV_OK) {
 		node_log(NODE_LOG_ERROR, 0, "cannot open LMDB dir=%s error=\"%s\"", kv_dir,
@@ -573,6 +575,26 @@ static int open_ports(struct node_shell *s)
 	net_peers_set_incarnation(s->peers, s->incarnation);
 	if (s->tls != NULL)
 		net_peers_set_tls(s->peers, s->tls);
+	if (cfg->peer_secret_file[0] != '\0') {
+		static struct net_peer_secrets secrets; /* wiped once copied */
+		char err[NODE_PATH_MAX + 256];
+		if (node_peer_secret_load(cfg->peer_secret_file, &secrets, err, sizeof err) !=
+		    NODE_OK) {
+			node_log(NODE_LOG_ERROR, 0, "cannot load the peer secret error=\"%s\"",
+				 err);
+			return NODE_ECONFIG;
+		}
+		net_peers_set_secrets(s->peers, &secrets);
+		node_log(NODE_LOG_INFO, 0, "peer authentication on file=%s secrets=%zu",
+			 cfg->peer_secret_file, secrets.n);
+		net_peer_secrets_clear(&secrets);
+	} else if (!addr_is_loopback(cfg->peer_addr)) {
+		node_log(NODE_LOG_WARN, 0,
+			 "peer port without --peer-secret-file: whoever can reach it and knows the "
+			 "member list can speak Raft to this node%s addr=%s",
+			 s->tls != NULL ? " if it holds a certificate of --tls-ca" : "",
+			 cfg->peer_addr);
+	}
 	/* every member the map names (bootstrap ones and those added since), removed ones
 	 * declared and marked (dialled rarely, to be told they were removed) */
 	const struct node_config *map = node_config_of(s->n);

@@ -15,6 +15,9 @@
 #   --ip-base B   Redis listens on 127.0.0.B, the nodes on B+1..B+3 (default 91)
 #   --bin DIR     kvd and kvctl (default ./bin)
 #   --groups G    ringraft's --groups (default 8)
+#   --loads LIST  which loads, comma-separated (default put1,put64,pipe64,get64)
+#   --counts      also count the servers' system calls and context switches per operation
+#                 (perf stat, tracepoint raw_syscalls:sys_enter; perf from Debian's linux-perf)
 #   KVD_FLAGS     extra kvd flags (never one that turns fsync off)
 #
 # redis-server comes from Debian: installed when missing (as root), with its service kept
@@ -24,7 +27,7 @@
 # it does not lead), so both servers see the same shape of load. Stops exactly what it started.
 set -u
 
-runs=5 requests=200000 base=91 groups=8
+runs=5 requests=200000 base=91 groups=8 loads="put1,put64,pipe64,get64" counts=0
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$root/bin"
 usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -35,6 +38,8 @@ while [ $# -gt 0 ]; do
   --ip-base) base="$2"; shift 2 ;;
   --bin) bin="$2"; shift 2 ;;
   --groups) groups="$2"; shift 2 ;;
+  --loads) loads="$2"; shift 2 ;;
+  --counts) counts=1; shift ;;
   -h | --help) usage; exit 0 ;;
   *) echo "bench-compare: unknown argument '$1' (--help)" >&2; exit 2 ;;
   esac
@@ -45,6 +50,12 @@ done
 [ "$runs" -ge 1 ] && [ "$requests" -ge 1000 ] || { echo "bench-compare: --runs >= 1, --requests >= 1000" >&2; exit 2; }
 [ "$base" -ge 1 ] && [ "$base" -le 250 ] || { echo "bench-compare: --ip-base 1..250" >&2; exit 2; }
 [ -x "$bin/kvd" ] && [ -x "$bin/kvctl" ] || { echo "bench-compare: no kvd/kvctl in $bin (make first)" >&2; exit 2; }
+for l in ${loads//,/ }; do
+  case "$l" in put1 | put64 | pipe64 | get64) ;; *) echo "bench-compare: unknown load '$l' (put1, put64, pipe64, get64)" >&2; exit 2 ;; esac
+done
+if [ "$counts" = 1 ] && ! perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then
+  echo "bench-compare: --counts needs perf with the raw_syscalls tracepoint (Debian linux-perf, run as root)" >&2; exit 2
+fi
 command -v redis-benchmark >/dev/null || { echo "bench-compare: redis-benchmark missing (make installs redis-tools)" >&2; exit 2; }
 
 # ------------------------------------------------------------------- redis-server from Debian
@@ -124,7 +135,7 @@ ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/pr
 hz=$(getconf CLK_TCK)
 
 # load NAME TARGET: runs one load against "redis" or "ringraft"; prints
-#   NAME TARGET rps p50_ms cpu_us_per_op
+#   NAME TARGET rps p50_ms cpu_us_per_op wall_s [syscalls_per_op cswitches_per_op]
 load() {
   local name="$1" target="$2" hosts=() spids=() c=() n t0 t1 i p
   if [ "$target" = redis ]; then hosts=("$rip" "$rip" "$rip") spids=("$rpid")
@@ -137,7 +148,14 @@ load() {
   get64) c=(22 21 21) n=$requests test=get ;;
   esac
   t0=$(ticks "${spids[@]}")
-  local start end bp=()
+  local start end bp=() ppid=""
+  if [ "$counts" = 1 ]; then
+    local plist
+    plist=$(IFS=,; echo "${spids[*]}")
+    perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$plist" -o "$dir/$name.$target.perf" &
+    ppid=$!
+    sleep 0.2 # perf attaches before the load begins
+  fi
   start=$(date +%s.%N)
   for i in "${!c[@]}"; do
     redis-benchmark -h "${hosts[$i]}" -p 6379 -t "$test" -c "${c[$i]}" -P "$pipe" \
@@ -148,6 +166,7 @@ load() {
   wait "${bp[@]}"
   end=$(date +%s.%N)
   t1=$(ticks "${spids[@]}")
+  if [ -n "$ppid" ]; then kill -INT "$ppid"; wait "$ppid" 2>/dev/null; fi
   # rps: the processes' own figures summed (each measured over its own run); p50: the
   # slowest process's (they overlap, so the worst is the honest one for "a client sees")
   local rps=0 p50=0 line
@@ -160,22 +179,33 @@ load() {
   local ops=$n
   local cpu
   cpu=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v ops="$ops" 'BEGIN {printf "%.1f", t / hz * 1e6 / ops}')
-  echo "$name $target $rps $p50 $cpu $(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.1f", e - s}')"
+  local extra=""
+  if [ "$counts" = 1 ]; then
+    # perf's CSV: value,unit,event,...; counted over the load (plus 0.2 s of idle before it)
+    extra=$(awk -F, -v ops="$ops" '$3 == "raw_syscalls:sys_enter" {s = $1} $3 == "context-switches" {c = $1}
+      END {printf " %.1f %.2f", s / ops, c / ops}' "$dir/$name.$target.perf")
+  fi
+  echo "$name $target $rps $p50 $cpu $(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.1f", e - s}')$extra"
 }
 
 echo "bench-compare: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "redis: $(redis-server --version | awk '{print $3}'), AOF always; ringraft: 3 nodes, $groups groups, fsync on"
 echo "requests: put1 $((requests / 10)), put64 $requests, pipe64 $((requests * 2)), get64 $requests; 256-byte values, 100,000 keys"
 echo
-echo "| run | load | target | ops/s | p50 ms | server CPU us/op | wall s |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+if [ "$counts" = 1 ]; then
+  echo "| run | load | target | ops/s | p50 ms | server CPU us/op | wall s | syscalls/op | context switches/op |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+else
+  echo "| run | load | target | ops/s | p50 ms | server CPU us/op | wall s |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
+fi
 : >"$dir/all"
 for r in $(seq 1 "$runs"); do
-  for name in put1 put64 pipe64 get64; do
+  for name in ${loads//,/ }; do
     for target in redis ringraft; do
       out=$(load "$name" "$target") || exit 1
       echo "$r $out" >>"$dir/all"
-      echo "$r $out" | awk '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}'
+      echo "$r $out" | awk '{printf "|"; for (i = 1; i <= NF; i++) printf " %s |", $i; printf "\n"}'
     done
   done
 done
@@ -185,9 +215,21 @@ echo
 echo "| load | redis ops/s | ringraft ops/s | ratio | redis p50 ms | ringraft p50 ms | ratio | redis CPU us/op | ringraft CPU us/op |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 med() { sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-for name in put1 put64 pipe64 get64; do
+for name in ${loads//,/ }; do
   col() { awk -v n="$name" -v t="$1" -v c="$2" '$2 == n && $3 == t {print $c}' "$dir/all" | med; }
   rr=$(col redis 4) gr=$(col ringraft 4) rp=$(col redis 5) gp=$(col ringraft 5) rc=$(col redis 6) gc=$(col ringraft 6)
   awk -v n="$name" -v rr="$rr" -v gr="$gr" -v rp="$rp" -v gp="$gp" -v rc="$rc" -v gc="$gc" 'BEGIN {
     printf "| %s | %.0f | %.0f | %.2fx | %.3f | %.3f | %.2fx | %.1f | %.1f |\n", n, rr, gr, gr / rr, rp, gp, (rp > 0 ? gp / rp : 0), rc, gc }'
 done
+if [ "$counts" = 1 ]; then
+  echo
+  echo "Medians of $runs runs, per operation, summed over the server processes:"
+  echo
+  echo "| load | redis syscalls | ringraft syscalls | redis context switches | ringraft context switches |"
+  echo "| --- | --- | --- | --- | --- |"
+  for name in ${loads//,/ }; do
+    col() { awk -v n="$name" -v t="$1" -v c="$2" '$2 == n && $3 == t {print $c}' "$dir/all" | med; }
+    awk -v n="$name" -v a="$(col redis 8)" -v b="$(col ringraft 8)" -v c="$(col redis 9)" -v d="$(col ringraft 9)" \
+      'BEGIN {printf "| %s | %.1f | %.1f | %.2f | %.2f |\n", n, a, b, c, d}'
+  done
+fi

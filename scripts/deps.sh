@@ -4,11 +4,13 @@
 # missing it installs it (as root) or prints the exact apt-get line to run and fails.
 set -u
 
-# pkg-config module -> Debian package (openssl: libssl + libcrypto, the TLS of net/ and cli/)
-pc_pkgs="libuv:libuv1-dev lmdb:liblmdb-dev libprotobuf-c:libprotobuf-c-dev check:check libxxhash:libxxhash-dev libmicrohttpd:libmicrohttpd-dev openssl:libssl-dev"
+# pkg-config module -> Debian package (openssl: libssl + libcrypto, the TLS of net/ and cli/;
+# fuse3: the power-cut file system of tests/powercut, `make powercut`)
+pc_pkgs="libuv:libuv1-dev lmdb:liblmdb-dev libprotobuf-c:libprotobuf-c-dev check:check libxxhash:libxxhash-dev libmicrohttpd:libmicrohttpd-dev openssl:libssl-dev fuse3:libfuse3-dev"
 # command -> Debian package (faketime brings libfaketime: jepsen-lite's clock nemesis; clang
-# builds the libFuzzer harnesses of tests/fuzz, `make fuzz`)
-cmd_pkgs="pkg-config:pkg-config openssl:openssl protoc-c:protobuf-c-compiler mdb_stat:lmdb-utils redis-cli:redis-tools redis-benchmark:redis-tools faketime:faketime clang:clang"
+# builds the libFuzzer harnesses of tests/fuzz, `make fuzz`; fusermount3 mounts and unmounts
+# tests/powercut's file system)
+cmd_pkgs="pkg-config:pkg-config openssl:openssl protoc-c:protobuf-c-compiler mdb_stat:lmdb-utils redis-cli:redis-tools redis-benchmark:redis-tools faketime:faketime clang:clang fusermount3:fuse3"
 # tests only: Python module (of Debian's /usr/bin/python3) -> Debian package (the RESP port's
 # integration test uses python3-redis; test_metrics parses /metrics with the Prometheus client's parser)
 py_pkgs="redis:python3-redis prometheus_client.parser:python3-prometheus-client"

@@ -552,7 +552,7 @@ static int write_batch(struct wal *w, struct wal_batch *b, wal_durable_fn fn, vo
 	wal_put64(h, w->next_batch_seq);
 	wal_put32(h + 8, (uint32_t)total);
 	wal_put32(h + 12, b->n_records);
-	wal_rec_seal(b->buf, WAL_REC_BATCH, 0, WAL_BATCH_BYTES);
+	wal_rec_seal(b->buf, WAL_REC_BATCH, seg->nonce, WAL_BATCH_BYTES);
 
 	uint64_t off = seg->end;
 	bool direct = seg->dfd >= 0 && off % seg->dio_align == 0 && total % seg->dio_align == 0;

@@ -15,10 +15,17 @@
 
 #include "raft/raft.h"
 
-/* Segment header: magic[8] u32 version u32 reserved u64 segment-seq u32 crc32c(bytes 0..24)
- * u32 reserved. Data (batches) starts right after it. */
+/* Segment header: magic[8] u32 version u32 nonce u64 segment-seq u32 crc32c(bytes 0..24)
+ * u32 reserved. Data (batches) starts right after it.
+ * Format 2 (written since 2026-12): the nonce is a random non-zero number chosen when the
+ * segment is made, and every BATCH record of the segment carries it in its group field; a
+ * BATCH record without it is not a batch of this segment (docs/WAL.md, "A batch image
+ * inside entry data": bytes a client wrote can look like a whole batch, but cannot know
+ * the nonce). Format 1: the nonce field is 0 (not checked) and BATCH records' group fields
+ * are 0 (not checked); still read, and a format-1 active segment is written in format 1. */
 #define WAL_SEG_MAGIC        "RRWALSEG"
-#define WAL_SEG_VERSION      1u
+#define WAL_SEG_VERSION_1    1u
+#define WAL_SEG_VERSION      2u
 #define WAL_SEG_HEADER_BYTES 32u
 #define WAL_SEG_NAME_FMT     "%016" PRIx64 ".wal"
 #define WAL_SEG_NAME_LEN     20 /* 16 hex digits + ".wal" */
@@ -132,8 +139,11 @@ raft_index wal_marker_index(uint8_t type, const uint8_t *payload);
 void wal_snapshot_decode(const uint8_t *payload, raft_index *index, raft_term *term,
 			 struct raft_conf *conf);
 
-/* Segment header. */
-void wal_seg_header_encode(uint8_t out[WAL_SEG_HEADER_BYTES], uint64_t seq);
-bool wal_seg_header_valid(const uint8_t *p, size_t avail, uint64_t seq);
+/* Segment header of segment seq; nonce 0 writes a format-1 header (tests of the old format),
+ * any other a format-2 header carrying it. */
+void wal_seg_header_encode(uint8_t out[WAL_SEG_HEADER_BYTES], uint64_t seq, uint32_t nonce);
+/* True if p holds a valid header (format 1 or 2) of segment seq; *nonce (may be NULL) gets
+ * what its BATCH records must carry: the nonce, or 0 for format 1 (nothing checked). */
+bool wal_seg_header_valid(const uint8_t *p, size_t avail, uint64_t seq, uint32_t *nonce);
 
 #endif

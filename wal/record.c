@@ -163,18 +163,27 @@ void wal_snapshot_decode(const uint8_t *pl, raft_index *index, raft_term *term,
 		conf->learners[i] = wal_get64(ids);
 }
 
-void wal_seg_header_encode(uint8_t out[WAL_SEG_HEADER_BYTES], uint64_t seq)
+void wal_seg_header_encode(uint8_t out[WAL_SEG_HEADER_BYTES], uint64_t seq, uint32_t nonce)
 {
 	memset(out, 0, WAL_SEG_HEADER_BYTES);
 	memcpy(out, WAL_SEG_MAGIC, 8);
-	wal_put32(out + 8, WAL_SEG_VERSION);
+	wal_put32(out + 8, nonce ? WAL_SEG_VERSION : WAL_SEG_VERSION_1);
+	wal_put32(out + 12, nonce);
 	wal_put64(out + 16, seq);
 	wal_put32(out + 24, wal_crc32c(0, out, 24));
 }
 
-bool wal_seg_header_valid(const uint8_t *p, size_t avail, uint64_t seq)
+bool wal_seg_header_valid(const uint8_t *p, size_t avail, uint64_t seq, uint32_t *nonce)
 {
-	return avail >= WAL_SEG_HEADER_BYTES && memcmp(p, WAL_SEG_MAGIC, 8) == 0 &&
-	       wal_get32(p + 8) == WAL_SEG_VERSION && wal_get64(p + 16) == seq &&
-	       wal_get32(p + 24) == wal_crc32c(0, p, 24);
+	if (avail < WAL_SEG_HEADER_BYTES || memcmp(p, WAL_SEG_MAGIC, 8) != 0 ||
+	    wal_get64(p + 16) != seq || wal_get32(p + 24) != wal_crc32c(0, p, 24))
+		return false;
+	uint32_t version = wal_get32(p + 8), n = wal_get32(p + 12);
+	if (version == WAL_SEG_VERSION_1)
+		n = 0; /* that field was reserved: never checked, so not read now either */
+	else if (version != WAL_SEG_VERSION || n == 0)
+		return false;
+	if (nonce)
+		*nonce = n;
+	return true;
 }

@@ -5,8 +5,9 @@
  * is a write that never completed (the batch was never acknowledged, since acknowledgement
  * follows fdatasync) and it is cut off; if there is one, acknowledged data was damaged, and
  * the open fails with WAL_ECORRUPT naming the segment, offset and group — or, with salvage,
- * the groups concerned are marked corrupt for node/ to rebuild from peers. Salvage never
- * rewrites a byte it read, so a salvaged WAL reopens to the same state.
+ * the groups concerned are marked corrupt for node/ to rebuild from peers. In the newest
+ * segment nothing but zeroes is left after the end of the data: the next batch goes there.
+ * Salvage never rewrites a byte it read, so a salvaged WAL reopens to the same state.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -125,7 +126,7 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 	for (;;) {
 		struct wal_scan_batch b;
 		struct wal_scan_bad bad;
-		enum wal_scan_outcome o = wal_scan_batch(map, size, off, &b, &bad);
+		enum wal_scan_outcome o = wal_scan_batch(map, size, off, s->nonce, &b, &bad);
 		if (o == WAL_SCAN_OK) {
 			if (r->have_seq && b.seq != r->last_seq + 1) {
 				char why[128];
@@ -144,9 +145,25 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 			continue;
 		}
 		size_t next = wal_scan_find(map, size, off + WAL_REC_ALIGN,
-					    r->have_seq ? r->last_seq + 1 : 0);
-		if (o == WAL_SCAN_END && next == SIZE_MAX)
-			break; /* clean end of this segment's data */
+					    r->have_seq ? r->last_seq + 1 : 0, s->nonce);
+		if (o == WAL_SCAN_END && next == SIZE_MAX) {
+			/* The end of this segment's data. In the newest segment, non-zero bytes
+			 * after it (no valid batch among them) are a torn tail too: the later part
+			 * of a batch whose start never landed, or bytes of a batch that was not
+			 * the next one. The next batch is written here, and the bytes left after
+			 * its end would then follow it: read as a damaged batch, or as a valid one
+			 * out of sequence, they would make the next open refuse (or, salvaging,
+			 * mark every group). They go now, as any torn tail. Not inside an extent
+			 * that searches at damaged spots read (below): no batch goes there. */
+			size_t lo, hi;
+			if (is_last && off >= r->damage_reach &&
+			    wal_scan_nonzero(map, size, off, &lo, &hi)) {
+				int rc = wal_cut_back(w, s, lo, hi - lo);
+				if (rc)
+					return rc;
+			}
+			break;
+		}
 		/* The searches at damaged spots before read whole batch extents, some of which may
 		 * reach past this point: cutting those bytes off would make the next open judge
 		 * them otherwise (a damaged batch, or one passed over by the search for the next
@@ -160,7 +177,8 @@ static int replay_segment(struct replay *r, struct wal_segment *s, const uint8_t
 				return rc;
 			break;
 		}
-		size_t reach = wal_scan_reach(map, size, off, next == SIZE_MAX ? size : next);
+		size_t reach =
+			wal_scan_reach(map, size, off, next == SIZE_MAX ? size : next, s->nonce);
 		if (reach > r->damage_reach)
 			r->damage_reach = reach;
 		const char *reason = o == WAL_SCAN_END  ? "zeroed region followed by valid batches"
@@ -236,7 +254,7 @@ int wal_recover(struct wal *w, bool salvage, struct wal_corruption *corr)
 		rc = open_segment(w, seqs[i], &s, &map);
 		if (rc)
 			break;
-		if (!wal_seg_header_valid(map, (size_t)s.size, s.seq)) {
+		if (!wal_seg_header_valid(map, (size_t)s.size, s.seq, &s.nonce)) {
 			bool data = map && wal_scan_has_batch(map, (size_t)s.size);
 			if (map)
 				munmap(map, s.size);

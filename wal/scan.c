@@ -19,7 +19,35 @@ bool wal_scan_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
-enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off,
+static bool word_zero(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof v);
+	return v == 0;
+}
+
+bool wal_scan_nonzero(const uint8_t *seg, size_t size, size_t from, size_t *lo, size_t *hi)
+{
+	size_t p = from;
+	while (p + 8 <= size && word_zero(seg + p))
+		p += 8;
+	while (p < size && seg[p] == 0)
+		p++;
+	if (p >= size)
+		return false;
+	*lo = p & ~(size_t)7;
+	if (*lo < from)
+		*lo = from;
+	size_t q = size;
+	while (q >= p + 8 && word_zero(seg + q - 8))
+		q -= 8;
+	while (seg[q - 1] == 0)
+		q--;
+	*hi = q;
+	return true;
+}
+
+enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off, uint32_t nonce,
 				     struct wal_scan_batch *b, struct wal_scan_bad *bad)
 {
 	memset(bad, 0, sizeof *bad);
@@ -36,6 +64,10 @@ enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off
 	if (rc == WAL_RC_OK && h.type != WAL_REC_BATCH) {
 		problem = "record outside a batch";
 		rc = WAL_RC_BAD_RECORD;
+	}
+	if (rc == WAL_RC_OK && nonce != 0 && h.group != nonce) {
+		problem = "batch record without the segment's nonce";
+		rc = WAL_RC_BAD_HEADER;
 	}
 	if (rc != WAL_RC_OK) {
 		bad->problem = problem;
@@ -87,7 +119,7 @@ enum wal_scan_outcome wal_scan_batch(const uint8_t *seg, size_t size, size_t off
 	return WAL_SCAN_OK;
 }
 
-size_t wal_scan_find(const uint8_t *seg, size_t size, size_t from, uint64_t min_seq)
+size_t wal_scan_find(const uint8_t *seg, size_t size, size_t from, uint64_t min_seq, uint32_t nonce)
 {
 	from = wal_align8(from);
 	for (size_t off = from; off + WAL_BATCH_HEADER_RECORD_BYTES <= size; off += 8) {
@@ -96,13 +128,14 @@ size_t wal_scan_find(const uint8_t *seg, size_t size, size_t from, uint64_t min_
 			continue;
 		struct wal_scan_batch b;
 		struct wal_scan_bad bad;
-		if (wal_scan_batch(seg, size, off, &b, &bad) == WAL_SCAN_OK && b.seq >= min_seq)
+		if (wal_scan_batch(seg, size, off, nonce, &b, &bad) == WAL_SCAN_OK &&
+		    b.seq >= min_seq)
 			return off;
 	}
 	return SIZE_MAX;
 }
 
-size_t wal_scan_reach(const uint8_t *seg, size_t size, size_t from, size_t to)
+size_t wal_scan_reach(const uint8_t *seg, size_t size, size_t from, size_t to, uint32_t nonce)
 {
 	size_t reach = 0;
 	for (size_t off = wal_align8(from); off < to && off + WAL_BATCH_HEADER_RECORD_BYTES <= size;
@@ -111,8 +144,9 @@ size_t wal_scan_reach(const uint8_t *seg, size_t size, size_t from, size_t to)
 			continue;
 		struct wal_rec_header h;
 		const char *problem;
-		if (wal_rec_check(seg + off, size - off, &h, &problem) != WAL_RC_OK)
-			continue;
+		if (wal_rec_check(seg + off, size - off, &h, &problem) != WAL_RC_OK ||
+		    (nonce != 0 && h.group != nonce))
+			continue; /* refused on its header: its extent is not read */
 		size_t bytes = wal_get32(seg + off + WAL_REC_HEADER_BYTES + 8);
 		if (bytes >= WAL_BATCH_HEADER_RECORD_BYTES && bytes % WAL_REC_ALIGN == 0 &&
 		    bytes <= size - off && off + bytes > reach)
@@ -123,7 +157,7 @@ size_t wal_scan_reach(const uint8_t *seg, size_t size, size_t from, size_t to)
 
 bool wal_scan_has_batch(const uint8_t *seg, size_t size)
 {
-	return wal_scan_find(seg, size, WAL_SEG_HEADER_BYTES, 0) != SIZE_MAX;
+	return wal_scan_find(seg, size, WAL_SEG_HEADER_BYTES, 0, 0) != SIZE_MAX;
 }
 
 bool wal_scan_next_record(const uint8_t *seg, const struct wal_scan_batch *b, size_t *cursor,

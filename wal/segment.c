@@ -14,7 +14,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wal/wal_internal.h"
@@ -129,6 +131,21 @@ static int make_file(struct wal *w, const char *name, uint64_t size, int *fd_out
 	return WAL_OK;
 }
 
+/* A segment's nonce (format.h): random, non-zero. Where the kernel has no random bytes to give
+ * without waiting (early boot), the clock and the process id: a nonce that can be guessed
+ * only weakens the defence against batch images in entry data, it does not change the log. */
+static uint32_t new_nonce(void)
+{
+	uint32_t v = 0;
+	if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		v = (uint32_t)((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec * 2654435761u) ^
+			       ((uint64_t)getpid() << 12));
+	}
+	return v ? v : 1;
+}
+
 /* Gives a made file (DIR/tmp, see make_file) its header and its segment name: header, sync,
  * rename, sync of the directory. A file with a segment name therefore always has a valid
  * header and zeroes after it. On failure the file is gone and fd closed. */
@@ -140,9 +157,10 @@ static int install(struct wal *w, int fd, const char *tmp, uint64_t seq, uint64_
 	out->dfd = -1;
 	out->size = size;
 	out->end = WAL_SEG_HEADER_BYTES;
+	out->nonce = new_nonce();
 	snprintf(out->name, sizeof out->name, WAL_SEG_NAME_FMT, seq);
 	uint8_t hdr[WAL_SEG_HEADER_BYTES];
-	wal_seg_header_encode(hdr, seq);
+	wal_seg_header_encode(hdr, seq, out->nonce);
 	int rc = wal_write_all(w, fd, hdr, sizeof hdr, 0);
 	if (rc == WAL_OK && !w->opts.no_sync && w->io.fdatasync(fd, w->io.arg) != 0) {
 		w->last_errno = errno;

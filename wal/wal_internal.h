@@ -24,6 +24,7 @@ struct wal_segment {
 	uint32_t dio_align; /* with dfd: offset and length alignment of a direct write */
 	uint64_t size;      /* file size (preallocated) */
 	uint64_t end;       /* bytes in use: next batch goes here */
+	uint32_t nonce;     /* its header's, carried by its BATCH records (0: format 1) */
 	char name[WAL_SEG_NAME_LEN + 1];
 };
 

@@ -64,14 +64,14 @@ struct seqs {
 	uint64_t last;
 };
 
-static int walk_segment(const char *name, const uint8_t *map, size_t size, bool is_last,
-			struct seqs *sq, wal_walk_cb cb, void *arg)
+static int walk_segment(const char *name, const uint8_t *map, size_t size, uint32_t nonce,
+			bool is_last, struct seqs *sq, wal_walk_cb cb, void *arg)
 {
 	size_t off = WAL_SEG_HEADER_BYTES, damage_reach = 0; /* as in recover.c */
 	for (;;) {
 		struct wal_scan_batch b;
 		struct wal_scan_bad bd;
-		enum wal_scan_outcome o = wal_scan_batch(map, size, off, &b, &bd);
+		enum wal_scan_outcome o = wal_scan_batch(map, size, off, nonce, &b, &bd);
 		int rc;
 		if (o == WAL_SCAN_OK) {
 			if (sq->have && b.seq != sq->last + 1) {
@@ -87,12 +87,21 @@ static int walk_segment(const char *name, const uint8_t *map, size_t size, bool 
 			off += b.bytes;
 			continue;
 		}
-		size_t next =
-			wal_scan_find(map, size, off + WAL_REC_ALIGN, sq->have ? sq->last + 1 : 0);
-		if (o == WAL_SCAN_END && next == SIZE_MAX)
+		size_t next = wal_scan_find(map, size, off + WAL_REC_ALIGN,
+					    sq->have ? sq->last + 1 : 0, nonce);
+		size_t lo, hi;
+		if (o == WAL_SCAN_END && next == SIZE_MAX) {
+			/* as in recover.c: in the newest segment, non-zero bytes after the end
+			 * of the data are a torn tail that the next open cuts off */
+			if (is_last && off >= damage_reach &&
+			    wal_scan_nonzero(map, size, off, &lo, &hi))
+				return bad(cb, arg, name, lo, 0, "bytes after the end of the data",
+					   true);
 			return 0;
+		}
 		bool torn = o == WAL_SCAN_BAD && next == SIZE_MAX && is_last && off >= damage_reach;
-		size_t reach = wal_scan_reach(map, size, off, next == SIZE_MAX ? size : next);
+		size_t reach =
+			wal_scan_reach(map, size, off, next == SIZE_MAX ? size : next, nonce);
 		if (reach > damage_reach)
 			damage_reach = reach;
 		const char *problem =
@@ -142,13 +151,14 @@ int wal_walk(const char *dir, wal_walk_cb cb, void *arg)
 			map = m;
 		}
 		close(fd);
-		if (!wal_seg_header_valid(map, size, seqs[i])) {
+		uint32_t nonce = 0;
+		if (!wal_seg_header_valid(map, size, seqs[i], &nonce)) {
 			bool data = map && wal_scan_has_batch(map, size);
 			rc = bad(cb, arg, name, 0, 0,
 				 data ? "bad segment header" : "unfinished segment creation",
 				 is_last && !data);
 		} else {
-			rc = walk_segment(name, map, size, is_last, &sq, cb, arg);
+			rc = walk_segment(name, map, size, nonce, is_last, &sq, cb, arg);
 		}
 		if (map)
 			munmap(map, size);

@@ -5,7 +5,11 @@
  * WAL and LMDB in a scratch directory: one node, two groups, each led by this node.
  *
  * The engine lives across inputs (opening a WAL and LMDB per input would leave little time to
- * fuzz); inputs are frames of one connection, decoded and submitted in order.
+ * fuzz); inputs are frames of one connection, decoded and submitted in order. Time goes on
+ * as in kvd, whose timer ticks whatever its clients do: one tick per input, so the engine's
+ * maintenance (checkpoint, log and WAL compaction, every NODE_MAINT_MS) runs, and the Raft
+ * logs in memory and the WAL on disk stay bounded (checked after every input). Without it
+ * the one long-lived node only grew (libFuzzer's RSS limit stopped a 47-minute run).
  * Checked beyond "no crash": each payload is exactly the stream's bytes at that frame; every
  * submitted request is answered exactly once, with its own id and a known code; a request
  * refused at the boundary (INVALID, TOO_LARGE, answered within node_submit) changed nothing
@@ -37,7 +41,16 @@
 		}                                                                                  \
 	} while (0)
 
-#define REQUESTS_MAX 32 /* requests per input */
+#define REQUESTS_MAX     32 /* requests per input */
+#define SNAPSHOT_ENTRIES 1000
+/* Compaction runs when a group applied SNAPSHOT_ENTRIES more entries and keeps a quarter of
+ * them; maintenance comes every NODE_MAINT_MS / 10 ms = 25 ticks, i.e. at most 25 inputs of
+ * at most REQUESTS_MAX requests apart (each at most one entry per group): about 2,050
+ * entries. Twice the compaction threshold and then some is a bound no healthy run nears. */
+#define LOG_ENTRIES_MAX (4 * SNAPSHOT_ENTRIES)
+/* WAL compaction follows the checkpoint (every group's applied state in LMDB): what stays is
+ * at most the entries of about two compaction rounds, values of up to 4 KiB: some 16 MiB. */
+#define WAL_SEGMENTS_MAX 64 /* of 1 MiB */
 
 static char dir[64];
 static struct wal *wal;
@@ -172,7 +185,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	c.tick_ms = 10;
 	c.election_ms = 100;
 	c.heartbeat_ms = 20;
-	c.snapshot_entries = 1000;
+	c.snapshot_entries = SNAPSHOT_ENTRIES;
 	c.value_max = 1 << 12;
 	c.request_timeout_ms = 1000;
 	c.log_level = NODE_LOG_ERROR;
@@ -212,6 +225,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	fprintf(stderr, "fuzz_client: no leader after 2000 ticks\n");
 	abort();
+}
+
+/* Every group's log in memory, and the WAL, stay bounded (see LOG_ENTRIES_MAX). */
+static void check_bounded(void)
+{
+	for (uint32_t i = 1; i <= node_groups_all(node); i++) {
+		struct node_group *g = node_group(node, i);
+		if (g == NULL || g->raft == NULL)
+			continue;
+		raft_index first = raft_first_index(g->raft), last = raft_last_index(g->raft);
+		CHECK(last < first || last - first + 1 <= LOG_ENTRIES_MAX);
+	}
+	struct wal_stats st;
+	wal_stats_get(wal, &st);
+	CHECK(st.segments <= WAL_SEGMENTS_MAX);
 }
 
 /* ------------------------------------------------------------------------------ the input */
@@ -295,5 +323,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < n; i++)
 		CHECK(answers[i].replies == 1);
 	net_decoder_free(&d);
+	tick(); /* time goes on between inputs too */
+	check_bounded();
 	return 0;
 }

@@ -5,7 +5,10 @@
  * Input: byte 0 chooses salvage, a split into two segments, and whether the harness first
  * seals the input (writes the right segment header and, record after record, the lengths'
  * header checks and CRC32Cs: wal_rec_seal), so that mutations reach what lies behind the
- * checksums; byte 1 is the split point; the rest is the segment bytes.
+ * checksums; byte 1 is the split point; the rest is the segment bytes. A sealed segment keeps
+ * the input's format: 1 where its version field says 1, else 2 with the input's nonce field
+ * (1 if zero), which the seal also puts into every BATCH record's group field unless bit 3
+ * of byte 0 is set (then the input's group fields stay: batches of another segment).
  * Checked beyond "no crash": wal_open returns one of its documented codes and leaks nothing
  * on failure; on success every group's log [first_index, last_index] reads back whole and
  * contiguous, recovery is idempotent (opening the recovered WAL again gives the same group
@@ -76,17 +79,25 @@ static void write_segment(uint64_t seq, const uint8_t *p, size_t len)
 }
 
 /* The segment header and each record's header check and CRC, as the writer makes them. */
-static void seal(uint8_t *p, size_t len, uint64_t seq)
+static void seal(uint8_t *p, size_t len, uint64_t seq, bool keep_groups)
 {
 	if (len < WAL_SEG_HEADER_BYTES)
 		return;
-	wal_seg_header_encode(p, seq);
+	uint32_t nonce = 0;
+	if (wal_get32(p + 8) != WAL_SEG_VERSION_1) {
+		nonce = wal_get32(p + 12);
+		nonce = nonce ? nonce : 1;
+	}
+	wal_seg_header_encode(p, seq, nonce);
 	size_t off = WAL_SEG_HEADER_BYTES;
 	while (len - off >= WAL_REC_HEADER_BYTES) {
 		uint32_t l = wal_get32(p + off);
 		if (l > len - off || wal_rec_size(l) > len - off)
 			break;
-		wal_rec_seal(p + off, p[off + 4], wal_get64(p + off + 8), l);
+		uint64_t group = wal_get64(p + off + 8);
+		if (p[off + 4] == WAL_REC_BATCH && nonce != 0 && !keep_groups)
+			group = nonce;
+		wal_rec_seal(p + off, p[off + 4], group, l);
 		off += wal_rec_size(l);
 	}
 }
@@ -156,9 +167,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			first = WAL_SEG_HEADER_BYTES;
 	}
 	if (ctl & 4) {
-		seal(buf, first, 1);
+		seal(buf, first, 1, ctl & 8);
 		if (first < size)
-			seal(buf + first, size - first, 2);
+			seal(buf + first, size - first, 2, ctl & 8);
 	}
 	write_segment(1, buf, first);
 	if (first < size)

@@ -290,6 +290,12 @@ static int spawn(struct cluster *c, int i, bool first)
 			add_arg(argv, &argc, path);
 		}
 	}
+	if (c->o.peer_secret_dir != NULL) { /* a tunable: given at every start */
+		char path[600];
+		snprintf(path, sizeof path, "%s/secret%d", c->o.peer_secret_dir, i);
+		add_arg(argv, &argc, "--peer-secret-file");
+		add_arg(argv, &argc, path);
+	}
 	if (c->o.extra_args != NULL) {
 		char *copy = strdup(c->o.extra_args), *save = NULL;
 		for (char *t = strtok_r(copy, " ", &save); t && argc < 60;

@@ -35,6 +35,9 @@ struct cluster_opts {
 	const char *tls_dir;    /* TLS on every port: node N runs with DIR/nodeN.pem/.key and
 				 * DIR/ca.pem, cluster_call presents DIR/client.pem/.key (made by
 				 * scripts/tls-certs DIR node1 node2 node3 client); NULL = plaintext */
+	const char *peer_secret_dir; /* peer authentication: node N runs with
+				      * --peer-secret-file DIR/secretN (read at every start);
+				      * NULL = none */
 };
 void cluster_opts_default(struct cluster_opts *o);
 

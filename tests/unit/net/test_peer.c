@@ -1,6 +1,8 @@
 /* test_peer.c — peer links on a real loop: two nodes connect (lower id dials), learn each
  * other's client address from the Hello, get everything appended in one turn as ONE frame,
- * refuse appends past the queue bound, and reconnect after the other side restarts. */
+ * refuse appends past the queue bound, and reconnect after the other side restarts; with peer
+ * secrets, sides sharing one link up (also across a rotation) and sides that share none never
+ * do, each refusing the other's proof. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,8 @@ static void on_down(void *arg, uint64_t id)
 }
 
 static const struct net_peers_cbs cbs = {on_frame, on_up, on_down, NULL};
+/* the secrets of node 1 and node 2 (n == 0: none), set before make_side */
+static struct net_peer_secrets secret_of[3];
 
 static int make_side(struct side *s, uint64_t id, const char *self, uint64_t other_id,
 		     const char *other, const char *client)
@@ -54,6 +58,8 @@ static int make_side(struct side *s, uint64_t id, const char *self, uint64_t oth
 	ck_assert_int_eq(net_peers_new(&loop, id, 42, self, client, &cbs, s, &s->p), NET_OK);
 	ck_assert_int_eq(net_peers_add(s->p, other_id, other), NET_OK);
 	net_peers_set_incarnation(s->p, 0xabc0 + id);
+	if (secret_of[id].n != 0)
+		net_peers_set_secrets(s->p, &secret_of[id]);
 	int rc = net_peers_start(s->p);
 	if (rc != NET_OK) {
 		net_peers_close(s->p, NULL, NULL);
@@ -184,6 +190,88 @@ START_TEST(test_reconnect_after_restart)
 }
 END_TEST
 
+static void set_secrets(struct net_peer_secrets *out, const char *a, const char *b)
+{
+	memset(out, 0, sizeof *out);
+	const char *v[2] = {a, b};
+	for (int i = 0; i < 2 && v[i] != NULL; i++) {
+		out->s[i].len = strlen(v[i]);
+		memcpy(out->s[i].bytes, v[i], out->s[i].len);
+		out->n++;
+	}
+}
+
+static void setup_rotating(void)
+{
+	set_secrets(&secret_of[1], "new-secret-0123456789", "old-secret-0123456789");
+	set_secrets(&secret_of[2], "old-secret-0123456789", NULL);
+	setup();
+}
+
+START_TEST(test_shared_secret_links_up)
+{
+	/* setup waited for both sides up: frames flow as without a secret */
+	Ringraft__Raft__Message m = RINGRAFT__RAFT__MESSAGE__INIT;
+	m.group = 3;
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(net_peers_append_msg(a.p, 2, NET_PEER_FIELD_MSG, &m.base), NET_OK);
+	net_peers_flush(a.p);
+	ck_assert(run_until(b_got_three, 2000));
+	for (int r = 0; r < NET_PEER_REFUSALS; r++) {
+		ck_assert_uint_eq(net_peers_auth_refused(a.p, (enum net_peer_refusal)r), 0);
+		ck_assert_uint_eq(net_peers_auth_refused(b.p, (enum net_peer_refusal)r), 0);
+	}
+	ck_assert_str_eq(net_peers_client_addr(a.p, 2), "127.0.0.1:9992");
+}
+END_TEST
+
+static bool both_refused(void)
+{
+	return a.p != NULL && b.p != NULL &&
+	       net_peers_auth_refused(a.p, NET_PEER_REFUSED_BAD_PROOF) >= 2 &&
+	       net_peers_auth_refused(b.p, NET_PEER_REFUSED_BAD_PROOF) >= 2;
+}
+
+static void setup_mismatch(void)
+{
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	set_secrets(&secret_of[1], "one-secret-0123456789", NULL);
+	set_secrets(&secret_of[2], "two-secret-0123456789", NULL);
+	for (int attempt = 0; attempt < 50; attempt++) {
+		int base = 20000 + (int)((getpid() * 7 + attempt * 131 + 1) % 6000) * 2;
+		snprintf(addr_a, sizeof addr_a, "127.0.0.1:%d", base);
+		snprintf(addr_b, sizeof addr_b, "127.0.0.1:%d", base + 1);
+		if (make_side(&a, 1, addr_a, 2, addr_b, "127.0.0.1:9991") != NET_OK)
+			continue;
+		if (make_side(&b, 2, addr_b, 1, addr_a, "127.0.0.1:9992") == NET_OK)
+			break;
+		net_peers_close(a.p, NULL, NULL);
+		a.p = NULL;
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	ck_assert_ptr_nonnull(a.p);
+	ck_assert_ptr_nonnull(b.p);
+}
+
+static void teardown_secrets(void)
+{
+	teardown();
+	memset(secret_of, 0, sizeof secret_of);
+}
+
+START_TEST(test_no_shared_secret_never_up)
+{
+	/* node 1 dials again and again; each time both refuse the other's proof */
+	ck_assert(run_until(both_refused, 5000));
+	ck_assert_int_eq(a.ups, 0);
+	ck_assert_int_eq(b.ups, 0);
+	ck_assert_int_eq(b.frames, 0);
+	ck_assert(!net_peers_up(a.p, 2));
+	Ringraft__Raft__Message m = RINGRAFT__RAFT__MESSAGE__INIT;
+	ck_assert_int_eq(net_peers_append_msg(a.p, 2, NET_PEER_FIELD_MSG, &m.base), NET_ECLOSED);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("net_peer");
@@ -194,6 +282,17 @@ int main(void)
 	tcase_add_test(tc, test_queue_bound_and_unknown_peer);
 	tcase_add_test(tc, test_reconnect_after_restart);
 	suite_add_tcase(s, tc);
+	TCase *tr = tcase_create("rotating_secret");
+	tcase_add_checked_fixture(tr, setup_rotating, teardown_secrets);
+	tcase_set_timeout(tr, 60);
+	tcase_add_test(tr, test_shared_secret_links_up);
+	tcase_add_test(tr, test_reconnect_after_restart);
+	suite_add_tcase(s, tr);
+	TCase *tm = tcase_create("no_shared_secret");
+	tcase_add_checked_fixture(tm, setup_mismatch, teardown_secrets);
+	tcase_set_timeout(tm, 60);
+	tcase_add_test(tm, test_no_shared_secret_never_up);
+	suite_add_tcase(s, tm);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);

@@ -1,7 +1,9 @@
 /* test_server.c — the client listener on a real loop: framed requests reach the handler and
  * replies come back framed; an oversize frame closes only its connection; at
  * NET_CLIENT_INFLIGHT_MAX unanswered requests the server stops reading that connection and
- * resumes once answers drain; a closed connection drops late replies without harm. */
+ * resumes once answers drain; a closed connection drops late replies without harm; replies far
+ * larger than what the socket takes at once (the first try writes part, the rest is queued)
+ * arrive whole and in order at a client that reads slowly. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -23,6 +25,8 @@ static int port;
 static struct net_conn *pending[NET_CLIENT_INFLIGHT_MAX + 16];
 static size_t n_pending;
 static bool answer_now;
+static size_t reply_value_bytes; /* > 0: each reply carries this many bytes of (id & 0xff) */
+static uint8_t *reply_value;
 
 static int on_request(void *arg, struct net_conn *c, const uint8_t *p, size_t len)
 {
@@ -33,6 +37,11 @@ static int on_request(void *arg, struct net_conn *c, const uint8_t *p, size_t le
 	if (answer_now) {
 		Ringraft__Kv__Response rs = RINGRAFT__KV__RESPONSE__INIT;
 		rs.id = rq->id;
+		if (reply_value_bytes > 0) {
+			memset(reply_value, (int)(rq->id & 0xff), reply_value_bytes);
+			rs.value.data = reply_value;
+			rs.value.len = reply_value_bytes;
+		}
 		net_conn_send(c, &rs.base);
 		net_conn_request_done(c);
 	} else {
@@ -61,6 +70,7 @@ static void setup(void)
 	ck_assert_ptr_nonnull(srv);
 	n_pending = 0;
 	answer_now = true;
+	reply_value_bytes = 0;
 }
 
 static void teardown(void)
@@ -224,6 +234,66 @@ START_TEST(test_inflight_limit_pauses_reading)
 }
 END_TEST
 
+START_TEST(test_large_replies_to_a_slow_reader_arrive_whole_and_in_order)
+{
+	reply_value_bytes = 300 << 10;
+	reply_value = malloc(reply_value_bytes);
+	ck_assert_ptr_nonnull(reply_value);
+	/* a small receive buffer, set before connecting, so the socket takes little at once */
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	int small = 65536;
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	connect(fd, (struct sockaddr *)&a, sizeof a);
+	spin(20);
+	/* One request a turn, nothing read yet: each reply is flushed alone, so one of them meets
+	 * the socket nearly full and is written in part, the rest queued behind it. */
+	const uint64_t n = 20; /* 6 MiB of replies, under NET_CLIENT_OUTBUF_MAX */
+	for (uint64_t id = 1; id <= n; id++) {
+		send_req(fd, id);
+		spin(5);
+	}
+	struct net_decoder d;
+	net_decoder_init(&d, 1 << 20);
+	uint64_t next = 1;
+	uint8_t buf[32768];
+	for (int i = 0; i < 20000 && next <= n; i++) {
+		ssize_t r = recv(fd, buf, sizeof buf, 0); /* 32 KiB a loop turn: slower than sent */
+		if (r > 0)
+			net_decoder_feed(&d, buf, (size_t)r);
+		if (r > 0) { /* one loop turn without sleeping */
+			uv_run(&loop, UV_RUN_NOWAIT);
+			net_server_flush(srv);
+		} else {
+			spin(1);
+		}
+		const uint8_t *p;
+		uint32_t len;
+		while (net_decoder_next(&d, &p, &len) == 1) {
+			Ringraft__Kv__Response *rs = ringraft__kv__response__unpack(NULL, len, p);
+			ck_assert_ptr_nonnull(rs);
+			ck_assert_uint_eq(rs->id, next);
+			ck_assert_uint_eq(rs->value.len, reply_value_bytes);
+			size_t k = 0;
+			while (k < rs->value.len && rs->value.data[k] == (next & 0xff))
+				k++;
+			ck_assert_msg(k == rs->value.len, "reply %llu: byte %zu of %zu is %u",
+				      (unsigned long long)next, k, rs->value.len,
+				      k < rs->value.len ? rs->value.data[k] : 0);
+			ringraft__kv__response__free_unpacked(rs, NULL);
+			next++;
+		}
+	}
+	ck_assert_uint_eq(next, n + 1);
+	net_decoder_free(&d);
+	close(fd);
+	spin(50);
+	free(reply_value);
+	reply_value = NULL;
+}
+END_TEST
+
 START_TEST(test_late_reply_after_close_is_dropped)
 {
 	answer_now = false;
@@ -253,6 +323,7 @@ int main(void)
 	tcase_add_test(tc, test_oversize_and_garbage_close_only_that_connection);
 	tcase_add_test(tc, test_inflight_limit_pauses_reading);
 	tcase_add_test(tc, test_late_reply_after_close_is_dropped);
+	tcase_add_test(tc, test_large_replies_to_a_slow_reader_arrive_whole_and_in_order);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

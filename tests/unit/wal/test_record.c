@@ -4,6 +4,7 @@
 #include <check.h>
 #include <string.h>
 
+#include "wal/crc32c.h"
 #include "wal/format.h"
 #include "wal/wal.h"
 
@@ -118,18 +119,37 @@ START_TEST(test_malformed_payloads)
 }
 END_TEST
 
+/* Both formats: 2 (a nonce) and 1 (read still). */
 START_TEST(test_segment_header)
 {
-	uint8_t h[WAL_SEG_HEADER_BYTES];
-	wal_seg_header_encode(h, 42);
-	ck_assert(wal_seg_header_valid(h, sizeof h, 42));
-	ck_assert(!wal_seg_header_valid(h, sizeof h, 43)); /* renamed file */
-	ck_assert(!wal_seg_header_valid(h, sizeof h - 1, 42));
-	for (size_t bit = 0; bit < 28 * 8; bit++) {
-		h[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-		ck_assert(!wal_seg_header_valid(h, sizeof h, 42));
-		h[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+	static const uint32_t nonces[] = {0x8badf00d, 0};
+	for (size_t k = 0; k < 2; k++) {
+		uint8_t h[WAL_SEG_HEADER_BYTES];
+		uint32_t nonce = 7;
+		wal_seg_header_encode(h, 42, nonces[k]);
+		ck_assert_uint_eq(wal_get32(h + 8),
+				  nonces[k] ? WAL_SEG_VERSION : WAL_SEG_VERSION_1);
+		ck_assert(wal_seg_header_valid(h, sizeof h, 42, &nonce));
+		ck_assert_uint_eq(nonce, nonces[k]);
+		ck_assert(wal_seg_header_valid(h, sizeof h, 42, NULL));
+		ck_assert(!wal_seg_header_valid(h, sizeof h, 43, NULL)); /* renamed file */
+		ck_assert(!wal_seg_header_valid(h, sizeof h - 1, 42, NULL));
+		for (size_t bit = 0; bit < 28 * 8; bit++) {
+			h[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			ck_assert(!wal_seg_header_valid(h, sizeof h, 42, NULL));
+			h[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		}
 	}
+	/* format 2 with no nonce, or a version after 2: not a header this code can read */
+	uint8_t h[WAL_SEG_HEADER_BYTES];
+	wal_seg_header_encode(h, 42, 1);
+	wal_put32(h + 12, 0);
+	wal_put32(h + 24, wal_crc32c(0, h, 24));
+	ck_assert(!wal_seg_header_valid(h, sizeof h, 42, NULL));
+	wal_seg_header_encode(h, 42, 1);
+	wal_put32(h + 8, WAL_SEG_VERSION + 1);
+	wal_put32(h + 24, wal_crc32c(0, h, 24));
+	ck_assert(!wal_seg_header_valid(h, sizeof h, 42, NULL));
 }
 END_TEST
 

@@ -386,7 +386,7 @@ START_TEST(test_salvage_reopens_the_same)
 	ck_assert_int_eq(pread(fd, rec, sizeof rec, (off_t)p.b[0].off), (ssize_t)sizeof rec);
 	close(fd);
 	wal_put32(rec + WAL_REC_HEADER_BYTES + 8, (uint32_t)(p.b[2].end - p.b[0].off));
-	wal_rec_seal(rec, WAL_REC_BATCH, 0, WAL_BATCH_BYTES);
+	wal_rec_seal(rec, WAL_REC_BATCH, wal_get64(rec + 8), WAL_BATCH_BYTES); /* the nonce kept */
 	patch(dir, seg, p.b[0].off, rec, sizeof rec);
 	/* C: damaged, and last: it would be a torn tail, but it lies inside A's stated extent */
 	v = peek(dir, seg, p.b[2].off + entries_payload) ^ 1;
@@ -459,8 +459,17 @@ static void check_batch_holding_batch(bool lead, bool zeroes_first)
 	ck_assert_int_eq(pread(fd, data + 4, blen, (off_t)pb.b[0].off), (ssize_t)blen);
 	close(fd);
 
-	/* A (group 3, with `lead`), then D: one entry of group 1 holding B */
+	/* A (group 3, with `lead`), then D: one entry of group 1 holding B. B's BATCH record
+	 * gets the nonce of this directory's segment, as if the writer of the value knew it
+	 * (or in a format-1 segment): batch images that pass as batches of the segment. */
 	w = open_ok(dir, &o);
+	char seg0[600];
+	seg_path(dir, 0, seg0, sizeof seg0);
+	uint32_t nonce = 0;
+	for (int k = 3; k >= 0; k--)
+		nonce = nonce << 8 | peek(dir, strrchr(seg0, '/') + 1, 12 + (uint64_t)k);
+	ck_assert_uint_ne(nonce, 0);
+	wal_rec_seal(data + 4, WAL_REC_BATCH, nonce, WAL_BATCH_BYTES);
 	if (lead) {
 		wal_batch_reset(b);
 		add_entries(b, 3, 1, 5, 1);
@@ -494,7 +503,7 @@ static void check_batch_holding_batch(bool lead, bool zeroes_first)
 	ck_assert_int_eq(pread(fd, rec, sizeof rec, (off_t)d.off), (ssize_t)sizeof rec);
 	close(fd);
 	wal_put32(rec + WAL_REC_HEADER_BYTES + 8, (uint32_t)(d.end + njunk - d.off));
-	wal_rec_seal(rec, WAL_REC_BATCH, 0, WAL_BATCH_BYTES);
+	wal_rec_seal(rec, WAL_REC_BATCH, nonce, WAL_BATCH_BYTES);
 	patch(dir, seg, d.off, rec, sizeof rec);
 	if (lead) { /* A's BATCH record fails its CRC */
 		uint8_t v = peek(dir, seg, p.b[0].off + WAL_REC_HEADER_BYTES) ^ 1;
@@ -560,6 +569,236 @@ END_TEST
 START_TEST(test_salvage_writes_past_bytes_the_search_read)
 {
 	check_batch_holding_batch(true, true);
+}
+END_TEST
+
+/* Bytes of an old batch left after the end of the newest segment's data, beyond a run of
+ * zeroes (here: a copy of the first batch, where the next batch will end). They are a torn
+ * tail: the walk says so, and the open cuts them. Left there, the next batch written at the
+ * end of the data would be followed by them, and the open after it would find an old batch
+ * out of sequence and refuse (fuzz_wal, tests/fuzz/corpus/wal/regress-stale-batch-after-end). */
+START_TEST(test_stale_batch_after_the_end_is_cut)
+{
+	char *dir = tmp_dir(), *copy;
+	build(dir, 6);
+	struct positions p = walk_positions(dir);
+	ck_assert_uint_eq(p.n, 6);
+	ck_assert_str_eq(p.b[0].segment, p.b[5].segment);
+	struct wal_options o = opts();
+
+	/* where the next batch ends, learnt on a copy */
+	ck_assert_int_gt(asprintf(&copy, "%s.copy", dir), 0);
+	copy_dir(dir, copy);
+	struct wal *w = open_ok(copy, &o);
+	struct wal_batch *b = wal_batch_new();
+	add_entries(b, 1, 9, 13, 2);
+	write_ok(w, b);
+	wal_close(w);
+	struct positions q = walk_positions(copy);
+	ck_assert_uint_eq(q.n, 7);
+	uint64_t align = dio_align_of_tmp(); /* a direct write ends on a sector: its padding */
+	if (align < 8)
+		align = 8;
+	uint64_t at = (q.b[6].end + align - 1) / align * align;
+	tmp_rmdir(copy);
+
+	/* the first batch's bytes, again, from there */
+	size_t len = (size_t)(p.b[0].end - p.b[0].off);
+	uint8_t *old = malloc(len);
+	ck_assert_ptr_nonnull(old);
+	for (size_t i = 0; i < len; i++)
+		old[i] = peek(dir, p.b[0].segment, p.b[0].off + i);
+	patch(dir, p.b[5].segment, at, old, len);
+	free(old);
+	struct positions before = walk_positions(dir);
+	ck_assert_uint_eq(before.n, 6);
+	ck_assert_uint_eq(before.bad, 0);
+	ck_assert_uint_eq(before.torn, 1); /* the next open cuts them */
+
+	w = open_ok(dir, &o);
+	ck_assert_uint_eq(last_of(w, 1), 8);
+	add_entries(b, 1, 9, 13, 2); /* the same batch as on the copy */
+	write_ok(w, b);
+	wal_batch_free(b);
+	wal_close(w);
+	struct positions after = walk_positions(dir);
+	ck_assert_uint_eq(after.n, 7);
+	ck_assert_uint_eq(after.bad + after.torn, 0);
+
+	w = open_ok(dir, &o);
+	ck_assert_uint_eq(last_of(w, 1), 12);
+	struct raft_entry *e;
+	size_t n;
+	ck_assert_int_eq(wal_read_entries(w, 1, 9, 13, SIZE_MAX, &e, &n), 0);
+	ck_assert_uint_eq(n, 4);
+	for (size_t i = 0; i < n; i++)
+		check_entry(1, &e[i], 2);
+	wal_entries_free(e, n);
+	wal_close(w);
+	free(copy);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+/* A whole batch as a format-1 writer made it (BATCH record, group field 0): seq, then a
+ * SNAPSHOT of group 1 at (100, term 666) and its hard state at term 666. Returns its length. */
+static size_t forged_batch(uint8_t *out, uint64_t seq)
+{
+	size_t snap = wal_rec_size(WAL_SNAPSHOT_FIXED_BYTES + 8);
+	size_t hs = wal_rec_size(WAL_HARD_STATE_BYTES);
+	size_t total = WAL_BATCH_HEADER_RECORD_BYTES + snap + hs;
+	memset(out, 0, total);
+	uint8_t *p = out + WAL_REC_HEADER_BYTES;
+	wal_put64(p, seq);
+	wal_put32(p + 8, (uint32_t)total);
+	wal_put32(p + 12, 2);
+	wal_rec_seal(out, WAL_REC_BATCH, 0, WAL_BATCH_BYTES);
+	uint8_t *r = out + WAL_BATCH_HEADER_RECORD_BYTES;
+	p = r + WAL_REC_HEADER_BYTES;
+	wal_put64(p, 100);
+	wal_put64(p + 8, 666);
+	wal_put32(p + 16, 1); /* one voter: node 1 */
+	wal_put64(p + 24, 1);
+	wal_rec_seal(r, WAL_REC_SNAPSHOT, 1, WAL_SNAPSHOT_FIXED_BYTES + 8);
+	r += snap;
+	p = r + WAL_REC_HEADER_BYTES;
+	wal_put64(p, 666);
+	wal_put64(p + 8, 1);
+	wal_put64(p + 16, 100);
+	wal_rec_seal(r, WAL_REC_HARD_STATE, 1, WAL_HARD_STATE_BYTES);
+	return total;
+}
+
+/* A client's value holding the image of a whole batch, on an 8-byte boundary of the segment,
+ * in the last batch, whose first sector never reached the disk (a torn write through the page
+ * cache). The search for a later valid batch used to find the image: the open refused the
+ * WAL as corrupt, and with salvage replayed the image (group 1 at term 666, healed by its
+ * snapshot marker). A format-2 segment's batches carry its nonce, which the image lacks: it
+ * is part of the torn tail, cut off (docs/WAL.md, "A batch image inside entry data"). */
+START_TEST(test_batch_image_in_entry_data_is_not_replayed)
+{
+	char *dir = tmp_dir(), *copy;
+	build(dir, 3); /* groups 1, 2, 3: entries 1..4 each, batches 1..3 */
+	struct wal_options o = opts();
+	struct wal *w = open_ok(dir, &o);
+	/* the entry's data starts 4 bytes past an 8-byte boundary (its record is aligned) */
+	size_t data_at = WAL_BATCH_HEADER_RECORD_BYTES + WAL_REC_HEADER_BYTES +
+			 WAL_ENTRIES_HEADER_BYTES + WAL_ENTRY_HEADER_BYTES;
+	ck_assert_uint_eq(data_at % 8, 4);
+	uint8_t value[4 + 1024 + 256];
+	memset(value, 'v', sizeof value);
+	size_t image = forged_batch(value + 4 + 1024, 4); /* the seq the search wants next */
+	ck_assert_uint_le(4 + 1024 + image, sizeof value);
+	struct raft_entry e = {.index = 5, .term = 1, .type = 0};
+	e.data.base = value;
+	e.data.len = sizeof value;
+	struct wal_batch *b = wal_batch_new();
+	ck_assert_int_eq(wal_batch_entries(b, 1, &e, 1), WAL_OK);
+	write_ok(w, b);
+	wal_close(w);
+	struct positions p = walk_positions(dir);
+	ck_assert_uint_eq(p.n, 4);
+	ck_assert_uint_eq(p.bad + p.torn, 0);
+	ck_assert_uint_eq((p.b[3].off + data_at + 4 + 1024) % 8, 0);
+	static const uint8_t zero[512];
+	patch(dir, p.b[3].segment, p.b[3].off, zero, sizeof zero);
+	struct positions torn = walk_positions(dir);
+	ck_assert_uint_eq(torn.n, 3); /* the image is no batch */
+	ck_assert_uint_eq(torn.bad, 0);
+	ck_assert_uint_eq(torn.torn, 1);
+
+	ck_assert_int_gt(asprintf(&copy, "%s.copy", dir), 0);
+	for (int salvage = 1; salvage >= 0; salvage--) {
+		const char *d = salvage ? copy : dir;
+		if (salvage)
+			copy_dir(dir, copy);
+		struct wal_corruption c;
+		w = NULL;
+		int rc = wal_open(d, &o, salvage, &w, &c);
+		ck_assert_msg(rc == WAL_OK, "salvage %d: %s (%s @%llu: %s)", salvage,
+			      wal_strerror(rc), c.segment, (unsigned long long)c.offset, c.reason);
+		for (size_t i = 0; i < wal_group_count(w); i++) {
+			const struct wal_group_state *g = wal_group_at(w, i);
+			ck_assert(!g->corrupt);
+			ck_assert_uint_ne(g->hard_state.term, 666);
+			ck_assert_uint_eq(g->snap_index, 0);
+		}
+		ck_assert_uint_eq(last_of(w, 1), 4);
+		/* the log goes on */
+		wal_batch_reset(b);
+		add_entries(b, 1, 5, 7, 2);
+		write_ok(w, b);
+		wal_close(w);
+		w = open_ok(d, &o);
+		ck_assert_uint_eq(last_of(w, 1), 6);
+		wal_close(w);
+	}
+	wal_batch_free(b);
+	tmp_rmdir(copy);
+	free(copy);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+/* Segments written before the nonce (format 1: no nonce in the header, 0 in the BATCH
+ * records' group field) are read as before, and the active one takes new batches so. */
+START_TEST(test_format_1_segments_are_read)
+{
+	char *dir = tmp_dir();
+	build(dir, 12);
+	struct positions p = walk_positions(dir);
+	ck_assert_uint_eq(p.n, 12);
+	char path[600];
+	for (size_t k = 0; seg_path(dir, k, path, sizeof path), path[0]; k++) {
+		const char *name = strrchr(path, '/') + 1;
+		uint8_t h[WAL_SEG_HEADER_BYTES];
+		wal_seg_header_encode(h, strtoull(name, NULL, 16), 0);
+		patch(dir, name, 0, h, sizeof h);
+	}
+	for (size_t i = 0; i < p.n; i++) {
+		uint8_t rec[WAL_BATCH_HEADER_RECORD_BYTES];
+		for (size_t k = 0; k < sizeof rec; k++)
+			rec[k] = peek(dir, p.b[i].segment, p.b[i].off + k);
+		ck_assert_uint_ne(wal_get64(rec + 8), 0); /* format 2: the nonce */
+		wal_rec_seal(rec, WAL_REC_BATCH, 0, WAL_BATCH_BYTES);
+		patch(dir, p.b[i].segment, p.b[i].off, rec, sizeof rec);
+	}
+	struct positions p1 = walk_positions(dir);
+	ck_assert_uint_eq(p1.n, 12);
+	ck_assert_uint_eq(p1.bad + p1.torn, 0);
+
+	struct wal_options o = opts();
+	o.segment_bytes = 1 << 20; /* the next batch fits in the active (format-1) segment */
+	struct wal *w = open_ok(dir, &o);
+	ck_assert_uint_eq(last_of(w, 1), 16);
+	ck_assert_uint_eq(last_of(w, 2), 16);
+	ck_assert_uint_eq(last_of(w, 3), 16);
+	struct raft_entry *e;
+	size_t n;
+	ck_assert_int_eq(wal_read_entries(w, 2, 1, 17, SIZE_MAX, &e, &n), 0);
+	ck_assert_uint_eq(n, 16);
+	for (size_t i = 0; i < n; i++)
+		check_entry(2, &e[i], 1);
+	wal_entries_free(e, n);
+	struct wal_batch *b = wal_batch_new();
+	add_entries(b, 1, 17, 21, 2);
+	write_ok(w, b);
+	wal_batch_free(b);
+	wal_close(w);
+	struct positions p2 = walk_positions(dir);
+	ck_assert_uint_eq(p2.n, 13);
+	ck_assert_uint_eq(p2.bad + p2.torn, 0);
+	ck_assert_str_eq(p2.b[12].segment, p.b[11].segment);
+	ck_assert_uint_eq(peek(dir, p2.b[12].segment, 8), WAL_SEG_VERSION_1);
+	for (size_t k = 8; k < 16; k++)
+		ck_assert_uint_eq(peek(dir, p2.b[12].segment, p2.b[12].off + k), 0);
+	w = open_ok(dir, &o);
+	ck_assert_uint_eq(last_of(w, 1), 20);
+	wal_close(w);
+	tmp_rmdir(dir);
+	free(dir);
 }
 END_TEST
 
@@ -797,6 +1036,9 @@ int main(void)
 	tcase_add_test(tc, test_salvage_keeps_bytes_of_a_damaged_batch);
 	tcase_add_test(tc, test_salvage_keeps_bytes_the_search_read);
 	tcase_add_test(tc, test_salvage_writes_past_bytes_the_search_read);
+	tcase_add_test(tc, test_stale_batch_after_the_end_is_cut);
+	tcase_add_test(tc, test_batch_image_in_entry_data_is_not_replayed);
+	tcase_add_test(tc, test_format_1_segments_are_read);
 	tcase_add_test(tc, test_padding_damage_is_corruption);
 	tcase_add_test(tc, test_enospc_changes_nothing);
 	tcase_add_test(tc, test_fsync_failure_is_final);
