@@ -32,6 +32,7 @@ struct batch {
 	uint64_t clock, clock0;     /* the group's clock: now, and at the start of the batch */
 	uint64_t now;               /* the entry's time: max(its now_ms, the group's clock) */
 	uint64_t expires, expires0; /* keys with an expiry: now, and at the start */
+	struct kv_fence fence;      /* the group's resharding fence (fence.c), kept current */
 };
 
 /* Redis's rule for a stored integer (string2ll): optional '-', no leading zeros, no '+', no
@@ -198,6 +199,32 @@ static void number(struct batch *b, struct kv_result *res, long long v)
 	res->value_len = (size_t)len;
 }
 
+/* Whether the group's fence refuses command c: a write of a key in a fenced range (MSET and
+ * MDEL: of any of their keys, so a multi-key write is all or nothing). REAP is not refused: it
+ * skips the fenced keys itself. */
+static bool refused_by_fence(const struct batch *b, const struct kv_cmd *c)
+{
+	switch (c->op) {
+	case KV_OP_PUT:
+	case KV_OP_DELETE:
+	case KV_OP_CAS:
+	case KV_OP_INCRBY:
+	case KV_OP_EXPIRE:
+		return kv_fence_covers(&b->fence, c->key, c->key_len);
+	case KV_OP_MSET:
+	case KV_OP_MDEL: {
+		size_t off = 0;
+		struct kv_item it;
+		while (kv_cmd_item_next(c, &off, &it))
+			if (kv_fence_covers(&b->fence, it.key, it.key_len))
+				return true;
+		return false;
+	}
+	default:
+		return false;
+	}
+}
+
 /* Runs one decoded command against the data DBI at time b->now. res->value may point into the
  * map: it must be copied before the next write. A CAS whose current value fails its checksum
  * decides nothing: the batch is aborted with KV_ECORRUPT (b->err). */
@@ -207,9 +234,16 @@ static int exec(struct batch *b, MDB_txn *txn, const struct kv_cmd *c, struct kv
 	struct cur cur;
 	int rc;
 	memset(res, 0, sizeof *res);
+	if (b->fence.n && refused_by_fence(b, c)) {
+		res->code = KV_MOVING; /* its range is moving: nothing written */
+		return 0;
+	}
 	switch (c->op) {
 	case KV_OP_NOOP:
 		return 0;
+	case KV_OP_FENCE:
+	case KV_OP_UNFENCE:
+		return kv_fence_apply(txn, b->g, &b->fence, c, res);
 	case KV_OP_PUT: {
 		bool need = c->if_present || c->return_old || c->keep_ttl;
 		rc = need ? load(b, txn, &k, &cur)
@@ -252,6 +286,10 @@ static int exec(struct batch *b, MDB_txn *txn, const struct kv_cmd *c, struct kv
 				rc = load_for_store(b, txn, &ik, 0, &cur);
 				if (rc == 0)
 					rc = store(b, txn, &ik, it.value, it.value_len, 0, &cur);
+			} else if (c->op == KV_OP_REAP &&
+				   kv_fence_covers(&b->fence, it.key, it.key_len)) {
+				continue; /* frozen for a move: the target reaps it once it serves
+					   */
 			} else if ((rc = load(b, txn, &ik, &cur)) == 0 && cur.exists) {
 				/* REAP: only a key still carrying the expiry its proposer saw, and
 				 * due now (a key set again meanwhile is not touched) */
@@ -367,8 +405,10 @@ static int apply_entry_(struct batch *b, MDB_txn *txn, size_t i)
 	size_t off = b->arena_len;
 	if ((rc = pend_add(b, i, &res)) != 0)
 		return rc;
-	if (verdict == KV_SESSION_NEW) {
-		/* no value: the arena may not exist yet (NULL + 0 is undefined behaviour) */
+	if (verdict == KV_SESSION_NEW && res.code != KV_MOVING) {
+		/* A refused write (KV_MOVING) did not happen: not recorded, so the same seq may
+		 * be sent again and apply (after a rollback here, or at the new owner).
+		 * no value: the arena may not exist yet (NULL + 0 is undefined behaviour) */
 		res.value = res.value_len ? b->kv->arena + off : NULL;
 		rc = kv_session_record(b->kv, txn, b->g, c.client_id, c.seq, e->index, &res, &sess);
 		if (rc != 0)
@@ -390,6 +430,8 @@ static int apply_fn(MDB_txn *txn, void *arg)
 		rc = kv_clock_get(txn, b->g, &b->clock0);
 	if (rc == 0)
 		rc = kv_meta_u64_get(txn, b->g, KV_META_EXPIRES, &b->expires0);
+	if (rc == 0)
+		rc = kv_fence_load(txn, b->g, &b->fence); /* again if the batch is run again */
 	if (rc != 0)
 		return rc;
 	b->clock = b->clock0;
@@ -436,7 +478,9 @@ int kv_apply(struct kv *kv, uint32_t group, const struct raft_entry *entries, si
 	int err = kv_group_get(kv, group, &b.g);
 	if (err != KV_OK)
 		return err;
-	if ((err = kv_write(kv, group, "apply", apply_fn, &b)) != KV_OK)
+	err = kv_write(kv, group, "apply", apply_fn, &b);
+	kv_fence_free(&b.fence);
+	if (err != KV_OK)
 		return err;
 	if (b.err != KV_OK)
 		return b.err;

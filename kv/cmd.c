@@ -107,6 +107,12 @@ static int check(const struct kv_cmd *c, size_t value_max)
 		if (c->key_len || c->value_len || c->expected_len || c->expect_absent)
 			return KV_EINVAL;
 		return KV_OK;
+	case KV_OP_FENCE:
+	case KV_OP_UNFENCE:
+		/* the value's layout is checked by kv_fence_value_ok once it is in place */
+		if (c->key_len || c->expected_len || c->expect_absent || c->client_id)
+			return KV_EINVAL;
+		return c->value_len > KV_VALUE_MAX_HARD ? KV_ETOOLARGE : KV_OK;
 	case KV_OP_PUT:
 		if (c->expected_len || c->expect_absent)
 			return KV_EINVAL;
@@ -178,7 +184,9 @@ int kv_cmd_encode(const struct kv *kv, const struct kv_cmd *c, struct raft_buf *
 		return err;
 	}
 	if ((c->key_len && !c->key) || (c->value_len && !c->value) ||
-	    (c->expected_len && !c->expected)) {
+	    (c->expected_len && !c->expected) ||
+	    ((c->op == KV_OP_FENCE || c->op == KV_OP_UNFENCE) &&
+	     !kv_fence_value_ok(c->op, c->value, c->value_len))) {
 		free(packed);
 		return KV_EINVAL;
 	}
@@ -259,6 +267,9 @@ int kv_cmd_decode(const void *data, size_t len, struct kv_cmd *c)
 	size_t n;
 	if (multi(c->op) &&
 	    items_check(c->op, c->value, c->value_len, KV_VALUE_MAX_HARD, &n) != KV_OK)
+		return KV_EINVAL;
+	if ((c->op == KV_OP_FENCE || c->op == KV_OP_UNFENCE) &&
+	    !kv_fence_value_ok(c->op, c->value, c->value_len))
 		return KV_EINVAL;
 	return KV_OK;
 }

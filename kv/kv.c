@@ -31,6 +31,8 @@ const char *kv_strerror(int err)
 		return "value is not an integer or out of range";
 	case KV_OVERFLOW:
 		return "increment or decrement would overflow";
+	case KV_MOVING:
+		return "the key's range is moving to another group: not written, retry";
 	case KV_EINVAL:
 		return "invalid command or key";
 	case KV_ETOOLARGE:

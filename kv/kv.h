@@ -27,6 +27,9 @@ enum {
 			      * false), or present when absence was expected (found = true) */
 	KV_NOT_INTEGER = 3, /* incrby: the current value is not a decimal int64 (nothing written) */
 	KV_OVERFLOW = 4,    /* incrby: the sum does not fit an int64 (nothing written) */
+	KV_MOVING = 5,      /* a write to a key of a fenced range (KV_OP_FENCE): nothing written;
+			     * it did not happen, so it is not kept in the client's session and
+			     * the same seq may be sent again */
 	KV_EINVAL = -1,     /* malformed command, key length 0 or > KV_KEY_MAX */
 	KV_ETOOLARGE = -2,  /* value over the configured maximum */
 	KV_EMAPFULL = -3,   /* the LMDB map is full (grow with map_bytes / restart) */
@@ -108,6 +111,15 @@ enum kv_op {
 	KV_OP_MDEL = 7,
 	KV_OP_EXPIRE = 8, /* set the key's expiry to expire_at_ms (0: remove it, PERSIST) */
 	KV_OP_REAP = 9,   /* delete each item's key if it still carries the expiry in the item */
+	/* Resharding (kv/reshard.h, kv/fence.c). FENCE: from this entry on, writes to keys whose
+	 * hash (kv_ring_key_hash) is in one of the ranges in value (kv_fence_value) are answered
+	 * KV_MOVING and write nothing; REAP leaves those keys alone. Fences of one epoch add
+	 * up; a higher epoch replaces the stored fence; a lower one is refused (KV_EINVAL
+	 * result). UNFENCE: value is the u64 LE epoch; lifts that epoch's fence (KV_NOT_FOUND
+	 * result when it is not the stored one). The fence is replicated state (meta DBI,
+	 * snapshots). Key and expected are empty. */
+	KV_OP_FENCE = 10,
+	KV_OP_UNFENCE = 11,
 };
 
 /* One key (and value, MSET) of a multi-key command. Pointers borrowed. */

@@ -25,6 +25,7 @@
 #define KV_META_EXPIRES        'E' /* -> u64 number of keys with an expiry (= 'X' records) */
 #define KV_META_EXPIRY         'X' /* + u64 expiry + key -> empty: the keys by expiry (reaping) */
 #define KV_META_EXPIRY_KEY_MAX (9 + KV_KEY_MAX)
+#define KV_META_FENCE          'F' /* -> the group's resharding fence (kv_fence_value's layout) */
 
 struct kv_group {
 	bool open;
@@ -47,7 +48,7 @@ struct kv {
 	/* growing ahead of need failed at this map size (no disk for the preallocation): not
 	 * tried again, nor logged, until a growth on a full map changes the size */
 	uint64_t headroom_failed_at;
-	uint32_t readers;   /* snapshot read transactions open: the map cannot move under them */
+	uint32_t readers; /* snapshot read transactions open: the map cannot move under them */
 	struct kv_group groups[KV_GROUPS_MAX + 1]; /* [0] unused */
 	/* apply.c's reusable result buffers (owned, freed by kv_close) */
 	struct kv_pending *pend;
@@ -165,6 +166,25 @@ int kv_conf_decode(const void *data, size_t len, struct raft_conf *c);
 int kv_guard_open(const char *dir, bool check);
 /* Records "clean": call only after a successful forced sync. */
 int kv_guard_close(const char *dir);
+
+/* ---------------------------------------------------------------- fence.c */
+/* A group's resharding fence, as an apply batch holds it (n == 0: none). */
+struct kv_fence {
+	uint64_t epoch;
+	size_t n;
+	uint64_t *ranges; /* n pairs (lo, hi), kv_ring_range semantics; owned */
+};
+/* Whether a FENCE / UNFENCE value is well formed (lengths and range count). */
+bool kv_fence_value_ok(uint8_t op, const void *value, size_t len);
+/* Loads the stored fence of g into *f (emptied first). 0 or an LMDB code / ENOMEM. */
+int kv_fence_load(MDB_txn *txn, const struct kv_group *g, struct kv_fence *f);
+void kv_fence_free(struct kv_fence *f);
+/* Whether the fence covers a key (by kv_ring_key_hash). */
+bool kv_fence_covers(const struct kv_fence *f, const void *key, size_t len);
+/* Applies a decoded FENCE or UNFENCE to the stored fence and to *f; res->code set. 0 or an
+ * LMDB code / ENOMEM. */
+int kv_fence_apply(MDB_txn *txn, const struct kv_group *g, struct kv_fence *f,
+		   const struct kv_cmd *c, struct kv_result *res);
 
 /* ---------------------------------------------------------------- session.c */
 /* One client's session record: the log index of its last command, the highest seq it has

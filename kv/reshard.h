@@ -124,6 +124,12 @@ void kv_reshard_owner(const struct kv_reshard *r, uint64_t h, uint32_t *reader, 
 enum kv_reshard_answer kv_reshard_answer(const struct kv_reshard *r, uint32_t group, uint64_t h,
 					 bool write, uint32_t *serving);
 
+/* The value of a KV_OP_FENCE command (kv.h): u64 LE epoch | u32 LE n | n x (u64 lo | u64 hi),
+ * 1..KV_RESHARD_RANGES_MAX ranges. *out malloc'd (free() it). 0, KV_RESHARD_EINVAL (n out of
+ * range) or KV_RESHARD_ENOMEM. An UNFENCE's value is the u64 LE epoch alone. */
+int kv_fence_value(uint64_t epoch, const struct kv_ring_range *ranges, size_t n, uint8_t **out,
+		   size_t *len);
+
 /* A static string for a code, a state ("planned", "fenced", ...). */
 const char *kv_reshard_strerror(int code);
 const char *kv_reshard_state_name(enum kv_reshard_state s);
