@@ -374,6 +374,11 @@ int cli_call_routed(struct cli_client *c, struct cli_call *call, Ringraft__Kv__R
 				/* Refused before proposing (definite): the same node again, after
 				 * the doubling pause below, so that load backs off. */
 				break;
+			case RINGRAFT__KV__CODE__MOVING:
+				/* Refused by the group's fence (definite: not written): the key's
+				 * range is being copied to its new group. Again after the pause;
+				 * once the move is done the ring says where it went. */
+				break;
 			default: /* TIMEOUT, LEADER_LOST, INTERNAL, unknown: may have happened */
 				maybe = true;
 				cli_route_forget_leader(&c->route, group, leader_id);

@@ -45,6 +45,9 @@ enum cli_code {
 	CLI_BUSY = 11,        /* definite: the node was over a load bound and refused it before
 			       * proposing (cli_call_endpoint only; routed calls retry after a
 			       * pause, and end CLI_UNAVAILABLE if it stays busy to the deadline) */
+	CLI_MOVING = 12,      /* definite: the key's range is frozen while it moves to another
+			       * group; not written (cli_call_endpoint only; routed calls retry
+			       * after a pause, as for CLI_BUSY) */
 };
 
 enum {

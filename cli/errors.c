@@ -30,6 +30,8 @@ const char *cli_strerror(int code)
 		return "internal error on the node: the outcome is unknown";
 	case CLI_BUSY:
 		return "busy: the node is overloaded and did not take it; try again";
+	case CLI_MOVING:
+		return "moving: the key's range is moving to another group; not written, try again";
 	case CLI_EINVAL:
 		return "invalid argument";
 	case CLI_ENOMEM:

@@ -327,6 +327,7 @@ static bool retryable(const struct node *n, const struct ctx *ctx,
 	switch (resp->code) {
 	case RINGRAFT__KV__CODE__NOT_LEADER:
 	case RINGRAFT__KV__CODE__UNAVAILABLE:
+	case RINGRAFT__KV__CODE__MOVING: /* its range is frozen for a move: shortly, again */
 		return true;
 	case RINGRAFT__KV__CODE__TIMEOUT:
 	case RINGRAFT__KV__CODE__LEADER_LOST:
@@ -426,7 +427,8 @@ static void resp_answer(void *client, const Ringraft__Kv__Response *resp)
 	bool refused = resp->code == RINGRAFT__KV__CODE__NOT_LEADER ||
 		       resp->code == RINGRAFT__KV__CODE__UNAVAILABLE ||
 		       resp->code == RINGRAFT__KV__CODE__WRONG_SHARD ||
-		       resp->code == RINGRAFT__KV__CODE__BUSY;
+		       resp->code == RINGRAFT__KV__CODE__BUSY ||
+		       resp->code == RINGRAFT__KV__CODE__MOVING;
 	if (refused && ctx->write && ctx->maybe) {
 		/* This attempt was not applied, but an earlier one (same session and sequence
 		 * number) may have been: the write's outcome is unknown, not "not applied". */
@@ -525,6 +527,7 @@ static void resp_answer(void *client, const Ringraft__Kv__Response *resp)
 		break;
 	case RINGRAFT__KV__CODE__UNAVAILABLE:
 	case RINGRAFT__KV__CODE__WRONG_SHARD:
+	case RINGRAFT__KV__CODE__MOVING: /* Redis Cluster's answer during a slot migration */
 		net_resp_put_errorf(&b, "TRYAGAIN %s: not applied, try again", err);
 		break;
 	case RINGRAFT__KV__CODE__BUSY: /* the message says "busy: ..., not applied" */

@@ -500,6 +500,10 @@ static void finish_write(struct node *n, struct node_req *r, const struct kv_res
 		resp.code = RINGRAFT__KV__CODE__INVALID;
 		resp.error = (char *)kv_strerror(res->code);
 		break;
+	case KV_MOVING: /* refused by the group's resharding fence: it did not happen */
+		resp.code = RINGRAFT__KV__CODE__MOVING;
+		resp.error = (char *)kv_strerror(res->code);
+		break;
 	case KV_CAS_MISMATCH:
 		if (rq->op == RINGRAFT__KV__OP__MEMBER_ADD ||
 		    rq->op == RINGRAFT__KV__OP__MEMBER_REMOVE ||

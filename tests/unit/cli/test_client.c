@@ -324,6 +324,26 @@ static enum act silent(struct fake *f, const Ringraft__Kv__Request *q, Ringraft_
 	return ACT_SILENT;
 }
 
+/* PUT: MOVING twice (the key's range is frozen for a move), then OK; or MOVING always. */
+static enum act moving_then_ok(struct fake *f, const Ringraft__Kv__Request *q,
+			       Ringraft__Kv__Response *r, int nth)
+{
+	if (q->op == RINGRAFT__KV__OP__STATUS)
+		return status_or(f, q, r);
+	r->code = nth < 2 ? RINGRAFT__KV__CODE__MOVING : RINGRAFT__KV__CODE__OK;
+	return ACT_REPLY;
+}
+
+static enum act always_moving(struct fake *f, const Ringraft__Kv__Request *q,
+			      Ringraft__Kv__Response *r, int nth)
+{
+	(void)nth;
+	if (q->op == RINGRAFT__KV__OP__STATUS)
+		return status_or(f, q, r);
+	r->code = RINGRAFT__KV__CODE__MOVING;
+	return ACT_REPLY;
+}
+
 /* ------------------------------------------------------------------------------ tests */
 START_TEST(test_indeterminate_write_retried_with_same_seq)
 {
@@ -662,6 +682,36 @@ START_TEST(test_scan_asks_the_ring_ids)
 }
 END_TEST
 
+/* MOVING is definite (not written): the routed call waits and sends the same write again; if
+ * the range stays frozen to the deadline the call ends CLI_UNAVAILABLE, never CLI_TIMEOUT. */
+START_TEST(test_moving_is_retried_then_definite)
+{
+	struct fake *f = fake_new(1, moving_then_ok);
+	struct cli_client *c = client_for(f->addr, 5000);
+	ck_assert_int_eq(cli_put(c, "k", 1, "v", 1), CLI_OK);
+	struct rec r[8];
+	ck_assert_int_eq(recs_of(f, RINGRAFT__KV__OP__PUT, r, 8), 3);
+	ck_assert_uint_eq(r[1].seq, r[0].seq);
+	ck_assert_uint_eq(r[2].seq, r[0].seq);
+	cli_client_free(c);
+	fake_free(f);
+	/* Ended by the retry count, not by a deadline that could cut an attempt in flight. */
+	f = fake_new(1, always_moving);
+	struct cli_options o;
+	cli_options_default(&o);
+	o.timeout_ms = 5000;
+	o.max_retries = 3;
+	ck_assert_int_eq(cli_client_new(f->addr, &o, &c), 0);
+	ck_assert_int_eq(cli_put(c, "k", 1, "v", 1), CLI_UNAVAILABLE);
+	ck_assert_int_eq(recs_of(f, RINGRAFT__KV__OP__PUT, r, 8), 4);
+	ck_assert_str_eq(cli_strerror(CLI_MOVING),
+			 "moving: the key's range is moving to another group; not written, try "
+			 "again");
+	cli_client_free(c);
+	fake_free(f);
+}
+END_TEST
+
 static enum act not_leader_raw(struct fake *f, const Ringraft__Kv__Request *q,
 			       Ringraft__Kv__Response *r, int nth)
 {
@@ -802,6 +852,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_cas_mismatch_returns_current);
 	tcase_add_test(t, test_scan_merges_groups_in_key_order);
 	tcase_add_test(t, test_scan_asks_the_ring_ids);
+	tcase_add_test(t, test_moving_is_retried_then_definite);
 	tcase_add_test(t, test_call_endpoint_is_one_raw_attempt);
 	tcase_add_test(t, test_local_checks_send_nothing);
 	tcase_add_test(t, test_status_and_forward_option);
