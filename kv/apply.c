@@ -288,8 +288,7 @@ static int exec(struct batch *b, MDB_txn *txn, const struct kv_cmd *c, struct kv
 					rc = store(b, txn, &ik, it.value, it.value_len, 0, &cur);
 			} else if (c->op == KV_OP_REAP &&
 				   kv_fence_covers(&b->fence, it.key, it.key_len)) {
-				continue; /* frozen for a move: the target reaps it once it serves
-					   */
+				continue; /* frozen for a move: reaped by its next owner */
 			} else if ((rc = load(b, txn, &ik, &cur)) == 0 && cur.exists) {
 				/* REAP: only a key still carrying the expiry its proposer saw, and
 				 * due now (a key set again meanwhile is not touched) */
@@ -407,8 +406,8 @@ static int apply_entry_(struct batch *b, MDB_txn *txn, size_t i)
 		return rc;
 	if (verdict == KV_SESSION_NEW && res.code != KV_MOVING) {
 		/* A refused write (KV_MOVING) did not happen: not recorded, so the same seq may
-		 * be sent again and apply (after a rollback here, or at the new owner).
-		 * no value: the arena may not exist yet (NULL + 0 is undefined behaviour) */
+		 * be sent again and apply (after a rollback here, or at the new owner). No
+		 * value: the arena may not exist yet (NULL + 0 is undefined behaviour). */
 		res.value = res.value_len ? b->kv->arena + off : NULL;
 		rc = kv_session_record(b->kv, txn, b->g, c.client_id, c.seq, e->index, &res, &sess);
 		if (rc != 0)
