@@ -261,6 +261,14 @@ static int format_fn(MDB_txn *txn, void *arg)
 		if (ver == KV_FORMAT_VERSION)
 			return KV_TXN_ABORT; /* nothing to write */
 		if (ver != FORMAT_V2) {
+			/* what an operator needs to tell an unknown format from a damaged file (a
+			 * power cut with unsynced commits can leave this: docs/DURABILITY.md) */
+			fprintf(stderr,
+				"error kv group=0 what=format err=\"the format stamp is %zu bytes, "
+				"version %u: this build reads %u and %u; another ringraft wrote "
+				"it, or the file is damaged\"\n",
+				v.mv_size, (unsigned)ver, (unsigned)FORMAT_V2,
+				(unsigned)KV_FORMAT_VERSION);
 			fa->err = KV_EFORMAT;
 			return KV_TXN_ABORT;
 		}
@@ -270,6 +278,11 @@ static int format_fn(MDB_txn *txn, void *arg)
 	} else if (rc == MDB_NOTFOUND) {
 		rc = mdb_stat(txn, main_dbi, &st);
 		if (rc == 0 && st.ms_entries > 0) {
+			fprintf(stderr,
+				"error kv group=0 what=format err=\"no format stamp beside %zu "
+				"entries of the main DB: written before format 2, or the file is "
+				"damaged\"\n",
+				(size_t)st.ms_entries);
 			fa->err = KV_EFORMAT;
 			return KV_TXN_ABORT;
 		}

@@ -61,9 +61,12 @@ struct file {
 	size_t ndirty, dirty_cap;
 };
 
+/* fi->fh of every open file and directory; 0 is the control file. With nullpath_ok, an
+ * operation that has a handle gets no path, so the handle must say everything. */
 struct handle {
-	struct file *f;
-	int fd; /* backing fd of this open, with the caller's access mode */
+	struct file *f; /* NULL for a directory */
+	int fd;         /* backing fd of this open, with the caller's access mode */
+	DIR *dir;       /* a directory's stream (fd is its dirfd) */
 };
 
 static struct {
@@ -88,6 +91,17 @@ static int backing_path(const char *path, char *out)
 static bool is_control(const char *path)
 {
 	return path != NULL && strcmp(path, CONTROL_PATH) == 0;
+}
+
+/* The control file, named by its path or by its handle (fi->fh 0). */
+static bool is_control_fi(const char *path, const struct fuse_file_info *fi)
+{
+	return fi ? fi->fh == 0 : is_control(path);
+}
+
+static struct handle *handle_of(const struct fuse_file_info *fi)
+{
+	return (struct handle *)(uintptr_t)fi->fh;
 }
 
 static struct file *file_find(dev_t dev, ino_t ino)
@@ -398,7 +412,7 @@ static int control_read(char *buf, size_t size, off_t off)
 
 static int do_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
-	if (is_control(path)) {
+	if (is_control_fi(path, fi)) {
 		memset(st, 0, sizeof *st);
 		st->st_mode = S_IFREG | 0600;
 		st->st_nlink = 1;
@@ -408,8 +422,7 @@ static int do_getattr(const char *path, struct stat *st, struct fuse_file_info *
 	}
 	int rc;
 	if (fi) {
-		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-		rc = fstat(h->fd, st) == 0 ? 0 : -errno;
+		rc = fstat(handle_of(fi)->fd, st) == 0 ? 0 : -errno;
 	} else {
 		BPATH(path, b);
 		rc = lstat(b, st) == 0 ? 0 : -errno;
@@ -528,8 +541,10 @@ static int op_link(const char *from, const char *to)
 
 static int do_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
+	if (is_control_fi(path, fi))
+		return -EPERM;
 	if (fi)
-		return fchmod(((struct handle *)(uintptr_t)fi->fh)->fd, mode) == 0 ? 0 : -errno;
+		return fchmod(handle_of(fi)->fd, mode) == 0 ? 0 : -errno;
 	BPATH(path, b);
 	return chmod(b, mode) == 0 ? 0 : -errno;
 }
@@ -541,8 +556,10 @@ static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 
 static int do_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 {
+	if (is_control_fi(path, fi))
+		return -EPERM;
 	if (fi)
-		return fchown(((struct handle *)(uintptr_t)fi->fh)->fd, uid, gid) == 0 ? 0 : -errno;
+		return fchown(handle_of(fi)->fd, uid, gid) == 0 ? 0 : -errno;
 	BPATH(path, b);
 	return lchown(b, uid, gid) == 0 ? 0 : -errno;
 }
@@ -554,10 +571,10 @@ static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_inf
 
 static int do_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
-	if (is_control(path))
+	if (is_control_fi(path, fi))
 		return 0;
 	if (fi)
-		return file_truncate(((struct handle *)(uintptr_t)fi->fh)->f, size);
+		return handle_of(fi)->f ? file_truncate(handle_of(fi)->f, size) : -EISDIR;
 	BPATH(path, b);
 	struct stat st;
 	if (lstat(b, &st) != 0)
@@ -575,10 +592,10 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 
 static int do_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
 {
-	if (is_control(path))
+	if (is_control_fi(path, fi))
 		return 0;
 	if (fi)
-		return futimens(((struct handle *)(uintptr_t)fi->fh)->fd, tv) == 0 ? 0 : -errno;
+		return futimens(handle_of(fi)->fd, tv) == 0 ? 0 : -errno;
 	BPATH(path, b);
 	return utimensat(AT_FDCWD, b, tv, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
 }
@@ -770,10 +787,17 @@ static int op_fallocate(const char *path, int mode, off_t off, off_t len, struct
 static int do_opendir(const char *path, struct fuse_file_info *fi)
 {
 	BPATH(path, b);
-	DIR *d = opendir(b);
-	if (d == NULL)
-		return -errno;
-	fi->fh = (uint64_t)(uintptr_t)d;
+	struct handle *h = calloc(1, sizeof *h);
+	if (h == NULL)
+		return -ENOMEM;
+	h->dir = opendir(b);
+	if (h->dir == NULL) {
+		int err = errno;
+		free(h);
+		return -err;
+	}
+	h->fd = dirfd(h->dir);
+	fi->fh = (uint64_t)(uintptr_t)h;
 	return 0;
 }
 
@@ -784,7 +808,7 @@ static int op_opendir(const char *path, struct fuse_file_info *fi)
 
 static int do_readdir(void *buf, fuse_fill_dir_t fill, off_t off, struct fuse_file_info *fi)
 {
-	DIR *d = (DIR *)(uintptr_t)fi->fh;
+	DIR *d = handle_of(fi)->dir;
 	if (off == 0)
 		rewinddir(d);
 	else
@@ -809,7 +833,9 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 static int op_releasedir(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
-	closedir((DIR *)(uintptr_t)fi->fh);
+	struct handle *h = handle_of(fi);
+	closedir(h->dir);
+	free(h);
 	return 0;
 }
 

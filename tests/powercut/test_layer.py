@@ -119,6 +119,15 @@ def case_synced_survives(root):
         b = b"".join(pages(2, 2))
         write_file(fs.path("a"), a, "fsync")
         write_file(fs.path("b"), b, "fdatasync")
+        # calls that reach the layer by handle, without a path (nullpath_ok)
+        with open(fs.path(".powercut")) as c:
+            os.fstat(c.fileno())
+        d = os.open(fs.mnt, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fchmod(d, 0o755)
+            os.fstat(d)
+        finally:
+            os.close(d)
         fs.cut(0, 1)
     finally:
         fs.umount()
