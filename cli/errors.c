@@ -30,6 +30,11 @@ const char *cli_strerror(int code)
 		return "internal error on the node: the outcome is unknown";
 	case CLI_BUSY:
 		return "busy: the node is overloaded and did not take it; try again";
+	case CLI_UNAUTHENTICATED:
+		return "not authenticated: authentication is on; give a user (--user, "
+		       "RINGRAFT_USER) and its password (RINGRAFT_PASSWORD or the prompt)";
+	case CLI_PERMISSION_DENIED:
+		return "permission denied: the user's role does not allow it";
 	case CLI_EINVAL:
 		return "invalid argument";
 	case CLI_ENOMEM:

@@ -6,6 +6,7 @@
  * shape. No client reads a record: USER_LIST answers names and roles, and an explicit SCAN
  * of the meta group is refused (service.c).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -192,4 +193,44 @@ void node_auth_list_free(Ringraft__Kv__Response *resp)
 	free(resp->users);
 	resp->users = NULL;
 	resp->n_users = 0;
+}
+
+bool node_auth_on(struct node *n)
+{
+	return node_auth_enabled(n);
+}
+
+int node_auth_lookup(struct node *n, const char *name, struct kv_user *out)
+{
+	char key[AUTH_KEY_BUF];
+	if (name == NULL || !kv_user_name_ok(name, strlen(name)))
+		return -1;
+	snprintf(key, sizeof key, USER_PREFIX "%s", name);
+	void *v = NULL;
+	size_t vl = 0;
+	int rc = kv_get(n->kv, node_meta_id(n), key, strlen(key), 0, &v, &vl, NULL);
+	int ok = rc == KV_OK && kv_user_record_decode(v, vl, out) == 0 ? 0 : -1;
+	free(v);
+	return ok;
+}
+
+bool node_auth_allows(int role, Ringraft__Kv__Op op)
+{
+	if (role == KV_USER_RW)
+		return true;
+	if (role != KV_USER_RO)
+		return false;
+	/* read-only: reads and looking at the cluster, nothing that changes it */
+	switch (op) {
+	case RINGRAFT__KV__OP__GET:
+	case RINGRAFT__KV__OP__SCAN:
+	case RINGRAFT__KV__OP__MGET:
+	case RINGRAFT__KV__OP__TTL:
+	case RINGRAFT__KV__OP__PING:
+	case RINGRAFT__KV__OP__STATUS:
+	case RINGRAFT__KV__OP__DIGEST:
+		return true;
+	default:
+		return false;
+	}
 }

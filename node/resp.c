@@ -1353,6 +1353,13 @@ static int on_command(void *arg, struct net_resp_conn *c, uint64_t slot,
 				    "TRYAGAIN node shutting down: not applied, try another node");
 			return 0;
 		}
+		if (node_auth_enabled(n)) {
+			/* client authentication is on and RESP has no AUTH yet (docs/SECURITY.md):
+			 * nothing is served here rather than everything to everyone */
+			reply_error(&x, "NOAUTH Authentication required: AUTH is not available on "
+					"the RESP port yet; use the protobuf port (kvctl --user)");
+			return 0;
+		}
 		/* Read your pipelined writes: a ReadIndex read issued before an earlier write of
 		 * this connection committed could miss it, so the read waits for its answer. */
 		if (k->rw == 'r' && cl->wrote && !net_resp_conn_answered(c, cl->write_slot))

@@ -280,6 +280,7 @@ static void start(const char *tls_dir)
 	cluster_opts_default(&o);
 	o.groups = GROUPS;
 	o.metrics = true;
+	o.resp = true;
 	o.election_ms = 1000; /* a loaded machine must not move terms by itself */
 	o.heartbeat_ms = 100;
 	o.peer_secret_dir = secrets;
@@ -505,10 +506,18 @@ static bool run_posing_kvd(const char *name, const char *secret_file, const char
 	return seen2 && seen3;
 }
 
+/* The credentials call() sends (NULL: none). */
+static const char *call_user, *call_password;
+
 /* One request through node; returns the code, *error (copied, may be NULL) the message. */
 static int call(int node, Ringraft__Kv__Request *rq, char *error, size_t error_len,
 		Ringraft__Kv__Response **keep)
 {
+	if (call_user != NULL) {
+		rq->auth_user = (char *)call_user;
+		rq->password.data = (uint8_t *)call_password;
+		rq->password.len = strlen(call_password);
+	}
 	Ringraft__Kv__Response *rs = NULL;
 	ck_assert_msg(cluster_call(c, node, rq, &rs, 10000) == 0, "no answer from node %d", node);
 	int code = rs->code;
@@ -588,7 +597,19 @@ START_TEST(test_users_are_kept_in_the_meta_group)
 	}
 	ck_assert_int_eq(simple(1, RINGRAFT__KV__OP__AUTH_ENABLE, NULL, err, sizeof err),
 			 RINGRAFT__KV__CODE__OK);
+	/* from now on every request needs a user: bob's */
 	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__USER_LIST;
+	/* (each node enforces once it applied the flag: at most a moment after the answer) */
+	uint64_t until = cluster_now_ms() + 5000;
+	int code;
+	while ((code = call(2, &rq, err, sizeof err, NULL)) == RINGRAFT__KV__CODE__OK &&
+	       cluster_now_ms() < until)
+		usleep(20 * 1000);
+	ck_assert_int_eq(code, RINGRAFT__KV__CODE__UNAUTHENTICATED);
+	call_user = "bob";
+	call_password = "pw-of-user";
+	rq = (Ringraft__Kv__Request)RINGRAFT__KV__REQUEST__INIT;
 	rq.op = RINGRAFT__KV__OP__USER_LIST;
 	Ringraft__Kv__Response *rs;
 	ck_assert_int_eq(call(2, &rq, err, sizeof err, &rs), RINGRAFT__KV__CODE__OK);
@@ -603,9 +624,132 @@ START_TEST(test_users_are_kept_in_the_meta_group)
 	ck_assert_int_eq(simple(1, RINGRAFT__KV__OP__USER_REMOVE, "alice", err, sizeof err),
 			 RINGRAFT__KV__CODE__NOT_FOUND);
 	/* a key named like a record is an ordinary key of the ring, not the record */
-	char *got = NULL;
-	ck_assert_int_eq(cluster_get(c, 1, "user/bob", &got, false, 5000),
-			 RINGRAFT__KV__CODE__NOT_FOUND);
+	Ringraft__Kv__Request get = RINGRAFT__KV__REQUEST__INIT;
+	get.op = RINGRAFT__KV__OP__GET;
+	get.key.data = (uint8_t *)"user/bob";
+	get.key.len = 8;
+	ck_assert_int_eq(call(1, &get, err, sizeof err, NULL), RINGRAFT__KV__CODE__NOT_FOUND);
+	call_user = call_password = NULL;
+}
+END_TEST
+
+/* kvctl with environment `env` ("K=V ..."), stdin from `in` (NULL: /dev/null). */
+static char *kvctl_as(int node, const char *env, const char *in, const char *args, int *status)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+		 "%s%s%s env -u RINGRAFT_TLS_CA -u RINGRAFT_USER -u RINGRAFT_PASSWORD %s %s/kvctl "
+		 "--endpoints %s --timeout 5s %s 2>&1 %s",
+		 in ? "printf '%s\\n' '" : "", in ? in : "", in ? "' |" : "", env ? env : "", bin(),
+		 cluster_client_addr(c, node), args, in ? "" : "</dev/null");
+	return rh_run_status(cmd, status);
+}
+
+#define BOB "RINGRAFT_PASSWORD=pw-of-user"
+
+/* After test_users_are_kept_in_the_meta_group: bob (rw, password pw-of-user) is the only
+ * user and authentication is on. */
+START_TEST(test_auth_enforced)
+{
+	int st;
+	char *out;
+	/* no credentials: refused, exit 4, nothing written */
+	out = kvctl_as(1, NULL, NULL, "put auth-k no-user", &st);
+	ck_assert_msg(st == 4 && strstr(out, "not authenticated") != NULL,
+		      "kvctl without a user: exit %d: %s", st, out);
+	free(out);
+	/* the same on a new connection of the protocol itself, with the node's reason */
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.id = 7;
+	rq.op = RINGRAFT__KV__OP__GET;
+	rq.key.data = (uint8_t *)"auth-k";
+	rq.key.len = 6;
+	int fd = dial(cluster_client_addr(c, 2));
+	size_t n = ringraft__kv__request__get_packed_size(&rq);
+	uint8_t frame[256];
+	net_frame_header(frame, (uint32_t)n);
+	ringraft__kv__request__pack(&rq, frame + NET_FRAME_HEADER);
+	ck_assert_int_eq(send(fd, frame, NET_FRAME_HEADER + n, MSG_NOSIGNAL),
+			 (ssize_t)(NET_FRAME_HEADER + n));
+	uint8_t buf[4096];
+	size_t got = 0;
+	uint64_t end = cluster_now_ms() + 5000;
+	while (cluster_now_ms() < end && got < NET_FRAME_HEADER + 1) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 50) > 0) {
+			ssize_t r = recv(fd, buf + got, sizeof buf - got, 0);
+			ck_assert_int_gt(r, 0);
+			got += (size_t)r;
+		}
+		if (got >= NET_FRAME_HEADER) {
+			uint32_t fl = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
+				      ((uint32_t)buf[2] << 8) | buf[3];
+			if (got < NET_FRAME_HEADER + fl)
+				continue; /* wait for the rest */
+			else
+				break;
+		}
+	}
+	close(fd);
+	uint32_t fl = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
+		      ((uint32_t)buf[2] << 8) | buf[3];
+	ck_assert_uint_ge(got, NET_FRAME_HEADER + fl);
+	Ringraft__Kv__Response *rs =
+		ringraft__kv__response__unpack(NULL, fl, buf + NET_FRAME_HEADER);
+	ck_assert_ptr_nonnull(rs);
+	ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__UNAUTHENTICATED);
+	ck_assert_msg(strstr(rs->error, "authentication required") != NULL, "%s", rs->error);
+	ringraft__kv__response__free_unpacked(rs, NULL);
+	/* a wrong password, an unknown user */
+	out = kvctl_as(1, "RINGRAFT_PASSWORD=not-his", NULL, "--user bob put auth-k wrong-pw", &st);
+	ck_assert_msg(st == 4, "kvctl with a wrong password: exit %d: %s", st, out);
+	free(out);
+	out = kvctl_as(1, BOB, NULL, "--user nobody put auth-k unknown-user", &st);
+	ck_assert_msg(st == 4, "kvctl as an unknown user: exit %d: %s", st, out);
+	free(out);
+	/* the rw user writes, reads, and adds a ro user (its password on stdin) */
+	out = kvctl_as(1, BOB, NULL, "--user bob put auth-k by-bob", &st);
+	ck_assert_msg(st == 0, "kvctl as bob: exit %d: %s", st, out);
+	free(out);
+	out = kvctl_as(3, BOB, "carol-pw-1", "--user bob user add carol --role ro", &st);
+	ck_assert_msg(st == 0, "user add carol: exit %d: %s", st, out);
+	free(out);
+	out = kvctl_as(2, BOB, NULL, "--user bob user list", &st);
+	ck_assert_msg(st == 0 && strstr(out, "authentication on") && strstr(out, "carol") &&
+			      strstr(out, "bob"),
+		      "user list: exit %d: %s", st, out);
+	free(out);
+	/* the ro user reads, and is refused a write and user administration */
+	out = kvctl_as(2, "RINGRAFT_PASSWORD=carol-pw-1", NULL, "--user carol get auth-k", &st);
+	ck_assert_msg(st == 0 && strcmp(out, "by-bob") == 0, "carol reads: exit %d: [%s]", st, out);
+	free(out);
+	out = kvctl_as(2, "RINGRAFT_PASSWORD=carol-pw-1", NULL, "--user carol put auth-k by-carol",
+		       &st);
+	ck_assert_msg(st == 4 && strstr(out, "permission denied") != NULL,
+		      "carol writes: exit %d: %s", st, out);
+	free(out);
+	out = kvctl_as(2, "RINGRAFT_PASSWORD=carol-pw-1", "x-pw",
+		       "--user carol user add eve --role rw", &st);
+	ck_assert_msg(st == 4, "carol adds a user: exit %d: %s", st, out);
+	free(out);
+	out = kvctl_as(3, BOB, NULL, "--user bob get auth-k", &st);
+	ck_assert_msg(st == 0 && strcmp(out, "by-bob") == 0, "the value after the refusals: [%s]",
+		      out);
+	free(out);
+	/* the RESP port serves no one while it has no AUTH */
+	char host[64], cmd[512];
+	snprintf(host, sizeof host, "%s", cluster_resp_addr(c, 1));
+	char *colon = strrchr(host, ':');
+	*colon = '\0';
+	snprintf(cmd, sizeof cmd, "redis-cli -h %s -p %s GET auth-k 2>&1", host, colon + 1);
+	out = rh_run_status(cmd, &st);
+	ck_assert_msg(strstr(out, "NOAUTH") != NULL && strstr(out, "by-bob") == NULL,
+		      "redis-cli with authentication on: %s", out);
+	free(out);
+	/* the meta group stays unreadable, even to the rw user */
+	out = kvctl_as(1, BOB, NULL, "--user bob scan user/", &st);
+	ck_assert_msg(strstr(out, "carol") == NULL, "a scan showed a user record: %s", out);
+	free(out);
 }
 END_TEST
 
@@ -768,7 +912,6 @@ int main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_cluster_with_secret_serves);
 	tcase_add_test(tc, test_stranger_with_forged_proof_is_refused);
-	tcase_add_test(tc, test_users_are_kept_in_the_meta_group);
 	tcase_add_test(tc, test_kvd_with_wrong_or_no_secret_cannot_join);
 	suite_add_tcase(s, tc);
 	TCase *tr = tcase_create("rotation");
@@ -776,6 +919,12 @@ int main(void)
 	tcase_set_timeout(tr, 120);
 	tcase_add_test(tr, test_rotation_new_and_old_interoperate);
 	suite_add_tcase(s, tr);
+	TCase *tu = tcase_create("client_auth");
+	tcase_add_unchecked_fixture(tu, setup, teardown);
+	tcase_set_timeout(tu, 180);
+	tcase_add_test(tu, test_users_are_kept_in_the_meta_group);
+	tcase_add_test(tu, test_auth_enforced);
+	suite_add_tcase(s, tu);
 	TCase *tt = tcase_create("inside_tls");
 	tcase_add_unchecked_fixture(tt, setup_tls, teardown);
 	tcase_set_timeout(tt, 120);
