@@ -461,6 +461,60 @@ static bool auth_gate(struct node_shell *s, struct net_conn *c, Ringraft__Kv__Re
 	return true;
 }
 
+/* The same check for the RESP port (resp.c: AUTH, HELLO ... AUTH). */
+struct pw_check {
+	uv_work_t work;
+	struct kv_user u;
+	bool found, ok;
+	uint8_t pw[KV_USER_PASSWORD_MAX];
+	size_t len;
+	void (*done)(void *arg, int role);
+	void *arg;
+};
+
+static int pw_checks_running;
+
+static void pw_check_cb(uv_work_t *w)
+{
+	struct pw_check *k = w->data;
+	k->ok = kv_user_password_ok(&k->u, k->pw, k->len) && k->found;
+}
+
+static void pw_checked_cb(uv_work_t *w, int status)
+{
+	struct pw_check *k = w->data;
+	pw_checks_running--;
+	k->done(k->arg, status == 0 && k->ok ? k->u.role : 0);
+	memset(k->pw, 0, sizeof k->pw);
+	free(k);
+}
+
+int node_shell_password_check(struct node_shell *s, const char *user, const void *pw,
+			      size_t len, void (*done)(void *arg, int role), void *arg)
+{
+	if (pw_checks_running >= AUTH_CHECKS_MAX)
+		return -1;
+	struct pw_check *k = calloc(1, sizeof *k);
+	if (k == NULL)
+		return -1;
+	k->found = node_auth_lookup(s->n, user, &k->u) == 0 && len <= sizeof k->pw;
+	if (!k->found) { /* a made-up record: the same cost as a wrong password */
+		k->u.role = KV_USER_RO;
+		k->u.iterations = KV_USER_ITERATIONS;
+	}
+	k->len = len <= sizeof k->pw ? len : 0;
+	memcpy(k->pw, pw, k->len);
+	k->done = done;
+	k->arg = arg;
+	k->work.data = k;
+	if (uv_queue_work(&s->loop, &k->work, pw_check_cb, pw_checked_cb) != 0) {
+		free(k);
+		return -1;
+	}
+	pw_checks_running++;
+	return 0;
+}
+
 static int on_client_request(void *arg, struct net_conn *c, const uint8_t *p, size_t len)
 {
 	struct node_shell *s = arg;

@@ -736,15 +736,43 @@ START_TEST(test_auth_enforced)
 	ck_assert_msg(st == 0 && strcmp(out, "by-bob") == 0, "the value after the refusals: [%s]",
 		      out);
 	free(out);
-	/* the RESP port serves no one while it has no AUTH */
-	char host[64], cmd[512];
+	/* RESP: nothing without AUTH; AUTH user pass and HELLO 3 AUTH user pass; roles hold */
+	char host[64], base[160], cmd[512];
 	snprintf(host, sizeof host, "%s", cluster_resp_addr(c, 1));
 	char *colon = strrchr(host, ':');
 	*colon = '\0';
-	snprintf(cmd, sizeof cmd, "redis-cli -h %s -p %s GET auth-k 2>&1", host, colon + 1);
+	snprintf(base, sizeof base, "redis-cli -h %s -p %s", host, colon + 1);
+	const struct {
+		const char *args, *want, *not_want;
+	} resp_cases[] = {
+		{"GET auth-k", "NOAUTH", "by-bob"},
+		{"--user bob --pass pw-of-user --no-auth-warning GET auth-k", "by-bob", NULL},
+		{"--user bob --pass not-his --no-auth-warning GET auth-k", "NOAUTH", "by-bob"},
+		{"--user carol --pass carol-pw-1 --no-auth-warning GET auth-k", "by-bob", NULL},
+		{"--user carol --pass carol-pw-1 --no-auth-warning SET auth-k by-carol", "NOPERM",
+		 NULL},
+		{"AUTH bob not-his", "WRONGPASS", NULL},
+		{"AUTH only-a-password", "WRONGPASS", NULL},
+	};
+	for (size_t i = 0; i < sizeof resp_cases / sizeof resp_cases[0]; i++) {
+		snprintf(cmd, sizeof cmd, "%s %s 2>&1", base, resp_cases[i].args);
+		out = rh_run_status(cmd, &st);
+		ck_assert_msg(strstr(out, resp_cases[i].want) != NULL &&
+				      (resp_cases[i].not_want == NULL ||
+				       strstr(out, resp_cases[i].not_want) == NULL),
+			      "redis-cli %s: wanted %s: %s", resp_cases[i].args, resp_cases[i].want,
+			      out);
+		free(out);
+	}
+	/* HELLO 3 AUTH on one connection, then a command on it */
+	snprintf(cmd, sizeof cmd,
+		 "printf 'HELLO 3 AUTH bob pw-of-user\\nSET auth-k2 via-hello\\nGET auth-k2\\n' | "
+		 "%s 2>&1",
+		 base);
 	out = rh_run_status(cmd, &st);
-	ck_assert_msg(strstr(out, "NOAUTH") != NULL && strstr(out, "by-bob") == NULL,
-		      "redis-cli with authentication on: %s", out);
+	ck_assert_msg(strstr(out, "proto") != NULL && strstr(out, "via-hello") != NULL &&
+			      strstr(out, "NOAUTH") == NULL,
+		      "HELLO 3 AUTH: %s", out);
 	free(out);
 	/* the meta group stays unreadable, even to the rw user */
 	out = kvctl_as(1, BOB, NULL, "--user bob scan user/", &st);
