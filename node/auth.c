@@ -16,6 +16,9 @@
 #define USER_PREFIX "user/"
 #define USER_END    "user0" /* '/' + 1: the end of the prefix's range */
 #define ENABLED_KEY "auth/enabled"
+/* Every node hosts the meta group (3 replicas) only up to 3 members: beyond, nodes that do
+ * not would neither see the users nor the flag (docs/SECURITY.md "Not done"). */
+#define AUTH_MEMBERS_MAX 3
 
 bool node_auth_op(Ringraft__Kv__Op op)
 {
@@ -89,6 +92,15 @@ static int walk_users(struct node *n, struct walk *w)
 	return rc < 0 ? rc : 0;
 }
 
+const char *node_auth_members_check(struct node *n, size_t live)
+{
+	if (live > AUTH_MEMBERS_MAX && node_auth_enabled(n))
+		return "member add: refused while client authentication is on: a 4th node would "
+		       "hold no replica of the meta group and could not enforce it (not built "
+		       "yet; docs/SECURITY.md)";
+	return NULL;
+}
+
 bool node_auth_enabled(struct node *n)
 {
 	void *v = NULL;
@@ -104,6 +116,15 @@ int node_auth_cmd(struct node *n, const Ringraft__Kv__Request *rq, struct kv_cmd
 		  char key[AUTH_KEY_BUF], const char **why)
 {
 	if (rq->op == RINGRAFT__KV__OP__AUTH_ENABLE) {
+		size_t live = 0;
+		for (size_t i = 0; i < n->cfg.n_members; i++)
+			live += !n->cfg.members[i].removed;
+		if (live > AUTH_MEMBERS_MAX) {
+			*why = "auth enable: refused: the cluster has more than 3 members, and a "
+			       "node without a replica of the meta group would not enforce it (not "
+			       "built yet; docs/SECURITY.md)";
+			return -1;
+		}
 		struct walk w = {0};
 		if (walk_users(n, &w) != 0) {
 			*why = "auth enable: the users could not be read";

@@ -365,6 +365,9 @@ void node_auth_list(struct node *n, Ringraft__Kv__Response *resp);
 void node_auth_list_free(Ringraft__Kv__Response *resp);
 /* Whether AUTH_ENABLE is applied in the meta group here. */
 bool node_auth_enabled(struct node *n);
+/* NULL, or why the cluster may not grow to `live` members: with client authentication on, a
+ * node without a replica of the meta group could not enforce it (not built yet). */
+const char *node_auth_members_check(struct node *n, size_t live);
 
 /* rebalance.c: replicas spread over the members by the meta group's leader */
 void node_rebalance_tick(struct node *n);
