@@ -103,12 +103,24 @@ const char *node_auth_members_check(struct node *n, size_t live)
 
 bool node_auth_enabled(struct node *n)
 {
+	struct node_group *g = node_group(n, node_meta_id(n));
+	if (g == NULL || g->raft == NULL)
+		return false; /* not hosted here: see node_auth_members_check */
+	raft_index at = raft_applied_of(g->raft);
+	/* a recovering replica's state is not trusted: keep what was read before */
+	if (n->auth_known && (at == n->auth_applied || raft_recovering(g->raft)))
+		return n->auth_on;
 	void *v = NULL;
 	size_t vl = 0;
 	int rc = kv_get(n->kv, node_meta_id(n), ENABLED_KEY, sizeof ENABLED_KEY - 1, 0, &v, &vl,
 			NULL);
 	bool on = rc == KV_OK && vl == 1 && ((char *)v)[0] == '1';
 	free(v);
+	if (rc == KV_OK || rc == KV_NOT_FOUND) {
+		n->auth_on = on;
+		n->auth_known = true;
+		n->auth_applied = at;
+	}
 	return on;
 }
 

@@ -199,6 +199,10 @@ struct node {
 	struct node_rebalance rebalance;
 	uint64_t meta_leader_hint; /* the last node that sent us the cluster map (members.c) */
 	raft_index members_applied;  /* the meta group's applied index it was read at */
+	/* auth.c: whether client authentication is on, read from the meta group at its applied
+	 * index auth_applied (re-read only when that moves: it is asked for every request) */
+	bool auth_on, auth_known;
+	raft_index auth_applied;
 	char bootstrap_str[NODE_NODES_MAX * (NODE_ADDR_MAX + 24)]; /* --cluster's members */
 };
 

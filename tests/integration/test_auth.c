@@ -771,6 +771,16 @@ START_TEST(test_auth_enforced)
 	ck_assert_msg(st == 0 && strcmp(out, "by-bob") == 0, "the value after the refusals: [%s]",
 		      out);
 	free(out);
+	/* kvctl bench (its own pipelined requests) logs in too; without a user nothing is done */
+	out = kvctl_as(1, BOB, NULL,
+		       "--user bob -o json bench --requests 500 --clients 2 --pipeline 4", &st);
+	ck_assert_msg(st == 0 && strstr(out, "\"ok\": 500,") != NULL &&
+			      strstr(out, "\"errors\": 0,") != NULL,
+		      "kvctl bench as bob: exit %d: %s", st, out);
+	free(out);
+	out = kvctl_as(1, NULL, NULL, "-o json bench --requests 50 --clients 1", &st);
+	ck_assert_msg(strstr(out, "\"ok\": 0,") != NULL, "kvctl bench without a user: %s", out);
+	free(out);
 	/* RESP: nothing without AUTH; AUTH user pass and HELLO 3 AUTH user pass; roles hold */
 	char host[64], base[160], cmd[512];
 	snprintf(host, sizeof host, "%s", cluster_resp_addr(c, 1));
