@@ -1105,6 +1105,18 @@ static void cmd_hello(struct cmd *x)
 		}
 		i = 2;
 	}
+	if (x->cl->role == 0 && node_auth_enabled(x->n)) { /* as Redis answers it */
+		bool auth = false;
+		for (size_t j = i; j < x->argc; j++)
+			auth = auth || is(&x->a[j], "AUTH");
+		if (!auth) {
+			reply_error(x, "NOAUTH HELLO must be called with the client already "
+				       "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
+				       "option can be used to authenticate the client and select the "
+				       "RESP protocol version at the same time");
+			return;
+		}
+	}
 	for (; i < x->argc; i++) {
 		if (is(&x->a[i], "SETNAME") && i + 1 < x->argc) {
 			if (!set_name(x, &x->a[++i]))

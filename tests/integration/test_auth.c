@@ -798,6 +798,7 @@ START_TEST(test_auth_enforced)
 		 NULL},
 		{"AUTH bob not-his", "WRONGPASS", NULL},
 		{"AUTH only-a-password", "WRONGPASS", NULL},
+		{"HELLO 3", "NOAUTH HELLO must be called", "standalone"},
 	};
 	for (size_t i = 0; i < sizeof resp_cases / sizeof resp_cases[0]; i++) {
 		snprintf(cmd, sizeof cmd, "%s %s 2>&1", base, resp_cases[i].args);
