@@ -1110,10 +1110,11 @@ static void cmd_hello(struct cmd *x)
 		for (size_t j = i; j < x->argc; j++)
 			auth = auth || is(&x->a[j], "AUTH");
 		if (!auth) {
-			reply_error(x, "NOAUTH HELLO must be called with the client already "
-				       "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
-				       "option can be used to authenticate the client and select the "
-				       "RESP protocol version at the same time");
+			reply_error(x,
+				    "NOAUTH HELLO must be called with the client already "
+				    "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
+				    "option can be used to authenticate the client and select the "
+				    "RESP protocol version at the same time");
 			return;
 		}
 	}
@@ -1464,10 +1465,11 @@ static int on_command(void *arg, struct net_resp_conn *c, uint64_t slot,
 				return 0;
 			}
 			if (cl->role == KV_USER_RO && k->rw == 'w') {
-				net_resp_put_errorf(&x.out,
-						    "NOPERM User has no permissions to run the '%s' "
-						    "command",
-						    k->name);
+				net_resp_put_errorf(
+					&x.out,
+					"NOPERM User has no permissions to run the '%s' "
+					"command",
+					k->name);
 				reply(&x);
 				return 0;
 			}

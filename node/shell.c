@@ -489,8 +489,8 @@ static void pw_checked_cb(uv_work_t *w, int status)
 	free(k);
 }
 
-int node_shell_password_check(struct node_shell *s, const char *user, const void *pw,
-			      size_t len, void (*done)(void *arg, int role), void *arg)
+int node_shell_password_check(struct node_shell *s, const char *user, const void *pw, size_t len,
+			      void (*done)(void *arg, int role), void *arg)
 {
 	if (pw_checks_running >= AUTH_CHECKS_MAX)
 		return -1;
