@@ -668,6 +668,33 @@ START_TEST(test_auth_enable_refused_beyond_three_members)
 }
 END_TEST
 
+/* Reads one whole Response frame within timeout_ms (NULL on close, timeout or garbage). */
+static Ringraft__Kv__Response *read_kv_response(int fd, int timeout_ms)
+{
+	uint8_t buf[4096];
+	size_t len = 0;
+	uint64_t end = cluster_now_ms() + (uint64_t)timeout_ms;
+	while (cluster_now_ms() < end) {
+		if (len >= NET_FRAME_HEADER) {
+			uint32_t fl = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
+				      ((uint32_t)buf[2] << 8) | buf[3];
+			if (fl > sizeof buf - NET_FRAME_HEADER)
+				return NULL;
+			if (len >= NET_FRAME_HEADER + fl)
+				return ringraft__kv__response__unpack(NULL, fl,
+								      buf + NET_FRAME_HEADER);
+		}
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		ssize_t r = recv(fd, buf + len, sizeof buf - len, 0);
+		if (r <= 0)
+			return NULL;
+		len += (size_t)r;
+	}
+	return NULL;
+}
+
 /* kvctl with environment `env` ("K=V ..."), stdin from `in` (NULL: /dev/null). */
 static char *kvctl_as(int node, const char *env, const char *in, const char *args, int *status)
 {
@@ -706,31 +733,8 @@ START_TEST(test_auth_enforced)
 	ringraft__kv__request__pack(&rq, frame + NET_FRAME_HEADER);
 	ck_assert_int_eq(send(fd, frame, NET_FRAME_HEADER + n, MSG_NOSIGNAL),
 			 (ssize_t)(NET_FRAME_HEADER + n));
-	uint8_t buf[4096];
-	size_t got = 0;
-	uint64_t end = cluster_now_ms() + 5000;
-	while (cluster_now_ms() < end && got < NET_FRAME_HEADER + 1) {
-		struct pollfd p = {fd, POLLIN, 0};
-		if (poll(&p, 1, 50) > 0) {
-			ssize_t r = recv(fd, buf + got, sizeof buf - got, 0);
-			ck_assert_int_gt(r, 0);
-			got += (size_t)r;
-		}
-		if (got >= NET_FRAME_HEADER) {
-			uint32_t fl = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
-				      ((uint32_t)buf[2] << 8) | buf[3];
-			if (got < NET_FRAME_HEADER + fl)
-				continue; /* wait for the rest */
-			else
-				break;
-		}
-	}
+	Ringraft__Kv__Response *rs = read_kv_response(fd, 5000);
 	close(fd);
-	uint32_t fl = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
-		      ((uint32_t)buf[2] << 8) | buf[3];
-	ck_assert_uint_ge(got, NET_FRAME_HEADER + fl);
-	Ringraft__Kv__Response *rs =
-		ringraft__kv__response__unpack(NULL, fl, buf + NET_FRAME_HEADER);
 	ck_assert_ptr_nonnull(rs);
 	ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__UNAUTHENTICATED);
 	ck_assert_msg(strstr(rs->error, "authentication required") != NULL, "%s", rs->error);
