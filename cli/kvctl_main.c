@@ -31,6 +31,13 @@ static void usage(FILE *f)
 		"  scan [PREFIX] [--limit N] [--keys-only]\n"
 		"                             keys with PREFIX in key order, over every group "
 		"(default limit %u)\n"
+		"Users (docs/SECURITY.md):\n"
+		"  user add NAME --role ro|rw add a user; its password from stdin (not a terminal) "
+		"or asked twice\n"
+		"  user remove NAME           remove a user\n"
+		"  user list                  users and roles, and whether authentication is on\n"
+		"  auth enable                every request needs a user from now on (refused "
+		"without a rw user)\n"
 		"Cluster:\n"
 		"  status                     every node: addresses, health, groups led, "
 		"term/commit/"
@@ -89,6 +96,8 @@ static void usage(FILE *f)
 		"--client-cert-auth\n"
 		"                             want one; default $RINGRAFT_TLS_CERT, "
 		"$RINGRAFT_TLS_KEY)\n"
+		"  --user NAME                authenticate as NAME (password: $RINGRAFT_PASSWORD, "
+		"else asked)\n"
 		"  --                         end of flags (for keys that start with '-')\n"
 		"\n"
 		"Exit codes:\n"
@@ -101,7 +110,9 @@ static void usage(FILE *f)
 		"(for "
 		"a\n"
 		"     write that timed out the outcome is unknown: it may or may not have been "
-		"applied)\n",
+		"applied)\n"
+		"  4  not authenticated (authentication is on: --user), or the user's role does not "
+		"allow it\n",
 		CLI_SCAN_LIMIT_DEFAULT, KVCTL_ENDPOINTS_ENV, KVCTL_DEFAULT_ENDPOINTS);
 }
 
@@ -127,6 +138,9 @@ static const struct command commands[] = {
 	{"transfer-leader", 2, 2, 0, "transfer-leader GROUP NODE", kvctl_cmd_transfer},
 	{"group", 4, 4, 0, "group move GROUP FROM TO", kvctl_cmd_group},
 	{"member", 1, 5, 0, "member list|add|remove|replace|drain|fill ...", kvctl_cmd_member},
+	{"user", 1, 2, KVCTL_F_ROLE, "user add NAME --role ro|rw  |  user remove NAME  |  user list",
+	 kvctl_cmd_user},
+	{"auth", 1, 1, 0, "auth enable", kvctl_cmd_auth},
 	{"bench", 0, 0,
 	 KVCTL_F_OP | KVCTL_F_CLIENTS | KVCTL_F_REQUESTS | KVCTL_F_VALUE_SIZE | KVCTL_F_PIPELINE |
 		 KVCTL_F_KEYS,
@@ -156,6 +170,8 @@ static const char *flag_name(uint32_t bit)
 		return "--keys";
 	case KVCTL_F_OP:
 		return "--op";
+	case KVCTL_F_ROLE:
+		return "--role";
 	case KVCTL_F_TTL:
 		return "--ttl";
 	default:

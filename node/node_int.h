@@ -199,6 +199,10 @@ struct node {
 	struct node_rebalance rebalance;
 	uint64_t meta_leader_hint; /* the last node that sent us the cluster map (members.c) */
 	raft_index members_applied;  /* the meta group's applied index it was read at */
+	/* auth.c: whether client authentication is on, read from the meta group at its applied
+	 * index auth_applied (re-read only when that moves: it is asked for every request) */
+	bool auth_on, auth_known;
+	raft_index auth_applied;
 	char bootstrap_str[NODE_NODES_MAX * (NODE_ADDR_MAX + 24)]; /* --cluster's members */
 };
 
@@ -365,6 +369,9 @@ void node_auth_list(struct node *n, Ringraft__Kv__Response *resp);
 void node_auth_list_free(Ringraft__Kv__Response *resp);
 /* Whether AUTH_ENABLE is applied in the meta group here. */
 bool node_auth_enabled(struct node *n);
+/* NULL, or why the cluster may not grow to `live` members: with client authentication on, a
+ * node without a replica of the meta group could not enforce it (not built yet). */
+const char *node_auth_members_check(struct node *n, size_t live);
 
 /* rebalance.c: replicas spread over the members by the meta group's leader */
 void node_rebalance_tick(struct node *n);
