@@ -142,8 +142,8 @@ void node_repair(struct node *n)
 
 void node_recovery_watch(struct node *n)
 {
-	uint64_t stall_ticks = (uint64_t)NODE_RECOVER_STALL_ELECTIONS * n->cfg.election_ms /
-			       n->cfg.tick_ms;
+	uint64_t stall_ticks =
+		(uint64_t)NODE_RECOVER_STALL_ELECTIONS * n->cfg.election_ms / n->cfg.tick_ms;
 	for (uint32_t i = 0; i < node_groups_all(n); i++) {
 		struct node_group *g = &n->groups[i];
 		if (g->raft == NULL || !g->recover_watch || g->recover_stall_warned)

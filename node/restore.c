@@ -286,8 +286,8 @@ int node_restore_groups(struct node *n)
 			 "%u group(s) recover from their peers after the machine crash; if the "
 			 "group's other replicas were cut at the same time (a whole-cluster power "
 			 "loss), a group whose majority is recovering cannot elect a leader and "
-			 "stays down: that case needs --kv-sync on, or an operator (docs/DURABILITY.md, "
-			 "\"Self-repair after a machine crash\")",
+			 "stays down: that case needs --kv-sync on, or an operator "
+			 "(docs/DURABILITY.md, \"Self-repair after a machine crash\")",
 			 n_set_aside_recovering);
 	return 0;
 }

@@ -537,8 +537,7 @@ static int set_aside_kv(struct node_shell *s, const char *kv_dir)
 	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
 	char aside[NODE_PATH_MAX + 64];
 	snprintf(aside, sizeof aside, "%s/kv.untrusted-%s", data_dir, stamp);
-	if (rename(kv_dir, aside) != 0 || make_dir(kv_dir) != NODE_OK ||
-	    fsync_dir(data_dir) != 0) {
+	if (rename(kv_dir, aside) != 0 || make_dir(kv_dir) != NODE_OK || fsync_dir(data_dir) != 0) {
 		node_log(NODE_LOG_ERROR, 0,
 			 "cannot set the untrusted state machine aside from=%s to=%s error=\"%s\"",
 			 kv_dir, aside, strerror(errno));

@@ -242,8 +242,8 @@ void node_maybe_compact(struct node *n)
 		}
 		if (g->ckpt_floor != 0 && g->checkpointed >= g->ckpt_floor) {
 			node_log(NODE_LOG_INFO, g->id,
-				 "the rebuilt state machine is checkpointed past the set-aside one's "
-				 "checkpoint=%llu",
+				 "the rebuilt state machine is checkpointed past the set-aside "
+				 "one's checkpoint=%llu",
 				 (unsigned long long)g->ckpt_floor);
 			g->ckpt_floor = 0;
 		}
