@@ -577,6 +577,21 @@ static int open_stores(struct node_shell *s)
 	wal_options_default(&wo);
 	wo.no_sync = cfg->wal_no_sync;
 	wo.no_direct_io = cfg->wal_no_direct_io;
+	/* For tests only: smaller segments, so that a short run compacts the WAL (the log of a
+	 * group then no longer starts at index 1: tests/powercut/cut_one.sh --small-wal). */
+	const char *seg = getenv("RINGRAFT_TEST_WAL_SEGMENT_BYTES");
+	if (seg != NULL && seg[0] != '\0') {
+		char *end;
+		unsigned long long b = strtoull(seg, &end, 10);
+		if (*end != '\0' || b < 65536 || b > WAL_SEGMENT_BYTES) {
+			node_log(NODE_LOG_ERROR, 0,
+				 "RINGRAFT_TEST_WAL_SEGMENT_BYTES=%s is not a size in 65536..%llu "
+				 "(it is for tests only: unset it)",
+				 seg, (unsigned long long)WAL_SEGMENT_BYTES);
+			return NODE_ECONFIG;
+		}
+		wo.segment_bytes = b;
+	}
 	struct wal_corruption corr;
 	memset(&corr, 0, sizeof corr);
 	int rc = wal_open(wal_dir, &wo, true, &s->wal, &corr);
