@@ -123,7 +123,7 @@ struct node_group {
 	 * environment; WAL compaction waits until this group is checkpointed as far (0: none) */
 	raft_index ckpt_floor;
 	bool recover_watch;          /* recovering since the set-aside (node_recovery_watch) */
-	uint64_t recover_since_tick; /* the node tick it started to */
+	uint64_t recover_since_ms;   /* when it started to */
 	bool recover_stall_warned;   /* "cannot elect" said once (repair.c) */
 };
 

@@ -142,8 +142,8 @@ void node_repair(struct node *n)
 
 void node_recovery_watch(struct node *n)
 {
-	uint64_t stall_ticks =
-		(uint64_t)NODE_RECOVER_STALL_ELECTIONS * n->cfg.election_ms / n->cfg.tick_ms;
+	uint64_t stall_ms = (uint64_t)NODE_RECOVER_STALL_ELECTIONS * n->cfg.election_ms;
+	uint64_t now = node_now_ms(n);
 	for (uint32_t i = 0; i < node_groups_all(n); i++) {
 		struct node_group *g = &n->groups[i];
 		if (g->raft == NULL || !g->recover_watch || g->recover_stall_warned)
@@ -151,12 +151,11 @@ void node_recovery_watch(struct node *n)
 		if (!raft_recovering(g->raft)) {
 			node_log(NODE_LOG_WARN, g->id,
 				 "replica repaired after the machine crash in %llu ms",
-				 (unsigned long long)((n->ticks - g->recover_since_tick) *
-						      n->cfg.tick_ms));
+				 (unsigned long long)(now - g->recover_since_ms));
 			g->recover_watch = false;
 			continue;
 		}
-		if (raft_leader_of(g->raft) != 0 || n->ticks - g->recover_since_tick < stall_ticks)
+		if (raft_leader_of(g->raft) != 0 || now - g->recover_since_ms < stall_ms)
 			continue;
 		g->recover_stall_warned = true;
 		node_log(NODE_LOG_ERROR, g->id,
@@ -165,7 +164,7 @@ void node_recovery_watch(struct node *n)
 			 "a whole-cluster power loss), the group cannot elect a leader and stays "
 			 "down; that case needs --kv-sync on, or an operator (docs/DURABILITY.md, "
 			 "\"Self-repair after a machine crash\")",
-			 (unsigned long long)((n->ticks - g->recover_since_tick) * n->cfg.tick_ms));
+			 (unsigned long long)(now - g->recover_since_ms));
 	}
 }
 

@@ -231,7 +231,7 @@ int node_restore_groups(struct node *n)
 				 recovering ? " (still recovering from an earlier rebuild)" : "");
 		if (recovering && n->cfg.kv_set_aside) {
 			g->recover_watch = true;
-			g->recover_since_tick = n->ticks;
+			g->recover_since_ms = node_now_ms(n);
 		}
 		/* The state machine may be ahead of the WAL: committed entries are applied in the
 		 * turn that learns of them, before their own WAL batch is durable, so a crash can
