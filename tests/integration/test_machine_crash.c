@@ -34,7 +34,7 @@
 
 /* ------------------------------------------------------------------------------ fixture */
 static struct cluster *c;
-static char boot_file[256];
+static char boot_file[256]; /* the nodes' boot id (RINGRAFT_TEST_BOOT_ID_FILE) */
 
 struct write {
 	char key[32];
@@ -67,12 +67,6 @@ static void new_boot_id(void)
  * is compacted during the test and node 1's groups no longer start at index 1. */
 static void start(bool small_wal)
 {
-	const char *tmp = getenv("TMPDIR");
-	snprintf(boot_file, sizeof boot_file, "%s/machine-crash-boot-XXXXXX",
-		 tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-	int fd = mkstemp(boot_file);
-	ck_assert_int_ge(fd, 0);
-	close(fd);
 	new_boot_id();
 	static char env[512], extra[512];
 	snprintf(env, sizeof env, "RINGRAFT_TEST_BOOT_ID_FILE=%s%s", boot_file,
@@ -95,9 +89,6 @@ static void start(bool small_wal)
 static void teardown(void)
 {
 	cluster_teardown(&c);
-	if (boot_file[0] != '\0')
-		unlink(boot_file);
-	boot_file[0] = '\0';
 }
 
 /* ------------------------------------------------------------------------------ assertions */
@@ -353,9 +344,20 @@ static Suite *suite(void)
 
 int main(void)
 {
+	/* made and removed here, in the parent: a failed check ends the test's own process */
+	const char *tmp = getenv("TMPDIR");
+	snprintf(boot_file, sizeof boot_file, "%s/machine-crash-boot-XXXXXX",
+		 tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+	int fd = mkstemp(boot_file);
+	if (fd < 0) {
+		perror("mkstemp");
+		return EXIT_FAILURE;
+	}
+	close(fd);
 	SRunner *sr = srunner_create(suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	unlink(boot_file);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
