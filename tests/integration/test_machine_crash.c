@@ -331,6 +331,9 @@ START_TEST(test_machine_crash_repairs_from_peers)
 	for (uint32_t g = 1; g <= GROUPS; g++) {
 		from_peers += cl.from_peers[g];
 		ck_assert_int_eq(cl.from_peers[g] + cl.replayed[g], 1);
+		/* repaired from the peers: it was recovering (no vote) until "replica recovered" */
+		ck_assert_msg(cl.from_peers[g] == 0 || cl.recovered[g],
+			      "group %u was repaired from the peers without recovering", g);
 	}
 	ck_assert_msg(from_peers >= 1, "no group was repaired from the peers (WAL not compacted?)");
 	machine_crash(50, &cl);
