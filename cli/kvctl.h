@@ -82,6 +82,7 @@ int kvctl_cmd_del(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_cas(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_ttl(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_scan(struct cli_client *c, const struct kvctl_args *a);
+int kvctl_cmd_digest(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_status(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_transfer(struct cli_client *c, const struct kvctl_args *a);

@@ -45,6 +45,10 @@ static void usage(FILE *f)
 		"  groups                     which node leads each group, and its replicas\n"
 		"  transfer-leader GROUP NODE move leadership of GROUP to node NODE (waits for "
 		"it)\n"
+		"  digest GROUP               the group's state digest and applied index on every "
+		"endpoint\n"
+		"                             (exit 0: all equal, 1: they differ, 3: one did not "
+		"answer)\n"
 		"  group move GROUP FROM TO   move GROUP's replica from node FROM to node TO: "
 		"learner,\n"
 		"                             catch-up, promotion, removal (waits for it; "
@@ -136,6 +140,7 @@ static const struct command commands[] = {
 	{"status", 0, 0, 0, "status", kvctl_cmd_status},
 	{"groups", 0, 0, 0, "groups", kvctl_cmd_groups},
 	{"transfer-leader", 2, 2, 0, "transfer-leader GROUP NODE", kvctl_cmd_transfer},
+	{"digest", 1, 1, 0, "digest GROUP", kvctl_cmd_digest},
 	{"group", 4, 4, 0, "group move GROUP FROM TO", kvctl_cmd_group},
 	{"member", 1, 5, 0, "member list|add|remove|replace|drain|fill ...", kvctl_cmd_member},
 	{"user", 1, 2, KVCTL_F_ROLE, "user add NAME --role ro|rw  |  user remove NAME  |  user list",

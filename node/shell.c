@@ -10,7 +10,9 @@
  */
 #include <arpa/inet.h>
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -677,6 +679,93 @@ static int make_dir(const char *path)
 	return NODE_OK;
 }
 
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* Removes a set-aside environment (a flat directory: data.mdb, lock.mdb, kv.state, staging
+ * files). Returns 0, or -1 with errno. */
+static int remove_flat_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return -1;
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		char f[NODE_PATH_MAX + 600];
+		snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+		if (unlink(f) != 0)
+			rc = -1;
+	}
+	closedir(d);
+	return rc == 0 ? rmdir(path) : -1;
+}
+
+/* After a machine crash (KV_EUNSAFE) with --auto-repair on: the untrusted LMDB environment is
+ * renamed to kv.untrusted-<UTC time> (nothing of it is deleted; an older set-aside one is, so
+ * that at most one stays) and an empty kv/ made in its place. The engine is told
+ * (kv_set_aside): every group is rebuilt from the WAL where its log still starts at index 1,
+ * from its peers as a recovering replica otherwise (node/restore.c, docs/DURABILITY.md). */
+static int set_aside_kv(struct node_shell *s, const char *kv_dir)
+{
+	const char *data_dir = s->cfg.data_dir;
+	DIR *d = opendir(data_dir);
+	if (d == NULL) {
+		node_log(NODE_LOG_ERROR, 0, "cannot read the data directory dir=%s error=\"%s\"",
+			 data_dir, strerror(errno));
+		return NODE_ESTORE;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "kv.untrusted-", 13) != 0)
+			continue;
+		char old[NODE_PATH_MAX + 300];
+		snprintf(old, sizeof old, "%s/%s", data_dir, e->d_name);
+		if (remove_flat_dir(old) != 0)
+			node_log(NODE_LOG_WARN, 0,
+				 "cannot remove an older set-aside state machine path=%s "
+				 "error=\"%s\"",
+				 old, strerror(errno));
+		else
+			node_log(NODE_LOG_WARN, 0,
+				 "removed an older set-aside state machine (at most one is kept) "
+				 "path=%s",
+				 old);
+	}
+	closedir(d);
+	char stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+	char aside[NODE_PATH_MAX + 64];
+	snprintf(aside, sizeof aside, "%s/kv.untrusted-%s", data_dir, stamp);
+	if (rename(kv_dir, aside) != 0 || make_dir(kv_dir) != NODE_OK || fsync_dir(data_dir) != 0) {
+		node_log(NODE_LOG_ERROR, 0,
+			 "cannot set the untrusted state machine aside from=%s to=%s error=\"%s\"",
+			 kv_dir, aside, strerror(errno));
+		return NODE_ESTORE;
+	}
+	node_log(NODE_LOG_ERROR, 0,
+		 "the machine went down while LMDB had unsynced commits: its state machine is "
+		 "untrusted and was set aside (not deleted) path=%s; a fresh one is rebuilt: "
+		 "groups whose WAL log starts at index 1 replay it, the others recover from their "
+		 "peers without voting or serving until a leader has brought them back "
+		 "(--auto-repair on, docs/DURABILITY.md)",
+		 aside);
+	s->cfg.kv_set_aside = true;
+	return NODE_OK;
+}
+
 /* The WAL (salvaging: damaged groups are rebuilt from their peers) and LMDB of the data dir. */
 static int open_stores(struct node_shell *s)
 {
@@ -700,6 +789,21 @@ static int open_stores(struct node_shell *s)
 	wal_options_default(&wo);
 	wo.no_sync = cfg->wal_no_sync;
 	wo.no_direct_io = cfg->wal_no_direct_io;
+	/* For tests only: smaller segments, so that a short run compacts the WAL (the log of a
+	 * group then no longer starts at index 1: tests/powercut/cut_one.sh --small-wal). */
+	const char *seg = getenv("RINGRAFT_TEST_WAL_SEGMENT_BYTES");
+	if (seg != NULL && seg[0] != '\0') {
+		char *end;
+		unsigned long long b = strtoull(seg, &end, 10);
+		if (*end != '\0' || b < 65536 || b > WAL_SEGMENT_BYTES) {
+			node_log(NODE_LOG_ERROR, 0,
+				 "RINGRAFT_TEST_WAL_SEGMENT_BYTES=%s is not a size in 65536..%llu "
+				 "(it is for tests only: unset it)",
+				 seg, (unsigned long long)WAL_SEGMENT_BYTES);
+			return NODE_ECONFIG;
+		}
+		wo.segment_bytes = b;
+	}
 	struct wal_corruption corr;
 	memset(&corr, 0, sizeof corr);
 	int rc = wal_open(wal_dir, &wo, true, &s->wal, &corr);
@@ -723,6 +827,13 @@ static int open_stores(struct node_shell *s)
 	ko.groups_max = cfg->groups + 1; /* + the meta group (node_int.h) */
 	ko.sync_commits = cfg->kv_sync;
 	rc = kv_open(kv_dir, &ko, &s->kv);
+	if (rc == KV_EUNSAFE && !cfg->auto_repair)
+		node_log(NODE_LOG_ERROR, 0,
+			 "the machine went down while LMDB had unsynced commits and --auto-repair "
+			 "is off: the node does not start; rebuild this replica from its peers "
+			 "(docs/DURABILITY.md)");
+	if (rc == KV_EUNSAFE && cfg->auto_repair && set_aside_kv(s, kv_dir) == NODE_OK)
+		rc = kv_open(kv_dir, &ko, &s->kv);
 	if (rc != KV_OK) {
 		node_log(NODE_LOG_ERROR, 0, "cannot open LMDB dir=%s error=\"%s\"", kv_dir,
 			 kv_strerror(rc));
@@ -864,7 +975,7 @@ int node_open(const struct node_config *cfg, struct node_shell **out)
 		.flush = io_flush,
 		.members_changed = io_members_changed,
 	};
-	rc = node_engine_open(cfg, &io, s->wal, s->kv, s->incarnation, &s->n);
+	rc = node_engine_open(&s->cfg, &io, s->wal, s->kv, s->incarnation, &s->n);
 	if (rc != NODE_OK)
 		return rc;
 	(void)node_memberfile_load(cfg->data_dir, s->n);
