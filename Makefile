@@ -187,14 +187,17 @@ SIM_SEEDS ?= 6000
 # NODESIM_SEEDS: whole-node simulation seeds in `make test` (issue 16: at least 2000).
 NODESIM_SEEDS ?= 2000
 SEEDS ?= 20000
+# SWEEP_TIMEOUT: seconds for each whole sweep in `make test` (on a quiet 2-vCPU machine the
+# nodesim sweep takes about 2 minutes; on one shared with other builds it took over 10).
+SWEEP_TIMEOUT ?= 1500
 TEST_ENV := RINGRAFT_BIN=$(abspath $(BINDIR)) RINGRAFT_BUILD=$(abspath $(BUILD))
 
 test: all
 	@rm -f $(BUILD)/test-results
 	@$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh unit $(UNIT_BINS)
 	@$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh lint scripts/check-engine-purity.sh
-	@$(if $(SIM_BIN),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh sim $(SIM_BIN) sweep --seeds $(SIM_SEEDS) --jobs 2 --scenarios tests/sim/scenarios)
-	@$(if $(NODESIM_BIN),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh nodesim $(NODESIM_BIN) sweep --seeds $(NODESIM_SEEDS) --jobs 2)
+	@$(if $(SIM_BIN),$(TEST_ENV) KEEP_GOING=1 TEST_TIMEOUT=$(SWEEP_TIMEOUT) scripts/run-tests.sh sim $(SIM_BIN) sweep --seeds $(SIM_SEEDS) --jobs 2 --scenarios tests/sim/scenarios)
+	@$(if $(NODESIM_BIN),$(TEST_ENV) KEEP_GOING=1 TEST_TIMEOUT=$(SWEEP_TIMEOUT) scripts/run-tests.sh nodesim $(NODESIM_BIN) sweep --seeds $(NODESIM_SEEDS) --jobs 2)
 	@$(if $(INTEG_BINS),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh integration $(INTEG_BINS))
 	@$(if $(wildcard jepsen-lite/run),$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh jepsen jepsen-lite/run --smoke)
 	@$(if $(FUZZ_BINS),$(MAKE) --no-print-directory fuzz-build; $(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_BINS))

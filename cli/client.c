@@ -27,6 +27,11 @@ void cli_options_default(struct cli_options *o)
 		o->tls_cert = getenv("RINGRAFT_TLS_CERT");
 		o->tls_key = getenv("RINGRAFT_TLS_KEY");
 	}
+	const char *user = getenv("RINGRAFT_USER");
+	if (user != NULL && user[0] != '\0') {
+		o->user = user;
+		o->password = getenv("RINGRAFT_PASSWORD");
+	}
 }
 
 void cli_free(void *p)
@@ -176,6 +181,12 @@ int cli_attempt(struct cli_client *c, const char *addr, Ringraft__Kv__Request *r
 	if (rc)
 		return rc;
 	req->id = ++c->next_req_id;
+	/* checked once per connection (an unset string is protobuf-c's empty string) */
+	if (c->o.user != NULL && (req->auth_user == NULL || req->auth_user[0] == '\0')) {
+		req->auth_user = (char *)c->o.user;
+		req->password.data = (uint8_t *)(c->o.password ? c->o.password : "");
+		req->password.len = c->o.password ? strlen(c->o.password) : 0;
+	}
 	size_t len = ringraft__kv__request__get_packed_size(req);
 	if (len > NET_CLIENT_FRAME_MAX)
 		return CLI_TOO_LARGE;
@@ -343,6 +354,8 @@ int cli_call_routed(struct cli_client *c, struct cli_call *call, Ringraft__Kv__R
 			case RINGRAFT__KV__CODE__CAS_MISMATCH:
 			case RINGRAFT__KV__CODE__INVALID:
 			case RINGRAFT__KV__CODE__TOO_LARGE:
+			case RINGRAFT__KV__CODE__UNAUTHENTICATED:
+			case RINGRAFT__KV__CODE__PERMISSION_DENIED:
 				*out = resp;
 				return (int)resp->code;
 			case RINGRAFT__KV__CODE__NOT_LEADER:

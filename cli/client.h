@@ -49,6 +49,12 @@ enum cli_code {
 			       * group; not written (cli_call_endpoint only; routed calls retry
 			       * after a pause, as for CLI_BUSY) */
 };
+/* Client authentication's outcomes (docs/SECURITY.md), final like the definite codes above. */
+enum cli_auth_code {
+	CLI_UNAUTHENTICATED = 14,   /* authentication is on and the client has no valid user (no
+				     * user given, or a wrong password) */
+	CLI_PERMISSION_DENIED = 15, /* the user's role does not allow it (ro writing) */
+};
 
 enum {
 	CLI_EINVAL = -1, /* bad argument to the library (NULL key, zero group, ...) */
@@ -82,9 +88,14 @@ struct cli_options {
 	 * certificate (nodes with --client-cert-auth require one). PEM file paths, read only by
 	 * cli_client_new (borrowed for that call). NULL = plaintext. */
 	const char *tls_ca, *tls_cert, *tls_key;
+	/* Client authentication (docs/SECURITY.md): the user and password sent with every
+	 * request (a node checks them once per connection). Borrowed: they must outlive the
+	 * client. NULL = none. */
+	const char *user, *password;
 };
 /* Fills the defaults above; the TLS paths come from the environment variables
- * RINGRAFT_TLS_CA, RINGRAFT_TLS_CERT and RINGRAFT_TLS_KEY when they are set. */
+ * RINGRAFT_TLS_CA, RINGRAFT_TLS_CERT and RINGRAFT_TLS_KEY when they are set, the user and
+ * password from RINGRAFT_USER and RINGRAFT_PASSWORD. */
 void cli_options_default(struct cli_options *o);
 
 /* ------------------------------------------------------------------------------ the client */
@@ -224,6 +235,21 @@ int cli_transfer_leader(struct cli_client *c, uint32_t group, uint64_t target);
 /* The cluster's members (kvctl member add/remove): adds node id with its peer and client
  * addresses, or marks member id removed. CLI_OK, CLI_INVALID with the node's reason in why,
  * or another code. */
+/* Client authentication's users (cli/auth.c; docs/SECURITY.md). user add hashes the password
+ * here (PBKDF2, KV_USER_ITERATIONS: tens of ms) and sends the record; role is "ro" or "rw".
+ * CLI_EINVAL for a bad name, role or password; CLI_INVALID (why says it) when the cluster
+ * refuses (the user exists, enabling without a rw user, removing the last rw user). */
+struct cli_user {
+	char name[72];
+	char role[8];
+};
+int cli_user_add(struct cli_client *c, const char *name, const char *role, const void *password,
+		 size_t password_len, char *why, size_t len);
+int cli_user_remove(struct cli_client *c, const char *name, char *why, size_t len);
+/* *users (n of them, by name; free with cli_free) and whether authentication is on. */
+int cli_user_list(struct cli_client *c, struct cli_user **users, size_t *n, bool *enabled,
+		  char *why, size_t len);
+int cli_auth_enable(struct cli_client *c, char *why, size_t len);
 int cli_member_add(struct cli_client *c, uint64_t id, const char *peer_addr,
 		   const char *client_addr, char *why, size_t len);
 int cli_member_remove(struct cli_client *c, uint64_t id, char *why, size_t len);

@@ -32,6 +32,11 @@ const char *cli_strerror(int code)
 		return "busy: the node is overloaded and did not take it; try again";
 	case CLI_MOVING:
 		return "moving: the key's range is moving to another group; not written, try again";
+	case CLI_UNAUTHENTICATED:
+		return "not authenticated: authentication is on; give a user (--user, "
+		       "RINGRAFT_USER) and its password (RINGRAFT_PASSWORD or the prompt)";
+	case CLI_PERMISSION_DENIED:
+		return "permission denied: the user's role does not allow it";
 	case CLI_EINVAL:
 		return "invalid argument";
 	case CLI_ENOMEM:

@@ -17,6 +17,7 @@ enum {
 	KVCTL_EXIT_NOT_FOUND = 1,   /* get/del of an absent key, cas whose compare failed */
 	KVCTL_EXIT_USAGE = 2,       /* bad arguments (also a key/value the server refuses) */
 	KVCTL_EXIT_UNAVAILABLE = 3, /* no node could serve it in time / outcome unknown */
+	KVCTL_EXIT_AUTH = 4,        /* not authenticated, or the user's role does not allow it */
 };
 
 #define KVCTL_DEFAULT_ENDPOINTS "127.0.0.11:9001,127.0.0.12:9001,127.0.0.13:9001"
@@ -37,11 +38,14 @@ enum {
 	KVCTL_F_KEYS = 1u << 7,
 	KVCTL_F_OP = 1u << 8,
 	KVCTL_F_TTL = 1u << 9,
+	KVCTL_F_ROLE = 1u << 10,
 };
 
 struct kvctl_args {
 	const char *endpoints; /* borrowed from argv / the environment / a literal */
 	const char *tls_ca, *tls_cert, *tls_key; /* --tls-*, borrowed from argv; NULL = not given */
+	const char *user; /* --user (its password: $RINGRAFT_PASSWORD or a prompt); NULL = none */
+	const char *role; /* user add --role ro|rw */
 	uint32_t timeout_ms;
 	bool serializable;
 	enum kvctl_output output;
@@ -78,11 +82,14 @@ int kvctl_cmd_del(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_cas(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_ttl(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_scan(struct cli_client *c, const struct kvctl_args *a);
+int kvctl_cmd_digest(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_status(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_transfer(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_group(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a);
+int kvctl_cmd_user(struct cli_client *c, const struct kvctl_args *a); /* kvctl_auth.c */
+int kvctl_cmd_auth(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_bench(const struct kvctl_args *a);
 
 /* Output helpers. */

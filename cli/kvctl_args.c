@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/kvctl.h"
 
@@ -90,6 +91,14 @@ void kvctl_client_options(const struct kvctl_args *a, struct cli_options *o)
 		o->tls_cert = a->tls_cert;
 		o->tls_key = a->tls_key;
 	}
+	if (a->user != NULL) {
+		/* the password: $RINGRAFT_PASSWORD, else asked on the terminal */
+		const char *pw = getenv("RINGRAFT_PASSWORD");
+		if (pw == NULL && isatty(STDERR_FILENO))
+			pw = getpass("password: ");
+		o->user = a->user;
+		o->password = pw;
+	}
 }
 
 int kvctl_parse(int argc, char **argv, const char *env_endpoints, struct kvctl_args *a)
@@ -170,6 +179,23 @@ int kvctl_parse(int argc, char **argv, const char *env_endpoints, struct kvctl_a
 		}
 		if (tls_seen)
 			continue;
+		if ((rc = flag_value(a, argc, argv, &i, "--user", NULL, &v, &m)) || m) {
+			if (rc)
+				return rc;
+			if (*v == '\0')
+				return usage(a, "--user wants a user name");
+			a->user = v;
+			continue;
+		}
+		if ((rc = flag_value(a, argc, argv, &i, "--role", NULL, &v, &m)) || m) {
+			if (rc)
+				return rc;
+			if (strcmp(v, "ro") != 0 && strcmp(v, "rw") != 0)
+				return usage(a, "--role wants ro or rw, not '%s'", v);
+			a->role = v;
+			a->seen |= KVCTL_F_ROLE;
+			continue;
+		}
 		if ((rc = flag_value(a, argc, argv, &i, "--timeout", NULL, &v, &m)) || m) {
 			if (rc)
 				return rc;
@@ -270,6 +296,9 @@ int kvctl_exit_of(int code)
 	case CLI_EINVAL:
 	case CLI_EADDR:
 		return KVCTL_EXIT_USAGE;
+	case CLI_UNAUTHENTICATED:
+	case CLI_PERMISSION_DENIED:
+		return KVCTL_EXIT_AUTH;
 	default:
 		return KVCTL_EXIT_UNAVAILABLE;
 	}

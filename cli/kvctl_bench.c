@@ -266,6 +266,11 @@ static int issue(struct worker *w, struct cli_client *c, struct slot *slots, uin
 	req.consistency = a->serializable ? RINGRAFT__KV__CONSISTENCY__SERIALIZABLE
 					  : RINGRAFT__KV__CONSISTENCY__LINEARIZABLE;
 	req.ring_epoch = c->route.ring ? c->route.epoch : 0;
+	if (c->o.user != NULL) { /* client authentication: checked once per connection */
+		req.auth_user = (char *)c->o.user;
+		req.password.data = (uint8_t *)(c->o.password ? c->o.password : "");
+		req.password.len = c->o.password ? strlen(c->o.password) : 0;
+	}
 	size_t len = ringraft__kv__request__get_packed_size(&req);
 	uint8_t *buf = malloc(len ? len : 1);
 	if (buf == NULL)

@@ -31,6 +31,13 @@ static void usage(FILE *f)
 		"  scan [PREFIX] [--limit N] [--keys-only]\n"
 		"                             keys with PREFIX in key order, over every group "
 		"(default limit %u)\n"
+		"Users (docs/SECURITY.md):\n"
+		"  user add NAME --role ro|rw add a user; its password from stdin (not a terminal) "
+		"or asked twice\n"
+		"  user remove NAME           remove a user\n"
+		"  user list                  users and roles, and whether authentication is on\n"
+		"  auth enable                every request needs a user from now on (refused "
+		"without a rw user)\n"
 		"Cluster:\n"
 		"  status                     every node: addresses, health, groups led, "
 		"term/commit/"
@@ -38,6 +45,10 @@ static void usage(FILE *f)
 		"  groups                     which node leads each group, and its replicas\n"
 		"  transfer-leader GROUP NODE move leadership of GROUP to node NODE (waits for "
 		"it)\n"
+		"  digest GROUP               the group's state digest and applied index on every "
+		"endpoint\n"
+		"                             (exit 0: all equal, 1: they differ, 3: one did not "
+		"answer)\n"
 		"  group move GROUP FROM TO   move GROUP's replica from node FROM to node TO: "
 		"learner,\n"
 		"                             catch-up, promotion, removal (waits for it; "
@@ -89,6 +100,8 @@ static void usage(FILE *f)
 		"--client-cert-auth\n"
 		"                             want one; default $RINGRAFT_TLS_CERT, "
 		"$RINGRAFT_TLS_KEY)\n"
+		"  --user NAME                authenticate as NAME (password: $RINGRAFT_PASSWORD, "
+		"else asked)\n"
 		"  --                         end of flags (for keys that start with '-')\n"
 		"\n"
 		"Exit codes:\n"
@@ -101,7 +114,9 @@ static void usage(FILE *f)
 		"(for "
 		"a\n"
 		"     write that timed out the outcome is unknown: it may or may not have been "
-		"applied)\n",
+		"applied)\n"
+		"  4  not authenticated (authentication is on: --user), or the user's role does not "
+		"allow it\n",
 		CLI_SCAN_LIMIT_DEFAULT, KVCTL_ENDPOINTS_ENV, KVCTL_DEFAULT_ENDPOINTS);
 }
 
@@ -125,8 +140,12 @@ static const struct command commands[] = {
 	{"status", 0, 0, 0, "status", kvctl_cmd_status},
 	{"groups", 0, 0, 0, "groups", kvctl_cmd_groups},
 	{"transfer-leader", 2, 2, 0, "transfer-leader GROUP NODE", kvctl_cmd_transfer},
+	{"digest", 1, 1, 0, "digest GROUP", kvctl_cmd_digest},
 	{"group", 4, 4, 0, "group move GROUP FROM TO", kvctl_cmd_group},
 	{"member", 1, 5, 0, "member list|add|remove|replace|drain|fill ...", kvctl_cmd_member},
+	{"user", 1, 2, KVCTL_F_ROLE, "user add NAME --role ro|rw  |  user remove NAME  |  user list",
+	 kvctl_cmd_user},
+	{"auth", 1, 1, 0, "auth enable", kvctl_cmd_auth},
 	{"bench", 0, 0,
 	 KVCTL_F_OP | KVCTL_F_CLIENTS | KVCTL_F_REQUESTS | KVCTL_F_VALUE_SIZE | KVCTL_F_PIPELINE |
 		 KVCTL_F_KEYS,
@@ -156,6 +175,8 @@ static const char *flag_name(uint32_t bit)
 		return "--keys";
 	case KVCTL_F_OP:
 		return "--op";
+	case KVCTL_F_ROLE:
+		return "--role";
 	case KVCTL_F_TTL:
 		return "--ttl";
 	default:

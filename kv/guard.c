@@ -108,7 +108,8 @@ int kv_guard_open(const char *dir, bool check)
 		fprintf(stderr,
 			"error kv group=0 what=open err=\"the machine went down while the LMDB "
 			"environment had unsynced commits: its state cannot be trusted\" "
-			"fix=\"rebuild this replica from a peer (see docs/DURABILITY.md)\"\n");
+			"fix=\"kvd --auto-repair on sets it aside and rebuilds it; otherwise "
+			"rebuild this replica from a peer (see docs/DURABILITY.md)\"\n");
 		return KV_EUNSAFE;
 	}
 	char text[80];

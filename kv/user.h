@@ -15,10 +15,10 @@
 #define KV_USER_PASSWORD_MAX 1024 /* bytes of a password (at least 1) */
 #define KV_USER_SALT_BYTES   16
 #define KV_USER_HASH_BYTES   32 /* SHA-256 */
-/* PBKDF2 iterations of a new user. One check cost 59 ms (best of 5) on this project's 2-core test
- * machine, loaded (tests/unit/kv/test_user prints the figure); it runs once per client
- * connection, off the event loop. A record keeps its own count, so raising this never locks anyone
- * out. */
+/* PBKDF2 iterations of a new user. One check cost 48-69 ms (best of 5) on this project's
+ * loaded 2-core test machine, more when it was saturated (docs/SECURITY.md;
+ * tests/unit/kv/test_user prints the figure); it runs once per client connection, off the
+ * event loop. A record keeps its own count, so raising this never locks anyone out. */
 #define KV_USER_ITERATIONS     210000
 #define KV_USER_ITERATIONS_MIN 10000    /* a stored record below this is refused */
 #define KV_USER_ITERATIONS_MAX 10000000 /* and above this (a check must stay bounded) */

@@ -27,6 +27,7 @@ struct net_conn {
 	size_t queued; /* bytes in uv_write not yet completed */
 	uint32_t inflight;
 	uint64_t held_bytes;          /* what the handler says it holds for this connection */
+	uint32_t auth;                /* the handler's authentication state (net_conn_auth) */
 	struct net_conn *prev, *next; /* all connections */
 	struct net_conn *dirty_next;
 };
@@ -486,4 +487,14 @@ void net_server_free(struct net_server *s)
 	assert(s->conns == NULL);
 	free(s->read_buf);
 	free(s);
+}
+
+uint32_t net_conn_auth(const struct net_conn *c)
+{
+	return c->auth;
+}
+
+void net_conn_set_auth(struct net_conn *c, uint32_t auth)
+{
+	c->auth = auth;
 }

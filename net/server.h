@@ -61,6 +61,10 @@ uint32_t net_conn_inflight(const struct net_conn *c);
  * net_conn_hold_bytes (+ when it takes a request, - when it answers it); for its own bounds. */
 uint64_t net_conn_held_bytes(const struct net_conn *c);
 void net_conn_hold_bytes(struct net_conn *c, int64_t delta);
+/* The handler's authentication state of the connection (0 when it opens; the handler says
+ * what the values mean: node/ keeps the authenticated user's role there). */
+uint32_t net_conn_auth(const struct net_conn *c);
+void net_conn_set_auth(struct net_conn *c, uint32_t auth);
 /* Closes the connection (replies already queued are discarded). */
 void net_conn_close(struct net_conn *c, const char *why);
 

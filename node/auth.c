@@ -6,6 +6,7 @@
  * shape. No client reads a record: USER_LIST answers names and roles, and an explicit SCAN
  * of the meta group is refused (service.c).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,9 @@
 #define USER_PREFIX "user/"
 #define USER_END    "user0" /* '/' + 1: the end of the prefix's range */
 #define ENABLED_KEY "auth/enabled"
+/* Every node hosts the meta group (3 replicas) only up to 3 members: beyond, nodes that do
+ * not would neither see the users nor the flag (docs/SECURITY.md "Not done"). */
+#define AUTH_MEMBERS_MAX 3
 
 bool node_auth_op(Ringraft__Kv__Op op)
 {
@@ -88,14 +92,35 @@ static int walk_users(struct node *n, struct walk *w)
 	return rc < 0 ? rc : 0;
 }
 
+const char *node_auth_members_check(struct node *n, size_t live)
+{
+	if (live > AUTH_MEMBERS_MAX && node_auth_enabled(n))
+		return "member add: refused while client authentication is on: a 4th node would "
+		       "hold no replica of the meta group and could not enforce it (not built "
+		       "yet; docs/SECURITY.md)";
+	return NULL;
+}
+
 bool node_auth_enabled(struct node *n)
 {
+	struct node_group *g = node_group(n, node_meta_id(n));
+	if (g == NULL || g->raft == NULL)
+		return false; /* not hosted here: see node_auth_members_check */
+	raft_index at = raft_applied_of(g->raft);
+	/* a recovering replica's state is not trusted: keep what was read before */
+	if (n->auth_known && (at == n->auth_applied || raft_recovering(g->raft)))
+		return n->auth_on;
 	void *v = NULL;
 	size_t vl = 0;
 	int rc = kv_get(n->kv, node_meta_id(n), ENABLED_KEY, sizeof ENABLED_KEY - 1, 0, &v, &vl,
 			NULL);
 	bool on = rc == KV_OK && vl == 1 && ((char *)v)[0] == '1';
 	free(v);
+	if (rc == KV_OK || rc == KV_NOT_FOUND) {
+		n->auth_on = on;
+		n->auth_known = true;
+		n->auth_applied = at;
+	}
 	return on;
 }
 
@@ -103,6 +128,15 @@ int node_auth_cmd(struct node *n, const Ringraft__Kv__Request *rq, struct kv_cmd
 		  char key[AUTH_KEY_BUF], const char **why)
 {
 	if (rq->op == RINGRAFT__KV__OP__AUTH_ENABLE) {
+		size_t live = 0;
+		for (size_t i = 0; i < n->cfg.n_members; i++)
+			live += !n->cfg.members[i].removed;
+		if (live > AUTH_MEMBERS_MAX) {
+			*why = "auth enable: refused: the cluster has more than 3 members, and a "
+			       "node without a replica of the meta group would not enforce it (not "
+			       "built yet; docs/SECURITY.md)";
+			return -1;
+		}
 		struct walk w = {0};
 		if (walk_users(n, &w) != 0) {
 			*why = "auth enable: the users could not be read";
@@ -192,4 +226,44 @@ void node_auth_list_free(Ringraft__Kv__Response *resp)
 	free(resp->users);
 	resp->users = NULL;
 	resp->n_users = 0;
+}
+
+bool node_auth_on(struct node *n)
+{
+	return node_auth_enabled(n);
+}
+
+int node_auth_lookup(struct node *n, const char *name, struct kv_user *out)
+{
+	char key[AUTH_KEY_BUF];
+	if (name == NULL || !kv_user_name_ok(name, strlen(name)))
+		return -1;
+	snprintf(key, sizeof key, USER_PREFIX "%s", name);
+	void *v = NULL;
+	size_t vl = 0;
+	int rc = kv_get(n->kv, node_meta_id(n), key, strlen(key), 0, &v, &vl, NULL);
+	int ok = rc == KV_OK && kv_user_record_decode(v, vl, out) == 0 ? 0 : -1;
+	free(v);
+	return ok;
+}
+
+bool node_auth_allows(int role, Ringraft__Kv__Op op)
+{
+	if (role == KV_USER_RW)
+		return true;
+	if (role != KV_USER_RO)
+		return false;
+	/* read-only: reads and looking at the cluster, nothing that changes it */
+	switch (op) {
+	case RINGRAFT__KV__OP__GET:
+	case RINGRAFT__KV__OP__SCAN:
+	case RINGRAFT__KV__OP__MGET:
+	case RINGRAFT__KV__OP__TTL:
+	case RINGRAFT__KV__OP__PING:
+	case RINGRAFT__KV__OP__STATUS:
+	case RINGRAFT__KV__OP__DIGEST:
+		return true;
+	default:
+		return false;
+	}
 }

@@ -89,6 +89,10 @@ static const struct key_def {
 	 "on|off: LMDB syncs every applied batch, so that after a power cut this node restarts "
 	 "by itself instead of refusing (docs/DURABILITY.md; costs an fsync per batch; default "
 	 "off)"},
+	{"auto-repair", K_TUNABLE,
+	 "on|off: after a machine crash (power cut) left LMDB untrusted, set it aside "
+	 "(kv.untrusted-TIME), open a fresh one and rebuild every group from the WAL or from the "
+	 "peers, with no operator (docs/DURABILITY.md); off: refuse to start (default on)"},
 	{"metrics-addr", K_TUNABLE,
 	 "host:port of the HTTP endpoint serving /metrics (Prometheus) and /health (default: "
 	 "none)"},
@@ -680,6 +684,11 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	}
 	if (V("kv-sync") != NULL && parse_bool(V("kv-sync"), &cfg->kv_sync) < 0) {
 		fail(err, n, "--kv-sync must be on or off");
+		goto out;
+	}
+	cfg->auto_repair = true;
+	if (V("auto-repair") != NULL && parse_bool(V("auto-repair"), &cfg->auto_repair) < 0) {
+		fail(err, n, "--auto-repair must be on or off");
 		goto out;
 	}
 	/* TLS (docs/SECURITY.md): the three files together; readable now, loaded by the shell. */

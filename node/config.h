@@ -59,6 +59,10 @@ struct node_config {
 	bool quiesce;          /* idle groups stop heartbeating (raft/quiesce.c) */
 	bool wal_no_sync;      /* benchmarks only: skip fdatasync (loses durability) */
 	bool kv_sync;          /* LMDB syncs every applied batch (survives a machine crash) */
+	bool auto_repair;      /* after a machine crash, LMDB is set aside and rebuilt (shell.c) */
+	/* Not a flag: set by the shell when it set an untrusted LMDB aside at this start (the
+	 * engine opened on an empty one; node/restore.c says per group how it comes back). */
+	bool kv_set_aside;
 	bool wal_no_direct_io; /* write WAL batches through the page cache, never O_DIRECT */
 	/* TLS on the peer, client and RESP ports (docs/SECURITY.md): all three paths or none
 	 * ("" = plaintext). Tunables: a restart may change them (certificate rotation). */

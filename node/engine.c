@@ -199,6 +199,7 @@ void node_tick(struct node *n)
 		if (n->cfg.scrub_rate > 0)
 			node_scrub_step(n);
 		node_digest_step(n);
+		node_recovery_watch(n);
 	}
 }
 

@@ -129,6 +129,13 @@ bool node_draining(struct node *n);
 bool node_write_idle(const struct node *n);
 struct node_metrics *node_metrics_of(struct node *n);
 const struct node_config *node_config_of(const struct node *n);
+/* Client authentication (auth.c): whether it is on (applied in the meta group here); the
+ * stored record of user `name` (0, or -1 if there is none); whether `role` (kv/user.h) may
+ * run op. */
+struct kv_user;
+bool node_auth_on(struct node *n);
+int node_auth_lookup(struct node *n, const char *name, struct kv_user *out);
+bool node_auth_allows(int role, Ringraft__Kv__Op op);
 /* The cluster map learned from the meta group (members.c), for the shell to save: the records
  * (added members, removed ones; strings borrowed from n) and the epoch. */
 size_t node_members_map(struct node *n, Ringraft__Kv__NodeInfo *infos,

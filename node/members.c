@@ -322,7 +322,9 @@ const char *node_members_check(struct node *n, const Ringraft__Kv__Request *rq)
 		if (n->cfg.n_members >= NODE_NODES_MAX)
 			return "member add: the cluster map is full (16 members, removed ones "
 			       "included)";
-		(void)live;
+		const char *auth = node_auth_members_check(n, live + 1);
+		if (auth != NULL)
+			return auth;
 		return NULL;
 	}
 	if (rq->op == RINGRAFT__KV__OP__MEMBER_LEAVE) {

@@ -119,6 +119,12 @@ struct node_group {
 	struct node_digest digest_peer[NODE_NODES_MAX]; /* by member index */
 	uint64_t digest_ms;                             /* when digest_mine was computed */
 	raft_index digest_warned; /* the applied index a difference was last logged at */
+	/* After LMDB was set aside (machine crash, restore.c): the WAL's checkpoint of the old
+	 * environment; WAL compaction waits until this group is checkpointed as far (0: none) */
+	raft_index ckpt_floor;
+	bool recover_watch;          /* recovering since the set-aside (node_recovery_watch) */
+	uint64_t recover_since_ms;   /* when it started to */
+	bool recover_stall_warned;   /* "cannot elect" said once (repair.c) */
 };
 
 /* A message held until the WAL batch it depends on is durable (packed Message bytes). */
@@ -199,6 +205,10 @@ struct node {
 	struct node_rebalance rebalance;
 	uint64_t meta_leader_hint; /* the last node that sent us the cluster map (members.c) */
 	raft_index members_applied;  /* the meta group's applied index it was read at */
+	/* auth.c: whether client authentication is on, read from the meta group at its applied
+	 * index auth_applied (re-read only when that moves: it is asked for every request) */
+	bool auth_on, auth_known;
+	raft_index auth_applied;
 	char bootstrap_str[NODE_NODES_MAX * (NODE_ADDR_MAX + 24)]; /* --cluster's members */
 };
 
@@ -302,6 +312,10 @@ void node_snap_close_all(struct node *n, struct node_group *g);
  * group's Ready/Advance. */
 void node_group_damaged(struct node *n, struct node_group *g, const char *where);
 void node_repair(struct node *n);
+/* Groups recovering since LMDB was set aside at start (restore.c): says once when each is
+ * repaired, and once when one has had no leader for NODE_RECOVER_STALL_ELECTIONS election
+ * timeouts (its majority may be recovering too: it cannot elect). Every NODE_MAINT_MS. */
+void node_recovery_watch(struct node *n);
 /* Empties group g's replica: the old core (if any) goes with its requests, snapshot streams
  * and held messages; LMDB's copy is emptied (with `conf` left as the retired marker when
  * `marker`, kv_group_retire); the WAL log restarts at 0 with `conf`, the term kept and the
@@ -365,6 +379,9 @@ void node_auth_list(struct node *n, Ringraft__Kv__Response *resp);
 void node_auth_list_free(Ringraft__Kv__Response *resp);
 /* Whether AUTH_ENABLE is applied in the meta group here. */
 bool node_auth_enabled(struct node *n);
+/* NULL, or why the cluster may not grow to `live` members: with client authentication on, a
+ * node without a replica of the meta group could not enforce it (not built yet). */
+const char *node_auth_members_check(struct node *n, size_t live);
 
 /* rebalance.c: replicas spread over the members by the meta group's leader */
 void node_rebalance_tick(struct node *n);

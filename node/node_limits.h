@@ -45,6 +45,7 @@
 					    * visit is a read transaction, whose LMDB cost grows with
 					    * the DBIs open (two per group) */
 #define NODE_DIGEST_INTERVAL_MS         10000 /* per group, between digest comparisons */
+#define NODE_RECOVER_STALL_ELECTIONS    20    /* then repair.c says it may get no leader */
 #define NODE_EXIT_DISK_FULL             75    /* EX_TEMPFAIL: free space and start the node again */
 #define NODE_EXPIRE_MS                  100   /* the leader's expirer runs this often (expire.c) */
 #define NODE_EXPIRE_BATCH               512   /* due keys per REAP entry (one per group and run) */

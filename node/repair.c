@@ -140,6 +140,34 @@ void node_repair(struct node *n)
 			rebuild(n, &n->groups[i]);
 }
 
+void node_recovery_watch(struct node *n)
+{
+	uint64_t stall_ms = (uint64_t)NODE_RECOVER_STALL_ELECTIONS * n->cfg.election_ms;
+	uint64_t now = node_now_ms(n);
+	for (uint32_t i = 0; i < node_groups_all(n); i++) {
+		struct node_group *g = &n->groups[i];
+		if (g->raft == NULL || !g->recover_watch || g->recover_stall_warned)
+			continue;
+		if (!raft_recovering(g->raft)) {
+			node_log(NODE_LOG_WARN, g->id,
+				 "replica repaired after the machine crash in %llu ms",
+				 (unsigned long long)(now - g->recover_since_ms));
+			g->recover_watch = false;
+			continue;
+		}
+		if (raft_leader_of(g->raft) != 0 || now - g->recover_since_ms < stall_ms)
+			continue;
+		g->recover_stall_warned = true;
+		node_log(NODE_LOG_ERROR, g->id,
+			 "recovering after a machine crash with no leader for %llu ms: if most of "
+			 "the group's replicas lost their state machine too (cut at the same time, "
+			 "a whole-cluster power loss), the group cannot elect a leader and stays "
+			 "down; that case needs --kv-sync on, or an operator (docs/DURABILITY.md, "
+			 "\"Self-repair after a machine crash\")",
+			 (unsigned long long)(now - g->recover_since_ms));
+	}
+}
+
 void node_scrub_step(struct node *n)
 {
 	uint64_t budget = (uint64_t)n->cfg.scrub_rate * NODE_MAINT_MS / 1000;

@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "kv/user.h"
 #include "net/net_limits.h"
 #include "node/node_int.h" /* read-only views: INFO, DBSIZE, routing */
 #include "node/shell.h"
@@ -40,6 +41,8 @@ struct client {
 	uint64_t session;    /* the client id its writes carry (0 until the first write) */
 	uint64_t seq;        /* the last sequence number used */
 	uint64_t held_bytes; /* of its requests in the engine (--conn-max-inflight-bytes) */
+	int role;            /* client authentication: the user's role (kv/user.h), 0 = none */
+	bool auth_pending;   /* AUTH (or HELLO ... AUTH) being checked: later commands wait */
 };
 
 /* How an answer from service.c is rendered. */
@@ -1011,6 +1014,85 @@ static bool set_name(struct cmd *x, const struct net_resp_val *v)
 	return true;
 }
 
+/* ------------------------------------------------------------------------------ AUTH */
+
+/* An AUTH (or HELLO ... AUTH) whose password is being checked (shell.c, off the loop). */
+struct auth_ctx {
+	struct net_resp_conn *c;
+	struct client *cl;
+	uint64_t slot;
+	int hello_proto; /* HELLO's protocol, 0 for AUTH */
+};
+
+static void put_hello(struct net_resp_buf *b, struct net_resp_conn *c, int p);
+
+static void auth_done_cb(void *arg, int role)
+{
+	struct auth_ctx *a = arg;
+	if (!net_resp_conn_closed(a->c)) {
+		struct net_resp_buf b = {0};
+		a->cl->auth_pending = false;
+		if (role == 0) {
+			net_resp_put_error(&b, "WRONGPASS invalid username-password pair or user "
+					       "is disabled.");
+		} else {
+			a->cl->role = role;
+			if (a->hello_proto != 0) {
+				a->cl->proto = a->hello_proto;
+				put_hello(&b, a->c, a->hello_proto);
+			} else {
+				net_resp_put_simple(&b, "OK");
+			}
+		}
+		net_resp_conn_reply(a->c, a->slot, &b);
+	}
+	net_resp_conn_unref(a->c);
+	free(a);
+}
+
+/* Starts checking user's password; the command is answered by auth_done_cb. */
+static void start_auth(struct cmd *x, const struct net_resp_val *user,
+		       const struct net_resp_val *pw, int hello_proto)
+{
+	char name[KV_USER_NAME_MAX + 1];
+	if (user->len > KV_USER_NAME_MAX || !kv_user_name_ok((const char *)user->p, user->len) ||
+	    pw->len == 0 || pw->len > KV_USER_PASSWORD_MAX) {
+		reply_error(x, "WRONGPASS invalid username-password pair or user is disabled.");
+		return;
+	}
+	memcpy(name, user->p, user->len);
+	name[user->len] = '\0';
+	struct auth_ctx *a = calloc(1, sizeof *a);
+	if (a == NULL) {
+		reply_error(x, "ERR out of memory");
+		return;
+	}
+	a->c = x->c;
+	a->cl = x->cl;
+	a->slot = x->slot;
+	a->hello_proto = hello_proto;
+	if (node_shell_password_check(x->s, name, pw->p, pw->len, auth_done_cb, a) != 0) {
+		free(a);
+		reply_error(x, "TRYAGAIN too many logins being checked: not applied, try again");
+		return;
+	}
+	net_resp_conn_ref(x->c);
+	x->cl->auth_pending = true;
+}
+
+static void cmd_auth(struct cmd *x)
+{
+	if (x->argc == 2) { /* AUTH password: Redis's "default" user, which ringraft has not */
+		reply_error(x, "WRONGPASS invalid username-password pair or user is disabled.");
+		return;
+	}
+	if (x->argc != 3) {
+		arity_error(x, "auth");
+		return;
+	}
+	start_auth(x, &x->a[1], &x->a[2], 0);
+}
+
 static void cmd_hello(struct cmd *x)
 {
 	int64_t proto = x->cl->proto;
@@ -1026,12 +1108,26 @@ static void cmd_hello(struct cmd *x)
 		}
 		i = 2;
 	}
+	if (x->cl->role == 0 && node_auth_enabled(x->n)) { /* as Redis answers it */
+		bool auth = false;
+		for (size_t j = i; j < x->argc; j++)
+			auth = auth || is(&x->a[j], "AUTH");
+		if (!auth) {
+			reply_error(x,
+				    "NOAUTH HELLO must be called with the client already "
+				    "authenticated, otherwise the HELLO <proto> AUTH <user> <pass> "
+				    "option can be used to authenticate the client and select the "
+				    "RESP protocol version at the same time");
+			return;
+		}
+	}
 	for (; i < x->argc; i++) {
 		if (is(&x->a[i], "SETNAME") && i + 1 < x->argc) {
 			if (!set_name(x, &x->a[++i]))
 				return;
 		} else if (is(&x->a[i], "AUTH") && i + 2 < x->argc) {
-			reply_error(x, "ERR AUTH is not supported: ringraft has no users yet");
+			/* checked first; the answer (the map below, or the refusal) comes then */
+			start_auth(x, &x->a[i + 1], &x->a[i + 2], (int)proto);
 			return;
 		} else {
 			net_resp_put_errorf(&x->out, "ERR Syntax error in HELLO option '%.*s'",
@@ -1041,24 +1137,27 @@ static void cmd_hello(struct cmd *x)
 		}
 	}
 	x->cl->proto = (int)proto;
-	int p = x->cl->proto;
-	struct net_resp_buf *b = &x->out;
+	put_hello(&x->out, x->c, x->cl->proto);
+	reply(x);
+}
+
+static void put_hello(struct net_resp_buf *b, struct net_resp_conn *c, int p)
+{
 	net_resp_put_map(b, 7, p);
 	net_resp_put_str(b, "server");
 	net_resp_put_str(b, "redis");
 	net_resp_put_str(b, "version");
 	net_resp_put_str(b, RESP_VERSION);
 	net_resp_put_str(b, "proto");
-	net_resp_put_int(b, proto);
+	net_resp_put_int(b, p);
 	net_resp_put_str(b, "id");
-	net_resp_put_int(b, (int64_t)net_resp_conn_id(x->c));
+	net_resp_put_int(b, (int64_t)net_resp_conn_id(c));
 	net_resp_put_str(b, "mode");
 	net_resp_put_str(b, "standalone"); /* any node takes any key: no cluster client needed */
 	net_resp_put_str(b, "role");
 	net_resp_put_str(b, "master");
 	net_resp_put_str(b, "modules");
 	net_resp_put_array(b, 0);
-	reply(x);
 }
 
 static void cmd_command(struct cmd *x)
@@ -1291,6 +1390,7 @@ static const struct command {
 	{"ping", -1, cmd_ping, 0},
 	{"echo", 2, cmd_echo, 0},
 	{"hello", -1, cmd_hello, 0},
+	{"auth", -2, cmd_auth, 0},
 	{"quit", -1, cmd_quit, 0},
 	{"select", 2, cmd_select, 0},
 	{"command", -1, cmd_command, 0},
@@ -1355,6 +1455,27 @@ static int on_command(void *arg, struct net_resp_conn *c, uint64_t slot,
 			reply_error(&x,
 				    "TRYAGAIN node shutting down: not applied, try another node");
 			return 0;
+		}
+		/* Client authentication (docs/SECURITY.md): while AUTH is checked the next
+		 * commands wait; with authentication on, only AUTH, HELLO and QUIT run before
+		 * it succeeded, and a ro user writes nothing. */
+		if (cl->auth_pending)
+			return NET_RESP_HOLD;
+		if (node_auth_enabled(n)) {
+			bool login = k->fn == cmd_auth || k->fn == cmd_hello || k->fn == cmd_quit;
+			if (cl->role == 0 && !login) {
+				reply_error(&x, "NOAUTH Authentication required.");
+				return 0;
+			}
+			if (cl->role == KV_USER_RO && k->rw == 'w') {
+				net_resp_put_errorf(
+					&x.out,
+					"NOPERM User has no permissions to run the '%s' "
+					"command",
+					k->name);
+				reply(&x);
+				return 0;
+			}
 		}
 		/* Read your pipelined writes: a ReadIndex read issued before an earlier write of
 		 * this connection committed could miss it, so the read waits for its answer. */

@@ -110,6 +110,7 @@ struct raft *node_group_raft_new(struct node *n, uint32_t gi, const struct raft_
 
 int node_restore_groups(struct node *n)
 {
+	uint32_t n_set_aside_recovering = 0;
 	for (uint32_t gi = 1; gi <= node_groups_all(n); gi++) {
 		struct node_group *g = &n->groups[gi - 1];
 		memset(g, 0, sizeof *g);
@@ -142,6 +143,10 @@ int node_restore_groups(struct node *n)
 		if (!boot_host && !durable)
 			continue;
 		g->hosted = true;
+		/* A state machine set aside after a machine crash: the WAL's checkpoints were the
+		 * old one's; compaction waits until the new one is checkpointed as far. */
+		if (n->cfg.kv_set_aside && ws != NULL && !ws->corrupt)
+			g->ckpt_floor = ws->checkpoint_index;
 		const char *damage = NULL;
 		if (ws != NULL && ws->corrupt)
 			damage = "WAL records of the group are damaged";
@@ -150,6 +155,9 @@ int node_restore_groups(struct node *n)
 		else if (ws != NULL && ws->last_index > km.applied_index &&
 			 ws->first_index > km.applied_index + 1)
 			damage = "the WAL lacks entries the state machine has not applied";
+		if (damage != NULL && !ws->corrupt && n->cfg.kv_set_aside)
+			damage = "the state machine was set aside after a machine crash and the "
+				 "group's WAL log no longer starts at index 1 (compacted)";
 		bool empty = ws == NULL || (!ws->corrupt && !ws->has_hard_state &&
 					    ws->last_index == 0 && ws->snap_index == 0);
 		if (damage != NULL)
@@ -162,10 +170,15 @@ int node_restore_groups(struct node *n)
 		for (size_t i = 0; i < nh; i++)
 			rs.conf.voters[i] = hosts[i];
 		rs.conf.n_voters = (uint32_t)nh;
+		const struct wal_group_state *wsc = wal_group_find(n->wal, gi);
 		if (km.has_conf)
 			rs.conf = km.conf;
 		else if (ws != NULL && ws->snap_index > 0)
 			rs.conf = ws->snap_conf;
+		else if (damage != NULL && wsc != NULL && !wsc->corrupt && wsc->snap_index > 0 &&
+			 wsc->snap_conf.n_voters > 0)
+			rs.conf = wsc->snap_conf; /* LMDB has none (set aside): the WAL's is newer
+						   * than the bootstrap placement */
 		rs.snap_index = km.applied_index;
 		rs.snap_term = km.applied_term;
 		rs.applied = km.applied_index;
@@ -198,6 +211,8 @@ int node_restore_groups(struct node *n)
 			node_log(NODE_LOG_ERROR, gi,
 				 "replica damaged, rebuilding it from its peers: %s applied=%llu",
 				 damage, (unsigned long long)rs.applied);
+			if (n->cfg.kv_set_aside)
+				n_set_aside_recovering++;
 		} else if (empty) {
 			/* driver.c logs only changes of the flag: say here that it starts set */
 			node_log(NODE_LOG_WARN, gi,
@@ -207,6 +222,16 @@ int node_restore_groups(struct node *n)
 		} else if (recovering) {
 			node_log(NODE_LOG_WARN, gi,
 				 "replica still recovering: catching up from peers");
+		}
+		if (n->cfg.kv_set_aside && damage == NULL && !empty)
+			node_log(NODE_LOG_WARN, gi,
+				 "state machine set aside after a machine crash: the group's WAL "
+				 "log starts at index 1, it is replayed here last=%llu%s",
+				 (unsigned long long)(ws != NULL ? ws->last_index : 0),
+				 recovering ? " (still recovering from an earlier rebuild)" : "");
+		if (recovering && n->cfg.kv_set_aside) {
+			g->recover_watch = true;
+			g->recover_since_ms = node_now_ms(n);
 		}
 		/* The state machine may be ahead of the WAL: committed entries are applied in the
 		 * turn that learns of them, before their own WAL batch is durable, so a crash can
@@ -256,5 +281,13 @@ int node_restore_groups(struct node *n)
 			 (unsigned long long)rs.hard_state.vote,
 			 (unsigned long long)rs.hard_state.commit, ne);
 	}
+	if (n_set_aside_recovering > 0)
+		node_log(NODE_LOG_WARN, 0,
+			 "%u group(s) recover from their peers after the machine crash; if the "
+			 "group's other replicas were cut at the same time (a whole-cluster power "
+			 "loss), a group whose majority is recovering cannot elect a leader and "
+			 "stays down: that case needs --kv-sync on, or an operator "
+			 "(docs/DURABILITY.md, \"Self-repair after a machine crash\")",
+			 n_set_aside_recovering);
 	return 0;
 }

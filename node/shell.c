@@ -10,7 +10,9 @@
  */
 #include <arpa/inet.h>
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "kv/kv.h"
+#include "kv/user.h"
 #include "node/addrbook.h"
 #include "node/identity.h"
 #include "node/log.h"
@@ -309,6 +312,211 @@ static const char *conn_over_bound(struct node_shell *s, struct net_conn *c,
 	return NULL;
 }
 
+/* Answers rq at once from the shell (the engine never sees it); takes rq. */
+static void answer_now(struct node_shell *s, struct net_conn *c, Ringraft__Kv__Request *rq,
+		       Ringraft__Kv__Code code, const char *error)
+{
+	Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+	resp.id = rq->id;
+	resp.code = code;
+	resp.error = (char *)error;
+	uint64_t now = node_metrics_now_ns();
+	node_metrics_request_done(node_metrics_of(s->n), rq->op, resp.code, now, now);
+	ringraft__kv__request__free_unpacked(rq, NULL);
+	net_conn_send(c, &resp.base);
+	net_conn_request_done(c);
+}
+
+static void submit_request(struct node_shell *s, struct net_conn *c, Ringraft__Kv__Request *rq);
+
+/* ------------------------------------------------------------------------------ client auth */
+
+/* A connection's authentication state (net_conn_auth): the user's role (kv/user.h), and
+ * AUTH_PENDING while its password is being checked. */
+#define AUTH_PENDING 0x100u
+/* Password checks running at once on the thread pool (each costs tens of ms of a core; the
+ * pool also runs the WAL's writes). Beyond, a login is answered BUSY. */
+#define AUTH_CHECKS_MAX 2
+/* Requests a connection sends while its login is checked: held, then run as its user. */
+#define AUTH_HELD_MAX 64
+
+struct auth_check {
+	uv_work_t work;
+	struct node_shell *s;
+	struct net_conn *c;
+	Ringraft__Kv__Request *rq;
+	Ringraft__Kv__Request *held[AUTH_HELD_MAX];
+	size_t n_held;
+	struct kv_user u;
+	bool found, ok;
+};
+
+static struct auth_check *auth_checks[AUTH_CHECKS_MAX]; /* running, by slot */
+
+static bool auth_gate(struct node_shell *s, struct net_conn *c, Ringraft__Kv__Request *rq);
+
+static void auth_check_cb(uv_work_t *w)
+{
+	struct auth_check *a = w->data;
+	/* an unknown user costs the same as a wrong password: a check of a made-up record */
+	a->ok = kv_user_password_ok(&a->u, a->rq->password.data, a->rq->password.len) && a->found;
+}
+
+static void auth_checked_cb(uv_work_t *w, int status)
+{
+	struct auth_check *a = w->data;
+	struct net_conn *c = a->c;
+	for (size_t i = 0; i < AUTH_CHECKS_MAX; i++)
+		if (auth_checks[i] == a)
+			auth_checks[i] = NULL;
+	if (status != 0 || net_conn_closed(c)) {
+		ringraft__kv__request__free_unpacked(a->rq, NULL);
+		net_conn_request_done(c);
+		for (size_t i = 0; i < a->n_held; i++) {
+			ringraft__kv__request__free_unpacked(a->held[i], NULL);
+			net_conn_request_done(c);
+		}
+	} else if (!a->ok) {
+		net_conn_set_auth(c, 0);
+		node_log(NODE_LOG_INFO, 0, "client authentication failed user=%.64s",
+			 a->rq->auth_user);
+		answer_now(a->s, c, a->rq, RINGRAFT__KV__CODE__UNAUTHENTICATED,
+			   "authentication failed: wrong user or password");
+		for (size_t i = 0; i < a->n_held; i++)
+			answer_now(a->s, c, a->held[i], RINGRAFT__KV__CODE__UNAUTHENTICATED,
+				   "authentication failed: wrong user or password");
+	} else {
+		net_conn_set_auth(c, a->u.role);
+		/* the login's own request, then those held, in order, as that user */
+		if (!auth_gate(a->s, c, a->rq))
+			submit_request(a->s, c, a->rq);
+		for (size_t i = 0; i < a->n_held; i++)
+			if (!auth_gate(a->s, c, a->held[i]))
+				submit_request(a->s, c, a->held[i]);
+	}
+	net_conn_unref(c);
+	free(a);
+}
+
+/* With authentication on, a connection's first request must carry a user and password,
+ * checked once (off the loop); later ones run with that user's role. True if rq was taken
+ * (answered, or held for the check). */
+static bool auth_gate(struct node_shell *s, struct net_conn *c, Ringraft__Kv__Request *rq)
+{
+	uint32_t st = net_conn_auth(c);
+	if (st == 0 && !node_auth_on(s->n))
+		return false;
+	if (st & AUTH_PENDING) {
+		for (size_t i = 0; i < AUTH_CHECKS_MAX; i++) {
+			struct auth_check *a = auth_checks[i];
+			if (a != NULL && a->c == c && a->n_held < AUTH_HELD_MAX) {
+				a->held[a->n_held++] = rq;
+				return true;
+			}
+		}
+		answer_now(s, c, rq, RINGRAFT__KV__CODE__BUSY,
+			   "busy: too many requests while this connection's login is checked");
+		return true;
+	}
+	if (st != 0) {
+		if (node_auth_allows((int)st, rq->op))
+			return false;
+		answer_now(s, c, rq, RINGRAFT__KV__CODE__PERMISSION_DENIED,
+			   "permission denied: the user's role ro allows reads only");
+		return true;
+	}
+	if (rq->auth_user == NULL || rq->auth_user[0] == '\0') {
+		answer_now(s, c, rq, RINGRAFT__KV__CODE__UNAUTHENTICATED,
+			   "authentication required: give a user and password (kvctl --user NAME)");
+		return true;
+	}
+	size_t slot = 0;
+	while (slot < AUTH_CHECKS_MAX && auth_checks[slot] != NULL)
+		slot++;
+	if (slot == AUTH_CHECKS_MAX) {
+		answer_now(s, c, rq, RINGRAFT__KV__CODE__BUSY,
+			   "busy: too many logins being checked, not applied");
+		return true;
+	}
+	struct auth_check *a = calloc(1, sizeof *a);
+	if (a == NULL) {
+		answer_now(s, c, rq, RINGRAFT__KV__CODE__UNAVAILABLE, "out of memory");
+		return true;
+	}
+	a->s = s;
+	a->c = c;
+	a->rq = rq;
+	a->found = node_auth_lookup(s->n, rq->auth_user, &a->u) == 0;
+	if (!a->found) {
+		a->u.role = KV_USER_RO;
+		a->u.iterations = KV_USER_ITERATIONS;
+	}
+	a->work.data = a;
+	if (uv_queue_work(&s->loop, &a->work, auth_check_cb, auth_checked_cb) != 0) {
+		free(a);
+		answer_now(s, c, rq, RINGRAFT__KV__CODE__UNAVAILABLE, "cannot check the password");
+		return true;
+	}
+	auth_checks[slot] = a;
+	net_conn_ref(c);
+	net_conn_set_auth(c, AUTH_PENDING);
+	return true;
+}
+
+/* The same check for the RESP port (resp.c: AUTH, HELLO ... AUTH). */
+struct pw_check {
+	uv_work_t work;
+	struct kv_user u;
+	bool found, ok;
+	uint8_t pw[KV_USER_PASSWORD_MAX];
+	size_t len;
+	void (*done)(void *arg, int role);
+	void *arg;
+};
+
+static int pw_checks_running;
+
+static void pw_check_cb(uv_work_t *w)
+{
+	struct pw_check *k = w->data;
+	k->ok = kv_user_password_ok(&k->u, k->pw, k->len) && k->found;
+}
+
+static void pw_checked_cb(uv_work_t *w, int status)
+{
+	struct pw_check *k = w->data;
+	pw_checks_running--;
+	k->done(k->arg, status == 0 && k->ok ? k->u.role : 0);
+	memset(k->pw, 0, sizeof k->pw);
+	free(k);
+}
+
+int node_shell_password_check(struct node_shell *s, const char *user, const void *pw, size_t len,
+			      void (*done)(void *arg, int role), void *arg)
+{
+	if (pw_checks_running >= AUTH_CHECKS_MAX)
+		return -1;
+	struct pw_check *k = calloc(1, sizeof *k);
+	if (k == NULL)
+		return -1;
+	k->found = node_auth_lookup(s->n, user, &k->u) == 0 && len <= sizeof k->pw;
+	if (!k->found) { /* a made-up record: the same cost as a wrong password */
+		k->u.role = KV_USER_RO;
+		k->u.iterations = KV_USER_ITERATIONS;
+	}
+	k->len = len <= sizeof k->pw ? len : 0;
+	memcpy(k->pw, pw, k->len);
+	k->done = done;
+	k->arg = arg;
+	k->work.data = k;
+	if (uv_queue_work(&s->loop, &k->work, pw_check_cb, pw_checked_cb) != 0) {
+		free(k);
+		return -1;
+	}
+	pw_checks_running++;
+	return 0;
+}
+
 static int on_client_request(void *arg, struct net_conn *c, const uint8_t *p, size_t len)
 {
 	struct node_shell *s = arg;
@@ -317,6 +525,13 @@ static int on_client_request(void *arg, struct net_conn *c, const uint8_t *p, si
 		node_log(NODE_LOG_INFO, 0, "undecodable client request bytes=%zu", len);
 		return -1;
 	}
+	if (!auth_gate(s, c, rq))
+		submit_request(s, c, rq);
+	return 0;
+}
+
+static void submit_request(struct node_shell *s, struct net_conn *c, Ringraft__Kv__Request *rq)
+{
 	uint32_t bytes = node_request_bytes(rq);
 	const char *busy = conn_over_bound(s, c, rq, bytes);
 	struct client_req *cr = busy ? NULL : malloc(sizeof *cr);
@@ -331,14 +546,13 @@ static int on_client_request(void *arg, struct net_conn *c, const uint8_t *p, si
 		ringraft__kv__request__free_unpacked(rq, NULL);
 		net_conn_send(c, &resp.base);
 		net_conn_request_done(c);
-		return 0;
+		return;
 	}
 	cr->c = c;
 	cr->bytes = bytes;
 	net_conn_ref(c);
 	net_conn_hold_bytes(c, bytes);
 	node_submit(s->n, rq, client_reply, cr);
-	return 0;
 }
 
 /* ------------------------------------------------------------------------------ peers */
@@ -465,6 +679,93 @@ static int make_dir(const char *path)
 	return NODE_OK;
 }
 
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* Removes a set-aside environment (a flat directory: data.mdb, lock.mdb, kv.state, staging
+ * files). Returns 0, or -1 with errno. */
+static int remove_flat_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return -1;
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		char f[NODE_PATH_MAX + 600];
+		snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+		if (unlink(f) != 0)
+			rc = -1;
+	}
+	closedir(d);
+	return rc == 0 ? rmdir(path) : -1;
+}
+
+/* After a machine crash (KV_EUNSAFE) with --auto-repair on: the untrusted LMDB environment is
+ * renamed to kv.untrusted-<UTC time> (nothing of it is deleted; an older set-aside one is, so
+ * that at most one stays) and an empty kv/ made in its place. The engine is told
+ * (kv_set_aside): every group is rebuilt from the WAL where its log still starts at index 1,
+ * from its peers as a recovering replica otherwise (node/restore.c, docs/DURABILITY.md). */
+static int set_aside_kv(struct node_shell *s, const char *kv_dir)
+{
+	const char *data_dir = s->cfg.data_dir;
+	DIR *d = opendir(data_dir);
+	if (d == NULL) {
+		node_log(NODE_LOG_ERROR, 0, "cannot read the data directory dir=%s error=\"%s\"",
+			 data_dir, strerror(errno));
+		return NODE_ESTORE;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "kv.untrusted-", 13) != 0)
+			continue;
+		char old[NODE_PATH_MAX + 300];
+		snprintf(old, sizeof old, "%s/%s", data_dir, e->d_name);
+		if (remove_flat_dir(old) != 0)
+			node_log(NODE_LOG_WARN, 0,
+				 "cannot remove an older set-aside state machine path=%s "
+				 "error=\"%s\"",
+				 old, strerror(errno));
+		else
+			node_log(NODE_LOG_WARN, 0,
+				 "removed an older set-aside state machine (at most one is kept) "
+				 "path=%s",
+				 old);
+	}
+	closedir(d);
+	char stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+	char aside[NODE_PATH_MAX + 64];
+	snprintf(aside, sizeof aside, "%s/kv.untrusted-%s", data_dir, stamp);
+	if (rename(kv_dir, aside) != 0 || make_dir(kv_dir) != NODE_OK || fsync_dir(data_dir) != 0) {
+		node_log(NODE_LOG_ERROR, 0,
+			 "cannot set the untrusted state machine aside from=%s to=%s error=\"%s\"",
+			 kv_dir, aside, strerror(errno));
+		return NODE_ESTORE;
+	}
+	node_log(NODE_LOG_ERROR, 0,
+		 "the machine went down while LMDB had unsynced commits: its state machine is "
+		 "untrusted and was set aside (not deleted) path=%s; a fresh one is rebuilt: "
+		 "groups whose WAL log starts at index 1 replay it, the others recover from their "
+		 "peers without voting or serving until a leader has brought them back "
+		 "(--auto-repair on, docs/DURABILITY.md)",
+		 aside);
+	s->cfg.kv_set_aside = true;
+	return NODE_OK;
+}
+
 /* The WAL (salvaging: damaged groups are rebuilt from their peers) and LMDB of the data dir. */
 static int open_stores(struct node_shell *s)
 {
@@ -488,6 +789,21 @@ static int open_stores(struct node_shell *s)
 	wal_options_default(&wo);
 	wo.no_sync = cfg->wal_no_sync;
 	wo.no_direct_io = cfg->wal_no_direct_io;
+	/* For tests only: smaller segments, so that a short run compacts the WAL (the log of a
+	 * group then no longer starts at index 1: tests/powercut/cut_one.sh --small-wal). */
+	const char *seg = getenv("RINGRAFT_TEST_WAL_SEGMENT_BYTES");
+	if (seg != NULL && seg[0] != '\0') {
+		char *end;
+		unsigned long long b = strtoull(seg, &end, 10);
+		if (*end != '\0' || b < 65536 || b > WAL_SEGMENT_BYTES) {
+			node_log(NODE_LOG_ERROR, 0,
+				 "RINGRAFT_TEST_WAL_SEGMENT_BYTES=%s is not a size in 65536..%llu "
+				 "(it is for tests only: unset it)",
+				 seg, (unsigned long long)WAL_SEGMENT_BYTES);
+			return NODE_ECONFIG;
+		}
+		wo.segment_bytes = b;
+	}
 	struct wal_corruption corr;
 	memset(&corr, 0, sizeof corr);
 	int rc = wal_open(wal_dir, &wo, true, &s->wal, &corr);
@@ -511,6 +827,13 @@ static int open_stores(struct node_shell *s)
 	ko.groups_max = cfg->groups + 1; /* + the meta group (node_int.h) */
 	ko.sync_commits = cfg->kv_sync;
 	rc = kv_open(kv_dir, &ko, &s->kv);
+	if (rc == KV_EUNSAFE && !cfg->auto_repair)
+		node_log(NODE_LOG_ERROR, 0,
+			 "the machine went down while LMDB had unsynced commits and --auto-repair "
+			 "is off: the node does not start; rebuild this replica from its peers "
+			 "(docs/DURABILITY.md)");
+	if (rc == KV_EUNSAFE && cfg->auto_repair && set_aside_kv(s, kv_dir) == NODE_OK)
+		rc = kv_open(kv_dir, &ko, &s->kv);
 	if (rc != KV_OK) {
 		node_log(NODE_LOG_ERROR, 0, "cannot open LMDB dir=%s error=\"%s\"", kv_dir,
 			 kv_strerror(rc));
@@ -652,7 +975,7 @@ int node_open(const struct node_config *cfg, struct node_shell **out)
 		.flush = io_flush,
 		.members_changed = io_members_changed,
 	};
-	rc = node_engine_open(cfg, &io, s->wal, s->kv, s->incarnation, &s->n);
+	rc = node_engine_open(&s->cfg, &io, s->wal, s->kv, s->incarnation, &s->n);
 	if (rc != NODE_OK)
 		return rc;
 	(void)node_memberfile_load(cfg->data_dir, s->n);

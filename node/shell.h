@@ -62,6 +62,12 @@ struct node_shell {
 uint64_t node_shell_now_ms(void);
 
 /* resp.c — the Redis protocol port (--resp-addr) */
+/* Client authentication (shell.c): checks user's password on libuv's thread pool (PBKDF2,
+ * never on the loop) and calls done(arg, role) on the loop: the user's role (kv/user.h), or 0
+ * for a wrong user or password. pw is copied. -1 (done never called) when too many checks
+ * run already (the caller answers "busy") or out of memory. */
+int node_shell_password_check(struct node_shell *s, const char *user, const void *pw, size_t len,
+			      void (*done)(void *arg, int role), void *arg);
 int node_resp_open(struct node_shell *s);   /* no-op without --resp-addr; < 0 if it cannot listen */
 void node_resp_flush(struct node_shell *s); /* once per turn, with the client port's flush */
 void node_resp_stop_accepting(struct node_shell *s);

@@ -218,6 +218,7 @@ void node_maybe_compact(struct node *n)
 	raft_index *durable = calloc(G, sizeof *durable);
 	if (durable == NULL)
 		return;
+	bool held = false;
 	int rc = kv_checkpoint(n->kv, durable, G);
 	if (rc == KV_ENOSPC)
 		node_stop_disk_full(n, 0, "syncing LMDB for a checkpoint");
@@ -239,6 +240,15 @@ void node_maybe_compact(struct node *n)
 			g->checkpointed = idx;
 			n->cur->checkpoint = true;
 		}
+		if (g->ckpt_floor != 0 && g->checkpointed >= g->ckpt_floor) {
+			node_log(NODE_LOG_INFO, g->id,
+				 "the rebuilt state machine is checkpointed past the set-aside "
+				 "one's checkpoint=%llu",
+				 (unsigned long long)g->ckpt_floor);
+			g->ckpt_floor = 0;
+		}
+		if (g->ckpt_floor != 0)
+			held = true;
 		raft_index applied = raft_applied_of(g->raft);
 		if (idx > applied)
 			idx = applied;
@@ -256,4 +266,9 @@ void node_maybe_compact(struct node *n)
 		g->compacted = idx;
 	}
 	free(durable);
+	/* After LMDB was set aside (a machine crash), the WAL still counts the old environment's
+	 * checkpoints: deleting segments by them would drop entries the new one holds unsynced,
+	 * so no segment goes until every group is checkpointed as far again (restore.c). */
+	if (held)
+		n->cur->checkpoint = false;
 }

@@ -280,6 +280,7 @@ static void start(const char *tls_dir)
 	cluster_opts_default(&o);
 	o.groups = GROUPS;
 	o.metrics = true;
+	o.resp = true;
 	o.election_ms = 1000; /* a loaded machine must not move terms by itself */
 	o.heartbeat_ms = 100;
 	o.peer_secret_dir = secrets;
@@ -505,10 +506,18 @@ static bool run_posing_kvd(const char *name, const char *secret_file, const char
 	return seen2 && seen3;
 }
 
+/* The credentials call() sends (NULL: none). */
+static const char *call_user, *call_password;
+
 /* One request through node; returns the code, *error (copied, may be NULL) the message. */
 static int call(int node, Ringraft__Kv__Request *rq, char *error, size_t error_len,
 		Ringraft__Kv__Response **keep)
 {
+	if (call_user != NULL) {
+		rq->auth_user = (char *)call_user;
+		rq->password.data = (uint8_t *)call_password;
+		rq->password.len = strlen(call_password);
+	}
 	Ringraft__Kv__Response *rs = NULL;
 	ck_assert_msg(cluster_call(c, node, rq, &rs, 10000) == 0, "no answer from node %d", node);
 	int code = rs->code;
@@ -588,7 +597,19 @@ START_TEST(test_users_are_kept_in_the_meta_group)
 	}
 	ck_assert_int_eq(simple(1, RINGRAFT__KV__OP__AUTH_ENABLE, NULL, err, sizeof err),
 			 RINGRAFT__KV__CODE__OK);
+	/* from now on every request needs a user: bob's */
 	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__USER_LIST;
+	/* (each node enforces once it applied the flag: at most a moment after the answer) */
+	uint64_t until = cluster_now_ms() + 5000;
+	int code;
+	while ((code = call(2, &rq, err, sizeof err, NULL)) == RINGRAFT__KV__CODE__OK &&
+	       cluster_now_ms() < until)
+		usleep(20 * 1000);
+	ck_assert_int_eq(code, RINGRAFT__KV__CODE__UNAUTHENTICATED);
+	call_user = "bob";
+	call_password = "pw-of-user";
+	rq = (Ringraft__Kv__Request)RINGRAFT__KV__REQUEST__INIT;
 	rq.op = RINGRAFT__KV__OP__USER_LIST;
 	Ringraft__Kv__Response *rs;
 	ck_assert_int_eq(call(2, &rq, err, sizeof err, &rs), RINGRAFT__KV__CODE__OK);
@@ -603,9 +624,210 @@ START_TEST(test_users_are_kept_in_the_meta_group)
 	ck_assert_int_eq(simple(1, RINGRAFT__KV__OP__USER_REMOVE, "alice", err, sizeof err),
 			 RINGRAFT__KV__CODE__NOT_FOUND);
 	/* a key named like a record is an ordinary key of the ring, not the record */
-	char *got = NULL;
-	ck_assert_int_eq(cluster_get(c, 1, "user/bob", &got, false, 5000),
-			 RINGRAFT__KV__CODE__NOT_FOUND);
+	Ringraft__Kv__Request get = RINGRAFT__KV__REQUEST__INIT;
+	get.op = RINGRAFT__KV__OP__GET;
+	get.key.data = (uint8_t *)"user/bob";
+	get.key.len = 8;
+	ck_assert_int_eq(call(1, &get, err, sizeof err, NULL), RINGRAFT__KV__CODE__NOT_FOUND);
+	/* a 4th member would hold no replica of the meta group: refused while auth is on */
+	Ringraft__Kv__NodeInfo m = RINGRAFT__KV__NODE_INFO__INIT;
+	m.id = 4;
+	m.peer_addr = "127.0.0.1:1";
+	m.client_addr = "127.0.0.1:2";
+	Ringraft__Kv__Request add = RINGRAFT__KV__REQUEST__INIT;
+	add.op = RINGRAFT__KV__OP__MEMBER_ADD;
+	add.member = &m;
+	ck_assert_int_eq(call(3, &add, err, sizeof err, NULL), RINGRAFT__KV__CODE__INVALID);
+	ck_assert_msg(strstr(err, "client authentication is on") != NULL, "%s", err);
+	call_user = call_password = NULL;
+}
+END_TEST
+
+static void setup_four(void)
+{
+	for (int n = 1; n <= 4; n++)
+		write_secret(n, SECRET "\n");
+	struct cluster_opts o;
+	cluster_opts_default(&o);
+	o.groups = GROUPS;
+	o.nodes = 4;
+	o.election_ms = 1000;
+	o.heartbeat_ms = 100;
+	o.peer_secret_dir = secrets;
+	c = cluster_start(&o);
+	ck_assert_msg(c != NULL, "4-node cluster did not start");
+}
+
+START_TEST(test_auth_enable_refused_beyond_three_members)
+{
+	char err[512];
+	ck_assert_int_eq(user_add(1, "bob", KV_USER_RW, err, sizeof err), RINGRAFT__KV__CODE__OK);
+	ck_assert_int_eq(simple(2, RINGRAFT__KV__OP__AUTH_ENABLE, NULL, err, sizeof err),
+			 RINGRAFT__KV__CODE__INVALID);
+	ck_assert_msg(strstr(err, "more than 3 members") != NULL, "%s", err);
+}
+END_TEST
+
+/* Reads one whole Response frame within timeout_ms (NULL on close, timeout or garbage). */
+static Ringraft__Kv__Response *read_kv_response(int fd, int timeout_ms)
+{
+	uint8_t buf[4096];
+	size_t len = 0;
+	uint64_t end = cluster_now_ms() + (uint64_t)timeout_ms;
+	while (cluster_now_ms() < end) {
+		if (len >= NET_FRAME_HEADER) {
+			uint32_t fl = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
+				      ((uint32_t)buf[2] << 8) | buf[3];
+			if (fl > sizeof buf - NET_FRAME_HEADER)
+				return NULL;
+			if (len >= NET_FRAME_HEADER + fl)
+				return ringraft__kv__response__unpack(NULL, fl,
+								      buf + NET_FRAME_HEADER);
+		}
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		ssize_t r = recv(fd, buf + len, sizeof buf - len, 0);
+		if (r <= 0)
+			return NULL;
+		len += (size_t)r;
+	}
+	return NULL;
+}
+
+/* kvctl with environment `env` ("K=V ..."), stdin from `in` (NULL: /dev/null). */
+static char *kvctl_as(int node, const char *env, const char *in, const char *args, int *status)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+		 "%s%s%s env -u RINGRAFT_TLS_CA -u RINGRAFT_USER -u RINGRAFT_PASSWORD %s %s/kvctl "
+		 "--endpoints %s --timeout 5s %s 2>&1 %s",
+		 in ? "printf '%s\\n' '" : "", in ? in : "", in ? "' |" : "", env ? env : "", bin(),
+		 cluster_client_addr(c, node), args, in ? "" : "</dev/null");
+	return rh_run_status(cmd, status);
+}
+
+#define BOB "RINGRAFT_PASSWORD=pw-of-user"
+
+/* After test_users_are_kept_in_the_meta_group: bob (rw, password pw-of-user) is the only
+ * user and authentication is on. */
+START_TEST(test_auth_enforced)
+{
+	int st;
+	char *out;
+	/* no credentials: refused, exit 4, nothing written */
+	out = kvctl_as(1, NULL, NULL, "put auth-k no-user", &st);
+	ck_assert_msg(st == 4 && strstr(out, "not authenticated") != NULL,
+		      "kvctl without a user: exit %d: %s", st, out);
+	free(out);
+	/* the same on a new connection of the protocol itself, with the node's reason */
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.id = 7;
+	rq.op = RINGRAFT__KV__OP__GET;
+	rq.key.data = (uint8_t *)"auth-k";
+	rq.key.len = 6;
+	int fd = dial(cluster_client_addr(c, 2));
+	size_t n = ringraft__kv__request__get_packed_size(&rq);
+	uint8_t frame[256];
+	net_frame_header(frame, (uint32_t)n);
+	ringraft__kv__request__pack(&rq, frame + NET_FRAME_HEADER);
+	ck_assert_int_eq(send(fd, frame, NET_FRAME_HEADER + n, MSG_NOSIGNAL),
+			 (ssize_t)(NET_FRAME_HEADER + n));
+	Ringraft__Kv__Response *rs = read_kv_response(fd, 5000);
+	close(fd);
+	ck_assert_ptr_nonnull(rs);
+	ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__UNAUTHENTICATED);
+	ck_assert_msg(strstr(rs->error, "authentication required") != NULL, "%s", rs->error);
+	ringraft__kv__response__free_unpacked(rs, NULL);
+	/* a wrong password, an unknown user */
+	out = kvctl_as(1, "RINGRAFT_PASSWORD=not-his", NULL, "--user bob put auth-k wrong-pw", &st);
+	ck_assert_msg(st == 4, "kvctl with a wrong password: exit %d: %s", st, out);
+	free(out);
+	out = kvctl_as(1, BOB, NULL, "--user nobody put auth-k unknown-user", &st);
+	ck_assert_msg(st == 4, "kvctl as an unknown user: exit %d: %s", st, out);
+	free(out);
+	/* the rw user writes, reads, and adds a ro user (its password on stdin) */
+	out = kvctl_as(1, BOB, NULL, "--user bob put auth-k by-bob", &st);
+	ck_assert_msg(st == 0, "kvctl as bob: exit %d: %s", st, out);
+	free(out);
+	out = kvctl_as(3, BOB, "carol-pw-1", "--user bob user add carol --role ro", &st);
+	ck_assert_msg(st == 0, "user add carol: exit %d: %s", st, out);
+	free(out);
+	out = kvctl_as(2, BOB, NULL, "--user bob user list", &st);
+	ck_assert_msg(st == 0 && strstr(out, "authentication on") && strstr(out, "carol") &&
+			      strstr(out, "bob"),
+		      "user list: exit %d: %s", st, out);
+	free(out);
+	/* the ro user reads, and is refused a write and user administration */
+	out = kvctl_as(2, "RINGRAFT_PASSWORD=carol-pw-1", NULL, "--user carol get auth-k", &st);
+	ck_assert_msg(st == 0 && strcmp(out, "by-bob") == 0, "carol reads: exit %d: [%s]", st, out);
+	free(out);
+	out = kvctl_as(2, "RINGRAFT_PASSWORD=carol-pw-1", NULL, "--user carol put auth-k by-carol",
+		       &st);
+	ck_assert_msg(st == 4 && strstr(out, "permission denied") != NULL,
+		      "carol writes: exit %d: %s", st, out);
+	free(out);
+	out = kvctl_as(2, "RINGRAFT_PASSWORD=carol-pw-1", "x-pw",
+		       "--user carol user add eve --role rw", &st);
+	ck_assert_msg(st == 4, "carol adds a user: exit %d: %s", st, out);
+	free(out);
+	out = kvctl_as(3, BOB, NULL, "--user bob get auth-k", &st);
+	ck_assert_msg(st == 0 && strcmp(out, "by-bob") == 0, "the value after the refusals: [%s]",
+		      out);
+	free(out);
+	/* kvctl bench (its own pipelined requests) logs in too; without a user nothing is done */
+	out = kvctl_as(1, BOB, NULL,
+		       "--user bob -o json bench --requests 500 --clients 2 --pipeline 4", &st);
+	ck_assert_msg(st == 0 && strstr(out, "\"ok\": 500,") != NULL &&
+			      strstr(out, "\"errors\": 0,") != NULL,
+		      "kvctl bench as bob: exit %d: %s", st, out);
+	free(out);
+	out = kvctl_as(1, NULL, NULL, "-o json bench --requests 50 --clients 1", &st);
+	ck_assert_msg(strstr(out, "\"ok\": 0,") != NULL, "kvctl bench without a user: %s", out);
+	free(out);
+	/* RESP: nothing without AUTH; AUTH user pass and HELLO 3 AUTH user pass; roles hold */
+	char host[64], base[160], cmd[512];
+	snprintf(host, sizeof host, "%s", cluster_resp_addr(c, 1));
+	char *colon = strrchr(host, ':');
+	*colon = '\0';
+	snprintf(base, sizeof base, "redis-cli -h %s -p %s", host, colon + 1);
+	const struct {
+		const char *args, *want, *not_want;
+	} resp_cases[] = {
+		{"GET auth-k", "NOAUTH", "by-bob"},
+		{"--user bob --pass pw-of-user --no-auth-warning GET auth-k", "by-bob", NULL},
+		{"--user bob --pass not-his --no-auth-warning GET auth-k", "NOAUTH", "by-bob"},
+		{"--user carol --pass carol-pw-1 --no-auth-warning GET auth-k", "by-bob", NULL},
+		{"--user carol --pass carol-pw-1 --no-auth-warning SET auth-k by-carol", "NOPERM",
+		 NULL},
+		{"AUTH bob not-his", "WRONGPASS", NULL},
+		{"AUTH only-a-password", "WRONGPASS", NULL},
+		{"HELLO 3", "NOAUTH HELLO must be called", "standalone"},
+	};
+	for (size_t i = 0; i < sizeof resp_cases / sizeof resp_cases[0]; i++) {
+		snprintf(cmd, sizeof cmd, "%s %s 2>&1", base, resp_cases[i].args);
+		out = rh_run_status(cmd, &st);
+		ck_assert_msg(strstr(out, resp_cases[i].want) != NULL &&
+				      (resp_cases[i].not_want == NULL ||
+				       strstr(out, resp_cases[i].not_want) == NULL),
+			      "redis-cli %s: wanted %s: %s", resp_cases[i].args, resp_cases[i].want,
+			      out);
+		free(out);
+	}
+	/* HELLO 3 AUTH on one connection, then a command on it */
+	snprintf(cmd, sizeof cmd,
+		 "printf 'HELLO 3 AUTH bob pw-of-user\\nSET auth-k2 via-hello\\nGET auth-k2\\n' | "
+		 "%s 2>&1",
+		 base);
+	out = rh_run_status(cmd, &st);
+	ck_assert_msg(strstr(out, "proto") != NULL && strstr(out, "via-hello") != NULL &&
+			      strstr(out, "NOAUTH") == NULL,
+		      "HELLO 3 AUTH: %s", out);
+	free(out);
+	/* the meta group stays unreadable, even to the rw user */
+	out = kvctl_as(1, BOB, NULL, "--user bob scan user/", &st);
+	ck_assert_msg(strstr(out, "carol") == NULL, "a scan showed a user record: %s", out);
+	free(out);
 }
 END_TEST
 
@@ -768,7 +990,6 @@ int main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_cluster_with_secret_serves);
 	tcase_add_test(tc, test_stranger_with_forged_proof_is_refused);
-	tcase_add_test(tc, test_users_are_kept_in_the_meta_group);
 	tcase_add_test(tc, test_kvd_with_wrong_or_no_secret_cannot_join);
 	suite_add_tcase(s, tc);
 	TCase *tr = tcase_create("rotation");
@@ -776,6 +997,17 @@ int main(void)
 	tcase_set_timeout(tr, 120);
 	tcase_add_test(tr, test_rotation_new_and_old_interoperate);
 	suite_add_tcase(s, tr);
+	TCase *tu = tcase_create("client_auth");
+	tcase_add_unchecked_fixture(tu, setup, teardown);
+	tcase_set_timeout(tu, 180);
+	tcase_add_test(tu, test_users_are_kept_in_the_meta_group);
+	tcase_add_test(tu, test_auth_enforced);
+	suite_add_tcase(s, tu);
+	TCase *t4 = tcase_create("client_auth_four_nodes");
+	tcase_add_unchecked_fixture(t4, setup_four, teardown);
+	tcase_set_timeout(t4, 120);
+	tcase_add_test(t4, test_auth_enable_refused_beyond_three_members);
+	suite_add_tcase(s, t4);
 	TCase *tt = tcase_create("inside_tls");
 	tcase_add_unchecked_fixture(tt, setup_tls, teardown);
 	tcase_set_timeout(tt, 120);

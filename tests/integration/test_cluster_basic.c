@@ -39,6 +39,34 @@ static void teardown(void)
 	cluster_teardown(&c);
 }
 
+/* A request answered NOT_LEADER or UNAVAILABLE was definitely not done (a leadership moved
+ * under it: the balancer spreads leaders after start, or an election on a loaded machine);
+ * a client retries it, and so do these, for up to 10 s. */
+static bool retryable(int code)
+{
+	return code == RINGRAFT__KV__CODE__NOT_LEADER || code == RINGRAFT__KV__CODE__UNAVAILABLE;
+}
+
+static int put_retrying(int node, const char *key, const char *val)
+{
+	uint64_t deadline = cluster_now_ms() + 10000;
+	int code;
+	do
+		code = cluster_put(c, node, key, val, 3000);
+	while (retryable(code) && cluster_now_ms() < deadline);
+	return code;
+}
+
+static int get_retrying(int node, const char *key, char **got)
+{
+	uint64_t deadline = cluster_now_ms() + 10000;
+	int code;
+	do
+		code = cluster_get(c, node, key, got, false, 3000);
+	while (retryable(code) && cluster_now_ms() < deadline);
+	return code;
+}
+
 /* ------------------------------------------------------------------------------ tests */
 START_TEST(test_put_get_every_group_via_every_node)
 {
@@ -50,7 +78,7 @@ START_TEST(test_put_get_every_group_via_every_node)
 		snprintf(val, sizeof val, "v%03d", i);
 		group_hit[kv_ring_group_of(ring, key, strlen(key))] = true;
 		int node = 1 + i % 3;
-		int code = cluster_put(c, node, key, val, 3000);
+		int code = put_retrying(node, key, val);
 		ck_assert_msg(code == RINGRAFT__KV__CODE__OK, "put %s via node %d: code %d", key,
 			      node, code);
 	}
@@ -62,7 +90,7 @@ START_TEST(test_put_get_every_group_via_every_node)
 		snprintf(val, sizeof val, "v%03d", i);
 		for (int node = 1; node <= 3; node++) {
 			char *got = NULL;
-			int code = cluster_get(c, node, key, &got, false, 3000);
+			int code = get_retrying(node, key, &got);
 			ck_assert_msg(code == RINGRAFT__KV__CODE__OK, "get %s via %d: code %d", key,
 				      node, code);
 			ck_assert_str_eq(got, val);

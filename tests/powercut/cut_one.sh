@@ -12,11 +12,16 @@
 #   1. does each come back by itself, or how does it refuse (exit code, log line);
 #   2. does every acknowledged key read back with its value from the cluster, and from each
 #      node that came back (READONLY: from its own replica);
-#   3. for a node that refused, the remedy of docs/DURABILITY.md when enough trusted nodes
+#   3. for each node that came back, every group's state digest (kvctl digest) must equal the
+#      other replicas' at the same applied index within 30 s (the repaired replica holds what
+#      they hold, not only the acknowledged keys), and its log says how it came back
+#      (kvd --auto-repair: the untrusted LMDB set aside, groups replayed or repaired);
+#   4. for a node that refused, the remedy of docs/DURABILITY.md when enough trusted nodes
 #      remain (a majority): its data directory emptied and kvd started with its first-start
 #      flags; every acknowledged key must then be read from that node itself.
 # Exit status: 0 every cut node came back by itself and nothing acknowledged was lost; 3
-# nothing was lost but a node refused to start (rebuilt by the remedy); 4 a majority refused:
+# nothing was lost but a node refused to start (rebuilt by the remedy); 4 a majority did not
+# come back (refused, or started but with groups that cannot elect: every replica cut):
 # the cluster stays down (no remedy without losing data); 1 an acknowledged write was lost or
 # wrong, or the remedy failed; 2 the setup failed.
 #
@@ -28,7 +33,11 @@
 #          included, back to the layer, which keeps them unsynced; without it most of LMDB's
 #          unsynced pages are still in the kernel's cache at the cut and are lost whatever
 #          --keep says) --kv-sync (every node runs with kvd --kv-sync on: LMDB syncs every
-#          applied batch) --keep-dir (leave the temporary directory, with the logs)
+#          applied batch) --no-auto-repair (every node runs with kvd --auto-repair off: a
+#          node that finds its LMDB untrusted refuses to start, as before) --small-wal (1 MiB
+#          WAL segments, RINGRAFT_TEST_WAL_SEGMENT_BYTES: the WAL is compacted during the run,
+#          so the cut node's groups no longer start at index 1 and are repaired from the peers
+#          rather than replayed) --keep-dir (leave the temporary directory, with the logs)
 # Environment: RINGRAFT_BIN (kvd, kvctl; default ./bin), POWERCUTFS (the layer; default
 # build/tests/powercut/powercutfs), RINGRAFT_TEST_IP_BASE (nodes on 127.0.0.BASE..BASE+2,
 # default 121).
@@ -39,7 +48,7 @@ bin="${RINGRAFT_BIN:-$root_dir/bin}"
 pcfs="${POWERCUTFS:-$root_dir/build/tests/powercut/powercutfs}"
 base="${RINGRAFT_TEST_IP_BASE:-121}"
 here="$root_dir/tests/powercut"
-ncut=1 keep=0 seed=1 load_s=8 same_boot=0 keep_dir=0 writeback=0 kv_sync=off
+ncut=1 keep=0 seed=1 load_s=8 same_boot=0 keep_dir=0 writeback=0 kv_sync=off auto_repair=on wal_seg=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cut) ncut="$2"; shift 2 ;;
@@ -49,6 +58,8 @@ while [ $# -gt 0 ]; do
     --same-boot) same_boot=1; shift ;;
     --writeback) writeback=1; shift ;;
     --kv-sync) kv_sync=on; shift ;;
+    --no-auto-repair) auto_repair=off; shift ;;
+    --small-wal) wal_seg=1048576; shift ;;
     --keep-dir) keep_dir=1; shift ;;
     *) echo "cut_one: unknown option $1" >&2; exit 2 ;;
   esac
@@ -110,17 +121,16 @@ umount_layer() { # N
 start_kvd() { # N [first]: first start (flags of identity) or restart
   local n="$1" dir="$tmp/node$1"
   local args=(--data-dir "$dir" --resp-addr "$(ip "$n"):6379" --election-ms 400
-    --heartbeat-ms 50 --log-level info --kv-sync "$kv_sync")
+    --heartbeat-ms 50 --log-level info --kv-sync "$kv_sync" --auto-repair "$auto_repair")
   if [ "${2:-}" = first ]; then
     args+=(--id "$n" --client-addr "$(ip "$n"):9001" --cluster "$cluster_arg" --groups 4
       --snapshot-entries 2000)
   fi
-  if [ -e "$tmp/boot_id$n" ]; then # a node whose power can be cut: its own boot id
-    RINGRAFT_TEST_BOOT_ID_FILE="$tmp/boot_id$n" setsid "$bin/kvd" "${args[@]}" </dev/null \
-      >>"$tmp/node$n.log" 2>&1 &
-  else
-    setsid "$bin/kvd" "${args[@]}" </dev/null >>"$tmp/node$n.log" 2>&1 &
-  fi
+  local envs=()
+  [ -n "$wal_seg" ] && envs+=(RINGRAFT_TEST_WAL_SEGMENT_BYTES="$wal_seg")
+  # a node whose power can be cut: its own boot id
+  [ -e "$tmp/boot_id$n" ] && envs+=(RINGRAFT_TEST_BOOT_ID_FILE="$tmp/boot_id$n")
+  env "${envs[@]}" setsid "$bin/kvd" "${args[@]}" </dev/null >>"$tmp/node$n.log" 2>&1 &
   kvd_pid[$n]=$!
 }
 
@@ -163,6 +173,21 @@ wait_leaders() { # ENDPOINTS SECONDS
     sleep 0.2
   done
   return 1
+}
+
+digests_equal() { # SECONDS: every group's digest equal on the three nodes, bounded wait
+  local g deadline=$(($(date +%s) + $1)) out
+  for g in 1 2 3 4 5; do # the 4 groups and the meta group
+    until out="$("$bin/kvctl" --endpoints "$endpoints" --timeout 2s digest "$g" 2>&1)"; do
+      if [ "$(date +%s)" -ge "$deadline" ]; then
+        log "group $g: digests differ or a node did not answer after $1 s:"
+        printf '%s\n' "$out" | sed 's/^/cut_one:   /'
+        return 1
+      fi
+      sleep 0.2
+    done
+    log "  group $g: digest equal on the three nodes at applied $(printf '%s\n' "$out" | awk 'NR == 1 { print $3 }')"
+  done
 }
 
 check() { # load.py check arguments...: prints, returns its status
@@ -217,7 +242,8 @@ run() {
     start_kvd "$n"
     back[$n]=0 status[$n]="not serving after 20 s"
   done
-  for i in $(seq 200); do # bounded: 20 s
+  local deadline=$((t0 + 20000))
+  while [ "$(now_ms)" -lt "$deadline" ]; do # bounded: 20 s (each probe may take 2 s)
     local waiting=0
     for n in $cut_nodes; do
       [ "${back[$n]}" = 0 ] && [ -n "${kvd_pid[$n]}" ] || continue
@@ -251,7 +277,7 @@ run() {
   nref=$(echo $refused | wc -w)
   if [ "$nref" -ge 2 ]; then
     # A majority refused: nothing serves, and rebuilding from a minority could lose data.
-    log "a majority of the nodes refused to start: the cluster stays down"
+    log "a majority of the nodes did not come back (refused, or no leader): the cluster stays down"
     check --nodes "$resp_all" --wait-s 5 || true
     rc=4
   else
@@ -259,6 +285,17 @@ run() {
     for n in $cut_nodes; do # each node that came back holds them itself
       [ "${back[$n]}" = 1 ] || continue
       check --nodes "$(ip "$n"):6379" --readonly --wait-s 20 || rc=1
+    done
+    if [ "$nref" = 0 ] && [ "$rc" = 0 ]; then # the replicas hold the same state
+      if digests_equal 30; then
+        log "digests of every group equal on the three nodes $(($(now_ms) - t0)) ms after the restart"
+      else
+        rc=1
+      fi
+    fi
+    for n in $cut_nodes; do # how it came back (kvd --auto-repair)
+      grep -E 'set aside|replica repaired after|replayed here|cannot elect' "$tmp/node$n.log" |
+        cut -c1-240 | sed "s/^/cut_one:   node $n: /"
     done
   fi
   if [ "$nref" = 1 ]; then
@@ -280,7 +317,7 @@ run() {
   case "$rc" in
     0) log "PASS: every cut node came back by itself; no acknowledged write lost" ;;
     3) log "REFUSED: no acknowledged write lost, but node$refused did not come back by itself" ;;
-    4) log "DOWN: nodes$refused refused to start; the cluster does not come back by itself" ;;
+    4) log "DOWN: nodes$refused did not serve within 20 s (refused to start, or started but their groups cannot elect); the cluster does not come back by itself" ;;
     *) log "FAIL" ;;
   esac
   return "$rc"

@@ -256,6 +256,25 @@ START_TEST(test_load_bounds)
 }
 END_TEST
 
+/* --auto-repair: on unless said off (docs/DURABILITY.md "Self-repair after a machine crash"),
+ * given at every start (not kept in cluster.conf), anything but on/off refused. */
+START_TEST(test_auto_repair)
+{
+	ck_assert_int_eq(bootstrap(), NODE_OK);
+	ck_assert(cfg.auto_repair);
+	ck_assert(!cfg.kv_set_aside);
+	char *off[] = {"kvd", "--data-dir", dir, "--auto-repair", "off", NULL};
+	ck_assert_int_eq(load(5, off), NODE_OK);
+	ck_assert(!cfg.auto_repair);
+	char *again[] = {"kvd", "--data-dir", dir, NULL};
+	ck_assert_int_eq(load(3, again), NODE_OK);
+	ck_assert(cfg.auto_repair);
+	char *bad[] = {"kvd", "--data-dir", dir, "--auto-repair", "maybe", NULL};
+	ck_assert_int_eq(load(5, bad), NODE_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(err, "--auto-repair"));
+}
+END_TEST
+
 START_TEST(test_config_file)
 {
 	char path[300];
@@ -291,6 +310,7 @@ int main(void)
 	tcase_add_test(tc, test_bad_timing_refused);
 	tcase_add_test(tc, test_config_file);
 	tcase_add_test(tc, test_load_bounds);
+	tcase_add_test(tc, test_auto_repair);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
