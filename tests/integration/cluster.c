@@ -41,7 +41,7 @@ struct cnode {
 	char client_addr[ADDR_LEN], peer_addr[ADDR_LEN], resp_addr[ADDR_LEN];
 	char metrics_addr[ADDR_LEN]; /* "" unless opts.metrics */
 	char dir[512], log[512];
-	int fd; /* client connection, -1 = none */
+	int fd;              /* client connection, -1 = none */
 	struct cli_conn *tc; /* the same with opts.tls_dir */
 	int exit_status;
 	struct net_decoder dec;
@@ -1110,4 +1110,29 @@ void cluster_teardown(struct cluster **cp)
 	cluster_destroy(*cp);
 	*cp = NULL;
 	ck_assert_msg(bad == 0, "%d node(s) crashed or did not stop cleanly", bad);
+}
+
+int cluster_dial(const char *addr)
+{
+	struct sockaddr_storage ss;
+	ck_assert_int_eq(net_parse_addr(addr, &ss), NET_OK);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+	return fd;
+}
+
+bool cluster_closed_within(int fd, int timeout_ms)
+{
+	uint64_t end = cluster_now_ms() + (uint64_t)timeout_ms;
+	char buf[4096];
+	while (cluster_now_ms() < end) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		ssize_t r = recv(fd, buf, sizeof buf, 0);
+		if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+			return true;
+	}
+	return false;
 }

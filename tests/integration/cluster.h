@@ -117,6 +117,12 @@ int cluster_wait_digests_equal(struct cluster *c, int timeout_ms);
 
 /* Milliseconds of a monotonic clock. */
 uint64_t cluster_now_ms(void);
+/* A blocking TCP connection to "host:port" (a raw client for tests that speak bytes);
+ * fails the test if it cannot connect. */
+int cluster_dial(const char *addr);
+/* Waits up to timeout_ms for the server to close fd (EOF or reset), reading and discarding
+ * whatever comes first (a TLS alert, a reply). True if it closed. */
+bool cluster_closed_within(int fd, int timeout_ms);
 
 /* A key ("prefix-N") that the ring (groups, 128 vnodes, epoch 1) maps to group g. */
 void cluster_key_in_group(const struct cluster *c, uint32_t g, const char *prefix, char *out,

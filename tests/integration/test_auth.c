@@ -178,16 +178,6 @@ static void view_unchanged(const struct view *before, const char *after_what)
 
 /* ------------------------------------------------------------------------------ raw peer */
 
-static int dial(const char *addr)
-{
-	struct sockaddr_storage ss;
-	ck_assert_int_eq(net_parse_addr(addr, &ss), NET_OK);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
-	return fd;
-}
-
 static void send_peer_frame(int fd, const Ringraft__Raft__PeerFrame *f)
 {
 	size_t n = ringraft__raft__peer_frame__get_packed_size(f);
@@ -224,21 +214,6 @@ static Ringraft__Raft__PeerFrame *read_peer_frame(int fd, int timeout_ms)
 		}
 	}
 	return NULL;
-}
-
-static bool closed_within(int fd, int timeout_ms)
-{
-	uint64_t end = cluster_now_ms() + (uint64_t)timeout_ms;
-	char buf[4096];
-	while (cluster_now_ms() < end) {
-		struct pollfd p = {fd, POLLIN, 0};
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		ssize_t r = recv(fd, buf, sizeof buf, 0);
-		if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
-			return true;
-	}
-	return false;
 }
 
 static uint64_t cluster_id_of(int node)
@@ -344,7 +319,7 @@ START_TEST(test_stranger_with_forged_proof_is_refused)
 
 	/* 1. The whole exchange as node 1, proving with the wrong secret, then heartbeats of
 	 * term 1000 for every group. */
-	int fd = dial(addr);
+	int fd = cluster_dial(addr);
 	uint8_t nonce_d[NET_PEER_NONCE_BYTES];
 	ck_assert_int_eq(net_peer_nonce(nonce_d), NET_OK);
 	Ringraft__Raft__Hello hello = RINGRAFT__RAFT__HELLO__INIT;
@@ -389,7 +364,8 @@ START_TEST(test_stranger_with_forged_proof_is_refused)
 	hf.hello = &second;
 	send_peer_frame(fd, &hf);
 	send_heartbeats(fd, 2);
-	ck_assert_msg(closed_within(fd, 3000), "node 2 kept a connection with a forged proof");
+	ck_assert_msg(cluster_closed_within(fd, 3000),
+		      "node 2 kept a connection with a forged proof");
 	close(fd);
 	view_unchanged(&before, "a forged proof and heartbeats of term 1000");
 	ck_assert_msg(log_grows(2, "peer refused reason=bad-proof accepted", bad_before, 3000),
@@ -397,14 +373,15 @@ START_TEST(test_stranger_with_forged_proof_is_refused)
 	ck_assert_int_ge(refused_metric_reaches(2, "bad-proof", 1, 5000), 1);
 
 	/* 2. Raft frames before any Hello */
-	fd = dial(addr);
+	fd = cluster_dial(addr);
 	send_heartbeats(fd, 2);
-	ck_assert_msg(closed_within(fd, 3000), "node 2 kept a connection sending frames first");
+	ck_assert_msg(cluster_closed_within(fd, 3000),
+		      "node 2 kept a connection sending frames first");
 	close(fd);
 	ck_assert_int_ge(refused_metric_reaches(2, "frame-before-proof", 1, 5000), 1);
 
 	/* 3. The Hello of a node without a secret (no nonce), heartbeats in the same frame */
-	fd = dial(addr);
+	fd = cluster_dial(addr);
 	Ringraft__Raft__Hello plain = RINGRAFT__RAFT__HELLO__INIT;
 	plain.cluster_id = cid;
 	plain.node_id = 1;
@@ -412,12 +389,12 @@ START_TEST(test_stranger_with_forged_proof_is_refused)
 	hf.hello = &plain;
 	send_peer_frame(fd, &hf);
 	send_heartbeats(fd, 2);
-	ck_assert_msg(closed_within(fd, 3000), "node 2 kept a connection without a nonce");
+	ck_assert_msg(cluster_closed_within(fd, 3000), "node 2 kept a connection without a nonce");
 	close(fd);
 	ck_assert_int_ge(refused_metric_reaches(2, "no-proof", 1, 5000), 1);
 
 	/* 4. The first Hello with a nonce and, in the same frame, Raft messages */
-	fd = dial(addr);
+	fd = cluster_dial(addr);
 	hf.hello = &hello;
 	Ringraft__Raft__Message m = RINGRAFT__RAFT__MESSAGE__INIT;
 	m.group = 1;
@@ -429,7 +406,8 @@ START_TEST(test_stranger_with_forged_proof_is_refused)
 	hf.msgs = &mp;
 	hf.n_msgs = 1;
 	send_peer_frame(fd, &hf);
-	ck_assert_msg(closed_within(fd, 3000), "node 2 kept a Hello carrying Raft messages");
+	ck_assert_msg(cluster_closed_within(fd, 3000),
+		      "node 2 kept a Hello carrying Raft messages");
 	close(fd);
 	ck_assert_int_ge(refused_metric_reaches(2, "frame-before-proof", 2, 5000), 2);
 
@@ -726,7 +704,7 @@ START_TEST(test_auth_enforced)
 	rq.op = RINGRAFT__KV__OP__GET;
 	rq.key.data = (uint8_t *)"auth-k";
 	rq.key.len = 6;
-	int fd = dial(cluster_client_addr(c, 2));
+	int fd = cluster_dial(cluster_client_addr(c, 2));
 	size_t n = ringraft__kv__request__get_packed_size(&rq);
 	uint8_t frame[256];
 	net_frame_header(frame, (uint32_t)n);

@@ -40,16 +40,6 @@ static void teardown(void)
 }
 
 /* ------------------------------------------------------------------------------ helpers */
-static int dial(const char *addr)
-{
-	struct sockaddr_storage ss;
-	ck_assert_int_eq(net_parse_addr(addr, &ss), NET_OK);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
-	return fd;
-}
-
 static void send_all(int fd, const void *p, size_t n)
 {
 	const uint8_t *b = p;
@@ -157,26 +147,26 @@ START_TEST(test_client_garbage_truncated_oversize)
 {
 	const char *addr = cluster_client_addr(c, 1);
 	/* garbage payload (wire type 7 is invalid protobuf) */
-	int fd = dial(addr);
+	int fd = cluster_dial(addr);
 	uint8_t junk[64];
 	memset(junk, 0x0f, sizeof junk);
 	send_frame(fd, junk, sizeof junk);
 	ck_assert(closed_by_server(fd, 3000, NULL));
 	close(fd);
 	/* raw noise that is not even a frame header of a sane size */
-	fd = dial(addr);
+	fd = cluster_dial(addr);
 	send_all(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
 	ck_assert(closed_by_server(fd, 3000, NULL));
 	close(fd);
 	/* oversize header: refused before any payload */
-	fd = dial(addr);
+	fd = cluster_dial(addr);
 	uint8_t h[4];
 	net_frame_header(h, 0xfffffff0u);
 	send_all(fd, h, 4);
 	ck_assert(closed_by_server(fd, 3000, NULL));
 	close(fd);
 	/* truncated frame left hanging: the node keeps serving others meanwhile */
-	int hang = dial(addr);
+	int hang = cluster_dial(addr);
 	net_frame_header(h, 100);
 	send_all(hang, h, 4);
 	send_all(hang, junk, 10);
@@ -190,7 +180,7 @@ END_TEST
 
 START_TEST(test_client_unknown_op_and_invalid_keys)
 {
-	int fd = dial(cluster_client_addr(c, 2));
+	int fd = cluster_dial(cluster_client_addr(c, 2));
 	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
 	rq.id = 7;
 	rq.op = 99;
@@ -270,7 +260,7 @@ START_TEST(test_client_that_never_reads_is_dropped)
 	while (code != OK && cluster_now_ms() < end)
 		code = cluster_put(c, 1, "bigkey", big, 3000);
 	ck_assert_int_eq(code, OK);
-	int fd = dial(cluster_client_addr(c, 1));
+	int fd = cluster_dial(cluster_client_addr(c, 1));
 	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
 	rq.op = RINGRAFT__KV__OP__GET;
 	rq.key.data = (uint8_t *)"bigkey";
@@ -338,12 +328,12 @@ START_TEST(test_peer_port_bogus_input)
 	const char *addr = cluster_peer_addr(c, 2);
 	uint8_t junk[64];
 	memset(junk, 0x0f, sizeof junk);
-	int fd = dial(addr);
+	int fd = cluster_dial(addr);
 	send_frame(fd, junk, sizeof junk);
 	ck_assert(closed_by_server(fd, 3000, NULL));
 	close(fd);
 
-	fd = dial(addr);
+	fd = cluster_dial(addr);
 	uint8_t h[4];
 	net_frame_header(h, 0x7fffffffu);
 	send_all(fd, h, 4);
@@ -361,7 +351,7 @@ START_TEST(test_peer_port_bogus_input)
 	Ringraft__Raft__PeerFrame f = RINGRAFT__RAFT__PEER_FRAME__INIT;
 	f.msgs = &mp;
 	f.n_msgs = 1;
-	fd = dial(addr);
+	fd = cluster_dial(addr);
 	send_peer_frame(fd, &f);
 	ck_assert(closed_by_server(fd, 3000, NULL));
 	close(fd);
@@ -373,13 +363,13 @@ START_TEST(test_peer_port_bogus_input)
 	hello.client_addr = "127.0.0.1:1";
 	Ringraft__Raft__PeerFrame hf = RINGRAFT__RAFT__PEER_FRAME__INIT;
 	hf.hello = &hello;
-	fd = dial(addr);
+	fd = cluster_dial(addr);
 	send_peer_frame(fd, &hf);
 	ck_assert(closed_by_server(fd, 3000, NULL));
 	close(fd);
 
 	/* a huge-but-allowed header before the Hello is still refused (pre-hello limit) */
-	fd = dial(addr);
+	fd = cluster_dial(addr);
 	net_frame_header(h, 1u << 20);
 	send_all(fd, h, 4);
 	ck_assert(closed_by_server(fd, 3000, NULL));
@@ -407,7 +397,7 @@ START_TEST(test_peer_port_unknown_and_malformed_messages)
 	ck_assert_msg(node_config_load(3, argv, &cfg, err, sizeof err) == 0, "%s", err);
 
 	/* pose as node 1 (lower ids dial higher ones): node 2 accepts and answers its Hello */
-	int fd = dial(cluster_peer_addr(c, 2));
+	int fd = cluster_dial(cluster_peer_addr(c, 2));
 	Ringraft__Raft__Hello hello = RINGRAFT__RAFT__HELLO__INIT;
 	hello.cluster_id = cfg.cluster_id;
 	hello.node_id = 1;
@@ -490,7 +480,7 @@ START_TEST(test_peer_snapshot_stream_damaged)
 	int fd = -1;
 	uint64_t until = cluster_now_ms() + 10000;
 	for (;;) {
-		fd = dial(cluster_peer_addr(c, 2));
+		fd = cluster_dial(cluster_peer_addr(c, 2));
 		Ringraft__Raft__Hello hello = RINGRAFT__RAFT__HELLO__INIT;
 		hello.cluster_id = cfg.cluster_id;
 		hello.node_id = 1;

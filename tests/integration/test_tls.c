@@ -65,33 +65,6 @@ static char *redis(int node, const char *flags, const char *args, int *status)
 	return rh_run_status(cmd, status);
 }
 
-static int dial(const char *addr)
-{
-	struct sockaddr_storage ss;
-	ck_assert_int_eq(net_parse_addr(addr, &ss), NET_OK);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
-	return fd;
-}
-
-/* Waits up to timeout_ms for the server to close fd (EOF or reset), reading and discarding
- * whatever comes first (a TLS alert). True if it closed. */
-static bool closed_within(int fd, int timeout_ms)
-{
-	uint64_t end = cluster_now_ms() + (uint64_t)timeout_ms;
-	char buf[4096];
-	while (cluster_now_ms() < end) {
-		struct pollfd p = {fd, POLLIN, 0};
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		ssize_t r = recv(fd, buf, sizeof buf, 0);
-		if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
-			return true;
-	}
-	return false;
-}
-
 static void put_get_ok(int via, const char *key, const char *value)
 {
 	ck_assert_int_eq(cluster_put(c, via, key, value, 5000), RINGRAFT__KV__CODE__OK);
@@ -213,10 +186,10 @@ START_TEST(test_plaintext_clients_get_a_clean_close)
 				"\x00\x00\x00\x04\x0a\x02\x08\x01"};
 	const size_t lens[3] = {6, 14, 8};
 	for (int i = 0; i < 3; i++) {
-		int fd = dial(ports[i]);
+		int fd = cluster_dial(ports[i]);
 		ck_assert_int_eq(send(fd, bytes[i], lens[i], MSG_NOSIGNAL), (ssize_t)lens[i]);
-		ck_assert_msg(closed_within(fd, 5000), "port %s kept a plaintext client open",
-			      ports[i]);
+		ck_assert_msg(cluster_closed_within(fd, 5000),
+			      "port %s kept a plaintext client open", ports[i]);
 		close(fd);
 	}
 	/* the node logged it (debug lines are not written at info: the peer port warns) */
@@ -229,11 +202,13 @@ START_TEST(test_stalled_handshake_costs_its_connection)
 {
 	/* Connects and sends nothing: closed after NET_TLS_HANDSHAKE_MS (5 s; the sweep runs
 	 * every second), while the node serves everyone else. */
-	int fd_client = dial(cluster_client_addr(c, 3));
-	int fd_resp = dial(cluster_resp_addr(c, 3));
+	int fd_client = cluster_dial(cluster_client_addr(c, 3));
+	int fd_resp = cluster_dial(cluster_resp_addr(c, 3));
 	put_get_ok(3, "during-stall", "served");
-	ck_assert_msg(closed_within(fd_client, 9000), "a silent client kept its connection");
-	ck_assert_msg(closed_within(fd_resp, 3000), "a silent RESP client kept its connection");
+	ck_assert_msg(cluster_closed_within(fd_client, 9000),
+		      "a silent client kept its connection");
+	ck_assert_msg(cluster_closed_within(fd_resp, 3000),
+		      "a silent RESP client kept its connection");
 	close(fd_client);
 	close(fd_resp);
 	put_get_ok(3, "after-stall", "served");
