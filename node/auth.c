@@ -209,6 +209,8 @@ void node_auth_list(struct node *n, Ringraft__Kv__Response *resp)
 	}
 	for (size_t i = 0; i < w.n; i++)
 		ptrs[i] = &w.infos[i];
+	if (w.n == 0) /* node_auth_list_free finds the array through users[0]: none here */
+		free(w.infos);
 	resp->code = RINGRAFT__KV__CODE__OK;
 	resp->users = ptrs;
 	resp->n_users = w.n;

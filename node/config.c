@@ -454,6 +454,33 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 		}
 	}
 
+	/* The tunables cluster.conf records must hold on their own too: a flag or the --config
+	 * file may override them now, but a restart with only --data-dir reads them (found by
+	 * fuzz_config: a damaged value-max, overridden at the first start, refused the restart). */
+	if (have_persisted) {
+		const struct {
+			const char *name;
+			uint64_t lo, hi;
+		} recorded[] = {
+			{"snapshot-entries", NODE_SNAPSHOT_ENTRIES_MIN, UINT32_MAX},
+			{"value-max", 1, NET_CLIENT_FRAME_MAX - (uint64_t)KV_KEY_MAX - 1024},
+		};
+		for (size_t r = 0; r < sizeof recorded / sizeof recorded[0]; r++) {
+			int i = key_index(recorded[r].name);
+			uint64_t x;
+			if (i >= 0 && persisted.val[i] != NULL &&
+			    parse_u64(persisted.val[i], recorded[r].lo, recorded[r].hi, &x) != 0) {
+				fail(err, n,
+				     "%s has a bad '%s' (want a number in %llu..%llu): the file is "
+				     "written whole at the first start, so it was damaged or edited; "
+				     "restore it, or use a fresh data dir",
+				     ppath, recorded[r].name, (unsigned long long)recorded[r].lo,
+				     (unsigned long long)recorded[r].hi);
+				goto out;
+			}
+		}
+	}
+
 	/* Resolve: flags > file > persisted; identity keys must not conflict with persisted. */
 	const char *v[N_KEYS];
 	for (size_t i = 0; i < N_KEYS; i++) {
