@@ -85,6 +85,11 @@ static const struct key_def {
 	 "on|off: move replicas between members until each holds the floor or ceiling of "
 	 "3(G+1)/N (one move at a time, by the meta group's leader; default on)"},
 	{"wal-no-sync", K_TUNABLE, "on|off: skip fdatasync (benchmarks only; default off)"},
+	{"wal-writer", K_TUNABLE,
+	 "thread|inline: who writes and syncs each WAL batch: a writer thread of its own, the "
+	 "event loop going on meanwhile, or the loop itself at the end of its turn, after the "
+	 "turn's messages are sent (no hand-off between threads; docs/PERFORMANCE.md; default "
+	 "thread)"},
 	{"kv-sync", K_TUNABLE,
 	 "on|off: LMDB syncs every applied batch, so that after a power cut this node restarts "
 	 "by itself instead of refusing (docs/DURABILITY.md; costs an fsync per batch; default "
@@ -708,6 +713,14 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	if (V("wal-no-sync") != NULL && parse_bool(V("wal-no-sync"), &cfg->wal_no_sync) < 0) {
 		fail(err, n, "--wal-no-sync must be on or off");
 		goto out;
+	}
+	if (V("wal-writer") != NULL) {
+		if (strcmp(V("wal-writer"), "inline") == 0) {
+			cfg->wal_inline = true;
+		} else if (strcmp(V("wal-writer"), "thread") != 0) {
+			fail(err, n, "--wal-writer must be thread or inline");
+			goto out;
+		}
 	}
 	if (V("kv-sync") != NULL && parse_bool(V("kv-sync"), &cfg->kv_sync) < 0) {
 		fail(err, n, "--kv-sync must be on or off");

@@ -58,6 +58,7 @@ struct node_config {
 	bool auto_balance; /* the meta leader moves replicas to even them out (rebalance.c) */
 	bool quiesce;          /* idle groups stop heartbeating (raft/quiesce.c) */
 	bool wal_no_sync;      /* benchmarks only: skip fdatasync (loses durability) */
+	bool wal_inline;       /* --wal-writer inline: the loop writes and syncs each batch itself */
 	bool kv_sync;          /* LMDB syncs every applied batch (survives a machine crash) */
 	bool auto_repair;      /* after a machine crash, LMDB is set aside and rebuilt (shell.c) */
 	/* Not a flag: set by the shell when it set an untrusted LMDB aside at this start (the

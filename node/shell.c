@@ -110,6 +110,11 @@ static void io_wal_write(void *arg, struct wal_batch *b, bool compact)
 	struct node_shell *s = arg;
 	assert(!s->writing);
 	s->writing = true;
+	if (s->cfg.wal_inline) { /* written by the loop at the end of this turn (run_turn) */
+		s->inline_todo = b;
+		s->inline_compact = compact;
+		return;
+	}
 	atomic_store(&s->durable, false);
 	atomic_fetch_add(&s->wal_pending, 1);
 	pthread_mutex_lock(&s->wal_mu);
@@ -164,20 +169,24 @@ static void maybe_prepare_wal(struct node_shell *s)
 		s->preparing = true;
 }
 
+/* Never retry a failed fsync: what is on disk is unknown (DESIGN.md 4). */
+static void wal_fatal(struct node_shell *s, int failed)
+{
+	if (failed == WAL_ENOSPC)
+		node_stop_disk_full(s->n, 0, "a WAL write found no space");
+	node_log(NODE_LOG_ERROR, 0,
+		 "fatal, node stops: WAL write failed, stopping error=\"%s\" errno=\"%s\"",
+		 wal_strerror(failed), strerror(wal_errno(s->wal)));
+	exit(1);
+}
+
 /* The writer's news: a batch is durable, or a write or compaction failed, or segments went. */
 static void wal_news_cb(uv_async_t *h)
 {
 	struct node_shell *s = h->data;
 	int failed = atomic_load(&s->wal_failed);
-	if (failed != WAL_OK) {
-		/* Never retry a failed fsync: what is on disk is unknown (DESIGN.md 4). */
-		if (failed == WAL_ENOSPC)
-			node_stop_disk_full(s->n, 0, "a WAL write found no space");
-		node_log(NODE_LOG_ERROR, 0,
-			 "fatal, node stops: WAL write failed, stopping error=\"%s\" errno=\"%s\"",
-			 wal_strerror(failed), strerror(wal_errno(s->wal)));
-		exit(1);
-	}
+	if (failed != WAL_OK)
+		wal_fatal(s, failed);
 	size_t removed = atomic_exchange(&s->wal_compacted, 0);
 	if (removed > 0)
 		node_log(NODE_LOG_INFO, 0, "wal compacted segments_removed=%zu", removed);
@@ -233,6 +242,37 @@ static void *wal_writer_main(void *arg)
 	return NULL;
 }
 
+/* --wal-writer inline: the loop writes the batch itself, as a Redis with appendfsync always
+ * does before it sleeps. node_process has sent the turn's messages first (its io.flush, which
+ * writes to the sockets at once when they take it), so followers work on this batch's entries
+ * while the leader syncs; what waited for the batch follows at once (node_process again). */
+static void inline_durable_cb(struct wal_batch *wb, void *arg)
+{
+	struct node_shell *s = arg;
+	(void)wb;
+	node_metrics_wal_write_durable(node_metrics_of(s->n));
+}
+
+static void wal_write_inline(struct node_shell *s)
+{
+	struct wal_batch *b = s->inline_todo;
+	bool compact = s->inline_compact;
+	s->inline_todo = NULL;
+	node_metrics_wal_write_begin(node_metrics_of(s->n));
+	int rc = wal_batch_write_notify(s->wal, b, inline_durable_cb, s);
+	size_t removed = 0;
+	if (rc == WAL_OK && compact)
+		rc = wal_compact(s->wal, &removed);
+	if (rc != WAL_OK)
+		wal_fatal(s, rc);
+	if (removed > 0)
+		node_log(NODE_LOG_INFO, 0, "wal compacted segments_removed=%zu", removed);
+	s->writing = false;
+	node_wal_durable(s->n);
+	maybe_prepare_wal(s);
+	node_process(s->n);
+}
+
 static int wal_writer_start(struct node_shell *s)
 {
 	if (uv_async_init(&s->loop, &s->wal_news, wal_news_cb) != 0)
@@ -243,6 +283,7 @@ static int wal_writer_start(struct node_shell *s)
 	if (pthread_create(&s->wal_thread, NULL, wal_writer_main, s) != 0)
 		return NODE_EINIT;
 	s->wal_thread_started = true;
+	node_log(NODE_LOG_INFO, 0, "wal_writer=%s", s->cfg.wal_inline ? "inline" : "thread");
 	return NODE_OK;
 }
 
@@ -600,6 +641,10 @@ static void tick_cb(uv_timer_t *t)
 static void turn_cb(struct node_shell *s)
 {
 	node_process(s->n);
+	/* Each inline write ends with a turn that may hand over the next batch (entries that
+	 * arrived meanwhile are still in the sockets: at most one batch per received turn). */
+	while (s->inline_todo != NULL)
+		wal_write_inline(s);
 	if (node_draining(s->n) && !s->stopped && write_idle(s)) {
 		s->stopped = true;
 		node_log(NODE_LOG_INFO, 0, "stopped: pending writes are durable");

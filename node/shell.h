@@ -48,6 +48,8 @@ struct node_shell {
 	bool wal_todo_compact;        /* under wal_mu */
 	bool wal_quit;                /* under wal_mu */
 	bool writing;                 /* a batch is with the writer and not yet reported durable */
+	struct wal_batch *inline_todo; /* --wal-writer inline: the batch the loop writes next */
+	bool inline_compact;
 	_Atomic bool durable;         /* set by the writer for the batch in flight */
 	_Atomic int wal_pending;      /* batches handed over and not finished (shutdown waits) */
 	_Atomic int wal_failed;       /* a write or compaction failed: the loop stops the node */
