@@ -17,6 +17,7 @@
 
 #include "kv/kv_limits.h"
 #include "net/frame.h"
+#include "node/backup_load.h"
 #include "node/log.h"
 #include "node/node_err.h"
 #include "node/peer_secret.h"
@@ -108,6 +109,10 @@ static const struct key_def {
 	{"client-cert-auth", K_TUNABLE,
 	 "on|off: clients (protobuf and RESP ports) must present a certificate --tls-ca signed "
 	 "(default off)"},
+	{"restore", K_LOCAL,
+	 "FILE: seed this new node's groups from a backup (kvctl backup) at its first start; "
+	 "every node of the new cluster starts so, with the backup's --groups "
+	 "(docs/OPERATIONS.md)"},
 	{"peer-secret-file", K_TUNABLE,
 	 "FILE of 1-4 cluster secrets, one per line (>= 16 bytes each, mode 600): peers must "
 	 "prove they hold one; the first is this node's, the others still accepted (rotation; "
@@ -770,6 +775,31 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 			goto out;
 		net_peer_secrets_clear(&check);
 		snprintf(cfg->peer_secret_file, NODE_PATH_MAX, "%s", path);
+	}
+	/* --restore (node/backup_load.c): only into a node that has never started, and only
+	 * from a file checked whole now, before cluster.conf is written */
+	if (V("restore") != NULL && V("restore")[0] != '\0') {
+		const char *path = V("restore");
+		if (strlen(path) >= NODE_PATH_MAX) {
+			fail(err, n, "--restore is too long");
+			goto out;
+		}
+		if (have_persisted) {
+			fail(err, n,
+			     "--restore %s: refused: %s already holds a node (cluster.conf); a "
+			     "restore seeds a new cluster: use an empty --data-dir",
+			     path, dir);
+			goto out;
+		}
+		if (cfg->join) {
+			fail(err, n,
+			     "--restore and --join do not go together: a joining node gets its "
+			     "replicas from the running cluster");
+			goto out;
+		}
+		if (node_backup_file_check(path, cfg->groups, err, n) != NODE_OK)
+			goto out;
+		snprintf(cfg->restore_file, NODE_PATH_MAX, "%s", path);
 	}
 	char canon[2048];
 	canonical_cluster(cfg, canon, sizeof canon);
