@@ -1,9 +1,13 @@
 /* backup.c — encoding and checking the fixed parts of a backup file (backup.h). The bytes
  * come from a file an operator hands to kvd --restore: every field is checked here before
- * anything trusts it; the checksum over the whole file is checked by the reader.
+ * anything trusts it, and kv_backup_file_walk checks the whole file (structure and checksum).
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
 
 #include "kv/backup.h"
 #include "kv/kv_int.h"
@@ -109,4 +113,138 @@ int kv_backup_trailer_decode(const uint8_t in[KV_BACKUP_TRAILER_BYTES],
 	t->length = kv_get_le64(in + 16);
 	t->checksum = kv_get_le64(in + KV_BACKUP_SUM_OFFSET);
 	return 0;
+}
+
+/* ------------------------------------------------------------------------------ reading */
+
+#define READ_BYTES (1u << 20)
+
+struct reader {
+	FILE *f;
+	XXH3_state_t *hash;
+	uint64_t off, size;
+};
+
+/* Reads exactly len bytes, hashing the first `hashed` of them. */
+static int rd(struct reader *r, void *buf, size_t len, size_t hashed)
+{
+	if (len > r->size - r->off || fread(buf, 1, len, r->f) != len)
+		return -1;
+	XXH3_64bits_update(r->hash, buf, hashed);
+	r->off += len;
+	return 0;
+}
+
+int kv_backup_file_walk(const char *path, struct kv_backup_header *hdr, kv_backup_section_fn fn,
+			void *arg, char *why, size_t n)
+{
+	char what[200];
+	struct reader r = {0};
+	int rc = -1;
+	uint8_t *buf = malloc(READ_BYTES);
+	r.hash = XXH3_createState();
+	if (buf == NULL || r.hash == NULL) {
+		snprintf(why, n, "out of memory");
+		goto out;
+	}
+	XXH3_64bits_reset(r.hash);
+	r.f = fopen(path, "rb");
+	struct stat st;
+	if (r.f == NULL || fstat(fileno(r.f), &st) != 0) {
+		snprintf(why, n, "cannot open: %s", strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, n, "not a regular file");
+		goto out;
+	}
+	r.size = (uint64_t)st.st_size;
+	if (r.size < KV_BACKUP_HEADER_BYTES + KV_BACKUP_TRAILER_BYTES) {
+		snprintf(why, n, "refused: too short to be a backup (%llu bytes): truncated?",
+			 (unsigned long long)r.size);
+		goto out;
+	}
+	uint8_t h[KV_BACKUP_HEADER_BYTES];
+	if (rd(&r, h, sizeof h, sizeof h) < 0) {
+		snprintf(why, n, "cannot read the header: %s", strerror(errno));
+		goto out;
+	}
+	if (kv_backup_header_decode(h, hdr, what, sizeof what) < 0) {
+		snprintf(why, n, "refused: %s", what);
+		goto out;
+	}
+	uint64_t body_end = r.size - KV_BACKUP_TRAILER_BYTES;
+	for (uint32_t i = 0; i < hdr->sections; i++) {
+		uint8_t sh[KV_BACKUP_SECTION_BYTES];
+		struct kv_backup_section s;
+		if (r.off + sizeof sh > body_end || rd(&r, sh, sizeof sh, sizeof sh) < 0) {
+			snprintf(why, n,
+				 "refused: truncated (the file ends before group %u's section)",
+				 i + 1);
+			goto out;
+		}
+		if (kv_backup_section_decode(sh, hdr->groups, &s, what, sizeof what) < 0) {
+			snprintf(why, n, "refused at byte %llu: %s",
+				 (unsigned long long)(r.off - sizeof sh), what);
+			goto out;
+		}
+		if (s.group != i + 1) {
+			snprintf(why, n, "refused at byte %llu: damaged (groups out of order)",
+				 (unsigned long long)(r.off - sizeof sh));
+			goto out;
+		}
+		if (s.length > body_end - r.off) {
+			snprintf(why, n,
+				 "refused: truncated or damaged (group %u's section says %llu "
+				 "bytes, the file has %llu left)",
+				 s.group, (unsigned long long)s.length,
+				 (unsigned long long)(body_end - r.off));
+			goto out;
+		}
+		uint64_t left = s.length;
+		do {
+			size_t take = left < READ_BYTES ? (size_t)left : READ_BYTES;
+			if (rd(&r, buf, take, take) < 0) {
+				snprintf(why, n, "read error: %s", strerror(errno));
+				goto out;
+			}
+			left -= take;
+			if (fn != NULL && fn(&s, buf, take, left == 0, arg) < 0) {
+				snprintf(why, n, "group %u could not be installed", s.group);
+				goto out;
+			}
+		} while (left > 0);
+	}
+	if (r.off != body_end) {
+		snprintf(why, n, "refused: damaged (%llu unexpected bytes before the trailer)",
+			 (unsigned long long)(body_end - r.off));
+		goto out;
+	}
+	uint8_t t[KV_BACKUP_TRAILER_BYTES];
+	struct kv_backup_trailer tr;
+	if (rd(&r, t, sizeof t, KV_BACKUP_SUM_OFFSET) < 0) {
+		snprintf(why, n, "cannot read the trailer: %s", strerror(errno));
+		goto out;
+	}
+	if (kv_backup_trailer_decode(t, &tr, what, sizeof what) < 0) {
+		snprintf(why, n, "refused: %s", what);
+		goto out;
+	}
+	if (tr.sections != hdr->sections || tr.length != body_end) {
+		snprintf(why, n, "refused: damaged trailer (its counts differ from the file's)");
+		goto out;
+	}
+	if (tr.checksum != XXH3_64bits_digest(r.hash)) {
+		snprintf(why, n,
+			 "refused: checksum mismatch: the file is damaged (bytes changed since "
+			 "kvctl backup wrote it)");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (r.f != NULL)
+		fclose(r.f);
+	XXH3_freeState(r.hash);
+	free(buf);
+	return rc;
 }

@@ -1,8 +1,8 @@
 /* backup.h — the backup file (issue 21): what `kvctl backup` writes and `kvd --restore`
  * reads. Every data group's snapshot stream (kv_snapshot_*, snapshot.h), each at its own
  * applied index, between a header that says which cluster and ring it came from and a trailer
- * whose checksum covers every byte before it. Encoding and decoding only, no I/O: the writer
- * (cli/backup.c) and the reader (node/backup_load.c) do that.
+ * whose checksum covers every byte before it. Encoding, decoding, and a reader that checks a
+ * whole file: the writer is cli/backup.c, the restore node/backup_load.c.
  *
  *   header (64):   "RRBACKUP" | u32 version (1) | u32 header length (64) | u64 cluster id |
  *                  u64 created (ms since the epoch) | u32 groups | u32 vnodes |
@@ -17,6 +17,7 @@
 #ifndef RINGRAFT_KV_BACKUP_H
 #define RINGRAFT_KV_BACKUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,5 +67,17 @@ int kv_backup_section_decode(const uint8_t in[KV_BACKUP_SECTION_BYTES], uint32_t
 			     struct kv_backup_section *s, char *why, size_t why_len);
 int kv_backup_trailer_decode(const uint8_t in[KV_BACKUP_TRAILER_BYTES],
 			     struct kv_backup_trailer *t, char *why, size_t why_len);
+
+/* Reads the file at path from start to end, checking the header, every section's header, place
+ * (groups 1..groups in order) and length, the trailer, and the XXH3-64 over the whole file; fn
+ * (may be NULL) gets every section's stream in pieces as they are read (last set on a
+ * section's final piece; its data valid during the call only) and may stop the walk with -1.
+ * fn has seen the sections before a fault: a caller that installs must check the file first
+ * (fn NULL) and read it again. 0 with *hdr, or -1 with a sentence in why (at most n bytes) that
+ * says what is wrong. The file is never trusted: any bytes give 0 or -1, never a crash. */
+typedef int (*kv_backup_section_fn)(const struct kv_backup_section *s, const void *data,
+				    size_t len, bool last, void *arg);
+int kv_backup_file_walk(const char *path, struct kv_backup_header *hdr, kv_backup_section_fn fn,
+			void *arg, char *why, size_t n);
 
 #endif

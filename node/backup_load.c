@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "kv/backup.h"
 #include "kv/kv.h"
@@ -29,135 +28,23 @@
 #include "wal/wal.h"
 
 #define PENDING_FILE "restore.pending"
-#define READ_BYTES   (1u << 20)
 
-/* Called with each piece of a section's stream while the file is read (install pass). */
-typedef int (*section_fn)(const struct kv_backup_section *s, const void *data, size_t len,
-			  bool last, void *arg);
-
-struct reader {
-	FILE *f;
-	XXH3_state_t *hash;
-	uint64_t off, size;
-};
-
-static int rd(struct reader *r, void *buf, size_t len, size_t hashed)
+/* Reads path through, checking everything (kv_backup_file_walk), then what this kvd needs:
+ * the groups of --groups and the bootstrap ring. */
+static int walk(const char *path, uint32_t groups, struct kv_backup_header *hdr,
+		kv_backup_section_fn fn, void *arg, char *err, size_t n)
 {
-	if (len > r->size - r->off || fread(buf, 1, len, r->f) != len)
+	char why[512];
+	if (kv_backup_file_walk(path, hdr, fn, arg, why, sizeof why) < 0) {
+		snprintf(err, n, "--restore %s: %s", path, why);
 		return -1;
-	XXH3_64bits_update(r->hash, buf, hashed);
-	r->off += len;
-	return 0;
-}
-
-/* Reads path through, checking everything; with fn, hands every section's bytes to it. */
-static int walk(const char *path, uint32_t groups, struct kv_backup_header *hdr, section_fn fn,
-		void *arg, char *err, size_t n)
-{
-	char why[200];
-	struct reader r = {0};
-	int rc = -1;
-	uint8_t *buf = malloc(READ_BYTES);
-	r.hash = XXH3_createState();
-	if (buf == NULL || r.hash == NULL) {
-		snprintf(err, n, "--restore %s: out of memory", path);
-		goto out;
-	}
-	XXH3_64bits_reset(r.hash);
-	r.f = fopen(path, "rb");
-	struct stat st;
-	if (r.f == NULL || fstat(fileno(r.f), &st) != 0) {
-		snprintf(err, n, "--restore %s: cannot open: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, n, "--restore %s: not a regular file", path);
-		goto out;
-	}
-	r.size = (uint64_t)st.st_size;
-	if (r.size < KV_BACKUP_HEADER_BYTES + KV_BACKUP_TRAILER_BYTES) {
-		snprintf(err, n, "--restore %s: refused: too short to be a backup (%llu bytes): "
-			 "truncated?", path, (unsigned long long)r.size);
-		goto out;
-	}
-	uint8_t h[KV_BACKUP_HEADER_BYTES];
-	if (rd(&r, h, sizeof h, sizeof h) < 0 ||
-	    kv_backup_header_decode(h, hdr, why, sizeof why) < 0) {
-		snprintf(err, n, "--restore %s: refused: %s", path,
-			 r.off == 0 ? "cannot read the header" : why);
-		goto out;
-	}
-	uint64_t body_end = r.size - KV_BACKUP_TRAILER_BYTES;
-	for (uint32_t i = 0; i < hdr->sections; i++) {
-		uint8_t sh[KV_BACKUP_SECTION_BYTES];
-		struct kv_backup_section s;
-		if (r.off + sizeof sh > body_end || rd(&r, sh, sizeof sh, sizeof sh) < 0) {
-			snprintf(err, n,
-				 "--restore %s: refused: truncated (the file ends inside group "
-				 "%u's section)",
-				 path, i + 1);
-			goto out;
-		}
-		if (kv_backup_section_decode(sh, hdr->groups, &s, why, sizeof why) < 0 ||
-		    s.group != i + 1) {
-			snprintf(err, n, "--restore %s: refused at byte %llu: %s", path,
-				 (unsigned long long)(r.off - sizeof sh),
-				 s.group != i + 1 ? "damaged (groups out of order)" : why);
-			goto out;
-		}
-		if (s.length > body_end - r.off) {
-			snprintf(err, n,
-				 "--restore %s: refused: truncated or damaged (group %u's section "
-				 "says %llu bytes, the file has %llu left)",
-				 path, s.group, (unsigned long long)s.length,
-				 (unsigned long long)(body_end - r.off));
-			goto out;
-		}
-		uint64_t left = s.length;
-		do {
-			size_t take = left < READ_BYTES ? (size_t)left : READ_BYTES;
-			if (rd(&r, buf, take, take) < 0) {
-				snprintf(err, n, "--restore %s: read error: %s", path,
-					 strerror(errno));
-				goto out;
-			}
-			left -= take;
-			if (fn != NULL && fn(&s, buf, take, left == 0, arg) < 0) {
-				snprintf(err, n, "--restore %s: group %u could not be installed "
-					 "(see the log line above)", path, s.group);
-				goto out;
-			}
-		} while (left > 0);
-	}
-	if (r.off != body_end) {
-		snprintf(err, n, "--restore %s: refused: damaged (%llu unexpected bytes before the "
-			 "trailer)", path, (unsigned long long)(body_end - r.off));
-		goto out;
-	}
-	uint8_t t[KV_BACKUP_TRAILER_BYTES];
-	struct kv_backup_trailer tr;
-	if (rd(&r, t, sizeof t, KV_BACKUP_SUM_OFFSET) < 0 ||
-	    kv_backup_trailer_decode(t, &tr, why, sizeof why) < 0) {
-		snprintf(err, n, "--restore %s: refused: %s", path, why);
-		goto out;
-	}
-	if (tr.sections != hdr->sections || tr.length != body_end) {
-		snprintf(err, n, "--restore %s: refused: damaged trailer (counts differ)", path);
-		goto out;
-	}
-	if (tr.checksum != XXH3_64bits_digest(r.hash)) {
-		snprintf(err, n,
-			 "--restore %s: refused: checksum mismatch: the file is damaged (a byte "
-			 "changed since kvctl backup wrote it)",
-			 path);
-		goto out;
 	}
 	if (hdr->groups != groups) {
 		snprintf(err, n,
 			 "--restore %s: refused: the backup holds %u groups and this cluster "
 			 "starts with --groups %u: give --groups %u",
 			 path, hdr->groups, groups, hdr->groups);
-		goto out;
+		return -1;
 	}
 	if (hdr->ring_epoch != NODE_RING_EPOCH || hdr->vnodes != NODE_VNODES) {
 		snprintf(err, n,
@@ -165,15 +52,9 @@ static int walk(const char *path, uint32_t groups, struct kv_backup_header *hdr,
 			 "group) is not the bootstrap ring this kvd starts with (epoch %d, %d)",
 			 path, (unsigned long long)hdr->ring_epoch, hdr->vnodes, NODE_RING_EPOCH,
 			 NODE_VNODES);
-		goto out;
+		return -1;
 	}
-	rc = 0;
-out:
-	if (r.f != NULL)
-		fclose(r.f);
-	XXH3_freeState(r.hash);
-	free(buf);
-	return rc;
+	return 0;
 }
 
 int node_backup_file_check(const char *path, uint32_t groups, char *err, size_t err_len)

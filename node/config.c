@@ -443,6 +443,16 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	int have_persisted = read_file(ppath, &persisted, err, n);
 	if (have_persisted < 0)
 		goto out;
+	int k_restore = key_index("restore");
+	const char *restore = flags.val[k_restore] ? flags.val[k_restore] : file.val[k_restore];
+	if (have_persisted && restore != NULL && restore[0] != '\0') {
+		/* before the identity checks: the flags of a new cluster differ from these */
+		fail(err, n,
+		     "--restore %s: refused: %s already holds a node (cluster.conf); a restore "
+		     "seeds a new cluster: use an empty --data-dir",
+		     restore, dir);
+		goto out;
+	}
 	/* cluster.conf is written whole at bootstrap (write_persisted, tmp + rename): one that
 	 * lacks an identity key was damaged or edited. Taking the key from a flag instead would
 	 * run the node on settings a restart with only --data-dir no longer finds (or, for
@@ -782,13 +792,6 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 		const char *path = V("restore");
 		if (strlen(path) >= NODE_PATH_MAX) {
 			fail(err, n, "--restore is too long");
-			goto out;
-		}
-		if (have_persisted) {
-			fail(err, n,
-			     "--restore %s: refused: %s already holds a node (cluster.conf); a "
-			     "restore seeds a new cluster: use an empty --data-dir",
-			     path, dir);
 			goto out;
 		}
 		if (cfg->join) {
