@@ -9,6 +9,7 @@
  * clear message and a non-zero exit, leaving the data directory without state.
  *
  * Addresses: the first cluster on RINGRAFT_TEST_IP_BASE (+0..+2), the restored one on +5..+7.
+ * TCases "load" and "damaged" (CK_RUN_CASE runs one).
  */
 #include <check.h>
 #include <errno.h>
@@ -43,17 +44,15 @@
 static struct cluster *a, *b;
 static char root[512];
 
-static void setup(void)
-{
-	const char *tmp = getenv("TMPDIR");
-	snprintf(root, sizeof root, "%s/ringraft-backup-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(root));
-}
-
 static void teardown(void)
 {
 	cluster_teardown(&b);
 	cluster_teardown(&a);
+}
+
+/* root (made in main, removed there whatever the tests did) */
+static void remove_root(void)
+{
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
 	if (root[0] != '\0' && system(cmd) != 0)
@@ -511,16 +510,27 @@ END_TEST
 
 int main(void)
 {
+	const char *tmp = getenv("TMPDIR");
+	snprintf(root, sizeof root, "%s/ringraft-backup-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (mkdtemp(root) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
 	Suite *s = suite_create("backup");
-	TCase *tc = tcase_create("backup");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	TCase *tc = tcase_create("load"); /* alone: CK_RUN_CASE=load */
+	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_backup_under_load_restores_into_new_cluster);
-	tcase_add_test(tc, test_damaged_backup_refused);
 	suite_add_tcase(s, tc);
+	TCase *td = tcase_create("damaged");
+	tcase_add_checked_fixture(td, NULL, teardown);
+	tcase_set_timeout(td, 120);
+	tcase_add_test(td, test_damaged_backup_refused);
+	suite_add_tcase(s, td);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	remove_root();
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
