@@ -3,10 +3,12 @@
  * anything trusts it, and kv_backup_file_walk checks the whole file (structure and checksum).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "kv/backup.h"
@@ -148,14 +150,23 @@ int kv_backup_file_walk(const char *path, struct kv_backup_header *hdr, kv_backu
 		goto out;
 	}
 	XXH3_64bits_reset(r.hash);
-	r.f = fopen(path, "rb");
+	/* O_NONBLOCK: a FIFO or a device given by mistake must not hang the open */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	struct stat st;
-	if (r.f == NULL || fstat(fileno(r.f), &st) != 0) {
+	if (fd < 0 || fstat(fd, &st) != 0) {
 		snprintf(why, n, "cannot open: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(why, n, "not a regular file");
+		close(fd);
+		goto out;
+	}
+	if (fcntl(fd, F_SETFL, 0) != 0 || (r.f = fdopen(fd, "rb")) == NULL) {
+		snprintf(why, n, "cannot open: %s", strerror(errno));
+		close(fd);
 		goto out;
 	}
 	r.size = (uint64_t)st.st_size;
