@@ -2,7 +2,8 @@
  * kv/backup.h, docs/OPERATIONS.md "Backup and restore").
  *
  * The file is untrusted: it is read whole and checked (structure and the XXH3-64 over every
- * byte) before anything is written, then read again to install the groups; each group's
+ * byte) before anything is written (node_backup_file_check, from node_config_load, before even
+ * cluster.conf), then read again to install the groups; each group's
  * snapshot stream is checked once more by kv_restore_finish (its own checksum and every
  * value's CRC). What makes the restored groups come up as ordinary replicas rather than
  * recovering ones (node/restore.c, raft/recovery.c): each gets the new cluster's bootstrap
@@ -69,7 +70,6 @@ struct install {
 	const struct node_config *cfg;
 	struct kv *kv;
 	struct kv_restore *kr; /* the section being installed */
-	uint32_t group;
 	bool hosted[KV_GROUPS_MAX + 1];
 	raft_index index[KV_GROUPS_MAX + 1];
 	raft_term term[KV_GROUPS_MAX + 1];
