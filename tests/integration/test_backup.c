@@ -6,7 +6,8 @@
  * index, not a mix); every group elected a leader and its replicas agree (digests); it serves
  * puts and gets. And a damaged backup (a byte flipped in the middle, a truncated file, a wrong
  * magic) or one for another --groups is refused by `kvctl restore` and `kvd --restore` with a
- * clear message and a non-zero exit, leaving the data directory without state.
+ * clear message and a non-zero exit, leaving the data directory without state; so is a start
+ * after an interrupted restore; the BACKUP_* requests are checked at the node.
  *
  * Addresses: the first cluster on RINGRAFT_TEST_IP_BASE (+0..+2), the restored one on +5..+7.
  * TCases "load" and "damaged" (CK_RUN_CASE runs one).
@@ -526,6 +527,103 @@ START_TEST(test_damaged_backup_refused)
 }
 END_TEST
 
+/* The BACKUP_* requests are checked at the node: a chunk of a backup nobody began, or at an
+ * offset the backup is not at, is refused; the meta group is not backed up; a backup read to
+ * its end is closed (a chunk after it is refused). */
+START_TEST(test_backup_requests_checked)
+{
+	a = start(0, NULL);
+	ck_assert_ptr_nonnull(a);
+	put_acked(a, "x", "y");
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	Ringraft__Kv__Response *resp;
+	rq.op = RINGRAFT__KV__OP__BACKUP_CHUNK;
+	rq.backup_id = 12345;
+	ck_assert_int_eq(cluster_call(a, 1, &rq, &resp, 5000), 0);
+	ck_assert_int_eq(resp->code, RINGRAFT__KV__CODE__INVALID);
+	ck_assert_ptr_nonnull(strstr(resp->error, "no such backup"));
+	ringraft__kv__response__free_unpacked(resp, NULL);
+	rq = (Ringraft__Kv__Request)RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__BACKUP_BEGIN;
+	rq.group = GROUPS + 1;
+	ck_assert_int_eq(cluster_call(a, 1, &rq, &resp, 5000), 0);
+	ck_assert_int_eq(resp->code, RINGRAFT__KV__CODE__INVALID);
+	ck_assert_ptr_nonnull(strstr(resp->error, "meta group"));
+	ringraft__kv__response__free_unpacked(resp, NULL);
+	/* group 1 at its leader: a whole stream in one chunk, then nothing more */
+	int leader = (int)cluster_leader_of(a, 1, 10000);
+	ck_assert_int_gt(leader, 0);
+	rq.group = 1;
+	ck_assert_int_eq(cluster_call(a, leader, &rq, &resp, 5000), 0);
+	ck_assert_int_eq(resp->code, OK);
+	ck_assert(resp->done);
+	ck_assert_uint_gt(resp->value.len, 0);
+	ck_assert_uint_gt(resp->applied_index, 0);
+	uint64_t id = resp->backup_id, len = resp->value.len;
+	ringraft__kv__response__free_unpacked(resp, NULL);
+	rq = (Ringraft__Kv__Request)RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__BACKUP_CHUNK;
+	rq.backup_id = id;
+	rq.backup_offset = len;
+	ck_assert_int_eq(cluster_call(a, leader, &rq, &resp, 5000), 0);
+	ck_assert_int_eq(resp->code, RINGRAFT__KV__CODE__INVALID);
+	ringraft__kv__response__free_unpacked(resp, NULL);
+	/* a big group: the first chunk, then a wrong offset closes the backup */
+	static char big[BIG_BYTES + 1];
+	memset(big, 'z', BIG_BYTES);
+	char key[64];
+	for (int i = 0; i < 40; i++) {
+		char prefix[16];
+		snprintf(prefix, sizeof prefix, "bigk%d", i);
+		cluster_key_in_group(a, 2, prefix, key, sizeof key);
+		put_acked(a, key, big);
+	}
+	leader = (int)cluster_leader_of(a, 2, 10000);
+	rq = (Ringraft__Kv__Request)RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__BACKUP_BEGIN;
+	rq.group = 2;
+	ck_assert_int_eq(cluster_call(a, leader, &rq, &resp, 5000), 0);
+	ck_assert_int_eq(resp->code, OK);
+	id = resp->backup_id;
+	len = resp->value.len;
+	ringraft__kv__response__free_unpacked(resp, NULL);
+	rq = (Ringraft__Kv__Request)RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__BACKUP_CHUNK;
+	rq.backup_id = id;
+	rq.backup_offset = len + 1;
+	ck_assert_int_eq(cluster_call(a, leader, &rq, &resp, 5000), 0);
+	ck_assert_int_eq(resp->code, RINGRAFT__KV__CODE__INVALID);
+	ck_assert_ptr_nonnull(strstr(resp->error, "backup_offset"));
+	ringraft__kv__response__free_unpacked(resp, NULL);
+	rq.backup_offset = len;
+	ck_assert_int_eq(cluster_call(a, leader, &rq, &resp, 5000), 0);
+	ck_assert_int_eq(resp->code, RINGRAFT__KV__CODE__INVALID); /* closed by the wrong one */
+	ringraft__kv__response__free_unpacked(resp, NULL);
+}
+END_TEST
+
+/* A restore that stopped half-way (restore.pending left) keeps the node from starting. */
+START_TEST(test_interrupted_restore_refused)
+{
+	char dir[720], p[800], exe[600], members[64], client[64], g[16], *out = NULL;
+	snprintf(dir, sizeof dir, "%s/interrupted-data", root);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	snprintf(p, sizeof p, "%s/restore.pending", dir);
+	FILE *f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	snprintf(exe, sizeof exe, "%s/kvd", bin());
+	snprintf(members, sizeof members, "1=127.0.0.%d:29999", ip_base() + 5);
+	snprintf(client, sizeof client, "127.0.0.%d:29998", ip_base() + 5);
+	snprintf(g, sizeof g, "%d", GROUPS);
+	char *argv[] = {exe,	     "--data-dir", dir,	   "--id",	"1", "--cluster",
+			members,     "--client-addr", client, "--groups", g,   NULL};
+	int ex = run(argv, &out);
+	ck_assert_msg(ex == 1 && strstr(out, "was interrupted"), "exit %d, said:\n%s", ex, out);
+	free(out);
+}
+END_TEST
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -544,6 +642,8 @@ int main(void)
 	tcase_add_checked_fixture(td, NULL, teardown);
 	tcase_set_timeout(td, 120);
 	tcase_add_test(td, test_damaged_backup_refused);
+	tcase_add_test(td, test_backup_requests_checked);
+	tcase_add_test(td, test_interrupted_restore_refused);
 	suite_add_tcase(s, td);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
