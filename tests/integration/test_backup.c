@@ -7,10 +7,11 @@
  * puts and gets. And a damaged backup (a byte flipped in the middle, a truncated file, a wrong
  * magic) or one for another --groups is refused by `kvctl restore` and `kvd --restore` with a
  * clear message and a non-zero exit, leaving the data directory without state; so is a start
- * after an interrupted restore; the BACKUP_* requests are checked at the node.
+ * after an interrupted restore; the BACKUP_* requests are checked at the node; a backup with
+ * one node down succeeds.
  *
  * Addresses: the first cluster on RINGRAFT_TEST_IP_BASE (+0..+2), the restored one on +5..+7.
- * TCases "load" and "damaged" (CK_RUN_CASE runs one).
+ * TCases "load" and "checks" (CK_RUN_CASE runs one).
  */
 #include <check.h>
 #include <errno.h>
@@ -602,6 +603,29 @@ START_TEST(test_backup_requests_checked)
 }
 END_TEST
 
+/* A backup while one node of three is down (its endpoint listed first): every group is copied
+ * from the two that serve, and the file checks out. */
+START_TEST(test_backup_with_a_node_down)
+{
+	a = start(0, NULL);
+	ck_assert_ptr_nonnull(a);
+	char key[64];
+	for (int i = 0; i < 40; i++) {
+		snprintf(key, sizeof key, "d%03d", i);
+		put_acked(a, key, "v");
+	}
+	cluster_kill(a, 1);
+	ck_assert_int_eq(cluster_wait_leaders(a, 20000), 0);
+	char file[700], *out = NULL;
+	snprintf(file, sizeof file, "%s/degraded.backup", root);
+	int ex = kvctl_backup(a, file, &out);
+	ck_assert_msg(ex == 0, "kvctl backup with node 1 down: exit %d:\n%s", ex, out);
+	free(out);
+	ck_assert_int_eq(kvctl_restore(file, &out), 0);
+	free(out);
+}
+END_TEST
+
 /* A restore that stopped half-way (restore.pending left) keeps the node from starting. */
 START_TEST(test_interrupted_restore_refused)
 {
@@ -638,12 +662,13 @@ int main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_backup_under_load_restores_into_new_cluster);
 	suite_add_tcase(s, tc);
-	TCase *td = tcase_create("damaged");
+	TCase *td = tcase_create("checks");
 	tcase_add_checked_fixture(td, NULL, teardown);
 	tcase_set_timeout(td, 120);
 	tcase_add_test(td, test_damaged_backup_refused);
 	tcase_add_test(td, test_backup_requests_checked);
 	tcase_add_test(td, test_interrupted_restore_refused);
+	tcase_add_test(td, test_backup_with_a_node_down);
 	suite_add_tcase(s, td);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
