@@ -28,7 +28,7 @@
 #include "kv/backup.h"
 #include "kv/kv_limits.h"
 
-#define BACKUP_ATTEMPTS_MAX 8 /* tries per group before giving up */
+#define BACKUP_ATTEMPTS_MAX 8          /* tries per group before giving up */
 #define CLUSTER_ID_SEED     0x72696e67 /* node/config.c's cluster id: XXH64(members/groups) */
 
 struct out {
@@ -58,8 +58,8 @@ static void end_quietly(struct cli_client *c, const char *addr, uint64_t id)
 
 /* One try at group g's stream into o, from its section start. CLI_OK, or the code that broke
  * it (the caller rewinds and tries again); *why says what happened. */
-static int group_once(struct cli_client *c, const struct kvctl_args *a, uint32_t g,
-		      struct out *o, struct kv_backup_section *sec, char *why, size_t why_len)
+static int group_once(struct cli_client *c, const struct kvctl_args *a, uint32_t g, struct out *o,
+		      struct kv_backup_section *sec, char *why, size_t why_len)
 {
 	char addr[CLI_ADDR_MAX];
 	uint64_t leader;
@@ -111,10 +111,11 @@ static int group_once(struct cli_client *c, const struct kvctl_args *a, uint32_t
 		/* the answer is the node's: check it before it lands in the file */
 		if ((id != 0 && resp->backup_id != id) || resp->backup_id == 0 ||
 		    resp->backup_offset != offset ||
-		    (id != 0 && (resp->applied_index != sec->index ||
-				 resp->backup_term != sec->term))) {
+		    (id != 0 &&
+		     (resp->applied_index != sec->index || resp->backup_term != sec->term))) {
 			uint64_t theirs = resp->backup_id;
-			snprintf(why, why_len, "%s: a chunk that does not follow the last one", addr);
+			snprintf(why, why_len, "%s: a chunk that does not follow the last one",
+				 addr);
 			ringraft__kv__response__free_unpacked(resp, NULL);
 			end_quietly(c, addr, theirs);
 			return CLI_EPROTO;
@@ -290,8 +291,8 @@ int kvctl_cmd_backup(struct cli_client *c, const struct kvctl_args *a)
 				usleep(200000u * (unsigned)attempt);
 				if (fflush(o.f) != 0 || ftruncate(fileno(o.f), (off_t)start) != 0 ||
 				    fseeko(o.f, (off_t)start, SEEK_SET) != 0) {
-					fprintf(stderr, "kvctl: backup: cannot rewind %s: %s\n", tmp,
-						strerror(errno));
+					fprintf(stderr, "kvctl: backup: cannot rewind %s: %s\n",
+						tmp, strerror(errno));
 					goto fail;
 				}
 				o.bytes = start;
@@ -308,8 +309,8 @@ int kvctl_cmd_backup(struct cli_client *c, const struct kvctl_args *a)
 			goto fail;
 		}
 		char hb2[32];
-		fprintf(stderr, "kvctl: backup: group %u/%u applied=%" PRIu64 " %s (total %s)\n",
-			g, h.groups, sec.index, kvctl_human_bytes(sec.length, hb2, sizeof hb2),
+		fprintf(stderr, "kvctl: backup: group %u/%u applied=%" PRIu64 " %s (total %s)\n", g,
+			h.groups, sec.index, kvctl_human_bytes(sec.length, hb2, sizeof hb2),
 			kvctl_human_bytes(o.bytes, (char[32]){0}, 32));
 	}
 	if (finish_file(&o, h.groups) < 0) {

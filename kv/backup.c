@@ -92,7 +92,8 @@ int kv_backup_section_decode(const uint8_t in[KV_BACKUP_SECTION_BYTES], uint32_t
 	if (s->group == 0 || s->group > groups || kv_get_le32(in + 12) != 0)
 		return bad(why, why_len, "damaged group section (group id out of range)");
 	/* a snapshot stream has at least its header and trailer; an applied group has a term */
-	if (s->length < SNAP_HEADER + SNAP_TRAILER || (s->index > 0 && s->term == 0) || s->term > s->index)
+	if (s->length < SNAP_HEADER + SNAP_TRAILER || (s->index > 0 && s->term == 0) ||
+	    s->term > s->index)
 		return bad(why, why_len, "damaged group section (index, term or length)");
 	return 0;
 }
@@ -106,8 +107,8 @@ void kv_backup_trailer_encode(const struct kv_backup_trailer *t,
 	kv_put_le64(out + KV_BACKUP_SUM_OFFSET, t->checksum);
 }
 
-int kv_backup_trailer_decode(const uint8_t in[KV_BACKUP_TRAILER_BYTES],
-			     struct kv_backup_trailer *t, char *why, size_t why_len)
+int kv_backup_trailer_decode(const uint8_t in[KV_BACKUP_TRAILER_BYTES], struct kv_backup_trailer *t,
+			     char *why, size_t why_len)
 {
 	if (memcmp(in, KV_BACKUP_END_MAGIC, 8) != 0)
 		return bad(why, why_len, "damaged or truncated file (no trailer where it ends)");

@@ -65,8 +65,8 @@ int kv_backup_header_decode(const uint8_t in[KV_BACKUP_HEADER_BYTES], struct kv_
 			    char *why, size_t why_len);
 int kv_backup_section_decode(const uint8_t in[KV_BACKUP_SECTION_BYTES], uint32_t groups,
 			     struct kv_backup_section *s, char *why, size_t why_len);
-int kv_backup_trailer_decode(const uint8_t in[KV_BACKUP_TRAILER_BYTES],
-			     struct kv_backup_trailer *t, char *why, size_t why_len);
+int kv_backup_trailer_decode(const uint8_t in[KV_BACKUP_TRAILER_BYTES], struct kv_backup_trailer *t,
+			     char *why, size_t why_len);
 
 /* Reads the file at path from start to end, checking the header, every section's header, place
  * (groups 1..groups in order) and length, the trailer, and the XXH3-64 over the whole file; fn
@@ -75,8 +75,8 @@ int kv_backup_trailer_decode(const uint8_t in[KV_BACKUP_TRAILER_BYTES],
  * fn has seen the sections before a fault: a caller that installs must check the file first
  * (fn NULL) and read it again. 0 with *hdr, or -1 with a sentence in why (at most n bytes) that
  * says what is wrong. The file is never trusted: any bytes give 0 or -1, never a crash. */
-typedef int (*kv_backup_section_fn)(const struct kv_backup_section *s, const void *data,
-				    size_t len, bool last, void *arg);
+typedef int (*kv_backup_section_fn)(const struct kv_backup_section *s, const void *data, size_t len,
+				    bool last, void *arg);
 int kv_backup_file_walk(const char *path, struct kv_backup_header *hdr, kv_backup_section_fn fn,
 			void *arg, char *why, size_t n);
 

@@ -92,8 +92,8 @@ static void begin(struct node *n, uint32_t group, uint64_t id, Ringraft__Kv__Res
 		return;
 	}
 	*b = (struct node_backup){.id = id, .group = group, .snap = s};
-	node_log(NODE_LOG_INFO, group, "backup begins id=%llu applied=%llu",
-		 (unsigned long long)id, (unsigned long long)kv_snapshot_index(s));
+	node_log(NODE_LOG_INFO, group, "backup begins id=%llu applied=%llu", (unsigned long long)id,
+		 (unsigned long long)kv_snapshot_index(s));
 	chunk(n, b, resp);
 }
 

@@ -113,7 +113,8 @@ static int install_fn(const struct kv_backup_section *s, const void *data, size_
 		if (rc == KV_OK) {
 			struct kv_group_meta km;
 			rc = kv_meta(in->kv, s->group, &km);
-			if (rc == KV_OK && (km.applied_index != s->index || km.applied_term != s->term))
+			if (rc == KV_OK &&
+			    (km.applied_index != s->index || km.applied_term != s->term))
 				rc = KV_ECORRUPT; /* the section header and its stream disagree */
 		}
 		if (rc == KV_OK)

@@ -32,14 +32,14 @@
 #include "kv/ring.h"
 #include "tests/integration/cluster.h"
 
-#define GROUPS      4
-#define OK          RINGRAFT__KV__CODE__OK
-#define CLIENTS     64
-#define PER_CLIENT  400 /* keys a load client may write at most */
-#define PRE_KEYS    200
-#define BIG_KEYS    120
-#define BIG_BYTES   16384 /* 120 x 16 KiB: several 256 KiB chunks per group */
-#define RUN_MS_MAX  120000
+#define GROUPS     4
+#define OK         RINGRAFT__KV__CODE__OK
+#define CLIENTS    64
+#define PER_CLIENT 400 /* keys a load client may write at most */
+#define PRE_KEYS   200
+#define BIG_KEYS   120
+#define BIG_BYTES  16384 /* 120 x 16 KiB: several 256 KiB chunks per group */
+#define RUN_MS_MAX 120000
 
 /* ------------------------------------------------------------------------------ fixture */
 
@@ -127,8 +127,9 @@ static int kvctl_backup(struct cluster *c, const char *file, char **out)
 {
 	char exe[600];
 	snprintf(exe, sizeof exe, "%s/kvctl", bin());
-	char *argv[] = {exe, "--endpoints", (char *)cluster_endpoints(c), "--timeout", "10s",
-			"backup", (char *)file, NULL};
+	char *argv[] = {exe,          "--endpoints", (char *)cluster_endpoints(c),
+			"--timeout",  "10s",         "backup",
+			(char *)file, NULL};
 	return run(argv, out);
 }
 
@@ -148,9 +149,9 @@ static int kvd_restore(const char *file, const char *dir, int groups, char **out
 	snprintf(members, sizeof members, "1=127.0.0.%d:29999", ip_base() + 5);
 	snprintf(client, sizeof client, "127.0.0.%d:29998", ip_base() + 5);
 	snprintf(g, sizeof g, "%d", groups);
-	char *argv[] = {exe,       "--data-dir", (char *)dir, "--id",	"1",
-			"--cluster", members, "--client-addr", client, "--groups", g, "--restore",
-			(char *)file, NULL};
+	char *argv[] = {exe,         "--data-dir", (char *)dir,     "--id", "1",
+			"--cluster", members,      "--client-addr", client, "--groups",
+			g,           "--restore",  (char *)file,    NULL};
 	return run(argv, out);
 }
 
@@ -197,9 +198,9 @@ struct loader {
 	int t;
 	const char *endpoints;
 	struct op ops[PER_CLIENT];
-	atomic_int n;          /* writes invoked */
-	atomic_int acked[3];   /* acknowledged, by phase at acknowledgement */
-	atomic_int after_inv;  /* acknowledged writes invoked after the backup */
+	atomic_int n;         /* writes invoked */
+	atomic_int acked[3];  /* acknowledged, by phase at acknowledgement */
+	atomic_int after_inv; /* acknowledged writes invoked after the backup */
 };
 static struct loader loaders[CLIENTS];
 
@@ -400,8 +401,8 @@ START_TEST(test_backup_under_load_restores_into_new_cluster)
 		char exe[600], gs[8];
 		snprintf(exe, sizeof exe, "%s/kvctl", bin());
 		snprintf(gs, sizeof gs, "%d", g);
-		char *argv[] = {exe, "--endpoints", (char *)cluster_endpoints(b), "digest", gs,
-				NULL};
+		char *argv[] = {exe, "--endpoints", (char *)cluster_endpoints(b), "digest",
+				gs,  NULL};
 		int dex = -1;
 		uint64_t deadline = cluster_now_ms() + 10000;
 		while (dex != 0 && cluster_now_ms() < deadline) {
@@ -640,8 +641,8 @@ START_TEST(test_interrupted_restore_refused)
 	snprintf(members, sizeof members, "1=127.0.0.%d:29999", ip_base() + 5);
 	snprintf(client, sizeof client, "127.0.0.%d:29998", ip_base() + 5);
 	snprintf(g, sizeof g, "%d", GROUPS);
-	char *argv[] = {exe,	     "--data-dir", dir,	   "--id",	"1", "--cluster",
-			members,     "--client-addr", client, "--groups", g,   NULL};
+	char *argv[] = {exe,     "--data-dir",    dir,    "--id",     "1", "--cluster",
+			members, "--client-addr", client, "--groups", g,   NULL};
 	int ex = run(argv, &out);
 	ck_assert_msg(ex == 1 && strstr(out, "was interrupted"), "exit %d, said:\n%s", ex, out);
 	free(out);

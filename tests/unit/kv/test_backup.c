@@ -19,8 +19,12 @@ static size_t make_backup(struct fx *f, uint8_t **out)
 	size_t cap = 1 << 20, len = 0;
 	uint8_t *buf = malloc(cap);
 	ck_assert_ptr_nonnull(buf);
-	struct kv_backup_header h = {.cluster_id = 7, .created_ms = 1, .groups = GROUPS,
-				     .vnodes = 128, .ring_epoch = 1, .sections = GROUPS};
+	struct kv_backup_header h = {.cluster_id = 7,
+				     .created_ms = 1,
+				     .groups = GROUPS,
+				     .vnodes = 128,
+				     .ring_epoch = 1,
+				     .sections = GROUPS};
 	kv_backup_header_encode(&h, buf);
 	len = KV_BACKUP_HEADER_BYTES;
 	for (uint32_t g = 1; g <= GROUPS; g++) {
