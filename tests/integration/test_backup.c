@@ -398,7 +398,7 @@ START_TEST(test_backup_under_load_restores_into_new_cluster)
 	ck_assert_int_eq(cluster_wait_digests_equal(b, 30000), 0);
 	/* as an operator checks it: kvctl digest GROUP exits 0 when every node agrees */
 	for (int g = 1; g <= GROUPS; g++) {
-		char exe[600], gs[8];
+		char exe[600], gs[16];
 		snprintf(exe, sizeof exe, "%s/kvctl", bin());
 		snprintf(gs, sizeof gs, "%d", g);
 		char *argv[] = {exe, "--endpoints", (char *)cluster_endpoints(b), "digest",
