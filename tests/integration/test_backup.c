@@ -185,6 +185,22 @@ static void put_acked(struct cluster *c, const char *key, const char *val)
 	ck_abort_msg("write %s not acknowledged", key);
 }
 
+/* A linearizable get through any node, retried (bounded) while leadership moves (the leader
+ * balancer hands groups to their preferred nodes after a start): OK or NOT_FOUND, else the
+ * last answer. */
+static int get_any(struct cluster *c, const char *key, char **got)
+{
+	uint64_t deadline = cluster_now_ms() + 10000;
+	int code = -1;
+	for (int i = 0; cluster_now_ms() < deadline; i++) {
+		code = cluster_get(c, 1 + i % 3, key, got, false, 2000);
+		if (code == OK || code == RINGRAFT__KV__CODE__NOT_FOUND)
+			return code;
+		usleep(20000);
+	}
+	return code;
+}
+
 /* ------------------------------------------------------------------------------ the load */
 
 enum { PH_BEFORE, PH_DURING, PH_AFTER, PH_STOP };
@@ -418,14 +434,14 @@ START_TEST(test_backup_under_load_restores_into_new_cluster)
 		snprintf(key, sizeof key, "pre/%04d", i);
 		snprintf(val, sizeof val, "pre-value-%d", i);
 		char *got = NULL;
-		ck_assert_int_eq(cluster_get(b, 1 + i % 3, key, &got, false, 5000), OK);
+		ck_assert_int_eq(get_any(b, key, &got), OK);
 		ck_assert_str_eq(got, val);
 		free(got);
 	}
 	for (int i = 0; i < BIG_KEYS; i += 7) {
 		snprintf(key, sizeof key, "big/%04d", i);
 		char *got = NULL;
-		ck_assert_int_eq(cluster_get(b, 1, key, &got, false, 5000), OK);
+		ck_assert_int_eq(get_any(b, key, &got), OK);
 		ck_assert_uint_eq(strlen(got), BIG_BYTES);
 		ck_assert_int_eq(got[0], 'a' + i % 26);
 		free(got);
@@ -434,7 +450,7 @@ START_TEST(test_backup_under_load_restores_into_new_cluster)
 	/* it serves */
 	put_acked(b, "after-restore", "fresh");
 	char *got = NULL;
-	ck_assert_int_eq(cluster_get(b, 2, "after-restore", &got, false, 5000), OK);
+	ck_assert_int_eq(get_any(b, "after-restore", &got), OK);
 	ck_assert_str_eq(got, "fresh");
 	free(got);
 	ck_assert_int_eq(cluster_wait_digests_equal(b, 30000), 0);
@@ -529,6 +545,30 @@ START_TEST(test_damaged_backup_refused)
 }
 END_TEST
 
+/* BACKUP_BEGIN of group g at its leader, retried (bounded) while leadership moves: the answer,
+ * and in *node the node that holds the backup. */
+static Ringraft__Kv__Response *begin_at_leader(uint32_t g, int *node)
+{
+	uint64_t deadline = cluster_now_ms() + 15000;
+	while (cluster_now_ms() < deadline) {
+		*node = (int)cluster_leader_of(a, g, 5000);
+		if (*node <= 0)
+			continue;
+		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+		rq.op = RINGRAFT__KV__OP__BACKUP_BEGIN;
+		rq.group = g;
+		Ringraft__Kv__Response *resp;
+		if (cluster_call(a, *node, &rq, &resp, 5000) != 0)
+			continue;
+		if (resp->code != RINGRAFT__KV__CODE__NOT_LEADER)
+			return resp;
+		ringraft__kv__response__free_unpacked(resp, NULL);
+		usleep(50000);
+	}
+	ck_abort_msg("BACKUP_BEGIN of group %u: no leader answered", g);
+	return NULL;
+}
+
 /* The BACKUP_* requests are checked at the node: a chunk of a backup nobody began, or at an
  * offset the backup is not at, is refused; the meta group is not backed up; a backup read to
  * its end is closed (a chunk after it is refused). */
@@ -553,10 +593,8 @@ START_TEST(test_backup_requests_checked)
 	ck_assert_ptr_nonnull(strstr(resp->error, "meta group"));
 	ringraft__kv__response__free_unpacked(resp, NULL);
 	/* group 1 at its leader: a whole stream in one chunk, then nothing more */
-	int leader = (int)cluster_leader_of(a, 1, 10000);
-	ck_assert_int_gt(leader, 0);
-	rq.group = 1;
-	ck_assert_int_eq(cluster_call(a, leader, &rq, &resp, 5000), 0);
+	int leader;
+	resp = begin_at_leader(1, &leader);
 	ck_assert_int_eq(resp->code, OK);
 	ck_assert(resp->done);
 	ck_assert_uint_gt(resp->value.len, 0);
@@ -580,12 +618,9 @@ START_TEST(test_backup_requests_checked)
 		cluster_key_in_group(a, 2, prefix, key, sizeof key);
 		put_acked(a, key, big);
 	}
-	leader = (int)cluster_leader_of(a, 2, 10000);
-	rq = (Ringraft__Kv__Request)RINGRAFT__KV__REQUEST__INIT;
-	rq.op = RINGRAFT__KV__OP__BACKUP_BEGIN;
-	rq.group = 2;
-	ck_assert_int_eq(cluster_call(a, leader, &rq, &resp, 5000), 0);
+	resp = begin_at_leader(2, &leader);
 	ck_assert_int_eq(resp->code, OK);
+	ck_assert(!resp->done);
 	id = resp->backup_id;
 	len = resp->value.len;
 	ringraft__kv__response__free_unpacked(resp, NULL);
