@@ -91,6 +91,8 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_user(struct cli_client *c, const struct kvctl_args *a); /* kvctl_auth.c */
 int kvctl_cmd_auth(struct cli_client *c, const struct kvctl_args *a);
 int kvctl_cmd_bench(const struct kvctl_args *a);
+int kvctl_cmd_backup(struct cli_client *c, const struct kvctl_args *a);  /* backup.c */
+int kvctl_cmd_restore(struct cli_client *c, const struct kvctl_args *a); /* backup.c */
 
 /* Output helpers. */
 /* Writes data as a JSON string literal (quotes included); false (nothing written) when it is

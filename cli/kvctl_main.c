@@ -70,6 +70,12 @@ static void usage(FILE *f)
 		"  member fill ID             move replicas onto node ID (new or drained) until it "
 		"holds\n"
 		"                             its share of them\n"
+		"  backup FILE                an online, consistent copy of every group into FILE "
+		"(each\n"
+		"                             group at one applied index; --timeout per request)\n"
+		"  restore FILE               check a backup file and print how to seed a new "
+		"cluster\n"
+		"                             with it (kvd --restore FILE; docs/OPERATIONS.md)\n"
 		"  wal verify|dump DIR        check or print a node's write-ahead log (DIR: e.g. "
 		"data/node1/wal)\n"
 		"  bench [--op put|get|mixed] [--clients C] [--requests N] [--value-size B]\n"
@@ -146,6 +152,8 @@ static const struct command commands[] = {
 	{"user", 1, 2, KVCTL_F_ROLE, "user add NAME --role ro|rw  |  user remove NAME  |  user list",
 	 kvctl_cmd_user},
 	{"auth", 1, 1, 0, "auth enable", kvctl_cmd_auth},
+	{"backup", 1, 1, 0, "backup FILE", kvctl_cmd_backup},
+	{"restore", 1, 1, 0, "restore FILE", kvctl_cmd_restore},
 	{"bench", 0, 0,
 	 KVCTL_F_OP | KVCTL_F_CLIENTS | KVCTL_F_REQUESTS | KVCTL_F_VALUE_SIZE | KVCTL_F_PIPELINE |
 		 KVCTL_F_KEYS,
@@ -243,6 +251,7 @@ int main(int argc, char **argv)
 	for (int i = 1; i < a.npos; i++) {
 		size_t n = strlen(a.pos[i]);
 		bool is_key = i == 1 && cmd->run != kvctl_cmd_transfer &&
+			      cmd->run != kvctl_cmd_backup && cmd->run != kvctl_cmd_restore &&
 			      cmd->run != kvctl_cmd_group && cmd->run != kvctl_cmd_member;
 		if (is_key && cmd->run != kvctl_cmd_scan && n == 0) {
 			fprintf(stderr, "kvctl: %s: the key is empty (keys are 1..%u bytes)\n",

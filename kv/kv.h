@@ -302,6 +302,11 @@ int kv_group_reset(struct kv *kv, uint32_t group);
  * reads as "this replica was removed; do not bring it back at start" (node/move.c). Same
  * errors as kv_group_reset. */
 int kv_group_retire(struct kv *kv, uint32_t group, const struct raft_conf *conf);
+/* Replaces the configuration recorded with the group's applied state (nothing else changes):
+ * for a group restored from a backup into a new cluster (node/backup_load.c), whose snapshot
+ * names the old cluster's voters. KV_EINVAL when the group has applied nothing (a conf at
+ * applied index 0 would read as retired); else as kv_group_reset. */
+int kv_group_conf_set(struct kv *kv, uint32_t group, const struct raft_conf *conf);
 
 /* ------------------------------------------------------------------------------ durability */
 /* Forces LMDB to disk and reports, per group 1..n, the applied index now durable

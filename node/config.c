@@ -17,6 +17,7 @@
 
 #include "kv/kv_limits.h"
 #include "net/frame.h"
+#include "node/backup_load.h"
 #include "node/log.h"
 #include "node/node_err.h"
 #include "node/peer_secret.h"
@@ -113,6 +114,10 @@ static const struct key_def {
 	{"client-cert-auth", K_TUNABLE,
 	 "on|off: clients (protobuf and RESP ports) must present a certificate --tls-ca signed "
 	 "(default off)"},
+	{"restore", K_LOCAL,
+	 "FILE: seed this new node's groups from a backup (kvctl backup) at its first start; "
+	 "every node of the new cluster starts so, with the backup's --groups "
+	 "(docs/OPERATIONS.md)"},
 	{"peer-secret-file", K_TUNABLE,
 	 "FILE of 1-4 cluster secrets, one per line (>= 16 bytes each, mode 600): peers must "
 	 "prove they hold one; the first is this node's, the others still accepted (rotation; "
@@ -443,6 +448,16 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	int have_persisted = read_file(ppath, &persisted, err, n);
 	if (have_persisted < 0)
 		goto out;
+	int k_restore = key_index("restore");
+	const char *restore = flags.val[k_restore] ? flags.val[k_restore] : file.val[k_restore];
+	if (have_persisted && restore != NULL && restore[0] != '\0') {
+		/* before the identity checks: the flags of a new cluster differ from these */
+		fail(err, n,
+		     "--restore %s: refused: %s already holds a node (cluster.conf); a restore "
+		     "seeds a new cluster: use an empty --data-dir",
+		     restore, dir);
+		goto out;
+	}
 	/* cluster.conf is written whole at bootstrap (write_persisted, tmp + rename): one that
 	 * lacks an identity key was damaged or edited. Taking the key from a flag instead would
 	 * run the node on settings a restart with only --data-dir no longer finds (or, for
@@ -783,6 +798,24 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 			goto out;
 		net_peer_secrets_clear(&check);
 		snprintf(cfg->peer_secret_file, NODE_PATH_MAX, "%s", path);
+	}
+	/* --restore (node/backup_load.c): only into a node that has never started, and only
+	 * from a file checked whole now, before cluster.conf is written */
+	if (V("restore") != NULL && V("restore")[0] != '\0') {
+		const char *path = V("restore");
+		if (strlen(path) >= NODE_PATH_MAX) {
+			fail(err, n, "--restore is too long");
+			goto out;
+		}
+		if (cfg->join) {
+			fail(err, n,
+			     "--restore and --join do not go together: a joining node gets its "
+			     "replicas from the running cluster");
+			goto out;
+		}
+		if (node_backup_file_check(path, cfg->groups, err, n) != NODE_OK)
+			goto out;
+		snprintf(cfg->restore_file, NODE_PATH_MAX, "%s", path);
 	}
 	char canon[2048];
 	canonical_cluster(cfg, canon, sizeof canon);

@@ -72,6 +72,9 @@ struct node_config {
 	/* Peer authentication (docs/SECURITY.md): the file of cluster secrets ("" = off); read
 	 * and checked by node_config_load, loaded again by the shell. A tunable (rotation). */
 	char peer_secret_file[NODE_PATH_MAX];
+	/* --restore FILE (node/backup_load.c): seed this new node's groups from a backup at its
+	 * first start; "" = none. Never persisted: a restart does not restore again. */
+	char restore_file[NODE_PATH_MAX];
 };
 
 /* Parses argv, the --config file and DIR/cluster.conf into *cfg; on a first start writes

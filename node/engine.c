@@ -110,6 +110,7 @@ void node_engine_close(struct node *n)
 		ringraft__kv__request__free_unpacked(r->rq, NULL);
 		free(r);
 	}
+	node_backup_close_all(n);
 	for (uint32_t i = 0; n->groups != NULL && i < node_groups_all(n); i++) {
 		struct node_group *g = &n->groups[i];
 		for (size_t k = 0; k < NODE_NODES_MAX; k++) {
@@ -189,6 +190,7 @@ void node_tick(struct node *n)
 	if (n->ticks % 5 == 0) {
 		node_service_timeouts(n);
 		node_move_tick(n);
+		node_backup_tick(n);
 	}
 	node_members_tick(n);
 	node_rebalance_tick(n);

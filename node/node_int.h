@@ -163,6 +163,15 @@ struct node_rebalance {
 	char progress[160];
 };
 
+/* An open backup of one group (backup.c): a snapshot streamed to a client chunk by chunk. */
+struct node_backup {
+	uint64_t id; /* 0: a free slot */
+	uint32_t group;
+	struct kv_snapshot *snap; /* owned */
+	uint64_t offset;          /* stream bytes handed out */
+	uint64_t last_ms;         /* last BEGIN/CHUNK: idle expiry */
+};
+
 struct node {
 	struct node_config cfg;
 	/* Groups whose core may have work: not quiesced, or quiesced with a Ready or entries to
@@ -210,6 +219,7 @@ struct node {
 	bool auth_on, auth_known;
 	raft_index auth_applied;
 	char bootstrap_str[NODE_NODES_MAX * (NODE_ADDR_MAX + 24)]; /* --cluster's members */
+	struct node_backup backups[NODE_BACKUPS_MAX]; /* backup.c: open backup snapshots */
 };
 
 /* Groups 1..cfg.groups hold the keys (the ring); group cfg.groups + 1 is the meta group, which
@@ -342,6 +352,16 @@ int node_move_step(struct node *n, struct node_group *g, uint64_t source, uint64
 		   char *progress, size_t len);
 /* One step of the background scrub (every NODE_MAINT_MS, --scrub-rate values per second). */
 void node_scrub_step(struct node *n);
+
+/* backup.c. BACKUP_BEGIN (once its ReadIndex round is done and the group applied up to it),
+ * BACKUP_CHUNK and BACKUP_END: fills resp (code, error, and for a chunk a malloc'd value:
+ * node_backup_answer_free after sending). group is the request's group (BEGIN). */
+void node_backup_answer(struct node *n, uint32_t group, uint64_t id,
+			const Ringraft__Kv__Request *rq, Ringraft__Kv__Response *resp);
+void node_backup_answer_free(Ringraft__Kv__Response *resp);
+/* Closes backups idle for NODE_BACKUP_IDLE_MS (every few ticks), or all of them (close). */
+void node_backup_tick(struct node *n);
+void node_backup_close_all(struct node *n);
 /* Replicas compare digests: one quiescent group per call sends its digest to the group's
  * other replicas (at most every NODE_DIGEST_INTERVAL_MS per group); a replica whose digest
  * differs from every other replica's at the same applied index, when those agree, rebuilds

@@ -67,4 +67,9 @@
 #define NODE_CONN_MAX_INFLIGHT_BYTES_DEFAULT (8u << 20)  /* --conn-max-inflight-bytes */
 #define NODE_GROUP_MAX_PROPOSALS_DEFAULT     256         /* --group-max-proposals */
 
+/* Backups (node/backup.c, issue 21): snapshots a node keeps open for BACKUP_CHUNK requests. */
+#define NODE_BACKUPS_MAX         4            /* open at once; one more is answered BUSY */
+#define NODE_BACKUP_CHUNK_BYTES  (256u << 10) /* stream bytes per answer (< NET_CLIENT_FRAME_MAX) */
+#define NODE_BACKUP_IDLE_MS      30000        /* an open backup not read for this long closes */
+
 #endif

@@ -391,6 +391,13 @@ static void serve_read(struct node *n, struct node_req *r)
 		node_auth_list_free(&resp);
 		return;
 	}
+	if (rq->op == RINGRAFT__KV__OP__BACKUP_BEGIN) {
+		/* after the ReadIndex round: every write acknowledged before it is applied */
+		node_backup_answer(n, r->group, r->iid, rq, &resp);
+		req_finish(n, r, &resp);
+		node_backup_answer_free(&resp);
+		return;
+	}
 	assert(rq->op == RINGRAFT__KV__OP__SCAN);
 	struct scan_acc a = {0};
 	void *next = NULL;
@@ -967,6 +974,26 @@ static void handle(struct node *n, struct node_req *r)
 			return;
 		}
 		break;
+	case RINGRAFT__KV__OP__BACKUP_BEGIN:
+		/* served by the leader itself (backup.c): the snapshot stays open there, and the
+		 * client asks that node for the chunks */
+		rq->redirect = true;
+		if ((g = explicit_group(n, r)) == NULL)
+			return;
+		if (g->id == node_meta_id(n)) {
+			req_error(n, r, RINGRAFT__KV__CODE__INVALID,
+				  "request.group must be 1..groups: the meta group is not backed up");
+			return;
+		}
+		break;
+	case RINGRAFT__KV__OP__BACKUP_CHUNK:
+	case RINGRAFT__KV__OP__BACKUP_END: {
+		Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+		node_backup_answer(n, 0, 0, rq, &resp);
+		req_finish(n, r, &resp);
+		node_backup_answer_free(&resp);
+		return;
+	}
 	case RINGRAFT__KV__OP__USER_ADD:
 	case RINGRAFT__KV__OP__USER_REMOVE:
 	case RINGRAFT__KV__OP__USER_LIST:

@@ -31,6 +31,7 @@
 #include "node/node.h"
 #include "node/memberfile.h"
 #include "node/peer_secret.h"
+#include "node/backup_load.h"
 #include "node/shell.h"
 #include "wal/wal.h"
 
@@ -884,6 +885,11 @@ static int open_stores(struct node_shell *s)
 			 kv_strerror(rc));
 		return NODE_ESTORE;
 	}
+	/* kvd --restore (node/backup_load.c): before the engine reads the stores */
+	if (node_backup_pending_check(cfg->data_dir) != NODE_OK)
+		return NODE_ESTORE;
+	if (cfg->restore_file[0] != '\0')
+		return node_backup_restore(cfg, s->wal, s->kv);
 	return NODE_OK;
 }
 
