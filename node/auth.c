@@ -228,8 +228,8 @@ static void take_state(struct node *n, struct node_auth_state *s, const char *so
 	bool changed = !node_auth_state_same(cur, s);
 	if (changed || !cur->confirmed)
 		node_log(changed ? NODE_LOG_WARN : NODE_LOG_INFO, 0,
-			 "client authentication %s users=%zu version=%llu source=%s",
-			 s->on ? "on" : "off", s->n, (unsigned long long)s->version, source);
+			 "client authentication state from=%s on=%s users=%zu version=%llu", source,
+			 s->on ? "yes" : "no", s->n, (unsigned long long)s->version);
 	node_auth_state_free(cur);
 	*cur = *s;
 	memset(s, 0, sizeof *s);
