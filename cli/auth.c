@@ -90,7 +90,8 @@ static bool probe(struct cli_client *c, const char *addr, int64_t deadline_ms, c
 	c->o.user = user;
 	c->o.password = password;
 	if (rc != 0) {
-		snprintf(last, len, "%s", rc == CLI_TIMEOUT ? "no answer in time" : cli_strerror(rc));
+		snprintf(last, len, "%s",
+			 rc == CLI_TIMEOUT ? "no answer in time" : cli_strerror(rc));
 		return false;
 	}
 	bool ok = resp->code == RINGRAFT__KV__CODE__UNAUTHENTICATED;
