@@ -280,6 +280,10 @@ void node_auth_refresh(struct node *n)
 		n->auth_local_applied = 0;
 		return;
 	}
+	/* read once per applied index, also when it fails (then what we know stays, and the
+	 * next index is read again): never a scan per request */
+	n->auth_local_read = true;
+	n->auth_local_applied = at;
 	struct node_auth_state s = {0};
 	void *v = NULL;
 	size_t vl = 0;
@@ -287,8 +291,11 @@ void node_auth_refresh(struct node *n)
 			NULL);
 	s.on = rc == KV_OK && vl == 1 && ((char *)v)[0] == '1';
 	free(v);
-	if (rc != KV_OK && rc != KV_NOT_FOUND)
-		return; /* asked again at the next call */
+	if (rc != KV_OK && rc != KV_NOT_FOUND) {
+		node_log(NODE_LOG_ERROR, g->id,
+			 "cannot read client authentication's flag error=\"%s\"", kv_strerror(rc));
+		return;
+	}
 	struct state_walk w = {.s = &s};
 	if ((s.users = calloc(NODE_AUTH_USERS_MAX, sizeof *s.users)) == NULL)
 		return;
@@ -298,16 +305,12 @@ void node_auth_refresh(struct node *n)
 		     sizeof USER_END - 1, NODE_AUTH_USERS_MAX + 1, state_cb, &w, &next, &next_len);
 	free(next);
 	if (rc != KV_OK || w.bad) {
-		if (w.bad)
-			node_log(NODE_LOG_ERROR, g->id,
-				 "more than %d users in the meta group: client authentication's "
-				 "state not read",
-				 NODE_AUTH_USERS_MAX);
+		node_log(NODE_LOG_ERROR, g->id,
+			 "cannot read client authentication's users error=\"%s\"",
+			 w.bad ? "more users than NODE_AUTH_USERS_MAX" : kv_strerror(rc));
 		node_auth_state_free(&s);
 		return;
 	}
-	n->auth_local_read = true;
-	n->auth_local_applied = at;
 	s.known = true;
 	s.confirmed = true;
 	s.version = at;

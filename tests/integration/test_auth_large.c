@@ -5,8 +5,9 @@
  * node without the meta group, no user, a wrong password and a ro user's write are refused,
  * the rw user is served (kvctl, the protocol itself, RESP); a fifth member added while auth is
  * on enforces it; that outsider restarted while every host of the meta group is stopped still
- * refuses clients without a user (DIR/auth.state), and with its auth.state damaged refuses
- * everyone until the cluster is back; auth enable names a member that does not confirm.
+ * refuses clients without a user (DIR/auth.state), with its auth.state damaged refuses
+ * everyone, and without one answers UNAVAILABLE (RESP: TRYAGAIN), until the cluster is back;
+ * auth enable names a member that does not confirm.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -335,6 +336,17 @@ START_TEST(test_outsider_restarted_alone_fails_closed)
 	code = raw_get(outsider, "bob", "pw-of-bob", why, sizeof why);
 	ck_assert_msg(code == RINGRAFT__KV__CODE__UNAUTHENTICATED, "damaged file, bob: %d %s", code,
 		      why);
+	/* no file at all: it knows nothing, and serves no one without a login */
+	ck_assert_int_eq(cluster_term(c, outsider), 0);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(cluster_restart(c, outsider), 0);
+	code = raw_get(outsider, NULL, NULL, why, sizeof why);
+	ck_assert_msg(code == RINGRAFT__KV__CODE__UNAVAILABLE && strstr(why, "not yet learned"),
+		      "no file, no user: %d %s", code, why);
+	char *out = redis(outsider, "GET auth-k");
+	ck_assert_msg(strstr(out, "TRYAGAIN") != NULL && strstr(out, "by-bob") == NULL,
+		      "no file, RESP: %s", out);
+	free(out);
 	/* the cluster back: the leader's push brings the users again */
 	for (int i = 0; i < 3; i++)
 		cluster_cont(c, hosts[i]);
@@ -355,7 +367,8 @@ START_TEST(test_enable_names_a_member_that_does_not_confirm)
 	cluster_stop(c, 5);
 	int st;
 	uint64_t t0 = cluster_now_ms();
-	char *out = kvctl_as(1, BOB, NULL, "--user bob auth enable", &st);
+	/* (--timeout: the cluster has just come back from test_outsider_restarted_alone_...) */
+	char *out = kvctl_as(1, BOB, NULL, "--user bob --timeout 15s auth enable", &st);
 	uint64_t took = cluster_now_ms() - t0;
 	cluster_cont(c, 5);
 	ck_assert_msg(st == 3 && strstr(out, "member 5 (") != NULL &&
@@ -364,7 +377,11 @@ START_TEST(test_enable_names_a_member_that_does_not_confirm)
 		      "auth enable with node 5 stopped: exit %d after %llu ms: %s", st,
 		      (unsigned long long)took, out);
 	free(out);
-	out = kvctl_as(1, BOB, NULL, "--user bob auth enable", &st);
+	char why[256];
+	int code = raw_get_until(5, RINGRAFT__KV__CODE__UNAUTHENTICATED, 20000, why, sizeof why);
+	ck_assert_msg(code == RINGRAFT__KV__CODE__UNAUTHENTICATED, "node 5 resumed: %d %s", code,
+		      why);
+	out = kvctl_as(1, BOB, NULL, "--user bob --timeout 15s auth enable", &st);
 	ck_assert_msg(st == 0 && strstr(out, "confirmed by members: 1 2 3 4 5") != NULL,
 		      "auth enable again: exit %d: %s", st, out);
 	free(out);
