@@ -250,6 +250,19 @@ int cli_user_remove(struct cli_client *c, const char *name, char *why, size_t le
 int cli_user_list(struct cli_client *c, struct cli_user **users, size_t *n, bool *enabled,
 		  char *why, size_t len);
 int cli_auth_enable(struct cli_client *c, char *why, size_t len);
+/* After cli_auth_enable: asks every member of the cluster (the ring's nodes as learned before
+ * enabling, removed ones aside), each on a new connection without a user, until it refuses
+ * the request as CLI_UNAUTHENTICATED, for at most wait_ms. out[0..*n) (at most cap) says
+ * which did (confirmed) and, for the others, what they last answered. CLI_OK when every
+ * member confirmed, else CLI_UNAVAILABLE. */
+struct cli_auth_member {
+	uint64_t id;
+	char client_addr[CLI_ADDR_MAX];
+	bool confirmed;
+	char last[128]; /* the last answer of a member that did not confirm */
+};
+int cli_auth_confirm(struct cli_client *c, uint32_t wait_ms, struct cli_auth_member *out,
+		     size_t cap, size_t *n);
 int cli_member_add(struct cli_client *c, uint64_t id, const char *peer_addr,
 		   const char *client_addr, char *why, size_t len);
 int cli_member_remove(struct cli_client *c, uint64_t id, char *why, size_t len);

@@ -1,6 +1,7 @@
 /* kvctl_auth.c — kvctl user add/remove/list and auth enable (docs/SECURITY.md "Client
  * authentication"). A new user's password comes from stdin when it is not a terminal (one
- * line), else it is asked twice without echo; it is hashed by the client library.
+ * line), else it is asked twice without echo; it is hashed by the client library. auth enable
+ * returns once every member refuses clients without a user, or says which did not.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,9 @@
 
 #include "cli/kvctl.h"
 #include "kv/user.h"
+
+/* How long auth enable waits for every member to enforce (each asked every 100 ms). */
+#define AUTH_CONFIRM_MS 10000
 
 /* The new user's password into buf (NUL-terminated): 0, or KVCTL_EXIT_USAGE after saying why. */
 static int read_password(char *buf, size_t cap)
@@ -130,7 +134,42 @@ int kvctl_cmd_auth(struct cli_client *c, const struct kvctl_args *a)
 	int rc = cli_auth_enable(c, why, sizeof why);
 	if (rc != CLI_OK)
 		return refused("auth enable", rc, why, a);
-	if (a->output != KVCTL_OUT_JSON)
-		printf("authentication on: every request needs a user (--user)\n");
-	return KVCTL_EXIT_OK;
+	/* returns once every member enforces it (a node that does not host the meta group
+	 * learns it from the meta group's leader a moment later) */
+	struct cli_auth_member m[CLI_NODES_MAX];
+	size_t n = 0;
+	rc = cli_auth_confirm(c, AUTH_CONFIRM_MS, m, CLI_NODES_MAX, &n);
+	if (a->output == KVCTL_OUT_JSON) {
+		printf("{\"auth_enabled\": true, \"confirmed\": [");
+		for (size_t i = 0, k = 0; i < n; i++)
+			if (m[i].confirmed)
+				printf("%s%llu", k++ ? ", " : "", (unsigned long long)m[i].id);
+		printf("], \"unconfirmed\": [");
+		for (size_t i = 0, k = 0; i < n; i++)
+			if (!m[i].confirmed)
+				printf("%s%llu", k++ ? ", " : "", (unsigned long long)m[i].id);
+		printf("]}\n");
+	} else {
+		printf("authentication on: every request needs a user (--user)\n"
+		       "confirmed by members:");
+		for (size_t i = 0; i < n; i++)
+			if (m[i].confirmed)
+				printf(" %llu", (unsigned long long)m[i].id);
+		printf("\n");
+	}
+	if (rc == CLI_OK)
+		return KVCTL_EXIT_OK;
+	fprintf(stderr, "kvctl: auth enable: authentication is on in the cluster, but ");
+	if (n == 0)
+		fprintf(stderr, "no member was known to ask");
+	for (size_t i = 0, k = 0; i < n; i++)
+		if (!m[i].confirmed)
+			fprintf(stderr, "%smember %llu (%s: %s)", k++ ? ", " : "",
+				(unsigned long long)m[i].id,
+				m[i].client_addr[0] ? m[i].client_addr : "?", m[i].last);
+	fprintf(stderr,
+		" did not confirm within %d s that it refuses clients without a user: it may "
+		"still serve them; check it, then run kvctl auth enable again to ask again\n",
+		AUTH_CONFIRM_MS / 1000);
+	return KVCTL_EXIT_UNAVAILABLE;
 }

@@ -591,7 +591,8 @@ static int on_bytes(void *arg, const uint8_t *data, size_t len)
 			}
 		}
 		if (f->n_msgs + f->n_forwarded_requests + f->n_forwarded_responses +
-				    f->n_digests + f->n_gone + f->n_member_maps + f->n_confs >
+				    f->n_digests + f->n_gone + f->n_member_maps + f->n_confs +
+				    f->n_auth_states >
 			    0 &&
 		    p->cbs.on_frame && c->peer != NULL && c->peer->conn == c)
 			p->cbs.on_frame(p->arg, c->peer->id, f);

@@ -23,6 +23,7 @@
 #define NET_PEER_FIELD_GONE     6 /* PeerFrame.gone */
 #define NET_PEER_FIELD_MEMBERS  7 /* PeerFrame.member_maps */
 #define NET_PEER_FIELD_CONFS    8 /* PeerFrame.confs */
+#define NET_PEER_FIELD_AUTH     11 /* PeerFrame.auth_states */
 
 struct net_peers_cbs {
 	/* A whole PeerFrame from peer `from` (hello already checked). Borrowed for the call. */

@@ -352,4 +352,6 @@ void node_peer_frame(struct node *n, uint64_t from, const Ringraft__Raft__PeerFr
 		node_members_received(n, from, &f->member_maps[i]);
 	for (size_t i = 0; i < f->n_confs; i++)
 		node_rebalance_received(n, from, f->confs[i]);
+	for (size_t i = 0; i < f->n_auth_states; i++)
+		node_auth_received(n, from, f->auth_states[i]);
 }

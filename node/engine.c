@@ -123,6 +123,7 @@ void node_engine_close(struct node *n)
 		raft_free(g->raft);
 	}
 	node_expire_free(n);
+	node_auth_state_free(&n->auth);
 	kv_ring_free(n->ring);
 	for (int i = 0; i < 2; i++) {
 		for (size_t k = 0; k < n->batches[i].n_held; k++)

@@ -53,6 +53,7 @@ enum {
 	NODE_FIELD_GONE = 6,     /* PeerFrame.gone */
 	NODE_FIELD_MEMBERS = 7,  /* PeerFrame.member_maps */
 	NODE_FIELD_CONFS = 8,    /* PeerFrame.confs */
+	NODE_FIELD_AUTH = 11,    /* PeerFrame.auth_states */
 };
 
 /* A client's answer: called exactly once per node_submit, with the response (borrowed: copy
@@ -86,6 +87,9 @@ struct node_io {
 	/* The cluster map changed (members.c; node_config_of(n)->members): dial new members,
 	 * forget removed ones, save it. self_removed: this node was removed. May be NULL. */
 	void (*members_changed)(void *arg, bool self_removed);
+	/* Client authentication's state changed (auth.c): save it (node_auth_saved_state) for
+	 * the next start. May be NULL. */
+	void (*auth_changed)(void *arg);
 };
 
 /* Rebuilds every group from the WAL and LMDB (both open, borrowed until node_engine_close;
@@ -129,11 +133,19 @@ bool node_draining(struct node *n);
 bool node_write_idle(const struct node *n);
 struct node_metrics *node_metrics_of(struct node *n);
 const struct node_config *node_config_of(const struct node *n);
-/* Client authentication (auth.c): whether it is on (applied in the meta group here); the
- * stored record of user `name` (0, or -1 if there is none); whether `role` (kv/user.h) may
- * run op. */
+/* Client authentication (auth.c): whether it is on as this node knows it (true also while
+ * it is UNCONFIRMED: fail closed); the mode (auth.h); the stored record of user `name` (0, or
+ * -1 if there is none); whether `role` (kv/user.h) may run op. */
 struct kv_user;
 bool node_auth_on(struct node *n);
+int node_auth_mode(struct node *n); /* enum node_auth_mode */
+/* The state to save in DIR/auth.state (authfile.c), packed as an AuthState into *buf
+ * (malloc'd): 0, or -1 when nothing confirmed is known (only the file's, or nothing) or out
+ * of memory. */
+int node_auth_saved_state(struct node *n, uint8_t **buf, size_t *len);
+/* At start, before peers connect: the state saved in DIR/auth.state (m), or NULL when the
+ * file was damaged (then: on, no users known, until the meta group's leader says more). */
+void node_auth_load(struct node *n, const Ringraft__Raft__AuthState *m);
 int node_auth_lookup(struct node *n, const char *name, struct kv_user *out);
 bool node_auth_allows(int role, Ringraft__Kv__Op op);
 /* The cluster map learned from the meta group (members.c), for the shell to save: the records

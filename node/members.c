@@ -143,6 +143,7 @@ static int scan_cb(const void *key, size_t kl, const void *v, size_t vl, void *a
 
 void node_members_reload(struct node *n)
 {
+	node_auth_refresh(n); /* client authentication's state is in the meta group too */
 	struct node_group *g = node_group(n, node_meta_id(n));
 	if (g == NULL || g->raft == NULL || raft_recovering(g->raft))
 		return;
@@ -218,6 +219,7 @@ void node_members_push(struct node *n)
 	if (g == NULL || g->raft == NULL || raft_role_of(g->raft) != RAFT_LEADER)
 		return;
 	send_map(n, 0); /* even the bootstrap map: it says who leads the meta group */
+	node_auth_push(n); /* and client authentication's state (auth.c) */
 }
 
 void node_members_tell_removed(struct node *n, uint64_t id)
@@ -311,20 +313,15 @@ const char *node_members_check(struct node *n, const Ringraft__Kv__Request *rq)
 				       ? "member add: that id was removed from the cluster and is "
 					 "never used again: give the new node a new id"
 				       : "member add: that id is a member already";
-		size_t live = 0;
 		for (size_t i = 0; i < n->cfg.n_members; i++) {
 			/* a removed member's address may be reused (a new machine, a new id) */
 			if (!n->cfg.members[i].removed &&
 			    strcmp(n->cfg.members[i].peer_addr, m->peer_addr) == 0)
 				return "member add: another member has that peer address";
-			live += !n->cfg.members[i].removed;
 		}
 		if (n->cfg.n_members >= NODE_NODES_MAX)
 			return "member add: the cluster map is full (16 members, removed ones "
 			       "included)";
-		const char *auth = node_auth_members_check(n, live + 1);
-		if (auth != NULL)
-			return auth;
 		return NULL;
 	}
 	if (rq->op == RINGRAFT__KV__OP__MEMBER_LEAVE) {

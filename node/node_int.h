@@ -13,6 +13,7 @@
 #include "kv/kv.h"
 #include "kv/ring.h"
 #include "node/addrbook.h"
+#include "node/auth.h"
 #include "node/config.h"
 #include "node/engine.h"
 #include "node/log.h"
@@ -214,10 +215,12 @@ struct node {
 	struct node_rebalance rebalance;
 	uint64_t meta_leader_hint; /* the last node that sent us the cluster map (members.c) */
 	raft_index members_applied;  /* the meta group's applied index it was read at */
-	/* auth.c: whether client authentication is on, read from the meta group at its applied
-	 * index auth_applied (re-read only when that moves: it is asked for every request) */
-	bool auth_on, auth_known;
-	raft_index auth_applied;
+	/* auth.c: client authentication's state as enforced here (auth.h), and the meta group's
+	 * applied index it was last read at from the local replica (re-read only when that
+	 * moves: it is asked for every request) */
+	struct node_auth_state auth;
+	raft_index auth_local_applied;
+	bool auth_local_read;
 	char bootstrap_str[NODE_NODES_MAX * (NODE_ADDR_MAX + 24)]; /* --cluster's members */
 	struct node_backup backups[NODE_BACKUPS_MAX]; /* backup.c: open backup snapshots */
 };
@@ -399,9 +402,13 @@ void node_auth_list(struct node *n, Ringraft__Kv__Response *resp);
 void node_auth_list_free(Ringraft__Kv__Response *resp);
 /* Whether AUTH_ENABLE is applied in the meta group here. */
 bool node_auth_enabled(struct node *n);
-/* NULL, or why the cluster may not grow to `live` members: with client authentication on, a
- * node without a replica of the meta group could not enforce it (not built yet). */
-const char *node_auth_members_check(struct node *n, size_t live);
+/* Re-reads the state from the local replica of the meta group when its applied index moved
+ * (after the meta group's turn, and before every use). */
+void node_auth_refresh(struct node *n);
+/* The meta leader sends the state to every connected member (with the cluster map). */
+void node_auth_push(struct node *n);
+/* A state pushed by a peer (PeerFrame.auth_states). */
+void node_auth_received(struct node *n, uint64_t from, const Ringraft__Raft__AuthState *m);
 
 /* rebalance.c: replicas spread over the members by the meta group's leader */
 void node_rebalance_tick(struct node *n);

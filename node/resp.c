@@ -1464,7 +1464,13 @@ static int on_command(void *arg, struct net_resp_conn *c, uint64_t slot,
 		if (node_auth_enabled(n)) {
 			bool login = k->fn == cmd_auth || k->fn == cmd_hello || k->fn == cmd_quit;
 			if (cl->role == 0 && !login) {
-				reply_error(&x, "NOAUTH Authentication required.");
+				/* a node that has not yet learned whether it is on (auth.c):
+				 * not applied, as a stopping node says it */
+				bool unsure = node_auth_mode(n) == NODE_AUTH_UNCONFIRMED;
+				reply_error(&x, unsure ? "TRYAGAIN this node has not yet learned "
+							 "whether client authentication is on: "
+							 "not applied, try again"
+						       : "NOAUTH Authentication required.");
 				return 0;
 			}
 			if (cl->role == KV_USER_RO && k->rw == 'w') {

@@ -25,6 +25,8 @@
 #include "kv/kv.h"
 #include "kv/user.h"
 #include "node/addrbook.h"
+#include "node/auth.h"
+#include "node/authfile.h"
 #include "node/identity.h"
 #include "node/log.h"
 #include "node/metrics.h"
@@ -41,7 +43,8 @@ _Static_assert(NODE_FIELD_MSG == NET_PEER_FIELD_MSG &&
 		       NODE_FIELD_DIGEST == NET_PEER_FIELD_DIGEST &&
 		       NODE_FIELD_GONE == NET_PEER_FIELD_GONE &&
 		       NODE_FIELD_MEMBERS == NET_PEER_FIELD_MEMBERS &&
-		       NODE_FIELD_CONFS == NET_PEER_FIELD_CONFS,
+		       NODE_FIELD_CONFS == NET_PEER_FIELD_CONFS &&
+		       NODE_FIELD_AUTH == NET_PEER_FIELD_AUTH,
 	       "engine.h's PeerFrame fields are net/peer.h's");
 
 uint64_t node_shell_now_ms(void)
@@ -446,8 +449,18 @@ static void auth_checked_cb(uv_work_t *w, int status)
 static bool auth_gate(struct node_shell *s, struct net_conn *c, Ringraft__Kv__Request *rq)
 {
 	uint32_t st = net_conn_auth(c);
-	if (st == 0 && !node_auth_on(s->n))
-		return false;
+	if (st == 0) {
+		int mode = node_auth_mode(s->n);
+		if (mode == NODE_AUTH_OFF)
+			return false;
+		if (mode == NODE_AUTH_UNCONFIRMED) {
+			answer_now(s, c, rq, RINGRAFT__KV__CODE__UNAVAILABLE,
+				   "unavailable: this node has not yet learned whether client "
+				   "authentication is on (it holds no replica of the meta group and "
+				   "its leader has not reached it since it started): retry");
+			return true;
+		}
+	}
 	if (st & AUTH_PENDING) {
 		for (size_t i = 0; i < AUTH_CHECKS_MAX; i++) {
 			struct auth_check *a = auth_checks[i];
@@ -711,6 +724,15 @@ static void io_members_changed(void *arg, bool self_removed)
 		node_log(NODE_LOG_ERROR, 0, "stopping: this node was removed from the cluster");
 		stop_begin(s);
 	}
+}
+
+/* Client authentication's state changed (node/auth.c): saved for the next start. */
+static void io_auth_changed(void *arg)
+{
+	struct node_shell *s = arg;
+	const char *dir = s->cfg.data_dir;
+	if (s->n != NULL && node_authfile_save(dir, s->n) != 0)
+		node_log(NODE_LOG_ERROR, 0, "cannot save auth.state error=\"%s\"", strerror(errno));
 }
 
 /* ------------------------------------------------------------------------------ lifecycle */
@@ -1025,11 +1047,14 @@ int node_open(const struct node_config *cfg, struct node_shell **out)
 		.wal_write = io_wal_write,
 		.flush = io_flush,
 		.members_changed = io_members_changed,
+		.auth_changed = io_auth_changed,
 	};
 	rc = node_engine_open(&s->cfg, &io, s->wal, s->kv, s->incarnation, &s->n);
 	if (rc != NODE_OK)
 		return rc;
 	(void)node_memberfile_load(cfg->data_dir, s->n);
+	(void)node_authfile_load(cfg->data_dir, s->n);
+	io_auth_changed(s); /* what the meta replica here said at open, if anything */
 	const struct node_config *map = node_config_of(s->n);
 	int me = node_config_member_index(map, cfg->id);
 	if (me >= 0 && map->members[me].removed) {

@@ -10,14 +10,19 @@
  * stream at that frame (never past what was fed), an oversize header is refused before any
  * payload, a converted message borrows the decoded entries (never copies past them) and
  * stays within RAFT_MSG_ENTRIES_MAX / RAFT_NODES_MAX, and the core keeps its invariants
- * (term never decreases, commit <= last index, applied <= commit).
+ * (term never decreases, commit <= last index, applied <= commit). Client authentication's
+ * pushed state (PeerFrame 11) goes through node_auth_state_from_pb, kvd's own decoder: a state
+ * it accepts has at most NODE_AUTH_USERS_MAX users with valid names and records, and packs
+ * and decodes back to itself.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv/user.h"
 #include "net/frame.h"
+#include "node/auth.h"
 #include "node/msg.h"
 #include "proto/raft.pb-c.h"
 #include "raft/raft.h"
@@ -137,6 +142,38 @@ static void step_frame(struct raft *r, struct node_msg_scratch *s, const uint8_t
 		CHECK(m.snap_data.base == (void *)pb->snap_data.data);
 		(void)raft_step(r, &m);
 		drain(r);
+	}
+	/* client authentication's state (PeerFrame 11), checked as node_auth_received does */
+	for (size_t i = 0; i < f->n_auth_states; i++) {
+		const Ringraft__Raft__AuthState *a = f->auth_states[i];
+		struct node_auth_state st;
+		const char *why = NULL;
+		if (node_auth_state_from_pb(a, &st, &why) != 0) {
+			CHECK(why != NULL && st.n == 0 && st.users == NULL && !st.known);
+			continue;
+		}
+		CHECK(st.known && !st.confirmed && st.n == a->n_users &&
+		      st.n <= NODE_AUTH_USERS_MAX && st.version == a->version);
+		for (size_t k = 0; k < st.n; k++) {
+			CHECK(kv_user_name_ok(st.users[k].name, strlen(st.users[k].name)));
+			CHECK(strcmp(st.users[k].name, a->users[k]->name) == 0);
+			CHECK(st.users[k].u.iterations >= KV_USER_ITERATIONS_MIN &&
+			      st.users[k].u.iterations <= KV_USER_ITERATIONS_MAX);
+		}
+		/* what a node saves and pushes decodes back to the same state */
+		uint8_t *buf;
+		size_t len;
+		CHECK(node_auth_state_pack(&st, &buf, &len) == 0);
+		Ringraft__Raft__AuthState *back =
+			ringraft__raft__auth_state__unpack(NULL, len, buf);
+		CHECK(back != NULL);
+		struct node_auth_state st2;
+		CHECK(node_auth_state_from_pb(back, &st2, &why) == 0);
+		CHECK(node_auth_state_same(&st, &st2) && st2.version == st.version);
+		node_auth_state_free(&st2);
+		ringraft__raft__auth_state__free_unpacked(back, NULL);
+		free(buf);
+		node_auth_state_free(&st);
 	}
 	ringraft__raft__peer_frame__free_unpacked(f, NULL);
 	raft_tick(r);

@@ -607,42 +607,7 @@ START_TEST(test_users_are_kept_in_the_meta_group)
 	get.key.data = (uint8_t *)"user/bob";
 	get.key.len = 8;
 	ck_assert_int_eq(call(1, &get, err, sizeof err, NULL), RINGRAFT__KV__CODE__NOT_FOUND);
-	/* a 4th member would hold no replica of the meta group: refused while auth is on */
-	Ringraft__Kv__NodeInfo m = RINGRAFT__KV__NODE_INFO__INIT;
-	m.id = 4;
-	m.peer_addr = "127.0.0.1:1";
-	m.client_addr = "127.0.0.1:2";
-	Ringraft__Kv__Request add = RINGRAFT__KV__REQUEST__INIT;
-	add.op = RINGRAFT__KV__OP__MEMBER_ADD;
-	add.member = &m;
-	ck_assert_int_eq(call(3, &add, err, sizeof err, NULL), RINGRAFT__KV__CODE__INVALID);
-	ck_assert_msg(strstr(err, "client authentication is on") != NULL, "%s", err);
 	call_user = call_password = NULL;
-}
-END_TEST
-
-static void setup_four(void)
-{
-	for (int n = 1; n <= 4; n++)
-		write_secret(n, SECRET "\n");
-	struct cluster_opts o;
-	cluster_opts_default(&o);
-	o.groups = GROUPS;
-	o.nodes = 4;
-	o.election_ms = 1000;
-	o.heartbeat_ms = 100;
-	o.peer_secret_dir = secrets;
-	c = cluster_start(&o);
-	ck_assert_msg(c != NULL, "4-node cluster did not start");
-}
-
-START_TEST(test_auth_enable_refused_beyond_three_members)
-{
-	char err[512];
-	ck_assert_int_eq(user_add(1, "bob", KV_USER_RW, err, sizeof err), RINGRAFT__KV__CODE__OK);
-	ck_assert_int_eq(simple(2, RINGRAFT__KV__OP__AUTH_ENABLE, NULL, err, sizeof err),
-			 RINGRAFT__KV__CODE__INVALID);
-	ck_assert_msg(strstr(err, "more than 3 members") != NULL, "%s", err);
 }
 END_TEST
 
@@ -981,11 +946,6 @@ int main(void)
 	tcase_add_test(tu, test_users_are_kept_in_the_meta_group);
 	tcase_add_test(tu, test_auth_enforced);
 	suite_add_tcase(s, tu);
-	TCase *t4 = tcase_create("client_auth_four_nodes");
-	tcase_add_unchecked_fixture(t4, setup_four, teardown);
-	tcase_set_timeout(t4, 120);
-	tcase_add_test(t4, test_auth_enable_refused_beyond_three_members);
-	suite_add_tcase(s, t4);
 	TCase *tt = tcase_create("inside_tls");
 	tcase_add_unchecked_fixture(tt, setup_tls, teardown);
 	tcase_set_timeout(tt, 120);

@@ -1458,7 +1458,8 @@ static void deliver(struct world *w, struct ev *e)
 	if (e->gen != w->link_gen[e->peer][e->node] || !s->alive)
 		return; /* the link it travelled on is gone */
 	enter(s);
-	if (e->field < NODE_FIELD_MSG || e->field > NODE_FIELD_CONFS) {
+	if ((e->field < NODE_FIELD_MSG || e->field > NODE_FIELD_CONFS) &&
+	    e->field != NODE_FIELD_AUTH) {
 		fail(w, "node %d sent unknown field %d", e->peer, e->field);
 		return;
 	}
