@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "kv/kv.h"
+#include "kv/user.h"
 #include "net/frame.h"
 #include "net/resp.h"
 #include "node/config.h"
@@ -250,6 +251,39 @@ static void gen_peer(void)
 	f.forwarded_requests = &fwd;
 	put_frame(&b, &f.base);
 	save("peer", "digest-forward", &b);
+
+	/* client authentication's pushed state (PeerFrame 11): on, two users (fixed salt and
+	 * hash bytes: the decoder checks the record's shape, never a password) */
+	b.len = 0;
+	put_byte(&b, 0);
+	peer_frame(&b, NULL, 0, true);
+	struct kv_user u = {.role = KV_USER_RW, .iterations = KV_USER_ITERATIONS};
+	memset(u.salt, 0x5a, sizeof u.salt);
+	memset(u.hash, 0xa5, sizeof u.hash);
+	uint8_t rec_rw[KV_USER_RECORD_BYTES], rec_ro[KV_USER_RECORD_BYTES];
+	kv_user_record_encode(&u, rec_rw);
+	u.role = KV_USER_RO;
+	kv_user_record_encode(&u, rec_ro);
+	Ringraft__Raft__AuthUser u1 = RINGRAFT__RAFT__AUTH_USER__INIT;
+	Ringraft__Raft__AuthUser u2 = RINGRAFT__RAFT__AUTH_USER__INIT;
+	u1.name = "admin";
+	u1.record.data = rec_rw;
+	u1.record.len = sizeof rec_rw;
+	u2.name = "reader";
+	u2.record.data = rec_ro;
+	u2.record.len = sizeof rec_ro;
+	Ringraft__Raft__AuthUser *up[] = {&u1, &u2};
+	Ringraft__Raft__AuthState st = RINGRAFT__RAFT__AUTH_STATE__INIT;
+	st.version = 42;
+	st.enabled = true;
+	st.n_users = 2;
+	st.users = up;
+	Ringraft__Raft__AuthState *sp[] = {&st};
+	Ringraft__Raft__PeerFrame fa = RINGRAFT__RAFT__PEER_FRAME__INIT;
+	fa.n_auth_states = 1;
+	fa.auth_states = sp;
+	put_frame(&b, &fa.base);
+	save("peer", "auth-state", &b);
 }
 
 /* ------------------------------------------------------------------------------ client */
