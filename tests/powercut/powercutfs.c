@@ -9,6 +9,10 @@
  * is written to the backing files, in random order, the rest is dropped, and from then on
  * every operation fails with EIO until the file system is unmounted and mounted again (the
  * machine is dead). Reading MNT/.powercut gives counters (pages and files buffered, syncs).
+ * Writing "delay MS" into it makes a slow disk: from then on every fsync, fdatasync (an
+ * msync(MS_SYNC) sends one) and directory fsync first waits MS milliseconds (0 ends it,
+ * at most 60000), while reads and writes go on unhindered; the counters say the current
+ * delay and how many syncs were delayed.
  *
  * Simplifications, each the kind a test can live with (docs/DURABILITY.md, "The power-cut
  * layer"): metadata (create, mkdir, rename, unlink, link, truncate, fallocate, chmod) is
@@ -38,11 +42,13 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PAGE_BYTES     4096u
 #define CONTROL_PATH   "/.powercut"
 #define MAX_MB_DEFAULT 512u
+#define DELAY_MS_MAX   60000u
 
 /* One backing inode that has been opened: its buffered pages and its logical size. Lives
  * while it is open or holds unsynced pages. */
@@ -78,6 +84,8 @@ static struct {
 	uint64_t buffered_pages;
 	uint64_t syncs, synced_pages;
 	bool dead;
+	unsigned delay_ms;      /* slow disk: each sync waits this long first (0: none) */
+	uint64_t delayed_syncs; /* syncs that waited */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ------------------------------------------------------------------------ helpers */
@@ -366,9 +374,19 @@ static int control_write(const char *buf, size_t size)
 		return -EINVAL;
 	memcpy(cmd, buf, size);
 	cmd[size] = 0;
-	unsigned keep;
+	unsigned keep, ms;
 	uint64_t seed;
 	char extra;
+	if (sscanf(cmd, "delay %u %c", &ms, &extra) == 1) {
+		if (ms > DELAY_MS_MAX)
+			return -EINVAL;
+		g.delay_ms = ms;
+		if (ms)
+			fprintf(stderr, "powercutfs: every sync now waits %u ms first\n", ms);
+		else
+			fprintf(stderr, "powercutfs: syncs no longer wait\n");
+		return (int)size;
+	}
 	if (sscanf(cmd, "cut %u %" SCNu64 " %c", &keep, &seed, &extra) != 2 || keep > 1000)
 		return -EINVAL;
 	int rc = power_cut(keep, seed);
@@ -377,14 +395,15 @@ static int control_write(const char *buf, size_t size)
 
 static int control_read(char *buf, size_t size, off_t off)
 {
-	char text[256];
+	char text[320];
 	size_t files = 0;
 	for (struct file *f = g.files; f; f = f->next)
 		files += f->ndirty > 0;
-	int n = snprintf(text, sizeof text,
-			 "unsynced_pages %" PRIu64 "\nunsynced_files %zu\nsyncs %" PRIu64
-			 "\nsynced_pages %" PRIu64 "\n",
-			 g.buffered_pages, files, g.syncs, g.synced_pages);
+	int n = snprintf(
+		text, sizeof text,
+		"unsynced_pages %" PRIu64 "\nunsynced_files %zu\nsyncs %" PRIu64
+		"\nsynced_pages %" PRIu64 "\nsync_delay_ms %u\ndelayed_syncs %" PRIu64 "\n",
+		g.buffered_pages, files, g.syncs, g.synced_pages, g.delay_ms, g.delayed_syncs);
 	if (off >= n)
 		return 0;
 	size_t len = (size_t)(n - off) < size ? (size_t)(n - off) : size;
@@ -755,12 +774,29 @@ static int op_release(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
+/* The slow disk: a sync waits g.delay_ms before it starts, without the lock, so that other
+ * threads' reads and writes (FUSE runs each request on its own thread) go on meanwhile; the
+ * data is not durable until the wait is over, and a cut during it makes the sync fail. */
+static void sync_delay(void)
+{
+	pthread_mutex_lock(&g.lock);
+	unsigned ms = g.dead ? 0 : g.delay_ms;
+	g.delayed_syncs += ms > 0;
+	pthread_mutex_unlock(&g.lock);
+	if (ms > 0) {
+		struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+}
+
 static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
 	(void)path;
 	(void)datasync;
 	if (fi->fh == 0)
 		LOCKED(0);
+	sync_delay();
 	LOCKED(file_sync(((struct handle *)(uintptr_t)fi->fh)->f));
 }
 
@@ -844,6 +880,7 @@ static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
 	(void)path;
 	(void)datasync;
 	(void)fi;
+	sync_delay();
 	LOCKED(0); /* metadata is durable at once */
 }
 
@@ -909,7 +946,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: powercutfs [--max-mb N] BACKING_DIR MOUNTPOINT [FUSE options]\n"
 			"  write \"cut KEEP_PER_MILLE SEED\" into MOUNTPOINT/.powercut to cut the "
-			"power\n");
+			"power,\n"
+			"  \"delay MS\" to make every fsync wait MS milliseconds (0: none)\n");
 }
 
 int main(int argc, char **argv)
