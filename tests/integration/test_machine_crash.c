@@ -314,15 +314,15 @@ static void machine_crash(int writes_while_down, bool rollback, struct crash_log
 				      n, g, (unsigned long long)before[n][g], VICTIM,
 				      (unsigned long long)after[n][g]);
 	scan_log(VICTIM, from, cl);
-	ck_assert_int_eq(cl->set_aside, rollback ? 0 : 1);
-	ck_assert_int_eq(cl->rolled_back, rollback ? 1 : 0);
+	ck_assert_int_eq(cl->set_aside, (rollback ? 0 : 1));
+	ck_assert_int_eq(cl->rolled_back, (rollback ? 1 : 0));
 	ck_assert_int_eq(cl->cannot_elect, 0);
 	for (uint32_t g = 1; g <= GROUPS + 1; g++)
 		ck_assert_msg(cl->led_before[g] == 0,
 			      "node %d campaigned or led group %u before it had recovered it",
 			      VICTIM, g);
 	/* at most one kept */
-	ck_assert_int_eq(set_aside_dirs(VICTIM), rollback ? set_aside_before : 1);
+	ck_assert_int_eq(set_aside_dirs(VICTIM), (rollback ? set_aside_before : 1));
 	read_back_all(VICTIM);
 }
 

@@ -294,7 +294,7 @@ run() {
       fi
     fi
     for n in $cut_nodes; do # how it came back (kvd --auto-repair)
-      grep -E 'set aside|replica repaired after|replayed here|cannot elect' "$tmp/node$n.log" |
+      grep -E 'set aside|rolled it back|cannot be rolled back|replica repaired after|replayed here|cannot elect' "$tmp/node$n.log" |
         cut -c1-240 | sed "s/^/cut_one:   node $n: /"
     done
   fi
