@@ -177,6 +177,10 @@ void node_snap_receive(struct node *n, struct node_group *g, const struct raft_s
 	if (rc != WAL_OK)
 		node_fatal(n, g->id, "cannot add a snapshot marker error=\"%s\"", wal_strerror(rc));
 	g->compacted = c->index;
+	/* The installed state is not synced, and the WAL's log now starts after it: a power
+	 * loss before the next checkpoint would roll LMDB back below the marker, where the WAL
+	 * no longer reaches (the group would be rebuilt from its peers). So it comes soon. */
+	n->ckpt_ms = 0;
 	node_metrics_snapshot(&n->metrics, false);
 	node_log(NODE_LOG_INFO, g->id, "snapshot installed index=%llu",
 		 (unsigned long long)c->index);
