@@ -203,8 +203,9 @@ int kv_checkpoint_pin(struct kv *kv, raft_index *out, uint32_t n_groups)
 	if (kv->n_pins == KV_PINS_MAX) {
 		/* earlier saves failed after their rename: each may be the file on disk, so each
 		 * keeps its snapshot pinned; no more until one succeeds fully (never, then) */
-		fprintf(stderr, "error kv group=0 what=checkpoint err=\"%u checkpoints in a row "
-				"could not be made durable: refusing more\"\n",
+		fprintf(stderr,
+			"error kv group=0 what=checkpoint err=\"%u checkpoints in a row "
+			"could not be made durable: refusing more\"\n",
 			(unsigned)kv->n_pins);
 		return KV_EIO;
 	}
@@ -245,7 +246,8 @@ int kv_checkpoint_pin(struct kv *kv, raft_index *out, uint32_t n_groups)
 			rc = errno ? errno : EIO;
 	}
 	const char *why = "";
-	if (rc == 0 && (kv_get_le64(page + M_TXNID) != txnid || !meta_ok(page, st.ms_psize, &why))) {
+	if (rc == 0 &&
+	    (kv_get_le64(page + M_TXNID) != txnid || !meta_ok(page, st.ms_psize, &why))) {
 		/* LMDB writes T's meta into slot T % 2 and nothing committed since: a layout this
 		 * file does not know */
 		fprintf(stderr,

@@ -316,9 +316,9 @@ int kv_checkpoint(struct kv *kv, raft_index *out, uint32_t n_groups);
 
 /* What kv_rollback found in kv.checkpoint. */
 struct kv_rollback_info {
-	uint64_t txnid;                      /* the LMDB transaction rolled back to */
-	uint32_t n_groups;                   /* groups 1..n_groups have an applied index below */
-	raft_index applied[KV_GROUPS_MAX];   /* applied[g-1]: group g's applied index at it */
+	uint64_t txnid;                    /* the LMDB transaction rolled back to */
+	uint32_t n_groups;                 /* groups 1..n_groups have an applied index below */
+	raft_index applied[KV_GROUPS_MAX]; /* applied[g-1]: group g's applied index at it */
 };
 /* After kv_open refused with KV_EUNSAFE: rolls the environment in dir back to its last
  * checkpoint, by writing the saved meta page into both of LMDB's meta slots (fdatasync'd),

@@ -56,7 +56,7 @@ struct kv {
 #define KV_PINS_MAX 4
 	MDB_txn *pins[KV_PINS_MAX];
 	size_t n_pins;
-	uint64_t pin_txnid; /* the transaction kv.checkpoint names (0: not known) */
+	uint64_t pin_txnid;  /* the transaction kv.checkpoint names (0: not known) */
 	uint32_t pin_groups; /* how many groups' applied indexes it records */
 	struct kv_group groups[KV_GROUPS_MAX + 1]; /* [0] unused */
 	/* apply.c's reusable result buffers (owned, freed by kv_close) */
