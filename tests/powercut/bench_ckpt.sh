@@ -21,10 +21,10 @@ tmp="$(mktemp -d /tmp/powercut-bench-XXXXXX)"
 pids=()
 
 stop_all() {
-  local p i
+  local p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do
-    for i in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null
     wait "$p" 2>/dev/null
   done
@@ -41,7 +41,7 @@ leaders_ready() { # BIN
 }
 
 one() { # NAME BIN EXTRA RUN
-  local d="$tmp/$1-$4" n i sizes=""
+  local d="$tmp/$1-$4" n sizes=""
   for n in 1 2 3; do
     mkdir -p "$d/node$n"
     # shellcheck disable=SC2086 # EXTRA is word-split on purpose
@@ -49,7 +49,7 @@ one() { # NAME BIN EXTRA RUN
       --cluster "$cluster_arg" --groups 8 $3 </dev/null >>"$d/node$n.log" 2>&1 &
     pids+=($!)
   done
-  for i in $(seq 150); do leaders_ready "$2" && break; sleep 0.2; done
+  for _ in $(seq 150); do leaders_ready "$2" && break; sleep 0.2; done
   sleep 2
   "$2/kvctl" --endpoints "$endpoints" -o json bench "${bench_flags[@]}" >"$d/bench.out" 2>&1
   for n in 1 2 3; do
