@@ -1,6 +1,6 @@
 /* kv.c — the LMDB environment of a node and the DBI pair of each group: open/close, error
  * strings, the write-transaction wrapper that grows the map on MDB_MAP_FULL, the applied
- * index and configuration records, checkpoint (forced sync) and size.
+ * index and configuration records, and size (the checkpoint is in checkpoint.c).
  *
  * The environment runs with MDB_NOSYNC (the WAL is the source of truth, docs/DURABILITY.md)
  * and MDB_NOTLS (a snapshot's read transaction stays open while the same thread writes).
@@ -363,6 +363,15 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv **out)
 		free(kv);
 		return err;
 	}
+	/* The first checkpoint: from here on kv.checkpoint names a synced version whose pages
+	 * no later commit overwrites (checkpoint.c). It names no group: none is open yet. */
+	if ((err = kv_checkpoint_pin(kv, NULL, 0)) != KV_OK) {
+		kv_checkpoint_unpin(kv);
+		mdb_env_close(kv->env);
+		free(kv->dir);
+		free(kv);
+		return err;
+	}
 	/* A restore staging file left by a crash is garbage: the restore never installed. */
 	for (uint32_t g = 1; g <= o->groups_max; g++) {
 		char path[4096];
@@ -378,6 +387,7 @@ void kv_close(struct kv *kv)
 	if (kv == NULL)
 		return;
 	assert(kv->readers == 0);
+	kv_checkpoint_unpin(kv);
 	int rc = mdb_env_sync(kv->env, 1);
 	if (rc != 0)
 		kv_log_mdb(0, "env_sync", rc);
@@ -602,36 +612,6 @@ int kv_meta(struct kv *kv, uint32_t group, struct kv_group_meta *out)
 	if (rc != 0) {
 		kv_log_mdb(group, "meta", rc);
 		return kv_err_of(rc);
-	}
-	return KV_OK;
-}
-
-int kv_checkpoint(struct kv *kv, raft_index *out, uint32_t n_groups)
-{
-	assert(n_groups <= KV_GROUPS_MAX);
-	if (n_groups > kv->opt.groups_max)
-		return KV_ENOGROUP;
-	struct kv_group *grp;
-	int err;
-	for (uint32_t g = 1; g <= n_groups; g++)
-		if ((err = kv_group_get(kv, g, &grp)) != KV_OK)
-			return err;
-	/* Read the applied indexes first: everything committed before the sync is covered by it,
-	 * and this thread commits nothing in between. */
-	MDB_txn *txn;
-	if ((err = kv_read_begin(kv, &txn)) != KV_OK)
-		return err;
-	int rc = 0;
-	for (uint32_t g = 1; g <= n_groups && rc == 0; g++) {
-		raft_term term;
-		rc = kv_applied_get(txn, &kv->groups[g], &out[g - 1], &term);
-	}
-	mdb_txn_abort(txn);
-	if (rc == 0)
-		rc = mdb_env_sync(kv->env, 1);
-	if (rc != 0) {
-		kv_log_mdb(0, "checkpoint", rc);
-		return kv_err_of_write(kv, rc);
 	}
 	return KV_OK;
 }

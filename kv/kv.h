@@ -310,10 +310,31 @@ int kv_group_conf_set(struct kv *kv, uint32_t group, const struct raft_conf *con
 
 /* ------------------------------------------------------------------------------ durability */
 /* Forces LMDB to disk and reports, per group 1..n, the applied index now durable
- * (out[g-1]; 0 for a group never applied). After this, the WAL may be compacted up to those
- * indexes. n_groups <= KV_GROUPS_MAX. KV_ENOSPC (or KV_EIO) when the sync failed: nothing is
- * durable beyond the last successful checkpoint; do not compact. */
+ * (out[g-1]; 0 for a group never applied). It also saves the synced version as the rollback
+ * point (kv.checkpoint in the kv directory: its meta page and these indexes) and keeps that
+ * version's pages from being reused until the next checkpoint (a read transaction pins it;
+ * so the data file holds the pages freed between two checkpoints: call it every few seconds
+ * while there are writes). kv_open makes the first one. After this, the WAL may be compacted
+ * up to those indexes. n_groups <= KV_GROUPS_MAX. KV_ENOSPC (or KV_EIO) when the sync or the
+ * save failed: nothing is durable beyond the last successful checkpoint; do not compact. */
 int kv_checkpoint(struct kv *kv, raft_index *out, uint32_t n_groups);
+
+/* What kv_rollback found in kv.checkpoint. */
+struct kv_rollback_info {
+	uint64_t txnid;                    /* the LMDB transaction rolled back to */
+	uint32_t n_groups;                 /* groups 1..n_groups have an applied index below */
+	raft_index applied[KV_GROUPS_MAX]; /* applied[g-1]: group g's applied index at it */
+};
+/* After kv_open refused with KV_EUNSAFE: rolls the environment in dir back to its last
+ * checkpoint, by writing the saved meta page into both of LMDB's meta slots (fdatasync'd),
+ * and records kv.state clean, so that kv_open accepts it; every group is then at its applied
+ * index of that checkpoint (info), and the WAL replays what follows (docs/DURABILITY.md).
+ * Nothing is changed unless every check passed: KV_NOT_FOUND (no kv.checkpoint), KV_ECORRUPT
+ * (it fails a check: magic, version, length, CRC32C, page size, the meta page's fields; or
+ * the data file is shorter than the checkpoint's last page, or older than it), KV_EIO (a read
+ * or write failed; the meta slots may be half written: the checkpoint still holds, and a
+ * second call redoes it). *why (why_len bytes) says what, for the log. dir is borrowed. */
+int kv_rollback(const char *dir, struct kv_rollback_info *info, char *why, size_t why_len);
 
 /* ------------------------------------------------------------------------------ snapshots */
 /* A snapshot of one group streamed from one read transaction while writes continue. The

@@ -49,6 +49,15 @@ struct kv {
 	 * tried again, nor logged, until a growth on a full map changes the size */
 	uint64_t headroom_failed_at;
 	uint32_t readers; /* snapshot read transactions open: the map cannot move under them */
+	/* checkpoint.c: the read transactions that pin the snapshot kv.checkpoint names (one,
+	 * or more after a save whose directory fsync failed). Not counted in readers: nothing
+	 * is read through them, so the map may move (mdb_env_set_mapsize checks only for a
+	 * write transaction, and a read transaction keeps no pointer into the map). */
+#define KV_PINS_MAX 4
+	MDB_txn *pins[KV_PINS_MAX];
+	size_t n_pins;
+	uint64_t pin_txnid;  /* the transaction kv.checkpoint names (0: not known) */
+	uint32_t pin_groups; /* how many groups' applied indexes it records */
 	struct kv_group groups[KV_GROUPS_MAX + 1]; /* [0] unused */
 	/* apply.c's reusable result buffers (owned, freed by kv_close) */
 	struct kv_pending *pend;
@@ -159,6 +168,12 @@ int kv_meta_u64_put(MDB_txn *txn, const struct kv_group *g, uint8_t tag, uint64_
 #define KV_CONF_BYTES_MAX (8 + 16 * RAFT_NODES_MAX)
 size_t kv_conf_encode(const struct raft_conf *c, uint8_t *out);
 int kv_conf_decode(const void *data, size_t len, struct raft_conf *c);
+
+/* ---------------------------------------------------------------- checkpoint.c */
+/* kv_checkpoint without opening the groups' DBIs: groups 1..n_groups must be open. */
+int kv_checkpoint_pin(struct kv *kv, raft_index *out, uint32_t n_groups);
+/* Ends the pinning read transactions (kv_close). */
+void kv_checkpoint_unpin(struct kv *kv);
 
 /* ---------------------------------------------------------------- guard.c */
 /* Records "open" in dir/kv.state (fsync'd); with check, first refuses (KV_EUNSAFE) when the

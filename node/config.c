@@ -57,6 +57,9 @@ static const struct key_def {
 	{"snapshot-entries", K_TUNABLE,
 	 "compact a group's log after this many applied entries "
 	 "(default 10000, min 16)"},
+	{"checkpoint-ms", K_TUNABLE,
+	 "checkpoint LMDB (a forced sync, the rollback point after a power loss) at most this "
+	 "many ms after a write; 0 = only before a compaction (default 2000)"},
 	{"value-max", K_TUNABLE, "largest value in bytes (default 1048576)"},
 	{"scrub-rate", K_TUNABLE,
 	 "stored values checked per second by the background scrub, 0 = off (default 20000); a "
@@ -656,6 +659,8 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 		{"heartbeat-ms", 1, 60000, NODE_HEARTBEAT_MS_DEFAULT, NULL, &cfg->heartbeat_ms},
 		{"snapshot-entries", NODE_SNAPSHOT_ENTRIES_MIN, UINT32_MAX,
 		 NODE_SNAPSHOT_ENTRIES_DEFAULT, &cfg->snapshot_entries, NULL},
+		{"checkpoint-ms", 0, 3600000, NODE_CHECKPOINT_MS_DEFAULT, NULL,
+		 &cfg->checkpoint_ms},
 		{"value-max", 1, 64u << 20, KV_VALUE_MAX_DEFAULT, NULL, &cfg->value_max},
 		{"scrub-rate", 0, NODE_SCRUB_RATE_MAX, NODE_SCRUB_RATE_DEFAULT, NULL,
 		 &cfg->scrub_rate},

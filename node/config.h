@@ -39,6 +39,7 @@ struct node_config {
 	uint32_t tick_ms, election_ms, heartbeat_ms;
 	uint64_t snapshot_entries;
 	uint32_t value_max;
+	uint32_t checkpoint_ms; /* LMDB checkpointed this long after a write (0: by compaction) */
 	uint32_t scrub_rate; /* stored values checked per second (0 = no scrub) */
 	uint32_t request_timeout_ms;
 	/* committed entries a group applies per tick (0 = no limit): kvd leaves it 0; the

@@ -100,6 +100,7 @@ struct node_group {
 	raft_index restore_index;
 	raft_index compacted;    /* last raft_compact index */
 	raft_index checkpointed; /* last checkpoint recorded in the WAL */
+	raft_index ckpt_applied; /* applied index at the last LMDB checkpoint (snapshot.c) */
 	enum raft_role role;
 	raft_id leader;
 	uint64_t leader_since_ms; /* when this node became its leader */
@@ -196,6 +197,7 @@ struct node {
 	uint64_t next_iid;
 	uint64_t start_ms;
 	uint64_t ticks;
+	uint64_t ckpt_ms; /* when LMDB was last checkpointed (snapshot.c) */
 	uint64_t rafts_made; /* raft cores created: each draws its own seed from io.seed */
 	uint64_t peer_up_since[NODE_NODES_MAX];    /* by member index; 0 = down */
 	uint64_t incarnation;                      /* our data directory's id (identity.h) */

@@ -18,6 +18,10 @@
 #define NODE_HEARTBEAT_MS_DEFAULT       100
 #define NODE_SNAPSHOT_ENTRIES_DEFAULT   10000
 #define NODE_SNAPSHOT_ENTRIES_MIN       16
+/* LMDB is checkpointed at most this long after a write (--checkpoint-ms): it bounds the WAL
+ * replayed after a power loss and the pages the pinned checkpoint keeps from reuse
+ * (docs/DURABILITY.md, "Rollback to the pinned checkpoint") */
+#define NODE_CHECKPOINT_MS_DEFAULT      2000
 #define NODE_REQUEST_TIMEOUT_MS_DEFAULT 5000
 #define NODE_REQUEST_TIMEOUT_MS_MAX     60000
 #define NODE_FWD_HOPS_MAX               3 /* NOT_LEADER hints followed for a group not hosted here */

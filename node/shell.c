@@ -834,6 +834,63 @@ static int set_aside_kv(struct node_shell *s, const char *kv_dir)
 	return NODE_OK;
 }
 
+/* After a machine crash (KV_EUNSAFE) with --auto-repair on, first: LMDB is rolled back to its
+ * last checkpoint (kv_rollback: a synced version whose pages no later commit overwrote, and
+ * whose saved meta page is written back), opened, and checked against the applied indexes
+ * the checkpoint recorded. Every group is then a replica that restarted after a process crash
+ * with an older state machine: the WAL replays what follows (its compaction never went past a
+ * checkpoint), nothing forgotten, so it votes and serves as usual (docs/DURABILITY.md). Any
+ * refusal leaves the environment as it was, and the caller sets it aside (set_aside_kv). */
+static int rollback_kv(struct node_shell *s, const char *kv_dir, const struct kv_options *ko)
+{
+	struct kv_rollback_info info;
+	char why[256];
+	int rc = kv_rollback(kv_dir, &info, why, sizeof why);
+	if (rc != KV_OK) {
+		node_log(NODE_LOG_ERROR, 0,
+			 "the machine went down while LMDB had unsynced commits and it cannot be "
+			 "rolled back to a checkpoint: %s; setting it aside instead",
+			 why);
+		return NODE_ESTORE;
+	}
+	rc = kv_open(kv_dir, ko, &s->kv);
+	if (rc != KV_OK) {
+		node_log(NODE_LOG_ERROR, 0,
+			 "LMDB rolled back to its checkpoint txn=%llu does not open error=\"%s\": "
+			 "setting it aside",
+			 (unsigned long long)info.txnid, kv_strerror(rc));
+		return NODE_ESTORE;
+	}
+	for (uint32_t g = 1; g <= info.n_groups; g++) {
+		struct kv_group_meta m;
+		rc = kv_meta(s->kv, g, &m);
+		if (rc != KV_OK || m.applied_index != info.applied[g - 1]) {
+			node_log(NODE_LOG_ERROR, g,
+				 "LMDB rolled back to its checkpoint txn=%llu does not hold the "
+				 "group's applied index the checkpoint recorded (%llu, found %llu, "
+				 "error=\"%s\"): setting it aside",
+				 (unsigned long long)info.txnid,
+				 (unsigned long long)info.applied[g - 1],
+				 (unsigned long long)m.applied_index, kv_strerror(rc));
+			kv_close(s->kv);
+			s->kv = NULL;
+			return NODE_ESTORE;
+		}
+	}
+	char groups[KV_GROUPS_MAX * 24 + 1] = "";
+	size_t off = 0;
+	for (uint32_t g = 1; g <= info.n_groups && off < sizeof groups; g++)
+		off += (size_t)snprintf(groups + off, sizeof groups - off, "%s%u:%llu",
+					g > 1 ? "," : "", g,
+					(unsigned long long)info.applied[g - 1]);
+	node_log(NODE_LOG_WARN, 0,
+		 "the machine went down while LMDB had unsynced commits: rolled it back to its "
+		 "last checkpoint txn=%llu applied=%s; the WAL replays every group from there "
+		 "(--auto-repair on, docs/DURABILITY.md)",
+		 (unsigned long long)info.txnid, info.n_groups ? groups : "-");
+	return NODE_OK;
+}
+
 /* The WAL (salvaging: damaged groups are rebuilt from their peers) and LMDB of the data dir. */
 static int open_stores(struct node_shell *s)
 {
@@ -900,7 +957,9 @@ static int open_stores(struct node_shell *s)
 			 "the machine went down while LMDB had unsynced commits and --auto-repair "
 			 "is off: the node does not start; rebuild this replica from its peers "
 			 "(docs/DURABILITY.md)");
-	if (rc == KV_EUNSAFE && cfg->auto_repair && set_aside_kv(s, kv_dir) == NODE_OK)
+	if (rc == KV_EUNSAFE && cfg->auto_repair && rollback_kv(s, kv_dir, &ko) == NODE_OK)
+		rc = KV_OK;
+	else if (rc == KV_EUNSAFE && cfg->auto_repair && set_aside_kv(s, kv_dir) == NODE_OK)
 		rc = kv_open(kv_dir, &ko, &s->kv);
 	if (rc != KV_OK) {
 		node_log(NODE_LOG_ERROR, 0, "cannot open LMDB dir=%s error=\"%s\"", kv_dir,

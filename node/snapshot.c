@@ -177,6 +177,10 @@ void node_snap_receive(struct node *n, struct node_group *g, const struct raft_s
 	if (rc != WAL_OK)
 		node_fatal(n, g->id, "cannot add a snapshot marker error=\"%s\"", wal_strerror(rc));
 	g->compacted = c->index;
+	/* The installed state is not synced, and the WAL's log now starts after it: a power
+	 * loss before the next checkpoint would roll LMDB back below the marker, where the WAL
+	 * no longer reaches (the group would be rebuilt from its peers). So it comes soon. */
+	n->ckpt_ms = 0;
 	node_metrics_snapshot(&n->metrics, false);
 	node_log(NODE_LOG_INFO, g->id, "snapshot installed index=%llu",
 		 (unsigned long long)c->index);
@@ -206,14 +210,22 @@ void node_maybe_compact(struct node *n)
 				slot_close(s);
 			}
 		}
-	bool need = false;
+	/* A checkpoint is due before a compaction, and otherwise --checkpoint-ms after the
+	 * last one once something was applied since: it is the rollback point after a power
+	 * loss, so this bounds the WAL replayed then and the pages the pinned checkpoint keeps
+	 * from reuse (kv/checkpoint.c, docs/DURABILITY.md). */
+	bool need = false, written = false;
 	for (uint32_t i = 0; i < G; i++) {
 		struct node_group *g = &n->groups[i];
-		if (g->raft != NULL &&
-		    raft_applied_of(g->raft) >= g->compacted + n->cfg.snapshot_entries)
+		if (g->raft == NULL)
+			continue;
+		if (raft_applied_of(g->raft) >= g->compacted + n->cfg.snapshot_entries)
 			need = true;
+		if (raft_applied_of(g->raft) != g->ckpt_applied)
+			written = true;
 	}
-	if (!need)
+	if (!need && !(written && n->cfg.checkpoint_ms > 0 &&
+		       now >= n->ckpt_ms + n->cfg.checkpoint_ms))
 		return;
 	raft_index *durable = calloc(G, sizeof *durable);
 	if (durable == NULL)
@@ -227,11 +239,21 @@ void node_maybe_compact(struct node *n)
 		free(durable);
 		return;
 	}
+	n->ckpt_ms = now;
+	if (!need) {
+		/* a rollback point only: the WAL and the logs are compacted as before */
+		for (uint32_t i = 0; i < G; i++)
+			if (n->groups[i].raft != NULL)
+				n->groups[i].ckpt_applied = raft_applied_of(n->groups[i].raft);
+		free(durable);
+		return;
+	}
 	for (uint32_t i = 0; i < G; i++) {
 		struct node_group *g = &n->groups[i];
 		if (g->raft == NULL)
 			continue;
 		raft_index idx = durable[i];
+		g->ckpt_applied = raft_applied_of(g->raft);
 		if (idx > g->checkpointed) {
 			rc = wal_batch_checkpoint(n->cur->b, g->id, idx);
 			if (rc != WAL_OK)

@@ -2,17 +2,22 @@
  * syncs, is untrusted: kv_open says KV_EUNSAFE) repairs itself with no operator (kvd
  * --auto-repair, on by default; docs/DURABILITY.md "Self-repair after a machine crash").
  *
- * The crash is simulated without FUSE: node 1 is killed with SIGKILL and its boot id changed
+ * The crash is simulated without FUSE: nodes are killed with SIGKILL and their boot id changed
  * (RINGRAFT_TEST_BOOT_ID_FILE, kv/guard.c) before the restart. LMDB itself loses nothing here,
- * so what is tested is the node's reaction, not the damage: the environment is set aside
- * (kv.untrusted-TIME, at most one), every group comes back — replayed from the WAL when its
- * log starts at index 1, from the peers when the WAL was compacted (small segments,
- * RINGRAFT_TEST_WAL_SEGMENT_BYTES) — every acknowledged key is served by node 1's own replica,
- * the digests equal the others', node 1 neither campaigned nor led a group before it had
- * recovered it, and the terms of the other nodes did not move while it came back.
+ * so what is tested is the node's reaction, not the damage (tests/unit/kv/test_checkpoint.c
+ * and tests/powercut/ test the damage). The first reaction is the rollback to the pinned
+ * checkpoint (kv.checkpoint) and a replay of the WAL, as after a process crash: tested with
+ * one node, and with all three cut at once, where every group must elect again and serve
+ * every acknowledged write from every replica. The fallback when there is no checkpoint file
+ * (removed by the test): the environment is set aside (kv.untrusted-TIME, at most one), every
+ * group comes back — replayed from the WAL when its log starts at index 1, from the peers
+ * when the WAL was compacted (small segments, RINGRAFT_TEST_WAL_SEGMENT_BYTES) — every
+ * acknowledged key is served by node 1's own replica, the digests equal the others', node 1
+ * neither campaigned nor led a group before it had recovered it, and the terms of the other
+ * nodes did not move while it came back.
  *
  * With kvd --auto-repair off (MACHINE_CRASH_KVD_ARGS="--auto-repair off" in the environment,
- * appended to every kvd's flags) node 1 refuses to start and both tests fail.
+ * appended to every kvd's flags) the crashed nodes refuse to start and every test fails.
  */
 #include <check.h>
 #include <dirent.h>
@@ -208,6 +213,7 @@ static uint32_t line_group(const char *line)
 /* Node 1's log since its restart. */
 struct crash_log {
 	int set_aside;              /* "set aside (not deleted)" */
+	int rolled_back;            /* "rolled it back to its last checkpoint" */
 	int from_peers[GROUPS + 2]; /* "no longer starts at index 1": repaired from the peers */
 	int replayed[GROUPS + 2];   /* "it is replayed here" */
 	bool recovered[GROUPS + 2]; /* "replica recovered" */
@@ -227,6 +233,8 @@ static void scan_log(int node, int from, struct crash_log *cl)
 		uint32_t g = line_group(line);
 		if (strstr(line, "set aside (not deleted)") != NULL)
 			cl->set_aside++;
+		if (strstr(line, "rolled it back to its last checkpoint") != NULL)
+			cl->rolled_back++;
 		if (strstr(line, "no leader for") != NULL)
 			cl->cannot_elect++;
 		if (g < 1 || g > GROUPS + 1)
@@ -258,10 +266,20 @@ static int set_aside_dirs(int node)
 	return n;
 }
 
+/* Removes node's kv/kv.checkpoint: the rollback is refused, the fallback taken. */
+static void drop_checkpoint(int node)
+{
+	char p[1024];
+	snprintf(p, sizeof p, "%s/kv/kv.checkpoint", cluster_data_dir(c, node));
+	ck_assert_msg(unlink(p) == 0, "node %d has no %s", node, p);
+}
+
 /* Node 1 loses its power: SIGKILL, writes go on without it, a new boot id, the restart. It
  * must come back by itself; returns its log since the restart. The terms of nodes 2 and 3
- * must not move from the restart until node 1 has recovered every group. */
-static void machine_crash(int writes_while_down, struct crash_log *cl)
+ * must not move from the restart until node 1 has recovered every group. rollback: it rolls
+ * LMDB back to its checkpoint; otherwise its checkpoint file is removed and it sets LMDB
+ * aside. */
+static void machine_crash(int writes_while_down, bool rollback, struct crash_log *cl)
 {
 	cluster_kill(c, VICTIM);
 	put_many("down", writes_while_down, VICTIM);
@@ -272,6 +290,9 @@ static void machine_crash(int writes_while_down, struct crash_log *cl)
 	for (int n = 2; n <= CLUSTER_NODES; n++)
 		ck_assert_int_ge(node_groups(n, before[n]), 0);
 	new_boot_id();
+	int set_aside_before = set_aside_dirs(VICTIM);
+	if (!rollback)
+		drop_checkpoint(VICTIM);
 	int from = log_lines(VICTIM);
 	int rc = cluster_restart(c, VICTIM);
 	if (rc != 0)
@@ -293,25 +314,28 @@ static void machine_crash(int writes_while_down, struct crash_log *cl)
 				      n, g, (unsigned long long)before[n][g], VICTIM,
 				      (unsigned long long)after[n][g]);
 	scan_log(VICTIM, from, cl);
-	ck_assert_int_eq(cl->set_aside, 1);
+	ck_assert_int_eq(cl->set_aside, (rollback ? 0 : 1));
+	ck_assert_int_eq(cl->rolled_back, (rollback ? 1 : 0));
 	ck_assert_int_eq(cl->cannot_elect, 0);
 	for (uint32_t g = 1; g <= GROUPS + 1; g++)
 		ck_assert_msg(cl->led_before[g] == 0,
 			      "node %d campaigned or led group %u before it had recovered it",
 			      VICTIM, g);
-	ck_assert_int_eq(set_aside_dirs(VICTIM), 1); /* at most one kept */
+	/* at most one kept */
+	ck_assert_int_eq(set_aside_dirs(VICTIM), (rollback ? set_aside_before : 1));
 	read_back_all(VICTIM);
 }
 
 /* ------------------------------------------------------------------------------ tests */
 
-/* The WAL was never compacted: every group's log starts at index 1 and is replayed. */
+/* No checkpoint file, and the WAL was never compacted: LMDB is set aside and every group's
+ * log starts at index 1 and is replayed. */
 START_TEST(test_machine_crash_replays_the_wal)
 {
 	start(false);
 	put_many("before", 200, 0);
 	struct crash_log cl;
-	machine_crash(50, &cl);
+	machine_crash(50, false, &cl);
 	for (uint32_t g = 1; g <= GROUPS + 1; g++) {
 		ck_assert_msg(cl.replayed[g] == 1, "group %u was not replayed from the WAL", g);
 		ck_assert_int_eq(cl.from_peers[g], 0);
@@ -319,14 +343,15 @@ START_TEST(test_machine_crash_replays_the_wal)
 }
 END_TEST
 
-/* The WAL was compacted: the groups whose log no longer starts at index 1 are repaired from
- * the peers as recovering replicas. A second machine crash keeps one set-aside directory. */
+/* No checkpoint file, and the WAL was compacted: the groups whose log no longer starts at
+ * index 1 are repaired from the peers as recovering replicas. A second machine crash, with
+ * the new environment's checkpoint, rolls back and keeps the one set-aside directory. */
 START_TEST(test_machine_crash_repairs_from_peers)
 {
 	start(true);
 	put_many("before", 700, 0);
 	struct crash_log cl;
-	machine_crash(100, &cl);
+	machine_crash(100, false, &cl);
 	int from_peers = 0;
 	for (uint32_t g = 1; g <= GROUPS; g++) {
 		from_peers += cl.from_peers[g];
@@ -336,7 +361,58 @@ START_TEST(test_machine_crash_repairs_from_peers)
 			      "group %u was repaired from the peers without recovering", g);
 	}
 	ck_assert_msg(from_peers >= 1, "no group was repaired from the peers (WAL not compacted?)");
-	machine_crash(50, &cl);
+	put_many("between", 100, 0);
+	machine_crash(50, true, &cl);
+}
+END_TEST
+
+/* The WAL was compacted, and node 1 alone loses its power: it rolls LMDB back to its
+ * checkpoint and replays the WAL, as after a process crash (nothing recovers from peers). */
+START_TEST(test_machine_crash_rolls_back)
+{
+	start(true);
+	put_many("before", 700, 0);
+	struct crash_log cl;
+	machine_crash(100, true, &cl);
+	for (uint32_t g = 1; g <= GROUPS + 1; g++)
+		ck_assert_int_eq(cl.from_peers[g], 0);
+}
+END_TEST
+
+/* The power of all three nodes is cut at once, right after the last acknowledged write (the
+ * WAL compacted, the writes since the last checkpoint only in the WAL): a new boot id for
+ * all, and each restarts by itself, rolls LMDB back to its checkpoint and replays its WAL;
+ * every group elects again (before, a group whose majority set LMDB aside stayed down), and
+ * every acknowledged write is served by every replica. */
+START_TEST(test_machine_crash_all_three)
+{
+	start(true);
+	put_many("before", 700, 0);
+	for (int n = 1; n <= CLUSTER_NODES; n++)
+		cluster_kill(c, n);
+	new_boot_id();
+	int from[CLUSTER_NODES + 1];
+	for (int n = 1; n <= CLUSTER_NODES; n++) {
+		from[n] = log_lines(n);
+		ck_assert_msg(cluster_restart(c, n) == 0, "node %d did not restart", n);
+	}
+	int rc = cluster_wait_leaders(c, RECOVER_MS);
+	if (rc != 0)
+		cluster_dump_logs(c, 30);
+	ck_assert_msg(rc == 0, "the cluster did not elect every group again within %d ms",
+		      RECOVER_MS);
+	for (int n = 1; n <= CLUSTER_NODES; n++) {
+		struct crash_log cl;
+		scan_log(n, from[n], &cl);
+		ck_assert_msg(cl.rolled_back == 1, "node %d did not roll LMDB back", n);
+		ck_assert_int_eq(cl.set_aside, 0);
+		ck_assert_int_eq(cl.cannot_elect, 0);
+		for (uint32_t g = 1; g <= GROUPS + 1; g++)
+			ck_assert_int_eq(cl.from_peers[g], 0);
+	}
+	for (int n = 1; n <= CLUSTER_NODES; n++)
+		read_back_all(n);
+	put_many("after", 20, 0); /* and it serves writes */
 }
 END_TEST
 
@@ -348,6 +424,8 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, test_machine_crash_replays_the_wal);
 	tcase_add_test(tc, test_machine_crash_repairs_from_peers);
+	tcase_add_test(tc, test_machine_crash_rolls_back);
+	tcase_add_test(tc, test_machine_crash_all_three);
 	suite_add_tcase(s, tc);
 	return s;
 }

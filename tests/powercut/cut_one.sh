@@ -15,7 +15,8 @@
 #   3. for each node that came back, every group's state digest (kvctl digest) must equal the
 #      other replicas' at the same applied index within 30 s (the repaired replica holds what
 #      they hold, not only the acknowledged keys), and its log says how it came back
-#      (kvd --auto-repair: the untrusted LMDB set aside, groups replayed or repaired);
+#      (kvd --auto-repair: LMDB rolled back to its checkpoint and the WAL replayed; or,
+#      without a usable checkpoint, the untrusted LMDB set aside, groups replayed or repaired);
 #   4. for a node that refused, the remedy of docs/DURABILITY.md when enough trusted nodes
 #      remain (a majority): its data directory emptied and kvd started with its first-start
 #      flags; every acknowledged key must then be read from that node itself.
@@ -294,7 +295,7 @@ run() {
       fi
     fi
     for n in $cut_nodes; do # how it came back (kvd --auto-repair)
-      grep -E 'set aside|replica repaired after|replayed here|cannot elect' "$tmp/node$n.log" |
+      grep -E 'set aside|rolled it back|cannot be rolled back|replica repaired after|replayed here|cannot elect' "$tmp/node$n.log" |
         cut -c1-240 | sed "s/^/cut_one:   node $n: /"
     done
   fi
