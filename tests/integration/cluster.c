@@ -1136,3 +1136,30 @@ bool cluster_closed_within(int fd, int timeout_ms)
 	}
 	return false;
 }
+
+Ringraft__Kv__Response *cluster_read_response(int fd, int timeout_ms)
+{
+	struct net_decoder d;
+	net_decoder_init(&d, NET_CLIENT_FRAME_MAX * 2);
+	uint64_t end = cluster_now_ms() + (uint64_t)timeout_ms;
+	uint8_t buf[65536];
+	Ringraft__Kv__Response *rs = NULL;
+	while (rs == NULL) {
+		const uint8_t *p;
+		uint32_t len;
+		if (net_decoder_next(&d, &p, &len) == 1) {
+			rs = ringraft__kv__response__unpack(NULL, len, p);
+			break;
+		}
+		int left = (int)(end - cluster_now_ms());
+		struct pollfd pf = {fd, POLLIN, 0};
+		if (left <= 0 || poll(&pf, 1, left) <= 0)
+			break;
+		ssize_t r = recv(fd, buf, sizeof buf, 0);
+		if (r <= 0)
+			break;
+		net_decoder_feed(&d, buf, (size_t)r);
+	}
+	net_decoder_free(&d);
+	return rs;
+}

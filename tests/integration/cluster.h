@@ -123,6 +123,10 @@ int cluster_dial(const char *addr);
 /* Waits up to timeout_ms for the server to close fd (EOF or reset), reading and discarding
  * whatever comes first (a TLS alert, a reply). True if it closed. */
 bool cluster_closed_within(int fd, int timeout_ms);
+/* Reads one whole client Response frame from a raw connection within timeout_ms: the
+ * decoded response (free with ringraft__kv__response__free_unpacked), or NULL on close,
+ * timeout or bytes that do not decode. */
+Ringraft__Kv__Response *cluster_read_response(int fd, int timeout_ms);
 
 /* A key ("prefix-N") that the ring (groups, 128 vnodes, epoch 1) maps to group g. */
 void cluster_key_in_group(const struct cluster *c, uint32_t g, const char *prefix, char *out,

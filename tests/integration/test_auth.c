@@ -611,33 +611,6 @@ START_TEST(test_users_are_kept_in_the_meta_group)
 }
 END_TEST
 
-/* Reads one whole Response frame within timeout_ms (NULL on close, timeout or garbage). */
-static Ringraft__Kv__Response *read_kv_response(int fd, int timeout_ms)
-{
-	uint8_t buf[4096];
-	size_t len = 0;
-	uint64_t end = cluster_now_ms() + (uint64_t)timeout_ms;
-	while (cluster_now_ms() < end) {
-		if (len >= NET_FRAME_HEADER) {
-			uint32_t fl = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
-				      ((uint32_t)buf[2] << 8) | buf[3];
-			if (fl > sizeof buf - NET_FRAME_HEADER)
-				return NULL;
-			if (len >= NET_FRAME_HEADER + fl)
-				return ringraft__kv__response__unpack(NULL, fl,
-								      buf + NET_FRAME_HEADER);
-		}
-		struct pollfd p = {fd, POLLIN, 0};
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		ssize_t r = recv(fd, buf + len, sizeof buf - len, 0);
-		if (r <= 0)
-			return NULL;
-		len += (size_t)r;
-	}
-	return NULL;
-}
-
 /* kvctl with environment `env` ("K=V ..."), stdin from `in` (NULL: /dev/null). */
 static char *kvctl_as(int node, const char *env, const char *in, const char *args, int *status)
 {
@@ -676,7 +649,7 @@ START_TEST(test_auth_enforced)
 	ringraft__kv__request__pack(&rq, frame + NET_FRAME_HEADER);
 	ck_assert_int_eq(send(fd, frame, NET_FRAME_HEADER + n, MSG_NOSIGNAL),
 			 (ssize_t)(NET_FRAME_HEADER + n));
-	Ringraft__Kv__Response *rs = read_kv_response(fd, 5000);
+	Ringraft__Kv__Response *rs = cluster_read_response(fd, 5000);
 	close(fd);
 	ck_assert_ptr_nonnull(rs);
 	ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__UNAUTHENTICATED);

@@ -56,33 +56,6 @@ static char *kvctl_as(int node, const char *env, const char *in, const char *arg
 	return rh_run_status(cmd, status);
 }
 
-/* Reads one whole Response frame within timeout_ms (NULL on close, timeout or garbage). */
-static Ringraft__Kv__Response *read_response(int fd, int timeout_ms)
-{
-	uint8_t buf[4096];
-	size_t len = 0;
-	uint64_t end = cluster_now_ms() + (uint64_t)timeout_ms;
-	while (cluster_now_ms() < end) {
-		if (len >= NET_FRAME_HEADER) {
-			uint32_t fl = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
-				      ((uint32_t)buf[2] << 8) | buf[3];
-			if (fl > sizeof buf - NET_FRAME_HEADER)
-				return NULL;
-			if (len >= NET_FRAME_HEADER + fl)
-				return ringraft__kv__response__unpack(NULL, fl,
-								      buf + NET_FRAME_HEADER);
-		}
-		struct pollfd p = {fd, POLLIN, 0};
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		ssize_t r = recv(fd, buf + len, sizeof buf - len, 0);
-		if (r <= 0)
-			return NULL;
-		len += (size_t)r;
-	}
-	return NULL;
-}
-
 /* A GET on a new protobuf connection to node, with a user (NULL: none): the code (-1: no
  * answer), the node's reason in why. */
 static int raw_get(int node, const char *user, const char *password, char *why, size_t len)
@@ -105,7 +78,7 @@ static int raw_get(int node, const char *user, const char *password, char *why, 
 	ringraft__kv__request__pack(&rq, frame + NET_FRAME_HEADER);
 	ck_assert_int_eq(send(fd, frame, NET_FRAME_HEADER + n, MSG_NOSIGNAL),
 			 (ssize_t)(NET_FRAME_HEADER + n));
-	Ringraft__Kv__Response *rs = read_response(fd, 5000);
+	Ringraft__Kv__Response *rs = cluster_read_response(fd, 5000);
 	close(fd);
 	snprintf(why, len, "%s", rs && rs->error ? rs->error : "");
 	int code = rs ? (int)rs->code : -1;

@@ -87,33 +87,6 @@ static bool closed_by_server(int fd, int timeout_ms, size_t *bytes)
 	return false;
 }
 
-static Ringraft__Kv__Response *read_response(int fd, int timeout_ms)
-{
-	struct net_decoder d;
-	net_decoder_init(&d, NET_CLIENT_FRAME_MAX * 2);
-	uint64_t end = cluster_now_ms() + (uint64_t)timeout_ms;
-	uint8_t buf[65536];
-	Ringraft__Kv__Response *rs = NULL;
-	while (rs == NULL) {
-		const uint8_t *p;
-		uint32_t len;
-		if (net_decoder_next(&d, &p, &len) == 1) {
-			rs = ringraft__kv__response__unpack(NULL, len, p);
-			break;
-		}
-		int left = (int)(end - cluster_now_ms());
-		struct pollfd pf = {fd, POLLIN, 0};
-		if (left <= 0 || poll(&pf, 1, left) <= 0)
-			break;
-		ssize_t r = recv(fd, buf, sizeof buf, 0);
-		if (r <= 0)
-			break;
-		net_decoder_feed(&d, buf, (size_t)r);
-	}
-	net_decoder_free(&d);
-	return rs;
-}
-
 static void send_request(int fd, Ringraft__Kv__Request *rq)
 {
 	size_t n = ringraft__kv__request__get_packed_size(rq);
@@ -185,7 +158,7 @@ START_TEST(test_client_unknown_op_and_invalid_keys)
 	rq.id = 7;
 	rq.op = 99;
 	send_request(fd, &rq);
-	Ringraft__Kv__Response *rs = read_response(fd, 3000);
+	Ringraft__Kv__Response *rs = cluster_read_response(fd, 3000);
 	ck_assert_ptr_nonnull(rs);
 	ck_assert_uint_eq(rs->id, 7);
 	ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__INVALID);
@@ -195,7 +168,7 @@ START_TEST(test_client_unknown_op_and_invalid_keys)
 	empty.id = 8;
 	empty.op = RINGRAFT__KV__OP__PUT;
 	send_request(fd, &empty);
-	rs = read_response(fd, 3000);
+	rs = cluster_read_response(fd, 3000);
 	ck_assert_ptr_nonnull(rs);
 	ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__INVALID);
 	ringraft__kv__response__free_unpacked(rs, NULL);
@@ -208,7 +181,7 @@ START_TEST(test_client_unknown_op_and_invalid_keys)
 	lk.key.data = big_key;
 	lk.key.len = sizeof big_key;
 	send_request(fd, &lk);
-	rs = read_response(fd, 3000);
+	rs = cluster_read_response(fd, 3000);
 	ck_assert_ptr_nonnull(rs);
 	ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__TOO_LARGE);
 	ringraft__kv__response__free_unpacked(rs, NULL);
@@ -221,7 +194,7 @@ START_TEST(test_client_unknown_op_and_invalid_keys)
 	lv.value.data = big_val;
 	lv.value.len = sizeof big_val;
 	send_request(fd, &lv);
-	rs = read_response(fd, 3000);
+	rs = cluster_read_response(fd, 3000);
 	ck_assert_ptr_nonnull(rs);
 	ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__TOO_LARGE);
 	ringraft__kv__response__free_unpacked(rs, NULL);
@@ -231,7 +204,7 @@ START_TEST(test_client_unknown_op_and_invalid_keys)
 	bad_group.op = RINGRAFT__KV__OP__SCAN;
 	bad_group.group = 77;
 	send_request(fd, &bad_group);
-	rs = read_response(fd, 3000);
+	rs = cluster_read_response(fd, 3000);
 	ck_assert_ptr_nonnull(rs);
 	ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__INVALID);
 	ringraft__kv__response__free_unpacked(rs, NULL);
@@ -241,7 +214,7 @@ START_TEST(test_client_unknown_op_and_invalid_keys)
 	ping.id = 12;
 	ping.op = RINGRAFT__KV__OP__PING;
 	send_request(fd, &ping);
-	rs = read_response(fd, 3000);
+	rs = cluster_read_response(fd, 3000);
 	ck_assert_ptr_nonnull(rs);
 	ck_assert_uint_eq(rs->id, 12);
 	ck_assert_int_eq(rs->code, OK);
