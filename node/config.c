@@ -477,6 +477,24 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 		}
 	}
 
+	/* kvd writes only the identity keys, snapshot-entries and value-max there: any other key
+	 * was added by hand, and would become this node's setting at every restart with only
+	 * --data-dir while a flag may hide it at this one (found by fuzz_config: a damaged
+	 * kv-sync, or client-cert-auth, in cluster.conf overridden at the first start refused
+	 * the restart). */
+	for (size_t i = 0; have_persisted && i < N_KEYS; i++) {
+		if (persisted.val[i] != NULL && keys[i].kind != K_IDENTITY &&
+		    strcmp(keys[i].name, "snapshot-entries") != 0 &&
+		    strcmp(keys[i].name, "value-max") != 0) {
+			fail(err, n,
+			     "%s holds '%s', which kvd never writes there: the file was edited; "
+			     "give the setting as a flag or in the --config file, and restore the "
+			     "file (or use a fresh data dir)",
+			     ppath, keys[i].name);
+			goto out;
+		}
+	}
+
 	/* The tunables cluster.conf records must hold on their own too: a flag or the --config
 	 * file may override them now, but a restart with only --data-dir reads them (found by
 	 * fuzz_config: a damaged value-max, overridden at the first start, refused the restart). */

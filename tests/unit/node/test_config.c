@@ -101,6 +101,27 @@ START_TEST(test_incomplete_cluster_conf_refused)
 }
 END_TEST
 
+/* cluster.conf holds only what kvd writes there: a tunable added by hand is refused, with or
+ * without a flag giving the same key (a damaged kv-sync there, overridden by the flag at one
+ * start, refused the next restart with only --data-dir; found by tests/fuzz/fuzz_config). */
+START_TEST(test_cluster_conf_with_a_foreign_key_refused)
+{
+	ck_assert_int_eq(bootstrap(), 0);
+	char path[300];
+	snprintf(path, sizeof path, "%s/cluster.conf", dir);
+	FILE *f = fopen(path, "a");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "kv-sync = 1\n");
+	fclose(f);
+	char *with_flag[] = {"kvd", "--data-dir", dir, "--kv-sync", "on", NULL};
+	ck_assert_int_eq(load(5, with_flag), NODE_ECONFIG);
+	ck_assert_msg(strstr(err, "holds 'kv-sync'") != NULL, "[%s]", err);
+	char *argv[] = {"kvd", "--data-dir", dir, NULL};
+	ck_assert_int_eq(load(3, argv), NODE_ECONFIG);
+	ck_assert_msg(strstr(err, "holds 'kv-sync'") != NULL, "[%s]", err);
+}
+END_TEST
+
 START_TEST(test_conflicting_groups_refused)
 {
 	ck_assert_int_eq(bootstrap(), 0);
@@ -311,6 +332,7 @@ int main(void)
 	tcase_add_test(tc, test_config_file);
 	tcase_add_test(tc, test_load_bounds);
 	tcase_add_test(tc, test_auto_repair);
+	tcase_add_test(tc, test_cluster_conf_with_a_foreign_key_refused);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
