@@ -477,6 +477,17 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 		}
 	}
 
+	/* A cluster.conf without join was written before --join existed: a bootstrap member's.
+	 * It reads as "join = off", so that a --join given now conflicts with it below instead of
+	 * making a node that a restart with only --data-dir no longer accepts (found by
+	 * fuzz_config). */
+	int k_join = key_index("join");
+	if (have_persisted && persisted.val[k_join] == NULL &&
+	    (persisted.val[k_join] = strdup("off")) == NULL) {
+		fail(err, n, "out of memory");
+		goto out;
+	}
+
 	/* kvd writes only the identity keys, snapshot-entries and value-max there: any other key
 	 * was added by hand, and would become this node's setting at every restart with only
 	 * --data-dir while a flag may hide it at this one (found by fuzz_config: a damaged

@@ -103,7 +103,12 @@ static void check_accepted(const struct node_config *c)
 	CHECK(memchr(c->resp_addr, '\0', sizeof c->resp_addr) != NULL);
 	CHECK(memchr(c->metrics_addr, '\0', sizeof c->metrics_addr) != NULL);
 	CHECK(c->n_members >= 1 && c->n_members <= NODE_NODES_MAX);
-	CHECK(node_config_member_index(c, c->id) >= 0);
+	/* a bootstrap member is in --cluster; a node that joins later (--join) is not, and has
+	 * a peer address of its own */
+	if (c->join)
+		CHECK(node_config_member_index(c, c->id) < 0 && c->peer_addr[0] != '\0');
+	else
+		CHECK(node_config_member_index(c, c->id) >= 0);
 	struct sockaddr_storage ss;
 	for (size_t i = 0; i < c->n_members; i++) {
 		CHECK(c->members[i].id >= 1);

@@ -122,6 +122,27 @@ START_TEST(test_cluster_conf_with_a_foreign_key_refused)
 }
 END_TEST
 
+/* A cluster.conf from before --join (no join key) is a bootstrap member's: --join given with
+ * it is a conflict, not a joining node that the next restart refuses (tests/fuzz/fuzz_config). */
+START_TEST(test_join_with_a_bootstrap_members_cluster_conf_refused)
+{
+	ck_assert_int_eq(bootstrap(), 0);
+	char path[300];
+	snprintf(path, sizeof path, "%s/cluster.conf", dir);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "id = 2\npeer-addr = 127.0.0.12:7001\nclient-addr = 127.0.0.12:9001\n"
+		   "cluster = " CLUSTER "\ngroups = 6\n");
+	fclose(f);
+	char *plain[] = {"kvd", "--data-dir", dir, NULL};
+	ck_assert_int_eq(load(3, plain), 0);
+	ck_assert(!cfg.join);
+	char *join[] = {"kvd", "--data-dir", dir, "--join", "on", NULL};
+	ck_assert_int_eq(load(5, join), NODE_ECONFIG);
+	ck_assert_msg(strstr(err, "--join on conflicts") != NULL, "[%s]", err);
+}
+END_TEST
+
 START_TEST(test_conflicting_groups_refused)
 {
 	ck_assert_int_eq(bootstrap(), 0);
@@ -333,6 +354,7 @@ int main(void)
 	tcase_add_test(tc, test_load_bounds);
 	tcase_add_test(tc, test_auto_repair);
 	tcase_add_test(tc, test_cluster_conf_with_a_foreign_key_refused);
+	tcase_add_test(tc, test_join_with_a_bootstrap_members_cluster_conf_refused);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
