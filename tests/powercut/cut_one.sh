@@ -26,7 +26,8 @@
 # the cluster stays down (no remedy without losing data); 1 an acknowledged write was lost or
 # wrong, or the remedy failed; 2 the setup failed.
 #
-# Options: --cut N (nodes 1..N lose power, 1-3, default 1) --keep K (per mille of unsynced
+# Options: --cut N (nodes 1..N lose power, 1-3, default 1) --clients C (writing clients of the
+#          load, default 64) --keep K (per mille of unsynced
 #          pages kept, default 0) --seed S (node n's cut uses S+n-1; default 1) --load-s N
 #          (seconds of load before the cut, default 8) --same-boot (do not change the boot
 #          id: what an undetected machine crash would do) --writeback (just before the cut,
@@ -49,10 +50,11 @@ bin="${RINGRAFT_BIN:-$root_dir/bin}"
 pcfs="${POWERCUTFS:-$root_dir/build/tests/powercut/powercutfs}"
 base="${RINGRAFT_TEST_IP_BASE:-121}"
 here="$root_dir/tests/powercut"
-ncut=1 keep=0 seed=1 load_s=8 same_boot=0 keep_dir=0 writeback=0 kv_sync=off auto_repair=on wal_seg=""
+ncut=1 clients=64 keep=0 seed=1 load_s=8 same_boot=0 keep_dir=0 writeback=0 kv_sync=off auto_repair=on wal_seg=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cut) ncut="$2"; shift 2 ;;
+    --clients) clients="$2"; shift 2 ;;
     --keep) keep="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --load-s) load_s="$2"; shift 2 ;;
@@ -66,6 +68,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$ncut" in 1 | 2 | 3) ;; *) echo "cut_one: --cut must be 1, 2 or 3" >&2; exit 2 ;; esac
+case "$clients" in '' | *[!0-9]*) echo "cut_one: --clients must be a number" >&2; exit 2 ;; esac
+[ "$clients" -ge 1 ] && [ "$clients" -le 512 ] || { echo "cut_one: --clients must be 1-512" >&2; exit 2; }
 [ -x "$bin/kvd" ] && [ -x "$bin/kvctl" ] || { echo "cut_one: no $bin/kvd or kvctl (make)" >&2; exit 2; }
 [ -x "$pcfs" ] || { echo "cut_one: no $pcfs (make powercut-build)" >&2; exit 2; }
 
@@ -208,7 +212,7 @@ run() {
   wait_leaders "$endpoints" 30 || { log "no leaders after 30 s"; tail -5 "$tmp"/node*.log; exit 2; }
   log "cluster up on $(ip 1)-$(ip 3); the data directories of node(s)" $cut_nodes "on powercutfs"
 
-  /usr/bin/python3 "$here/load.py" write --nodes "$resp_all" --clients 8 --out "$tmp/acked" \
+  /usr/bin/python3 "$here/load.py" write --nodes "$resp_all" --clients "$clients" --out "$tmp/acked" \
     --stop "$tmp/stop" >"$tmp/load.log" 2>&1 &
   load_pid=$!
   sleep "$load_s"
