@@ -91,7 +91,7 @@ LINK_LIBS = -Wl,--start-group $(LIBS_A) -Wl,--end-group $(LIBS)
 # ---------------------------------------------------------------------------- build rules
 .PHONY: all bins tests test unit sim-sweep integration jepsen-smoke asan sim nodesim bench-wal \
         cluster bench-kv bench-compare clean format lint help deps fuzz fuzz-build fuzz-smoke \
-        fuzz-seeds powercut-build powercut-layer powercut
+        fuzz-seeds powercut-build powercut-layer powercut powercut-points
 .DEFAULT_GOAL := all
 
 all: bins tests
@@ -255,7 +255,8 @@ bench-compare: bins
 # tests/powercut: powercutfs, a FUSE file system (libfuse3) that keeps unsynced writes in memory
 # until a simulated power cut drops them (docs/DURABILITY.md "The power-cut layer"). Not part
 # of `all`/`test`: it mounts file systems (needs /dev/fuse and root). `make powercut-layer`
-# tests the layer itself, `make powercut` cuts one node of a real cluster.
+# tests the layer itself, `make powercut` cuts one node of a real cluster, `make
+# powercut-points` cuts at the crash points (wal/crashpoint.h).
 POWERCUT_BIN := $(BUILD)/tests/powercut/powercutfs
 $(POWERCUT_BIN): tests/powercut/powercutfs.c
 	@mkdir -p $(@D)
@@ -270,6 +271,12 @@ powercut-layer: $(POWERCUT_BIN)
 powercut: bins $(POWERCUT_BIN)
 	RINGRAFT_BIN=$(abspath $(BINDIR)) POWERCUTFS=$(abspath $(POWERCUT_BIN)) \
 	  tests/powercut/cut_one.sh $(POWERCUT_ARGS)
+
+# the crash-point test: node 1's power cut at each named point of a checkpoint, a WAL segment
+# switch, a compaction and a snapshot install (about 25 min; POWERCUT_POINTS picks points)
+powercut-points: bins $(POWERCUT_BIN)
+	RINGRAFT_BIN=$(abspath $(BINDIR)) POWERCUTFS=$(abspath $(POWERCUT_BIN)) \
+	  tests/powercut/cut_points.sh $(POWERCUT_POINTS)
 
 # ---------------------------------------------------------------------------- fuzzing
 # libFuzzer harnesses (tests/fuzz/fuzz_<name>.c, docs/SECURITY.md "Fuzzing"), built with clang

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "kv/kv_int.h"
+#include "wal/crashpoint.h"
 #include "wal/crc32c.h"
 
 /* ---------------------------------------------------------------- LMDB's meta page (0.9) */
@@ -177,12 +178,15 @@ static enum save_result save_file(struct kv *kv, uint64_t txnid, const uint8_t *
 		*err = errno;
 	}
 	free(buf);
+	if (ok)
+		crash_point("ckpt.tmp-synced");
 	if (!ok || rename(tmp, path) != 0) {
 		if (ok)
 			*err = errno;
 		unlink(tmp);
 		return SAVE_NOT_WRITTEN;
 	}
+	crash_point("ckpt.renamed");
 	if (fsync_dir(kv->dir) != 0) {
 		*err = errno;
 		return SAVE_MAYBE_WRITTEN;
@@ -228,6 +232,7 @@ int kv_checkpoint_pin(struct kv *kv, raft_index *out, uint32_t n_groups)
 		kv_log_mdb(0, "checkpoint", rc);
 		return kv_err_of_write(kv, rc);
 	}
+	crash_point("ckpt.lmdb-synced");
 	if (kv->n_pins > 0 && kv->pin_txnid == txnid && kv->pin_groups >= n_groups) {
 		mdb_txn_abort(txn); /* nothing committed since: kv.checkpoint describes T */
 		return KV_OK;
@@ -267,6 +272,7 @@ int kv_checkpoint_pin(struct kv *kv, raft_index *out, uint32_t n_groups)
 		kv->pins[kv->n_pins++] = txn;
 		kv->pin_txnid = txnid;
 		kv->pin_groups = n_groups;
+		crash_point("ckpt.pinned");
 		return KV_OK;
 	}
 	if (sr == SAVE_MAYBE_WRITTEN) {

@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include "kv/kv_int.h"
+#include "wal/crashpoint.h"
 #include "kv/snapshot.h"
 
 struct kv_restore {
@@ -59,6 +60,8 @@ int kv_restore_write(struct kv_restore *r, const void *data, size_t len)
 	if (r->err == KV_OK && len > 0 && fwrite(data, 1, len, r->f) != len)
 		r->err = kv_err_of_write(r->kv, errno);
 	r->bytes += len;
+	if (r->err == KV_OK)
+		crash_point("snap.chunk-staged");
 	return r->err;
 }
 
@@ -262,6 +265,8 @@ int kv_restore_finish(struct kv_restore *r)
 		if (err == KV_OK)
 			err = in.err;
 		free(in.scratch);
+		if (err == KV_OK)
+			crash_point("snap.installed");
 	}
 	if (err == KV_ECORRUPT)
 		fprintf(stderr, "error kv group=%u what=restore err=\"corrupt snapshot stream\"\n",

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "wal/crashpoint.h"
 #include "wal/wal_internal.h"
 
 static bool deletable(const struct wal *w, uint64_t seq)
@@ -88,6 +89,7 @@ static int compact(struct wal *w, size_t *segments_removed)
 	wal_batch_free(b);
 	if (rc)
 		return rc;
+	crash_point("wal.compact.restated");
 	/* the batch may have rolled to a new segment: segs[0..k) are still the ones to go. One
 	 * at a time, oldest first, each removal made durable before the next: whatever a crash
 	 * leaves is a contiguous run of segments (recovery treats a gap in batch numbers inside
@@ -98,11 +100,13 @@ static int compact(struct wal *w, size_t *segments_removed)
 			w->failed = WAL_EIO;
 			return WAL_EIO;
 		}
+		crash_point("wal.compact.unlinked");
 		rc = wal_fsync_dir(w);
 		if (rc) {
 			w->failed = rc;
 			return rc;
 		}
+		crash_point("wal.compact.removed");
 	}
 	pthread_mutex_lock(&w->mu);
 	for (size_t i = 0; i < k; i++)

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wal/crashpoint.h"
 #include "wal/wal_internal.h"
 
 int wal_io_code(int e)
@@ -166,6 +167,8 @@ static int install(struct wal *w, int fd, const char *tmp, uint64_t seq, uint64_
 		w->last_errno = errno;
 		rc = WAL_EFSYNC;
 	}
+	if (rc == WAL_OK)
+		crash_point("wal.seg.header-synced");
 	if (rc == WAL_OK && renameat(w->dir_fd, tmp, w->dir_fd, out->name) != 0) {
 		w->last_errno = errno;
 		rc = WAL_EIO;
@@ -175,11 +178,13 @@ static int install(struct wal *w, int fd, const char *tmp, uint64_t seq, uint64_
 		unlinkat(w->dir_fd, tmp, 0);
 		return rc;
 	}
+	crash_point("wal.seg.renamed");
 	rc = wal_fsync_dir(w);
 	if (rc) {
 		close(fd);
 		return rc;
 	}
+	crash_point("wal.seg.installed");
 	out->fd = fd;
 	wal_seg_open_direct(w, out);
 	return WAL_OK;

@@ -40,6 +40,14 @@
 #          WAL segments, RINGRAFT_TEST_WAL_SEGMENT_BYTES: the WAL is compacted during the run,
 #          so the cut node's groups no longer start at index 1 and are repaired from the peers
 #          rather than replayed) --keep-dir (leave the temporary directory, with the logs)
+#          --at POINT[:N] (a crash-point run: instead of a cut after --load-s, node 1 cuts
+#          its own power the Nth time it reaches the named point of its durability code
+#          once the load has run 3 s,
+#          wal/crashpoint.h and docs/DURABILITY.md "Crash points", and the other nodes of
+#          --cut lose theirs at once after it; for the snap.* points node 1 is first stopped
+#          (SIGSTOP) for 10 s under the load, and the logs are compacted every 300 entries
+#          (--snapshot-entries), so that it needs a snapshot when it goes on;
+#          exit 2 if the point is not reached within 60 s)
 # Environment: RINGRAFT_BIN (kvd, kvctl; default ./bin), POWERCUTFS (the layer; default
 # build/tests/powercut/powercutfs), RINGRAFT_TEST_IP_BASE (nodes on 127.0.0.BASE..BASE+2,
 # default 121).
@@ -50,11 +58,12 @@ bin="${RINGRAFT_BIN:-$root_dir/bin}"
 pcfs="${POWERCUTFS:-$root_dir/build/tests/powercut/powercutfs}"
 base="${RINGRAFT_TEST_IP_BASE:-121}"
 here="$root_dir/tests/powercut"
-ncut=1 clients=64 keep=0 seed=1 load_s=8 same_boot=0 keep_dir=0 writeback=0 kv_sync=off auto_repair=on wal_seg=""
+ncut=1 clients=64 at="" keep=0 seed=1 load_s=8 same_boot=0 keep_dir=0 writeback=0 kv_sync=off auto_repair=on wal_seg=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cut) ncut="$2"; shift 2 ;;
     --clients) clients="$2"; shift 2 ;;
+    --at) at="$2"; shift 2 ;;
     --keep) keep="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --load-s) load_s="$2"; shift 2 ;;
@@ -68,6 +77,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$ncut" in 1 | 2 | 3) ;; *) echo "cut_one: --cut must be 1, 2 or 3" >&2; exit 2 ;; esac
+snap_entries=2000
+# a snapshot point: logs compacted often, so that node 1 falls behind the compaction
+[ "${at#snap.}" != "$at" ] && snap_entries=300
 case "$clients" in '' | *[!0-9]*) echo "cut_one: --clients must be a number" >&2; exit 2 ;; esac
 [ "$clients" -ge 1 ] && [ "$clients" -le 512 ] || { echo "cut_one: --clients must be 1-512" >&2; exit 2; }
 [ -x "$bin/kvd" ] && [ -x "$bin/kvctl" ] || { echo "cut_one: no $bin/kvd or kvctl (make)" >&2; exit 2; }
@@ -129,12 +141,18 @@ start_kvd() { # N [first]: first start (flags of identity) or restart
     --heartbeat-ms 50 --log-level info --kv-sync "$kv_sync" --auto-repair "$auto_repair")
   if [ "${2:-}" = first ]; then
     args+=(--id "$n" --client-addr "$(ip "$n"):9001" --cluster "$cluster_arg" --groups 4
-      --snapshot-entries 2000)
+      --snapshot-entries "$snap_entries")
   fi
   local envs=()
   [ -n "$wal_seg" ] && envs+=(RINGRAFT_TEST_WAL_SEGMENT_BYTES="$wal_seg")
   # a node whose power can be cut: its own boot id
   [ -e "$tmp/boot_id$n" ] && envs+=(RINGRAFT_TEST_BOOT_ID_FILE="$tmp/boot_id$n")
+  # a crash-point run: node 1 cuts its own power at the point (its first life only)
+  if [ -n "$at" ] && [ "$n" = 1 ] && [ "${2:-}" = first ]; then
+    envs+=(RINGRAFT_TEST_CRASH_AT="$at" RINGRAFT_TEST_CRASH_CTL="$dir/.powercut"
+      RINGRAFT_TEST_CRASH_CMD="cut $keep $seed" RINGRAFT_TEST_CRASH_WRITEBACK="$writeback"
+      RINGRAFT_TEST_CRASH_ARM_FILE="$tmp/armed")
+  fi
   env "${envs[@]}" setsid "$bin/kvd" "${args[@]}" </dev/null >>"$tmp/node$n.log" 2>&1 &
   kvd_pid[$n]=$!
 }
@@ -195,6 +213,34 @@ digests_equal() { # SECONDS: every group's digest equal on the three nodes, boun
   done
 }
 
+# A crash-point run: waits (bounded: 60 s) until node 1 cut its own power at the point.
+wait_crash_point() {
+  local i pid="${kvd_pid[1]}"
+  sleep 3
+  touch "$tmp/armed" # hits count from now on
+  if [ "${at#snap.}" != "$at" ]; then # so that node 1 needs a snapshot: it falls behind
+    kill -STOP "$pid"
+    sleep 10
+    kill -CONT "$pid"
+  fi
+  for i in $(seq 600); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "crash point $at not reached by node 1 within 60 s"
+    return 1
+  fi
+  { wait "$pid"; } 2>/dev/null # (no "Killed" line)
+  kvd_pid[1]=""
+  if ! grep -q "crash point .* reached" "$tmp/node1.log" || ! grep -q 'cut:' "$tmp/powercutfs1.log"; then
+    log "node 1 died, but not by its crash point's power cut:"
+    tail -5 "$tmp/node1.log" "$tmp/powercutfs1.log" | sed 's/^/cut_one:   /'
+    return 1
+  fi
+  log "node 1: $(grep -m1 'crash point .* reached' "$tmp/node1.log")"
+}
+
 check() { # load.py check arguments...: prints, returns its status
   /usr/bin/python3 "$here/load.py" check --in "$tmp/acked" "$@" | sed 's/^/cut_one: /'
   return "${PIPESTATUS[0]}"
@@ -215,16 +261,32 @@ run() {
   /usr/bin/python3 "$here/load.py" write --nodes "$resp_all" --clients "$clients" --out "$tmp/acked" \
     --stop "$tmp/stop" >"$tmp/load.log" 2>&1 &
   load_pid=$!
-  sleep "$load_s"
+  if [ -z "$at" ]; then
+    sleep "$load_s"
+  else
+    wait_crash_point || exit 2
+  fi
 
   # The cut: the layers first (nothing after this reaches the disks), then the processes.
   # syncfs reaches no FUSE daemon as a sync: it only makes the kernel write its dirty pages.
   declare -A before=()
-  if [ "$writeback" = 1 ]; then for n in $cut_nodes; do sync -f "$tmp/node$n/."; done; fi
-  for n in $cut_nodes; do before[$n]="$(tr '\n' ' ' <"$tmp/node$n/.powercut" 2>/dev/null)"; done
-  for n in $cut_nodes; do echo "cut $keep $((seed + n - 1))" >"$tmp/node$n/.powercut"; done
+  if [ "$writeback" = 1 ]; then
+    for n in $cut_nodes; do
+      [ -n "$at" ] && [ "$n" = 1 ] && continue # done by the crash point
+      sync -f "$tmp/node$n/."
+    done
+  fi
+  for n in $cut_nodes; do before[$n]="$( (tr '\n' ' ' <"$tmp/node$n/.powercut") 2>/dev/null)"; done
+  for n in $cut_nodes; do
+    [ -n "$at" ] && [ "$n" = 1 ] && continue # it cut its own power at the point
+    echo "cut $keep $((seed + n - 1))" >"$tmp/node$n/.powercut"
+  done
   for n in $cut_nodes; do stop_kvd "$n" KILL 2>/dev/null; done # (no "Killed" line)
-  log "cut node(s)" $cut_nodes "after ${load_s}s of load (keep $keep/1000, seed $seed)"
+  if [ -n "$at" ]; then
+    log "cut node(s)" $cut_nodes "at crash point $at of node 1 (keep $keep/1000, seed $seed)"
+  else
+    log "cut node(s)" $cut_nodes "after ${load_s}s of load (keep $keep/1000, seed $seed)"
+  fi
   for n in $cut_nodes; do
     [ "$same_boot" = 1 ] || cat /proc/sys/kernel/random/uuid >"$tmp/boot_id$n"
     log "  node $n: layer before the cut: ${before[$n]}"
