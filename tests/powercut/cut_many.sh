@@ -28,7 +28,7 @@ for k in $(seq 0 $((runs - 1))); do
   fi
   count[$r]=$((count[$r] + 1))
   echo "cut_many: run $((k + 1))/$runs seed $seed: $r"
-  printf '%s\n' "$out" | grep -E 'load:|restarted:|check:|rebuilt' | sed 's/^/cut_many:   /'
+  printf '%s\n' "$out" | grep -E 'load:|restarted:|check:|rebuilt|aside: the|FAIL' | sed 's/^/cut_many:   /'
 done
 echo "cut_many: $runs runs of cut_one.sh $*: PASS ${count[PASS]}, REFUSED ${count[REFUSED]}," \
   "DOWN ${count[DOWN]}, FAIL ${count[FAIL]}, SETUP ${count[SETUP]}, SLOW ${count[SLOW]};" \

@@ -16,7 +16,8 @@
 #      other replicas' at the same applied index within 30 s (the repaired replica holds what
 #      they hold, not only the acknowledged keys), and its log says how it came back
 #      (kvd --auto-repair: LMDB rolled back to its checkpoint and the WAL replayed; or,
-#      without a usable checkpoint, the untrusted LMDB set aside, groups replayed or repaired);
+#      without a usable checkpoint, the untrusted LMDB set aside, groups replayed or repaired;
+#      since every node saves a checkpoint at its first open, a set-aside fails the run);
 #   4. for a node that refused, the remedy of docs/DURABILITY.md when enough trusted nodes
 #      remain (a majority): its data directory emptied and kvd started with its first-start
 #      flags; every acknowledged key must then be read from that node itself.
@@ -363,6 +364,13 @@ run() {
     for n in $cut_nodes; do # how it came back (kvd --auto-repair)
       grep -E 'set aside|rolled it back|cannot be rolled back|replica repaired after|replayed here|cannot elect' "$tmp/node$n.log" |
         cut -c1-240 | sed "s/^/cut_one:   node $n: /"
+      # Every node checkpoints at its first open, so a cut node always has kv.checkpoint: a
+      # set-aside means the rollback to it failed, a broken checkpoint (docs/DURABILITY.md).
+      if [ "$auto_repair" = on ] && [ "${back[$n]}" = 1 ] &&
+        grep -q 'cannot be rolled back to a checkpoint\|state machine is untrusted and was set aside' "$tmp/node$n.log"; then
+        log "node $n set its LMDB aside: the rollback to its pinned checkpoint failed"
+        rc=1
+      fi
     done
   fi
   if [ "$nref" = 1 ]; then

@@ -22,7 +22,8 @@ seed=7001
 for p in "${points[@]}"; do
   for hit in 1 3; do
     for cut in 1 3; do
-      if [ $(((seed / 10) % 2)) = 0 ]; then keep=(--keep 500 --writeback); else keep=(); fi
+      # (runs in fours: cut 1 and cut 3 each with and without the kept pages)
+      if [ $(((seed / 20) % 2)) = 0 ]; then keep=(--keep 500 --writeback); else keep=(); fi
       out="$(CUT_SEED0=$seed "$here/cut_many.sh" 1 --at "$p:$hit" --cut "$cut" --small-wal "${keep[@]}" 2>&1)"
       rc=$?
       runs=$((runs + 1))
