@@ -71,7 +71,9 @@ void kv_options_default(struct kv_options *o)
 	o->groups_max = KV_GROUPS_MAX;
 	o->session_ttl_entries = KV_SESSION_TTL_ENTRIES;
 	o->sessions_max = KV_SESSIONS_MAX;
-	o->writemap = true; /* preallocated (prealloc): a full disk is KV_ENOSPC, never SIGBUS */
+	/* pwrite: with the pinned checkpoint a writable map costs a fault per fresh page and a
+	 * TLB flush per page at each checkpoint's sync (kv.h, docs/PERFORMANCE.md) */
+	o->writemap = false;
 }
 
 void kv_log_mdb(uint32_t group, const char *what, int mdb_rc)

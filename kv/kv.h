@@ -57,12 +57,19 @@ struct kv_options {
 	uint32_t groups_max;          /* DBIs to reserve: 2 per group + 1 */
 	uint64_t session_ttl_entries; /* a session idle for this many log entries expires */
 	uint32_t sessions_max;        /* per group; the least recently used expire first */
-	bool writemap;                /* MDB_WRITEMAP (default true). On, commits write into the
-				       * shared map (faster commits, docs/PERFORMANCE.md) and the
-				       * data file is preallocated (posix_fallocate) to the whole
-				       * map size at open and on every growth, so that a full disk
-				       * is KV_ENOSPC there instead of a SIGBUS on a page fault:
-				       * it costs map_bytes of disk up front (DURABILITY.md) */
+	bool writemap;                /* MDB_WRITEMAP (default false). Off, commits go through
+				       * pwrite and a full disk is KV_ENOSPC from the commit. On,
+				       * commits store into the shared map and the data file is
+				       * preallocated (posix_fallocate) to the whole map size at
+				       * open and on every growth, so that a full disk is KV_ENOSPC
+				       * there instead of a SIGBUS on a page fault: it costs
+				       * map_bytes of disk up front (DURABILITY.md). Off is the
+				       * default because of the pinned checkpoint: with it every
+				       * page written since the last checkpoint is a fresh one,
+				       * and with the map writable each costs a page fault, and
+				       * each checkpoint's sync a write-protect and a TLB flush
+				       * per page (docs/PERFORMANCE.md, "Where the pin's cost
+				       * was") */
 	bool sync_commits;            /* default false: MDB_NOSYNC, the WAL is the source of
 				       * truth. true: LMDB syncs every commit (no KV_EUNSAFE ever,
 				       * an fsync per apply batch) */
