@@ -312,27 +312,34 @@ run() {
     start_kvd "$n"
     back[$n]=0 status[$n]="not serving after 20 s"
   done
-  local deadline=$((t0 + 20000))
-  while [ "$(now_ms)" -lt "$deadline" ]; do # bounded: 20 s (each probe may take 2 s)
-    local waiting=0
-    for n in $cut_nodes; do
-      [ "${back[$n]}" = 0 ] && [ -n "${kvd_pid[$n]}" ] || continue
-      if ! kill -0 "${kvd_pid[$n]}" 2>/dev/null; then
-        wait "${kvd_pid[$n]}"
-        status[$n]="exited with status $?"
-        kvd_pid[$n]=""
-        continue
-      fi
-      if "$bin/kvctl" --endpoints "$(ip "$n"):9001" --timeout 1s status >/dev/null 2>&1 &&
-        leaders_ready "$(ip "$n"):9001"; then
-        back[$n]=1
-        status[$n]="serving after $(($(now_ms) - started[$n])) ms"
-        continue
-      fi
-      waiting=1
-    done
-    [ "$waiting" = 0 ] && break
-    sleep 0.1
+  # One poller per cut node, side by side (bounded: 20 s): probing the nodes one after the
+  # other would count against each node the others' probes (up to 2 s each) it waited for.
+  local deadline=$((t0 + 20000)) pollers=() p
+  for n in $cut_nodes; do
+    rm -f "$tmp/ready$n"
+    (
+      while [ "$(now_ms)" -lt "$deadline" ]; do
+        kill -0 "${kvd_pid[$n]}" 2>/dev/null || exit 0
+        if "$bin/kvctl" --endpoints "$(ip "$n"):9001" --timeout 1s status >/dev/null 2>&1 &&
+          leaders_ready "$(ip "$n"):9001"; then
+          echo "$(($(now_ms) - started[$n]))" >"$tmp/ready$n"
+          exit 0
+        fi
+        sleep 0.1
+      done
+    ) &
+    pollers+=($!)
+  done
+  for p in "${pollers[@]}"; do wait "$p"; done
+  for n in $cut_nodes; do
+    if [ -s "$tmp/ready$n" ]; then
+      back[$n]=1
+      status[$n]="serving after $(cat "$tmp/ready$n") ms"
+    elif ! kill -0 "${kvd_pid[$n]}" 2>/dev/null; then
+      wait "${kvd_pid[$n]}"
+      status[$n]="exited with status $?"
+      kvd_pid[$n]=""
+    fi
   done
   for n in $cut_nodes; do
     log "node $n restarted: ${status[$n]}"
