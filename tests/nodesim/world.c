@@ -273,10 +273,14 @@ struct world {
 		size_t n_ring;
 		bool asked[3]; /* the action was decided */
 		struct ns_act {
-			bool done,
-				skip; /* applied to the node (skip: removed before it was added) */
+			bool done;    /* applied to the node */
+			bool skip;    /* retired before it reached the node */
 			bool durable; /* known durable (set at a crash that did not lose it) */
 			bool redo;    /* a crash or a wipe lost it once */
+			/* applied in an earlier life whose crash lost its WAL batch: LMDB may hold
+			 * it anyway (a retirement writes LMDB at once, and the simulator closes
+			 * LMDB cleanly at a crash), so it may or may not have happened */
+			bool tried;
 			uint64_t after; /* in this life: durable once batches_done > after */
 		} act[NS_NODES_MAX + 1][3];
 	} adds;
@@ -703,7 +707,7 @@ static void node_crash(struct world *w, struct simnode *s)
 		 * applied again at the restart (the ring record would be) */
 		struct ns_act *a = &w->adds.act[s->id][k];
 		if (a->done && !a->durable && s->batches_done <= a->after)
-			*a = (struct ns_act){.redo = true};
+			*a = (struct ns_act){.redo = true, .tried = !a->skip};
 		else if (a->done)
 			a->durable = true;
 	}
@@ -1113,7 +1117,8 @@ static void adds_restarted(struct world *w, struct simnode *s)
 	bool checked = false;
 	for (int k = 0; k < NS_ADDED; k++) {
 		uint32_t g = w->adds.id[k];
-		bool removed = k == 1 && act_durable(s, &act[2]);
+		/* a retirement whose WAL batch was lost may still have happened (tried) */
+		bool removed = k == 1 && (act_durable(s, &act[2]) || act[2].tried);
 		if (act_durable(s, &act[k]) && !removed) {
 			checked = true;
 			if (!node_group_exists(s->n, g, NULL))
@@ -1143,8 +1148,9 @@ static void adds_apply(struct world *w, struct simnode *s)
 		struct ns_act *a = &w->adds.act[s->id][k];
 		if (!w->adds.asked[k] || a->done)
 			continue;
-		bool redo = a->redo;
-		*a = (struct ns_act){.done = true, .after = s->batches_out, .redo = redo};
+		bool redo = a->redo, tried = a->tried;
+		*a = (struct ns_act){
+			.done = true, .after = s->batches_out, .redo = redo, .tried = tried};
 		enter(s);
 		if (k == 1 && w->adds.asked[2]) {
 			a->skip = true; /* retired before it reached this node */
@@ -1175,6 +1181,8 @@ static void adds_apply(struct world *w, struct simnode *s)
 			}
 		} else {
 			rc = node_group_remove(s->n, g);
+			if (rc == NODE_EINVAL && tried && !node_group_exists(s->n, g, NULL))
+				rc = NODE_OK; /* asked again: the lost batch's retirement held */
 			w->r->count[NS_C_GROUP_REMOVE] += rc == NODE_OK;
 		}
 		trace(w, "node %d: group %u %s: %s", s->id, g, k < 2 ? "added" : "retired",
