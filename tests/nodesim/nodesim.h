@@ -50,6 +50,7 @@ enum ns_count {
 	NS_C_GROUP_READD,   /* of those, again after a crash lost the first (not yet durable) */
 	NS_C_GROUP_REMOVE,  /* node_group_remove calls that retired a group on a node */
 	NS_C_GROUP_CHECK,   /* restarts that found every durably added group (and no removed one) */
+	NS_C_GROUP_OK,      /* client operations on the added group's key answered ok */
 	NS_C_OK_READ,       /* client operations answered ok, by kind */
 	NS_C_OK_WRITE,
 	NS_C_OK_CAS,

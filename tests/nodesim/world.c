@@ -53,6 +53,7 @@ const char *const ns_count_names[NS_C_COUNT] = {
 	[NS_C_GROUP_READD] = "group-readds",
 	[NS_C_GROUP_REMOVE] = "group-removes",
 	[NS_C_GROUP_CHECK] = "group-restart-checks",
+	[NS_C_GROUP_OK] = "group-ok-ops",
 	[NS_C_OK_READ] = "ok-reads",
 	[NS_C_OK_WRITE] = "ok-writes",
 	[NS_C_OK_CAS] = "ok-cas",
@@ -271,7 +272,8 @@ struct world {
 		uint32_t id[NS_ADDED];
 		uint32_t ring[NS_GROUPS_MAX + 1];
 		size_t n_ring;
-		bool asked[3]; /* the action was decided */
+		bool asked[3];      /* the action was decided */
+		bool ok_after_heal; /* a write to A's key was answered ok after the heal */
 		struct ns_act {
 			bool done;    /* applied to the node */
 			bool skip;    /* retired before it reached the node */
@@ -1055,6 +1057,11 @@ static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
 		w->r->ok_ops++;
 		if (w->healed && cl->fn != JL_READ && cl->write_after_heal)
 			cl->ok_after_heal = true;
+		if (w->adds.on && cl->fn != JL_ADD && cl->key == 0) {
+			/* register key 0 is in the added group A */
+			w->r->count[NS_C_GROUP_OK]++;
+			w->adds.ok_after_heal |= w->healed && cl->fn != JL_READ;
+		}
 	}
 	trace(w, "client %d <- code %d (%s) %s", c, resp->code, type, resp->error ? resp->error : "");
 	cl->busy = false;
@@ -2393,6 +2400,11 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 			     " ms after the heal",
 			     c, w->heal_end - w->fault_end);
 	}
+	if (r->ok && w->adds.on && !w->adds.ok_after_heal)
+		fail(w,
+		     "liveness: no write to the added group %u's key was answered ok after the "
+		     "heal",
+		     w->adds.id[0]);
 	if (r->ok)
 		audit_groups(w);
 	if (r->ok)
