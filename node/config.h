@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "kv/kv_limits.h"
 #include "node/node_err.h"
 #include "node/node_limits.h"
 
@@ -86,5 +87,13 @@ void node_config_usage(FILE *out);
 
 /* The index (0-based) of node id in members, or -1. */
 int node_config_member_index(const struct node_config *cfg, uint64_t id);
+/* The highest group id a node of `groups` key groups can host: 1..groups hold keys, groups + 1
+ * is the meta group, and the ids after it are for groups created at runtime (node/groups.c,
+ * NODE_GROUPS_ADDED_MAX of them). The shell sizes LMDB's DBIs (kv_options.groups_max) to it. */
+static inline uint32_t node_group_id_max(uint32_t groups)
+{
+	uint64_t m = (uint64_t)groups + 1 + NODE_GROUPS_ADDED_MAX;
+	return m > KV_GROUPS_MAX ? KV_GROUPS_MAX : (uint32_t)m;
+}
 
 #endif

@@ -20,10 +20,10 @@ void node_group_awake(struct node *n, struct node_group *g)
 {
 	if (g->awake)
 		return;
-	if (n->awake == NULL && (n->awake = calloc(node_groups_all(n), sizeof *n->awake)) == NULL)
+	if (n->awake == NULL && (n->awake = calloc(n->groups_cap, sizeof *n->awake)) == NULL)
 		node_fatal(n, g->id, "out of memory listing awake groups");
 	size_t gi = (size_t)(g - n->groups);
-	assert(gi < node_groups_all(n) && n->n_awake < node_groups_all(n));
+	assert(gi < node_groups_all(n) && n->n_awake < n->groups_cap);
 	g->awake = true;
 	n->awake[n->n_awake++] = (uint32_t)gi;
 }
@@ -317,7 +317,10 @@ void node_peer_frame(struct node *n, uint64_t from, const Ringraft__Raft__PeerFr
 	for (size_t i = 0; i < f->n_msgs; i++) {
 		const Ringraft__Raft__Message *pb = f->msgs[i];
 		struct node_group *g = node_group(n, pb->group);
-		if (g != NULL && g->raft == NULL && pb->from == from && pb->to == n->cfg.id)
+		if (g == NULL && pb->from == from && pb->to == n->cfg.id)
+			g = node_group_added_for_msg(n, pb->group, from,
+						     (enum raft_msg_type)pb->type, pb->term);
+		else if (g != NULL && g->raft == NULL && pb->from == from && pb->to == n->cfg.id)
 			(void)node_group_create(n, g, from, (enum raft_msg_type)pb->type, pb->term);
 		if (g == NULL || g->raft == NULL || pb->from != from || pb->to != n->cfg.id) {
 			node_log(NODE_LOG_DEBUG, 0, "peer message ignored from=%llu group=%llu",

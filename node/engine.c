@@ -75,8 +75,10 @@ int node_engine_open(const struct node_config *cfg, const struct node_io *io, st
 	n->next_iid = (io->seed ^ (cfg->id * 0x9e3779b97f4a7c15ull)) & ~(uint64_t)0xffffffffu;
 	node_metrics_init(&n->metrics);
 	n->ring = kv_ring_new(cfg->groups, NODE_VNODES, NODE_RING_EPOCH);
-	n->groups = calloc((size_t)cfg->groups + 1, sizeof *n->groups); /* + the meta group */
-	n->rebalance.reports = calloc((size_t)cfg->groups + 1, sizeof *n->rebalance.reports);
+	/* the key groups, the meta group, and room for groups added at runtime (groups.c) */
+	n->groups_cap = node_group_id_max(cfg->groups);
+	n->groups = calloc(n->groups_cap, sizeof *n->groups);
+	n->rebalance.reports = calloc(n->groups_cap, sizeof *n->rebalance.reports);
 	n->batches[0].b = wal_batch_new();
 	n->batches[1].b = wal_batch_new();
 	n->cur = &n->batches[0];

@@ -155,6 +155,27 @@ size_t node_members_map(struct node *n, Ringraft__Kv__NodeInfo *infos,
 /* Takes a map saved by node_members_map (at start, before peers connect). 0, or -1 when it
  * is malformed (then ignored). */
 int node_members_load(struct node *n, const Ringraft__Kv__MemberMap *m);
+/* Groups created while the node runs (node/groups.c, issue 18). Each is an event like the
+ * others: node_process follows, and the change is durable with the WAL batch it hands out.
+ *
+ * node_group_add: group `id` (after the meta group's: cfg.groups + 2 .. node_group_id_max)
+ * exists from now on, with `replicas` (n_replicas distinct node ids, borrowed) as its initial
+ * voters. If this node is one of them it hosts an empty replica that starts as a bootstrap
+ * group does (term 0, recovering until the group's first leader), else it only records the
+ * hosts (to forward the group's requests). Asking again for an existing group changes nothing
+ * (NODE_OK), whatever the replicas; ids are never reused, so asking again for a removed one
+ * is the caller's error. NODE_EINVAL: a bad id or replica list, or the node is stopping.
+ * node_group_remove: the added group `id` stops existing here: its replica (if any) is emptied,
+ * waiting requests are answered, and a restart does not bring it back. NODE_EINVAL if it is
+ * not an added group that exists here.
+ * node_group_exists: whether group id exists here, and (hosted, may be NULL) has a replica.
+ * node_ring_set: the ring keys are placed by from now on: the group ids (borrowed; not the
+ * meta group) and the epoch requests are checked against. The engine starts with 1..groups
+ * at NODE_RING_EPOCH; a key of a group that does not exist here is answered UNAVAILABLE. */
+int node_group_add(struct node *n, uint32_t id, const uint64_t *replicas, size_t n_replicas);
+int node_group_remove(struct node *n, uint32_t id);
+bool node_group_exists(struct node *n, uint32_t id, bool *hosted);
+int node_ring_set(struct node *n, const uint32_t *ids, size_t n_ids, uint64_t epoch);
 /* Other nodes' client addresses (empty at open: kvd's shell loads peers.conf into it). */
 struct node_addrbook *node_addrbook_of(struct node *n);
 

@@ -348,6 +348,8 @@ const char *node_members_check(struct node *n, const Ringraft__Kv__Request *rq)
 	uint64_t now = node_now_ms(n);
 	for (uint32_t i = 0; i < node_groups_all(n); i++) {
 		const struct node_group *g = &n->groups[i];
+		if (!g->exists)
+			continue; /* an id not in use (node_int.h) */
 		if (g->raft != NULL && node_conf_has(raft_conf_of(g->raft), rq->target))
 			return "member remove: the member still holds replicas: move them away "
 			       "first (kvctl member drain)";

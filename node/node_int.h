@@ -85,6 +85,9 @@ struct node_digest {
 
 struct node_group {
 	uint32_t id;
+	bool exists;        /* the group exists as far as this node knows: 1..groups + 1 always,
+			     * an added one once created here (node/groups.c) */
+	bool added;         /* created at runtime: id > the meta group's (node/groups.c) */
 	struct node *owner; /* for the core's wake_cb (set by node_group_raft_new) */
 	bool awake;         /* listed in node.awake (driver.c) */
 	bool hosted;
@@ -184,7 +187,13 @@ struct node {
 	struct wal *wal; /* the backends (borrowed: the shell opens and closes them) */
 	struct kv *kv;
 	struct kv_ring *ring;
-	struct node_group *groups; /* [cfg.groups]; group g at groups[g - 1] */
+	/* Group g at groups[g - 1], for g in 1..groups_cap (node_group_id_max): the key groups,
+	 * the meta group, then slots for groups added at runtime (node/groups.c). Slots past
+	 * groups_end are unused; below it a slot may still not exist (g->exists). The array is
+	 * never reallocated: cores keep a pointer to their slot (wake_arg). */
+	struct node_group *groups;
+	uint32_t groups_cap;
+	uint32_t groups_end; /* the highest id that exists: loops run over slots [0, groups_end) */
 	struct node_batch batches[2];
 	struct node_batch *cur, *inflight; /* inflight: handed to io.wal_write, not yet durable */
 	struct node_msg_scratch scratch;
@@ -230,18 +239,31 @@ struct node {
 /* Groups 1..cfg.groups hold the keys (the ring); group cfg.groups + 1 is the meta group, which
  * holds the cluster map (members.c) and no keys. Every replica mechanism (recovery, moves,
  * snapshots, scrub, digests) treats it as any other group; only the ring, key expiry and the
- * per-group metrics and RESP views leave it out. */
+ * per-group metrics and RESP views leave it out. Groups created at runtime (node/groups.c)
+ * take ids after the meta group's; they hold no keys until a ring change gives them some.
+ *
+ * node_groups_all is the end of the slots in use: a loop over groups[0 .. node_groups_all)
+ * sees every group, and must skip a slot whose group does not exist (!exists: it has no core,
+ * is not hosted and has no hosts, so the usual raft == NULL / hosted checks skip it). Until a
+ * group is added it is cfg.groups + 1, as before. */
 static inline uint32_t node_groups_all(const struct node *n)
 {
-	return n->cfg.groups + 1;
+	return n->groups_end;
 }
 static inline uint32_t node_meta_id(const struct node *n)
 {
 	return n->cfg.groups + 1;
 }
+/* The group of id g, NULL if it does not exist here. O(1): the id is the slot. */
 static inline struct node_group *node_group(struct node *n, uint64_t g)
 {
-	return (g >= 1 && g <= node_groups_all(n)) ? &n->groups[g - 1] : NULL;
+	return (g >= 1 && g <= n->groups_end && n->groups[g - 1].exists) ? &n->groups[g - 1] : NULL;
+}
+/* The slot of id g whether or not the group exists (NULL: no slot for that id). For the peer
+ * message path, where a leader's message may create the replica of an added group. */
+static inline struct node_group *node_group_slot(struct node *n, uint64_t g)
+{
+	return (g >= 1 && g <= n->groups_cap) ? &n->groups[g - 1] : NULL;
 }
 
 /* The engine's clock and its peers, through the shell (engine.h). */
@@ -355,6 +377,16 @@ void node_gone_maybe_send(struct node *n, struct node_group *g, uint64_t from);
 void node_gone_received(struct node *n, uint64_t from, const Ringraft__Raft__GroupGone *gone);
 int node_move_step(struct node *n, struct node_group *g, uint64_t source, uint64_t target,
 		   char *progress, size_t len);
+/* groups.c: groups created and retired while the node runs (issue 18; engine.h) */
+/* Marks slot g as an existing group (its id, owner), moving groups_end past it. */
+void node_group_slot_open(struct node *n, struct node_group *g);
+/* At start (restore.c): checks that every added group the WAL names has a slot here. */
+int node_groups_restore_added(struct node *n);
+/* A Raft message for an added group that does not exist here: a leader's message makes this
+ * node's replica of it (node_group_create, as for a moved replica). The group, or NULL. */
+struct node_group *node_group_added_for_msg(struct node *n, uint64_t group, uint64_t from,
+					    enum raft_msg_type type, raft_term term);
+
 /* One step of the background scrub (every NODE_MAINT_MS, --scrub-rate values per second). */
 void node_scrub_step(struct node *n);
 

@@ -10,6 +10,10 @@
 #define NODE_REBALANCE_STEP_MS          2000 /* a balancer move step's deadline */
 #define NODE_REBALANCE_MOVE_MS          60000 /* a balancer move given up after this */
 #define NODE_REBALANCE_STUCK_MS         5000 /* a move left half-done this long is finished */
+/* Groups created while the cluster runs (issue 18, node/groups.c) take ids after the meta
+ * group's, G + 2 onwards, never reused: ids up to G + 1 + this (and at most KV_GROUPS_MAX). The
+ * node sizes its group table and LMDB's DBIs for them at start (two DBIs per id). */
+#define NODE_GROUPS_ADDED_MAX           32
 #define NODE_VNODES                     128 /* ring points per group */
 #define NODE_RING_EPOCH                 1
 #define NODE_REPLICAS                   3 /* replicas per group when the cluster has more nodes */

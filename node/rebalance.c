@@ -150,6 +150,8 @@ static int plan(struct node *n, uint64_t now)
 	uint32_t G = node_groups_all(n);
 	for (uint32_t g = 1; g <= G; g++) {
 		const struct node_conf_report *r = &b->reports[g - 1];
+		if (!n->groups[g - 1].exists)
+			continue; /* an id not in use (node_int.h) */
 		if (r->at_ms == 0 || now > r->at_ms + NODE_REPORT_STALE_MS)
 			return -1; /* a group whose configuration is not known now */
 		for (size_t k = 0; k < r->n_voters; k++)
@@ -171,6 +173,8 @@ static int plan(struct node *n, uint64_t now)
 	 * NODE_REBALANCE_STUCK_MS */
 	for (uint32_t g = 1; g <= G; g++) {
 		const struct node_conf_report *r = &b->reports[g - 1];
+		if (!n->groups[g - 1].exists)
+			continue; /* an id not in use (node_int.h) */
 		if ((r->n_voters == NODE_REPLICAS && r->n_learners == 0) ||
 		    now < r->since_ms + NODE_REBALANCE_STUCK_MS)
 			continue;
@@ -212,6 +216,8 @@ static int plan(struct node *n, uint64_t now)
 	}
 	for (uint32_t g = 1; g <= G; g++) {
 		const struct node_conf_report *r = &b->reports[g - 1];
+		if (!n->groups[g - 1].exists)
+			continue; /* an id not in use (node_int.h) */
 		if (r->n_voters != NODE_REPLICAS || r->n_learners != 0)
 			return -1; /* a move under way (ours, kvctl's): one at a time */
 	}
@@ -219,6 +225,8 @@ static int plan(struct node *n, uint64_t now)
 	 * move still had it) */
 	for (uint32_t g = 1; g <= G; g++) {
 		const struct node_conf_report *r = &b->reports[g - 1];
+		if (!n->groups[g - 1].exists)
+			continue; /* an id not in use (node_int.h) */
 		for (uint32_t k = 0; k < r->n_voters; k++) {
 			if (in_list(ids, nm, r->voters[k]))
 				continue;
@@ -301,6 +309,8 @@ static int plan(struct node *n, uint64_t now)
 	 * last: moving it moves the balancer */
 	for (uint32_t g = 1; g <= G; g++) {
 		const struct node_conf_report *r = &b->reports[g - 1];
+		if (!n->groups[g - 1].exists)
+			continue; /* an id not in use (node_int.h) */
 		if (in_list(r->voters, r->n_voters, ids[hi]) &&
 		    !in_list(r->voters, r->n_voters, ids[lo])) {
 			start(n, g, ids[hi], ids[lo], now, "balancing replicas");

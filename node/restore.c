@@ -108,15 +108,33 @@ struct raft *node_group_raft_new(struct node *n, uint32_t gi, const struct raft_
 	return r;
 }
 
-int node_restore_groups(struct node *n)
+/* An added group's hosts (groups.c): the configuration it was created with, the WAL's marker
+ * at index 0, or the one LMDB recorded since (applied, or a retired marker). */
+static size_t added_hosts_of(const struct kv_group_meta *km, const struct wal_group_state *ws,
+			     uint64_t *out)
+{
+	const struct raft_conf *c = km->has_conf ? &km->conf : ws != NULL ? &ws->snap_conf : NULL;
+	size_t k = 0;
+	for (uint32_t i = 0; c != NULL && i < c->n_voters && k < NODE_NODES_MAX; i++)
+		out[k++] = c->voters[i];
+	for (uint32_t i = 0; c != NULL && i < c->n_learners && k < NODE_NODES_MAX; i++)
+		out[k++] = c->learners[i];
+	return k;
+}
+
+/* Rebuilds group gi (a key group, the meta group, or an added one the WAL names). */
+static int restore_group(struct node *n, uint32_t gi, uint32_t *n_set_aside_recovering_out)
 {
 	uint32_t n_set_aside_recovering = 0;
-	for (uint32_t gi = 1; gi <= node_groups_all(n); gi++) {
+	{
 		struct node_group *g = &n->groups[gi - 1];
 		memset(g, 0, sizeof *g);
-		g->id = gi;
+		node_group_slot_open(n, g);
+		bool added = g->added;
 		uint64_t *hosts = g->hosts;
-		size_t nh = g->n_hosts = hosts_of(n, gi, hosts);
+		size_t nh = 0;
+		if (!added)
+			nh = g->n_hosts = hosts_of(n, gi, hosts);
 		bool boot_host = false;
 		for (size_t i = 0; i < nh; i++)
 			if (hosts[i] == n->cfg.id)
@@ -129,19 +147,29 @@ int node_restore_groups(struct node *n)
 			return NODE_ESTORE;
 		}
 		const struct wal_group_state *ws = wal_group_find(n->wal, gi);
+		if (added) {
+			/* the configuration it was created with is its bootstrap placement */
+			nh = g->n_hosts = added_hosts_of(&km, ws, hosts);
+			if (nh == 0) {
+				/* retired here (groups.c), or made for a leader's message and never
+				 * initialized: no such group on this node */
+				memset(g, 0, sizeof *g);
+				return 0;
+			}
+		}
 		/* Which groups have a replica here (move.c): one retired (or made for a leader and
 		 * not yet initialized) left a configuration with applied index 0, which no applied
 		 * group has: not brought back. One that moved here has applied state. With nothing
 		 * durable at all (a new or emptied directory), the bootstrap placement decides. */
 		if (km.has_conf && km.applied_index == 0) {
 			node_group_hosts_from(g, &km.conf);
-			continue;
+			return 0;
 		}
 		bool durable = km.has_conf || km.applied_index > 0 ||
 			       (ws != NULL && (ws->has_hard_state || ws->last_index > 0 ||
 					       ws->snap_index > 0 || ws->corrupt));
 		if (!boot_host && !durable)
-			continue;
+			return 0;
 		g->hosted = true;
 		/* A state machine set aside after a machine crash: the WAL's checkpoints were the
 		 * old one's; compaction waits until the new one is checkpointed as far. */
@@ -179,6 +207,8 @@ int node_restore_groups(struct node *n)
 			 wsc->snap_conf.n_voters > 0)
 			rs.conf = wsc->snap_conf; /* LMDB has none (set aside): the WAL's is newer
 						   * than the bootstrap placement */
+		else if (added && wsc != NULL && !wsc->corrupt && wsc->snap_conf.n_voters > 0)
+			rs.conf = wsc->snap_conf; /* the configuration it was created with */
 		rs.snap_index = km.applied_index;
 		rs.snap_term = km.applied_term;
 		rs.applied = km.applied_index;
@@ -280,6 +310,25 @@ int node_restore_groups(struct node *n)
 			 (unsigned long long)rs.applied, (unsigned long long)rs.hard_state.term,
 			 (unsigned long long)rs.hard_state.vote,
 			 (unsigned long long)rs.hard_state.commit, ne);
+	}
+	*n_set_aside_recovering_out += n_set_aside_recovering;
+	return 0;
+}
+
+int node_restore_groups(struct node *n)
+{
+	uint32_t n_set_aside_recovering = 0;
+	for (uint32_t gi = 1; gi <= node_meta_id(n); gi++)
+		if (restore_group(n, gi, &n_set_aside_recovering) < 0)
+			return NODE_ESTORE;
+	/* groups added at runtime (groups.c): those the WAL knows */
+	if (node_groups_restore_added(n) < 0)
+		return NODE_ESTORE;
+	for (size_t i = 0; i < wal_group_count(n->wal); i++) {
+		uint64_t id = wal_group_at(n->wal, i)->group;
+		if (id > node_meta_id(n) &&
+		    restore_group(n, (uint32_t)id, &n_set_aside_recovering) < 0)
+			return NODE_ESTORE;
 	}
 	if (n_set_aside_recovering > 0)
 		node_log(NODE_LOG_WARN, 0,

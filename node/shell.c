@@ -949,7 +949,7 @@ static int open_stores(struct node_shell *s)
 	struct kv_options ko;
 	kv_options_default(&ko);
 	ko.value_max = cfg->value_max;
-	ko.groups_max = cfg->groups + 1; /* + the meta group (node_int.h) */
+	ko.groups_max = node_group_id_max(cfg->groups); /* + the meta group, + added groups */
 	ko.sync_commits = cfg->kv_sync;
 	rc = kv_open(kv_dir, &ko, &s->kv);
 	if (rc == KV_EUNSAFE && !cfg->auto_repair)

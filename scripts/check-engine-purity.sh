@@ -7,7 +7,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 2
 ENGINE="node/engine.h node/engine.c node/node_int.h node/driver.c node/service.c node/snapshot.c node/move.c
         node/repair.c node/restore.c node/balance.c node/expire.c node/msg.h node/msg.c node/members.c
-        node/reshard.h node/reshard.c node/backup.c node/auth.h node/auth.c"
+        node/reshard.h node/reshard.c node/backup.c node/auth.h node/auth.c node/groups.c"
 pattern='#include *<(uv|pthread|sys/socket|sys/stat|time|unistd|fcntl|signal|dirent)\.h>'
 pattern+='|#include *"(net/(server|resp_server)|node/(shell|node|identity))\.h"'
 pattern+='|[^_a-z]rand\(|clock_gettime|gettimeofday|[^_a-z]time\(|uv_[a-z]|pthread_|getpid\('

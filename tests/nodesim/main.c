@@ -98,12 +98,14 @@ static void print_counts(const uint64_t *count, const uint64_t *seeds_with)
 
 static void print_fail(const struct ns_result *r, uint64_t seed)
 {
-	printf("FAIL seed %" PRIu64 " (%d nodes, %d groups, mix %s, apply cap %" PRIu32 "%s%s): %s\n"
+	printf("FAIL seed %" PRIu64 " (%d nodes, %d groups, mix %s, apply cap %" PRIu32
+	       "%s%s%s): %s\n"
 	       "  replay: build/tests/nodesim/nodesim run --seed %" PRIu64 " --trace\n",
 	       seed, r->nodes, r->groups, r->mix, r->apply_cap,
-	       r->members ? ", members" : r->moves ? ", moves" : "", r->quiesce ? ", quiesce" : "",
-	       r->why,
-	       seed);
+	       r->members ? ", members"
+	       : r->moves ? ", moves"
+			  : "",
+	       r->quiesce ? ", quiesce" : "", r->adds ? ", adds" : "", r->why, seed);
 }
 
 static int cmd_run(uint64_t seed, bool trace)
@@ -115,12 +117,14 @@ static int cmd_run(uint64_t seed, bool trace)
 		return 1;
 	}
 	printf("ok seed %" PRIu64 " (%d nodes, %d groups, mix %s, apply cap %" PRIu32
-	       "%s%s): %zu operations (%zu ok), "
+	       "%s%s%s): %zu operations (%zu ok), "
 	       "%zu events, trace %016" PRIx64 "\n",
 	       seed, r.nodes, r.groups, r.mix, r.apply_cap,
-	       r.members ? ", members" : r.moves ? ", moves" : "", r.quiesce ? ", quiesce" : "",
-	       r.ops,
-	       r.ok_ops, r.events, r.hash);
+	       r.members ? ", members"
+	       : r.moves ? ", moves"
+			 : "",
+	       r.quiesce ? ", quiesce" : "", r.adds ? ", adds" : "", r.ops, r.ok_ops, r.events,
+	       r.hash);
 	printf("  slowest liveness probe: %" PRIu64 " ms\n", r.probe_ms);
 	print_counts(r.count, NULL);
 	return 0;

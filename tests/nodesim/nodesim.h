@@ -16,6 +16,8 @@
 #define NS_CLIENTS_MAX 16 /* clients and the liveness probes (one per node) */
 #define NS_KEYS_MAX    8
 #define NS_GROUPS_MAX  8 /* a run has 4 to NS_GROUPS_MAX groups */
+#define NS_ADDED       2 /* groups created at runtime in an "adds" run (world.c) */
+#define NS_GROUP_IDS   (NS_GROUPS_MAX + 2 + NS_ADDED) /* arrays indexed by group id */
 
 struct ns_opts {
 	uint64_t seed;
@@ -25,26 +27,31 @@ struct ns_opts {
 
 /* What a run exercised (a sweep adds them up, to show which paths its seeds reach). */
 enum ns_count {
-	NS_C_CRASH,       /* nodes crashed */
-	NS_C_WIPE,        /* of those, data directories lost (a new incarnation) */
-	NS_C_STRIKE,      /* majority crashes right after an acknowledged write */
-	NS_C_PAUSE,       /* nodes paused */
-	NS_C_PARTITION,   /* partitions begun */
-	NS_C_WAL_BATCH,   /* WAL batches written (made durable) */
-	NS_C_WAL_LOST,    /* WAL batches lost in a crash before their fsync ended */
-	NS_C_COMPACT,     /* WAL compactions */
-	NS_C_SNAP_CHUNK,  /* InstallSnapshot chunks delivered */
-	NS_C_TIMEOUT_NOW, /* leadership transfers (TimeoutNow delivered) */
-	NS_C_TERM_QUERY,  /* recovering replicas' term queries delivered */
-	NS_C_FWD_REQ,     /* forwarded client requests delivered */
-	NS_C_FWD_RESP,    /* forwarded answers delivered */
-	NS_C_DIGEST,      /* group digests delivered (scrub) */
-	NS_C_QUIESCE,     /* QUIESCE delivered (a leader put an idle group to sleep) */
-	NS_C_MOVE_STEP,   /* replica-move steps a leader took (MOVE_REPLICA answered not done) */
-	NS_C_MOVE_DONE,   /* replica moves completed (that took at least one step) */
-	NS_C_MOVE_REFUSED, /* moves refused as senseless (a source holding no replica) */
+	NS_C_CRASH,         /* nodes crashed */
+	NS_C_WIPE,          /* of those, data directories lost (a new incarnation) */
+	NS_C_STRIKE,        /* majority crashes right after an acknowledged write */
+	NS_C_PAUSE,         /* nodes paused */
+	NS_C_PARTITION,     /* partitions begun */
+	NS_C_WAL_BATCH,     /* WAL batches written (made durable) */
+	NS_C_WAL_LOST,      /* WAL batches lost in a crash before their fsync ended */
+	NS_C_COMPACT,       /* WAL compactions */
+	NS_C_SNAP_CHUNK,    /* InstallSnapshot chunks delivered */
+	NS_C_TIMEOUT_NOW,   /* leadership transfers (TimeoutNow delivered) */
+	NS_C_TERM_QUERY,    /* recovering replicas' term queries delivered */
+	NS_C_FWD_REQ,       /* forwarded client requests delivered */
+	NS_C_FWD_RESP,      /* forwarded answers delivered */
+	NS_C_DIGEST,        /* group digests delivered (scrub) */
+	NS_C_QUIESCE,       /* QUIESCE delivered (a leader put an idle group to sleep) */
+	NS_C_MOVE_STEP,     /* replica-move steps a leader took (MOVE_REPLICA answered not done) */
+	NS_C_MOVE_DONE,     /* replica moves completed (that took at least one step) */
+	NS_C_MOVE_REFUSED,  /* moves refused as senseless (a source holding no replica) */
 	NS_C_MEMBER_CHANGE, /* members added or removed (the cluster map, node/members.c) */
-	NS_C_OK_READ,     /* client operations answered ok, by kind */
+	NS_C_GROUP_ADD,     /* node_group_add calls that created a group on a node */
+	NS_C_GROUP_READD,   /* of those, again after a crash lost the first (not yet durable) */
+	NS_C_GROUP_REMOVE,  /* node_group_remove calls that retired a group on a node */
+	NS_C_GROUP_CHECK,   /* restarts that found every durably added group (and no removed one) */
+	NS_C_GROUP_OK,      /* client operations on the added group's key answered ok */
+	NS_C_OK_READ,       /* client operations answered ok, by kind */
 	NS_C_OK_WRITE,
 	NS_C_OK_CAS,
 	NS_C_OK_INCR,
@@ -69,6 +76,7 @@ struct ns_result {
 	bool quiesce;       /* idle groups quiesce (node_config.quiesce) */
 	bool moves;         /* replicas are moved between nodes during the run */
 	bool members;       /* members are added, replaced and removed during the run */
+	bool adds;          /* groups are created (and one retired) during the run */
 };
 
 /* Runs one seed (world.c). */

@@ -49,6 +49,11 @@ const char *const ns_count_names[NS_C_COUNT] = {
 	[NS_C_MOVE_DONE] = "moves-done",
 	[NS_C_MOVE_REFUSED] = "moves-refused",
 	[NS_C_MEMBER_CHANGE] = "member-changes",
+	[NS_C_GROUP_ADD] = "group-adds",
+	[NS_C_GROUP_READD] = "group-readds",
+	[NS_C_GROUP_REMOVE] = "group-removes",
+	[NS_C_GROUP_CHECK] = "group-restart-checks",
+	[NS_C_GROUP_OK] = "group-ok-ops",
 	[NS_C_OK_READ] = "ok-reads",
 	[NS_C_OK_WRITE] = "ok-writes",
 	[NS_C_OK_CAS] = "ok-cas",
@@ -88,6 +93,7 @@ enum ev_type {
 	EV_MOVE,   /* the membership plan's next step */
 	EV_MOVER,  /* the mover's next MOVE_REPLICA step */
 	EV_STOP,   /* a node that learned it was removed from the cluster stops for good */
+	EV_GROUPS, /* adds runs: the next group creation or removal (node = its action) */
 };
 
 struct ev {
@@ -175,6 +181,9 @@ struct simnode {
 	bool outside, dead, removed, left, member_at_heal;
 	struct wal_batch *batch;
 	bool compact;
+	/* WAL batches handed out and made durable in this life (adds runs: an action is durable
+	 * once a batch handed out after it is) */
+	uint64_t batches_out, batches_done;
 };
 
 struct client {
@@ -251,6 +260,33 @@ struct world {
 				   * replicas; the plan only adds, marks leaving and removes */
 		bool settled;     /* after the plan: every group has 3 voters and no learner */
 	} plan;
+	/* Groups created at runtime (adds runs, one seed in three without the membership plan;
+	 * node/groups.c). The ring holds 1..G and A = G + 2 from the start, so A's keys are
+	 * refused (UNAVAILABLE) until A exists: action 0 creates A on every node, action 1
+	 * creates B = G + 3 (not in the ring), action 2 retires B. Each action is what the meta
+	 * group's ring record will drive: applied to every running node at once, to a node that
+	 * is down or paused when it comes back, and again to one whose crash lost it before it
+	 * was durable. A restart must find every durable creation and no durable removal. */
+	struct {
+		bool on;
+		uint32_t id[NS_ADDED];
+		uint32_t ring[NS_GROUPS_MAX + 1];
+		size_t n_ring;
+		bool asked[3];      /* the action was decided */
+		bool ok_after_heal; /* a write to A's key was answered ok after the heal */
+		struct ns_act {
+			bool done;    /* applied to the node */
+			bool skip;    /* retired before it reached the node */
+			bool durable; /* known durable (set at a crash that did not lose it) */
+			bool redo;    /* a crash or a wipe lost it once */
+			/* applied in an earlier life whose crash lost its WAL batch: LMDB may hold
+			 * it anyway (a retirement writes LMDB at once, and the simulator closes
+			 * LMDB cleanly at a crash), so it may or may not have happened */
+			bool tried;
+			uint64_t after; /* in this life: durable once batches_done > after */
+		} act[NS_NODES_MAX + 1][3];
+	} adds;
+	char keyname[NS_KEYS_MAX][24]; /* what register key k is called on the wire */
 	bool crashes, partitions, pauses, drift, wipes;
 	uint64_t strike_last; /* the last EV_STRIKE */
 	uint64_t fault_end, heal_end, end;
@@ -446,6 +482,7 @@ static void io_wal_write(void *arg, struct wal_batch *b, bool compact)
 	s->writing = true;
 	s->batch = b;
 	s->compact = compact;
+	s->batches_out++;
 	uint32_t ms = rnd(w, 0, w->disk_max);
 	if (w->crashes && rnd(w, 0, 7) == 0)
 		ms = rnd(w, 30, 120); /* a slow fsync: a longer window for a crash to lose */
@@ -509,6 +546,9 @@ static void io_members_changed(void *arg, bool self_removed)
 	}
 }
 
+static void adds_restarted(struct world *w, struct simnode *s);
+static void adds_apply(struct world *w, struct simnode *s);
+
 static void node_start(struct world *w, struct simnode *s)
 {
 	char sub[300];
@@ -534,7 +574,7 @@ static void node_start(struct world *w, struct simnode *s)
 	ko.writemap = false;
 	ko.map_bytes = 2 << 20;
 	ko.map_bytes_max = 256 << 20;
-	ko.groups_max = (uint32_t)w->G + 1; /* + the meta group */
+	ko.groups_max = node_group_id_max((uint32_t)w->G); /* + meta, + added groups */
 	ko.value_max = s->cfg.value_max;
 	rc = kv_open(sub, &ko, &s->kv);
 	if (rc != KV_OK) {
@@ -557,6 +597,7 @@ static void node_start(struct world *w, struct simnode *s)
 		.members_changed = io_members_changed,
 	};
 	enter(s);
+	s->batches_out = s->batches_done = 0;
 	rc = node_engine_open(&s->cfg, &io, s->wal, s->kv, s->incarnation, &s->n);
 	if (rc != NODE_OK) {
 		fail(w, "node %d: node_engine_open: %s", s->id, node_strerror(rc));
@@ -568,6 +609,14 @@ static void node_start(struct world *w, struct simnode *s)
 	}
 	s->alive = true;
 	s->writing = false;
+	if (w->adds.on) {
+		/* the run's ring, as the meta group's record would give it at every start */
+		if (node_ring_set(s->n, w->adds.ring, w->adds.n_ring, NODE_RING_EPOCH + 1) !=
+		    NODE_OK)
+			fail(w, "node %d: node_ring_set refused the run's ring", s->id);
+		adds_restarted(w, s);
+		adds_apply(w, s);
+	}
 	uint64_t period = 10u * 1000u / s->rate_pm; /* tick_ms of its own clock */
 	push(w, (struct ev){.t = w->now + rnd(w, 1, (uint32_t)period),
 			    .type = EV_TICK,
@@ -607,6 +656,19 @@ static bool durably_recovered(struct world *w, struct simnode *s)
 		if (!has || st.corrupt || !st.has_hard_state || st.hard_state.recovering)
 			return false;
 	}
+	if (w->adds.on && w->adds.asked[0]) {
+		/* the added group that holds keys, once created: as the groups above */
+		uint32_t g = w->adds.id[0];
+		struct wal_group_state st;
+		bool has = wal_group_state_copy(s->wal, g, &st) == WAL_OK;
+		struct kv_group_meta km;
+		if (!has && !hosts(w, s->id, g))
+			return true;
+		if (kv_meta(s->kv, g, &km) == KV_OK && km.has_conf && km.applied_index == 0)
+			return true;
+		if (!has || st.corrupt || !st.has_hard_state || st.hard_state.recovering)
+			return false;
+	}
 	return true;
 }
 
@@ -642,6 +704,15 @@ static void node_crash(struct world *w, struct simnode *s)
 	s->alive = false;
 	s->paused = false;
 	s->gen++;
+	for (int k = 0; w->adds.on && k < 3; k++) {
+		/* an action whose WAL batch was not yet durable is lost with the crash: it is
+		 * applied again at the restart (the ring record would be) */
+		struct ns_act *a = &w->adds.act[s->id][k];
+		if (a->done && !a->durable && s->batches_done <= a->after)
+			*a = (struct ns_act){.redo = true, .tried = !a->skip};
+		else if (a->done)
+			a->durable = true;
+	}
 	links_changed(w); /* its peers see the link go down */
 	s->clean_at_crash = durably_recovered(w, s);
 	node_engine_close(s->n);
@@ -808,11 +879,11 @@ static void client_issue(struct world *w, int c)
 	if (rq == NULL)
 		abort();
 	ringraft__kv__request__init(rq);
-	char key[16];
+	char key[24];
 	if (cl->fn == JL_ADD)
 		snprintf(key, sizeof key, "ctr");
 	else
-		snprintf(key, sizeof key, "k%d", cl->key);
+		snprintf(key, sizeof key, "%s", w->keyname[cl->key]);
 	rq->key.data = (uint8_t *)strdup(key);
 	rq->key.len = strlen(key);
 	rq->id = ++cl->seq;
@@ -986,6 +1057,11 @@ static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
 		w->r->ok_ops++;
 		if (w->healed && cl->fn != JL_READ && cl->write_after_heal)
 			cl->ok_after_heal = true;
+		if (w->adds.on && cl->fn != JL_ADD && cl->key == 0) {
+			/* register key 0 is in the added group A */
+			w->r->count[NS_C_GROUP_OK]++;
+			w->adds.ok_after_heal |= w->healed && cl->fn != JL_READ;
+		}
 	}
 	trace(w, "client %d <- code %d (%s) %s", c, resp->code, type, resp->error ? resp->error : "");
 	cl->busy = false;
@@ -1014,6 +1090,8 @@ static void crash_nodes(struct world *w, int victim, int k)
 			 * a new incarnation, and recovers from its peers */
 			rm_tree(x->dir);
 			x->clean_at_crash = false;
+			for (int k = 0; k < 3; k++) /* every group creation is gone with it */
+				w->adds.act[x->id][k] = (struct ns_act){.redo = true};
 			x->incarnation = raft_rand_next(&w->rng) | 1;
 			w->r->count[NS_C_WIPE]++;
 			trace(w, "nemesis: node %d's data directory is lost (wipe)", x->id);
@@ -1021,6 +1099,118 @@ static void crash_nodes(struct world *w, int victim, int k)
 		push(w, (struct ev){
 				.t = w->now + rnd(w, 50, 1500), .type = EV_RESTART, .node = x->id});
 	}
+}
+
+/* ------------------------------------------------------------------------------ added groups */
+
+static bool in_ring(const struct world *w, uint32_t g)
+{
+	for (size_t i = 0; i < w->adds.n_ring; i++)
+		if (w->adds.ring[i] == g)
+			return true;
+	return false;
+}
+
+static bool act_durable(const struct simnode *s, const struct ns_act *a)
+{
+	return a->done && !a->skip && (a->durable || s->batches_done > a->after);
+}
+
+/* Just after a node's engine opened: every creation that was durable at its crash is there,
+ * and no durable removal came back (node/groups.c keeps them in the WAL). */
+static void adds_restarted(struct world *w, struct simnode *s)
+{
+	const struct ns_act *act = w->adds.act[s->id];
+	bool checked = false;
+	for (int k = 0; k < NS_ADDED; k++) {
+		uint32_t g = w->adds.id[k];
+		/* a retirement whose WAL batch was lost may still have happened (tried) */
+		bool removed = k == 1 && (act_durable(s, &act[2]) || act[2].tried);
+		if (act_durable(s, &act[k]) && !removed) {
+			checked = true;
+			if (!node_group_exists(s->n, g, NULL))
+				fail(w,
+				     "node %d lost group %u across a restart (its creation was "
+				     "durable)",
+				     s->id, g);
+		}
+	}
+	if (act_durable(s, &act[2])) {
+		checked = true;
+		if (node_group_exists(s->n, w->adds.id[1], NULL))
+			fail(w, "node %d: group %u came back at a restart after it was retired",
+			     s->id, w->adds.id[1]);
+	}
+	if (checked)
+		w->r->count[NS_C_GROUP_CHECK]++;
+}
+
+/* The actions decided so far that node s has not applied yet (running and not paused). */
+static void adds_apply(struct world *w, struct simnode *s)
+{
+	if (!w->adds.on || !s->alive || s->paused || !w->r->ok)
+		return;
+	bool any = false;
+	for (int k = 0; k < 3; k++) {
+		struct ns_act *a = &w->adds.act[s->id][k];
+		if (!w->adds.asked[k] || a->done)
+			continue;
+		bool redo = a->redo, tried = a->tried;
+		*a = (struct ns_act){
+			.done = true, .after = s->batches_out, .redo = redo, .tried = tried};
+		enter(s);
+		if (k == 1 && w->adds.asked[2]) {
+			a->skip = true; /* retired before it reached this node */
+			continue;
+		}
+		if (k == 2 && w->adds.act[s->id][1].skip) {
+			a->skip = true;
+			continue;
+		}
+		uint32_t g = w->adds.id[k == 2 ? 1 : k];
+		int rc;
+		if (k < 2) {
+			uint64_t ids[NS_NODES_MAX], reps[NS_NODES_MAX];
+			size_t nr = 0;
+			for (int i = 1; i <= w->N; i++)
+				ids[i - 1] = (uint64_t)i;
+			if (w->N <= NODE_REPLICAS) {
+				memcpy(reps, ids, sizeof(uint64_t) * (size_t)w->N);
+				nr = (size_t)w->N;
+			} else {
+				nr = kv_ring_place(g, ids, (size_t)w->N, NODE_REPLICAS, reps);
+			}
+			bool existed = node_group_exists(s->n, g, NULL);
+			rc = node_group_add(s->n, g, reps, nr);
+			if (!existed && rc == NODE_OK) {
+				w->r->count[NS_C_GROUP_ADD]++;
+				w->r->count[NS_C_GROUP_READD] += redo;
+			}
+		} else {
+			rc = node_group_remove(s->n, g);
+			if (rc == NODE_EINVAL && tried && !node_group_exists(s->n, g, NULL))
+				rc = NODE_OK; /* asked again: the lost batch's retirement held */
+			w->r->count[NS_C_GROUP_REMOVE] += rc == NODE_OK;
+		}
+		trace(w, "node %d: group %u %s: %s", s->id, g, k < 2 ? "added" : "retired",
+		      node_strerror(rc));
+		if (rc != NODE_OK)
+			fail(w, "node %d: %s group %u: %s", s->id,
+			     k < 2 ? "node_group_add" : "node_group_remove", g, node_strerror(rc));
+		any = true;
+	}
+	if (any)
+		node_process(s->n);
+}
+
+/* EV_GROUPS: action k is decided; every running node applies it now. */
+static void adds_action(struct world *w, int k)
+{
+	w->adds.asked[k] = true;
+	trace(w, "groups: action %d (%s group %u)", k, k < 2 ? "create" : "retire",
+	      w->adds.id[k == 2 ? 1 : k]);
+	for (int i = 1; i <= w->N; i++)
+		adds_apply(w, &w->nodes[i]);
 }
 
 /* ------------------------------------------------------------------------------ moves */
@@ -1439,6 +1629,7 @@ static void heal(struct world *w)
 			node_start(w, s); /* one removed while down learns it now, and stops */
 		else if (s->paused) {
 			s->paused = false;
+			adds_apply(w, s);
 			node_process(s->n);
 		}
 	}
@@ -1510,6 +1701,7 @@ static void disk_done(struct world *w, struct simnode *s)
 			fail(w, "node %d: WAL compaction: %s", s->id, wal_strerror(rc));
 	}
 	s->writing = false;
+	s->batches_done++;
 	node_wal_durable(s->n);
 	node_process(s->n);
 }
@@ -1575,6 +1767,9 @@ static void step(struct world *w, struct ev *e)
 	case EV_HEAL:
 		heal(w);
 		break;
+	case EV_GROUPS:
+		adds_action(w, e->client);
+		break;
 	case EV_STRIKE:
 		trace(w, "nemesis: a majority crashes right after an acknowledged write");
 		w->r->count[NS_C_STRIKE]++;
@@ -1584,6 +1779,7 @@ static void step(struct world *w, struct ev *e)
 		if (s->alive && s->paused && e->gen == s->gen) {
 			s->paused = false;
 			trace(w, "node %d resumes", s->id);
+			adds_apply(w, s);
 			node_process(s->n);
 		}
 		break;
@@ -1673,7 +1869,7 @@ struct audit_ctx {
 	int node;
 	bool answered;
 	uint64_t members_epoch; /* the cluster map's epoch it knows */
-	struct audit_group g[NS_GROUPS_MAX + 2]; /* + the meta group */
+	struct audit_group g[NS_GROUP_IDS]; /* by group id: + the meta group, + added ones */
 };
 
 static void audit_reply(void *arg, const Ringraft__Kv__Response *resp)
@@ -1686,7 +1882,7 @@ static void audit_reply(void *arg, const Ringraft__Kv__Response *resp)
 		a->members_epoch = resp->ring->members_epoch;
 	for (size_t i = 0; i < resp->status->n_groups; i++) {
 		const Ringraft__Kv__GroupStatus *gs = resp->status->groups[i];
-		if (gs->group < 1 || gs->group > NS_GROUPS_MAX + 1)
+		if (gs->group < 1 || gs->group >= NS_GROUP_IDS)
 			continue;
 		struct audit_group *x = &a->g[gs->group];
 		x->hosted = true;
@@ -1822,7 +2018,10 @@ static void audit_groups(struct world *w)
 		if (s->alive && a[i].answered)
 			epoch = a[i].members_epoch;
 	}
-	for (uint32_t g = 1; g <= (uint32_t)w->G + 1 && w->r->ok; g++) {
+	/* the key groups, the meta group, and (adds runs) the added ones: the retired one has no
+	 * leader left, so only the one that holds keys is judged */
+	uint32_t last = (uint32_t)w->G + 1 + (w->adds.on ? NS_ADDED : 0);
+	for (uint32_t g = 1; g <= last && w->r->ok; g++) {
 		int L = 0;
 		for (int i = 1; i <= w->N; i++)
 			if (a[i].g[g].leader && (L == 0 || a[i].g[g].term > a[L].g[g].term))
@@ -1921,7 +2120,7 @@ static void quiet_phase(struct world *w)
 	static struct audit_ctx a[NS_NODES_MAX + 1];
 	memset(a, 0, sizeof a);
 	int led[NS_NODES_MAX + 1] = {0};
-	bool recovering[NS_GROUPS_MAX + 1] = {0};
+	bool recovering[NS_GROUP_IDS] = {0};
 	for (int i = 1; i <= w->N; i++) {
 		struct simnode *s = &w->nodes[i];
 		a[i].w = w;
@@ -1933,7 +2132,9 @@ static void quiet_phase(struct world *w)
 		enter(s);
 		node_submit(s->n, owned_request(&rq), audit_reply, &a[i]);
 		node_process(s->n);
-		for (int g = 1; g <= w->G; g++) {
+		for (int g = 1; g < NS_GROUP_IDS; g++) {
+			if (!in_ring(w, (uint32_t)g))
+				continue;
 			led[i] += a[i].g[g].hosted && a[i].g[g].leader;
 			recovering[g] |= a[i].g[g].hosted && a[i].g[g].recovering;
 		}
@@ -1944,15 +2145,16 @@ static void quiet_phase(struct world *w)
 			victim = i;
 	if (led[victim] == 0)
 		return;
-	static struct quiet_put q[NS_GROUPS_MAX + 1];
+	static struct quiet_put q[NS_GROUP_IDS];
 	memset(q, 0, sizeof q);
-	struct kv_ring *ring = kv_ring_new((uint32_t)w->G, NODE_VNODES, NODE_RING_EPOCH);
+	struct kv_ring *ring =
+		kv_ring_from_ids(w->adds.ring, w->adds.n_ring, NODE_VNODES, NODE_RING_EPOCH);
 	if (ring == NULL)
 		abort();
 	int n_puts = 0;
-	for (int g = 1; g <= w->G; g++) {
+	for (int g = 1; g < NS_GROUP_IDS; g++) {
 		/* a group with a replica still recovering may have no quorum without the victim */
-		if (!a[victim].g[g].leader || recovering[g])
+		if (!in_ring(w, (uint32_t)g) || !a[victim].g[g].leader || recovering[g])
 			continue;
 		q[g].w = w;
 		q[g].group = (uint32_t)g;
@@ -1973,7 +2175,7 @@ static void quiet_phase(struct world *w)
 	uint64_t id = 1u << 30;
 	for (;;) {
 		int open = 0;
-		for (int g = 1; g <= w->G; g++) {
+		for (int g = 1; g < NS_GROUP_IDS; g++) {
 			struct quiet_put *p = &q[g];
 			if (p->group == 0 || p->ok)
 				continue;
@@ -2003,7 +2205,7 @@ static void quiet_phase(struct world *w)
 			break;
 		run_until(w, w->now + 50);
 	}
-	for (int g = 1; g <= w->G && w->r->ok; g++)
+	for (int g = 1; g < NS_GROUP_IDS && w->r->ok; g++)
 		if (q[g].group != 0 && !q[g].ok)
 			fail(w,
 			     "liveness: quiet phase: a put to group %d, led by node %d when it "
@@ -2078,6 +2280,32 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	}
 	r->moves = w->mover.on;
 	r->members = w->plan.on;
+	/* Groups created at runtime in one seed of three without the membership plan (drawn
+	 * apart from the world's stream too; its own draws come after every other choice). */
+	w->adds.on = !w->plan.on && ((h >> 26) % 3) == 0;
+	r->adds = w->adds.on;
+	for (int g = 1; g <= w->G; g++)
+		w->adds.ring[w->adds.n_ring++] = (uint32_t)g;
+	for (int k = 0; k < NS_ADDED; k++)
+		w->adds.id[k] = (uint32_t)w->G + 2 + (uint32_t)k; /* after the meta group's */
+	if (w->adds.on)
+		w->adds.ring[w->adds.n_ring++] = w->adds.id[0];
+	for (int k = 0; k < NS_KEYS_MAX; k++)
+		snprintf(w->keyname[k], sizeof w->keyname[k], "k%d", k);
+	if (w->adds.on) {
+		/* register key 0 is one of the added group's keys */
+		struct kv_ring *ring = kv_ring_from_ids(w->adds.ring, w->adds.n_ring, NODE_VNODES,
+							NODE_RING_EPOCH + 1);
+		if (ring == NULL)
+			abort();
+		for (int j = 0;; j++) {
+			snprintf(w->keyname[0], sizeof w->keyname[0], "k0.%d", j);
+			if (kv_ring_group_of(ring, w->keyname[0], strlen(w->keyname[0])) ==
+			    w->adds.id[0])
+				break;
+		}
+		kv_ring_free(ring);
+	}
 	ns_root_path(w->root, sizeof w->root, o->root, (int)getpid(), o->seed);
 	rm_tree(w->root);
 	mkdir(w->root, 0755);
@@ -2113,6 +2341,12 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		push(w, (struct ev){.t = 700, .type = EV_MOVER});
 	if (w->plan.on)
 		push(w, (struct ev){.t = 700, .type = EV_MOVE});
+	if (w->adds.on) {
+		uint64_t tb = rnd(w, 400, (uint32_t)w->fault_end - 1000);
+		push(w, (struct ev){.t = rnd(w, 100, 900), .type = EV_GROUPS, .client = 0});
+		push(w, (struct ev){.t = tb, .type = EV_GROUPS, .client = 1});
+		push(w, (struct ev){.t = tb + rnd(w, 200, 800), .type = EV_GROUPS, .client = 2});
+	}
 	push(w, (struct ev){.t = w->fault_end, .type = EV_HEAL});
 	while (r->ok && w->q.n > 0) {
 		struct ev e = heap_pop(&w->q);
@@ -2166,6 +2400,11 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 			     " ms after the heal",
 			     c, w->heal_end - w->fault_end);
 	}
+	if (r->ok && w->adds.on && !w->adds.ok_after_heal)
+		fail(w,
+		     "liveness: no write to the added group %u's key was answered ok after the "
+		     "heal",
+		     w->adds.id[0]);
 	if (r->ok)
 		audit_groups(w);
 	if (r->ok)

@@ -1,0 +1,405 @@
+/* test_groups.c — groups created and retired at runtime (node/groups.c): one node engine over
+ * the real WAL and LMDB in a temporary directory, a WAL write made durable at once (or lost,
+ * as a crash before the fsync loses it), restarts by closing and opening everything again.
+ * An added group is refused for a bad id or replica list; it elects, serves a write and keeps
+ * it across a restart; a creation that reached the WAL comes back and one that did not does
+ * not; a group hosted elsewhere comes back as hosts only; a retired group stays retired.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kv/kv.h"
+#include "kv/ring.h"
+#include "node/engine.h"
+#include "node/log.h"
+#include "proto/kv.pb-c.h"
+#include "tests/unit/kv/kv_fixture.h"
+#include "wal/wal.h"
+
+#define GROUPS 2 /* key groups 1, 2; the meta group 3; added groups from 4 */
+
+/* ------------------------------------------------------------------------------ fixture */
+
+struct gx {
+	char dir[256];
+	struct wal *wal;
+	struct kv *kv;
+	struct node *n;
+	struct node_config cfg;
+	uint64_t now_ms;
+	bool lose_writes; /* a crash before the fsync: batches handed out are dropped */
+	struct wal_batch *pending;
+	/* the last reply */
+	int replies;
+	Ringraft__Kv__Code code;
+	char value[64];
+};
+
+static struct gx G;
+
+static uint64_t now_ms_cb(void *arg)
+{
+	return ((struct gx *)arg)->now_ms;
+}
+static uint64_t now_ns_cb(void *arg)
+{
+	return ((struct gx *)arg)->now_ms * 1000000u;
+}
+static uint64_t wall_ms_cb(void *arg)
+{
+	return 1700000000000ull + ((struct gx *)arg)->now_ms;
+}
+static int send_cb(void *arg, uint64_t to, int field, const ProtobufCMessage *m)
+{
+	(void)arg, (void)to, (void)field, (void)m;
+	return -1; /* a single node: no peers */
+}
+static int send_packed_cb(void *arg, uint64_t to, int field, const uint8_t *b, size_t len)
+{
+	(void)arg, (void)to, (void)field, (void)b, (void)len;
+	return -1;
+}
+static bool peer_up_cb(void *arg, uint64_t id)
+{
+	(void)arg, (void)id;
+	return false;
+}
+static void wal_write_cb(void *arg, struct wal_batch *b, bool compact)
+{
+	(void)compact;
+	struct gx *x = arg;
+	x->pending = b; /* made durable by gx_settle, outside the engine's turn */
+}
+static void flush_cb(void *arg)
+{
+	(void)arg;
+}
+
+static void reply_cb(void *client, const Ringraft__Kv__Response *resp)
+{
+	struct gx *x = client;
+	x->replies++;
+	x->code = resp->code;
+	x->value[0] = 0;
+	if (resp->value.len > 0 && resp->value.len < sizeof x->value) {
+		memcpy(x->value, resp->value.data, resp->value.len);
+		x->value[resp->value.len] = 0;
+	}
+}
+
+/* The batch handed out: written and durable (or lost, with lose_writes). */
+static void gx_settle(void)
+{
+	while (G.pending != NULL) {
+		struct wal_batch *b = G.pending;
+		G.pending = NULL;
+		if (!G.lose_writes)
+			ck_assert_int_eq(wal_batch_write(G.wal, b), WAL_OK);
+		if (G.lose_writes)
+			return; /* the engine waits for ever: the node "crashes" next */
+		node_wal_durable(G.n);
+		node_process(G.n);
+	}
+}
+
+static void gx_open(void)
+{
+	char sub[300];
+	snprintf(sub, sizeof sub, "%s/wal", G.dir);
+	mkdir(sub, 0755);
+	struct wal_options wo;
+	wal_options_default(&wo);
+	wo.segment_bytes = 1 << 20;
+	wo.no_sync = true;
+	wo.no_direct_io = true;
+	struct wal_corruption corr;
+	ck_assert_int_eq(wal_open(sub, &wo, true, &G.wal, &corr), WAL_OK);
+	snprintf(sub, sizeof sub, "%s/kv", G.dir);
+	mkdir(sub, 0755);
+	struct kv_options ko;
+	kv_options_default(&ko);
+	ko.writemap = false;
+	ko.map_bytes = 2 << 20;
+	ko.groups_max = node_group_id_max(GROUPS);
+	ck_assert_int_eq(kv_open(sub, &ko, &G.kv), KV_OK);
+	struct node_io io = {
+		.arg = &G,
+		.seed = 42,
+		.now_ms = now_ms_cb,
+		.now_ns = now_ns_cb,
+		.wall_ms = wall_ms_cb,
+		.peer_send = send_cb,
+		.peer_send_packed = send_packed_cb,
+		.peer_up = peer_up_cb,
+		.wal_write = wal_write_cb,
+		.flush = flush_cb,
+	};
+	G.pending = NULL;
+	G.lose_writes = false;
+	ck_assert_int_eq(node_engine_open(&G.cfg, &io, G.wal, G.kv, 0x1234, &G.n), NODE_OK);
+}
+
+static void gx_close(void)
+{
+	node_engine_close(G.n);
+	kv_close(G.kv);
+	wal_close(G.wal);
+	G.n = NULL;
+	G.kv = NULL;
+	G.wal = NULL;
+}
+
+static void setup(void)
+{
+	memset(&G, 0, sizeof G);
+	snprintf(G.dir, sizeof G.dir, "/tmp/test_groups.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(G.dir));
+	struct node_config *c = &G.cfg;
+	c->id = 1;
+	snprintf(c->data_dir, sizeof c->data_dir, "%s", G.dir);
+	snprintf(c->peer_addr, sizeof c->peer_addr, "127.0.0.101:7000");
+	snprintf(c->client_addr, sizeof c->client_addr, "127.0.0.101:9000");
+	c->members[0].id = 1;
+	snprintf(c->members[0].peer_addr, sizeof c->members[0].peer_addr, "127.0.0.101:7000");
+	c->n_members = c->n_boot = 1;
+	c->groups = GROUPS;
+	c->cluster_id = 0x5eed;
+	c->tick_ms = 10;
+	c->election_ms = 100;
+	c->heartbeat_ms = 20;
+	c->snapshot_entries = 100000;
+	c->value_max = 1 << 16;
+	c->request_timeout_ms = 2000;
+	node_log_init(1, NODE_LOG_ERROR);
+	gx_open();
+}
+
+static void teardown(void)
+{
+	if (G.n != NULL)
+		gx_close();
+	fx_rmdir(G.dir);
+}
+
+/* Ticks (10 ms each) until cond or 3 s of engine time. */
+#define TICK_UNTIL(cond)                                                                           \
+	do {                                                                                       \
+		for (int t_ = 0; t_ < 300 && !(cond); t_++) {                                      \
+			G.now_ms += 10;                                                            \
+			node_tick(G.n);                                                            \
+			node_process(G.n);                                                         \
+			gx_settle();                                                               \
+		}                                                                                  \
+		ck_assert(cond);                                                                   \
+	} while (0)
+
+static void submit(Ringraft__Kv__Op op, const char *key, const char *value)
+{
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = op;
+	rq.id = 1;
+	rq.key.data = (uint8_t *)key;
+	rq.key.len = strlen(key);
+	if (value != NULL) {
+		rq.value.data = (uint8_t *)value;
+		rq.value.len = strlen(value);
+	}
+	/* the engine frees what it is given with free_unpacked: hand it an unpacked copy */
+	size_t len = ringraft__kv__request__get_packed_size(&rq);
+	uint8_t *buf = malloc(len + 1);
+	ck_assert_ptr_nonnull(buf);
+	ringraft__kv__request__pack(&rq, buf);
+	Ringraft__Kv__Request *own = ringraft__kv__request__unpack(NULL, len, buf);
+	free(buf);
+	ck_assert_ptr_nonnull(own);
+	G.replies = 0;
+	node_submit(G.n, own, reply_cb, &G);
+	node_process(G.n);
+	gx_settle();
+}
+
+/* Asks until the answer is OK (the group may still be electing: NOT_LEADER), ticking 50 ms
+ * between tries, for at most 3 s of engine time. */
+static void until_ok(Ringraft__Kv__Op op, const char *key, const char *value)
+{
+	for (int tries = 0; tries < 60; tries++) {
+		submit(op, key, value);
+		TICK_UNTIL(G.replies == 1);
+		if (G.code == RINGRAFT__KV__CODE__OK)
+			return;
+		for (int t = 0; t < 5; t++) {
+			G.now_ms += 10;
+			node_tick(G.n);
+			node_process(G.n);
+			gx_settle();
+		}
+	}
+	ck_assert_int_eq(G.code, RINGRAFT__KV__CODE__OK);
+}
+
+/* A key the ring {1, 2, g} places in group g. */
+static void key_of(uint32_t g, char *key, size_t len)
+{
+	uint32_t ids[3] = {1, 2, g};
+	struct kv_ring *r = kv_ring_from_ids(ids, 3, 128, 2);
+	ck_assert_ptr_nonnull(r);
+	for (int j = 0;; j++) {
+		snprintf(key, len, "key%d", j);
+		if (kv_ring_group_of(r, key, strlen(key)) == g)
+			break;
+	}
+	kv_ring_free(r);
+}
+
+static void ring_with(uint32_t g)
+{
+	uint32_t ids[3] = {1, 2, g};
+	ck_assert_int_eq(node_ring_set(G.n, ids, 3, 2), NODE_OK);
+}
+
+static const uint64_t self[1] = {1};
+
+/* ------------------------------------------------------------------------------ tests */
+
+START_TEST(test_refuses_bad_requests)
+{
+	const uint64_t dup[2] = {1, 1}, zero[1] = {0};
+	ck_assert_int_eq(node_group_add(G.n, 1, self, 1), NODE_EINVAL); /* a key group */
+	ck_assert_int_eq(node_group_add(G.n, 3, self, 1), NODE_EINVAL); /* the meta group */
+	ck_assert_int_eq(node_group_add(G.n, 0, self, 1), NODE_EINVAL);
+	ck_assert_int_eq(node_group_add(G.n, node_group_id_max(GROUPS) + 1, self, 1), NODE_EINVAL);
+	ck_assert_int_eq(node_group_add(G.n, 4, self, 0), NODE_EINVAL);
+	ck_assert_int_eq(node_group_add(G.n, 4, dup, 2), NODE_EINVAL);
+	ck_assert_int_eq(node_group_add(G.n, 4, zero, 1), NODE_EINVAL);
+	ck_assert(!node_group_exists(G.n, 4, NULL));
+	ck_assert_int_eq(node_group_remove(G.n, 1), NODE_EINVAL); /* not an added group */
+	ck_assert_int_eq(node_group_remove(G.n, 4), NODE_EINVAL); /* does not exist */
+	uint32_t meta_in[2] = {1, 3};
+	ck_assert_int_eq(node_ring_set(G.n, meta_in, 2, 2), NODE_EINVAL);
+	/* the largest id there is room for */
+	ck_assert_int_eq(node_group_add(G.n, node_group_id_max(GROUPS), self, 1), NODE_OK);
+	ck_assert(node_group_exists(G.n, node_group_id_max(GROUPS), NULL));
+}
+END_TEST
+
+START_TEST(test_added_group_serves_and_survives_restart)
+{
+	char key[32];
+	key_of(4, key, sizeof key);
+	ring_with(4);
+	submit(RINGRAFT__KV__OP__PUT, key, "v1");
+	ck_assert_int_eq(G.replies, 1);
+	ck_assert_int_eq(G.code, RINGRAFT__KV__CODE__UNAVAILABLE); /* group 4 does not exist */
+	ck_assert_int_eq(node_group_add(G.n, 4, self, 1), NODE_OK);
+	ck_assert_int_eq(node_group_add(G.n, 4, self, 1), NODE_OK); /* again: no change */
+	bool hosted = false;
+	ck_assert(node_group_exists(G.n, 4, &hosted));
+	ck_assert(hosted);
+	node_process(G.n);
+	gx_settle();
+	/* it elects (a single voter) and serves */
+	until_ok(RINGRAFT__KV__OP__PUT, key, "v1");
+	gx_close();
+	gx_open();
+	ck_assert(node_group_exists(G.n, 4, &hosted));
+	ck_assert(hosted);
+	ring_with(4);
+	until_ok(RINGRAFT__KV__OP__GET, key, NULL);
+	ck_assert_str_eq(G.value, "v1");
+}
+END_TEST
+
+START_TEST(test_creation_durable_only_with_its_batch)
+{
+	/* handed out but never durable: a crash loses it */
+	ck_assert_int_eq(node_group_add(G.n, 5, self, 1), NODE_OK);
+	G.lose_writes = true;
+	node_process(G.n);
+	gx_settle();
+	gx_close();
+	gx_open();
+	ck_assert(!node_group_exists(G.n, 5, NULL));
+	/* durable: it comes back, twice */
+	ck_assert_int_eq(node_group_add(G.n, 5, self, 1), NODE_OK);
+	node_process(G.n);
+	gx_settle();
+	for (int i = 0; i < 2; i++) {
+		gx_close();
+		gx_open();
+		ck_assert(node_group_exists(G.n, 5, NULL));
+	}
+}
+END_TEST
+
+START_TEST(test_hosted_elsewhere)
+{
+	const uint64_t others[3] = {7, 8, 9};
+	ck_assert_int_eq(node_group_add(G.n, 6, others, 3), NODE_OK);
+	bool hosted = true;
+	ck_assert(node_group_exists(G.n, 6, &hosted));
+	ck_assert(!hosted);
+	node_process(G.n);
+	gx_settle();
+	gx_close();
+	gx_open();
+	hosted = true;
+	ck_assert(node_group_exists(G.n, 6, &hosted));
+	ck_assert(!hosted);
+	/* its key is forwarded: the answer names a host (none is reachable here) */
+	char key[32];
+	key_of(6, key, sizeof key);
+	ring_with(6);
+	submit(RINGRAFT__KV__OP__GET, key, NULL);
+	TICK_UNTIL(G.replies == 1);
+	ck_assert_int_ne(G.code, RINGRAFT__KV__CODE__OK);
+	ck_assert_int_ne(G.code, RINGRAFT__KV__CODE__UNAVAILABLE);
+}
+END_TEST
+
+START_TEST(test_retired_stays_retired)
+{
+	ck_assert_int_eq(node_group_add(G.n, 4, self, 1), NODE_OK);
+	ck_assert_int_eq(node_group_add(G.n, 5, self, 1), NODE_OK);
+	node_process(G.n);
+	gx_settle();
+	TICK_UNTIL(G.now_ms >= 500);
+	ck_assert_int_eq(node_group_remove(G.n, 4), NODE_OK);
+	ck_assert(!node_group_exists(G.n, 4, NULL));
+	ck_assert_int_eq(node_group_remove(G.n, 4), NODE_EINVAL);
+	node_process(G.n);
+	gx_settle();
+	gx_close();
+	gx_open();
+	ck_assert(!node_group_exists(G.n, 4, NULL));
+	ck_assert(node_group_exists(G.n, 5, NULL)); /* the other one is untouched */
+	/* a key group still serves */
+	until_ok(RINGRAFT__KV__OP__PUT, "plain", "x");
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("node_groups");
+	TCase *tc = tcase_create("groups");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_refuses_bad_requests);
+	tcase_add_test(tc, test_added_group_serves_and_survives_restart);
+	tcase_add_test(tc, test_creation_durable_only_with_its_batch);
+	tcase_add_test(tc, test_hosted_elsewhere);
+	tcase_add_test(tc, test_retired_stays_retired);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
