@@ -29,6 +29,7 @@ struct fx_res {
 	raft_index index;
 };
 
+/* Removes dir and everything under it. */
 static inline void fx_rmdir(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -39,8 +40,11 @@ static inline void fx_rmdir(const char *dir)
 	while ((e = readdir(d)) != NULL) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
-		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-		unlink(path);
+		int n = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		if (n < 0 || (size_t)n >= sizeof path)
+			continue;
+		if (unlink(path) != 0)
+			fx_rmdir(path); /* a directory (a node's wal/ and kv/) */
 	}
 	closedir(d);
 	rmdir(dir);
