@@ -4,15 +4,10 @@
  * (after writing the cut command into the control file, when one is named), or never when
  * the setting is missing or malformed, or before the arm file exists.
  */
-#include <check.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
+#include "tests/unit/wal/wal_test_util.h"
 #include "wal/crashpoint.h"
 
 struct outcome {
@@ -127,10 +122,9 @@ END_TEST
 
 START_TEST(test_writes_the_cut_command_before_dying)
 {
-	char ctl[] = "/tmp/crashpoint-ctl-XXXXXX";
-	int fd = mkstemp(ctl);
-	ck_assert_int_ge(fd, 0);
-	close(fd);
+	char *dir = tmp_dir(), ctl[512];
+	snprintf(ctl, sizeof ctl, "%s/powercut-ctl", dir);
+	close(open(ctl, O_WRONLY | O_CREAT, 0644));
 	struct outcome o = run_child("b:2", ctl, "cut 500 7", NULL, CALLS, NULL, 0);
 	ck_assert(o.killed);
 	ck_assert_int_eq(o.returned, 2);
@@ -139,7 +133,8 @@ START_TEST(test_writes_the_cut_command_before_dying)
 	ck_assert_ptr_nonnull(f);
 	size_t n = fread(buf, 1, sizeof buf - 1, f);
 	fclose(f);
-	unlink(ctl);
+	tmp_rmdir(dir);
+	free(dir);
 	ck_assert_uint_eq(n, 9);
 	ck_assert_str_eq(buf, "cut 500 7");
 }
@@ -147,9 +142,7 @@ END_TEST
 
 START_TEST(test_hits_count_only_once_armed_by_the_file)
 {
-	char dir[] = "/tmp/crashpoint-arm-XXXXXX";
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	char arm[64];
+	char *dir = tmp_dir(), arm[512];
 	snprintf(arm, sizeof arm, "%s/armed", dir);
 	/* "a" at calls 2, 4, 5, 6; the file appears before call 5: hit 1 is call 5 */
 	struct outcome o = run_child("a", NULL, NULL, arm, CALLS, arm, 5);
@@ -160,7 +153,8 @@ START_TEST(test_hits_count_only_once_armed_by_the_file)
 	o = run_child("a", NULL, NULL, arm, CALLS, NULL, 0);
 	ck_assert(o.armed && !o.killed);
 	ck_assert_int_eq(o.returned, 7);
-	rmdir(dir);
+	tmp_rmdir(dir);
+	free(dir);
 }
 END_TEST
 
@@ -175,9 +169,5 @@ int main(void)
 	tcase_add_test(tc, test_writes_the_cut_command_before_dying);
 	tcase_add_test(tc, test_hits_count_only_once_armed_by_the_file);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return wal_test_run(s);
 }
