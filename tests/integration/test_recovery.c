@@ -376,6 +376,19 @@ static void wipe_during_writes(bool leader)
 	uint64_t t0 = cluster_now_ms();
 	ck_assert_int_eq(cluster_restart_fresh(c, victim), 0);
 	int before_restart = n_acked;
+	/* Its client port first (bounded: 10 s): on a quiet machine the loop below can end
+	 * before the restarted kvd listens, and then polls nothing. Any answer will do, an
+	 * UNAVAILABLE while it recovers included: it has barely started catching up. */
+	int answer = -1;
+	for (uint64_t d = cluster_now_ms() + 10000; answer == -1 && cluster_now_ms() < d;) {
+		char *got = NULL;
+		answer = cluster_get(c, victim, acked[0].key, &got, true, 300);
+		free(got);
+		if (answer == -1)
+			usleep(20 * 1000);
+	}
+	ck_assert_msg(answer != -1, "node %d did not answer on its client port within 10 s of "
+				    "its restart", victim);
 
 	struct reads ser = {0}, lin = {0};
 	unsigned seed = (unsigned)t0;
