@@ -26,6 +26,8 @@
  * replayed after a power loss and the pages the pinned checkpoint keeps from reuse
  * (docs/DURABILITY.md, "Rollback to the pinned checkpoint") */
 #define NODE_CHECKPOINT_MS_DEFAULT      2000
+/* A checkpoint longer than this (begin to end) is logged as slow. */
+#define NODE_CKPT_SLOW_MS               1000
 #define NODE_REQUEST_TIMEOUT_MS_DEFAULT 5000
 #define NODE_REQUEST_TIMEOUT_MS_MAX     60000
 #define NODE_FWD_HOPS_MAX               3 /* NOT_LEADER hints followed for a group not hosted here */

@@ -173,6 +173,36 @@ static void maybe_prepare_wal(struct node_shell *s)
 		s->preparing = true;
 }
 
+/* An LMDB checkpoint's syncs (the data file, then kv.checkpoint and its directory) on the
+ * thread pool: on a busy disk they take seconds, and the loop must go on ticking and
+ * answering meanwhile (node/snapshot.c). The engine ends it on the loop. */
+static void ckpt_work_cb(uv_work_t *w)
+{
+	struct node_shell *s = w->data;
+	kv_checkpoint_sync(s->ckpt);
+}
+
+static void ckpt_done_cb(uv_work_t *w, int status)
+{
+	struct node_shell *s = w->data;
+	(void)status; /* never cancelled: uv_cancel is not called on it */
+	s->ckpt = NULL;
+	node_checkpoint_done(s->n);
+}
+
+static void io_checkpoint(void *arg, struct kv_ckpt *c)
+{
+	struct node_shell *s = arg;
+	assert(s->ckpt == NULL);
+	s->ckpt = c;
+	s->ckpt_work.data = s;
+	if (uv_queue_work(&s->loop, &s->ckpt_work, ckpt_work_cb, ckpt_done_cb) != 0) {
+		s->ckpt = NULL;
+		kv_checkpoint_sync(c); /* cannot happen with a live loop; inline then */
+		node_checkpoint_done(s->n);
+	}
+}
+
 /* Never retry a failed fsync: what is on disk is unknown (DESIGN.md 4). */
 static void wal_fatal(struct node_shell *s, int failed)
 {
@@ -1104,6 +1134,7 @@ int node_open(const struct node_config *cfg, struct node_shell **out)
 		.peer_send_packed = io_peer_send_packed,
 		.peer_up = io_peer_up,
 		.wal_write = io_wal_write,
+		.checkpoint = io_checkpoint,
 		.flush = io_flush,
 		.members_changed = io_members_changed,
 		.auth_changed = io_auth_changed,
