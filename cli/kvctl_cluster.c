@@ -611,8 +611,11 @@ static int groups_change(struct cli_client *c, const struct kvctl_args *a)
 	int rc = add ? cli_groups_add(c, a->count ? a->count : 1, text, sizeof text)
 		     : cli_groups_remove(c, group, text, sizeof text);
 	const char *what = add ? "groups add" : "groups remove";
+	const char *t = text;
+	if (strncmp(t, what, strlen(what)) == 0 && strncmp(t + strlen(what), ": ", 2) == 0)
+		t += strlen(what) + 2; /* the node's message names the command too */
 	if (rc == CLI_INVALID) {
-		fprintf(stderr, "kvctl: %s: refused: %s\n", what, text);
+		fprintf(stderr, "kvctl: %s: refused: %s\n", what, t);
 		return KVCTL_EXIT_USAGE;
 	}
 	if (rc != CLI_OK) {

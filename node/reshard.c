@@ -397,7 +397,7 @@ int node_reshard_plan_add(const struct node_reshard *stored, const struct kv_rin
 		id_max = KV_GROUPS_MAX;
 	if (high >= id_max || count > id_max - high) {
 		*why = "groups add: no group ids left: a cluster adds at most 32 groups in its "
-		       "lifetime (ids are never reused, rolled-back ones included)";
+		       "lifetime (ids are never reused, rolled-back ones included): ask for fewer, or none are left";
 		return NODE_EINVAL;
 	}
 	if (n_members == 0) {
@@ -531,9 +531,13 @@ void node_reshard_describe(const struct node_reshard *r, char *buf, size_t cap)
 	size_t by_state[KV_RESHARD_ROLLED_BACK + 1] = {0};
 	for (size_t i = 0; i < c->n_ranges; i++)
 		by_state[c->ranges[i].state]++;
-	PUT(": %zu range(s)", c->n_ranges);
+	PUT(": %zu range(s):", c->n_ranges);
+	bool more = false;
 	for (int s = KV_RESHARD_PLANNED; s <= KV_RESHARD_ROLLED_BACK; s++)
-		if (by_state[s] > 0)
-			PUT(" %zu %s", by_state[s], kv_reshard_state_name((enum kv_reshard_state)s));
+		if (by_state[s] > 0) {
+			PUT("%s %zu %s", more ? "," : "", by_state[s],
+			    kv_reshard_state_name((enum kv_reshard_state)s));
+			more = true;
+		}
 #undef PUT
 }
