@@ -163,7 +163,8 @@ int cli_codec_status(const Ringraft__Kv__Response *in, struct cli_node_status *o
 			out->n_ring_ids = ni;
 		}
 		const Ringraft__Kv__RingChange *rc = in->ring->change;
-		if (rc != NULL && rc->n_from_ids <= CLI_GROUPS_MAX && rc->n_to_ids <= CLI_GROUPS_MAX) {
+		if (rc != NULL && rc->n_from_ids <= CLI_GROUPS_MAX &&
+		    rc->n_to_ids <= CLI_GROUPS_MAX) {
 			struct cli_ring_change *ch = &out->change;
 			ch->from_epoch = rc->from_epoch;
 			ch->to_epoch = rc->to_epoch;

@@ -55,7 +55,7 @@ struct kvctl_args {
 	uint32_t limit;
 	bool keys_only, absent;
 	uint32_t clients, requests, value_size, pipeline, keys;
-	uint32_t count; /* groups add --count (0: not given, 1) */
+	uint32_t count;  /* groups add --count (0: not given, 1) */
 	const char *op;  /* bench: put, get or mixed */
 	uint64_t ttl_ms; /* put --ttl */
 	int npos;        /* positional arguments; pos[0] is the command */

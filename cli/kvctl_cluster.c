@@ -582,8 +582,8 @@ static int groups_change(struct cli_client *c, const struct kvctl_args *a)
 	bool add = strcmp(a->pos[1], "add") == 0;
 	if (!add && strcmp(a->pos[1], "remove") != 0) {
 		fprintf(stderr,
-			"kvctl: groups: unknown subcommand '%s'; usage: kvctl groups  |  groups add "
-			"[--count K]  |  groups remove GROUP\n",
+			"kvctl: groups: unknown subcommand '%s'; usage: kvctl groups  |  "
+			"groups add [--count K]  |  groups remove GROUP\n",
 			a->pos[1]);
 		return KVCTL_EXIT_USAGE;
 	}
@@ -601,7 +601,8 @@ static int groups_change(struct cli_client *c, const struct kvctl_args *a)
 		char *end;
 		unsigned long long x = strtoull(a->pos[2], &end, 10);
 		if (*end || a->pos[2][0] == '-' || x == 0 || x > CLI_GROUPS_MAX) {
-			fprintf(stderr, "kvctl: groups remove: wants a group id (1..%u), not '%s'\n",
+			fprintf(stderr,
+				"kvctl: groups remove: wants a group id (1..%u), not '%s'\n",
 				CLI_GROUPS_MAX, a->pos[2]);
 			return KVCTL_EXIT_USAGE;
 		}
@@ -670,7 +671,9 @@ int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
 			extra[n_extra++] = g;
 	}
 	for (size_t i = 0; i < n_ids + n_extra; i++) {
-		uint32_t g = i >= n_ids ? extra[i - n_ids] : ring_ids ? ring_ids[i] : (uint32_t)i + 1;
+		uint32_t g = i >= n_ids ? extra[i - n_ids]
+			     : ring_ids ? ring_ids[i]
+					: (uint32_t)i + 1;
 		double share = i >= n_ids ? 0 : v->ring ? kv_ring_share(v->ring, g) : -1;
 		uint64_t term;
 		const struct cli_group_status *info;

@@ -278,8 +278,8 @@ void node_ring_record_reload(struct node *n)
 	n->reshard_applied = applied;
 	void *value = NULL;
 	size_t len = 0;
-	int rc = kv_get(n->kv, g->id, NODE_RESHARD_KEY, NODE_RESHARD_KEY_LEN, 0, &value, &len,
-			NULL);
+	int rc =
+		kv_get(n->kv, g->id, NODE_RESHARD_KEY, NODE_RESHARD_KEY_LEN, 0, &value, &len, NULL);
 	if (rc == KV_NOT_FOUND)
 		return;
 	if (rc == KV_ECORRUPT) {

@@ -397,7 +397,8 @@ int node_reshard_plan_add(const struct node_reshard *stored, const struct kv_rin
 		id_max = KV_GROUPS_MAX;
 	if (high >= id_max || count > id_max - high) {
 		*why = "groups add: no group ids left: a cluster adds at most 32 groups in its "
-		       "lifetime (ids are never reused, rolled-back ones included): ask for fewer, or none are left";
+		       "lifetime (ids are never reused, rolled-back ones included): ask for fewer, "
+		       "or none are left";
 		return NODE_EINVAL;
 	}
 	if (n_members == 0) {
@@ -420,8 +421,8 @@ int node_reshard_plan_add(const struct node_reshard *stored, const struct kv_rin
 		ids[n_cur + i] = g;
 		struct node_reshard_place *p = &nr->places[i];
 		p->group = g;
-		p->n_replicas = (uint32_t)kv_ring_place(g, members, n_members, NODE_REPLICAS,
-							p->replicas);
+		p->n_replicas =
+			(uint32_t)kv_ring_place(g, members, n_members, NODE_REPLICAS, p->replicas);
 		if (p->n_replicas == 0) {
 			free(ids);
 			free(nr);
@@ -431,8 +432,8 @@ int node_reshard_plan_add(const struct node_reshard *stored, const struct kv_rin
 	nr->n_places = count;
 	nr->id_high = high + count;
 	uint64_t epoch = stored != NULL ? kv_ring_epoch(stored->change->to) : kv_ring_epoch(boot);
-	int rc = kv_reshard_plan(cur_ids, n_cur, kv_ring_epoch(cur), ids, n_cur + count,
-				 epoch + 1, kv_ring_vnodes(cur), &nr->change);
+	int rc = kv_reshard_plan(cur_ids, n_cur, kv_ring_epoch(cur), ids, n_cur + count, epoch + 1,
+				 kv_ring_vnodes(cur), &nr->change);
 	free(ids);
 	if (rc != KV_RESHARD_OK) {
 		free(nr);

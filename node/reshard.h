@@ -94,7 +94,8 @@ int node_reshard_plan_add(const struct node_reshard *stored, const struct kv_rin
  * group it added. NODE_EINVAL with *why otherwise (no such group, the meta group, a group
  * retired already, a group of the ring in effect, a change under way). NODE_ENOMEM. */
 int node_reshard_plan_remove(const struct node_reshard *stored, const struct kv_ring *boot,
-			     uint32_t meta, uint32_t g, struct node_reshard **out, const char **why);
+			     uint32_t meta, uint32_t g, struct node_reshard **out,
+			     const char **why);
 
 /* One line on r for an operator ("epoch 1 -> 2, adding group 10 on nodes 1,2,3: 128 ranges
  * planned"), into buf (cap bytes, always terminated). */

@@ -566,8 +566,8 @@ static void finish_write(struct node *n, struct node_req *r, const struct kv_res
 		if (reshard_op(rq->op)) {
 			/* another ring change was written between the plan and its apply */
 			resp.code = RINGRAFT__KV__CODE__INVALID;
-			resp.error = "the ring change record changed meanwhile (another change came "
-				     "first): look at kvctl groups and try again";
+			resp.error = "the ring change record changed meanwhile (another "
+				     "change came first): look at kvctl groups and try again";
 			break;
 		}
 		resp.code = RINGRAFT__KV__CODE__CAS_MISMATCH;

@@ -90,7 +90,8 @@ static void rw_round_without(int round, int down)
 			nap_ms(100);
 		ck_assert_msg(prc == RINGRAFT__KV__CODE__OK, "round %d: put %s through node %d: %d",
 			      round, key, wn, prc);
-		while ((grc = cluster_get(c, rn, key, &got, false, 5000)) != RINGRAFT__KV__CODE__OK &&
+		while ((grc = cluster_get(c, rn, key, &got, false, 5000)) !=
+			       RINGRAFT__KV__CODE__OK &&
 		       cluster_now_ms() < end)
 			nap_ms(100);
 		if (grc != RINGRAFT__KV__CODE__OK)

@@ -20,8 +20,8 @@
 #include "node/engine.h"
 #include "node/log.h"
 #include "node/reshard.h"
-#include "proto/raft.pb-c.h"
 #include "proto/kv.pb-c.h"
+#include "proto/raft.pb-c.h"
 #include "tests/unit/kv/kv_fixture.h"
 #include "wal/wal.h"
 
@@ -449,8 +449,8 @@ static struct node_reshard *first_add(void)
 	struct kv_ring *boot = kv_ring_new(GROUPS, 128, 1);
 	struct node_reshard *r;
 	const char *why;
-	ck_assert_int_eq(node_reshard_plan_add(NULL, boot, GROUPS + 1, node_group_id_max(GROUPS),
-					       1, self, 1, &r, &why),
+	ck_assert_int_eq(node_reshard_plan_add(NULL, boot, GROUPS + 1, node_group_id_max(GROUPS), 1,
+					       self, 1, &r, &why),
 			 0);
 	kv_ring_free(boot);
 	return r;

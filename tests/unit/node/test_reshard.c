@@ -28,8 +28,8 @@ static struct node_reshard *grow(uint64_t from_epoch, uint64_t to_epoch)
 		kv_reshard_plan(ids8, 8, from_epoch, ids8_10, 9, to_epoch, VNODES, &r->change), 0);
 	r->id_high = 10;
 	r->n_places = 1;
-	r->places[0] = (struct node_reshard_place){.group = 10, .n_replicas = 3,
-						   .replicas = {1, 2, 3}};
+	r->places[0] =
+		(struct node_reshard_place){.group = 10, .n_replicas = 3, .replicas = {1, 2, 3}};
 	return r;
 }
 
@@ -192,10 +192,9 @@ START_TEST(test_decode_refuses)
 	ck_assert_int_eq(node_reshard_decode(garbage, sizeof garbage, &out), NODE_EMALFORMED);
 	ck_assert_ptr_null(out);
 	void (*edits[])(Ringraft__Kv__RingChange *) = {
-		edit_lo,	  edit_to,	    edit_state0,      edit_state6,
-		edit_both_ways,	  edit_drop_range,  edit_vnodes,      edit_epochs,
-		edit_big_id,	  edit_no_place,    edit_place_other, edit_place_dup,
-		edit_place_zero,  edit_place_empty, edit_id_high};
+		edit_lo,          edit_to,        edit_state0,     edit_state6,      edit_both_ways,
+		edit_drop_range,  edit_vnodes,    edit_epochs,     edit_big_id,      edit_no_place,
+		edit_place_other, edit_place_dup, edit_place_zero, edit_place_empty, edit_id_high};
 	for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
 		uint8_t *buf;
 		size_t len;
@@ -283,7 +282,8 @@ START_TEST(test_store_and_load)
 	bad->change->ranges[1].state = KV_RESHARD_ROLLED_BACK; /* ends it both ways */
 	ck_assert_int_eq(store(&f, boot, bad), NODE_EINVAL);
 	struct node_reshard *skip = grow(1, 2);
-	skip->change->ranges[2].state = KV_RESHARD_INGESTED; /* PLANNED -> INGESTED skips the fence */
+	skip->change->ranges[2].state =
+		KV_RESHARD_INGESTED; /* PLANNED -> INGESTED skips the fence */
 	ck_assert_int_eq(store(&f, boot, skip), NODE_EINVAL);
 	struct node_reshard *back_to_planned = grow(1, 2); /* range 0 is FENCED when stored */
 	ck_assert_int_eq(store(&f, boot, back_to_planned), NODE_EINVAL);
@@ -370,9 +370,8 @@ START_TEST(test_plan_add)
 	struct kv_ring *boot = kv_ring_new(8, VNODES, 1);
 	struct node_reshard *r, *r2, *loaded;
 	const char *why;
-	ck_assert_int_eq(node_reshard_plan_add(NULL, boot, META, META + 32, 2, members5, 5, &r,
-					       &why),
-			 0);
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 32, 2, members5, 5, &r, &why), 0);
 	ck_assert_uint_eq(r->n_places, 2);
 	ck_assert_uint_eq(r->id_high, META + 2);
 	for (size_t i = 0; i < 2; i++) {
@@ -393,33 +392,31 @@ START_TEST(test_plan_add)
 	ck_assert_int_eq(node_reshard_load(f.kv, META, &loaded), 0);
 	assert_same(r, loaded);
 	/* while it moves, no other change */
-	ck_assert_int_eq(node_reshard_plan_add(loaded, boot, META, META + 32, 1, members5, 5,
-					       &r2, &why),
-			 NODE_EINVAL);
+	ck_assert_int_eq(
+		node_reshard_plan_add(loaded, boot, META, META + 32, 1, members5, 5, &r2, &why),
+		NODE_EINVAL);
 	ck_assert_ptr_null(r2);
 	ck_assert_ptr_nonnull(strstr(why, "under way"));
 	/* bad counts, no members, no ids left */
-	ck_assert_int_eq(node_reshard_plan_add(NULL, boot, META, META + 32, 0, members5, 5, &r2,
-					       &why),
-			 NODE_EINVAL);
-	ck_assert_int_eq(node_reshard_plan_add(NULL, boot, META, META + 32, 33, members5, 5, &r2,
-					       &why),
-			 NODE_EINVAL);
-	ck_assert_int_eq(node_reshard_plan_add(NULL, boot, META, META + 32, 1, members5, 0, &r2,
-					       &why),
-			 NODE_EINVAL);
-	ck_assert_int_eq(node_reshard_plan_add(NULL, boot, META, META + 2, 3, members5, 5, &r2,
-					       &why),
-			 NODE_EINVAL);
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 32, 0, members5, 5, &r2, &why),
+		NODE_EINVAL);
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 32, 33, members5, 5, &r2, &why),
+		NODE_EINVAL);
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 32, 1, members5, 0, &r2, &why),
+		NODE_EINVAL);
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 2, 3, members5, 5, &r2, &why),
+		NODE_EINVAL);
 	ck_assert_ptr_nonnull(strstr(why, "no group ids left"));
-	ck_assert_int_eq(node_reshard_plan_add(NULL, boot, META, META + 2, 2, members5, 5, &r2,
-					       &why),
-			 0);
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 2, 2, members5, 5, &r2, &why), 0);
 	node_reshard_free(r2);
 	/* fewer members than replicas: every member */
-	ck_assert_int_eq(node_reshard_plan_add(NULL, boot, META, META + 32, 1, members5, 2, &r2,
-					       &why),
-			 0);
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 32, 1, members5, 2, &r2, &why), 0);
 	ck_assert_uint_eq(r2->places[0].n_replicas, 2);
 	node_reshard_free(r2);
 	node_reshard_free(loaded);
@@ -439,21 +436,20 @@ START_TEST(test_plan_remove)
 	struct node_reshard *r, *back, *loaded, *next;
 	const char *why;
 	/* nothing stored: the meta group, a bootstrap group, an unknown id */
-	ck_assert_int_eq(node_reshard_plan_remove(NULL, boot, META, META, &back, &why), NODE_EINVAL);
+	ck_assert_int_eq(node_reshard_plan_remove(NULL, boot, META, META, &back, &why),
+			 NODE_EINVAL);
 	ck_assert_ptr_nonnull(strstr(why, "meta group"));
 	ck_assert_int_eq(node_reshard_plan_remove(NULL, boot, META, 3, &back, &why), NODE_EINVAL);
 	ck_assert_ptr_nonnull(strstr(why, "not supported yet"));
 	ck_assert_int_eq(node_reshard_plan_remove(NULL, boot, META, 50, &back, &why), NODE_EINVAL);
 	ck_assert_ptr_nonnull(strstr(why, "no such group"));
 
-	ck_assert_int_eq(node_reshard_plan_add(NULL, boot, META, META + 32, 1, members5, 3, &r,
-					       &why),
-			 0);
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 32, 1, members5, 3, &r, &why), 0);
 	ck_assert_int_eq(store(&f, boot, r), KV_OK);
 	ck_assert_int_eq(node_reshard_load(f.kv, META, &loaded), 0);
 	/* while it moves: a bootstrap group is refused, the added one rolls it back */
-	ck_assert_int_eq(node_reshard_plan_remove(loaded, boot, META, 3, &back, &why),
-			 NODE_EINVAL);
+	ck_assert_int_eq(node_reshard_plan_remove(loaded, boot, META, 3, &back, &why), NODE_EINVAL);
 	ck_assert_ptr_nonnull(strstr(why, "under way"));
 	ck_assert_int_eq(node_reshard_plan_remove(loaded, boot, META, META + 1, &back, &why), 0);
 	ck_assert_int_eq(kv_reshard_outcome(back->change), KV_RESHARD_ABANDONED);
@@ -477,9 +473,9 @@ START_TEST(test_plan_remove)
 	struct node_reshard *reuse = grow(1, 3); /* id 10 again, from the ring in effect */
 	ck_assert_int_eq(store(&f, boot, reuse), NODE_EINVAL);
 	node_reshard_free(reuse);
-	ck_assert_int_eq(node_reshard_plan_add(loaded, boot, META, META + 32, 1, members5, 3,
-					       &next, &why),
-			 0);
+	ck_assert_int_eq(
+		node_reshard_plan_add(loaded, boot, META, META + 32, 1, members5, 3, &next, &why),
+		0);
 	ck_assert_uint_eq(next->places[0].group, META + 2);
 	ck_assert_uint_eq(kv_ring_epoch(next->change->from), 1);
 	ck_assert_uint_eq(kv_ring_epoch(next->change->to), 3);
