@@ -103,11 +103,30 @@ int node_group_add(struct node *n, uint32_t id, const uint64_t *replicas, size_t
 	return NODE_OK;
 }
 
+/* Whether the ring change record this node knows says id g was retired: every id after the
+ * meta group's up to id_high was taken by some change, and one that is in neither ring the
+ * record keeps alive (the old one unless COMPLETE, the new one unless ABANDONED) is gone. */
+static bool retired_by_record(const struct node *n, uint64_t g)
+{
+	const struct node_reshard *r = n->reshard;
+	if (r == NULL || g <= node_meta_id(n) || g > r->id_high)
+		return false;
+	enum kv_reshard_outcome o = kv_reshard_outcome(r->change);
+	bool live = (o != KV_RESHARD_ABANDONED && kv_ring_has(r->change->to, (uint32_t)g)) ||
+		    (o != KV_RESHARD_COMPLETE && kv_ring_has(r->change->from, (uint32_t)g));
+	return !live;
+}
+
 struct node_group *node_group_added_for_msg(struct node *n, uint64_t group, uint64_t from,
 					    enum raft_msg_type type, raft_term term)
 {
 	struct node_group *g = node_group_slot(n, group);
 	if (g == NULL || g->exists || group <= node_meta_id(n))
+		return NULL;
+	/* A leader of a group retired here that has not learned it yet (the record reaches
+	 * nodes at different times): it must not bring the replica back, or nothing would ever
+	 * retire it again. */
+	if (retired_by_record(n, group))
 		return NULL;
 	slot_clear(g);
 	node_group_slot_open(n, g);
@@ -242,6 +261,10 @@ static void apply_record(struct node *n)
 static void take_record(struct node *n, struct node_reshard *r, const void *data, size_t len)
 {
 	if (!node_reshard_newer(r, n->reshard)) {
+		/* the same record again (pushed every NODE_MAP_PUSH_MS): applied again, which is
+		 * idempotent, so that a group made again meanwhile is retired again */
+		if (!node_reshard_newer(n->reshard, r))
+			apply_record(n);
 		node_reshard_free(r);
 		return;
 	}
