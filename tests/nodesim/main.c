@@ -106,7 +106,10 @@ static void print_fail(const struct ns_result *r, uint64_t seed)
 	       : r->moves ? ", moves"
 			  : "",
 	       r->quiesce ? ", quiesce" : "",
-	       r->adds ? ", adds" : r->ring ? ", ring" : "", r->why, seed);
+	       r->adds   ? ", adds"
+	       : r->ring ? ", ring"
+			 : "",
+	       r->why, seed);
 }
 
 static int cmd_run(uint64_t seed, bool trace)
@@ -124,8 +127,11 @@ static int cmd_run(uint64_t seed, bool trace)
 	       r.members ? ", members"
 	       : r.moves ? ", moves"
 			 : "",
-	       r.quiesce ? ", quiesce" : "", r.adds ? ", adds" : r.ring ? ", ring" : "", r.ops,
-	       r.ok_ops, r.events, r.hash);
+	       r.quiesce ? ", quiesce" : "",
+	       r.adds   ? ", adds"
+	       : r.ring ? ", ring"
+			: "",
+	       r.ops, r.ok_ops, r.events, r.hash);
 	printf("  slowest liveness probe: %" PRIu64 " ms\n", r.probe_ms);
 	print_counts(r.count, NULL);
 	return 0;

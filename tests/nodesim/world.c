@@ -307,6 +307,7 @@ struct world {
 		uint32_t id;
 		uint64_t seq;
 		bool busy;
+		int node;       /* the node asked */
 		uint64_t since; /* when the step began */
 	} ring;
 	char keyname[NS_KEYS_MAX][24]; /* what register key k is called on the wire */
@@ -571,6 +572,7 @@ static void io_members_changed(void *arg, bool self_removed)
 
 static void adds_restarted(struct world *w, struct simnode *s);
 static void adds_apply(struct world *w, struct simnode *s);
+static void ring_next(struct world *w, uint32_t lo, uint32_t hi);
 
 static void node_start(struct world *w, struct simnode *s)
 {
@@ -755,6 +757,10 @@ static void node_crash(struct world *w, struct simnode *s)
 	if (w->mover.busy && w->mover.node == s->id) {
 		w->mover.busy = false; /* the step's outcome is unknown: the next one tells */
 		push(w, (struct ev){.t = w->now + rnd(w, 20, 150), .type = EV_MOVER});
+	}
+	if (w->ring.busy && w->ring.node == s->id) {
+		w->ring.busy = false; /* asked again: a retry tells whether it applied */
+		ring_next(w, 20, 150);
 	}
 	/* a client waiting on it learns nothing: its operation stays open (info) */
 	for (int c = 0; c < w->CT; c++) {
@@ -1383,7 +1389,8 @@ static void ring_step(struct world *w)
 		int lag = 0;
 		for (int i = 1; i <= w->N; i++) {
 			struct simnode *s = &w->nodes[i];
-			if (s->alive && !s->paused && node_group_exists(s->n, w->ring.id, NULL) != want)
+			if (s->alive && !s->paused &&
+			    node_group_exists(s->n, w->ring.id, NULL) != want)
 				lag = i;
 		}
 		if (lag == 0) {
@@ -1421,13 +1428,15 @@ static void ring_step(struct world *w)
 	rq.timeout_ms = 1000;
 	rq.client_id = 2000; /* the plan's session */
 	rq.seq = w->ring.seq;
-	rq.op = w->ring.step == 0 ? RINGRAFT__KV__OP__RESHARD_ADD : RINGRAFT__KV__OP__RESHARD_REMOVE;
+	rq.op = w->ring.step == 0 ? RINGRAFT__KV__OP__RESHARD_ADD
+				  : RINGRAFT__KV__OP__RESHARD_REMOVE;
 	rq.count = 1;
 	rq.group = w->ring.step == 0 ? 0 : w->ring.id;
 	trace(w, "ring: %s through node %d", w->ring.step == 0 ? "groups add" : "groups remove",
 	      s->id);
 	Ringraft__Kv__Request *own = owned_request(&rq);
 	w->ring.busy = true;
+	w->ring.node = s->id;
 	enter(s);
 	node_submit(s->n, own, ring_reply, w);
 	node_process(s->n);
@@ -2481,7 +2490,8 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		push(w, (struct ev){.t = tb + rnd(w, 200, 800), .type = EV_GROUPS, .client = 2});
 	}
 	if (w->ring.on)
-		push(w, (struct ev){.t = rnd(w, 100, (uint32_t)w->fault_end - 500), .type = EV_RING});
+		push(w,
+		     (struct ev){.t = rnd(w, 100, (uint32_t)w->fault_end - 500), .type = EV_RING});
 	push(w, (struct ev){.t = w->fault_end, .type = EV_HEAL});
 	while (r->ok && w->q.n > 0) {
 		struct ev e = heap_pop(&w->q);
