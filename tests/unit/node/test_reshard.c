@@ -161,7 +161,10 @@ static void edit_big_id(Ringraft__Kv__RingChange *rc)
 
 static void edit_no_place(Ringraft__Kv__RingChange *rc)
 {
-	rc->n_placements = 0; /* group 10 added with no replicas */
+	/* group 10 added with no replicas */
+	for (size_t i = 0; i < rc->n_placements; i++)
+		ringraft__kv__group_placement__free_unpacked(rc->placements[i], NULL);
+	rc->n_placements = 0;
 }
 static void edit_place_other(Ringraft__Kv__RingChange *rc)
 {
