@@ -7,7 +7,9 @@
  * the middle keeps the group; `kvctl groups remove` of that group rolls the change back and
  * retires it on every node, for good (a restart does not bring it back, its id is never used
  * again); removals that would need keys to move, unknown and meta group ids, and more ids than
- * a cluster may add are refused. Existing keys are written and read throughout.
+ * a cluster may add are refused. Existing keys are written and read throughout. With five
+ * nodes (the meta group on three), every node learns the change and its rollback, two of them
+ * only from the meta leader's push, and the new group lives on the three replicas it names.
  */
 #include <check.h>
 #include <stdarg.h>
@@ -25,13 +27,24 @@
 
 static struct cluster *c;
 
-static void setup(void)
+static void start(int nodes)
 {
 	struct cluster_opts o;
 	cluster_opts_default(&o);
 	o.groups = GROUPS;
+	o.nodes = nodes;
 	c = cluster_start(&o);
 	ck_assert_msg(c != NULL, "cluster did not start");
+}
+
+static void setup(void)
+{
+	start(3);
+}
+
+static void setup5(void)
+{
+	start(5);
 }
 
 static void teardown(void)
@@ -252,6 +265,92 @@ START_TEST(test_add_then_roll_back)
 }
 END_TEST
 
+/* What node `node` knows of the ring change (RingConfig.change): -1 no answer, 0 none, else
+ * 1 moving, 2 complete, 3 rolled back; whether its new ring has group g; and how many nodes
+ * host g by its STATUS (0 or 1: this node). */
+static int change_seen(int node, uint32_t g, bool *adds_g, int *hosts_g)
+{
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__STATUS;
+	Ringraft__Kv__Response *rs = NULL;
+	*adds_g = false;
+	*hosts_g = 0;
+	if (cluster_call(c, node, &rq, &rs, 2000) != 0 || rs->status == NULL || rs->ring == NULL) {
+		if (rs != NULL)
+			ringraft__kv__response__free_unpacked(rs, NULL);
+		return -1;
+	}
+	for (size_t i = 0; i < rs->status->n_groups; i++)
+		*hosts_g += rs->status->groups[i]->group == g;
+	const Ringraft__Kv__RingChange *ch = rs->ring->change;
+	int state = 0;
+	if (ch != NULL) {
+		size_t done = 0, back = 0;
+		for (size_t i = 0; i < ch->n_ranges; i++) {
+			done += ch->ranges[i]->state == 4;
+			back += ch->ranges[i]->state == 5;
+		}
+		state = done == ch->n_ranges ? 2 : back == ch->n_ranges ? 3 : 1;
+		for (size_t i = 0; i < ch->n_to_ids; i++)
+			*adds_g |= ch->to_ids[i] == g;
+	}
+	ringraft__kv__response__free_unpacked(rs, NULL);
+	return state;
+}
+
+/* Waits (bounded) until each of the 5 nodes knows the change in `state` adding g, and g is
+ * hosted on `hosts` of them. */
+static bool all_know(uint32_t g, int state, int hosts, int timeout_ms)
+{
+	uint64_t end = cluster_now_ms() + (uint64_t)timeout_ms;
+	while (cluster_now_ms() < end) {
+		int n_hosts = 0;
+		bool ok = true;
+		for (int node = 1; node <= 5 && ok; node++) {
+			bool adds;
+			int h;
+			ok = change_seen(node, g, &adds, &h) == state && adds;
+			n_hosts += h;
+		}
+		if (ok && n_hosts == hosts)
+			return true;
+		nap_ms(100);
+	}
+	return false;
+}
+
+/* Five nodes: the meta group lives on three of them, so two learn the record only from the
+ * meta leader's push. Every node learns the change, the new group is created on the three
+ * replicas the record names (and elects), and the rollback reaches every node. */
+START_TEST(test_five_nodes_learn_the_record)
+{
+	char out[16384];
+	rw_round(0);
+	ck_assert_int_eq(kvctl(out, sizeof out, "groups add"), 0);
+	ck_assert_ptr_nonnull(strstr(out, "adding group 6 on nodes "));
+	ck_assert_msg(all_know(META + 1, 1, 3, 20000),
+		      "not every node learned the change, or group 6 is not on 3 of them");
+	uint64_t end = cluster_now_ms() + 20000, leader = 0;
+	while (leader == 0 && cluster_now_ms() < end) {
+		for (int node = 1; node <= 5 && leader == 0; node++) {
+			uint64_t l;
+			if (group_voters(node, META + 1, &l) == 3)
+				leader = l;
+		}
+		if (leader == 0)
+			nap_ms(100);
+	}
+	ck_assert_msg(leader != 0, "group 6 elected no leader");
+	ck_assert_int_eq(kvctl(out, sizeof out, "groups"), 0);
+	ck_assert_ptr_nonnull(strstr(out, "0.00% (adding)"));
+	rw_round(1);
+	ck_assert_int_eq(kvctl(out, sizeof out, "groups remove 6"), 0);
+	ck_assert_msg(all_know(META + 1, 3, 0, 20000),
+		      "not every node learned the rollback, or group 6 is still hosted");
+	rw_round(2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("reshard");
@@ -260,6 +359,11 @@ int main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_add_then_roll_back);
 	suite_add_tcase(s, tc);
+	TCase *tc5 = tcase_create("reshard5");
+	tcase_add_checked_fixture(tc5, setup5, teardown);
+	tcase_set_timeout(tc5, 300);
+	tcase_add_test(tc5, test_five_nodes_learn_the_record);
+	suite_add_tcase(s, tc5);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
