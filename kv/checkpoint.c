@@ -202,8 +202,34 @@ static void pins_release(struct kv *kv, size_t keep_from)
 	kv->n_pins -= keep_from;
 }
 
-int kv_checkpoint_pin(struct kv *kv, raft_index *out, uint32_t n_groups)
+/* One checkpoint from begin to end (kv.h): what the loop read at the begin, what the sync
+ * (on any thread) did. */
+struct kv_ckpt {
+	struct kv *kv;
+	MDB_txn *txn;      /* pins T from the begin on; the pin only if the save succeeds */
+	uint64_t txnid;    /* T */
+	uint32_t n_groups;
+	bool same;         /* kv.checkpoint already names T: only the sync is left to do */
+	bool synced;       /* the sync was done at the begin (MDB_WRITEMAP: see there) */
+	uint32_t page_bytes;
+	uint8_t *page;     /* T's meta page */
+	int rc;            /* the sync's: 0 or an errno code */
+	const char *what;  /* what failed */
+	enum save_result sr;
+	raft_index applied[]; /* per group, as of T */
+};
+
+static void ckpt_free(struct kv_ckpt *c)
 {
+	free(c->page);
+	free(c);
+}
+
+/* kv_checkpoint_begin once groups 1..n_groups are open. */
+static int ckpt_begin(struct kv *kv, uint32_t n_groups, struct kv_ckpt **out)
+{
+	*out = NULL;
+	assert(!kv->ckpt_busy);
 	if (kv->n_pins == KV_PINS_MAX) {
 		/* earlier saves failed after their rename: each may be the file on disk, so each
 		 * keeps its snapshot pinned; no more until one succeeds fully (never, then) */
@@ -213,76 +239,154 @@ int kv_checkpoint_pin(struct kv *kv, raft_index *out, uint32_t n_groups)
 			(unsigned)kv->n_pins);
 		return KV_EIO;
 	}
-	/* The read transaction first: it holds T (the newest commit) from here on, and the
-	 * sync below covers it because this thread commits nothing in between. */
-	MDB_txn *txn;
-	int err = kv_read_begin(kv, &txn);
-	if (err != KV_OK)
+	struct kv_ckpt *c = calloc(1, sizeof *c + (size_t)n_groups * sizeof c->applied[0]);
+	if (c == NULL)
+		return KV_ENOMEM;
+	c->kv = kv;
+	c->n_groups = n_groups;
+	c->sr = SAVE_NOT_WRITTEN;
+	/* The read transaction first: it holds T (the newest commit) from here on, so no page
+	 * of T is written again, whatever commits while the sync runs. */
+	int err = kv_read_begin(kv, &c->txn);
+	if (err != KV_OK) {
+		free(c);
 		return err;
-	uint64_t txnid = mdb_txn_id(txn);
+	}
+	c->txnid = mdb_txn_id(c->txn);
 	int rc = 0;
 	for (uint32_t g = 1; g <= n_groups && rc == 0; g++) {
 		raft_term term;
-		rc = kv_applied_get(txn, &kv->groups[g], &out[g - 1], &term);
+		rc = kv_applied_get(c->txn, &kv->groups[g], &c->applied[g - 1], &term);
 	}
-	if (rc == 0)
-		rc = mdb_env_sync(kv->env, 1);
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		kv_log_mdb(0, "checkpoint", rc);
-		return kv_err_of_write(kv, rc);
-	}
-	crash_point("ckpt.lmdb-synced");
-	if (kv->n_pins > 0 && kv->pin_txnid == txnid && kv->pin_groups >= n_groups) {
-		mdb_txn_abort(txn); /* nothing committed since: kv.checkpoint describes T */
-		return KV_OK;
-	}
+	c->same = kv->n_pins > 0 && kv->pin_txnid == c->txnid && kv->pin_groups >= n_groups;
+	/* T's meta page, read now: T is the newest commit, so its slot (T % 2) holds it until
+	 * the loop commits twice more, which it may do while the sync runs. */
 	MDB_stat st;
 	int fd = -1;
-	uint8_t *page = NULL;
-	const char *what = "env_stat";
-	if ((rc = mdb_env_stat(kv->env, &st)) == 0 && (rc = mdb_env_get_fd(kv->env, &fd)) == 0) {
-		what = "read meta";
+	c->what = "env_stat";
+	if (rc == 0 && !c->same && (rc = mdb_env_stat(kv->env, &st)) == 0 &&
+	    (rc = mdb_env_get_fd(kv->env, &fd)) == 0) {
+		c->what = "read meta";
+		c->page_bytes = st.ms_psize;
 		if (st.ms_psize < CKPT_PAGE_MIN || st.ms_psize > CKPT_PAGE_MAX || !little_endian())
 			rc = ENOTSUP;
-		else if ((page = malloc(st.ms_psize)) == NULL)
+		else if ((c->page = malloc(st.ms_psize)) == NULL)
 			rc = ENOMEM;
-		else if (!pread_all(fd, page, st.ms_psize, (off_t)(txnid & 1) * st.ms_psize))
+		else if (!pread_all(fd, c->page, st.ms_psize, (off_t)(c->txnid & 1) * st.ms_psize))
 			rc = errno ? errno : EIO;
 	}
 	const char *why = "";
-	if (rc == 0 &&
-	    (kv_get_le64(page + M_TXNID) != txnid || !meta_ok(page, st.ms_psize, &why))) {
-		/* LMDB writes T's meta into slot T % 2 and nothing committed since: a layout this
-		 * file does not know */
+	if (rc == 0 && !c->same &&
+	    (kv_get_le64(c->page + M_TXNID) != c->txnid || !meta_ok(c->page, c->page_bytes, &why))) {
 		fprintf(stderr,
 			"error kv group=0 what=checkpoint err=\"meta slot %u does not hold "
 			"transaction %llu (%s): unknown LMDB layout\"\n",
-			(unsigned)(txnid & 1), (unsigned long long)txnid, why);
+			(unsigned)(c->txnid & 1), (unsigned long long)c->txnid, why);
 		rc = ENOTSUP;
 	}
-	enum save_result sr = SAVE_NOT_WRITTEN;
-	if (rc == 0) {
-		what = "save kv.checkpoint";
-		sr = save_file(kv, txnid, page, st.ms_psize, out, n_groups, &rc);
+	/* With MDB_WRITEMAP the sync is an msync of the map, which a map resize on the loop
+	 * (grow) would pull from under another thread: that mode syncs here, on the loop. */
+	if (rc == 0 && kv->opt.writemap) {
+		c->what = "sync";
+		rc = mdb_env_sync(kv->env, 1);
+		c->synced = rc == 0;
 	}
-	free(page);
-	if (sr == SAVE_OK) {
-		pins_release(kv, kv->n_pins); /* only now: the file names T */
-		kv->pins[kv->n_pins++] = txn;
-		kv->pin_txnid = txnid;
-		kv->pin_groups = n_groups;
-		crash_point("ckpt.pinned");
+	if (rc != 0) {
+		if (strcmp(c->what, "sync") == 0)
+			kv_log_mdb(0, "checkpoint", rc);
+		else
+			fprintf(stderr, "error kv group=0 what=%s err=\"%s\"\n", c->what,
+				strerror(rc));
+		mdb_txn_abort(c->txn);
+		err = kv_err_of_write(kv, rc);
+		ckpt_free(c);
+		return err;
+	}
+	kv->ckpt_busy = true;
+	*out = c;
+	return KV_OK;
+}
+
+void kv_checkpoint_sync(struct kv_ckpt *c)
+{
+	/* Only the file descriptor and the directory name of kv are used here: the loop goes on
+	 * committing meanwhile, and an fdatasync covers every page written before it began,
+	 * T's among them (written before the begin). */
+	if (!c->synced) {
+		c->rc = mdb_env_sync(c->kv->env, 1);
+		if (c->rc != 0) {
+			c->what = "sync";
+			return;
+		}
+	}
+	crash_point("ckpt.lmdb-synced");
+	if (c->same)
+		return; /* nothing committed since the last checkpoint: kv.checkpoint names T */
+	c->what = "save kv.checkpoint";
+	c->sr = save_file(c->kv, c->txnid, c->page, c->page_bytes, c->applied, c->n_groups,
+			  &c->rc);
+}
+
+int kv_checkpoint_end(struct kv *kv, struct kv_ckpt *c, raft_index *out)
+{
+	assert(c->kv == kv && kv->ckpt_busy);
+	kv->ckpt_busy = false;
+	if (c->rc == 0 && (c->same || c->sr == SAVE_OK)) {
+		if (out != NULL)
+			memcpy(out, c->applied, (size_t)c->n_groups * sizeof *out);
+		if (c->same) {
+			mdb_txn_abort(c->txn);
+		} else {
+			pins_release(kv, kv->n_pins); /* only now: the file names T */
+			kv->pins[kv->n_pins++] = c->txn;
+			kv->pin_txnid = c->txnid;
+			kv->pin_groups = c->n_groups;
+			crash_point("ckpt.pinned");
+		}
+		ckpt_free(c);
 		return KV_OK;
 	}
-	if (sr == SAVE_MAYBE_WRITTEN) {
-		kv->pins[kv->n_pins++] = txn; /* the file may name T, or the previous one */
+	if (c->sr == SAVE_MAYBE_WRITTEN) {
+		kv->pins[kv->n_pins++] = c->txn; /* the file may name T, or the previous one */
 		kv->pin_txnid = 0;
 	} else {
-		mdb_txn_abort(txn);
+		mdb_txn_abort(c->txn);
 	}
-	fprintf(stderr, "error kv group=0 what=%s err=\"%s\"\n", what, strerror(rc));
-	return kv_err_of_write(kv, rc);
+	if (strcmp(c->what, "sync") == 0)
+		kv_log_mdb(0, "checkpoint", c->rc);
+	else
+		fprintf(stderr, "error kv group=0 what=%s err=\"%s\"\n", c->what,
+			strerror(c->rc));
+	int err = kv_err_of_write(kv, c->rc);
+	ckpt_free(c);
+	return err;
+}
+
+void kv_checkpoint_abort(struct kv *kv, struct kv_ckpt *c)
+{
+	if (c == NULL)
+		return;
+	assert(c->kv == kv && kv->ckpt_busy);
+	kv->ckpt_busy = false;
+	if (c->sr != SAVE_NOT_WRITTEN) {
+		/* kv.checkpoint may name T now: T stays pinned while the environment is open, as
+		 * after a failed directory fsync (begin left a free slot for it) */
+		kv->pins[kv->n_pins++] = c->txn;
+		kv->pin_txnid = 0;
+	} else {
+		mdb_txn_abort(c->txn);
+	}
+	ckpt_free(c);
+}
+
+int kv_checkpoint_pin(struct kv *kv, raft_index *out, uint32_t n_groups)
+{
+	struct kv_ckpt *c;
+	int err = ckpt_begin(kv, n_groups, &c);
+	if (err != KV_OK)
+		return err;
+	kv_checkpoint_sync(c);
+	return kv_checkpoint_end(kv, c, out);
 }
 
 void kv_checkpoint_unpin(struct kv *kv)
@@ -290,7 +394,8 @@ void kv_checkpoint_unpin(struct kv *kv)
 	pins_release(kv, kv->n_pins);
 }
 
-int kv_checkpoint(struct kv *kv, raft_index *out, uint32_t n_groups)
+/* Opens groups 1..n_groups (their applied indexes are read from their meta DBIs). */
+static int groups_open(struct kv *kv, uint32_t n_groups)
 {
 	assert(n_groups <= KV_GROUPS_MAX);
 	if (n_groups > kv->opt.groups_max)
@@ -300,7 +405,20 @@ int kv_checkpoint(struct kv *kv, raft_index *out, uint32_t n_groups)
 	for (uint32_t g = 1; g <= n_groups; g++)
 		if ((err = kv_group_get(kv, g, &grp)) != KV_OK)
 			return err;
-	return kv_checkpoint_pin(kv, out, n_groups);
+	return KV_OK;
+}
+
+int kv_checkpoint_begin(struct kv *kv, uint32_t n_groups, struct kv_ckpt **out)
+{
+	*out = NULL;
+	int err = groups_open(kv, n_groups);
+	return err != KV_OK ? err : ckpt_begin(kv, n_groups, out);
+}
+
+int kv_checkpoint(struct kv *kv, raft_index *out, uint32_t n_groups)
+{
+	int err = groups_open(kv, n_groups);
+	return err != KV_OK ? err : kv_checkpoint_pin(kv, out, n_groups);
 }
 
 /* ---------------------------------------------------------------- rollback */

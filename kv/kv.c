@@ -388,7 +388,7 @@ void kv_close(struct kv *kv)
 {
 	if (kv == NULL)
 		return;
-	assert(kv->readers == 0);
+	assert(kv->readers == 0 && !kv->ckpt_busy);
 	kv_checkpoint_unpin(kv);
 	int rc = mdb_env_sync(kv->env, 1);
 	if (rc != 0)

@@ -326,6 +326,25 @@ int kv_group_conf_set(struct kv *kv, uint32_t group, const struct raft_conf *con
  * save failed: nothing is durable beyond the last successful checkpoint; do not compact. */
 int kv_checkpoint(struct kv *kv, raft_index *out, uint32_t n_groups);
 
+/* kv_checkpoint in three steps, so that its syncs need not stall the thread that commits
+ * (kvd's loop): the begin and the end on that thread, the sync between them on any thread.
+ * - kv_checkpoint_begin opens a read transaction at the newest commit T (from here on no page
+ *   of T is written again) and reads what the save needs; it syncs nothing (except with
+ *   MDB_WRITEMAP, whose msync may not race a map resize). One checkpoint at a time.
+ * - kv_checkpoint_sync forces LMDB to disk and saves kv.checkpoint naming T. It touches only
+ *   the data file's descriptor and the kv directory: the other thread may go on reading and
+ *   committing, and nothing else may be called on this checkpoint meanwhile.
+ * - kv_checkpoint_end makes T the pinned rollback point and fills out (n_groups entries) as
+ *   kv_checkpoint does, or returns its error; it frees the checkpoint either way.
+ * - kv_checkpoint_abort, instead of the end (the node closes first), frees it, keeping T
+ *   pinned while the environment is open if the save may have named it.
+ * Writes the groups commit after the begin are not covered: out says T's applied indexes. */
+struct kv_ckpt;
+int kv_checkpoint_begin(struct kv *kv, uint32_t n_groups, struct kv_ckpt **out);
+void kv_checkpoint_sync(struct kv_ckpt *c);
+int kv_checkpoint_end(struct kv *kv, struct kv_ckpt *c, raft_index *out);
+void kv_checkpoint_abort(struct kv *kv, struct kv_ckpt *c);
+
 /* What kv_rollback found in kv.checkpoint. */
 struct kv_rollback_info {
 	uint64_t txnid;                    /* the LMDB transaction rolled back to */

@@ -58,6 +58,7 @@ struct kv {
 	size_t n_pins;
 	uint64_t pin_txnid;  /* the transaction kv.checkpoint names (0: not known) */
 	uint32_t pin_groups; /* how many groups' applied indexes it records */
+	bool ckpt_busy;      /* a checkpoint is between kv_checkpoint_begin and its end */
 	struct kv_group groups[KV_GROUPS_MAX + 1]; /* [0] unused */
 	/* apply.c's reusable result buffers (owned, freed by kv_close) */
 	struct kv_pending *pend;

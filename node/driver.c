@@ -280,7 +280,8 @@ static void start_write(struct node *n)
 
 bool node_write_idle(const struct node *n)
 {
-	return n->inflight == NULL && wal_batch_empty(n->cur->b) && n->cur->n_held == 0;
+	return n->inflight == NULL && wal_batch_empty(n->cur->b) && n->cur->n_held == 0 &&
+	       n->ckpt == NULL;
 }
 
 void node_process(struct node *n)

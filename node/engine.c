@@ -113,6 +113,7 @@ void node_engine_close(struct node *n)
 		free(r);
 	}
 	node_backup_close_all(n);
+	node_checkpoint_close(n);
 	for (uint32_t i = 0; n->groups != NULL && i < node_groups_all(n); i++) {
 		struct node_group *g = &n->groups[i];
 		for (size_t k = 0; k < NODE_NODES_MAX; k++) {

@@ -39,6 +39,7 @@
 struct node;
 struct wal;
 struct wal_batch;
+struct kv_ckpt;
 struct kv;
 struct node_metrics;
 struct node_addrbook;
@@ -84,6 +85,11 @@ struct node_io {
 	void (*wal_write)(void *arg, struct wal_batch *b, bool compact);
 	/* End of a turn: send what was queued for peers and clients. */
 	void (*flush)(void *arg);
+	/* An LMDB checkpoint was begun (snapshot.c): run kv_checkpoint_sync(c), off the loop if
+	 * it likes (its fsyncs take long on a busy disk, and the loop must keep ticking), then
+	 * call node_checkpoint_done from the engine's thread. At most one in flight. NULL: the
+	 * engine syncs inline. */
+	void (*checkpoint)(void *arg, struct kv_ckpt *c);
 	/* The cluster map changed (members.c; node_config_of(n)->members): dial new members,
 	 * forget removed ones, save it. self_removed: this node was removed. May be NULL. */
 	void (*members_changed)(void *arg, bool self_removed);
@@ -109,6 +115,8 @@ bool node_peer_up(struct node *n, uint64_t id, const char *client_addr, uint64_t
 void node_peer_down(struct node *n, uint64_t id);
 void node_tick(struct node *n);
 void node_wal_durable(struct node *n);
+/* The checkpoint handed to io.checkpoint is synced (or failed): the engine ends it. */
+void node_checkpoint_done(struct node *n);
 void node_stop(struct node *n);
 
 /* The data directory's file system is full: logs what failed and ends the process with

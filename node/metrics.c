@@ -124,6 +124,7 @@ void node_metrics_init(struct node_metrics *m)
 	node_hist_init(&m->wal_fsync_ns, fsync_bounds_ns, N_OF(fsync_bounds_ns));
 	node_hist_init(&m->apply_entries, count_bounds, N_OF(count_bounds));
 	node_hist_init(&m->apply_ns, apply_bounds_ns, N_OF(apply_bounds_ns));
+	node_hist_init(&m->checkpoint_ns, request_bounds_ns, N_OF(request_bounds_ns));
 	atomic_init(&m->wal_write_begin_ns, 0);
 	atomic_init(&m->wal_write_ns, 0);
 }
@@ -192,6 +193,11 @@ void node_metrics_wal_write_done(struct node_metrics *m)
 {
 	node_hist_observe(&m->wal_fsync_ns,
 			  atomic_load_explicit(&m->wal_write_ns, memory_order_relaxed));
+}
+
+void node_metrics_checkpoint(struct node_metrics *m, uint64_t took_ms)
+{
+	node_hist_observe(&m->checkpoint_ns, took_ms * 1000000u);
 }
 
 void node_metrics_apply(struct node_metrics *m, size_t entries, uint64_t start_ns, uint64_t now)
@@ -399,6 +405,10 @@ void node_metrics_render(const struct node_metrics *m, const struct node_metrics
 	hist(t, "ringraft_wal_fsync_duration_seconds",
 	     "Write plus fdatasync of one WAL batch, on the WAL writer thread.", &m->wal_fsync_ns,
 	     1000000000u);
+	hist(t, "ringraft_checkpoint_duration_seconds",
+	     "One LMDB checkpoint (the rollback point after a power loss), its sync and save "
+	     "off the loop, begin to end.",
+	     &m->checkpoint_ns, 1000000000u);
 	hist(t, "ringraft_apply_batch_entries",
 	     "Committed entries applied to LMDB in one transaction (one group, one turn).",
 	     &m->apply_entries, 1);

@@ -67,6 +67,7 @@ struct node_metrics {
 	uint64_t wal_batches;
 	struct node_hist wal_batch_bytes, wal_batch_records, wal_fsync_ns;
 	struct node_hist apply_entries, apply_ns;
+	struct node_hist checkpoint_ns; /* LMDB checkpoints, begin to end (node/snapshot.c) */
 	uint64_t snapshots_sent, snapshots_received;
 	/* The WAL writer thread's timing of the batch in flight (one at a time): begin and the
 	 * duration, stored by the writer, read by the loop once it learns the batch is durable. */
@@ -93,6 +94,7 @@ void node_metrics_wal_write_durable(struct node_metrics *m);
 void node_metrics_wal_write_done(struct node_metrics *m);
 void node_metrics_apply(struct node_metrics *m, size_t entries, uint64_t start_ns, uint64_t now);
 void node_metrics_snapshot(struct node_metrics *m, bool sent);
+void node_metrics_checkpoint(struct node_metrics *m, uint64_t took_ms);
 
 /* ------------------------------------------------------------------------------ rendering */
 

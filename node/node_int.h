@@ -105,6 +105,9 @@ struct node_group {
 	raft_index compacted;    /* last raft_compact index */
 	raft_index checkpointed; /* last checkpoint recorded in the WAL */
 	raft_index ckpt_applied; /* applied index at the last LMDB checkpoint (snapshot.c) */
+	/* Bumped whenever the group's state in LMDB is replaced (a snapshot installed, a reset
+	 * for repair, a retire): a checkpoint begun before says nothing of the new state. */
+	uint32_t state_gen;
 	enum raft_role role;
 	raft_id leader;
 	uint64_t leader_since_ms; /* when this node became its leader */
@@ -178,6 +181,19 @@ struct node_backup {
 	uint64_t last_ms;         /* last BEGIN/CHUNK: idle expiry */
 };
 
+/* The LMDB checkpoint under way (snapshot.c). */
+struct node_ckpt {
+	struct kv_ckpt *kv;
+	bool need;         /* a compaction is due: record the checkpoint in the WAL */
+	uint32_t groups;   /* slots at the begin */
+	uint64_t begun_ms;
+	struct {
+		bool core;          /* the group had a Raft core here at the begin */
+		uint32_t gen;       /* the group's state_gen at the begin */
+		raft_index applied; /* its applied index then */
+	} g[];
+};
+
 struct node {
 	struct node_config cfg;
 	/* Groups whose core may have work: not quiesced, or quiesced with a Ready or entries to
@@ -208,6 +224,9 @@ struct node {
 	uint64_t start_ms;
 	uint64_t ticks;
 	uint64_t ckpt_ms; /* when LMDB was last checkpointed (snapshot.c) */
+	/* The checkpoint under way (snapshot.c): begun on this thread, synced by the shell
+	 * (io.checkpoint), ended in node_checkpoint_done. NULL when none. */
+	struct node_ckpt *ckpt;
 	uint64_t rafts_made; /* raft cores created: each draws its own seed from io.seed */
 	uint64_t peer_up_since[NODE_NODES_MAX];    /* by member index; 0 = down */
 	uint64_t incarnation;                      /* our data directory's id (identity.h) */
@@ -349,6 +368,8 @@ void node_snap_serve(struct node *n, struct node_group *g, const struct raft_sna
 void node_snap_receive(struct node *n, struct node_group *g,
 		       const struct raft_snapshot_chunk_in *c);
 void node_maybe_compact(struct node *n);
+/* Frees the checkpoint under way, if any (node_engine_close: the shell finished its sync). */
+void node_checkpoint_close(struct node *n);
 /* Ends every outgoing snapshot stream and an incoming staging of the group. */
 void node_snap_close_all(struct node *n, struct node_group *g);
 

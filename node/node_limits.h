@@ -26,6 +26,8 @@
  * replayed after a power loss and the pages the pinned checkpoint keeps from reuse
  * (docs/DURABILITY.md, "Rollback to the pinned checkpoint") */
 #define NODE_CHECKPOINT_MS_DEFAULT      2000
+/* A checkpoint longer than this (begin to end) is logged as slow. */
+#define NODE_CKPT_SLOW_MS               1000
 #define NODE_REQUEST_TIMEOUT_MS_DEFAULT 5000
 #define NODE_REQUEST_TIMEOUT_MS_MAX     60000
 #define NODE_FWD_HOPS_MAX               3 /* NOT_LEADER hints followed for a group not hosted here */
@@ -39,6 +41,10 @@
 #define NODE_LEADER_SETTLE_MS           2000 /* lead this long before handing leadership away */
 #define NODE_PEER_SETTLE_MS             1000 /* a peer up this long may take leadership */
 #define NODE_HANDOFF_MS_MAX             2000 /* SIGTERM: at most this long handing leaderships off */
+/* After a start, the next WAL segment is made ahead (64 MiB of zeroes, synced) only this long
+ * after it, or once the active segment is half used: a restarted node's disk is busiest with
+ * its recovery (replay, checkpoint, the hard states of its elections) in the first seconds. */
+#define NODE_WAL_PREPARE_DELAY_MS       10000
 #define NODE_MAINT_MS                   250  /* compaction / balancing check interval */
 #define NODE_REQ_BUCKETS                4096 /* request id hash buckets (power of two) */
 #define NODE_CONFIG_LINE_MAX            4096

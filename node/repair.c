@@ -99,6 +99,7 @@ void node_group_empty(struct node *n, struct node_group *g, const struct raft_co
 		node_fatal(n, g->id, "out of memory resetting the group's log (%s)", what);
 	g->compacted = 0;
 	g->checkpointed = 0;
+	g->state_gen++;
 	g->role = RAFT_FOLLOWER;
 	g->leader = 0;
 	kv_scrub_cursor_init(&g->scrub);

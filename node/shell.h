@@ -57,6 +57,9 @@ struct node_shell {
 	uv_async_t wal_news;          /* a batch is durable, or something above changed */
 	uv_work_t prep_work;          /* wal_prepare on the thread pool */
 	bool preparing;               /* prep_work queued and not done */
+	uint64_t started_ms;          /* node_shell_now_ms() when the loop was set up */
+	uv_work_t ckpt_work;          /* an LMDB checkpoint's sync on the thread pool */
+	struct kv_ckpt *ckpt;         /* that checkpoint, while queued */
 	int prep_rc;                  /* of the last wal_prepare */
 	uint64_t prep_retry_ms;       /* after a failed wal_prepare: not again before this */
 };

@@ -3,10 +3,13 @@
  * installed atomically with a WAL marker; after --snapshot-entries applied: checkpoint LMDB,
  * record it in the WAL, compact the core's log (keeping a margin), delete WAL segments.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "node/node_int.h"
+
+static void checkpoint_begin(struct node *n, bool need);
 
 static struct node_snap_out *slot_for(struct node_group *g, uint64_t to)
 {
@@ -177,6 +180,7 @@ void node_snap_receive(struct node *n, struct node_group *g, const struct raft_s
 	if (rc != WAL_OK)
 		node_fatal(n, g->id, "cannot add a snapshot marker error=\"%s\"", wal_strerror(rc));
 	g->compacted = c->index;
+	g->state_gen++;
 	/* The installed state is not synced, and the WAL's log now starts after it: a power
 	 * loss before the next checkpoint would roll LMDB back below the marker, where the WAL
 	 * no longer reaches (the group would be rebuilt from its peers). So it comes soon. */
@@ -213,7 +217,9 @@ void node_maybe_compact(struct node *n)
 	/* A checkpoint is due before a compaction, and otherwise --checkpoint-ms after the
 	 * last one once something was applied since: it is the rollback point after a power
 	 * loss, so this bounds the WAL replayed then and the pages the pinned checkpoint keeps
-	 * from reuse (kv/checkpoint.c, docs/DURABILITY.md). */
+	 * from reuse (kv/checkpoint.c, docs/DURABILITY.md). One at a time. */
+	if (n->ckpt != NULL)
+		return;
 	bool need = false, written = false;
 	for (uint32_t i = 0; i < G; i++) {
 		struct node_group *g = &n->groups[i];
@@ -227,33 +233,80 @@ void node_maybe_compact(struct node *n)
 	if (!need && !(written && n->cfg.checkpoint_ms > 0 &&
 		       now >= n->ckpt_ms + n->cfg.checkpoint_ms))
 		return;
-	raft_index *durable = calloc(G, sizeof *durable);
-	if (durable == NULL)
+	checkpoint_begin(n, need);
+}
+
+/* The checkpoint's begin, on this thread: what T (the newest commit) holds of each group, and
+ * which state of each group that was. Its syncs run in the shell (io.checkpoint), so the loop
+ * keeps ticking, taking requests and answering peers while the disk works: on a busy disk a
+ * sync of the pages a restart's replay wrote took seconds, long enough for elections. */
+static void checkpoint_begin(struct node *n, bool need)
+{
+	uint32_t G = node_groups_all(n);
+	struct node_ckpt *c = calloc(1, sizeof *c + (size_t)G * sizeof c->g[0]);
+	if (c == NULL)
 		return;
-	bool held = false;
-	int rc = kv_checkpoint(n->kv, durable, G);
+	int rc = kv_checkpoint_begin(n->kv, G, &c->kv);
 	if (rc == KV_ENOSPC)
-		node_stop_disk_full(n, 0, "syncing LMDB for a checkpoint");
+		node_stop_disk_full(n, 0, "beginning an LMDB checkpoint");
 	if (rc != KV_OK) {
 		node_log(NODE_LOG_WARN, 0, "checkpoint failed error=\"%s\"", kv_strerror(rc));
-		free(durable);
+		free(c);
 		return;
 	}
-	n->ckpt_ms = now;
-	if (!need) {
-		/* a rollback point only: the WAL and the logs are compacted as before */
-		for (uint32_t i = 0; i < G; i++)
-			if (n->groups[i].raft != NULL)
-				n->groups[i].ckpt_applied = raft_applied_of(n->groups[i].raft);
-		free(durable);
-		return;
-	}
+	c->need = need;
+	c->groups = G;
+	c->begun_ms = node_now_ms(n);
 	for (uint32_t i = 0; i < G; i++) {
 		struct node_group *g = &n->groups[i];
-		if (g->raft == NULL)
+		c->g[i].core = g->raft != NULL;
+		c->g[i].gen = g->state_gen;
+		c->g[i].applied = g->raft != NULL ? raft_applied_of(g->raft) : 0;
+	}
+	/* Counted from the begin: a snapshot installed meanwhile sets it to 0 (checkpoint soon) */
+	n->ckpt_ms = c->begun_ms;
+	n->ckpt = c;
+	if (n->io.checkpoint != NULL) {
+		n->io.checkpoint(n->io.arg, c->kv);
+		return;
+	}
+	kv_checkpoint_sync(c->kv);
+	node_checkpoint_done(n);
+}
+
+void node_checkpoint_done(struct node *n)
+{
+	struct node_ckpt *c = n->ckpt;
+	assert(c != NULL);
+	n->ckpt = NULL;
+	uint32_t G = c->groups;
+	raft_index *durable = calloc(G ? G : 1, sizeof *durable);
+	int rc = kv_checkpoint_end(n->kv, c->kv, durable);
+	if (rc == KV_ENOSPC)
+		node_stop_disk_full(n, 0, "syncing LMDB for a checkpoint");
+	if (rc != KV_OK || durable == NULL) {
+		node_log(NODE_LOG_WARN, 0, "checkpoint failed error=\"%s\"",
+			 kv_strerror(rc != KV_OK ? rc : KV_ENOMEM));
+		n->ckpt_ms = 0; /* again at the next maintenance */
+		free(durable);
+		free(c);
+		return;
+	}
+	uint64_t took = node_now_ms(n) - c->begun_ms;
+	node_metrics_checkpoint(&n->metrics, took);
+	if (took >= NODE_CKPT_SLOW_MS)
+		node_log(NODE_LOG_WARN, 0, "slow checkpoint took_ms=%llu groups=%u",
+			 (unsigned long long)took, G);
+	bool need = c->need, held = false;
+	for (uint32_t i = 0; i < G && i < node_groups_all(n); i++) {
+		struct node_group *g = &n->groups[i];
+		/* a group whose state was replaced after the begin: T held its old state */
+		if (g->raft == NULL || !c->g[i].core || g->state_gen != c->g[i].gen)
 			continue;
+		g->ckpt_applied = c->g[i].applied;
+		if (!need)
+			continue; /* a rollback point only: the WAL and the logs are compacted later */
 		raft_index idx = durable[i];
-		g->ckpt_applied = raft_applied_of(g->raft);
 		if (idx > g->checkpointed) {
 			rc = wal_batch_checkpoint(n->cur->b, g->id, idx);
 			if (rc != WAL_OK)
@@ -288,9 +341,19 @@ void node_maybe_compact(struct node *n)
 		g->compacted = idx;
 	}
 	free(durable);
+	free(c);
 	/* After LMDB was set aside (a machine crash), the WAL still counts the old environment's
 	 * checkpoints: deleting segments by them would drop entries the new one holds unsynced,
 	 * so no segment goes until every group is checkpointed as far again (restore.c). */
 	if (held)
 		n->cur->checkpoint = false;
+}
+
+void node_checkpoint_close(struct node *n)
+{
+	if (n->ckpt == NULL)
+		return;
+	kv_checkpoint_abort(n->kv, n->ckpt->kv);
+	free(n->ckpt);
+	n->ckpt = NULL;
 }

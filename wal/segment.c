@@ -297,6 +297,14 @@ bool wal_prepare_wanted(struct wal *w)
 	return atomic_load(&w->spare_state) == WAL_SPARE_NONE && !atomic_load(&w->failed);
 }
 
+bool wal_active_half_used(struct wal *w)
+{
+	pthread_mutex_lock(&w->mu);
+	bool half = w->n_segs > 0 && w->segs[w->n_segs - 1].end >= w->segs[w->n_segs - 1].size / 2;
+	pthread_mutex_unlock(&w->mu);
+	return half;
+}
+
 void wal_spare_discard(struct wal *w)
 {
 	if (w->spare_state == WAL_SPARE_READY) {

@@ -197,6 +197,9 @@ int wal_prepare(struct wal *w);
 /* True when no spare is ready or being made (and the WAL has not failed): time to run
  * wal_prepare. Any thread. */
 bool wal_prepare_wanted(struct wal *w);
+/* True when the active segment has used at least half its bytes. Takes the WAL's mutex for a
+ * moment (not for the hot path). */
+bool wal_active_half_used(struct wal *w);
 
 /* ------------------------------------------------------------------------------ stats */
 struct wal_stats {

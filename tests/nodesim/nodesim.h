@@ -35,6 +35,7 @@ enum ns_count {
 	NS_C_WAL_BATCH,     /* WAL batches written (made durable) */
 	NS_C_WAL_LOST,      /* WAL batches lost in a crash before their fsync ended */
 	NS_C_COMPACT,       /* WAL compactions */
+	NS_C_CKPT,          /* LMDB checkpoints synced (io.checkpoint, later than their begin) */
 	NS_C_SNAP_CHUNK,    /* InstallSnapshot chunks delivered */
 	NS_C_TIMEOUT_NOW,   /* leadership transfers (TimeoutNow delivered) */
 	NS_C_TERM_QUERY,    /* recovering replicas' term queries delivered */

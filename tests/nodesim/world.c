@@ -38,6 +38,7 @@ const char *const ns_count_names[NS_C_COUNT] = {
 	[NS_C_WAL_BATCH] = "wal-batches",
 	[NS_C_WAL_LOST] = "wal-batches-lost",
 	[NS_C_COMPACT] = "wal-compactions",
+	[NS_C_CKPT] = "checkpoints",
 	[NS_C_SNAP_CHUNK] = "snapshot-chunks",
 	[NS_C_TIMEOUT_NOW] = "leader-transfers",
 	[NS_C_TERM_QUERY] = "term-queries",
@@ -101,6 +102,7 @@ enum ev_type {
 	EV_STOP,   /* a node that learned it was removed from the cluster stops for good */
 	EV_GROUPS, /* adds runs: the next group creation or removal (node = its action) */
 	EV_RING,   /* ring runs: the ring plan's next step */
+	EV_CKPT,   /* an LMDB checkpoint's sync is over (io.checkpoint) */
 };
 
 struct ev {
@@ -187,6 +189,7 @@ struct simnode {
 	 * learns it), and whether it was a running member when the faults ended. */
 	bool outside, dead, removed, left, member_at_heal;
 	struct wal_batch *batch;
+	struct kv_ckpt *ckpt; /* a checkpoint whose sync is "on the disk" (io_checkpoint) */
 	bool compact;
 	/* WAL batches handed out and made durable in this life (adds runs: an action is durable
 	 * once a batch handed out after it is) */
@@ -513,6 +516,21 @@ static void io_wal_write(void *arg, struct wal_batch *b, bool compact)
 	push(w, (struct ev){.t = w->now + ms, .type = EV_DISK, .node = s->id, .gen = s->gen});
 }
 
+/* kvd syncs a checkpoint on its thread pool while the loop goes on: here the sync lands
+ * a random while later, with the node taking requests and peer messages meanwhile. */
+static void io_checkpoint(void *arg, struct kv_ckpt *c)
+{
+	struct simnode *s = arg;
+	struct world *w = s->w;
+	if (s->ckpt != NULL)
+		fail(w, "node %d: a second checkpoint begun while one is in flight", s->id);
+	s->ckpt = c;
+	push(w, (struct ev){.t = w->now + rnd(w, 0, 4 * w->disk_max + 20),
+			    .type = EV_CKPT,
+			    .node = s->id,
+			    .gen = s->gen});
+}
+
 static void io_flush(void *arg)
 {
 	(void)arg;
@@ -546,6 +564,7 @@ static void node_config_for(struct world *w, struct simnode *s, uint32_t electio
 	c->election_ms = election_ms;
 	c->heartbeat_ms = election_ms / 6;
 	c->snapshot_entries = snapshot_entries;
+	c->checkpoint_ms = 250; /* rollback points between compactions too, as kvd makes them */
 	c->value_max = 1 << 16;
 	c->scrub_rate = scrub;
 	c->request_timeout_ms = 2000;
@@ -618,6 +637,7 @@ static void node_start(struct world *w, struct simnode *s)
 		.peer_send_packed = io_peer_send_packed,
 		.peer_up = io_peer_up,
 		.wal_write = io_wal_write,
+		.checkpoint = io_checkpoint,
 		.flush = io_flush,
 		.members_changed = io_members_changed,
 	};
@@ -743,6 +763,7 @@ static void node_crash(struct world *w, struct simnode *s)
 	}
 	links_changed(w); /* its peers see the link go down */
 	s->clean_at_crash = durably_recovered(w, s);
+	s->ckpt = NULL; /* node_engine_close aborts it */
 	node_engine_close(s->n);
 	kv_close(s->kv);
 	wal_close(s->wal);
@@ -1847,7 +1868,8 @@ static void step(struct world *w, struct ev *e)
 		enter(s);
 	/* a paused node handles nothing: its events wait until it resumes */
 	bool held = s != NULL && s->alive && s->paused &&
-		    (e->type == EV_DELIVER || e->type == EV_DISK || e->type == EV_TICK);
+		    (e->type == EV_DELIVER || e->type == EV_DISK || e->type == EV_TICK ||
+		     e->type == EV_CKPT);
 	if (held) {
 		struct ev again = *e;
 		again.t = w->now + 5;
@@ -1862,6 +1884,15 @@ static void step(struct world *w, struct ev *e)
 	case EV_DISK:
 		if (s->alive && e->gen == s->gen && s->writing)
 			disk_done(w, s);
+		break;
+	case EV_CKPT:
+		if (s->alive && e->gen == s->gen && s->ckpt != NULL) {
+			w->r->count[NS_C_CKPT]++;
+			kv_checkpoint_sync(s->ckpt);
+			s->ckpt = NULL;
+			node_checkpoint_done(s->n);
+			node_process(s->n);
+		}
 		break;
 	case EV_TICK:
 		if (!s->alive || e->gen != s->gen)

@@ -4,10 +4,13 @@
  * both meta slots are overwritten with garbage; the rollback must give back exactly the
  * checkpoint's state (digests and applied indexes). A damaged kv.checkpoint is refused and
  * changes nothing, so that the caller takes the fallback (set aside, rebuild from peers).
+ * The split checkpoint (begin, a sync on another thread while this one commits, end) must give
+ * the same: the state at its begin.
  */
 #include <check.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +295,76 @@ START_TEST(test_rollback_after_reuse)
 }
 END_TEST
 
+static void *sync_thread(void *arg)
+{
+	kv_checkpoint_sync(arg);
+	return NULL;
+}
+
+/* The checkpoint as kvd takes it: begun, then synced on another thread while this one goes
+ * on committing (rounds of overwrites: the freed pages are reused, and the meta slot the
+ * begin saw is written twice more), then ended. The end reports the applied indexes of the
+ * begin, and after a crash that garbles every page changed since the begin the rollback
+ * gives back exactly the state of the begin. */
+START_TEST(test_split_checkpoint)
+{
+	struct kv_options o;
+	kv_options_default(&o);
+	o.writemap = _i == 0;
+	struct fx f;
+	fx_open_opts(&f, &o);
+	write_round(&f, 0);
+	struct state at;
+	state_of(f.kv, &at);
+	struct kv_ckpt *c;
+	ck_assert_int_eq(kv_checkpoint_begin(f.kv, 2, &c), KV_OK);
+	char p[512];
+	path_in(p, sizeof p, f.dir, "data.mdb");
+	size_t ckpt_len;
+	uint8_t *at_begin = read_file(p, &ckpt_len);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, sync_thread, c), 0);
+	for (int r = 1; r <= ROUNDS; r++)
+		write_round(&f, r);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	write_round(&f, ROUNDS + 1); /* and after the sync, before the end */
+	raft_index durable[2] = {0, 0};
+	ck_assert_int_eq(kv_checkpoint_end(f.kv, c, durable), KV_OK);
+	ck_assert_uint_eq(durable[0], at.applied[0]);
+	ck_assert_uint_eq(durable[1], at.applied[1]);
+	write_round(&f, ROUNDS + 2); /* T is pinned from the begin: these may not reuse its pages */
+	struct state later;
+	state_of(f.kv, &later);
+	ck_assert_uint_gt(later.applied[0], at.applied[0]);
+
+	struct crash cr;
+	crash_copy(&f, at_begin, ckpt_len, &cr);
+	free(at_begin);
+	ck_assert_uint_gt(cr.pages_garbled, 20);
+	struct kv *kv = NULL;
+	struct kv_rollback_info info;
+	char why[256];
+	int rc = kv_rollback(cr.dir, &info, why, sizeof why);
+	ck_assert_msg(rc == KV_OK, "rollback refused (%d): %s", rc, why);
+	ck_assert_uint_eq(info.applied[0], at.applied[0]);
+	ck_assert_uint_eq(info.applied[1], at.applied[1]);
+	ck_assert_int_eq(kv_open(cr.dir, &o, &kv), KV_OK);
+	struct state back;
+	state_of(kv, &back);
+	ck_assert_msg(memcmp(back.digest, at.digest, sizeof at.digest) == 0,
+		      "the rolled back state differs from the begin's");
+	kv_close(kv);
+	fx_rmdir(cr.dir);
+
+	/* an aborted checkpoint (the node closed first) leaves the environment closable */
+	ck_assert_int_eq(kv_checkpoint_begin(f.kv, 2, &c), KV_OK);
+	kv_checkpoint_abort(f.kv, c);
+	ck_assert_int_eq(kv_checkpoint(f.kv, durable, 2), KV_OK);
+	ck_assert_uint_eq(durable[0], later.applied[0]);
+	fx_close(&f);
+}
+END_TEST
+
 /* Rewrites kv.checkpoint's page size field (offset 12) and its CRC. */
 static void set_page_size(const char *dir, uint32_t ps)
 {
@@ -394,6 +467,7 @@ Suite *checkpoint_suite(void)
 	tcase_add_loop_test(tc, test_meta_layout, 0, 2);
 	tcase_add_loop_test(tc, test_rollback_after_reuse, 0, 2); /* writemap on, off */
 	tcase_add_test(tc, test_damaged_checkpoint_refused);
+	tcase_add_loop_test(tc, test_split_checkpoint, 0, 2); /* writemap on, off */
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -179,6 +179,39 @@ START_TEST(test_roll_takes_the_spare)
 }
 END_TEST
 
+/* wal_active_half_used says when the active segment has used half its bytes: false in a new
+ * segment, true once half is written, false again after the roll (kvd's shell waits for it, or
+ * for 10 s, before it makes the spare after a start). */
+START_TEST(test_active_half_used)
+{
+	char *dir = tmp_dir();
+	struct wal_options o = seg_opts();
+	struct wal *w = open_ok(dir, &o);
+	struct wal_batch *b = wal_batch_new();
+	raft_index next = 1;
+	ck_assert(!wal_active_half_used(w));
+	uint64_t before = segments(w);
+	bool seen = false;
+	while (segments(w) == before) {
+		wal_batch_reset(b);
+		add_entries(b, 1, next, next + 8, 1);
+		write_ok(w, b);
+		next += 8;
+		if (segments(w) == before && wal_active_half_used(w))
+			seen = true;
+	}
+	ck_assert_msg(seen, "never half used before the roll");
+	ck_assert(!wal_active_half_used(w)); /* the new segment holds one batch */
+	wal_close(w);
+	w = open_ok(dir, &o);
+	check_all(w, next);
+	wal_close(w);
+	wal_batch_free(b);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
 /* A spare the size of a segment is left for later when a batch needs a bigger segment. */
 START_TEST(test_spare_too_small_for_a_big_batch)
 {
@@ -413,6 +446,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_segments_are_written_in_full);
 	tcase_add_test(tc, test_roll_takes_the_spare);
+	tcase_add_test(tc, test_active_half_used);
 	tcase_add_test(tc, test_spare_too_small_for_a_big_batch);
 	tcase_add_test(tc, test_leftover_temporary_files);
 	tcase_add_test(tc, test_roll_waits_for_a_spare_being_made);
