@@ -20,6 +20,7 @@
 #define CLI_SCAN_LIMIT_DEFAULT ((unsigned)KV_SCAN_DEFAULT)
 #define CLI_SCAN_LIMIT_MAX     1000000 /* merged over all groups */
 #define CLI_GROUPS_MAX         ((unsigned)KV_GROUPS_MAX)
+#define CLI_GROUPS_ADD_MAX     32u /* groups add --count: the ids a cluster adds in its life */
 #define CLI_NODES_MAX          64   /* nodes in a ring config / status table */
 #define CLI_PIPELINE_MAX       1024 /* requests in flight per bench connection */
 #define CLI_BENCH_CLIENTS_MAX  256  /* bench threads */

@@ -185,6 +185,21 @@ struct cli_ring_node {
 	bool leaving; /* leaving: its replicas move to the others */
 };
 /* One node's STATUS answer. Strings are NUL-terminated (truncated if longer). */
+/* A ring change as a node knows it (RingConfig.change): both id sets and epochs and every
+ * moving range with its state (kv/reshard.h: 1 planned .. 5 rolled back). */
+struct cli_ring_range {
+	uint64_t lo, hi; /* the hashes h with lo < h <= hi (wrapping when lo >= hi) */
+	uint32_t from, to, state;
+};
+struct cli_ring_change {
+	bool present; /* false: the node knows of no change (the ring never changed) */
+	uint64_t from_epoch, to_epoch;
+	size_t n_from, n_to;
+	uint32_t *from_ids, *to_ids; /* owned (cli_node_status_free) */
+	size_t n_ranges;
+	struct cli_ring_range *ranges; /* owned */
+};
+
 struct cli_node_status {
 	uint64_t id;
 	char peer_addr[CLI_ADDR_MAX], client_addr[CLI_ADDR_MAX];
@@ -204,6 +219,7 @@ struct cli_node_status {
 	struct cli_ring_node nodes[CLI_NODES_MAX];
 	size_t n_groups; /* the groups this node hosts */
 	struct cli_group_status *groups;
+	struct cli_ring_change change; /* the latest ring change the node knows */
 };
 /* STATUS of one endpoint ("host:port"; need not be in the client's list), one attempt, no
  * retries, within the client's timeout. CLI_OK with *out filled (free with
@@ -266,6 +282,12 @@ int cli_auth_confirm(struct cli_client *c, uint32_t wait_ms, struct cli_auth_mem
 int cli_member_add(struct cli_client *c, uint64_t id, const char *peer_addr,
 		   const char *client_addr, char *why, size_t len);
 int cli_member_remove(struct cli_client *c, uint64_t id, char *why, size_t len);
+/* Ring changes (kvctl groups add/remove), decided by the meta group's leader. add: `count`
+ * new groups (1..CLI_GROUPS_ADD_MAX); remove: group `group`. CLI_OK with what was done in
+ * text; CLI_INVALID with why it was refused in text; else a client code (for a write that
+ * timed out the outcome is unknown: look at kvctl groups). */
+int cli_groups_add(struct cli_client *c, uint32_t count, char *text, size_t len);
+int cli_groups_remove(struct cli_client *c, uint32_t group, char *text, size_t len);
 int cli_member_leave(struct cli_client *c, uint64_t id, char *why, size_t len);
 /* The cluster map epoch a caller saw (kvctl's STATUS view): sent with moves, so that a node
  * with an older map answers "try again" rather than refusing a member it has not learned. */

@@ -113,6 +113,44 @@ static int member_call(struct cli_client *c, Ringraft__Kv__Request *req, char *w
 	return rc;
 }
 
+static int reshard_call(struct cli_client *c, Ringraft__Kv__Request *req, char *text, size_t len)
+{
+	/* like a member change: any node forwards it to the meta group's leader */
+	struct cli_call call = {.write = true, .key = "ring", .key_len = 4};
+	call.req = *req;
+	Ringraft__Kv__Response *resp;
+	if (len > 0)
+		text[0] = '\0';
+	int rc = cli_call_routed(c, &call, &resp);
+	if (resp) {
+		const char *t = rc == CLI_OK ? resp->progress : resp->error;
+		if (len > 0 && t)
+			snprintf(text, len, "%s", t);
+		ringraft__kv__response__free_unpacked(resp, NULL);
+	}
+	return rc;
+}
+
+int cli_groups_add(struct cli_client *c, uint32_t count, char *text, size_t len)
+{
+	if (count == 0 || count > CLI_GROUPS_ADD_MAX)
+		return CLI_EINVAL;
+	Ringraft__Kv__Request req = RINGRAFT__KV__REQUEST__INIT;
+	req.op = RINGRAFT__KV__OP__RESHARD_ADD;
+	req.count = count;
+	return reshard_call(c, &req, text, len);
+}
+
+int cli_groups_remove(struct cli_client *c, uint32_t group, char *text, size_t len)
+{
+	if (group == 0 || group > CLI_GROUPS_MAX)
+		return CLI_EINVAL;
+	Ringraft__Kv__Request req = RINGRAFT__KV__REQUEST__INIT;
+	req.op = RINGRAFT__KV__OP__RESHARD_REMOVE;
+	req.group = group;
+	return reshard_call(c, &req, text, len);
+}
+
 void cli_learn_members_epoch(struct cli_client *c, uint64_t epoch)
 {
 	if (epoch > c->members_epoch)

@@ -162,6 +162,32 @@ int cli_codec_status(const Ringraft__Kv__Response *in, struct cli_node_status *o
 									 : (uint32_t)i + 1;
 			out->n_ring_ids = ni;
 		}
+		const Ringraft__Kv__RingChange *rc = in->ring->change;
+		if (rc != NULL && rc->n_from_ids <= CLI_GROUPS_MAX &&
+		    rc->n_to_ids <= CLI_GROUPS_MAX) {
+			struct cli_ring_change *ch = &out->change;
+			ch->from_epoch = rc->from_epoch;
+			ch->to_epoch = rc->to_epoch;
+			ch->from_ids = malloc((rc->n_from_ids + 1) * sizeof *ch->from_ids);
+			ch->to_ids = malloc((rc->n_to_ids + 1) * sizeof *ch->to_ids);
+			ch->ranges = malloc((rc->n_ranges + 1) * sizeof *ch->ranges);
+			if (ch->from_ids == NULL || ch->to_ids == NULL || ch->ranges == NULL)
+				return CLI_ENOMEM;
+			memcpy(ch->from_ids, rc->from_ids, rc->n_from_ids * sizeof *ch->from_ids);
+			ch->n_from = rc->n_from_ids;
+			memcpy(ch->to_ids, rc->to_ids, rc->n_to_ids * sizeof *ch->to_ids);
+			ch->n_to = rc->n_to_ids;
+			for (size_t i = 0; i < rc->n_ranges; i++)
+				ch->ranges[i] = (struct cli_ring_range){
+					.lo = rc->ranges[i]->lo,
+					.hi = rc->ranges[i]->hi,
+					.from = rc->ranges[i]->from,
+					.to = rc->ranges[i]->to,
+					.state = rc->ranges[i]->state,
+				};
+			ch->n_ranges = rc->n_ranges;
+			ch->present = true;
+		}
 	}
 	size_t ng = s->n_groups < CLI_GROUPS_MAX ? s->n_groups : CLI_GROUPS_MAX;
 	if (ng) {
@@ -198,4 +224,8 @@ void cli_node_status_free(struct cli_node_status *st)
 	free(st->ring_ids);
 	st->ring_ids = NULL;
 	st->n_ring_ids = 0;
+	free(st->change.from_ids);
+	free(st->change.to_ids);
+	free(st->change.ranges);
+	memset(&st->change, 0, sizeof st->change);
 }

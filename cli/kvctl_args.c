@@ -258,6 +258,8 @@ int kvctl_parse(int argc, char **argv, const char *env_endpoints, struct kvctl_a
 			 offsetof(struct kvctl_args, pipeline)},
 			{"--keys", KVCTL_F_KEYS, 1, CLI_BENCH_REQUESTS_MAX,
 			 offsetof(struct kvctl_args, keys)},
+			{"--count", KVCTL_F_COUNT, 1, CLI_GROUPS_ADD_MAX,
+			 offsetof(struct kvctl_args, count)},
 		};
 		bool found = false;
 		for (size_t k = 0; k < sizeof nums / sizeof nums[0] && !found; k++) {

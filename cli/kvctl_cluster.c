@@ -10,6 +10,7 @@
 
 #include "cli/conn.h"
 #include "cli/kvctl.h"
+#include "kv/reshard.h"
 #include "kv/ring.h"
 
 struct node_view {
@@ -455,8 +456,192 @@ static void ids(char *buf, size_t cap, const uint64_t *v, size_t n)
 		snprintf(buf, cap, "-");
 }
 
+/* The freshest ring change among the answers: the highest new epoch, then the furthest on
+ * (range states only grow). NULL when no node knows of one. */
+static const struct cli_ring_change *latest_change(const struct view *v)
+{
+	const struct cli_ring_change *best = NULL;
+	uint64_t best_sum = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		const struct cli_ring_change *ch = &v->nodes[i].st.change;
+		if (v->nodes[i].rc != CLI_OK || !ch->present)
+			continue;
+		uint64_t sum = 0;
+		for (size_t k = 0; k < ch->n_ranges; k++)
+			sum += ch->ranges[k].state;
+		if (best == NULL || ch->to_epoch > best->to_epoch ||
+		    (ch->to_epoch == best->to_epoch && sum > best_sum)) {
+			best = ch;
+			best_sum = sum;
+		}
+	}
+	return best;
+}
+
+static bool in_u32(const uint32_t *v, size_t n, uint32_t x)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == x)
+			return true;
+	return false;
+}
+
+/* How a change stands: "moving" while some range is not final, else "complete" (all done) or
+ * "rolled back". */
+static const char *change_outcome(const struct cli_ring_change *ch)
+{
+	size_t done = 0, back = 0;
+	for (size_t i = 0; i < ch->n_ranges; i++) {
+		done += ch->ranges[i].state == KV_RESHARD_DONE;
+		back += ch->ranges[i].state == KV_RESHARD_ROLLED_BACK;
+	}
+	if (done == ch->n_ranges)
+		return "complete";
+	if (back == ch->n_ranges)
+		return "rolled back";
+	return "moving";
+}
+
+static const char *state_name(uint32_t s)
+{
+	return s >= KV_RESHARD_PLANNED && s <= KV_RESHARD_ROLLED_BACK
+		       ? kv_reshard_state_name((enum kv_reshard_state)s)
+		       : "unknown";
+}
+
+static double range_fraction(const struct cli_ring_range *r)
+{
+	return (double)(r->hi - r->lo) / 18446744073709551616.0; /* wraps when lo >= hi */
+}
+
+/* The change's ranges, grouped by (source, target, state), for the table view. */
+static void change_text(const struct cli_ring_change *ch)
+{
+	const char *outcome = change_outcome(ch);
+	printf("\n%s ring change: epoch %llu -> %llu", strcmp(outcome, "moving") ? "last" : "a",
+	       (unsigned long long)ch->from_epoch, (unsigned long long)ch->to_epoch);
+	for (size_t i = 0, k = 0; i < ch->n_to; i++)
+		if (!in_u32(ch->from_ids, ch->n_from, ch->to_ids[i]))
+			printf("%s%u", k++ ? "," : ", adding group ", ch->to_ids[i]);
+	for (size_t i = 0, k = 0; i < ch->n_from; i++)
+		if (!in_u32(ch->to_ids, ch->n_to, ch->from_ids[i]))
+			printf("%s%u", k++ ? "," : ", removing group ", ch->from_ids[i]);
+	printf(": %s, %zu range(s)\n", outcome, ch->n_ranges);
+	if (strcmp(outcome, "moving") != 0)
+		return;
+	/* one line per (source, target, state), in the order first met */
+	bool *shown = calloc(ch->n_ranges ? ch->n_ranges : 1, sizeof *shown);
+	for (size_t i = 0; shown != NULL && i < ch->n_ranges; i++) {
+		if (shown[i])
+			continue;
+		const struct cli_ring_range *r = &ch->ranges[i];
+		size_t count = 0;
+		double frac = 0;
+		for (size_t k = i; k < ch->n_ranges; k++) {
+			const struct cli_ring_range *x = &ch->ranges[k];
+			if (!shown[k] && x->from == r->from && x->to == r->to &&
+			    x->state == r->state) {
+				shown[k] = true;
+				count++;
+				frac += range_fraction(x);
+			}
+		}
+		printf("  group %u -> group %u: %zu range(s), %.2f%% of the keys: %s\n", r->from,
+		       r->to, count, 100 * frac, state_name(r->state));
+	}
+	free(shown);
+	printf("  the ring in effect stays epoch %llu's until every range is done; moving keys "
+	       "is not built yet, so planned ranges stay planned (kvctl groups remove on an "
+	       "added group rolls the change back)\n",
+	       (unsigned long long)ch->from_epoch);
+}
+
+static void change_json(const struct cli_ring_change *ch)
+{
+	printf(",\n \"change\": {\"from_epoch\": %llu, \"to_epoch\": %llu, \"from_ids\": [",
+	       (unsigned long long)ch->from_epoch, (unsigned long long)ch->to_epoch);
+	for (size_t i = 0; i < ch->n_from; i++)
+		printf("%s%u", i ? ", " : "", ch->from_ids[i]);
+	printf("], \"to_ids\": [");
+	for (size_t i = 0; i < ch->n_to; i++)
+		printf("%s%u", i ? ", " : "", ch->to_ids[i]);
+	printf("], \"state\": \"%s\", \"ranges\": [", change_outcome(ch));
+	for (size_t i = 0; i < ch->n_ranges; i++) {
+		const struct cli_ring_range *r = &ch->ranges[i];
+		printf("%s\n   {\"lo\": %llu, \"hi\": %llu, \"from\": %u, \"to\": %u, \"share\": "
+		       "%.6f, \"state\": \"%s\"}",
+		       i ? "," : "", (unsigned long long)r->lo, (unsigned long long)r->hi, r->from,
+		       r->to, range_fraction(r), state_name(r->state));
+	}
+	printf("]}");
+}
+
+/* kvctl groups add [--count K] / kvctl groups remove GROUP. */
+static int groups_change(struct cli_client *c, const struct kvctl_args *a)
+{
+	bool add = strcmp(a->pos[1], "add") == 0;
+	if (!add && strcmp(a->pos[1], "remove") != 0) {
+		fprintf(stderr,
+			"kvctl: groups: unknown subcommand '%s'; usage: kvctl groups  |  "
+			"groups add [--count K]  |  groups remove GROUP\n",
+			a->pos[1]);
+		return KVCTL_EXIT_USAGE;
+	}
+	if (add && a->npos != 2) {
+		fprintf(stderr, "kvctl: groups add: takes no argument but --count K; usage: kvctl "
+				"groups add [--count K]\n");
+		return KVCTL_EXIT_USAGE;
+	}
+	if (!add && (a->npos != 3 || (a->seen & KVCTL_F_COUNT))) {
+		fprintf(stderr, "kvctl: groups remove: usage: kvctl groups remove GROUP\n");
+		return KVCTL_EXIT_USAGE;
+	}
+	uint32_t group = 0;
+	if (!add) {
+		char *end;
+		unsigned long long x = strtoull(a->pos[2], &end, 10);
+		if (*end || a->pos[2][0] == '-' || x == 0 || x > CLI_GROUPS_MAX) {
+			fprintf(stderr,
+				"kvctl: groups remove: wants a group id (1..%u), not '%s'\n",
+				CLI_GROUPS_MAX, a->pos[2]);
+			return KVCTL_EXIT_USAGE;
+		}
+		group = (uint32_t)x;
+	}
+	char text[1024];
+	int rc = add ? cli_groups_add(c, a->count ? a->count : 1, text, sizeof text)
+		     : cli_groups_remove(c, group, text, sizeof text);
+	const char *what = add ? "groups add" : "groups remove";
+	const char *t = text;
+	if (strncmp(t, what, strlen(what)) == 0 && strncmp(t + strlen(what), ": ", 2) == 0)
+		t += strlen(what) + 2; /* the node's message names the command too */
+	if (rc == CLI_INVALID) {
+		fprintf(stderr, "kvctl: %s: refused: %s\n", what, t);
+		return KVCTL_EXIT_USAGE;
+	}
+	if (rc != CLI_OK) {
+		if (text[0])
+			fprintf(stderr, "kvctl: %s: %s\n", what, text);
+		return kvctl_fail(a, what, rc);
+	}
+	if (a->output == KVCTL_OUT_JSON) {
+		printf("{\"ok\": true, \"result\": ");
+		json_text(text);
+		printf("}\n");
+	} else {
+		printf("%s\n", text);
+	}
+	return KVCTL_EXIT_OK;
+}
+
 int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
 {
+	if (a->npos >= 2)
+		return groups_change(c, a);
+	if (a->seen & KVCTL_F_COUNT) {
+		fprintf(stderr, "kvctl: groups: --count goes with groups add\n");
+		return KVCTL_EXIT_USAGE;
+	}
 	struct view *v = gather(c, a);
 	if (v == NULL)
 		return KVCTL_EXIT_UNAVAILABLE;
@@ -471,12 +656,25 @@ int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
 		printf("%-6s %-7s %-34s %-8s %-12s %-9s %s\n", "GROUP", "LEADER", "LEADER-ADDR",
 		       "TERM", "VOTERS", "LEARNERS", "SHARE");
 	/* The ring's groups (its ids; 1..G from a node that sends none), each with its share of
-	 * the hash space. SHARE is last so scripts reading GROUP and LEADER keep working. */
+	 * the hash space, then the groups a change adds that are not in the ring in effect yet
+	 * (share 0: they own no keys until their ranges are done). SHARE is last so scripts
+	 * reading GROUP and LEADER keep working. */
 	size_t n_ids = v->groups;
 	const uint32_t *ring_ids = v->ring ? kv_ring_ids(v->ring, &n_ids) : NULL;
-	for (size_t i = 0; i < n_ids; i++) {
-		uint32_t g = ring_ids ? ring_ids[i] : (uint32_t)i + 1;
-		double share = v->ring ? kv_ring_share(v->ring, g) : -1;
+	const struct cli_ring_change *ch = latest_change(v);
+	bool ch_live = ch != NULL && strcmp(change_outcome(ch), "rolled back") != 0;
+	size_t n_extra = 0;
+	uint32_t extra[CLI_GROUPS_ADD_MAX];
+	for (size_t i = 0; ch_live && i < ch->n_to && n_extra < CLI_GROUPS_ADD_MAX; i++) {
+		uint32_t g = ch->to_ids[i];
+		if (!(ring_ids ? in_u32(ring_ids, n_ids, g) : g <= n_ids))
+			extra[n_extra++] = g;
+	}
+	for (size_t i = 0; i < n_ids + n_extra; i++) {
+		uint32_t g = i >= n_ids ? extra[i - n_ids]
+			     : ring_ids ? ring_ids[i]
+					: (uint32_t)i + 1;
+		double share = i >= n_ids ? 0 : v->ring ? kv_ring_share(v->ring, g) : -1;
 		uint64_t term;
 		const struct cli_group_status *info;
 		uint64_t leader = group_leader(v, g, &term, &info);
@@ -494,6 +692,8 @@ int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
 			json_u64_list(info ? info->voters : NULL, info ? info->n_voters : 0);
 			printf(", \"learners\": ");
 			json_u64_list(info ? info->learners : NULL, info ? info->n_learners : 0);
+			if (i >= n_ids)
+				printf(", \"adding\": true");
 			if (share >= 0)
 				printf(", \"share\": %.4f}", share);
 			else
@@ -505,15 +705,22 @@ int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
 			snprintf(lid, sizeof lid, "%llu", (unsigned long long)leader);
 			snprintf(addr, sizeof addr, "%s%s", leader ? addr_of(v, leader) : "-",
 				 leader && !answered(v, leader) ? " (unreachable)" : "");
-			char sh[16] = "-";
+			char sh[24] = "-";
 			if (share >= 0)
-				snprintf(sh, sizeof sh, "%.2f%%", 100 * share);
+				snprintf(sh, sizeof sh, "%.2f%%%s", 100 * share,
+					 i >= n_ids ? " (adding)" : "");
 			printf("%-6u %-7s %-34s %-8llu %-12s %-9s %s\n", g, leader ? lid : "none",
 			       addr, (unsigned long long)term, voters, learners, sh);
 		}
 	}
-	if (a->output == KVCTL_OUT_JSON)
-		printf("\n]}\n");
+	if (a->output == KVCTL_OUT_JSON) {
+		printf("\n]");
+		if (ch != NULL)
+			change_json(ch);
+		printf("}\n");
+	} else if (ch != NULL) {
+		change_text(ch);
+	}
 	free_view(v);
 	return KVCTL_EXIT_OK;
 }

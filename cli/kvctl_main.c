@@ -42,7 +42,19 @@ static void usage(FILE *f)
 		"  status                     every node: addresses, health, groups led, "
 		"term/commit/"
 		"applied, sizes\n"
-		"  groups                     which node leads each group, and its replicas\n"
+		"  groups                     which node leads each group, its replicas and "
+		"share of the\n"
+		"                             keys, and a ring change under way with its ranges\n"
+		"  groups add [--count K]     add K (default 1, at most 32 per cluster lifetime) "
+		"new\n"
+		"                             groups: created on every node, they elect leaders; "
+		"moving\n"
+		"                             keys to them is not built yet (they own no keys)\n"
+		"  groups remove GROUP        remove a group that a change added and that owns no "
+		"keys\n"
+		"                             yet (rolls that change back); removing a group that "
+		"owns\n"
+		"                             keys is not supported yet\n"
 		"  transfer-leader GROUP NODE move leadership of GROUP to node NODE (waits for "
 		"it)\n"
 		"  digest GROUP               the group's state digest and applied index on every "
@@ -144,7 +156,8 @@ static const struct command commands[] = {
 	{"scan", 0, 1, KVCTL_F_LIMIT | KVCTL_F_KEYS_ONLY, "scan [PREFIX] [--limit N] [--keys-only]",
 	 kvctl_cmd_scan},
 	{"status", 0, 0, 0, "status", kvctl_cmd_status},
-	{"groups", 0, 0, 0, "groups", kvctl_cmd_groups},
+	{"groups", 0, 2, KVCTL_F_COUNT, "groups  |  groups add [--count K]  |  groups remove GROUP",
+	 kvctl_cmd_groups},
 	{"transfer-leader", 2, 2, 0, "transfer-leader GROUP NODE", kvctl_cmd_transfer},
 	{"digest", 1, 1, 0, "digest GROUP", kvctl_cmd_digest},
 	{"group", 4, 4, 0, "group move GROUP FROM TO", kvctl_cmd_group},
@@ -187,6 +200,8 @@ static const char *flag_name(uint32_t bit)
 		return "--role";
 	case KVCTL_F_TTL:
 		return "--ttl";
+	case KVCTL_F_COUNT:
+		return "--count";
 	default:
 		return "?";
 	}
@@ -252,7 +267,8 @@ int main(int argc, char **argv)
 		size_t n = strlen(a.pos[i]);
 		bool is_key = i == 1 && cmd->run != kvctl_cmd_transfer &&
 			      cmd->run != kvctl_cmd_backup && cmd->run != kvctl_cmd_restore &&
-			      cmd->run != kvctl_cmd_group && cmd->run != kvctl_cmd_member;
+			      cmd->run != kvctl_cmd_group && cmd->run != kvctl_cmd_member &&
+			      cmd->run != kvctl_cmd_groups;
 		if (is_key && cmd->run != kvctl_cmd_scan && n == 0) {
 			fprintf(stderr, "kvctl: %s: the key is empty (keys are 1..%u bytes)\n",
 				cmd->name, CLI_KEY_MAX);

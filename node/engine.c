@@ -127,6 +127,7 @@ void node_engine_close(struct node *n)
 	}
 	node_expire_free(n);
 	node_auth_state_free(&n->auth);
+	node_ring_record_free(n);
 	kv_ring_free(n->ring);
 	for (int i = 0; i < 2; i++) {
 		for (size_t k = 0; k < n->batches[i].n_held; k++)

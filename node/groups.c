@@ -16,7 +16,13 @@
  * also made by the group's leader's first message (move.c), as for a moved replica.
  *
  * Retiring. The replica is emptied and an empty configuration left as its marker (LMDB and
- * the WAL), which restore reads as "no such group here"; the id is never used again.
+ * the WAL), which restore reads as "no such group here"; the id is never used again, so a
+ * later node_group_add of a retired id (a stale record replayed) changes nothing.
+ *
+ * The ring change record (node/reshard.h) drives both: every node applies the newest record it
+ * knows, from its own replica of the meta group or pushed by the meta leader with the cluster
+ * map (members.c), at start and whenever it changes. Applying is idempotent, so a record
+ * learned twice, or again after a restart, changes nothing.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +63,16 @@ static bool conf_of_replicas(const uint64_t *replicas, size_t n_replicas, struct
 	return true;
 }
 
+/* Whether slot id holds the marker a retired replica leaves (an empty configuration at applied
+ * index 0). A replica made for a leader's message and never initialized leaves the same one
+ * (move.c): such a group is then made again by the leader's next message, not by the record. */
+static bool retired_here(struct node *n, uint32_t id)
+{
+	struct kv_group_meta km;
+	return kv_meta(n->kv, id, &km) == KV_OK && km.has_conf && km.applied_index == 0 &&
+	       km.conf.n_voters == 0 && km.conf.n_learners == 0;
+}
+
 int node_group_add(struct node *n, uint32_t id, const uint64_t *replicas, size_t n_replicas)
 {
 	struct raft_conf conf;
@@ -68,6 +84,8 @@ int node_group_add(struct node *n, uint32_t id, const uint64_t *replicas, size_t
 		return NODE_OK; /* asked again (a replayed ring record, a restart): nothing to do */
 	if (n->stopping)
 		return NODE_EINVAL;
+	if (retired_here(n, id))
+		return NODE_OK; /* retired: ids are never used again */
 	slot_clear(g);
 	node_group_slot_open(n, g);
 	if (node_conf_has(&conf, n->cfg.id)) {
@@ -85,11 +103,30 @@ int node_group_add(struct node *n, uint32_t id, const uint64_t *replicas, size_t
 	return NODE_OK;
 }
 
+/* Whether the ring change record this node knows says id g was retired: every id after the
+ * meta group's up to id_high was taken by some change, and one that is in neither ring the
+ * record keeps alive (the old one unless COMPLETE, the new one unless ABANDONED) is gone. */
+static bool retired_by_record(const struct node *n, uint64_t g)
+{
+	const struct node_reshard *r = n->reshard;
+	if (r == NULL || g <= node_meta_id(n) || g > r->id_high)
+		return false;
+	enum kv_reshard_outcome o = kv_reshard_outcome(r->change);
+	bool live = (o != KV_RESHARD_ABANDONED && kv_ring_has(r->change->to, (uint32_t)g)) ||
+		    (o != KV_RESHARD_COMPLETE && kv_ring_has(r->change->from, (uint32_t)g));
+	return !live;
+}
+
 struct node_group *node_group_added_for_msg(struct node *n, uint64_t group, uint64_t from,
 					    enum raft_msg_type type, raft_term term)
 {
 	struct node_group *g = node_group_slot(n, group);
 	if (g == NULL || g->exists || group <= node_meta_id(n))
+		return NULL;
+	/* A leader of a group retired here that has not learned it yet (the record reaches
+	 * nodes at different times): it must not bring the replica back, or nothing would ever
+	 * retire it again. */
+	if (retired_by_record(n, group))
 		return NULL;
 	slot_clear(g);
 	node_group_slot_open(n, g);
@@ -160,4 +197,152 @@ int node_groups_restore_added(struct node *n)
 		}
 	}
 	return NODE_OK;
+}
+
+/* ------------------------------------------------------------------------------ the record */
+
+static bool ring_equal(const struct kv_ring *a, const struct kv_ring *b)
+{
+	size_t na, nb;
+	const uint32_t *ia = kv_ring_ids(a, &na), *ib = kv_ring_ids(b, &nb);
+	return na == nb && memcmp(ia, ib, na * sizeof *ia) == 0 &&
+	       kv_ring_epoch(a) == kv_ring_epoch(b);
+}
+
+/* Makes this node what n->reshard says: its groups created or retired, its ring the one in
+ * effect. Idempotent. */
+static void apply_record(struct node *n)
+{
+	const struct node_reshard *r = n->reshard;
+	enum kv_reshard_outcome o = kv_reshard_outcome(r->change);
+	for (size_t i = 0; i < r->n_places; i++) {
+		const struct node_reshard_place *p = &r->places[i];
+		if (o == KV_RESHARD_ABANDONED) {
+			/* the change was rolled back before any key moved: its groups go */
+			if (node_group(n, p->group) != NULL)
+				(void)node_group_remove(n, p->group);
+			continue;
+		}
+		int rc = node_group_add(n, p->group, p->replicas, p->n_replicas);
+		if (rc != NODE_OK)
+			node_log(NODE_LOG_ERROR, p->group,
+				 "cannot create the group the ring change adds error=\"%s\"",
+				 node_strerror(rc));
+	}
+	if (o == KV_RESHARD_COMPLETE) {
+		/* a removal done: the groups it took out of the ring retire */
+		size_t nf;
+		const uint32_t *fi = kv_ring_ids(r->change->from, &nf);
+		for (size_t i = 0; i < nf; i++) {
+			struct node_group *g = node_group(n, fi[i]);
+			if (g == NULL || kv_ring_has(r->change->to, fi[i]))
+				continue;
+			if (g->added)
+				(void)node_group_remove(n, fi[i]);
+			else
+				node_log(NODE_LOG_WARN, fi[i],
+					 "a bootstrap group left the ring: its replica stays (it "
+					 "holds no keys)");
+		}
+	}
+	const struct kv_ring *eff = node_reshard_ring(r, n->ring);
+	if (!ring_equal(eff, n->ring)) {
+		size_t ne;
+		const uint32_t *ids = kv_ring_ids(eff, &ne);
+		int rc = node_ring_set(n, ids, ne, kv_ring_epoch(eff));
+		if (rc != NODE_OK)
+			node_log(NODE_LOG_ERROR, 0, "cannot take the ring in effect error=\"%s\"",
+				 node_strerror(rc));
+	}
+}
+
+/* Takes r (owned) with its packed form when it is newer than the record known, and applies
+ * it; otherwise frees it. */
+static void take_record(struct node *n, struct node_reshard *r, const void *data, size_t len)
+{
+	if (!node_reshard_newer(r, n->reshard)) {
+		/* the same record again (pushed every NODE_MAP_PUSH_MS): applied again, which is
+		 * idempotent, so that a group made again meanwhile is retired again */
+		if (!node_reshard_newer(n->reshard, r))
+			apply_record(n);
+		node_reshard_free(r);
+		return;
+	}
+	uint8_t *bytes = malloc(len ? len : 1);
+	Ringraft__Kv__RingChange *pb = ringraft__kv__ring_change__unpack(NULL, len, data);
+	if (bytes == NULL || pb == NULL) {
+		free(bytes);
+		if (pb != NULL)
+			ringraft__kv__ring_change__free_unpacked(pb, NULL);
+		node_reshard_free(r);
+		node_log(NODE_LOG_ERROR, 0, "out of memory taking the ring change record");
+		return;
+	}
+	memcpy(bytes, data, len);
+	node_ring_record_free(n);
+	n->reshard = r;
+	n->reshard_bytes = bytes;
+	n->reshard_len = len;
+	n->reshard_pb = pb;
+	char what[256];
+	node_reshard_describe(r, what, sizeof what);
+	node_log(NODE_LOG_WARN, 0, "ring change record %s", what);
+	apply_record(n);
+}
+
+void node_ring_record_reload(struct node *n)
+{
+	struct node_group *g = node_group(n, node_meta_id(n));
+	if (g == NULL || g->raft == NULL || raft_recovering(g->raft))
+		return;
+	raft_index applied = raft_applied_of(g->raft);
+	if (applied == n->reshard_applied)
+		return;
+	n->reshard_applied = applied;
+	void *value = NULL;
+	size_t len = 0;
+	int rc =
+		kv_get(n->kv, g->id, NODE_RESHARD_KEY, NODE_RESHARD_KEY_LEN, 0, &value, &len, NULL);
+	if (rc == KV_NOT_FOUND)
+		return;
+	if (rc == KV_ECORRUPT) {
+		node_group_damaged(n, g, "reading the ring change record");
+		return;
+	}
+	if (rc != KV_OK) {
+		node_log(NODE_LOG_ERROR, g->id, "cannot read the ring change record error=\"%s\"",
+			 kv_strerror(rc));
+		return;
+	}
+	struct node_reshard *r;
+	rc = node_reshard_decode(value, len, &r);
+	if (rc != NODE_OK)
+		node_log(NODE_LOG_ERROR, g->id,
+			 "the stored ring change record does not check out: not used");
+	else
+		take_record(n, r, value, len);
+	free(value);
+}
+
+void node_ring_record_received(struct node *n, uint64_t from, const void *data, size_t len)
+{
+	struct node_reshard *r;
+	if (node_reshard_decode(data, len, &r) != NODE_OK) {
+		node_log(NODE_LOG_WARN, 0, "malformed ring change record from=%llu: not used",
+			 (unsigned long long)from);
+		return;
+	}
+	take_record(n, r, data, len);
+}
+
+void node_ring_record_free(struct node *n)
+{
+	node_reshard_free(n->reshard);
+	n->reshard = NULL;
+	free(n->reshard_bytes);
+	n->reshard_bytes = NULL;
+	n->reshard_len = 0;
+	if (n->reshard_pb != NULL)
+		ringraft__kv__ring_change__free_unpacked(n->reshard_pb, NULL);
+	n->reshard_pb = NULL;
 }

@@ -144,6 +144,7 @@ static int scan_cb(const void *key, size_t kl, const void *v, size_t vl, void *a
 void node_members_reload(struct node *n)
 {
 	node_auth_refresh(n); /* client authentication's state is in the meta group too */
+	node_ring_record_reload(n); /* and the ring change record (groups.c) */
 	struct node_group *g = node_group(n, node_meta_id(n));
 	if (g == NULL || g->raft == NULL || raft_recovering(g->raft))
 		return;
@@ -200,9 +201,14 @@ static void send_map(struct node *n, uint64_t to_one)
 	map.epoch = n->members_epoch;
 	map.members = ptrs;
 	map.n_members = map_records(n, infos, ptrs);
-	uint8_t buf[NODE_NODES_MAX * (2 * NODE_ADDR_MAX + 32) + 32];
+	/* the ring change record rides along (issue 18): nodes without a meta replica learn
+	 * from it which groups to create (groups.c); it is bounded by KV_RESHARD_RANGES_MAX */
+	map.ring_change.data = n->reshard_bytes;
+	map.ring_change.len = n->reshard_len;
+	uint8_t small[NODE_NODES_MAX * (2 * NODE_ADDR_MAX + 32) + 32];
+	uint8_t *buf = small;
 	size_t len = ringraft__kv__member_map__get_packed_size(&map);
-	if (len > sizeof buf)
+	if (len > sizeof small && (map.ring_change.len == 0 || (buf = malloc(len)) == NULL))
 		return;
 	ringraft__kv__member_map__pack(&map, buf);
 	/* removed members too: that is how they learn they were removed */
@@ -211,6 +217,8 @@ static void send_map(struct node *n, uint64_t to_one)
 		if (to != n->cfg.id && (to_one == 0 || to == to_one) && node_peer_is_up(n, to))
 			(void)n->io.peer_send_packed(n->io.arg, to, NODE_FIELD_MEMBERS, buf, len);
 	}
+	if (buf != small)
+		free(buf);
 }
 
 void node_members_push(struct node *n)
@@ -257,6 +265,8 @@ void node_members_received(struct node *n, uint64_t from, const ProtobufCBinaryD
 	else
 		node_log(NODE_LOG_WARN, 0, "cluster map with a wrong epoch from=%llu",
 			 (unsigned long long)from);
+	if (m->ring_change.len > 0) /* taken when newer than ours, whatever the map's epoch */
+		node_ring_record_received(n, from, m->ring_change.data, m->ring_change.len);
 	ringraft__kv__member_map__free_unpacked(m, NULL);
 }
 

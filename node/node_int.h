@@ -19,6 +19,7 @@
 #include "node/log.h"
 #include "node/metrics.h"
 #include "node/msg.h"
+#include "node/reshard.h"
 #include "proto/kv.pb-c.h"
 #include "raft/raft.h"
 #include "wal/wal.h"
@@ -253,6 +254,14 @@ struct node {
 	bool auth_local_read;
 	char bootstrap_str[NODE_NODES_MAX * (NODE_ADDR_MAX + 24)]; /* --cluster's members */
 	struct node_backup backups[NODE_BACKUPS_MAX]; /* backup.c: open backup snapshots */
+	/* groups.c: the ring change record this node knows (the meta group's "ring"; NULL:
+	 * none known yet), its packed form (pushed with the cluster map) and its protobuf form
+	 * (STATUS's RingConfig.change); the meta group's applied index it was last read at */
+	struct node_reshard *reshard;
+	uint8_t *reshard_bytes;
+	size_t reshard_len;
+	Ringraft__Kv__RingChange *reshard_pb;
+	raft_index reshard_applied;
 };
 
 /* Groups 1..cfg.groups hold the keys (the ring); group cfg.groups + 1 is the meta group, which
@@ -407,6 +416,15 @@ int node_groups_restore_added(struct node *n);
  * node's replica of it (node_group_create, as for a moved replica). The group, or NULL. */
 struct node_group *node_group_added_for_msg(struct node *n, uint64_t group, uint64_t from,
 					    enum raft_msg_type type, raft_term term);
+/* The ring change record (issue 18): read again from the local meta replica when its applied
+ * index moved (with the cluster map, node_members_reload), or taken from a map a peer pushed
+ * (packed RingChange). A record newer than the one known (node_reshard_newer) is applied:
+ * the groups it adds are created (node_group_add, with the replicas the record names), those
+ * a rolled-back change added or a complete removal took away are retired, and the ring is
+ * set to the one in effect. */
+void node_ring_record_reload(struct node *n);
+void node_ring_record_received(struct node *n, uint64_t from, const void *data, size_t len);
+void node_ring_record_free(struct node *n);
 
 /* One step of the background scrub (every NODE_MAINT_MS, --scrub-rate values per second). */
 void node_scrub_step(struct node *n);

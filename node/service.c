@@ -186,6 +186,7 @@ static void fill_ring(struct node *n, Ringraft__Kv__RingConfig *ring, Ringraft__
 	ring->members_epoch = n->members_epoch;
 	ring->meta_group = node_meta_id(n);
 	ring->bootstrap = n->bootstrap_str;
+	ring->change = n->reshard_pb; /* borrowed; NULL: the ring never changed */
 }
 
 static void reply_status(struct node *n, struct node_req *r)
@@ -474,6 +475,36 @@ void node_service_reads_ready(struct node *n, struct node_group *g)
 
 /* ------------------------------------------------------------------------------ writes */
 
+static bool reshard_op(Ringraft__Kv__Op op)
+{
+	return op == RINGRAFT__KV__OP__RESHARD_ADD || op == RINGRAFT__KV__OP__RESHARD_REMOVE;
+}
+
+/* What an applied RESHARD_ADD / RESHARD_REMOVE did, from the record it stored (applied now,
+ * at this leader). */
+static void reshard_done_text(struct node *n, Ringraft__Kv__Op op, char *buf, size_t cap)
+{
+	struct node_reshard *r = NULL;
+	char what[320];
+	if (node_reshard_load(n->kv, node_meta_id(n), &r) != NODE_OK || r == NULL) {
+		snprintf(buf, cap, "done");
+		return;
+	}
+	node_reshard_describe(r, what, sizeof what);
+	if (op == RINGRAFT__KV__OP__RESHARD_ADD)
+		snprintf(buf, cap,
+			 "ring change planned: %s. The new groups are created on every node and "
+			 "elect leaders; moving keys to them is not built yet, so they own no keys "
+			 "and the ring in effect stays the old one",
+			 what);
+	else
+		snprintf(buf, cap,
+			 "ring change rolled back: %s. No key had moved; the groups it added are "
+			 "retired on every node",
+			 what);
+	node_reshard_free(r);
+}
+
 static void finish_write(struct node *n, struct node_req *r, const struct kv_result *res)
 {
 	assert(r->state == REQ_PROPOSED && r->write); /* answered once its entry is applied */
@@ -495,9 +526,14 @@ static void finish_write(struct node *n, struct node_req *r, const struct kv_res
 			resp.value.len = 0;
 		}
 	}
+	char what[800];
 	switch (res->code) {
 	case KV_OK:
 		resp.code = RINGRAFT__KV__CODE__OK;
+		if (reshard_op(rq->op)) {
+			reshard_done_text(n, rq->op, what, sizeof what);
+			resp.progress = what;
+		}
 		break;
 	case KV_NOT_FOUND:
 		resp.code = RINGRAFT__KV__CODE__NOT_FOUND;
@@ -525,6 +561,13 @@ static void finish_write(struct node *n, struct node_req *r, const struct kv_res
 		if (rq->op == RINGRAFT__KV__OP__USER_ADD) {
 			resp.code = RINGRAFT__KV__CODE__INVALID;
 			resp.error = "user add: that user exists (kvctl user remove it first)";
+			break;
+		}
+		if (reshard_op(rq->op)) {
+			/* another ring change was written between the plan and its apply */
+			resp.code = RINGRAFT__KV__CODE__INVALID;
+			resp.error = "the ring change record changed meanwhile (another "
+				     "change came first): look at kvctl groups and try again";
 			break;
 		}
 		resp.code = RINGRAFT__KV__CODE__CAS_MISMATCH;
@@ -617,6 +660,69 @@ static void propose_member(struct node *n, struct node_req *r, struct node_group
 	free(old);
 }
 
+/* RESHARD_ADD, RESHARD_REMOVE at the meta group's leader: plans the change from the record
+ * stored now and writes it with a compare-and-set (node/reshard.h). The groups are created
+ * when the record is applied, on every node (groups.c). */
+static void propose_reshard(struct node *n, struct node_req *r, struct node_group *g)
+{
+	Ringraft__Kv__Request *rq = r->rq;
+	struct node_reshard *stored = NULL, *next = NULL;
+	const char *why = NULL;
+	int rc = node_reshard_load(n->kv, g->id, &stored);
+	if (rc != NODE_OK) {
+		req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE,
+			  rc == NODE_EMALFORMED
+				  ? "the stored ring change record does not check out: refused"
+				  : "cannot read the stored ring change record: not proposed");
+		return;
+	}
+	struct kv_ring *boot = kv_ring_new(n->cfg.groups, NODE_VNODES, NODE_RING_EPOCH);
+	if (boot == NULL) {
+		node_reshard_free(stored);
+		req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE, "out of memory");
+		return;
+	}
+	if (rq->op == RINGRAFT__KV__OP__RESHARD_ADD) {
+		uint64_t members[NODE_NODES_MAX];
+		size_t nm = 0;
+		for (size_t i = 0; i < n->cfg.n_members; i++)
+			if (!n->cfg.members[i].removed && !n->cfg.members[i].leaving)
+				members[nm++] = n->cfg.members[i].id;
+		rc = node_reshard_plan_add(stored, boot, node_meta_id(n), n->groups_cap,
+					   rq->count ? rq->count : 1, members, nm, &next, &why);
+	} else {
+		rc = node_reshard_plan_remove(stored, boot, node_meta_id(n), rq->group, &next,
+					      &why);
+	}
+	node_reshard_free(stored);
+	if (rc != NODE_OK) {
+		kv_ring_free(boot);
+		req_error(n, r,
+			  rc == NODE_EINVAL ? RINGRAFT__KV__CODE__INVALID
+					    : RINGRAFT__KV__CODE__UNAVAILABLE,
+			  why != NULL ? why : node_strerror(rc));
+		return;
+	}
+	struct kv_cmd c;
+	uint8_t *value;
+	void *old;
+	rc = node_reshard_cmd(n->kv, g->id, next, boot, &c, &value, &old, &why);
+	node_reshard_free(next);
+	kv_ring_free(boot);
+	if (rc != NODE_OK) {
+		req_error(n, r,
+			  rc == NODE_EINVAL ? RINGRAFT__KV__CODE__INVALID
+					    : RINGRAFT__KV__CODE__UNAVAILABLE,
+			  why != NULL ? why : node_strerror(rc));
+		return;
+	}
+	c.client_id = rq->client_id;
+	c.seq = rq->seq;
+	propose_cmd(n, r, g, &c);
+	free(value);
+	free(old);
+}
+
 static void propose(struct node *n, struct node_req *r, struct node_group *g)
 {
 	Ringraft__Kv__Request *rq = r->rq;
@@ -626,6 +732,10 @@ static void propose(struct node *n, struct node_req *r, struct node_group *g)
 	if (rq->op == RINGRAFT__KV__OP__MEMBER_ADD || rq->op == RINGRAFT__KV__OP__MEMBER_REMOVE ||
 	    rq->op == RINGRAFT__KV__OP__MEMBER_LEAVE) {
 		propose_member(n, r, g);
+		return;
+	}
+	if (reshard_op(rq->op)) {
+		propose_reshard(n, r, g);
 		return;
 	}
 	if (node_auth_op(rq->op)) {
@@ -847,7 +957,8 @@ static bool op_writes(Ringraft__Kv__Op op)
 	       op == RINGRAFT__KV__OP__EXPIRE || op == RINGRAFT__KV__OP__PERSIST ||
 	       op == RINGRAFT__KV__OP__MEMBER_ADD || op == RINGRAFT__KV__OP__MEMBER_REMOVE ||
 	       op == RINGRAFT__KV__OP__MEMBER_LEAVE || op == RINGRAFT__KV__OP__USER_ADD ||
-	       op == RINGRAFT__KV__OP__USER_REMOVE || op == RINGRAFT__KV__OP__AUTH_ENABLE;
+	       op == RINGRAFT__KV__OP__USER_REMOVE || op == RINGRAFT__KV__OP__AUTH_ENABLE ||
+	       op == RINGRAFT__KV__OP__RESHARD_ADD || op == RINGRAFT__KV__OP__RESHARD_REMOVE;
 }
 
 static bool hosts_group(const struct node_group *g, uint64_t id)
@@ -1016,6 +1127,22 @@ static void handle(struct node *n, struct node_req *r)
 		g = node_group(n, r->group);
 		break;
 	}
+	case RINGRAFT__KV__OP__RESHARD_ADD:
+	case RINGRAFT__KV__OP__RESHARD_REMOVE:
+		/* planned by the meta group's leader (propose_reshard): any node forwards */
+		if (rq->op == RINGRAFT__KV__OP__RESHARD_ADD && rq->count > NODE_GROUPS_ADDED_MAX) {
+			req_error(n, r, RINGRAFT__KV__CODE__INVALID,
+				  "groups add: --count must be 1..32");
+			return;
+		}
+		if (rq->op == RINGRAFT__KV__OP__RESHARD_REMOVE && rq->group == 0) {
+			req_error(n, r, RINGRAFT__KV__CODE__INVALID,
+				  "groups remove: request.group must name the group");
+			return;
+		}
+		r->group = node_meta_id(n);
+		g = node_group(n, r->group);
+		break;
 	case RINGRAFT__KV__OP__MSET:
 	case RINGRAFT__KV__OP__MDEL:
 	case RINGRAFT__KV__OP__MGET:

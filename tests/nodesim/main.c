@@ -105,7 +105,11 @@ static void print_fail(const struct ns_result *r, uint64_t seed)
 	       r->members ? ", members"
 	       : r->moves ? ", moves"
 			  : "",
-	       r->quiesce ? ", quiesce" : "", r->adds ? ", adds" : "", r->why, seed);
+	       r->quiesce ? ", quiesce" : "",
+	       r->adds   ? ", adds"
+	       : r->ring ? ", ring"
+			 : "",
+	       r->why, seed);
 }
 
 static int cmd_run(uint64_t seed, bool trace)
@@ -123,8 +127,11 @@ static int cmd_run(uint64_t seed, bool trace)
 	       r.members ? ", members"
 	       : r.moves ? ", moves"
 			 : "",
-	       r.quiesce ? ", quiesce" : "", r.adds ? ", adds" : "", r.ops, r.ok_ops, r.events,
-	       r.hash);
+	       r.quiesce ? ", quiesce" : "",
+	       r.adds   ? ", adds"
+	       : r.ring ? ", ring"
+			: "",
+	       r.ops, r.ok_ops, r.events, r.hash);
 	printf("  slowest liveness probe: %" PRIu64 " ms\n", r.probe_ms);
 	print_counts(r.count, NULL);
 	return 0;

@@ -52,6 +52,8 @@ enum ns_count {
 	NS_C_GROUP_REMOVE,  /* node_group_remove calls that retired a group on a node */
 	NS_C_GROUP_CHECK,   /* restarts that found every durably added group (and no removed one) */
 	NS_C_GROUP_OK,      /* client operations on the added group's key answered ok */
+	NS_C_RING_CHANGE,   /* ring runs: RESHARD_ADD / RESHARD_REMOVE answered ok */
+	NS_C_RING_SEEN,     /* ring runs: every running node created (then retired) the group */
 	NS_C_OK_READ,       /* client operations answered ok, by kind */
 	NS_C_OK_WRITE,
 	NS_C_OK_CAS,
@@ -78,6 +80,7 @@ struct ns_result {
 	bool moves;         /* replicas are moved between nodes during the run */
 	bool members;       /* members are added, replaced and removed during the run */
 	bool adds;          /* groups are created (and one retired) during the run */
+	bool ring;          /* a ring change adds a group and is rolled back (RESHARD_*) */
 };
 
 /* Runs one seed (world.c). */

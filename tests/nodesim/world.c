@@ -55,6 +55,8 @@ const char *const ns_count_names[NS_C_COUNT] = {
 	[NS_C_GROUP_REMOVE] = "group-removes",
 	[NS_C_GROUP_CHECK] = "group-restart-checks",
 	[NS_C_GROUP_OK] = "group-ok-ops",
+	[NS_C_RING_CHANGE] = "ring-changes",
+	[NS_C_RING_SEEN] = "ring-applied-everywhere",
 	[NS_C_OK_READ] = "ok-reads",
 	[NS_C_OK_WRITE] = "ok-writes",
 	[NS_C_OK_CAS] = "ok-cas",
@@ -75,6 +77,10 @@ const char *const ns_count_names[NS_C_COUNT] = {
 /* The membership plan's steps after the end of the clients' run, at most (the audit then
  * wants it done). */
 #define PLAN_GRACE_MS 60000
+/* ring runs: how long after the heal (or the step's start, if later) every running node may
+ * take to create, then retire, the group a ring change adds (the record is pushed every
+ * NODE_MAP_PUSH_MS) */
+#define RING_WAIT_MS 5000
 
 #define STRIKE_ONE_IN 8
 #define STRIKE_GAP_MS 300
@@ -95,6 +101,7 @@ enum ev_type {
 	EV_MOVER,  /* the mover's next MOVE_REPLICA step */
 	EV_STOP,   /* a node that learned it was removed from the cluster stops for good */
 	EV_GROUPS, /* adds runs: the next group creation or removal (node = its action) */
+	EV_RING,   /* ring runs: the ring plan's next step */
 	EV_CKPT,   /* an LMDB checkpoint's sync is over (io.checkpoint) */
 };
 
@@ -289,6 +296,23 @@ struct world {
 			uint64_t after; /* in this life: durable once batches_done > after */
 		} act[NS_NODES_MAX + 1][3];
 	} adds;
+	/* A ring change (ring runs, node/reshard.c, node/groups.c): two requests kvctl would
+	 * send, each retried until the cluster says it is done. RESHARD_ADD during the faults
+	 * (the meta leader writes the ring record with the new group's replicas; each node
+	 * creates group X = G + 2 when it learns the record, from its meta replica or the meta
+	 * leader's push); after the heal, once every running node has X, RESHARD_REMOVE X, which
+	 * rolls the change back (nothing moved: there is no driver yet); then every running node
+	 * must retire X. Each wait is bounded by RING_WAIT_MS after the heal. */
+	struct {
+		bool on;
+		/* 0 add, 1 wait for X everywhere, 2 remove, 3 wait for X nowhere, 4 done */
+		int step;
+		uint32_t id;
+		uint64_t seq;
+		bool busy;
+		int node;       /* the node asked */
+		uint64_t since; /* when the step began */
+	} ring;
 	char keyname[NS_KEYS_MAX][24]; /* what register key k is called on the wire */
 	bool crashes, partitions, pauses, drift, wipes;
 	uint64_t strike_last; /* the last EV_STRIKE */
@@ -567,6 +591,7 @@ static void io_members_changed(void *arg, bool self_removed)
 
 static void adds_restarted(struct world *w, struct simnode *s);
 static void adds_apply(struct world *w, struct simnode *s);
+static void ring_next(struct world *w, uint32_t lo, uint32_t hi);
 
 static void node_start(struct world *w, struct simnode *s)
 {
@@ -665,7 +690,10 @@ static bool hosts(struct world *w, int id, uint32_t g)
 /* Has every group the running node s hosts a durable hard state that is not recovering? */
 static bool durably_recovered(struct world *w, struct simnode *s)
 {
-	for (uint32_t g = 1; g <= (uint32_t)w->G; g++) {
+	/* ring runs need the meta group live (it decides the change), so the rule covers it
+	 * too there; elsewhere it is left out, as it always was (nothing else checks it) */
+	uint32_t last = (uint32_t)w->G + (w->ring.on ? 1u : 0u);
+	for (uint32_t g = 1; g <= last; g++) {
 		struct wal_group_state st;
 		bool has = wal_group_state_copy(s->wal, g, &st) == WAL_OK;
 		if (!has && !hosts(w, s->id, g))
@@ -750,6 +778,10 @@ static void node_crash(struct world *w, struct simnode *s)
 	if (w->mover.busy && w->mover.node == s->id) {
 		w->mover.busy = false; /* the step's outcome is unknown: the next one tells */
 		push(w, (struct ev){.t = w->now + rnd(w, 20, 150), .type = EV_MOVER});
+	}
+	if (w->ring.busy && w->ring.node == s->id) {
+		w->ring.busy = false; /* asked again: a retry tells whether it applied */
+		ring_next(w, 20, 150);
 	}
 	/* a client waiting on it learns nothing: its operation stays open (info) */
 	for (int c = 0; c < w->CT; c++) {
@@ -1329,6 +1361,108 @@ static void mover_step(struct world *w)
 	node_process(s->n);
 }
 
+/* ------------------------------------------------------------------------------ ring */
+
+static void ring_next(struct world *w, uint32_t lo, uint32_t hi)
+{
+	push(w, (struct ev){.t = w->now + rnd(w, lo, hi), .type = EV_RING});
+}
+
+static bool says(const Ringraft__Kv__Response *resp, const char *what);
+
+static void ring_reply(void *arg, const Ringraft__Kv__Response *resp)
+{
+	struct world *w = arg;
+	if (!w->ring.busy || resp->id != w->ring.seq) {
+		fail(w, "the ring plan got an answer (request %" PRIu64 ") it did not wait for",
+		     (uint64_t)resp->id);
+		return;
+	}
+	w->ring.busy = false;
+	bool ok = resp->code == RINGRAFT__KV__CODE__OK;
+	bool invalid = resp->code == RINGRAFT__KV__CODE__INVALID;
+	trace(w, "ring <- %d %s%s", resp->code, resp->progress ? resp->progress : "",
+	      resp->error ? resp->error : "");
+	/* an earlier try that was answered indeterminate (timeout, leader lost) may have
+	 * applied: then the retry is refused with what it did */
+	const char *done_already = w->ring.step == 0 ? "under way" : "retired already";
+	if (ok || (invalid && says(resp, done_already))) {
+		w->r->count[NS_C_RING_CHANGE] += ok;
+		w->ring.step++;
+		w->ring.since = w->now;
+	} else if (invalid && !says(resp, "changed meanwhile")) {
+		fail(w, "ring: %s refused: %s", w->ring.step == 0 ? "groups add" : "groups remove",
+		     resp->error ? resp->error : "");
+	}
+	ring_next(w, 10, 100);
+}
+
+static void ring_step(struct world *w)
+{
+	if (!w->ring.on || w->ring.busy || w->ring.step >= 4)
+		return;
+	if (w->ring.step == 1 || w->ring.step == 3) {
+		if (!w->healed) {
+			ring_next(w, 50, 150);
+			return;
+		}
+		bool want = w->ring.step == 1;
+		int lag = 0;
+		for (int i = 1; i <= w->N; i++) {
+			struct simnode *s = &w->nodes[i];
+			if (s->alive && !s->paused &&
+			    node_group_exists(s->n, w->ring.id, NULL) != want)
+				lag = i;
+		}
+		if (lag == 0) {
+			trace(w, "ring: every running node %s group %u", want ? "has" : "retired",
+			      w->ring.id);
+			w->r->count[NS_C_RING_SEEN]++;
+			w->ring.step++;
+			w->ring.since = w->now;
+			ring_next(w, 10, 100);
+			return;
+		}
+		uint64_t from = w->ring.since > w->fault_end ? w->ring.since : w->fault_end;
+		if (w->now > from + RING_WAIT_MS)
+			fail(w, "ring: node %d %s group %u %d ms after the heal", lag,
+			     want ? "never created" : "still has", w->ring.id, RING_WAIT_MS);
+		else
+			ring_next(w, 50, 150);
+		return;
+	}
+	if (w->ring.step == 2 && !w->healed) {
+		ring_next(w, 50, 150);
+		return;
+	}
+	int live[NS_NODES_MAX], nl = 0;
+	for (int i = 1; i <= w->N; i++)
+		if (w->nodes[i].alive && !w->nodes[i].paused)
+			live[nl++] = i;
+	if (nl == 0) {
+		ring_next(w, 20, 150);
+		return;
+	}
+	struct simnode *s = &w->nodes[live[rnd(w, 0, (uint32_t)nl - 1)]];
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.id = ++w->ring.seq;
+	rq.timeout_ms = 1000;
+	rq.client_id = 2000; /* the plan's session */
+	rq.seq = w->ring.seq;
+	rq.op = w->ring.step == 0 ? RINGRAFT__KV__OP__RESHARD_ADD
+				  : RINGRAFT__KV__OP__RESHARD_REMOVE;
+	rq.count = 1;
+	rq.group = w->ring.step == 0 ? 0 : w->ring.id;
+	trace(w, "ring: %s through node %d", w->ring.step == 0 ? "groups add" : "groups remove",
+	      s->id);
+	Ringraft__Kv__Request *own = owned_request(&rq);
+	w->ring.busy = true;
+	w->ring.node = s->id;
+	enter(s);
+	node_submit(s->n, own, ring_reply, w);
+	node_process(s->n);
+}
+
 /* ------------------------------------------------------------------------------ members */
 
 /* The membership plan (members seeds): bootstrap members 1..3; node 4 is added and given
@@ -1800,6 +1934,9 @@ static void step(struct world *w, struct ev *e)
 		break;
 	case EV_GROUPS:
 		adds_action(w, e->client);
+		break;
+	case EV_RING:
+		ring_step(w);
 		break;
 	case EV_STRIKE:
 		trace(w, "nemesis: a majority crashes right after an acknowledged write");
@@ -2315,6 +2452,11 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	 * apart from the world's stream too; its own draws come after every other choice). */
 	w->adds.on = !w->plan.on && ((h >> 26) % 3) == 0;
 	r->adds = w->adds.on;
+	/* A ring change in one seed of three of the rest (drawn apart too; its own draws come
+	 * after every other choice). */
+	w->ring.on = !w->plan.on && !w->adds.on && ((h >> 29) % 3) == 0;
+	w->ring.id = (uint32_t)w->G + 2; /* the first id after the meta group's */
+	r->ring = w->ring.on;
 	for (int g = 1; g <= w->G; g++)
 		w->adds.ring[w->adds.n_ring++] = (uint32_t)g;
 	for (int k = 0; k < NS_ADDED; k++)
@@ -2378,15 +2520,19 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		push(w, (struct ev){.t = tb, .type = EV_GROUPS, .client = 1});
 		push(w, (struct ev){.t = tb + rnd(w, 200, 800), .type = EV_GROUPS, .client = 2});
 	}
+	if (w->ring.on)
+		push(w,
+		     (struct ev){.t = rnd(w, 100, (uint32_t)w->fault_end - 500), .type = EV_RING});
 	push(w, (struct ev){.t = w->fault_end, .type = EV_HEAL});
 	while (r->ok && w->q.n > 0) {
 		struct ev e = heap_pop(&w->q);
 		/* virtual time never goes back: the nodes' clocks are monotonic */
 		assert(e.t >= w->now);
 		/* the membership plan may go on after the clients stop (up to PLAN_GRACE_MS) */
-		bool planning = w->plan.on && (w->plan.i < w->plan.n ||
-						e.t < w->plan.done_at + 2 * NODE_MAP_PUSH_MS ||
-						(w->plan.balance && !w->plan.settled));
+		bool planning = (w->plan.on && (w->plan.i < w->plan.n ||
+						 e.t < w->plan.done_at + 2 * NODE_MAP_PUSH_MS ||
+						 (w->plan.balance && !w->plan.settled))) ||
+				(w->ring.on && w->ring.step < 4);
 		if (e.t > w->end + (planning ? PLAN_GRACE_MS : 5000)) {
 			if (e.type == EV_DELIVER)
 				free(e.buf);
@@ -2398,9 +2544,10 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 			waiting |= w->clients[c].busy;
 		/* after the plan, time for every node to learn the last map (the meta leader sends
 		 * it every NODE_MAP_PUSH_MS) and for a removed one to stop */
-		bool settling = w->plan.on && (w->plan.i < w->plan.n ||
-					       w->now < w->plan.done_at + 2 * NODE_MAP_PUSH_MS ||
-					       (w->plan.balance && !w->plan.settled));
+		bool settling = (w->plan.on && (w->plan.i < w->plan.n ||
+						w->now < w->plan.done_at + 2 * NODE_MAP_PUSH_MS ||
+						(w->plan.balance && !w->plan.settled))) ||
+				(w->ring.on && w->ring.step < 4);
 		if (w->now >= w->end && !waiting && !settling)
 			break;
 	}
@@ -2431,6 +2578,8 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 			     " ms after the heal",
 			     c, w->heal_end - w->fault_end);
 	}
+	if (r->ok && w->ring.on && w->ring.step < 4)
+		fail(w, "ring: the plan did not finish (step %d of 4)", w->ring.step);
 	if (r->ok && w->adds.on && !w->adds.ok_after_heal)
 		fail(w,
 		     "liveness: no write to the added group %u's key was answered ok after the "

@@ -52,6 +52,23 @@ START_TEST(test_ttl_flag)
 }
 END_TEST
 
+START_TEST(test_count_flag)
+{
+	struct kvctl_args a;
+	ck_assert_int_eq(parse(&a, NULL, 2, "groups", "add"), 0);
+	ck_assert_uint_eq(a.count, 0); /* not given: one group */
+	ck_assert_int_eq(parse(&a, NULL, 4, "groups", "add", "--count", "3"), 0);
+	ck_assert_uint_eq(a.count, 3);
+	ck_assert(a.seen & KVCTL_F_COUNT);
+	ck_assert_int_eq(parse(&a, NULL, 3, "groups", "add", "--count=32"), 0);
+	ck_assert_uint_eq(a.count, 32);
+	ck_assert_int_eq(parse(&a, NULL, 3, "groups", "add", "--count=33"), KVCTL_EXIT_USAGE);
+	ck_assert_int_eq(parse(&a, NULL, 4, "groups", "add", "--count", "0"), KVCTL_EXIT_USAGE);
+	ck_assert_int_eq(parse(&a, NULL, 4, "groups", "add", "--count", "two"), KVCTL_EXIT_USAGE);
+	ck_assert_ptr_nonnull(strstr(a.err, "--count"));
+}
+END_TEST
+
 START_TEST(test_defaults_and_env)
 {
 	struct kvctl_args a;
@@ -135,6 +152,7 @@ int main(void)
 	TCase *t = tcase_create("args");
 	tcase_add_test(t, test_durations);
 	tcase_add_test(t, test_ttl_flag);
+	tcase_add_test(t, test_count_flag);
 	tcase_add_test(t, test_defaults_and_env);
 	tcase_add_test(t, test_flags_anywhere);
 	tcase_add_test(t, test_wal_passthrough);

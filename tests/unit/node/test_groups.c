@@ -4,6 +4,10 @@
  * An added group is refused for a bad id or replica list; it elects, serves a write and keeps
  * it across a restart; a creation that reached the WAL comes back and one that did not does
  * not; a group hosted elsewhere comes back as hosts only; a retired group stays retired.
+ * The ring change record (issue 18): RESHARD_ADD and RESHARD_REMOVE at this one-node
+ * cluster's meta leader create, keep (across a restart) and retire the group, the ring in
+ * effect staying the old one; a record pushed by a peer is applied, again idempotently, and
+ * an older or damaged one is not.
  */
 #include <check.h>
 #include <stdio.h>
@@ -15,7 +19,9 @@
 #include "kv/ring.h"
 #include "node/engine.h"
 #include "node/log.h"
+#include "node/reshard.h"
 #include "proto/kv.pb-c.h"
+#include "proto/raft.pb-c.h"
 #include "tests/unit/kv/kv_fixture.h"
 #include "wal/wal.h"
 
@@ -196,6 +202,8 @@ static void teardown(void)
 		ck_assert(cond);                                                                   \
 	} while (0)
 
+static void submit_rq(const Ringraft__Kv__Request *rq);
+
 static void submit(Ringraft__Kv__Op op, const char *key, const char *value)
 {
 	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
@@ -207,11 +215,16 @@ static void submit(Ringraft__Kv__Op op, const char *key, const char *value)
 		rq.value.data = (uint8_t *)value;
 		rq.value.len = strlen(value);
 	}
+	submit_rq(&rq);
+}
+
+static void submit_rq(const Ringraft__Kv__Request *rq)
+{
 	/* the engine frees what it is given with free_unpacked: hand it an unpacked copy */
-	size_t len = ringraft__kv__request__get_packed_size(&rq);
+	size_t len = ringraft__kv__request__get_packed_size(rq);
 	uint8_t *buf = malloc(len + 1);
 	ck_assert_ptr_nonnull(buf);
-	ringraft__kv__request__pack(&rq, buf);
+	ringraft__kv__request__pack(rq, buf);
 	Ringraft__Kv__Request *own = ringraft__kv__request__unpack(NULL, len, buf);
 	free(buf);
 	ck_assert_ptr_nonnull(own);
@@ -380,6 +393,150 @@ START_TEST(test_retired_stays_retired)
 }
 END_TEST
 
+/* A ring change request (RESHARD_ADD of `count`, or RESHARD_REMOVE of `group`), asked until
+ * answered with something other than NOT_LEADER (the meta group may still be electing). */
+static void reshard(Ringraft__Kv__Op op, uint32_t count, uint32_t group)
+{
+	for (int tries = 0; tries < 60; tries++) {
+		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+		rq.op = op;
+		rq.id = 1;
+		rq.client_id = 77;
+		rq.seq = (uint64_t)G.now_ms + 1; /* a new write each time */
+		rq.count = count;
+		rq.group = group;
+		submit_rq(&rq);
+		TICK_UNTIL(G.replies == 1);
+		if (G.code != RINGRAFT__KV__CODE__NOT_LEADER &&
+		    G.code != RINGRAFT__KV__CODE__UNAVAILABLE)
+			return;
+		for (int t = 0; t < 5; t++) {
+			G.now_ms += 10;
+			node_tick(G.n);
+			node_process(G.n);
+			gx_settle();
+		}
+	}
+}
+
+/* A record pushed by a peer with the cluster map (PeerFrame.member_maps). */
+static void push_record(const struct node_reshard *r)
+{
+	uint8_t *rec;
+	size_t rec_len;
+	ck_assert_int_eq(node_reshard_encode(r, &rec, &rec_len), 0);
+	Ringraft__Kv__MemberMap map = RINGRAFT__KV__MEMBER_MAP__INIT;
+	map.ring_change.data = rec;
+	map.ring_change.len = rec_len;
+	size_t len = ringraft__kv__member_map__get_packed_size(&map);
+	uint8_t *buf = malloc(len + 1);
+	ck_assert_ptr_nonnull(buf);
+	ringraft__kv__member_map__pack(&map, buf);
+	ProtobufCBinaryData b = {.len = len, .data = buf};
+	Ringraft__Raft__PeerFrame f = RINGRAFT__RAFT__PEER_FRAME__INIT;
+	f.member_maps = &b;
+	f.n_member_maps = 1;
+	node_peer_frame(G.n, 2, &f);
+	node_process(G.n);
+	gx_settle();
+	free(buf);
+	free(rec);
+}
+
+/* The change the meta leader of this one-node cluster plans for a first add of one group. */
+static struct node_reshard *first_add(void)
+{
+	struct kv_ring *boot = kv_ring_new(GROUPS, 128, 1);
+	struct node_reshard *r;
+	const char *why;
+	ck_assert_int_eq(node_reshard_plan_add(NULL, boot, GROUPS + 1, node_group_id_max(GROUPS), 1,
+					       self, 1, &r, &why),
+			 0);
+	kv_ring_free(boot);
+	return r;
+}
+
+START_TEST(test_ring_record_applied)
+{
+	/* RESHARD_ADD at the meta leader (this node): the record names group 4 on node 1, and
+	 * applying it creates the group, which elects and serves nothing yet: the ring in
+	 * effect stays {1, 2}, so the key the new ring would give group 4 is served as before. */
+	reshard(RINGRAFT__KV__OP__RESHARD_ADD, 0, 0);
+	ck_assert_int_eq(G.code, RINGRAFT__KV__CODE__OK);
+	bool hosted = false;
+	TICK_UNTIL(node_group_exists(G.n, 4, &hosted) && hosted);
+	char key[32];
+	key_of(4, key, sizeof key);
+	until_ok(RINGRAFT__KV__OP__PUT, key, "kept");
+	/* one change at a time */
+	reshard(RINGRAFT__KV__OP__RESHARD_ADD, 1, 0);
+	ck_assert_int_eq(G.code, RINGRAFT__KV__CODE__INVALID);
+	/* a restart keeps it */
+	gx_close();
+	gx_open();
+	ck_assert(node_group_exists(G.n, 4, &hosted) && hosted);
+	until_ok(RINGRAFT__KV__OP__GET, key, NULL);
+	ck_assert_str_eq(G.value, "kept");
+	/* removing it rolls the change back: retired here, and after a restart */
+	reshard(RINGRAFT__KV__OP__RESHARD_REMOVE, 0, 4);
+	ck_assert_int_eq(G.code, RINGRAFT__KV__CODE__OK);
+	TICK_UNTIL(!node_group_exists(G.n, 4, NULL));
+	gx_close();
+	gx_open();
+	TICK_UNTIL(G.now_ms >= 1000);
+	ck_assert(!node_group_exists(G.n, 4, NULL));
+	/* the older record (the change while it moved), pushed by a peer: not taken */
+	struct node_reshard *old = first_add();
+	push_record(old);
+	ck_assert(!node_group_exists(G.n, 4, NULL));
+	node_reshard_free(old);
+	/* the next add takes a new id */
+	reshard(RINGRAFT__KV__OP__RESHARD_ADD, 1, 0);
+	ck_assert_int_eq(G.code, RINGRAFT__KV__CODE__OK);
+	TICK_UNTIL(node_group_exists(G.n, 5, NULL));
+	ck_assert(!node_group_exists(G.n, 4, NULL));
+	until_ok(RINGRAFT__KV__OP__GET, key, NULL);
+	ck_assert_str_eq(G.value, "kept");
+}
+END_TEST
+
+/* A node that hosts no meta replica learns the record from the meta leader's push: it creates
+ * the group (as hosts only when it is not a replica), and a record is idempotent. */
+START_TEST(test_ring_record_pushed)
+{
+	struct node_reshard *r = first_add();
+	/* placed on other nodes: this node records where the group is */
+	r->places[0].replicas[0] = 7;
+	r->places[0].replicas[1] = 8;
+	r->places[0].n_replicas = 2;
+	push_record(r);
+	bool hosted = true;
+	ck_assert(node_group_exists(G.n, 4, &hosted));
+	ck_assert(!hosted);
+	push_record(r); /* again: nothing changes */
+	ck_assert(node_group_exists(G.n, 4, &hosted) && !hosted);
+	/* the same change rolled back: the group goes */
+	for (size_t i = 0; i < r->change->n_ranges; i++)
+		r->change->ranges[i].state = KV_RESHARD_ROLLED_BACK;
+	push_record(r);
+	ck_assert(!node_group_exists(G.n, 4, NULL));
+	node_reshard_free(r);
+	/* a damaged record is refused */
+	Ringraft__Kv__MemberMap map = RINGRAFT__KV__MEMBER_MAP__INIT;
+	uint8_t junk[3] = {0xff, 0xff, 0xff};
+	map.ring_change.data = junk;
+	map.ring_change.len = sizeof junk;
+	uint8_t buf[64];
+	size_t len = ringraft__kv__member_map__pack(&map, buf);
+	ProtobufCBinaryData b = {.len = len, .data = buf};
+	Ringraft__Raft__PeerFrame f = RINGRAFT__RAFT__PEER_FRAME__INIT;
+	f.member_maps = &b;
+	f.n_member_maps = 1;
+	node_peer_frame(G.n, 2, &f);
+	ck_assert(!node_group_exists(G.n, 4, NULL));
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("node_groups");
@@ -391,6 +548,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_creation_durable_only_with_its_batch);
 	tcase_add_test(tc, test_hosted_elsewhere);
 	tcase_add_test(tc, test_retired_stays_retired);
+	tcase_add_test(tc, test_ring_record_applied);
+	tcase_add_test(tc, test_ring_record_pushed);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -19,22 +19,38 @@
 static const uint32_t ids8[8] = {1, 2, 3, 4, 5, 6, 7, 8};
 static const uint32_t ids8_10[9] = {1, 2, 3, 4, 5, 6, 7, 8, 10};
 
-static struct kv_reshard *grow(uint64_t from_epoch, uint64_t to_epoch)
+/* The change 1..8 -> 1..8 + 10 (id 10 placed on nodes 1, 2, 3), every range PLANNED. */
+static struct node_reshard *grow(uint64_t from_epoch, uint64_t to_epoch)
 {
-	struct kv_reshard *r;
-	ck_assert_int_eq(kv_reshard_plan(ids8, 8, from_epoch, ids8_10, 9, to_epoch, VNODES, &r), 0);
+	struct node_reshard *r = calloc(1, sizeof *r);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(
+		kv_reshard_plan(ids8, 8, from_epoch, ids8_10, 9, to_epoch, VNODES, &r->change), 0);
+	r->id_high = 10;
+	r->n_places = 1;
+	r->places[0] =
+		(struct node_reshard_place){.group = 10, .n_replicas = 3, .replicas = {1, 2, 3}};
 	return r;
 }
 
 /* Steps range i from PLANNED to s along the forward path. */
-static void drive_to(struct kv_reshard *r, size_t i, enum kv_reshard_state s)
+static void drive_to(struct node_reshard *r, size_t i, enum kv_reshard_state s)
 {
 	for (int st = KV_RESHARD_FENCED; st <= (int)s; st++)
-		ck_assert_int_eq(kv_reshard_step(r, i, (enum kv_reshard_state)st), 0);
+		ck_assert_int_eq(kv_reshard_step(r->change, i, (enum kv_reshard_state)st), 0);
 }
 
-static void assert_same(const struct kv_reshard *a, const struct kv_reshard *b)
+static void assert_same(const struct node_reshard *na, const struct node_reshard *nb)
 {
+	const struct kv_reshard *a = na->change, *b = nb->change;
+	ck_assert_uint_eq(na->id_high, nb->id_high);
+	ck_assert_uint_eq(na->n_places, nb->n_places);
+	for (size_t i = 0; i < na->n_places; i++) {
+		ck_assert_uint_eq(na->places[i].group, nb->places[i].group);
+		ck_assert_uint_eq(na->places[i].n_replicas, nb->places[i].n_replicas);
+		for (uint32_t k = 0; k < na->places[i].n_replicas; k++)
+			ck_assert_uint_eq(na->places[i].replicas[k], nb->places[i].replicas[k]);
+	}
 	ck_assert_uint_eq(a->n_ranges, b->n_ranges);
 	ck_assert_uint_eq(kv_ring_epoch(a->from), kv_ring_epoch(b->from));
 	ck_assert_uint_eq(kv_ring_epoch(a->to), kv_ring_epoch(b->to));
@@ -46,25 +62,49 @@ static void assert_same(const struct kv_reshard *a, const struct kv_reshard *b)
 	}
 }
 
+static bool same_places(const struct node_reshard *a, const struct node_reshard *b)
+{
+	if (a->n_places != b->n_places || a->id_high != b->id_high)
+		return false;
+	for (size_t i = 0; i < a->n_places; i++)
+		if (a->places[i].group != b->places[i].group ||
+		    a->places[i].n_replicas != b->places[i].n_replicas ||
+		    memcmp(a->places[i].replicas, b->places[i].replicas,
+			   a->places[i].n_replicas * sizeof(uint64_t)) != 0)
+			return false;
+	return true;
+}
+
+/* A copy of r through its encoding. */
+static int node_reshard_decode_copy(const struct node_reshard *r, struct node_reshard **out)
+{
+	uint8_t *buf;
+	size_t len;
+	ck_assert_int_eq(node_reshard_encode(r, &buf, &len), 0);
+	int rc = node_reshard_decode(buf, len, out);
+	free(buf);
+	return rc;
+}
+
 START_TEST(test_roundtrip)
 {
-	struct kv_reshard *r = grow(1, 2), *back;
-	ck_assert_int_eq(kv_reshard_step(r, 0, KV_RESHARD_FENCED), 0);
-	ck_assert_int_eq(kv_reshard_step(r, 1, KV_RESHARD_ROLLED_BACK), 0);
+	struct node_reshard *r = grow(1, 2), *back;
+	ck_assert_int_eq(kv_reshard_step(r->change, 0, KV_RESHARD_FENCED), 0);
+	ck_assert_int_eq(kv_reshard_step(r->change, 1, KV_RESHARD_ROLLED_BACK), 0);
 	uint8_t *buf;
 	size_t len;
 	ck_assert_int_eq(node_reshard_encode(r, &buf, &len), 0);
 	ck_assert_int_eq(node_reshard_decode(buf, len, &back), 0);
 	assert_same(r, back);
-	ck_assert_int_eq(back->ranges[1].state, KV_RESHARD_ROLLED_BACK);
+	ck_assert_int_eq(back->change->ranges[1].state, KV_RESHARD_ROLLED_BACK);
 	free(buf);
-	kv_reshard_free(back);
-	kv_reshard_free(r);
+	node_reshard_free(back);
+	node_reshard_free(r);
 }
 END_TEST
 
 /* Packs a RingChange made from r, after `edit` has changed it. */
-static void pack_edited(const struct kv_reshard *r, void (*edit)(Ringraft__Kv__RingChange *),
+static void pack_edited(const struct node_reshard *r, void (*edit)(Ringraft__Kv__RingChange *),
 			uint8_t **buf, size_t *len)
 {
 	uint8_t *orig;
@@ -119,16 +159,45 @@ static void edit_big_id(Ringraft__Kv__RingChange *rc)
 	rc->to_ids[rc->n_to_ids - 1] = KV_GROUPS_MAX + 1;
 }
 
+static void edit_no_place(Ringraft__Kv__RingChange *rc)
+{
+	/* group 10 added with no replicas */
+	for (size_t i = 0; i < rc->n_placements; i++)
+		ringraft__kv__group_placement__free_unpacked(rc->placements[i], NULL);
+	rc->n_placements = 0;
+}
+static void edit_place_other(Ringraft__Kv__RingChange *rc)
+{
+	rc->placements[0]->group = 3; /* a group of the old ring */
+}
+static void edit_place_dup(Ringraft__Kv__RingChange *rc)
+{
+	rc->placements[0]->replicas[1] = rc->placements[0]->replicas[0];
+}
+static void edit_place_zero(Ringraft__Kv__RingChange *rc)
+{
+	rc->placements[0]->replicas[2] = 0;
+}
+static void edit_place_empty(Ringraft__Kv__RingChange *rc)
+{
+	rc->placements[0]->n_replicas = 0;
+}
+static void edit_id_high(Ringraft__Kv__RingChange *rc)
+{
+	rc->id_high = 9; /* below id 10, which the record names */
+}
+
 START_TEST(test_decode_refuses)
 {
-	struct kv_reshard *r = grow(1, 2), *out = (struct kv_reshard *)1;
-	ck_assert_uint_ge(r->n_ranges, 2);
+	struct node_reshard *r = grow(1, 2), *out = (struct node_reshard *)1;
+	ck_assert_uint_ge(r->change->n_ranges, 2);
 	const uint8_t garbage[5] = {0xff, 0xff, 0xff, 0xff, 0xff};
 	ck_assert_int_eq(node_reshard_decode(garbage, sizeof garbage, &out), NODE_EMALFORMED);
 	ck_assert_ptr_null(out);
-	void (*edits[])(Ringraft__Kv__RingChange *) = {edit_lo,     edit_to,        edit_state0,
-						       edit_state6, edit_both_ways, edit_drop_range,
-						       edit_vnodes, edit_epochs,    edit_big_id};
+	void (*edits[])(Ringraft__Kv__RingChange *) = {
+		edit_lo,          edit_to,        edit_state0,     edit_state6,      edit_both_ways,
+		edit_drop_range,  edit_vnodes,    edit_epochs,     edit_big_id,      edit_no_place,
+		edit_place_other, edit_place_dup, edit_place_zero, edit_place_empty, edit_id_high};
 	for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
 		uint8_t *buf;
 		size_t len;
@@ -138,19 +207,19 @@ START_TEST(test_decode_refuses)
 		ck_assert_ptr_null(out);
 		free(buf);
 	}
-	kv_reshard_free(r);
+	node_reshard_free(r);
 }
 END_TEST
 
 /* Builds and applies the command storing next; returns the command's result code (KV_OK,
  * KV_CAS_MISMATCH) or, when the command was refused, the node error. */
-static int store(struct fx *f, const struct kv_ring *boot, const struct kv_reshard *next)
+static int store(struct fx *f, const struct kv_ring *boot, const struct node_reshard *next)
 {
 	struct kv_cmd c;
 	uint8_t *value;
 	void *old;
 	const char *why;
-	int rc = node_reshard_cmd(f->kv, META, boot, next, &c, &value, &old, &why);
+	int rc = node_reshard_cmd(f->kv, META, next, boot, &c, &value, &old, &why);
 	if (rc != NODE_OK) {
 		ck_assert_ptr_nonnull(why);
 		ck_assert_ptr_null(value);
@@ -169,23 +238,23 @@ START_TEST(test_store_and_load)
 	struct fx f;
 	fx_open(&f);
 	struct kv_ring *boot = kv_ring_new(8, VNODES, 1);
-	struct kv_reshard *loaded = (struct kv_reshard *)1;
+	struct node_reshard *loaded = (struct node_reshard *)1;
 	ck_assert_int_eq(node_reshard_load(f.kv, META, &loaded), 0);
 	ck_assert_ptr_null(loaded); /* never changed: the bootstrap ring */
 
 	/* Not from the ring in effect: refused, nothing stored. */
-	struct kv_reshard *wrong = grow(5, 6);
+	struct node_reshard *wrong = grow(5, 6);
 	ck_assert_int_eq(store(&f, boot, wrong), NODE_EINVAL);
 	ck_assert_int_eq(node_reshard_load(f.kv, META, &loaded), 0);
 	ck_assert_ptr_null(loaded);
 
 	/* The first change. */
-	struct kv_reshard *r = grow(1, 2);
+	struct node_reshard *r = grow(1, 2);
 	ck_assert_int_eq(store(&f, boot, r), KV_OK);
 	ck_assert_int_eq(node_reshard_load(f.kv, META, &loaded), 0);
 	ck_assert_ptr_nonnull(loaded);
 	assert_same(r, loaded);
-	kv_reshard_free(loaded);
+	node_reshard_free(loaded);
 
 	/* Two writers read the same record; each steps a different range. The first wins; the
 	 * second's compare-and-set finds the record changed under it. */
@@ -193,11 +262,11 @@ START_TEST(test_store_and_load)
 	uint8_t *v1, *v2;
 	void *o1, *o2;
 	const char *why;
-	struct kv_reshard *a = grow(1, 2), *b = grow(1, 2);
-	ck_assert_int_eq(kv_reshard_step(a, 0, KV_RESHARD_FENCED), 0);
-	ck_assert_int_eq(kv_reshard_step(b, 1, KV_RESHARD_FENCED), 0);
-	ck_assert_int_eq(node_reshard_cmd(f.kv, META, boot, a, &c1, &v1, &o1, &why), 0);
-	ck_assert_int_eq(node_reshard_cmd(f.kv, META, boot, b, &c2, &v2, &o2, &why), 0);
+	struct node_reshard *a = grow(1, 2), *b = grow(1, 2);
+	ck_assert_int_eq(kv_reshard_step(a->change, 0, KV_RESHARD_FENCED), 0);
+	ck_assert_int_eq(kv_reshard_step(b->change, 1, KV_RESHARD_FENCED), 0);
+	ck_assert_int_eq(node_reshard_cmd(f.kv, META, a, boot, &c1, &v1, &o1, &why), 0);
+	ck_assert_int_eq(node_reshard_cmd(f.kv, META, b, boot, &c2, &v2, &o2, &why), 0);
 	struct fx_res res;
 	ck_assert_int_eq(fx_apply_cmd(&f, META, &c1, &res), KV_OK);
 	ck_assert_int_eq(res.res.code, KV_OK);
@@ -206,46 +275,48 @@ START_TEST(test_store_and_load)
 	free(v1), free(v2), free(o1), free(o2);
 	ck_assert_int_eq(node_reshard_load(f.kv, META, &loaded), 0);
 	assert_same(a, loaded);
-	kv_reshard_free(loaded);
+	node_reshard_free(loaded);
 
 	/* Illegal steps of the stored change, and a new change while it moves: refused. */
-	struct kv_reshard *bad = grow(1, 2);
-	ck_assert_int_eq(kv_reshard_step(bad, 0, KV_RESHARD_FENCED), 0);
-	ck_assert_int_eq(kv_reshard_step(bad, 0, KV_RESHARD_INGESTED), 0);
-	ck_assert_int_eq(kv_reshard_step(bad, 0, KV_RESHARD_DONE), 0);
-	bad->ranges[1].state = KV_RESHARD_ROLLED_BACK; /* ends it both ways */
+	struct node_reshard *bad = grow(1, 2);
+	ck_assert_int_eq(kv_reshard_step(bad->change, 0, KV_RESHARD_FENCED), 0);
+	ck_assert_int_eq(kv_reshard_step(bad->change, 0, KV_RESHARD_INGESTED), 0);
+	ck_assert_int_eq(kv_reshard_step(bad->change, 0, KV_RESHARD_DONE), 0);
+	bad->change->ranges[1].state = KV_RESHARD_ROLLED_BACK; /* ends it both ways */
 	ck_assert_int_eq(store(&f, boot, bad), NODE_EINVAL);
-	struct kv_reshard *skip = grow(1, 2);
-	skip->ranges[2].state = KV_RESHARD_INGESTED; /* PLANNED -> INGESTED skips the fence */
+	struct node_reshard *skip = grow(1, 2);
+	skip->change->ranges[2].state =
+		KV_RESHARD_INGESTED; /* PLANNED -> INGESTED skips the fence */
 	ck_assert_int_eq(store(&f, boot, skip), NODE_EINVAL);
-	struct kv_reshard *back_to_planned = grow(1, 2); /* range 0 is FENCED when stored */
+	struct node_reshard *back_to_planned = grow(1, 2); /* range 0 is FENCED when stored */
 	ck_assert_int_eq(store(&f, boot, back_to_planned), NODE_EINVAL);
-	struct kv_reshard *next;
-	ck_assert_int_eq(kv_reshard_plan(ids8_10, 9, 2, ids8, 8, 3, VNODES, &next), 0);
+	struct node_reshard *next = calloc(1, sizeof *next); /* then group 10 goes again */
+	ck_assert_int_eq(kv_reshard_plan(ids8_10, 9, 2, ids8, 8, 3, VNODES, &next->change), 0);
+	next->id_high = 10;
 	ck_assert_int_eq(store(&f, boot, next), NODE_EINVAL);
 
 	/* Two steps of a range in one write: refused (the record follows what happened). */
-	struct kv_reshard *jump = grow(1, 2);
-	for (size_t i = 0; i < jump->n_ranges; i++)
+	struct node_reshard *jump = grow(1, 2);
+	for (size_t i = 0; i < jump->change->n_ranges; i++)
 		drive_to(jump, i, KV_RESHARD_INGESTED);
 	ck_assert_int_eq(store(&f, boot, jump), NODE_EINVAL);
-	kv_reshard_free(jump);
+	node_reshard_free(jump);
 
 	/* Every range to DONE, one step per write (all ranges at once), then the next change
 	 * is taken. */
 	static const enum kv_reshard_state path[] = {KV_RESHARD_FENCED, KV_RESHARD_INGESTED,
 						     KV_RESHARD_DONE};
 	for (size_t k = 0; k < 3; k++) {
-		for (size_t i = 0; i < a->n_ranges; i++)
-			ck_assert_int_eq(kv_reshard_step(a, i, path[k]), 0);
+		for (size_t i = 0; i < a->change->n_ranges; i++)
+			ck_assert_int_eq(kv_reshard_step(a->change, i, path[k]), 0);
 		ck_assert_int_eq(store(&f, boot, a), KV_OK);
 	}
-	ck_assert_int_eq(kv_reshard_outcome(a), KV_RESHARD_COMPLETE);
+	ck_assert_int_eq(kv_reshard_outcome(a->change), KV_RESHARD_COMPLETE);
 	ck_assert_int_eq(store(&f, boot, a), KV_OK); /* a repeat changes nothing */
 	ck_assert_int_eq(store(&f, boot, next), KV_OK);
 	ck_assert_int_eq(node_reshard_load(f.kv, META, &loaded), 0);
 	assert_same(next, loaded);
-	kv_reshard_free(loaded);
+	node_reshard_free(loaded);
 
 	/* A stored record that does not check out is reported, never used. */
 	struct kv_cmd junk = {.op = KV_OP_PUT,
@@ -258,14 +329,173 @@ START_TEST(test_store_and_load)
 	ck_assert_ptr_null(loaded);
 	ck_assert_int_eq(store(&f, boot, next), NODE_EMALFORMED);
 
-	kv_reshard_free(next);
-	kv_reshard_free(back_to_planned);
-	kv_reshard_free(skip);
-	kv_reshard_free(bad);
-	kv_reshard_free(a);
-	kv_reshard_free(b);
-	kv_reshard_free(r);
-	kv_reshard_free(wrong);
+	node_reshard_free(next);
+	node_reshard_free(back_to_planned);
+	node_reshard_free(skip);
+	node_reshard_free(bad);
+	node_reshard_free(a);
+	node_reshard_free(b);
+	node_reshard_free(r);
+	node_reshard_free(wrong);
+	kv_ring_free(boot);
+	fx_close(&f);
+}
+END_TEST
+
+/* A record written before id_high existed reads it as the highest id named. */
+static void edit_no_id_high(Ringraft__Kv__RingChange *rc)
+{
+	rc->id_high = 0;
+}
+
+START_TEST(test_id_high_default)
+{
+	struct node_reshard *r = grow(1, 2), *back;
+	uint8_t *buf;
+	size_t len;
+	pack_edited(r, edit_no_id_high, &buf, &len);
+	ck_assert_int_eq(node_reshard_decode(buf, len, &back), 0);
+	ck_assert_uint_eq(back->id_high, 10);
+	free(buf);
+	node_reshard_free(back);
+	node_reshard_free(r);
+}
+END_TEST
+
+static const uint64_t members5[5] = {1, 2, 3, 4, 5};
+
+/* Adding: ids after the meta group's, replicas from kv_ring_place, the next epoch, all
+ * PLANNED; the record stores and reads back; one change at a time; the id limit. */
+START_TEST(test_plan_add)
+{
+	struct fx f;
+	fx_open(&f);
+	struct kv_ring *boot = kv_ring_new(8, VNODES, 1);
+	struct node_reshard *r, *r2, *loaded;
+	const char *why;
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 32, 2, members5, 5, &r, &why), 0);
+	ck_assert_uint_eq(r->n_places, 2);
+	ck_assert_uint_eq(r->id_high, META + 2);
+	for (size_t i = 0; i < 2; i++) {
+		uint64_t want[3];
+		ck_assert_uint_eq(r->places[i].group, META + 1 + i);
+		ck_assert_uint_eq(kv_ring_place(META + 1 + (uint32_t)i, members5, 5, 3, want), 3);
+		ck_assert_uint_eq(r->places[i].n_replicas, 3);
+		ck_assert_mem_eq(r->places[i].replicas, want, sizeof want);
+	}
+	ck_assert_uint_eq(kv_ring_epoch(r->change->from), 1);
+	ck_assert_uint_eq(kv_ring_epoch(r->change->to), 2);
+	ck_assert(kv_ring_has(r->change->to, META + 1) && kv_ring_has(r->change->to, META + 2));
+	ck_assert(!kv_ring_has(r->change->from, META + 1));
+	ck_assert_uint_gt(r->change->n_ranges, 0);
+	for (size_t i = 0; i < r->change->n_ranges; i++)
+		ck_assert_int_eq(r->change->ranges[i].state, KV_RESHARD_PLANNED);
+	ck_assert_int_eq(store(&f, boot, r), KV_OK);
+	ck_assert_int_eq(node_reshard_load(f.kv, META, &loaded), 0);
+	assert_same(r, loaded);
+	/* while it moves, no other change */
+	ck_assert_int_eq(
+		node_reshard_plan_add(loaded, boot, META, META + 32, 1, members5, 5, &r2, &why),
+		NODE_EINVAL);
+	ck_assert_ptr_null(r2);
+	ck_assert_ptr_nonnull(strstr(why, "under way"));
+	/* bad counts, no members, no ids left */
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 32, 0, members5, 5, &r2, &why),
+		NODE_EINVAL);
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 32, 33, members5, 5, &r2, &why),
+		NODE_EINVAL);
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 32, 1, members5, 0, &r2, &why),
+		NODE_EINVAL);
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 2, 3, members5, 5, &r2, &why),
+		NODE_EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "no group ids left"));
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 2, 2, members5, 5, &r2, &why), 0);
+	node_reshard_free(r2);
+	/* fewer members than replicas: every member */
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 32, 1, members5, 2, &r2, &why), 0);
+	ck_assert_uint_eq(r2->places[0].n_replicas, 2);
+	node_reshard_free(r2);
+	node_reshard_free(loaded);
+	node_reshard_free(r);
+	kv_ring_free(boot);
+	fx_close(&f);
+}
+END_TEST
+
+/* Removing: only the rollback of a change that moved nothing; every other removal refused;
+ * after the rollback the id is retired and the next add takes a new id and epoch. */
+START_TEST(test_plan_remove)
+{
+	struct fx f;
+	fx_open(&f);
+	struct kv_ring *boot = kv_ring_new(8, VNODES, 1);
+	struct node_reshard *r, *back, *loaded, *next;
+	const char *why;
+	/* nothing stored: the meta group, a bootstrap group, an unknown id */
+	ck_assert_int_eq(node_reshard_plan_remove(NULL, boot, META, META, &back, &why),
+			 NODE_EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "meta group"));
+	ck_assert_int_eq(node_reshard_plan_remove(NULL, boot, META, 3, &back, &why), NODE_EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "not supported yet"));
+	ck_assert_int_eq(node_reshard_plan_remove(NULL, boot, META, 50, &back, &why), NODE_EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "no such group"));
+
+	ck_assert_int_eq(
+		node_reshard_plan_add(NULL, boot, META, META + 32, 1, members5, 3, &r, &why), 0);
+	ck_assert_int_eq(store(&f, boot, r), KV_OK);
+	ck_assert_int_eq(node_reshard_load(f.kv, META, &loaded), 0);
+	/* while it moves: a bootstrap group is refused, the added one rolls it back */
+	ck_assert_int_eq(node_reshard_plan_remove(loaded, boot, META, 3, &back, &why), NODE_EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "under way"));
+	ck_assert_int_eq(node_reshard_plan_remove(loaded, boot, META, META + 1, &back, &why), 0);
+	ck_assert_int_eq(kv_reshard_outcome(back->change), KV_RESHARD_ABANDONED);
+	ck_assert(same_places(r, back));
+	/* not once a range has left PLANNED (the keys would have to come back) */
+	struct node_reshard *fenced;
+	ck_assert_int_eq(node_reshard_decode_copy(loaded, &fenced), 0);
+	ck_assert_int_eq(kv_reshard_step(fenced->change, 0, KV_RESHARD_FENCED), 0);
+	ck_assert_int_eq(node_reshard_plan_remove(fenced, boot, META, META + 1, &next, &why),
+			 NODE_EINVAL);
+	node_reshard_free(fenced);
+	ck_assert_int_eq(store(&f, boot, back), KV_OK); /* every range one legal step */
+	node_reshard_free(loaded);
+	ck_assert_int_eq(node_reshard_load(f.kv, META, &loaded), 0);
+	ck_assert_int_eq(kv_reshard_outcome(loaded->change), KV_RESHARD_ABANDONED);
+	/* retired for good; the ring in effect is the bootstrap one again */
+	ck_assert_int_eq(node_reshard_plan_remove(loaded, boot, META, META + 1, &next, &why),
+			 NODE_EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "retired already"));
+	ck_assert_uint_eq(kv_ring_epoch(node_reshard_ring(loaded, boot)), 1);
+	struct node_reshard *reuse = grow(1, 3); /* id 10 again, from the ring in effect */
+	ck_assert_int_eq(store(&f, boot, reuse), NODE_EINVAL);
+	node_reshard_free(reuse);
+	ck_assert_int_eq(
+		node_reshard_plan_add(loaded, boot, META, META + 32, 1, members5, 3, &next, &why),
+		0);
+	ck_assert_uint_eq(next->places[0].group, META + 2);
+	ck_assert_uint_eq(kv_ring_epoch(next->change->from), 1);
+	ck_assert_uint_eq(kv_ring_epoch(next->change->to), 3);
+	ck_assert_int_eq(store(&f, boot, next), KV_OK);
+	/* the order nodes take records in */
+	ck_assert(node_reshard_newer(r, NULL) && !node_reshard_newer(NULL, r));
+	ck_assert(node_reshard_newer(back, r) && !node_reshard_newer(r, back));
+	ck_assert(node_reshard_newer(next, back) && !node_reshard_newer(back, next));
+	ck_assert(!node_reshard_newer(r, r));
+	char text[512];
+	node_reshard_describe(back, text, sizeof text);
+	ck_assert_ptr_nonnull(strstr(text, "epoch 1 -> 2, adding group 10 on nodes "));
+	ck_assert_ptr_nonnull(strstr(text, "rolled-back"));
+	node_reshard_free(next);
+	node_reshard_free(loaded);
+	node_reshard_free(back);
+	node_reshard_free(r);
 	kv_ring_free(boot);
 	fx_close(&f);
 }
@@ -278,6 +508,9 @@ int main(void)
 	tcase_add_test(tc, test_roundtrip);
 	tcase_add_test(tc, test_decode_refuses);
 	tcase_add_test(tc, test_store_and_load);
+	tcase_add_test(tc, test_id_high_default);
+	tcase_add_test(tc, test_plan_add);
+	tcase_add_test(tc, test_plan_remove);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
