@@ -96,6 +96,30 @@ int kvctl_cmd_bench(const struct kvctl_args *a);
 int kvctl_cmd_backup(struct cli_client *c, const struct kvctl_args *a);  /* backup.c */
 int kvctl_cmd_restore(struct cli_client *c, const struct kvctl_args *a); /* backup.c */
 
+/* The group ids a cluster view walks (kvctl_groups.c): the ring's ids, the meta group, and
+ * the ids a ring change adds while it is not rolled back, in ascending order, each once. */
+enum kvctl_group_kind { KVCTL_GROUP_RING, KVCTL_GROUP_META, KVCTL_GROUP_ADDING };
+struct kvctl_group_set {
+	size_t n;
+	uint32_t meta; /* the meta group's id, 0: none */
+	uint32_t ids[CLI_GROUPS_MAX];
+	uint8_t kind[CLI_GROUPS_MAX]; /* enum kvctl_group_kind of ids[i] */
+};
+/* Fills *s from one view of the cluster: ring_ids (borrowed; RingConfig.group_ids, or NULL / 0
+ * for a node that sends none: then 1..groups), the latest ring change known (borrowed, may be
+ * NULL), and the meta group's id (0: none). Ids outside 1..CLI_GROUPS_MAX are left out. */
+void kvctl_group_set_build(struct kvctl_group_set *s, const uint32_t *ring_ids, size_t n_ring,
+			   uint32_t groups, const struct cli_ring_change *ch, uint32_t meta);
+bool kvctl_group_set_has(const struct kvctl_group_set *s, uint32_t g);
+/* Whether s is 1..groups, plus groups + 1 as the meta group or no meta group: the ids of a
+ * cluster that never added a group. */
+bool kvctl_group_set_plain(const struct kvctl_group_set *s, uint32_t groups);
+/* "1-4, 5 (meta), 6 (adding)" into buf (cut short at cap); returns buf. */
+const char *kvctl_group_set_text(const struct kvctl_group_set *s, char *buf, size_t cap);
+/* Whether every range of the change is rolled back (its groups retired); false for NULL or
+ * a change not present. */
+bool kvctl_change_rolled_back(const struct cli_ring_change *ch);
+
 /* Output helpers. */
 /* Writes data as a JSON string literal (quotes included); false (nothing written) when it is
  * not valid UTF-8. */

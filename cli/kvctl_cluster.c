@@ -25,7 +25,9 @@ struct view {
 	uint32_t groups;
 	uint64_t epoch;
 	uint32_t vnodes;
-	uint32_t all; /* groups + the meta group (its id is groups + 1), when the cluster has one */
+	/* the group ids the views walk: the ring's (of the answer with the highest ring epoch),
+	 * the meta group, the ids the latest ring change adds (kvctl_groups.c) */
+	struct kvctl_group_set set;
 	/* the ring of the answer with the highest ring epoch (its group ids, for shares); NULL
 	 * when no node answered or out of memory */
 	struct kv_ring *ring;
@@ -90,6 +92,8 @@ static void ask_all(struct view *v, size_t from, uint32_t timeout_ms, const stru
 			pthread_join(asks[i].th, NULL);
 }
 
+static const struct cli_ring_change *latest_change(const struct view *v);
+
 /* Asks every endpoint, then every node the answers name that was not among them; the whole
  * gathering stays within --timeout. */
 static struct view *gather(struct cli_client *c, const struct kvctl_args *a)
@@ -110,6 +114,7 @@ static struct view *gather(struct cli_client *c, const struct kvctl_args *a)
 	}
 	int64_t deadline = cli_now_ms() + a->timeout_ms;
 	size_t asked = 0;
+	const struct cli_node_status *ring_st = NULL; /* the answer whose ring is taken */
 	for (int round = 0; round < 2 && asked < v->n; round++) {
 		int64_t left = deadline - cli_now_ms();
 		if (left <= 0)
@@ -127,8 +132,7 @@ static struct view *gather(struct cli_client *c, const struct kvctl_args *a)
 				v->groups = nv->st.ring_groups;
 				v->epoch = nv->st.ring_epoch;
 				v->vnodes = nv->st.ring_vnodes;
-				v->all = nv->st.meta_group == v->groups + 1 ? v->groups + 1
-									    : v->groups;
+				ring_st = &nv->st;
 				kv_ring_free(v->ring);
 				v->ring = nv->st.n_ring_ids
 						  ? kv_ring_from_ids(
@@ -143,6 +147,9 @@ static struct view *gather(struct cli_client *c, const struct kvctl_args *a)
 					add(v, nv->st.nodes[k].client_addr);
 		}
 	}
+	if (ring_st != NULL)
+		kvctl_group_set_build(&v->set, ring_st->ring_ids, ring_st->n_ring_ids, v->groups,
+				      latest_change(v), ring_st->meta_group);
 	return v;
 }
 
@@ -238,8 +245,17 @@ static const struct cli_group_status *moving(const struct view *v, uint32_t g)
 
 static void status_json(const struct view *v)
 {
-	printf("{\"ring\": {\"epoch\": %llu, \"groups\": %u, \"vnodes\": %u},\n \"nodes\": [",
+	printf("{\"ring\": {\"epoch\": %llu, \"groups\": %u, \"vnodes\": %u, \"group_ids\": [",
 	       (unsigned long long)v->epoch, v->groups, v->vnodes);
+	/* the ids the views walk, by kind (added at the end of "ring": older readers skip them) */
+	for (size_t i = 0, k = 0; i < v->set.n; i++)
+		if (v->set.kind[i] == KVCTL_GROUP_RING)
+			printf("%s%u", k++ ? ", " : "", v->set.ids[i]);
+	printf("], \"meta_group\": %u, \"adding\": [", v->set.meta);
+	for (size_t i = 0, k = 0; i < v->set.n; i++)
+		if (v->set.kind[i] == KVCTL_GROUP_ADDING)
+			printf("%s%u", k++ ? ", " : "", v->set.ids[i]);
+	printf("]},\n \"nodes\": [");
 	for (size_t i = 0; i < v->n; i++) {
 		const struct node_view *nv = &v->nodes[i];
 		const struct cli_node_status *st = &nv->st;
@@ -287,7 +303,8 @@ static void status_json(const struct view *v)
 	/* moves in progress (as status_table) */
 	printf("\n ],\n \"moves\": [");
 	size_t k = 0;
-	for (uint32_t g = 1; g <= v->all; g++) {
+	for (size_t i = 0; i < v->set.n; i++) {
+		uint32_t g = v->set.ids[i];
 		const struct cli_group_status *info = moving(v, g);
 		if (info == NULL)
 			continue;
@@ -330,7 +347,15 @@ static void status_table(const struct view *v)
 	/* moves in progress: groups whose configuration is between two (a learner, or not 3
 	 * voters), and what the balancer drives */
 	bool any = false;
-	for (uint32_t g = 1; g <= v->all; g++) {
+	if (v->set.n > 0 && !kvctl_group_set_plain(&v->set, v->groups)) {
+		/* only once groups were added, so that a cluster that never added one prints
+		 * what it always did */
+		char text[512];
+		printf("\ngroups: %s\n", kvctl_group_set_text(&v->set, text, sizeof text));
+		any = true;
+	}
+	for (size_t i = 0; i < v->set.n; i++) {
+		uint32_t g = v->set.ids[i];
 		const struct cli_group_status *info = moving(v, g);
 		if (info == NULL)
 			continue;
@@ -338,7 +363,7 @@ static void status_table(const struct view *v)
 		ids(voters, sizeof voters, info->voters, info->n_voters);
 		ids(learners, sizeof learners, info->learners, info->n_learners);
 		printf("%smove in progress: group %u%s: voters %s, learners %s\n", any ? "" : "\n",
-		       g, g > v->groups ? " (meta)" : "", voters, learners);
+		       g, g == v->set.meta ? " (meta)" : "", voters, learners);
 		any = true;
 	}
 	for (size_t i = 0; i < v->n; i++)
@@ -662,12 +687,12 @@ int kvctl_cmd_groups(struct cli_client *c, const struct kvctl_args *a)
 	size_t n_ids = v->groups;
 	const uint32_t *ring_ids = v->ring ? kv_ring_ids(v->ring, &n_ids) : NULL;
 	const struct cli_ring_change *ch = latest_change(v);
-	bool ch_live = ch != NULL && strcmp(change_outcome(ch), "rolled back") != 0;
 	size_t n_extra = 0;
 	uint32_t extra[CLI_GROUPS_ADD_MAX];
-	for (size_t i = 0; ch_live && i < ch->n_to && n_extra < CLI_GROUPS_ADD_MAX; i++) {
-		uint32_t g = ch->to_ids[i];
-		if (!(ring_ids ? in_u32(ring_ids, n_ids, g) : g <= n_ids))
+	for (size_t i = 0; i < v->set.n && n_extra < CLI_GROUPS_ADD_MAX; i++) {
+		uint32_t g = v->set.ids[i];
+		if (v->set.kind[i] == KVCTL_GROUP_ADDING &&
+		    !(ring_ids ? in_u32(ring_ids, n_ids, g) : g <= n_ids))
 			extra[n_extra++] = g;
 	}
 	for (size_t i = 0; i < n_ids + n_extra; i++) {
@@ -828,7 +853,8 @@ static int member_list(const struct kvctl_args *a, struct view *v)
 	for (size_t k = 0; k < m->n_nodes; k++) {
 		const struct cli_ring_node *nd = &m->nodes[k];
 		size_t replicas = 0;
-		for (uint32_t g = 1; g <= v->all; g++) {
+		for (size_t gi = 0; gi < v->set.n; gi++) {
+			uint32_t g = v->set.ids[gi];
 			uint64_t term;
 			const struct cli_group_status *info;
 			(void)group_leader(v, g, &term, &info);
@@ -915,7 +941,8 @@ static int member_add(struct cli_client *c, const struct kvctl_args *a, struct v
 static size_t replicas_of(const struct view *v, uint64_t id)
 {
 	size_t k = 0;
-	for (uint32_t g = 1; g <= v->all; g++) {
+	for (size_t gi = 0; gi < v->set.n; gi++) {
+		uint32_t g = v->set.ids[gi];
 		uint64_t term;
 		const struct cli_group_status *info;
 		(void)group_leader(v, g, &term, &info);
@@ -1120,7 +1147,8 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 	}
 	/* replicas per member, from the freshest view of each group */
 	size_t count[CLI_NODES_MAX] = {0};
-	for (uint32_t g = 1; g <= v->all; g++) {
+	for (size_t gi = 0; gi < v->set.n; gi++) {
+		uint32_t g = v->set.ids[gi];
 		uint64_t term;
 		const struct cli_group_status *info;
 		(void)group_leader(v, g, &term, &info);
@@ -1136,7 +1164,8 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 	(void)remove_cmd;
 	int rc = KVCTL_EXIT_OK;
 	size_t moved = 0;
-	for (uint32_t g = 1; g <= v->all && rc == KVCTL_EXIT_OK; g++) {
+	for (size_t gi = 0; gi < v->set.n && rc == KVCTL_EXIT_OK; gi++) {
+		uint32_t g = v->set.ids[gi];
 		uint64_t term;
 		const struct cli_group_status *info;
 		(void)group_leader(v, g, &term, &info);
@@ -1209,9 +1238,10 @@ int kvctl_cmd_member(struct cli_client *c, const struct kvctl_args *a)
 }
 
 /* kvctl member fill ID: replicas move onto node ID (a new or drained node) until it holds its
- * share, floor(3G/N): each time from the member holding the most replicas, of a group ID does
- * not hold. The counterpart of drain: drain a dead machine's node, start a new machine with
- * the same id and an empty data directory, fill it. */
+ * share, floor(3 * groups / N), counting every group the view walks (the ring's, the meta
+ * group, those a ring change adds): each time from the member holding the most replicas, of a
+ * group ID does not hold. The counterpart of drain: drain a dead machine's node, start a new
+ * machine with the same id and an empty data directory, fill it. */
 static int member_fill(struct cli_client *c, const struct kvctl_args *a, struct view *v,
 		       const uint64_t *members, size_t nm, size_t *count, uint64_t id)
 {
@@ -1223,13 +1253,14 @@ static int member_fill(struct cli_client *c, const struct kvctl_args *a, struct 
 			(unsigned long long)id);
 		return KVCTL_EXIT_UNAVAILABLE;
 	}
-	size_t share = 3 * (size_t)v->all / nm;
+	size_t share = 3 * v->set.n / nm;
 	bool taken[CLI_GROUPS_MAX + 1] = {0};
 	size_t moved = 0;
 	while (count[me] < share) {
 		uint32_t best_g = 0;
 		size_t best_donor = nm;
-		for (uint32_t g = 1; g <= v->all; g++) {
+		for (size_t gi = 0; gi < v->set.n; gi++) {
+			uint32_t g = v->set.ids[gi];
 			uint64_t term;
 			const struct cli_group_status *info;
 			(void)group_leader(v, g, &term, &info);

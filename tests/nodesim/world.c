@@ -1831,6 +1831,8 @@ static void deliver(struct world *w, struct ev *e)
 			w->r->count[NS_C_TIMEOUT_NOW]++;
 		else if (f->msgs[i]->type == RAFT_MSG_TERM_QUERY)
 			w->r->count[NS_C_TERM_QUERY]++;
+		else if (f->msgs[i]->type == RAFT_MSG_QUIESCE)
+			w->r->count[NS_C_QUIESCE]++;
 	}
 	w->r->count[NS_C_FWD_REQ] += f->n_forwarded_requests;
 	w->r->count[NS_C_FWD_RESP] += f->n_forwarded_responses;
