@@ -10,6 +10,9 @@
  * a cluster may add are refused. Existing keys are written and read throughout. With five
  * nodes (the meta group on three), every node learns the change and its rollback, two of them
  * only from the meta leader's push, and the new group lives on the three replicas it names.
+ * kvctl's cluster views follow the ids: `status` lists the added groups and the meta group
+ * (and stops once they are retired), `member list` counts their replicas, and `member drain`
+ * and `member fill` move them like any group's.
  */
 #include <check.h>
 #include <stdarg.h>
@@ -45,6 +48,18 @@ static void setup(void)
 static void setup5(void)
 {
 	start(5);
+}
+
+/* Five nodes that move replicas only when told to (kvctl member drain / fill). */
+static void setup5_by_hand(void)
+{
+	struct cluster_opts o;
+	cluster_opts_default(&o);
+	o.groups = GROUPS;
+	o.nodes = 5;
+	o.extra_args = "--balance-leaders off --auto-balance off";
+	c = cluster_start(&o);
+	ck_assert_msg(c != NULL, "cluster did not start");
 }
 
 static void teardown(void)
@@ -176,12 +191,44 @@ static bool group_gone(uint32_t g, int timeout_ms)
 	return false;
 }
 
+/* The sum of the numbers after every occurrence of `field` in s. */
+static long sum_of(const char *s, const char *field)
+{
+	long sum = 0;
+	for (const char *p = strstr(s, field); p != NULL; p = strstr(p + 1, field))
+		sum += strtol(p + strlen(field), NULL, 10);
+	return sum;
+}
+
+/* kvctl's cluster views walk the group ids the nodes report: the ring's 1..4, the meta group 5
+ * and the groups the change under way adds (`adding`, as status prints them; "" for none).
+ * `member list` counts every replica of them: 3 per group. */
+static void views_walk(const char *adding_text, const char *adding_json, int groups_added)
+{
+	char out[16384], want[160];
+	ck_assert_int_eq(kvctl(out, sizeof out, "status"), 0);
+	if (adding_text[0] == '\0') {
+		ck_assert_msg(strstr(out, "\ngroups: ") == NULL, "status lists ids: %s", out);
+	} else {
+		snprintf(want, sizeof want, "\ngroups: 1-4, 5 (meta), %s (adding)\n", adding_text);
+		ck_assert_msg(strstr(out, want) != NULL, "status lacks '%s'", want);
+	}
+	ck_assert_ptr_null(strstr(out, "group 6 (meta)")); /* only group 5 is the meta group */
+	ck_assert_int_eq(kvctl(out, sizeof out, "-o json status"), 0);
+	snprintf(want, sizeof want,
+		 "\"group_ids\": [1, 2, 3, 4], \"meta_group\": 5, \"adding\": [%s]", adding_json);
+	ck_assert_msg(strstr(out, want) != NULL, "status -o json lacks '%s'", want);
+	ck_assert_int_eq(kvctl(out, sizeof out, "-o json member list"), 0);
+	ck_assert_int_eq(sum_of(out, "\"replicas\": "), 3 * (GROUPS + 1 + groups_added));
+}
+
 START_TEST(test_add_then_roll_back)
 {
 	char out[16384];
 	rw_round(0);
 	ck_assert_int_eq(kvctl(out, sizeof out, "groups"), 0);
 	ck_assert_ptr_null(strstr(out, "ring change")); /* the ring never changed */
+	views_walk("", "", 0);
 
 	/* Add one group: the first id after the meta group's. */
 	ck_assert_int_eq(kvctl(out, sizeof out, "groups add"), 0);
@@ -189,6 +236,7 @@ START_TEST(test_add_then_roll_back)
 	ck_assert_ptr_nonnull(strstr(out, "adding group 6"));
 	ck_assert_ptr_nonnull(strstr(out, "not built"));
 	ck_assert_msg(group_elected(META + 1, 20000), "group 6 did not elect on 3 replicas");
+	views_walk("6", "6", 1);
 	rw_round(1);
 
 	/* Listed, with no share of the keys, and the change with its planned ranges. */
@@ -230,6 +278,7 @@ START_TEST(test_add_then_roll_back)
 	ck_assert_ptr_nonnull(strstr(out, "last ring change: epoch 1 -> 2, adding group 6: "
 					  "rolled back"));
 	ck_assert_ptr_null(strstr(out, "(adding)"));
+	views_walk("", "", 0);
 
 	/* Retired for good: a restart does not bring it back, and its id is not used again. */
 	ck_assert_int_eq(cluster_term(c, 3), 0);
@@ -257,10 +306,12 @@ START_TEST(test_add_then_roll_back)
 	ck_assert_ptr_nonnull(strstr(out, ", group 9 on nodes"));
 	ck_assert_msg(group_elected(META + 3, 20000) && group_elected(META + 4, 20000),
 		      "groups 8 and 9 did not elect");
+	views_walk("8-9", "8, 9", 2); /* 6 and 7 retired: the ids have a gap */
 	rw_round(5);
 	ck_assert_int_eq(kvctl(out, sizeof out, "groups remove 9"), 0);
 	ck_assert_msg(group_gone(META + 3, 20000) && group_gone(META + 4, 20000),
 		      "a rollback retires every group of its change");
+	views_walk("", "", 0);
 	rw_round(6);
 }
 END_TEST
@@ -343,11 +394,79 @@ START_TEST(test_five_nodes_learn_the_record)
 	ck_assert_msg(leader != 0, "group 6 elected no leader");
 	ck_assert_int_eq(kvctl(out, sizeof out, "groups"), 0);
 	ck_assert_ptr_nonnull(strstr(out, "0.00% (adding)"));
+	views_walk("6", "6", 1);
 	rw_round(1);
 	ck_assert_int_eq(kvctl(out, sizeof out, "groups remove 6"), 0);
 	ck_assert_msg(all_know(META + 1, 3, 0, 20000),
 		      "not every node learned the rollback, or group 6 is still hosted");
 	rw_round(2);
+}
+END_TEST
+
+/* Node `node`'s replicas as `kvctl member list -o json` counts them; -1 if not listed. */
+static long listed_replicas(int node)
+{
+	char out[16384], id[48];
+	ck_assert_int_eq(kvctl(out, sizeof out, "-o json member list"), 0);
+	snprintf(id, sizeof id, "{\"id\": %d, ", node);
+	const char *p = strstr(out, id);
+	p = p ? strstr(p, "\"replicas\": ") : NULL;
+	return p ? strtol(p + strlen("\"replicas\": "), NULL, 10) : -1;
+}
+
+/* Waits (bounded) until some node reports a leader of group g; 0 if none did. */
+static uint64_t leader_of(uint32_t g, int nodes, int timeout_ms)
+{
+	uint64_t end = cluster_now_ms() + (uint64_t)timeout_ms;
+	while (cluster_now_ms() < end) {
+		for (int node = 1; node <= nodes; node++) {
+			uint64_t l;
+			if (group_voters(node, g, &l) == 3 && l != 0)
+				return l;
+		}
+		nap_ms(100); /* a poll of a bounded wait */
+	}
+	return 0;
+}
+
+/* Moving replicas by hand follows the added group too: `member drain` of a node hosting group
+ * 6 moves that replica with the others (the views walked 1..5 before, and left it behind), and
+ * `member fill` counts every group, the added one included, for the node's share. */
+START_TEST(test_drain_and_fill_move_added_groups)
+{
+	char out[16384];
+	rw_round(0);
+	ck_assert_int_eq(kvctl(out, sizeof out, "groups add"), 0);
+	ck_assert_msg(all_know(META + 1, 1, 3, 20000),
+		      "not every node learned the change, or group 6 is not on 3 of them");
+	ck_assert_msg(leader_of(META + 1, 5, 20000) != 0, "group 6 elected no leader");
+	int x = 0;
+	for (int node = 1; node <= 5 && x == 0; node++) {
+		uint64_t l;
+		if (group_voters(node, META + 1, &l) == 3)
+			x = node;
+	}
+	ck_assert_int_ne(x, 0);
+	views_walk("6", "6", 1);
+	ck_assert_int_eq(kvctl(out, sizeof out, "member drain %d", x), 0);
+	char want[64];
+	snprintf(want, sizeof want, "group 6: moving node %d's replica", x);
+	ck_assert_msg(strstr(out, want) != NULL, "drain did not move group 6: %s", out);
+	ck_assert_int_eq(listed_replicas(x), 0);
+	ck_assert_msg(leader_of(META + 1, 5, 20000) != 0, "group 6 has no leader after the drain");
+	rw_round(1);
+	/* its share: floor(3 * 6 groups / 5 members) */
+	ck_assert_int_eq(kvctl(out, sizeof out, "member fill %d", x), 0);
+	snprintf(want, sizeof want, "node %d holds 3 replica(s) now", x);
+	ck_assert_msg(strstr(out, want) != NULL, "fill: %s", out);
+	ck_assert_int_eq(listed_replicas(x), 3);
+	views_walk("6", "6", 1);
+	rw_round(2);
+	ck_assert_int_eq(kvctl(out, sizeof out, "groups remove 6"), 0);
+	ck_assert_msg(all_know(META + 1, 3, 0, 20000),
+		      "not every node learned the rollback, or group 6 is still hosted");
+	views_walk("", "", 0);
+	rw_round(3);
 }
 END_TEST
 
@@ -364,6 +483,11 @@ int main(void)
 	tcase_set_timeout(tc5, 300);
 	tcase_add_test(tc5, test_five_nodes_learn_the_record);
 	suite_add_tcase(s, tc5);
+	TCase *tch = tcase_create("reshard5_by_hand");
+	tcase_add_checked_fixture(tch, setup5_by_hand, teardown);
+	tcase_set_timeout(tch, 300);
+	tcase_add_test(tch, test_drain_and_fill_move_added_groups);
+	suite_add_tcase(s, tch);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
