@@ -228,8 +228,8 @@ struct cli_node_status {
 int cli_status(struct cli_client *c, const char *endpoint, struct cli_node_status *out);
 void cli_node_status_free(struct cli_node_status *st);
 
-/* Asks the cluster (with retries) which group owns key: 1..G, or a negative error / cli_code
- * when no node answered STATUS. */
+/* Asks the cluster (with retries) which group owns key: an id of the ring (1..G until groups
+ * are added), or a negative error / cli_code when no node answered STATUS. */
 int cli_group_of(struct cli_client *c, const void *key, size_t key_len, uint32_t *group);
 /* The leader of `group` as last learned; refresh = true asks the endpoints again first.
  * CLI_OK with *node_id (and, if addr != NULL, its client address, CLI_ADDR_MAX bytes), or

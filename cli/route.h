@@ -34,7 +34,7 @@ int cli_route_set_ring(struct cli_route *r, uint64_t epoch, uint32_t groups, con
 		       size_t n_nodes);
 /* Drops the ring so the next call asks for it again (a WRONG_SHARD without a ring). */
 void cli_route_drop_ring(struct cli_route *r);
-/* Group of key (1..G), or 0 while no ring is known. */
+/* Group of key (an id of the ring), or 0 while no ring is known. */
 uint32_t cli_route_group_of(const struct cli_route *r, const void *key, size_t len);
 /* Records node_id (0 = unknown) as the leader of group, reachable at addr; addr NULL or ""
  * means "look it up in the ring's nodes". Groups outside 1..CLI_GROUPS_MAX are ignored. */
