@@ -414,6 +414,35 @@ static long listed_replicas(int node)
 	return p ? strtol(p + strlen("\"replicas\": "), NULL, 10) : -1;
 }
 
+/* Whether node x votes in group g as g's leader reports it (the node that says it leads g;
+ * asked directly, not through kvctl). -1 when no node leads g. */
+static int leader_says_votes(uint32_t g, int nodes, int x)
+{
+	for (int node = 1; node <= nodes; node++) {
+		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+		rq.op = RINGRAFT__KV__OP__STATUS;
+		Ringraft__Kv__Response *rs = NULL;
+		if (cluster_call(c, node, &rq, &rs, 2000) != 0 || rs->status == NULL) {
+			if (rs != NULL)
+				ringraft__kv__response__free_unpacked(rs, NULL);
+			continue;
+		}
+		int votes = -1;
+		for (size_t i = 0; i < rs->status->n_groups; i++) {
+			const Ringraft__Kv__GroupStatus *gs = rs->status->groups[i];
+			if (gs->group != g || gs->leader != rs->status->id)
+				continue;
+			votes = 0;
+			for (size_t k = 0; k < gs->n_voters; k++)
+				votes |= gs->voters[k] == (uint64_t)x;
+		}
+		ringraft__kv__response__free_unpacked(rs, NULL);
+		if (votes >= 0)
+			return votes;
+	}
+	return -1;
+}
+
 /* Waits (bounded) until some node reports a leader of group g; 0 if none did. */
 static uint64_t leader_of(uint32_t g, int nodes, int timeout_ms)
 {
@@ -453,6 +482,7 @@ START_TEST(test_drain_and_fill_move_added_groups)
 	snprintf(want, sizeof want, "group 6: moving node %d's replica", x);
 	ck_assert_msg(strstr(out, want) != NULL, "drain did not move group 6: %s", out);
 	ck_assert_int_eq(listed_replicas(x), 0);
+	ck_assert_int_eq(leader_says_votes(META + 1, 5, x), 0);
 	ck_assert_msg(leader_of(META + 1, 5, 20000) != 0, "group 6 has no leader after the drain");
 	rw_round(1);
 	/* its share: floor(3 * 6 groups / 5 members) */
