@@ -18,7 +18,8 @@ static bool has(const struct kvctl_group_set *s, uint32_t g)
 	return false;
 }
 
-/* Inserts g in order unless it is there already or outside 1..CLI_GROUPS_MAX. */
+/* Inserts g in order unless it is there already or outside 1..CLI_GROUPS_MAX. Building a set
+ * is O(n^2) in its ids, at most CLI_GROUPS_MAX: a few milliseconds once per view, fine. */
 static void put(struct kvctl_group_set *s, uint32_t g, enum kvctl_group_kind kind)
 {
 	if (g == 0 || g > CLI_GROUPS_MAX || has(s, g) || s->n == CLI_GROUPS_MAX)
