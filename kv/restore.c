@@ -140,7 +140,11 @@ static bool meta_key_ok(const uint8_t *k, size_t n)
 	case KV_META_EXPIRY:
 		return n >= 10 && n <= KV_META_EXPIRY_KEY_MAX;
 	case KV_META_FENCE:
+	case KV_META_RELEASE:
 		return n == 1;
+	case KV_META_INGEST:
+	case KV_META_DROP:
+		return n == 5;
 	case KV_META_SESSION:
 		return n == 9;
 	case KV_META_RESULT:
