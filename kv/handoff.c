@@ -369,11 +369,12 @@ static int drop_step(const struct kv_handoff_ctx *h, MDB_txn *txn, uint32_t sour
 				*h->err = KV_ECORRUPT;
 				return KV_TXN_ABORT;
 			}
-			MDB_val key = {resume_len, resume}; /* k points into the page we delete from */
+			MDB_val key = {resume_len,
+				       resume}; /* k points into the page we delete from */
 			if ((rc = mdb_cursor_del(cur, 0)) != 0)
 				break;
-			if (e != 0 && (rc = kv_expiry_index_op(txn, h->g, &key, e, false,
-							       h->expires)) != 0)
+			if (e != 0 &&
+			    (rc = kv_expiry_index_op(txn, h->g, &key, e, false, h->expires)) != 0)
 				break;
 			(*deleted)++;
 			/* the cursor now sits on the next key, or past the end */

@@ -55,7 +55,7 @@
  *   - a chunk beyond the ingested offset (a gap): KV_CAS_MISMATCH, nothing written; resend
  *     from the offset in the value.
  *   - the last chunk: the count and digest of everything ingested must equal the chunk's;
- *     then the copy is complete (KV_OK, found = true). If not, KV_COPY_DISCARDED: the copy is
+ *     then the copy is complete (KV_OK, found = true). If not, KV_DISCARDED: the copy is
  *     thrown away (its keys stay until DROP removes them, and its ranges stay refused).
  *   - any chunk of a complete copy: KV_OK (found = true), nothing written.
  *   - KV_EINVAL, nothing written: an epoch below the record's; a newer epoch while the older
@@ -86,7 +86,11 @@ int kv_copy_begin(struct kv *kv, uint32_t group, uint64_t epoch, const struct kv
 /* The next chunk: *value malloc'd (ownership to the caller, e.g. into a kv_cmd of op
  * KV_OP_INGEST), *last set on the last one. KV_NOT_FOUND after the last; KV_EINVAL when the
  * fence of the copy's epoch no longer holds every range (nothing is frozen: do not copy);
- * KV_ECORRUPT (a stored value fails its check), KV_EIO, KV_ENOMEM. */
+ * KV_ECORRUPT (a stored value fails its check: kv_last_corrupt), KV_EIO, KV_ENOMEM. After an
+ * error the reading position is undefined: end the copy and begin another from the target's
+ * offset. A chunk is larger than chunk_bytes only when it holds one item that is larger by
+ * itself (a value near KV_VALUE_MAX_HARD would then not fit a Raft entry, RAFT_ENTRY_BYTES_MAX:
+ * such a key cannot move). */
 int kv_copy_next(struct kv_copy *c, uint8_t **value, size_t *len, bool *last);
 /* Items produced or skipped so far (the offset of the next chunk). */
 uint64_t kv_copy_offset(const struct kv_copy *c);

@@ -17,12 +17,14 @@
 #include "kv/kv_int.h"
 #include "kv/reshard.h"
 
-#define REC_HEADER     45 /* u64 epoch | u8 state | u64 next | u64 keys | u64 lo | u64 hi | u32 n */
-#define ITEM_KEY       'K'
-#define ITEM_SESSION   'S'
-#define ITEM_KEY_HDR   15 /* 'K' | u16 key_len | u32 value_len | u64 expiry */
-#define ITEM_SESS_HDR  31 /* 'S' | u64 client | u64 floor | u64 seq | u8 code | u8 found | u32 len */
-#define FLAG_LAST      1u
+#define REC_HEADER   45 /* u64 epoch | u8 state | u64 next | u64 keys | u64 lo | u64 hi | u32 n */
+#define ITEM_KEY     'K'
+#define ITEM_SESSION 'S'
+#define ITEM_KEY_HDR 15 /* 'K' | u16 key_len | u32 value_len | u64 expiry */
+#define ITEM_SESS_HDR                                                                              \
+	31 /* 'S' | u64 client | u64 floor | u64 seq | u8 code | u8 found | u32 len                \
+	    */
+#define FLAG_LAST 1u
 
 /* ---------------------------------------------------------------- the copy's record */
 
@@ -159,8 +161,7 @@ static int item_next(const uint8_t *p, size_t len, size_t *off, struct item *it)
 	if (it->client == 0 || q[26] > 1 || it->value_len > KV_VALUE_MAX_HARD ||
 	    (uint64_t)ITEM_SESS_HDR + it->value_len > left)
 		return -1;
-	if (it->seq == 0 ? it->code != 0 || it->found || it->value_len != 0
-			 : it->seq <= it->floor)
+	if (it->seq == 0 ? it->code != 0 || it->found || it->value_len != 0 : it->seq <= it->floor)
 		return -1;
 	it->value = q + ITEM_SESS_HDR;
 	*off += ITEM_SESS_HDR + it->value_len;
@@ -378,7 +379,7 @@ int kv_ingest_apply(const struct kv_handoff_ctx *h, MDB_txn *txn, const struct k
 			 * keys stay (refused) until DROP removes them. */
 			r.state = KV_INGEST_DISCARDED;
 			r.next = r.keys = r.dlo = r.dhi = 0;
-			answer(h, res, KV_COPY_DISCARDED, 0);
+			answer(h, res, KV_DISCARDED, 0);
 		}
 	}
 	rc = kv_ingest_rec_put(txn, h->g, ch.source, &r);
@@ -406,7 +407,7 @@ struct kv_copy {
 	/* where the reading stopped: the last data key read, the last session item read */
 	uint8_t key[KV_KEY_MAX];
 	size_t key_len;
-	bool in_client;      /* inside a client's session: client, seq = its last item */
+	bool in_client; /* inside a client's session: client, seq = its last item */
 	uint64_t client, seq;
 	/* the chunk being built: items only; the header goes in front at the end */
 	uint8_t *buf;
@@ -603,8 +604,8 @@ static int read_sessions(struct kv_copy *c, MDB_txn *txn, const struct kv_group 
 		k.mv_size = 9;
 		k.mv_data = kb;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size != 9 ||
-						       ((uint8_t *)k.mv_data)[0] != KV_META_SESSION))) {
+		if (rc == MDB_NOTFOUND ||
+		    (rc == 0 && (k.mv_size != 9 || ((uint8_t *)k.mv_data)[0] != KV_META_SESSION))) {
 			rc = 0;
 			c->phase = CP_DONE;
 			break;

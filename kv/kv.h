@@ -32,12 +32,12 @@ enum {
 			     * the same seq may be sent again */
 	KV_WRONG_SHARD = 6, /* the group does not serve this key now (kv/handoff.h): its range was
 			     * released here (KV_OP_RELEASE), or is being copied here and not yet
-			     * opened (KV_OP_INGEST before KV_OP_OPEN). A read is refused; a write is
-			     * refused, writes nothing and is not kept in the client's session (it
-			     * did not happen). Kvd's answer is Code WRONG_SHARD */
-	KV_COPY_DISCARDED = 7, /* INGEST: the last chunk's key count or digest differs from what
-				* was ingested: the copy is thrown away (DROP it, then copy again
-				* from offset 0) */
+			     * opened (KV_OP_INGEST before KV_OP_OPEN). A read is refused; a write
+			     * is refused, writes nothing and is not kept in the client's session
+			     * (it did not happen). Kvd's answer is Code WRONG_SHARD */
+	KV_DISCARDED = 7,   /* INGEST: the last chunk's key count or digest differs from what was
+			     * ingested: the copy is thrown away (DROP it, then copy again from
+			     * offset 0) */
 	KV_EINVAL = -1,     /* malformed command, key length 0 or > KV_KEY_MAX */
 	KV_ETOOLARGE = -2,  /* value over the configured maximum */
 	KV_EMAPFULL = -3,   /* the LMDB map is full (grow with map_bytes / restart) */
@@ -204,7 +204,7 @@ int kv_cmd_decode(const void *data, size_t len, struct kv_cmd *c);
  * so a client must give up retrying (indeterminate) well within the TTL. */
 struct kv_result {
 	int code;          /* KV_OK, KV_NOT_FOUND, KV_CAS_MISMATCH, KV_NOT_INTEGER, KV_OVERFLOW,
-			    * KV_MOVING, KV_WRONG_SHARD, KV_COPY_DISCARDED, KV_ESESSION, KV_EINVAL */
+			    * KV_MOVING, KV_WRONG_SHARD, KV_DISCARDED, KV_ESESSION, KV_EINVAL */
 	bool found;        /* CAS mismatch, return_old: whether the key existed */
 	const void *value; /* CAS mismatch, return_old: the current (previous) value; INCRBY:
 			    * the new value; MDEL: the count deleted (decimal) */
@@ -251,8 +251,9 @@ int kv_meta(struct kv *kv, uint32_t group, struct kv_group_meta *out);
  * later of now_ms and the group's clock is absent. now_ms 0 = the group's clock alone. */
 
 /* Get: KV_OK and a malloc'd copy in *value (caller frees; malloc(1) for an empty value), or
- * KV_NOT_FOUND, or KV_WRONG_SHARD when the group does not serve the key now (kv/handoff.h). value may be NULL (existence and expiry only). *expire_at_ms (may be NULL) is
- * the key's expiry, 0 for none. KV_EINVAL for a bad key length. */
+ * KV_NOT_FOUND, or KV_WRONG_SHARD when the group does not serve the key now (kv/handoff.h). value
+ * may be NULL (existence and expiry only). *expire_at_ms (may be NULL) is the key's expiry, 0 for
+ * none. KV_EINVAL for a bad key length. */
 int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, uint64_t now_ms,
 	   void **value, size_t *value_len, uint64_t *expire_at_ms);
 /* Scan keys in [start, end) (start NULL/0 = from the first key, end NULL/0 = no bound), at
@@ -270,7 +271,8 @@ int kv_scan(struct kv *kv, uint32_t group, uint64_t now_ms, const void *start, s
 	    size_t *next_len);
 
 /* The keys of the group whose expiry is <= the later of now_ms and the group's clock, earliest
- * expiry first, at most max (<= KV_MULTI_KEYS_MAX) from one read transaction: cb gets each key
+ * expiry first, at most max (<= KV_MULTI_KEYS_MAX) from one read transaction (keys the group
+ * does not serve now, kv/handoff.h, are left out: REAP skips them): cb gets each key
  * (borrowed, valid during the call) and its expiry, to be put in a REAP command. */
 typedef void (*kv_expired_cb)(const void *k, size_t kl, uint64_t expire_at_ms, void *arg);
 int kv_expired(struct kv *kv, uint32_t group, uint64_t now_ms, uint32_t max, kv_expired_cb cb,

@@ -7,6 +7,8 @@
  *
  * Source and target are two groups of one environment (as two groups hosted on one node).
  */
+#include <xxhash.h>
+
 #include "kv/handoff.h"
 #include "kv/reshard.h"
 #include "kv_fixture.h"
@@ -205,6 +207,27 @@ static int get_code(struct fx *f, uint32_t g, const char *k)
 	return rc;
 }
 
+/* The result codes of one batch. */
+struct codes {
+	int n, code[8];
+};
+
+static void codes_cb(const struct raft_entry *e, const struct kv_result *res, void *arg)
+{
+	(void)e;
+	struct codes *c = arg;
+	ck_assert_int_lt(c->n, 8);
+	c->code[c->n++] = res->code;
+}
+
+static void count_cb(const void *key, size_t kl, uint64_t e, void *arg)
+{
+	(void)key;
+	(void)kl;
+	(void)e;
+	(*(int *)arg)++;
+}
+
 /* ---------------------------------------------------------------- Assertions */
 
 /* Every test key of R reads `code` in group g; every other key reads as before in SRC. */
@@ -214,8 +237,8 @@ static void assert_range_reads(struct fx *f, uint32_t g, int code)
 		char k[16];
 		key_of(i, k);
 		if (in_r(k))
-			ck_assert_msg(get_code(f, g, k) == code, "%s in group %u: %d, want %d", k, g,
-				      get_code(f, g, k), code);
+			ck_assert_msg(get_code(f, g, k) == code, "%s in group %u: %d, want %d", k,
+				      g, get_code(f, g, k), code);
 	}
 }
 
@@ -385,7 +408,7 @@ START_TEST(test_digest_mismatch_discards)
 	struct fx_res res;
 	for (size_t i = 0; i + 1 < ch.n; i++)
 		ck_assert_int_eq(ingest(&f, ch.v[i], ch.len[i], &res), KV_OK);
-	ck_assert_int_eq(ingest(&f, ch.v[ch.n - 1], ch.len[ch.n - 1], &res), KV_COPY_DISCARDED);
+	ck_assert_int_eq(ingest(&f, ch.v[ch.n - 1], ch.len[ch.n - 1], &res), KV_DISCARDED);
 	ck_assert(!res.res.found);
 	chunks_free(&ch);
 	/* discarded: not openable, still refused, and no restart before DROP */
@@ -413,7 +436,7 @@ START_TEST(test_digest_mismatch_discards)
 	last[32] ^= 1; /* the count the source claims */
 	for (size_t i = 0; i + 1 < ch.n; i++)
 		ck_assert_int_eq(ingest(&f, ch.v[i], ch.len[i], &res), KV_OK);
-	ck_assert_int_eq(ingest(&f, last, ch.len[ch.n - 1], &res), KV_COPY_DISCARDED);
+	ck_assert_int_eq(ingest(&f, last, ch.len[ch.n - 1], &res), KV_DISCARDED);
 	chunks_free(&ch);
 	drop_all(&f, DST, EPOCH, SRC, KV_DROP_KEYS_MAX);
 	/* and now whole */
@@ -578,13 +601,18 @@ START_TEST(test_release_rules)
 	ck_assert_int_eq(fx_put(&f, SRC, ko, "x"), KV_WRONG_SHARD);
 	/* every kind of write of a released key, and a multi-key one with one such key */
 	uint8_t delta[8] = {1};
-	struct kv_item items[2] = {{.key = "zz-out", .key_len = 6, .value = "m", .value_len = 1},
-				   {.key = kh, .key_len = strlen(kh), .value = "m", .value_len = 1}};
+	struct kv_item items[2] = {
+		{.key = "zz-out", .key_len = 6, .value = "m", .value_len = 1},
+		{.key = kh, .key_len = strlen(kh), .value = "m", .value_len = 1}};
 	struct kv_item dels[2] = {{.key = pick(false, 0), .key_len = 6},
 				  {.key = kh, .key_len = strlen(kh)}};
 	struct kv_cmd cmds[] = {
 		{.op = KV_OP_DELETE, .key = kh, .key_len = strlen(kh)},
-		{.op = KV_OP_INCRBY, .key = kh, .key_len = strlen(kh), .value = delta, .value_len = 8},
+		{.op = KV_OP_INCRBY,
+		 .key = kh,
+		 .key_len = strlen(kh),
+		 .value = delta,
+		 .value_len = 8},
 		{.op = KV_OP_EXPIRE, .key = kh, .key_len = strlen(kh), .expire_at_ms = 1},
 		{.op = KV_OP_CAS,
 		 .key = kh,
@@ -635,7 +663,7 @@ START_TEST(test_open_and_drop_rules)
 	struct fx f;
 	fx_open(&f);
 	int in = fill(&f);
-	ck_assert_int_eq(open_copy(&f, DST, EPOCH, SRC), KV_NOT_FOUND); /* nothing copied */
+	ck_assert_int_eq(open_copy(&f, DST, EPOCH, SRC), KV_NOT_FOUND);   /* nothing copied */
 	ck_assert_int_eq(drop(&f, SRC, EPOCH, 0, 10, NULL), KV_EINVAL);   /* nothing released */
 	ck_assert_int_eq(drop(&f, DST, EPOCH, SRC, 10, NULL), KV_EINVAL); /* no copy */
 	ck_assert_int_eq(fence(&f, SRC, EPOCH, &R, 1), KV_OK);
@@ -808,6 +836,134 @@ START_TEST(test_snapshot_carries)
 }
 END_TEST
 
+/* Each entry of one batch sees the markers of its place in the log: a write before OPEN is
+ * refused, one after it is taken. */
+START_TEST(test_open_within_a_batch)
+{
+	struct fx f;
+	fx_open(&f);
+	fill(&f);
+	ck_assert_int_eq(fence(&f, SRC, EPOCH, &R, 1), KV_OK);
+	struct chunks ch;
+	read_chunks(&f, 0, 0, &ch);
+	ck_assert_uint_eq(ch.n, 1);
+	uint8_t ov[KV_OPEN_VALUE_BYTES];
+	kv_open_value(EPOCH, SRC, ov);
+	const char *k = pick(true, 0);
+	struct kv_cmd cmds[5] = {
+		fx_put_cmd(k, "before-copy"),
+		{.op = KV_OP_INGEST, .value = ch.v[0], .value_len = ch.len[0]},
+		fx_put_cmd(k, "before-open"),
+		{.op = KV_OP_OPEN, .value = ov, .value_len = sizeof ov},
+		fx_put_cmd(k, "after-open"),
+	};
+	struct raft_entry e[5];
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(kv_cmd_encode(f.kv, &cmds[i], &e[i].data), KV_OK);
+		e[i].term = 1;
+		e[i].index = f.next[DST] + (raft_index)i;
+		e[i].type = RAFT_ENTRY_NORMAL;
+	}
+	struct codes got = {0};
+	ck_assert_int_eq(kv_apply(f.kv, DST, e, 5, NULL, codes_cb, &got), KV_OK);
+	ck_assert_int_eq(got.n, 5);
+	ck_assert_int_eq(got.code[0], KV_OK); /* no copy yet: its own key, for now */
+	ck_assert_int_eq(got.code[1], KV_OK);
+	ck_assert_int_eq(got.code[2], KV_WRONG_SHARD);
+	ck_assert_int_eq(got.code[3], KV_OK);
+	ck_assert_int_eq(got.code[4], KV_OK);
+	fx_expect(&f, DST, k, "after-open");
+	for (int i = 0; i < 5; i++)
+		free(e[i].data.base);
+	chunks_free(&ch);
+	fx_close(&f);
+}
+END_TEST
+
+/* The reaper leaves keys the group does not serve alone: not listed, not reaped; after OPEN
+ * they are the target's to reap. */
+START_TEST(test_reaper_and_gate)
+{
+	struct fx f;
+	fx_open(&f);
+	char k[16];
+	strcpy(k, pick(true, 0));
+	struct kv_cmd c = fx_put_cmd(k, "v");
+	c.now_ms = 500;
+	c.expire_at_ms = 1000;
+	ck_assert_int_eq(apply_code(&f, SRC, &c, NULL), KV_OK);
+	ck_assert_int_eq(fence(&f, SRC, EPOCH, &R, 1), KV_OK);
+	ck_assert_int_eq(copy(&f, 0), KV_OK);
+	uint32_t found;
+	int calls = 0;
+	ck_assert_int_eq(kv_expired(f.kv, DST, 5000, 100, count_cb, &calls, &found), KV_OK);
+	ck_assert_uint_eq(found, 0);
+	uint8_t at[8] = {0xe8, 0x03}; /* 1000 */
+	struct kv_item it = {.key = k, .key_len = strlen(k), .value = at, .value_len = 8};
+	struct kv_cmd reap = {.op = KV_OP_REAP, .items = &it, .n_items = 1, .now_ms = 5000};
+	struct fx_res res;
+	ck_assert_int_eq(apply_code(&f, DST, &reap, &res), KV_OK);
+	ck_assert_int_eq(res.value[0], '0');
+	ck_assert_int_eq(open_copy(&f, DST, EPOCH, SRC), KV_OK);
+	ck_assert_int_eq(kv_expired(f.kv, DST, 5000, 100, count_cb, &calls, &found), KV_OK);
+	ck_assert_uint_eq(found, 1);
+	ck_assert_int_eq(apply_code(&f, DST, &reap, &res), KV_OK);
+	ck_assert_int_eq(res.value[0], '1');
+	fx_close(&f);
+}
+END_TEST
+
+/* A snapshot whose copy record is damaged (its checksum made right again) is refused: a
+ * wrong marker could make a replica serve a range it must not. */
+START_TEST(test_restore_checks_markers)
+{
+	struct fx f, to;
+	fx_open(&f);
+	fx_open(&to);
+	fill(&f);
+	ck_assert_int_eq(fence(&f, SRC, EPOCH, &R, 1), KV_OK);
+	ck_assert_int_eq(copy(&f, 0), KV_OK);
+	struct kv_snapshot *snap;
+	ck_assert_int_eq(kv_snapshot_begin(f.kv, DST, &snap), KV_OK);
+	static uint8_t buf[1 << 20];
+	size_t len;
+	bool done;
+	ck_assert_int_eq(kv_snapshot_read(snap, buf, sizeof buf, &len, &done), KV_OK);
+	ck_assert(done);
+	kv_snapshot_end(snap);
+	/* the meta record 'M' | kl 5 | vl | 'I' | be32 SRC, and its state byte */
+	uint8_t rec[10] = {'M', 5, 0, 0, 0};
+	uint8_t key[5] = {'I', 0, 0, 0, SRC};
+	uint8_t *p = NULL;
+	for (size_t i = 0; i + 14 < len && p == NULL; i++)
+		if (memcmp(buf + i, rec, 5) == 0 && memcmp(buf + i + 9, key, 5) == 0)
+			p = buf + i + 14;
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(p[8], 2); /* complete */
+	p[8] = 9;                  /* no such state */
+	uint64_t sum = XXH3_64bits(buf, len - 8);
+	for (int i = 0; i < 8; i++)
+		buf[len - 8 + i] = (uint8_t)(sum >> (8 * i));
+	struct kv_restore *rs;
+	ck_assert_int_eq(kv_restore_begin(to.kv, DST, &rs), KV_OK);
+	ck_assert_int_eq(kv_restore_write(rs, buf, len), KV_OK);
+	ck_assert_int_eq(kv_restore_finish(rs), KV_ECORRUPT);
+	/* as shipped, it is taken */
+	p[8] = 2;
+	sum = XXH3_64bits(buf, len - 8);
+	for (int i = 0; i < 8; i++)
+		buf[len - 8 + i] = (uint8_t)(sum >> (8 * i));
+	ck_assert_int_eq(kv_restore_begin(to.kv, DST, &rs), KV_OK);
+	ck_assert_int_eq(kv_restore_write(rs, buf, len), KV_OK);
+	ck_assert_int_eq(kv_restore_finish(rs), KV_OK);
+	to.next[DST] = fx_applied(&to, DST) + 1;
+	assert_range_reads(&to, DST, KV_WRONG_SHARD);
+	ck_assert_int_eq(open_copy(&to, DST, EPOCH, SRC), KV_OK);
+	fx_close(&to);
+	fx_close(&f);
+}
+END_TEST
+
 /* An empty range: one last chunk, at offset 0, with no item; a source with no session. */
 START_TEST(test_empty_range)
 {
@@ -850,9 +1006,9 @@ START_TEST(test_copy_needs_fence)
 END_TEST
 
 /* A chunk encoder for malformed values: header fields as given, items raw. */
-static size_t chunk(uint8_t *p, uint64_t epoch, uint32_t source, uint32_t n_ranges,
-		    uint64_t offset, uint32_t n_items, uint32_t flags, uint64_t keys,
-		    const void *items, size_t items_len)
+static size_t chunk(uint8_t *p, uint64_t epoch, uint32_t source, uint32_t n_ranges, uint64_t offset,
+		    uint32_t n_items, uint32_t flags, uint64_t keys, const void *items,
+		    size_t items_len)
 {
 	memset(p, 0, KV_INGEST_HEADER);
 	for (int i = 0; i < 8; i++) {
@@ -915,18 +1071,19 @@ START_TEST(test_malformed)
 		uint64_t epoch, offset, keys;
 		uint32_t source, n_ranges, n_items, flags;
 	} bad[] = {
-		{0, 0, 0, SRC, 1, 1, 0},       /* epoch 0 */
-		{EPOCH, 0, 0, 0, 1, 1, 0},     /* source 0 */
-		{EPOCH, 0, 0, SRC, 0, 1, 0},   /* the first chunk without ranges */
-		{EPOCH, 5, 0, SRC, 1, 1, 0},   /* ranges in a later chunk */
-		{EPOCH, 0, 0, SRC, 1, 2, 0},   /* an item count that disagrees */
-		{EPOCH, 0, 0, SRC, 1, 1, 2},   /* an unknown flag */
-		{EPOCH, 0, 7, SRC, 1, 1, 0},   /* a key count in a chunk that is not the last */
+		{0, 0, 0, SRC, 1, 1, 0},     /* epoch 0 */
+		{EPOCH, 0, 0, 0, 1, 1, 0},   /* source 0 */
+		{EPOCH, 0, 0, SRC, 0, 1, 0}, /* the first chunk without ranges */
+		{EPOCH, 5, 0, SRC, 1, 1, 0}, /* ranges in a later chunk */
+		{EPOCH, 0, 0, SRC, 1, 2, 0}, /* an item count that disagrees */
+		{EPOCH, 0, 0, SRC, 1, 1, 2}, /* an unknown flag */
+		{EPOCH, 0, 7, SRC, 1, 1, 0}, /* a key count in a chunk that is not the last */
 		{EPOCH, 0, 0, SRC, KV_RESHARD_RANGES_MAX + 1, 1, 0}, /* too many ranges */
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		size_t len = chunk(p, bad[i].epoch, bad[i].source, bad[i].n_ranges > 1 ? 1 : bad[i].n_ranges,
-				   bad[i].offset, bad[i].n_items, bad[i].flags, bad[i].keys, it, il);
+		size_t len = chunk(p, bad[i].epoch, bad[i].source,
+				   bad[i].n_ranges > 1 ? 1 : bad[i].n_ranges, bad[i].offset,
+				   bad[i].n_items, bad[i].flags, bad[i].keys, it, il);
 		if (bad[i].n_ranges > 1)
 			for (int b = 0; b < 4; b++)
 				p[12 + b] = (uint8_t)(bad[i].n_ranges >> (8 * b));
@@ -971,9 +1128,11 @@ START_TEST(test_malformed)
 	ck_assert_int_eq(encode(KV_OP_RELEASE, rv, 12), KV_EINVAL); /* no range */
 	/* no key, no session on any of them */
 	struct raft_buf b;
-	struct kv_cmd withkey = {.op = KV_OP_RELEASE, .key = "k", .key_len = 1, .value = rv, .value_len = rl};
+	struct kv_cmd withkey = {
+		.op = KV_OP_RELEASE, .key = "k", .key_len = 1, .value = rv, .value_len = rl};
 	ck_assert_int_eq(kv_cmd_encode(NULL, &withkey, &b), KV_EINVAL);
-	struct kv_cmd withsession = {.op = KV_OP_OPEN, .value = ov, .value_len = sizeof ov, .client_id = 1, .seq = 1};
+	struct kv_cmd withsession = {
+		.op = KV_OP_OPEN, .value = ov, .value_len = sizeof ov, .client_id = 1, .seq = 1};
 	kv_open_value(EPOCH, SRC, ov);
 	ck_assert_int_eq(kv_cmd_encode(NULL, &withsession, &b), KV_EINVAL);
 	/* sneaked past the encoder: refused on decode, applied as a no-op answering KV_EINVAL */
@@ -1015,6 +1174,9 @@ int main(void)
 	tcase_add_test(tc, test_open_and_drop_rules);
 	tcase_add_test(tc, test_reopen);
 	tcase_add_test(tc, test_snapshot_carries);
+	tcase_add_test(tc, test_open_within_a_batch);
+	tcase_add_test(tc, test_reaper_and_gate);
+	tcase_add_test(tc, test_restore_checks_markers);
 	tcase_add_test(tc, test_empty_range);
 	tcase_add_test(tc, test_copy_needs_fence);
 	tcase_add_test(tc, test_malformed);
