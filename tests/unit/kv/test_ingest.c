@@ -964,6 +964,55 @@ START_TEST(test_restore_checks_markers)
 }
 END_TEST
 
+/* Several ranges, one of them wrapping past 0: exactly their keys move. */
+START_TEST(test_two_ranges_one_wrapping)
+{
+	struct fx f;
+	fx_open(&f);
+	fill(&f);
+	struct kv_ring_range rs[2] = {
+		{.lo = UINT64_MAX - UINT64_MAX / 8, .hi = UINT64_MAX / 16},
+		{.lo = UINT64_MAX / 2, .hi = UINT64_MAX / 2 + UINT64_MAX / 16},
+	};
+	ck_assert_int_eq(fence(&f, SRC, EPOCH, rs, 2), KV_OK);
+	struct kv_copy *c;
+	ck_assert_int_eq(kv_copy_begin(f.kv, SRC, EPOCH, rs, 2, 0, 250, &c), KV_OK);
+	bool last = false;
+	struct fx_res res;
+	int chunks = 0;
+	while (!last) {
+		uint8_t *v;
+		size_t len;
+		ck_assert_int_eq(kv_copy_next(c, &v, &len, &last), KV_OK);
+		ck_assert_int_eq(ingest(&f, v, len, &res), KV_OK);
+		free(v);
+		chunks++;
+	}
+	kv_copy_end(c);
+	ck_assert_int_gt(chunks, 3);
+	ck_assert(res.res.found);
+	uint64_t ks, kd;
+	uint8_t ds[KV_RANGE_DIGEST_BYTES], dd[KV_RANGE_DIGEST_BYTES];
+	ck_assert_int_eq(kv_range_digest(f.kv, SRC, rs, 2, &ks, ds), KV_OK);
+	ck_assert_int_eq(kv_range_digest(f.kv, DST, rs, 2, &kd, dd), KV_OK);
+	ck_assert_uint_gt(ks, 10);
+	ck_assert_uint_eq(ks, kd);
+	ck_assert(memcmp(ds, dd, sizeof ds) == 0);
+	struct kv_group_meta m;
+	ck_assert_int_eq(kv_meta(f.kv, DST, &m), KV_OK);
+	ck_assert_uint_eq(m.keys, kd); /* nothing else came */
+	ck_assert_int_eq(open_copy(&f, DST, EPOCH, SRC), KV_OK);
+	for (int i = 0; i < NKEYS; i++) {
+		char k[16];
+		key_of(i, k);
+		uint64_t h = kv_ring_key_hash(k, strlen(k));
+		bool moved = kv_ring_range_has(&rs[0], h) || kv_ring_range_has(&rs[1], h);
+		ck_assert_int_eq(get_code(&f, DST, k), moved ? KV_OK : KV_NOT_FOUND);
+	}
+	fx_close(&f);
+}
+END_TEST
+
 /* An empty range: one last chunk, at offset 0, with no item; a source with no session. */
 START_TEST(test_empty_range)
 {
@@ -1030,7 +1079,8 @@ static size_t chunk(uint8_t *p, uint64_t epoch, uint32_t source, uint32_t n_rang
 		}
 		off += 16;
 	}
-	memcpy(p + off, items, items_len);
+	if (items_len)
+		memcpy(p + off, items, items_len);
 	return off + items_len;
 }
 
@@ -1177,6 +1227,7 @@ int main(void)
 	tcase_add_test(tc, test_open_within_a_batch);
 	tcase_add_test(tc, test_reaper_and_gate);
 	tcase_add_test(tc, test_restore_checks_markers);
+	tcase_add_test(tc, test_two_ranges_one_wrapping);
 	tcase_add_test(tc, test_empty_range);
 	tcase_add_test(tc, test_copy_needs_fence);
 	tcase_add_test(tc, test_malformed);
