@@ -132,6 +132,50 @@ static int rset_put(MDB_txn *txn, const struct kv_group *g, uint8_t tag, const s
 	return rc;
 }
 
+/* Whether the drop pass of the copy or release keyed by source (0: released) is over. */
+static int drop_over(MDB_txn *txn, const struct kv_group *g, uint32_t source, bool *over)
+{
+	uint8_t dk[5] = {KV_META_DROP, (uint8_t)(source >> 24), (uint8_t)(source >> 16),
+			 (uint8_t)(source >> 8), (uint8_t)source};
+	MDB_val k = {sizeof dk, dk}, v;
+	int rc = mdb_get(txn, g->meta, &k, &v);
+	*over = rc == 0 && v.mv_size >= 1 && ((const uint8_t *)v.mv_data)[0] == 1;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int meta_del(MDB_txn *txn, const struct kv_group *g, const void *key, size_t len)
+{
+	MDB_val k = {len, (void *)key};
+	int rc = mdb_del(txn, g->meta, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int kv_handoff_older(MDB_txn *txn, const struct kv_group *g, uint64_t epoch, bool clear,
+		     bool *refused)
+{
+	struct rset rel;
+	bool over = true;
+	int rc = rset_get(txn, g, KV_META_RELEASE, &rel);
+	bool older = rc == 0 && rel.n != 0 && rel.epoch < epoch;
+	rset_free(&rel);
+	if (rc == 0 && older)
+		rc = drop_over(txn, g, 0, &over);
+	*refused = older && !over;
+	if (rc != 0 || !clear || *refused)
+		return rc;
+	uint8_t tag = KV_META_RELEASE, dk[5] = {KV_META_DROP};
+	if (older && ((rc = meta_del(txn, g, &tag, 1)) != 0 || (rc = meta_del(txn, g, dk, 5)) != 0))
+		return rc;
+	struct kv_fence f = {0};
+	if ((rc = kv_fence_load(txn, g, &f)) != 0)
+		return rc;
+	tag = KV_META_FENCE;
+	if (f.n != 0 && f.epoch < epoch)
+		rc = meta_del(txn, g, &tag, 1);
+	kv_fence_free(&f);
+	return rc;
+}
+
 /* ---------------------------------------------------------------- the gate */
 
 void kv_gate_free(struct kv_gate *gate)
@@ -249,6 +293,16 @@ static int release(const struct kv_handoff_ctx *h, MDB_txn *txn, const struct kv
 	if (!ok || (have.n != 0 && want.epoch < have.epoch)) {
 		res->code = KV_EINVAL;
 		goto out;
+	}
+	if (have.n != 0 && want.epoch > have.epoch) {
+		/* the older release's keys must be gone before it stops refusing them */
+		bool over;
+		if ((rc = drop_over(txn, h->g, 0, &over)) != 0)
+			goto out;
+		if (!over) {
+			res->code = KV_EINVAL;
+			goto out;
+		}
 	}
 	bool added = false;
 	if (have.n == 0 || want.epoch > have.epoch) {

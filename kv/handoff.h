@@ -102,13 +102,20 @@ void kv_copy_end(struct kv_copy *c);
 int kv_range_digest(struct kv *kv, uint32_t group, const struct kv_ring_range *ranges, size_t n,
 		    uint64_t *keys, uint8_t out[KV_RANGE_DIGEST_BYTES]);
 
+/* A range may come back to a group that gave it away in an earlier change (a group added,
+ * then removed). The first chunk of a copy of a newer epoch is refused (KV_EINVAL) while the
+ * group still holds an older release whose DROP pass is not over; once it is over, that chunk
+ * removes the older release and any fence of an older epoch, so that the range is served
+ * here once opened. */
+
 /* ------------------------------------------------------------------------------ RELEASE */
 /* The value of RELEASE is a FENCE value (kv_fence_value, reshard.h): the epoch and this
  * source's ranges for one target. Every range must be in the group's fence of the same
  * epoch (a range that was never frozen cannot be released: KV_EINVAL, nothing changed).
  * Releases of one epoch add up (a source releases to its targets one pair at a time); a
- * higher epoch replaces the stored release; a lower one is KV_EINVAL. A release that adds a
- * range starts the DROP pass of the released ranges again. KV_OK. */
+ * higher epoch replaces the stored release once the stored one's DROP pass is over
+ * (KV_EINVAL before: its keys would be served again); a lower one is KV_EINVAL. A release that adds
+ * a range starts the DROP pass of the released ranges again. KV_OK. */
 
 /* ------------------------------------------------------------------------------ OPEN */
 /* The value of OPEN: u64 epoch | u32 source. The copy (epoch, source) must be complete:

@@ -349,13 +349,20 @@ int kv_ingest_apply(const struct kv_handoff_ctx *h, MDB_txn *txn, const struct k
 	} else if (ch.n_ranges != 0 && !same_ranges(&r, &ch)) {
 		goto out; /* not this copy */
 	}
-	/* Every key must belong to the copy's ranges: checked before anything is written. */
+	/* Every key must belong to the copy's ranges, and an older change must be cleared up
+	 * here: checked before anything is written. */
 	size_t off = 0;
 	struct item it;
 	while (item_next(ch.items, ch.items_len, &off, &it) == 1)
 		if (it.kind == ITEM_KEY &&
 		    !kv_ranges_have(r.ranges, r.n, kv_ring_key_hash(it.key, it.key_len)))
 			goto out;
+	bool refused = false;
+	if (fresh &&
+	    ((rc = kv_handoff_older(txn, h->g, ch.epoch, false, &refused)) != 0 || refused))
+		goto out;
+	if (fresh && (rc = kv_handoff_older(txn, h->g, ch.epoch, true, &refused)) != 0)
+		goto out;
 	if (fresh) {
 		/* the drop pass of an earlier discarded copy, if any, is over */
 		uint8_t dk[5];

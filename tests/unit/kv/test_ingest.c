@@ -139,10 +139,15 @@ static long drop_all(struct fx *f, uint32_t g, uint64_t epoch, uint32_t source, 
 }
 
 /* Applies one INGEST value at DST: its code, *next the offset in the result. */
-static int ingest(struct fx *f, const uint8_t *v, size_t len, struct fx_res *out)
+static int ingest_at(struct fx *f, uint32_t g, const uint8_t *v, size_t len, struct fx_res *out)
 {
 	struct kv_cmd c = {.op = KV_OP_INGEST, .value = v, .value_len = len};
-	return apply_code(f, DST, &c, out);
+	return apply_code(f, g, &c, out);
+}
+
+static int ingest(struct fx *f, const uint8_t *v, size_t len, struct fx_res *out)
+{
+	return ingest_at(f, DST, v, len, out);
 }
 
 static uint64_t res_num(struct fx_res *r)
@@ -647,9 +652,12 @@ START_TEST(test_release_rules)
 	/* a lower epoch is refused; a higher one (a later change) replaces */
 	ck_assert_int_eq(release(&f, SRC, EPOCH - 1, &half, 1), KV_EINVAL);
 	ck_assert_int_eq(fence(&f, SRC, EPOCH + 2, &half, 1), KV_OK);
+	/* ... once the older release's keys are dropped: else they would be served again */
+	ck_assert_int_eq(release(&f, SRC, EPOCH + 2, &half, 1), KV_EINVAL);
+	ck_assert_int_gt(drop_all(&f, SRC, EPOCH, 0, 64), 0);
 	ck_assert_int_eq(release(&f, SRC, EPOCH + 2, &half, 1), KV_OK);
 	ck_assert_int_eq(get_code(&f, SRC, kh), KV_WRONG_SHARD);
-	ck_assert_int_eq(get_code(&f, SRC, ko), KV_NOT_FOUND); /* served again (and absent) */
+	ck_assert_int_eq(get_code(&f, SRC, ko), KV_NOT_FOUND); /* not refused, and dropped */
 	free((void *)kh);
 	free((void *)ko);
 	fx_close(&f);
@@ -1013,6 +1021,50 @@ START_TEST(test_two_ranges_one_wrapping)
 }
 END_TEST
 
+/* A range that comes back (a group added, then removed): the old source takes it in again once
+ * its old copy is dropped, and then serves it, writes included (its old fence and release are
+ * gone). */
+START_TEST(test_range_comes_back)
+{
+	struct fx f;
+	fx_open(&f);
+	int in = fill(&f);
+	ck_assert_int_eq(fence(&f, SRC, EPOCH, &R, 1), KV_OK);
+	ck_assert_int_eq(copy(&f, 0), KV_OK);
+	ck_assert_int_eq(release(&f, SRC, EPOCH, &R, 1), KV_OK);
+	ck_assert_int_eq(open_copy(&f, DST, EPOCH, SRC), KV_OK);
+	char k[16];
+	strcpy(k, pick(true, 0));
+	ck_assert_int_eq(fx_put(&f, DST, k, "at-dst"), KV_OK);
+	/* the next change gives R back */
+	ck_assert_int_eq(fence(&f, DST, EPOCH + 1, &R, 1), KV_OK);
+	struct kv_copy *c;
+	ck_assert_int_eq(kv_copy_begin(f.kv, DST, EPOCH + 1, &R, 1, 0, 0, &c), KV_OK);
+	uint8_t *v;
+	size_t len;
+	bool last;
+	ck_assert_int_eq(kv_copy_next(c, &v, &len, &last), KV_OK);
+	ck_assert(last);
+	kv_copy_end(c);
+	struct fx_res res;
+	ck_assert_int_eq(ingest_at(&f, SRC, v, len, &res), KV_EINVAL); /* not dropped yet */
+	ck_assert_int_eq(drop_all(&f, SRC, EPOCH, 0, 64), in);
+	ck_assert_int_eq(ingest_at(&f, SRC, v, len, &res), KV_OK);
+	ck_assert(res.res.found);
+	free(v);
+	ck_assert_int_eq(get_code(&f, SRC, k), KV_WRONG_SHARD); /* not opened yet */
+	ck_assert_int_eq(release(&f, DST, EPOCH + 1, &R, 1), KV_OK);
+	ck_assert_int_eq(open_copy(&f, SRC, EPOCH + 1, DST), KV_OK);
+	fx_expect(&f, SRC, k, "at-dst");
+	assert_range_reads(&f, SRC, KV_OK);
+	ck_assert_int_eq(fx_put(&f, SRC, k, "back"), KV_OK);
+	fx_expect(&f, SRC, k, "back");
+	ck_assert_int_eq(get_code(&f, DST, k), KV_WRONG_SHARD);
+	ck_assert_int_eq(drop_all(&f, DST, EPOCH + 1, 0, 64), in + 1);
+	fx_close(&f);
+}
+END_TEST
+
 /* An empty range: one last chunk, at offset 0, with no item; a source with no session. */
 START_TEST(test_empty_range)
 {
@@ -1228,6 +1280,7 @@ int main(void)
 	tcase_add_test(tc, test_reaper_and_gate);
 	tcase_add_test(tc, test_restore_checks_markers);
 	tcase_add_test(tc, test_two_ranges_one_wrapping);
+	tcase_add_test(tc, test_range_comes_back);
 	tcase_add_test(tc, test_empty_range);
 	tcase_add_test(tc, test_copy_needs_fence);
 	tcase_add_test(tc, test_malformed);
