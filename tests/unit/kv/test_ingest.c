@@ -570,6 +570,60 @@ static int seen_cb(const void *k, size_t kl, const void *v, size_t vl, void *arg
 	return 0;
 }
 
+/* A copy resumed from inside its sessions while the source's sessions move on: the sessions
+ * are sent again from their start, each item with the floor of its read, and the target ends
+ * up with the source's latest window. */
+START_TEST(test_sessions_resumed)
+{
+	struct fx f;
+	fx_open(&f);
+	int in = fill(&f);
+	struct fx_res res;
+	for (uint64_t s = 1; s <= 40; s++) {
+		ck_assert_int_eq(sput(&f, SRC, pick(false, 1), "a", 11, s, &res), KV_OK);
+		ck_assert_int_eq(sput(&f, SRC, pick(false, 2), "b", 12, s, &res), KV_OK);
+	}
+	ck_assert_int_eq(fence(&f, SRC, EPOCH, &R, 1), KV_OK);
+	struct kv_copy *c;
+	ck_assert_int_eq(kv_copy_begin(f.kv, SRC, EPOCH, &R, 1, 0, 300, &c), KV_OK);
+	uint64_t next = 0;
+	bool last = false;
+	while (next <= (uint64_t)in + 10) { /* into the sessions, then the driver stops */
+		uint8_t *v;
+		size_t len;
+		ck_assert_int_eq(kv_copy_next(c, &v, &len, &last), KV_OK);
+		ck_assert(!last);
+		ck_assert_int_eq(ingest(&f, v, len, &res), KV_OK);
+		next = res_num(&res);
+		free(v);
+	}
+	kv_copy_end(c);
+	/* client 12 goes on at the source (keys that stay): it forgets 1..36 */
+	for (uint64_t s = 41; s <= 100; s++)
+		ck_assert_int_eq(sput(&f, SRC, pick(false, 2), "b", 12, s, &res), KV_OK);
+	ck_assert_int_eq(kv_copy_begin(f.kv, SRC, EPOCH, &R, 1, next, 300, &c), KV_OK);
+	for (last = false; !last;) {
+		uint8_t *v;
+		size_t len;
+		ck_assert_int_eq(kv_copy_next(c, &v, &len, &last), KV_OK);
+		ck_assert_int_eq(ingest(&f, v, len, &res), KV_OK);
+		free(v);
+	}
+	kv_copy_end(c);
+	ck_assert(res.res.found);
+	for (uint64_t s = 1; s <= 40; s++) {
+		ck_assert_int_eq(sput(&f, DST, pick(false, 1), "a", 11, s, &res), KV_OK);
+		ck_assert_msg(res.res.duplicate, "client 11 seq %lu", (unsigned long)s);
+	}
+	ck_assert_int_eq(sput(&f, DST, pick(false, 2), "b", 12, 36, &res), KV_ESESSION);
+	for (uint64_t s = 37; s <= 100; s++) {
+		ck_assert_int_eq(sput(&f, DST, pick(false, 2), "b", 12, s, &res), KV_OK);
+		ck_assert_msg(res.res.duplicate, "client 12 seq %lu", (unsigned long)s);
+	}
+	fx_close(&f);
+}
+END_TEST
+
 /* RELEASE: only what is fenced at that epoch; repeats, adding up, epochs; refused reads,
  * writes and scans; refused writes not recorded. */
 START_TEST(test_release_rules)
@@ -1272,6 +1326,7 @@ int main(void)
 	tcase_add_test(tc, test_ingest_idempotent);
 	tcase_add_test(tc, test_digest_mismatch_discards);
 	tcase_add_test(tc, test_sessions_merged);
+	tcase_add_test(tc, test_sessions_resumed);
 	tcase_add_test(tc, test_release_rules);
 	tcase_add_test(tc, test_open_and_drop_rules);
 	tcase_add_test(tc, test_reopen);
