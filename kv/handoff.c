@@ -150,21 +150,67 @@ static int meta_del(MDB_txn *txn, const struct kv_group *g, const void *key, siz
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Walks the copies into g of an epoch below `epoch`: *unfinished when one is neither opened
+ * nor dropped; with clear, the dropped ones are deleted (nothing of them is left, and their
+ * ranges must not stay refused once a newer copy of them is opened here). */
+static int older_copies(MDB_txn *txn, const struct kv_group *g, uint64_t epoch, bool clear,
+			bool *unfinished)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, g->meta, &cur);
+	if (rc != 0)
+		return rc;
+	uint8_t at[5] = {KV_META_INGEST};
+	MDB_val k = {1, at}, v;
+	*unfinished = false;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size == 5 && ((const uint8_t *)k.mv_data)[0] == KV_META_INGEST) {
+		struct kv_ingest_rec r;
+		if ((rc = kv_ingest_rec_parse(v.mv_data, v.mv_size, &r)) != 0)
+			break;
+		bool older = r.epoch < epoch;
+		uint8_t state = r.state;
+		kv_ingest_rec_free(&r);
+		if (older && state != KV_INGEST_OPEN && state != KV_INGEST_DROPPED)
+			*unfinished = true;
+		if (!(older && state == KV_INGEST_DROPPED && clear)) {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+			continue;
+		}
+		memcpy(at, k.mv_data, 5);
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		at[0] = KV_META_DROP; /* its drop cursor too */
+		if ((rc = meta_del(txn, g, at, 5)) != 0)
+			break;
+		at[0] = KV_META_INGEST;
+		k.mv_size = 5;
+		k.mv_data = at;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int kv_handoff_older(MDB_txn *txn, const struct kv_group *g, uint64_t epoch, bool clear,
 		     bool *refused)
 {
 	struct rset rel;
-	bool over = true;
+	bool over = true, unfinished = false;
 	int rc = rset_get(txn, g, KV_META_RELEASE, &rel);
 	bool older = rc == 0 && rel.n != 0 && rel.epoch < epoch;
 	rset_free(&rel);
 	if (rc == 0 && older)
 		rc = drop_over(txn, g, 0, &over);
-	*refused = older && !over;
+	if (rc == 0)
+		rc = older_copies(txn, g, epoch, false, &unfinished);
+	*refused = (older && !over) || unfinished;
 	if (rc != 0 || !clear || *refused)
 		return rc;
 	uint8_t tag = KV_META_RELEASE, dk[5] = {KV_META_DROP};
 	if (older && ((rc = meta_del(txn, g, &tag, 1)) != 0 || (rc = meta_del(txn, g, dk, 5)) != 0))
+		return rc;
+	if ((rc = older_copies(txn, g, epoch, true, &unfinished)) != 0)
 		return rc;
 	struct kv_fence f = {0};
 	if ((rc = kv_fence_load(txn, g, &f)) != 0)

@@ -103,10 +103,11 @@ int kv_range_digest(struct kv *kv, uint32_t group, const struct kv_ring_range *r
 		    uint64_t *keys, uint8_t out[KV_RANGE_DIGEST_BYTES]);
 
 /* A range may come back to a group that gave it away in an earlier change (a group added,
- * then removed). The first chunk of a copy of a newer epoch is refused (KV_EINVAL) while the
- * group still holds an older release whose DROP pass is not over; once it is over, that chunk
- * removes the older release and any fence of an older epoch, so that the range is served
- * here once opened. */
+ * then removed), or come from another source after an earlier copy of it was rolled back. The
+ * first chunk of a copy of a newer epoch is refused (KV_EINVAL) while the group still holds an
+ * older release whose DROP pass is not over, or an older copy that is neither opened nor
+ * dropped. Then that chunk removes the older release, the older dropped copies and any fence of
+ * an older epoch, so that the range is served here once opened. */
 
 /* ------------------------------------------------------------------------------ RELEASE */
 /* The value of RELEASE is a FENCE value (kv_fence_value, reshard.h): the epoch and this

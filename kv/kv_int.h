@@ -238,12 +238,13 @@ int kv_handoff_apply(const struct kv_handoff_ctx *h, MDB_txn *txn, const struct 
 int kv_ingest_apply(const struct kv_handoff_ctx *h, MDB_txn *txn, const struct kv_cmd *c,
 		    struct kv_result *res);
 bool kv_ingest_value_ok(const uint8_t *p, size_t len);
-/* A copy of the change of `epoch` starts at g (its first INGEST chunk): the markers g keeps
- * as the source of an older change are over. *refused when g still has an older release whose
- * DROP pass is not over (its keys would be served again, or copied over: stale values of
- * deleted keys). Otherwise, with clear, that release, its drop cursor and a fence of an older
- * epoch are removed (that change is final: one change at a time), so that a range coming back
- * to g is served once opened. 0 or an LMDB code. */
+/* A copy of the change of `epoch` starts at g (its first INGEST chunk): g's part in older
+ * changes must be over. *refused when g still has an older release whose DROP pass is not over
+ * (its keys would be served again, or copied over: stale values of deleted keys), or an older
+ * copy into it that is neither opened nor dropped. Otherwise, with clear, that release and its
+ * drop cursor, the older dropped copies and a fence of an older epoch are removed (that change
+ * is final: one change at a time), so that a range coming back to g is served once opened.
+ * 0 or an LMDB code. */
 int kv_handoff_older(MDB_txn *txn, const struct kv_group *g, uint64_t epoch, bool clear,
 		     bool *refused);
 /* Stores k -> (v, vl, expire_at) over whatever k held, keeping the expiry index (handoff.c).

@@ -1119,6 +1119,51 @@ START_TEST(test_range_comes_back)
 }
 END_TEST
 
+/* A copy rolled back (dropped at the target), then the same range from another source in a
+ * later change: the newer copy waits until the older one is dropped, then clears it, and once
+ * opened the range is served. */
+START_TEST(test_older_copy_from_another_source)
+{
+	struct fx f;
+	fx_open(&f);
+	int in = fill(&f);
+	const uint32_t SRC2 = 7;
+	char k2[16];
+	strcpy(k2, pick(true, 3));
+	ck_assert_int_eq(fx_put(&f, SRC2, k2, "from-src2"), KV_OK);
+	/* epoch 2: SRC into DST, stopped after its first chunk */
+	ck_assert_int_eq(fence(&f, SRC, EPOCH, &R, 1), KV_OK);
+	struct chunks ch;
+	read_chunks(&f, 0, 300, &ch);
+	struct fx_res res;
+	ck_assert_int_eq(ingest(&f, ch.v[0], ch.len[0], &res), KV_OK);
+	chunks_free(&ch);
+	/* epoch 3: SRC2 into DST, while the older copy is neither opened nor dropped */
+	ck_assert_int_eq(fence(&f, SRC2, EPOCH + 1, &R, 1), KV_OK);
+	struct kv_copy *c;
+	ck_assert_int_eq(kv_copy_begin(f.kv, SRC2, EPOCH + 1, &R, 1, 0, 0, &c), KV_OK);
+	uint8_t *v;
+	size_t len;
+	bool last;
+	ck_assert_int_eq(kv_copy_next(c, &v, &len, &last), KV_OK);
+	ck_assert(last);
+	kv_copy_end(c);
+	ck_assert_int_eq(ingest(&f, v, len, &res), KV_EINVAL);
+	/* the rollback: DROP at the target */
+	ck_assert_int_gt(drop_all(&f, DST, EPOCH, SRC, 64), 0);
+	assert_range_reads(&f, DST, KV_WRONG_SHARD); /* still not served here */
+	ck_assert_int_eq(ingest(&f, v, len, &res), KV_OK);
+	ck_assert(res.res.found);
+	free(v);
+	ck_assert_int_eq(open_copy(&f, DST, EPOCH + 1, SRC2), KV_OK);
+	fx_expect(&f, DST, k2, "from-src2");
+	assert_range_reads(&f, DST, KV_NOT_FOUND); /* served, and none of SRC's copy is left */
+	ck_assert_int_eq(fx_put(&f, DST, k2, "w"), KV_OK);
+	ck_assert_int_lt(in, NKEYS);
+	fx_close(&f);
+}
+END_TEST
+
 /* An empty range: one last chunk, at offset 0, with no item; a source with no session. */
 START_TEST(test_empty_range)
 {
@@ -1336,6 +1381,7 @@ int main(void)
 	tcase_add_test(tc, test_restore_checks_markers);
 	tcase_add_test(tc, test_two_ranges_one_wrapping);
 	tcase_add_test(tc, test_range_comes_back);
+	tcase_add_test(tc, test_older_copy_from_another_source);
 	tcase_add_test(tc, test_empty_range);
 	tcase_add_test(tc, test_copy_needs_fence);
 	tcase_add_test(tc, test_malformed);
