@@ -260,12 +260,14 @@ int kv_gate_load(MDB_txn *txn, const struct kv_group *g, struct kv_gate *gate)
 	MDB_val k = {1, &tag}, v;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && k.mv_size == 5 && ((const uint8_t *)k.mv_data)[0] == KV_META_INGEST) {
-		struct kv_ingest_rec r;
-		if ((rc = kv_ingest_rec_parse(v.mv_data, v.mv_size, &r)) != 0)
-			break;
-		if (r.state != KV_INGEST_OPEN)
+		/* an opened copy (the common record once moves are over) is skipped unparsed */
+		if (kv_ingest_rec_state(v.mv_data, v.mv_size) != KV_INGEST_OPEN) {
+			struct kv_ingest_rec r;
+			if ((rc = kv_ingest_rec_parse(v.mv_data, v.mv_size, &r)) != 0)
+				break;
 			rc = gate_add(gate, r.ranges, r.n);
-		kv_ingest_rec_free(&r);
+			kv_ingest_rec_free(&r);
+		}
 		if (rc == 0)
 			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}

@@ -43,6 +43,11 @@ void kv_ingest_rec_free(struct kv_ingest_rec *r)
 	memset(r, 0, sizeof *r);
 }
 
+int kv_ingest_rec_state(const uint8_t *p, size_t len)
+{
+	return len > 8 ? p[8] : -1;
+}
+
 int kv_ingest_rec_parse(const uint8_t *p, size_t len, struct kv_ingest_rec *r)
 {
 	memset(r, 0, sizeof *r);
@@ -617,7 +622,9 @@ static int read_sessions(struct kv_copy *c, MDB_txn *txn, const struct kv_group 
 			c->phase = CP_DONE;
 			break;
 		}
-		if (rc != 0 || v.mv_size != 20)
+		if (rc == 0 && v.mv_size != 20)
+			rc = MDB_CORRUPTED; /* session.c writes 20 bytes */
+		if (rc != 0)
 			break;
 		uint64_t client = kv_get_be64((uint8_t *)k.mv_data + 1);
 		const uint8_t *sv = v.mv_data;

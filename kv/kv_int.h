@@ -273,6 +273,8 @@ int kv_ingest_rec_get(MDB_txn *txn, const struct kv_group *g, uint32_t source,
 		      struct kv_ingest_rec *r, bool *found);
 int kv_ingest_rec_put(MDB_txn *txn, const struct kv_group *g, uint32_t source,
 		      const struct kv_ingest_rec *r);
+/* The state byte of a stored record, unchecked (-1 when too short): a fast path only. */
+int kv_ingest_rec_state(const uint8_t *p, size_t len);
 /* Parses a stored record into r (its ranges malloc'd): 0, MDB_CORRUPTED or ENOMEM. */
 int kv_ingest_rec_parse(const uint8_t *p, size_t len, struct kv_ingest_rec *r);
 void kv_ingest_rec_free(struct kv_ingest_rec *r);
