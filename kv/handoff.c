@@ -471,8 +471,8 @@ static int drop_step(const struct kv_handoff_ctx *h, MDB_txn *txn, uint32_t sour
 				*h->err = KV_ECORRUPT;
 				return KV_TXN_ABORT;
 			}
-			MDB_val key = {resume_len,
-				       resume}; /* k points into the page we delete from */
+			/* a copy of the key: k points into the page the delete changes */
+			MDB_val key = {resume_len, resume};
 			if ((rc = mdb_cursor_del(cur, 0)) != 0)
 				break;
 			if (e != 0 &&
