@@ -46,7 +46,8 @@
  * high. A sum, so that the target can add chunk by chunk whatever the order. */
 #define KV_RANGE_DIGEST_BYTES 16
 
-/* What INGEST does at the target (result code, value = the decimal offset ingested up to):
+/* What INGEST does at the target (the result's value, but for KV_EINVAL: the decimal offset
+ * ingested up to):
  *   - a chunk at an offset at or below the copy's ingested offset is applied: its keys are
  *     written (a repeat rewrites the same values: the range is frozen at the source), its
  *     sessions merged, and keys at positions not yet counted are added to the count and
@@ -115,8 +116,8 @@ int kv_range_digest(struct kv *kv, uint32_t group, const struct kv_ring_range *r
  * epoch (a range that was never frozen cannot be released: KV_EINVAL, nothing changed).
  * Releases of one epoch add up (a source releases to its targets one pair at a time); a
  * higher epoch replaces the stored release once the stored one's DROP pass is over
- * (KV_EINVAL before: its keys would be served again); a lower one is KV_EINVAL. A release that adds
- * a range starts the DROP pass of the released ranges again. KV_OK. */
+ * (KV_EINVAL before: its keys would be served again); a lower one is KV_EINVAL. A release
+ * that adds a range starts the DROP pass of the released ranges again. KV_OK. */
 
 /* ------------------------------------------------------------------------------ OPEN */
 /* The value of OPEN: u64 epoch | u32 source. The copy (epoch, source) must be complete:
