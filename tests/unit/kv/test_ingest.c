@@ -1164,6 +1164,88 @@ START_TEST(test_older_copy_from_another_source)
 }
 END_TEST
 
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static uint64_t le64_at(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Chunks of three readers of different sizes delivered in a random order, repeated, ahead of
+ * time, across reopens: every answer follows the offset rule, and the copy ends complete and
+ * equal to the source. */
+START_TEST(test_random_delivery)
+{
+	for (uint64_t seed = 1; seed <= 12; seed++) {
+		struct fx f;
+		fx_open(&f);
+		uint64_t x = seed * 0x9E3779B97F4A7C15ull;
+		int n = 40 + (int)(rnd(&x) % 120);
+		for (int i = 0; i < n; i++) {
+			char k[32], v[301];
+			snprintf(k, sizeof k, "r%llu-%d", (unsigned long long)seed, i);
+			size_t vl = rnd(&x) % 300;
+			for (size_t j = 0; j < vl; j++)
+				v[j] = (char)('a' + rnd(&x) % 26);
+			v[vl] = 0;
+			struct kv_cmd c = fx_put_cmd(k, v);
+			if (rnd(&x) % 4 == 0)
+				c.expire_at_ms = 4000000000000ull + rnd(&x) % 1000;
+			c.client_id = 1 + rnd(&x) % 3;
+			c.seq = (uint64_t)i + 1;
+			ck_assert_int_eq(apply_code(&f, SRC, &c, NULL), KV_OK);
+		}
+		ck_assert_int_eq(fence(&f, SRC, EPOCH, &R, 1), KV_OK);
+		static struct chunks lists[3];
+		for (int l = 0; l < 3; l++)
+			read_chunks(&f, 0, 100 + rnd(&x) % 900, &lists[l]);
+		uint64_t next = 0;
+		bool complete = false;
+		for (int steps = 0; !complete; steps++) {
+			ck_assert_int_lt(steps, 20000);
+			struct chunks *L = &lists[rnd(&x) % 3];
+			size_t i = rnd(&x) % L->n;
+			if (rnd(&x) % 2) /* half the time, the chunk the target needs */
+				for (i = 0; i + 1 < L->n && le64_at(L->v[i + 1] + 16) <= next; i++)
+					;
+			uint64_t off = le64_at(L->v[i] + 16),
+				 items = L->v[i][24] | L->v[i][25] << 8;
+			struct fx_res res;
+			int code = ingest(&f, L->v[i], L->len[i], &res);
+			if (off > next) {
+				ck_assert_int_eq(code, KV_CAS_MISMATCH);
+				ck_assert_uint_eq(res_num(&res), next);
+			} else {
+				ck_assert_int_eq(code, KV_OK);
+				if (off + items > next)
+					next = off + items;
+				ck_assert_uint_eq(res_num(&res), next);
+				complete = res.res.found;
+				ck_assert(complete == (i + 1 == L->n));
+			}
+			if (rnd(&x) % 50 == 0) {
+				kv_close(f.kv);
+				ck_assert_int_eq(kv_open(f.dir, NULL, &f.kv), KV_OK);
+			}
+		}
+		for (int l = 0; l < 3; l++)
+			chunks_free(&lists[l]);
+		assert_same_range(&f);
+		ck_assert_int_eq(open_copy(&f, DST, EPOCH, SRC), KV_OK);
+		fx_close(&f);
+	}
+}
+END_TEST
+
 /* An empty range: one last chunk, at offset 0, with no item; a source with no session. */
 START_TEST(test_empty_range)
 {
@@ -1382,6 +1464,7 @@ int main(void)
 	tcase_add_test(tc, test_two_ranges_one_wrapping);
 	tcase_add_test(tc, test_range_comes_back);
 	tcase_add_test(tc, test_older_copy_from_another_source);
+	tcase_add_test(tc, test_random_delivery);
 	tcase_add_test(tc, test_empty_range);
 	tcase_add_test(tc, test_copy_needs_fence);
 	tcase_add_test(tc, test_malformed);
