@@ -98,8 +98,8 @@ uint64_t kv_copy_offset(const struct kv_copy *c);
 void kv_copy_end(struct kv_copy *c);
 
 /* The count and digest (KV_RANGE_DIGEST_BYTES) of the keys of `group` whose hash is in one of
- * the ranges, from one read transaction: what a copy's last chunk carries, and a check of the
- * target against the source once the copy is in. O(keys of the group). */
+ * the ranges (borrowed), from one read transaction: what a copy's last chunk carries, and a check
+ * of the target against the source once the copy is in. O(keys of the group). */
 int kv_range_digest(struct kv *kv, uint32_t group, const struct kv_ring_range *ranges, size_t n,
 		    uint64_t *keys, uint8_t out[KV_RANGE_DIGEST_BYTES]);
 
