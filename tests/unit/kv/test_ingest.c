@@ -3,7 +3,8 @@
  * at the target; repeated and resumed chunks; the count and digest checked at the last chunk
  * and a copy that fails them discarded and dropped; client sessions merged so that a write
  * applied at the source is answered from the cache at the target; RELEASE, OPEN and DROP; who
- * serves reads and writes in each state; a reopen; snapshots; malformed entries.
+ * serves reads and writes in each state; a reopen; snapshots; ranges that come back or come
+ * from another source in a later change; chunks delivered at random; malformed entries.
  *
  * Source and target are two groups of one environment (as two groups hosted on one node).
  */
