@@ -59,10 +59,10 @@
  *     then the copy is complete (KV_OK, found = true). If not, KV_DISCARDED: the copy is
  *     thrown away (its keys stay until DROP removes them, and its ranges stay refused).
  *   - any chunk of a complete copy: KV_OK (found = true), nothing written.
- *   - KV_EINVAL, nothing written: an epoch below the record's; a newer epoch while the older
- *     copy is neither opened nor dropped; ranges that differ from the record's; a key whose
- *     hash is not in the ranges; a copy that is opened (its keys are served and may have
- *     changed) or discarded and not yet dropped.
+ *   - KV_EINVAL, nothing written: a source that is this group; an epoch below the
+ *     record's; a newer epoch while the older copy is neither opened nor dropped; ranges that
+ *     differ from the record's; a key whose hash is not in the ranges; a copy that is opened
+ *     (its keys are served and may have changed) or discarded and not yet dropped.
  * Sessions (Raft thesis 6.3): each 'S' item is merged into the target's session of that
  * client: the floor is the higher of the two, results at or below it are forgotten, a
  * result the target does not have is added, and the session keeps its KV_SESSION_WINDOW

@@ -312,7 +312,10 @@ int kv_ingest_apply(const struct kv_handoff_ctx *h, MDB_txn *txn, const struct k
 	if (rc != 0)
 		return rc;
 	res->code = KV_EINVAL;
-	if (!found) {
+	if (ch.source == h->group) {
+		goto out; /* a group does not copy from itself: it would stop serving its own keys
+			   */
+	} else if (!found) {
 		fresh = true;
 	} else if (ch.epoch < r.epoch) {
 		goto out; /* a copy of a change that is over */

@@ -1434,6 +1434,10 @@ START_TEST(test_malformed)
 	ck_assert_int_eq(res.res.code, KV_EINVAL);
 	free(b.base);
 	f.next[DST] = 2;
+	/* a copy from the group itself: refused, no record */
+	il = key_item(it, pick(true, 0), "v");
+	len = chunk(p, EPOCH, DST, 1, 0, 1, 0, 0, it, il);
+	ck_assert_int_eq(ingest(&f, p, len, &res), KV_EINVAL);
 	/* a key outside the chunk's ranges: refused, nothing written, no record */
 	il = key_item(it, pick(false, 0), "v");
 	len = chunk(p, EPOCH, SRC, 1, 0, 1, 0, 0, it, il);
