@@ -33,6 +33,8 @@ struct batch {
 	uint64_t now;               /* the entry's time: max(its now_ms, the group's clock) */
 	uint64_t expires, expires0; /* keys with an expiry: now, and at the start */
 	struct kv_fence fence;      /* the group's resharding fence (fence.c), kept current */
+	struct kv_gate gate;        /* what the group does not serve (handoff.c), kept current */
+	raft_index index;           /* the entry being applied */
 };
 
 /* Redis's rule for a stored integer (string2ll): optional '-', no leading zeros, no '+', no
@@ -86,20 +88,25 @@ static int load(struct batch *b, MDB_txn *txn, MDB_val *k, struct cur *c)
 }
 
 /* The expiry index (KV_META_EXPIRY): one record per key with an expiry. */
-static int index_op(struct batch *b, MDB_txn *txn, const MDB_val *k, uint64_t expire_at, bool add)
+int kv_expiry_index_op(MDB_txn *txn, const struct kv_group *g, const MDB_val *k, uint64_t expire_at,
+		       bool add, uint64_t *expires)
 {
 	uint8_t buf[KV_META_EXPIRY_KEY_MAX];
 	buf[0] = KV_META_EXPIRY;
 	kv_put_be64(buf + 1, expire_at);
 	memcpy(buf + 9, k->mv_data, k->mv_size);
 	MDB_val ik = {9 + k->mv_size, buf}, empty = {0, buf};
-	int rc = add ? mdb_put(txn, b->g->meta, &ik, &empty, 0)
-		     : mdb_del(txn, b->g->meta, &ik, NULL);
+	int rc = add ? mdb_put(txn, g->meta, &ik, &empty, 0) : mdb_del(txn, g->meta, &ik, NULL);
 	if (rc == 0 && add)
-		b->expires++;
-	else if (rc == 0 && b->expires > 0)
-		b->expires--;
+		(*expires)++;
+	else if (rc == 0 && *expires > 0)
+		(*expires)--;
 	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int index_op(struct batch *b, MDB_txn *txn, const MDB_val *k, uint64_t expire_at, bool add)
+{
+	return kv_expiry_index_op(txn, b->g, k, expire_at, add, &b->expires);
 }
 
 /* Stores k -> (v, vl, expire_at) over what old says was there, keeping the expiry index. v must
@@ -199,10 +206,11 @@ static void number(struct batch *b, struct kv_result *res, long long v)
 	res->value_len = (size_t)len;
 }
 
-/* Whether the group's fence refuses command c: a write of a key in a fenced range (MSET and
- * MDEL: of any of their keys, so a multi-key write is all or nothing). REAP is not refused: it
- * skips the fenced keys itself. */
-static bool refused_by_fence(const struct batch *b, const struct kv_cmd *c)
+/* Whether command c writes a key that `covers` says is in the set (MSET and MDEL: any of
+ * their keys, so a multi-key write is refused all or nothing). REAP is not: it skips such
+ * keys itself. */
+static bool writes_into(const struct kv_cmd *c, bool (*covers)(const void *, const void *, size_t),
+			const void *set)
 {
 	switch (c->op) {
 	case KV_OP_PUT:
@@ -210,19 +218,47 @@ static bool refused_by_fence(const struct batch *b, const struct kv_cmd *c)
 	case KV_OP_CAS:
 	case KV_OP_INCRBY:
 	case KV_OP_EXPIRE:
-		return kv_fence_covers(&b->fence, c->key, c->key_len);
+		return covers(set, c->key, c->key_len);
 	case KV_OP_MSET:
 	case KV_OP_MDEL: {
 		size_t off = 0;
 		struct kv_item it;
 		while (kv_cmd_item_next(c, &off, &it))
-			if (kv_fence_covers(&b->fence, it.key, it.key_len))
+			if (covers(set, it.key, it.key_len))
 				return true;
 		return false;
 	}
 	default:
 		return false;
 	}
+}
+
+static bool fence_covers(const void *set, const void *key, size_t len)
+{
+	return kv_fence_covers(set, key, len);
+}
+
+static bool gate_covers(const void *set, const void *key, size_t len)
+{
+	return kv_gate_covers(set, key, len);
+}
+
+/* Whether the group's fence refuses command c (KV_MOVING). */
+static bool refused_by_fence(const struct batch *b, const struct kv_cmd *c)
+{
+	return writes_into(c, fence_covers, &b->fence);
+}
+
+/* Whether the group does not serve a key c writes (KV_WRONG_SHARD): released here, or being
+ * copied here and not opened (handoff.h). */
+static bool refused_by_gate(const struct batch *b, const struct kv_cmd *c)
+{
+	return writes_into(c, gate_covers, &b->gate);
+}
+
+static bool handoff_op(uint8_t op)
+{
+	return op == KV_OP_INGEST || op == KV_OP_RELEASE || op == KV_OP_OPEN || op == KV_OP_DROP;
 }
 
 /* Runs one decoded command against the data DBI at time b->now. res->value may point into the
@@ -234,9 +270,25 @@ static int exec(struct batch *b, MDB_txn *txn, const struct kv_cmd *c, struct kv
 	struct cur cur;
 	int rc;
 	memset(res, 0, sizeof *res);
+	if (b->gate.n && refused_by_gate(b, c)) {
+		res->code = KV_WRONG_SHARD; /* not served here now: nothing written */
+		return 0;
+	}
 	if (b->fence.n && refused_by_fence(b, c)) {
 		res->code = KV_MOVING; /* its range is moving: nothing written */
 		return 0;
+	}
+	if (handoff_op(c->op)) {
+		struct kv_handoff_ctx h = {.kv = b->kv,
+					   .group = b->group,
+					   .g = b->g,
+					   .index = b->index,
+					   .expires = &b->expires,
+					   .err = &b->err,
+					   .num = b->num};
+		rc = kv_handoff_apply(&h, txn, c, res);
+		/* the entries after it see what it changed */
+		return rc ? rc : kv_gate_load(txn, b->g, &b->gate);
 	}
 	switch (c->op) {
 	case KV_OP_NOOP:
@@ -287,8 +339,9 @@ static int exec(struct batch *b, MDB_txn *txn, const struct kv_cmd *c, struct kv
 				if (rc == 0)
 					rc = store(b, txn, &ik, it.value, it.value_len, 0, &cur);
 			} else if (c->op == KV_OP_REAP &&
-				   kv_fence_covers(&b->fence, it.key, it.key_len)) {
-				continue; /* frozen for a move: reaped by its next owner */
+				   (kv_fence_covers(&b->fence, it.key, it.key_len) ||
+				    kv_gate_covers(&b->gate, it.key, it.key_len))) {
+				continue; /* frozen for a move, or not served here: left alone */
 			} else if ((rc = load(b, txn, &ik, &cur)) == 0 && cur.exists) {
 				/* REAP: only a key still carrying the expiry its proposer saw, and
 				 * due now (a key set again meanwhile is not touched) */
@@ -381,6 +434,7 @@ static int apply_entry_(struct batch *b, MDB_txn *txn, size_t i)
 	if (c.now_ms > b->clock)
 		b->clock = c.now_ms;
 	b->now = b->clock;
+	b->index = e->index;
 	int rc;
 	if (c.client_id == 0) {
 		if ((rc = exec(b, txn, &c, &res)) != 0)
@@ -404,10 +458,11 @@ static int apply_entry_(struct batch *b, MDB_txn *txn, size_t i)
 	size_t off = b->arena_len;
 	if ((rc = pend_add(b, i, &res)) != 0)
 		return rc;
-	if (verdict == KV_SESSION_NEW && res.code != KV_MOVING) {
-		/* A refused write (KV_MOVING) did not happen: not recorded, so the same seq may
-		 * be sent again and apply (after a rollback here, or at the new owner). No
-		 * value: the arena may not exist yet (NULL + 0 is undefined behaviour). */
+	if (verdict == KV_SESSION_NEW && res.code != KV_MOVING && res.code != KV_WRONG_SHARD) {
+		/* A refused write (KV_MOVING, KV_WRONG_SHARD) did not happen: not recorded, so
+		 * the same seq may be sent again and apply (after a rollback here, or at the new
+		 * owner). No value: the arena may not exist yet (NULL + 0 is undefined
+		 * behaviour). */
 		res.value = res.value_len ? b->kv->arena + off : NULL;
 		rc = kv_session_record(b->kv, txn, b->g, c.client_id, c.seq, e->index, &res, &sess);
 		if (rc != 0)
@@ -431,6 +486,8 @@ static int apply_fn(MDB_txn *txn, void *arg)
 		rc = kv_meta_u64_get(txn, b->g, KV_META_EXPIRES, &b->expires0);
 	if (rc == 0)
 		rc = kv_fence_load(txn, b->g, &b->fence); /* again if the batch is run again */
+	if (rc == 0)
+		rc = kv_gate_load(txn, b->g, &b->gate);
 	if (rc != 0)
 		return rc;
 	b->clock = b->clock0;
@@ -479,6 +536,7 @@ int kv_apply(struct kv *kv, uint32_t group, const struct raft_entry *entries, si
 		return err;
 	err = kv_write(kv, group, "apply", apply_fn, &b);
 	kv_fence_free(&b.fence);
+	kv_gate_free(&b.gate);
 	if (err != KV_OK)
 		return err;
 	if (b.err != KV_OK)

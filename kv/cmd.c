@@ -32,6 +32,16 @@
 #define CMD_FLAGS_TTL    (CMD_FLAGS | CMD_FLAG_KEEPTTL)
 #define ITEM_HEADER      6
 
+/* The value of a resharding op (FENCE .. DROP) is well formed; true for the others. */
+static bool value_ok(const struct kv_cmd *c)
+{
+	if (c->op == KV_OP_FENCE || c->op == KV_OP_UNFENCE)
+		return kv_fence_value_ok(c->op, c->value, c->value_len);
+	if (c->op >= KV_OP_INGEST && c->op <= KV_OP_DROP)
+		return kv_handoff_value_ok(c->op, c->value, c->value_len);
+	return true;
+}
+
 static bool multi(uint8_t op)
 {
 	return op == KV_OP_MSET || op == KV_OP_MDEL || op == KV_OP_REAP;
@@ -109,7 +119,11 @@ static int check(const struct kv_cmd *c, size_t value_max)
 		return KV_OK;
 	case KV_OP_FENCE:
 	case KV_OP_UNFENCE:
-		/* the value's layout is checked by kv_fence_value_ok once it is in place */
+	case KV_OP_INGEST:
+	case KV_OP_RELEASE:
+	case KV_OP_OPEN:
+	case KV_OP_DROP:
+		/* the value's layout is checked by value_ok once it is in place */
 		if (c->key_len || c->expected_len || c->expect_absent || c->client_id)
 			return KV_EINVAL;
 		return c->value_len > KV_VALUE_MAX_HARD ? KV_ETOOLARGE : KV_OK;
@@ -184,9 +198,7 @@ int kv_cmd_encode(const struct kv *kv, const struct kv_cmd *c, struct raft_buf *
 		return err;
 	}
 	if ((c->key_len && !c->key) || (c->value_len && !c->value) ||
-	    (c->expected_len && !c->expected) ||
-	    ((c->op == KV_OP_FENCE || c->op == KV_OP_UNFENCE) &&
-	     !kv_fence_value_ok(c->op, c->value, c->value_len))) {
+	    (c->expected_len && !c->expected) || !value_ok(c)) {
 		free(packed);
 		return KV_EINVAL;
 	}
@@ -268,8 +280,7 @@ int kv_cmd_decode(const void *data, size_t len, struct kv_cmd *c)
 	if (multi(c->op) &&
 	    items_check(c->op, c->value, c->value_len, KV_VALUE_MAX_HARD, &n) != KV_OK)
 		return KV_EINVAL;
-	if ((c->op == KV_OP_FENCE || c->op == KV_OP_UNFENCE) &&
-	    !kv_fence_value_ok(c->op, c->value, c->value_len))
+	if (!value_ok(c))
 		return KV_EINVAL;
 	return KV_OK;
 }

@@ -33,6 +33,10 @@ const char *kv_strerror(int err)
 		return "increment or decrement would overflow";
 	case KV_MOVING:
 		return "the key's range is moving to another group: not written, retry";
+	case KV_WRONG_SHARD:
+		return "this group does not serve the key now (its range moved or is not open yet)";
+	case KV_DISCARDED:
+		return "the copy's key count or digest did not match: discarded, copy again";
 	case KV_EINVAL:
 		return "invalid command or key";
 	case KV_ETOOLARGE:

@@ -30,6 +30,14 @@ enum {
 	KV_MOVING = 5,      /* a write to a key of a fenced range (KV_OP_FENCE): nothing written;
 			     * it did not happen, so it is not kept in the client's session and
 			     * the same seq may be sent again */
+	KV_WRONG_SHARD = 6, /* the group does not serve this key now (kv/handoff.h): its range was
+			     * released here (KV_OP_RELEASE), or is being copied here and not yet
+			     * opened (KV_OP_INGEST before KV_OP_OPEN). A read is refused; a write
+			     * is refused, writes nothing and is not kept in the client's session
+			     * (it did not happen). Kvd's answer is Code WRONG_SHARD */
+	KV_DISCARDED = 7,   /* INGEST: the last chunk's key count or digest differs from what was
+			     * ingested: the copy is thrown away (DROP it, then copy again from
+			     * offset 0) */
 	KV_EINVAL = -1,     /* malformed command, key length 0 or > KV_KEY_MAX */
 	KV_ETOOLARGE = -2,  /* value over the configured maximum */
 	KV_EMAPFULL = -3,   /* the LMDB map is full (grow with map_bytes / restart) */
@@ -127,6 +135,20 @@ enum kv_op {
 	 * snapshots). Key and expected are empty. */
 	KV_OP_FENCE = 10,
 	KV_OP_UNFENCE = 11,
+	/* The handoff of a moving range (kv/handoff.h has the values, the results and the
+	 * rules; docs/DESIGN-NOTES.md "Resharding"). INGEST: at the target, one chunk of a
+	 * source's frozen range (keys, expiries, client sessions), idempotent by offset; the
+	 * last chunk carries the key count and digest, checked at apply. RELEASE: at the source,
+	 * from this entry on its released ranges are neither read nor written here
+	 * (KV_WRONG_SHARD). OPEN: at the target, a complete copy's ranges are served from this
+	 * entry on (before it they are KV_WRONG_SHARD). DROP: a bounded batch of deletions of
+	 * keys this group holds but no longer serves (released ranges, or a discarded copy).
+	 * All four are replicated state (meta DBI, snapshots). Key and expected are empty, and
+	 * they carry no client session. */
+	KV_OP_INGEST = 12,
+	KV_OP_RELEASE = 13,
+	KV_OP_OPEN = 14,
+	KV_OP_DROP = 15,
 };
 
 /* One key (and value, MSET) of a multi-key command. Pointers borrowed. */
@@ -182,7 +204,7 @@ int kv_cmd_decode(const void *data, size_t len, struct kv_cmd *c);
  * so a client must give up retrying (indeterminate) well within the TTL. */
 struct kv_result {
 	int code;          /* KV_OK, KV_NOT_FOUND, KV_CAS_MISMATCH, KV_NOT_INTEGER, KV_OVERFLOW,
-			    * KV_ESESSION, KV_EINVAL */
+			    * KV_MOVING, KV_WRONG_SHARD, KV_DISCARDED, KV_ESESSION, KV_EINVAL */
 	bool found;        /* CAS mismatch, return_old: whether the key existed */
 	const void *value; /* CAS mismatch, return_old: the current (previous) value; INCRBY:
 			    * the new value; MDEL: the count deleted (decimal) */
@@ -229,8 +251,9 @@ int kv_meta(struct kv *kv, uint32_t group, struct kv_group_meta *out);
  * later of now_ms and the group's clock is absent. now_ms 0 = the group's clock alone. */
 
 /* Get: KV_OK and a malloc'd copy in *value (caller frees; malloc(1) for an empty value), or
- * KV_NOT_FOUND. value may be NULL (existence and expiry only). *expire_at_ms (may be NULL) is
- * the key's expiry, 0 for none. KV_EINVAL for a bad key length. */
+ * KV_NOT_FOUND, or KV_WRONG_SHARD when the group does not serve the key now (kv/handoff.h). value
+ * may be NULL (existence and expiry only). *expire_at_ms (may be NULL) is the key's expiry, 0 for
+ * none. KV_EINVAL for a bad key length. */
 int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, uint64_t now_ms,
 	   void **value, size_t *value_len, uint64_t *expire_at_ms);
 /* Scan keys in [start, end) (start NULL/0 = from the first key, end NULL/0 = no bound), at
@@ -240,14 +263,16 @@ int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, uint6
  * start) or NULL when the range is exhausted. On KV_ECORRUPT cb has seen the (good) records
  * before the damaged one, never the damaged one, and *next is NULL. Expired keys are skipped but
  * count toward limit (a page may hold fewer than limit keys and still have a continuation),
- * so that one call's work stays bounded. */
+ * so that one call's work stays bounded. Keys the group does not serve now (released, or
+ * copied here and not yet opened: kv/handoff.h) are skipped the same way. */
 typedef int (*kv_scan_cb)(const void *k, size_t kl, const void *v, size_t vl, void *arg);
 int kv_scan(struct kv *kv, uint32_t group, uint64_t now_ms, const void *start, size_t start_len,
 	    const void *end, size_t end_len, uint32_t limit, kv_scan_cb cb, void *arg, void **next,
 	    size_t *next_len);
 
 /* The keys of the group whose expiry is <= the later of now_ms and the group's clock, earliest
- * expiry first, at most max (<= KV_MULTI_KEYS_MAX) from one read transaction: cb gets each key
+ * expiry first, at most max (<= KV_MULTI_KEYS_MAX) from one read transaction (keys the group
+ * does not serve now, kv/handoff.h, are left out: REAP skips them): cb gets each key
  * (borrowed, valid during the call) and its expiry, to be put in a REAP command. */
 typedef void (*kv_expired_cb)(const void *k, size_t kl, uint64_t expire_at_ms, void *arg);
 int kv_expired(struct kv *kv, uint32_t group, uint64_t now_ms, uint32_t max, kv_expired_cb cb,

@@ -26,6 +26,9 @@
 #define KV_META_EXPIRY         'X' /* + u64 expiry + key -> empty: the keys by expiry (reaping) */
 #define KV_META_EXPIRY_KEY_MAX (9 + KV_KEY_MAX)
 #define KV_META_FENCE          'F' /* -> the group's resharding fence (kv_fence_value's layout) */
+#define KV_META_RELEASE        'O' /* -> the ranges released here (kv_fence_value's layout) */
+#define KV_META_INGEST         'I' /* + u32 source -> a copy from that source (ingest.c) */
+#define KV_META_DROP           'D' /* + u32 source (0: released) -> u8 done | resume key */
 
 struct kv_group {
 	bool open;
@@ -202,6 +205,87 @@ bool kv_fence_covers(const struct kv_fence *f, const void *key, size_t len);
 int kv_fence_apply(MDB_txn *txn, const struct kv_group *g, struct kv_fence *f,
 		   const struct kv_cmd *c, struct kv_result *res);
 
+/* ---------------------------------------------------------------- handoff.c, ingest.c */
+/* The ranges a group holds markers for but does not serve now (handoff.h): those released
+ * here, and those of every copy here that is not opened. Loaded per apply batch and per read
+ * (n == 0 is the common case: two lookups in the meta DBI). */
+struct kv_gate {
+	size_t n;
+	uint64_t *ranges; /* n pairs (lo, hi), kv_ring_range semantics; owned */
+};
+int kv_gate_load(MDB_txn *txn, const struct kv_group *g, struct kv_gate *gate);
+void kv_gate_free(struct kv_gate *gate);
+bool kv_gate_covers(const struct kv_gate *gate, const void *key, size_t len);
+/* Whether position h is in one of n (lo, hi) pairs. */
+bool kv_ranges_have(const uint64_t *ranges, size_t n, uint64_t h);
+
+/* What a handoff entry needs of the apply batch it is in (apply.c). */
+struct kv_handoff_ctx {
+	struct kv *kv;
+	uint32_t group;
+	const struct kv_group *g;
+	raft_index index;  /* the entry's (session merges) */
+	uint64_t *expires; /* the batch's count of keys with an expiry, kept current */
+	int *err;          /* set to KV_ECORRUPT (and KV_TXN_ABORT returned) when a stored value
+			    * fails its check: the batch does not apply */
+	char *num;         /* 24 bytes for a decimal result value */
+};
+/* Whether an INGEST / RELEASE / OPEN / DROP value is well formed (lengths, counts, items). */
+bool kv_handoff_value_ok(uint8_t op, const void *value, size_t len);
+/* Applies a decoded INGEST, RELEASE, OPEN or DROP; res->code (and value) set. 0, an LMDB
+ * code / ENOMEM, or KV_TXN_ABORT (*h->err set). */
+int kv_handoff_apply(const struct kv_handoff_ctx *h, MDB_txn *txn, const struct kv_cmd *c,
+		     struct kv_result *res);
+int kv_ingest_apply(const struct kv_handoff_ctx *h, MDB_txn *txn, const struct kv_cmd *c,
+		    struct kv_result *res);
+bool kv_ingest_value_ok(const uint8_t *p, size_t len);
+/* A copy of the change of `epoch` starts at g (its first INGEST chunk): g's part in older
+ * changes must be over. *refused when g still has an older release whose DROP pass is not over
+ * (its keys would be served again, or copied over: stale values of deleted keys), or an older
+ * copy into it that is neither opened nor dropped. Otherwise, with clear, that release and its
+ * drop cursor, the older dropped copies and a fence of an older epoch are removed (that change
+ * is final: one change at a time), so that a range coming back to g is served once opened.
+ * 0 or an LMDB code. */
+int kv_handoff_older(MDB_txn *txn, const struct kv_group *g, uint64_t epoch, bool clear,
+		     bool *refused);
+/* Stores k -> (v, vl, expire_at) over whatever k held, keeping the expiry index (handoff.c).
+ * v must not point into the map. */
+int kv_handoff_store(const struct kv_handoff_ctx *h, MDB_txn *txn, MDB_val *k, const void *v,
+		     size_t vl, uint64_t expire_at);
+
+/* A copy's record at the target (KV_META_INGEST + u32 BE source), ingest.c:
+ * u64 epoch | u8 state | u64 next | u64 keys | u64 digest low | u64 digest high | u32 n |
+ * n x (u64 lo | u64 hi). Everything LE. */
+enum kv_ingest_state {
+	KV_INGEST_COPYING = 1,   /* chunks up to `next` are in */
+	KV_INGEST_COMPLETE = 2,  /* the last chunk's count and digest matched */
+	KV_INGEST_OPEN = 3,      /* served here from the OPEN entry on */
+	KV_INGEST_DISCARDED = 4, /* count or digest differed, or DROP began: keys being dropped */
+	KV_INGEST_DROPPED = 5,   /* discarded and the DROP pass is over: nothing of it is left */
+};
+struct kv_ingest_rec {
+	uint64_t epoch;
+	uint8_t state;
+	uint64_t next, keys, dlo, dhi;
+	size_t n;
+	uint64_t *ranges; /* owned */
+};
+int kv_ingest_rec_get(MDB_txn *txn, const struct kv_group *g, uint32_t source,
+		      struct kv_ingest_rec *r, bool *found);
+int kv_ingest_rec_put(MDB_txn *txn, const struct kv_group *g, uint32_t source,
+		      const struct kv_ingest_rec *r);
+/* The state byte of a stored record, unchecked (-1 when too short): a fast path only. */
+int kv_ingest_rec_state(const uint8_t *p, size_t len);
+/* Parses a stored record into r (its ranges malloc'd): 0, MDB_CORRUPTED or ENOMEM. */
+int kv_ingest_rec_parse(const uint8_t *p, size_t len, struct kv_ingest_rec *r);
+void kv_ingest_rec_free(struct kv_ingest_rec *r);
+
+/* ---------------------------------------------------------------- apply.c */
+/* Adds or removes k's record in the expiry index (KV_META_EXPIRY) at expire_at, keeping
+ * *expires (the group's count of keys with an expiry). A record already absent is fine. */
+int kv_expiry_index_op(MDB_txn *txn, const struct kv_group *g, const MDB_val *k, uint64_t expire_at,
+		       bool add, uint64_t *expires);
+
 /* ---------------------------------------------------------------- session.c */
 /* One client's session record: the log index of its last command, the highest seq it has
  * forgotten, and how many results it caches. */
@@ -229,6 +313,13 @@ int kv_session_record(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uin
 		      struct kv_session *sess);
 int kv_session_save(MDB_txn *txn, const struct kv_group *g, uint64_t client,
 		    const struct kv_session *sess);
+/* Merges one session item of a copy (handoff.h, 'S' items) into client's session at entry
+ * `index`: the session is created if absent (or expired), its floor becomes the higher of
+ * its own and `floor` (results at or below it are forgotten), a result for seq (0: none)
+ * above the floor that it lacks is added, and it keeps its KV_SESSION_WINDOW highest seqs.
+ * Idempotent. */
+int kv_session_merge(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uint64_t client,
+		     uint64_t floor, uint64_t seq, const struct kv_result *res, raft_index index);
 /* Deletes sessions idle since before `index` - ttl (garbage only: expired sessions are
  * already treated as absent by kv_session_check). At most `budget` sessions per call. */
 int kv_session_gc(struct kv *kv, MDB_txn *txn, const struct kv_group *g, raft_index index,

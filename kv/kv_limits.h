@@ -15,6 +15,7 @@
 #define KV_SESSIONS_MAX           10000
 #define KV_SESSION_WINDOW         64 /* results remembered per client (in flight) */
 #define KV_SNAPSHOT_CHUNK_DEFAULT (256u << 10)
+#define KV_DROP_KEYS_MAX          4096       /* keys one DROP entry examines (bounds its apply) */
 #define KV_SCRUB_RECORDS_DEFAULT  256        /* records checked per kv_scrub_step */
 #define KV_SCRUB_RECORDS_MAX      10000      /* bounds one step's read transaction */
 #define KV_FORMAT_VERSION         3          /* on-disk format; 2: CRC32C; 3: + expiry */

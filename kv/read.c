@@ -30,10 +30,18 @@ int kv_get(struct kv *kv, uint32_t group, const void *key, size_t key_len, uint6
 		return err;
 	MDB_val k = {key_len, (void *)key}, rec, v;
 	uint64_t now, expire_at = 0;
+	struct kv_gate gate = {0};
 	int rc = read_now(txn, g, now_ms, &now);
 	if (rc == 0)
+		rc = kv_gate_load(txn, g, &gate);
+	if (rc == 0 && kv_gate_covers(&gate, key, key_len))
+		err = KV_WRONG_SHARD; /* released here, or copied here and not opened */
+	else if (rc == 0)
 		rc = mdb_get(txn, g->data, &k, &rec);
-	if (rc == MDB_NOTFOUND) {
+	kv_gate_free(&gate);
+	if (err != KV_OK) {
+		/* refused */
+	} else if (rc == MDB_NOTFOUND) {
 		err = KV_NOT_FOUND;
 	} else if (rc != 0) {
 		kv_log_mdb(group, "get", rc);
@@ -90,13 +98,17 @@ int kv_scan(struct kv *kv, uint32_t group, uint64_t now_ms, const void *start, s
 		return err;
 	MDB_cursor *cur;
 	uint64_t now, expire_at;
+	struct kv_gate gate = {0};
 	int rc = read_now(txn, g, now_ms, &now);
+	if (rc == 0)
+		rc = kv_gate_load(txn, g, &gate);
 	if (rc == 0)
 		rc = mdb_cursor_open(txn, g->data, &cur);
 	if (rc != 0) {
 		mdb_txn_abort(txn);
+		kv_gate_free(&gate);
 		kv_log_mdb(group, "scan", rc);
-		return KV_EIO;
+		return rc == ENOMEM ? KV_ENOMEM : KV_EIO;
 	}
 	MDB_val k = {start_len, (void *)start}, rec, v;
 	rc = mdb_cursor_get(cur, &k, &rec, start_len ? MDB_SET_RANGE : MDB_FIRST);
@@ -117,9 +129,11 @@ int kv_scan(struct kv *kv, uint32_t group, uint64_t now_ms, const void *start, s
 		if ((err = kv_rec_check(kv, group, &k, &rec, &v, &expire_at)) != KV_OK)
 			break;
 		n++;
-		int stop = kv_expired_at(expire_at, now)
-				   ? 0
-				   : cb(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
+		/* expired, or not served here (handoff.h): skipped, but counted */
+		int stop =
+			kv_expired_at(expire_at, now) || kv_gate_covers(&gate, k.mv_data, k.mv_size)
+				? 0
+				: cb(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
 		rc = mdb_cursor_get(cur, &k, &rec, MDB_NEXT);
 		if (stop) {
 			/* Stopped by the caller: continue from the next key, if any in range. */
@@ -132,6 +146,7 @@ int kv_scan(struct kv *kv, uint32_t group, uint64_t now_ms, const void *start, s
 	}
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
+	kv_gate_free(&gate);
 	if (err != KV_OK) {
 		free(*next);
 		*next = NULL;
@@ -157,7 +172,10 @@ int kv_expired(struct kv *kv, uint32_t group, uint64_t now_ms, uint32_t max, kv_
 	uint64_t now;
 	uint8_t tag = KV_META_EXPIRY;
 	MDB_val k = {1, &tag}, v;
+	struct kv_gate gate = {0};
 	int rc = read_now(txn, g, now_ms, &now);
+	if (rc == 0)
+		rc = kv_gate_load(txn, g, &gate);
 	if (rc == 0)
 		rc = mdb_cursor_open(txn, g->meta, &cur);
 	if (rc == 0)
@@ -170,8 +188,12 @@ int kv_expired(struct kv *kv, uint32_t group, uint64_t now_ms, uint32_t max, kv_
 		uint64_t e = kv_get_be64(p + 1);
 		if (!kv_expired_at(e, now))
 			break;
-		cb(p + 9, k.mv_size - 9, e, arg);
-		(*found)++;
+		/* A key this group does not serve now is not reaped here (apply would skip it):
+		 * listing it would only hold up the others. O(such keys due), once per call. */
+		if (!kv_gate_covers(&gate, p + 9, k.mv_size - 9)) {
+			cb(p + 9, k.mv_size - 9, e, arg);
+			(*found)++;
+		}
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	if (rc != 0 && rc != MDB_NOTFOUND) {
@@ -181,5 +203,6 @@ int kv_expired(struct kv *kv, uint32_t group, uint64_t now_ms, uint32_t max, kv_
 	if (cur)
 		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
+	kv_gate_free(&gate);
 	return err;
 }

@@ -12,8 +12,8 @@
 #include <xxhash.h>
 
 #include "kv/kv_int.h"
-#include "wal/crashpoint.h"
 #include "kv/snapshot.h"
+#include "wal/crashpoint.h"
 
 struct kv_restore {
 	struct kv *kv;
@@ -140,7 +140,11 @@ static bool meta_key_ok(const uint8_t *k, size_t n)
 	case KV_META_EXPIRY:
 		return n >= 10 && n <= KV_META_EXPIRY_KEY_MAX;
 	case KV_META_FENCE:
+	case KV_META_RELEASE:
 		return n == 1;
+	case KV_META_INGEST:
+	case KV_META_DROP:
+		return n == 5;
 	case KV_META_SESSION:
 		return n == 9;
 	case KV_META_RESULT:
@@ -148,6 +152,26 @@ static bool meta_key_ok(const uint8_t *k, size_t n)
 		return n == 17;
 	default:
 		return false;
+	}
+}
+
+/* The handoff's markers (handoff.h) are checked as apply would read them: 0, MDB_CORRUPTED or
+ * ENOMEM. A damaged one could make a replica serve a range it must not. */
+static int handoff_meta_ok(uint8_t tag, const uint8_t *v, size_t vl)
+{
+	struct kv_ingest_rec r;
+	int rc;
+	switch (tag) {
+	case KV_META_RELEASE:
+		return kv_fence_value_ok(KV_OP_FENCE, v, vl) ? 0 : MDB_CORRUPTED;
+	case KV_META_INGEST:
+		rc = kv_ingest_rec_parse(v, vl, &r);
+		kv_ingest_rec_free(&r);
+		return rc;
+	case KV_META_DROP:
+		return vl >= 1 && vl <= 1 + KV_KEY_MAX && v[0] <= 1 ? 0 : MDB_CORRUPTED;
+	default:
+		return 0;
 	}
 }
 
@@ -226,6 +250,8 @@ static int install_fn(MDB_txn *txn, void *arg)
 			if (in->scratch[0] == KV_META_CONF &&
 			    kv_conf_decode(v.mv_data, vl, &conf) != KV_OK)
 				return corrupt(in);
+			if ((rc = handoff_meta_ok(in->scratch[0], v.mv_data, vl)) != 0)
+				return rc == MDB_CORRUPTED ? corrupt(in) : rc;
 			saw_applied |= in->scratch[0] == KV_META_APPLIED;
 		}
 		/* The stream is in key order: appending is both the fast path and an order check.

@@ -341,3 +341,99 @@ int kv_session_save(MDB_txn *txn, const struct kv_group *g, uint64_t client,
 {
 	return rec_put(txn, g->meta, client, sess);
 }
+
+/* Forgets the client's cached results at or below r->floor. */
+static int forget_to_floor(MDB_txn *txn, MDB_dbi dbi, uint64_t client, struct kv_session *r)
+{
+	uint8_t kb[17];
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc != 0)
+		return rc;
+	key_r(kb, client, 0);
+	MDB_val k = {sizeof kb, kb}, v;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size == 17 && memcmp(k.mv_data, kb, 9) == 0 &&
+	       kv_get_be64((const uint8_t *)k.mv_data + 9) <= r->floor) {
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		assert(r->count > 0);
+		r->count--;
+		k.mv_size = sizeof kb;
+		k.mv_data = kb;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Keeps the KV_SESSION_WINDOW highest seqs: the lowest go, and the floor rises to them. */
+static int trim_to_window(MDB_txn *txn, MDB_dbi dbi, uint64_t client, struct kv_session *r)
+{
+	uint8_t kb[17];
+	int rc = 0;
+	while (rc == 0 && r->count > KV_SESSION_WINDOW) {
+		MDB_cursor *cur;
+		if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+			return rc;
+		key_r(kb, client, 0);
+		MDB_val k = {sizeof kb, kb}, v;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && (k.mv_size != 17 || memcmp(k.mv_data, kb, 9) != 0))
+			rc = MDB_CORRUPTED; /* the count says there are results */
+		if (rc == 0) {
+			uint64_t low = kv_get_be64((const uint8_t *)k.mv_data + 9);
+			if (low > r->floor)
+				r->floor = low;
+			rc = mdb_cursor_del(cur, 0);
+			r->count--;
+		}
+		mdb_cursor_close(cur);
+	}
+	return rc;
+}
+
+int kv_session_merge(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uint64_t client,
+		     uint64_t floor, uint64_t seq, const struct kv_result *res, raft_index index)
+{
+	assert(client != 0);
+	MDB_dbi dbi = g->meta;
+	struct kv_session r;
+	bool found;
+	int rc = rec_get(txn, dbi, client, &r, &found);
+	if (rc != 0)
+		return rc;
+	if (found && expired(kv, r.last, index)) {
+		if ((rc = drop(txn, dbi, client, &r)) != 0)
+			return rc;
+		found = false;
+	}
+	rc = found ? touch(txn, dbi, client, &r, index) : create(kv, txn, dbi, client, index, &r);
+	if (rc == 0 && floor > r.floor) {
+		r.floor = floor;
+		rc = forget_to_floor(txn, dbi, client, &r);
+	}
+	if (rc == 0 && seq != 0 && seq > r.floor) {
+		uint8_t kb[17];
+		key_r(kb, client, seq);
+		MDB_val k = {sizeof kb, kb}, v;
+		rc = mdb_get(txn, dbi, &k, &v);
+		if (rc == MDB_NOTFOUND) {
+			/* the target lacks it: add it (one it has is the same command's result) */
+			v.mv_size = 2 + res->value_len;
+			v.mv_data = NULL;
+			if ((rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE)) == 0) {
+				uint8_t *p = v.mv_data;
+				p[0] = (uint8_t)(int8_t)res->code;
+				p[1] = res->found;
+				if (res->value_len)
+					memcpy(p + 2, res->value, res->value_len);
+				r.count++;
+				rc = trim_to_window(txn, dbi, client, &r);
+			}
+		}
+	}
+	if (rc == 0)
+		rc = rec_put(txn, dbi, client, &r);
+	return rc;
+}
