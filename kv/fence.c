@@ -62,18 +62,51 @@ void kv_fence_free(struct kv_fence *f)
 	memset(f, 0, sizeof *f);
 }
 
+int kv_ranges_parse(const uint8_t *p, size_t len, uint64_t *epoch, uint64_t **pairs, size_t *n)
+{
+	*pairs = NULL;
+	*n = 0;
+	if (p == NULL || !layout_ok(p, len))
+		return MDB_CORRUPTED;
+	size_t count = kv_get_le32(p + 8);
+	uint64_t *r = malloc(2 * count * sizeof *r);
+	if (r == NULL)
+		return ENOMEM;
+	for (size_t i = 0; i < 2 * count; i++)
+		r[i] = kv_get_le64(p + FENCE_HEADER + 8 * i);
+	*epoch = kv_get_le64(p);
+	*pairs = r;
+	*n = count;
+	return 0;
+}
+
+int kv_ranges_put(MDB_txn *txn, const struct kv_group *g, uint8_t tag, uint64_t epoch,
+		  const uint64_t *pairs, size_t n)
+{
+	size_t sz = FENCE_HEADER + n * FENCE_RANGE;
+	uint8_t *p = malloc(sz);
+	if (p == NULL)
+		return ENOMEM;
+	kv_put_le64(p, epoch);
+	kv_put_le32(p + 8, (uint32_t)n);
+	for (size_t i = 0; i < 2 * n; i++)
+		kv_put_le64(p + FENCE_HEADER + 8 * i, pairs[i]);
+	MDB_val k = {1, &tag}, v = {sz, p};
+	int rc = mdb_put(txn, g->meta, &k, &v, 0);
+	free(p);
+	return rc;
+}
+
 /* Takes ranges from a value of kv_fence_value's layout into f (replacing f's). */
 static int take(struct kv_fence *f, const uint8_t *p, size_t len)
 {
-	size_t n = kv_get_le32(p + 8);
-	uint64_t *r = malloc(2 * n * sizeof *r);
-	if (r == NULL)
-		return ENOMEM;
-	for (size_t i = 0; i < 2 * n; i++)
-		r[i] = kv_get_le64(p + FENCE_HEADER + 8 * i);
-	(void)len;
+	uint64_t epoch, *r;
+	size_t n;
+	int rc = kv_ranges_parse(p, len, &epoch, &r, &n);
+	if (rc != 0)
+		return rc;
 	kv_fence_free(f);
-	f->epoch = kv_get_le64(p);
+	f->epoch = epoch;
 	f->n = n;
 	f->ranges = r;
 	return 0;
@@ -110,24 +143,13 @@ bool kv_fence_covers(const struct kv_fence *f, const void *key, size_t len)
 /* Writes f as the stored fence (or deletes it when f is empty). */
 static int save(MDB_txn *txn, const struct kv_group *g, const struct kv_fence *f)
 {
-	uint8_t tag = KV_META_FENCE;
-	MDB_val k = {1, &tag};
 	if (f->n == 0) {
+		uint8_t tag = KV_META_FENCE;
+		MDB_val k = {1, &tag};
 		int rc = mdb_del(txn, g->meta, &k, NULL);
 		return rc == MDB_NOTFOUND ? 0 : rc;
 	}
-	size_t sz = FENCE_HEADER + f->n * FENCE_RANGE;
-	uint8_t *p = malloc(sz);
-	if (p == NULL)
-		return ENOMEM;
-	kv_put_le64(p, f->epoch);
-	kv_put_le32(p + 8, (uint32_t)f->n);
-	for (size_t i = 0; i < 2 * f->n; i++)
-		kv_put_le64(p + FENCE_HEADER + 8 * i, f->ranges[i]);
-	MDB_val v = {sz, p};
-	int rc = mdb_put(txn, g->meta, &k, &v, 0);
-	free(p);
-	return rc;
+	return kv_ranges_put(txn, g, KV_META_FENCE, f->epoch, f->ranges, f->n);
 }
 
 /* Adds the value's ranges that f does not have yet; false when that would pass

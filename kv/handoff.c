@@ -13,8 +13,6 @@
 #include "kv/kv_int.h"
 #include "kv/reshard.h"
 
-#define RANGES_HEADER 12 /* the fence layout: u64 epoch | u32 n */
-#define RANGE_BYTES   16
 
 bool kv_ranges_have(const uint64_t *ranges, size_t n, uint64_t h)
 {
@@ -78,20 +76,11 @@ static void rset_free(struct rset *s)
 	memset(s, 0, sizeof *s);
 }
 
-/* Parses the fence layout (validated by the caller or by kv_fence_value_ok). */
+/* Parses the fence layout (kv_ranges_parse checks it). */
 static int rset_parse(const uint8_t *p, size_t len, struct rset *s)
 {
 	memset(s, 0, sizeof *s);
-	if (!kv_fence_value_ok(KV_OP_FENCE, p, len))
-		return MDB_CORRUPTED;
-	size_t n = kv_get_le32(p + 8);
-	if ((s->r = malloc(2 * n * sizeof *s->r)) == NULL)
-		return ENOMEM;
-	for (size_t i = 0; i < 2 * n; i++)
-		s->r[i] = kv_get_le64(p + RANGES_HEADER + 8 * i);
-	s->epoch = kv_get_le64(p);
-	s->n = n;
-	return 0;
+	return kv_ranges_parse(p, len, &s->epoch, &s->r, &s->n);
 }
 
 static bool rset_has_pair(const struct rset *s, uint64_t lo, uint64_t hi)
@@ -118,18 +107,7 @@ static int rset_get(MDB_txn *txn, const struct kv_group *g, uint8_t tag, struct 
 
 static int rset_put(MDB_txn *txn, const struct kv_group *g, uint8_t tag, const struct rset *s)
 {
-	size_t sz = RANGES_HEADER + s->n * RANGE_BYTES;
-	uint8_t *p = malloc(sz);
-	if (p == NULL)
-		return ENOMEM;
-	kv_put_le64(p, s->epoch);
-	kv_put_le32(p + 8, (uint32_t)s->n);
-	for (size_t i = 0; i < 2 * s->n; i++)
-		kv_put_le64(p + RANGES_HEADER + 8 * i, s->r[i]);
-	MDB_val k = {1, &tag}, v = {sz, p};
-	int rc = mdb_put(txn, g->meta, &k, &v, 0);
-	free(p);
-	return rc;
+	return kv_ranges_put(txn, g, tag, s->epoch, s->r, s->n);
 }
 
 /* Whether the drop pass of the copy or release keyed by source (0: released) is over. */

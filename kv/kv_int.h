@@ -198,6 +198,12 @@ bool kv_fence_value_ok(uint8_t op, const void *value, size_t len);
 /* Loads the stored fence of g into *f (emptied first). 0 or an LMDB code / ENOMEM. */
 int kv_fence_load(MDB_txn *txn, const struct kv_group *g, struct kv_fence *f);
 void kv_fence_free(struct kv_fence *f);
+/* The fence's stored layout (u64 epoch | u32 n | n x (u64 lo | u64 hi)), which the handoff's
+ * release record shares: parse (checked; MDB_CORRUPTED when malformed; *pairs malloc'd) and
+ * put under a one-byte key of the group's meta DBI. */
+int kv_ranges_parse(const uint8_t *p, size_t len, uint64_t *epoch, uint64_t **pairs, size_t *n);
+int kv_ranges_put(MDB_txn *txn, const struct kv_group *g, uint8_t tag, uint64_t epoch,
+		  const uint64_t *pairs, size_t n);
 /* Whether the fence covers a key (by kv_ring_key_hash). */
 bool kv_fence_covers(const struct kv_fence *f, const void *key, size_t len);
 /* Applies a decoded FENCE or UNFENCE to the stored fence and to *f; res->code set. 0 or an

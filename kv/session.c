@@ -238,6 +238,22 @@ static int create(struct kv *kv, MDB_txn *txn, MDB_dbi dbi, uint64_t client, raf
 	return count_add(txn, dbi, 1, NULL); /* the record itself: kv_session_save */
 }
 
+/* The client's session as of index: rec_get, with one that expired by then dropped (found
+ * false). */
+static int rec_get_live(struct kv *kv, MDB_txn *txn, MDB_dbi dbi, uint64_t client,
+			raft_index index, struct kv_session *r, bool *found)
+{
+	int rc = rec_get(txn, dbi, client, r, found);
+	if (rc != 0)
+		return rc;
+	if (*found && expired(kv, r->last, index)) {
+		if ((rc = drop(txn, dbi, client, r)) != 0)
+			return rc;
+		*found = false;
+	}
+	return 0;
+}
+
 int kv_session_check(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uint64_t client,
 		     uint64_t seq, raft_index index, enum kv_session_verdict *verdict,
 		     struct kv_result *res, struct kv_session *sess)
@@ -246,14 +262,9 @@ int kv_session_check(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uint
 	MDB_dbi dbi = g->meta;
 	struct kv_session r;
 	bool found;
-	int rc = rec_get(txn, dbi, client, &r, &found);
+	int rc = rec_get_live(kv, txn, dbi, client, index, &r, &found);
 	if (rc != 0)
 		return rc;
-	if (found && expired(kv, r.last, index)) {
-		if ((rc = drop(txn, dbi, client, &r)) != 0)
-			return rc;
-		found = false;
-	}
 	if (!found) {
 		*verdict = KV_SESSION_NEW;
 		rc = create(kv, txn, dbi, client, index, &r);
@@ -400,14 +411,9 @@ int kv_session_merge(struct kv *kv, MDB_txn *txn, const struct kv_group *g, uint
 	MDB_dbi dbi = g->meta;
 	struct kv_session r;
 	bool found;
-	int rc = rec_get(txn, dbi, client, &r, &found);
+	int rc = rec_get_live(kv, txn, dbi, client, index, &r, &found);
 	if (rc != 0)
 		return rc;
-	if (found && expired(kv, r.last, index)) {
-		if ((rc = drop(txn, dbi, client, &r)) != 0)
-			return rc;
-		found = false;
-	}
 	rc = found ? touch(txn, dbi, client, &r, index) : create(kv, txn, dbi, client, index, &r);
 	if (rc == 0 && floor > r.floor) {
 		r.floor = floor;

@@ -169,6 +169,23 @@ static void state_of(struct kv *kv, struct state *s)
 	}
 }
 
+/* A fresh environment (writemap as given) holding round 0 of the keys. */
+static void open_round0(struct fx *f, struct kv_options *o, bool writemap)
+{
+	kv_options_default(o);
+	o->writemap = writemap;
+	fx_open_opts(f, o);
+	write_round(f, 0);
+}
+
+/* The data file as it is now (malloc'd). */
+static uint8_t *data_image(struct fx *f, size_t *len)
+{
+	char p[512];
+	path_in(p, sizeof p, f->dir, "data.mdb");
+	return read_file(p, len);
+}
+
 /* ---------------------------------------------------------------- tests */
 
 /* The offsets kv/checkpoint.c reads LMDB 0.9's meta page with, checked against LMDB's own
@@ -238,21 +255,16 @@ END_TEST
 START_TEST(test_rollback_after_reuse)
 {
 	struct kv_options o;
-	kv_options_default(&o);
-	o.writemap = _i == 0;
 	struct fx f;
-	fx_open_opts(&f, &o);
-	write_round(&f, 0);
+	open_round0(&f, &o, _i == 0);
 	raft_index durable[2];
 	ck_assert_int_eq(kv_checkpoint(f.kv, durable, 2), KV_OK);
 	struct state at;
 	state_of(f.kv, &at);
 	ck_assert_uint_eq(durable[0], at.applied[0]);
 	ck_assert_uint_eq(durable[1], at.applied[1]);
-	char p[512];
-	path_in(p, sizeof p, f.dir, "data.mdb");
 	size_t ckpt_len;
-	uint8_t *at_ckpt = read_file(p, &ckpt_len);
+	uint8_t *at_ckpt = data_image(&f, &ckpt_len);
 	for (int r = 1; r <= ROUNDS; r++)
 		write_round(&f, r);
 	struct state later;
@@ -309,19 +321,14 @@ static void *sync_thread(void *arg)
 START_TEST(test_split_checkpoint)
 {
 	struct kv_options o;
-	kv_options_default(&o);
-	o.writemap = _i == 0;
 	struct fx f;
-	fx_open_opts(&f, &o);
-	write_round(&f, 0);
+	open_round0(&f, &o, _i == 0);
 	struct state at;
 	state_of(f.kv, &at);
 	struct kv_ckpt *c;
 	ck_assert_int_eq(kv_checkpoint_begin(f.kv, 2, &c), KV_OK);
-	char p[512];
-	path_in(p, sizeof p, f.dir, "data.mdb");
 	size_t ckpt_len;
-	uint8_t *at_begin = read_file(p, &ckpt_len);
+	uint8_t *at_begin = data_image(&f, &ckpt_len);
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, sync_thread, c), 0);
 	for (int r = 1; r <= ROUNDS; r++)
