@@ -483,6 +483,10 @@ void node_ring_record_free(struct node *n);
  * source group's leader: the next chunk of the frozen range, from rq->handoff_offset; a Code,
  * with *chunk malloc'd, *last on the last one, *why on an error). */
 void node_reshard_drive_tick(struct node *n);
+/* Whether this (meta leader's) driver has cleaned up after the change to `epoch`, which ended:
+ * OPENs repeated and released keys dropped, or, rolled back, sources unfenced and copies
+ * dropped. The next change is planned only then. */
+bool node_reshard_drive_clean(const struct node *n, uint64_t epoch);
 void node_reshard_drive_free(struct node *n);
 Ringraft__Kv__Code node_handoff_read(struct node *n, struct node_group *g,
 				     const Ringraft__Kv__Request *rq, uint8_t **chunk, size_t *len,

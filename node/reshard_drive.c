@@ -412,7 +412,7 @@ void node_reshard_drive_tick(struct node *n)
 	bool leads_meta = meta != NULL && meta->raft != NULL &&
 			  raft_role_of(meta->raft) == RAFT_LEADER && !raft_recovering(meta->raft);
 	uint64_t now = node_now_ms(n);
-	if (!leads_meta || n->stopping || n->reshard == NULL) {
+	if (!leads_meta || n->stopping || n->reshard == NULL || n->cfg.reshard_pause) {
 		if (!d->busy && d->epoch != 0)
 			drive_reset(d, 0, now);
 		return;
@@ -520,6 +520,12 @@ void node_reshard_drive_tick(struct node *n)
 		free(v);
 		return;
 	}
+}
+
+bool node_reshard_drive_clean(const struct node *n, uint64_t epoch)
+{
+	/* paused: nothing moves here, so nothing is cleaned either; the operator decides */
+	return n->cfg.reshard_pause || (n->drive.epoch == epoch && n->drive.finished);
 }
 
 void node_reshard_drive_free(struct node *n)

@@ -705,6 +705,17 @@ static void propose_reshard(struct node *n, struct node_req *r, struct node_grou
 				  : "cannot read the stored ring change record: not proposed");
 		return;
 	}
+	if (stored != NULL && kv_reshard_outcome(stored->change) != KV_RESHARD_MOVING &&
+	    !node_reshard_drive_clean(n, kv_ring_epoch(stored->change->to))) {
+		/* The next change may bring ranges back to a group that gave them away in this
+		 * one; the group takes them only once its released keys are dropped (kv/handoff.h).
+		 * The driver does that right after a change ends. */
+		node_reshard_free(stored);
+		req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE,
+			  "the last ring change is still being cleaned up (the keys it moved are "
+			  "being dropped where they were): try again shortly");
+		return;
+	}
 	struct kv_ring *boot = kv_ring_new(n->cfg.groups, NODE_VNODES, NODE_RING_EPOCH);
 	if (boot == NULL) {
 		node_reshard_free(stored);
