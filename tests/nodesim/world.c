@@ -83,7 +83,7 @@ const char *const ns_count_names[NS_C_COUNT] = {
 /* ring runs: how long after the heal (or the step's start, if later) every running node may
  * take to create, then retire, the group a ring change adds (the record is pushed every
  * NODE_MAP_PUSH_MS) */
-#define RING_WAIT_MS 5000
+#define RING_WAIT_MS 15000
 
 #define STRIKE_ONE_IN 8
 #define STRIKE_GAP_MS 300
@@ -573,11 +573,14 @@ static void node_config_for(struct world *w, struct simnode *s, uint32_t electio
 	c->value_max = 1 << 16;
 	c->scrub_rate = scrub;
 	c->request_timeout_ms = 2000;
-	c->log_level = w->o->trace ? NODE_LOG_INFO : NODE_LOG_ERROR;
+	c->log_level = w->o->trace ? NODE_LOG_DEBUG : NODE_LOG_ERROR;
 	c->balance_leaders = balance;
 	c->auto_balance = w->plan.on && w->plan.balance;
 	c->apply_entries_max = w->apply_cap;
 	c->quiesce = w->quiesce;
+	/* ring runs: a copy of a few keys and sessions spans many INGEST chunks (offsets, gaps
+	 * and resends are exercised; a chunk holds one item or two) */
+	c->reshard_chunk_bytes = w->ring.on ? 2048 : 0;
 }
 
 static void links_changed(struct world *w);
@@ -720,6 +723,19 @@ static bool durably_recovered(struct world *w, struct simnode *s)
 		if (kv_meta(s->kv, g, &km) == KV_OK && km.has_conf && km.applied_index == 0)
 			return true;
 		if (!has || st.corrupt || !st.has_hard_state || st.hard_state.recovering)
+			return false;
+	}
+	if (w->ring.on) {
+		/* the group the ring change adds, once this node made its replica: it holds keys
+		 * once the driver moved them, so a wipe must not take two of its replicas */
+		uint32_t g = w->ring.id;
+		struct wal_group_state st;
+		struct kv_group_meta km;
+		if (wal_group_state_copy(s->wal, g, &st) != WAL_OK)
+			return true;
+		if (kv_meta(s->kv, g, &km) == KV_OK && km.has_conf && km.applied_index == 0)
+			return true;
+		if (st.corrupt || !st.has_hard_state || st.hard_state.recovering)
 			return false;
 	}
 	return true;
