@@ -59,6 +59,7 @@ struct node_config {
 	bool balance_leaders;
 	bool auto_balance; /* the meta leader moves replicas to even them out (rebalance.c) */
 	bool quiesce;          /* idle groups stop heartbeating (raft/quiesce.c) */
+	bool lease_reads;      /* leaders answer linearizable reads from a lease (raft/lease.c) */
 	bool wal_no_sync;      /* benchmarks only: skip fdatasync (loses durability) */
 	bool wal_inline;       /* --wal-writer inline: the loop writes and syncs each batch itself */
 	bool kv_sync;          /* LMDB syncs every applied batch (survives a machine crash) */
