@@ -693,6 +693,8 @@ static void server_log_cb(void *arg, int level, const char *msg)
 #define CATCH_UP_MAX 1000
 void node_shell_catch_up_ticks(struct node_shell *s)
 {
+	if (!s->catch_up)
+		return; /* no leases: a late timer is one tick, as it always was */
 	uint64_t due = (uv_hrtime() - s->tick_origin_ns) / s->tick_ns;
 	if (due > s->ticks_done + CATCH_UP_MAX)
 		s->ticks_done = due - CATCH_UP_MAX;
@@ -704,7 +706,11 @@ void node_shell_catch_up_ticks(struct node_shell *s)
 
 static void tick_cb(uv_timer_t *t)
 {
-	node_shell_catch_up_ticks(t->data);
+	struct node_shell *s = t->data;
+	if (s->catch_up)
+		node_shell_catch_up_ticks(s);
+	else
+		node_tick(s->n);
 }
 
 static void turn_cb(struct node_shell *s)
@@ -1193,6 +1199,10 @@ int node_open(const struct node_config *cfg, struct node_shell **out)
 	s->tick_origin_ns = uv_hrtime();
 	s->tick_ns = (uint64_t)cfg->tick_ms * 1000000u;
 	s->ticks_done = 0;
+	/* Only leases need the ticks to keep pace with the clock. Without them a stalled loop
+	 * (a loaded machine) delivers one tick per timer callback, so that a follower reads the
+	 * heartbeats waiting in its socket before its election timer runs out. */
+	s->catch_up = cfg->lease_reads;
 	uv_timer_start(&s->tick, tick_cb, cfg->tick_ms, cfg->tick_ms);
 	uv_timer_init(&s->loop, &s->stop_poll);
 	s->stop_poll.data = s;

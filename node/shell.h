@@ -35,6 +35,7 @@ struct node_shell {
 	uv_timer_t tick, stop_poll;
 	uint64_t tick_origin_ns; /* uv_hrtime() when ticking began */
 	uint64_t ticks_done;     /* node_tick calls since then */
+	bool catch_up;           /* --lease-reads: deliver every tick due (catch_up_ticks) */
 	uint64_t tick_ns;        /* --tick-ms */
 	uv_prepare_t prepare;
 	uv_check_t check;
