@@ -580,7 +580,7 @@ static void node_config_for(struct world *w, struct simnode *s, uint32_t electio
 	c->quiesce = w->quiesce;
 	/* ring runs: a copy of a few keys and sessions spans many INGEST chunks (offsets, gaps
 	 * and resends are exercised; a chunk holds one item or two) */
-	c->reshard_chunk_bytes = w->ring.on ? 2048 : 0;
+	c->reshard_chunk_bytes = w->ring.on ? 256 : 0;
 }
 
 static void links_changed(struct world *w);
