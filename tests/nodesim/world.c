@@ -83,7 +83,7 @@ const char *const ns_count_names[NS_C_COUNT] = {
 /* ring runs: how long after the heal (or the step's start, if later) every running node may
  * take to create, then retire, the group a ring change adds (the record is pushed every
  * NODE_MAP_PUSH_MS) */
-#define RING_WAIT_MS 15000
+#define RING_WAIT_MS 30000
 
 #define STRIKE_ONE_IN 8
 #define STRIKE_GAP_MS 300
