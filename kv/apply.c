@@ -287,7 +287,12 @@ static int exec(struct batch *b, MDB_txn *txn, const struct kv_cmd *c, struct kv
 					   .err = &b->err,
 					   .num = b->num};
 		rc = kv_handoff_apply(&h, txn, c, res);
-		/* the entries after it see what it changed */
+		/* The entries after it in this batch see what it changed: the gate, and the fence
+		 * (a copy's first chunk lifts an older fence). A replica batches whatever is
+		 * committed when it applies, so a marker not reloaded here would make a later
+		 * write's fate depend on the batching: replicas would differ. */
+		if (rc == 0)
+			rc = kv_fence_load(txn, b->g, &b->fence);
 		return rc ? rc : kv_gate_load(txn, b->g, &b->gate);
 	}
 	switch (c->op) {

@@ -2237,6 +2237,30 @@ static void audit_groups(struct world *w)
 		if (s->alive && a[i].answered)
 			epoch = a[i].members_epoch;
 	}
+	/* Replicas that have applied the same index hold the same keys and values: every replica
+	 * applies the same log, so a difference is a bug (a non-deterministic apply, a snapshot
+	 * or a handoff marker that does not carry the whole state). */
+	uint32_t ids_end = (uint32_t)w->G + 2 + NS_ADDED;
+	for (uint32_t g = 1; g <= ids_end && w->r->ok; g++) {
+		int first[NS_NODES_MAX + 1] = {0};
+		raft_index at[NS_NODES_MAX + 1];
+		uint8_t d[NS_NODES_MAX + 1][KV_DIGEST_BYTES];
+		for (int i = 1; i <= w->N && w->r->ok; i++) {
+			struct simnode *s = &w->nodes[i];
+			bool hosted = false;
+			if (!s->alive || s->paused || !node_group_exists(s->n, g, &hosted) || !hosted)
+				continue;
+			if (kv_digest(s->kv, g, d[i], &at[i]) != KV_OK)
+				continue;
+			first[i] = 1;
+			for (int j = 1; j < i; j++)
+				if (first[j] && at[j] == at[i] && memcmp(d[i], d[j], KV_DIGEST_BYTES) != 0)
+					fail(w,
+					     "audit: the replicas of group %u on nodes %d and %d differ at "
+					     "applied index %" PRIu64,
+					     g, j, i, (uint64_t)at[i]);
+		}
+	}
 	/* the key groups, the meta group, and (adds runs) the added ones: the retired one has no
 	 * leader left, so only the one that holds keys is judged */
 	uint32_t last = (uint32_t)w->G + 1 + (w->adds.on ? NS_ADDED : 0);
