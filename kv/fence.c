@@ -56,6 +56,30 @@ bool kv_fence_value_ok(uint8_t op, const void *value, size_t len)
 	return value != NULL && layout_ok(value, len);
 }
 
+int kv_fence_value_parse(const void *value, size_t len, uint64_t *epoch,
+			 struct kv_ring_range **ranges, size_t *n)
+{
+	uint64_t *pairs;
+	*ranges = NULL;
+	*n = 0;
+	int rc = kv_ranges_parse(value, len, epoch, &pairs, n);
+	if (rc != 0)
+		return rc == ENOMEM ? KV_RESHARD_ENOMEM : KV_RESHARD_EINVAL;
+	struct kv_ring_range *r = calloc(*n, sizeof *r);
+	if (r == NULL) {
+		free(pairs);
+		*n = 0;
+		return KV_RESHARD_ENOMEM;
+	}
+	for (size_t i = 0; i < *n; i++) {
+		r[i].lo = pairs[2 * i];
+		r[i].hi = pairs[2 * i + 1];
+	}
+	free(pairs);
+	*ranges = r;
+	return 0;
+}
+
 void kv_fence_free(struct kv_fence *f)
 {
 	free(f->ranges);

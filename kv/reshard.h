@@ -130,6 +130,12 @@ enum kv_reshard_answer kv_reshard_answer(const struct kv_reshard *r, uint32_t gr
 int kv_fence_value(uint64_t epoch, const struct kv_ring_range *ranges, size_t n, uint8_t **out,
 		   size_t *len);
 
+/* Parses a FENCE or RELEASE value (kv_fence_value's layout): *epoch and *ranges (malloc'd,
+ * from and to 0; free() it), *n of them. 0, KV_RESHARD_EINVAL (not that layout),
+ * KV_RESHARD_ENOMEM. */
+int kv_fence_value_parse(const void *value, size_t len, uint64_t *epoch,
+			 struct kv_ring_range **ranges, size_t *n);
+
 /* A static string for a code, a state ("planned", "fenced", ...). */
 const char *kv_reshard_strerror(int code);
 const char *kv_reshard_state_name(enum kv_reshard_state s);

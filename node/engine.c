@@ -113,6 +113,7 @@ void node_engine_close(struct node *n)
 		free(r);
 	}
 	node_backup_close_all(n);
+	node_reshard_drive_free(n);
 	node_checkpoint_close(n);
 	for (uint32_t i = 0; n->groups != NULL && i < node_groups_all(n); i++) {
 		struct node_group *g = &n->groups[i];
@@ -199,6 +200,7 @@ void node_tick(struct node *n)
 	}
 	node_members_tick(n);
 	node_rebalance_tick(n);
+	node_reshard_drive_tick(n);
 	node_expire_tick(n);
 	if (n->ticks % every == 0 && !n->stopping) {
 		node_maybe_compact(n);

@@ -172,6 +172,56 @@ struct node_rebalance {
 	char progress[160];
 };
 
+/* reshard_drive.c: the meta leader's driver of a ring change. Nothing here is durable: the
+ * record (n->reshard) says where each pair is; this only saves work between steps. */
+enum node_drive_step {
+	DRIVE_RECORD = 1, /* the record stored with a pair's next state */
+	DRIVE_FENCE,
+	DRIVE_READ, /* a chunk read at the source */
+	DRIVE_INGEST,
+	DRIVE_DROP_COPY, /* a discarded copy dropped at the target before it starts again */
+	DRIVE_RELEASE,
+	DRIVE_OPEN,
+	DRIVE_FIN, /* a clean-up step after the change ended */
+};
+struct node_drive_pair {
+	uint32_t from, to;
+};
+struct node_drive {
+	uint64_t epoch; /* the change (its new epoch) the rest is about; 0: none */
+	uint64_t seq;
+	bool busy; /* a step asked and not answered */
+	enum node_drive_step step;
+	uint32_t step_group;
+	uint64_t pause_until_ms;
+	uint64_t progress_ms; /* the last step that moved the change on */
+	bool record_wait;     /* a record write applied: wait until it is read back */
+	struct node_drive_pair *pairs; /* the record's (source, target) pairs */
+	bool *opened;                  /* by pair: its OPEN seen applied by this leader */
+	size_t np, open_pair;
+	/* the pair being copied */
+	uint32_t from, to;
+	uint64_t offset; /* the next item the target wants */
+	uint8_t *chunk;  /* read at the source, not yet ingested */
+	size_t chunk_len;
+	bool dropping; /* a discarded copy is being dropped */
+	bool copied;
+	/* the record write asked */
+	uint32_t rec_from, rec_to;
+	enum kv_reshard_state rec_next;
+	/* after the change ended: the clean-up steps done, and whether the one asked is a DROP
+	 * pass (repeated while it deletes) */
+	size_t fin_next;
+	bool fin_drop, finished;
+};
+
+/* reshard_drive.c: the source's reader of a frozen range, kept between COPY_READ chunks. */
+struct node_copy_open {
+	struct kv_copy *c; /* NULL: none */
+	uint32_t group, target, state_gen;
+	uint64_t epoch;
+};
+
 /* An open backup of one group (backup.c): a snapshot streamed to a client chunk by chunk. */
 struct node_backup {
 	uint64_t id; /* 0: a free slot */
@@ -257,6 +307,8 @@ struct node {
 	/* groups.c: the ring change record this node knows (the meta group's "ring"; NULL:
 	 * none known yet), its packed form (pushed with the cluster map) and its protobuf form
 	 * (STATUS's RingConfig.change); the meta group's applied index it was last read at */
+	struct node_drive drive;    /* reshard_drive.c */
+	struct node_copy_open copy; /* reshard_drive.c */
 	struct node_reshard *reshard;
 	uint8_t *reshard_bytes;
 	size_t reshard_len;
@@ -425,6 +477,17 @@ struct node_group *node_group_added_for_msg(struct node *n, uint64_t group, uint
 void node_ring_record_reload(struct node *n);
 void node_ring_record_received(struct node *n, uint64_t from, const void *data, size_t len);
 void node_ring_record_free(struct node *n);
+
+/* reshard_drive.c: the driver of a ring change at the meta group's leader (every tick; it
+ * asks one step at a time), and the source's half of a copy (RESHARD_STEP COPY_READ at the
+ * source group's leader: the next chunk of the frozen range, from rq->handoff_offset; a Code,
+ * with *chunk malloc'd, *last on the last one, *why on an error). */
+void node_reshard_drive_tick(struct node *n);
+void node_reshard_drive_free(struct node *n);
+Ringraft__Kv__Code node_handoff_read(struct node *n, struct node_group *g,
+				     const Ringraft__Kv__Request *rq, uint8_t **chunk, size_t *len,
+				     bool *last, const char **why);
+void node_handoff_copy_close(struct node *n);
 
 /* One step of the background scrub (every NODE_MAINT_MS, --scrub-rate values per second). */
 void node_scrub_step(struct node *n);

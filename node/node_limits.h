@@ -8,6 +8,11 @@
 #define NODE_REPORT_MS                  1000 /* group leaders report configurations */
 #define NODE_REPORT_STALE_MS            3000 /* older reports: the balancer waits */
 #define NODE_REBALANCE_STEP_MS          2000 /* a balancer move step's deadline */
+#define NODE_RESHARD_STEP_MS            5000 /* a ring change step's deadline */
+#define NODE_RESHARD_RETRY_MS           200  /* a step that failed is asked again after */
+#define NODE_RESHARD_STUCK_MS           30000 /* no progress before any copy is complete:
+						* the change is rolled back */
+#define NODE_RESHARD_DROP_KEYS          4096 /* keys a DROP batch walks */
 #define NODE_REBALANCE_MOVE_MS          60000 /* a balancer move given up after this */
 #define NODE_REBALANCE_STUCK_MS         5000 /* a move left half-done this long is finished */
 /* Groups created while the cluster runs (issue 18, node/groups.c) take ids after the meta

@@ -471,10 +471,14 @@ int node_reshard_plan_remove(const struct node_reshard *stored, const struct kv_
 			       "end, or roll it back with kvctl groups remove on a group it adds)";
 			return NODE_EINVAL;
 		}
+		/* Rolled back while no copy is complete: once one is, its source may have
+		 * released the range (the driver only goes forward from there). */
 		for (size_t i = 0; i < stored->change->n_ranges; i++)
-			if (stored->change->ranges[i].state != KV_RESHARD_PLANNED) {
-				*why = "groups remove: keys are moving to that group already; "
-				       "rolling a change back once keys move is not built yet";
+			if (stored->change->ranges[i].state != KV_RESHARD_PLANNED &&
+			    stored->change->ranges[i].state != KV_RESHARD_FENCED) {
+				*why = "groups remove: the keys that move to that group are copied "
+				       "already; the change can only go forward now (wait for it to "
+				       "complete, then remove the group)";
 				return NODE_EINVAL;
 			}
 		struct node_reshard *nr;
@@ -491,9 +495,40 @@ int node_reshard_plan_remove(const struct node_reshard *stored, const struct kv_
 		       "ids are never used again)";
 		return NODE_EINVAL;
 	}
-	*why = "not supported yet: moving keys out of a group is not built (only a group whose "
-	       "change has moved no keys can be removed, by rolling that change back)";
-	return NODE_EINVAL;
+	/* A group of the ring in effect: its keys move to the groups that own its points once it
+	 * is gone (kv_reshard_plan), and once the change is complete it retires. */
+	size_t n_cur;
+	const uint32_t *cur_ids = kv_ring_ids(cur, &n_cur);
+	if (n_cur < 2) {
+		*why = "groups remove: that is the ring's only group: its keys would have nowhere "
+		       "to go";
+		return NODE_EINVAL;
+	}
+	uint32_t *ids = malloc(n_cur * sizeof *ids);
+	struct node_reshard *nr = calloc(1, sizeof *nr);
+	if (ids == NULL || nr == NULL) {
+		free(ids);
+		free(nr);
+		return NODE_ENOMEM;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n_cur; i++)
+		if (cur_ids[i] != g)
+			ids[k++] = cur_ids[i];
+	nr->id_high = stored != NULL && stored->id_high > meta ? stored->id_high : meta;
+	uint64_t epoch = stored != NULL ? kv_ring_epoch(stored->change->to) : kv_ring_epoch(boot);
+	int rc = kv_reshard_plan(cur_ids, n_cur, kv_ring_epoch(cur), ids, k, epoch + 1,
+				 kv_ring_vnodes(cur), &nr->change);
+	free(ids);
+	if (rc != KV_RESHARD_OK) {
+		free(nr);
+		if (rc == KV_RESHARD_ENOMEM)
+			return NODE_ENOMEM;
+		*why = "groups remove: the change cannot be planned (too many ranges would move)";
+		return NODE_EINVAL;
+	}
+	*out = nr;
+	return NODE_OK;
 }
 
 void node_reshard_describe(const struct node_reshard *r, char *buf, size_t cap)

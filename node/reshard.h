@@ -88,11 +88,14 @@ const struct node_reshard_place *node_reshard_place_of(const struct node_reshard
 int node_reshard_plan_add(const struct node_reshard *stored, const struct kv_ring *boot,
 			  uint32_t meta, uint32_t id_max, uint32_t count, const uint64_t *members,
 			  size_t n_members, struct node_reshard **out, const char **why);
-/* Plans the removal of group g. Only one kind is possible while moving keys is not built: g
- * was added by the stored change, which is still moving and none of whose ranges has left
- * PLANNED: *out is that change rolled back (every range ROLLED_BACK), which retires every
- * group it added. NODE_EINVAL with *why otherwise (no such group, the meta group, a group
- * retired already, a group of the ring in effect, a change under way). NODE_ENOMEM. */
+/* Plans the removal of group g. Two kinds: g was added by the stored change, which is still
+ * moving and none of whose copies is complete (every range PLANNED or FENCED): *out is that
+ * change rolled back (every range ROLLED_BACK), which retires every group it added. Or g is
+ * in the ring in effect and no change moves: *out moves its keys to the others (the ring
+ * without g, the epoch one above every epoch used, every range PLANNED, no placements); once
+ * complete, g retires. NODE_EINVAL with *why otherwise (no such group, the meta group, a
+ * group retired already, the ring's only group, a change under way or past its copies).
+ * NODE_ENOMEM. */
 int node_reshard_plan_remove(const struct node_reshard *stored, const struct kv_ring *boot,
 			     uint32_t meta, uint32_t g, struct node_reshard **out,
 			     const char **why);

@@ -270,6 +270,14 @@ static void read_failed(struct node *n, struct node_req *r, Ringraft__Kv__Respon
 		node_group_damaged(n, node_group(n, r->group), where);
 		return;
 	}
+	if (rc == KV_WRONG_SHARD) {
+		/* the key's range moved away (released) or has not opened here yet: the node
+		 * routed by a record older or newer than the group's own markers; the client
+		 * asks again, by then the record says where the key is served */
+		resp->code = RINGRAFT__KV__CODE__WRONG_SHARD;
+		resp->error = "the key's range is moving between groups: try again";
+		return;
+	}
 	resp->code = rc == KV_EINVAL ? RINGRAFT__KV__CODE__INVALID : RINGRAFT__KV__CODE__INTERNAL;
 	resp->error = (char *)kv_strerror(rc);
 }
@@ -322,7 +330,7 @@ static void serve_mget(struct node *n, struct node_req *r)
 	Ringraft__Kv__KeyValue **ptrs = calloc(k, sizeof *ptrs);
 	int rc = kvs && ptrs ? KV_OK : KV_ENOMEM;
 	size_t i;
-	for (i = 0; i < k && rc >= 0; i++) {
+	for (i = 0; i < k && rc >= 0 && rc != KV_WRONG_SHARD; i++) {
 		ringraft__kv__key_value__init(&kvs[i]);
 		ptrs[i] = &kvs[i];
 		kvs[i].key = rq->keys[i];
@@ -336,7 +344,7 @@ static void serve_mget(struct node *n, struct node_req *r)
 			kvs[i].value.len = vl;
 		}
 	}
-	if (rc < 0) {
+	if (rc < 0 || rc == KV_WRONG_SHARD) {
 		read_failed(n, r, &resp, rc, "a read");
 	} else {
 		resp.code = RINGRAFT__KV__CODE__OK;
@@ -491,16 +499,23 @@ static void reshard_done_text(struct node *n, Ringraft__Kv__Op op, char *buf, si
 		return;
 	}
 	node_reshard_describe(r, what, sizeof what);
+	enum kv_reshard_outcome o = kv_reshard_outcome(r->change);
 	if (op == RINGRAFT__KV__OP__RESHARD_ADD)
 		snprintf(buf, cap,
 			 "ring change planned: %s. The new groups are created on every node and "
-			 "elect leaders; moving keys to them is not built yet, so they own no keys "
-			 "and the ring in effect stays the old one",
+			 "elect leaders; the meta group's leader then moves their keys to them, pair "
+			 "by pair (kvctl groups shows the ranges' states)",
+			 what);
+	else if (o == KV_RESHARD_ABANDONED)
+		snprintf(buf, cap,
+			 "ring change rolled back: %s. No copy had completed; the groups it added "
+			 "are retired on every node",
 			 what);
 	else
 		snprintf(buf, cap,
-			 "ring change rolled back: %s. No key had moved; the groups it added are "
-			 "retired on every node",
+			 "ring change planned: %s. The meta group's leader moves the group's keys "
+			 "to the others; once complete the group retires (kvctl groups shows the "
+			 "ranges' states)",
 			 what);
 	node_reshard_free(r);
 }
@@ -527,6 +542,16 @@ static void finish_write(struct node *n, struct node_req *r, const struct kv_res
 		}
 	}
 	char what[800];
+	if (rq->op == RINGRAFT__KV__OP__RESHARD_STEP) {
+		/* the driver reads the state machine's own result (node/reshard_drive.c) */
+		resp.code = RINGRAFT__KV__CODE__OK;
+		resp.number = res->code;
+		resp.found = res->found;
+		resp.value.data = (uint8_t *)res->value;
+		resp.value.len = res->value_len;
+		req_finish(n, r, &resp);
+		return;
+	}
 	switch (res->code) {
 	case KV_OK:
 		resp.code = RINGRAFT__KV__CODE__OK;
@@ -546,6 +571,10 @@ static void finish_write(struct node *n, struct node_req *r, const struct kv_res
 	case KV_MOVING: /* refused by the group's resharding fence: it did not happen */
 		resp.code = RINGRAFT__KV__CODE__MOVING;
 		resp.error = (char *)kv_strerror(res->code);
+		break;
+	case KV_WRONG_SHARD: /* the group no longer (or not yet) serves the key: not written */
+		resp.code = RINGRAFT__KV__CODE__WRONG_SHARD;
+		resp.error = "the key's range is moving between groups: not written, try again";
 		break;
 	case KV_CAS_MISMATCH:
 		if (rq->op == RINGRAFT__KV__OP__MEMBER_ADD ||
@@ -889,6 +918,31 @@ static void forward(struct node *n, struct node_req *r, uint64_t leader)
 	node_metrics_forwarded(&n->metrics, true);
 }
 
+/* The group that serves a key now, for a read or a write: the ring's, or while a ring change
+ * moves, the record's (kv_reshard_owner): reads go to the group that holds the key's latest
+ * value, writes to the group that takes them. 0 for a write to a range frozen for its copy
+ * (answered MOVING: it did not happen). A record older or newer than a group's own markers
+ * only sends a request to a group that refuses it (MOVING or WRONG_SHARD, definite), never
+ * to one that answers wrongly: the markers decide (kv/handoff.h). */
+static uint32_t route_key(const struct node *n, const void *key, size_t len, bool write)
+{
+	const struct node_reshard *rec = n->reshard;
+	if (rec == NULL || kv_reshard_outcome(rec->change) != KV_RESHARD_MOVING)
+		return kv_ring_group_of(n->ring, key, len);
+	uint32_t reader, writer;
+	kv_reshard_owner(rec->change, kv_ring_key_hash(key, len), &reader, &writer);
+	return write ? writer : reader;
+}
+
+static void answer_moving(struct node *n, struct node_req *r)
+{
+	req_error(n, r, RINGRAFT__KV__CODE__MOVING,
+		  "the key's range is frozen while it moves to another group: not written, try "
+		  "again shortly");
+}
+
+static bool op_writes(Ringraft__Kv__Op op);
+
 static bool key_ok(struct node *n, struct node_req *r)
 {
 	if (r->rq->key.len == 0) {
@@ -926,7 +980,11 @@ static bool multi_ok(struct node *n, struct node_req *r)
 			req_error(n, r, RINGRAFT__KV__CODE__TOO_LARGE, "value over --value-max");
 			return false;
 		}
-		uint32_t g = kv_ring_group_of(n->ring, key.data, key.len);
+		uint32_t g = route_key(n, key.data, key.len, rq->op != RINGRAFT__KV__OP__MGET);
+		if (g == 0) {
+			answer_moving(n, r);
+			return false;
+		}
 		if (i == 0) {
 			r->group = g;
 		} else if (g != r->group) {
@@ -958,7 +1016,8 @@ static bool op_writes(Ringraft__Kv__Op op)
 	       op == RINGRAFT__KV__OP__MEMBER_ADD || op == RINGRAFT__KV__OP__MEMBER_REMOVE ||
 	       op == RINGRAFT__KV__OP__MEMBER_LEAVE || op == RINGRAFT__KV__OP__USER_ADD ||
 	       op == RINGRAFT__KV__OP__USER_REMOVE || op == RINGRAFT__KV__OP__AUTH_ENABLE ||
-	       op == RINGRAFT__KV__OP__RESHARD_ADD || op == RINGRAFT__KV__OP__RESHARD_REMOVE;
+	       op == RINGRAFT__KV__OP__RESHARD_ADD || op == RINGRAFT__KV__OP__RESHARD_REMOVE ||
+	       op == RINGRAFT__KV__OP__RESHARD_STEP;
 }
 
 static bool hosts_group(const struct node_group *g, uint64_t id)
@@ -1021,6 +1080,85 @@ static void move_step(struct node *n, struct node_req *r, struct node_group *g)
 	req_finish(n, r, &resp);
 }
 
+/* One step of a ring change at g's leader, asked by the meta leader's driver
+ * (node/reshard_drive.c): a handoff entry proposed as it is (its value is checked where it is
+ * applied: kv/handoff.h), a chunk read at the source, or the record stored in the meta group. */
+static void handoff_step(struct node *n, struct node_req *r, struct node_group *g)
+{
+	Ringraft__Kv__Request *rq = r->rq;
+	struct kv_cmd c = {0};
+	switch (rq->handoff) {
+	case RINGRAFT__KV__HANDOFF_STEP__HANDOFF_COPY_READ: {
+		Ringraft__Kv__Response resp = RINGRAFT__KV__RESPONSE__INIT;
+		uint8_t *chunk = NULL;
+		size_t len = 0;
+		bool last = false;
+		const char *why = NULL;
+		resp.code = node_handoff_read(n, g, rq, &chunk, &len, &last, &why);
+		resp.error = (char *)why;
+		resp.value.data = chunk;
+		resp.value.len = len;
+		resp.done = last;
+		req_finish(n, r, &resp);
+		free(chunk);
+		return;
+	}
+	case RINGRAFT__KV__HANDOFF_STEP__HANDOFF_RECORD: {
+		struct node_reshard *next = NULL;
+		uint8_t *value = NULL;
+		void *old = NULL;
+		const char *why = NULL;
+		struct kv_ring *boot = kv_ring_new(n->cfg.groups, NODE_VNODES, NODE_RING_EPOCH);
+		int rc = boot == NULL ? NODE_ENOMEM
+				      : node_reshard_decode(rq->value.data, rq->value.len, &next);
+		if (rc == NODE_OK)
+			rc = node_reshard_cmd(n->kv, g->id, next, boot, &c, &value, &old, &why);
+		node_reshard_free(next);
+		kv_ring_free(boot);
+		if (rc != NODE_OK) {
+			req_error(n, r,
+				  rc == NODE_EINVAL || rc == NODE_EMALFORMED
+					  ? RINGRAFT__KV__CODE__INVALID
+					  : RINGRAFT__KV__CODE__UNAVAILABLE,
+				  why != NULL ? why : node_strerror(rc));
+			return;
+		}
+		propose_cmd(n, r, g, &c);
+		free(value);
+		free(old);
+		return;
+	}
+	case RINGRAFT__KV__HANDOFF_STEP__HANDOFF_INGEST:
+		/* the throttle: a copy waits while the target's own writes queue up, so that
+		 * foreground writes keep at least half of the group's proposals */
+		if (n->cfg.group_max_proposals && g->props.n >= n->cfg.group_max_proposals / 2) {
+			req_error(n, r, RINGRAFT__KV__CODE__BUSY,
+				  "busy: the target's proposals are queued: the copy waits");
+			return;
+		}
+		c.op = KV_OP_INGEST;
+		break;
+	case RINGRAFT__KV__HANDOFF_STEP__HANDOFF_FENCE:
+		c.op = KV_OP_FENCE;
+		break;
+	case RINGRAFT__KV__HANDOFF_STEP__HANDOFF_UNFENCE:
+		c.op = KV_OP_UNFENCE;
+		break;
+	case RINGRAFT__KV__HANDOFF_STEP__HANDOFF_RELEASE:
+		c.op = KV_OP_RELEASE;
+		break;
+	case RINGRAFT__KV__HANDOFF_STEP__HANDOFF_OPEN:
+		c.op = KV_OP_OPEN;
+		break;
+	default:
+		c.op = KV_OP_DROP;
+		break;
+	}
+	c.value = rq->value.data;
+	c.value_len = rq->value.len;
+	propose_cmd(n, r, g, &c);
+}
+
 static void handle(struct node *n, struct node_req *r)
 {
 	Ringraft__Kv__Request *rq = r->rq;
@@ -1071,6 +1209,19 @@ static void handle(struct node *n, struct node_req *r)
 	}
 	case RINGRAFT__KV__OP__TRANSFER_LEADER:
 	case RINGRAFT__KV__OP__MOVE_REPLICA:
+		if ((g = explicit_group(n, r)) == NULL)
+			return;
+		break;
+	case RINGRAFT__KV__OP__RESHARD_STEP:
+		if (rq->handoff == RINGRAFT__KV__HANDOFF_STEP__HANDOFF_RECORD)
+			rq->group = node_meta_id(n);
+		if (rq->handoff == RINGRAFT__KV__HANDOFF_STEP__HANDOFF_NONE ||
+		    rq->handoff > RINGRAFT__KV__HANDOFF_STEP__HANDOFF_RECORD ||
+		    rq->value.len == 0) {
+			req_error(n, r, RINGRAFT__KV__CODE__INVALID,
+				  "reshard step: a step and its value are needed");
+			return;
+		}
 		if ((g = explicit_group(n, r)) == NULL)
 			return;
 		break;
@@ -1164,7 +1315,11 @@ static void handle(struct node *n, struct node_req *r)
 			req_error(n, r, RINGRAFT__KV__CODE__TOO_LARGE, "value over --value-max");
 			return;
 		}
-		r->group = kv_ring_group_of(n->ring, rq->key.data, rq->key.len);
+		r->group = route_key(n, rq->key.data, rq->key.len, op_writes(rq->op));
+		if (r->group == 0) {
+			answer_moving(n, r);
+			return;
+		}
 		g = node_group(n, r->group);
 		break;
 	default:
@@ -1232,6 +1387,10 @@ static void handle(struct node *n, struct node_req *r)
 		move_step(n, r, g);
 		return;
 	}
+	if (rq->op == RINGRAFT__KV__OP__RESHARD_STEP) {
+		handoff_step(n, r, g);
+		return;
+	}
 	if (r->write) {
 		/* Proposals this group has not applied yet: past the bound the log grows faster
 		 * than it is applied, and every later write would only wait longer. */
@@ -1269,6 +1428,7 @@ static const char *over_bound(struct node *n, const Ringraft__Kv__Request *rq)
 	case RINGRAFT__KV__OP__MEMBER_ADD:
 	case RINGRAFT__KV__OP__MEMBER_REMOVE:
 	case RINGRAFT__KV__OP__MEMBER_LEAVE:
+	case RINGRAFT__KV__OP__RESHARD_STEP:
 		return NULL;
 	default:
 		break;

@@ -429,8 +429,10 @@ START_TEST(test_plan_add)
 }
 END_TEST
 
-/* Removing: only the rollback of a change that moved nothing; every other removal refused;
- * after the rollback the id is retired and the next add takes a new id and epoch. */
+/* Removing: a group of the ring in effect moves its keys to the others (a plan of the ring
+ * without it); a group a moving change adds rolls that change back while no copy is
+ * complete; the rest is refused. After the rollback the id is retired and the next add takes
+ * a new id and epoch. */
 START_TEST(test_plan_remove)
 {
 	struct fx f;
@@ -442,8 +444,31 @@ START_TEST(test_plan_remove)
 	ck_assert_int_eq(node_reshard_plan_remove(NULL, boot, META, META, &back, &why),
 			 NODE_EINVAL);
 	ck_assert_ptr_nonnull(strstr(why, "meta group"));
-	ck_assert_int_eq(node_reshard_plan_remove(NULL, boot, META, 3, &back, &why), NODE_EINVAL);
-	ck_assert_ptr_nonnull(strstr(why, "not supported yet"));
+	ck_assert_int_eq(node_reshard_plan_remove(NULL, boot, META, 3, &back, &why), 0);
+	{
+		/* group 3's keys go to the others: the ring without 3, one epoch on, no
+		 * placements, every moving range from 3, the ids used unchanged */
+		ck_assert(!kv_ring_has(back->change->to, 3) && kv_ring_has(back->change->from, 3));
+		ck_assert_uint_eq(kv_ring_epoch(back->change->to), 2);
+		ck_assert_uint_eq(back->n_places, 0);
+		ck_assert_uint_eq(back->id_high, META);
+		ck_assert_uint_gt(back->change->n_ranges, 0);
+		for (size_t i = 0; i < back->change->n_ranges; i++) {
+			ck_assert_uint_eq(back->change->ranges[i].from, 3);
+			ck_assert_uint_ne(back->change->ranges[i].to, 3);
+			ck_assert_int_eq(back->change->ranges[i].state, KV_RESHARD_PLANNED);
+		}
+		ck_assert_int_eq(store(&f, boot, back), KV_OK); /* it follows the boot ring */
+		node_reshard_free(back);
+		/* a group alone in its ring cannot go */
+		struct kv_ring *one = kv_ring_new(1, VNODES, 1);
+		ck_assert_int_eq(node_reshard_plan_remove(NULL, one, META, 1, &back, &why),
+				 NODE_EINVAL);
+		ck_assert_ptr_nonnull(strstr(why, "only group"));
+		kv_ring_free(one);
+		fx_close(&f);
+		fx_open(&f);
+	}
 	ck_assert_int_eq(node_reshard_plan_remove(NULL, boot, META, 50, &back, &why), NODE_EINVAL);
 	ck_assert_ptr_nonnull(strstr(why, "no such group"));
 
@@ -457,12 +482,18 @@ START_TEST(test_plan_remove)
 	ck_assert_int_eq(node_reshard_plan_remove(loaded, boot, META, META + 1, &back, &why), 0);
 	ck_assert_int_eq(kv_reshard_outcome(back->change), KV_RESHARD_ABANDONED);
 	ck_assert(same_places(r, back));
-	/* not once a range has left PLANNED (the keys would have to come back) */
+	/* while ranges are fenced (copies under way) it still rolls back; not once a copy is
+	 * complete (its source may have released the range: only forward from there) */
 	struct node_reshard *fenced;
 	ck_assert_int_eq(node_reshard_decode_copy(loaded, &fenced), 0);
 	ck_assert_int_eq(kv_reshard_step(fenced->change, 0, KV_RESHARD_FENCED), 0);
+	ck_assert_int_eq(node_reshard_plan_remove(fenced, boot, META, META + 1, &next, &why), 0);
+	ck_assert_int_eq(kv_reshard_outcome(next->change), KV_RESHARD_ABANDONED);
+	node_reshard_free(next);
+	ck_assert_int_eq(kv_reshard_step(fenced->change, 0, KV_RESHARD_INGESTED), 0);
 	ck_assert_int_eq(node_reshard_plan_remove(fenced, boot, META, META + 1, &next, &why),
 			 NODE_EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "only go forward"));
 	node_reshard_free(fenced);
 	ck_assert_int_eq(store(&f, boot, back), KV_OK); /* every range one legal step */
 	node_reshard_free(loaded);
