@@ -6,9 +6,10 @@
  * during a move must return exactly that value (never "not found", never an older one), and
  * once the change is "complete" every key reads back with it. The keys the new group holds are
  * counted by scanning it: exactly the keys the new ring gives it, within 20% of 1/(G+1), as is
- * its share in `kvctl groups -o json`. The wait for "complete" is bounded
- * (RINGRAFT_RESHARD_WAIT_S, default 60 s): without the driver that moves keys, the change stays
- * "moving" and the test fails saying so.
+ * its share in `kvctl groups -o json`; and after each change every group comes to hold exactly
+ * the keys its ring gives it (the sources drop what they gave away, nothing is held twice). The
+ * wait for "complete" is bounded (RINGRAFT_RESHARD_WAIT_S, default 60 s): without the driver that
+ * moves keys, the change stays "moving" and the test fails saying so.
  */
 #include <check.h>
 #include <pthread.h>
@@ -457,6 +458,33 @@ static long ring_keys(const uint32_t *ids, size_t n, uint32_t g)
 	return count;
 }
 
+/* Waits (bounded) until every group of the ring of ids holds exactly the keys that ring gives
+ * it, by scanning each: the sources have dropped what they gave away, and nothing is held
+ * twice. */
+static void wait_groups_hold(const uint32_t *ids, size_t n, const char *label)
+{
+	long want[GROUPS + 2], held = 0;
+	for (size_t i = 0; i < n; i++)
+		want[i] = ring_keys(ids, n, ids[i]);
+	uint64_t end = cluster_now_ms() + 30000;
+	size_t i = 0;
+	while (i < n) {
+		held = group_keys(ids[i]);
+		if (held == want[i]) {
+			fprintf(stderr, "%s: group %u holds %ld keys, as the ring gives it\n",
+				label, ids[i], held);
+			i++;
+			continue;
+		}
+		if (cluster_now_ms() >= end)
+			break;
+		nap_ms(500); /* a poll of a bounded wait: the source drops in batches */
+	}
+	ck_assert_msg(i == n,
+		      "%s: 30 s after the change, group %u holds %ld keys; the ring gives it %ld",
+		      label, i < n ? ids[i] : 0, held, i < n ? want[i] : 0);
+}
+
 /* Runs the load while `kvctl <change>` runs and until the change is "complete" (bounded);
  * then stops the load, checks what the clients saw, and reads every key back. */
 static void change_under_load(const char *change, const char *label)
@@ -524,6 +552,7 @@ START_TEST(test_add_and_remove_under_load)
 	ck_assert_msg(held >= 0.8 * ideal * KEYS && held <= 1.2 * ideal * KEYS,
 		      "group %u holds %ld keys: not within 20%% of %d/%d", g, held, KEYS,
 		      GROUPS + 1);
+	wait_groups_hold(after, 5, "after the add");
 
 	/* Remove it again: its keys go back to the groups they came from. */
 	char cmd[32];
@@ -532,8 +561,8 @@ START_TEST(test_add_and_remove_under_load)
 	share = change_of(g).share;
 	ck_assert_msg(share < 0, "group %u is still listed (share %.4f) after its removal", g,
 		      share);
-	for (uint32_t h = 1; h <= GROUPS; h++)
-		fprintf(stderr, "group %u: %ld keys\n", h, group_keys(h));
+	const uint32_t boot[] = {1, 2, 3, 4};
+	wait_groups_hold(boot, 4, "after the removal");
 	for (int i = 0; i < CLIENTS; i++)
 		cli_client_free(workers[i].cli);
 }
