@@ -162,6 +162,7 @@ struct worker {
 	struct cli_client *cli;
 	unsigned rng;
 	uint64_t puts, gets, put_retries, get_errors;
+	uint64_t put_max_ms; /* the longest write, retries included */
 	uint64_t not_found, wrong_value, put_failed, not_answered; /* the failures */
 	char first[200];                                           /* the first failure */
 };
@@ -196,7 +197,7 @@ static bool put_definite(struct worker *w, int k, uint32_t v)
 	char key[32], val[48];
 	key_name(k, key, sizeof key);
 	int vl = value_of(k, v, val, sizeof val);
-	uint64_t end = cluster_now_ms() + DEFINITE_MS;
+	uint64_t t0 = cluster_now_ms(), end = t0 + DEFINITE_MS;
 	int rc;
 	while ((rc = cli_put(w->cli, key, strlen(key), val, (size_t)vl)) != CLI_OK) {
 		w->put_retries++;
@@ -208,6 +209,8 @@ static bool put_definite(struct worker *w, int k, uint32_t v)
 		}
 	}
 	w->puts++;
+	if (cluster_now_ms() - t0 > w->put_max_ms)
+		w->put_max_ms = cluster_now_ms() - t0;
 	return true;
 }
 
@@ -292,7 +295,7 @@ static void join_workers(void)
 /* The sums of every worker's counters; the first failure any of them met (NULL: none). */
 struct totals {
 	uint64_t puts, gets, put_retries, get_errors, not_found, wrong_value, put_failed;
-	uint64_t not_answered;
+	uint64_t not_answered, put_max_ms;
 	const char *first;
 };
 static struct totals totals(void)
@@ -308,6 +311,8 @@ static struct totals totals(void)
 		t.wrong_value += w->wrong_value;
 		t.put_failed += w->put_failed;
 		t.not_answered += w->not_answered;
+		if (w->put_max_ms > t.put_max_ms)
+			t.put_max_ms = w->put_max_ms;
 		if (t.first == NULL && w->first[0] != '\0')
 			t.first = w->first;
 	}
@@ -318,13 +323,14 @@ static void assert_clean(const char *phase)
 {
 	struct totals t = totals();
 	fprintf(stderr,
-		"%s: %llu puts (%llu attempts retried), %llu gets (%llu without an answer); "
-		"not found %llu, wrong value %llu, puts never definite %llu, gets never "
-		"answered %llu\n",
+		"%s: %llu puts (%llu attempts retried, the longest %llu ms), %llu gets (%llu "
+		"without an answer); not found %llu, wrong value %llu, puts never definite "
+		"%llu, gets never answered %llu\n",
 		phase, (unsigned long long)t.puts, (unsigned long long)t.put_retries,
-		(unsigned long long)t.gets, (unsigned long long)t.get_errors,
-		(unsigned long long)t.not_found, (unsigned long long)t.wrong_value,
-		(unsigned long long)t.put_failed, (unsigned long long)t.not_answered);
+		(unsigned long long)t.put_max_ms, (unsigned long long)t.gets,
+		(unsigned long long)t.get_errors, (unsigned long long)t.not_found,
+		(unsigned long long)t.wrong_value, (unsigned long long)t.put_failed,
+		(unsigned long long)t.not_answered);
 	ck_assert_msg(t.not_found == 0 && t.wrong_value == 0 && t.put_failed == 0 &&
 			      t.not_answered == 0,
 		      "%s: %llu reads not found, %llu with a value other than the last "
