@@ -88,6 +88,10 @@ static const struct key_def {
 	{"auto-balance", K_TUNABLE,
 	 "on|off: move replicas between members until each holds the floor or ceiling of "
 	 "3(G+1)/N (one move at a time, by the meta group's leader; default on)"},
+	{"reshard-pause", K_TUNABLE,
+	 "on|off: while this node leads the meta group, ring changes (kvctl groups add/remove) "
+	 "are decided and their groups created, but no key moves: a change under way waits "
+	 "(to look before keys move, or to hold a move back; default off)"},
 	{"wal-no-sync", K_TUNABLE, "on|off: skip fdatasync (benchmarks only; default off)"},
 	{"wal-writer", K_TUNABLE,
 	 "thread|inline: who writes and syncs each WAL batch: a writer thread of its own, the "
@@ -741,6 +745,11 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	cfg->auto_balance = true;
 	if (V("auto-balance") != NULL && parse_bool(V("auto-balance"), &cfg->auto_balance) < 0) {
 		fail(err, n, "--auto-balance must be on or off");
+		goto out;
+	}
+	if (V("reshard-pause") != NULL &&
+	    parse_bool(V("reshard-pause"), &cfg->reshard_pause) < 0) {
+		fail(err, n, "--reshard-pause must be on or off");
 		goto out;
 	}
 	cfg->quiesce = true;

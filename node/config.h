@@ -58,6 +58,10 @@ struct node_config {
 	int log_level;
 	bool balance_leaders;
 	bool auto_balance; /* the meta leader moves replicas to even them out (rebalance.c) */
+	bool reshard_pause; /* the meta leader's driver moves no keys (reshard_drive.c) */
+	/* Tests only (no flag): the bytes of a copy's INGEST chunks (0: KV_SNAPSHOT_CHUNK_DEFAULT),
+	 * so that a simulated copy of a few keys spans many chunks. */
+	uint32_t reshard_chunk_bytes;
 	bool quiesce;          /* idle groups stop heartbeating (raft/quiesce.c) */
 	bool wal_no_sync;      /* benchmarks only: skip fdatasync (loses durability) */
 	bool wal_inline;       /* --wal-writer inline: the loop writes and syncs each batch itself */

@@ -184,6 +184,9 @@ int node_group_add(struct node *n, uint32_t id, const uint64_t *replicas, size_t
 int node_group_remove(struct node *n, uint32_t id);
 bool node_group_exists(struct node *n, uint32_t id, bool *hosted);
 int node_ring_set(struct node *n, const uint32_t *ids, size_t n_ids, uint64_t epoch);
+/* The ring change record this node knows (issue 18): 0 when none, else its outcome (kv/reshard.h
+ * enum kv_reshard_outcome: 1 moving, 2 complete, 3 abandoned) and *to_epoch its new epoch. */
+int node_ring_change_outcome(struct node *n, uint64_t *to_epoch);
 /* Other nodes' client addresses (empty at open: kvd's shell loads peers.conf into it). */
 struct node_addrbook *node_addrbook_of(struct node *n);
 

@@ -314,6 +314,13 @@ void node_ring_record_reload(struct node *n)
 			 kv_strerror(rc));
 		return;
 	}
+	if (n->reshard != NULL && len == n->reshard_len && memcmp(value, n->reshard_bytes, len) == 0) {
+		/* the record this node has already (checked when it was taken): applied again,
+		 * idempotently, without decoding it again (decoding plans the change again) */
+		free(value);
+		apply_record(n);
+		return;
+	}
 	struct node_reshard *r;
 	rc = node_reshard_decode(value, len, &r);
 	if (rc != NODE_OK)
@@ -326,6 +333,10 @@ void node_ring_record_reload(struct node *n)
 
 void node_ring_record_received(struct node *n, uint64_t from, const void *data, size_t len)
 {
+	if (n->reshard != NULL && len == n->reshard_len && memcmp(data, n->reshard_bytes, len) == 0) {
+		apply_record(n); /* the same record again: as take_record does, without a decode */
+		return;
+	}
 	struct node_reshard *r;
 	if (node_reshard_decode(data, len, &r) != NODE_OK) {
 		node_log(NODE_LOG_WARN, 0, "malformed ring change record from=%llu: not used",
@@ -345,4 +356,14 @@ void node_ring_record_free(struct node *n)
 	if (n->reshard_pb != NULL)
 		ringraft__kv__ring_change__free_unpacked(n->reshard_pb, NULL);
 	n->reshard_pb = NULL;
+}
+
+int node_ring_change_outcome(struct node *n, uint64_t *to_epoch)
+{
+	if (n->reshard == NULL) {
+		*to_epoch = 0;
+		return 0;
+	}
+	*to_epoch = kv_ring_epoch(n->reshard->change->to);
+	return (int)kv_reshard_outcome(n->reshard->change);
 }

@@ -204,6 +204,7 @@ struct node_drive {
 	uint64_t offset; /* the next item the target wants */
 	uint8_t *chunk;  /* read at the source, not yet ingested */
 	size_t chunk_len;
+	uint64_t chunk_end; /* the source's reading position after the chunk */
 	bool dropping; /* a discarded copy is being dropped */
 	bool copied;
 	/* the record write asked */
@@ -481,12 +482,17 @@ void node_ring_record_free(struct node *n);
 /* reshard_drive.c: the driver of a ring change at the meta group's leader (every tick; it
  * asks one step at a time), and the source's half of a copy (RESHARD_STEP COPY_READ at the
  * source group's leader: the next chunk of the frozen range, from rq->handoff_offset; a Code,
- * with *chunk malloc'd, *last on the last one, *why on an error). */
+ * with *chunk malloc'd, *last on the last one, *next the reading position after it, *why on
+ * an error). */
 void node_reshard_drive_tick(struct node *n);
+/* Whether this (meta leader's) driver has cleaned up after the change to `epoch`, which ended:
+ * OPENs repeated and released keys dropped, or, rolled back, sources unfenced and copies
+ * dropped. The next change is planned only then. */
+bool node_reshard_drive_clean(const struct node *n, uint64_t epoch);
 void node_reshard_drive_free(struct node *n);
 Ringraft__Kv__Code node_handoff_read(struct node *n, struct node_group *g,
 				     const Ringraft__Kv__Request *rq, uint8_t **chunk, size_t *len,
-				     bool *last, const char **why);
+				     bool *last, uint64_t *next, const char **why);
 void node_handoff_copy_close(struct node *n);
 
 /* One step of the background scrub (every NODE_MAINT_MS, --scrub-rate values per second). */

@@ -34,9 +34,10 @@ void node_handoff_copy_close(struct node *n)
 
 Ringraft__Kv__Code node_handoff_read(struct node *n, struct node_group *g,
 				     const Ringraft__Kv__Request *rq, uint8_t **chunk, size_t *len,
-				     bool *last, const char **why)
+				     bool *last, uint64_t *next, const char **why)
 {
 	struct node_copy_open *o = &n->copy;
+	*next = 0;
 	*chunk = NULL;
 	*len = 0;
 	*last = false;
@@ -59,7 +60,8 @@ Ringraft__Kv__Code node_handoff_read(struct node *n, struct node_group *g,
 		    kv_copy_offset(o->c) == rq->handoff_offset;
 	if (!same) {
 		node_handoff_copy_close(n);
-		rc = kv_copy_begin(n->kv, g->id, epoch, ranges, nr, rq->handoff_offset, 0, &o->c);
+		rc = kv_copy_begin(n->kv, g->id, epoch, ranges, nr, rq->handoff_offset,
+				   n->cfg.reshard_chunk_bytes, &o->c);
 		if (rc != KV_OK) {
 			free(ranges);
 			o->c = NULL;
@@ -86,6 +88,7 @@ Ringraft__Kv__Code node_handoff_read(struct node *n, struct node_group *g,
 		return rc == KV_EINVAL || rc == KV_ECORRUPT ? RINGRAFT__KV__CODE__UNAVAILABLE
 							    : RINGRAFT__KV__CODE__INVALID;
 	}
+	*next = kv_copy_offset(o->c);
 	if (*last)
 		node_handoff_copy_close(n);
 	return RINGRAFT__KV__CODE__OK;
@@ -177,6 +180,8 @@ static bool ask(struct node *n, enum node_drive_step step, uint32_t group, Ringr
 	d->busy = true;
 	d->step = step;
 	d->step_group = group;
+	node_log(NODE_LOG_DEBUG, group, "reshard: asking step %d (%d) offset=%llu", (int)step,
+		 (int)h, (unsigned long long)offset);
 	node_submit(n, own, drive_reply, n);
 	return true;
 }
@@ -244,6 +249,9 @@ static void drive_reply(void *client, const Ringraft__Kv__Response *resp)
 		if (resp->code == RINGRAFT__KV__CODE__INVALID)
 			node_log(NODE_LOG_WARN, d->step_group, "reshard: step %d refused: %s",
 				 (int)d->step, resp->error ? resp->error : "");
+		else
+			node_log(NODE_LOG_DEBUG, d->step_group, "reshard: step %d code=%d: %s",
+				 (int)d->step, (int)resp->code, resp->error ? resp->error : "");
 		d->pause_until_ms = now + (resp->code == RINGRAFT__KV__CODE__BUSY
 						   ? NODE_RESHARD_RETRY_MS / 4
 						   : NODE_RESHARD_RETRY_MS);
@@ -284,6 +292,7 @@ static void drive_reply(void *client, const Ringraft__Kv__Response *resp)
 		}
 		memcpy(d->chunk, resp->value.data, resp->value.len);
 		d->chunk_len = resp->value.len;
+		d->chunk_end = resp->handoff_offset;
 		break;
 	case DRIVE_INGEST:
 		free(d->chunk);
@@ -294,10 +303,16 @@ static void drive_reply(void *client, const Ringraft__Kv__Response *resp)
 				 d->from, (unsigned long long)parse_u64(&resp->value));
 			d->copied = true;
 			ask_record(n, d->from, d->to, KV_RESHARD_INGESTED);
-		} else if (kvc == KV_OK || kvc == KV_CAS_MISMATCH) {
-			if (kvc == KV_OK)
-				progress(n);
-			d->offset = parse_u64(&resp->value);
+		} else if (kvc == KV_OK) {
+			/* read on from the chunk's end, even when the target is further: a copy
+			 * begun again inside the sessions starts them from their first item
+			 * (kv/handoff.h), so jumping to the target's offset would read the same
+			 * chunk for ever; chunks below the target's offset are applied again,
+			 * harmlessly */
+			progress(n);
+			d->offset = d->chunk_end;
+		} else if (kvc == KV_CAS_MISMATCH) {
+			d->offset = parse_u64(&resp->value); /* a gap: from where the target is */
 		} else if (kvc == KV_DISCARDED) {
 			node_log(NODE_LOG_WARN, d->to,
 				 "reshard: copy from=%u discarded (count or digest differ): "
@@ -412,7 +427,7 @@ void node_reshard_drive_tick(struct node *n)
 	bool leads_meta = meta != NULL && meta->raft != NULL &&
 			  raft_role_of(meta->raft) == RAFT_LEADER && !raft_recovering(meta->raft);
 	uint64_t now = node_now_ms(n);
-	if (!leads_meta || n->stopping || n->reshard == NULL) {
+	if (!leads_meta || n->stopping || n->reshard == NULL || n->cfg.reshard_pause) {
 		if (!d->busy && d->epoch != 0)
 			drive_reset(d, 0, now);
 		return;
@@ -520,6 +535,12 @@ void node_reshard_drive_tick(struct node *n)
 		free(v);
 		return;
 	}
+}
+
+bool node_reshard_drive_clean(const struct node *n, uint64_t epoch)
+{
+	/* paused: nothing moves here, so nothing is cleaned either; the operator decides */
+	return n->cfg.reshard_pause || (n->drive.epoch == epoch && n->drive.finished);
 }
 
 void node_reshard_drive_free(struct node *n)

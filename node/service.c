@@ -705,6 +705,17 @@ static void propose_reshard(struct node *n, struct node_req *r, struct node_grou
 				  : "cannot read the stored ring change record: not proposed");
 		return;
 	}
+	if (stored != NULL && kv_reshard_outcome(stored->change) != KV_RESHARD_MOVING &&
+	    !node_reshard_drive_clean(n, kv_ring_epoch(stored->change->to))) {
+		/* The next change may bring ranges back to a group that gave them away in this
+		 * one; the group takes them only once its released keys are dropped (kv/handoff.h).
+		 * The driver does that right after a change ends. */
+		node_reshard_free(stored);
+		req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE,
+			  "the last ring change is still being cleaned up (the keys it moved are "
+			  "being dropped where they were): try again shortly");
+		return;
+	}
 	struct kv_ring *boot = kv_ring_new(n->cfg.groups, NODE_VNODES, NODE_RING_EPOCH);
 	if (boot == NULL) {
 		node_reshard_free(stored);
@@ -894,20 +905,44 @@ static void propose_cmd(struct node *n, struct node_req *r, struct node_group *g
 
 /* ------------------------------------------------------------------------------ routing */
 
+/* The ops whose group comes from their key(s) (route_key). */
+static bool key_op(Ringraft__Kv__Op op)
+{
+	switch (op) {
+	case RINGRAFT__KV__OP__GET:
+	case RINGRAFT__KV__OP__PUT:
+	case RINGRAFT__KV__OP__DELETE:
+	case RINGRAFT__KV__OP__CAS:
+	case RINGRAFT__KV__OP__INCRBY:
+	case RINGRAFT__KV__OP__TTL:
+	case RINGRAFT__KV__OP__EXPIRE:
+	case RINGRAFT__KV__OP__PERSIST:
+	case RINGRAFT__KV__OP__MSET:
+	case RINGRAFT__KV__OP__MDEL:
+	case RINGRAFT__KV__OP__MGET:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void forward(struct node *n, struct node_req *r, uint64_t leader)
 {
 	Ringraft__Kv__Request *rq = r->rq;
 	uint64_t id = rq->id;
 	bool redirect = rq->redirect;
-	uint32_t timeout = rq->timeout_ms;
+	uint32_t timeout = rq->timeout_ms, group = rq->group;
 	uint64_t now = node_now_ms(n);
 	rq->id = r->iid;
 	rq->redirect = true; /* the leader answers NOT_LEADER rather than forwarding again */
 	rq->timeout_ms = r->deadline_ms > now ? (uint32_t)(r->deadline_ms - now) : 1;
+	if (rq->group == 0 && key_op(rq->op))
+		rq->group = r->group; /* served in the group this node chose (route_key) */
 	int rc = node_peer_send(n, leader, NODE_FIELD_FWD_REQ, &rq->base);
 	rq->id = id;
 	rq->redirect = redirect;
 	rq->timeout_ms = timeout;
+	rq->group = group;
 	if (rc != 0) {
 		req_error(n, r, RINGRAFT__KV__CODE__UNAVAILABLE,
 			  "cannot reach the group leader: not sent");
@@ -923,9 +958,19 @@ static void forward(struct node *n, struct node_req *r, uint64_t leader)
  * value, writes to the group that takes them. 0 for a write to a range frozen for its copy
  * (answered MOVING: it did not happen). A record older or newer than a group's own markers
  * only sends a request to a group that refuses it (MOVING or WRONG_SHARD, definite), never
- * to one that answers wrongly: the markers decide (kv/handoff.h). */
-static uint32_t route_key(const struct node *n, const void *key, size_t len, bool write)
+ * to one that answers wrongly: the markers decide (kv/handoff.h).
+ *
+ * A request a peer forwarded carries the group the peer chose (forward sets it), and is
+ * served there: nodes' records differ for a moment while a change moves, and a node that
+ * routed it elsewhere would answer with a host of another group, which the forwarder would
+ * take for a host of its own (node_service_forward_reply). A client's request.group is never
+ * taken for a key: only peers are trusted to name it. */
+static uint32_t route_key(const struct node *n, const struct node_req *r, const void *key,
+			  size_t len, bool write)
 {
+	if (r->origin == ORIGIN_PEER && r->rq->group != 0 && node_group((struct node *)n,
+								       r->rq->group) != NULL)
+		return r->rq->group;
 	const struct node_reshard *rec = n->reshard;
 	if (rec == NULL || kv_reshard_outcome(rec->change) != KV_RESHARD_MOVING)
 		return kv_ring_group_of(n->ring, key, len);
@@ -980,7 +1025,7 @@ static bool multi_ok(struct node *n, struct node_req *r)
 			req_error(n, r, RINGRAFT__KV__CODE__TOO_LARGE, "value over --value-max");
 			return false;
 		}
-		uint32_t g = route_key(n, key.data, key.len, rq->op != RINGRAFT__KV__OP__MGET);
+		uint32_t g = route_key(n, r, key.data, key.len, rq->op != RINGRAFT__KV__OP__MGET);
 		if (g == 0) {
 			answer_moving(n, r);
 			return false;
@@ -988,6 +1033,13 @@ static bool multi_ok(struct node *n, struct node_req *r)
 		if (i == 0) {
 			r->group = g;
 		} else if (g != r->group) {
+			ProtobufCBinaryData k0 = mset ? rq->kvs[0]->key : rq->keys[0];
+			if (kv_ring_group_of(n->ring, key.data, key.len) ==
+			    kv_ring_group_of(n->ring, k0.data, k0.len)) {
+				/* one group's keys that a move splits for now: again shortly */
+				answer_moving(n, r);
+				return false;
+			}
 			req_error(n, r, RINGRAFT__KV__CODE__INVALID,
 				  "CROSSSLOT Keys in request don't hash to the same slot");
 			return false;
@@ -1094,7 +1146,9 @@ static void handoff_step(struct node *n, struct node_req *r, struct node_group *
 		size_t len = 0;
 		bool last = false;
 		const char *why = NULL;
-		resp.code = node_handoff_read(n, g, rq, &chunk, &len, &last, &why);
+		uint64_t next = 0;
+		resp.code = node_handoff_read(n, g, rq, &chunk, &len, &last, &next, &why);
+		resp.handoff_offset = next;
 		resp.error = (char *)why;
 		resp.value.data = chunk;
 		resp.value.len = len;
@@ -1315,7 +1369,7 @@ static void handle(struct node *n, struct node_req *r)
 			req_error(n, r, RINGRAFT__KV__CODE__TOO_LARGE, "value over --value-max");
 			return;
 		}
-		r->group = route_key(n, rq->key.data, rq->key.len, op_writes(rq->op));
+		r->group = route_key(n, r, rq->key.data, rq->key.len, op_writes(rq->op));
 		if (r->group == 0) {
 			answer_moving(n, r);
 			return;

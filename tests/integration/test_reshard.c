@@ -1,18 +1,24 @@
-/* test_reshard.c — ring changes decided while the cluster serves (issue 18, node/reshard.c,
- * docs/DESIGN-NOTES.md "Resharding"), as far as they are built: `kvctl groups add` writes the
- * meta group's ring record with the new group's replicas, every node creates the group, which
- * elects on its three replicas and is listed by `kvctl groups` with no share of the keys (the
- * driver that moves keys is not built, so its ranges stay planned and the ring in effect stays
- * the old one); a second change while the first is not final is refused; a node restarted in
- * the middle keeps the group; `kvctl groups remove` of that group rolls the change back and
- * retires it on every node, for good (a restart does not bring it back, its id is never used
- * again); removals that would need keys to move, unknown and meta group ids, and more ids than
- * a cluster may add are refused. Existing keys are written and read throughout. With five
- * nodes (the meta group on three), every node learns the change and its rollback, two of them
- * only from the meta leader's push, and the new group lives on the three replicas it names.
+/* test_reshard.c — ring changes while the cluster serves (issue 18, node/reshard.c,
+ * node/reshard_drive.c, docs/DESIGN-NOTES.md "Resharding").
+ *
+ * Decided and held (kvd --reshard-pause on: the meta leader's driver moves no key): `kvctl
+ * groups add` writes the meta group's ring record with the new group's replicas, every node
+ * creates the group, which elects on its three replicas and is listed by `kvctl groups` with
+ * no share of the keys yet; a second change while the first is not final is refused; a node
+ * restarted in the middle keeps the group; `kvctl groups remove` of that group rolls the change
+ * back and retires it on every node, for good (a restart does not bring it back, its id is
+ * never used again); unknown and meta group ids, and more ids than a cluster may add, are
+ * refused.
+ *
+ * Moved (the driver on, as by default): an add completes, the new group serves its share of
+ * the keys, and every key reads back with its value; removing the group moves its keys back
+ * and retires it. With five nodes (the meta group on three) every node learns each change,
+ * two of them only from the meta leader's push.
+ *
  * kvctl's cluster views follow the ids: `status` lists the added groups and the meta group
  * (and stops once they are retired), `member list` counts their replicas, and `member drain`
- * and `member fill` move them like any group's.
+ * and `member fill` move them like any group's. Existing keys are written and read
+ * throughout.
  */
 #include <check.h>
 #include <stdarg.h>
@@ -45,9 +51,28 @@ static void setup(void)
 	start(3);
 }
 
-static void setup5(void)
+/* Three nodes whose meta leader, whichever it is, moves no key: changes stay planned. */
+static void setup_paused(void)
 {
-	start(5);
+	struct cluster_opts o;
+	cluster_opts_default(&o);
+	o.groups = GROUPS;
+	o.nodes = 3;
+	o.extra_args = "--reshard-pause on";
+	c = cluster_start(&o);
+	ck_assert_msg(c != NULL, "cluster did not start");
+}
+
+/* Five nodes, changes decided but held (kvd --reshard-pause on). */
+static void setup5_paused(void)
+{
+	struct cluster_opts o;
+	cluster_opts_default(&o);
+	o.groups = GROUPS;
+	o.nodes = 5;
+	o.extra_args = "--reshard-pause on";
+	c = cluster_start(&o);
+	ck_assert_msg(c != NULL, "cluster did not start");
 }
 
 /* Five nodes that move replicas only when told to (kvctl member drain / fill). */
@@ -57,7 +82,7 @@ static void setup5_by_hand(void)
 	cluster_opts_default(&o);
 	o.groups = GROUPS;
 	o.nodes = 5;
-	o.extra_args = "--balance-leaders off --auto-balance off";
+	o.extra_args = "--balance-leaders off --auto-balance off --reshard-pause on";
 	c = cluster_start(&o);
 	ck_assert_msg(c != NULL, "cluster did not start");
 }
@@ -134,6 +159,52 @@ static void rw_round_without(int round, int down)
 static void rw_round(int round)
 {
 	rw_round_without(round, 0);
+}
+
+/* Reads every key through each node: each must hold the value of `round`. */
+static void check_round(int round)
+{
+	for (int i = 0; i < KEYS; i++) {
+		char key[32], val[48];
+		snprintf(key, sizeof key, "key-%d", i);
+		snprintf(val, sizeof val, "v%d-%d", round, i);
+		for (int node = 1; node <= 3; node++) {
+			char *got = NULL;
+			uint64_t end = cluster_now_ms() + 15000;
+			int grc;
+			while ((grc = cluster_get(c, node, key, &got, false, 5000)) !=
+				       RINGRAFT__KV__CODE__OK &&
+			       grc != RINGRAFT__KV__CODE__NOT_FOUND && cluster_now_ms() < end)
+				nap_ms(100);
+			ck_assert_msg(grc == RINGRAFT__KV__CODE__OK,
+				      "round %d: get %s through node %d: %d (NOT_FOUND is a lost key)",
+				      round, key, node, grc);
+			ck_assert_str_eq(got, val);
+			free(got);
+		}
+	}
+}
+
+/* The keys group g holds, by an explicit SCAN through node 1 (its leader answers). */
+static long keys_in_group(uint32_t g)
+{
+	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+	rq.op = RINGRAFT__KV__OP__SCAN;
+	rq.group = g;
+	rq.limit = 10000;
+	Ringraft__Kv__Response *rs = NULL;
+	long n = -1;
+	uint64_t end = cluster_now_ms() + 15000;
+	while (n < 0 && cluster_now_ms() < end) {
+		if (cluster_call(c, 1, &rq, &rs, 5000) == 0 && rs->code == RINGRAFT__KV__CODE__OK)
+			n = (long)rs->n_kvs;
+		if (rs != NULL)
+			ringraft__kv__response__free_unpacked(rs, NULL);
+		rs = NULL;
+		if (n < 0)
+			nap_ms(100);
+	}
+	return n;
 }
 
 /* How node `node` reports group g: its voters (0 when it does not host it, -1 when the node
@@ -234,7 +305,7 @@ START_TEST(test_add_then_roll_back)
 	ck_assert_int_eq(kvctl(out, sizeof out, "groups add"), 0);
 	ck_assert_ptr_nonnull(strstr(out, "ring change planned"));
 	ck_assert_ptr_nonnull(strstr(out, "adding group 6"));
-	ck_assert_ptr_nonnull(strstr(out, "not built"));
+	ck_assert_ptr_nonnull(strstr(out, "moves their keys"));
 	ck_assert_msg(group_elected(META + 1, 20000), "group 6 did not elect on 3 replicas");
 	views_walk("6", "6", 1);
 	rw_round(1);
@@ -287,9 +358,6 @@ START_TEST(test_add_then_roll_back)
 	ck_assert_msg(group_gone(META + 1, 5000), "group 6 came back after a restart");
 	ck_assert_int_eq(kvctl(out, sizeof out, "groups remove 6"), 2);
 	ck_assert_ptr_nonnull(strstr(out, "retired already"));
-	ck_assert_int_eq(kvctl(out, sizeof out, "groups remove 1"), 2);
-	ck_assert_ptr_nonnull(strstr(out, "not supported yet: moving keys out of a group is not "
-					  "built"));
 
 	/* The next add takes id 7 (from the ring in effect, epoch 1, to a new epoch above every one
 	 * used); at most 32 ids per cluster lifetime (6 and 7 used: 30 left). */
@@ -349,18 +417,19 @@ static int change_seen(int node, uint32_t g, bool *adds_g, int *hosts_g)
 	return state;
 }
 
-/* Waits (bounded) until each of the 5 nodes knows the change in `state` adding g, and g is
- * hosted on `hosts` of them. */
-static bool all_know(uint32_t g, int state, int hosts, int timeout_ms)
+/* Waits (bounded) until each of `nodes` nodes knows the change in `state`, with g in its new
+ * ring (adds) or not, and g is hosted on `hosts` of them. */
+static bool all_know_of(int nodes, uint32_t g, int state, bool adds_want, int hosts,
+			int timeout_ms)
 {
 	uint64_t end = cluster_now_ms() + (uint64_t)timeout_ms;
 	while (cluster_now_ms() < end) {
 		int n_hosts = 0;
 		bool ok = true;
-		for (int node = 1; node <= 5 && ok; node++) {
+		for (int node = 1; node <= nodes && ok; node++) {
 			bool adds;
 			int h;
-			ok = change_seen(node, g, &adds, &h) == state && adds;
+			ok = change_seen(node, g, &adds, &h) == state && adds == adds_want;
 			n_hosts += h;
 		}
 		if (ok && n_hosts == hosts)
@@ -369,6 +438,63 @@ static bool all_know(uint32_t g, int state, int hosts, int timeout_ms)
 	}
 	return false;
 }
+
+/* Five nodes (the paused cases): the change adding g in `state`. */
+static bool all_know(uint32_t g, int state, int hosts, int timeout_ms)
+{
+	return all_know_of(5, g, state, true, hosts, timeout_ms);
+}
+
+/* The driver on: an add moves the new group's share of the keys to it, every key keeps its
+ * value, writes after it go where the new ring says; removing the group moves them back and
+ * retires it; removing a bootstrap group moves all of its keys to the others. */
+START_TEST(test_add_and_remove_move_keys)
+{
+	char out[16384];
+	rw_round(0);
+	long before = 0;
+	for (uint32_t g = 1; g <= GROUPS; g++)
+		before += keys_in_group(g);
+	ck_assert_int_eq(before, KEYS);
+	ck_assert_int_eq(kvctl(out, sizeof out, "groups add"), 0);
+	ck_assert_ptr_nonnull(strstr(out, "adding group 6"));
+	ck_assert_msg(all_know_of(3, META + 1, 2, true, 3, 60000),
+		      "the add did not complete on every node");
+	check_round(0);
+	long moved = keys_in_group(META + 1), total = moved;
+	for (uint32_t g = 1; g <= GROUPS; g++)
+		total += keys_in_group(g);
+	ck_assert_msg(moved > 0 && moved < KEYS, "group 6 holds %ld of %d keys", moved, KEYS);
+	ck_assert_int_eq(total, KEYS); /* no key in two groups, none lost */
+	ck_assert_int_eq(kvctl(out, sizeof out, "groups"), 0);
+	ck_assert_ptr_nonnull(strstr(out, "last ring change: epoch 1 -> 2, adding group 6: "
+					  "complete"));
+	rw_round(1);
+
+	ck_assert_int_eq(kvctl(out, sizeof out, "groups remove 6"), 0);
+	ck_assert_ptr_nonnull(strstr(out, "removing group 6"));
+	ck_assert_msg(all_know_of(3, META + 1, 2, false, 0, 60000),
+		      "the removal did not complete on every node, or group 6 is still hosted");
+	check_round(1);
+	total = 0;
+	for (uint32_t g = 1; g <= GROUPS; g++)
+		total += keys_in_group(g);
+	ck_assert_int_eq(total, KEYS);
+	rw_round(2);
+
+	/* a bootstrap group: its keys go to the other three (its replica stays, serving none) */
+	ck_assert_int_eq(kvctl(out, sizeof out, "groups remove 1"), 0);
+	ck_assert_msg(all_know_of(3, 1, 2, false, 3, 60000), "removing group 1 did not complete");
+	check_round(2);
+	ck_assert_int_eq(keys_in_group(1), 0);
+	total = 0;
+	for (uint32_t g = 2; g <= GROUPS; g++)
+		total += keys_in_group(g);
+	ck_assert_int_eq(total, KEYS);
+	rw_round(3);
+	check_round(3);
+}
+END_TEST
 
 /* Five nodes: the meta group lives on three of them, so two learn the record only from the
  * meta leader's push. Every node learns the change, the new group is created on the three
@@ -504,12 +630,17 @@ int main(void)
 {
 	Suite *s = suite_create("reshard");
 	TCase *tc = tcase_create("reshard");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, setup_paused, teardown);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_add_then_roll_back);
 	suite_add_tcase(s, tc);
+	TCase *tcm = tcase_create("reshard_moves");
+	tcase_add_checked_fixture(tcm, setup, teardown);
+	tcase_set_timeout(tcm, 300);
+	tcase_add_test(tcm, test_add_and_remove_move_keys);
+	suite_add_tcase(s, tcm);
 	TCase *tc5 = tcase_create("reshard5");
-	tcase_add_checked_fixture(tc5, setup5, teardown);
+	tcase_add_checked_fixture(tc5, setup5_paused, teardown);
 	tcase_set_timeout(tc5, 300);
 	tcase_add_test(tc5, test_five_nodes_learn_the_record);
 	suite_add_tcase(s, tc5);

@@ -53,7 +53,9 @@ enum ns_count {
 	NS_C_GROUP_CHECK,   /* restarts that found every durably added group (and no removed one) */
 	NS_C_GROUP_OK,      /* client operations on the added group's key answered ok */
 	NS_C_RING_CHANGE,   /* ring runs: RESHARD_ADD / RESHARD_REMOVE answered ok */
-	NS_C_RING_SEEN,     /* ring runs: every running node created (then retired) the group */
+	NS_C_RING_SEEN,     /* ring runs: every running node knows the change ended */
+	NS_C_RING_REFUSED,  /* ring runs: client answers MOVING or WRONG_SHARD (definite) */
+	NS_C_RING_DONE,     /* ring runs: changes every running node knows complete */
 	NS_C_OK_READ,       /* client operations answered ok, by kind */
 	NS_C_OK_WRITE,
 	NS_C_OK_CAS,

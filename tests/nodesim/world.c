@@ -17,6 +17,7 @@
 #include "jepsen-lite/history.h"
 #include "jepsen-lite/linearizable.h"
 #include "kv/kv.h"
+#include "kv/reshard.h"
 #include "kv/ring.h"
 #include "net/peer.h"
 #include "node/engine.h"
@@ -57,6 +58,8 @@ const char *const ns_count_names[NS_C_COUNT] = {
 	[NS_C_GROUP_OK] = "group-ok-ops",
 	[NS_C_RING_CHANGE] = "ring-changes",
 	[NS_C_RING_SEEN] = "ring-applied-everywhere",
+	[NS_C_RING_REFUSED] = "ring-moving-answers",
+	[NS_C_RING_DONE] = "ring-changes-complete",
 	[NS_C_OK_READ] = "ok-reads",
 	[NS_C_OK_WRITE] = "ok-writes",
 	[NS_C_OK_CAS] = "ok-cas",
@@ -80,7 +83,7 @@ const char *const ns_count_names[NS_C_COUNT] = {
 /* ring runs: how long after the heal (or the step's start, if later) every running node may
  * take to create, then retire, the group a ring change adds (the record is pushed every
  * NODE_MAP_PUSH_MS) */
-#define RING_WAIT_MS 5000
+#define RING_WAIT_MS 15000
 
 #define STRIKE_ONE_IN 8
 #define STRIKE_GAP_MS 300
@@ -296,13 +299,15 @@ struct world {
 			uint64_t after; /* in this life: durable once batches_done > after */
 		} act[NS_NODES_MAX + 1][3];
 	} adds;
-	/* A ring change (ring runs, node/reshard.c, node/groups.c): two requests kvctl would
-	 * send, each retried until the cluster says it is done. RESHARD_ADD during the faults
-	 * (the meta leader writes the ring record with the new group's replicas; each node
-	 * creates group X = G + 2 when it learns the record, from its meta replica or the meta
-	 * leader's push); after the heal, once every running node has X, RESHARD_REMOVE X, which
-	 * rolls the change back (nothing moved: there is no driver yet); then every running node
-	 * must retire X. Each wait is bounded by RING_WAIT_MS after the heal. */
+	/* A ring change (ring runs, node/reshard.c, node/groups.c, node/reshard_drive.c): two
+	 * requests kvctl would send, each retried until the cluster says it is done. RESHARD_ADD
+	 * during the faults (the meta leader writes the ring record with the new group's
+	 * replicas; each node creates group X = G + 2 when it learns the record, from its meta
+	 * replica or the meta leader's push; the meta leader's driver moves X's keys to it,
+	 * register key 0 among them); after the heal, once every running node knows the change
+	 * ended (complete, with X; or rolled back, without it), RESHARD_REMOVE X when it
+	 * completed, which moves X's keys back; then every running node must know that change
+	 * complete and have retired X. Each wait is bounded by RING_WAIT_MS after the heal. */
 	struct {
 		bool on;
 		/* 0 add, 1 wait for X everywhere, 2 remove, 3 wait for X nowhere, 4 done */
@@ -568,11 +573,14 @@ static void node_config_for(struct world *w, struct simnode *s, uint32_t electio
 	c->value_max = 1 << 16;
 	c->scrub_rate = scrub;
 	c->request_timeout_ms = 2000;
-	c->log_level = w->o->trace ? NODE_LOG_INFO : NODE_LOG_ERROR;
+	c->log_level = w->o->trace ? NODE_LOG_DEBUG : NODE_LOG_ERROR;
 	c->balance_leaders = balance;
 	c->auto_balance = w->plan.on && w->plan.balance;
 	c->apply_entries_max = w->apply_cap;
 	c->quiesce = w->quiesce;
+	/* ring runs: a copy of a few keys and sessions spans many INGEST chunks (offsets, gaps
+	 * and resends are exercised; a chunk holds one item or two) */
+	c->reshard_chunk_bytes = w->ring.on ? 2048 : 0;
 }
 
 static void links_changed(struct world *w);
@@ -715,6 +723,19 @@ static bool durably_recovered(struct world *w, struct simnode *s)
 		if (kv_meta(s->kv, g, &km) == KV_OK && km.has_conf && km.applied_index == 0)
 			return true;
 		if (!has || st.corrupt || !st.has_hard_state || st.hard_state.recovering)
+			return false;
+	}
+	if (w->ring.on) {
+		/* the group the ring change adds, once this node made its replica: it holds keys
+		 * once the driver moved them, so a wipe must not take two of its replicas */
+		uint32_t g = w->ring.id;
+		struct wal_group_state st;
+		struct kv_group_meta km;
+		if (wal_group_state_copy(s->wal, g, &st) != WAL_OK)
+			return true;
+		if (kv_meta(s->kv, g, &km) == KV_OK && km.has_conf && km.applied_index == 0)
+			return true;
+		if (st.corrupt || !st.has_hard_state || st.hard_state.recovering)
 			return false;
 	}
 	return true;
@@ -1070,9 +1091,19 @@ static void client_reply(void *arg, const Ringraft__Kv__Response *resp)
 	case RINGRAFT__KV__CODE__UNAVAILABLE:
 		type = "fail";
 		break;
+	case RINGRAFT__KV__CODE__WRONG_SHARD:
+	case RINGRAFT__KV__CODE__MOVING:
+		/* ring runs: the key's range is moving (frozen for its copy: MOVING; released at
+		 * the source or not yet opened at the target, asked by a node whose record is
+		 * behind or ahead: WRONG_SHARD); definite: nothing was written */
+		if (w->ring.on) {
+			type = "fail";
+			w->r->count[NS_C_RING_REFUSED]++;
+			break;
+		}
+		/* fall through */
 	case RINGRAFT__KV__CODE__INVALID:
 	case RINGRAFT__KV__CODE__TOO_LARGE:
-	case RINGRAFT__KV__CODE__WRONG_SHARD:
 		/* definite, but the clients send only well-formed requests without a ring
 		 * epoch: such an answer is a bug (in the engine or here) */
 		type = "fail";
@@ -1385,8 +1416,9 @@ static void ring_reply(void *arg, const Ringraft__Kv__Response *resp)
 	      resp->error ? resp->error : "");
 	/* an earlier try that was answered indeterminate (timeout, leader lost) may have
 	 * applied: then the retry is refused with what it did */
-	const char *done_already = w->ring.step == 0 ? "under way" : "retired already";
-	if (ok || (invalid && says(resp, done_already))) {
+	bool done_already = invalid && (says(resp, "under way") ||
+					(w->ring.step != 0 && says(resp, "retired already")));
+	if (ok || done_already) {
 		w->r->count[NS_C_RING_CHANGE] += ok;
 		w->ring.step++;
 		w->ring.since = w->now;
@@ -1406,27 +1438,44 @@ static void ring_step(struct world *w)
 			ring_next(w, 50, 150);
 			return;
 		}
-		bool want = w->ring.step == 1;
-		int lag = 0;
-		for (int i = 1; i <= w->N; i++) {
+		/* every running node must know the change ended, the same way: an add complete
+		 * with X, or rolled back without it; the removal complete without X */
+		int lag = 0, outcome = 0;
+		uint64_t epoch = 0;
+		for (int i = 1; i <= w->N && lag == 0; i++) {
 			struct simnode *s = &w->nodes[i];
-			if (s->alive && !s->paused &&
-			    node_group_exists(s->n, w->ring.id, NULL) != want)
+			if (!s->alive || s->paused)
+				continue;
+			uint64_t e;
+			int o = node_ring_change_outcome(s->n, &e);
+			if (o == KV_RESHARD_MOVING || o == 0 || (outcome != 0 && (o != outcome || e != epoch)))
+				lag = i;
+			outcome = o;
+			epoch = e;
+			bool want = w->ring.step == 1 && o == KV_RESHARD_COMPLETE;
+			if (lag == 0 && node_group_exists(s->n, w->ring.id, NULL) != want)
 				lag = i;
 		}
-		if (lag == 0) {
-			trace(w, "ring: every running node %s group %u", want ? "has" : "retired",
-			      w->ring.id);
+		if (lag == 0 && outcome != 0) {
+			bool has = w->ring.step == 1 && outcome == KV_RESHARD_COMPLETE;
+			trace(w, "ring: every running node knows the change to epoch %" PRIu64
+				 " %s and %s group %u",
+			      epoch, outcome == KV_RESHARD_COMPLETE ? "complete" : "rolled back",
+			      has ? "has" : "retired", w->ring.id);
 			w->r->count[NS_C_RING_SEEN]++;
-			w->ring.step++;
+			w->r->count[NS_C_RING_DONE] += outcome == KV_RESHARD_COMPLETE;
+			/* a rolled-back add leaves nothing to remove */
+			w->ring.step = has ? w->ring.step + 1 : 4;
 			w->ring.since = w->now;
 			ring_next(w, 10, 100);
 			return;
 		}
+		bool want = w->ring.step == 1;
 		uint64_t from = w->ring.since > w->fault_end ? w->ring.since : w->fault_end;
 		if (w->now > from + RING_WAIT_MS)
-			fail(w, "ring: node %d %s group %u %d ms after the heal", lag,
-			     want ? "never created" : "still has", w->ring.id, RING_WAIT_MS);
+			fail(w, "ring: node %d does not know the change %s (group %u) %d ms after "
+				"the heal",
+			     lag, want ? "to add" : "to remove", w->ring.id, RING_WAIT_MS);
 		else
 			ring_next(w, 50, 150);
 		return;
@@ -2467,16 +2516,21 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		w->adds.ring[w->adds.n_ring++] = w->adds.id[0];
 	for (int k = 0; k < NS_KEYS_MAX; k++)
 		snprintf(w->keyname[k], sizeof w->keyname[k], "k%d", k);
-	if (w->adds.on) {
-		/* register key 0 is one of the added group's keys */
-		struct kv_ring *ring = kv_ring_from_ids(w->adds.ring, w->adds.n_ring, NODE_VNODES,
-							NODE_RING_EPOCH + 1);
+	if (w->adds.on || w->ring.on) {
+		/* register key 0 is one of the added group's keys (ring runs: of the ring the
+		 * change makes, so that key 0 moves to X and back during the run) */
+		uint32_t ids[NS_GROUPS_MAX + 2];
+		size_t n_ids = 0;
+		for (int g = 1; g <= w->G; g++)
+			ids[n_ids++] = (uint32_t)g;
+		uint32_t to = w->adds.on ? w->adds.id[0] : w->ring.id;
+		ids[n_ids++] = to;
+		struct kv_ring *ring = kv_ring_from_ids(ids, n_ids, NODE_VNODES, NODE_RING_EPOCH + 1);
 		if (ring == NULL)
 			abort();
 		for (int j = 0;; j++) {
 			snprintf(w->keyname[0], sizeof w->keyname[0], "k0.%d", j);
-			if (kv_ring_group_of(ring, w->keyname[0], strlen(w->keyname[0])) ==
-			    w->adds.id[0])
+			if (kv_ring_group_of(ring, w->keyname[0], strlen(w->keyname[0])) == to)
 				break;
 		}
 		kv_ring_free(ring);
