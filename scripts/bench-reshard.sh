@@ -5,10 +5,12 @@
 # seconds `kvctl groups add`; the change is polled until "complete" (or WAIT_S); the load goes
 # on for AFTER_S seconds more. Prints the put throughput before, during and after the move
 # (each slice's successful puts shared out over the phases by the time it overlaps them) and
-# the requests that failed in each phase (bench does not retry a refused write).
+# the requests that failed in each phase, with their kinds (bench does not retry a refused
+# write, nor follow WRONG_SHARD to the new ring: a slice learns the ring when it starts;
+# reply_other is MOVING).
 # Part 2: a fresh cluster loaded with KEYS keys (default 1,000,000) of VALUE_SIZE bytes
 # (redis-cli --pipe of SETs to node 1's RESP port), no other load; `kvctl groups add`, timed
-# until "complete".
+# until "complete"; then 200 keys spread over the key space are read back.
 #   scripts/bench-reshard.sh [--keys N] [--value-size B] [--before S] [--after S] [--wait S]
 #                            [--part 1|2|both]
 # Environment: RINGRAFT_BIN (default ./bin), RINGRAFT_TEST_IP_BASE (default 111; nodes on
@@ -23,7 +25,7 @@ while [ $# -gt 0 ]; do
 	--after) after_s=$2; shift ;;
 	--wait) wait_s=$2; shift ;;
 	--part) part=$2; shift ;;
-	-h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,18p' "$0"; exit 0 ;;
 	*) echo "bench-reshard: unknown argument '$1' (--help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -51,13 +53,14 @@ stop_all() {
 trap 'stop_all; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
-start_cluster() { # dir
-	local n out
+start_cluster() { # dir [kvd flags...]
+	local n out d=$1
+	shift
 	for n in 1 2 3; do
-		mkdir -p "$1/node$n"
-		setsid "$bin/kvd" --data-dir "$1/node$n" --id "$n" --client-addr "$(ip "$n"):9001" \
+		mkdir -p "$d/node$n"
+		setsid "$bin/kvd" --data-dir "$d/node$n" --id "$n" --client-addr "$(ip "$n"):9001" \
 			--peer-addr "$(ip "$n"):7001" --resp-addr "$(ip "$n"):6379" \
-			--cluster "$cluster_arg" --groups 8 </dev/null >>"$1/node$n.log" 2>&1 &
+			--cluster "$cluster_arg" --groups 8 "$@" </dev/null >>"$d/node$n.log" 2>&1 &
 		pids+=($!)
 	done
 	for _ in $(seq 150); do # bounded: 30 s
@@ -66,7 +69,7 @@ start_cluster() { # dir
 				wc -l)" -eq 0 ] && return 0
 		sleep 0.2
 	done
-	say "the cluster did not elect every group's leader within 30 s (logs: $1)"
+	say "the cluster did not elect every group's leader within 30 s (logs: $d)"
 	return 1
 }
 
@@ -89,11 +92,11 @@ share_of() {
 # `kvctl groups add`; waits (bounded: wait_s) for "complete". Prints "GROUP MS STATE".
 add_and_time() {
 	local t0 st g out
+	t0=$(now_ms)
 	out=$("$bin/kvctl" --endpoints "$endpoints" --timeout 20s groups add 2>&1) ||
 		{ say "groups add failed: $out"; echo "- 0 refused"; return 1; }
 	say "$out"
 	g=$(printf '%s\n' "$out" | grep -o 'adding group [0-9]*' | head -n 1 | awk '{ print $3 }')
-	t0=$(now_ms)
 	while :; do
 		read -r st _ < <(change)
 		[ "$st" = complete ] && break
@@ -118,7 +121,8 @@ part1() {
 			ok=$(printf '%s' "$o" | grep -oE '"ok": [0-9]+' | awk '{ print $2 }')
 			tp=$(printf '%s' "$o" | grep -oE '"throughput": [0-9.]+' | awk '{ print $2 }')
 			er=$(printf '%s' "$o" | grep -oE '"errors": [0-9]+' | head -n 1 | awk '{ print $2 }')
-			echo "$s $e ${ok:-0} ${er:-0}" >>"$slices"
+			ek=$(printf '%s' "$o" | grep -oE '"error_kinds": \{[^}]*\}' | sed 's/.*{//; s/}//; s/[" ]//g')
+			echo "$s $e ${ok:-0} ${er:-0} ${ek:--}" >>"$slices"
 			# the next slice's size: about two seconds at this rate
 			[ -n "$tp" ] && reqs=$(awk -v t="$tp" 'BEGIN { r = int(2 * t); print r < 1000 ? 1000 : r }')
 		done
@@ -143,6 +147,9 @@ part1() {
 			split("", w)
 			w[1] = ov(s, e, 0, a); w[2] = ov(s, e, a, d); w[3] = ov(s, e, d, 1e18)
 			for (p = 1; p <= 3; p++) { okp[p] += ok * w[p] / len; erp[p] += er * w[p] / len }
+			# the kinds of the failures, by whether the slice overlaps the change
+			n = split($5, kk, ","); ph = w[2] > 0 ? "during" : "outside"
+			for (i = 1; i <= n; i++) if (split(kk[i], kv, ":") == 2) kinds[ph " " kv[1]] += kv[2]
 		}
 		END {
 			t[1] = a - first; t[2] = d - a; t[3] = last - d
@@ -153,6 +160,10 @@ part1() {
 				printf "%-8s %10.1f %14.0f %16.0f\n", name[p], t[p] / 1000,
 					(t[p] > 0 ? okp[p] / (t[p] / 1000) : 0), erp[p]
 			printf "change: group %s %s after %.1f s (its share: %s%%)\n", g, st, ms / 1000, sh
+			for (k in kinds) {
+				split(k, kp, " ")
+				printf "failed requests, slices %s the change: %s %d\n", kp[1], kp[2], kinds[k]
+			}
 		}' "$slices"
 	stop_all
 }
@@ -161,7 +172,8 @@ part1() {
 part2() {
 	local dir="$tmp/p2" t0 t1 g ms st n
 	say "part 2: 3 nodes, 8 groups, $keys keys of $value_size B, then groups add"
-	start_cluster "$dir" || return 1
+	# redis-cli --pipe keeps every command in flight: no bound per connection, else -TRYAGAIN
+	start_cluster "$dir" --conn-max-inflight 0 --conn-max-inflight-bytes 0 || return 1
 	t0=$(now_ms)
 	awk -v n="$keys" -v vs="$value_size" 'BEGIN {
 		v = sprintf("%0" vs "d", 0)
@@ -174,7 +186,8 @@ part2() {
 	n=$(grep -oE 'replies: [0-9]+' "$tmp/pipe.out" | awk '{ print $2 }')
 	say "loaded: $(tail -n 1 "$tmp/pipe.out") in $((t1 - t0)) ms"
 	if ! grep -q 'errors: 0,' "$tmp/pipe.out"; then
-		say "the load had errors: $(tail -n 2 "$tmp/pipe.out")"
+		say "the load had errors: $(grep -E '^(ERR|TRYAGAIN|-|[A-Z]+ )' "$tmp/pipe.out" |
+			sort | uniq -c | sort -rn | head -n 5)"
 	fi
 	read -r g ms st < <(add_and_time)
 	local sh
@@ -186,6 +199,14 @@ part2() {
 		"$(awk -v x="$ms" 'BEGIN { print x / 1000 }')" "$st"
 	awk -v n="${n:-0}" -v sh="${sh:-0}" -v ms="$ms" 'BEGIN {
 		m = n * sh / 100; if (ms > 0) printf "about %.0f keys moved, %.0f keys/s\n", m, m / (ms / 1000) }'
+	# a spot check: 200 keys spread over the key space read back through node 2
+	local i k miss=0
+	for i in $(seq 0 199); do
+		k=$(printf 'm/%08d' $((i * keys / 200 + i % 7)))
+		[ "$(redis-cli -h "$(ip 2)" -p 6379 GET "$k" 2>/dev/null)" = "$(printf "%0${value_size}d" 0)" ] ||
+			miss=$((miss + 1))
+	done
+	echo "200 keys read back after the move: $((200 - miss)) with their value, $miss not"
 	stop_all
 }
 
