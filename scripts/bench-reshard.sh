@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
 	--after) after_s=$2; shift ;;
 	--wait) wait_s=$2; shift ;;
 	--part) part=$2; shift ;;
-	-h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,17p' "$0"; exit 0 ;;
 	*) echo "bench-reshard: unknown argument '$1' (--help)" >&2; exit 2 ;;
 	esac
 	shift
