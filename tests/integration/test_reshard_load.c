@@ -155,6 +155,10 @@ static int wait_s(void)
  * the only value the key may hold, for its own reads and for the checks after a change. */
 static uint32_t acked[KEYS];
 static atomic_bool stop_load;
+/* The keys that move (the new group's in the added ring), by worker: half of each worker's
+ * operations go to them, so that the short window of each move sees many of them. */
+static int moving[CLIENTS][KEYS / CLIENTS + 1];
+static int n_moving[CLIENTS];
 
 struct worker {
 	pthread_t tid;
@@ -242,14 +246,16 @@ static void get_check(struct worker *w, int k, const char *when)
 	free(got);
 }
 
-/* The load: a random key of its own, read (one time in three) or written with the next
- * version, until stop_load. */
+/* The load: a random key of its own (half the time one that moves), read (one time in three)
+ * or written with the next version, until stop_load. */
 static void *load_main(void *arg)
 {
 	struct worker *w = arg;
-	int mine = (KEYS - w->index + CLIENTS - 1) / CLIENTS;
+	int mine = (KEYS - w->index + CLIENTS - 1) / CLIENTS, nm = n_moving[w->index];
 	while (!atomic_load(&stop_load)) {
 		int k = w->index + CLIENTS * (int)((unsigned)rand_r(&w->rng) % (unsigned)mine);
+		if (nm > 0 && rand_r(&w->rng) % 2 == 0)
+			k = moving[w->index][(unsigned)rand_r(&w->rng) % (unsigned)nm];
 		if (rand_r(&w->rng) % 3 == 0)
 			get_check(w, k, "during the change");
 		else if (put_definite(w, k, acked[k] + 1))
@@ -545,6 +551,15 @@ START_TEST(test_add_and_remove_under_load)
 	 * move, and only those: a scan of the new group finds exactly them. */
 	const uint32_t g = META + 1;
 	const uint32_t after[] = {1, 2, 3, 4, g};
+	struct kv_ring *ring = kv_ring_from_ids(after, 5, VNODES, 2);
+	ck_assert_ptr_nonnull(ring);
+	for (int k = 0; k < KEYS; k++) {
+		char key[32];
+		key_name(k, key, sizeof key);
+		if (kv_ring_group_of(ring, key, strlen(key)) == g)
+			moving[k % CLIENTS][n_moving[k % CLIENTS]++] = k;
+	}
+	kv_ring_free(ring);
 	change_under_load("groups add", "add");
 	double ideal = 1.0 / (GROUPS + 1), share = change_of(g).share;
 	long want = ring_keys(after, 5, g), held = group_keys(g);
