@@ -575,9 +575,11 @@ static void change_text(const struct cli_ring_change *ch)
 		       r->to, count, 100 * frac, state_name(r->state));
 	}
 	free(shown);
-	printf("  the ring in effect stays epoch %llu's until every range is done; moving keys "
-	       "is not built yet, so planned ranges stay planned (kvctl groups remove on an "
-	       "added group rolls the change back)\n",
+	printf("  the meta group's leader moves one pair of groups at a time (planned -> fenced "
+	       "-> ingested -> done); keys of a done range are served by their new group, the "
+	       "others by the old one (ring epoch %llu) until every range is done; writes to a "
+	       "fenced range wait (MOVING) while it is copied. kvctl groups remove on an added "
+	       "group rolls the change back while no copy is complete\n",
 	       (unsigned long long)ch->from_epoch);
 }
 

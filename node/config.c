@@ -82,6 +82,12 @@ static const struct key_def {
 	{"quiesce", K_TUNABLE,
 	 "on|off: a group idle for an election timeout stops heartbeating until a request or "
 	 "a peer wakes it (default on)"},
+	{"lease-reads", K_TUNABLE,
+	 "on|off: a group leader that a quorum answered within the last election timeout (less "
+	 "a 10% margin) serves linearizable reads at once, without a heartbeat round; assumes "
+	 "the nodes' clocks run at rates within ~5% of each other (docs/DESIGN-NOTES.md \"Leader "
+	 "leases\"; default off: a loaded machine whose loop stalls then catches up on its "
+	 "ticks at once, which can cost elections)"},
 	{"balance-leaders", K_TUNABLE,
 	 "on|off: move group leaders to their preferred nodes "
 	 "(default on)"},
@@ -755,6 +761,10 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 	cfg->quiesce = true;
 	if (V("quiesce") != NULL && parse_bool(V("quiesce"), &cfg->quiesce) < 0) {
 		fail(err, n, "--quiesce must be on or off");
+		goto out;
+	}
+	if (V("lease-reads") != NULL && parse_bool(V("lease-reads"), &cfg->lease_reads) < 0) {
+		fail(err, n, "--lease-reads must be on or off");
 		goto out;
 	}
 	cfg->balance_leaders = true;

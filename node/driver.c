@@ -291,6 +291,10 @@ void node_process(struct node *n)
 	n->processing = true;
 	for (int round = 0; round < 8; round++) {
 		bool any = false;
+		if (n->drive.kick) {
+			n->drive.kick = false; /* a copy's next step (reshard_drive.c) */
+			node_reshard_drive_tick(n);
+		}
 		for (uint32_t i = 0; i < n->n_awake; i++) {
 			struct node_group *g = &n->groups[n->awake[i]];
 			if (g->raft != NULL && raft_has_ready(g->raft)) {

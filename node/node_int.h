@@ -191,6 +191,7 @@ struct node_drive {
 	uint64_t epoch; /* the change (its new epoch) the rest is about; 0: none */
 	uint64_t seq;
 	bool busy; /* a step asked and not answered */
+	bool kick; /* the next step is asked at the next round of node_process, not a tick */
 	enum node_drive_step step;
 	uint32_t step_group;
 	uint64_t pause_until_ms;

@@ -239,6 +239,7 @@ static void drive_reply(void *client, const Ringraft__Kv__Response *resp)
 	struct node *n = client;
 	struct node_drive *d = &n->drive;
 	uint64_t now = node_now_ms(n);
+	enum node_drive_step step = d->step;
 	d->busy = false;
 	bool ok = resp->code == RINGRAFT__KV__CODE__OK;
 	int kvc = ok ? (int)resp->number : 0;
@@ -362,6 +363,14 @@ static void drive_reply(void *client, const Ringraft__Kv__Response *resp)
 			d->fin_next++;
 		break;
 	}
+	/* A copy goes on at once rather than at the next tick: a chunk is two steps, and a
+	 * tick's wait after each would be most of a copy's time. Not from here: an answer may
+	 * come while its group applies (raft_propose is not allowed then). (A record write
+	 * waits to be read back; a failure pauses: neither goes on at once.) */
+	if (!d->busy && !d->record_wait && now >= d->pause_until_ms &&
+	    (step == DRIVE_READ || step == DRIVE_INGEST || step == DRIVE_DROP_COPY ||
+	     step == DRIVE_FIN))
+		d->kick = true; /* node_process asks the next step, outside any group's Ready */
 }
 
 /* Forgets what was kept of another change (or of none). */

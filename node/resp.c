@@ -1433,6 +1433,7 @@ static int on_command(void *arg, struct net_resp_conn *c, uint64_t slot,
 		      const struct net_resp_val *args, size_t argc)
 {
 	struct node_shell *sh = arg;
+	node_shell_catch_up_ticks(sh); /* before any read: leader leases (shell.c) */
 	struct node *n = sh->n;
 	struct client *cl = net_resp_conn_user(c);
 	if (cl == NULL) {

@@ -611,6 +611,7 @@ int node_shell_password_check(struct node_shell *s, const char *user, const void
 static int on_client_request(void *arg, struct net_conn *c, const uint8_t *p, size_t len)
 {
 	struct node_shell *s = arg;
+	node_shell_catch_up_ticks(s);
 	Ringraft__Kv__Request *rq = ringraft__kv__request__unpack(NULL, len, p);
 	if (rq == NULL) {
 		node_log(NODE_LOG_INFO, 0, "undecodable client request bytes=%zu", len);
@@ -671,6 +672,7 @@ static void peer_log_cb(void *arg, int level, uint64_t peer, const char *msg)
 static void peer_frame_cb(void *arg, uint64_t from, const Ringraft__Raft__PeerFrame *f)
 {
 	struct node_shell *s = arg;
+	node_shell_catch_up_ticks(s);
 	node_peer_frame(s->n, from, f);
 }
 
@@ -682,14 +684,38 @@ static void server_log_cb(void *arg, int level, const char *msg)
 
 /* ------------------------------------------------------------------------------ the loop */
 
+/* Ticks are the cores' only time, and leader leases (raft/lease.c) need them to keep pace
+ * with real time: a timer callback is one tick however late it runs, so every tick due by the
+ * monotonic clock is delivered here, from the timer and before any request or peer message
+ * is handled (after a stall or a SIGSTOP, the loop's I/O callbacks may run before its
+ * timers). One uv_hrtime() per call. A gap of more than CATCH_UP_MAX ticks (a suspended
+ * machine) is delivered as CATCH_UP_MAX: any lease has run out long before. */
+#define CATCH_UP_MAX 1000
+void node_shell_catch_up_ticks(struct node_shell *s)
+{
+	if (!s->catch_up)
+		return; /* no leases: a late timer is one tick, as it always was */
+	uint64_t due = (uv_hrtime() - s->tick_origin_ns) / s->tick_ns;
+	if (due > s->ticks_done + CATCH_UP_MAX)
+		s->ticks_done = due - CATCH_UP_MAX;
+	while (s->ticks_done < due) {
+		s->ticks_done++;
+		node_tick(s->n);
+	}
+}
+
 static void tick_cb(uv_timer_t *t)
 {
 	struct node_shell *s = t->data;
-	node_tick(s->n);
+	if (s->catch_up)
+		node_shell_catch_up_ticks(s);
+	else
+		node_tick(s->n);
 }
 
 static void turn_cb(struct node_shell *s)
 {
+	node_shell_catch_up_ticks(s);
 	node_process(s->n);
 	/* Each inline write ends with a turn that may hand over the next batch (entries that
 	 * arrived meanwhile are still in the sockets: at most one batch per received turn). */
@@ -1170,6 +1196,13 @@ int node_open(const struct node_config *cfg, struct node_shell **out)
 		return NODE_ELISTEN;
 	uv_timer_init(&s->loop, &s->tick);
 	s->tick.data = s;
+	s->tick_origin_ns = uv_hrtime();
+	s->tick_ns = (uint64_t)cfg->tick_ms * 1000000u;
+	s->ticks_done = 0;
+	/* Only leases need the ticks to keep pace with the clock. Without them a stalled loop
+	 * (a loaded machine) delivers one tick per timer callback, so that a follower reads the
+	 * heartbeats waiting in its socket before its election timer runs out. */
+	s->catch_up = cfg->lease_reads;
 	uv_timer_start(&s->tick, tick_cb, cfg->tick_ms, cfg->tick_ms);
 	uv_timer_init(&s->loop, &s->stop_poll);
 	s->stop_poll.data = s;

@@ -33,6 +33,10 @@ struct node_shell {
 	SSL_CTX *tls; /* NULL in plaintext; shared by the three ports */
 	struct node_metrics_endpoint *metrics_ep;
 	uv_timer_t tick, stop_poll;
+	uint64_t tick_origin_ns; /* uv_hrtime() when ticking began */
+	uint64_t ticks_done;     /* node_tick calls since then */
+	bool catch_up;           /* --lease-reads: deliver every tick due (catch_up_ticks) */
+	uint64_t tick_ns;        /* --tick-ms */
 	uv_prepare_t prepare;
 	uv_check_t check;
 	uv_signal_t sigterm, sigint;
@@ -65,6 +69,10 @@ struct node_shell {
 };
 
 uint64_t node_shell_now_ms(void);
+
+/* Delivers to the engine every tick due by the monotonic clock since the loop began (shell.c):
+ * call it before handing the engine any request or peer message (leader leases). */
+void node_shell_catch_up_ticks(struct node_shell *s);
 
 /* resp.c — the Redis protocol port (--resp-addr) */
 /* Client authentication (shell.c): checks user's password on libuv's thread pool (PBKDF2,

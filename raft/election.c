@@ -59,6 +59,8 @@ void raft_become_leader(struct raft *r)
 	}
 	r->read_round_open = r->read_round_sent + 1;
 	r->read_round_needed = false;
+	r->lease_fenced = false;
+	raft_lease_drop(r);
 	/* Won without any peer's vote: our new term/vote may not be durable yet, so hold our
 	 * messages back until the term-start entry (appended after the term change) is. */
 	r->lead_unsynced = r->conf.n_voters == 1;
@@ -107,6 +109,9 @@ static int tally(struct raft *r, raft_id from, bool granted)
 void raft_campaign(struct raft *r, bool pre_vote, bool transfer)
 {
 	if (!raft_may_campaign(r))
+		return;
+	/* lease.c: no vote for ourselves either while a leader may hold a lease on our answer */
+	if (!transfer && raft_lease_sticky(r))
 		return;
 	raft_term vote_term;
 	if (pre_vote) {
@@ -240,6 +245,11 @@ void raft_recv_vote(struct raft *r, const struct raft_message *m)
 	};
 	if (r->recovering)
 		can_vote = false; /* its log and its past votes cannot be trusted (recovery.c) */
+	/* lease.c: a leader may hold a lease on our last answer (a vote already given to this
+	 * candidate in this term may be repeated; a transfer's campaign is the leader's wish) */
+	if (raft_lease_sticky(r) && m->context != RAFT_CTX_TRANSFER &&
+	    !(!pre && r->vote == m->from))
+		can_vote = false;
 	if (can_vote && raft_log_up_to_date(r, m->index, m->log_term)) {
 		/* a granted prevote answers in the candidate's future term so it is not dropped */
 		if (pre) {

@@ -26,6 +26,8 @@ struct raft_progress {
 	bool recent_active;  /* heard from since the last CheckQuorum round */
 	bool recovering;     /* its last answer said it is recovering: counted in no quorum */
 	uint64_t read_acked; /* highest ReadIndex round this peer acknowledged */
+	uint64_t lease_tick; /* 1 + the leader's tick when it sent the latest heartbeat round this
+			      * peer acknowledged (raft/lease.c); 0 = none since the lease dropped */
 	raft_index commit_sent;
 	/* in-flight window (REPLICATE): a ring of cap slots; buf borrowed from struct raft */
 	struct raft_inflight *buf;

@@ -71,9 +71,11 @@ void raft_quiesce_tick(struct raft *r)
 			.index = last,
 			.log_term = r->term,
 			.commit = r->commit,
+			.context = r->read_round_sent, /* the last round sent before it */
 		};
 		raft_send(r, &m);
 	}
+	raft_lease_drop(r); /* no heartbeats from now on: only rounds after waking renew it */
 	r->quiesced = true;
 	r->quiesce_idle = 0;
 }
@@ -85,6 +87,10 @@ void raft_quiesce_tick(struct raft *r)
 void raft_recv_quiesce(struct raft *r, const struct raft_message *m)
 {
 	raft_index last = raft_log_last(&r->log);
+	/* Older than a heartbeat round already answered (a reordering): the leader has woken
+	 * since, and may hold a lease on that answer, so we must keep our election timer. */
+	if (r->hb_term == m->term && m->context < r->hb_round)
+		return;
 	if (!r->recovering && r->cfg.quiesce_ticks != 0 && m->index == last &&
 	    raft_log_term_at(&r->log, last) == m->log_term && m->commit <= last &&
 	    m->commit >= r->commit) {
@@ -115,6 +121,9 @@ void raft_wake(struct raft *r, enum raft_wake_why why)
 		/* The heartbeats we stopped waiting for will not come: the lease is over now, and
 		 * we campaign after the random part of the timeout, [0, T) ticks. */
 		r->election_elapsed = r->cfg.election_ticks;
+		/* lease.c: the leader dropped its lease when it quiesced, and we answered no
+		 * round since (one would have woken us), so we may vote again */
+		r->heard_elapsed = r->cfg.election_ticks;
 	} else {
 		r->election_elapsed = 0;
 		if (why == RAFT_WAKE_MESSAGE && r->leader != 0) {

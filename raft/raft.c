@@ -151,6 +151,9 @@ struct raft *raft_new(const struct raft_config *cfg, const struct raft_restore *
 	raft_rebuild_conf(r);
 	r->role = RAFT_FOLLOWER;
 	raft_reset_election_timer(r);
+	/* lease.c: a restarted replica may have answered a leader's heartbeat just before it
+	 * stopped; it forgot, so it refuses votes for a whole election timeout (stickiness). */
+	r->heard_elapsed = r->cfg.lease_reads ? 0 : r->cfg.election_ticks;
 	r->read_round_open = 1;
 	r->unstable = raft_log_last(&r->log) + 1;
 	r->hs_out = rs->hard_state;
@@ -314,8 +317,11 @@ void raft_conf_note_appended(struct raft *r, raft_index from)
 void raft_tick(struct raft *r)
 {
 	assert(!r->in_ready);
+	r->now++;
 	if (r->quiesced)
 		return; /* quiesce.c: no heartbeats, no election timer */
+	if (r->heard_elapsed < UINT32_MAX)
+		r->heard_elapsed++;
 	if (r->role == RAFT_LEADER) {
 		raft_tick_leader(r);
 	} else {

@@ -285,6 +285,13 @@ struct raft_config {
 	 * NULL. Called from inside the event that woke it (step, propose, tick ...). */
 	void (*wake_cb)(void *wake_arg);
 	void *wake_arg;
+	/* Leader leases (raft/lease.c): a leader that a quorum answered within the lease (in
+	 * its own ticks, less than an election timeout) serves raft_read_index at once, without
+	 * a heartbeat round; followers then refuse (pre)votes for an election timeout after they
+	 * last heard from a leader, restarted ones too. Safe only if every replica's ticks keep
+	 * pace with real time within the margin of RAFT_LEASE_DRIFT_DIV: the driver must deliver
+	 * the ticks it missed (a stalled or paused process) before it feeds any other event. */
+	bool lease_reads;
 };
 void raft_config_default(struct raft_config *cfg, raft_id id, uint64_t seed);
 
@@ -316,10 +323,16 @@ int raft_propose(struct raft *r, struct raft_buf *data, raft_index *index, raft_
 /* Entries up to (index, term) are durable (completion of a WAL batch, in order). */
 void raft_persisted(struct raft *r, raft_index index, raft_term term);
 /* A linearizable read: confirmed by one heartbeat round shared by all reads pending at the
- * time (thesis 6.4). ctx comes back in a raft_read_state or in reads_dropped (leadership
+ * time (thesis 6.4), or at once while the leader holds a lease (cfg.lease_reads). ctx comes back in a raft_read_state or in reads_dropped (leadership
  * lost). RAFT_ENOTLEADER on a non-leader. A new leader holds reads until an entry of its term
  * has committed; a single voter confirms at once. */
 int raft_read_index(struct raft *r, uint64_t ctx);
+/* With cfg.lease_reads: true while this leader holds a lease (raft/lease.c); raft_read_index
+ * then answers at once with index = commit. False on a non-leader, during a transfer, and for
+ * the rest of a term in which it sent a TIMEOUT_NOW. */
+bool raft_lease_held(const struct raft *r);
+/* The lease length in ticks for an election timeout of election_ticks (0: no lease). */
+uint32_t raft_lease_ticks(uint32_t election_ticks);
 /* Leadership transfer (thesis 3.10): waits for the target to catch up, then TimeoutNow.
  * RAFT_ELEARNER if the target is not a voter, RAFT_EBUSY if a transfer is under way,
  * RAFT_EINVAL for self. Proposals get RAFT_ETRANSFER until it ends; it is aborted after an

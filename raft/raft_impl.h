@@ -25,6 +25,11 @@ struct raft_pending_read {
 	uint64_t round; /* 0 = waiting for the leader's first commit in its term */
 };
 
+/* A heartbeat round and the leader's tick when it was sent (lease.c). */
+struct raft_lease_round {
+	uint64_t round, tick;
+};
+
 /* A growable array of T, reused across updates (never shrinks: no allocation per update in
  * the steady state). */
 #define RAFT_VEC(T)                                                                                \
@@ -83,6 +88,15 @@ struct raft {
 	uint64_t read_round_open; /* round that reads arriving now join */
 	uint64_t read_round_sent; /* last round broadcast */
 	bool read_round_needed;
+
+	/* leader leases (lease.c) */
+	uint64_t now;           /* raft_tick calls since raft_new (quiesced ones too) */
+	uint32_t heard_elapsed; /* ticks since we accepted a leader's message (stickiness) */
+	uint64_t lease_floor;   /* heartbeat rounds <= this extend no lease (it was dropped) */
+	bool lease_fenced;      /* a TIMEOUT_NOW left in this term: no lease until the next */
+	struct raft_lease_round lease_rounds[RAFT_LEASE_ROUNDS]; /* recent heartbeat rounds */
+	raft_term hb_term; /* follower: the term of hb_round */
+	uint64_t hb_round; /* follower: highest heartbeat round accepted in hb_term */
 
 	/* recovery (recovery.c): persisted `recovering`, and the volatile term fence */
 	bool recovering;
@@ -207,6 +221,12 @@ enum raft_wake_why {
 void raft_wake(struct raft *r, enum raft_wake_why why);
 void raft_quiesce_tick(struct raft *r); /* leader, every tick */
 void raft_recv_quiesce(struct raft *r, const struct raft_message *m);
+
+/* lease.c */
+void raft_lease_note_round(struct raft *r, uint64_t round); /* a heartbeat round leaves now */
+void raft_lease_on_ack(struct raft *r, struct raft_progress *p, uint64_t round);
+void raft_lease_drop(struct raft *r);
+bool raft_lease_sticky(const struct raft *r); /* heard from a leader < an election timeout */
 
 /* membership.c */
 void raft_membership_on_commit(struct raft *r);

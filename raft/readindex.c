@@ -17,6 +17,11 @@ int raft_read_index(struct raft *r, uint64_t ctx)
 	if (r->role != RAFT_LEADER)
 		return RAFT_ENOTLEADER;
 	raft_wake(r, RAFT_WAKE_LOCAL);
+	if (raft_lease_held(r)) {
+		/* lease.c: no other leader can have committed anything yet */
+		struct raft_read_state rs = {ctx, r->commit};
+		return RAFT_VEC_PUSH(r->reads_out, rs) == 0 ? 0 : RAFT_ENOMEM;
+	}
 	struct raft_pending_read pr = {.ctx = ctx};
 	if (raft_log_term_at(&r->log, r->commit) == r->term) {
 		pr.index = r->commit;
@@ -94,10 +99,7 @@ void raft_reads_flush(struct raft *r)
 {
 	if (!r->read_round_needed || r->role != RAFT_LEADER)
 		return;
-	r->read_round_needed = false;
-	r->read_round_sent = r->read_round_open;
-	r->read_round_open++;
-	raft_bcast_heartbeat(r);
+	raft_bcast_heartbeat(r); /* a new round */
 	raft_reads_advance(r);
 }
 

@@ -92,8 +92,13 @@ void raft_bcast_append(struct raft *r)
 		send_to_peer(r, &r->prs[i], false);
 }
 
+/* Every broadcast is a new round (readindex.c): it confirms the reads waiting for the open
+ * round, and its send tick is what its answers extend the lease from (lease.c). */
 void raft_bcast_heartbeat(struct raft *r)
 {
+	r->read_round_sent = r->read_round_open++;
+	r->read_round_needed = false;
+	raft_lease_note_round(r, r->read_round_sent);
 	for (uint32_t i = 0; i < r->n_prs; i++) {
 		struct raft_progress *p = &r->prs[i];
 		/* never tell a follower to commit beyond what we know it holds */
@@ -238,6 +243,12 @@ void raft_recv_heartbeat(struct raft *r, const struct raft_message *m)
 	raft_index c = m->commit < last ? m->commit : last;
 	if (c > r->commit)
 		r->commit = c;
+	if (r->hb_term != m->term) {
+		r->hb_term = m->term;
+		r->hb_round = 0;
+	}
+	if (m->context > r->hb_round)
+		r->hb_round = m->context; /* a QUIESCE older than this is stale (quiesce.c) */
 	struct raft_message resp = {
 		.type = RAFT_MSG_HEARTBEAT_RESP,
 		.to = m->from,
@@ -289,6 +300,7 @@ void raft_recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
 	p->recent_active = true;
 	if (m->context > p->read_acked)
 		p->read_acked = m->context;
+	raft_lease_on_ack(r, p, m->context);
 	raft_reads_advance(r);
 	if (p->state == RAFT_PR_SNAPSHOT)
 		return;

@@ -33,10 +33,12 @@ static bool valid(const struct raft *r, const struct raft_message *m)
 	return true;
 }
 
-/* We heard from a leader less than an election timeout ago (or we are it). */
+/* We heard from a leader less than an election timeout ago (or we are it). With leader leases
+ * also whatever happened since (a term learned from a stray answer, a restart): lease.c. */
 static bool in_lease(const struct raft *r)
 {
-	return r->leader != 0 && r->election_elapsed < r->cfg.election_ticks;
+	return (r->leader != 0 && r->election_elapsed < r->cfg.election_ticks) ||
+	       raft_lease_sticky(r);
 }
 
 int raft_step(struct raft *r, const struct raft_message *m)
@@ -73,7 +75,7 @@ int raft_step(struct raft *r, const struct raft_message *m)
 		/* Leader stickiness: while we have a live leader, ignore campaigns (unless the
 		 * leader itself asked for it with TIMEOUT_NOW). */
 		if (is_vote && !transfer && in_lease(r) &&
-		    (r->cfg.check_quorum || m->type == RAFT_MSG_PREVOTE))
+		    (r->cfg.check_quorum || r->cfg.lease_reads || m->type == RAFT_MSG_PREVOTE))
 			return 0;
 		if (m->type == RAFT_MSG_PREVOTE) {
 			/* a prevote never changes our term */
@@ -114,6 +116,7 @@ int raft_step(struct raft *r, const struct raft_message *m)
 		if (r->role != RAFT_FOLLOWER || r->leader != m->from)
 			raft_become_follower(r, r->term, m->from);
 		r->election_elapsed = 0;
+		r->heard_elapsed = 0;
 		if (m->type == RAFT_MSG_APPEND)
 			raft_recv_append(r, m);
 		else if (m->type == RAFT_MSG_HEARTBEAT)

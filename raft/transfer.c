@@ -11,6 +11,7 @@ static void send_timeout_now(struct raft *r, raft_id to)
 {
 	struct raft_message m = {.type = RAFT_MSG_TIMEOUT_NOW, .to = to, .term = r->term};
 	raft_send(r, &m);
+	r->lease_fenced = true; /* lease.c: its target may win whenever it arrives */
 }
 
 int raft_transfer_leader(struct raft *r, raft_id target)

@@ -83,7 +83,7 @@ const char *const ns_count_names[NS_C_COUNT] = {
 /* ring runs: how long after the heal (or the step's start, if later) every running node may
  * take to create, then retire, the group a ring change adds (the record is pushed every
  * NODE_MAP_PUSH_MS) */
-#define RING_WAIT_MS 15000
+#define RING_WAIT_MS 30000
 
 #define STRIKE_ONE_IN 8
 #define STRIKE_GAP_MS 300
@@ -580,7 +580,7 @@ static void node_config_for(struct world *w, struct simnode *s, uint32_t electio
 	c->quiesce = w->quiesce;
 	/* ring runs: a copy of a few keys and sessions spans many INGEST chunks (offsets, gaps
 	 * and resends are exercised; a chunk holds one item or two) */
-	c->reshard_chunk_bytes = w->ring.on ? 2048 : 0;
+	c->reshard_chunk_bytes = w->ring.on ? 256 : 0;
 }
 
 static void links_changed(struct world *w);

@@ -576,12 +576,22 @@ void cluster_tick(struct cluster *c, raft_id id)
 	detect(c, n);
 	c->steps++;
 	n->next_tick += n->tick_period;
-	if (n->next_tick <= c->now) /* resumed after a pause: missed ticks do not burst */
+	/* resumed after a pause: missed ticks do not burst, unless leases need them */
+	if (n->next_tick <= c->now && !c->ticks_catch_up)
 		n->next_tick = c->now + n->tick_period;
 	raft_tick(n->r);
 	trace_ev(c, TR_TICK, id, raft_term_of(n->r), raft_role_of(n->r), 0);
 	cluster_drive(c, n);
 	inv_check(c);
+}
+
+/* With leases: node id first takes every tick it missed (paused, or due at this very time). */
+static void catch_up(struct cluster *c, raft_id id)
+{
+	struct node *n = &c->nodes[id];
+	while (c->ticks_catch_up && !c->failed && n->alive && !paused(c, n) &&
+	       n->next_tick <= c->now)
+		cluster_tick(c, id);
 }
 
 bool cluster_deliver_one(struct cluster *c)
@@ -603,6 +613,8 @@ void cluster_deliver_msg(struct cluster *c, struct sim_msg *sm)
 		net_requeue(&c->net, c->nodes[to].paused_until, sm); /* waits in its socket */
 		return;
 	}
+	if (to >= 1 && to <= SIM_NODES_MAX)
+		catch_up(c, to);
 	if (to < 1 || to > SIM_NODES_MAX || from < 1 || from > SIM_NODES_MAX ||
 	    !c->nodes[to].alive || c->net.cut[from][to]) {
 		trace_ev(c, TR_DROP, to, from << 8 | m->type, m->term, m->index);
@@ -626,6 +638,9 @@ void cluster_deliver_msg(struct cluster *c, struct sim_msg *sm)
 void cluster_persist_one(struct cluster *c, raft_id id)
 {
 	struct node *n = &c->nodes[id];
+	if (!n->alive || !n->disk.head)
+		return;
+	catch_up(c, id);
 	if (!n->alive || !n->disk.head)
 		return;
 	c->steps++;
@@ -735,6 +750,7 @@ int cluster_propose(struct cluster *c, raft_id id, const char *op, bool liveness
 		return RAFT_ENOTLEADER;
 	if (n->n_props == SIM_PENDING_MAX)
 		return RAFT_EBUSY;
+	catch_up(c, id);
 	uint64_t uid = c->next_uid++;
 	struct raft_buf buf;
 	buf.base = sm_command(uid, op, &buf.len);
@@ -762,8 +778,12 @@ int cluster_read(struct cluster *c, raft_id id, const char *key)
 		return RAFT_ENOTLEADER;
 	if (n->n_reads == SIM_PENDING_MAX)
 		return RAFT_EBUSY;
+	catch_up(c, id);
 	uint64_t ctx = c->next_read++;
+	bool lease = raft_lease_held(n->r);
 	int rc = raft_read_index(n->r, ctx);
+	if (rc == 0 && lease)
+		c->lease_reads++;
 	trace_ev(c, TR_READ, id, ctx, c->inv.max_acked, (uint64_t)(int64_t)rc);
 	if (rc != 0)
 		return rc;

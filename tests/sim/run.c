@@ -5,6 +5,7 @@
  * and a proposal made after healing must commit within a bounded simulated time.
  */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/sim/sim.h"
@@ -321,6 +322,10 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 	if (!rng_permille(&qg, 125)) {
 		cfg.quiesce_ticks = (uint32_t)rng_range(&qg, 1, 2 * ELECTION_TICKS);
 	}
+	/* Leader leases in half the runs, drawn from a stream of their own as well. */
+	struct rng lg;
+	rng_seed(&lg, seed * 0xbf58476d1ce4e5b9ull + 31);
+	cfg.lease_reads = rng_permille(&lg, 500);
 	cluster_init(c, seed, p.nodes, &cfg);
 	if (cfg.quiesce_ticks != 0)
 		c->detect_ticks = DETECT_TICKS;
@@ -335,6 +340,13 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 		c->wipe_after_grant_pm = p.mix->wipe_pm / 2;
 	if (f & (F_NET | F_PART | F_CHURN))
 		c->clock_drift_pm = (uint32_t)rng_range(&g, 0, 200);
+	if (cfg.lease_reads) {
+		/* drift-free ticks, and missed ticks delivered: the lease's assumption (lease.c).
+		 * SIM_LEASE_DRIFT=1 keeps the drift (up to 20%, beyond the margin) to show why. */
+		c->ticks_catch_up = true;
+		if (getenv("SIM_LEASE_DRIFT") == NULL)
+			c->clock_drift_pm = 0;
+	}
 	if (f & F_COMPACT) {
 		c->compact_threshold = (int)rng_range(&g, 4, 30);
 		c->compact_trailing = (int)rng_range(&g, 0, 3);
@@ -520,11 +532,12 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 		 "), conf changes %" PRIu64 ", transfers %" PRIu64 ", compactions %" PRIu64
 		 ", snapshots installed %" PRIu64
 		 ", after healing committed and applied everywhere: index %" PRIu64
-		 ", quiesce %" PRIu32 " ticks: %" PRIu64 " quiesces%s",
+		 ", quiesce %" PRIu32 " ticks: %" PRIu64 " quiesces%s, lease reads %s%" PRIu64,
 		 v->acked, v->reads_done, v->reads_dropped, c->net.sent, c->net.lost,
 		 c->net.duplicated, v->crashes, v->wipes, v->conf_changes, v->transfers,
 		 v->compactions, v->installs, c->liveness_index, cfg.quiesce_ticks, quiesces,
-		 quiet_leader ? ", leader quiesced when it crashed" : "");
+		 quiet_leader ? ", leader quiesced when it crashed" : "",
+		 cfg.lease_reads ? "on: " : "off: ", c->lease_reads);
 	cluster_destroy(c);
 }
 

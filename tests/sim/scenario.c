@@ -325,6 +325,8 @@ static int cmd(struct script *s, char **tok, int nt)
 				s->cfg.pre_vote = v != 0;
 			else if (!strcmp(tok[i], "checkquorum"))
 				s->cfg.check_quorum = v != 0;
+			else if (!strcmp(tok[i], "lease"))
+				s->cfg.lease_reads = v != 0;
 			else if (!strcmp(tok[i], "chunk"))
 				s->cfg.snapshot_chunk_bytes = (uint32_t)v;
 			else if (!strcmp(tok[i], "msg-bytes"))

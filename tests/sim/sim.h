@@ -287,6 +287,10 @@ struct cluster {
 	/* The nodes' failure detector (0 = none): a crashed peer is seen down at the next tick,
 	 * one cut off or paused after this many ticks (net/peer.c's keepalive). */
 	uint32_t detect_ticks;
+	/* Leader leases (cfg.lease_reads): a resumed process gets the ticks it missed before
+	 * anything else, as raft.h asks of a driver with leases (kvd's shell does the same). */
+	bool ticks_catch_up;
+	uint64_t lease_reads; /* reads the leader answered at once, from its lease */
 	/* liveness */
 	bool liveness_ok;
 	raft_index liveness_index; /* where the first post-healing proposal committed */
