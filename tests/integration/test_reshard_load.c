@@ -10,7 +10,10 @@
  * its share in `kvctl groups -o json`; and after each change every group comes to hold exactly
  * the keys its ring gives it (the sources drop what they gave away, nothing is held twice). The
  * wait for "complete" is bounded (RINGRAFT_RESHARD_WAIT_S, default 60 s): without the driver that
- * moves keys, the change stays "moving" and the test fails saying so. A kvd whose source kept
+ * moves keys, the change stays "moving" and the test fails saying so. Then the same again (a
+ * second new group) with the meta group's leader, which drives the change, stopped (SIGSTOP)
+ * for 4 s in the middle of each change; after every change the replicas of every bootstrap
+ * group must agree (state digests). A kvd whose source kept
  * taking writes after its fence (kv/apply.c's fence check off) lost 7 and 8 acknowledged writes
  * in the add phase of two runs, and the test failed on them.
  */
@@ -502,7 +505,7 @@ static void wait_groups_hold(const uint32_t *ids, size_t n, const char *label)
 
 /* Runs the load while `kvctl <change>` runs and until the change is "complete" (bounded);
  * then stops the load, checks what the clients saw, and reads every key back. */
-static void change_under_load(const char *change, const char *label)
+static void change_under_load(const char *change, const char *label, bool pause_meta)
 {
 	reset_counters();
 	atomic_store(&stop_load, false);
@@ -515,6 +518,18 @@ static void change_under_load(const char *change, const char *label)
 	fprintf(stderr, "$ kvctl %s\n%s", change, out);
 	bool ok = rc == 0;
 	free(out);
+	if (ok && pause_meta) {
+		/* the meta leader, which drives the change, stops for 4 s in the middle of it: a
+		 * new one takes the change over, and the old one catches up when it wakes */
+		uint64_t m = cluster_leader_of(c, META, 5000);
+		if (m != 0) {
+			fprintf(stderr, "%s: node %llu (the meta leader) stopped for 4 s\n", label,
+				(unsigned long long)m);
+			cluster_stop(c, (int)m);
+			nap_ms(4000);
+			cluster_cont(c, (int)m);
+		}
+	}
 	bool done = ok && wait_change(before.to_epoch, "complete", wait_s(), &last);
 	uint64_t took = cluster_now_ms() - t0;
 	nap_ms(2000); /* the load after it */
@@ -535,6 +550,24 @@ static void change_under_load(const char *change, const char *label)
 	char what[64];
 	snprintf(what, sizeof what, "%s: every key read back", label);
 	assert_clean(what);
+	ck_assert_msg(cluster_wait_digests_equal(c, 30000) == 0,
+		      "%s: the replicas of some group do not agree (state digests) 30 s after",
+		      label);
+}
+
+/* The keys the ring of ids gives group g that the bootstrap ring does not: they move. */
+static void set_moving(const uint32_t *ids, size_t n, uint32_t g)
+{
+	struct kv_ring *ring = kv_ring_from_ids(ids, n, VNODES, 2);
+	ck_assert_ptr_nonnull(ring);
+	memset(n_moving, 0, sizeof n_moving);
+	for (int k = 0; k < KEYS; k++) {
+		char key[32];
+		key_name(k, key, sizeof key);
+		if (kv_ring_group_of(ring, key, strlen(key)) == g)
+			moving[k % CLIENTS][n_moving[k % CLIENTS]++] = k;
+	}
+	kv_ring_free(ring);
 }
 
 START_TEST(test_add_and_remove_under_load)
@@ -554,16 +587,8 @@ START_TEST(test_add_and_remove_under_load)
 	 * move, and only those: a scan of the new group finds exactly them. */
 	const uint32_t g = META + 1;
 	const uint32_t after[] = {1, 2, 3, 4, g};
-	struct kv_ring *ring = kv_ring_from_ids(after, 5, VNODES, 2);
-	ck_assert_ptr_nonnull(ring);
-	for (int k = 0; k < KEYS; k++) {
-		char key[32];
-		key_name(k, key, sizeof key);
-		if (kv_ring_group_of(ring, key, strlen(key)) == g)
-			moving[k % CLIENTS][n_moving[k % CLIENTS]++] = k;
-	}
-	kv_ring_free(ring);
-	change_under_load("groups add", "add");
+	set_moving(after, 5, g);
+	change_under_load("groups add", "add", false);
 	double ideal = 1.0 / (GROUPS + 1), share = change_of(g).share;
 	long want = ring_keys(after, 5, g), held = group_keys(g);
 	fprintf(stderr,
@@ -581,12 +606,25 @@ START_TEST(test_add_and_remove_under_load)
 	/* Remove it again: its keys go back to the groups they came from. */
 	char cmd[32];
 	snprintf(cmd, sizeof cmd, "groups remove %u", g);
-	change_under_load(cmd, "remove");
+	change_under_load(cmd, "remove", false);
 	share = change_of(g).share;
 	ck_assert_msg(share < 0, "group %u is still listed (share %.4f) after its removal", g,
 		      share);
 	const uint32_t boot[] = {1, 2, 3, 4};
 	wait_groups_hold(boot, 4, "after the removal");
+
+	/* The same again with the meta leader stopped for 4 s in the middle of each change. */
+	const uint32_t g2 = g + 1, after2[] = {1, 2, 3, 4, g2};
+	set_moving(after2, 5, g2);
+	change_under_load("groups add", "add, meta leader stopped", true);
+	held = group_keys(g2);
+	ck_assert_msg(held == ring_keys(after2, 5, g2),
+		      "group %u holds %ld keys; its ring gives it %ld", g2, held,
+		      ring_keys(after2, 5, g2));
+	wait_groups_hold(after2, 5, "after the add, meta leader stopped");
+	snprintf(cmd, sizeof cmd, "groups remove %u", g2);
+	change_under_load(cmd, "remove, meta leader stopped", true);
+	wait_groups_hold(boot, 4, "after the removal, meta leader stopped");
 	for (int i = 0; i < CLIENTS; i++)
 		cli_client_free(workers[i].cli);
 }
