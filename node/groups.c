@@ -281,6 +281,7 @@ static void take_record(struct node *n, struct node_reshard *r, const void *data
 	memcpy(bytes, data, len);
 	node_ring_record_free(n);
 	n->reshard = r;
+	n->reshard_moving = kv_reshard_outcome(r->change) == KV_RESHARD_MOVING ? r->change : NULL;
 	n->reshard_bytes = bytes;
 	n->reshard_len = len;
 	n->reshard_pb = pb;
@@ -288,6 +289,15 @@ static void take_record(struct node *n, struct node_reshard *r, const void *data
 	node_reshard_describe(r, what, sizeof what);
 	node_log(NODE_LOG_WARN, 0, "ring change record %s", what);
 	apply_record(n);
+}
+
+/* Whether data is the record this node has (checked when it was taken): it is applied again,
+ * idempotently, as take_record does, without decoding it again (decoding plans the change
+ * again, which costs more than the rest of a reload). */
+static bool same_record(const struct node *n, const void *data, size_t len)
+{
+	return n->reshard != NULL && len == n->reshard_len &&
+	       memcmp(data, n->reshard_bytes, len) == 0;
 }
 
 void node_ring_record_reload(struct node *n)
@@ -314,9 +324,7 @@ void node_ring_record_reload(struct node *n)
 			 kv_strerror(rc));
 		return;
 	}
-	if (n->reshard != NULL && len == n->reshard_len && memcmp(value, n->reshard_bytes, len) == 0) {
-		/* the record this node has already (checked when it was taken): applied again,
-		 * idempotently, without decoding it again (decoding plans the change again) */
+	if (same_record(n, value, len)) {
 		free(value);
 		apply_record(n);
 		return;
@@ -333,8 +341,8 @@ void node_ring_record_reload(struct node *n)
 
 void node_ring_record_received(struct node *n, uint64_t from, const void *data, size_t len)
 {
-	if (n->reshard != NULL && len == n->reshard_len && memcmp(data, n->reshard_bytes, len) == 0) {
-		apply_record(n); /* the same record again: as take_record does, without a decode */
+	if (same_record(n, data, len)) {
+		apply_record(n);
 		return;
 	}
 	struct node_reshard *r;
@@ -350,6 +358,7 @@ void node_ring_record_free(struct node *n)
 {
 	node_reshard_free(n->reshard);
 	n->reshard = NULL;
+	n->reshard_moving = NULL;
 	free(n->reshard_bytes);
 	n->reshard_bytes = NULL;
 	n->reshard_len = 0;

@@ -312,6 +312,10 @@ struct node {
 	struct node_drive drive;    /* reshard_drive.c */
 	struct node_copy_open copy; /* reshard_drive.c */
 	struct node_reshard *reshard;
+	/* reshard's change while some range of it is not final, else NULL: what every key
+	 * request routes by (service.c route_key), set once when a record is taken rather than
+	 * worked out from the ranges per request */
+	const struct kv_reshard *reshard_moving;
 	uint8_t *reshard_bytes;
 	size_t reshard_len;
 	Ringraft__Kv__RingChange *reshard_pb;
@@ -486,6 +490,9 @@ void node_ring_record_free(struct node *n);
  * with *chunk malloc'd, *last on the last one, *next the reading position after it, *why on
  * an error). */
 void node_reshard_drive_tick(struct node *n);
+/* Whether a local request with this reply function is one of the driver's steps (RESHARD_STEP
+ * is refused from anyone else but a peer forwarding one). */
+bool node_reshard_drive_asked(node_reply_fn reply);
 /* Whether this (meta leader's) driver has cleaned up after the change to `epoch`, which ended:
  * OPENs repeated and released keys dropped, or, rolled back, sources unfenced and copies
  * dropped. The next change is planned only then. */

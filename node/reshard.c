@@ -375,6 +375,29 @@ static int dup_record(const struct node_reshard *r, struct node_reshard **out)
 	return rc;
 }
 
+/* The change from the ring in effect `cur` to the ring of ids (n of them), into nr->change,
+ * the epoch one above every epoch used: *out = nr on success. Takes ids and, on failure, nr. */
+static int plan_to(const struct node_reshard *stored, const struct kv_ring *boot,
+		   const struct kv_ring *cur, uint32_t *ids, size_t n, struct node_reshard *nr,
+		   struct node_reshard **out, const char **why, const char *too_many)
+{
+	size_t n_cur;
+	const uint32_t *cur_ids = kv_ring_ids(cur, &n_cur);
+	uint64_t epoch = stored != NULL ? kv_ring_epoch(stored->change->to) : kv_ring_epoch(boot);
+	int rc = kv_reshard_plan(cur_ids, n_cur, kv_ring_epoch(cur), ids, n, epoch + 1,
+				 kv_ring_vnodes(cur), &nr->change);
+	free(ids);
+	if (rc != KV_RESHARD_OK) {
+		free(nr);
+		if (rc == KV_RESHARD_ENOMEM)
+			return NODE_ENOMEM;
+		*why = too_many;
+		return NODE_EINVAL;
+	}
+	*out = nr;
+	return NODE_OK;
+}
+
 int node_reshard_plan_add(const struct node_reshard *stored, const struct kv_ring *boot,
 			  uint32_t meta, uint32_t id_max, uint32_t count, const uint64_t *members,
 			  size_t n_members, struct node_reshard **out, const char **why)
@@ -431,19 +454,8 @@ int node_reshard_plan_add(const struct node_reshard *stored, const struct kv_rin
 	}
 	nr->n_places = count;
 	nr->id_high = high + count;
-	uint64_t epoch = stored != NULL ? kv_ring_epoch(stored->change->to) : kv_ring_epoch(boot);
-	int rc = kv_reshard_plan(cur_ids, n_cur, kv_ring_epoch(cur), ids, n_cur + count, epoch + 1,
-				 kv_ring_vnodes(cur), &nr->change);
-	free(ids);
-	if (rc != KV_RESHARD_OK) {
-		free(nr);
-		if (rc == KV_RESHARD_ENOMEM)
-			return NODE_ENOMEM;
-		*why = "groups add: the change cannot be planned (too many ranges would move)";
-		return NODE_EINVAL;
-	}
-	*out = nr;
-	return NODE_OK;
+	return plan_to(stored, boot, cur, ids, n_cur + count, nr, out, why,
+		       "groups add: the change cannot be planned (too many ranges would move)");
 }
 
 int node_reshard_plan_remove(const struct node_reshard *stored, const struct kv_ring *boot,
@@ -477,7 +489,8 @@ int node_reshard_plan_remove(const struct node_reshard *stored, const struct kv_
 			if (stored->change->ranges[i].state != KV_RESHARD_PLANNED &&
 			    stored->change->ranges[i].state != KV_RESHARD_FENCED) {
 				*why = "groups remove: the keys that move to that group are copied "
-				       "already; the change can only go forward now (wait for it to "
+				       "already; the change can only go forward now (wait for it "
+				       "to "
 				       "complete, then remove the group)";
 				return NODE_EINVAL;
 			}
@@ -516,19 +529,8 @@ int node_reshard_plan_remove(const struct node_reshard *stored, const struct kv_
 		if (cur_ids[i] != g)
 			ids[k++] = cur_ids[i];
 	nr->id_high = stored != NULL && stored->id_high > meta ? stored->id_high : meta;
-	uint64_t epoch = stored != NULL ? kv_ring_epoch(stored->change->to) : kv_ring_epoch(boot);
-	int rc = kv_reshard_plan(cur_ids, n_cur, kv_ring_epoch(cur), ids, k, epoch + 1,
-				 kv_ring_vnodes(cur), &nr->change);
-	free(ids);
-	if (rc != KV_RESHARD_OK) {
-		free(nr);
-		if (rc == KV_RESHARD_ENOMEM)
-			return NODE_ENOMEM;
-		*why = "groups remove: the change cannot be planned (too many ranges would move)";
-		return NODE_EINVAL;
-	}
-	*out = nr;
-	return NODE_OK;
+	return plan_to(stored, boot, cur, ids, k, nr, out, why,
+		       "groups remove: the change cannot be planned (too many ranges would move)");
 }
 
 void node_reshard_describe(const struct node_reshard *r, char *buf, size_t cap)

@@ -81,10 +81,11 @@ Ringraft__Kv__Code node_handoff_read(struct node *n, struct node_group *g,
 		if (rc == KV_ECORRUPT)
 			node_group_damaged(n, g, "a copy of a moving range");
 		/* KV_EINVAL: the fence of this epoch does not hold here (yet): this leader has
-		 * not applied it, or the change was rolled back; KV_NOT_FOUND: asked past the end */
+		 * not applied it, or the change was rolled back; KV_NOT_FOUND: asked past the end
+		 */
 		*why = rc == KV_EINVAL ? "the source has not applied the fence of this change: "
 					 "try again"
-					: kv_strerror(rc);
+				       : kv_strerror(rc);
 		return rc == KV_EINVAL || rc == KV_ECORRUPT ? RINGRAFT__KV__CODE__UNAVAILABLE
 							    : RINGRAFT__KV__CODE__INVALID;
 	}
@@ -108,7 +109,8 @@ static int pairs_of(struct node_drive *d, const struct kv_reshard *c)
 	for (size_t i = 0; i < c->n_ranges; i++) {
 		size_t k;
 		for (k = 0; k < np; k++)
-			if (d->pairs[k].from == c->ranges[i].from && d->pairs[k].to == c->ranges[i].to)
+			if (d->pairs[k].from == c->ranges[i].from &&
+			    d->pairs[k].to == c->ranges[i].to)
 				break;
 		if (k == np) {
 			d->pairs[np].from = c->ranges[i].from;
@@ -153,8 +155,9 @@ static int pair_value(const struct kv_reshard *c, uint32_t from, uint32_t to, ui
 static void drive_reply(void *client, const Ringraft__Kv__Response *resp);
 
 /* Asks one step (answered through drive_reply); false if it could not be asked. */
-static bool ask(struct node *n, enum node_drive_step step, uint32_t group, Ringraft__Kv__HandoffStep h,
-		const uint8_t *value, size_t len, uint32_t target, uint64_t offset)
+static bool ask(struct node *n, enum node_drive_step step, uint32_t group,
+		Ringraft__Kv__HandoffStep h, const uint8_t *value, size_t len, uint32_t target,
+		uint64_t offset)
 {
 	struct node_drive *d = &n->drive;
 	Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
@@ -253,9 +256,9 @@ static void drive_reply(void *client, const Ringraft__Kv__Response *resp)
 		else
 			node_log(NODE_LOG_DEBUG, d->step_group, "reshard: step %d code=%d: %s",
 				 (int)d->step, (int)resp->code, resp->error ? resp->error : "");
-		d->pause_until_ms = now + (resp->code == RINGRAFT__KV__CODE__BUSY
-						   ? NODE_RESHARD_RETRY_MS / 4
-						   : NODE_RESHARD_RETRY_MS);
+		d->pause_until_ms =
+			now + (resp->code == RINGRAFT__KV__CODE__BUSY ? NODE_RESHARD_RETRY_MS / 4
+								      : NODE_RESHARD_RETRY_MS);
 		if (d->step == DRIVE_FIN && resp->code == RINGRAFT__KV__CODE__INVALID)
 			d->fin_next++; /* a group retired meanwhile: nothing to clean */
 		if (d->step == DRIVE_INGEST && resp->code != RINGRAFT__KV__CODE__BUSY) {
@@ -336,8 +339,9 @@ static void drive_reply(void *client, const Ringraft__Kv__Response *resp)
 			progress(n);
 			ask_record(n, d->from, d->to, KV_RESHARD_DONE);
 		} else {
-			node_log(NODE_LOG_ERROR, d->from, "reshard: release to=%u refused result=%s",
-				 d->to, kv_strerror(kvc));
+			node_log(NODE_LOG_ERROR, d->from,
+				 "reshard: release to=%u refused result=%s", d->to,
+				 kv_strerror(kvc));
 			d->pause_until_ms = now + NODE_RESHARD_RETRY_MS * 10;
 		}
 		break;
@@ -349,11 +353,12 @@ static void drive_reply(void *client, const Ringraft__Kv__Response *resp)
 			if (d->open_pair < d->np)
 				d->opened[d->open_pair] = true;
 			node_log(NODE_LOG_INFO, d->pairs[d->open_pair].to,
-				 "reshard: serving the ranges from=%u", d->pairs[d->open_pair].from);
+				 "reshard: serving the ranges from=%u",
+				 d->pairs[d->open_pair].from);
 		} else {
 			node_log(NODE_LOG_ERROR, d->pairs[d->open_pair].to,
-				 "reshard: open from=%u refused result=%s", d->pairs[d->open_pair].from,
-				 kv_strerror(kvc));
+				 "reshard: open from=%u refused result=%s",
+				 d->pairs[d->open_pair].from, kv_strerror(kvc));
 			d->pause_until_ms = now + NODE_RESHARD_RETRY_MS * 10;
 		}
 		break;
@@ -420,7 +425,8 @@ static void drive_finish(struct node *n, const struct kv_reshard *c, bool comple
 		d->fin_drop = false;
 		for (int i = 0; i < 8; i++)
 			v[i] = (uint8_t)(epoch >> (8 * i));
-		(void)ask(n, DRIVE_FIN, from, RINGRAFT__KV__HANDOFF_STEP__HANDOFF_UNFENCE, v, 8, 0, 0);
+		(void)ask(n, DRIVE_FIN, from, RINGRAFT__KV__HANDOFF_STEP__HANDOFF_UNFENCE, v, 8, 0,
+			  0);
 	} else {
 		d->fin_drop = true;
 		kv_drop_value(epoch, from, NODE_RESHARD_DROP_KEYS, v);
@@ -524,19 +530,20 @@ void node_reshard_drive_tick(struct node *n)
 			}
 		}
 		if (st == KV_RESHARD_PLANNED) {
-			(void)ask(n, DRIVE_FENCE, from, RINGRAFT__KV__HANDOFF_STEP__HANDOFF_FENCE, v,
-				  len, 0, 0);
-		} else if (st == KV_RESHARD_INGESTED) {
-			(void)ask(n, DRIVE_RELEASE, from, RINGRAFT__KV__HANDOFF_STEP__HANDOFF_RELEASE,
+			(void)ask(n, DRIVE_FENCE, from, RINGRAFT__KV__HANDOFF_STEP__HANDOFF_FENCE,
 				  v, len, 0, 0);
+		} else if (st == KV_RESHARD_INGESTED) {
+			(void)ask(n, DRIVE_RELEASE, from,
+				  RINGRAFT__KV__HANDOFF_STEP__HANDOFF_RELEASE, v, len, 0, 0);
 		} else if (d->dropping) {
 			uint8_t dv[KV_DROP_VALUE_BYTES];
 			kv_drop_value(epoch, from, NODE_RESHARD_DROP_KEYS, dv);
-			(void)ask(n, DRIVE_DROP_COPY, to, RINGRAFT__KV__HANDOFF_STEP__HANDOFF_DROP, dv,
-				  sizeof dv, 0, 0);
+			(void)ask(n, DRIVE_DROP_COPY, to, RINGRAFT__KV__HANDOFF_STEP__HANDOFF_DROP,
+				  dv, sizeof dv, 0, 0);
 		} else if (d->chunk == NULL) {
-			(void)ask(n, DRIVE_READ, from, RINGRAFT__KV__HANDOFF_STEP__HANDOFF_COPY_READ, v,
-				  len, to, d->offset);
+			(void)ask(n, DRIVE_READ, from,
+				  RINGRAFT__KV__HANDOFF_STEP__HANDOFF_COPY_READ, v, len, to,
+				  d->offset);
 		} else {
 			(void)ask(n, DRIVE_INGEST, to, RINGRAFT__KV__HANDOFF_STEP__HANDOFF_INGEST,
 				  d->chunk, d->chunk_len, 0, 0);
@@ -544,6 +551,11 @@ void node_reshard_drive_tick(struct node *n)
 		free(v);
 		return;
 	}
+}
+
+bool node_reshard_drive_asked(node_reply_fn reply)
+{
+	return reply == drive_reply;
 }
 
 bool node_reshard_drive_clean(const struct node *n, uint64_t epoch)

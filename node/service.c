@@ -971,11 +971,10 @@ static uint32_t route_key(const struct node *n, const struct node_req *r, const 
 	if (r->origin == ORIGIN_PEER && r->rq->group != 0 && node_group((struct node *)n,
 								       r->rq->group) != NULL)
 		return r->rq->group;
-	const struct node_reshard *rec = n->reshard;
-	if (rec == NULL || kv_reshard_outcome(rec->change) != KV_RESHARD_MOVING)
+	if (n->reshard_moving == NULL) /* no change moves: the ring in effect */
 		return kv_ring_group_of(n->ring, key, len);
 	uint32_t reader, writer;
-	kv_reshard_owner(rec->change, kv_ring_key_hash(key, len), &reader, &writer);
+	kv_reshard_owner(n->reshard_moving, kv_ring_key_hash(key, len), &reader, &writer);
 	return write ? writer : reader;
 }
 
@@ -1267,6 +1266,13 @@ static void handle(struct node *n, struct node_req *r)
 			return;
 		break;
 	case RINGRAFT__KV__OP__RESHARD_STEP:
+		/* The driver's own steps (and those a peer forwards for it) only: a step from a
+		 * client could fence, release or drop ranges, or step the record past a copy. */
+		if (r->origin != ORIGIN_PEER && !node_reshard_drive_asked(r->reply)) {
+			req_error(n, r, RINGRAFT__KV__CODE__INVALID,
+				  "reshard step: internal to the cluster (use kvctl groups add/remove)");
+			return;
+		}
 		if (rq->handoff == RINGRAFT__KV__HANDOFF_STEP__HANDOFF_RECORD)
 			rq->group = node_meta_id(n);
 		if (rq->handoff == RINGRAFT__KV__HANDOFF_STEP__HANDOFF_NONE ||

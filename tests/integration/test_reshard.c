@@ -36,55 +36,40 @@
 
 static struct cluster *c;
 
-static void start(int nodes)
+/* A cluster of `nodes` with GROUPS key groups; extra: more kvd flags (NULL: none). */
+static void start(int nodes, const char *extra)
 {
 	struct cluster_opts o;
 	cluster_opts_default(&o);
 	o.groups = GROUPS;
 	o.nodes = nodes;
+	if (extra != NULL)
+		o.extra_args = extra;
 	c = cluster_start(&o);
 	ck_assert_msg(c != NULL, "cluster did not start");
 }
 
 static void setup(void)
 {
-	start(3);
+	start(3, NULL);
 }
 
 /* Three nodes whose meta leader, whichever it is, moves no key: changes stay planned. */
 static void setup_paused(void)
 {
-	struct cluster_opts o;
-	cluster_opts_default(&o);
-	o.groups = GROUPS;
-	o.nodes = 3;
-	o.extra_args = "--reshard-pause on";
-	c = cluster_start(&o);
-	ck_assert_msg(c != NULL, "cluster did not start");
+	start(3, "--reshard-pause on");
 }
 
 /* Five nodes, changes decided but held (kvd --reshard-pause on). */
 static void setup5_paused(void)
 {
-	struct cluster_opts o;
-	cluster_opts_default(&o);
-	o.groups = GROUPS;
-	o.nodes = 5;
-	o.extra_args = "--reshard-pause on";
-	c = cluster_start(&o);
-	ck_assert_msg(c != NULL, "cluster did not start");
+	start(5, "--reshard-pause on");
 }
 
 /* Five nodes that move replicas only when told to (kvctl member drain / fill). */
 static void setup5_by_hand(void)
 {
-	struct cluster_opts o;
-	cluster_opts_default(&o);
-	o.groups = GROUPS;
-	o.nodes = 5;
-	o.extra_args = "--balance-leaders off --auto-balance off --reshard-pause on";
-	c = cluster_start(&o);
-	ck_assert_msg(c != NULL, "cluster did not start");
+	start(5, "--balance-leaders off --auto-balance off --reshard-pause on");
 }
 
 static void teardown(void)
@@ -319,6 +304,23 @@ START_TEST(test_add_then_roll_back)
 	ck_assert_int_eq(kvctl(out, sizeof out, "groups -o json"), 0);
 	ck_assert_ptr_nonnull(strstr(out, "\"group\": 6"));
 	ck_assert_ptr_nonnull(strstr(out, "\"state\": \"moving\""));
+
+	/* A client cannot ask a handoff step itself (it could freeze or release ranges): refused
+	 * at every node, and the change goes on as before. */
+	for (int node = 1; node <= 3; node++) {
+		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
+		rq.op = RINGRAFT__KV__OP__RESHARD_STEP;
+		rq.group = 1;
+		rq.handoff = RINGRAFT__KV__HANDOFF_STEP__HANDOFF_FENCE;
+		uint8_t v[28] = {1};
+		rq.value.data = v;
+		rq.value.len = sizeof v;
+		Ringraft__Kv__Response *rs = NULL;
+		ck_assert_int_eq(cluster_call(c, node, &rq, &rs, 5000), 0);
+		ck_assert_int_eq(rs->code, RINGRAFT__KV__CODE__INVALID);
+		ck_assert_ptr_nonnull(strstr(rs->error, "internal to the cluster"));
+		ringraft__kv__response__free_unpacked(rs, NULL);
+	}
 
 	/* One change at a time; nothing else may be removed meanwhile. */
 	ck_assert_int_eq(kvctl(out, sizeof out, "groups add"), 2);
