@@ -539,7 +539,20 @@ int kv_apply(struct kv *kv, uint32_t group, const struct raft_entry *entries, si
 	int err = kv_group_get(kv, group, &b.g);
 	if (err != KV_OK)
 		return err;
-	err = kv_write(kv, group, "apply", apply_fn, &b);
+	if (kv->turn_err != KV_OK) {
+		err = kv->turn_err; /* the turn's transaction failed: nothing more on top of it */
+	} else if (kv->turn_mode) {
+		int rc = kv_turn_write(kv, apply_fn, &b);
+		if (rc == MDB_MAP_FULL && (err = kv_turn_flush(kv)) == KV_OK) {
+			/* kv_write grows the map (which needs no transaction open) and applies again */
+			err = kv_write(kv, group, "apply", apply_fn, &b);
+		} else if (rc != 0 && rc != MDB_MAP_FULL && rc != KV_TXN_ABORT) {
+			kv_log_mdb(group, "apply", rc);
+			err = kv_err_of_write(kv, rc);
+		}
+	} else {
+		err = kv_write(kv, group, "apply", apply_fn, &b);
+	}
 	kv_fence_free(&b.fence);
 	kv_gate_free(&b.gate);
 	if (err != KV_OK)

@@ -397,6 +397,7 @@ void kv_close(struct kv *kv)
 	if (kv == NULL)
 		return;
 	assert(kv->readers == 0 && !kv->ckpt_busy);
+	(void)kv_turn_flush(kv); /* logged if it fails; the WAL has every entry it held */
 	kv_checkpoint_unpin(kv);
 	int rc = mdb_env_sync(kv->env, 1);
 	if (rc != 0)
@@ -420,6 +421,9 @@ int kv_group_get(struct kv *kv, uint32_t group, struct kv_group **out)
 		 * once it commits; a group's DBIs are opened once per environment. */
 		char name[32];
 		MDB_txn *txn;
+		int err = kv_turn_flush(kv);
+		if (err != KV_OK)
+			return err;
 		int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
 		if (rc == 0) {
 			snprintf(name, sizeof name, "g%u.data", group);
@@ -459,8 +463,72 @@ static void headroom(struct kv *kv, uint32_t group)
 		kv->headroom_failed_at = kv->map_bytes;
 }
 
+int kv_turn_begin(struct kv *kv)
+{
+	/* MDB_WRITEMAP has no nested transactions: every apply commits on its own there. */
+	kv->turn_mode = !kv->opt.writemap;
+	return KV_OK;
+}
+
+int kv_turn_flush(struct kv *kv)
+{
+	if (kv->turn == NULL)
+		return kv->turn_err;
+	MDB_txn *txn = kv->turn;
+	kv->turn = NULL;
+	kv->turn_applies = 0;
+	int rc = mdb_txn_commit(txn);
+	if (rc != 0) {
+		kv_log_mdb(0, "apply commit", rc);
+		if (kv->turn_err == KV_OK)
+			kv->turn_err = kv_err_of_write(kv, rc);
+		return kv->turn_err;
+	}
+	headroom(kv, 0);
+	return kv->turn_err;
+}
+
+int kv_turn_end(struct kv *kv)
+{
+	int err = kv_turn_flush(kv);
+	kv->turn_mode = false;
+	kv->turn_err = KV_OK;
+	return err;
+}
+
+int kv_turn_write(struct kv *kv, kv_write_fn fn, void *arg)
+{
+	int rc;
+	if (kv->turn == NULL && (rc = mdb_txn_begin(kv->env, NULL, 0, &kv->turn)) != 0) {
+		kv->turn = NULL;
+		return rc;
+	}
+	/* The first apply runs in the turn's transaction itself (aborting it then loses nothing
+	 * else); later ones in a child, which costs no system call: LMDB merges a committed
+	 * child's pages into its parent in memory. */
+	MDB_txn *txn = kv->turn;
+	bool nested = kv->turn_applies > 0;
+	if (nested && (rc = mdb_txn_begin(kv->env, kv->turn, 0, &txn)) != 0)
+		return rc;
+	rc = fn(txn, arg);
+	if (rc == 0 && nested)
+		rc = mdb_txn_commit(txn); /* in memory: only ENOMEM; the child is freed either way */
+	else if (rc != 0 && nested)
+		mdb_txn_abort(txn);
+	if (rc != 0 && !nested) {
+		mdb_txn_abort(kv->turn);
+		kv->turn = NULL;
+	}
+	if (rc == 0)
+		kv->turn_applies++;
+	return rc;
+}
+
 int kv_write(struct kv *kv, uint32_t group, const char *what, kv_write_fn fn, void *arg)
 {
+	int err = kv_turn_flush(kv);
+	if (err != KV_OK)
+		return err;
 	for (int attempt = 0;; attempt++) {
 		MDB_txn *txn;
 		int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
@@ -491,6 +559,9 @@ int kv_write(struct kv *kv, uint32_t group, const char *what, kv_write_fn fn, vo
 
 int kv_read_begin(struct kv *kv, MDB_txn **out)
 {
+	int err = kv_turn_flush(kv);
+	if (err != KV_OK)
+		return err;
 	int rc = mdb_txn_begin(kv->env, NULL, MDB_RDONLY, out);
 	if (rc != 0) {
 		kv_log_mdb(0, "read_begin", rc);

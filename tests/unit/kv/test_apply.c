@@ -290,6 +290,42 @@ START_TEST(test_gap_refused)
 }
 END_TEST
 
+/* A turn (kv_turn_begin .. kv_turn_end): every group's apply goes into one transaction, and
+ * whatever reads or writes in between sees every apply made before it (the open transaction
+ * commits first). A refused apply (a gap) leaves the others of the turn alone. */
+START_TEST(test_turn_reads_see_earlier_applies)
+{
+	struct fx f;
+	fx_open(&f);
+	ck_assert_int_eq(kv_turn_begin(f.kv), KV_OK);
+	ck_assert_int_eq(fx_put(&f, 1, "a", "1"), KV_OK);
+	ck_assert_int_eq(fx_put(&f, 2, "b", "2"), KV_OK);
+	fx_expect(&f, 1, "a", "1"); /* a read in the turn: the applies before it show */
+	fx_expect(&f, 2, "b", "2");
+	ck_assert_int_eq(fx_put(&f, 1, "a", "one"), KV_OK);
+	ck_assert_int_eq(fx_put(&f, 2, "c", "3"), KV_OK);
+	struct kv_cmd c = fx_put_cmd("gap", "v");
+	struct raft_entry e = mk(5, 1, &c);
+	int calls = 0;
+	ck_assert_int_eq(kv_apply(f.kv, 3, &e, 1, NULL, count_cb, &calls), KV_EINVAL);
+	ck_assert_int_eq(calls, 0);
+	ck_assert_int_eq(fx_put(&f, 2, "d", "4"), KV_OK);
+	fx_expect(&f, 1, "a", "one");
+	ck_assert_int_eq(kv_turn_end(f.kv), KV_OK);
+	fx_expect(&f, 2, "c", "3");
+	fx_expect(&f, 2, "d", "4");
+	fx_expect(&f, 3, "gap", NULL);
+	ck_assert_uint_eq(fx_applied(&f, 1), 2);
+	ck_assert_uint_eq(fx_applied(&f, 2), 3);
+	ck_assert_uint_eq(fx_applied(&f, 3), 0);
+	free(e.data.base);
+	/* after the turn, applies commit on their own again */
+	ck_assert_int_eq(fx_put(&f, 1, "z", "26"), KV_OK);
+	fx_expect(&f, 1, "z", "26");
+	fx_close(&f);
+}
+END_TEST
+
 START_TEST(test_noop_and_bad_entries)
 {
 	struct fx f;
@@ -392,6 +428,7 @@ Suite *apply_suite(void)
 	tcase_add_test(tc, test_cas_edges);
 	tcase_add_test(tc, test_replay_is_idempotent);
 	tcase_add_test(tc, test_gap_refused);
+	tcase_add_test(tc, test_turn_reads_see_earlier_applies);
 	tcase_add_test(tc, test_noop_and_bad_entries);
 	tcase_add_test(tc, test_conf_stored);
 	tcase_add_test(tc, test_batch_results_in_order);

@@ -41,6 +41,52 @@ static void damaged(struct fx *f)
 	fx_damage(f, VICTIM);
 }
 
+/* In a turn (kv_turn_begin), a group's apply that meets damage undoes only its own writes: the
+ * other groups' applies of the same turn, before and after it, commit at kv_turn_end. */
+START_TEST(test_turn_failed_apply_undoes_only_its_group)
+{
+	struct fx f;
+	damaged(&f);
+	raft_index before = fx_applied(&f, 2);
+	ck_assert_int_eq(kv_turn_begin(f.kv), KV_OK);
+	ck_assert_int_eq(fx_put(&f, 1, "before", "1"), KV_OK);
+	struct kv_cmd c[2] = {fx_put_cmd("undone", "x"),
+			      {.op = KV_OP_CAS,
+			       .key = "m",
+			       .key_len = 1,
+			       .expected = VICTIM,
+			       .expected_len = strlen(VICTIM),
+			       .value = "new",
+			       .value_len = 3}};
+	struct raft_entry e[2];
+	for (int i = 0; i < 2; i++) {
+		e[i] = (struct raft_entry){
+			.index = before + 1 + (raft_index)i, .term = 1, .type = RAFT_ENTRY_NORMAL};
+		ck_assert_int_eq(kv_cmd_encode(NULL, &c[i], &e[i].data), KV_OK);
+	}
+	struct fx_res r;
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(kv_apply(f.kv, 2, e, 2, NULL, fx_res_cb, &r), KV_ECORRUPT);
+	ck_assert_int_eq(r.calls, 0);
+	ck_assert_int_eq(fx_put(&f, 3, "after", "3"), KV_OK);
+	ck_assert_int_eq(kv_turn_end(f.kv), KV_OK);
+	fx_expect(&f, 1, "before", "1");
+	fx_expect(&f, 3, "after", "3");
+	fx_expect(&f, 2, "undone", NULL);
+	ck_assert_uint_eq(fx_applied(&f, 2), before);
+	ck_assert_uint_eq(fx_applied(&f, 1), 1);
+	ck_assert_uint_eq(fx_applied(&f, 3), 1);
+	/* and they are on disk: a reopen finds them */
+	kv_close(f.kv);
+	ck_assert_int_eq(kv_open(f.dir, NULL, &f.kv), KV_OK);
+	fx_expect(&f, 1, "before", "1");
+	fx_expect(&f, 3, "after", "3");
+	for (int i = 0; i < 2; i++)
+		free(e[i].data.base);
+	fx_close(&f);
+}
+END_TEST
+
 START_TEST(test_get_and_scan_report_damage)
 {
 	struct fx f;
@@ -183,6 +229,7 @@ Suite *record_suite(void)
 	TCase *tc = tcase_create("record");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_get_and_scan_report_damage);
+	tcase_add_test(tc, test_turn_failed_apply_undoes_only_its_group);
 	tcase_add_test(tc, test_digest_and_snapshot_refuse_damage);
 	tcase_add_test(tc, test_cas_on_damaged_value_fails_the_batch);
 	tcase_add_test(tc, test_digest_is_of_visible_values);
