@@ -539,14 +539,21 @@ int kv_apply(struct kv *kv, uint32_t group, const struct raft_entry *entries, si
 	int err = kv_group_get(kv, group, &b.g);
 	if (err != KV_OK)
 		return err;
-	if (kv->turn_err != KV_OK) {
-		err = kv->turn_err; /* the turn's transaction failed: nothing more on top of it */
-	} else if (kv->turn_mode) {
-		int rc = kv_turn_write(kv, apply_fn, &b);
-		if (rc == MDB_MAP_FULL && (err = kv_turn_flush(kv)) == KV_OK) {
+	if (kv->open != NULL &&
+	    (kv->open_entries >= KV_APPLY_HOLD_ENTRIES || kv->open_bytes >= KV_APPLY_HOLD_BYTES))
+		(void)kv_apply_commit(kv); /* its error is open_err, next */
+	if (kv->open_err != KV_OK) {
+		err = kv->open_err; /* a commit of batched applies failed: nothing more on top */
+	} else if (kv->batch_on) {
+		int rc = kv_apply_write(kv, apply_fn, &b);
+		if (rc == MDB_MAP_FULL && (err = kv_apply_commit(kv)) == KV_OK) {
 			/* kv_write grows the map (which needs no transaction open) and applies again */
 			err = kv_write(kv, group, "apply", apply_fn, &b);
-		} else if (rc != 0 && rc != MDB_MAP_FULL && rc != KV_TXN_ABORT) {
+		} else if (rc == 0) {
+			kv->open_entries += (uint32_t)n;
+			for (size_t i = 0; i < n; i++)
+				kv->open_bytes += entries[i].data.len;
+		} else if (rc != MDB_MAP_FULL && rc != KV_TXN_ABORT) {
 			kv_log_mdb(group, "apply", rc);
 			err = kv_err_of_write(kv, rc);
 		}

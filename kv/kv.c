@@ -397,7 +397,7 @@ void kv_close(struct kv *kv)
 	if (kv == NULL)
 		return;
 	assert(kv->readers == 0 && !kv->ckpt_busy);
-	(void)kv_turn_flush(kv); /* logged if it fails; the WAL has every entry it held */
+	(void)kv_apply_commit(kv); /* logged if it fails; the WAL has every entry it held */
 	kv_checkpoint_unpin(kv);
 	int rc = mdb_env_sync(kv->env, 1);
 	if (rc != 0)
@@ -421,7 +421,7 @@ int kv_group_get(struct kv *kv, uint32_t group, struct kv_group **out)
 		 * once it commits; a group's DBIs are opened once per environment. */
 		char name[32];
 		MDB_txn *txn;
-		int err = kv_turn_flush(kv);
+		int err = kv_apply_commit(kv);
 		if (err != KV_OK)
 			return err;
 		int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
@@ -463,52 +463,56 @@ static void headroom(struct kv *kv, uint32_t group)
 		kv->headroom_failed_at = kv->map_bytes;
 }
 
-int kv_turn_begin(struct kv *kv)
+void kv_apply_batching(struct kv *kv, bool on)
 {
-	/* MDB_WRITEMAP has no nested transactions: every apply commits on its own there. */
-	kv->turn_mode = !kv->opt.writemap;
-	return KV_OK;
+	/* MDB_WRITEMAP has no nested transactions: there every apply commits on its own. */
+	(void)kv_apply_commit(kv);
+	kv->batch_on = on && !kv->opt.writemap;
 }
 
-int kv_turn_flush(struct kv *kv)
+int kv_apply_commit(struct kv *kv)
 {
-	if (kv->turn == NULL)
-		return kv->turn_err;
-	MDB_txn *txn = kv->turn;
-	kv->turn = NULL;
-	kv->turn_applies = 0;
+	if (kv->open == NULL)
+		return kv->open_err;
+	MDB_txn *txn = kv->open;
+	kv->open = NULL;
+	kv->open_applies = 0;
+	kv->open_entries = 0;
+	kv->open_bytes = 0;
 	int rc = mdb_txn_commit(txn);
 	if (rc != 0) {
 		kv_log_mdb(0, "apply commit", rc);
-		if (kv->turn_err == KV_OK)
-			kv->turn_err = kv_err_of_write(kv, rc);
-		return kv->turn_err;
+		if (kv->open_err == KV_OK)
+			kv->open_err = kv_err_of_write(kv, rc);
+		return kv->open_err;
 	}
 	headroom(kv, 0);
-	return kv->turn_err;
+	return kv->open_err;
 }
 
-int kv_turn_end(struct kv *kv)
+void kv_apply_abandon(struct kv *kv)
 {
-	int err = kv_turn_flush(kv);
-	kv->turn_mode = false;
-	kv->turn_err = KV_OK;
-	return err;
+	if (kv->open != NULL)
+		mdb_txn_abort(kv->open);
+	kv->open = NULL;
+	kv->open_applies = 0;
+	kv->open_entries = 0;
+	kv->open_bytes = 0;
 }
 
-int kv_turn_write(struct kv *kv, kv_write_fn fn, void *arg)
+int kv_apply_write(struct kv *kv, kv_write_fn fn, void *arg)
 {
 	int rc;
-	if (kv->turn == NULL && (rc = mdb_txn_begin(kv->env, NULL, 0, &kv->turn)) != 0) {
-		kv->turn = NULL;
+	if (kv->open == NULL && (rc = mdb_txn_begin(kv->env, NULL, 0, &kv->open)) != 0) {
+		kv->open = NULL;
 		return rc;
 	}
-	/* The first apply runs in the turn's transaction itself (aborting it then loses nothing
+	/* The first apply runs in the open transaction itself (aborting it then loses nothing
 	 * else); later ones in a child, which costs no system call: LMDB merges a committed
 	 * child's pages into its parent in memory. */
-	MDB_txn *txn = kv->turn;
-	bool nested = kv->turn_applies > 0;
-	if (nested && (rc = mdb_txn_begin(kv->env, kv->turn, 0, &txn)) != 0)
+	MDB_txn *txn = kv->open;
+	bool nested = kv->open_applies > 0;
+	if (nested && (rc = mdb_txn_begin(kv->env, kv->open, 0, &txn)) != 0)
 		return rc;
 	rc = fn(txn, arg);
 	if (rc == 0 && nested)
@@ -516,17 +520,17 @@ int kv_turn_write(struct kv *kv, kv_write_fn fn, void *arg)
 	else if (rc != 0 && nested)
 		mdb_txn_abort(txn);
 	if (rc != 0 && !nested) {
-		mdb_txn_abort(kv->turn);
-		kv->turn = NULL;
+		mdb_txn_abort(kv->open);
+		kv->open = NULL;
 	}
 	if (rc == 0)
-		kv->turn_applies++;
+		kv->open_applies++;
 	return rc;
 }
 
 int kv_write(struct kv *kv, uint32_t group, const char *what, kv_write_fn fn, void *arg)
 {
-	int err = kv_turn_flush(kv);
+	int err = kv_apply_commit(kv);
 	if (err != KV_OK)
 		return err;
 	for (int attempt = 0;; attempt++) {
@@ -559,7 +563,7 @@ int kv_write(struct kv *kv, uint32_t group, const char *what, kv_write_fn fn, vo
 
 int kv_read_begin(struct kv *kv, MDB_txn **out)
 {
-	int err = kv_turn_flush(kv);
+	int err = kv_apply_commit(kv);
 	if (err != KV_OK)
 		return err;
 	int rc = mdb_txn_begin(kv->env, NULL, MDB_RDONLY, out);

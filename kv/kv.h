@@ -220,7 +220,7 @@ typedef void (*kv_apply_cb)(const struct raft_entry *e, const struct kv_result *
  * A NORMAL entry that does not decode is applied as a no-op whose result is KV_EINVAL.
  * cb (may be NULL) is called once per applied NORMAL entry (empty ones too, with KV_OK), in
  * order, AFTER the transaction committed (so no reply ever leaves for a batch that then failed
- * to commit; in a turn, below, after it applied); entries and the
+ * to commit; with batched applies, below, after it applied); entries and the
  * result's value are valid during the call. Returns KV_EINVAL (nothing applied) when the first
  * entry not yet applied is not applied index + 1 (a gap). KV_ECORRUPT when a CAS (or
  * put-if-absent) found a current value that fails its checksum: the batch did not apply (a
@@ -232,22 +232,29 @@ typedef void (*kv_apply_cb)(const struct raft_entry *e, const struct kv_result *
 int kv_apply(struct kv *kv, uint32_t group, const struct raft_entry *entries, size_t n,
 	     const struct raft_conf *conf, kv_apply_cb cb, void *arg);
 
-/* A turn: the node's loop applies every group's committed entries of one turn in ONE write
- * transaction instead of one per group. Each commit writes the pages it shares with every
- * other (the main DB's root, the free-list's, a meta page) and, under the checkpoint's pin,
- * every page it writes is a new one; one commit per turn writes those once for all the
- * groups (docs/PERFORMANCE.md "One LMDB transaction per turn").
- * Between kv_turn_begin and kv_turn_end, kv_apply adds to a transaction left open (each
- * group's apply nested in it, so a failed apply undoes only its own writes, with the same
- * errors as above) and calls cb BEFORE that transaction commits. The caller must therefore
- * let nothing the callbacks produced leave (replies, messages) until kv_turn_end returned
- * KV_OK, and must stop (the WAL holds every entry; a restart applies them again) when it
- * returns anything else. Any other call that opens a transaction (kv_write's users,
- * kv_read_begin's, a group's first open, a checkpoint, kv_close) commits the open one first,
- * so it sees every apply made before it; that commit's error is its own and kv_turn_end's.
- * With MDB_WRITEMAP (no nested transactions) kv_apply commits on its own as outside a turn. */
-int kv_turn_begin(struct kv *kv);
-int kv_turn_end(struct kv *kv);
+/* Batched applies (the node turns them on for its lifetime). Every commit writes the pages it
+ * shares with every other (the main DB's root, the free-list's, a meta page) and the root,
+ * branch and meta pages of each group it touches; under the checkpoint's pin every page it
+ * writes is a new one. So with batching on, kv_apply adds to ONE write transaction left open
+ * across calls (each call nested in it: a failed apply undoes only its own writes, with the
+ * errors above) and its callbacks run before that transaction commits. It commits:
+ *   - at kv_apply_commit (the node: once per tick, 10 ms),
+ *   - in kv_apply, first, once it holds KV_APPLY_HOLD_ENTRIES entries or _BYTES bytes,
+ *   - first thing in any other call that opens a transaction: every read (kv_get, scans,
+ *     snapshots, digests, kv_meta), kv_write's users, a group's first open, a checkpoint,
+ *     kv_close; so a read always sees every apply made before it.
+ * A reply may therefore leave for an entry whose apply is not yet committed in LMDB. That is
+ * safe: the entry is committed in the Raft log (durable in a majority's WAL), LMDB's applied
+ * index commits in the same transaction as the entry's writes, and a restart applies again
+ * from it (a crash loses the open transaction as it loses unsynced pages). A failed commit
+ * loses what it held: its error is returned by the call that committed and, sticky, by every
+ * later kv_apply, read and kv_apply_commit; the node must stop.
+ * With MDB_WRITEMAP (no nested transactions) batching stays off. */
+void kv_apply_batching(struct kv *kv, bool on);
+int kv_apply_commit(struct kv *kv);
+/* Aborts the open transaction of batched applies: what a crash of the process loses (for the
+ * node simulator, whose crash closes the environment cleanly). */
+void kv_apply_abandon(struct kv *kv);
 
 struct kv_group_meta {
 	raft_index applied_index;

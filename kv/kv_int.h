@@ -62,13 +62,15 @@ struct kv {
 	uint64_t pin_txnid;  /* the transaction kv.checkpoint names (0: not known) */
 	uint32_t pin_groups; /* how many groups' applied indexes it records */
 	bool ckpt_busy;      /* a checkpoint is between kv_checkpoint_begin and its end */
-	/* Turn mode (kv_turn_begin): the write transaction every kv_apply of the turn adds to,
-	 * NULL until the first; how many applies it holds; the first failure of its commit
-	 * (sticky until kv_turn_end hands it back). */
-	bool turn_mode;
-	MDB_txn *turn;
-	uint32_t turn_applies;
-	int turn_err;
+	/* Batched applies (kv_apply_batching): the write transaction kv_apply adds to, NULL when
+	 * none is open; how many applies, entries and entry bytes it holds; the first failure of
+	 * its commit (sticky: the node must stop). */
+	bool batch_on;
+	MDB_txn *open;
+	uint32_t open_applies;
+	uint32_t open_entries;
+	uint64_t open_bytes;
+	int open_err;
 	struct kv_group groups[KV_GROUPS_MAX + 1]; /* [0] unused */
 	/* apply.c's reusable result buffers (owned, freed by kv_close) */
 	struct kv_pending *pend;
@@ -160,14 +162,13 @@ int kv_group_get(struct kv *kv, uint32_t group, struct kv_group **out);
 typedef int (*kv_write_fn)(MDB_txn *txn, void *arg);
 #define KV_TXN_ABORT (-1) /* fn's way to say "abort, nothing to log": kv_write returns KV_OK */
 int kv_write(struct kv *kv, uint32_t group, const char *what, kv_write_fn fn, void *arg);
-/* Commits the turn's open write transaction, if any (kv.c). Every call that begins another
- * transaction or moves the map does this first: LMDB's write lock is not recursive, and a read
- * must see every apply made before it. Returns a KV error (kept in turn_err as well). */
-int kv_turn_flush(struct kv *kv);
-/* kv_apply's way into the turn's transaction (kv.c): runs fn in it, nested when it already
- * holds another group's apply, so that a failed fn undoes only its own writes. Returns 0, fn's
- * error, or LMDB's; on any error nothing of fn's stays. */
-int kv_turn_write(struct kv *kv, kv_write_fn fn, void *arg);
+/* kv_apply's way into the open transaction of batched applies (kv.c): runs fn in it, nested
+ * when it already holds another apply, so that a failed fn undoes only its own writes.
+ * Returns 0, fn's error, or LMDB's; on any error nothing of fn's stays. Every call that begins
+ * another transaction or moves the map commits the open one first (kv_apply_commit): LMDB's
+ * write lock is not recursive, and a read must see every apply made before it. */
+int kv_apply_write(struct kv *kv, kv_write_fn fn, void *arg);
+
 
 /* The kv code of a failed write (an LMDB code or errno): ENOSPC and EDQUOT are KV_ENOSPC, and
  * so is EIO while the file system has less than KV_ENOSPC_SLACK_BYTES free, because LMDB

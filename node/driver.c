@@ -1,7 +1,7 @@
 /* driver.c — the Ready loop of every group (raft/raft.h's driver loop, DESIGN.md 3): per turn,
  * every Ready goes into the turn's one WAL batch, messages out now, msgs_after_persist held with
- * that batch, committed entries applied in one kv_apply (all of a turn's in one LMDB transaction,
- * committed before the flush); one batch handed to the shell at a time
+ * that batch, committed entries applied in one kv_apply (into one LMDB transaction that several
+ * turns share: kv.h "Batched applies"); one batch handed to the shell at a time
  * (io.wal_write), then, once it is durable (node_wal_durable), raft_persisted and the held
  * messages; then the shell flushes one frame per peer/client (io.flush).
  *
@@ -290,7 +290,6 @@ void node_process(struct node *n)
 	if (n->processing)
 		return; /* re-entered from a callback: the outer call finishes the turn */
 	n->processing = true;
-	kv_turn_begin(n->kv); /* every group's apply of the turn in one LMDB transaction */
 	for (int round = 0; round < 8; round++) {
 		bool any = false;
 		if (n->drive.kick) {
@@ -313,13 +312,6 @@ void node_process(struct node *n)
 	node_repair(n);
 	node_move_maintain(n);
 	start_write(n);
-	/* The turn's applies commit before anything their callbacks queued leaves: a reply, or
-	 * a read served after it, must never show state a failed commit lost. */
-	int rc = kv_turn_end(n->kv);
-	if (rc == KV_ENOSPC)
-		node_stop_disk_full(n, 0, "committing applied entries to LMDB");
-	if (rc != KV_OK)
-		node_fatal(n, 0, "applied entries did not commit error=\"%s\"", kv_strerror(rc));
 	n->io.flush(n->io.arg);
 	n->processing = false;
 }

@@ -786,6 +786,7 @@ static void node_crash(struct world *w, struct simnode *s)
 	s->clean_at_crash = durably_recovered(w, s);
 	s->ckpt = NULL; /* node_engine_close aborts it */
 	node_engine_close(s->n);
+	kv_apply_abandon(s->kv); /* the applies LMDB had not committed die with the process */
 	kv_close(s->kv);
 	wal_close(s->wal);
 	s->n = NULL;

@@ -290,17 +290,18 @@ START_TEST(test_gap_refused)
 }
 END_TEST
 
-/* A turn (kv_turn_begin .. kv_turn_end): every group's apply goes into one transaction, and
- * whatever reads or writes in between sees every apply made before it (the open transaction
- * commits first). A refused apply (a gap) leaves the others of the turn alone. */
-START_TEST(test_turn_reads_see_earlier_applies)
+/* Batched applies (kv_apply_batching): the applies of every group go into one open
+ * transaction, and whatever reads or writes in between sees every apply made before it (the
+ * open transaction commits first). A refused apply (a gap) leaves the others alone; what was
+ * not committed is what a crash loses (kv_apply_abandon), and applying it again works. */
+START_TEST(test_batched_applies)
 {
 	struct fx f;
 	fx_open(&f);
-	ck_assert_int_eq(kv_turn_begin(f.kv), KV_OK);
+	kv_apply_batching(f.kv, true);
 	ck_assert_int_eq(fx_put(&f, 1, "a", "1"), KV_OK);
 	ck_assert_int_eq(fx_put(&f, 2, "b", "2"), KV_OK);
-	fx_expect(&f, 1, "a", "1"); /* a read in the turn: the applies before it show */
+	fx_expect(&f, 1, "a", "1"); /* a read: the applies before it show */
 	fx_expect(&f, 2, "b", "2");
 	ck_assert_int_eq(fx_put(&f, 1, "a", "one"), KV_OK);
 	ck_assert_int_eq(fx_put(&f, 2, "c", "3"), KV_OK);
@@ -311,7 +312,7 @@ START_TEST(test_turn_reads_see_earlier_applies)
 	ck_assert_int_eq(calls, 0);
 	ck_assert_int_eq(fx_put(&f, 2, "d", "4"), KV_OK);
 	fx_expect(&f, 1, "a", "one");
-	ck_assert_int_eq(kv_turn_end(f.kv), KV_OK);
+	ck_assert_int_eq(kv_apply_commit(f.kv), KV_OK);
 	fx_expect(&f, 2, "c", "3");
 	fx_expect(&f, 2, "d", "4");
 	fx_expect(&f, 3, "gap", NULL);
@@ -319,9 +320,42 @@ START_TEST(test_turn_reads_see_earlier_applies)
 	ck_assert_uint_eq(fx_applied(&f, 2), 3);
 	ck_assert_uint_eq(fx_applied(&f, 3), 0);
 	free(e.data.base);
-	/* after the turn, applies commit on their own again */
-	ck_assert_int_eq(fx_put(&f, 1, "z", "26"), KV_OK);
-	fx_expect(&f, 1, "z", "26");
+	/* A crash loses the open transaction: the applied index is where it committed, and the
+	 * same entries apply again (as the WAL's replay does). */
+	ck_assert_int_eq(fx_put(&f, 1, "lost", "x"), KV_OK);
+	kv_apply_abandon(f.kv);
+	kv_close(f.kv);
+	ck_assert_int_eq(kv_open(f.dir, NULL, &f.kv), KV_OK);
+	ck_assert_uint_eq(fx_applied(&f, 1), 2);
+	fx_expect(&f, 1, "lost", NULL);
+	f.next[1]--;
+	ck_assert_int_eq(fx_put(&f, 1, "lost", "x"), KV_OK);
+	fx_expect(&f, 1, "lost", "x");
+	/* kv_close commits what is open */
+	kv_apply_batching(f.kv, true);
+	ck_assert_int_eq(fx_put(&f, 2, "kept", "y"), KV_OK);
+	kv_close(f.kv);
+	ck_assert_int_eq(kv_open(f.dir, NULL, &f.kv), KV_OK);
+	fx_expect(&f, 2, "kept", "y");
+	fx_close(&f);
+}
+END_TEST
+
+/* The open transaction commits on its own once it holds KV_APPLY_HOLD_ENTRIES entries. */
+START_TEST(test_batched_applies_bounded)
+{
+	struct fx f;
+	fx_open(&f);
+	kv_apply_batching(f.kv, true);
+	char k[32];
+	for (int i = 0; i <= KV_APPLY_HOLD_ENTRIES; i++) {
+		snprintf(k, sizeof k, "k%d", i);
+		ck_assert_int_eq(fx_put(&f, 1, k, "v"), KV_OK);
+	}
+	kv_apply_abandon(f.kv); /* loses only the last one, applied after the commit */
+	kv_close(f.kv);
+	ck_assert_int_eq(kv_open(f.dir, NULL, &f.kv), KV_OK);
+	ck_assert_uint_eq(fx_applied(&f, 1), KV_APPLY_HOLD_ENTRIES);
 	fx_close(&f);
 }
 END_TEST
@@ -428,7 +462,8 @@ Suite *apply_suite(void)
 	tcase_add_test(tc, test_cas_edges);
 	tcase_add_test(tc, test_replay_is_idempotent);
 	tcase_add_test(tc, test_gap_refused);
-	tcase_add_test(tc, test_turn_reads_see_earlier_applies);
+	tcase_add_test(tc, test_batched_applies);
+	tcase_add_test(tc, test_batched_applies_bounded);
 	tcase_add_test(tc, test_noop_and_bad_entries);
 	tcase_add_test(tc, test_conf_stored);
 	tcase_add_test(tc, test_batch_results_in_order);

@@ -41,14 +41,14 @@ static void damaged(struct fx *f)
 	fx_damage(f, VICTIM);
 }
 
-/* In a turn (kv_turn_begin), a group's apply that meets damage undoes only its own writes: the
- * other groups' applies of the same turn, before and after it, commit at kv_turn_end. */
-START_TEST(test_turn_failed_apply_undoes_only_its_group)
+/* With batched applies (kv_apply_batching), a group's apply that meets damage undoes only its
+ * own writes: the other groups' applies held with it, before and after, commit. */
+START_TEST(test_batched_failed_apply_undoes_only_its_group)
 {
 	struct fx f;
 	damaged(&f);
 	raft_index before = fx_applied(&f, 2);
-	ck_assert_int_eq(kv_turn_begin(f.kv), KV_OK);
+	kv_apply_batching(f.kv, true);
 	ck_assert_int_eq(fx_put(&f, 1, "before", "1"), KV_OK);
 	struct kv_cmd c[2] = {fx_put_cmd("undone", "x"),
 			      {.op = KV_OP_CAS,
@@ -69,7 +69,7 @@ START_TEST(test_turn_failed_apply_undoes_only_its_group)
 	ck_assert_int_eq(kv_apply(f.kv, 2, e, 2, NULL, fx_res_cb, &r), KV_ECORRUPT);
 	ck_assert_int_eq(r.calls, 0);
 	ck_assert_int_eq(fx_put(&f, 3, "after", "3"), KV_OK);
-	ck_assert_int_eq(kv_turn_end(f.kv), KV_OK);
+	ck_assert_int_eq(kv_apply_commit(f.kv), KV_OK);
 	fx_expect(&f, 1, "before", "1");
 	fx_expect(&f, 3, "after", "3");
 	fx_expect(&f, 2, "undone", NULL);
@@ -229,7 +229,7 @@ Suite *record_suite(void)
 	TCase *tc = tcase_create("record");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_get_and_scan_report_damage);
-	tcase_add_test(tc, test_turn_failed_apply_undoes_only_its_group);
+	tcase_add_test(tc, test_batched_failed_apply_undoes_only_its_group);
 	tcase_add_test(tc, test_digest_and_snapshot_refuse_damage);
 	tcase_add_test(tc, test_cas_on_damaged_value_fails_the_batch);
 	tcase_add_test(tc, test_digest_is_of_visible_values);
