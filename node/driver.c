@@ -186,8 +186,16 @@ static void handle_ready(struct node *n, struct node_group *g)
 	raft_ready(g->raft, &u);
 	struct wal_batch *b = n->cur->b;
 	int rc = 0;
-	if (u.has_hard_state)
-		rc = wal_batch_hard_state(b, g->id, &u.hard_state);
+	if (u.has_hard_state) {
+		/* Only the commit index moved: no fdatasync needed for it (wal.h) */
+		const struct raft_hard_state *hs = &u.hard_state, *was = &g->hs_logged;
+		bool lazy = g->hs_known && hs->term == was->term && hs->vote == was->vote &&
+			    hs->recovering == was->recovering;
+		rc = lazy ? wal_batch_hard_state_lazy(b, g->id, hs)
+			  : wal_batch_hard_state(b, g->id, hs);
+		g->hs_logged = *hs;
+		g->hs_known = true;
+	}
 	if (rc == 0 && u.truncate_from != 0)
 		rc = wal_batch_truncate(b, g->id, u.truncate_from);
 	if (rc == 0 && u.n_entries > 0)

@@ -114,6 +114,11 @@ struct node_group {
 	uint64_t last_transfer_ms;
 	bool unreachable[NODE_NODES_MAX]; /* by member index: report after advance */
 	bool recovering;                  /* the replica's last state: logged when it changes */
+	/* the term, vote and recovering flag of the hard state last put in a WAL batch (valid
+	 * when hs_known; not after the core is made): a change of the commit index alone is
+	 * written lazily (wal_batch_hard_state_lazy) */
+	struct raft_hard_state hs_logged;
+	bool hs_known;
 	bool damaged; /* its state machine failed a checksum: rebuilt at the end of the turn */
 	bool retire;  /* no longer part of its group: retired at the end of the turn (move.c) */
 	bool was_member;        /* this replica has been part of the group's configuration */

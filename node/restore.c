@@ -100,6 +100,7 @@ struct raft *node_group_raft_new(struct node *n, uint32_t gi, const struct raft_
 	rc.wake_cb = node_group_wake_cb;
 	rc.wake_arg = g;
 	g->owner = n;
+	g->hs_known = false; /* the new core's first hard state is synced */
 	struct raft *r = raft_new(&rc, rs);
 	if (r == NULL)
 		node_fatal(n, gi, "out of memory creating the group");

@@ -38,6 +38,7 @@ struct wal_batch {
 	size_t cap_scratch;
 	struct wal_durable *durable;
 	size_t n_durable, cap_durable;
+	bool sync; /* a record other than a lazy hard state: the write needs its fdatasync */
 };
 
 #define BATCH_FIRST_CAP 4096u
@@ -74,6 +75,7 @@ void wal_batch_reset(struct wal_batch *b)
 	b->n_records = 0;
 	b->n_runs = 0;
 	b->n_durable = 0;
+	b->sync = false;
 }
 
 bool wal_batch_empty(const struct wal_batch *b)
@@ -156,7 +158,22 @@ static int end_record(struct wal_batch *b, uint8_t type, uint64_t group, size_t 
 	wal_rec_seal(b->buf + b->len, type, group, (uint32_t)payload);
 	b->len += wal_rec_size(payload);
 	b->n_records++;
+	b->sync = true;
 	return WAL_OK;
+}
+
+bool wal_batch_needs_sync(const struct wal_batch *b)
+{
+	return b->sync;
+}
+
+int wal_batch_hard_state_lazy(struct wal_batch *b, uint64_t group,
+			      const struct raft_hard_state *hs)
+{
+	bool sync = b->sync;
+	int rc = wal_batch_hard_state(b, group, hs);
+	b->sync = sync;
+	return rc;
 }
 
 int wal_batch_hard_state(struct wal_batch *b, uint64_t group, const struct raft_hard_state *hs)
@@ -334,6 +351,16 @@ static int sort_runs(struct wal_batch *b)
 /* Starts a new active segment big enough for `bytes`: the spare, if wal_prepare made one. */
 static int roll(struct wal *w, size_t bytes)
 {
+	/* A batch written without its fdatasync (lazy hard states) is made durable before the
+	 * next segment holds anything: recovery reads segments in order and would find the
+	 * later one's records after a hole. */
+	if (w->unsynced) {
+		if (w->io.fdatasync(w->segs[w->n_segs - 1].fd, w->io.arg) != 0) {
+			w->last_errno = errno;
+			return WAL_EFSYNC;
+		}
+		w->unsynced = false;
+	}
 	uint64_t size = WAL_SEG_HEADER_BYTES + bytes;
 	size = size > w->opts.segment_bytes ? wal_align8(size) : w->opts.segment_bytes;
 	struct wal_segment s;
@@ -567,10 +594,13 @@ static int write_batch(struct wal *w, struct wal_batch *b, wal_durable_fn fn, vo
 			return fail(w, cut);
 		return rc == WAL_ENOSPC ? rc : fail(w, rc);
 	}
-	if (!w->opts.no_sync && w->io.fdatasync(seg->fd, w->io.arg) != 0) {
+	bool sync = b->sync && !w->opts.no_sync;
+	if (sync && w->io.fdatasync(seg->fd, w->io.arg) != 0) {
 		w->last_errno = errno;
 		return fail(w, WAL_EFSYNC); /* never retried: the page cache state is unknown */
 	}
+	w->unsynced = !sync && !w->opts.no_sync; /* a sync covers every earlier write */
+	b->sync = false;
 
 	pthread_mutex_lock(&w->mu);
 	seg->end += total;
@@ -578,8 +608,7 @@ static int write_batch(struct wal *w, struct wal_batch *b, wal_durable_fn fn, vo
 	w->stats.batches_written++;
 	w->stats.records_written += b->n_records;
 	w->stats.direct_writes += direct;
-	if (!w->opts.no_sync)
-		w->stats.fsyncs++;
+	w->stats.fsyncs += sync;
 	/* A copy for the tail cache, which the early index update reads (the batch is the
 	 * caller's again from fn on). */
 	uint32_t n_records = b->n_records;

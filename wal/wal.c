@@ -147,6 +147,8 @@ void wal_close(struct wal *w)
 		return;
 	if (w->locked) /* the temporary files are ours to remove only under the lock */
 		wal_spare_discard(w);
+	if (w->unsynced && w->n_segs > 0) /* lazy hard states: nothing depends on it */
+		(void)w->io.fdatasync(w->segs[w->n_segs - 1].fd, w->io.arg);
 	for (size_t i = 0; i < w->n_segs; i++)
 		wal_seg_close(&w->segs[i]);
 	free(w->segs);

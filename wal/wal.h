@@ -141,6 +141,17 @@ size_t wal_batch_bytes(const struct wal_batch *b);
  * group id is accepted; at most WAL_GROUPS_MAX distinct groups per WAL. A batch holds at most
  * WAL_BATCH_BYTES_MAX bytes (WAL_EINVAL beyond). */
 int wal_batch_hard_state(struct wal_batch *b, uint64_t group, const struct raft_hard_state *hs);
+/* The same record, for a hard state whose term, vote and recovering flag are those last
+ * written for the group and whose commit index only moved: a batch holding nothing else is
+ * written without an fdatasync of its own (as etcd's MustSync leaves out commit-only changes).
+ * A process crash keeps it (it is in the page cache); a power cut may lose it with the tail,
+ * which costs nothing: the commit index is learnt again from the leader, and a restart takes
+ * at least the applied index as committed (node/restore.c). The next synced batch covers it,
+ * and a segment is synced before the WAL moves on to the next one (batch.c roll). */
+int wal_batch_hard_state_lazy(struct wal_batch *b, uint64_t group,
+			      const struct raft_hard_state *hs);
+/* Whether the batch holds a record that needs the fdatasync (anything but lazy hard states). */
+bool wal_batch_needs_sync(const struct wal_batch *b);
 int wal_batch_truncate(struct wal_batch *b, uint64_t group, raft_index from);
 int wal_batch_entries(struct wal_batch *b, uint64_t group, const struct raft_entry *e, size_t n);
 /* The group's state up to index is captured in a snapshot installed into the state machine

@@ -99,6 +99,7 @@ struct wal {
 	struct wal_segment *segs; /* ascending seq; segs[n_segs - 1] is active */
 	size_t n_segs, cap_segs;
 	uint64_t next_batch_seq;
+	bool unsynced; /* writers' (under wmu): the active segment holds a batch not yet synced */
 
 	struct wal_group **groups; /* ascending group id */
 	size_t n_groups, cap_groups;

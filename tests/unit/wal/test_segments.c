@@ -276,6 +276,103 @@ START_TEST(test_leftover_temporary_files)
 }
 END_TEST
 
+/* Lazy hard states (wal_batch_hard_state_lazy): a batch of nothing else is written without an
+ * fdatasync; anything else in the batch brings it back; a roll syncs the segment it leaves
+ * while a lazy batch there is unsynced; every record reads back after a reopen. */
+static atomic_int syncs;
+static ino_t last_written;  /* the file of the last pwrite */
+static ino_t watched;       /* a file whose sync is awaited (0: none) */
+static bool watched_synced; /* it was synced since */
+
+static ino_t ino_of(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+static ssize_t c_pwrite(int fd, const void *buf, size_t n, off_t off, void *arg)
+{
+	(void)arg;
+	last_written = ino_of(fd); /* a direct write's fd is another open of the same file */
+	return pwrite(fd, buf, n, off);
+}
+
+static int c_fdatasync(int fd, void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&syncs, 1);
+	if (watched != 0 && ino_of(fd) == watched)
+		watched_synced = true;
+	return fdatasync(fd);
+}
+
+static int c_fallocate(int fd, off_t len, void *arg)
+{
+	(void)arg;
+	return fallocate(fd, 0, 0, len);
+}
+
+START_TEST(test_lazy_hard_state_not_synced)
+{
+	char *dir = tmp_dir();
+	struct wal_io io = {
+		.pwrite = c_pwrite, .fdatasync = c_fdatasync, .fallocate = c_fallocate};
+	struct wal_options o = seg_opts();
+	o.io = &io;
+	struct wal *w = open_ok(dir, &o);
+	struct wal_batch *b = wal_batch_new();
+	struct raft_hard_state hs = {.term = 3, .vote = 2, .commit = 1};
+	ck_assert_int_eq(wal_batch_hard_state(b, 1, &hs), WAL_OK);
+	add_entries(b, 1, 1, 4, 3);
+	ck_assert(wal_batch_needs_sync(b));
+	int before = atomic_load(&syncs);
+	write_ok(w, b);
+	ck_assert_int_eq(atomic_load(&syncs), before + 1);
+	/* the commit index alone: written, not synced */
+	wal_batch_reset(b);
+	hs.commit = 4;
+	ck_assert_int_eq(wal_batch_hard_state_lazy(b, 1, &hs), WAL_OK);
+	ck_assert(!wal_batch_needs_sync(b));
+	write_ok(w, b);
+	ck_assert_int_eq(atomic_load(&syncs), before + 1);
+	/* a lazy record beside entries: synced */
+	wal_batch_reset(b);
+	ck_assert_int_eq(wal_batch_hard_state_lazy(b, 1, &hs), WAL_OK);
+	add_entries(b, 1, 5, 6, 3);
+	ck_assert(wal_batch_needs_sync(b));
+	write_ok(w, b);
+	ck_assert_int_eq(atomic_load(&syncs), before + 2);
+	/* a lazy batch last in a segment: the roll syncs that segment before the next one is
+	 * used (the batch after it does not fit) */
+	wal_batch_reset(b);
+	hs.commit = 6;
+	ck_assert_int_eq(wal_batch_hard_state_lazy(b, 1, &hs), WAL_OK);
+	uint64_t segs = segments(w);
+	write_ok(w, b);
+	watched = last_written;
+	watched_synced = false;
+	wal_batch_reset(b);
+	static uint8_t big[SEG_BYTES];
+	struct raft_entry e = {.index = 7, .term = 3, .data = {big, sizeof big}};
+	ck_assert_int_eq(wal_batch_entries(b, 1, &e, 1), WAL_OK);
+	write_ok(w, b);
+	ck_assert_uint_eq(segments(w), segs + 1);
+	ck_assert(watched_synced);
+	watched = 0;
+	wal_batch_free(b);
+	wal_close(w);
+	w = open_ok(dir, &o);
+	const struct wal_group_state *gs = wal_group_find(w, 1);
+	ck_assert_ptr_nonnull(gs);
+	ck_assert(gs->has_hard_state);
+	ck_assert_uint_eq(gs->hard_state.commit, 6);
+	ck_assert_uint_eq(gs->hard_state.term, 3);
+	wal_close(w);
+	tmp_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
 /* The io hooks hold the spare's making (its fallocate) until the test lets it go, so a roll
  * meets a spare that is still being made and must wait for it rather than make another. */
 struct gate {
@@ -451,6 +548,7 @@ int main(void)
 	tcase_add_test(tc, test_leftover_temporary_files);
 	tcase_add_test(tc, test_roll_waits_for_a_spare_being_made);
 	tcase_add_test(tc, test_prepare_beside_writes);
+	tcase_add_test(tc, test_lazy_hard_state_not_synced);
 	suite_add_tcase(s, tc);
 	return wal_test_run(s);
 }
