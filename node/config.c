@@ -85,9 +85,9 @@ static const struct key_def {
 	{"lease-reads", K_TUNABLE,
 	 "on|off: a group leader that a quorum answered within the last election timeout (less "
 	 "a 10% margin) serves linearizable reads at once, without a heartbeat round; assumes "
-	 "the nodes' clocks run at rates within ~5% of each other (docs/DESIGN-NOTES.md \"Leader "
-	 "leases\"; default off: a loaded machine whose loop stalls then catches up on its "
-	 "ticks at once, which can cost elections)"},
+	 "the nodes' clocks run at rates within ~5% of each other and keep running while a "
+	 "process or machine is stopped; off: every linearizable read takes a heartbeat round "
+	 "(docs/DESIGN-NOTES.md \"Leader leases\"; default on)"},
 	{"balance-leaders", K_TUNABLE,
 	 "on|off: move group leaders to their preferred nodes "
 	 "(default on)"},
@@ -763,6 +763,7 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 		fail(err, n, "--quiesce must be on or off");
 		goto out;
 	}
+	cfg->lease_reads = true;
 	if (V("lease-reads") != NULL && parse_bool(V("lease-reads"), &cfg->lease_reads) < 0) {
 		fail(err, n, "--lease-reads must be on or off");
 		goto out;

@@ -63,7 +63,8 @@ struct node_config {
 	 * so that a simulated copy of a few keys spans many chunks. */
 	uint32_t reshard_chunk_bytes;
 	bool quiesce;          /* idle groups stop heartbeating (raft/quiesce.c) */
-	bool lease_reads;      /* leaders answer linearizable reads from a lease (raft/lease.c) */
+	bool lease_reads;      /* leaders answer linearizable reads from a lease (raft/lease.c;
+				* default on, --lease-reads off for clocks that cannot be trusted) */
 	bool wal_no_sync;      /* benchmarks only: skip fdatasync (loses durability) */
 	bool wal_inline;       /* --wal-writer inline: the loop writes and syncs each batch itself */
 	bool kv_sync;          /* LMDB syncs every applied batch (survives a machine crash) */

@@ -56,9 +56,21 @@ void node_tick_groups(struct node *n)
 		struct node_group *g = &n->groups[n->awake[i]];
 		if (g->raft == NULL)
 			continue;
-		raft_tick(g->raft);
+		raft_tick_timers(g->raft);
 		if (n->cfg.apply_entries_max != 0)
 			raft_set_apply_limit(g->raft, n->cfg.apply_entries_max);
+	}
+}
+
+/* A core not on the awake list is quiesced and holds no lease (raft/quiesce.c dropped it): its
+ * clock may stand still. Once woken it is on the list, and its clock advances from then on by
+ * at least the time since it woke; only rounds sent after waking renew its lease. */
+void node_advance_group_clocks(struct node *n, uint64_t ticks)
+{
+	for (uint32_t i = 0; i < n->n_awake; i++) {
+		struct node_group *g = &n->groups[n->awake[i]];
+		if (g->raft != NULL)
+			raft_advance_clock(g->raft, ticks);
 	}
 }
 

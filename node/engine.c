@@ -1,6 +1,7 @@
 /* engine.c — the engine's lifecycle and its node-wide events (engine.h): open (rebuild every
- * group from the WAL and LMDB), peer links up and down, the tick (Raft ticks, request deadlines,
- * maintenance), a clean stop (refuse requests, hand leaderships off, drain).
+ * group from the WAL and LMDB), peer links up and down, the tick (Raft timer ticks, request
+ * deadlines, maintenance) and the groups' clocks, a clean stop (refuse requests, hand
+ * leaderships off, drain).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -199,6 +200,19 @@ static void node_apply_commit(struct node *n)
 }
 
 void node_tick(struct node *n)
+{
+	node_advance_clock(n, 1);
+	node_tick_timers(n);
+}
+
+void node_advance_clock(struct node *n, uint64_t ticks)
+{
+	/* draining too: a clock that advances is never unsafe, and this one is read only by
+	 * leases */
+	node_advance_group_clocks(n, ticks);
+}
+
+void node_tick_timers(struct node *n)
 {
 	if (n->draining)
 		return; /* only turns until the last batch is durable */

@@ -12,7 +12,8 @@
  *   events in:  node_submit        a decoded client request (answered exactly once, by reply)
  *               node_peer_frame    a frame from a connected peer
  *               node_peer_up/down  a peer link came up (with the peer's Hello) / went down
- *               node_tick          every cfg.tick_ms
+ *               node_tick          every cfg.tick_ms (= node_tick_timers + node_advance_clock
+ *                                  by 1; with leases the shell calls the two apart, below)
  *               node_wal_durable   the batch handed out by io.wal_write is durable
  *               node_stop          begin a clean stop (refuse requests, hand leaderships off)
  *   a turn:     node_process       after any event(s): every group's Ready is handled — WAL
@@ -114,6 +115,17 @@ void node_peer_frame(struct node *n, uint64_t from, const Ringraft__Raft__PeerFr
 bool node_peer_up(struct node *n, uint64_t id, const char *client_addr, uint64_t incarnation);
 void node_peer_down(struct node *n, uint64_t id);
 void node_tick(struct node *n);
+/* Time has two parts (raft/raft.h, raft_tick): timers and a clock. node_tick_timers is
+ * node_tick without the clock: the groups' Raft timers, request deadlines, maintenance. Call it
+ * once per timer callback however late it runs, so that a stalled loop does not run out the
+ * election timers before it reads the heartbeats waiting in its sockets. node_advance_clock
+ * advances the clock of every awake group by ticks (O(1) per group; quiesced groups hold no
+ * lease and are skipped until they wake), and runs nothing else. With cfg.lease_reads a
+ * leader's clock must keep pace with real time and never run ahead of it: the shell advances
+ * it to the ticks due by its monotonic clock before it hands the engine any other event
+ * (node/shell.c). */
+void node_tick_timers(struct node *n);
+void node_advance_clock(struct node *n, uint64_t ticks);
 void node_wal_durable(struct node *n);
 /* The checkpoint handed to io.checkpoint is synced (or failed): the engine ends it. */
 void node_checkpoint_done(struct node *n);

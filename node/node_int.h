@@ -423,8 +423,11 @@ struct raft *node_group_raft_new(struct node *n, uint32_t group, const struct ra
 /* driver.c: the group's core may have work (a new core, or one that woke from quiescence). */
 void node_group_awake(struct node *n, struct node_group *g);
 void node_group_wake_cb(void *arg); /* raft_config.wake_cb; arg = the node_group */
-/* driver.c: ticks every awake group's core (quiesced ones are not looked at). */
+/* driver.c: ticks the timers of every awake group's core (quiesced ones are not looked at). */
 void node_tick_groups(struct node *n);
+/* driver.c: advances the clock of every awake group's core by ticks (engine.h
+ * node_advance_clock). */
+void node_advance_group_clocks(struct node *n, uint64_t ticks);
 
 /* snapshot.c */
 void node_snap_serve(struct node *n, struct node_group *g, const struct raft_snapshot_request *r);

@@ -347,6 +347,8 @@ static void retry_due(struct node_shell *s)
 	struct node *n = s->n;
 	uint64_t now = node_now_ms(n);
 	bool any = retry_head != NULL && retry_head->retry_at_ms <= now;
+	if (retry_head != NULL)
+		node_shell_catch_up_ticks(s); /* a retried read may be answered from a lease */
 	while (retry_head != NULL && (retry_head->retry_at_ms <= now || n->stopping)) {
 		struct ctx *ctx = retry_head;
 		retry_head = ctx->next;

@@ -94,7 +94,7 @@ struct raft *node_group_raft_new(struct node *n, uint32_t gi, const struct raft_
 		rc.election_ticks = rc.heartbeat_ticks * 2;
 	rc.pre_vote = true;
 	rc.check_quorum = true;
-	rc.lease_reads = n->cfg.lease_reads; /* the shell delivers missed ticks (shell.c) */
+	rc.lease_reads = n->cfg.lease_reads; /* the shell keeps the clock at real time (shell.c) */
 	struct node_group *g = &n->groups[gi - 1];
 	rc.quiesce_ticks = n->cfg.quiesce ? rc.election_ticks : 0;
 	rc.wake_cb = node_group_wake_cb;

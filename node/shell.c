@@ -611,7 +611,6 @@ int node_shell_password_check(struct node_shell *s, const char *user, const void
 static int on_client_request(void *arg, struct net_conn *c, const uint8_t *p, size_t len)
 {
 	struct node_shell *s = arg;
-	node_shell_catch_up_ticks(s);
 	Ringraft__Kv__Request *rq = ringraft__kv__request__unpack(NULL, len, p);
 	if (rq == NULL) {
 		node_log(NODE_LOG_INFO, 0, "undecodable client request bytes=%zu", len);
@@ -644,6 +643,9 @@ static void submit_request(struct node_shell *s, struct net_conn *c, Ringraft__K
 	cr->bytes = bytes;
 	net_conn_ref(c);
 	net_conn_hold_bytes(c, bytes);
+	/* a read may be answered from a lease at once; also after an authentication check,
+	 * which ends in a callback of its own */
+	node_shell_catch_up_ticks(s);
 	node_submit(s->n, rq, client_reply, cr);
 }
 
@@ -684,33 +686,34 @@ static void server_log_cb(void *arg, int level, const char *msg)
 
 /* ------------------------------------------------------------------------------ the loop */
 
-/* Ticks are the cores' only time, and leader leases (raft/lease.c) need them to keep pace
- * with real time: a timer callback is one tick however late it runs, so every tick due by the
- * monotonic clock is delivered here, from the timer and before any request or peer message
- * is handled (after a stall or a SIGSTOP, the loop's I/O callbacks may run before its
- * timers). One uv_hrtime() per call. A gap of more than CATCH_UP_MAX ticks (a suspended
- * machine) is delivered as CATCH_UP_MAX: any lease has run out long before. */
-#define CATCH_UP_MAX 1000
+/* The cores' time has two parts (raft/raft.h, raft_tick). Their timers get one tick per timer
+ * callback however late it runs, with or without leases: after a stall, a follower reads the
+ * heartbeats waiting in its socket before its election timer runs out. Leader leases
+ * (raft/lease.c) need a leader's clock to keep pace with real time, so with leases the clock
+ * is advanced here to the ticks due by the monotonic clock, from the timer and before any
+ * request or peer message is handled (after a stall or a SIGSTOP, the loop's I/O callbacks
+ * may run before its timers). Due ticks are rounded down: the clock never runs ahead of real
+ * time. One uv_hrtime() per call; a gap of any length (a suspended machine) is one advance. */
 void node_shell_catch_up_ticks(struct node_shell *s)
 {
 	if (!s->catch_up)
-		return; /* no leases: a late timer is one tick, as it always was */
+		return; /* no leases: node_tick moves the clock with the timers, as it always did */
 	uint64_t due = (uv_hrtime() - s->tick_origin_ns) / s->tick_ns;
-	if (due > s->ticks_done + CATCH_UP_MAX)
-		s->ticks_done = due - CATCH_UP_MAX;
-	while (s->ticks_done < due) {
-		s->ticks_done++;
-		node_tick(s->n);
+	if (due > s->clock_ticks) {
+		node_advance_clock(s->n, due - s->clock_ticks);
+		s->clock_ticks = due;
 	}
 }
 
 static void tick_cb(uv_timer_t *t)
 {
 	struct node_shell *s = t->data;
-	if (s->catch_up)
+	if (s->catch_up) {
 		node_shell_catch_up_ticks(s);
-	else
+		node_tick_timers(s->n);
+	} else {
 		node_tick(s->n);
+	}
 }
 
 static void turn_cb(struct node_shell *s)
@@ -1198,10 +1201,8 @@ int node_open(const struct node_config *cfg, struct node_shell **out)
 	s->tick.data = s;
 	s->tick_origin_ns = uv_hrtime();
 	s->tick_ns = (uint64_t)cfg->tick_ms * 1000000u;
-	s->ticks_done = 0;
-	/* Only leases need the ticks to keep pace with the clock. Without them a stalled loop
-	 * (a loaded machine) delivers one tick per timer callback, so that a follower reads the
-	 * heartbeats waiting in its socket before its election timer runs out. */
+	s->clock_ticks = 0;
+	/* Only leases need the clock to keep pace with real time (node_shell_catch_up_ticks). */
 	s->catch_up = cfg->lease_reads;
 	uv_timer_start(&s->tick, tick_cb, cfg->tick_ms, cfg->tick_ms);
 	uv_timer_init(&s->loop, &s->stop_poll);

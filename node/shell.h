@@ -34,8 +34,8 @@ struct node_shell {
 	struct node_metrics_endpoint *metrics_ep;
 	uv_timer_t tick, stop_poll;
 	uint64_t tick_origin_ns; /* uv_hrtime() when ticking began */
-	uint64_t ticks_done;     /* node_tick calls since then */
-	bool catch_up;           /* --lease-reads: deliver every tick due (catch_up_ticks) */
+	uint64_t clock_ticks;    /* --lease-reads: clock ticks given the engine since then */
+	bool catch_up;           /* --lease-reads: keep the clock at the ticks due */
 	uint64_t tick_ns;        /* --tick-ms */
 	uv_prepare_t prepare;
 	uv_check_t check;
@@ -70,8 +70,9 @@ struct node_shell {
 
 uint64_t node_shell_now_ms(void);
 
-/* Delivers to the engine every tick due by the monotonic clock since the loop began (shell.c):
- * call it before handing the engine any request or peer message (leader leases). */
+/* With leases, advances the engine's clock (node_advance_clock) to the ticks due by the
+ * monotonic clock since the loop began (shell.c): call it before handing the engine any
+ * request or peer message. */
 void node_shell_catch_up_ticks(struct node_shell *s);
 
 /* resp.c — the Redis protocol port (--resp-addr) */

@@ -1,7 +1,8 @@
 /* lease.c — leader leases: linearizable reads without a heartbeat round per read (thesis 6.4.1,
- * as TiKV's lease reads). Time is the core's own ticks; the argument assumes every replica's
- * ticks keep pace with real time within the margin below (docs/DESIGN-NOTES.md "Leader
- * leases").
+ * as TiKV's lease reads). A leader's time is its clock (`now`, raft_advance_clock), which the
+ * driver keeps at the ticks due in real time; a follower's is its timer ticks, which may fall
+ * behind (that only keeps it sticky longer). The argument assumes tick rates within the margin
+ * below (docs/DESIGN-NOTES.md "Leader leases").
  *
  * Leader: every heartbeat broadcast is a round (readindex.c) whose send tick is remembered.
  * When a quorum of voters (the leader included) has answered rounds sent at tick t or later,

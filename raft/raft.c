@@ -316,8 +316,19 @@ void raft_conf_note_appended(struct raft *r, raft_index from)
 
 void raft_tick(struct raft *r)
 {
+	raft_advance_clock(r, 1);
+	raft_tick_timers(r);
+}
+
+void raft_advance_clock(struct raft *r, uint64_t ticks)
+{
 	assert(!r->in_ready);
-	r->now++;
+	r->now += ticks; /* read only by the lease (lease.c): no timer runs, nothing is sent */
+}
+
+void raft_tick_timers(struct raft *r)
+{
+	assert(!r->in_ready);
 	if (r->quiesced)
 		return; /* quiesce.c: no heartbeats, no election timer */
 	if (r->heard_elapsed < UINT32_MAX)

@@ -288,9 +288,10 @@ struct raft_config {
 	/* Leader leases (raft/lease.c): a leader that a quorum answered within the lease (in
 	 * its own ticks, less than an election timeout) serves raft_read_index at once, without
 	 * a heartbeat round; followers then refuse (pre)votes for an election timeout after they
-	 * last heard from a leader, restarted ones too. Safe only if every replica's ticks keep
-	 * pace with real time within the margin of RAFT_LEASE_DRIFT_DIV: the driver must deliver
-	 * the ticks it missed (a stalled or paused process) before it feeds any other event. */
+	 * last heard from a leader, restarted ones too. Safe only if every replica's ticks run
+	 * at rates within the margin of RAFT_LEASE_DRIFT_DIV and the leader's clock keeps pace
+	 * with real time: the driver advances the clock (raft_advance_clock) to the ticks due
+	 * before it feeds any other event, a stalled or paused process too (see raft_tick). */
 	bool lease_reads;
 };
 void raft_config_default(struct raft_config *cfg, raft_id id, uint64_t seed);
@@ -313,7 +314,25 @@ struct raft *raft_new(const struct raft_config *cfg, const struct raft_restore *
 void raft_free(struct raft *r);
 
 /* ------------------------------------------------------------------------------ events */
+/* Time has two parts. The timers (election, heartbeat, CheckQuorum, transfer, quiescence, and
+ * a follower's count of ticks since it heard from a leader) move only by raft_tick_timers;
+ * the clock (the core's `now`, read only by leader leases, raft/lease.c) only by
+ * raft_advance_clock. raft_tick is both by one tick, clock first: for a driver without
+ * leases, or one whose every tick is on time (tests).
+ *
+ * With cfg.lease_reads, a leader's clock must keep pace with real time (a clock that lags
+ * would let the lease outlive a follower's stickiness), while a timer that misses ticks is
+ * only late: a follower stays sticky longer, an election starts later. So a driver with
+ * leases gives one timer tick per timer callback, however late it runs (no burst of timer
+ * ticks after a stall, which would run out election timers before the heartbeats waiting in
+ * the socket are read), and, before it feeds any other event, advances the clock to the
+ * ticks due by its monotonic clock since raft_new. The clock must never run ahead of real
+ * time (a round sent at a clock ahead, checked at one that is not, would lengthen the lease);
+ * any advance is O(1). A quiesced replica's clock may stand still: its lease is dropped at
+ * quiesce and renewed only by rounds sent after waking. */
 void raft_tick(struct raft *r);
+void raft_tick_timers(struct raft *r);
+void raft_advance_clock(struct raft *r, uint64_t ticks);
 /* A message from a peer. Entries and snapshot data are copied if kept. */
 int raft_step(struct raft *r, const struct raft_message *m);
 /* A client command. On success the core owns data->base (allocated with malloc) and fills

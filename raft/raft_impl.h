@@ -90,8 +90,8 @@ struct raft {
 	bool read_round_needed;
 
 	/* leader leases (lease.c) */
-	uint64_t now;           /* raft_tick calls since raft_new (quiesced ones too) */
-	uint32_t heard_elapsed; /* ticks since we accepted a leader's message (stickiness) */
+	uint64_t now;           /* clock ticks since raft_new (raft_advance_clock; lease only) */
+	uint32_t heard_elapsed; /* timer ticks since we accepted a leader's message (sticky) */
 	uint64_t lease_floor;   /* heartbeat rounds <= this extend no lease (it was dropped) */
 	bool lease_fenced;      /* a TIMEOUT_NOW left in this term: no lease until the next */
 	struct raft_lease_round lease_rounds[RAFT_LEASE_ROUNDS]; /* recent heartbeat rounds */

@@ -99,13 +99,13 @@ static void print_counts(const uint64_t *count, const uint64_t *seeds_with)
 static void print_fail(const struct ns_result *r, uint64_t seed)
 {
 	printf("FAIL seed %" PRIu64 " (%d nodes, %d groups, mix %s, apply cap %" PRIu32
-	       "%s%s%s): %s\n"
+	       "%s%s%s%s): %s\n"
 	       "  replay: build/tests/nodesim/nodesim run --seed %" PRIu64 " --trace\n",
 	       seed, r->nodes, r->groups, r->mix, r->apply_cap,
 	       r->members ? ", members"
 	       : r->moves ? ", moves"
 			  : "",
-	       r->quiesce ? ", quiesce" : "",
+	       r->quiesce ? ", quiesce" : "", r->lease ? ", lease" : "",
 	       r->adds   ? ", adds"
 	       : r->ring ? ", ring"
 			 : "",
@@ -121,13 +121,13 @@ static int cmd_run(uint64_t seed, bool trace)
 		return 1;
 	}
 	printf("ok seed %" PRIu64 " (%d nodes, %d groups, mix %s, apply cap %" PRIu32
-	       "%s%s%s): %zu operations (%zu ok), "
+	       "%s%s%s%s): %zu operations (%zu ok), "
 	       "%zu events, trace %016" PRIx64 "\n",
 	       seed, r.nodes, r.groups, r.mix, r.apply_cap,
 	       r.members ? ", members"
 	       : r.moves ? ", moves"
 			 : "",
-	       r.quiesce ? ", quiesce" : "",
+	       r.quiesce ? ", quiesce" : "", r.lease ? ", lease" : "",
 	       r.adds   ? ", adds"
 	       : r.ring ? ", ring"
 			: "",

@@ -79,6 +79,7 @@ struct ns_result {
 	const char *mix;
 	uint32_t apply_cap; /* committed entries a group applies per tick (0 = no limit) */
 	bool quiesce;       /* idle groups quiesce (node_config.quiesce) */
+	bool lease;         /* leaders serve reads from leases (node_config.lease_reads) */
 	bool moves;         /* replicas are moved between nodes during the run */
 	bool members;       /* members are added, replaced and removed during the run */
 	bool adds;          /* groups are created (and one retired) during the run */

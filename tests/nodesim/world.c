@@ -185,6 +185,10 @@ struct simnode {
 	uint64_t incarnation;
 	uint32_t rate_pm;       /* its clock runs at rate_pm/1000 of real time */
 	uint64_t clock_base_ms; /* its clock at virtual time 0 */
+	/* lease runs: the engine's clock (node_advance_clock) counts the ticks due since
+	 * clock_first (this life's first tick), period apart, as kvd's shell counts those due
+	 * by its monotonic clock; clock_given so far */
+	uint64_t clock_first, clock_given, period;
 	bool writing;           /* a WAL batch is with the simulated disk */
 	bool clean_at_crash;    /* crashed: no hosted group's durable state said recovering */
 	/* The membership plan (members seeds): not yet added (not started), dead for good
@@ -241,6 +245,7 @@ struct world {
 	const char *mix;
 	uint32_t apply_cap; /* node_config.apply_entries_max of every node */
 	bool quiesce;       /* node_config.quiesce of every node */
+	bool lease;         /* node_config.lease_reads of every node */
 	/* Replica moves (5 nodes, one seed in two): one move at a time, a step per request. */
 	struct {
 		bool on, busy;
@@ -349,6 +354,29 @@ static uint32_t rnd(struct world *w, uint32_t lo, uint32_t hi)
 static void enter(struct simnode *s)
 {
 	node_log_init(s->cfg.id, s->cfg.log_level);
+}
+
+/* Lease runs: before node s handles anything, its engine's clock is advanced to the ticks due
+ * by now (rounded down: never ahead), as kvd's shell does (node_shell_catch_up_ticks); its
+ * timers get one tick per EV_TICK however late. Without leases node_tick moves both. */
+static void clock_catch_up(struct simnode *s)
+{
+	struct world *w = s->w;
+	if (!w->lease || !s->alive || w->now < s->clock_first)
+		return;
+	uint64_t due = (w->now - s->clock_first) / s->period + 1;
+	if (due > s->clock_given) {
+		node_advance_clock(s->n, due - s->clock_given);
+		s->clock_given = due;
+	}
+}
+
+/* A request handed to node s's engine (the clock first: a read may be answered from a lease). */
+static void submit(struct simnode *s, Ringraft__Kv__Request *rq, node_reply_fn reply, void *ctx)
+{
+	enter(s);
+	clock_catch_up(s);
+	node_submit(s->n, rq, reply, ctx);
 }
 
 static void trace(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -578,6 +606,7 @@ static void node_config_for(struct world *w, struct simnode *s, uint32_t electio
 	c->auto_balance = w->plan.on && w->plan.balance;
 	c->apply_entries_max = w->apply_cap;
 	c->quiesce = w->quiesce;
+	c->lease_reads = w->lease;
 	/* ring runs: a copy of a few keys and sessions spans many INGEST chunks (offsets, gaps
 	 * and resends are exercised; a chunk holds one item or two) */
 	c->reshard_chunk_bytes = w->ring.on ? 256 : 0;
@@ -671,10 +700,11 @@ static void node_start(struct world *w, struct simnode *s)
 		adds_apply(w, s);
 	}
 	uint64_t period = 10u * 1000u / s->rate_pm; /* tick_ms of its own clock */
-	push(w, (struct ev){.t = w->now + rnd(w, 1, (uint32_t)period),
-			    .type = EV_TICK,
-			    .node = s->id,
-			    .gen = s->gen});
+	uint64_t first = w->now + rnd(w, 1, (uint32_t)period);
+	push(w, (struct ev){.t = first, .type = EV_TICK, .node = s->id, .gen = s->gen});
+	s->clock_first = first;
+	s->clock_given = 0;
+	s->period = period;
 	trace(w, "node %d started", s->id);
 	links_changed(w);
 }
@@ -896,8 +926,7 @@ static void client_send(struct world *w, int c, struct simnode *s)
 	Ringraft__Kv__Request *own = ringraft__kv__request__unpack(NULL, cl->rq_len, cl->rq_buf);
 	if (own == NULL)
 		abort();
-	enter(s);
-	node_submit(s->n, own, client_reply, ctx);
+	submit(s, own, client_reply, ctx);
 	node_process(s->n);
 }
 
@@ -1388,8 +1417,7 @@ static void mover_step(struct world *w)
 	Ringraft__Kv__Request *own = owned_request(&rq);
 	w->mover.busy = true;
 	w->mover.node = s->id;
-	enter(s);
-	node_submit(s->n, own, mover_reply, w);
+	submit(s, own, mover_reply, w);
 	node_process(s->n);
 }
 
@@ -1508,8 +1536,7 @@ static void ring_step(struct world *w)
 	Ringraft__Kv__Request *own = owned_request(&rq);
 	w->ring.busy = true;
 	w->ring.node = s->id;
-	enter(s);
-	node_submit(s->n, own, ring_reply, w);
+	submit(s, own, ring_reply, w);
 	node_process(s->n);
 }
 
@@ -1775,8 +1802,7 @@ static void plan_step(struct world *w)
 	Ringraft__Kv__Request *own = owned_request(&rq);
 	w->plan.busy = true;
 	w->plan.node = s->id;
-	enter(s);
-	node_submit(s->n, own, plan_reply, w);
+	submit(s, own, plan_reply, w);
 	node_process(s->n);
 }
 
@@ -1928,6 +1954,8 @@ static void step(struct world *w, struct ev *e)
 		push(w, again);
 		return;
 	}
+	if (s != NULL && s->alive)
+		clock_catch_up(s);
 	switch (e->type) {
 	case EV_DELIVER:
 		deliver(w, e);
@@ -1949,7 +1977,10 @@ static void step(struct world *w, struct ev *e)
 	case EV_TICK:
 		if (!s->alive || e->gen != s->gen)
 			break;
-		node_tick(s->n);
+		if (w->lease)
+			node_tick_timers(s->n); /* the clock caught up above */
+		else
+			node_tick(s->n);
 		node_process(s->n);
 		push(w, (struct ev){.t = w->now + 10u * 1000u / s->rate_pm,
 				    .type = EV_TICK,
@@ -2129,8 +2160,7 @@ static void status_all(struct world *w, struct audit_ctx *a)
 		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
 		rq.op = RINGRAFT__KV__OP__STATUS;
 		Ringraft__Kv__Request *own = owned_request(&rq);
-		enter(s);
-		node_submit(s->n, own, audit_reply, &a[i]);
+		submit(s, own, audit_reply, &a[i]);
 		node_process(s->n);
 	}
 }
@@ -2373,8 +2403,7 @@ static void quiet_phase(struct world *w)
 			return; /* every node runs after the heal */
 		Ringraft__Kv__Request rq = RINGRAFT__KV__REQUEST__INIT;
 		rq.op = RINGRAFT__KV__OP__STATUS;
-		enter(s);
-		node_submit(s->n, owned_request(&rq), audit_reply, &a[i]);
+		submit(s, owned_request(&rq), audit_reply, &a[i]);
 		node_process(s->n);
 		for (int g = 1; g < NS_GROUP_IDS; g++) {
 			if (!in_ring(w, (uint32_t)g))
@@ -2441,8 +2470,7 @@ static void quiet_phase(struct world *w)
 			rq.value.data = (uint8_t *)"q";
 			rq.value.len = 1;
 			p->busy = true;
-			enter(s);
-			node_submit(s->n, owned_request(&rq), quiet_reply, p);
+			submit(s, owned_request(&rq), quiet_reply, p);
 			node_process(s->n);
 		}
 		if (open == 0 || w->now >= deadline || !w->r->ok)
@@ -2507,6 +2535,10 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	/* Idle groups quiesce (raft/quiesce.c) in 7 seeds of 8, as kvd does by default. */
 	w->quiesce = ((h >> 24) & 7) != 0;
 	r->quiesce = w->quiesce;
+	/* Leader leases (node_config.lease_reads, kvd's default) in half the seeds, drawn apart
+	 * too: the engine's clock advanced apart from its timers, as kvd's shell does. */
+	w->lease = ((h >> 40) & 1) != 0;
+	r->lease = w->lease;
 	/* Replicas move in half of the 5-node seeds (with 3 nodes every node hosts every group:
 	 * there is nowhere to move to); drawn apart from the world's stream too. */
 	w->mover.on = w->N == 5 && ((h >> 20) & 1) == 1;
@@ -2570,6 +2602,11 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 		snprintf(s->dir, sizeof s->dir, "%s/n%d", w->root, i);
 		s->incarnation = raft_rand_next(&w->rng) | 1;
 		s->rate_pm = w->drift ? rnd(w, 950, 1050) : 1000;
+		/* lease runs: one tick period for all (the drift, drawn all the same so that the
+		 * other choices stay, is 9 or 10 ms periods, 11%: beyond the lease's margin at
+		 * some election timeouts; tests/sim keeps drift-free lease runs too) */
+		if (w->lease)
+			s->rate_pm = 1000;
 		s->clock_base_ms = 1000000 + rnd(w, 0, 100000);
 		node_config_for(w, s, election_ms, snapshot_entries, balance, scrub);
 	}

@@ -111,6 +111,8 @@ static void node_start(struct cluster *c, struct node *n)
 		uint64_t d = SIM_TICK * c->clock_drift_pm / 1000;
 		n->tick_period = SIM_TICK - d + rng_range(&c->rng, 0, 2 * d);
 	}
+	n->clock_first = n->next_tick;
+	n->clock_given = 0;
 	n->n_props = 0;
 	n->n_reads = 0;
 	n->last_role = raft_role_of(n->r);
@@ -568,6 +570,22 @@ static void detect(struct cluster *c, struct node *n)
 	}
 }
 
+/* Lease runs: advances node n's clock to the ticks due by now on its own clock (rounded down:
+ * never ahead of real time). Runs no timer and sends nothing. */
+static void clock_catch_up(struct cluster *c, struct node *n)
+{
+	if (c->now < n->clock_first)
+		return;
+	uint64_t due = (c->now - n->clock_first) / n->tick_period + 1;
+	if (due <= n->clock_given)
+		return;
+	uint64_t k = due - n->clock_given;
+	raft_advance_clock(n->r, k);
+	n->clock_given = due;
+	if (k > 1)
+		trace_ev(c, TR_CLOCK, n->id, k, due, 0);
+}
+
 void cluster_tick(struct cluster *c, raft_id id)
 {
 	struct node *n = &c->nodes[id];
@@ -576,22 +594,27 @@ void cluster_tick(struct cluster *c, raft_id id)
 	detect(c, n);
 	c->steps++;
 	n->next_tick += n->tick_period;
-	/* resumed after a pause: missed ticks do not burst, unless leases need them */
-	if (n->next_tick <= c->now && !c->ticks_catch_up)
+	/* resumed after a pause: missed timer ticks do not burst (with leases only the clock
+	 * catches up, above) */
+	if (n->next_tick <= c->now)
 		n->next_tick = c->now + n->tick_period;
-	raft_tick(n->r);
+	if (c->lease_clock) {
+		clock_catch_up(c, n);
+		raft_tick_timers(n->r);
+	} else {
+		raft_tick(n->r);
+	}
 	trace_ev(c, TR_TICK, id, raft_term_of(n->r), raft_role_of(n->r), 0);
 	cluster_drive(c, n);
 	inv_check(c);
 }
 
-/* With leases: node id first takes every tick it missed (paused, or due at this very time). */
+/* Lease runs: node id's clock catches up before it handles anything (a resumed process too). */
 static void catch_up(struct cluster *c, raft_id id)
 {
 	struct node *n = &c->nodes[id];
-	while (c->ticks_catch_up && !c->failed && n->alive && !paused(c, n) &&
-	       n->next_tick <= c->now)
-		cluster_tick(c, id);
+	if (c->lease_clock && !c->failed && n->alive && !paused(c, n))
+		clock_catch_up(c, n);
 }
 
 bool cluster_deliver_one(struct cluster *c)

@@ -341,9 +341,9 @@ void sim_run_seed(uint64_t seed, const struct run_opts *o, struct run_result *re
 	if (f & (F_NET | F_PART | F_CHURN))
 		c->clock_drift_pm = (uint32_t)rng_range(&g, 0, 200);
 	if (cfg.lease_reads) {
-		/* drift-free ticks, and missed ticks delivered: the lease's assumption (lease.c).
-		 * SIM_LEASE_DRIFT=1 keeps the drift (up to 20%, beyond the margin) to show why. */
-		c->ticks_catch_up = true;
+		/* drift-free ticks, and a clock kept at the ticks due: the lease's assumption
+		 * (lease.c). SIM_LEASE_DRIFT=1 keeps the drift (up to 20%, beyond the margin). */
+		c->lease_clock = true;
 		if (getenv("SIM_LEASE_DRIFT") == NULL)
 			c->clock_drift_pm = 0;
 	}

@@ -180,6 +180,9 @@ struct node {
 	uint64_t next_tick;
 	uint64_t paused_until; /* a paused process (SIGSTOP): no ticks, no I/O until then */
 	uint64_t tick_period;  /* SIM_TICK, or off by the clock drift */
+	/* lease runs: the core's clock (raft_advance_clock) counts this node's ticks due in real
+	 * time, tick_period apart from clock_first (its first tick); clock_given so far */
+	uint64_t clock_first, clock_given;
 	uint32_t incarnation;
 	struct proposal props[SIM_PENDING_MAX];
 	int n_props;
@@ -227,6 +230,7 @@ enum trace_kind {
 	TR_PAUSE,
 	TR_WIPE,
 	TR_NOTE,
+	TR_CLOCK, /* lease runs: a clock advance of more than one tick (a, to b) */
 };
 
 struct ledger_entry {
@@ -287,9 +291,11 @@ struct cluster {
 	/* The nodes' failure detector (0 = none): a crashed peer is seen down at the next tick,
 	 * one cut off or paused after this many ticks (net/peer.c's keepalive). */
 	uint32_t detect_ticks;
-	/* Leader leases (cfg.lease_reads): a resumed process gets the ticks it missed before
-	 * anything else, as raft.h asks of a driver with leases (kvd's shell does the same). */
-	bool ticks_catch_up;
+	/* Leader leases (cfg.lease_reads): timer ticks never burst (raft_tick_timers, one per
+	 * tick however late), and a node's clock is advanced to its ticks due in real time before
+	 * anything else it handles, as raft.h asks of a driver with leases (kvd's shell does the
+	 * same). Without: raft_tick, the clock moving with the timers. */
+	bool lease_clock;
 	uint64_t lease_reads; /* reads the leader answered at once, from its lease */
 	/* liveness */
 	bool liveness_ok;

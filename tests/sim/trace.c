@@ -116,6 +116,9 @@ void trace_ev(struct cluster *c, enum trace_kind k, raft_id node, uint64_t a, ui
 	case TR_NOTE:
 		fprintf(f, "note %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", a, b, d);
 		break;
+	case TR_CLOCK:
+		fprintf(f, "clock +%" PRIu64 " to %" PRIu64 "\n", a, b);
+		break;
 	}
 }
 

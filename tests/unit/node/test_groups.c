@@ -7,7 +7,9 @@
  * The ring change record (issue 18): RESHARD_ADD and RESHARD_REMOVE at this one-node
  * cluster's meta leader create, keep (across a restart) and retire the group, the ring in
  * effect staying the old one; a record pushed by a peer is applied, again idempotently, and
- * an older or damaged one is not.
+ * an older or damaged one is not. And, on the same fixture, the engine's time in two parts
+ * (engine.h): node_advance_clock runs no timer (no election, however far), node_tick_timers
+ * does.
  */
 #include <check.h>
 #include <stdio.h>
@@ -537,6 +539,52 @@ START_TEST(test_ring_record_pushed)
 }
 END_TEST
 
+/* The clock alone (leases: the shell advances it to real time after a stall) runs no timer:
+ * a hundred election timeouts of it elect no leader; timer ticks alone, no clock, do. */
+START_TEST(test_clock_runs_no_timer)
+{
+	gx_close();
+	G.cfg.lease_reads = true;
+	gx_open();
+	char key[32];
+	uint32_t ids[GROUPS] = {1, 2};
+	struct kv_ring *ring = kv_ring_from_ids(ids, GROUPS, 128, 1);
+	ck_assert_ptr_nonnull(ring);
+	for (int j = 0;; j++) {
+		snprintf(key, sizeof key, "key%d", j);
+		if (kv_ring_group_of(ring, key, strlen(key)) == 1)
+			break;
+	}
+	kv_ring_free(ring);
+	node_advance_clock(G.n, 100 * G.cfg.election_ms / G.cfg.tick_ms);
+	node_process(G.n);
+	gx_settle();
+	submit(RINGRAFT__KV__OP__PUT, key, "v1");
+	ck_assert_int_eq(G.replies, 1);
+	ck_assert_int_eq(G.code, RINGRAFT__KV__CODE__NOT_LEADER); /* nobody campaigned */
+	int t = 0;
+	for (; t < 300 && G.code != RINGRAFT__KV__CODE__OK; t++) {
+		G.now_ms += 10;
+		node_tick_timers(G.n);
+		node_process(G.n);
+		gx_settle();
+		submit(RINGRAFT__KV__OP__PUT, key, "v1");
+		if (G.replies == 0) /* proposed: until it commits */
+			for (int k = 0; k < 100 && G.replies == 0; k++) {
+				node_tick_timers(G.n);
+				node_process(G.n);
+				gx_settle();
+			}
+	}
+	ck_assert_int_eq(G.code, RINGRAFT__KV__CODE__OK);
+	ck_assert_int_le(t, 2 * G.cfg.election_ms / G.cfg.tick_ms + 1);
+	submit(RINGRAFT__KV__OP__GET, key, NULL); /* a single voter: at once */
+	ck_assert_int_eq(G.replies, 1);
+	ck_assert_int_eq(G.code, RINGRAFT__KV__CODE__OK);
+	ck_assert_str_eq(G.value, "v1");
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("node_groups");
@@ -550,6 +598,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_retired_stays_retired);
 	tcase_add_test(tc, test_ring_record_applied);
 	tcase_add_test(tc, test_ring_record_pushed);
+	tcase_add_test(tc, test_clock_runs_no_timer);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -2,7 +2,9 @@
  * serves reads at once; the lease runs out lease ticks after the round's send tick; a transfer
  * stops it (for the rest of the term once TIMEOUT_NOW left); a leader that steps down has
  * none; none before an entry of the leader's term has committed; followers that heard from a
- * leader within an election timeout (or restarted) refuse votes, but not a transfer's. */
+ * leader within an election timeout (or restarted) refuse votes, but not a transfer's; the
+ * lease runs on the clock (raft_advance_clock), which runs no timer, and timer ticks do not
+ * move the clock. */
 #include <check.h>
 
 #include "raft/raft_impl.h"
@@ -326,6 +328,84 @@ START_TEST(test_quiesce_drops_lease)
 }
 END_TEST
 
+/* The clock (raft_advance_clock) and the timers (raft_tick_timers) are apart: a driver with
+ * leases advances the clock to real time after a stall but gives the timers one tick. */
+START_TEST(test_clock_runs_no_timer)
+{
+	static struct tc c;
+	lease_init(&c, 3, 52);
+	lease_leader(&c);
+	tc_stabilize(&c);
+	uint64_t sent = 0;
+	for (int t = 0; t < 16; t++)
+		sent += c.sent_by_type[t];
+	/* the whole cluster, the leader cut off: 10 election timeouts of clock only */
+	tc_isolate(&c, 1, true);
+	for (raft_id i = 1; i <= 3; i++) {
+		struct raft *r = tc_r(&c, i);
+		raft_term t = raft_term_of(r);
+		uint32_t heard = r->heard_elapsed;
+		raft_advance_clock(r, 10 * E);
+		ck_assert(!raft_has_ready(r)); /* nothing to send, persist or apply */
+		ck_assert_uint_eq(raft_term_of(r), t);
+		ck_assert_uint_eq(r->heard_elapsed, heard); /* a follower stays sticky */
+	}
+	tc_stabilize(&c);
+	uint64_t sent_after = 0;
+	for (int t = 0; t < 16; t++)
+		sent_after += c.sent_by_type[t];
+	/* no campaign, no heartbeat, no CheckQuorum */
+	ck_assert_uint_eq(sent_after, sent);
+	ck_assert_int_eq(raft_role_of(tc_r(&c, 1)), RAFT_LEADER);
+	ck_assert_int_eq(raft_role_of(tc_r(&c, 2)), RAFT_FOLLOWER);
+	ck_assert_int_eq(raft_role_of(tc_r(&c, 3)), RAFT_FOLLOWER);
+	ck_assert(raft_lease_sticky(tc_r(&c, 2)));
+	/* the clock alone ended the lease */
+	ck_assert(!raft_lease_held(tc_r(&c, 1)));
+	/* the timers still run when ticked: node 2 campaigns within 2 E timer ticks (its sticky
+	 * count first reaches E) */
+	for (int k = 0; k < 2 * E && raft_role_of(tc_r(&c, 2)) == RAFT_FOLLOWER; k++)
+		raft_tick_timers(tc_r(&c, 2));
+	ck_assert_int_ne(raft_role_of(tc_r(&c, 2)), RAFT_FOLLOWER);
+	tc_free(&c);
+}
+END_TEST
+
+START_TEST(test_lease_runs_on_clock_not_timers)
+{
+	static struct tc c;
+	lease_init(&c, 3, 53);
+	lease_leader(&c);
+	struct raft *r = tc_r(&c, 1);
+	ck_assert(raft_lease_held(r));
+	uint32_t L = raft_lease_ticks(E);
+	/* timer ticks (fewer than E: CheckQuorum would step the cut-off leader down) do not
+	 * move the clock: the lease is where it was */
+	tc_isolate(&c, 1, true);
+	uint64_t now = r->now;
+	uint64_t hb = c.sent_by_type[RAFT_MSG_HEARTBEAT];
+	for (uint32_t k = 0; k < L + 1; k++) {
+		raft_tick_timers(r);
+		tc_stabilize(&c);
+	}
+	ck_assert_uint_eq(r->now, now);
+	ck_assert_uint_gt(c.sent_by_type[RAFT_MSG_HEARTBEAT], hb); /* the timers ran */
+	ck_assert_int_eq(raft_role_of(r), RAFT_LEADER);
+	ck_assert(raft_lease_held(r));
+	/* the answered round left at the tick before now: L - 1 clock ticks keep the lease,
+	 * one more ends it, with no timer tick between */
+	raft_advance_clock(r, L - 1);
+	ck_assert(raft_lease_held(r));
+	raft_advance_clock(r, 1);
+	ck_assert(!raft_lease_held(r));
+	ck_assert_int_eq(raft_role_of(r), RAFT_LEADER);
+	ck_assert_int_eq(raft_read_index(r, 15), 0);
+	tc_ready(&c, 1);
+	ck_assert(!has_read(&c.nodes[1], 15, NULL)); /* a round, which cannot complete */
+	tc_free(&c);
+}
+END_TEST
+
 START_TEST(test_off_by_default)
 {
 	static struct tc c;
@@ -354,6 +434,8 @@ int main(void)
 	tcase_add_test(tc, test_follower_sticky);
 	tcase_add_test(tc, test_restart_sticky_transfer_not);
 	tcase_add_test(tc, test_quiesce_drops_lease);
+	tcase_add_test(tc, test_clock_runs_no_timer);
+	tcase_add_test(tc, test_lease_runs_on_clock_not_timers);
 	tcase_add_test(tc, test_off_by_default);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
