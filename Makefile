@@ -44,13 +44,6 @@ endif
 PKG_CFLAGS := $(shell pkg-config --cflags libuv lmdb libprotobuf-c check libxxhash libmicrohttpd openssl)
 PKG_LIBS := $(shell pkg-config --libs libuv lmdb libprotobuf-c libxxhash libmicrohttpd openssl)
 CHECK_LIBS := $(shell pkg-config --libs check)
-# The programs (bin/) allocate with jemalloc: kvd's hot path mallocs per message and LMDB per
-# dirty page and nested transaction, where glibc's malloc cost 8-15% more CPU per put
-# (docs/PERFORMANCE.md "jemalloc"). Not under the sanitizers (ASan brings its own allocator),
-# and not in the test binaries, which valgrind watches through glibc's malloc.
-ifneq ($(SAN),1)
-BIN_LIBS := $(shell pkg-config --libs jemalloc)
-endif
 endif
 CFLAGS += $(PKG_CFLAGS)
 LIBS := $(PKG_LIBS) -lpthread -lm
@@ -139,7 +132,7 @@ $(foreach m,$(LIB_MODULES),$(eval $(call module_lib,$(m))))
 define main_bin
 $(BINDIR)/$(patsubst %_main.c,%,$(notdir $(1))): $(BUILD)/obj/$(1:%.c=%.o) $(LIBS_A)
 	@mkdir -p $$(@D)
-	$$(CC) $$(CFLAGS) $$< -o $$@ $$(LDFLAGS) $$(LINK_LIBS) $$(BIN_LIBS)
+	$$(CC) $$(CFLAGS) $$< -o $$@ $$(LDFLAGS) $$(LINK_LIBS)
 endef
 $(foreach s,$(MAIN_SRCS),$(eval $(call main_bin,$(s))))
 

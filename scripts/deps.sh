@@ -5,9 +5,8 @@
 set -u
 
 # pkg-config module -> Debian package (openssl: libssl + libcrypto, the TLS of net/ and cli/;
-# fuse3: the power-cut file system of tests/powercut, `make powercut`; jemalloc: the programs'
-# allocator, docs/PERFORMANCE.md "jemalloc")
-pc_pkgs="libuv:libuv1-dev lmdb:liblmdb-dev libprotobuf-c:libprotobuf-c-dev check:check libxxhash:libxxhash-dev libmicrohttpd:libmicrohttpd-dev openssl:libssl-dev fuse3:libfuse3-dev jemalloc:libjemalloc-dev"
+# fuse3: the power-cut file system of tests/powercut, `make powercut`)
+pc_pkgs="libuv:libuv1-dev lmdb:liblmdb-dev libprotobuf-c:libprotobuf-c-dev check:check libxxhash:libxxhash-dev libmicrohttpd:libmicrohttpd-dev openssl:libssl-dev fuse3:libfuse3-dev"
 # command -> Debian package (faketime brings libfaketime: jepsen-lite's clock nemesis; clang
 # builds the libFuzzer harnesses of tests/fuzz, `make fuzz`; fusermount3 mounts and unmounts
 # tests/powercut's file system)
