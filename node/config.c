@@ -102,8 +102,8 @@ static const struct key_def {
 	{"wal-writer", K_TUNABLE,
 	 "thread|inline: who writes and syncs each WAL batch: a writer thread of its own, the "
 	 "event loop going on meanwhile, or the loop itself at the end of its turn, after the "
-	 "turn's messages are sent (no hand-off between threads: about half the system calls "
-	 "and 15% less CPU per put; docs/PERFORMANCE.md; default inline)"},
+	 "turn's messages are sent (no hand-off between threads; docs/PERFORMANCE.md; default "
+	 "thread)"},
 	{"kv-sync", K_TUNABLE,
 	 "on|off: LMDB syncs every applied batch, so that after a power cut this node restarts "
 	 "by itself instead of refusing (docs/DURABILITY.md; costs an fsync per batch; default "
@@ -764,7 +764,6 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 		goto out;
 	}
 	cfg->lease_reads = true;
-	cfg->wal_inline = true; /* docs/PERFORMANCE.md "The WAL writer on the loop" */
 	if (V("lease-reads") != NULL && parse_bool(V("lease-reads"), &cfg->lease_reads) < 0) {
 		fail(err, n, "--lease-reads must be on or off");
 		goto out;
@@ -785,9 +784,9 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 		goto out;
 	}
 	if (V("wal-writer") != NULL) {
-		if (strcmp(V("wal-writer"), "thread") == 0) {
-			cfg->wal_inline = false;
-		} else if (strcmp(V("wal-writer"), "inline") != 0) {
+		if (strcmp(V("wal-writer"), "inline") == 0) {
+			cfg->wal_inline = true;
+		} else if (strcmp(V("wal-writer"), "thread") != 0) {
 			fail(err, n, "--wal-writer must be thread or inline");
 			goto out;
 		}

@@ -1,8 +1,7 @@
-/* test_wal_thread.c — kvd --wal-writer thread (a writer thread of its own writes and syncs each
- * WAL batch while the event loop goes on; the default is inline, which every other test runs):
- * a cluster in that mode serves, loses no acknowledged write when a leader is killed (-9) and
- * comes back, brings every replica to the same state, and drains and exits 0 on SIGTERM with
- * its last batch written. */
+/* test_wal_inline.c — kvd --wal-writer inline (the event loop writes and syncs each WAL batch
+ * itself, no writer thread): a cluster in that mode serves, loses no acknowledged write when a
+ * leader is killed (-9) and comes back, brings every replica to the same state, and drains
+ * and exits 0 on SIGTERM with its last batch written. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,17 +19,17 @@ static void teardown(void)
 	cluster_teardown(&c);
 }
 
-static void start_thread(void)
+static void start_inline(void)
 {
 	struct cluster_opts o;
 	cluster_opts_default(&o);
 	o.groups = GROUPS;
-	o.extra_args = "--wal-writer thread";
+	o.extra_args = "--wal-writer inline";
 	c = cluster_start(&o);
 	ck_assert_ptr_nonnull(c);
 	for (int n = 1; n <= 3; n++)
-		ck_assert_msg(cluster_log_grep(c, n, "wal_writer=thread") > 0,
-			      "node %d does not say it writes the WAL on its own thread", n);
+		ck_assert_msg(cluster_log_grep(c, n, "wal_writer=inline") > 0,
+			      "node %d does not say it writes the WAL inline", n);
 }
 
 /* A definite answer within 8 s from any running node (a client retries NOT_LEADER and
@@ -80,7 +79,7 @@ static void read_back(const char *prefix, int n, int via)
 
 START_TEST(test_leader_killed_loses_nothing)
 {
-	start_thread();
+	start_inline();
 	write_acked("before", 300);
 	uint64_t leader = cluster_leader_of(c, 1, 5000);
 	ck_assert_msg(leader >= 1 && leader <= 3, "group 1 has no leader");
@@ -100,7 +99,7 @@ END_TEST
 
 START_TEST(test_sigterm_drains_and_restart_loses_nothing)
 {
-	start_thread();
+	start_inline();
 	write_acked("term", 300);
 	for (int n = 1; n <= 3; n++)
 		ck_assert_int_eq(cluster_term(c, n), 0); /* exits 0: its last batch written */
@@ -113,8 +112,8 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("wal_thread");
-	TCase *tc = tcase_create("wal_thread");
+	Suite *s = suite_create("wal_inline");
+	TCase *tc = tcase_create("wal_inline");
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, test_leader_killed_loses_nothing);
