@@ -14,6 +14,7 @@
  * than silently weakening the check.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,24 +71,37 @@ static int boot_id(char out[64])
 	return KV_OK;
 }
 
+/* KV_ENOSPC when the file system is full (a node started on a full disk stops as at run time,
+ * exit 75, not with "LMDB failure"), KV_EIO for any other failure. */
 static int write_state(const char *dir, const char *text)
 {
 	char path[4096], tmp[4096];
 	snprintf(path, sizeof path, "%s/%s", dir, STATE_FILE);
 	snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, STATE_FILE);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0)
-		return KV_EIO;
-	size_t n = strlen(text);
-	bool ok = write(fd, text, n) == (ssize_t)n && fsync(fd) == 0;
-	ok = close(fd) == 0 && ok;
-	ok = ok && rename(tmp, path) == 0;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (dfd >= 0) {
-		ok = fsync(dfd) == 0 && ok;
-		close(dfd);
+	int e = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		e = errno;
+	} else {
+		size_t n = strlen(text);
+		ssize_t w = write(fd, text, n);
+		if (w != (ssize_t)n)
+			e = w < 0 ? errno : ENOSPC; /* short: no room for the rest */
+		if (e == 0 && fsync(fd) != 0)
+			e = errno;
+		if (close(fd) != 0 && e == 0)
+			e = errno;
+		if (e == 0 && rename(tmp, path) != 0)
+			e = errno;
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+		if (dfd >= 0) {
+			if (fsync(dfd) != 0 && e == 0)
+				e = errno;
+			close(dfd);
+		}
 	}
-	return ok ? KV_OK : KV_EIO;
+	if (e == 0)
+		return KV_OK;
+	return e == ENOSPC || e == EDQUOT ? KV_ENOSPC : KV_EIO;
 }
 
 int kv_guard_open(const char *dir, bool check)

@@ -1002,6 +1002,8 @@ static int open_stores(struct node_shell *s)
 			 "WAL damaged: the groups concerned are rebuilt from their peers "
 			 "segment=%s offset=%llu reason=\"%s\"",
 			 corr.segment, (unsigned long long)corr.offset, corr.reason);
+	if (rc == WAL_ENOSPC) /* started on a full disk: the same stop as at run time */
+		node_stop_disk_full(NULL, 0, "opening the WAL");
 	if (rc != WAL_OK) {
 		if (rc == WAL_ELOCKED)
 			node_log(NODE_LOG_ERROR, 0, "the data dir is in use by another kvd dir=%s",
@@ -1026,6 +1028,8 @@ static int open_stores(struct node_shell *s)
 		rc = KV_OK;
 	else if (rc == KV_EUNSAFE && cfg->auto_repair && set_aside_kv(s, kv_dir) == NODE_OK)
 		rc = kv_open(kv_dir, &ko, &s->kv);
+	if (rc == KV_ENOSPC)
+		node_stop_disk_full(NULL, 0, "opening LMDB");
 	if (rc != KV_OK) {
 		node_log(NODE_LOG_ERROR, 0, "cannot open LMDB dir=%s error=\"%s\"", kv_dir,
 			 kv_strerror(rc));

@@ -693,9 +693,14 @@ static int restart_node(struct cluster *c, int node, bool first)
 			close(fd);
 			return 0;
 		}
-		if (waitpid(n->pid, NULL, WNOHANG) == n->pid) {
+		int status;
+		if (waitpid(n->pid, &status, WNOHANG) == n->pid) {
 			n->pid = 0;
-			fprintf(stderr, "cluster: node %d exited on restart\n", node);
+			n->exit_status = WIFEXITED(status)
+						 ? WEXITSTATUS(status)
+						 : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+			fprintf(stderr, "cluster: node %d exited on restart (status %d)\n", node,
+				n->exit_status);
 			dump_log(n, 20);
 			return -1;
 		}

@@ -1,5 +1,6 @@
 /* test_disk_full.c — a node whose data directory fills up under load stops cleanly: no signal,
- * exit status 75 and a "disk full" line, while the other two nodes keep serving; once the
+ * exit status 75 and a "disk full" line (again if it is started on the full disk), while the
+ * other two nodes keep serving; once the
  * file system has room again the node restarts and no acknowledged write is missing.
  *
  * Node 3's data directory is moved onto a small loop-mounted ext4 (needs root, mkfs.ext4 and
@@ -164,6 +165,24 @@ START_TEST(test_full_disk_is_a_clean_stop)
 		snprintf(val, sizeof val, "%08d-after", acked);
 		ck_assert_msg(put_avoiding_3(key, val), "write %s after node 3 stopped", key);
 	}
+
+	/* started again on the disk filled to the last block, it stops the same way at its open
+	 * (or at its first write there), not with "cannot open LMDB" (exit 1) */
+	ck_assert_int_eq(sh("dd if=/dev/zero of='%s/filler' bs=1M >/dev/null 2>&1; "
+			    "dd if=/dev/zero of='%s/filler2' bs=4k >/dev/null 2>&1; sync; true",
+			    mnt, mnt),
+			 0);
+	int rs = cluster_restart(c, 3);
+	deadline = cluster_now_ms() + 30000;
+	for (int i = 0; rs == 0 && !cluster_died(c, 3) && cluster_now_ms() < deadline; i++, acked++) {
+		snprintf(key, sizeof key, "full%06d", acked);
+		snprintf(val, sizeof val, "%08d-again", acked);
+		ck_assert_msg(put_avoiding_3(key, val), "write %s while node 3 restarts", key);
+	}
+	st = cluster_exit_status(c, 3);
+	ck_assert_msg(st == EXIT_FULL, "node 3 restarted on its full disk ended with status %d",
+		      st);
+	ck_assert_int_eq(sh("rm -f '%s/filler' '%s/filler2'", mnt, mnt), 0);
 
 	/* space returns: node 3 comes back with everything acknowledged */
 	ck_assert_int_eq(grow_disk(), 0);
