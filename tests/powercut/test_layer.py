@@ -303,8 +303,30 @@ def case_eio_after_cut(root):
         fs.umount()
 
 
+def case_unlinked_file_forgotten(root):
+    """A file deleted while pages of it are unsynced and nothing has it open is forgotten: its
+    pages dropped (no one can read or sync them) and its backing descriptor closed, so the
+    disk gets its blocks back (kept, they filled a wiped jepsen-lite node's disk unseen)."""
+    fs = Layer(root).mount()
+    try:
+        write_file(fs.path("gone"), b"".join(pages(21, 64)), "fsync")
+        write_file(fs.path("gone"), pages(22, 1)[0], None)  # one page left unsynced
+        write_file(fs.path("kept"), pages(23, 1)[0], None)
+        st = fs.status()
+        check(int(st["unsynced_pages"]) == 2, "before the unlink: %s" % st)
+        os.unlink(fs.path("gone"))
+        st = fs.status()
+        check(int(st["unsynced_pages"]) == 1,
+              "the deleted file's unsynced page is still held: %s" % st)
+        os.rename(fs.path("kept"), fs.path("kept2"))  # a rename keeps its pages
+        check(int(fs.status()["unsynced_pages"]) == 1, "a rename dropped pages")
+    finally:
+        fs.umount()
+
+
 CASES = [case_synced_survives, case_unsynced_dropped, case_keep_all,
-         case_partial_deterministic, case_mmap, case_writeback_is_not_sync, case_eio_after_cut]
+         case_partial_deterministic, case_mmap, case_writeback_is_not_sync, case_eio_after_cut,
+         case_unlinked_file_forgotten]
 
 
 def main():
