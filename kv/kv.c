@@ -470,15 +470,19 @@ void kv_apply_batching(struct kv *kv, bool on)
 	kv->batch_on = on && !kv->opt.writemap;
 }
 
+static void open_clear(struct kv *kv)
+{
+	kv->open = NULL;
+	kv->open_entries = 0;
+	kv->open_bytes = 0;
+}
+
 int kv_apply_commit(struct kv *kv)
 {
 	if (kv->open == NULL)
 		return kv->open_err;
 	MDB_txn *txn = kv->open;
-	kv->open = NULL;
-	kv->open_applies = 0;
-	kv->open_entries = 0;
-	kv->open_bytes = 0;
+	open_clear(kv);
 	int rc = mdb_txn_commit(txn);
 	if (rc != 0) {
 		kv_log_mdb(0, "apply commit", rc);
@@ -494,10 +498,7 @@ void kv_apply_abandon(struct kv *kv)
 {
 	if (kv->open != NULL)
 		mdb_txn_abort(kv->open);
-	kv->open = NULL;
-	kv->open_applies = 0;
-	kv->open_entries = 0;
-	kv->open_bytes = 0;
+	open_clear(kv);
 }
 
 int kv_apply_write(struct kv *kv, kv_write_fn fn, void *arg)
@@ -511,7 +512,7 @@ int kv_apply_write(struct kv *kv, kv_write_fn fn, void *arg)
 	 * else); later ones in a child, which costs no system call: LMDB merges a committed
 	 * child's pages into its parent in memory. */
 	MDB_txn *txn = kv->open;
-	bool nested = kv->open_applies > 0;
+	bool nested = kv->open_entries > 0; /* kv_apply counts what each call added */
 	if (nested && (rc = mdb_txn_begin(kv->env, kv->open, 0, &txn)) != 0)
 		return rc;
 	rc = fn(txn, arg);
@@ -521,10 +522,8 @@ int kv_apply_write(struct kv *kv, kv_write_fn fn, void *arg)
 		mdb_txn_abort(txn);
 	if (rc != 0 && !nested) {
 		mdb_txn_abort(kv->open);
-		kv->open = NULL;
+		open_clear(kv);
 	}
-	if (rc == 0)
-		kv->open_applies++;
 	return rc;
 }
 

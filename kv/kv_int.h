@@ -63,11 +63,10 @@ struct kv {
 	uint32_t pin_groups; /* how many groups' applied indexes it records */
 	bool ckpt_busy;      /* a checkpoint is between kv_checkpoint_begin and its end */
 	/* Batched applies (kv_apply_batching): the write transaction kv_apply adds to, NULL when
-	 * none is open; how many applies, entries and entry bytes it holds; the first failure of
-	 * its commit (sticky: the node must stop). */
+	 * none is open; how many entries and entry bytes it holds; the first failure of its commit
+	 * (sticky: the node must stop). */
 	bool batch_on;
 	MDB_txn *open;
-	uint32_t open_applies;
 	uint32_t open_entries;
 	uint64_t open_bytes;
 	int open_err;
@@ -163,12 +162,11 @@ typedef int (*kv_write_fn)(MDB_txn *txn, void *arg);
 #define KV_TXN_ABORT (-1) /* fn's way to say "abort, nothing to log": kv_write returns KV_OK */
 int kv_write(struct kv *kv, uint32_t group, const char *what, kv_write_fn fn, void *arg);
 /* kv_apply's way into the open transaction of batched applies (kv.c): runs fn in it, nested
- * when it already holds another apply, so that a failed fn undoes only its own writes.
+ * when it already holds entries (kv_apply counts them), so that a failed fn undoes only its own writes.
  * Returns 0, fn's error, or LMDB's; on any error nothing of fn's stays. Every call that begins
  * another transaction or moves the map commits the open one first (kv_apply_commit): LMDB's
  * write lock is not recursive, and a read must see every apply made before it. */
 int kv_apply_write(struct kv *kv, kv_write_fn fn, void *arg);
-
 
 /* The kv code of a failed write (an LMDB code or errno): ENOSPC and EDQUOT are KV_ENOSPC, and
  * so is EIO while the file system has less than KV_ENOSPC_SLACK_BYTES free, because LMDB

@@ -155,8 +155,15 @@ int main(int argc, char **argv)
 			value_bytes = strtoull(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc && nb < 16)
 			batches[nb++] = strtoull(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--commit-every") == 0 && i + 1 < argc)
-			commit_every = strtoull(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--commit-every") == 0 && i + 1 < argc) {
+			char *end;
+			commit_every = strtoull(argv[++i], &end, 10);
+			if (*argv[i] == '\0' || *end != '\0' || *argv[i] == '-') {
+				fprintf(stderr, "%s: --commit-every wants a count (0: no batching)\n",
+					argv[0]);
+				return 2;
+			}
+		}
 		else if (strcmp(argv[i], "--writemap") == 0)
 			writemap = 1;
 		else if (strcmp(argv[i], "--no-writemap") == 0)
