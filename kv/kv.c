@@ -9,9 +9,11 @@
  * The main DB holds the on-disk format version beside the named DBIs (KV_EFORMAT).
  */
 #include <assert.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,6 +80,7 @@ void kv_options_default(struct kv_options *o)
 	/* pwrite: with the pinned checkpoint a writable map costs a fault per fresh page and a
 	 * TLB flush per page at each checkpoint's sync (kv.h, docs/PERFORMANCE.md) */
 	o->writemap = false;
+	o->cache_ahead_bytes = KV_CACHE_AHEAD_DEFAULT;
 }
 
 void kv_log_mdb(uint32_t group, const char *what, int mdb_rc)
@@ -313,6 +316,62 @@ static int format_check(struct kv *kv)
 	return err != KV_OK ? err : fa.err;
 }
 
+/* Keeps the pages of the data file from `used` (the end of what LMDB uses) to at least half
+ * of cache_ahead_bytes beyond it in the page cache as single pages, so that LMDB's writes,
+ * which reach new pages a commit at a time, find them there (kv.h, cache_ahead_bytes). When
+ * the window runs low it is refilled to used + cache_ahead_bytes: the file is extended
+ * (ftruncate: sparse, no block is allocated, LMDB never reads past its last page) and the new
+ * range read through ahead_fd, whose POSIX_FADV_RANDOM makes the kernel cache exactly the
+ * pages read, each on its own. A read of a hole allocates nothing and dirties nothing. Any
+ * failure turns it off: it only saves CPU. */
+static void cache_ahead(struct kv *kv, uint64_t used)
+{
+	uint64_t ahead = kv->opt.cache_ahead_bytes;
+	if (kv->ahead_fd < 0 || kv->ahead_end >= used + ahead / 2)
+		return;
+	uint64_t end = round_up(used + ahead, kv->page_bytes), from = kv->ahead_end;
+	if (from < used)
+		from = used / kv->page_bytes * kv->page_bytes;
+	int lfd;
+	struct stat st;
+	bool ok = mdb_env_get_fd(kv->env, &lfd) == 0 && fstat(lfd, &st) == 0 &&
+		  ((uint64_t)st.st_size >= end || ftruncate(lfd, (off_t)end) == 0);
+	/* in pieces of 64 pages: each a single read, the kernel still caching page by page */
+	size_t piece = 64 * kv->page_bytes;
+	uint8_t *sink = ok ? malloc(piece) : NULL;
+	ok = ok && sink != NULL;
+	for (uint64_t off = from; ok && off < end; off += piece) {
+		size_t n = end - off < piece ? (size_t)(end - off) : piece;
+		errno = EIO; /* for a short read */
+		ok = pread(kv->ahead_fd, sink, n, (off_t)off) == (ssize_t)n;
+	}
+	free(sink);
+	if (!ok) {
+		kv_log_mdb(0, "cache ahead (turned off)", errno);
+		close(kv->ahead_fd);
+		kv->ahead_fd = -1;
+		return;
+	}
+	kv->ahead_end = end;
+}
+
+/* Opens ahead_fd and fills the first window (kv_open). Off with writemap: its pages come in
+ * through faults on the map, not through writes. */
+static void cache_ahead_open(struct kv *kv)
+{
+	kv->ahead_fd = -1;
+	if (kv->opt.cache_ahead_bytes == 0 || kv->opt.writemap)
+		return;
+	char path[4096];
+	snprintf(path, sizeof path, "%s/data.mdb", kv->dir);
+	kv->ahead_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (kv->ahead_fd >= 0 && posix_fadvise(kv->ahead_fd, 0, 0, POSIX_FADV_RANDOM) != 0) {
+		close(kv->ahead_fd);
+		kv->ahead_fd = -1;
+	}
+	cache_ahead(kv, kv_size_bytes(kv));
+}
+
 int kv_open(const char *dir, const struct kv_options *o, struct kv **out)
 {
 	struct kv_options def;
@@ -327,6 +386,7 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv **out)
 	struct kv *kv = calloc(1, sizeof *kv);
 	if (kv == NULL)
 		return KV_ENOMEM;
+	kv->ahead_fd = -1; /* cache_ahead_open, once the environment is ready */
 	kv->opt = *o;
 	kv->dir = strdup(dir);
 	long ps = sysconf(_SC_PAGESIZE);
@@ -388,6 +448,7 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv **out)
 		snprintf(path, sizeof path, "%s/restore-g%u.part", dir, g);
 		unlink(path);
 	}
+	cache_ahead_open(kv);
 	*out = kv;
 	return KV_OK;
 }
@@ -405,6 +466,8 @@ void kv_close(struct kv *kv)
 	else
 		kv_guard_close(kv->dir);
 	mdb_env_close(kv->env);
+	if (kv->ahead_fd >= 0)
+		close(kv->ahead_fd);
 	free(kv->pend);
 	free(kv->arena);
 	free(kv->dir);
@@ -450,16 +513,20 @@ int kv_group_get(struct kv *kv, uint32_t group, struct kv_group **out)
 	return KV_OK;
 }
 
-/* Grows the map ahead of need when more than half of it is used and it can move now: while a
- * snapshot stream is open it cannot, and the half left is what writes may use meanwhile. */
+/* After every write commit: grows the map ahead of need when more than half of it is used
+ * and it can move now (while a snapshot stream is open it cannot, and the half left is what
+ * writes may use meanwhile), and keeps the page cache ahead of the file's end. */
 static void headroom(struct kv *kv, uint32_t group)
 {
 	MDB_envinfo info;
-	if (kv->readers > 0 || kv->map_bytes >= kv->opt.map_bytes_max ||
-	    kv->headroom_failed_at == kv->map_bytes || mdb_env_info(kv->env, &info) != 0)
+	if (mdb_env_info(kv->env, &info) != 0)
 		return;
-	if ((uint64_t)(info.me_last_pgno + 1) * kv->page_bytes > kv->map_bytes / 2 &&
-	    grow(kv, group) != 0)
+	uint64_t used = (uint64_t)(info.me_last_pgno + 1) * kv->page_bytes;
+	cache_ahead(kv, used);
+	if (kv->readers > 0 || kv->map_bytes >= kv->opt.map_bytes_max ||
+	    kv->headroom_failed_at == kv->map_bytes)
+		return;
+	if (used > kv->map_bytes / 2 && grow(kv, group) != 0)
 		kv->headroom_failed_at = kv->map_bytes;
 }
 

@@ -81,7 +81,20 @@ struct kv_options {
 	bool sync_commits;            /* default false: MDB_NOSYNC, the WAL is the source of
 				       * truth. true: LMDB syncs every commit (no KV_EUNSAFE ever,
 				       * an fsync per apply batch) */
+	uint64_t cache_ahead_bytes;   /* default KV_CACHE_AHEAD_DEFAULT, 0: off (and always off
+				       * with writemap). The data file's pages just past what
+				       * LMDB uses are kept in the page cache, read in one small
+				       * page at a time, before LMDB's first write reaches them:
+				       * LMDB writes a run of new pages with one writev, which
+				       * makes the kernel cache them in large folios (ext4 since
+				       * Linux 6.11 or so), and every later one-page rewrite of a
+				       * page in a large folio costs a walk over all its blocks
+				       * and writes the whole folio back (docs/PERFORMANCE.md,
+				       * "Large folios"). The file is extended (sparse) to cover
+				       * them; kv_size_bytes still says what LMDB uses. */
 };
+/* 16 MiB: more than a busy node's apply batches add between two commits */
+#define KV_CACHE_AHEAD_DEFAULT (16ull << 20)
 void kv_options_default(struct kv_options *o);
 
 /* Opens (creating) the environment in the existing directory `dir` (borrowed; copied).

@@ -70,6 +70,11 @@ struct kv {
 	uint32_t open_entries;
 	uint64_t open_bytes;
 	int open_err;
+	/* The page cache ahead of the data file's end (kv_options.cache_ahead_bytes, kv.c
+	 * cache_ahead): our own descriptor on data.mdb (POSIX_FADV_RANDOM: reads bring in
+	 * single pages, no readahead), -1 when off; the file offset cached up to. */
+	int ahead_fd;
+	uint64_t ahead_end;
 	struct kv_group groups[KV_GROUPS_MAX + 1]; /* [0] unused */
 	/* apply.c's reusable result buffers (owned, freed by kv_close) */
 	struct kv_pending *pend;

@@ -2,11 +2,13 @@
  * (a clear KV_EMAPFULL that applied nothing; growth within map_bytes_max; no growth under an
  * open snapshot), checkpoint's durable indexes, recovery after a process crash followed by
  * WAL-style replay, refusal of an older on-disk format, and a really full file system (a
- * small tmpfs): KV_ENOSPC, never a signal, and the environment works again once space returns.
+ * small tmpfs): KV_ENOSPC, never a signal, and the environment works again once space returns;
+ * the page cache kept ahead of the data file's end (no large folios under LMDB's rewrites).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -570,6 +572,129 @@ START_TEST(test_full_disk_with_writemap)
 }
 END_TEST
 
+/* ------------------------------------------------------------ the page cache ahead of the end */
+/* Of the cached pages of the file at path: how many sit in large (compound) folios, through
+ * /proc/self/pagemap and /proc/kpageflags (root only). -1 when they cannot be read. */
+static long large_folio_pages(const char *path, long *cached)
+{
+	int fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	struct stat st;
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	size_t len = (size_t)st.st_size, n = len / 4096;
+	long large = -1;
+	*cached = 0;
+	int pm = open("/proc/self/pagemap", O_RDONLY), kf = open("/proc/kpageflags", O_RDONLY);
+	uint8_t *m = len ? mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+	unsigned char *vec = malloc(n + 1);
+	if (pm >= 0 && kf >= 0 && m != MAP_FAILED && vec &&
+	    madvise(m, len, MADV_RANDOM) == 0 && mincore(m, len, vec) == 0) {
+		large = 0;
+		for (size_t i = 0; i < n && large >= 0; i++) {
+			if (!(vec[i] & 1))
+				continue; /* not cached: touching it would read it in */
+			volatile uint8_t touch = m[i * 4096];
+			(void)touch;
+			(*cached)++;
+			uint64_t e, flags;
+			off_t at = (off_t)((uintptr_t)(m + i * 4096) / 4096 * 8);
+			if (pread(pm, &e, 8, at) != 8 || !(e >> 63) ||
+			    pread(kf, &flags, 8, (off_t)((e & ((1ull << 55) - 1)) * 8)) != 8 ||
+			    (e & ((1ull << 55) - 1)) == 0)
+				large = -1; /* no page frame numbers for us: not root */
+			else if (flags & (1ull << 15 | 1ull << 16)) /* KPF_COMPOUND_HEAD, _TAIL */
+				large++;
+		}
+	}
+	free(vec);
+	if (m != MAP_FAILED)
+		munmap(m, len);
+	if (pm >= 0)
+		close(pm);
+	if (kf >= 0)
+		close(kf);
+	close(fd);
+	return large;
+}
+
+/* 120 puts of 200 KiB values, each its own commit: runs of ~50 new pages, one writev each. */
+static void write_runs(struct fx *f)
+{
+	size_t len = 200 << 10;
+	char *val = malloc(len + 1), key[32];
+	memset(val, 'v', len);
+	val[len] = 0;
+	for (int i = 0; i < 120; i++) {
+		snprintf(key, sizeof key, "big%03d", i);
+		struct kv_cmd c = {.op = KV_OP_PUT,
+				   .key = key,
+				   .key_len = strlen(key),
+				   .value = val,
+				   .value_len = len};
+		struct fx_res r;
+		ck_assert_int_eq(fx_apply_cmd(f, 1 + i % 3, &c, &r), KV_OK);
+		ck_assert_int_eq(r.res.code, KV_OK);
+	}
+	free(val);
+}
+
+/* With cache_ahead_bytes (the default), the pages past the end of what LMDB uses are cached,
+ * and LMDB's multi-page writes land in single-page folios. Where this kernel and file system
+ * cache such writes in large folios (the control: the same writes with it off), none of the
+ * data file's pages may be in one with it on. */
+START_TEST(test_cache_ahead_keeps_small_folios)
+{
+	struct kv_options o;
+	kv_options_default(&o);
+	ck_assert_uint_eq(o.cache_ahead_bytes, KV_CACHE_AHEAD_DEFAULT);
+	long large[2], cached[2];
+	for (int on = 0; on <= 1; on++) {
+		o.cache_ahead_bytes = on ? KV_CACHE_AHEAD_DEFAULT : 0;
+		struct fx f;
+		fx_open_opts(&f, &o);
+		write_runs(&f);
+		char path[300];
+		snprintf(path, sizeof path, "%s/data.mdb", f.dir);
+		uint64_t used = kv_size_bytes(f.kv);
+		ck_assert_uint_gt(used, 20 << 20);
+		struct stat st;
+		ck_assert_int_eq(stat(path, &st), 0);
+		if (on) {
+			/* the window: the file reaches at least half of it past the end, cached */
+			uint64_t want = used + KV_CACHE_AHEAD_DEFAULT / 2;
+			ck_assert_uint_ge((uint64_t)st.st_size, want);
+			int fd = open(path, O_RDONLY);
+			uint8_t *m = mmap(NULL, want, PROT_READ, MAP_SHARED, fd, 0);
+			ck_assert(m != MAP_FAILED);
+			size_t pages = (want - used / 4096 * 4096) / 4096;
+			unsigned char *vec = malloc(want / 4096 + 1);
+			ck_assert_int_eq(mincore(m, want, vec), 0);
+			size_t resident = 0;
+			for (size_t i = used / 4096; i < want / 4096; i++)
+				resident += vec[i] & 1;
+			ck_assert_uint_eq(resident, pages);
+			free(vec);
+			munmap(m, want);
+			close(fd);
+		} else {
+			/* off: LMDB's own file, at most its used pages rounded to a page */
+			ck_assert_uint_le((uint64_t)st.st_size, used + 4096);
+		}
+		large[on] = large_folio_pages(path, &cached[on]);
+		fx_close(&f);
+	}
+	printf("cache ahead: off %ld of %ld cached pages in large folios, on %ld of %ld\n",
+	       large[0], cached[0], large[1], cached[1]);
+	if (large[0] < 0 || large[0] * 4 < cached[0]) {
+		printf("cache ahead: this kernel or file system caches these writes in small "
+		       "folios anyway (or /proc/kpageflags is closed): the folios are not checked\n");
+		return;
+	}
+	ck_assert_int_ge(large[1], 0);
+	ck_assert_int_le(large[1] * 100, cached[1]); /* under 1% (LMDB's first pages) */
+}
+END_TEST
+
 Suite *kv_suite(void)
 {
 	Suite *s = suite_create("kv");
@@ -587,6 +712,7 @@ Suite *kv_suite(void)
 	tcase_add_test(tc, test_machine_crash_refused);
 	tcase_add_test(tc, test_bad_options_and_strerror);
 	tcase_add_test(tc, test_older_format_refused);
+	tcase_add_test(tc, test_cache_ahead_keeps_small_folios);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("enospc");
 	tcase_set_timeout(tc, 60);
