@@ -251,7 +251,7 @@ int kv_apply(struct kv *kv, uint32_t group, const struct raft_entry *entries, si
  * writes is a new one. So with batching on, kv_apply adds to ONE write transaction left open
  * across calls (each call nested in it: a failed apply undoes only its own writes, with the
  * errors above) and its callbacks run before that transaction commits. It commits:
- *   - at kv_apply_commit (the node: once per tick, 10 ms),
+ *   - at kv_apply_commit (the node: every --apply-commit-ms, 100 by default),
  *   - in kv_apply, first, once it holds KV_APPLY_HOLD_ENTRIES entries or _BYTES bytes,
  *   - first thing in any other call that opens a transaction: every read (kv_get, scans,
  *     snapshots, digests, kv_meta), kv_write's users, a group's first open, a checkpoint,

@@ -25,7 +25,7 @@
 #define KV_ENOSPC_SLACK_BYTES     (72u << 20)
 /* Batched applies (kv.h): what the open transaction holds before kv_apply commits it on its
  * own, a bound on its dirty pages (LMDB keeps them in memory until the commit) and on the
- * work a crash throws away; the node also commits it every tick. */
+ * work a crash throws away; the node also commits it every --apply-commit-ms. */
 #define KV_APPLY_HOLD_ENTRIES     4096
 #define KV_APPLY_HOLD_BYTES       (16u << 20)
 

@@ -60,6 +60,9 @@ static const struct key_def {
 	{"checkpoint-ms", K_TUNABLE,
 	 "checkpoint LMDB (a forced sync, the rollback point after a power loss) at most this "
 	 "many ms after a write; 0 = only before a compaction (default 2000)"},
+	{"apply-commit-ms", K_TUNABLE,
+	 "hold applied entries in LMDB's open transaction at most this many ms before committing "
+	 "them (a read commits them first; nothing waits for it); 0 = every tick (default 100)"},
 	{"value-max", K_TUNABLE, "largest value in bytes (default 1048576)"},
 	{"scrub-rate", K_TUNABLE,
 	 "stored values checked per second by the background scrub, 0 = off (default 20000); a "
@@ -700,6 +703,8 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 		 NODE_SNAPSHOT_ENTRIES_DEFAULT, &cfg->snapshot_entries, NULL},
 		{"checkpoint-ms", 0, 3600000, NODE_CHECKPOINT_MS_DEFAULT, NULL,
 		 &cfg->checkpoint_ms},
+		{"apply-commit-ms", 0, NODE_APPLY_COMMIT_MS_MAX, NODE_APPLY_COMMIT_MS_DEFAULT, NULL,
+		 &cfg->apply_commit_ms},
 		{"value-max", 1, 64u << 20, KV_VALUE_MAX_DEFAULT, NULL, &cfg->value_max},
 		{"scrub-rate", 0, NODE_SCRUB_RATE_MAX, NODE_SCRUB_RATE_DEFAULT, NULL,
 		 &cfg->scrub_rate},

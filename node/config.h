@@ -41,6 +41,9 @@ struct node_config {
 	uint64_t snapshot_entries;
 	uint32_t value_max;
 	uint32_t checkpoint_ms; /* LMDB checkpointed this long after a write (0: by compaction) */
+	/* applied entries are held in LMDB's open write transaction (kv.h "Batched applies") at
+	 * most this long before it commits (0: every tick); any read commits it first */
+	uint32_t apply_commit_ms;
 	uint32_t scrub_rate; /* stored values checked per second (0 = no scrub) */
 	uint32_t request_timeout_ms;
 	/* committed entries a group applies per tick (0 = no limit): kvd leaves it 0; the

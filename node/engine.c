@@ -186,10 +186,10 @@ void node_peer_down(struct node *n, uint64_t id)
 	node_service_peer_down(n, id);
 }
 
-/* Commits the applies LMDB holds in its open transaction (kv.h "Batched applies"): once a
- * tick, so that nothing stays uncommitted longer. Reads and every other transaction commit it
- * before they begin. A failed commit lost applied entries: the node stops (the WAL holds them,
- * and the restart applies them again). */
+/* Commits the applies LMDB holds in its open transaction (kv.h "Batched applies"): every
+ * --apply-commit-ms (node_tick_timers), so that nothing stays uncommitted longer. Reads and
+ * every other transaction commit it before they begin. A failed commit lost applied entries:
+ * the node stops (the WAL holds them, and the restart applies them again). */
 static void node_apply_commit(struct node *n)
 {
 	int rc = kv_apply_commit(n->kv);
@@ -217,7 +217,11 @@ void node_tick_timers(struct node *n)
 	if (n->draining)
 		return; /* only turns until the last batch is durable */
 	n->ticks++;
-	node_apply_commit(n);
+	uint64_t commit_every = n->cfg.apply_commit_ms / n->cfg.tick_ms;
+	if (n->ticks - n->apply_commit_tick >= (commit_every ? commit_every : 1)) {
+		n->apply_commit_tick = n->ticks;
+		node_apply_commit(n);
+	}
 	node_tick_groups(n);
 	uint64_t every = NODE_MAINT_MS / n->cfg.tick_ms;
 	if (every == 0)

@@ -280,6 +280,7 @@ struct node {
 	uint64_t next_iid;
 	uint64_t start_ms;
 	uint64_t ticks;
+	uint64_t apply_commit_tick; /* the tick of the last timed commit of applies (engine.c) */
 	uint64_t ckpt_ms; /* when LMDB was last checkpointed (snapshot.c) */
 	/* The checkpoint under way (snapshot.c): begun on this thread, synced by the shell
 	 * (io.checkpoint), ended in node_checkpoint_done. NULL when none. */

@@ -31,6 +31,13 @@
  * replayed after a power loss and the pages the pinned checkpoint keeps from reuse
  * (docs/DURABILITY.md, "Rollback to the pinned checkpoint") */
 #define NODE_CHECKPOINT_MS_DEFAULT      2000
+/* Applied entries wait in LMDB's open transaction at most this long (--apply-commit-ms): a
+ * commit writes every page it dirtied, and the longer the batch the more puts share the
+ * branch pages of the trees they land in (docs/PERFORMANCE.md "Longer apply batches"). No
+ * reply waits for it (the entries are committed in the Raft log) and every read commits it
+ * first; the batch is also committed past KV_APPLY_HOLD_ENTRIES or its byte bound. */
+#define NODE_APPLY_COMMIT_MS_DEFAULT    100
+#define NODE_APPLY_COMMIT_MS_MAX        10000
 /* A checkpoint longer than this (begin to end) is logged as slow. */
 #define NODE_CKPT_SLOW_MS               1000
 #define NODE_REQUEST_TIMEOUT_MS_DEFAULT 5000

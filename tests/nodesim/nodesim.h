@@ -78,6 +78,7 @@ struct ns_result {
 	int nodes, groups;
 	const char *mix;
 	uint32_t apply_cap; /* committed entries a group applies per tick (0 = no limit) */
+	uint32_t apply_commit_ms; /* node_config.apply_commit_ms */
 	bool quiesce;       /* idle groups quiesce (node_config.quiesce) */
 	bool lease;         /* leaders serve reads from leases (node_config.lease_reads) */
 	bool moves;         /* replicas are moved between nodes during the run */
