@@ -57,6 +57,9 @@ static const struct key_def {
 	{"snapshot-entries", K_TUNABLE,
 	 "compact a group's log after this many applied entries "
 	 "(default 10000, min 16)"},
+	{"snapshot-bytes", K_TUNABLE,
+	 "compact a group's log also once the entries it holds in memory reach this many bytes, "
+	 "0 = only by --snapshot-entries (default 4194304)"},
 	{"checkpoint-ms", K_TUNABLE,
 	 "checkpoint LMDB (a forced sync, the rollback point after a power loss) at most this "
 	 "many ms after a write; 0 = only before a compaction (default 2000)"},
@@ -701,6 +704,8 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 		{"heartbeat-ms", 1, 60000, NODE_HEARTBEAT_MS_DEFAULT, NULL, &cfg->heartbeat_ms},
 		{"snapshot-entries", NODE_SNAPSHOT_ENTRIES_MIN, UINT32_MAX,
 		 NODE_SNAPSHOT_ENTRIES_DEFAULT, &cfg->snapshot_entries, NULL},
+		{"snapshot-bytes", 0, UINT64_MAX, NODE_SNAPSHOT_BYTES_DEFAULT, &cfg->snapshot_bytes,
+		 NULL},
 		{"checkpoint-ms", 0, 3600000, NODE_CHECKPOINT_MS_DEFAULT, NULL,
 		 &cfg->checkpoint_ms},
 		{"apply-commit-ms", 0, NODE_APPLY_COMMIT_MS_MAX, NODE_APPLY_COMMIT_MS_DEFAULT, NULL,

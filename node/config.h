@@ -39,6 +39,7 @@ struct node_config {
 	/* tunables */
 	uint32_t tick_ms, election_ms, heartbeat_ms;
 	uint64_t snapshot_entries;
+	uint64_t snapshot_bytes; /* ... or once its log holds this many bytes in memory (0: off) */
 	uint32_t value_max;
 	uint32_t checkpoint_ms; /* LMDB checkpointed this long after a write (0: by compaction) */
 	/* applied entries are held in LMDB's open write transaction (kv.h "Batched applies") at

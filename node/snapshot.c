@@ -200,6 +200,34 @@ void node_snap_close_all(struct node *n, struct node_group *g)
 	g->restore = NULL;
 }
 
+/* Is a compaction of g's log due: --snapshot-entries applied since the last one, or (with
+ * large values) --snapshot-bytes of entries held in memory and something applied since? */
+static bool compaction_due(const struct node *n, const struct node_group *g)
+{
+	raft_index applied = raft_applied_of(g->raft);
+	if (applied >= g->compacted + n->cfg.snapshot_entries)
+		return true;
+	return n->cfg.snapshot_bytes > 0 && applied > g->compacted &&
+	       raft_log_bytes_of(g->raft) >= n->cfg.snapshot_bytes;
+}
+
+/* The entries a compaction keeps behind the compaction point for slow followers: a quarter
+ * of --snapshot-entries, and no more than about a quarter of --snapshot-bytes at the log's
+ * mean entry size (at least one). */
+static raft_index compaction_keep(const struct node *n, const struct node_group *g)
+{
+	raft_index keep = n->cfg.snapshot_entries / 4;
+	uint64_t held = raft_last_index(g->raft) + 1 - raft_first_index(g->raft);
+	uint64_t bytes = raft_log_bytes_of(g->raft);
+	if (n->cfg.snapshot_bytes > 0 && held > 0 && bytes > 0) {
+		uint64_t mean = bytes / held ? bytes / held : 1;
+		uint64_t fit = n->cfg.snapshot_bytes / 4 / mean;
+		if (fit < keep)
+			keep = fit ? fit : 1;
+	}
+	return keep;
+}
+
 void node_maybe_compact(struct node *n)
 {
 	uint32_t G = node_groups_all(n);
@@ -225,7 +253,7 @@ void node_maybe_compact(struct node *n)
 		struct node_group *g = &n->groups[i];
 		if (g->raft == NULL)
 			continue;
-		if (raft_applied_of(g->raft) >= g->compacted + n->cfg.snapshot_entries)
+		if (compaction_due(n, g))
 			need = true;
 		if (raft_applied_of(g->raft) != g->ckpt_applied)
 			written = true;
@@ -327,9 +355,9 @@ void node_checkpoint_done(struct node *n)
 		raft_index applied = raft_applied_of(g->raft);
 		if (idx > applied)
 			idx = applied;
-		if (applied < g->compacted + n->cfg.snapshot_entries || idx <= g->compacted)
+		if (!compaction_due(n, g) || idx <= g->compacted)
 			continue;
-		raft_index keep = n->cfg.snapshot_entries / 4;
+		raft_index keep = compaction_keep(n, g);
 		rc = raft_compact(g->raft, idx, keep);
 		if (rc != RAFT_OK) {
 			node_log(NODE_LOG_WARN, g->id, "compaction refused index=%llu error=\"%s\"",

@@ -20,6 +20,7 @@ void raft_log_init(struct raft_log *l, raft_index offset, raft_term offset_term)
 static void free_range(struct raft_log *l, size_t from, size_t to)
 {
 	for (size_t k = from; k < to; k++) {
+		l->bytes -= l->ents[l->start + k].data.len;
 		free(l->ents[l->start + k].data.base);
 		l->ents[l->start + k].data.base = NULL;
 	}
@@ -32,6 +33,7 @@ void raft_log_close(struct raft_log *l)
 	free(l->ents);
 	l->ents = NULL;
 	l->len = l->cap = l->start = 0;
+	assert(l->bytes == 0);
 }
 
 raft_term raft_log_term_at(const struct raft_log *l, raft_index i)
@@ -82,6 +84,7 @@ int raft_log_append(struct raft_log *l, const struct raft_entry *e)
 		return rv;
 	l->ents[l->start + l->len] = *e;
 	l->len++;
+	l->bytes += e->data.len;
 	return 0;
 }
 

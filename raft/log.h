@@ -19,6 +19,7 @@ struct raft_log {
 	size_t start, len, cap;
 	raft_index offset;     /* index of the entry just before the first in memory */
 	raft_term offset_term; /* its term (known: a snapshot or compaction point) */
+	uint64_t bytes;        /* data.len summed over the entries in memory */
 };
 
 void raft_log_init(struct raft_log *l, raft_index offset, raft_term offset_term);

@@ -602,6 +602,10 @@ raft_index raft_first_index(const struct raft *r)
 {
 	return raft_log_first(&r->log);
 }
+uint64_t raft_log_bytes_of(const struct raft *r)
+{
+	return r->log.bytes;
+}
 const struct raft_conf *raft_conf_of(const struct raft *r)
 {
 	return &r->conf;

@@ -407,6 +407,9 @@ raft_index raft_applied_of(const struct raft *r); /* last index handed out in co
 void raft_set_apply_limit(struct raft *r, uint64_t entries);
 raft_index raft_last_index(const struct raft *r);
 raft_index raft_first_index(const struct raft *r); /* first entry still in memory */
+/* The bytes of entry data the log holds in memory (first_index..last_index): what the host
+ * compacts by when entries are large (kvd --snapshot-bytes). */
+uint64_t raft_log_bytes_of(const struct raft *r);
 const struct raft_conf *raft_conf_of(const struct raft *r);
 /* The index of the entry that made the configuration in effect (for a configuration that came
  * with the restore or a snapshot: that snapshot's index, 0 at bootstrap). It never goes down

@@ -99,9 +99,9 @@ static void print_counts(const uint64_t *count, const uint64_t *seeds_with)
 static void print_fail(const struct ns_result *r, uint64_t seed)
 {
 	printf("FAIL seed %" PRIu64 " (%d nodes, %d groups, mix %s, apply cap %" PRIu32
-	       ", apply commit %" PRIu32 " ms%s%s%s%s): %s\n"
+	       ", apply commit %" PRIu32 " ms, snapshot bytes %" PRIu64 "%s%s%s%s): %s\n"
 	       "  replay: build/tests/nodesim/nodesim run --seed %" PRIu64 " --trace\n",
-	       seed, r->nodes, r->groups, r->mix, r->apply_cap, r->apply_commit_ms,
+	       seed, r->nodes, r->groups, r->mix, r->apply_cap, r->apply_commit_ms, r->snapshot_bytes,
 	       r->members ? ", members"
 	       : r->moves ? ", moves"
 			  : "",
@@ -121,9 +121,9 @@ static int cmd_run(uint64_t seed, bool trace)
 		return 1;
 	}
 	printf("ok seed %" PRIu64 " (%d nodes, %d groups, mix %s, apply cap %" PRIu32
-	       ", apply commit %" PRIu32 " ms%s%s%s%s): %zu operations (%zu ok), "
+	       ", apply commit %" PRIu32 " ms, snapshot bytes %" PRIu64 "%s%s%s%s): %zu operations (%zu ok), "
 	       "%zu events, trace %016" PRIx64 "\n",
-	       seed, r.nodes, r.groups, r.mix, r.apply_cap, r.apply_commit_ms,
+	       seed, r.nodes, r.groups, r.mix, r.apply_cap, r.apply_commit_ms, r.snapshot_bytes,
 	       r.members ? ", members"
 	       : r.moves ? ", moves"
 			 : "",

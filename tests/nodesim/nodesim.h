@@ -79,6 +79,7 @@ struct ns_result {
 	const char *mix;
 	uint32_t apply_cap; /* committed entries a group applies per tick (0 = no limit) */
 	uint32_t apply_commit_ms; /* node_config.apply_commit_ms */
+	uint64_t snapshot_bytes;  /* node_config.snapshot_bytes (0: by entries only) */
 	bool quiesce;       /* idle groups quiesce (node_config.quiesce) */
 	bool lease;         /* leaders serve reads from leases (node_config.lease_reads) */
 	bool moves;         /* replicas are moved between nodes during the run */

@@ -245,6 +245,7 @@ struct world {
 	const char *mix;
 	uint32_t apply_cap; /* node_config.apply_entries_max of every node */
 	uint32_t apply_commit_ms; /* node_config.apply_commit_ms of every node */
+	uint64_t snapshot_bytes;  /* node_config.snapshot_bytes of every node */
 	bool quiesce;       /* node_config.quiesce of every node */
 	bool lease;         /* node_config.lease_reads of every node */
 	/* Replica moves (5 nodes, one seed in two): one move at a time, a step per request. */
@@ -598,6 +599,7 @@ static void node_config_for(struct world *w, struct simnode *s, uint32_t electio
 	c->election_ms = election_ms;
 	c->heartbeat_ms = election_ms / 6;
 	c->snapshot_entries = snapshot_entries;
+	c->snapshot_bytes = w->snapshot_bytes;
 	c->checkpoint_ms = 250; /* rollback points between compactions too, as kvd makes them */
 	c->value_max = 1 << 16;
 	c->scrub_rate = scrub;
@@ -2547,6 +2549,10 @@ void ns_run(const struct ns_opts *o, struct ns_result *r)
 	static const uint32_t commit_ms[4] = {0, 100, 100, 1000};
 	w->apply_commit_ms = commit_ms[(h >> 44) & 3];
 	r->apply_commit_ms = w->apply_commit_ms;
+	/* Compaction by the bytes the log holds (kvd --snapshot-bytes) in half the seeds, at a
+	 * few KiB, so that it, not the entry count, triggers most compactions there. */
+	w->snapshot_bytes = ((h >> 46) & 1) ? 2048u << ((h >> 47) & 3) : 0;
+	r->snapshot_bytes = w->snapshot_bytes;
 	/* Replicas move in half of the 5-node seeds (with 3 nodes every node hosts every group:
 	 * there is nowhere to move to); drawn apart from the world's stream too. */
 	w->mover.on = w->N == 5 && ((h >> 20) & 1) == 1;

@@ -1,5 +1,6 @@
 /* test_log.c — the in-memory log array: append, term lookup, truncate, compact (and append
- * after compaction, where the array is shifted), reset to a snapshot point. */
+ * after compaction, where the array is shifted), reset to a snapshot point, and the bytes
+ * of data the log holds through all of them. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,40 @@ START_TEST(test_compact_and_grow)
 }
 END_TEST
 
+/* bytes: the data held, through appends, a truncation, compactions and a reset */
+START_TEST(test_bytes_held)
+{
+	struct raft_log l;
+	raft_log_init(&l, 0, 0);
+	ck_assert_uint_eq(l.bytes, 0);
+	append(&l, 1, "aaaa");    /* 5 bytes with the NUL */
+	append(&l, 1, NULL);      /* 0 */
+	append(&l, 1, "bb");      /* 3 */
+	append(&l, 2, "cccccc");  /* 7 */
+	ck_assert_uint_eq(l.bytes, 15);
+	raft_log_truncate(&l, 4); /* drops "cccccc" */
+	ck_assert_uint_eq(l.bytes, 8);
+	append(&l, 3, "dd");
+	ck_assert_uint_eq(l.bytes, 11);
+	raft_log_compact(&l, 1); /* drops "aaaa" */
+	ck_assert_uint_eq(l.bytes, 6);
+	char buf[16];
+	uint64_t want = 6;
+	for (int i = 0; i < 300; i++) { /* the array shifts and grows under it */
+		snprintf(buf, sizeof buf, "%d", i);
+		append(&l, 3, buf);
+		want += strlen(buf) + 1;
+	}
+	ck_assert_uint_eq(l.bytes, want);
+	raft_log_compact(&l, raft_log_last(&l));
+	ck_assert_uint_eq(l.bytes, 0);
+	append(&l, 3, "e");
+	raft_log_reset(&l, 500, 4);
+	ck_assert_uint_eq(l.bytes, 0);
+	raft_log_close(&l);
+}
+END_TEST
+
 START_TEST(test_reset_and_copy)
 {
 	struct raft_log l;
@@ -115,6 +150,7 @@ int main(void)
 	tcase_add_test(tc, test_truncate);
 	tcase_add_test(tc, test_compact_and_grow);
 	tcase_add_test(tc, test_reset_and_copy);
+	tcase_add_test(tc, test_bytes_held);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
