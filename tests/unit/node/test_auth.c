@@ -14,7 +14,7 @@
 #define USERS_MAX (NODE_AUTH_USERS_MAX + 1)
 
 static Ringraft__Raft__AuthUser users[USERS_MAX], *ptrs[USERS_MAX];
-static char names[USERS_MAX][16];
+static char names[USERS_MAX][24]; /* "u" and any size_t: no truncation warning at -O1 */
 static uint8_t recs[USERS_MAX][KV_USER_RECORD_BYTES];
 
 /* A state of n users u0, u1, ... (rw, then ro), version 7, on. */
