@@ -329,9 +329,8 @@ static void cache_ahead(struct kv *kv, uint64_t used)
 	uint64_t ahead = kv->opt.cache_ahead_bytes;
 	if (kv->ahead_fd < 0 || kv->ahead_end >= used + ahead / 2)
 		return;
-	uint64_t end = round_up(used + ahead, kv->page_bytes), from = kv->ahead_end;
-	if (from < used)
-		from = used / kv->page_bytes * kv->page_bytes;
+	uint64_t end = round_up(used + ahead, kv->page_bytes);
+	uint64_t from = kv->ahead_end > used ? kv->ahead_end : used; /* both page multiples */
 	int lfd;
 	struct stat st;
 	bool ok = mdb_env_get_fd(kv->env, &lfd) == 0 && fstat(lfd, &st) == 0 &&

@@ -200,17 +200,6 @@ void node_snap_close_all(struct node *n, struct node_group *g)
 	g->restore = NULL;
 }
 
-/* Is a compaction of g's log due: --snapshot-entries applied since the last one, or (with
- * large values) --snapshot-bytes of entries held in memory and something applied since? */
-static bool compaction_due(const struct node *n, const struct node_group *g)
-{
-	raft_index applied = raft_applied_of(g->raft);
-	if (applied >= g->compacted + n->cfg.snapshot_entries)
-		return true;
-	return n->cfg.snapshot_bytes > 0 && applied > g->compacted &&
-	       raft_log_bytes_of(g->raft) >= n->cfg.snapshot_bytes;
-}
-
 /* The entries a compaction keeps behind the compaction point for slow followers: a quarter
  * of --snapshot-entries, and no more than about a quarter of --snapshot-bytes at the log's
  * mean entry size (at least one). */
@@ -226,6 +215,19 @@ static raft_index compaction_keep(const struct node *n, const struct node_group 
 			keep = fit ? fit : 1;
 	}
 	return keep;
+}
+
+/* Is a compaction of g's log due: --snapshot-entries applied since the last one, or (with
+ * large values) --snapshot-bytes of entries held in memory and more applied since the last
+ * one than it would keep (else it would drop nothing: a log whose few newest entries are
+ * bigger than the bound would checkpoint at every maintenance turn)? */
+static bool compaction_due(const struct node *n, const struct node_group *g)
+{
+	raft_index applied = raft_applied_of(g->raft);
+	if (applied >= g->compacted + n->cfg.snapshot_entries)
+		return true;
+	return n->cfg.snapshot_bytes > 0 && raft_log_bytes_of(g->raft) >= n->cfg.snapshot_bytes &&
+	       applied > g->compacted + compaction_keep(n, g);
 }
 
 void node_maybe_compact(struct node *n)

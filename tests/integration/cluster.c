@@ -927,6 +927,56 @@ static Ringraft__Kv__Response *status_of(struct cluster *c, int node, int timeou
 	return rs;
 }
 
+bool cluster_put_any(struct cluster *c, const char *key, const char *value, int avoid)
+{
+	uint64_t deadline = cluster_now_ms() + 8000;
+	for (int attempt = 0; cluster_now_ms() < deadline; attempt++) {
+		int node = 1 + attempt % c->n;
+		if (node == avoid || !cluster_running(c, node))
+			continue;
+		if (cluster_put(c, node, key, value, 1000) == RINGRAFT__KV__CODE__OK)
+			return true;
+	}
+	return false;
+}
+
+static void acked_pair(const char *prefix, int i, char *key, char *val, size_t cap)
+{
+	snprintf(key, cap, "%s%04d", prefix, i);
+	snprintf(val, cap, "%s-value-%d", prefix, i);
+}
+
+void cluster_write_acked(struct cluster *c, const char *prefix, int n, int avoid)
+{
+	char key[96], val[96];
+	for (int i = 0; i < n; i++) {
+		acked_pair(prefix, i, key, val, sizeof key);
+		ck_assert_msg(cluster_put_any(c, key, val, avoid), "write %s not acknowledged", key);
+	}
+}
+
+void cluster_read_back(struct cluster *c, const char *prefix, int n, int via)
+{
+	char key[96], val[96];
+	for (int i = 0; i < n; i++) {
+		acked_pair(prefix, i, key, val, sizeof key);
+		char *got = NULL;
+		int code = -1, node = via;
+		uint64_t deadline = cluster_now_ms() + 8000;
+		for (int attempt = 0; cluster_now_ms() < deadline; attempt++) {
+			if (via == 0 && !cluster_running(c, (node = 1 + attempt % c->n)))
+				continue;
+			code = cluster_get(c, node, key, &got, false, 1000);
+			if (code == RINGRAFT__KV__CODE__OK || code == RINGRAFT__KV__CODE__NOT_FOUND)
+				break;
+		}
+		ck_assert_msg(code == RINGRAFT__KV__CODE__OK,
+			      "acknowledged write %s lost (code %d via %d)", key, code, node);
+		ck_assert_str_eq(got, val);
+		free(got);
+	}
+}
+
 uint64_t cluster_leader_seen(struct cluster *c, int node, uint32_t g)
 {
 	Ringraft__Kv__Response *rs = status_of(c, node, 1000);

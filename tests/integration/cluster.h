@@ -104,6 +104,16 @@ int cluster_put(struct cluster *c, int node, const char *key, const char *value,
 int cluster_get(struct cluster *c, int node, const char *key, char **value, bool serializable,
 		int timeout_ms);
 
+/* Acknowledged writes and their reads, for the durability tests. put_any: a definite OK within
+ * 8 s from any running node but `avoid` (0: none), trying them in turn (a client retries
+ * NOT_LEADER and UNAVAILABLE while a leader is elected). write_acked: keys prefix0000 ..
+ * prefix<n-1> with values "prefix-value-i" through put_any, each asserted acknowledged.
+ * read_back: each of them read (linearizable) through node `via`, or any running node when
+ * via is 0, within 8 s a key, and asserted to hold its value. */
+bool cluster_put_any(struct cluster *c, const char *key, const char *value, int avoid);
+void cluster_write_acked(struct cluster *c, const char *prefix, int n, int avoid);
+void cluster_read_back(struct cluster *c, const char *prefix, int n, int via);
+
 /* The leader of group g as node `node` sees it (0 = none / unreachable). */
 uint64_t cluster_leader_seen(struct cluster *c, int node, uint32_t g);
 /* Waits until every running, non-stopped node agrees on a leader for every group (the leader

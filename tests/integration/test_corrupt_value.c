@@ -31,15 +31,6 @@ static void value_of(int i, char *out, size_t cap)
 	snprintf(out, cap, "PATTERN-%05d-the-original-bytes", i);
 }
 
-static bool put_any(const char *key, const char *val)
-{
-	uint64_t deadline = cluster_now_ms() + 8000;
-	for (int attempt = 0; cluster_now_ms() < deadline; attempt++)
-		if (cluster_put(c, 1 + attempt % 3, key, val, 1000) == OK)
-			return true;
-	return false;
-}
-
 /* Flips one byte inside every copy of `needle` in the file (LMDB may keep stale copies of a
  * page besides the live one). Returns how many copies were changed. */
 static int flip_in_file(const char *path, const char *needle, size_t at)
@@ -90,11 +81,11 @@ static int damage_one_value(char *key, size_t key_cap, char *orig, char *changed
 	for (int i = 0; i < KEYS; i++) {
 		snprintf(k, sizeof k, "cv%04d", i);
 		value_of(i, v, sizeof v);
-		ck_assert_msg(put_any(k, v), "write %s not acknowledged", k);
+		ck_assert_msg(cluster_put_any(c, k, v, 0), "write %s not acknowledged", k);
 	}
 	cluster_key_in_group(c, DAMAGED_GROUP, "victim", key, key_cap);
 	value_of(99999, orig, cap);
-	ck_assert(put_any(key, orig));
+	ck_assert(cluster_put_any(c, key, orig, 0));
 	snprintf(changed, cap, "%s", orig);
 	changed[3] ^= 0x20; /* what the damaged copy reads as */
 	int f = follower_of(DAMAGED_GROUP);

@@ -20,55 +20,6 @@ static void teardown(void)
 	cluster_teardown(&c);
 }
 
-static bool put_any(const char *key, const char *val, int avoid)
-{
-	uint64_t deadline = cluster_now_ms() + 8000;
-	for (int attempt = 0; cluster_now_ms() < deadline; attempt++) {
-		int node = 1 + attempt % 3;
-		if (node == avoid || !cluster_running(c, node))
-			continue;
-		if (cluster_put(c, node, key, val, 1000) == OK)
-			return true;
-	}
-	return false;
-}
-
-static int get_any(const char *key, char **val)
-{
-	uint64_t deadline = cluster_now_ms() + 8000;
-	int code = -1;
-	for (int attempt = 0; cluster_now_ms() < deadline; attempt++) {
-		code = cluster_get(c, 1 + attempt % 3, key, val, false, 1000);
-		if (code == OK || code == RINGRAFT__KV__CODE__NOT_FOUND)
-			return code;
-	}
-	return code;
-}
-
-static void write_acked(const char *prefix, int n)
-{
-	char key[64], val[64];
-	for (int i = 0; i < n; i++) {
-		snprintf(key, sizeof key, "%s%04d", prefix, i);
-		snprintf(val, sizeof val, "%s-value-%d", prefix, i);
-		ck_assert_msg(put_any(key, val, 0), "write %s not acknowledged", key);
-	}
-}
-
-static void read_back(const char *prefix, int n)
-{
-	char key[64], val[64];
-	for (int i = 0; i < n; i++) {
-		snprintf(key, sizeof key, "%s%04d", prefix, i);
-		snprintf(val, sizeof val, "%s-value-%d", prefix, i);
-		char *got = NULL;
-		int code = get_any(key, &got);
-		ck_assert_msg(code == OK, "acknowledged write %s lost (code %d)", key, code);
-		ck_assert_str_eq(got, val);
-		free(got);
-	}
-}
-
 START_TEST(test_sigterm_all_and_restart_loses_nothing)
 {
 	struct cluster_opts o;
@@ -76,7 +27,7 @@ START_TEST(test_sigterm_all_and_restart_loses_nothing)
 	o.groups = GROUPS;
 	c = cluster_start(&o);
 	ck_assert_ptr_nonnull(c);
-	write_acked("term", 200);
+	cluster_write_acked(c, "term", 200, 0);
 	for (int i = 1; i <= 3; i++)
 		ck_assert_int_eq(cluster_term(c, i), 0);
 	ck_assert_int_eq(cluster_restart(c, 1), 0);
@@ -95,7 +46,7 @@ START_TEST(test_sigterm_all_and_restart_loses_nothing)
 	for (int i = 2; i <= 3; i++)
 		ck_assert_int_eq(cluster_restart(c, i), 0);
 	ck_assert_int_eq(cluster_wait_leaders(c, 20000), 0);
-	read_back("term", 200);
+	cluster_read_back(c, "term", 200, 0);
 	ck_assert_int_eq(cluster_wait_digests_equal(c, 20000), 0);
 }
 END_TEST
@@ -107,15 +58,15 @@ START_TEST(test_kill9_all_and_restart_loses_nothing)
 	o.groups = GROUPS;
 	c = cluster_start(&o);
 	ck_assert_ptr_nonnull(c);
-	write_acked("kill", 200);
+	cluster_write_acked(c, "kill", 200, 0);
 	for (int i = 1; i <= 3; i++)
 		cluster_kill(c, i);
 	for (int i = 1; i <= 3; i++)
 		ck_assert_int_eq(cluster_restart(c, i), 0);
 	ck_assert_int_eq(cluster_wait_leaders(c, 20000), 0);
-	read_back("kill", 200);
-	write_acked("more", 50);
-	read_back("more", 50);
+	cluster_read_back(c, "kill", 200, 0);
+	cluster_write_acked(c, "more", 50, 0);
+	cluster_read_back(c, "more", 50, 0);
 }
 END_TEST
 
@@ -127,15 +78,10 @@ START_TEST(test_restarted_node_catches_up_by_snapshot)
 	o.snapshot_entries = 32;
 	c = cluster_start(&o);
 	ck_assert_ptr_nonnull(c);
-	write_acked("snapA", 40);
+	cluster_write_acked(c, "snapA", 40, 0);
 	cluster_kill(c, 3);
 	/* 400 writes over 4 groups: ~100 entries per group, well past 32 + the trailing margin */
-	char key[64], val[64];
-	for (int i = 0; i < 400; i++) {
-		snprintf(key, sizeof key, "snapB%04d", i);
-		snprintf(val, sizeof val, "snapB-value-%d", i);
-		ck_assert(put_any(key, val, 3));
-	}
+	cluster_write_acked(c, "snapB", 400, 3);
 	/* let the survivors compact (maintenance runs every 250 ms) */
 	uint64_t deadline = cluster_now_ms() + 10000;
 	while (cluster_log_grep(c, 1, "log compacted") == 0 && cluster_now_ms() < deadline) {
@@ -147,7 +93,7 @@ START_TEST(test_restarted_node_catches_up_by_snapshot)
 	ck_assert_int_eq(cluster_wait_digests_equal(c, 30000), 0);
 	ck_assert_msg(cluster_log_grep(c, 3, "snapshot installed") > 0,
 		      "node 3 caught up without a snapshot");
-	read_back("snapB", 400);
+	cluster_read_back(c, "snapB", 400, 0);
 	/* and it restarts cleanly from its installed snapshot */
 	ck_assert_int_eq(cluster_term(c, 3), 0);
 	ck_assert_int_eq(cluster_restart(c, 3), 0);
@@ -172,7 +118,7 @@ START_TEST(test_snapshot_of_several_chunks)
 		memset(val, 'a' + i % 26, sizeof val - 1);
 		snprintf(val, 16, "%08d", i);
 		val[8] = '-';
-		ck_assert(put_any(key, val, 2));
+		ck_assert(cluster_put_any(c, key, val, 2));
 	}
 	uint64_t deadline = cluster_now_ms() + 10000;
 	while (cluster_log_grep(c, 1, "log compacted") == 0 && cluster_now_ms() < deadline) {

@@ -44,6 +44,16 @@ static void lease_leader(struct tc *c)
 	tc_tick_all(c, 1);
 }
 
+/* lease_init and lease_leader: node 1 leads and holds its lease. */
+static struct raft *lease_held_leader(struct tc *c, size_t n, uint64_t seed)
+{
+	lease_init(c, n, seed);
+	lease_leader(c);
+	struct raft *r = tc_r(c, 1);
+	ck_assert(raft_lease_held(r));
+	return r;
+}
+
 START_TEST(test_lease_length)
 {
 	ck_assert_uint_eq(raft_lease_ticks(10), 8);
@@ -57,10 +67,7 @@ END_TEST
 START_TEST(test_lease_read_at_once)
 {
 	static struct tc c;
-	lease_init(&c, 3, 41);
-	lease_leader(&c);
-	struct raft *r = tc_r(&c, 1);
-	ck_assert(raft_lease_held(r));
+	struct raft *r = lease_held_leader(&c, 3, 41);
 	uint64_t hb = c.sent_by_type[RAFT_MSG_HEARTBEAT];
 	ck_assert_int_eq(raft_read_index(r, 7), 0);
 	tc_ready(&c, 1); /* no delivery: answered from the lease */
@@ -78,10 +85,7 @@ END_TEST
 START_TEST(test_lease_expires)
 {
 	static struct tc c;
-	lease_init(&c, 3, 42);
-	lease_leader(&c);
-	struct raft *r = tc_r(&c, 1);
-	ck_assert(raft_lease_held(r));
+	struct raft *r = lease_held_leader(&c, 3, 42);
 	/* the answered round left at the tick before: lease until that tick + 8 */
 	tc_isolate(&c, 1, true);
 	for (int k = 1; k < (int)raft_lease_ticks(E); k++) {
@@ -109,10 +113,7 @@ END_TEST
 START_TEST(test_lease_needs_quorum)
 {
 	static struct tc c;
-	lease_init(&c, 5, 43);
-	lease_leader(&c);
-	struct raft *r = tc_r(&c, 1);
-	ck_assert(raft_lease_held(r));
+	struct raft *r = lease_held_leader(&c, 5, 43);
 	/* only node 2 answers from now on: 2 of 5 */
 	c.cut[3][1] = c.cut[4][1] = c.cut[5][1] = true;
 	for (int k = 0; k < (int)raft_lease_ticks(E); k++)
@@ -128,10 +129,7 @@ END_TEST
 START_TEST(test_transfer_stops_lease)
 {
 	static struct tc c;
-	lease_init(&c, 3, 44);
-	lease_leader(&c);
-	struct raft *r = tc_r(&c, 1);
-	ck_assert(raft_lease_held(r));
+	struct raft *r = lease_held_leader(&c, 3, 44);
 	/* the target does not get the TIMEOUT_NOW: the transfer aborts after E ticks */
 	c.cut[1][2] = true;
 	ck_assert_int_eq(raft_transfer_leader(r, 2), 0);
@@ -173,10 +171,7 @@ END_TEST
 START_TEST(test_step_down_stops_lease)
 {
 	static struct tc c;
-	lease_init(&c, 3, 46);
-	lease_leader(&c);
-	struct raft *r = tc_r(&c, 1);
-	ck_assert(raft_lease_held(r));
+	struct raft *r = lease_held_leader(&c, 3, 46);
 	/* a higher term from a peer */
 	struct raft_message m = {.type = RAFT_MSG_APPEND_RESP,
 				 .from = 2,
@@ -374,10 +369,7 @@ END_TEST
 START_TEST(test_lease_runs_on_clock_not_timers)
 {
 	static struct tc c;
-	lease_init(&c, 3, 53);
-	lease_leader(&c);
-	struct raft *r = tc_r(&c, 1);
-	ck_assert(raft_lease_held(r));
+	struct raft *r = lease_held_leader(&c, 3, 53);
 	uint32_t L = raft_lease_ticks(E);
 	/* timer ticks (fewer than E: CheckQuorum would step the cut-off leader down) do not
 	 * move the clock: the lease is where it was */
