@@ -23,7 +23,8 @@
 #define CLI_GROUPS_ADD_MAX     32u /* groups add --count: the ids a cluster adds in its life */
 #define CLI_NODES_MAX          64   /* nodes in a ring config / status table */
 #define CLI_PIPELINE_MAX       1024 /* requests in flight per bench connection */
-#define CLI_BENCH_CLIENTS_MAX  256  /* bench threads */
+#define CLI_BENCH_CLIENTS_MAX  256  /* bench clients (each with its connections) */
+#define CLI_BENCH_THREADS_MAX  64   /* bench threads running them */
 #define CLI_BENCH_REQUESTS_MAX 100000000u
 #define CLI_BENCH_RETRY_MS_MIN 50          /* bench: first pause before using a failed node again */
 #define CLI_BENCH_RETRY_MS_MAX 1000        /* bench: pauses double up to this */

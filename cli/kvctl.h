@@ -40,6 +40,7 @@ enum {
 	KVCTL_F_TTL = 1u << 9,
 	KVCTL_F_ROLE = 1u << 10,
 	KVCTL_F_COUNT = 1u << 11,
+	KVCTL_F_THREADS = 1u << 12,
 };
 
 struct kvctl_args {
@@ -55,6 +56,7 @@ struct kvctl_args {
 	uint32_t limit;
 	bool keys_only, absent;
 	uint32_t clients, requests, value_size, pipeline, keys;
+	uint32_t threads; /* bench: threads running the clients */
 	uint32_t count;  /* groups add --count (0: not given, 1) */
 	const char *op;  /* bench: put, get or mixed */
 	uint64_t ttl_ms; /* put --ttl */

@@ -111,6 +111,7 @@ int kvctl_parse(int argc, char **argv, const char *env_endpoints, struct kvctl_a
 	a->requests = 10000;
 	a->value_size = 100;
 	a->pipeline = 1;
+	a->threads = 1;
 	a->keys = 1000;
 	a->op = "put";
 	a->rest_index = -1;
@@ -256,6 +257,8 @@ int kvctl_parse(int argc, char **argv, const char *env_endpoints, struct kvctl_a
 			 offsetof(struct kvctl_args, value_size)},
 			{"--pipeline", KVCTL_F_PIPELINE, 1, CLI_PIPELINE_MAX,
 			 offsetof(struct kvctl_args, pipeline)},
+			{"--threads", KVCTL_F_THREADS, 1, CLI_BENCH_THREADS_MAX,
+			 offsetof(struct kvctl_args, threads)},
 			{"--keys", KVCTL_F_KEYS, 1, CLI_BENCH_REQUESTS_MAX,
 			 offsetof(struct kvctl_args, keys)},
 			{"--count", KVCTL_F_COUNT, 1, CLI_GROUPS_ADD_MAX,

@@ -1,5 +1,7 @@
-/* kvctl_bench.c — `kvctl bench`: C threads, each with its own client, each keeping up to P
- * requests in flight (pipelined on one connection per node), over a key space of K keys.
+/* kvctl_bench.c — `kvctl bench`: C clients, each with its own connections (one per node),
+ * each keeping up to P requests in flight (pipelined), over a key space of K keys. The clients
+ * are event-driven: T threads (--threads, default 1) each run their share of them on one
+ * poll loop, so that the load generator takes little of the CPU the nodes under test need.
  * Requests are routed to the group's cached leader (or any reachable node, which forwards).
  * Bench writes carry no session (client_id 0): pipelined sequence numbers would reach the
  * session table out of order; so a failed request is counted, never retried. Latency is per
@@ -105,6 +107,21 @@ struct worker {
 	int64_t last_reply_ms; /* when a node last answered anything */
 	size_t n_backoff;
 	struct backoff backoff[CLI_CONNS_MAX];
+	struct cli_client *c;
+	struct slot *slots; /* --pipeline of them */
+	uint8_t *value;
+	uint32_t issued;   /* requests sent for the first time */
+	uint32_t inflight; /* slots busy */
+	uint64_t counter;  /* of sends, for request ids and the endpoint turn */
+	bool finished;     /* every request ended, or the worker stopped (fatal) */
+	bool poke;         /* a reply came (or a connection failed): it may send again */
+	int64_t wake_us;   /* else it sends again at this time (a pause ends, a retry is due) */
+};
+
+/* A thread and the workers it runs. */
+struct runner {
+	struct worker *ws;
+	uint32_t n;
 	pthread_t th;
 };
 
@@ -365,114 +382,205 @@ static int drain(struct worker *w, struct cli_client *c, size_t ci, struct slot 
 	}
 }
 
-static void *worker_main(void *arg)
+/* Sets the worker up: its client (the ring and leaders learnt), its slots and its value. A
+ * local failure ends it at once (w->fatal). */
+static void worker_begin(struct worker *w)
 {
-	struct worker *w = arg;
 	const struct kvctl_args *a = w->a;
 	struct cli_options o;
 	kvctl_client_options(a, &o);
 	o.timeout_ms = a->timeout_ms;
-	struct cli_client *c = NULL;
-	struct slot *slots = calloc(a->pipeline, sizeof *slots);
-	uint8_t *value = malloc(a->value_size ? a->value_size : 1);
+	w->slots = calloc(a->pipeline, sizeof *w->slots);
+	w->value = malloc(a->value_size ? a->value_size : 1);
 	w->lat_us = malloc((size_t)w->n * sizeof *w->lat_us);
-	if (!slots || !value || !w->lat_us) {
+	if (!w->slots || !w->value || !w->lat_us) {
 		w->fatal = CLI_ENOMEM;
-		goto out;
+		w->finished = true;
+		return;
 	}
 	for (uint32_t i = 0; i < a->value_size; i++)
-		value[i] = (uint8_t)('a' + next_rand(&w->rng) % 26);
-	if ((w->fatal = cli_client_new(a->endpoints, &o, &c)))
-		goto out;
+		w->value[i] = (uint8_t)('a' + next_rand(&w->rng) % 26);
+	if ((w->fatal = cli_client_new(a->endpoints, &o, &w->c))) {
+		w->finished = true;
+		return;
+	}
 	/* Learns the ring and the leaders. Without them (no node answered) requests still go
 	 * to the endpoints in turn, unrouted, and the nodes forward them. */
-	cli_refresh(c, cli_now_ms() + a->timeout_ms);
+	cli_refresh(w->c, cli_now_ms() + a->timeout_ms);
 	w->last_reply_ms = cli_now_ms();
 	w->window = a->pipeline;
-	uint32_t issued = 0, inflight = 0;
-	uint64_t counter = 0;
-	while (w->done < w->n) {
-		int64_t retry_ms = 0, again_us = 0, now_u = now_us();
-		for (uint32_t si = 0; si < a->pipeline; si++) {
-			if (slots[si].busy)
-				continue;
-			bool again = slots[si].again;
-			if (again && slots[si].again_us > now_u) {
-				if (again_us == 0 || slots[si].again_us < again_us)
-					again_us = slots[si].again_us;
-				continue;
-			}
-			if (!again && issued >= w->n)
-				continue;
-			if (inflight >= (uint32_t)w->window)
-				break;
-			int rc = issue(w, c, slots, si, ++counter, value, &inflight, &retry_ms);
-			if (rc == ISSUE_WAIT)
-				break;
-			if (rc < 0) {
-				w->fatal = rc;
-				goto out;
-			}
-			slots[si].again = false;
-			if (!again)
-				issued++;
-		}
-		/* Nothing could be sent (every node refused or is in its pause) and no node has
-		 * answered anything for --timeout: the cluster is out of reach. */
-		if (inflight == 0 && cli_now_ms() - w->last_reply_ms > a->timeout_ms) {
-			for (uint32_t si = 0; si < a->pipeline; si++)
-				if (slots[si].again) {
-					slots[si].again = false;
-					count_error(w, ERR_NOT_SENT);
-				}
-			while (issued < w->n) {
-				count_error(w, ERR_NOT_SENT);
-				issued++;
-			}
-			break;
-		}
-		struct pollfd pfd[CLI_CONNS_MAX];
-		size_t pc[CLI_CONNS_MAX];
-		nfds_t np = 0;
-		for (size_t i = 0; i < CLI_CONNS_MAX; i++) {
-			if (c->conns[i] == NULL)
-				continue;
-			pfd[np].fd = c->conns[i]->fd;
-			pfd[np].events = POLLIN;
-			pc[np++] = i;
-		}
-		int64_t now = cli_now_ms(), wait_ms = 100;
-		if (retry_ms && retry_ms - now < wait_ms)
-			wait_ms = retry_ms > now ? retry_ms - now : 0;
-		if (again_us) {
-			int64_t d = (again_us - now_us() + 999) / 1000;
-			if (d < wait_ms)
-				wait_ms = d > 0 ? d : 0;
-		}
-		int pr = poll(pfd, np, (int)wait_ms);
-		for (nfds_t i = 0; pr > 0 && i < np; i++) {
-			if (!(pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) || !c->conns[pc[i]])
-				continue;
-			int rc = drain(w, c, pc[i], slots, &inflight);
-			if (rc == CLI_ENOMEM) {
-				w->fatal = rc;
-				goto out;
-			}
-			if (rc)
-				conn_failed(w, c, slots, pc[i],
-					    rc == CLI_EPROTO ? ERR_PROTOCOL : ERR_CONN_LOST,
-					    &inflight);
-		}
-		/* A request unanswered for --timeout: its connection is presumed dead. */
-		int64_t old_us = now_us() - (int64_t)a->timeout_ms * 1000;
-		for (uint32_t si = 0; si < a->pipeline; si++)
-			if (slots[si].busy && slots[si].sent_us < old_us)
-				conn_failed(w, c, slots, slots[si].conn, ERR_TIMEOUT, &inflight);
+}
+
+/* Sends what the worker may send now: free slots, within its window, the BUSY-answered ones
+ * whose pause is over. Lowers *wait_ms to when it next has something to do; sets finished
+ * when every request has ended (or the cluster is out of reach, or a local failure). */
+static void worker_send(struct worker *w, int64_t *wait_ms)
+{
+	const struct kvctl_args *a = w->a;
+	struct slot *slots = w->slots;
+	if (w->done >= w->n) {
+		w->finished = true;
+		return;
 	}
-out:
-	cli_client_free(c);
-	free(slots);
-	free(value);
+	int64_t retry_ms = 0, again_us = 0, now_u = now_us();
+	for (uint32_t si = 0; si < a->pipeline; si++) {
+		if (slots[si].busy)
+			continue;
+		bool again = slots[si].again;
+		if (again && slots[si].again_us > now_u) {
+			if (again_us == 0 || slots[si].again_us < again_us)
+				again_us = slots[si].again_us;
+			continue;
+		}
+		if (!again && w->issued >= w->n)
+			continue;
+		if (w->inflight >= (uint32_t)w->window)
+			break;
+		int rc = issue(w, w->c, slots, si, ++w->counter, w->value, &w->inflight, &retry_ms);
+		if (rc == ISSUE_WAIT)
+			break;
+		if (rc < 0) {
+			w->fatal = rc;
+			w->finished = true;
+			return;
+		}
+		slots[si].again = false;
+		if (!again)
+			w->issued++;
+	}
+	/* Nothing could be sent (every node refused or is in its pause) and no node has answered
+	 * anything for --timeout: the cluster is out of reach. */
+	if (w->inflight == 0 && cli_now_ms() - w->last_reply_ms > a->timeout_ms) {
+		for (uint32_t si = 0; si < a->pipeline; si++)
+			if (slots[si].again) {
+				slots[si].again = false;
+				count_error(w, ERR_NOT_SENT);
+			}
+		while (w->issued < w->n) {
+			count_error(w, ERR_NOT_SENT);
+			w->issued++;
+		}
+		w->finished = true;
+		return;
+	}
+	if (w->done >= w->n) {
+		w->finished = true;
+		return;
+	}
+	int64_t now = cli_now_ms();
+	if (retry_ms && retry_ms - now < *wait_ms)
+		*wait_ms = retry_ms > now ? retry_ms - now : 0;
+	if (again_us) {
+		int64_t d = (again_us - now_us() + 999) / 1000;
+		if (d < *wait_ms)
+			*wait_ms = d > 0 ? d : 0;
+	}
+}
+
+/* Connection ci of the worker is readable (or failed): its replies are taken. */
+static void worker_ready(struct worker *w, size_t ci)
+{
+	if (w->finished || w->c->conns[ci] == NULL)
+		return; /* dropped by an earlier event of the same round */
+	w->poke = true;
+	int rc = drain(w, w->c, ci, w->slots, &w->inflight);
+	if (rc == CLI_ENOMEM) {
+		w->fatal = rc;
+		w->finished = true;
+	} else if (rc) {
+		conn_failed(w, w->c, w->slots, ci, rc == CLI_EPROTO ? ERR_PROTOCOL : ERR_CONN_LOST,
+			    &w->inflight);
+	}
+}
+
+/* A request unanswered for --timeout: its connection is presumed dead. */
+static void worker_expire(struct worker *w)
+{
+	if (w->finished)
+		return;
+	int64_t old_us = now_us() - (int64_t)w->a->timeout_ms * 1000;
+	for (uint32_t si = 0; si < w->a->pipeline; si++)
+		if (w->slots[si].busy && w->slots[si].sent_us < old_us)
+			conn_failed(w, w->c, w->slots, w->slots[si].conn, ERR_TIMEOUT, &w->inflight);
+}
+
+static void worker_end(struct worker *w)
+{
+	cli_client_free(w->c);
+	w->c = NULL;
+	free(w->slots);
+	w->slots = NULL;
+	free(w->value);
+	w->value = NULL;
+}
+
+/* One thread runs its workers on one poll loop, as redis-benchmark does: a client that
+ * takes a thread per connection spends the cores the nodes under test need in context
+ * switches, and its latencies include its own scheduling delays. */
+static void *runner_main(void *arg)
+{
+	struct runner *r = arg;
+	for (uint32_t i = 0; i < r->n; i++)
+		worker_begin(&r->ws[i]);
+	size_t cap = (size_t)r->n * CLI_CONNS_MAX;
+	struct pollfd *pfd = malloc(cap * sizeof *pfd);
+	struct owner {
+		uint32_t w;
+		uint32_t ci;
+	} *own = malloc(cap * sizeof *own);
+	if (pfd == NULL || own == NULL) {
+		for (uint32_t i = 0; i < r->n; i++)
+			if (!r->ws[i].finished) {
+				r->ws[i].fatal = CLI_ENOMEM;
+				r->ws[i].finished = true;
+			}
+	}
+	int64_t expired_us = now_us();
+	for (;;) {
+		/* Only the workers that got a reply, or whose pause ended, look at their slots:
+		 * a pass over all of them for every reply would cost C x P per reply. */
+		int64_t now = now_us(), wait_ms = 100;
+		nfds_t np = 0;
+		for (uint32_t i = 0; i < r->n; i++) {
+			struct worker *w = &r->ws[i];
+			if (!w->finished && (w->poke || w->wake_us <= now)) {
+				int64_t ms = 100;
+				worker_send(w, &ms);
+				w->poke = false;
+				w->wake_us = now_us() + ms * 1000;
+			}
+			if (w->finished)
+				continue;
+			if (w->wake_us - now < wait_ms * 1000)
+				wait_ms = w->wake_us > now ? (w->wake_us - now + 999) / 1000 : 0;
+			for (size_t ci = 0; ci < CLI_CONNS_MAX; ci++) {
+				if (w->c->conns[ci] == NULL)
+					continue;
+				pfd[np].fd = w->c->conns[ci]->fd;
+				pfd[np].events = POLLIN;
+				own[np].w = i;
+				own[np++].ci = (uint32_t)ci;
+			}
+		}
+		bool live = false;
+		for (uint32_t i = 0; i < r->n && !live; i++)
+			live = !r->ws[i].finished;
+		if (!live)
+			break;
+		int pr = poll(pfd, np, (int)wait_ms);
+		for (nfds_t i = 0; pr > 0 && i < np; i++)
+			if (pfd[i].revents & (POLLIN | POLLERR | POLLHUP))
+				worker_ready(&r->ws[own[i].w], own[i].ci);
+		if (now_us() - expired_us >= 10000) { /* --timeout is counted in ms; 10 ms is plenty */
+			expired_us = now_us();
+			for (uint32_t i = 0; i < r->n; i++)
+				worker_expire(&r->ws[i]);
+		}
+	}
+	free(pfd);
+	free(own);
+	for (uint32_t i = 0; i < r->n; i++)
+		worker_end(&r->ws[i]);
 	return NULL;
 }
 
@@ -500,22 +608,35 @@ int kvctl_cmd_bench(const struct kvctl_args *a)
 	struct worker *ws = calloc(C, sizeof *ws);
 	if (ws == NULL)
 		return KVCTL_EXIT_UNAVAILABLE;
+	uint32_t T = a->threads < C ? a->threads : C;
+	struct runner *rs = calloc(T, sizeof *rs);
+	if (rs == NULL) {
+		free(ws);
+		return KVCTL_EXIT_UNAVAILABLE;
+	}
 	uint64_t seed = (uint64_t)now_us() * 0x9e3779b97f4a7c15ull | 1;
-	int64_t t0 = now_us();
-	uint32_t started = 0;
 	for (uint32_t i = 0; i < C; i++) {
 		ws[i].a = a;
 		ws[i].idx = (int)i;
 		ws[i].n = a->requests / C + (i < a->requests % C);
 		ws[i].rng = seed + i * 0x2545f4914f6cdd1dull;
-		if (pthread_create(&ws[i].th, NULL, worker_main, &ws[i]) != 0) {
-			ws[i].fatal = CLI_ENOMEM;
+	}
+	int64_t t0 = now_us();
+	uint32_t started = 0;
+	for (uint32_t t = 0, first = 0; t < T; t++) {
+		rs[t].ws = ws + first;
+		rs[t].n = C / T + (t < C % T);
+		first += rs[t].n;
+		if (pthread_create(&rs[t].th, NULL, runner_main, &rs[t]) != 0) {
+			for (uint32_t i = 0; i < rs[t].n; i++)
+				rs[t].ws[i].fatal = CLI_ENOMEM; /* these and later ones never start */
 			break;
 		}
 		started++;
 	}
-	for (uint32_t i = 0; i < started; i++)
-		pthread_join(ws[i].th, NULL);
+	for (uint32_t t = 0; t < started; t++)
+		pthread_join(rs[t].th, NULL);
+	free(rs);
 	double elapsed = (double)(now_us() - t0) / 1e6;
 	size_t total = 0, n_busy = 0;
 	uint64_t errors = 0, by_kind[ERR_KINDS] = {0}, busy = 0;
@@ -559,11 +680,11 @@ int kvctl_cmd_bench(const struct kvctl_args *a)
 	double tput = elapsed > 0 ? (double)total / elapsed : 0;
 	if (a->output == KVCTL_OUT_JSON) {
 		printf("{\"op\": \"%s\", \"reads\": \"%s\", \"requests\": %u, \"clients\": %u, "
-		       "\"pipeline\": %u, "
+		       "\"pipeline\": %u, \"threads\": %u, "
 		       "\"value_size\": %u, \"keys\": %u, \"ok\": %zu, \"errors\": %llu, "
 		       "\"error_kinds\": {",
 		       a->op, a->serializable ? "serializable" : "linearizable", a->requests, C,
-		       a->pipeline, a->value_size, a->keys, total, (unsigned long long)errors);
+		       a->pipeline, T, a->value_size, a->keys, total, (unsigned long long)errors);
 		const char *sep = "";
 		for (int e = 0; e < ERR_KINDS; e++) {
 			if (by_kind[e]) {
@@ -582,9 +703,9 @@ int kvctl_cmd_bench(const struct kvctl_args *a)
 		       pct_ms(busy_all, n_busy, 1), fatal ? "false" : "true");
 	} else {
 		printf("bench %s (%s reads): %u requests, %u clients, pipeline %u, value %u B, "
-		       "%u keys\n",
+		       "%u keys, %u threads\n",
 		       a->op, a->serializable ? "serializable" : "linearizable", a->requests, C,
-		       a->pipeline, a->value_size, a->keys);
+		       a->pipeline, a->value_size, a->keys, T);
 		printf("ok %zu  errors %llu  elapsed %.3f s  throughput %.0f req/s\n", total,
 		       (unsigned long long)errors, elapsed, tput);
 		if (errors) {

@@ -89,14 +89,17 @@ static void usage(FILE *f)
 		"  wal verify|dump DIR        check or print a node's write-ahead log (DIR: e.g. "
 		"data/node1/wal)\n"
 		"  bench [--op put|get|mixed] [--clients C] [--requests N] [--value-size B]\n"
-		"        [--pipeline P] [--keys K]\n"
+		"        [--pipeline P] [--keys K] [--threads T]\n"
 		"                             load test: throughput and p50/p99/p999 latency\n"
+		"                             (C clients, each P requests in flight, run by T\n"
+		"                             event-driven threads)\n"
 		"                             (failed requests are counted by kind; exit 3 only "
 		"if all fail;\n"
 		"                             BUSY answers are counted apart and sent again after "
 		"a pause)\n"
 		"                             (defaults: put, 4 clients, 10000 requests, 100 B, "
-		"pipeline 1, 1000 keys)\n"
+		"pipeline 1, 1000 keys,\n"
+		"                             1 thread)\n"
 		"\n"
 		"Flags:\n"
 		"  --endpoints H:P[,H:P...]   nodes to contact (default $%s, else\n"
@@ -167,9 +170,9 @@ static const struct command commands[] = {
 	{"restore", 1, 1, 0, "restore FILE", kvctl_cmd_restore},
 	{"bench", 0, 0,
 	 KVCTL_F_OP | KVCTL_F_CLIENTS | KVCTL_F_REQUESTS | KVCTL_F_VALUE_SIZE | KVCTL_F_PIPELINE |
-		 KVCTL_F_KEYS,
+		 KVCTL_F_KEYS | KVCTL_F_THREADS,
 	 "bench [--op put|get|mixed] [--clients C] [--requests N] [--value-size B] "
-	 "[--pipeline P] [--keys K]",
+	 "[--pipeline P] [--keys K] [--threads T]",
 	 NULL},
 };
 
@@ -190,6 +193,8 @@ static const char *flag_name(uint32_t bit)
 		return "--value-size";
 	case KVCTL_F_PIPELINE:
 		return "--pipeline";
+	case KVCTL_F_THREADS:
+		return "--threads";
 	case KVCTL_F_KEYS:
 		return "--keys";
 	case KVCTL_F_OP:

@@ -580,6 +580,18 @@ START_TEST(test_bench_with_a_dead_endpoint)
 	long long errors = bench_accounted(&r, 2000);
 	ck_assert_msg(errors < 2000, "bench: nothing succeeded: %s", r.out);
 	run_free(&r);
+	/* Clients shared by several event-driven threads (5 over 2: uneven shares) account
+	 * for every request the same way; --threads 0 is refused. */
+	kvctl(&r, NULL, 0, "--endpoints", list, "--timeout", "2s", "-o", "json", "bench",
+	      "--requests", "1001", "--clients", "5", "--pipeline", "3", "--threads", "2", NULL);
+	ck_assert_msg(r.exit_code == 0, "bench: exit %d\n%s%s", r.exit_code, r.out, r.err);
+	ck_assert_int_eq(json_num(r.out, "threads"), 2);
+	ck_assert_msg(bench_accounted(&r, 1001) < 1001, "bench: nothing succeeded: %s", r.out);
+	run_free(&r);
+	kvctl(&r, NULL, 0, "--endpoints", list, "bench", "--threads", "0", NULL);
+	ck_assert_msg(r.exit_code == 2 && strstr(r.err, "--threads"), "exit %d: %s", r.exit_code,
+		      r.err);
+	run_free(&r);
 	/* The table output says the same. */
 	kvctl(&r, NULL, 0, "--endpoints", list, "--timeout", "2s", "bench", "--requests", "500",
 	      NULL);
