@@ -85,6 +85,10 @@ static const struct key_def {
 	{"group-max-proposals", K_TUNABLE,
 	 "writes of one group proposed by its leader and not yet applied; beyond, BUSY "
 	 "(0 = no bound, default 256)"},
+	{"group-max-wait-ms", K_TUNABLE,
+	 "how long the oldest write a group leader proposed may wait unapplied; while it waits "
+	 "longer, new writes to the group are answered BUSY, so that the queue in front of a "
+	 "group holds no more than this much work (0 = no bound, default 0)"},
 	{"quiesce", K_TUNABLE,
 	 "on|off: a group idle for an election timeout stops heartbeating until a request or "
 	 "a peer wakes it (default on)"},
@@ -725,6 +729,8 @@ int node_config_load(int argc, char **argv, struct node_config *cfg, char *err, 
 		 &cfg->conn_max_inflight_bytes, NULL},
 		{"group-max-proposals", 0, UINT32_MAX, NODE_GROUP_MAX_PROPOSALS_DEFAULT, NULL,
 		 &cfg->group_max_proposals},
+		{"group-max-wait-ms", 0, NODE_GROUP_MAX_WAIT_MS_MAX, NODE_GROUP_MAX_WAIT_MS_DEFAULT,
+		 NULL, &cfg->group_max_wait_ms},
 	};
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
 		x = nums[i].def;

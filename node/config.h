@@ -59,6 +59,7 @@ struct node_config {
 	uint32_t conn_max_inflight;       /* requests unanswered on one client connection */
 	uint64_t conn_max_inflight_bytes; /* their bytes */
 	uint32_t group_max_proposals;     /* proposals of one group waiting to be applied */
+	uint32_t group_max_wait_ms;       /* how long the oldest of them may have waited */
 	int log_level;
 	bool balance_leaders;
 	bool auto_balance; /* the meta leader moves replicas to even them out (rebalance.c) */

@@ -383,6 +383,7 @@ void node_metrics_render(const struct node_metrics *m, const struct node_metrics
 		[NODE_SHED_CONN_REQUESTS] = "conn_requests",
 		[NODE_SHED_CONN_BYTES] = "conn_bytes",
 		[NODE_SHED_GROUP_PROPOSALS] = "group_proposals",
+		[NODE_SHED_GROUP_WAIT] = "group_wait",
 	};
 	header(t, "ringraft_requests_shed_total", "counter",
 	       "Requests answered BUSY (RESP: -TRYAGAIN) at once, never proposed, by the load "

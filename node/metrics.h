@@ -55,6 +55,7 @@ enum node_shed_reason {
 	NODE_SHED_CONN_REQUESTS,   /* --conn-max-inflight */
 	NODE_SHED_CONN_BYTES,      /* --conn-max-inflight-bytes */
 	NODE_SHED_GROUP_PROPOSALS, /* --group-max-proposals */
+	NODE_SHED_GROUP_WAIT,      /* --group-max-wait-ms */
 	NODE_SHED_REASONS
 };
 

@@ -96,6 +96,8 @@
 #define NODE_CONN_MAX_INFLIGHT_DEFAULT       1024        /* --conn-max-inflight */
 #define NODE_CONN_MAX_INFLIGHT_BYTES_DEFAULT (8u << 20)  /* --conn-max-inflight-bytes */
 #define NODE_GROUP_MAX_PROPOSALS_DEFAULT     256         /* --group-max-proposals */
+#define NODE_GROUP_MAX_WAIT_MS_DEFAULT       0           /* --group-max-wait-ms */
+#define NODE_GROUP_MAX_WAIT_MS_MAX           60000
 
 /* Backups (node/backup.c, issue 21): snapshots a node keeps open for BACKUP_CHUNK requests. */
 #define NODE_BACKUPS_MAX         4            /* open at once; one more is answered BUSY */

@@ -1460,6 +1460,19 @@ static void handle(struct node *n, struct node_req *r)
 				  "busy: too many proposals waiting in this group, not proposed");
 			return;
 		}
+		/* The queue bounded by time: while the oldest proposal not yet applied (the list
+		 * is in log order) has waited longer than the bound, a new write would wait longer
+		 * still. Its age is arrival to now at this node, so it adapts to what the group
+		 * commits per second, where a count fits one machine's speed only. */
+		if (n->cfg.group_max_wait_ms && g->props.head != NULL &&
+		    node_now_ns(n) - g->props.head->start_ns >
+			    (uint64_t)n->cfg.group_max_wait_ms * 1000000u) {
+			node_metrics_shed(&n->metrics, NODE_SHED_GROUP_WAIT);
+			req_error(n, r, RINGRAFT__KV__CODE__BUSY,
+				  "busy: this group's oldest proposal has waited over "
+				  "--group-max-wait-ms, not proposed");
+			return;
+		}
 		propose(n, r, g);
 		return;
 	}

@@ -3,7 +3,9 @@
  * get a flood of pipelined writes, every one to its own key, on the protobuf port and on the
  * RESP port. Every request gets exactly one answer; some are BUSY (RESP: -TRYAGAIN); every
  * acknowledged write is readable afterwards and no BUSY one took effect (it was never
- * proposed); the sheds are counted in /metrics and the in-flight gauges return to zero.
+ * proposed); the sheds are counted in /metrics and the in-flight gauges return to zero. A
+ * second cluster, bounded only by the time a group's oldest proposal may wait
+ * (--group-max-wait-ms), gets the protobuf flood too (TCase "wait").
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -122,7 +124,7 @@ static double metric(int node, const char *series)
 static double shed_total(int node)
 {
 	static const char *const bounds[] = {"node_requests", "node_bytes", "conn_requests",
-					     "conn_bytes", "group_proposals"};
+					     "conn_bytes", "group_proposals", "group_wait"};
 	double sum = 0;
 	for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++) {
 		char s[96];
@@ -194,9 +196,12 @@ static bool pb_done(const uint8_t *in, size_t len, void *arg)
 	return a->answers == FLOOD;
 }
 
-START_TEST(test_protobuf_flood)
+/* FLOOD pipelined puts on one protobuf connection to node 1 (which leads some groups and
+ * forwards the others' writes: both paths are bounded); every answer OK or BUSY, at least one
+ * of each, acknowledged ones readable, BUSY ones never applied, and every BUSY counted. The
+ * number of BUSY answers is returned. */
+static int protobuf_flood(void)
 {
-	/* Node 1 leads some groups and forwards the others' writes: both paths are bounded. */
 	double shed_before = shed_total(1) + shed_total(2) + shed_total(3);
 	size_t cap = (size_t)FLOOD * (VALUE_LEN + 128), len = 0;
 	uint8_t *out = malloc(cap);
@@ -263,6 +268,39 @@ START_TEST(test_protobuf_flood)
 			break;
 	}
 	ck_assert_msg(shed == busy, "%d BUSY answers, %.0f sheds counted", busy, shed);
+	return busy;
+}
+
+START_TEST(test_protobuf_flood)
+{
+	protobuf_flood();
+}
+END_TEST
+
+/* ------------------------------------------------------------------------------ by time */
+
+/* The same flood against nodes whose only bound is the time a group's oldest proposal may
+ * wait (--group-max-wait-ms 1: the flood's queue passes it at once); every BUSY is that
+ * bound's. */
+static void setup_wait(void)
+{
+	struct cluster_opts o;
+	cluster_opts_default(&o);
+	o.metrics = true;
+	o.extra_args = "--balance-leaders off --max-inflight 0 --max-inflight-bytes 0 "
+		       "--conn-max-inflight 0 --conn-max-inflight-bytes 0 --group-max-proposals 0 "
+		       "--group-max-wait-ms 1";
+	c = cluster_start(&o);
+	ck_assert_msg(c != NULL, "cluster did not start");
+}
+
+START_TEST(test_wait_bound)
+{
+	const char *series = "ringraft_requests_shed_total{bound=\"group_wait\"}";
+	double before = metric(1, series) + metric(2, series) + metric(3, series);
+	int busy = protobuf_flood();
+	double by_wait = metric(1, series) + metric(2, series) + metric(3, series) - before;
+	ck_assert_msg(by_wait == busy, "%d BUSY answers, %.0f by group_wait", busy, by_wait);
 }
 END_TEST
 
@@ -361,6 +399,11 @@ int main(void)
 	tcase_add_test(tc, test_protobuf_flood);
 	tcase_add_test(tc, test_resp_flood);
 	suite_add_tcase(s, tc);
+	TCase *tw = tcase_create("wait"); /* alone: CK_RUN_CASE=wait */
+	tcase_add_unchecked_fixture(tw, setup_wait, teardown);
+	tcase_set_timeout(tw, 300);
+	tcase_add_test(tw, test_wait_bound);
+	suite_add_tcase(s, tw);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_NOFORK);
 	srunner_run_all(sr, CK_NORMAL);

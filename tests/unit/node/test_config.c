@@ -273,6 +273,7 @@ START_TEST(test_load_bounds)
 	ck_assert_uint_eq(cfg.conn_max_inflight, NODE_CONN_MAX_INFLIGHT_DEFAULT);
 	ck_assert_uint_eq(cfg.conn_max_inflight_bytes, NODE_CONN_MAX_INFLIGHT_BYTES_DEFAULT);
 	ck_assert_uint_eq(cfg.group_max_proposals, NODE_GROUP_MAX_PROPOSALS_DEFAULT);
+	ck_assert_uint_eq(cfg.group_max_wait_ms, NODE_GROUP_MAX_WAIT_MS_DEFAULT);
 	char *argv[] = {"kvd",
 			"--data-dir",
 			dir,
@@ -285,8 +286,11 @@ START_TEST(test_load_bounds)
 			"4096",
 			"--group-max-proposals",
 			"0",
+			"--group-max-wait-ms",
+			"25",
 			NULL};
-	ck_assert_int_eq(load(12, argv), NODE_OK);
+	ck_assert_int_eq(load(14, argv), NODE_OK);
+	ck_assert_uint_eq(cfg.group_max_wait_ms, 25);
 	ck_assert_uint_eq(cfg.max_inflight, 32);
 	ck_assert_uint_eq(cfg.max_inflight_bytes, 0);
 	ck_assert_uint_eq(cfg.conn_max_inflight, 7);
@@ -295,6 +299,9 @@ START_TEST(test_load_bounds)
 	char *bad[] = {"kvd", "--data-dir", dir, "--group-max-proposals", "-1", NULL};
 	ck_assert_int_eq(load(5, bad), NODE_ECONFIG);
 	ck_assert_ptr_nonnull(strstr(err, "--group-max-proposals"));
+	char *bad_wait[] = {"kvd", "--data-dir", dir, "--group-max-wait-ms", "60001", NULL};
+	ck_assert_int_eq(load(5, bad_wait), NODE_ECONFIG);
+	ck_assert_ptr_nonnull(strstr(err, "--group-max-wait-ms"));
 }
 END_TEST
 
