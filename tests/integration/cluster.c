@@ -537,6 +537,50 @@ const char *cluster_endpoints(const struct cluster *c)
 	return c->endpoints;
 }
 
+int cluster_kvctlv(const struct cluster *c, const char *endpoints, unsigned timeout_s, char **out,
+		   const char *fmt, va_list ap)
+{
+	const char *bin = getenv("RINGRAFT_BIN");
+	ck_assert_ptr_nonnull(bin);
+	char args[1024], cmd[2048];
+	int n = vsnprintf(args, sizeof args, fmt, ap);
+	ck_assert(n >= 0 && (size_t)n < sizeof args);
+	n = snprintf(cmd, sizeof cmd, "%s/kvctl --endpoints %s --timeout %us %s %s", bin,
+		     endpoints ? endpoints : c->endpoints, timeout_s, args, out ? "2>&1" : ">&2");
+	ck_assert(n >= 0 && (size_t)n < sizeof cmd);
+	FILE *p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	/* read to the end whatever its length: a child left blocked on a full pipe would never
+	 * exit, and pclose would wait for it for ever */
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+	ck_assert_ptr_nonnull(buf);
+	for (size_t got; (got = fread(buf + len, 1, cap - 1 - len, p)) > 0;) {
+		len += got;
+		if (cap - 1 - len == 0) {
+			buf = realloc(buf, cap *= 2);
+			ck_assert_ptr_nonnull(buf);
+		}
+	}
+	buf[len] = '\0';
+	int st = pclose(p);
+	if (out != NULL)
+		*out = buf;
+	else
+		free(buf);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int cluster_kvctl(const struct cluster *c, const char *endpoints, unsigned timeout_s, char **out,
+		  const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = cluster_kvctlv(c, endpoints, timeout_s, out, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
 uint32_t cluster_groups(const struct cluster *c)
 {
 	return c->o.groups;

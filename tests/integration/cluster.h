@@ -8,6 +8,7 @@
 #ifndef RINGRAFT_TESTS_CLUSTER_H
 #define RINGRAFT_TESTS_CLUSTER_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -68,6 +69,15 @@ const char *cluster_metrics_addr(const struct cluster *c, int node);
 const char *cluster_endpoints(const struct cluster *c);
 uint32_t cluster_groups(const struct cluster *c);
 int cluster_nodes(const struct cluster *c);
+
+/* Runs `$RINGRAFT_BIN/kvctl --endpoints E --timeout T ARGS` (E: endpoints, or every node's
+ * when NULL; T: timeout_s seconds; ARGS: fmt, a shell command line's tail) and returns its exit
+ * status (-1: it did not exit). Its stdout and stderr go to *out (malloc'd, whole, the caller
+ * frees) when out is not NULL, else to this process's stderr. */
+int cluster_kvctl(const struct cluster *c, const char *endpoints, unsigned timeout_s, char **out,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int cluster_kvctlv(const struct cluster *c, const char *endpoints, unsigned timeout_s, char **out,
+		   const char *fmt, va_list ap);
 
 /* Process control. kill = SIGKILL + reap; stop/cont = SIGSTOP/SIGCONT; term = SIGTERM and wait
  * (bounded, 20 s) for the exit status (returned; -1 if it had to be killed). restart starts a

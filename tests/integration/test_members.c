@@ -54,17 +54,13 @@ static void nap_ms(long ms)
 static int kvctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int kvctl(const char *fmt, ...)
 {
-	const char *bin = getenv("RINGRAFT_BIN");
-	ck_assert_ptr_nonnull(bin);
-	char args[512], cmd[1400];
+	char eps[128];
+	snprintf(eps, sizeof eps, "%s,%s", cluster_client_addr(c, 1), cluster_client_addr(c, 2));
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(args, sizeof args, fmt, ap);
+	int rc = cluster_kvctlv(c, eps, 60, NULL, fmt, ap);
 	va_end(ap);
-	snprintf(cmd, sizeof cmd, "%s/kvctl --endpoints %s,%s --timeout 60s %s >&2", bin,
-		 cluster_client_addr(c, 1), cluster_client_addr(c, 2), args);
-	int st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return rc;
 }
 
 /* Every group as the running nodes 1..nodes report it: the voters the replica with the

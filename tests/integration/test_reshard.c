@@ -88,22 +88,18 @@ static void nap_ms(long ms)
 static int kvctl(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int kvctl(char *out, size_t cap, const char *fmt, ...)
 {
-	const char *bin = getenv("RINGRAFT_BIN");
-	ck_assert_ptr_nonnull(bin);
-	char args[256], cmd[1024];
-	va_list ap;
+	char args[256], *all;
+	va_list ap, aq;
 	va_start(ap, fmt);
-	vsnprintf(args, sizeof args, fmt, ap);
+	va_copy(aq, ap);
+	vsnprintf(args, sizeof args, fmt, aq);
+	va_end(aq);
+	int rc = cluster_kvctlv(c, NULL, 20, &all, fmt, ap);
 	va_end(ap);
-	snprintf(cmd, sizeof cmd, "%s/kvctl --endpoints %s --timeout 20s %s 2>&1", bin,
-		 cluster_endpoints(c), args);
-	FILE *p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	size_t n = fread(out, 1, cap - 1, p);
-	out[n] = '\0';
-	int st = pclose(p);
-	fprintf(stderr, "$ kvctl %s\n%s", args, out);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	snprintf(out, cap, "%s", all);
+	fprintf(stderr, "$ kvctl %s\n%s", args, all);
+	free(all);
+	return rc;
 }
 
 /* Writes every key with a value of this round through one node and reads it back through

@@ -39,7 +39,6 @@
 #define BATCH       2000  /* keys per MSET of the initial load */
 #define CALL_MS     10000 /* one client call's deadline, retries included */
 #define DEFINITE_MS 60000 /* a write is retried until definite for at most this long */
-#define OUT_MAX     (256 * 1024)
 
 static struct cluster *c;
 
@@ -74,30 +73,6 @@ static int value_of(int k, uint32_t v, char *out, size_t cap)
 	return snprintf(out, cap, "v%u-k%06d", v, k);
 }
 
-/* Runs kvctl with args against every node; stdout and stderr into out (malloc'd, the caller
- * frees). Returns its exit status. */
-static int kvctl(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int kvctl(char **out, const char *fmt, ...)
-{
-	const char *bin = getenv("RINGRAFT_BIN");
-	ck_assert_ptr_nonnull(bin);
-	char args[256], cmd[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof args, fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof cmd, "%s/kvctl --endpoints %s --timeout 20s %s 2>&1", bin,
-		 cluster_endpoints(c), args);
-	FILE *p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	char *buf = malloc(OUT_MAX);
-	ck_assert_ptr_nonnull(buf);
-	size_t n = fread(buf, 1, OUT_MAX - 1, p);
-	buf[n] = '\0';
-	int st = pclose(p);
-	*out = buf;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* The latest change as `kvctl groups -o json` reports it: its state ("moving", "complete",
  * "rolled back"; "none" without a change, "?" when kvctl failed), its new epoch, and the share
@@ -111,7 +86,7 @@ static struct change change_of(uint32_t g)
 {
 	struct change ch = {.share = -1};
 	char *out;
-	int rc = kvctl(&out, "-o json groups");
+	int rc = cluster_kvctl(c, NULL, 20, &out, "-o json groups");
 	snprintf(ch.state, sizeof ch.state, "%s", rc == 0 ? "none" : "?");
 	const char *p = rc == 0 ? strstr(out, "\"change\": {") : NULL;
 	const char *e = p ? strstr(p, "\"to_epoch\": ") : NULL;
@@ -514,7 +489,7 @@ static void change_under_load(const char *change, const char *label, bool pause_
 	char *out;
 	struct change last, before = change_of(0);
 	uint64_t t0 = cluster_now_ms();
-	int rc = kvctl(&out, "%s", change);
+	int rc = cluster_kvctl(c, NULL, 20, &out, "%s", change);
 	fprintf(stderr, "$ kvctl %s\n%s", change, out);
 	bool ok = rc == 0;
 	free(out);
