@@ -28,18 +28,26 @@
 /* ------------------------------------------------------------------------------ fixture */
 static struct cluster *c;
 
-static void setup(void)
+/* Three nodes with RESP and /metrics and these bounds; no leadership moves (every answer is
+ * then OK or BUSY). */
+static void start(const char *bounds)
 {
 	struct cluster_opts o;
 	cluster_opts_default(&o);
 	o.resp = true;
 	o.metrics = true;
-	/* Small bounds so that a flood of one connection passes them; no leadership moves, so
-	 * that every answer is OK or BUSY. */
-	o.extra_args = "--balance-leaders off --max-inflight 32 --group-max-proposals 8 "
-		       "--conn-max-inflight 64 --max-inflight-bytes 65536";
+	static char args[256]; /* the cluster keeps the pointer (restarts); one cluster at a time */
+	snprintf(args, sizeof args, "--balance-leaders off %s", bounds);
+	o.extra_args = args;
 	c = cluster_start(&o);
 	ck_assert_msg(c != NULL, "cluster did not start");
+}
+
+static void setup(void)
+{
+	/* small bounds, so that a flood of one connection passes them */
+	start("--max-inflight 32 --group-max-proposals 8 --conn-max-inflight 64 "
+	      "--max-inflight-bytes 65536");
 }
 
 static void teardown(void)
@@ -284,14 +292,8 @@ END_TEST
  * bound's. */
 static void setup_wait(void)
 {
-	struct cluster_opts o;
-	cluster_opts_default(&o);
-	o.metrics = true;
-	o.extra_args = "--balance-leaders off --max-inflight 0 --max-inflight-bytes 0 "
-		       "--conn-max-inflight 0 --conn-max-inflight-bytes 0 --group-max-proposals 0 "
-		       "--group-max-wait-ms 1";
-	c = cluster_start(&o);
-	ck_assert_msg(c != NULL, "cluster did not start");
+	start("--max-inflight 0 --max-inflight-bytes 0 --conn-max-inflight 0 "
+	      "--conn-max-inflight-bytes 0 --group-max-proposals 0 --group-max-wait-ms 1");
 }
 
 START_TEST(test_wait_bound)
