@@ -193,7 +193,7 @@ SWEEP_TIMEOUT ?= 1500
 TEST_ENV := RINGRAFT_BIN=$(abspath $(BINDIR)) RINGRAFT_BUILD=$(abspath $(BUILD))
 
 test: all
-	@rm -f $(BUILD)/test-results
+	@rm -rf $(BUILD)/test-results $(BUILD)/test-logs
 	@$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh unit $(UNIT_BINS)
 	@$(TEST_ENV) KEEP_GOING=1 scripts/run-tests.sh lint scripts/check-engine-purity.sh
 	@$(if $(SIM_BIN),$(TEST_ENV) KEEP_GOING=1 TEST_TIMEOUT=$(SWEEP_TIMEOUT) scripts/run-tests.sh sim $(SIM_BIN) sweep --seeds $(SIM_SEEDS) --jobs 2 --scenarios tests/sim/scenarios)
@@ -220,7 +220,7 @@ cluster: bins
 # leak fails (CK_FORK=no so that Check runs the tests in the process valgrind watches).
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 valgrind: tests
-	@rm -f $(BUILD)/test-results
+	@rm -rf $(BUILD)/test-results $(BUILD)/test-logs
 	@$(TEST_ENV) CK_FORK=no KEEP_GOING=1 RUN_WRAPPER="$(VALGRIND)" scripts/run-tests.sh valgrind $(UNIT_BINS)
 	@$(if $(SIM_BIN),$(TEST_ENV) KEEP_GOING=1 RUN_WRAPPER="$(VALGRIND) --trace-children=yes" scripts/run-tests.sh sim $(SIM_BIN) sweep --seeds 100 --jobs 2 --scenarios tests/sim/scenarios)
 	@$(if $(NODESIM_BIN),$(TEST_ENV) KEEP_GOING=1 RUN_WRAPPER="$(VALGRIND) --trace-children=yes" scripts/run-tests.sh nodesim $(NODESIM_BIN) sweep --seeds 20 --jobs 2)

@@ -3,7 +3,8 @@
 #   run-tests.sh PHASE BIN...           run each test binary (unit, integration)
 #   run-tests.sh sim|nodesim|jepsen CMD ARGS... run one command as one test
 #   run-tests.sh fuzz SECONDS BIN...    run each libFuzzer harness SECONDS over its corpus (fuzz.sh)
-#   run-tests.sh summary                print "tests: N passed, N failed"; fail if any failed
+#   run-tests.sh summary                print "tests: N passed, N failed" and the end of each
+#                                       failed program's output; fail if any failed
 # Each program gets TEST_TIMEOUT seconds (default 600) so a hang fails instead of blocking CI.
 # KEEP_GOING=1 records a failure and carries on (make test reports all failures at the end).
 # RUN_WRAPPER, if set, is put in front of every command (e.g. valgrind and its flags).
@@ -11,6 +12,12 @@ set -u
 results="${RINGRAFT_BUILD:-build}/test-results"
 mkdir -p "$(dirname "$results")"
 timeout_s="${TEST_TIMEOUT:-600}"
+# Each program's output is also kept in $logs/NAME.log, so the summary can repeat the end of a
+# failure's (a long run's log shows only its tail). Through a process substitution, which is
+# not waited for: a daemon a test left behind holding the pipe cannot stall the run.
+logs="$(dirname "$results")/test-logs"
+mkdir -p "$logs"
+log_of() { echo "$logs/${1//\//_}.log"; }
 phase="$1"; shift
 
 record() { # name status seconds
@@ -24,7 +31,8 @@ run_one() { # name cmd...
   t0=$(date +%s)
   echo "== [$phase] $name"
   # shellcheck disable=SC2086 # RUN_WRAPPER is a command with its flags
-  timeout --signal=TERM --kill-after=10 "$timeout_s" ${RUN_WRAPPER:-} "$@"
+  timeout --signal=TERM --kill-after=10 "$timeout_s" ${RUN_WRAPPER:-} "$@" \
+    > >(tee "$(log_of "$name")") 2>&1
   rc=$?
   t1=$(date +%s)
   if [ $rc -eq 0 ]; then record "$name" PASS $((t1 - t0)); return 0; fi
@@ -38,6 +46,10 @@ case "$phase" in
   summary)
     [ -f "$results" ] || { echo "tests: no results recorded"; exit 1; }
     pass=$(grep -c '^PASS' "$results"); fail=$(grep -c '^FAIL' "$results")
+    while read -r _ name _; do
+      echo "---- the end of $name's output ($(log_of "$name")):"
+      tail -n 25 "$(log_of "$name")" 2>/dev/null | sed 's/^/  | /'
+    done < <(grep '^FAIL' "$results")
     grep '^FAIL' "$results" | sed 's/^/  /'
     echo "tests: $pass passed, $fail failed"
     [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
