@@ -265,22 +265,36 @@ void cli_conn_close(struct cli_conn *conn)
 	free(conn);
 }
 
-/* One frame through TLS: header and payload gathered so that a small frame is one record. */
-static int tls_send(struct cli_conn *conn, const void *payload, uint32_t len, int64_t deadline_ms)
+uint8_t *cli_conn_queue(struct cli_conn *conn, uint32_t len)
 {
-	size_t total = NET_FRAME_HEADER + (size_t)len;
+	size_t total = conn->sbuf_len + NET_FRAME_HEADER + (size_t)len;
 	if (total > conn->sbuf_cap) {
-		uint8_t *nb = realloc(conn->sbuf, total);
+		size_t cap = conn->sbuf_cap ? conn->sbuf_cap : 4096;
+		while (cap < total)
+			cap *= 2;
+		uint8_t *nb = realloc(conn->sbuf, cap);
 		if (nb == NULL)
-			return CLI_ENOMEM;
+			return NULL;
 		conn->sbuf = nb;
-		conn->sbuf_cap = total;
+		conn->sbuf_cap = cap;
 	}
-	net_frame_header(conn->sbuf, len);
-	memcpy(conn->sbuf + NET_FRAME_HEADER, payload, len);
+	uint8_t *hdr = conn->sbuf + conn->sbuf_len;
+	net_frame_header(hdr, len);
+	conn->sbuf_len = total;
+	return hdr + NET_FRAME_HEADER;
+}
+
+int cli_conn_flush(struct cli_conn *conn, int64_t deadline_ms)
+{
+	size_t len = conn->sbuf_len;
+	conn->sbuf_len = 0;
+	if (len == 0)
+		return 0;
+	if (conn->ssl == NULL)
+		return send_all(conn->fd, conn->sbuf, len, deadline_ms);
 	ERR_clear_error();
-	int n = SSL_write(conn->ssl, conn->sbuf, (int)total);
-	if (n != (int)total) {
+	int n = SSL_write(conn->ssl, conn->sbuf, (int)len);
+	if (n != (int)len) {
 		/* memory BIOs never push back: anything else is a broken session */
 		tls_failed(conn, "write refused");
 		return CLI_ECONN;
@@ -290,8 +304,16 @@ static int tls_send(struct cli_conn *conn, const void *payload, uint32_t len, in
 
 int cli_conn_send(struct cli_conn *conn, const void *payload, uint32_t len, int64_t deadline_ms)
 {
-	if (conn->ssl != NULL)
-		return tls_send(conn, payload, len, deadline_ms);
+	if (conn->ssl != NULL) { /* header and payload gathered: one record for small frames */
+		uint8_t *p = cli_conn_queue(conn, len);
+		if (p == NULL)
+			return CLI_ENOMEM;
+		memcpy(p, payload, len);
+		return cli_conn_flush(conn, deadline_ms);
+	}
+	int rc = cli_conn_flush(conn, deadline_ms); /* what was queued goes first */
+	if (rc != 0)
+		return rc;
 	uint8_t hdr[NET_FRAME_HEADER];
 	net_frame_header(hdr, len);
 	struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)payload, len}};

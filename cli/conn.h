@@ -21,8 +21,10 @@ struct cli_conn {
 	 * ciphertext, so MSG_NOSIGNAL and the deadlines hold. NULL in plaintext. */
 	SSL *ssl;
 	BIO *rbio, *wbio; /* owned by ssl */
-	uint8_t *sbuf;    /* one frame gathered for SSL_write (one record for small frames) */
-	size_t sbuf_cap;
+	/* Frames queued by cli_conn_queue until cli_conn_flush writes them in one send (or one
+	 * SSL_write: one record for small frames). */
+	uint8_t *sbuf;
+	size_t sbuf_len, sbuf_cap;
 };
 
 /* This thread's buffer behind cli_tls_error (CLI_TLS_ERROR_MAX bytes). */
@@ -41,6 +43,13 @@ void cli_conn_close(struct cli_conn *conn);
 /* Writes one whole frame (header + payload) before the deadline: 0, CLI_ECONN (broken; part
  * of the frame may have been sent) or CLI_TIMEOUT (the connection is then unusable). */
 int cli_conn_send(struct cli_conn *conn, const void *payload, uint32_t len, int64_t deadline_ms);
+/* Queues one frame of len payload bytes for cli_conn_flush: the place of its payload (the
+ * header is written), to be filled before the flush; NULL when out of memory. Several
+ * requests to one node then leave in one system call (kvctl bench). */
+uint8_t *cli_conn_queue(struct cli_conn *conn, uint32_t len);
+/* Writes every queued frame before the deadline: 0 (also when none is queued), CLI_ECONN or
+ * CLI_TIMEOUT as cli_conn_send; the queue is empty afterwards either way. */
+int cli_conn_flush(struct cli_conn *conn, int64_t deadline_ms);
 /* The next whole frame: 0 with payload/len (borrowed until the next call on conn), CLI_TIMEOUT
  * when none arrived before the deadline, CLI_ECONN when the peer closed or the socket failed,
  * CLI_EPROTO for an oversize frame, CLI_ENOMEM. deadline_ms = 0 means "only what is already

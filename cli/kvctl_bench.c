@@ -289,8 +289,10 @@ static int issue(struct worker *w, struct cli_client *c, struct slot *slots, uin
 		req.password.data = (uint8_t *)(c->o.password ? c->o.password : "");
 		req.password.len = c->o.password ? strlen(c->o.password) : 0;
 	}
+	/* packed into the connection's queue: worker_send writes each connection's requests of
+	 * one pass in one system call (flush_all) */
 	size_t len = ringraft__kv__request__get_packed_size(&req);
-	uint8_t *buf = malloc(len ? len : 1);
+	uint8_t *buf = cli_conn_queue(conn, (uint32_t)len);
 	if (buf == NULL)
 		return CLI_ENOMEM;
 	ringraft__kv__request__pack(&req, buf);
@@ -300,13 +302,19 @@ static int issue(struct worker *w, struct cli_client *c, struct slot *slots, uin
 	slots[si].is_get = is_get;
 	slots[si].sent_us = now_us();
 	(*inflight)++;
-	rc = cli_conn_send(conn, buf, (uint32_t)len, deadline);
-	free(buf);
-	if (rc) { /* this request and every other one on the connection */
-		conn_failed(w, c, slots, ci, ERR_CONN_LOST, inflight);
-		return ISSUE_FAILED;
-	}
 	return ISSUED;
+}
+
+/* Writes what issue queued on each connection; a connection that fails takes its requests. */
+static void flush_all(struct worker *w)
+{
+	struct cli_client *c = w->c;
+	for (size_t ci = 0; ci < CLI_CONNS_MAX; ci++) {
+		if (c->conns[ci] == NULL || c->conns[ci]->sbuf_len == 0)
+			continue;
+		if (cli_conn_flush(c->conns[ci], cli_now_ms() + w->a->timeout_ms) != 0)
+			conn_failed(w, c, w->slots, ci, ERR_CONN_LOST, &w->inflight);
+	}
 }
 
 /* The request in slot sl was answered BUSY: counted, and sent again after the pause. */
@@ -449,6 +457,7 @@ static void worker_send(struct worker *w, int64_t *wait_ms)
 		if (!again)
 			w->issued++;
 	}
+	flush_all(w);
 	/* Nothing could be sent (every node refused or is in its pause) and no node has answered
 	 * anything for --timeout: the cluster is out of reach. */
 	if (w->inflight == 0 && cli_now_ms() - w->last_reply_ms > a->timeout_ms) {

@@ -280,15 +280,27 @@ void node_wal_durable(struct node *n)
 	n->inflight = NULL;
 }
 
-static void start_write(struct node *n)
+/* Hands the turn's batch to the shell when none is in flight; true when it released held
+ * messages instead (nothing of theirs left to make durable), which then want a flush. */
+static bool start_write(struct node *n)
 {
 	if (n->inflight != NULL)
-		return;
+		return false;
 	struct node_batch *b = n->cur;
+	bool held = b->n_held > 0;
 	if (wal_batch_empty(b->b)) {
 		/* Nothing new to make durable: what the held messages depend on already is. */
 		release_held(n, b);
-		return;
+		return held;
+	}
+	/* Only commit indexes moved (lazy hard states: nothing waits for them, wal.h): they stay
+	 * in the batch and go with the next one that is synced, instead of a write of their own
+	 * that the next entries would queue behind (with one client, every put made each node
+	 * write twice). Nothing is in flight, so what the held messages depend on is durable.
+	 * A stopping node writes them: its restart then knows how far it had committed. */
+	if (!wal_batch_needs_sync(b->b) && !b->checkpoint && !n->stopping) {
+		release_held(n, b);
+		return held;
 	}
 	node_metrics_wal_batch(&n->metrics, wal_batch_bytes(b->b), wal_batch_records(b->b));
 	n->inflight = b;
@@ -297,6 +309,7 @@ static void start_write(struct node *n)
 	bool compact = b->checkpoint;
 	b->checkpoint = false;
 	n->io.wal_write(n->io.arg, b->b, compact);
+	return false;
 }
 
 bool node_write_idle(const struct node *n)
@@ -331,8 +344,12 @@ void node_process(struct node *n)
 	awake_prune(n);
 	node_repair(n);
 	node_move_maintain(n);
-	start_write(n);
+	/* The turn's messages leave before its batch is handed over: a follower's work on the
+	 * entries and the leader's own write overlap from the start, and the answers to clients
+	 * do not wait for the hand-off (with two vCPUs, waking the writer can take the CPU). */
 	n->io.flush(n->io.arg);
+	if (start_write(n))
+		n->io.flush(n->io.arg);
 	n->processing = false;
 }
 

@@ -132,9 +132,10 @@ static void io_wal_write(void *arg, struct wal_batch *b, bool compact)
 static void io_flush(void *arg)
 {
 	struct node_shell *s = arg;
-	net_peers_flush(s->peers);
+	/* the answers first: a client waits on each, a peer's frame only carries work on */
 	net_server_flush(s->server);
 	node_resp_flush(s);
+	net_peers_flush(s->peers);
 }
 
 /* ------------------------------------------------------------------------------ WAL */
