@@ -323,6 +323,8 @@ static int wal_writer_start(struct node_shell *s)
 	pthread_cond_init(&s->wal_cv, NULL);
 	if (pthread_create(&s->wal_thread, NULL, wal_writer_main, s) != 0)
 		return NODE_EINIT;
+	/* named for top -H, perf sched and /proc/PID/task/TID/comm (best effort) */
+	(void)pthread_setname_np(s->wal_thread, "kvd-wal");
 	s->wal_thread_started = true;
 	node_log(NODE_LOG_INFO, 0, "wal_writer=%s", s->cfg.wal_inline ? "inline" : "thread");
 	return NODE_OK;
