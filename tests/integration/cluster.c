@@ -1195,6 +1195,19 @@ int cluster_log_grep(const struct cluster *c, int node, const char *needle)
 	return count;
 }
 
+bool cluster_wait_log(const struct cluster *c, int node, const char *needle, int count,
+		      int timeout_ms)
+{
+	uint64_t deadline = cluster_now_ms() + (uint64_t)timeout_ms;
+	while (cluster_log_grep(c, node, needle) < count) {
+		if (cluster_now_ms() >= deadline)
+			return false;
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	return true;
+}
+
 void cluster_dump_logs(const struct cluster *c, int lines)
 {
 	for (int i = 0; i < c->n; i++) {

@@ -154,6 +154,10 @@ void cluster_key_in_group(const struct cluster *c, uint32_t g, const char *prefi
 /* The node's log file (kvd runs with --log-level info), and how many lines contain needle. */
 const char *cluster_log_path(const struct cluster *c, int node);
 int cluster_log_grep(const struct cluster *c, int node, const char *needle);
+/* Waits (bounded: timeout_ms) until node's log has at least `count` lines containing needle,
+ * for what a node does in the background (a compaction, a scrub, a refusal); true if it has. */
+bool cluster_wait_log(const struct cluster *c, int node, const char *needle, int count,
+		      int timeout_ms);
 /* Prints the last `lines` lines of every node's log to stderr (for failing tests). */
 void cluster_dump_logs(const struct cluster *c, int lines);
 

@@ -123,13 +123,7 @@ static long refused_metric_reaches(int node, const char *reason, long want, int 
 /* Waits (bounded) until node's log has more than `before` lines containing needle. */
 static bool log_grows(int node, const char *needle, int before, int timeout_ms)
 {
-	uint64_t end = cluster_now_ms() + (uint64_t)timeout_ms;
-	while (cluster_log_grep(c, node, needle) <= before) {
-		if (cluster_now_ms() >= end)
-			return false;
-		usleep(50 * 1000);
-	}
-	return true;
+	return cluster_wait_log(c, node, needle, before + 1, timeout_ms);
 }
 
 /* Every group's term and leader as every node sees them. */

@@ -170,12 +170,8 @@ START_TEST(test_scrub_finds_it)
 		 "g%d stored value failed its checksum during the "
 		 "background scrub key=\"%s\"",
 		 DAMAGED_GROUP, key);
-	uint64_t deadline = cluster_now_ms() + 30000;
-	while (cluster_log_grep(c, f, needle) == 0 && cluster_now_ms() < deadline) {
-		struct timespec ts = {0, 100 * 1000000L};
-		nanosleep(&ts, NULL);
-	}
-	ck_assert_msg(cluster_log_grep(c, f, needle) > 0, "no log line '%s' on node %d", needle, f);
+	ck_assert_msg(cluster_wait_log(c, f, needle, 1, 30000), "no log line '%s' on node %d",
+		      needle, f);
 	ck_assert_int_eq(cluster_wait_digests_equal(c, 60000), 0);
 	ck_assert_int_gt(reads_never_damaged(key, orig, changed, f, 3), 0);
 }

@@ -204,11 +204,7 @@ static int log_lines(int node)
  * load: the compaction runs at the maintenance turn after the checkpoint's sync. */
 static void wait_wal_compacted(int node)
 {
-	uint64_t deadline = cluster_now_ms() + 20000;
-	while (cluster_log_grep(c, node, "wal compacted segments_removed=") == 0 &&
-	       cluster_now_ms() < deadline)
-		sleep_ms(50);
-	ck_assert_msg(cluster_log_grep(c, node, "wal compacted segments_removed=") > 0,
+	ck_assert_msg(cluster_wait_log(c, node, "wal compacted segments_removed=", 1, 20000),
 		      "node %d's WAL was not compacted within 20 s", node);
 }
 

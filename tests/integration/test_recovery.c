@@ -371,14 +371,9 @@ static void wipe_during_writes(bool leader)
 	put_many("down", 200, victim);
 	/* the survivors compacted their logs (at the maintenance turn after a checkpoint: the
 	 * writes can be quicker), so the victim needs InstallSnapshot to catch up */
-	for (int i = 1; i <= CLUSTER_NODES; i++) {
-		uint64_t deadline = cluster_now_ms() + 20000;
-		while (i != victim && cluster_log_grep(c, i, "log compacted") == 0 &&
-		       cluster_now_ms() < deadline)
-			usleep(50 * 1000);
-		ck_assert_msg(i == victim || cluster_log_grep(c, i, "log compacted") > 0,
+	for (int i = 1; i <= CLUSTER_NODES; i++)
+		ck_assert_msg(i == victim || cluster_wait_log(c, i, "log compacted", 1, 20000),
 			      "node %d did not compact its logs within 20 s", i);
-	}
 	ck_assert_int_eq(cluster_wipe(c, victim), 0);
 	int from[CLUSTER_NODES + 1];
 	for (int i = 1; i <= CLUSTER_NODES; i++)

@@ -83,12 +83,7 @@ START_TEST(test_restarted_node_catches_up_by_snapshot)
 	/* 400 writes over 4 groups: ~100 entries per group, well past 32 + the trailing margin */
 	cluster_write_acked(c, "snapB", 400, 3);
 	/* let the survivors compact (maintenance runs every 250 ms) */
-	uint64_t deadline = cluster_now_ms() + 10000;
-	while (cluster_log_grep(c, 1, "log compacted") == 0 && cluster_now_ms() < deadline) {
-		struct timespec ts = {0, 100 * 1000000L};
-		nanosleep(&ts, NULL);
-	}
-	ck_assert_int_gt(cluster_log_grep(c, 1, "log compacted"), 0);
+	ck_assert(cluster_wait_log(c, 1, "log compacted", 1, 10000));
 	ck_assert_int_eq(cluster_restart(c, 3), 0);
 	ck_assert_int_eq(cluster_wait_digests_equal(c, 30000), 0);
 	ck_assert_msg(cluster_log_grep(c, 3, "snapshot installed") > 0,
@@ -120,11 +115,7 @@ START_TEST(test_snapshot_of_several_chunks)
 		val[8] = '-';
 		ck_assert(cluster_put_any(c, key, val, 2));
 	}
-	uint64_t deadline = cluster_now_ms() + 10000;
-	while (cluster_log_grep(c, 1, "log compacted") == 0 && cluster_now_ms() < deadline) {
-		struct timespec ts = {0, 100 * 1000000L};
-		nanosleep(&ts, NULL);
-	}
+	ck_assert(cluster_wait_log(c, 1, "log compacted", 1, 10000));
 	ck_assert_int_eq(cluster_restart(c, 2), 0);
 	ck_assert_int_eq(cluster_wait_digests_equal(c, 30000), 0);
 	ck_assert_int_gt(cluster_log_grep(c, 2, "snapshot installed"), 0);
