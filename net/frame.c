@@ -1,6 +1,6 @@
 /* frame.c — [u32 length][payload] framing: header encoding and a streaming decoder.
- * The decoder compacts its buffer lazily (when consumed bytes exceed half of it), so a stream
- * of small frames costs no memmove per frame. */
+ * The decoder compacts its buffer lazily (when consumed bytes exceed half of it, or before it
+ * would grow), so a stream of small frames costs no memmove per frame. */
 #include "net/frame.h"
 
 #include <arpa/inet.h>
@@ -62,7 +62,8 @@ int net_decoder_feed(struct net_decoder *d, const void *data, size_t len)
 {
 	if (len == 0)
 		return NET_OK; /* nothing to add (and memcpy into a NULL buffer is undefined) */
-	if (d->consumed > 0 && (d->consumed == d->len || d->consumed > d->cap / 2)) {
+	if (d->consumed > 0 &&
+	    (d->consumed == d->len || d->consumed > d->cap / 2 || d->len + len > d->cap)) {
 		memmove(d->buf, d->buf + d->consumed, d->len - d->consumed);
 		d->len -= d->consumed;
 		d->consumed = 0;
@@ -82,21 +83,99 @@ int net_decoder_feed(struct net_decoder *d, const void *data, size_t len)
 	return NET_OK;
 }
 
-int net_decoder_next(struct net_decoder *d, const uint8_t **payload, uint32_t *len)
+static uint32_t frame_len(const uint8_t *h)
 {
-	size_t avail = d->len - d->consumed;
+	return ((uint32_t)h[0] << 24) | ((uint32_t)h[1] << 16) | ((uint32_t)h[2] << 8) | h[3];
+}
+
+/* One frame from [p, p + avail): 1 and *taken set, 0 if not whole yet, NET_ETOOBIG. */
+static int take_frame(const struct net_decoder *d, const uint8_t *p, size_t avail,
+		      const uint8_t **payload, uint32_t *len, size_t *taken)
+{
 	if (avail < NET_FRAME_HEADER)
 		return 0;
-	const uint8_t *h = d->buf + d->consumed;
-	uint32_t n = ((uint32_t)h[0] << 24) | ((uint32_t)h[1] << 16) | ((uint32_t)h[2] << 8) | h[3];
+	uint32_t n = frame_len(p);
 	if (n > d->max_frame)
 		return NET_ETOOBIG;
 	if (avail - NET_FRAME_HEADER < n)
 		return 0;
-	*payload = h + NET_FRAME_HEADER;
+	*payload = p + NET_FRAME_HEADER;
 	*len = n;
-	d->consumed += NET_FRAME_HEADER + (size_t)n;
+	*taken = NET_FRAME_HEADER + (size_t)n;
 	return 1;
+}
+
+int net_decoder_next(struct net_decoder *d, const uint8_t **payload, uint32_t *len)
+{
+	size_t taken;
+	if (d->len > d->consumed) {
+		/* Own bytes first: a lend begins only when they are at most one partial frame
+		 * topped up to whole, so nothing of the lent bytes can precede them. */
+		int rc = take_frame(d, d->buf + d->consumed, d->len - d->consumed, payload, len, &taken);
+		if (rc == 1)
+			d->consumed += taken;
+		return rc;
+	}
+	if (d->lent == NULL)
+		return 0;
+	int rc = take_frame(d, d->lent + d->lent_off, d->lent_len - d->lent_off, payload, len, &taken);
+	if (rc == 1)
+		d->lent_off += taken;
+	return rc;
+}
+
+int net_decoder_lend(struct net_decoder *d, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	size_t pending = d->len - d->consumed;
+	if (pending > 0) {
+		/* A frame begun earlier: complete it from the new bytes, no more. */
+		if (pending < NET_FRAME_HEADER) {
+			size_t take = NET_FRAME_HEADER - pending;
+			if (take > len)
+				take = len;
+			if (net_decoder_feed(d, p, take) != NET_OK)
+				return NET_ENOMEM;
+			p += take;
+			len -= take;
+			pending += take;
+			if (pending < NET_FRAME_HEADER)
+				return NET_OK;
+		}
+		uint32_t n = frame_len(d->buf + d->consumed);
+		if (n > d->max_frame || pending >= NET_FRAME_HEADER + (size_t)n) {
+			/* an oversize header (next refuses it), or whole frames already held: keep
+			 * the order simple and copy everything */
+			return net_decoder_feed(d, p, len);
+		}
+		size_t take = NET_FRAME_HEADER + (size_t)n - pending;
+		if (take > len)
+			take = len;
+		if (net_decoder_feed(d, p, take) != NET_OK)
+			return NET_ENOMEM;
+		p += take;
+		len -= take;
+	}
+	d->lent = len > 0 ? p : NULL;
+	d->lent_len = len;
+	d->lent_off = 0;
+	return NET_OK;
+}
+
+int net_decoder_keep(struct net_decoder *d)
+{
+	const uint8_t *rest = d->lent ? d->lent + d->lent_off : NULL;
+	size_t n = d->lent_len - d->lent_off;
+	d->lent = NULL;
+	d->lent_len = d->lent_off = 0;
+	if (rest != NULL && n > 0)
+		return net_decoder_feed(d, rest, n);
+	if (d->consumed == d->len && d->cap > NET_DECODER_KEEP_BYTES) {
+		free(d->buf);
+		d->buf = NULL;
+		d->len = d->cap = d->consumed = 0;
+	}
+	return NET_OK;
 }
 
 int net_parse_addr(const char *s, struct sockaddr_storage *out)

@@ -37,14 +37,26 @@ struct net_decoder {
 	size_t len, cap;
 	size_t consumed;    /* bytes of buf already handed out */
 	uint32_t max_frame; /* payload limit */
+	const uint8_t *lent; /* the caller's bytes, read in place (net_decoder_lend) */
+	size_t lent_len, lent_off;
 };
 void net_decoder_init(struct net_decoder *d, uint32_t max_frame);
 void net_decoder_free(struct net_decoder *d);
 /* Appends received bytes (copied). NET_ENOMEM on allocation failure. */
 int net_decoder_feed(struct net_decoder *d, const void *data, size_t len);
-/* Next whole payload: 1 with payload and len set (borrowed until the next feed or next call), 0 if
- * no whole frame yet, NET_ETOOBIG if the pending header announces an oversize frame. */
+/* Next whole payload: 1 with payload and len set (borrowed until the next feed, lend, keep or
+ * next call), 0 if no whole frame yet, NET_ETOOBIG if the pending header announces an oversize
+ * frame. */
 int net_decoder_next(struct net_decoder *d, const uint8_t **payload, uint32_t *len);
+/* The receive path without the copy: frames are handed out straight from data, which the caller
+ * keeps valid until net_decoder_keep. Only a frame begun in an earlier read is completed in the
+ * decoder's own buffer (and, in the rare case that the buffer holds whole frames not yet taken,
+ * everything is copied as by feed). So a connection's buffer holds at most one partial frame
+ * between reads, whatever the reads' size: memory per connection stays near one frame. */
+int net_decoder_lend(struct net_decoder *d, const void *data, size_t len);
+/* Ends a lend: copies the bytes not yet handed out into the decoder's buffer, and gives a
+ * large buffer back when nothing is left in it. NET_ENOMEM on allocation failure. */
+int net_decoder_keep(struct net_decoder *d);
 
 /* Parses "host:port" (IPv4 dotted quad or [v6]) into a sockaddr_storage. */
 struct sockaddr_storage;

@@ -26,6 +26,7 @@
 #define NET_PEER_PROOF_BYTES     32
 #define NET_PEER_REFUSAL_LOG_MS  1000 /* at most one refusal log line per reason per second */
 #define NET_CLIENT_READ_CHUNK    (64u << 10) /* one read from a client socket */
+#define NET_DECODER_KEEP_BYTES   (16u << 10) /* a decoder's buffer above this is freed once empty */
 #define NET_OUT_KEEP_BYTES       (256u << 10) /* an out buffer kept for the next turn up to this */
 #define NET_TLS_HANDSHAKE_MS     5000        /* a client's TLS handshake must finish within this */
 #define NET_TLS_PLAIN_CHUNK      (16u << 10) /* plaintext out of one SSL_read (a TLS record) */

@@ -551,15 +551,29 @@ static bool handshake(struct conn *c, Ringraft__Raft__PeerFrame *f)
 	return send_hello(c, true, true) == NET_OK;
 }
 
+static int frames(struct conn *c);
+
 /* Bytes from the peer (plaintext): decoded into frames, Hello first. */
 static int on_bytes(void *arg, const uint8_t *data, size_t len)
 {
 	struct conn *c = arg;
-	struct net_peers *p = c->p;
-	if (net_decoder_feed(&c->dec, data, len) != NET_OK) {
+	/* frames are unpacked in place from the read buffer; what is left is copied at the end */
+	if (net_decoder_lend(&c->dec, data, len) != NET_OK) {
 		conn_close(c, "out of memory");
 		return NET_ENOMEM;
 	}
+	int rc = frames(c);
+	if (net_decoder_keep(&c->dec) != NET_OK && rc == NET_OK) {
+		conn_close(c, "out of memory");
+		return NET_ENOMEM;
+	}
+	return rc;
+}
+
+/* The whole frames lent to or held by c's decoder, Hello first. */
+static int frames(struct conn *c)
+{
+	struct net_peers *p = c->p;
 	for (;;) {
 		if (c->closing)
 			return NET_ECLOSED;

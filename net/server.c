@@ -156,11 +156,16 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static int on_bytes(void *arg, const uint8_t *data, size_t len)
 {
 	struct net_conn *c = arg;
-	if (net_decoder_feed(&c->dec, data, len) != NET_OK) {
+	/* frames are read in place from the read buffer; what is left is copied at the end */
+	if (net_decoder_lend(&c->dec, data, len) != NET_OK) {
 		net_conn_close(c, "out of memory");
 		return NET_ENOMEM;
 	}
 	process_frames(c);
+	if (net_decoder_keep(&c->dec) != NET_OK && !c->closing) {
+		net_conn_close(c, "out of memory");
+		return NET_ENOMEM;
+	}
 	return c->closing ? NET_ECLOSED : NET_OK;
 }
 

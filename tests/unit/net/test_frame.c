@@ -1,5 +1,8 @@
-/* test_frame.c — the frame decoder: frames split at every byte boundary reassemble exactly;
- * an oversize header is refused before any payload arrives; addresses parse or are refused. */
+/* test_frame.c — the frame decoder: frames split at every byte boundary reassemble exactly, fed
+ * (copied) or lent (read in place), whether the reader takes every frame or stops early; a lent
+ * stream leaves at most one partial frame in the decoder's buffer and a large buffer is given
+ * back once drained; an oversize header is refused before any payload arrives; addresses parse
+ * or are refused. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +49,112 @@ START_TEST(test_split_everywhere)
 }
 END_TEST
 
+/* Lends the stream in three pieces (every pair of cut points), each from a scratch buffer that
+ * is overwritten after net_decoder_keep (a frame read from a stale lend would show it), and
+ * takes at most `limit` frames per piece, the rest on later pieces (a paused connection). */
+START_TEST(test_lend_split_everywhere)
+{
+	uint8_t stream[256];
+	size_t n = put_frame(stream, "hello");
+	n += put_frame(stream + n, "");
+	n += put_frame(stream + n, "world!");
+	n += put_frame(stream + n, "x");
+	const char *want[] = {"hello", "", "world!", "x"};
+	for (unsigned limit = 1; limit <= 5; limit++) {
+		for (size_t a = 0; a <= n; a++) {
+			for (size_t b = a; b <= n; b++) {
+				struct net_decoder d;
+				net_decoder_init(&d, 64);
+				size_t got = 0, cuts[4] = {0, a, b, n};
+				uint8_t scratch[256];
+				const uint8_t *p;
+				uint32_t len;
+				for (int piece = 0; piece < 3; piece++) {
+					size_t plen = cuts[piece + 1] - cuts[piece];
+					memcpy(scratch, stream + cuts[piece], plen);
+					ck_assert_int_eq(net_decoder_lend(&d, scratch, plen), NET_OK);
+					for (unsigned k = 0; k < limit &&
+							     net_decoder_next(&d, &p, &len) == 1;
+					     k++) {
+						ck_assert_uint_eq(len, strlen(want[got]));
+						ck_assert(memcmp(p, want[got], len) == 0);
+						got++;
+					}
+					ck_assert_int_eq(net_decoder_keep(&d), NET_OK);
+					memset(scratch, 0xAA, sizeof scratch);
+				}
+				while (net_decoder_next(&d, &p, &len) == 1) {
+					ck_assert_uint_eq(len, strlen(want[got]));
+					ck_assert(memcmp(p, want[got], len) == 0);
+					got++;
+				}
+				ck_assert_uint_eq(got, 4);
+				net_decoder_free(&d);
+			}
+		}
+	}
+}
+END_TEST
+
+/* 64 KiB reads of a stream of 4 KiB frames, every frame taken: the decoder never holds more
+ * than the one frame a read cut (the copy path grew to twice the read before the lend), and
+ * a buffer grown past NET_DECODER_KEEP_BYTES is freed once it is drained. */
+START_TEST(test_lend_holds_one_partial_frame)
+{
+	enum { FRAME = 4096, FRAMES = 200, READ = 64 << 10 };
+	size_t total = (size_t)FRAMES * (NET_FRAME_HEADER + FRAME);
+	uint8_t *stream = malloc(total);
+	ck_assert_ptr_nonnull(stream);
+	for (size_t i = 0; i < FRAMES; i++) {
+		uint8_t *f = stream + i * (NET_FRAME_HEADER + FRAME);
+		net_frame_header(f, FRAME);
+		memset(f + NET_FRAME_HEADER, (int)(i & 0xff), FRAME);
+	}
+	struct net_decoder d;
+	net_decoder_init(&d, 1 << 20);
+	size_t got = 0;
+	for (size_t off = 0; off < total; off += READ) {
+		size_t len = total - off < READ ? total - off : READ;
+		ck_assert_int_eq(net_decoder_lend(&d, stream + off, len), NET_OK);
+		const uint8_t *p;
+		uint32_t flen;
+		while (net_decoder_next(&d, &p, &flen) == 1) {
+			ck_assert_uint_eq(flen, FRAME);
+			ck_assert_uint_eq(p[0], got & 0xff);
+			ck_assert_uint_eq(p[FRAME - 1], got & 0xff);
+			got++;
+		}
+		ck_assert_int_eq(net_decoder_keep(&d), NET_OK);
+		ck_assert_uint_lt(d.len - d.consumed, NET_FRAME_HEADER + FRAME);
+		ck_assert_uint_le(d.cap, 2 * (NET_FRAME_HEADER + FRAME));
+	}
+	ck_assert_uint_eq(got, FRAMES);
+	free(stream);
+
+	/* a 100 KiB frame lent in two halves is completed in the buffer, which is then freed */
+	enum { BIG = 100 << 10 };
+	uint8_t *big = malloc(NET_FRAME_HEADER + BIG);
+	ck_assert_ptr_nonnull(big);
+	net_frame_header(big, BIG);
+	memset(big + NET_FRAME_HEADER, 7, BIG);
+	ck_assert_int_eq(net_decoder_lend(&d, big, 50 << 10), NET_OK);
+	const uint8_t *p;
+	uint32_t flen;
+	ck_assert_int_eq(net_decoder_next(&d, &p, &flen), 0);
+	ck_assert_int_eq(net_decoder_keep(&d), NET_OK);
+	ck_assert_int_eq(net_decoder_lend(&d, big + (50 << 10), NET_FRAME_HEADER + BIG - (50 << 10)),
+			 NET_OK);
+	ck_assert_int_eq(net_decoder_next(&d, &p, &flen), 1);
+	ck_assert_uint_eq(flen, BIG);
+	ck_assert_uint_eq(p[BIG - 1], 7);
+	ck_assert_int_eq(net_decoder_next(&d, &p, &flen), 0);
+	ck_assert_int_eq(net_decoder_keep(&d), NET_OK);
+	ck_assert_ptr_null(d.buf);
+	free(big);
+	net_decoder_free(&d);
+}
+END_TEST
+
 START_TEST(test_oversize_refused_from_header)
 {
 	struct net_decoder d;
@@ -86,6 +195,8 @@ int main(void)
 	Suite *s = suite_create("net_frame");
 	TCase *tc = tcase_create("frame");
 	tcase_add_test(tc, test_split_everywhere);
+	tcase_add_test(tc, test_lend_split_everywhere);
+	tcase_add_test(tc, test_lend_holds_one_partial_frame);
 	tcase_add_test(tc, test_oversize_refused_from_header);
 	tcase_add_test(tc, test_parse_addr);
 	suite_add_tcase(s, tc);
