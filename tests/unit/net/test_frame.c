@@ -60,6 +60,12 @@ START_TEST(test_lend_split_everywhere)
 	n += put_frame(stream + n, "world!");
 	n += put_frame(stream + n, "x");
 	const char *want[] = {"hello", "", "world!", "x"};
+	size_t whole[sizeof stream + 1]; /* frames wholly inside stream[0, i) */
+	for (size_t i = 0, end = 0, f = 0; i <= n; i++) {
+		if (f < 4 && i == end + NET_FRAME_HEADER + strlen(want[f]))
+			end = i, f++;
+		whole[i] = f;
+	}
 	for (unsigned limit = 1; limit <= 5; limit++) {
 		for (size_t a = 0; a <= n; a++) {
 			for (size_t b = a; b <= n; b++) {
@@ -73,13 +79,16 @@ START_TEST(test_lend_split_everywhere)
 					size_t plen = cuts[piece + 1] - cuts[piece];
 					memcpy(scratch, stream + cuts[piece], plen);
 					ck_assert_int_eq(net_decoder_lend(&d, scratch, plen), NET_OK);
-					for (unsigned k = 0; k < limit &&
-							     net_decoder_next(&d, &p, &len) == 1;
-					     k++) {
+					unsigned k = 0;
+					for (; k < limit && net_decoder_next(&d, &p, &len) == 1; k++) {
 						ck_assert_uint_eq(len, strlen(want[got]));
 						ck_assert(memcmp(p, want[got], len) == 0);
 						got++;
 					}
+					/* stopped by the decoder, not the limit: every frame whole so
+					 * far was handed out (none waits for a read that may not come) */
+					if (k < limit)
+						ck_assert_uint_eq(got, whole[cuts[piece + 1]]);
 					ck_assert_int_eq(net_decoder_keep(&d), NET_OK);
 					memset(scratch, 0xAA, sizeof scratch);
 				}
@@ -129,6 +138,26 @@ START_TEST(test_lend_holds_one_partial_frame)
 		ck_assert_uint_le(d.cap, 2 * (NET_FRAME_HEADER + FRAME));
 	}
 	ck_assert_uint_eq(got, FRAMES);
+
+	/* the copy path (feed) too stays within a read and a frame: it compacts before growing */
+	struct net_decoder f;
+	net_decoder_init(&f, 1 << 20);
+	got = 0;
+	uint32_t rnd = 12345;
+	for (size_t off = 0, len; off < total; off += len) {
+		rnd = rnd * 1103515245u + 12345u; /* reads of any size up to READ */
+		len = 1 + (rnd >> 8) % READ;
+		if (len > total - off)
+			len = total - off;
+		ck_assert_int_eq(net_decoder_feed(&f, stream + off, len), NET_OK);
+		const uint8_t *p;
+		uint32_t flen;
+		while (net_decoder_next(&f, &p, &flen) == 1)
+			got++;
+		ck_assert_uint_le(f.cap, 2 * (READ + NET_FRAME_HEADER + FRAME));
+	}
+	ck_assert_uint_eq(got, FRAMES);
+	net_decoder_free(&f);
 	free(stream);
 
 	/* a 100 KiB frame lent in two halves is completed in the buffer, which is then freed */
