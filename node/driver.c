@@ -227,6 +227,7 @@ static void handle_ready(struct node *n, struct node_group *g)
 	for (size_t i = 0; i < u.n_snap_reqs && n_reqs < NODE_NODES_MAX; i++)
 		reqs[n_reqs++] = u.snap_reqs[i];
 
+	bool applied = u.n_committed > 0;
 	apply_committed(n, g, u.committed, u.n_committed);
 	soft_state(n, g, &u);
 	if (u.conf_changed)
@@ -256,6 +257,8 @@ static void handle_ready(struct node *n, struct node_group *g)
 	}
 	node_service_reads_ready(n, g);
 	node_move_after_update(n, g);
+	if (applied)
+		node_trim_log(n, g);
 }
 
 /* The batch in flight is durable: the cores learn how far, the messages that waited for it

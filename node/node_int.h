@@ -103,6 +103,7 @@ struct node_group {
 	struct kv_restore *restore; /* incoming snapshot being staged */
 	raft_index restore_index;
 	raft_index compacted;    /* last raft_compact index */
+	uint64_t trimmed_bytes;  /* entry bytes node_trim_log dropped since the last compaction */
 	raft_index checkpointed; /* last checkpoint recorded in the WAL */
 	raft_index ckpt_applied; /* applied index at the last LMDB checkpoint (snapshot.c) */
 	/* Bumped whenever the group's state in LMDB is replaced (a snapshot installed, a reset
@@ -435,6 +436,8 @@ void node_snap_serve(struct node *n, struct node_group *g, const struct raft_sna
 void node_snap_receive(struct node *n, struct node_group *g,
 		       const struct raft_snapshot_chunk_in *c);
 void node_maybe_compact(struct node *n);
+/* After g applied entries: the in-memory log held near --snapshot-bytes (snapshot.c). */
+void node_trim_log(struct node *n, struct node_group *g);
 /* Frees the checkpoint under way, if any (node_engine_close: the shell finished its sync). */
 void node_checkpoint_close(struct node *n);
 /* Ends every outgoing snapshot stream and an incoming staging of the group. */

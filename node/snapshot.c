@@ -226,8 +226,45 @@ static bool compaction_due(const struct node *n, const struct node_group *g)
 	raft_index applied = raft_applied_of(g->raft);
 	if (applied >= g->compacted + n->cfg.snapshot_entries)
 		return true;
-	return n->cfg.snapshot_bytes > 0 && raft_log_bytes_of(g->raft) >= n->cfg.snapshot_bytes &&
+	return n->cfg.snapshot_bytes > 0 &&
+	       raft_log_bytes_of(g->raft) + g->trimmed_bytes >= n->cfg.snapshot_bytes &&
 	       applied > g->compacted + compaction_keep(n, g);
+}
+
+/* The in-memory log between checkpoints. A compaction waits for a checkpoint (the WAL keeps
+ * every entry LMDB may not hold durably), and under a write load a checkpoint takes a second
+ * or more: at 4 KiB per entry the logs of 8 groups reached 115 MB per node before it ended
+ * (docs/PERFORMANCE.md, "Overload"). Memory need not wait for the disk: an entry applied here
+ * is in LMDB (the state a snapshot sends) and in the WAL (what a restart replays), so the core
+ * may forget it once no follower needs it from the log. So once the log holds --snapshot-bytes
+ * the core drops what is applied, keeping compaction_keep() entries and, on a leader, what a
+ * follower has not acknowledged yet, as long as the log stays within twice the budget; a
+ * follower further behind is sent a snapshot, as it would be after the next checkpoint. The
+ * checkpoint and the WAL's compaction follow later as before (g->compacted is theirs). */
+void node_trim_log(struct node *n, struct node_group *g)
+{
+	uint64_t budget = n->cfg.snapshot_bytes, bytes = raft_log_bytes_of(g->raft);
+	if (budget == 0 || bytes < budget || g->raft == NULL)
+		return;
+	raft_index applied = raft_applied_of(g->raft), first = raft_first_index(g->raft);
+	raft_index keep = compaction_keep(n, g);
+	raft_index upto = applied > keep ? applied - keep : 0; /* the new first index - 1 */
+	if (raft_role_of(g->raft) == RAFT_LEADER && bytes < 2 * budget) {
+		const struct raft_conf *c = raft_conf_of(g->raft);
+		raft_id self = raft_id_of(g->raft);
+		for (uint32_t i = 0; i < c->n_voters + c->n_learners; i++) {
+			raft_id id = i < c->n_voters ? c->voters[i] : c->learners[i - c->n_voters];
+			raft_index m = id == self ? applied : raft_peer_match(g->raft, id);
+			if (m < upto)
+				upto = m;
+		}
+	}
+	if (upto < first)
+		return; /* nothing to drop */
+	int rc = raft_compact(g->raft, applied, applied - upto);
+	if (rc != RAFT_OK)
+		return; /* applied ahead of the log (after a restart): the checkpoint's turn */
+	g->trimmed_bytes += bytes - raft_log_bytes_of(g->raft);
 }
 
 void node_maybe_compact(struct node *n)
@@ -369,6 +406,7 @@ void node_checkpoint_done(struct node *n)
 		node_log(NODE_LOG_INFO, g->id, "log compacted index=%llu keep=%llu",
 			 (unsigned long long)idx, (unsigned long long)keep);
 		g->compacted = idx;
+		g->trimmed_bytes = 0;
 	}
 	free(durable);
 	free(c);
