@@ -58,7 +58,8 @@ static const struct key_def {
 	 "compact a group's log after this many applied entries "
 	 "(default 10000, min 16)"},
 	{"snapshot-bytes", K_TUNABLE,
-	 "compact a group's log also once the entries it holds in memory reach this many bytes, "
+	 "compact a group's log also once the entries it holds in memory reach this many bytes "
+	 "(applied entries past it leave memory at once, the WAL at the next checkpoint), "
 	 "0 = only by --snapshot-entries (default 4194304)"},
 	{"checkpoint-ms", K_TUNABLE,
 	 "checkpoint LMDB (a forced sync, the rollback point after a power loss) at most this "
