@@ -3,7 +3,8 @@
  * NET_CLIENT_INFLIGHT_MAX unanswered requests the server stops reading that connection and
  * resumes once answers drain; a closed connection drops late replies without harm; replies far
  * larger than what the socket takes at once (the first try writes part, the rest is queued)
- * arrive whole and in order at a client that reads slowly. */
+ * arrive whole and in order at a client that reads slowly; answers made while a read is handled
+ * (a BUSY, a lease read) leave at once, without waiting for the turn's flush. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -168,6 +169,42 @@ START_TEST(test_request_reply)
 }
 END_TEST
 
+/* Answers made inside the read's handler go out from the read itself: the loop runs here with
+ * no net_server_flush at all, and all ten arrive (bounded: 2 s). */
+START_TEST(test_answers_made_while_reading_leave_without_a_flush)
+{
+	int fd = dial();
+	for (uint64_t id = 1; id <= 10; id++)
+		send_req(fd, id);
+	struct net_decoder d;
+	net_decoder_init(&d, 1 << 20);
+	uint64_t next = 1;
+	uint8_t buf[4096];
+	for (int i = 0; i < 2000 && next <= 10; i++) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (poll(&pfd, 1, 1) <= 0)
+			continue;
+		ssize_t r = recv(fd, buf, sizeof buf, 0);
+		if (r > 0)
+			net_decoder_feed(&d, buf, (size_t)r);
+		const uint8_t *p;
+		uint32_t len;
+		while (net_decoder_next(&d, &p, &len) == 1) {
+			Ringraft__Kv__Response *rs = ringraft__kv__response__unpack(NULL, len, p);
+			ck_assert_ptr_nonnull(rs);
+			ck_assert_uint_eq(rs->id, next);
+			next++;
+			ringraft__kv__response__free_unpacked(rs, NULL);
+		}
+	}
+	ck_assert_uint_eq(next, 11);
+	net_decoder_free(&d);
+	close(fd);
+	spin(50);
+}
+END_TEST
+
 START_TEST(test_oversize_and_garbage_close_only_that_connection)
 {
 	int good = dial();
@@ -320,6 +357,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_request_reply);
+	tcase_add_test(tc, test_answers_made_while_reading_leave_without_a_flush);
 	tcase_add_test(tc, test_oversize_and_garbage_close_only_that_connection);
 	tcase_add_test(tc, test_inflight_limit_pauses_reading);
 	tcase_add_test(tc, test_late_reply_after_close_is_dropped);
