@@ -124,6 +124,17 @@ int net_decoder_next(struct net_decoder *d, const uint8_t **payload, uint32_t *l
 	return rc;
 }
 
+/* Copies up to want bytes of *p into the buffer, advancing *p and *len past them. */
+static int top_up(struct net_decoder *d, const uint8_t **p, size_t *len, size_t want)
+{
+	size_t take = want < *len ? want : *len;
+	if (net_decoder_feed(d, *p, take) != NET_OK)
+		return NET_ENOMEM;
+	*p += take;
+	*len -= take;
+	return NET_OK;
+}
+
 int net_decoder_lend(struct net_decoder *d, const void *data, size_t len)
 {
 	const uint8_t *p = data;
@@ -131,14 +142,9 @@ int net_decoder_lend(struct net_decoder *d, const void *data, size_t len)
 	if (pending > 0) {
 		/* A frame begun earlier: complete it from the new bytes, no more. */
 		if (pending < NET_FRAME_HEADER) {
-			size_t take = NET_FRAME_HEADER - pending;
-			if (take > len)
-				take = len;
-			if (net_decoder_feed(d, p, take) != NET_OK)
+			if (top_up(d, &p, &len, NET_FRAME_HEADER - pending) != NET_OK)
 				return NET_ENOMEM;
-			p += take;
-			len -= take;
-			pending += take;
+			pending = d->len - d->consumed;
 			if (pending < NET_FRAME_HEADER)
 				return NET_OK;
 		}
@@ -148,13 +154,8 @@ int net_decoder_lend(struct net_decoder *d, const void *data, size_t len)
 			 * the order simple and copy everything */
 			return net_decoder_feed(d, p, len);
 		}
-		size_t take = NET_FRAME_HEADER + (size_t)n - pending;
-		if (take > len)
-			take = len;
-		if (net_decoder_feed(d, p, take) != NET_OK)
+		if (top_up(d, &p, &len, NET_FRAME_HEADER + (size_t)n - pending) != NET_OK)
 			return NET_ENOMEM;
-		p += take;
-		len -= take;
 	}
 	d->lent = len > 0 ? p : NULL;
 	d->lent_len = len;
