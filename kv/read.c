@@ -155,8 +155,8 @@ int kv_scan(struct kv *kv, uint32_t group, uint64_t now_ms, const void *start, s
 	return err;
 }
 
-int kv_expired(struct kv *kv, uint32_t group, uint64_t now_ms, uint32_t max, kv_expired_cb cb,
-	       void *arg, uint32_t *found)
+static int expired(struct kv *kv, uint32_t group, uint64_t now_ms, uint32_t max,
+		   kv_expired_cb cb, void *arg, uint32_t *found, bool committed)
 {
 	*found = 0;
 	if (cb == NULL || max > KV_MULTI_KEYS_MAX)
@@ -166,8 +166,13 @@ int kv_expired(struct kv *kv, uint32_t group, uint64_t now_ms, uint32_t max, kv_
 	if (err != KV_OK)
 		return err;
 	MDB_txn *txn;
-	if ((err = kv_read_begin(kv, &txn)) != KV_OK)
-		return err;
+	if (!committed) {
+		if ((err = kv_read_begin(kv, &txn)) != KV_OK)
+			return err;
+	} else if ((err = mdb_txn_begin(kv->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		kv_log_mdb(group, "expired read_begin", err);
+		return KV_EIO;
+	}
 	MDB_cursor *cur = NULL;
 	uint64_t now;
 	uint8_t tag = KV_META_EXPIRY;
@@ -205,4 +210,16 @@ int kv_expired(struct kv *kv, uint32_t group, uint64_t now_ms, uint32_t max, kv_
 	mdb_txn_abort(txn);
 	kv_gate_free(&gate);
 	return err;
+}
+
+int kv_expired(struct kv *kv, uint32_t group, uint64_t now_ms, uint32_t max, kv_expired_cb cb,
+	       void *arg, uint32_t *found)
+{
+	return expired(kv, group, now_ms, max, cb, arg, found, false);
+}
+
+int kv_expired_committed(struct kv *kv, uint32_t group, uint64_t now_ms, uint32_t max,
+			 kv_expired_cb cb, void *arg, uint32_t *found)
+{
+	return expired(kv, group, now_ms, max, cb, arg, found, true);
 }

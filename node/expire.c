@@ -85,10 +85,16 @@ static void reap_group(struct node *n, struct node_group *g, struct reap *r, uin
 	if (x->inflight[gi] != 0 && raft_term_of(g->raft) == x->term[gi] &&
 	    raft_applied_of(g->raft) < x->inflight[gi])
 		return;
+	/* The committed state is enough (and commits nothing: kv_expired_committed), except
+	 * right after our own REAP applied: its deletions may be in the open transaction only,
+	 * and listing those keys again would propose a REAP that finds nothing to do. */
+	bool reaped = x->inflight[gi] != 0;
 	x->inflight[gi] = 0;
 	r->n = 0;
 	uint32_t found;
-	int rc = kv_expired(n->kv, g->id, now, NODE_EXPIRE_BATCH, due_cb, r, &found);
+	int rc = reaped ? kv_expired(n->kv, g->id, now, NODE_EXPIRE_BATCH, due_cb, r, &found)
+			: kv_expired_committed(n->kv, g->id, now, NODE_EXPIRE_BATCH, due_cb, r,
+					       &found);
 	if (rc != KV_OK) {
 		node_log(NODE_LOG_WARN, g->id, "expirer cannot list due keys error=\"%s\"",
 			 kv_strerror(rc));

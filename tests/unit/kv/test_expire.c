@@ -1,6 +1,7 @@
 /* test_expire.c — expiry in the state machine (kv.h "Expiry"): commands judged at the time they
  * carry, reads at the caller's clock (and never before the group's), SET's expiry options,
- * EXPIRE/PERSIST, the expiry index that kv_expired walks, REAP that spares a key set again,
+ * EXPIRE/PERSIST, the expiry index that kv_expired walks (and kv_expired_committed, from the last
+ * commit without making one), REAP that spares a key set again,
  * the group's clock that never goes back, digests and snapshots that carry expiries, and the
  * in-place upgrade of a format 2 environment.
  */
@@ -315,6 +316,35 @@ START_TEST(test_reap_spares_a_key_set_again)
 }
 END_TEST
 
+/* kv_expired_committed lists from the last commit: a key given its expiry in the open
+ * transaction is not seen, and the listing does not commit it (a second listing still does
+ * not see it); kv_expired commits first and sees both. */
+START_TEST(test_expired_committed_leaves_the_open_transaction)
+{
+	struct fx f;
+	fx_open(&f);
+	kv_apply_batching(f.kv, true); /* as the node runs it */
+	ck_assert_int_eq(put_at(&f, "a", "1", 1000, 1100), KV_OK);
+	ck_assert_int_eq(kv_apply_commit(f.kv), KV_OK);
+	ck_assert_int_eq(put_at(&f, "b", "2", 1000, 1100), KV_OK); /* open transaction only */
+	for (int round = 0; round < 2; round++) {
+		struct reaped r;
+		uint32_t found;
+		memset(&r, 0, sizeof r);
+		ck_assert_int_eq(kv_expired_committed(f.kv, 1, 2000, 16, expired_cb, &r, &found),
+				 KV_OK);
+		ck_assert_int_eq(r.n, 1);
+		ck_assert_str_eq(r.keys[0], "a");
+	}
+	struct reaped r;
+	uint32_t found;
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(kv_expired(f.kv, 1, 2000, 16, expired_cb, &r, &found), KV_OK);
+	ck_assert_int_eq(r.n, 2);
+	fx_close(&f);
+}
+END_TEST
+
 START_TEST(test_group_clock_never_goes_back)
 {
 	struct fx f;
@@ -446,6 +476,7 @@ Suite *expire_suite(void)
 	tcase_add_test(tc, test_commands_judge_at_their_time);
 	tcase_add_test(tc, test_set_options_and_expire);
 	tcase_add_test(tc, test_reap_spares_a_key_set_again);
+	tcase_add_test(tc, test_expired_committed_leaves_the_open_transaction);
 	tcase_add_test(tc, test_group_clock_never_goes_back);
 	tcase_add_test(tc, test_digest_and_snapshot_carry_expiry);
 	tcase_add_test(tc, test_format_2_upgraded);
