@@ -144,8 +144,6 @@ static void process_frames(struct net_conn *c)
 	}
 }
 
-static void conn_write(struct net_conn *c);
-
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	(void)suggested;
@@ -181,14 +179,12 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		net_conn_close(c, nread == UV_EOF ? "closed by client" : uv_strerror((int)nread));
 		return;
 	}
-	int rc = c->tls == NULL ? on_bytes(c, c->s->read_buf, (size_t)nread)
-				: net_tls_feed(c->tls, c->s->read_buf, (size_t)nread, on_bytes, c);
-	/* Answers made while reading (a refusal, BUSY, a lease read) leave now rather than at the
-	 * turn's flush, which comes after the turn's Raft work: under overload that work took
-	 * tens of ms, and a BUSY meant to be immediate waited through it (docs/PERFORMANCE.md). */
-	if (!c->closing && c->out_len > 0)
-		conn_write(c);
-	if (c->tls == NULL || rc == NET_OK || c->closing)
+	if (c->tls == NULL) {
+		(void)on_bytes(c, c->s->read_buf, (size_t)nread);
+		return;
+	}
+	int rc = net_tls_feed(c->tls, c->s->read_buf, (size_t)nread, on_bytes, c);
+	if (rc == NET_OK || c->closing)
 		return;
 	if (rc == NET_ETLS) {
 		/* Debug only: a plaintext client or a port scanner is no news. */
@@ -292,53 +288,6 @@ static void write_cb(uv_write_t *req, int status)
 	net_conn_unref(c);
 }
 
-/* The answers gathered for c go out: a try_write, then a uv_write for what is left. */
-static void conn_write(struct net_conn *c)
-{
-	if (!c->closing && c->out_len > 0) {
-		ssize_t done = net_stream_try_write(c->tls, (uv_stream_t *)&c->tcp, c->out,
-						    c->out_len);
-		if (done < 0) {
-			net_conn_close(c, uv_strerror((int)done));
-		} else if ((size_t)done == c->out_len) {
-			/* all sent: the buffer stays for the next turn unless large */
-			c->out_len = 0;
-			if (c->out_cap > NET_OUT_KEEP_BYTES) {
-				free(c->out);
-				c->out = NULL;
-				c->out_cap = 0;
-			}
-		} else if (done > 0) {
-			memmove(c->out, c->out + done, c->out_len - (size_t)done);
-			c->out_len -= (size_t)done;
-		}
-	}
-	if (!c->closing && c->out_len > 0) {
-		struct wreq *w = malloc(sizeof *w);
-		if (w == NULL) {
-			net_conn_close(c, "out of memory");
-		} else {
-			w->c = c;
-			w->buf = c->out;
-			w->len = c->out_len;
-			c->out = NULL;
-			c->out_len = c->out_cap = 0;
-			uv_buf_t b = uv_buf_init((char *)w->buf, (unsigned)w->len);
-			net_conn_ref(c);
-			int rc = net_stream_write(c->tls, (uv_stream_t *)&c->tcp, &w->req,
-						  &b, 1, write_cb);
-			if (rc != 0) {
-				free(w->buf);
-				free(w);
-				net_conn_unref(c);
-				net_conn_close(c, uv_strerror(rc));
-			} else {
-				c->queued += w->len;
-			}
-		}
-	}
-}
-
 void net_server_flush(struct net_server *s)
 {
 	struct net_conn *c = s->dirty;
@@ -353,7 +302,48 @@ void net_server_flush(struct net_server *s)
 			if (!c->closing && c->inflight < NET_CLIENT_INFLIGHT_MAX)
 				start_reading(c);
 		}
-		conn_write(c);
+		if (!c->closing && c->out_len > 0) {
+			ssize_t done = net_stream_try_write(c->tls, (uv_stream_t *)&c->tcp, c->out,
+							    c->out_len);
+			if (done < 0) {
+				net_conn_close(c, uv_strerror((int)done));
+			} else if ((size_t)done == c->out_len) {
+				/* all sent: the buffer stays for the next turn unless large */
+				c->out_len = 0;
+				if (c->out_cap > NET_OUT_KEEP_BYTES) {
+					free(c->out);
+					c->out = NULL;
+					c->out_cap = 0;
+				}
+			} else if (done > 0) {
+				memmove(c->out, c->out + done, c->out_len - (size_t)done);
+				c->out_len -= (size_t)done;
+			}
+		}
+		if (!c->closing && c->out_len > 0) {
+			struct wreq *w = malloc(sizeof *w);
+			if (w == NULL) {
+				net_conn_close(c, "out of memory");
+			} else {
+				w->c = c;
+				w->buf = c->out;
+				w->len = c->out_len;
+				c->out = NULL;
+				c->out_len = c->out_cap = 0;
+				uv_buf_t b = uv_buf_init((char *)w->buf, (unsigned)w->len);
+				net_conn_ref(c);
+				int rc = net_stream_write(c->tls, (uv_stream_t *)&c->tcp, &w->req,
+							  &b, 1, write_cb);
+				if (rc != 0) {
+					free(w->buf);
+					free(w);
+					net_conn_unref(c);
+					net_conn_close(c, uv_strerror(rc));
+				} else {
+					c->queued += w->len;
+				}
+			}
+		}
 		net_conn_unref(c);
 		c = next;
 	}

@@ -3,8 +3,7 @@
  * NET_CLIENT_INFLIGHT_MAX unanswered requests the server stops reading that connection and
  * resumes once answers drain; a closed connection drops late replies without harm; replies far
  * larger than what the socket takes at once (the first try writes part, the rest is queued)
- * arrive whole and in order at a client that reads slowly; answers made while a read is handled
- * (a BUSY, a lease read) leave at once, without waiting for the turn's flush. */
+ * arrive whole and in order at a client that reads slowly. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -115,22 +114,13 @@ static void send_req(int fd, uint64_t id)
 	ck_assert_int_eq(send(fd, buf, n + 4, MSG_NOSIGNAL), (ssize_t)(n + 4));
 }
 
-/* Reads replies for up to ms, or until `until` arrived (0: no such stop); returns how many
- * arrived (ids checked ascending from first). flush: the loop's turns end with
- * net_server_flush, as the node's do; without it only answers written from a read leave. */
-static size_t read_replies_(int fd, struct net_decoder *d, int ms, uint64_t *next_id, bool flush,
-			    size_t until)
+/* Reads replies for up to ms; returns how many arrived (ids checked ascending from first). */
+static size_t read_replies(int fd, struct net_decoder *d, int ms, uint64_t *next_id)
 {
 	size_t got = 0;
 	uint8_t buf[65536];
-	for (int i = 0; i < ms && (until == 0 || got < until); i++) {
-		if (flush) {
-			spin(1);
-		} else {
-			uv_run(&loop, UV_RUN_NOWAIT);
-			struct pollfd pfd = {.fd = fd, .events = POLLIN};
-			(void)poll(&pfd, 1, 1);
-		}
+	for (int i = 0; i < ms; i++) {
+		spin(1);
 		ssize_t r = recv(fd, buf, sizeof buf, 0);
 		if (r > 0)
 			net_decoder_feed(d, buf, (size_t)r);
@@ -146,11 +136,6 @@ static size_t read_replies_(int fd, struct net_decoder *d, int ms, uint64_t *nex
 		}
 	}
 	return got;
-}
-
-static size_t read_replies(int fd, struct net_decoder *d, int ms, uint64_t *next_id)
-{
-	return read_replies_(fd, d, ms, next_id, true, 0);
 }
 
 static bool peer_closed(int fd, int ms)
@@ -180,24 +165,6 @@ START_TEST(test_request_reply)
 	close(fd);
 	spin(50);
 	ck_assert_uint_eq(net_server_connections(srv), 0);
-}
-END_TEST
-
-/* Answers made inside the read's handler go out from the read itself: the loop runs here with
- * no net_server_flush at all, and all ten arrive (bounded: 2 s). */
-START_TEST(test_answers_made_while_reading_leave_without_a_flush)
-{
-	int fd = dial();
-	for (uint64_t id = 1; id <= 10; id++)
-		send_req(fd, id);
-	struct net_decoder d;
-	net_decoder_init(&d, 1 << 20);
-	uint64_t next = 1;
-	ck_assert_uint_eq(read_replies_(fd, &d, 2000, &next, false, 10), 10);
-	ck_assert_uint_eq(next, 11);
-	net_decoder_free(&d);
-	close(fd);
-	spin(50);
 }
 END_TEST
 
@@ -353,7 +320,6 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_request_reply);
-	tcase_add_test(tc, test_answers_made_while_reading_leave_without_a_flush);
 	tcase_add_test(tc, test_oversize_and_garbage_close_only_that_connection);
 	tcase_add_test(tc, test_inflight_limit_pauses_reading);
 	tcase_add_test(tc, test_late_reply_after_close_is_dropped);
