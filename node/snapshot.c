@@ -243,8 +243,11 @@ static bool compaction_due(const struct node *n, const struct node_group *g)
  * checkpoint and the WAL's compaction follow later as before (g->compacted is theirs). */
 void node_trim_log(struct node *n, struct node_group *g)
 {
-	uint64_t budget = n->cfg.snapshot_bytes, bytes = raft_log_bytes_of(g->raft);
-	if (budget == 0 || bytes < budget || g->raft == NULL)
+	uint64_t budget = n->cfg.snapshot_bytes;
+	if (budget == 0 || g->raft == NULL)
+		return;
+	uint64_t bytes = raft_log_bytes_of(g->raft);
+	if (bytes < budget)
 		return;
 	raft_index applied = raft_applied_of(g->raft), first = raft_first_index(g->raft);
 	raft_index keep = compaction_keep(n, g);
