@@ -551,25 +551,6 @@ static bool handshake(struct conn *c, Ringraft__Raft__PeerFrame *f)
 	return send_hello(c, true, true) == NET_OK;
 }
 
-static int frames(struct conn *c);
-
-/* Bytes from the peer (plaintext): decoded into frames, Hello first. */
-static int on_bytes(void *arg, const uint8_t *data, size_t len)
-{
-	struct conn *c = arg;
-	/* frames are unpacked in place from the read buffer; what is left is copied at the end */
-	if (net_decoder_lend(&c->dec, data, len) != NET_OK) {
-		conn_close(c, "out of memory");
-		return NET_ENOMEM;
-	}
-	int rc = frames(c);
-	if (net_decoder_keep(&c->dec) != NET_OK && rc == NET_OK) {
-		conn_close(c, "out of memory");
-		return NET_ENOMEM;
-	}
-	return rc;
-}
-
 /* The whole frames lent to or held by c's decoder, Hello first. */
 static int frames(struct conn *c)
 {
@@ -612,6 +593,23 @@ static int frames(struct conn *c)
 			p->cbs.on_frame(p->arg, c->peer->id, f);
 		ringraft__raft__peer_frame__free_unpacked(f, NULL);
 	}
+}
+
+/* Bytes from the peer (plaintext): decoded into frames, Hello first. */
+static int on_bytes(void *arg, const uint8_t *data, size_t len)
+{
+	struct conn *c = arg;
+	/* frames are unpacked in place from the read buffer; what is left is copied at the end */
+	if (net_decoder_lend(&c->dec, data, len) != NET_OK) {
+		conn_close(c, "out of memory");
+		return NET_ENOMEM;
+	}
+	int rc = frames(c);
+	if (net_decoder_keep(&c->dec) != NET_OK && rc == NET_OK) {
+		conn_close(c, "out of memory");
+		return NET_ENOMEM;
+	}
+	return rc;
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)

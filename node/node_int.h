@@ -438,6 +438,12 @@ void node_snap_receive(struct node *n, struct node_group *g,
 void node_maybe_compact(struct node *n);
 /* After g applied entries: the in-memory log held near --snapshot-bytes (snapshot.c). */
 void node_trim_log(struct node *n, struct node_group *g);
+/* g's log is compacted (or reset) at idx: what node_trim_log dropped before counts no more. */
+static inline void node_group_compacted(struct node_group *g, raft_index idx)
+{
+	g->compacted = idx;
+	g->trimmed_bytes = 0;
+}
 /* Frees the checkpoint under way, if any (node_engine_close: the shell finished its sync). */
 void node_checkpoint_close(struct node *n);
 /* Ends every outgoing snapshot stream and an incoming staging of the group. */

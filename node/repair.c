@@ -97,7 +97,7 @@ void node_group_empty(struct node *n, struct node_group *g, const struct raft_co
 	    wal_batch_truncate(b, g->id, 1) != WAL_OK ||
 	    wal_batch_hard_state(b, g->id, &hs) != WAL_OK)
 		node_fatal(n, g->id, "out of memory resetting the group's log (%s)", what);
-	g->compacted = 0;
+	node_group_compacted(g, 0);
 	g->checkpointed = 0;
 	g->state_gen++;
 	g->role = RAFT_FOLLOWER;

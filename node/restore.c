@@ -302,7 +302,7 @@ static int restore_group(struct node *n, uint32_t gi, uint32_t *n_set_aside_reco
 		for (size_t i = 0; i < nc; i++)
 			wal_entries_free(cs[i].e, cs[i].n);
 		free(cs);
-		g->compacted = rs.snap_index;
+		node_group_compacted(g, rs.snap_index);
 		g->checkpointed = rs.applied;
 		g->role = raft_role_of(g->raft);
 		g->leader = raft_leader_of(g->raft);

@@ -179,7 +179,7 @@ void node_snap_receive(struct node *n, struct node_group *g, const struct raft_s
 	rc = wal_batch_snapshot(n->cur->b, g->id, c->index, c->term, &c->conf);
 	if (rc != WAL_OK)
 		node_fatal(n, g->id, "cannot add a snapshot marker error=\"%s\"", wal_strerror(rc));
-	g->compacted = c->index;
+	node_group_compacted(g, c->index);
 	g->state_gen++;
 	/* The installed state is not synced, and the WAL's log now starts after it: a power
 	 * loss before the next checkpoint would roll LMDB back below the marker, where the WAL
@@ -408,8 +408,7 @@ void node_checkpoint_done(struct node *n)
 		}
 		node_log(NODE_LOG_INFO, g->id, "log compacted index=%llu keep=%llu",
 			 (unsigned long long)idx, (unsigned long long)keep);
-		g->compacted = idx;
-		g->trimmed_bytes = 0;
+		node_group_compacted(g, idx);
 	}
 	free(durable);
 	free(c);
